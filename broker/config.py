@@ -1,0 +1,738 @@
+"""The hall's configuration: services, counters, clerks, opening hours and calling rules.
+
+Loaded from TOML (``config/hall.toml`` by default) and validated when loaded. Every
+problem is reported as a :class:`ConfigError` naming the file, the key and what is
+wrong; callers (the CLI) print it and exit non-zero without starting.
+
+This module is pure Python: no I/O except reading the file, no Qt, no sockets.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hall.toml"
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(ValueError):
+    """A hall configuration that cannot be used.
+
+    ``str(err)`` reads ``<file>: <key>: <problem>`` so an operator can find the line.
+    """
+
+    def __init__(self, file: str | Path, key: str, problem: str, code: str = "CONFIG_INVALID") -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        self.code = code  # stable, for programs and tests; the catalogue is in docs/configuration.md
+        super().__init__(f"{self.file}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A user-facing text in both languages."""
+
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: Text
+
+
+@dataclass(frozen=True)
+class PriorityClass:
+    """A green-channel class (绿色通道), e.g. elderly, disabled, military, key projects."""
+
+    code: str
+    name: Text
+
+
+@dataclass(frozen=True)
+class Service:
+    """One matter citizens queue for; its tickets are numbered ``prefix + number``."""
+
+    code: str
+    prefix: str
+    name: Text
+    department: str
+    materials: tuple[Text, ...]
+    promised_days: int  # 限时办结: promised completion in working days (0 = on the spot)
+    target_wait_minutes: int  # SLA: a ticket should be called within this
+    daily_cap: int  # tickets per business day; 0 = no cap
+    cutoff_minutes: int  # stop issuing this many minutes before the day's closing
+    priority_classes: tuple[str, ...]  # classes allowed to take a priority ticket here
+    avg_service_minutes: float  # the estimate used before there is history
+    description: Text | None = None
+
+
+@dataclass(frozen=True)
+class Clerk:
+    id: str
+    name: Text
+    pin: str  # digits; compared in constant time by the engine
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A window (窗口). ``services`` is the calling order; ``weights`` (if any) switch to weighted choice."""
+
+    number: int
+    name: Text
+    services: tuple[str, ...]
+    weights: dict[str, int] = field(default_factory=dict)
+    clerk_a: str = ""
+    clerk_b: str = ""
+
+
+@dataclass(frozen=True)
+class PauseReason:
+    code: str
+    name: Text
+
+
+@dataclass(frozen=True)
+class Period:
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Opening hours per weekday (index 0 = Monday), holidays and make-up working days."""
+
+    weekly: tuple[tuple[Period, ...], ...]  # 7 entries, Monday first; empty = closed
+    chinese_calendar: bool  # close on China's statutory holidays, open on make-up working days
+    closed_days: frozenset[date]
+    working_days: frozenset[date]  # extra make-up working days (调休上班)
+    makeup_hours: tuple[Period, ...]  # hours used on a make-up working day that is normally closed
+
+
+@dataclass(frozen=True)
+class Calling:
+    """The calling rules (documented in docs/calling-rules.md)."""
+
+    max_recalls: int  # K: the K+1-th call attempt turns the ticket into a no-show
+    noshow_grace_minutes: int  # a no-show can be reinstated within this
+    noshow_reinstate: str  # "front" or "back"
+    over_wait_minutes: int  # a ticket waiting longer than this is called first; 0 = off
+    priority_streak: int  # at most this many priority tickets in a row, then a normal one
+
+
+@dataclass(frozen=True)
+class HallConfig:
+    name: Text
+    timezone: str
+    number_width: int
+    retention_days: int
+    ticket_footer: Text
+    display_notice: Text
+    calling: Calling
+    hours: Hours
+    departments: tuple[Department, ...]
+    priority_classes: tuple[PriorityClass, ...]
+    services: tuple[Service, ...]
+    counters: tuple[Counter, ...]
+    clerks: tuple[Clerk, ...]
+    pause_reasons: tuple[PauseReason, ...]
+    source: str = ""
+
+    def service(self, code: str) -> Service | None:
+        return next((s for s in self.services if s.code == code), None)
+
+    def counter(self, number: int) -> Counter | None:
+        return next((c for c in self.counters if c.number == number), None)
+
+    def clerk(self, clerk_id: str) -> Clerk | None:
+        return next((c for c in self.clerks if c.id == clerk_id), None)
+
+    def department(self, code: str) -> Department | None:
+        """The department with this code, or None."""
+        return next((d for d in self.departments if d.code == code), None)
+
+    def priority_class(self, code: str) -> PriorityClass | None:
+        """The priority class (green channel) with this code, or None."""
+        return next((p for p in self.priority_classes if p.code == code), None)
+
+    def pause_reason(self, code: str) -> PauseReason | None:
+        """The pause reason with this code, or None."""
+        return next((r for r in self.pause_reasons if r.code == code), None)
+
+    def counters_serving(self, service_code: str) -> tuple[Counter, ...]:
+        """The counters whose ``services`` include ``service_code``, in file order."""
+        return tuple(c for c in self.counters if service_code in c.services)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This configuration in the TOML layout, with JSON-safe values (dates and periods as text).
+
+        ``parse_config(cfg.to_dict(), src)`` gives back an equal configuration (apart from
+        ``source``), so the result can be written out, or sent to clients as JSON.
+        """
+        return _to_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+# The seeds: monitoring records are kept "半年以上" (more than half a year); 183 days is just over it.
+MIN_RETENTION_DAYS = 183
+NOSHOW_REINSTATE = ("front", "back")
+TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
+                  "pause_reason")
+
+_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+_PREFIX_RE = re.compile(r"[A-Z]{1,2}")
+_PIN_RE = re.compile(r"[0-9]{4,8}")
+_PERIOD_RE = re.compile(r"\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MINUTES_PER_DAY = 24 * 60
+_MISSING: Any = object()  # sentinel: "no default, the key is required"
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> HallConfig:
+    """Read and validate a hall configuration file (TOML, UTF-8; a BOM is tolerated).
+
+    Returns a fully checked :class:`HallConfig` whose ``source`` is ``str(path)``.
+    Raises :class:`ConfigError` for an unreadable file, invalid TOML, or any problem
+    :func:`parse_config` finds; nothing else escapes.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(p, "(file)", _bilingual(f"cannot read the file: {reason}", "无法读取配置文件"),
+                          "CONFIG_UNREADABLE") from exc
+    try:
+        # utf-8-sig: Windows Notepad saves Chinese text with a byte-order mark; TOML itself forbids it.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(p, "(file)", _bilingual(
+            f"the file is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8",
+            "文件不是UTF-8编码，请以UTF-8格式保存"), "CONFIG_UNREADABLE") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, "(toml)", _bilingual(f"not valid TOML: {exc}", "TOML语法错误"),
+                          "CONFIG_SYNTAX") from exc
+    return parse_config(data, str(p))
+
+
+def parse_config(data: dict[str, Any], source: str) -> HallConfig:
+    """Validate a configuration already decoded from TOML (or built in code) and build it.
+
+    ``data`` has the layout described in docs/configuration.md; ``source`` names where it
+    came from and is used in errors and as ``HallConfig.source``. Raises
+    :class:`ConfigError` for the first problem found, with a dotted key such as
+    ``service[3].prefix`` (array indices count from 1, in file order).
+    """
+    return _Parser(source).parse(data)
+
+
+def _bilingual(en: str, zh: str) -> str:
+    return f"{en} / {zh}"
+
+
+def _kind(value: object) -> str:
+    """How a TOML value's type is named in error messages."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime):
+        return "a date-time"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, time):
+        return "a time"
+    return type(value).__name__
+
+
+class _Parser:
+    """Builds a HallConfig from decoded TOML, failing with a ConfigError on the first problem."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, code: str, en: str, zh: str) -> NoReturn:
+        raise ConfigError(self.source, key, _bilingual(en, zh), code)
+
+    # -- the whole file -------------------------------------------------------------------
+
+    def parse(self, data: dict[str, Any]) -> HallConfig:
+        top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
+        hall = _Table(self, top.get("hall"), "hall",
+                      ("name", "timezone", "number_width", "retention_days", "ticket_footer",
+                       "display_notice"), "a table [hall]")
+        name = hall.text("name")
+        timezone = self.timezone(hall)
+        number_width = hall.integer("number_width", 3, 2, 5)
+        retention_days = hall.integer("retention_days", 366, 0)
+        if retention_days < MIN_RETENTION_DAYS:
+            self.fail("hall.retention_days", "CONFIG_RETENTION",
+                      f"must be at least {MIN_RETENTION_DAYS} days: records are kept more than half a year",
+                      f"记录须保存半年以上，至少{MIN_RETENTION_DAYS}天")
+        ticket_footer = hall.text("ticket_footer", Text("", ""))
+        display_notice = hall.text("display_notice", Text("", ""))
+
+        calling = self.calling(top.get("calling", {}))
+        hours = self.hours(top.get("hours"))
+
+        departments = tuple(Department(t.code("code"), t.text("name"))
+                            for t in self.array(top, "department", ("code", "name"), required=True))
+        self.unique("department", "code", [d.code for d in departments])
+        priorities = tuple(PriorityClass(t.code("code"), t.text("name"))
+                           for t in self.array(top, "priority", ("code", "name"), required=False))
+        self.unique("priority", "code", [p.code for p in priorities])
+
+        services = tuple(self.service(t, number_width, departments, priorities)
+                         for t in self.array(top, "service", _SERVICE_KEYS, required=True))
+        self.unique("service", "code", [s.code for s in services])
+        self.unique("service", "prefix", [s.prefix for s in services])
+
+        clerks = tuple(self.clerk(t) for t in self.array(top, "clerk", ("id", "name", "pin"), required=True))
+        self.unique("clerk", "id", [c.id for c in clerks])
+
+        counters = tuple(self.counter(t, services, clerks)
+                         for t in self.array(top, "counter", _COUNTER_KEYS, required=True))
+        self.unique("counter", "number", [c.number for c in counters])
+        self.unique("counter", "clerk_a", [c.clerk_a for c in counters],
+                    ("a clerk can hold the A post of one counter only", "一名工作人员只能担任一个窗口的A岗"))
+        for i, s in enumerate(services, 1):
+            if not any(s.code in c.services for c in counters):
+                self.fail(f"service[{i}].code", "CONFIG_UNSERVED",
+                          f"no counter serves {s.code!r}; add it to some [[counter]]'s services",
+                          f"没有窗口办理业务“{s.code}”，请加入某个窗口的services")
+
+        pause_reasons = tuple(PauseReason(t.code("code"), t.text("name"))
+                              for t in self.array(top, "pause_reason", ("code", "name"), required=True))
+        self.unique("pause_reason", "code", [r.code for r in pause_reasons])
+
+        return HallConfig(
+            name=name, timezone=timezone, number_width=number_width, retention_days=retention_days,
+            ticket_footer=ticket_footer, display_notice=display_notice, calling=calling, hours=hours,
+            departments=departments, priority_classes=priorities, services=services, counters=counters,
+            clerks=clerks, pause_reasons=pause_reasons, source=self.source,
+        )
+
+    # -- sections -------------------------------------------------------------------------
+
+    def timezone(self, hall: _Table) -> str:
+        tz = hall.string("timezone", "Asia/Shanghai")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail("hall.timezone", "CONFIG_BAD_TIMEZONE",
+                      f"{tz!r} is not a known IANA time zone; expected e.g. 'Asia/Shanghai'",
+                      "不是有效的时区名称，例如 Asia/Shanghai")
+        return tz
+
+    def calling(self, value: object) -> Calling:
+        t = _Table(self, value, "calling", ("max_recalls", "noshow_grace_minutes", "noshow_reinstate",
+                                            "over_wait_minutes", "priority_streak"), "a table [calling]")
+        max_recalls = t.integer("max_recalls", 2, 0, 10)
+        grace = t.integer("noshow_grace_minutes", 30, 0, _MINUTES_PER_DAY)
+        reinstate = t.string("noshow_reinstate", "back")
+        if reinstate not in NOSHOW_REINSTATE:
+            self.fail("calling.noshow_reinstate", "CONFIG_BAD_CHOICE",
+                      f"is {reinstate!r}; expected \"front\" or \"back\"",
+                      "取值须为 front（排到队首）或 back（排到队尾）")
+        over_wait = t.integer("over_wait_minutes", 0, 0, _MINUTES_PER_DAY)
+        streak = t.integer("priority_streak", 2, 1, 20)
+        return Calling(max_recalls, grace, reinstate, over_wait, streak)
+
+    def hours(self, value: object) -> Hours:
+        t = _Table(self, value, "hours",
+                   (*WEEKDAYS, "chinese_calendar", "closed_days", "working_days", "makeup_hours"),
+                   "a table [hours]")
+        weekly = tuple(self.periods(t.items(day), f"hours.{day}") for day in WEEKDAYS)
+        if not any(weekly):
+            self.fail("hours", "CONFIG_NEVER_OPEN",
+                      "the hall is open on no weekday; give mon..sun some hours", "每周没有任何办公时间")
+        chinese_calendar = t.boolean("chinese_calendar", True)
+        closed = self.dates(t.items("closed_days", []), "hours.closed_days")
+        working = self.dates(t.items("working_days", []), "hours.working_days")
+        for i, d in enumerate(working, 1):
+            if d in closed:
+                self.fail(f"hours.working_days[{i}]", "CONFIG_DATE_CONFLICT",
+                          f"{d.isoformat()} is also in hours.closed_days; a day is either closed or working",
+                          "同一天不能既是休息日又是工作日")
+        if t.has("makeup_hours"):
+            makeup = self.periods(t.items("makeup_hours"), "hours.makeup_hours")
+            if not makeup and (chinese_calendar or working):
+                self.fail("hours.makeup_hours", "CONFIG_NO_MAKEUP_HOURS",
+                          "is empty, but make-up working days can occur (chinese_calendar or working_days); "
+                          "give the hours of a make-up day, e.g. [\"08:30-11:30\", \"13:30-17:00\"]",
+                          "调休上班日需要办公时间")
+        else:
+            makeup = next(p for p in weekly if p)  # default: the first open weekday's hours, Monday first
+        return Hours(weekly, chinese_calendar, frozenset(closed), frozenset(working), makeup)
+
+    def periods(self, items: list[Any], key: str) -> tuple[Period, ...]:
+        result: list[Period] = []
+        for i, item in enumerate(items, 1):
+            k = f"{key}[{i}]"
+            p = self.period(item, k)
+            if result and p.start < result[-1].end:
+                self.fail(k, "CONFIG_PERIOD_ORDER",
+                          f"{_fmt_period(p)} overlaps or comes before {_fmt_period(result[-1])}; "
+                          "list a day's periods in order without overlaps",
+                          "同一天的时段须按时间先后排列且不能重叠")
+            result.append(p)
+        return tuple(result)
+
+    def period(self, item: object, key: str) -> Period:
+        expected = 'expected "HH:MM-HH:MM" with start before end, e.g. "08:30-11:30"'
+        zh = "格式须为 \"HH:MM-HH:MM\"（24小时制，开始早于结束）"
+        if not isinstance(item, str):
+            self.fail(key, "CONFIG_WRONG_TYPE", f"is {_kind(item)}; {expected}", zh)
+        m = _PERIOD_RE.fullmatch(item)
+        if m is None:
+            self.fail(key, "CONFIG_BAD_PERIOD", f"{item!r} is not a period; {expected}", zh)
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            self.fail(key, "CONFIG_BAD_PERIOD", f"{item!r} has an impossible time; {expected}", zh)
+        start, end = time(h1, m1), time(h2, m2)
+        if start >= end:
+            self.fail(key, "CONFIG_BAD_PERIOD", f"{item!r} does not end after it starts; {expected}", zh)
+        return Period(start, end)
+
+    def dates(self, items: list[Any], key: str) -> list[date]:
+        result: list[date] = []
+        for i, item in enumerate(items, 1):
+            k = f"{key}[{i}]"
+            if isinstance(item, date) and not isinstance(item, datetime):
+                d = item
+            elif isinstance(item, str) and _DATE_RE.fullmatch(item):
+                try:
+                    d = date.fromisoformat(item)
+                except ValueError:
+                    self.fail(k, "CONFIG_BAD_DATE", f"{item!r} is not a real date; expected YYYY-MM-DD",
+                              "日期不存在，格式须为 YYYY-MM-DD")
+            else:
+                self.fail(k, "CONFIG_BAD_DATE", f"is {_kind(item)} {item!r}; expected an ISO date YYYY-MM-DD",
+                          "日期格式须为 YYYY-MM-DD")
+            if d in result:
+                self.fail(k, "CONFIG_DUPLICATE", f"{d.isoformat()} is listed twice", "日期重复")
+            result.append(d)
+        return result
+
+    def array(self, top: _Table, name: str, keys: tuple[str, ...], *, required: bool) -> list[_Table]:
+        """The ``[[name]]`` array of tables, each wrapped for reading."""
+        value = top.get(name, _MISSING if required else [])
+        if isinstance(value, dict):
+            self.fail(name, "CONFIG_WRONG_TYPE",
+                      f"must be an array of tables: write [[{name}]], not [{name}]",
+                      f"须写成 [[{name}]]（表数组）")
+        if not isinstance(value, list):
+            self.fail(name, "CONFIG_WRONG_TYPE", f"is {_kind(value)}; expected an array of tables [[{name}]]",
+                      f"须写成 [[{name}]]（表数组）")
+        if required and not value:
+            self.fail(name, "CONFIG_EMPTY", f"at least one [[{name}]] is needed", f"至少需要一个 [[{name}]]")
+        return [_Table(self, v, f"{name}[{i}]", keys, f"a table [[{name}]]") for i, v in enumerate(value, 1)]
+
+    def service(self, t: _Table, number_width: int, departments: tuple[Department, ...],
+                priorities: tuple[PriorityClass, ...]) -> Service:
+        code = t.code("code")
+        prefix = t.string("prefix")
+        if not _PREFIX_RE.fullmatch(prefix):
+            self.fail(t.key("prefix"), "CONFIG_BAD_PREFIX",
+                      f"{prefix!r} must be 1–2 uppercase ASCII letters A–Z, e.g. \"A\"",
+                      "号票前缀须为1–2个大写英文字母")
+        name = t.text("name")
+        department = t.ref("department", [d.code for d in departments], "department")
+        materials = tuple(self.text(v, f"{t.key('materials')}[{i}]")
+                          for i, v in enumerate(t.items("materials", []), 1))
+        promised_days = t.integer("promised_days", 0, 0, 365)
+        target_wait = t.integer("target_wait_minutes", 30, 1, _MINUTES_PER_DAY)
+        daily_cap = t.integer("daily_cap", 0, 0)
+        largest = 10**number_width - 1
+        if daily_cap > largest:
+            self.fail(t.key("daily_cap"), "CONFIG_OUT_OF_RANGE",
+                      f"{daily_cap} tickets do not fit in hall.number_width = {number_width} "
+                      f"(at most {largest})",
+                      "每日限号超出号码位数")
+        cutoff = t.integer("cutoff_minutes", 30, 0, _MINUTES_PER_DAY)
+        classes = t.refs("priority_classes", [p.code for p in priorities], "priority", [])
+        avg = t.number("avg_service_minutes", 10.0, 0.0, 480.0)
+        description = t.text("description", None)
+        return Service(code, prefix, name, department, materials, promised_days, target_wait, daily_cap,
+                       cutoff, classes, avg, description)
+
+    def clerk(self, t: _Table) -> Clerk:
+        clerk_id = t.code("id")
+        name = t.text("name")
+        pin = t.get("pin")
+        if isinstance(pin, int) and not isinstance(pin, bool):
+            self.fail(t.key("pin"), "CONFIG_BAD_PIN",
+                      "must be a quoted string of 4–8 digits, e.g. pin = \"2580\" "
+                      "(a bare number would lose leading zeros)",
+                      "密码须用引号写成4–8位数字")
+        if not isinstance(pin, str) or not _PIN_RE.fullmatch(pin):
+            self.fail(t.key("pin"), "CONFIG_BAD_PIN", "must be a string of 4–8 digits 0–9, e.g. \"2580\"",
+                      "密码须为4–8位数字")
+        return Clerk(clerk_id, name, pin)
+
+    def counter(self, t: _Table, services: tuple[Service, ...], clerks: tuple[Clerk, ...]) -> Counter:
+        number = t.integer("number", _MISSING, 1, 999)
+        name = t.text("name", Text(f"{number}号窗口", f"Window {number}"))
+        codes = t.refs("services", [s.code for s in services], "service", _MISSING)
+        if not codes:
+            self.fail(t.key("services"), "CONFIG_EMPTY", "a counter must serve at least one service",
+                      "窗口至少办理一项业务")
+        weights: dict[str, int] = {}
+        if t.has("weights"):
+            wt = t.get("weights")
+            if not isinstance(wt, dict):
+                self.fail(t.key("weights"), "CONFIG_WRONG_TYPE",
+                          f"is {_kind(wt)}; expected a table like {{ {codes[0]} = 2 }}",
+                          "须为表，如 {业务代码 = 权重}")
+            for svc, w in wt.items():
+                k = f"{t.key('weights')}.{svc}"
+                if svc not in codes:
+                    self.fail(k, "CONFIG_BAD_WEIGHTS",
+                              f"{svc!r} is not one of this counter's services ({', '.join(codes)})",
+                              "权重只能给本窗口办理的业务")
+                if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 100:
+                    self.fail(k, "CONFIG_BAD_WEIGHTS", f"is {w!r}; expected a whole number from 1 to 100",
+                              "权重须为1–100的整数")
+                weights[svc] = w
+            missing = [c for c in codes if c not in weights]
+            if weights and missing:
+                self.fail(t.key("weights"), "CONFIG_BAD_WEIGHTS",
+                          f"gives no weight to {', '.join(missing)}; weight every service or none",
+                          "设置权重时须为本窗口每项业务都设置")
+        clerk_ids = [c.id for c in clerks]
+        clerk_a = t.ref("clerk_a", clerk_ids, "clerk")
+        clerk_b = t.ref("clerk_b", clerk_ids, "clerk")
+        if clerk_a == clerk_b:
+            self.fail(t.key("clerk_b"), "CONFIG_SAME_CLERK",
+                      f"is {clerk_b!r}, the same as clerk_a; the A and B posts need two different clerks",
+                      "A岗与B岗须为不同的工作人员")
+        return Counter(number, name, codes, weights, clerk_a, clerk_b)
+
+    # -- shared checks --------------------------------------------------------------------
+
+    def text(self, value: object, key: str) -> Text:
+        t = _Table(self, value, key, ("zh", "en"), 'a table {zh = "…", en = "…"}')
+        return Text(t.string("zh"), t.string("en"))
+
+    def unique(self, array: str, field_name: str, values: list[Any],
+               why: tuple[str, str] = ("must be unique", "不能重复")) -> None:
+        seen: dict[Any, int] = {}
+        for i, v in enumerate(values, 1):
+            if v in seen:
+                self.fail(f"{array}[{i}].{field_name}", "CONFIG_DUPLICATE",
+                          f"{v!r} is already used by {array}[{seen[v]}]; {why[0]}",
+                          f"与 {array}[{seen[v]}] 重复，{why[1]}")
+            seen[v] = i
+
+
+class _Table:
+    """One TOML table being read: rejects unknown keys up front and reads typed values by name."""
+
+    def __init__(self, parser: _Parser, value: object, path: str, allowed: tuple[str, ...],
+                 expect: str) -> None:
+        self.p = parser
+        self.path = path
+        if not isinstance(value, dict):
+            parser.fail(path or "(file)", "CONFIG_WRONG_TYPE", f"is {_kind(value)}; expected {expect}",
+                        "类型错误")
+        self.data: dict[str, Any] = value
+        for k in value:
+            if k not in allowed:
+                # Reject unknown keys so a typo ("prefx") is reported instead of silently ignored.
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                parser.fail(self.key(k), "CONFIG_UNKNOWN_KEY",
+                            f"unknown key; {hint}allowed here: {', '.join(allowed)}", "未知的配置项")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self.data:
+            return self.data[name]
+        if default is _MISSING:
+            self.p.fail(self.key(name), "CONFIG_MISSING_KEY", "is required but missing", "缺少必填项")
+        return default
+
+    def _typed(self, name: str, ok: bool, expect: str, zh: str) -> None:
+        if not ok:
+            got = _kind(self.data[name])
+            self.p.fail(self.key(name), "CONFIG_WRONG_TYPE", f"is {got}; expected {expect}", zh)
+
+    def string(self, name: str, default: Any = _MISSING) -> str:
+        if not self.has(name):
+            return self.get(name, default)
+        v = self.data[name]
+        self._typed(name, isinstance(v, str), "a string", "须为字符串")
+        if not v.strip():
+            self.p.fail(self.key(name), "CONFIG_EMPTY", "must not be empty", "不能为空")
+        return v.strip()
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        v = self.get(name, default)
+        if self.has(name):
+            self._typed(name, isinstance(v, bool), "true or false", "须为 true 或 false")
+        return v
+
+    def integer(self, name: str, default: Any, low: int, high: int | None = None) -> int:
+        v = self.get(name, default)
+        if not self.has(name):
+            return v
+        is_int = isinstance(v, int) and not isinstance(v, bool)
+        self._typed(name, is_int, "a whole number", "须为整数")
+        if v < low or (high is not None and v > high):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            zh = f"须为{low}–{high}的整数" if high is not None else f"须为不小于{low}的整数"
+            self.p.fail(self.key(name), "CONFIG_OUT_OF_RANGE", f"is {v}; expected a whole number {span}", zh)
+        return v
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        v = self.get(name, default)
+        if not self.has(name):
+            return v
+        self._typed(name, isinstance(v, int | float) and not isinstance(v, bool), "a number",
+                    "须为数字")
+        if not low < v <= high:
+            self.p.fail(self.key(name), "CONFIG_OUT_OF_RANGE",
+                        f"is {v}; expected a number above {low:g} and at most {high:g}",
+                        f"须大于{low:g}且不超过{high:g}")
+        return float(v)
+
+    def items(self, name: str, default: Any = _MISSING) -> list[Any]:
+        v = self.get(name, default)
+        if self.has(name):
+            self._typed(name, isinstance(v, list), "an array [...]", "须为数组")
+        return v
+
+    def text(self, name: str, default: Any = _MISSING) -> Any:
+        if not self.has(name):
+            return self.get(name, default)
+        return self.p.text(self.data[name], self.key(name))
+
+    def code(self, name: str) -> str:
+        v = self.string(name)
+        if not _CODE_RE.fullmatch(v):
+            self.p.fail(self.key(name), "CONFIG_BAD_CODE",
+                        f"{v!r} must start with an ASCII letter and use only letters, digits, _ and - "
+                        "(at most 32 characters)", "代码须以英文字母开头，只含字母、数字、_和-")
+        return v
+
+    def ref(self, name: str, known: list[str], what: str) -> str:
+        v = self.string(name)
+        if v not in known:
+            self.unknown_ref(self.key(name), v, known, what)
+        return v
+
+    def unknown_ref(self, key: str, value: str, known: list[str], what: str) -> NoReturn:
+        listing = ", ".join(known) or "none"
+        self.p.fail(key, "CONFIG_UNKNOWN_REF",
+                    f"{value!r} is not a [[{what}]] defined in this file (known: {listing})",
+                    f"引用了未定义的 [[{what}]]")
+
+    def refs(self, name: str, known: list[str], what: str, default: Any) -> tuple[str, ...]:
+        items = self.items(name, default)
+        result: list[str] = []
+        for i, v in enumerate(items, 1):
+            k = f"{self.key(name)}[{i}]"
+            if not isinstance(v, str):
+                self.p.fail(k, "CONFIG_WRONG_TYPE",
+                            f"is {_kind(v)}; expected the code of a [[{what}]] as a string", "须为代码字符串")
+            if v not in known:
+                self.unknown_ref(k, v, known, what)
+            if v in result:
+                self.p.fail(k, "CONFIG_DUPLICATE", f"{v!r} is listed twice", "重复列出")
+            result.append(v)
+        return tuple(result)
+
+
+_SERVICE_KEYS = ("code", "prefix", "name", "department", "materials", "promised_days", "target_wait_minutes",
+                 "daily_cap", "cutoff_minutes", "priority_classes", "avg_service_minutes", "description")
+_COUNTER_KEYS = ("number", "name", "services", "weights", "clerk_a", "clerk_b")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export (the inverse of parse_config)
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt_period(p: Period) -> str:
+    return f"{p.start:%H:%M}-{p.end:%H:%M}"
+
+
+def _text(t: Text) -> dict[str, str]:
+    return {"zh": t.zh, "en": t.en}
+
+
+def _to_dict(cfg: HallConfig) -> dict[str, Any]:
+    hall: dict[str, Any] = {"name": _text(cfg.name), "timezone": cfg.timezone,
+                            "number_width": cfg.number_width, "retention_days": cfg.retention_days}
+    # Empty optional texts are the "not given" default; writing them out would not parse back.
+    if cfg.ticket_footer.zh or cfg.ticket_footer.en:
+        hall["ticket_footer"] = _text(cfg.ticket_footer)
+    if cfg.display_notice.zh or cfg.display_notice.en:
+        hall["display_notice"] = _text(cfg.display_notice)
+    c, h = cfg.calling, cfg.hours
+    hours: dict[str, Any] = {day: [_fmt_period(p) for p in h.weekly[i]] for i, day in enumerate(WEEKDAYS)}
+    hours |= {"chinese_calendar": h.chinese_calendar,
+              "closed_days": [d.isoformat() for d in sorted(h.closed_days)],
+              "working_days": [d.isoformat() for d in sorted(h.working_days)],
+              "makeup_hours": [_fmt_period(p) for p in h.makeup_hours]}
+
+    def service(s: Service) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": s.code, "prefix": s.prefix, "name": _text(s.name), "department": s.department,
+            "materials": [_text(m) for m in s.materials], "promised_days": s.promised_days,
+            "target_wait_minutes": s.target_wait_minutes, "daily_cap": s.daily_cap,
+            "cutoff_minutes": s.cutoff_minutes, "priority_classes": list(s.priority_classes),
+            "avg_service_minutes": s.avg_service_minutes,
+        }
+        if s.description is not None:
+            out["description"] = _text(s.description)
+        return out
+
+    def counter(k: Counter) -> dict[str, Any]:
+        out: dict[str, Any] = {"number": k.number, "name": _text(k.name), "services": list(k.services),
+                               "clerk_a": k.clerk_a, "clerk_b": k.clerk_b}
+        if k.weights:
+            out["weights"] = dict(k.weights)
+        return out
+
+    return {
+        "hall": hall,
+        "calling": {"max_recalls": c.max_recalls, "noshow_grace_minutes": c.noshow_grace_minutes,
+                    "noshow_reinstate": c.noshow_reinstate, "over_wait_minutes": c.over_wait_minutes,
+                    "priority_streak": c.priority_streak},
+        "hours": hours,
+        "department": [{"code": d.code, "name": _text(d.name)} for d in cfg.departments],
+        "priority": [{"code": p.code, "name": _text(p.name)} for p in cfg.priority_classes],
+        "service": [service(s) for s in cfg.services],
+        "counter": [counter(k) for k in cfg.counters],
+        "clerk": [{"id": k.id, "name": _text(k.name), "pin": k.pin} for k in cfg.clerks],
+        "pause_reason": [{"code": r.code, "name": _text(r.name)} for r in cfg.pause_reasons],
+    }

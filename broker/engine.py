@@ -1,0 +1,872 @@
+"""The hall engine: tickets, queues, counters and the calling rules.
+
+Pure Python: no sockets, no Qt, no SQL. The broker feeds it commands and a
+:class:`Journal` saves each accepted command's :class:`~broker.model.Change`
+atomically *before* the engine applies it in memory, so a refused or failed command
+leaves the state exactly as it was and nothing acknowledged is ever lost.
+
+Each command is one method whose docstring is its specification; ``COMMANDS`` maps
+the wire names to them (docs/protocol.md lists the same). The calling rules are
+described in docs/calling-rules.md and implemented in :meth:`Hall._pick`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import inspect
+import math
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from broker.config import Counter, HallConfig, Service
+from broker.hours import OPEN, OpeningHours
+from broker.model import (
+    ACTIVE,
+    CALLED,
+    CANCELLED,
+    COUNTER_CLOSED,
+    COUNTER_OPEN,
+    COUNTER_PAUSED,
+    FINISHED,
+    NO_SHOW,
+    SERVING,
+    TRANSFERRED,
+    VOIDED,
+    WAITING,
+    Change,
+    CounterState,
+    Event,
+    Stored,
+    Ticket,
+    Visit,
+)
+from queuehall.clock import Clock
+from queuehall.errors import HallError
+
+RECENT_CALLS = 30  # calls kept for the displays' history
+_EWMA = 0.2  # weight of the newest service time in the estimate
+_STATE_STREAK = "streak"
+_STATE_WRR = "wrr"
+_STATE_AVG = "avg_service_s"
+_MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
+
+
+class Journal(Protocol):
+    """Durable storage for accepted changes (broker.storage implements it with SQLAlchemy)."""
+
+    def commit(self, change: Change) -> None:
+        """Write ``change`` atomically; raise on failure (then nothing was written)."""
+        ...
+
+
+class NullJournal:
+    """Keeps nothing: for a hall that lives only in memory (rule tests, simulations)."""
+
+    def commit(self, change: Change) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type
+    required: bool = True
+
+
+def _command(*params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.params = params  # type: ignore[attr-defined]
+        fn.takes_client = "client" in inspect.signature(fn).parameters  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class _Tx:
+    """Copies of the records a command touches; installed only after the journal commits."""
+
+    def __init__(self, hall: Hall) -> None:
+        self.hall = hall
+        self.change = Change()
+        self.now = hall.clock.now()
+        self.day = hall.hours.business_day(self.now)
+
+    def ticket(self, tid: int) -> Ticket:
+        if tid not in self.change.tickets:
+            self.change.tickets[tid] = copy.copy(self.hall.tickets[tid])
+        return self.change.tickets[tid]
+
+    def visit(self, vid: int) -> Visit:
+        if vid not in self.change.visits:
+            self.change.visits[vid] = copy.copy(self.hall.visits[vid])
+        return self.change.visits[vid]
+
+    def counter(self, number: int) -> CounterState:
+        if number not in self.change.counters:
+            self.change.counters[number] = copy.copy(self.hall.counters[number])
+        return self.change.counters[number]
+
+    def state(self, key: str) -> Any:
+        if key not in self.change.state:
+            self.change.state[key] = copy.deepcopy(self.hall.state.get(key, {}))
+        return self.change.state[key]
+
+    def add_ticket(self, t: Ticket) -> None:
+        self.change.tickets[t.id] = t
+        self.change.new_tickets.add(t.id)
+
+    def add_visit(self, v: Visit) -> None:
+        self.change.visits[v.id] = v
+        self.change.new_visits.add(v.id)
+
+    def new_visit_id(self) -> int:
+        return self.hall.last_visit_id + 1 + len(self.change.new_visits)
+
+    def event(self, type_: str, *, ticket: Ticket | None = None, counter: int | None = None,
+              clerk: str | None = None, **data: Any) -> Event:
+        seq = self.hall.last_event_seq + 1 + len(self.change.events)
+        if ticket is not None:
+            data.setdefault("ticket", self.hall.ticket_view(ticket, tx=self))
+        ev = Event(seq=seq, at=self.now, business_day=self.day, type=type_,
+                   ticket_id=ticket.id if ticket else None,
+                   service=ticket.queue_service if ticket else data.get("service"),
+                   counter=counter, clerk=clerk, data=data)
+        self.change.events.append(ev)
+        return ev
+
+
+class Hall:
+    """The authoritative state of one service hall."""
+
+    def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
+                 stored: Stored | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.journal: Journal = journal or NullJournal()
+        self.hours = OpeningHours(config.hours, config.timezone)
+        self.services: dict[str, Service] = {s.code: s for s in config.services}
+        self.counter_config: dict[int, Counter] = {c.number: c for c in config.counters}
+        self.tickets: dict[int, Ticket] = {}
+        self.visits: dict[int, Visit] = {}
+        self.counters: dict[int, CounterState] = {n: CounterState(n) for n in self.counter_config}
+        self.state: dict[str, Any] = {}
+        self.numbers: dict[tuple[date, str], int] = {}
+        self.requests: dict[tuple[str, str], dict[str, Any]] = {}
+        self.recent_calls: deque[Event] = deque(maxlen=RECENT_CALLS)
+        self.last_ticket_id = 0
+        self.last_visit_id = 0
+        self.last_event_seq = 0
+        self.listeners: list[Callable[[Event], None]] = []
+        if stored is not None:
+            self._restore(stored)
+
+    # ------------------------------------------------------------------ rebuild
+
+    def _restore(self, stored: Stored) -> None:
+        self.tickets = {t.id: t for t in stored.tickets}
+        self.visits = {v.id: v for v in stored.visits}
+        for c in stored.counters:
+            if c.number in self.counters:
+                self.counters[c.number] = c
+        self.state = dict(stored.state)
+        self.numbers = dict(stored.numbers)
+        self.requests = dict(stored.requests)
+        self.recent_calls.extend(stored.recent_calls[-RECENT_CALLS:])
+        self.last_ticket_id = stored.last_ticket_id
+        self.last_visit_id = stored.last_visit_id
+        self.last_event_seq = stored.last_event_seq
+
+    # ------------------------------------------------------------------ dispatch
+
+    def execute(self, command: str, args: dict[str, Any] | None = None, *,
+                client: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+        """Run one command and return its reply; raise :class:`HallError` when refused.
+
+        A command carrying ``client`` and ``request_id`` that was already accepted
+        returns the original reply without running again (retries are safe).
+        """
+        key = (client, request_id) if client and request_id else None
+        if key is not None and key in self.requests:
+            return self.requests[key]
+        fn = COMMANDS.get(command)
+        if fn is None:
+            raise HallError("UNKNOWN_COMMAND", command=command)
+        kwargs = _check_args(fn, args or {})
+        tx = _Tx(self)
+        if fn.takes_client:  # type: ignore[attr-defined]
+            kwargs["client"] = client
+        reply = fn(self, tx, **kwargs)
+        if key is not None:
+            tx.change.request = (key[0], key[1], reply)
+        try:
+            self.journal.commit(tx.change)
+        except HallError:
+            raise
+        except Exception as exc:  # the database refused: nothing changed, tell the caller
+            raise HallError("STORAGE", detail=str(exc)[:200]) from exc
+        self._install(tx.change)
+        return reply
+
+    def _install(self, change: Change) -> None:
+        self.tickets.update(change.tickets)
+        self.visits.update(change.visits)
+        self.counters.update(change.counters)
+        self.state.update(change.state)
+        for t in change.tickets.values():
+            if t.id in change.new_tickets:
+                self.numbers[(t.business_day, t.service)] = max(
+                    self.numbers.get((t.business_day, t.service), 0), t.number)
+        self.last_ticket_id = max([self.last_ticket_id, *change.new_tickets])
+        self.last_visit_id = max([self.last_visit_id, *change.new_visits])
+        if change.events:
+            self.last_event_seq = change.events[-1].seq
+        if change.request is not None:
+            self.requests[(change.request[0], change.request[1])] = change.request[2]
+        # Memory holds open tickets and their current visit only; the database keeps the rest.
+        for v in change.visits.values():
+            t = self.tickets.get(v.ticket_id)
+            if t is None or t.visit_id != v.id:
+                self.visits.pop(v.id, None)
+        for t in change.tickets.values():
+            if t.status not in ACTIVE and t.status != NO_SHOW:
+                self.tickets.pop(t.id, None)
+                self.visits.pop(t.visit_id, None)
+        if len(self.requests) > _MAX_REQUESTS:
+            for key in list(self.requests)[: len(self.requests) - _MAX_REQUESTS]:
+                del self.requests[key]
+        for ev in change.events:
+            if ev.type == "ticket_called":
+                self.recent_calls.append(ev)
+            for listener in self.listeners:
+                listener(ev)
+
+    # ------------------------------------------------------------------ lookups
+
+    def _service(self, code: str) -> Service:
+        s = self.services.get(code)
+        if s is None:
+            raise HallError("UNKNOWN_SERVICE", service=code)
+        return s
+
+    def _counter(self, tx: _Tx, number: int, session: str | None = None) -> CounterState:
+        if number not in self.counter_config:
+            raise HallError("UNKNOWN_COUNTER", counter=number)
+        c = tx.counter(number)
+        if session is not None and c.session is not None and session != c.session:
+            raise HallError("SESSION_ENDED", counter=number)
+        return c
+
+    def _open_counter(self, tx: _Tx, number: int, session: str | None) -> CounterState:
+        c = self._counter(tx, number, session)
+        if c.state == COUNTER_CLOSED:
+            raise HallError("COUNTER_CLOSED", counter=number)
+        if c.state == COUNTER_PAUSED:
+            raise HallError("COUNTER_PAUSED", counter=number)
+        return c
+
+    def find_ticket(self, ref: str | int, tx: _Tx | None = None) -> Ticket:
+        """A ticket by id, or by label (the active one, else today's)."""
+        pool = dict(self.tickets)
+        if tx is not None:
+            pool.update(tx.change.tickets)
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            t = pool.get(int(ref))
+            if t is not None:
+                return t
+        label = str(ref).strip().upper()
+        matches = [t for t in pool.values() if t.label == label]
+        if matches:
+            today = self.hours.business_day(self.clock.now())
+            matches.sort(key=lambda t: (t.status in ACTIVE, t.business_day == today, t.id))
+            return matches[-1]
+        raise HallError("UNKNOWN_TICKET", ticket=ref)
+
+    def _current(self, tx: _Tx, c: CounterState, *statuses: str) -> Ticket | None:
+        if c.ticket_id is None:
+            return None
+        t = tx.ticket(c.ticket_id)
+        return t if t.status in statuses else None
+
+    def _waiting(self, tx: _Tx) -> list[Ticket]:
+        pool = dict(self.tickets)
+        pool.update(tx.change.tickets)
+        return [t for t in pool.values() if t.status == WAITING]
+
+    # ------------------------------------------------------------------ views
+
+    def ticket_view(self, t: Ticket, tx: _Tx | None = None) -> dict[str, Any]:
+        """The public description of a ticket (wire format, docs/protocol.md)."""
+        v = (tx.change.visits.get(t.visit_id) if tx is not None else None) or self.visits.get(t.visit_id)
+        s = self.services[t.queue_service]
+        return {
+            "id": t.id,
+            "label": t.label,
+            "business_day": t.business_day.isoformat(),
+            "service": t.service,
+            "queue_service": t.queue_service,
+            "service_name_zh": s.name.zh,
+            "service_name_en": s.name.en,
+            "priority": t.priority,
+            "status": t.status,
+            "issued_at": _iso(t.issued_at),
+            "entered_at": _iso(v.entered_at) if v else None,
+            "called_at": _iso(v.last_called_at) if v and v.last_called_at else None,
+            "calls": v.calls if v else 0,
+            "counter": t.counter,
+            "target_counter": t.target_counter,
+            "note": v.note if v else "",
+        }
+
+    def queue(self, service: str) -> list[Ticket]:
+        """Waiting tickets of one service queue, in FIFO order (priority not applied)."""
+        return sorted((t for t in self.tickets.values() if t.status == WAITING and t.queue_service == service),
+                      key=lambda t: (t.queue_key, t.id))
+
+    def estimated_wait_minutes(self, service: str, ahead: int) -> int:
+        """Minutes until a ticket with ``ahead`` people before it is called, from recent service times.
+
+        Uses the average service time of the service (updated after every finished
+        visit) divided among the counters open for it; a counter serving several
+        services counts as a share of one.
+        """
+        if ahead <= 0:
+            return 0
+        avg = self.state.get(_STATE_AVG, {}).get(service, self.services[service].avg_service_minutes * 60)
+        capacity = 0.0
+        for n, cfg in self.counter_config.items():
+            if service in cfg.services and self.counters[n].state != COUNTER_CLOSED:
+                capacity += 1.0 / len(cfg.services)
+        if capacity == 0:
+            capacity = sum(1.0 / len(c.services) for c in self.counter_config.values() if service in c.services)
+        return math.ceil(ahead * avg / max(capacity, 0.1) / 60)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole visible state: services with their queues, counters, recent calls."""
+        now = self.clock.now()
+        services = []
+        for s in self.config.services:
+            q = self.queue(s.code)
+            window = self.hours.issue_window(now, s.cutoff_minutes)
+            state = window.state
+            issued = self.numbers.get((self.hours.business_day(now), s.code), 0)
+            if state == OPEN and s.daily_cap and issued >= s.daily_cap:
+                state = "daily_cap"
+            services.append({
+                "code": s.code, "prefix": s.prefix, "name_zh": s.name.zh, "name_en": s.name.en,
+                "department": s.department,
+                "materials": [{"zh": m.zh, "en": m.en} for m in s.materials],
+                "promised_days": s.promised_days, "target_wait_minutes": s.target_wait_minutes,
+                "priority_classes": list(s.priority_classes),
+                "waiting": len(q), "issued_today": issued, "daily_cap": s.daily_cap,
+                "estimated_wait_minutes": self.estimated_wait_minutes(s.code, len(q)),
+                "issue_state": state,
+                "next_open": _iso(window.next_open) if window.next_open else None,
+                "tickets": [self.ticket_view(t) for t in q],
+            })
+        counters = []
+        for cfg in self.config.counters:
+            c = self.counters[cfg.number]
+            clerk = self.config.clerk(c.clerk) if c.clerk else None
+            t = self.tickets.get(c.ticket_id) if c.ticket_id else None
+            counters.append({
+                "number": cfg.number, "name_zh": cfg.name.zh, "name_en": cfg.name.en,
+                "services": list(cfg.services), "state": c.state, "clerk": c.clerk,
+                "clerk_name_zh": clerk.name.zh if clerk else None,
+                "clerk_name_en": clerk.name.en if clerk else None,
+                "post": c.post, "pause_reason": c.pause_reason,
+                "ticket": self.ticket_view(t) if t else None,
+            })
+        no_shows = [self.ticket_view(t) for t in self.tickets.values() if t.status == NO_SHOW]
+        return {
+            "now": _iso(now),
+            "business_day": self.hours.business_day(now).isoformat(),
+            "timezone": self.config.timezone,
+            "hall": {"name_zh": self.config.name.zh, "name_en": self.config.name.en,
+                     "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
+                     "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,
+                     "open": self.hours.is_open(now)},
+            "departments": [{"code": d.code, "name_zh": d.name.zh, "name_en": d.name.en}
+                            for d in self.config.departments],
+            "priority_classes": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}
+                                 for p in self.config.priority_classes],
+            "pause_reasons": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}
+                              for p in self.config.pause_reasons],
+            "services": services,
+            "counters": counters,
+            "no_shows": no_shows,
+            "recent_calls": [dict(ev.data, at=_iso(ev.at), seq=ev.seq, counter=ev.counter)
+                             for ev in self.recent_calls],
+        }
+
+    # ------------------------------------------------------------------ calling rules
+
+    def _pick(self, tx: _Tx, counter: int) -> Ticket | None:
+        """The ticket "call next" would call at ``counter`` now (see docs/calling-rules.md).
+
+        1. Eligible: waiting tickets addressed to this counter, or of a service it
+           serves and not addressed to another counter.
+        2. Over-wait: if any eligible ticket has waited in its queue longer than
+           ``over_wait_minutes``, the longest-waiting of them is called.
+        3. Service: the counter's first service (in configured order) that has
+           eligible tickets; with weights, smooth weighted round robin among them.
+        4. Class: within the service, the oldest priority ticket unless
+           ``priority_streak`` priority tickets were just called in a row while a
+           normal ticket waited; then the oldest normal ticket.
+        5. FIFO: oldest queue position first (transfers keep their issue time).
+        """
+        cfg = self.counter_config[counter]
+        eligible = [t for t in self._waiting(tx)
+                    if t.target_counter == counter
+                    or (t.target_counter is None and t.queue_service in cfg.services)]
+        if not eligible:
+            return None
+        rules = self.config.calling
+        if rules.over_wait_minutes > 0:
+            limit = tx.now - timedelta(minutes=rules.over_wait_minutes)
+            over = [t for t in eligible if self._entered(tx, t) <= limit]
+            if over:
+                return min(over, key=lambda t: (self._entered(tx, t), t.id))
+        by_service: dict[str, list[Ticket]] = {}
+        for t in eligible:
+            by_service.setdefault(t.queue_service, []).append(t)
+        order = list(cfg.services) + sorted(s for s in by_service if s not in cfg.services)
+        present = [s for s in order if s in by_service]
+        if cfg.weights:
+            cw = tx.state(_STATE_WRR).setdefault(str(counter), {})
+            total = sum(cfg.weights.get(s, 1) for s in present)
+            for s in present:
+                cw[s] = cw.get(s, 0) + cfg.weights.get(s, 1)
+            service = max(present, key=lambda s: (cw[s], -order.index(s)))
+            cw[service] -= total
+        else:
+            service = present[0]
+        tickets = sorted(by_service[service], key=lambda t: (t.queue_key, t.id))
+        prio = [t for t in tickets if t.priority]
+        normal = [t for t in tickets if not t.priority]
+        streak = tx.state(_STATE_STREAK).get(service, 0)
+        if prio and (not normal or streak < rules.priority_streak):
+            return prio[0]
+        return normal[0] if normal else prio[0]
+
+    def _entered(self, tx: _Tx, t: Ticket) -> datetime:
+        v = tx.change.visits.get(t.visit_id) or self.visits[t.visit_id]
+        return v.entered_at
+
+    def _note_call(self, tx: _Tx, t: Ticket) -> None:
+        streaks = tx.state(_STATE_STREAK)
+        streaks[t.queue_service] = streaks.get(t.queue_service, 0) + 1 if t.priority else 0
+
+    def _call(self, tx: _Tx, c: CounterState, t: Ticket, out_of_order: str | None) -> dict[str, Any]:
+        t.status = CALLED
+        t.counter = c.number
+        t.status_at = tx.now
+        v = tx.visit(t.visit_id)
+        v.calls += 1
+        v.first_called_at = v.first_called_at or tx.now
+        v.last_called_at = tx.now
+        v.counter, v.clerk, v.post = c.number, c.clerk, c.post
+        v.out_of_order = out_of_order
+        c.ticket_id = t.id
+        self._note_call(tx, t)
+        data: dict[str, Any] = {"kind": "call"}
+        if out_of_order:
+            data["reason"] = out_of_order
+        tx.event("ticket_called", ticket=t, counter=c.number, clerk=c.clerk, **data)
+        return {"ticket": self.ticket_view(t, tx=tx), "counter": c.number}
+
+    # ------------------------------------------------------------------ commands: tickets
+
+    @_command(Param("service", str), Param("priority", str, False))
+    def take_ticket(self, tx: _Tx, service: str, priority: str | None = None,
+                    client: str | None = None) -> dict[str, Any]:
+        """Issue the next number of ``service`` for today.
+
+        Refused outside opening hours (HALL_CLOSED), in a break (HALL_BREAK), after the
+        service's cut-off (PAST_CUTOFF) or cap (DAILY_CAP_REACHED), each with the next
+        time issuing opens; an unknown service or priority class, or a class the
+        service does not offer, is refused too. Numbers run per service per business
+        day without gaps: ``prefix`` + number zero-padded to ``number_width``.
+        Replies with the ticket, how many are ahead and the estimated wait.
+        """
+        s = self._service(service)
+        if priority:
+            if priority not in {p.code for p in self.config.priority_classes}:
+                raise HallError("UNKNOWN_PRIORITY", priority=priority)
+            if priority not in s.priority_classes:
+                raise HallError("PRIORITY_NOT_ALLOWED", service=service, priority=priority)
+        window = self.hours.issue_window(tx.now, s.cutoff_minutes)
+        next_open = self._local_str(window.next_open)
+        if window.state != OPEN:
+            code = {"break": "HALL_BREAK", "past_cutoff": "PAST_CUTOFF"}.get(window.state, "HALL_CLOSED")
+            raise HallError(code, next_open=next_open, service=service)
+        number = self.numbers.get((tx.day, s.code), 0) + 1
+        if s.daily_cap and number > s.daily_cap:
+            nxt = self.hours.next_issue_start(
+                datetime.combine(tx.day + timedelta(days=1), datetime.min.time(), tzinfo=self.hours.tz),
+                s.cutoff_minutes)
+            raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=service)
+        ahead_list = [t for t in self.queue(s.code) if (t.priority or not priority)]
+        ticket = Ticket(
+            id=self.last_ticket_id + 1, business_day=tx.day, service=s.code, number=number,
+            label=f"{s.prefix}{number:0{self.config.number_width}d}", priority=priority or None,
+            issued_at=tx.now, status=WAITING, queue_service=s.code, queue_key=tx.now,
+            visit_id=tx.new_visit_id(), issued_by=client, status_at=tx.now)
+        tx.add_visit(Visit(id=ticket.visit_id, ticket_id=ticket.id, seq=1, business_day=tx.day,
+                           service=s.code, entered_at=tx.now))
+        tx.add_ticket(ticket)
+        ahead = len(ahead_list)
+        wait = self.estimated_wait_minutes(s.code, ahead)
+        tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
+        return {"ticket": self.ticket_view(ticket, tx=tx), "ahead": ahead, "estimated_wait_minutes": wait}
+
+    @_command(Param("ticket", str), Param("reason", str))
+    def void_ticket(self, tx: _Tx, ticket: str, reason: str, client: str | None = None) -> dict[str, Any]:
+        """Withdraw a waiting ticket whose printing failed, so counters skip it.
+
+        Only a ticket still waiting, and (when the caller is a kiosk) only one that
+        kiosk issued. The number stays used: numbering never reuses a number.
+        """
+        t = tx.ticket(self.find_ticket(ticket, tx).id)
+        if t.status != WAITING:
+            raise HallError("NOT_WAITING", ticket=t.label, status=t.status)
+        if client is not None and t.issued_by is not None and t.issued_by != client:
+            raise HallError("FORBIDDEN", detail="only the issuing kiosk may void its ticket")
+        self._end(tx, t, VOIDED)
+        tx.event("ticket_voided", ticket=t, reason=reason)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command(Param("ticket", str), Param("reason", str))
+    def cancel_ticket(self, tx: _Tx, ticket: str, reason: str) -> dict[str, Any]:
+        """Cancel a waiting, called or no-show ticket (the citizen left); the reason is recorded."""
+        if not reason.strip():
+            raise HallError("REASON_REQUIRED")
+        t = tx.ticket(self.find_ticket(ticket, tx).id)
+        if t.status not in (WAITING, CALLED, NO_SHOW):
+            raise HallError("CANNOT_CANCEL", ticket=t.label, status=t.status)
+        self._end(tx, t, CANCELLED)
+        tx.event("ticket_cancelled", ticket=t, reason=reason)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    def _end(self, tx: _Tx, t: Ticket, status: str) -> None:
+        """Close the ticket's open visit with ``status`` and free its counter."""
+        if t.counter is not None and t.status in (CALLED, SERVING):
+            c = tx.counter(t.counter)
+            if c.ticket_id == t.id:
+                c.ticket_id = None
+        v = tx.visit(t.visit_id)
+        if v.ended_at is None:
+            v.ended_at = tx.now
+            v.outcome = status
+        t.status = status
+        t.status_at = tx.now
+        if status != NO_SHOW:
+            t.counter = None
+
+    # ------------------------------------------------------------------ commands: counters
+
+    @_command(Param("counter", int), Param("clerk", str), Param("pin", str), Param("takeover", bool, False))
+    def sign_in(self, tx: _Tx, counter: int, clerk: str, pin: str, takeover: bool = False) -> dict[str, Any]:
+        """A clerk signs in at a counter (A、B岗): opens it and starts a session.
+
+        The clerk must be the counter's A or B post and give the right PIN. A counter
+        already signed in is refused (COUNTER_OCCUPIED) unless ``takeover`` is true:
+        then the old session ends (its terminal is refused from now on) and the
+        ticket in progress stays with the counter. A clerk signed in at another
+        counter is refused. Replies with the session id the counter client sends with
+        its later commands.
+        """
+        c = self._counter(tx, counter)
+        person = self.config.clerk(clerk)
+        if person is None or not hmac.compare_digest(person.pin.encode(), str(pin).encode()):
+            raise HallError("BAD_PIN")
+        cfg = self.counter_config[counter]
+        if clerk not in (cfg.clerk_a, cfg.clerk_b):
+            raise HallError("CLERK_NOT_ASSIGNED", clerk=clerk, counter=counter)
+        for n, other in self.counters.items():
+            if n != counter and other.clerk == clerk and other.state != COUNTER_CLOSED:
+                raise HallError("CLERK_ELSEWHERE", clerk=clerk, counter=n)
+        if c.state != COUNTER_CLOSED and not takeover:
+            raise HallError("COUNTER_OCCUPIED", counter=counter, clerk=c.clerk)
+        previous = c.session
+        c.clerk = clerk
+        c.post = "A" if clerk == cfg.clerk_a else "B"
+        c.session = secrets.token_hex(8)
+        if c.state == COUNTER_CLOSED:
+            c.state = COUNTER_OPEN
+            c.pause_reason = None
+        c.since = tx.now
+        tx.event("counter_signed_in", counter=counter, clerk=clerk, post=c.post,
+                 takeover=previous is not None and takeover)
+        return {"counter": self.counter_view(c), "session": c.session}
+
+    def counter_view(self, c: CounterState) -> dict[str, Any]:
+        return {"number": c.number, "state": c.state, "clerk": c.clerk, "post": c.post,
+                "pause_reason": c.pause_reason, "ticket_id": c.ticket_id}
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def sign_out(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Close a counter. Refused while it still has a called or serving ticket."""
+        c = self._counter(tx, counter, session)
+        if c.state == COUNTER_CLOSED:
+            raise HallError("COUNTER_CLOSED", counter=counter)
+        busy = self._current(tx, c, CALLED, SERVING)
+        if busy is not None:
+            raise HallError("COUNTER_BUSY", counter=counter, ticket=busy.label)
+        clerk = c.clerk
+        c.state, c.clerk, c.post, c.session, c.pause_reason, c.since = (
+            COUNTER_CLOSED, None, None, None, None, tx.now)
+        tx.event("counter_signed_out", counter=counter, clerk=clerk)
+        return {"counter": self.counter_view(c)}
+
+    @_command(Param("counter", int), Param("reason", str), Param("session", str, False))
+    def pause(self, tx: _Tx, counter: int, reason: str, session: str | None = None) -> dict[str, Any]:
+        """Pause an open counter with a configured reason. Refused with a ticket in progress."""
+        if reason not in {p.code for p in self.config.pause_reasons}:
+            raise HallError("UNKNOWN_PAUSE_REASON", reason=reason)
+        c = self._open_counter(tx, counter, session)
+        busy = self._current(tx, c, CALLED, SERVING)
+        if busy is not None:
+            raise HallError("COUNTER_BUSY", counter=counter, ticket=busy.label)
+        c.state, c.pause_reason, c.since = COUNTER_PAUSED, reason, tx.now
+        tx.event("counter_paused", counter=counter, clerk=c.clerk, reason=reason)
+        return {"counter": self.counter_view(c)}
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def resume(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Resume a paused counter."""
+        c = self._counter(tx, counter, session)
+        if c.state != COUNTER_PAUSED:
+            raise HallError("COUNTER_CLOSED" if c.state == COUNTER_CLOSED else "COUNTER_NOT_PAUSED",
+                            counter=counter)
+        reason = c.pause_reason
+        c.state, c.pause_reason, c.since = COUNTER_OPEN, None, tx.now
+        tx.event("counter_resumed", counter=counter, clerk=c.clerk, reason=reason)
+        return {"counter": self.counter_view(c)}
+
+    # ------------------------------------------------------------------ commands: calling
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def call_next(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Call the next ticket at ``counter`` by the calling rules (see :meth:`_pick`).
+
+        The counter must be open and free (COUNTER_BUSY while it has a called or
+        serving ticket). QUEUE_EMPTY when nobody eligible is waiting.
+        """
+        c = self._open_counter(tx, counter, session)
+        busy = self._current(tx, c, CALLED, SERVING)
+        if busy is not None:
+            raise HallError("COUNTER_BUSY", counter=counter, ticket=busy.label)
+        pick = self._pick(tx, counter)
+        if pick is None:
+            raise HallError("QUEUE_EMPTY")
+        return self._call(tx, c, tx.ticket(pick.id), None)
+
+    @_command(Param("counter", int), Param("ticket", str), Param("reason", str), Param("session", str, False))
+    def call_ticket(self, tx: _Tx, counter: int, ticket: str, reason: str,
+                    session: str | None = None) -> dict[str, Any]:
+        """Call one specific waiting ticket out of order; a reason is required and recorded.
+
+        The ticket must be waiting and one this counter may serve. The event carries
+        the clerk, the time and the reason so every out-of-order call can be audited.
+        """
+        if not reason.strip():
+            raise HallError("REASON_REQUIRED")
+        c = self._open_counter(tx, counter, session)
+        busy = self._current(tx, c, CALLED, SERVING)
+        if busy is not None:
+            raise HallError("COUNTER_BUSY", counter=counter, ticket=busy.label)
+        t = tx.ticket(self.find_ticket(ticket, tx).id)
+        if t.status != WAITING:
+            raise HallError("NOT_WAITING", ticket=t.label, status=t.status)
+        cfg = self.counter_config[counter]
+        if not (t.target_counter == counter or (t.target_counter is None and t.queue_service in cfg.services)):
+            raise HallError("NOT_SERVED_HERE", ticket=t.label, counter=counter)
+        return self._call(tx, c, t, reason.strip())
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def recall(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Call the counter's called ticket again.
+
+        A ticket may be recalled ``max_recalls`` times; asking for one more recall
+        marks it a no-show instead (reply ``no_show: true``).
+        """
+        c = self._open_counter(tx, counter, session)
+        t = self._current(tx, c, CALLED)
+        if t is None:
+            raise HallError("NOTHING_CALLED", counter=counter)
+        if t.recalls >= self.config.calling.max_recalls:
+            self._end(tx, t, NO_SHOW)
+            tx.event("ticket_no_show", ticket=t, counter=counter, clerk=c.clerk, reason="recall_limit")
+            return {"ticket": self.ticket_view(t, tx=tx), "no_show": True}
+        t.recalls += 1
+        v = tx.visit(t.visit_id)
+        v.calls += 1
+        v.last_called_at = tx.now
+        tx.event("ticket_called", ticket=t, counter=counter, clerk=c.clerk, kind="recall")
+        return {"ticket": self.ticket_view(t, tx=tx), "no_show": False}
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def no_show(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Mark the counter's called ticket a no-show (the citizen did not come)."""
+        c = self._open_counter(tx, counter, session)
+        t = self._current(tx, c, CALLED)
+        if t is None:
+            raise HallError("NOTHING_CALLED", counter=counter)
+        self._end(tx, t, NO_SHOW)
+        tx.event("ticket_no_show", ticket=t, counter=counter, clerk=c.clerk, reason="clerk")
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command(Param("ticket", str), Param("counter", int, False))
+    def reinstate(self, tx: _Tx, ticket: str, counter: int | None = None) -> dict[str, Any]:
+        """Put a no-show back in its queue within ``noshow_grace_minutes`` of missing its call.
+
+        It rejoins at the front (its original place) or the back, as configured; a
+        new visit starts, so its new wait is measured from now.
+        """
+        t = tx.ticket(self.find_ticket(ticket, tx).id)
+        if t.status != NO_SHOW:
+            raise HallError("NOT_NO_SHOW", ticket=t.label)
+        grace = self.config.calling.noshow_grace_minutes
+        if t.status_at is None or tx.now - t.status_at > timedelta(minutes=grace):
+            raise HallError("GRACE_EXPIRED", ticket=t.label, minutes=grace)
+        old = tx.visit(t.visit_id)
+        v = Visit(id=tx.new_visit_id(), ticket_id=t.id, seq=old.seq + 1, business_day=tx.day,
+                  service=t.queue_service, entered_at=tx.now, target_counter=t.target_counter)
+        tx.add_visit(v)
+        t.visit_id = v.id
+        t.status, t.status_at, t.counter, t.recalls = WAITING, tx.now, None, 0
+        if self.config.calling.noshow_reinstate == "back":
+            t.queue_key = tx.now
+        tx.event("ticket_reinstated", ticket=t, counter=counter,
+                 position=self.config.calling.noshow_reinstate)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def start(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """The citizen has arrived: the counter's called ticket is now being served."""
+        c = self._open_counter(tx, counter, session)
+        t = self._current(tx, c, CALLED, SERVING)
+        if t is None:
+            raise HallError("NOTHING_CALLED", counter=counter)
+        if t.status == SERVING:
+            raise HallError("ALREADY_SERVING", ticket=t.label)
+        t.status, t.status_at = SERVING, tx.now
+        v = tx.visit(t.visit_id)
+        v.serving_at = tx.now
+        tx.event("ticket_serving", ticket=t, counter=counter, clerk=c.clerk)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command(Param("counter", int), Param("session", str, False))
+    def finish(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
+        """Finish serving the counter's ticket; its service time feeds the wait estimate."""
+        c = self._counter(tx, counter, session)
+        if c.state == COUNTER_CLOSED:
+            raise HallError("COUNTER_CLOSED", counter=counter)
+        t = self._current(tx, c, SERVING)
+        if t is None:
+            raise HallError("NOT_SERVING", counter=counter)
+        v = tx.visit(t.visit_id)
+        self._end(tx, t, FINISHED)
+        if v.first_called_at is not None:
+            seconds = (tx.now - v.first_called_at).total_seconds()
+            avgs = tx.state(_STATE_AVG)
+            old = avgs.get(t.queue_service, self.services[t.queue_service].avg_service_minutes * 60)
+            avgs[t.queue_service] = round(old + _EWMA * (seconds - old), 3)
+        tx.event("ticket_finished", ticket=t, counter=counter, clerk=c.clerk)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command(Param("counter", int), Param("service", str, False), Param("to_counter", int, False),
+              Param("note", str, False), Param("session", str, False))
+    def transfer(self, tx: _Tx, counter: int, service: str | None = None, to_counter: int | None = None,
+                 note: str | None = None, session: str | None = None) -> dict[str, Any]:
+        """Send the counter's called or serving ticket to another service and/or counter.
+
+        The ticket keeps its number and its original issue time as its queue
+        position (so going to the fee window and back does not cost the citizen
+        their place). With ``to_counter`` only that counter may call it. The note is
+        shown to the next clerk and the displays. Refused when the target service
+        has no open counter (SERVICE_CLOSED) or the target counter is closed.
+        """
+        c = self._counter(tx, counter, session)
+        if c.state == COUNTER_CLOSED:
+            raise HallError("COUNTER_CLOSED", counter=counter)
+        t = self._current(tx, c, CALLED, SERVING)
+        if t is None:
+            raise HallError("NOTHING_CALLED", counter=counter)
+        if service is None and to_counter is None:
+            raise HallError("BAD_REQUEST", detail="transfer needs a service or a counter")
+        if to_counter is not None:
+            if to_counter not in self.counter_config:
+                raise HallError("UNKNOWN_COUNTER", counter=to_counter)
+            if self.counters[to_counter].state == COUNTER_CLOSED and to_counter != counter:
+                raise HallError("COUNTER_CLOSED", counter=to_counter)
+        target = service or self.counter_config[to_counter].services[0]  # type: ignore[index]
+        self._service(target)
+        if target == t.queue_service and to_counter in (None, counter):
+            raise HallError("SAME_QUEUE", ticket=t.label)
+        if to_counter is None and not any(
+                target in cfg.services and self.counters[n].state != COUNTER_CLOSED
+                for n, cfg in self.counter_config.items()):
+            raise HallError("SERVICE_CLOSED", service=target)
+        old = tx.visit(t.visit_id)
+        from_service = t.queue_service
+        self._end(tx, t, TRANSFERRED)
+        old.outcome = TRANSFERRED
+        v = Visit(id=tx.new_visit_id(), ticket_id=t.id, seq=old.seq + 1, business_day=tx.day,
+                  service=target, entered_at=tx.now, target_counter=to_counter, note=(note or "").strip())
+        tx.add_visit(v)
+        t.visit_id = v.id
+        t.status, t.status_at, t.counter, t.recalls = WAITING, tx.now, None, 0
+        t.queue_service, t.target_counter, t.queue_key = target, to_counter, t.issued_at
+        tx.event("ticket_transferred", ticket=t, counter=counter, clerk=c.clerk, from_service=from_service,
+                 to_service=target, to_counter=to_counter, note=v.note)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _local_str(self, at: datetime | None) -> str:
+        if at is None:
+            return "—"
+        return at.astimezone(self.hours.tz).strftime("%Y-%m-%d %H:%M")
+
+    def open_tickets(self) -> list[Ticket]:
+        return [t for t in self.tickets.values() if t.status in ACTIVE]
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
+
+
+def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Type-check a command's arguments against its declared parameters; ignore unknown ones."""
+    if not isinstance(args, dict):
+        raise HallError("BAD_REQUEST", detail="arguments must be an object")
+    out: dict[str, Any] = {}
+    for p in fn.params:  # type: ignore[attr-defined]
+        value = args.get(p.name)
+        if value is None:
+            if p.required:
+                raise HallError("BAD_REQUEST", detail=f"missing {p.name}")
+            continue
+        if p.kind is int and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if p.kind is str and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, p.kind) or (p.kind is int and isinstance(value, bool)):
+            raise HallError("BAD_REQUEST", detail=f"{p.name} must be {p.kind.__name__}")
+        if isinstance(value, str) and len(value) > 500:
+            raise HallError("BAD_REQUEST", detail=f"{p.name} is too long")
+        out[p.name] = value
+    return out
+
+
+COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
+    name: getattr(Hall, name)
+    for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
+                 "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer")
+}

@@ -1,0 +1,331 @@
+"""Durable storage of the hall with SQLAlchemy 2 (SQLite by default, PostgreSQL by URL).
+
+The engine's :class:`~broker.model.Change` for one accepted command is written in one
+transaction (:meth:`Store.commit`) before the command is acknowledged; on start
+:meth:`Store.load` returns what the engine needs to rebuild its state: open tickets,
+today's numbering, counters, rule state and the replies of recent requests.
+
+Times are stored as naive UTC. Schema changes go through Alembic
+(``broker/migrations``); :func:`open_store` upgrades a database to the latest schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from broker.model import (
+    ACTIVE,
+    NO_SHOW,
+    Change,
+    CounterState,
+    Event,
+    Stored,
+    Ticket,
+    Visit,
+)
+
+metadata = MetaData()
+
+tickets = Table(
+    "tickets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("business_day", Date, nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("priority", String(32)),
+    Column("issued_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("queue_service", String(32), nullable=False),
+    Column("queue_key", DateTime, nullable=False),
+    Column("visit_id", Integer, nullable=False),
+    Column("target_counter", Integer),
+    Column("counter", Integer),
+    Column("recalls", Integer, nullable=False, default=0),
+    Column("issued_by", String(64)),
+    Column("status_at", DateTime),
+    UniqueConstraint("business_day", "service", "number", name="uq_ticket_number"),
+    Index("ix_tickets_status", "status"),
+)
+
+visits = Table(
+    "visits", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("ticket_id", Integer, nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("business_day", Date, nullable=False, index=True),
+    Column("service", String(32), nullable=False),
+    Column("entered_at", DateTime, nullable=False),
+    Column("target_counter", Integer),
+    Column("note", Text, nullable=False, default=""),
+    Column("first_called_at", DateTime),
+    Column("last_called_at", DateTime),
+    Column("calls", Integer, nullable=False, default=0),
+    Column("serving_at", DateTime),
+    Column("ended_at", DateTime),
+    Column("outcome", String(16)),
+    Column("counter", Integer),
+    Column("clerk", String(32)),
+    Column("post", String(1)),
+    Column("out_of_order", Text),
+)
+
+events = Table(
+    "events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime, nullable=False),
+    Column("business_day", Date, nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("ticket_id", Integer),
+    Column("service", String(32)),
+    Column("counter", Integer),
+    Column("clerk", String(32)),
+    Column("data", Text, nullable=False),
+    Index("ix_events_type_seq", "type", "seq"),
+)
+
+counter_state = Table(
+    "counter_state", metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("state", String(16), nullable=False),
+    Column("clerk", String(32)),
+    Column("post", String(1)),
+    Column("session", String(32)),
+    Column("pause_reason", String(32)),
+    Column("ticket_id", Integer),
+    Column("since", DateTime),
+)
+
+hall_state = Table(
+    "hall_state", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+requests = Table(
+    "requests", metadata,
+    Column("client", String(64), primary_key=True),
+    Column("request_id", String(64), primary_key=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("reply", Text, nullable=False),
+)
+
+_TICKET_COLS = [c.name for c in tickets.columns]
+_VISIT_COLS = [c.name for c in visits.columns]
+_COUNTER_COLS = [c.name for c in counter_state.columns]
+
+
+def default_url() -> str:
+    """SQLite in the per-user data directory (``$QUEUEHALL_DATA`` or XDG data home)."""
+    base = os.environ.get("QUEUEHALL_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "queuehall")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{os.path.join(base, 'hall.db')}"
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and the given synchronous level."""
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the latest schema with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _db(at: datetime | None) -> datetime | None:
+    return at.astimezone(UTC).replace(tzinfo=None) if at is not None else None
+
+
+def _py(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None else None
+
+
+_TIME_COLS = {"issued_at", "queue_key", "status_at", "entered_at", "first_called_at", "last_called_at",
+              "serving_at", "ended_at", "since", "at"}
+
+
+def _row(obj: Any, cols: list[str]) -> dict[str, Any]:
+    return {c: (_db(getattr(obj, c)) if c in _TIME_COLS else getattr(obj, c)) for c in cols}
+
+
+def _obj(cls: type, row: Any) -> Any:
+    data = dict(row._mapping)
+    for c in _TIME_COLS.intersection(data):
+        data[c] = _py(data[c])
+    return cls(**data)
+
+
+class Store:
+    """The journal the engine commits to, and the loader it rebuilds from."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def commit(self, change: Change) -> None:
+        """Write one accepted command's change in a single transaction."""
+        with self.engine.begin() as conn:
+            new_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i in change.new_tickets]
+            old_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i not in change.new_tickets]
+            if new_t:
+                conn.execute(insert(tickets), new_t)
+            if old_t:
+                conn.execute(_update_by(tickets, "id", _TICKET_COLS), [_keyed(r, "id") for r in old_t])
+            new_v = [_row(v, _VISIT_COLS) for i, v in change.visits.items() if i in change.new_visits]
+            old_v = [_row(v, _VISIT_COLS) for i, v in change.visits.items() if i not in change.new_visits]
+            if new_v:
+                conn.execute(insert(visits), new_v)
+            if old_v:
+                conn.execute(_update_by(visits, "id", _VISIT_COLS), [_keyed(r, "id") for r in old_v])
+            if change.events:
+                conn.execute(insert(events), [
+                    {"seq": e.seq, "at": _db(e.at), "business_day": e.business_day, "type": e.type,
+                     "ticket_id": e.ticket_id, "service": e.service, "counter": e.counter, "clerk": e.clerk,
+                     "data": json.dumps(e.data, ensure_ascii=False, default=str)}
+                    for e in change.events])
+            if change.counters:
+                conn.execute(delete(counter_state).where(counter_state.c.number.in_(list(change.counters))))
+                conn.execute(insert(counter_state), [_row(c, _COUNTER_COLS) for c in change.counters.values()])
+            if change.state:
+                conn.execute(delete(hall_state).where(hall_state.c.key.in_(list(change.state))))
+                conn.execute(insert(hall_state), [{"key": k, "value": json.dumps(v, ensure_ascii=False)}
+                                                  for k, v in change.state.items()])
+            if change.request is not None:
+                client, rid, reply = change.request
+                conn.execute(insert(requests), {"client": client, "request_id": rid,
+                                                "at": _db(change.events[0].at if change.events
+                                                          else datetime.now(UTC)),
+                                                "reply": json.dumps(reply, ensure_ascii=False, default=str)})
+
+    def load(self, now: datetime, business_day: date, *, noshow_grace_minutes: int,
+             request_horizon: timedelta = timedelta(days=2)) -> Stored:
+        """What the engine needs to resume at ``now``: open tickets and their current visits,
+        no-shows still within their grace period, today's last numbers, counters, rule
+        state, recent request replies and the last calls for the displays."""
+        grace_start = _db(now - timedelta(minutes=noshow_grace_minutes))
+        live = (tickets.c.status.in_(sorted(ACTIVE))) | (
+            (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= grace_start))
+        with self.engine.connect() as conn:
+            ticket_rows = conn.execute(select(tickets).where(live)).all()
+            visit_rows = conn.execute(
+                select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)).all()
+            counters = [_obj(CounterState, r) for r in conn.execute(select(counter_state))]
+            state = {r.key: json.loads(r.value) for r in conn.execute(select(hall_state))}
+            numbers = {(business_day, r.service): r.n for r in conn.execute(
+                select(tickets.c.service, func.max(tickets.c.number).label("n"))
+                .where(tickets.c.business_day == business_day).group_by(tickets.c.service))}
+            last_ticket = conn.execute(select(func.max(tickets.c.id))).scalar() or 0
+            last_visit = conn.execute(select(func.max(visits.c.id))).scalar() or 0
+            last_seq = conn.execute(select(func.max(events.c.seq))).scalar() or 0
+            reqs = {(r.client, r.request_id): json.loads(r.reply) for r in conn.execute(
+                select(requests).where(requests.c.at >= _db(now - request_horizon)))}
+            calls = conn.execute(select(events).where(events.c.type == "ticket_called")
+                                 .order_by(events.c.seq.desc()).limit(30)).all()
+        recent = [Event(seq=r.seq, at=_py(r.at), business_day=r.business_day, type=r.type,
+                        ticket_id=r.ticket_id, service=r.service, counter=r.counter, clerk=r.clerk,
+                        data=json.loads(r.data)) for r in reversed(calls)]
+        return Stored(
+            tickets=[_obj(Ticket, r) for r in ticket_rows],
+            visits=[_obj(Visit, r) for r in visit_rows],
+            counters=counters, state=state, numbers=numbers,
+            last_ticket_id=last_ticket, last_visit_id=last_visit, last_event_seq=last_seq,
+            requests=reqs, recent_calls=recent)
+
+    def events_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Stored events after ``seq`` (the audit log), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(events).where(events.c.seq > seq).order_by(events.c.seq).limit(limit))
+            return [{"seq": r.seq, "at": _py(r.at).isoformat(), "type": r.type, "ticket_id": r.ticket_id,
+                     "service": r.service, "counter": r.counter, "clerk": r.clerk, "data": json.loads(r.data)}
+                    for r in rows]
+
+    def purge(self, before: date, *, retention_days: int, today: date) -> dict[str, int]:
+        """Delete records of business days before ``before``; refuse anything younger than retention."""
+        from queuehall.errors import HallError
+
+        limit = today - timedelta(days=retention_days)
+        if before > limit:
+            raise HallError("RETENTION", days=retention_days, before=limit.isoformat())
+        with self.engine.begin() as conn:
+            closed = ~tickets.c.status.in_(sorted(ACTIVE))
+            old_ids = select(tickets.c.id).where((tickets.c.business_day < before) & closed)
+            n_visits = conn.execute(delete(visits).where(visits.c.ticket_id.in_(old_ids))).rowcount
+            n_tickets = conn.execute(delete(tickets).where((tickets.c.business_day < before) & closed)).rowcount
+            n_events = conn.execute(delete(events).where(events.c.business_day < before)).rowcount
+            n_req = conn.execute(delete(requests).where(
+                requests.c.at < datetime.combine(before, datetime.min.time()))).rowcount
+        return {"tickets": n_tickets, "visits": n_visits, "events": n_events, "requests": n_req}
+
+
+def _update_by(table: Table, key: str, cols: list[str]) -> Any:
+    return (update(table).where(table.c[key] == bindparam("_key"))
+            .values({c: bindparam(c) for c in cols if c != key}))
+
+
+def _keyed(row: dict[str, Any], key: str) -> dict[str, Any]:
+    out = dict(row)
+    out["_key"] = out.pop(key)
+    return out
+
+
+def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> Store:
+    """Open (and migrate) the database at ``url`` (default: SQLite in the data directory)."""
+    engine = make_engine(url or default_url(), sqlite_synchronous=sqlite_synchronous)
+    migrate(engine)
+    return Store(engine)
+
+
+def load_hall(config: Any, clock: Any, store: Store) -> Any:
+    """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it."""
+    from broker.engine import Hall
+    from broker.hours import OpeningHours
+
+    now = clock.now()
+    day = OpeningHours(config.hours, config.timezone).business_day(now)
+    stored = store.load(now, day, noshow_grace_minutes=config.calling.noshow_grace_minutes)
+    return Hall(config, clock, store, stored=stored)

@@ -1,0 +1,110 @@
+"""Error codes shared by the engine, the broker, the protocol and every client.
+
+Every refusal carries a stable ``code`` (what programs match on) and a message in
+Chinese and English (what people read). The catalogue below is the single list; the
+protocol document (docs/protocol.md) reproduces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# code -> (Chinese, English). Messages may contain {placeholders} filled from details.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # bad requests
+    "BAD_REQUEST": ("请求格式错误：{detail}", "Malformed request: {detail}"),
+    "UNKNOWN_COMMAND": ("未知命令：{command}", "Unknown command: {command}"),
+    "UNSUPPORTED_VERSION": ("协议版本不兼容：{version}", "Unsupported protocol version: {version}"),
+    "MESSAGE_TOO_LARGE": ("消息过大", "Message too large"),
+    "FORBIDDEN": ("此设备无权执行该操作：{detail}", "This device may not do that: {detail}"),
+    "UNAVAILABLE": ("服务暂不可用：{detail}", "Service unavailable: {detail}"),
+    # hall objects
+    "UNKNOWN_SERVICE": ("没有此业务：{service}", "No such service: {service}"),
+    "UNKNOWN_COUNTER": ("没有此窗口：{counter}", "No such counter: {counter}"),
+    "UNKNOWN_CLERK": ("没有此工作人员：{clerk}", "No such clerk: {clerk}"),
+    "UNKNOWN_TICKET": ("没有此号票：{ticket}", "No such ticket: {ticket}"),
+    "UNKNOWN_PRIORITY": ("没有此优先类别：{priority}", "No such priority class: {priority}"),
+    "PRIORITY_NOT_ALLOWED": (
+        "业务“{service}”不提供“{priority}”绿色通道",
+        "Service {service} has no {priority} priority channel",
+    ),
+    "UNKNOWN_PAUSE_REASON": ("没有此暂停原因：{reason}", "No such pause reason: {reason}"),
+    # opening hours
+    "HALL_CLOSED": ("大厅已停止办公，下次取号时间：{next_open}", "The hall is closed; tickets again from {next_open}"),
+    "HALL_BREAK": ("午间休息，下次取号时间：{next_open}", "Break time; tickets again from {next_open}"),
+    "PAST_CUTOFF": (
+        "今日该业务已停止取号，下次取号时间：{next_open}",
+        "No more tickets for this service today; tickets again from {next_open}",
+    ),
+    "DAILY_CAP_REACHED": (
+        "今日该业务号票已发完，下次取号时间：{next_open}",
+        "Today's tickets for this service are all taken; tickets again from {next_open}",
+    ),
+    "SERVICE_CLOSED": ("业务“{service}”当前没有开放窗口", "No counter is open for service {service}"),
+    # counters and clerks
+    "BAD_PIN": ("工号或密码错误", "Wrong clerk id or PIN"),
+    "CLERK_NOT_ASSIGNED": ("工作人员 {clerk} 不是 {counter} 号窗口的A/B岗", "Clerk {clerk} is not on counter {counter}"),
+    "SESSION_ENDED": (
+        "{counter} 号窗口已在其他终端签到，本终端已退出",
+        "Counter {counter} was taken over by another terminal; this one is signed out",
+    ),
+    "CLERK_ELSEWHERE": ("工作人员 {clerk} 已在 {counter} 号窗口签到", "Clerk {clerk} is signed in at counter {counter}"),
+    "COUNTER_OCCUPIED": (
+        "{counter} 号窗口已由 {clerk} 签到",
+        "Counter {counter} is already signed in by {clerk}",
+    ),
+    "COUNTER_CLOSED": ("{counter} 号窗口未签到", "Counter {counter} is not signed in"),
+    "COUNTER_PAUSED": ("{counter} 号窗口暂停服务中", "Counter {counter} is paused"),
+    "COUNTER_NOT_PAUSED": ("{counter} 号窗口未暂停", "Counter {counter} is not paused"),
+    "COUNTER_BUSY": (
+        "{counter} 号窗口正在办理 {ticket}，请先办结、过号或转移",
+        "Counter {counter} still has {ticket}; finish, mark no-show or transfer it first",
+    ),
+    "NOTHING_CALLED": ("{counter} 号窗口当前没有叫号", "Counter {counter} has no called ticket"),
+    "NOT_SERVING": ("{counter} 号窗口当前没有正在办理的号", "Counter {counter} is not serving a ticket"),
+    "ALREADY_SERVING": ("{ticket} 已在办理中", "{ticket} is already being served"),
+    "QUEUE_EMPTY": ("当前没有等候的号", "Nobody is waiting"),
+    "NOT_WAITING": ("{ticket} 不在等候中（状态：{status}）", "{ticket} is not waiting (status: {status})"),
+    "NOT_SERVED_HERE": ("{ticket} 不属于 {counter} 号窗口办理的业务", "Counter {counter} does not serve {ticket}"),
+    "REASON_REQUIRED": ("请填写原因", "A reason is required"),
+    "NOT_NO_SHOW": ("{ticket} 不是过号状态", "{ticket} is not a no-show"),
+    "GRACE_EXPIRED": ("{ticket} 过号已超过 {minutes} 分钟，不能恢复", "{ticket} missed its call over {minutes} min ago"),
+    "CANNOT_CANCEL": ("{ticket} 当前不能取消（状态：{status}）", "{ticket} cannot be cancelled now (status: {status})"),
+    "SAME_QUEUE": ("{ticket} 已在该队列", "{ticket} is already in that queue"),
+    "RETENTION": (
+        "记录至少保存 {days} 天，不能删除 {before} 之后的记录",
+        "Records are kept {days} days; nothing after {before} may be deleted",
+    ),
+    "STORAGE": ("数据保存失败：{detail}", "Could not save: {detail}"),
+}
+
+
+class HallError(Exception):
+    """A refused command: stable code, bilingual message, and the details that filled it."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        if code not in CATALOGUE:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.details = {k: v for k, v in details.items()}
+        zh, en = CATALOGUE[code]
+        self.message_zh = _fill(zh, self.details)
+        self.message_en = _fill(en, self.details)
+        super().__init__(f"{code}: {self.message_en}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message_zh": self.message_zh,
+            "message_en": self.message_en,
+            "details": self.details,
+        }
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fill(template: str, details: dict[str, Any]) -> str:
+    return template.format_map(_Blank({k: "" if v is None else v for k, v in details.items()}))

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install (as root) or check (as anyone else) the Debian packages queuehall needs.
+#
+#   scripts/setup-system.sh           root: install what is missing; others: check only
+#   scripts/setup-system.sh --check   never install, only check
+#
+# Exit status: 0 when every package is present (or was just installed), 1 when something is
+# missing and could not be installed, 2 on bad usage. Why each package is needed: docs/stack.md.
+set -euo pipefail
+
+PACKAGES=(
+  # CJK glyphs for Qt and for rendered tickets (without it Chinese shows as tofu boxes).
+  fonts-wqy-microhei
+  # QtMultimedia / QtTextToSpeech (PySide6-Addons) link against libpulse.so.0.
+  libpulse0
+  # Offline Mandarin/English announcements (espeak-ng -v cmn-latn-pinyin) and WAV post-processing.
+  espeak-ng
+  sox
+  # PostgreSQL 15 server (Debian 12's default), used by scripts/pg.sh for the postgres test backend.
+  postgresql
+  # What the Qt libraries and the offscreen platform plugin link against (ldd of the PySide6 wheel).
+  libegl1
+  libgl1
+  libxkbcommon0
+  libfontconfig1
+  libfreetype6
+  libdbus-1-3
+  libglib2.0-0
+  libx11-6
+  libx11-xcb1
+  libxcb1
+  # python-escpos Usb printers (pyusb needs a libusb backend).
+  libusb-1.0-0
+)
+
+check_only=0
+case "${1:-}" in
+  "") ;;
+  --check) check_only=1 ;;
+  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  *) echo "setup-system.sh: unknown argument '$1' (use --check or no argument)" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  # Not Debian-based: we cannot check, so say what is needed and let the tests show what breaks.
+  echo "setup-system.sh: no dpkg-query (not a Debian system); install the equivalents of: ${PACKAGES[*]}" >&2
+  exit 0
+fi
+
+# Print the packages from PACKAGES that are not fully installed, one per line.
+missing_packages() {
+  local installed
+  # One dpkg-query call for all packages keeps the already-installed case fast; unknown names go to stderr.
+  installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null \
+    | awk '$2 == "ii" { print $1 }' || true)
+  local pkg
+  for pkg in "${PACKAGES[@]}"; do
+    grep -qxF -- "$pkg" <<<"$installed" || echo "$pkg"
+  done
+}
+
+mapfile -t missing < <(missing_packages)
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+apt_cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$check_only" -eq 1 ] || [ "$(id -u)" -ne 0 ]; then
+  echo "setup-system.sh: missing Debian packages: ${missing[*]}. Install them as root with:" \
+    "sudo apt-get update && sudo $apt_cmd" >&2
+  exit 1
+fi
+
+echo "setup-system.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+mapfile -t still_missing < <(missing_packages)
+if [ "${#still_missing[@]}" -ne 0 ]; then
+  echo "setup-system.sh: still missing after apt-get install: ${still_missing[*]}" >&2
+  exit 1
+fi
