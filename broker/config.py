@@ -195,8 +195,8 @@ TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
 _PIN_RE = re.compile(r"[0-9]{4,8}")
-_PERIOD_RE = re.compile(r"\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PERIOD_RE = re.compile(r"\s*([0-9]{2}):([0-9]{2})\s*-\s*([0-9]{2}):([0-9]{2})\s*")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MINUTES_PER_DAY = 24 * 60
 _MISSING: Any = object()  # sentinel: "no default, the key is required"
 
@@ -290,7 +290,8 @@ class _Parser:
         retention_days = hall.integer("retention_days", 366, 0)
         if retention_days < MIN_RETENTION_DAYS:
             self.fail("hall.retention_days", "CONFIG_RETENTION",
-                      f"must be at least {MIN_RETENTION_DAYS} days: records are kept more than half a year",
+                      f"is {retention_days}; must be at least {MIN_RETENTION_DAYS} days "
+                      "(records are kept more than half a year)",
                       f"记录须保存半年以上，至少{MIN_RETENTION_DAYS}天")
         ticket_footer = hall.text("ticket_footer", Text("", ""))
         display_notice = hall.text("display_notice", Text("", ""))
@@ -538,7 +539,7 @@ class _Parser:
         return Text(t.string("zh"), t.string("en"))
 
     def unique(self, array: str, field_name: str, values: list[Any],
-               why: tuple[str, str] = ("must be unique", "不能重复")) -> None:
+               why: tuple[str, str] = ("must be unique", "须唯一")) -> None:
         seen: dict[Any, int] = {}
         for i, v in enumerate(values, 1):
             if v in seen:

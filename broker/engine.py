@@ -345,42 +345,49 @@ class Hall:
             capacity = sum(1.0 / len(c.services) for c in self.counter_config.values() if service in c.services)
         return math.ceil(ahead * avg / max(capacity, 0.1) / 60)
 
+    def service_summary(self, s: Service, now: datetime, *, with_tickets: bool = False) -> dict[str, Any]:
+        """One service as screens see it: names, materials, queue length, estimate, issuing state."""
+        q = self.queue(s.code)
+        window = self.hours.issue_window(now, s.cutoff_minutes)
+        state = window.state
+        issued = self.numbers.get((self.hours.business_day(now), s.code), 0)
+        if state == OPEN and s.daily_cap and issued >= s.daily_cap:
+            state = "daily_cap"
+        out = {
+            "code": s.code, "prefix": s.prefix, "name_zh": s.name.zh, "name_en": s.name.en,
+            "department": s.department,
+            "materials": [{"zh": m.zh, "en": m.en} for m in s.materials],
+            "promised_days": s.promised_days, "target_wait_minutes": s.target_wait_minutes,
+            "priority_classes": list(s.priority_classes),
+            "waiting": len(q), "issued_today": issued, "daily_cap": s.daily_cap,
+            "estimated_wait_minutes": self.estimated_wait_minutes(s.code, len(q)),
+            "issue_state": state,
+            "next_open": _iso(window.next_open) if window.next_open else None,
+        }
+        if with_tickets:
+            out["tickets"] = [self.ticket_view(t) for t in q]
+        return out
+
+    def counter_public(self, number: int) -> dict[str, Any]:
+        """One counter as screens see it: state, clerk on duty, current ticket."""
+        cfg = self.counter_config[number]
+        c = self.counters[number]
+        clerk = self.config.clerk(c.clerk) if c.clerk else None
+        t = self.tickets.get(c.ticket_id) if c.ticket_id else None
+        return {
+            "number": cfg.number, "name_zh": cfg.name.zh, "name_en": cfg.name.en,
+            "services": list(cfg.services), "state": c.state, "clerk": c.clerk,
+            "clerk_name_zh": clerk.name.zh if clerk else None,
+            "clerk_name_en": clerk.name.en if clerk else None,
+            "post": c.post, "pause_reason": c.pause_reason,
+            "ticket": self.ticket_view(t) if t else None,
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """The whole visible state: services with their queues, counters, recent calls."""
         now = self.clock.now()
-        services = []
-        for s in self.config.services:
-            q = self.queue(s.code)
-            window = self.hours.issue_window(now, s.cutoff_minutes)
-            state = window.state
-            issued = self.numbers.get((self.hours.business_day(now), s.code), 0)
-            if state == OPEN and s.daily_cap and issued >= s.daily_cap:
-                state = "daily_cap"
-            services.append({
-                "code": s.code, "prefix": s.prefix, "name_zh": s.name.zh, "name_en": s.name.en,
-                "department": s.department,
-                "materials": [{"zh": m.zh, "en": m.en} for m in s.materials],
-                "promised_days": s.promised_days, "target_wait_minutes": s.target_wait_minutes,
-                "priority_classes": list(s.priority_classes),
-                "waiting": len(q), "issued_today": issued, "daily_cap": s.daily_cap,
-                "estimated_wait_minutes": self.estimated_wait_minutes(s.code, len(q)),
-                "issue_state": state,
-                "next_open": _iso(window.next_open) if window.next_open else None,
-                "tickets": [self.ticket_view(t) for t in q],
-            })
-        counters = []
-        for cfg in self.config.counters:
-            c = self.counters[cfg.number]
-            clerk = self.config.clerk(c.clerk) if c.clerk else None
-            t = self.tickets.get(c.ticket_id) if c.ticket_id else None
-            counters.append({
-                "number": cfg.number, "name_zh": cfg.name.zh, "name_en": cfg.name.en,
-                "services": list(cfg.services), "state": c.state, "clerk": c.clerk,
-                "clerk_name_zh": clerk.name.zh if clerk else None,
-                "clerk_name_en": clerk.name.en if clerk else None,
-                "post": c.post, "pause_reason": c.pause_reason,
-                "ticket": self.ticket_view(t) if t else None,
-            })
+        services = [self.service_summary(s, now, with_tickets=True) for s in self.config.services]
+        counters = [self.counter_public(cfg.number) for cfg in self.config.counters]
         no_shows = [self.ticket_view(t) for t in self.tickets.values() if t.status == NO_SHOW]
         return {
             "now": _iso(now),

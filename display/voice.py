@@ -691,8 +691,9 @@ def _resample(engine_wav: Path, rate: int, out: Path) -> None:
             f"需要 sox 将音频转换为 {rate} Hz。请安装：{APT_INSTALL_HINT}",
             f"sox is needed to convert audio to {rate} Hz. Install it with: {APT_INSTALL_HINT}",
         )
+    # -R: repeatable dither, so regenerating the pack gives identical files (no churn in git);
     # -G guards against clipping in the resampler (clips are peak-normalised afterwards anyway).
-    args = [sox, "-V1", "-G", str(engine_wav), "-r", str(rate), "-c", "1", "-b", "16", str(out)]
+    args = [sox, "-R", "-V1", "-G", str(engine_wav), "-r", str(rate), "-c", "1", "-b", "16", str(out)]
     try:
         proc = subprocess.run(args, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -739,7 +740,8 @@ def build_default_pack(
     """
     exe = _find_engine(engine)
     out = Path(out_dir)
-    version = _run_engine([exe, "--version"], "--version").stdout.decode("utf-8", "replace").strip()
+    version = _run_engine([exe, "--version"], "--version").stdout.decode("utf-8", "replace")
+    version = version.split("Data at:")[0].strip()  # drop the data path: the manifest must not depend on the host
     word_specs = _word_specs()
     phrase_specs = _phrase_specs()
     for spec in [*word_specs, *(s for s, _ in phrase_specs)]:

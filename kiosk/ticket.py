@@ -513,6 +513,17 @@ def _threshold(gray: QImage) -> QImage:
 
 
 def qimage_to_pil(image: QImage) -> Image.Image:
-    """Convert any QImage to a PIL 1-bit ("1") image, white paper and black ink, same size."""
+    """Convert a QImage to a PIL 1-bit ("1") image of the same size: white paper, black ink.
+
+    A Format_Mono image from render_ticket is copied bit for bit (its packing is PIL's); any other
+    format goes through grayscale and the ticket threshold.
+    """
+    black, white = QColor(0, 0, 0).rgba(), QColor(255, 255, 255).rgba()
+    if image.format() == QImage.Format.Format_Mono and image.colorTable() in ([black, white], [white, black]):
+        data = bytes(image.constBits())[: image.bytesPerLine() * image.height()]
+        bw = Image.frombuffer("1", (image.width(), image.height()), data, "raw", "1", image.bytesPerLine(), 1)
+        if image.colorTable()[1] == black:  # bit set = ink: PIL's "1" means white, so flip
+            bw = bw.point(lambda v: 255 - v)
+        return bw
     gray = image.convertToFormat(QImage.Format.Format_Grayscale8)
     return _gray_to_pil(gray).point(_MONO_LUT, "1")

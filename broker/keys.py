@@ -1,0 +1,122 @@
+"""Device keys for CurveZMQ: the broker's key pair and an allow-list of device keys with roles.
+
+Layout of a keys directory (``queuehall keys init DIR``)::
+
+    DIR/broker.key            broker public key (give to every device)
+    DIR/broker.key_secret     broker secret key (owner-only, stays on the broker)
+    DIR/devices/NAME.key      allow-list: one public key per device, with role metadata
+    DIR/secret/NAME.key_secret  the device's key pair, to copy onto that device (owner-only)
+
+A device's role is ``kiosk``, ``counter`` (with its counter number), ``display`` or
+``admin``; the broker reads it from the allow-list, never from what the device says.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq.auth
+
+from queuehall.protocol import ROLES
+
+
+class KeyError_(ValueError):
+    """A key operation that cannot be done (bad name, role, missing file)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    role: str
+    counter: int | None
+    public_key: bytes  # Z85
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+def _owner_only(path: Path) -> None:
+    os.chmod(path, 0o600)
+
+
+def init_keys(directory: str | Path) -> Path:
+    """Create the broker's key pair in ``directory`` (kept if it already exists)."""
+    d = Path(directory)
+    (d / "devices").mkdir(parents=True, exist_ok=True)
+    (d / "secret").mkdir(parents=True, exist_ok=True)
+    os.chmod(d / "secret", 0o700)
+    if not (d / "broker.key_secret").exists():
+        _pub, sec = zmq.auth.create_certificates(str(d), "broker")
+        _owner_only(Path(sec))
+    return d
+
+
+def add_device(directory: str | Path, name: str, role: str, counter: int | None = None) -> Device:
+    """Create a key pair for a device and put its public key on the allow-list."""
+    if not _NAME.match(name):
+        raise KeyError_(f"device name {name!r}: use letters, digits, '_', '-', '.' (at most 40)")
+    if role not in ROLES:
+        raise KeyError_(f"role {role!r}: expected one of {', '.join(ROLES)}")
+    if role == "counter" and (counter is None or counter <= 0):
+        raise KeyError_("a counter key needs --counter N (a positive counter number)")
+    d = init_keys(directory)
+    if (d / "devices" / f"{name}.key").exists():
+        raise KeyError_(f"device {name!r} already exists; remove it first")
+    meta = {"role": role}
+    if role == "counter":
+        meta["counter"] = str(counter)
+    pub, sec = zmq.auth.create_certificates(str(d / "secret"), name, metadata=meta)
+    _owner_only(Path(sec))
+    os.replace(pub, d / "devices" / f"{name}.key")
+    return load_device(d / "devices" / f"{name}.key")
+
+
+def remove_device(directory: str | Path, name: str) -> None:
+    """Take a device off the allow-list (its key is refused from then on)."""
+    p = Path(directory) / "devices" / f"{name}.key"
+    if not p.exists():
+        raise KeyError_(f"no device {name!r}")
+    p.unlink()
+
+
+def load_device(path: str | Path) -> Device:
+    text = Path(path).read_text(encoding="utf-8")
+    pub, _ = zmq.auth.load_certificate(str(path))
+    role = re.search(r'^\s*role\s*=\s*"([^"]*)"', text, re.M)
+    counter = re.search(r'^\s*counter\s*=\s*"(\d+)"', text, re.M)
+    if role is None or role.group(1) not in ROLES:
+        raise KeyError_(f"{path}: missing or unknown role")
+    return Device(name=Path(path).stem, role=role.group(1),
+                  counter=int(counter.group(1)) if counter else None, public_key=pub)
+
+
+def list_devices(directory: str | Path) -> list[Device]:
+    d = Path(directory) / "devices"
+    return [load_device(p) for p in sorted(d.glob("*.key"))] if d.exists() else []
+
+
+def broker_keys(directory: str | Path) -> tuple[bytes, bytes]:
+    """The broker's (public, secret) key pair."""
+    p = Path(directory) / "broker.key_secret"
+    if not p.exists():
+        raise KeyError_(f"{p} missing: run 'queuehall keys init {directory}'")
+    pub, sec = zmq.auth.load_certificate(str(p))
+    assert sec is not None
+    return pub, sec
+
+
+def device_keys(secret_file: str | Path) -> tuple[bytes, bytes]:
+    """A device's (public, secret) key pair from its ``.key_secret`` file."""
+    pub, sec = zmq.auth.load_certificate(str(secret_file))
+    if sec is None:
+        raise KeyError_(f"{secret_file} holds no secret key")
+    return pub, sec
+
+
+def server_public_key(path: str | Path) -> bytes:
+    """The broker's public key from ``broker.key`` (or its secret file)."""
+    pub, _ = zmq.auth.load_certificate(str(path))
+    return pub

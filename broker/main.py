@@ -1,0 +1,72 @@
+"""``queuehall broker``: load the config, open the database, rebuild the hall and serve it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from broker.config import DEFAULT_CONFIG, ConfigError, load_config
+from broker.server import Broker
+from broker.storage import load_hall, open_store
+from queuehall.clock import Clock, SimulatedClock, SystemClock
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="hall configuration (TOML)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data directory)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5555, help="command port N; events on N+1 (default 5555)")
+    p.add_argument("--keys", default=None, help="keys directory (queuehall keys init); enables CurveZMQ")
+    p.add_argument("--insecure", action="store_true",
+                   help="run WITHOUT encryption or device keys (local development on 127.0.0.1 only)")
+    p.add_argument("--sim-start", default=None, help="simulated clock start, local time 'YYYY-MM-DDTHH:MM'")
+    p.add_argument("--sim-speed", type=float, default=1.0, help="simulated clock speed (with --sim-start)")
+    p.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
+                   help="SQLite durability: FULL survives power loss, NORMAL only process crashes")
+
+
+def make_clock(sim_start: str | None, sim_speed: float, timezone: str) -> Clock:
+    if not sim_start:
+        return SystemClock()
+    try:
+        start = datetime.strptime(sim_start, "%Y-%m-%dT%H:%M").replace(tzinfo=ZoneInfo(timezone))
+    except ValueError:
+        raise SystemExit(f"--sim-start {sim_start!r}: expected YYYY-MM-DDTHH:MM") from None
+    if sim_speed <= 0:
+        raise SystemExit("--sim-speed must be positive")
+    return SimulatedClock(start, sim_speed)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"queuehall broker: configuration error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"queuehall broker: cannot read {args.config}: {err}", file=sys.stderr)
+        return 2
+    if args.keys is None and not args.insecure:
+        print("queuehall broker: give --keys DIR (see 'queuehall keys init') or --insecure for local "
+              "development", file=sys.stderr)
+        return 2
+    if args.insecure and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("queuehall broker: --insecure is allowed on loopback only; use --keys in a hall", file=sys.stderr)
+        return 2
+    clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
+    store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)
+    hall = load_hall(config, clock, store)
+    broker = Broker(hall, host=args.host, port=args.port, keys_dir=None if args.insecure else args.keys)
+    signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: broker.stop_event.set())
+    broker.bind()
+    print(f"queuehall broker ready on {args.host}:{args.port} (events {args.port + 1})", flush=True)
+    broker.serve_forever()
+    store.engine.dispose()
+    return 0

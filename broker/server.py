@@ -1,0 +1,338 @@
+"""The broker: the hall engine behind ZeroMQ.
+
+* ROUTER (``tcp://host:port``): requests from kiosks, counters, displays and the CLI;
+  every request gets exactly one reply (docs/protocol.md).
+* PUB (``tcp://host:port+1``): every state change as a sequenced event carrying the
+  changed records (the zguide's Clone pattern), and a heartbeat every second.
+
+With a keys directory the broker is a CurveZMQ server: only devices on the allow-list
+connect, and each may do only what its role allows (a counter key only as its own
+counter). Single-threaded: the order in which the ROUTER delivers commands is the
+order of the hall.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from broker.engine import COMMANDS, Hall
+from broker.keys import Device, broker_keys, list_devices
+from broker.model import ACTIVE, NO_SHOW, Event
+from queuehall.errors import HallError
+from queuehall.protocol import (
+    MAX_MESSAGE_BYTES,
+    TOPIC_EVENT,
+    TOPIC_HEARTBEAT,
+    ProtocolError,
+    Request,
+    decode_request,
+    encode_publication,
+    encode_reply,
+    error_reply,
+    ok_reply,
+    request_id_of,
+)
+
+log = logging.getLogger("queuehall.broker")
+
+HEARTBEAT_SECONDS = 1.0
+PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
+BROKER_COMMANDS = ("hello", "ping", "snapshot")
+ROLE_COMMANDS: dict[str, frozenset[str]] = {
+    "kiosk": frozenset({"take_ticket", "void_ticket"}),
+    "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
+                          "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket"}),
+    "display": frozenset(),
+    "admin": frozenset(COMMANDS),
+}
+
+
+class _AllowList:
+    """ZAP credentials provider: a key is allowed while its file is in the allow-list."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.devices: dict[bytes, Device] = {}
+        self._stamp: tuple[float, int] | None = None
+        self.reload()
+
+    def reload(self) -> None:
+        d = self.directory / "devices"
+        stamp = (d.stat().st_mtime, len(list(d.glob("*.key")))) if d.exists() else (0.0, 0)
+        if stamp != self._stamp:
+            self.devices = {dev.public_key: dev for dev in list_devices(self.directory)}
+            self._stamp = stamp
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        import zmq.utils.z85
+
+        self.reload()
+        allowed = zmq.utils.z85.encode(key) in self.devices
+        if not allowed:
+            log.warning("refused unknown key %s", zmq.utils.z85.encode(key)[:8])
+        return allowed
+
+
+class Broker:
+    """Serves one :class:`Hall` on a ROUTER and a PUB socket."""
+
+    def __init__(self, hall: Hall, *, host: str = "127.0.0.1", port: int = 5555,
+                 keys_dir: str | Path | None = None, context: zmq.Context | None = None) -> None:
+        self.hall = hall
+        self.host = host
+        self.port = port
+        self.keys_dir = Path(keys_dir) if keys_dir else None
+        self.ctx = context or zmq.Context.instance()
+        self.epoch = uuid.uuid4().hex[:12]
+        self.seq = 0
+        self.devices: dict[str, dict[str, Any]] = {}
+        self._pending: list[Event] = []
+        self._last_summaries: dict[str, Any] = {}
+        self._auth: Any = None
+        self._allow: _AllowList | None = None
+        self.router: zmq.Socket | None = None
+        self.pub: zmq.Socket | None = None
+        self.stop_event = threading.Event()
+        hall.listeners.append(self._pending.append)
+
+    # ------------------------------------------------------------------ sockets
+
+    def bind(self) -> None:
+        """Bind both sockets (and start the ZAP authenticator when keys are used)."""
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.pub = self.ctx.socket(zmq.PUB)
+        for s in (self.router, self.pub):
+            s.linger = 0
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 2)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting device replaces its old pipe
+        self.pub.setsockopt(zmq.SNDHWM, 100_000)  # a slow subscriber loses messages, never blocks us
+        if self.keys_dir is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self._allow = _AllowList(self.keys_dir)
+            self._auth = ThreadAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve_callback(domain="*", credentials_provider=self._allow)
+            public, secret = broker_keys(self.keys_dir)
+            for s in (self.router, self.pub):
+                s.curve_server = True
+                s.curve_publickey = public
+                s.curve_secretkey = secret
+        self.router.bind(f"tcp://{self.host}:{self.port}")
+        self.pub.bind(f"tcp://{self.host}:{self.port + 1}")
+        log.info("broker %s serving on %s:%d (events %d), %s", self.epoch, self.host, self.port,
+                 self.port + 1, "CurveZMQ" if self.keys_dir else "WITHOUT encryption")
+
+    def close(self) -> None:
+        for s in (self.router, self.pub):
+            if s is not None:
+                s.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+
+    def serve_forever(self) -> None:
+        """Run until :attr:`stop_event` is set (SIGTERM handler, tests)."""
+        if self.router is None:
+            self.bind()
+        assert self.router is not None
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        next_beat = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                timeout = max(0.0, next_beat - time.monotonic())
+                if poller.poll(min(timeout, 0.2) * 1000):
+                    # Drain everything queued: commands are handled strictly in arrival order.
+                    while True:
+                        try:
+                            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._on_frames(frames)
+                if time.monotonic() >= next_beat:
+                    self._tick()
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def _on_frames(self, frames: list[zmq.Frame]) -> None:
+        assert self.router is not None
+        if len(frames) != 2:
+            log.warning("dropped a message with %d frames", len(frames))
+            return
+        ident, body = frames[0].bytes, frames[1]
+        user = body.get("User-Id") if self.keys_dir is not None else None
+        reply = self.handle(body.bytes, user)
+        self.router.send_multipart([ident, encode_reply(reply)])
+        self._flush()
+
+    def handle(self, frame: bytes, user_key: str | None = None) -> Any:
+        """One request frame in, one reply out (never raises)."""
+        try:
+            req = decode_request(frame)
+        except ProtocolError as err:
+            log.warning("bad request: %s", err)
+            return error_reply("", request_id_of(frame), err)
+        try:
+            role, counter, client = self._identify(req, user_key)
+            self._seen(client, role, counter, req)
+            if req.type in BROKER_COMMANDS:
+                return ok_reply(req.type, req.id, self._broker_command(req, client))
+            if req.type not in COMMANDS:
+                raise HallError("UNKNOWN_COMMAND", command=req.type)
+            self._authorise(req, role, counter, client)
+            result = self.hall.execute(req.type, req.args, client=client, request_id=req.id)
+            return ok_reply(req.type, req.id, result)
+        except HallError as err:
+            return error_reply(req.type, req.id, err)
+        except Exception as exc:  # a bug must not take the hall down: answer and log it
+            log.exception("internal error on %s", req.type)
+            return error_reply(req.type, req.id, HallError("UNAVAILABLE", detail=type(exc).__name__))
+
+    def _identify(self, req: Request, user_key: str | None) -> tuple[str, int | None, str]:
+        """The caller's role, counter and client id; with keys they come from the allow-list."""
+        client = req.client or "anonymous"
+        if self.keys_dir is None:
+            return "admin", None, client
+        assert self._allow is not None
+        dev = self._allow.devices.get(user_key.encode() if user_key else b"")
+        if dev is None:
+            raise HallError("FORBIDDEN", detail="unknown key")
+        # Bind the client id to the key so one device cannot replay another's request ids.
+        return dev.role, dev.counter, f"{dev.name}/{client}"[:64]
+
+    def _authorise(self, req: Request, role: str, counter: int | None, client: str) -> None:
+        if req.type not in ROLE_COMMANDS.get(role, frozenset()):
+            log.warning("refused %s from %s (role %s)", req.type, client, role)
+            raise HallError("FORBIDDEN", detail=f"role {role} may not {req.type}")
+        if role == "counter":
+            asked = req.args.get("counter")
+            if req.type in ("cancel_ticket", "reinstate") and asked is None:
+                return
+            if str(asked) != str(counter):
+                log.warning("refused: counter key %s (counter %s) acting as counter %s", client, counter, asked)
+                raise HallError("FORBIDDEN", detail=f"this key belongs to counter {counter}")
+
+    def _broker_command(self, req: Request, client: str) -> dict[str, Any]:
+        if req.type == "snapshot":
+            return self.snapshot()
+        return {"epoch": self.epoch, "seq": self.seq, "client": client}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state in the mirror's form, with the sequence number it is current to."""
+        snap = self.hall.snapshot()
+        tickets: dict[str, Any] = {}
+        for s in snap["services"]:
+            for t in s.pop("tickets"):
+                tickets[str(t["id"])] = t
+        for c in snap["counters"]:
+            if c["ticket"]:
+                tickets[str(c["ticket"]["id"])] = c["ticket"]
+        for t in snap.pop("no_shows"):
+            tickets[str(t["id"])] = t
+        self._last_summaries = {s["code"]: s for s in snap["services"]}
+        return {
+            "epoch": self.epoch, "seq": self.seq,
+            "state": {
+                **{k: snap[k] for k in ("now", "business_day", "timezone", "hall", "departments",
+                                        "priority_classes", "pause_reasons", "recent_calls")},
+                "service_order": [s["code"] for s in snap["services"]],
+                "services": {s["code"]: s for s in snap["services"]},
+                "counters": {str(c["number"]): c for c in snap["counters"]},
+                "tickets": tickets,
+                "devices": _public({"devices": self.devices})["devices"],
+            },
+        }
+
+    # ------------------------------------------------------------------ presence and publication
+
+    def _seen(self, client: str, role: str, counter: int | None, req: Request) -> None:
+        now = time.monotonic()
+        dev = self.devices.get(client)
+        name = req.args.get("name") if req.type == "hello" else None
+        if dev is None or not dev["online"] or (name and dev.get("name") != name):
+            self.devices[client] = {"role": req.args.get("role", role) if role == "admin" else role,
+                                    "counter": counter if counter is not None else req.args.get("counter"),
+                                    "name": name or (dev or {}).get("name") or client, "online": True}
+            self._publish({"type": "presence"}, set_={"devices": {client: self.devices[client]}})
+        self.devices[client]["_seen"] = now
+
+    def _publish(self, event: dict[str, Any], *, set_: dict[str, Any] | None = None,
+                 delete: dict[str, list[str]] | None = None) -> None:
+        assert self.pub is not None
+        self.seq += 1
+        body = {"type": "event", "epoch": self.epoch, "seq": self.seq, "event": event,
+                "set": _public(set_ or {}), "del": delete or {}}
+        self.pub.send_multipart(encode_publication(TOPIC_EVENT, body))
+
+    def _flush(self) -> None:
+        """Publish the engine events of the last command with the records they changed."""
+        if not self._pending:
+            return
+        events, self._pending[:] = list(self._pending), []
+        now = self.hall.clock.now()
+        summaries = {s.code: self.hall.service_summary(s, now) for s in self.hall.config.services}
+        for ev in events:
+            set_: dict[str, Any] = {"services": summaries, "counters": {}, "tickets": {}}
+            delete: dict[str, list[str]] = {"tickets": []}
+            if ev.ticket_id is not None:
+                t = self.hall.tickets.get(ev.ticket_id)
+                if t is not None and (t.status in ACTIVE or t.status == NO_SHOW):
+                    set_["tickets"][str(t.id)] = self.hall.ticket_view(t)
+                else:
+                    delete["tickets"].append(str(ev.ticket_id))
+            for n in {ev.counter, ev.data.get("to_counter"), (ev.data.get("ticket") or {}).get("counter")}:
+                if n is not None and n in self.hall.counter_config:
+                    set_["counters"][str(n)] = self.hall.counter_public(n)
+            payload = dict(ev.data, type=ev.type, at=_iso(ev), journal_seq=ev.seq, counter=ev.counter,
+                           clerk=ev.clerk, service=ev.service)
+            self._publish(payload, set_=set_, delete=delete)
+        self._last_summaries = summaries
+
+    def _tick(self) -> None:
+        """Heartbeat, presence expiry, and opening/closing of issuing as time passes."""
+        assert self.pub is not None
+        now = time.monotonic()
+        for client, dev in self.devices.items():
+            if dev["online"] and now - dev.get("_seen", now) > PRESENCE_TIMEOUT:
+                dev["online"] = False
+                self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+        at = self.hall.clock.now()
+        summaries = {s.code: self.hall.service_summary(s, at) for s in self.hall.config.services}
+        changed = {c: s for c, s in summaries.items()
+                   if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
+        if changed:
+            self._publish({"type": "services_changed"}, set_={"services": changed})
+            self._last_summaries = summaries
+        self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
+            "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
+
+
+def _without_time(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "next_open"}
+
+
+def _public(set_: dict[str, Any]) -> dict[str, Any]:
+    """Strip broker-private fields (``_seen``) from device records."""
+    if "devices" in set_:
+        set_ = dict(set_, devices={k: {f: v for f, v in d.items() if not f.startswith("_")}
+                                   for k, d in set_["devices"].items()})
+    return set_
+
+
+def _iso(ev: Event) -> str:
+    return _iso_dt(ev.at)
+
+
+def _iso_dt(at: Any) -> str:
+    return at.isoformat().replace("+00:00", "Z")

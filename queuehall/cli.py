@@ -1,0 +1,222 @@
+"""``queuehall``: one command with subcommands for every part of the hall.
+
+Scripting commands (``take``, ``call``, ``status``, ``watch`` …) print JSON and exit
+with: 0 success, 1 refused by the broker (the JSON carries the error code), 2 usage
+error, 3 broker unreachable. docs/cli.md documents them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=None, sort_keys=False), flush=True)
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--key", default=None, help="this device's .key_secret file (CurveZMQ)")
+    p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each attempt")
+
+
+def _security(args: argparse.Namespace) -> Any:
+    from queuehall.client import Security
+
+    if args.key or args.server_key:
+        if not (args.key and args.server_key):
+            raise SystemExit("--key and --server-key go together")
+        return Security.from_files(args.key, args.server_key)
+    return None
+
+
+def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused
+
+        try:
+            client = BrokerClient(args.broker, security=_security(args), timeout=args.timeout)
+        except ValueError as err:
+            print(f"queuehall: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            _print({"status": "ok", "result": client.request(name, **build(args))})
+            return EXIT_OK
+        except CommandRefused as err:
+            _print({"status": "error", "error": err.error})
+            return EXIT_REFUSED
+        except BrokerUnavailable as err:
+            _print({"status": "unreachable", "error": {"code": "UNREACHABLE", "message_en": str(err),
+                                                       "message_zh": "无法连接叫号服务器"}})
+            return EXIT_UNREACHABLE
+        finally:
+            client.close()
+
+    return run
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _command("snapshot", lambda a: {})(args)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Print every event as a JSON line as it happens (Ctrl-C to stop)."""
+    import threading
+
+    from queuehall.client import Link
+
+    try:
+        link = Link(args.broker, role="admin", name="watch", security=_security(args))
+    except ValueError as err:
+        print(f"queuehall: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    done = threading.Event()
+    count = [0]
+
+    def on_event(msg: dict[str, Any]) -> None:
+        _print({"epoch": msg["epoch"], "seq": msg["seq"], **msg["event"]})
+        count[0] += 1
+        if args.count and count[0] >= args.count:
+            done.set()
+
+    link.on_event = on_event
+    link.on_connection = lambda up: print(json.dumps({"connection": up}), file=sys.stderr, flush=True)
+    link.start()
+    try:
+        done.wait(args.seconds or None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        link.stop()
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from broker import keys
+
+    try:
+        if args.keys_cmd == "init":
+            d = keys.init_keys(args.dir)
+            _print({"broker_public_key": str(d / "broker.key"), "broker_secret_key": str(d / "broker.key_secret")})
+        elif args.keys_cmd == "add":
+            dev = keys.add_device(args.dir, args.name, args.role, args.counter)
+            _print({"name": dev.name, "role": dev.role, "counter": dev.counter,
+                    "secret_file": f"{args.dir}/secret/{dev.name}.key_secret"})
+        elif args.keys_cmd == "remove":
+            keys.remove_device(args.dir, args.name)
+            _print({"removed": args.name})
+        else:
+            _print([{"name": d.name, "role": d.role, "counter": d.counter, "public_key": d.public_key.decode()}
+                    for d in keys.list_devices(args.dir)])
+    except keys.KeyError_ as err:
+        print(f"queuehall keys: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="queuehall", description="Queue tickets, counters and wall displays "
+                                     "for service halls (办事大厅排队叫号)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from broker.main import add_arguments, run
+
+    p = sub.add_parser("broker", help="run the hall server")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("keys", help="create and list CurveZMQ device keys")
+    ks = p.add_subparsers(dest="keys_cmd", required=True)
+    k = ks.add_parser("init", help="create the broker's key pair")
+    k.add_argument("dir")
+    k = ks.add_parser("add", help="create a device key and allow it")
+    k.add_argument("dir")
+    k.add_argument("name")
+    k.add_argument("--role", required=True, choices=["kiosk", "counter", "display", "admin"])
+    k.add_argument("--counter", type=int, default=None)
+    k = ks.add_parser("remove", help="take a device off the allow-list")
+    k.add_argument("dir")
+    k.add_argument("name")
+    k = ks.add_parser("list", help="list allowed devices")
+    k.add_argument("dir")
+    p.set_defaults(func=_keys)
+
+    def command(name: str, wire: str, help_: str, params: list[tuple[str, dict[str, Any]]],
+                build: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
+        p = sub.add_parser(name, help=help_)
+        for flag, kw in params:
+            p.add_argument(flag, **kw)
+        _client_args(p)
+        p.set_defaults(func=_command(wire, build))
+
+    counter = ("counter", {"type": int, "help": "counter (window) number"})
+    session = ("--session", {"default": None, "help": "the counter's session id from sign-in"})
+    command("take", "take_ticket", "take a ticket", [("service", {"help": "service code"}),
+            ("--priority", {"default": None, "help": "priority class (green channel)"})],
+            lambda a: {"service": a.service, "priority": a.priority})
+    command("signin", "sign_in", "sign a clerk in at a counter",
+            [counter, ("clerk", {}), ("pin", {}), ("--takeover", {"action": "store_true"})],
+            lambda a: {"counter": a.counter, "clerk": a.clerk, "pin": a.pin, "takeover": a.takeover})
+    for name, wire, help_ in (("call", "call_next", "call the next ticket"), ("recall", "recall", "call again"),
+                              ("noshow", "no_show", "mark the called ticket a no-show"),
+                              ("start", "start", "start serving the called ticket"),
+                              ("finish", "finish", "finish serving"), ("resume", "resume", "resume a counter"),
+                              ("signout", "sign_out", "close a counter")):
+        command(name, wire, help_, [counter, session], lambda a: {"counter": a.counter, "session": a.session})
+    command("pause", "pause", "pause a counter with a reason", [counter, ("reason", {}), session],
+            lambda a: {"counter": a.counter, "reason": a.reason, "session": a.session})
+    command("callticket", "call_ticket", "call a specific ticket out of order (reason recorded)",
+            [counter, ("ticket", {}), ("reason", {}), session],
+            lambda a: {"counter": a.counter, "ticket": a.ticket, "reason": a.reason, "session": a.session})
+    command("transfer", "transfer", "transfer the counter's ticket to a service and/or counter",
+            [counter, ("--service", {"default": None}), ("--to-counter", {"type": int, "default": None}),
+             ("--note", {"default": None}), session],
+            lambda a: {"counter": a.counter, "service": a.service, "to_counter": a.to_counter, "note": a.note,
+                       "session": a.session})
+    command("reinstate", "reinstate", "put a no-show back in the queue", [("ticket", {})],
+            lambda a: {"ticket": a.ticket})
+    command("cancel", "cancel_ticket", "cancel a ticket", [("ticket", {}), ("reason", {})],
+            lambda a: {"ticket": a.ticket, "reason": a.reason})
+
+    p = sub.add_parser("status", help="the whole hall state as JSON")
+    _client_args(p)
+    p.set_defaults(func=_status)
+    p = sub.add_parser("watch", help="print events as JSON lines as they happen")
+    _client_args(p)
+    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds")
+    p.set_defaults(func=_watch)
+
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub: Any) -> None:
+    """Subcommands that live in other packages register themselves here when present."""
+    import importlib
+
+    for module in ("kiosk.main", "counter.main", "display.main", "queuehall.demo", "broker.reports"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        register = getattr(mod, "register", None)
+        if register is not None:
+            register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

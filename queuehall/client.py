@@ -1,0 +1,402 @@
+"""The client library every kiosk, counter, display and the CLI use to talk to the broker.
+
+* :class:`BrokerClient`: blocking request/reply over a DEALER with a timeout and
+  retries (the zguide's Lazy Pirate: on a timeout the socket is closed and reopened
+  and the *same* request id is sent again, so the broker answers a retry with the
+  original reply instead of doing the work twice).
+* :class:`StateMirror`: the hall state rebuilt from a snapshot plus sequenced
+  events (the zguide's Clone). It tells the caller when it must resynchronise
+  (a gap in the sequence, or a new broker epoch).
+* :class:`Link`: a background thread that owns the sockets, keeps the mirror in
+  sync, watches the heartbeat (a broker silent for 3 s is reported dead and the
+  link reconnects with backoff) and runs requests without blocking the caller. The
+  Qt adapter (``queuehall.qtlink``) turns its callbacks into Qt signals.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from queuehall.protocol import (
+    TOPIC_EVENT,
+    TOPIC_HEARTBEAT,
+    ProtocolError,
+    Reply,
+    Request,
+    decode_publication,
+    decode_reply,
+    encode_request,
+)
+
+log = logging.getLogger("queuehall.client")
+
+ENV_BROKER = "QUEUEHALL_BROKER"
+DEAD_AFTER = 3.0  # seconds without any publication (heartbeats come every second)
+RECENT_CALLS = 30
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not answer within the timeout after all retries."""
+
+
+class CommandRefused(Exception):
+    """The broker refused the command; ``code`` is the stable error code."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        self.code = str(error.get("code", "UNKNOWN"))
+        self.message_zh = str(error.get("message_zh", ""))
+        self.message_en = str(error.get("message_en", ""))
+        self.details = error.get("details", {})
+        super().__init__(f"{self.code}: {self.message_en}")
+
+
+@dataclass(frozen=True)
+class Security:
+    """CurveZMQ keys of a device: its own pair and the broker's public key (all Z85)."""
+
+    public_key: bytes
+    secret_key: bytes
+    server_key: bytes
+
+    @classmethod
+    def from_files(cls, secret_file: str, server_key_file: str) -> Security:
+        import zmq.auth
+
+        pub, sec = zmq.auth.load_certificate(secret_file)
+        server, _ = zmq.auth.load_certificate(server_key_file)
+        if sec is None:
+            raise ValueError(f"{secret_file} holds no secret key")
+        return cls(pub, sec, server)
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.curve_publickey = self.public_key
+        sock.curve_secretkey = self.secret_key
+        sock.curve_serverkey = self.server_key
+
+
+def parse_endpoint(value: str | None) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``$QUEUEHALL_BROKER``, default ``127.0.0.1:5555``) -> (host, command port)."""
+    value = value or os.environ.get(ENV_BROKER) or "127.0.0.1:5555"
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"broker address {value!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def _socket(ctx: zmq.Context, kind: int, security: Security | None) -> zmq.Socket:
+    s = ctx.socket(kind)
+    s.linger = 0
+    if security is not None:
+        security.apply(s)
+    return s
+
+
+class BrokerClient:
+    """Blocking request/reply with the broker (CLI, scripts, tests, the Link thread)."""
+
+    def __init__(self, endpoint: str | None = None, *, client_id: str | None = None,
+                 security: Security | None = None, timeout: float = 2.0, retries: int = 2,
+                 context: zmq.Context | None = None) -> None:
+        self.host, self.port = parse_endpoint(endpoint)
+        self.client_id = client_id or f"c-{uuid.uuid4().hex[:12]}"
+        self.security = security
+        self.timeout = timeout
+        self.retries = retries
+        self.ctx = context or zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    def _connect(self) -> zmq.Socket:
+        if self._sock is None:
+            self._sock = _socket(self.ctx, zmq.DEALER, self.security)
+            self._sock.connect(f"tcp://{self.host}:{self.port}")
+        return self._sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def send(self, req: Request) -> Reply:
+        """Send ``req`` (retrying with the same id) and return the broker's reply."""
+        req.client = req.client or self.client_id
+        frame = encode_request(req)
+        for attempt in range(self.retries + 1):
+            sock = self._connect()
+            sock.send(frame)
+            deadline = time.monotonic() + self.timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if not sock.poll(left * 1000, zmq.POLLIN):
+                    break
+                try:
+                    rep = decode_reply(sock.recv())
+                except ProtocolError:
+                    continue
+                if rep.re == req.id:
+                    return rep
+                # A late reply to an earlier request: ignore it.
+            log.info("no reply to %s (attempt %d), reconnecting", req.type, attempt + 1)
+            self.close()  # Lazy Pirate: a fresh socket, the same request id
+        raise BrokerUnavailable(f"broker {self.host}:{self.port} did not answer {req.type}")
+
+    def request(self, type_: str, **args: Any) -> dict[str, Any]:
+        """Run a command; return its result or raise :class:`CommandRefused` / :class:`BrokerUnavailable`."""
+        rep = self.send(Request(type=type_, args={k: v for k, v in args.items() if v is not None}))
+        if not rep.ok:
+            raise CommandRefused(rep.error or {})
+        return rep.result or {}
+
+
+class StateMirror:
+    """The hall state as screens see it, kept current from a snapshot and events."""
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.seq = 0
+        self.state: dict[str, Any] = {}
+        self.synced = False
+
+    def load(self, snapshot: dict[str, Any]) -> None:
+        self.epoch = snapshot["epoch"]
+        self.seq = int(snapshot["seq"])
+        self.state = copy.deepcopy(snapshot["state"])
+        self.synced = True
+
+    def apply(self, msg: dict[str, Any]) -> str:
+        """Apply one publication: returns ``"applied"``, ``"old"`` (already in the
+        snapshot), or ``"resync"`` (gap or new epoch: take a fresh snapshot)."""
+        if not self.synced:
+            return "resync"
+        if msg.get("epoch") != self.epoch:
+            self.synced = False
+            return "resync"
+        seq = int(msg.get("seq", 0))
+        if msg.get("type") == "heartbeat":
+            if seq > self.seq:  # we missed events that were published before this beat
+                self.synced = False
+                return "resync"
+            return "old"
+        if seq <= self.seq:
+            return "old"
+        if seq != self.seq + 1:
+            self.synced = False
+            return "resync"
+        self.seq = seq
+        for table, records in (msg.get("set") or {}).items():
+            self.state.setdefault(table, {}).update(records)
+        for table, keys in (msg.get("del") or {}).items():
+            for k in keys:
+                self.state.get(table, {}).pop(k, None)
+        ev = msg.get("event") or {}
+        if ev.get("type") == "ticket_called":
+            calls = self.state.setdefault("recent_calls", [])
+            calls.append(ev)
+            del calls[:-RECENT_CALLS]
+        return "applied"
+
+    # Convenience views for the GUIs.
+    def services(self) -> list[dict[str, Any]]:
+        order = self.state.get("service_order") or list(self.state.get("services", {}))
+        return [self.state["services"][c] for c in order if c in self.state.get("services", {})]
+
+    def counters(self) -> list[dict[str, Any]]:
+        return sorted(self.state.get("counters", {}).values(), key=lambda c: c["number"])
+
+    def waiting(self, service: str | None = None) -> list[dict[str, Any]]:
+        ts = [t for t in self.state.get("tickets", {}).values() if t["status"] == "waiting"
+              and (service is None or t["queue_service"] == service)]
+        return sorted(ts, key=lambda t: (t["entered_at"] or "", t["id"]))
+
+
+class Link:
+    """A background thread keeping sockets, heartbeat, mirror and requests for one device.
+
+    Callbacks run on the link thread; the Qt adapter re-emits them as signals.
+    ``on_event(msg)`` fires for each applied event (never for snapshot contents),
+    ``on_state(mirror)`` after a snapshot or event, ``on_connection(bool)`` when the
+    broker is found alive or dead, ``on_reply(request_id, reply)`` for requests.
+    """
+
+    def __init__(self, endpoint: str | None = None, *, role: str, name: str = "",
+                 counter: int | None = None, security: Security | None = None,
+                 client_id: str | None = None, request_timeout: float = 3.0,
+                 context: zmq.Context | None = None) -> None:
+        self.host, self.port = parse_endpoint(endpoint)
+        self.role, self.name, self.counter = role, name or role, counter
+        self.security = security
+        self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:10]}"
+        self.request_timeout = request_timeout
+        self.ctx = context or zmq.Context.instance()
+        self.mirror = StateMirror()
+        self.alive = False
+        self.on_event: Callable[[dict[str, Any]], None] = lambda msg: None
+        self.on_state: Callable[[StateMirror], None] = lambda m: None
+        self.on_connection: Callable[[bool], None] = lambda up: None
+        self.on_reply: Callable[[str, Reply | None], None] = lambda rid, rep: None
+        self._outbox: queue.Queue[Request] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wake_addr = f"inproc://queuehall-link-{uuid.uuid4().hex}"
+        self._ids = itertools.count(1)
+
+    # -- public API (any thread)
+
+    def start(self) -> None:
+        self._wake_rx = self.ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(self._wake_addr)
+        self._thread = threading.Thread(target=self._run, name=f"link-{self.role}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def request(self, type_: str, **args: Any) -> str:
+        """Queue a command; its reply arrives through ``on_reply`` with the returned id.
+
+        A request that gets no reply is retried (same id) until ``request_timeout``
+        has passed; then ``on_reply(id, None)`` reports the broker unavailable."""
+        req = Request(type=type_, args={k: v for k, v in args.items() if v is not None},
+                      client=self.client_id)
+        self._outbox.put(req)
+        self._wake()
+        return req.id
+
+    def _wake(self) -> None:
+        s = self.ctx.socket(zmq.PAIR)
+        s.linger = 0
+        try:
+            s.connect(self._wake_addr)
+            s.send(b"", zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        finally:
+            s.close(0)
+
+    # -- the link thread
+
+    def _open(self) -> None:
+        self._dealer = _socket(self.ctx, zmq.DEALER, self.security)
+        self._dealer.connect(f"tcp://{self.host}:{self.port}")
+        self._sub = _socket(self.ctx, zmq.SUB, self.security)
+        self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_EVENT)
+        self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_HEARTBEAT)
+        self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
+
+    def _close(self) -> None:
+        self._dealer.close(0)
+        self._sub.close(0)
+
+    def _hello(self) -> Request:
+        return Request(type="hello", args={"role": self.role, "name": self.name, "counter": self.counter},
+                       client=self.client_id)
+
+    def _run(self) -> None:
+        self._open()
+        pending: dict[str, tuple[Request, float, float]] = {}  # id -> (request, first sent, last sent)
+        internal: set[str] = set()  # hello, ping, snapshot: answered here, not to the caller
+        snap_id: str | None = None
+        last_heard = time.monotonic()
+        backoff = 0.25
+        next_ping = 0.0
+        internal.add(self._send(self._hello(), pending))
+        try:
+            while not self._stop.is_set():
+                poller = zmq.Poller()
+                for sock in (self._wake_rx, self._dealer, self._sub):
+                    poller.register(sock, zmq.POLLIN)
+                ready = dict(poller.poll(100))
+                now = time.monotonic()
+                if self._wake_rx in ready:
+                    while self._wake_rx.poll(0):
+                        self._wake_rx.recv()
+                while not self._outbox.empty():
+                    self._send(self._outbox.get(), pending)
+                # The ZeroMQ descriptors are edge-triggered: always drain completely.
+                while self._dealer.poll(0):
+                    try:
+                        rep = decode_reply(self._dealer.recv())
+                    except ProtocolError:
+                        continue
+                    if pending.pop(rep.re, None) is None:
+                        continue  # a duplicate answer to a retried request
+                    if rep.re == snap_id:
+                        snap_id = None
+                        if rep.ok and rep.result:
+                            self.mirror.load(rep.result)
+                            self.on_state(self.mirror)
+                    if rep.re in internal:
+                        internal.discard(rep.re)
+                    else:
+                        self.on_reply(rep.re, rep)
+                while self._sub.poll(0):
+                    try:
+                        _topic, msg = decode_publication(self._sub.recv_multipart())
+                    except ProtocolError:
+                        continue
+                    last_heard = now
+                    if not self.alive:
+                        self.alive = True
+                        backoff = 0.25
+                        self.on_connection(True)
+                    outcome = self.mirror.apply(msg)
+                    if outcome == "applied":
+                        self.on_event(msg)
+                        self.on_state(self.mirror)
+                    elif outcome == "resync" and snap_id is None:
+                        # We subscribed first, so this snapshot is newer than anything queued.
+                        snap_id = self._send(Request(type="snapshot", client=self.client_id), pending)
+                        internal.add(snap_id)
+                if now >= next_ping:
+                    next_ping = now + 1.0  # presence: the broker marks silent devices offline
+                    internal.add(self._send(Request(type="ping", client=self.client_id), pending))
+                for rid, (req, first, last) in list(pending.items()):
+                    if now - first > self.request_timeout:
+                        del pending[rid]
+                        if rid == snap_id:
+                            snap_id = None
+                        if rid in internal:
+                            internal.discard(rid)
+                        else:
+                            self.on_reply(rid, None)
+                    elif now - last > 1.0:
+                        self._dealer.send(encode_request(req))  # retry with the same id
+                        pending[rid] = (req, first, now)
+                if self.alive and now - last_heard > DEAD_AFTER:
+                    self.alive = False
+                    self.mirror.synced = False
+                    snap_id = None
+                    self.on_connection(False)
+                if not self.alive and now - last_heard > DEAD_AFTER + backoff:
+                    # A fresh pair of sockets: the broker may have restarted on the same address.
+                    self._close()
+                    self._open()
+                    last_heard = now - DEAD_AFTER
+                    backoff = min(backoff * 2, 5.0)
+                    internal.add(self._send(self._hello(), pending))
+                    for rid, (req, first, _last) in list(pending.items()):
+                        self._dealer.send(encode_request(req))
+                        pending[rid] = (req, first, now)
+        finally:
+            self._close()
+            self._wake_rx.close(0)
+
+    def _send(self, req: Request, pending: dict[str, tuple[Request, float, float]]) -> str:
+        now = time.monotonic()
+        pending[req.id] = (req, now, now)
+        self._dealer.send(encode_request(req))
+        return req.id

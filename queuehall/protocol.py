@@ -1,0 +1,166 @@
+"""The queuehall wire protocol: the only module that encodes and decodes messages.
+
+docs/protocol.md is the contract; this module is its reference implementation (as
+jupyter_client's ``Session``). Every message is one UTF-8 JSON object:
+
+* request  ``{"v", "id", "type", "client", "time", "args"}``: ``id`` is unique per
+  command and reused on retries, so the broker answers a retry with the original reply;
+* reply    ``{"v", "id", "type": "<type>_reply", "re", "time", "status", "result"|"error"}``;
+* publication (PUB socket, topic frame + body) ``{"v", "type", "epoch", "seq", "time", ...}``.
+
+Unknown fields are ignored; unknown request types are answered with UNKNOWN_COMMAND.
+Pure Python: no zmq import here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from queuehall.errors import HallError
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+
+# PUB topics (first frame); SUB filters on them.
+TOPIC_EVENT = b"ev"
+TOPIC_HEARTBEAT = b"hb"
+
+# Roles a device key may carry (docs/protocol.md, "Roles").
+ROLES = ("kiosk", "counter", "display", "admin")
+
+
+class ProtocolError(Exception):
+    """A frame that is not a valid message; carries the stable error code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code}: {detail}")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Request:
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    client: str = ""
+    id: str = field(default_factory=new_id)
+    time: str = field(default_factory=now_iso)
+    v: int = VERSION
+
+
+@dataclass
+class Reply:
+    type: str
+    re: str
+    status: str  # "ok" | "error"
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    id: str = field(default_factory=new_id)
+    time: str = field(default_factory=now_iso)
+    v: int = VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def _load(frame: bytes) -> dict[str, Any]:
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        obj = json.loads(frame.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("BAD_REQUEST", f"not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("BAD_REQUEST", "a message must be a JSON object")
+    return obj
+
+
+def encode_request(req: Request) -> bytes:
+    return _dump({"v": req.v, "id": req.id, "type": req.type, "client": req.client, "time": req.time,
+                  "args": req.args})
+
+
+def decode_request(frame: bytes) -> Request:
+    """Parse a request; raise :class:`ProtocolError` (with the request id when known) if invalid."""
+    obj = _load(frame)
+    rid, mtype, client, args = obj.get("id"), obj.get("type"), obj.get("client", ""), obj.get("args", {})
+    if not isinstance(rid, str) or not rid or len(rid) > 64:
+        raise ProtocolError("BAD_REQUEST", "id must be a non-empty string of at most 64 characters")
+    if not isinstance(mtype, str) or not mtype:
+        raise ProtocolError("BAD_REQUEST", "type must be a non-empty string")
+    if not isinstance(client, str) or len(client) > 64:
+        raise ProtocolError("BAD_REQUEST", "client must be a string of at most 64 characters")
+    if not isinstance(args, dict):
+        raise ProtocolError("BAD_REQUEST", "args must be an object")
+    v = obj.get("v", VERSION)
+    if v != VERSION:
+        raise ProtocolError("UNSUPPORTED_VERSION", str(v))
+    return Request(type=mtype, args=args, client=client, id=rid, time=str(obj.get("time", "")), v=v)
+
+
+def request_id_of(frame: bytes) -> str:
+    """Best-effort id of a frame that failed to parse, so the error reply can be matched."""
+    try:
+        rid = json.loads(frame.decode("utf-8")).get("id")
+        return rid if isinstance(rid, str) and len(rid) <= 64 else ""
+    except Exception:
+        return ""
+
+
+def ok_reply(req_type: str, re: str, result: dict[str, Any]) -> Reply:
+    return Reply(type=f"{req_type}_reply", re=re, status="ok", result=result)
+
+
+def error_reply(req_type: str, re: str, err: HallError | ProtocolError) -> Reply:
+    if isinstance(err, ProtocolError):
+        err = HallError(err.code, detail=err.detail, version=err.detail, command=req_type)
+    return Reply(type=f"{req_type or 'unknown'}_reply", re=re, status="error", error=err.to_dict())
+
+
+def encode_reply(rep: Reply) -> bytes:
+    body: dict[str, Any] = {"v": rep.v, "id": rep.id, "type": rep.type, "re": rep.re, "time": rep.time,
+                            "status": rep.status}
+    if rep.ok:
+        body["result"] = rep.result or {}
+    else:
+        body["error"] = rep.error or {}
+    return _dump(body)
+
+
+def decode_reply(frame: bytes) -> Reply:
+    obj = _load(frame)
+    status = obj.get("status")
+    if status not in ("ok", "error") or not isinstance(obj.get("re"), str):
+        raise ProtocolError("BAD_REQUEST", "a reply needs status ok|error and re")
+    return Reply(type=str(obj.get("type", "")), re=obj["re"], status=status,
+                 result=obj.get("result") if status == "ok" else None,
+                 error=obj.get("error") if status == "error" else None,
+                 id=str(obj.get("id", "")), time=str(obj.get("time", "")), v=int(obj.get("v", VERSION)))
+
+
+def encode_publication(topic: bytes, body: dict[str, Any]) -> list[bytes]:
+    """Frames for the PUB socket: ``[topic, json]``; ``body`` already has epoch and seq."""
+    return [topic, _dump({"v": VERSION, "time": now_iso(), **body})]
+
+
+def decode_publication(frames: list[bytes]) -> tuple[bytes, dict[str, Any]]:
+    if len(frames) != 2:
+        raise ProtocolError("BAD_REQUEST", f"publication has {len(frames)} frames, expected 2")
+    return frames[0], _load(frames[1])
