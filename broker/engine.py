@@ -193,6 +193,8 @@ class Hall:
         key = (client, request_id) if client and request_id else None
         if key is not None and key in self.requests:
             return self.requests[key]
+        if not isinstance(command, str):  # an unhashable name would crash the lookup below
+            raise HallError("BAD_REQUEST", detail="command must be a string")
         fn = COMMANDS.get(command)
         if fn is None:
             raise HallError("UNKNOWN_COMMAND", command=command)
@@ -274,7 +276,7 @@ class Hall:
         pool = dict(self.tickets)
         if tx is not None:
             pool.update(tx.change.tickets)
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdecimal()):  # "²".isdigit() but not int()
             t = pool.get(int(ref))
             if t is not None:
                 return t
@@ -435,7 +437,7 @@ class Hall:
         rules = self.config.calling
         if rules.over_wait_minutes > 0:
             limit = tx.now - timedelta(minutes=rules.over_wait_minutes)
-            over = [t for t in eligible if self._entered(tx, t) <= limit]
+            over = [t for t in eligible if self._entered(tx, t) < limit]  # strictly longer than the limit
             if over:
                 return min(over, key=lambda t: (self._entered(tx, t), t.id))
         by_service: dict[str, list[Ticket]] = {}
@@ -466,7 +468,10 @@ class Hall:
 
     def _note_call(self, tx: _Tx, t: Ticket) -> None:
         streaks = tx.state(_STATE_STREAK)
-        streaks[t.queue_service] = streaks.get(t.queue_service, 0) + 1 if t.priority else 0
+        # Only priority calls made while a normal ticket of the queue waits count towards the streak.
+        normal_waits = t.priority and any(
+            not w.priority and w.queue_service == t.queue_service for w in self._waiting(tx))
+        streaks[t.queue_service] = streaks.get(t.queue_service, 0) + 1 if normal_waits else 0
 
     def _call(self, tx: _Tx, c: CounterState, t: Ticket, out_of_order: str | None) -> dict[str, Any]:
         t.status = CALLED
@@ -812,7 +817,10 @@ class Hall:
                 raise HallError("UNKNOWN_COUNTER", counter=to_counter)
             if self.counters[to_counter].state == COUNTER_CLOSED and to_counter != counter:
                 raise HallError("COUNTER_CLOSED", counter=to_counter)
-        target = service or self.counter_config[to_counter].services[0]  # type: ignore[index]
+        if service is None:  # to a counter: stay in the current (or issuing) service when it serves it
+            served = self.counter_config[to_counter].services  # type: ignore[index]
+            service = next((s for s in (t.queue_service, t.service) if s in served), served[0])
+        target = service
         self._service(target)
         if target == t.queue_service and to_counter in (None, counter):
             raise HallError("SAME_QUEUE", ticket=t.label)
@@ -860,7 +868,7 @@ def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
             if p.required:
                 raise HallError("BAD_REQUEST", detail=f"missing {p.name}")
             continue
-        if p.kind is int and isinstance(value, str) and value.strip().isdigit():
+        if p.kind is int and isinstance(value, str) and value.strip().isdecimal():  # int() rejects "²"
             value = int(value)
         if p.kind is str and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)

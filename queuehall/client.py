@@ -341,6 +341,11 @@ class Link:
                             self.on_state(self.mirror)
                     if rep.re in internal:
                         internal.discard(rep.re)
+                        if rep.type == "hello_reply" and not self.mirror.synced and snap_id is None:
+                            # Don't wait for the first heartbeat: a snapshot taken before the
+                            # subscription is live shows up as a sequence gap and is retaken.
+                            snap_id = self._send(Request(type="snapshot", client=self.client_id), pending)
+                            internal.add(snap_id)
                     else:
                         self.on_reply(rep.re, rep)
                 while self._sub.poll(0):
