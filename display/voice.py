@@ -25,6 +25,7 @@ import argparse
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ import tempfile
 import wave
 from array import array
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -742,11 +744,12 @@ def build_default_pack(
     out = Path(out_dir)
     version = _run_engine([exe, "--version"], "--version").stdout.decode("utf-8", "replace")
     version = version.split("Data at:")[0].strip()  # drop the data path: the manifest must not depend on the host
-    word_specs = _word_specs()
     phrase_specs = _phrase_specs()
-    for spec in [*word_specs, *(s for s, _ in phrase_specs)]:
-        if spec.voice == ZH_VOICE:
-            check_mandarin_phonemes(exe, spec.text)
+    specs = [*_word_specs(), *(s for s, _ in phrase_specs)]
+    # ~160 short subprocesses: run them a few at a time (the work is all in the child processes).
+    workers = min(8, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda spec: check_mandarin_phonemes(exe, spec.text), [s for s in specs if s.voice == ZH_VOICE]))
 
     old_manifest = out / "pack.json"
     if old_manifest.is_file():
@@ -764,9 +767,14 @@ def build_default_pack(
     sources: dict[str, str] = {}
     (out / "zh").mkdir(parents=True, exist_ok=True)
     (out / "en").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="queuehall-voice-") as tmp:
-        for spec in [*word_specs, *(s for s, _ in phrase_specs)]:
-            samples = _synthesize(exe, spec, sample_rate, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="queuehall-voice-") as tmp, ThreadPoolExecutor(workers) as pool:
+
+        def make(job: tuple[int, ClipSpec]) -> array:
+            work = Path(tmp) / str(job[0])  # one scratch folder per clip: jobs run in parallel
+            work.mkdir()
+            return _synthesize(exe, job[1], sample_rate, work)
+
+        for spec, samples in zip(specs, pool.map(make, enumerate(specs)), strict=True):
             (out / spec.file).write_bytes(write_wav(samples, sample_rate))
             clips[spec.key] = spec.file
             sources[spec.key] = f"{spec.voice}: {spec.text}"

@@ -21,7 +21,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # hall objects
     "UNKNOWN_SERVICE": ("没有此业务：{service}", "No such service: {service}"),
     "UNKNOWN_COUNTER": ("没有此窗口：{counter}", "No such counter: {counter}"),
-    "UNKNOWN_CLERK": ("没有此工作人员：{clerk}", "No such clerk: {clerk}"),
     "UNKNOWN_TICKET": ("没有此号票：{ticket}", "No such ticket: {ticket}"),
     "UNKNOWN_PRIORITY": ("没有此优先类别：{priority}", "No such priority class: {priority}"),
     "PRIORITY_NOT_ALLOWED": (
