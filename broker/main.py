@@ -10,8 +10,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from broker.config import DEFAULT_CONFIG, ConfigError, load_config
-from broker.server import Broker
-from broker.storage import load_hall, open_store
 from queuehall.clock import Clock, SimulatedClock, SystemClock
 
 
@@ -59,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if args.insecure and args.host not in ("127.0.0.1", "localhost", "::1"):
         print("queuehall broker: --insecure is allowed on loopback only; use --keys in a hall", file=sys.stderr)
         return 2
+    # Imported here: SQLAlchemy alone takes most of a second, and every ``queuehall take`` builds
+    # this subcommand's parser.
+    from broker.server import Broker
+    from broker.storage import load_hall, open_store
+
     clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
     store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)
     hall = load_hall(config, clock, store)

@@ -28,6 +28,7 @@ from broker.model import ACTIVE, NO_SHOW, Event
 from queuehall.errors import HallError
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
+    ROLES,
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,
     ProtocolError,
@@ -60,12 +61,14 @@ class _AllowList:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.devices: dict[bytes, Device] = {}
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int] | None = None
         self.reload()
 
     def reload(self) -> None:
+        """Re-read the allow-list when the devices directory changed (adding or removing a file
+        changes its mtime; the count catches file systems with coarse timestamps)."""
         d = self.directory / "devices"
-        stamp = (d.stat().st_mtime, len(list(d.glob("*.key")))) if d.exists() else (0.0, 0)
+        stamp = (d.stat().st_mtime_ns, len(list(d.glob("*.key")))) if d.exists() else (0, 0)
         if stamp != self._stamp:
             self.devices = {dev.public_key: dev for dev in list_devices(self.directory)}
             self._stamp = stamp
@@ -95,6 +98,7 @@ class Broker:
         self.devices: dict[str, dict[str, Any]] = {}
         self._pending: list[Event] = []
         self._last_summaries: dict[str, Any] = {}
+        self._last_counters = self._counter_views()
         self._auth: Any = None
         self._allow: _AllowList | None = None
         self.router: zmq.Socket | None = None
@@ -150,8 +154,9 @@ class Broker:
             while not self.stop_event.is_set():
                 timeout = max(0.0, next_beat - time.monotonic())
                 if poller.poll(min(timeout, 0.2) * 1000):
-                    # Drain everything queued: commands are handled strictly in arrival order.
-                    while True:
+                    # Drain what is queued (commands are handled strictly in arrival order), but
+                    # stop for the heartbeat: a flood of requests must not make devices think us dead.
+                    while time.monotonic() < next_beat:
                         try:
                             frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
@@ -183,6 +188,9 @@ class Broker:
         except ProtocolError as err:
             log.warning("bad request: %s", err)
             return error_reply("", request_id_of(frame), err)
+        except Exception as exc:  # whatever a frame holds, the hall keeps running
+            log.exception("undecodable request")
+            return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
         try:
             role, counter, client = self._identify(req, user_key)
             self._seen(client, role, counter, req)
@@ -205,6 +213,9 @@ class Broker:
         if self.keys_dir is None:
             return "admin", None, client
         assert self._allow is not None
+        # Re-read the allow-list (one stat when unchanged): a device removed while connected is
+        # refused from its next request on, not only when it reconnects.
+        self._allow.reload()
         dev = self._allow.devices.get(user_key.encode() if user_key else b"")
         if dev is None:
             raise HallError("FORBIDDEN", detail="unknown key")
@@ -245,7 +256,9 @@ class Broker:
             "epoch": self.epoch, "seq": self.seq,
             "state": {
                 **{k: snap[k] for k in ("now", "business_day", "timezone", "hall", "departments",
-                                        "priority_classes", "pause_reasons", "recent_calls")},
+                                        "priority_classes", "pause_reasons")},
+                # In the form the events carry, so a mirror's list reads the same after either.
+                "recent_calls": [_event_payload(ev) for ev in self.hall.recent_calls],
                 "service_order": [s["code"] for s in snap["services"]],
                 "services": {s["code"]: s for s in snap["services"]},
                 "counters": {str(c["number"]): c for c in snap["counters"]},
@@ -257,15 +270,33 @@ class Broker:
     # ------------------------------------------------------------------ presence and publication
 
     def _seen(self, client: str, role: str, counter: int | None, req: Request) -> None:
+        """Presence: a device is a client that says ``hello`` or ``ping`` (the Link does both);
+        one-shot callers (the CLI, scripts) are not listed. Any request keeps a device online."""
         now = time.monotonic()
         dev = self.devices.get(client)
-        name = req.args.get("name") if req.type == "hello" else None
-        if dev is None or not dev["online"] or (name and dev.get("name") != name):
-            self.devices[client] = {"role": req.args.get("role", role) if role == "admin" else role,
-                                    "counter": counter if counter is not None else req.args.get("counter"),
-                                    "name": name or (dev or {}).get("name") or client, "online": True}
-            self._publish({"type": "presence"}, set_={"devices": {client: self.devices[client]}})
-        self.devices[client]["_seen"] = now
+        if req.type in ("hello", "ping"):
+            args = req.args
+            name = args.get("name") if isinstance(args.get("name"), str) and args.get("name") else None
+            said_role = args.get("role") if args.get("role") in ROLES else None
+            said_counter = args.get("counter")
+            if not isinstance(said_counter, int) or isinstance(said_counter, bool):
+                said_counter = None
+            record = {
+                # Only an admin key (or --insecure, where everyone is admin) may say what it is.
+                "role": (said_role or role) if role == "admin" else role,
+                "counter": counter if counter is not None else said_counter,
+                "name": (name or (dev or {}).get("name") or client)[:64],
+                "online": True,
+            }
+            if dev is None or {k: dev.get(k) for k in record} != record:
+                self.devices[client] = dev = record
+                self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+        elif dev is None:
+            return
+        elif not dev["online"]:
+            dev["online"] = True
+            self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+        dev["_seen"] = now
 
     def _publish(self, event: dict[str, Any], *, set_: dict[str, Any] | None = None,
                  delete: dict[str, list[str]] | None = None) -> None:
@@ -282,8 +313,13 @@ class Broker:
         events, self._pending[:] = list(self._pending), []
         now = self.hall.clock.now()
         summaries = {s.code: self.hall.service_summary(s, now) for s in self.hall.config.services}
+        # Every counter whose view changed, not only those the events name: cancelling a called
+        # ticket frees its counter although the event carries no counter.
+        counters = self._counter_views()
+        changed = {k: v for k, v in counters.items() if self._last_counters.get(k) != v}
+        self._last_counters = counters
         for ev in events:
-            set_: dict[str, Any] = {"services": summaries, "counters": {}, "tickets": {}}
+            set_: dict[str, Any] = {"services": summaries, "counters": dict(changed), "tickets": {}}
             delete: dict[str, list[str]] = {"tickets": []}
             if ev.ticket_id is not None:
                 t = self.hall.tickets.get(ev.ticket_id)
@@ -294,10 +330,11 @@ class Broker:
             for n in {ev.counter, ev.data.get("to_counter"), (ev.data.get("ticket") or {}).get("counter")}:
                 if n is not None and n in self.hall.counter_config:
                     set_["counters"][str(n)] = self.hall.counter_public(n)
-            payload = dict(ev.data, type=ev.type, at=_iso(ev), journal_seq=ev.seq, counter=ev.counter,
-                           clerk=ev.clerk, service=ev.service)
-            self._publish(payload, set_=set_, delete=delete)
+            self._publish(_event_payload(ev), set_=set_, delete=delete)
         self._last_summaries = summaries
+
+    def _counter_views(self) -> dict[str, dict[str, Any]]:
+        return {str(n): self.hall.counter_public(n) for n in self.hall.counter_config}
 
     def _tick(self) -> None:
         """Heartbeat, presence expiry, and opening/closing of issuing as time passes."""
@@ -328,6 +365,12 @@ def _public(set_: dict[str, Any]) -> dict[str, Any]:
         set_ = dict(set_, devices={k: {f: v for f, v in d.items() if not f.startswith("_")}
                                    for k, d in set_["devices"].items()})
     return set_
+
+
+def _event_payload(ev: Event) -> dict[str, Any]:
+    """An engine event as published (and as listed in the snapshot's ``recent_calls``)."""
+    return dict(ev.data, type=ev.type, at=_iso(ev), journal_seq=ev.seq, counter=ev.counter, clerk=ev.clerk,
+                service=ev.service)
 
 
 def _iso(ev: Event) -> str:

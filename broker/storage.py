@@ -201,46 +201,119 @@ def _obj(cls: type, row: Any) -> Any:
     return cls(**data)
 
 
+class _Statement:
+    """One DML statement compiled once for a dialect and run straight on the driver's cursor.
+
+    Why: building, cache-keying and wrapping a Core statement cost ~0.3 ms each, several
+    times per command — far more than the engine itself (docs/benchmarks.md, "Engine").
+    Values still go through the column types' bind processors, so rows are stored
+    exactly as Core would store them and read back by the Core queries in :meth:`Store.load`.
+    """
+
+    def __init__(self, stmt: Any, dialect: Any, keys: list[str] | None = None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=keys)
+        self.sql = str(compiled)
+        self.names: list[str] = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        self.positional = bool(compiled.positional)
+        procs = {name: bp.type.dialect_impl(dialect).bind_processor(dialect) for name, bp in compiled.binds.items()}
+        self.procs = {name: p for name, p in procs.items() if p is not None}
+
+    def params(self, row: dict[str, Any]) -> Any:
+        values = {n: (self.procs[n](row[n]) if n in self.procs else row[n]) for n in self.names}
+        return tuple(values[n] for n in self.names) if self.positional else values
+
+    def run(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        if len(rows) == 1:
+            cursor.execute(self.sql, self.params(rows[0]))
+        elif rows:
+            cursor.executemany(self.sql, [self.params(r) for r in rows])
+
+
+class _Statements:
+    """The journal's statements for one dialect: inserts, updates by key and upserts."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.insert_ticket = _Statement(insert(tickets), dialect, _TICKET_COLS)
+        self.update_ticket = _Statement(_update_by(tickets, "id", _TICKET_COLS), dialect)
+        self.insert_visit = _Statement(insert(visits), dialect, _VISIT_COLS)
+        self.update_visit = _Statement(_update_by(visits, "id", _VISIT_COLS), dialect)
+        self.insert_event = _Statement(insert(events), dialect, [c.name for c in events.columns])
+        self.insert_request = _Statement(insert(requests), dialect, [c.name for c in requests.columns])
+        self.upsert_counter = _upsert(counter_state, "number", _COUNTER_COLS, dialect)
+        self.upsert_state = _upsert(hall_state, "key", ["key", "value"], dialect)
+
+
+def _upsert(table: Table, key: str, cols: list[str], dialect: Any) -> list[_Statement]:
+    """Statements that write rows whether or not their key exists (ON CONFLICT where supported)."""
+    if dialect.name in ("sqlite", "postgresql"):
+        if dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        ins = dialect_insert(table)
+        stmt = ins.on_conflict_do_update(index_elements=[key],
+                                         set_={c: ins.excluded[c] for c in cols if c != key})
+        return [_Statement(stmt, dialect, cols)]
+    return [_Statement(delete(table).where(table.c[key] == bindparam(key)), dialect),
+            _Statement(insert(table), dialect, cols)]
+
+
 class Store:
     """The journal the engine commits to, and the loader it rebuilds from."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._sql = _Statements(engine.dialect)
 
     def commit(self, change: Change) -> None:
-        """Write one accepted command's change in a single transaction."""
-        with self.engine.begin() as conn:
-            new_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i in change.new_tickets]
-            old_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i not in change.new_tickets]
-            if new_t:
-                conn.execute(insert(tickets), new_t)
-            if old_t:
-                conn.execute(_update_by(tickets, "id", _TICKET_COLS), [_keyed(r, "id") for r in old_t])
-            new_v = [_row(v, _VISIT_COLS) for i, v in change.visits.items() if i in change.new_visits]
-            old_v = [_row(v, _VISIT_COLS) for i, v in change.visits.items() if i not in change.new_visits]
-            if new_v:
-                conn.execute(insert(visits), new_v)
-            if old_v:
-                conn.execute(_update_by(visits, "id", _VISIT_COLS), [_keyed(r, "id") for r in old_v])
-            if change.events:
-                conn.execute(insert(events), [
-                    {"seq": e.seq, "at": _db(e.at), "business_day": e.business_day, "type": e.type,
-                     "ticket_id": e.ticket_id, "service": e.service, "counter": e.counter, "clerk": e.clerk,
-                     "data": json.dumps(e.data, ensure_ascii=False, default=str)}
-                    for e in change.events])
-            if change.counters:
-                conn.execute(delete(counter_state).where(counter_state.c.number.in_(list(change.counters))))
-                conn.execute(insert(counter_state), [_row(c, _COUNTER_COLS) for c in change.counters.values()])
-            if change.state:
-                conn.execute(delete(hall_state).where(hall_state.c.key.in_(list(change.state))))
-                conn.execute(insert(hall_state), [{"key": k, "value": json.dumps(v, ensure_ascii=False)}
-                                                  for k, v in change.state.items()])
-            if change.request is not None:
-                client, rid, reply = change.request
-                conn.execute(insert(requests), {"client": client, "request_id": rid,
-                                                "at": _db(change.events[0].at if change.events
-                                                          else datetime.now(UTC)),
-                                                "reply": json.dumps(reply, ensure_ascii=False, default=str)})
+        """Write one accepted command's change in a single transaction; raise if it failed.
+
+        On any error the transaction is rolled back, so either all of ``change`` is stored
+        or none of it (the engine then reports STORAGE and keeps its state).
+        """
+        sql = self._sql
+        new_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i in change.new_tickets]
+        old_t = [_keyed(_row(t, _TICKET_COLS), "id")
+                 for i, t in change.tickets.items() if i not in change.new_tickets]
+        new_v = [_row(v, _VISIT_COLS) for i, v in change.visits.items() if i in change.new_visits]
+        old_v = [_keyed(_row(v, _VISIT_COLS), "id")
+                 for i, v in change.visits.items() if i not in change.new_visits]
+        batches: list[tuple[_Statement, list[dict[str, Any]]]] = [
+            (sql.insert_ticket, new_t), (sql.update_ticket, old_t),
+            (sql.insert_visit, new_v), (sql.update_visit, old_v),
+            (sql.insert_event, [
+                {"seq": e.seq, "at": _db(e.at), "business_day": e.business_day, "type": e.type,
+                 "ticket_id": e.ticket_id, "service": e.service, "counter": e.counter, "clerk": e.clerk,
+                 "data": json.dumps(e.data, ensure_ascii=False, default=str)}
+                for e in change.events]),
+        ]
+        counter_rows = [_row(c, _COUNTER_COLS) for c in change.counters.values()]
+        state_rows = [{"key": k, "value": json.dumps(v, ensure_ascii=False)} for k, v in change.state.items()]
+        batches += [(stmt, counter_rows) for stmt in sql.upsert_counter]
+        batches += [(stmt, state_rows) for stmt in sql.upsert_state]
+        if change.request is not None:
+            client, rid, reply = change.request
+            batches.append((sql.insert_request, [{
+                "client": client, "request_id": rid,
+                "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
+                "reply": json.dumps(reply, ensure_ascii=False, default=str)}]))
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                for stmt, rows in batches:
+                    stmt.run(cursor, rows)
+            finally:
+                cursor.close()
+            raw.commit()
+        except BaseException:
+            try:
+                raw.rollback()
+            except Exception:  # the connection itself is broken: never hand it out again
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
 
     def load(self, now: datetime, business_day: date, *, noshow_grace_minutes: int,
              request_horizon: timedelta = timedelta(days=2)) -> Stored:

@@ -343,13 +343,13 @@ def decoded_to_png(data: bytes, path: str | Path, width: int | None = None) -> P
     dot width (default: the widest image, else 576). Needs Qt (creates a QGuiApplication if needed).
     """
     from PySide6.QtCore import QPointF, QRectF, Qt
-    from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetricsF, QImage, QPainter
+    from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter
 
     from kiosk.ticket import cjk_font_family, ensure_qt_app
 
     decoded = decode(data)
     ensure_qt_app()
-    paper = width or max([im.width for im in decoded.images] + [DOT_WIDTH_DEFAULT])
+    paper = width or max((im.width for im in decoded.images), default=DOT_WIDTH_DEFAULT)
     mono = "WenQuanYi Micro Hei Mono"
     family = mono if mono in QFontDatabase.families() else cjk_font_family()
 
@@ -381,16 +381,21 @@ def decoded_to_png(data: bytes, path: str | Path, width: int | None = None) -> P
     for el in decoded.elements:
         h = height_of(el)
         if isinstance(el, TextLine) and el.text:
-            font = font_for(el)
-            p.setFont(font)
-            text_w = QFontMetricsF(font).horizontalAdvance(el.text)
-            x = {"left": 0.0, "center": (paper - text_w) / 2, "right": paper - text_w}[el.align]
+            p.setFont(font_for(el))
+            # The printer's geometry: every character has a cell (12 dots, or 24 for a character that
+            # is multi-byte in GB18030) times the width multiplier; lines wider than the paper wrap.
+            cells = [(ch, (12 if ch.isascii() else 24) * el.width) for ch in el.text]
+            text_w = sum(w for _, w in cells)
+            x = {"left": 0, "center": max(0, (paper - text_w) // 2),
+                 "right": max(0, paper - text_w)}[el.align]
             if el.reverse:
                 p.fillRect(QRectF(0, y, paper, h), black)
                 p.setPen(QColor(255, 255, 255))
             else:
                 p.setPen(black)
-            p.drawText(QRectF(max(0.0, x), y, paper, h), int(Qt.AlignmentFlag.AlignVCenter), el.text)
+            for ch, w in cells:
+                p.drawText(QRectF(x, y, w, h), int(Qt.AlignmentFlag.AlignCenter), ch)
+                x += w
         elif isinstance(el, RasterImage):
             x = {"left": 0, "center": (paper - el.image.width) // 2,
                  "right": paper - el.image.width}[el.align]

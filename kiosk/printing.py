@@ -820,7 +820,7 @@ class TicketPrinter:
         stamp = self.now().strftime("%Y-%m-%d %H:%M")
         content = TicketContent(
             hall_name=("打印机测试页", "Printer test page"), label="T001",
-            service_name_zh="中文打印测试：政务服务中心取号凭条",
+            service_name_zh="中文打印测试：取号凭条",
             service_name_en="Print test: queue ticket", ahead=0, estimated_wait_minutes=0,
             issued_local=stamp, qr_payload=f"queuehall:printer-test:{stamp}",
             materials=(("身份证原件", "ID card (original)"),), promised_days=0,

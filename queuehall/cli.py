@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,16 +29,22 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def _security(args: argparse.Namespace) -> Any:
+    """The device's CurveZMQ keys from ``--key``/``--server-key``; ValueError when unusable
+    (reported as a usage error, exit 2)."""
     from queuehall.client import Security
 
     if args.key or args.server_key:
         if not (args.key and args.server_key):
-            raise SystemExit("--key and --server-key go together")
-        return Security.from_files(args.key, args.server_key)
+            raise ValueError("--key and --server-key go together")
+        try:
+            return Security.from_files(args.key, args.server_key)
+        except OSError as err:
+            raise ValueError(f"cannot read a key file: {err}") from None
     return None
 
 
-def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[..., int]:
+def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]],
+             shape: Callable[[dict[str, Any]], Any] = lambda result: result) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
         from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused
 
@@ -47,7 +54,7 @@ def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -
             print(f"queuehall: {err}", file=sys.stderr)
             return EXIT_USAGE
         try:
-            _print({"status": "ok", "result": client.request(name, **build(args))})
+            _print({"status": "ok", "result": shape(client.request(name, **build(args)))})
             return EXIT_OK
         except CommandRefused as err:
             _print({"status": "error", "error": err.error})
@@ -63,7 +70,28 @@ def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -
 
 
 def _status(args: argparse.Namespace) -> int:
-    return _command("snapshot", lambda a: {})(args)
+    return _command("snapshot", lambda a: {}, status_view)(args)
+
+
+def status_view(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as ``queuehall status`` prints it: services in configured order, each with
+    its waiting tickets in queue order; counters by number with their current ticket."""
+    st = snapshot["state"]
+    tickets = list(st.get("tickets", {}).values())  # the broker lists each queue in queue order
+    services = []
+    for code in st.get("service_order") or list(st.get("services", {})):
+        s = st["services"][code]
+        services.append(dict(s, tickets=[t for t in tickets
+                                         if t["status"] == "waiting" and t["queue_service"] == code]))
+    return {
+        "epoch": snapshot["epoch"], "seq": snapshot["seq"],
+        **{k: st.get(k) for k in ("now", "business_day", "timezone", "hall")},
+        "services": services,
+        "counters": sorted(st.get("counters", {}).values(), key=lambda c: c["number"]),
+        "no_shows": [t for t in tickets if t["status"] == "no_show"],
+        "recent_calls": st.get("recent_calls", []),
+        "devices": st.get("devices", {}),
+    }
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -79,6 +107,8 @@ def _watch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     done = threading.Event()
     count = [0]
+    synced = [0]
+    ever_connected = threading.Event()
 
     def on_event(msg: dict[str, Any]) -> None:
         _print({"epoch": msg["epoch"], "seq": msg["seq"], **msg["event"]})
@@ -86,8 +116,21 @@ def _watch(args: argparse.Namespace) -> int:
         if args.count and count[0] >= args.count:
             done.set()
 
+    def on_connection(up: bool) -> None:
+        if up:
+            ever_connected.set()
+        print(json.dumps({"connection": up}), file=sys.stderr, flush=True)
+
+    def on_state(mirror: Any) -> None:
+        # Events are printed from here on; a script may wait for this line before acting.
+        if link.resyncs != synced[0]:
+            synced[0] = link.resyncs
+            print(json.dumps({"synced": {"epoch": mirror.epoch, "seq": mirror.seq}}), file=sys.stderr,
+                  flush=True)
+
     link.on_event = on_event
-    link.on_connection = lambda up: print(json.dumps({"connection": up}), file=sys.stderr, flush=True)
+    link.on_connection = on_connection
+    link.on_state = on_state
     link.start()
     try:
         done.wait(args.seconds or None)
@@ -95,7 +138,7 @@ def _watch(args: argparse.Namespace) -> int:
         pass
     finally:
         link.stop()
-    return EXIT_OK
+    return EXIT_OK if ever_connected.is_set() else EXIT_UNREACHABLE
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -213,9 +256,15 @@ def _register_optional(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns its exit code (argparse exits 2 itself on bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (``queuehall status | head``): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ log = logging.getLogger("queuehall.client")
 
 ENV_BROKER = "QUEUEHALL_BROKER"
 DEAD_AFTER = 3.0  # seconds without any publication (heartbeats come every second)
+PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
 RECENT_CALLS = 30
 
 
@@ -241,6 +242,7 @@ class Link:
         self.ctx = context or zmq.Context.instance()
         self.mirror = StateMirror()
         self.alive = False
+        self.resyncs = 0  # snapshots loaded (first sync included): for diagnostics and tests
         self.on_event: Callable[[dict[str, Any]], None] = lambda msg: None
         self.on_state: Callable[[StateMirror], None] = lambda m: None
         self.on_connection: Callable[[bool], None] = lambda up: None
@@ -250,16 +252,21 @@ class Link:
         self._thread: threading.Thread | None = None
         self._wake_addr = f"inproc://queuehall-link-{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
+        self._resubscribe = threading.Event()
 
     # -- public API (any thread)
 
     def start(self) -> None:
+        """Start the link thread (again after :meth:`stop`: the mirror is kept and resynchronised)."""
+        self._stop.clear()
+        self.alive = False
         self._wake_rx = self.ctx.socket(zmq.PAIR)
         self._wake_rx.bind(self._wake_addr)
         self._thread = threading.Thread(target=self._run, name=f"link-{self.role}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread and close its sockets; the broker sees the device offline later."""
         self._stop.set()
         self._wake()
         if self._thread is not None:
@@ -275,6 +282,12 @@ class Link:
         self._outbox.put(req)
         self._wake()
         return req.id
+
+    def resubscribe(self) -> None:
+        """Drop the event subscription and open a new one. Events published meanwhile are
+        missed, which the mirror notices (a gap) and repairs with a fresh snapshot."""
+        self._resubscribe.set()
+        self._wake()
 
     def _wake(self) -> None:
         s = self.ctx.socket(zmq.PAIR)
@@ -292,6 +305,9 @@ class Link:
     def _open(self) -> None:
         self._dealer = _socket(self.ctx, zmq.DEALER, self.security)
         self._dealer.connect(f"tcp://{self.host}:{self.port}")
+        self._open_sub()
+
+    def _open_sub(self) -> None:
         self._sub = _socket(self.ctx, zmq.SUB, self.security)
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_EVENT)
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_HEARTBEAT)
@@ -301,8 +317,10 @@ class Link:
         self._dealer.close(0)
         self._sub.close(0)
 
-    def _hello(self) -> Request:
-        return Request(type="hello", args={"role": self.role, "name": self.name, "counter": self.counter},
+    def _hello(self, type_: str = "hello") -> Request:
+        # The ping says the same as the hello, so a broker that restarted between two hellos
+        # still lists this device with its name and role.
+        return Request(type=type_, args={"role": self.role, "name": self.name, "counter": self.counter},
                        client=self.client_id)
 
     def _run(self) -> None:
@@ -310,6 +328,7 @@ class Link:
         pending: dict[str, tuple[Request, float, float]] = {}  # id -> (request, first sent, last sent)
         internal: set[str] = set()  # hello, ping, snapshot: answered here, not to the caller
         snap_id: str | None = None
+        held: list[dict[str, Any]] = []  # events that arrived while the snapshot was on its way
         last_heard = time.monotonic()
         backoff = 0.25
         next_ping = 0.0
@@ -324,6 +343,10 @@ class Link:
                 if self._wake_rx in ready:
                     while self._wake_rx.poll(0):
                         self._wake_rx.recv()
+                if self._resubscribe.is_set():
+                    self._resubscribe.clear()
+                    self._sub.close(0)
+                    self._open_sub()
                 while not self._outbox.empty():
                     self._send(self._outbox.get(), pending)
                 # The ZeroMQ descriptors are edge-triggered: always drain completely.
@@ -338,7 +361,14 @@ class Link:
                         snap_id = None
                         if rep.ok and rep.result:
                             self.mirror.load(rep.result)
+                            self.resyncs += 1
+                            # Clone: events newer than the snapshot that arrived before it are
+                            # applied now instead of being lost (which would force another resync).
+                            for msg in held:
+                                if self.mirror.apply(msg) == "applied":
+                                    self.on_event(msg)
                             self.on_state(self.mirror)
+                        held.clear()
                     if rep.re in internal:
                         internal.discard(rep.re)
                         if rep.type == "hello_reply" and not self.mirror.synced and snap_id is None:
@@ -358,6 +388,10 @@ class Link:
                         self.alive = True
                         backoff = 0.25
                         self.on_connection(True)
+                    if snap_id is not None:
+                        if msg.get("type") == "event":
+                            held.append(msg)
+                        continue
                     outcome = self.mirror.apply(msg)
                     if outcome == "applied":
                         self.on_event(msg)
@@ -367,13 +401,14 @@ class Link:
                         snap_id = self._send(Request(type="snapshot", client=self.client_id), pending)
                         internal.add(snap_id)
                 if now >= next_ping:
-                    next_ping = now + 1.0  # presence: the broker marks silent devices offline
-                    internal.add(self._send(Request(type="ping", client=self.client_id), pending))
+                    next_ping = now + PING_SECONDS  # presence: the broker marks silent devices offline
+                    internal.add(self._send(self._hello("ping"), pending))
                 for rid, (req, first, last) in list(pending.items()):
                     if now - first > self.request_timeout:
                         del pending[rid]
                         if rid == snap_id:
                             snap_id = None
+                            held.clear()
                         if rid in internal:
                             internal.discard(rid)
                         else:
@@ -385,6 +420,7 @@ class Link:
                     self.alive = False
                     self.mirror.synced = False
                     snap_id = None
+                    held.clear()
                     self.on_connection(False)
                 if not self.alive and now - last_heard > DEAD_AFTER + backoff:
                     # A fresh pair of sockets: the broker may have restarted on the same address.

@@ -85,8 +85,10 @@ def _load(frame: bytes) -> dict[str, Any]:
         raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {MAX_MESSAGE_BYTES}")
     try:
         obj = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("BAD_REQUEST", f"not UTF-8 JSON: {exc}") from None
+    # ValueError covers bad UTF-8, bad JSON and integers over Python's 4300-digit limit;
+    # RecursionError a deeply nested array. Neither may escape: one frame must not kill the broker.
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("BAD_REQUEST", f"not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("BAD_REQUEST", "a message must be a JSON object")
     return obj
@@ -100,18 +102,19 @@ def encode_request(req: Request) -> bytes:
 def decode_request(frame: bytes) -> Request:
     """Parse a request; raise :class:`ProtocolError` (with the request id when known) if invalid."""
     obj = _load(frame)
+    # The version first: another version may lay out the other fields differently.
+    v = obj.get("v", VERSION)
+    if type(v) is not int or v != VERSION:  # True == 1 and 1.0 == 1, but neither is version 1
+        raise ProtocolError("UNSUPPORTED_VERSION", str(v)[:40])
     rid, mtype, client, args = obj.get("id"), obj.get("type"), obj.get("client", ""), obj.get("args", {})
     if not isinstance(rid, str) or not rid or len(rid) > 64:
         raise ProtocolError("BAD_REQUEST", "id must be a non-empty string of at most 64 characters")
-    if not isinstance(mtype, str) or not mtype:
-        raise ProtocolError("BAD_REQUEST", "type must be a non-empty string")
+    if not isinstance(mtype, str) or not mtype or len(mtype) > 64:
+        raise ProtocolError("BAD_REQUEST", "type must be a non-empty string of at most 64 characters")
     if not isinstance(client, str) or len(client) > 64:
         raise ProtocolError("BAD_REQUEST", "client must be a string of at most 64 characters")
     if not isinstance(args, dict):
         raise ProtocolError("BAD_REQUEST", "args must be an object")
-    v = obj.get("v", VERSION)
-    if v != VERSION:
-        raise ProtocolError("UNSUPPORTED_VERSION", str(v))
     return Request(type=mtype, args=args, client=client, id=rid, time=str(obj.get("time", "")), v=v)
 
 

@@ -20,7 +20,8 @@ URL_FILE=$STATE_DIR/url
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
-usage() { sed -n '2,13p' "$0" >&2; exit 2; }
+SELF=$(realpath -- "$0")
+usage() { sed -n '2,13p' "$SELF" >&2; exit 2; }
 
 # Directory with initdb/pg_ctl: PostgreSQL 15 when present, else the newest installed version.
 find_bindir() {
@@ -37,11 +38,12 @@ find_bindir() {
 }
 
 # Run a command as the server's owner: "postgres" when we are root (initdb refuses to run as root).
+# fd 9 (the lock) is closed for the child: a postmaster that inherited it would hold the lock forever.
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    runuser -u postgres -- "$@" 9>&-
   else
-    "$@"
+    "$@" 9>&-
   fi
 }
 
@@ -60,7 +62,7 @@ start() {
     return
   fi
   # Leftovers of a crashed or killed server: start from scratch.
-  rm -rf "$DATA_DIR" "$SOCK_DIR" "$URL_FILE"
+  rm -rf "$DATA_DIR" "$SOCK_DIR" "$URL_FILE" "$LOG_FILE"
   mkdir -p "$SOCK_DIR"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres:postgres "$STATE_DIR" "$SOCK_DIR"
@@ -88,7 +90,8 @@ start() {
 
 stop() {
   if [ -f "$DATA_DIR/PG_VERSION" ] && as_owner "$BINDIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; then
-    as_owner "$BINDIR/pg_ctl" -D "$DATA_DIR" -m fast -w -t 30 stop >/dev/null
+    # Immediate mode skips the shutdown checkpoint: the data is deleted right after.
+    as_owner "$BINDIR/pg_ctl" -D "$DATA_DIR" -m immediate -w -t 30 stop >/dev/null
   fi
   rm -rf "$DATA_DIR" "$SOCK_DIR" "$URL_FILE"
 }

@@ -8,6 +8,7 @@ saved under tests/artifacts/tickets/ for people to look at.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -181,7 +182,7 @@ def test_text_ticket_round_trip(paper_mm: int) -> None:
     # Chinese goes through the printer's Chinese mode, encoded as GB18030.
     assert b"\x1c&" + "不动产登记".encode("gb18030") in data
     assert "不动产登记".encode() not in data
-    joined = "".join(decoded.texts)
+    joined = "".join(line.strip() for line in decoded.texts)
     assert content.service_name_zh in joined
     assert "前面还有 7 人 / 7 ahead" in decoded.texts
     assert "预计等候 25 分钟 / about 25 min" in decoded.texts
@@ -378,11 +379,11 @@ def test_file_printer_unwritable_targets(tmp_path: Path) -> None:
 def test_file_printer_read_only_directory(tmp_path: Path) -> None:  # pragma: no cover - CI runs as root
     tmp_path.chmod(0o500)
     try:
-        status = TicketPrinter(PrinterConfig(backend="file", path=str(tmp_path / "p.bin")), ).status()
-    except PrinterError as e:
-        assert e.code == "PRINTER_IO"
-    else:
-        assert status.error_code == "PRINTER_IO"
+        printer = TicketPrinter()
+        with pytest.raises(PrinterError) as info:
+            printer.open(PrinterConfig(backend="file", path=str(tmp_path / "p.bin")))
+        assert info.value.code == "PRINTER_IO"
+        assert printer.status().error_code == "PRINTER_IO"
     finally:
         tmp_path.chmod(0o700)
 
@@ -435,8 +436,12 @@ class LoopbackPrinter:
             self.closed.set()
 
     def stop(self) -> None:
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux).
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         self.thread.join(timeout=5)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
