@@ -20,7 +20,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from broker.config import Counter, HallConfig, Service
@@ -162,6 +162,8 @@ class Hall:
         self.last_visit_id = 0
         self.last_event_seq = 0
         self.listeners: list[Callable[[Event], None]] = []
+        self._no_show_day: date | None = None  # the business day old no-shows were last dropped for
+        self._carried_no_shows = False  # no-shows of an earlier day still within their grace
         if stored is not None:
             self._restore(stored)
 
@@ -193,6 +195,7 @@ class Hall:
         key = (client, request_id) if client and request_id else None
         if key is not None and key in self.requests:
             return self.requests[key]
+        self._forget_old_no_shows(self.clock.now())
         if not isinstance(command, str):  # an unhashable name would crash the lookup below
             raise HallError("BAD_REQUEST", detail="command must be a string")
         fn = COMMANDS.get(command)
@@ -246,6 +249,27 @@ class Hall:
                 self.recent_calls.append(ev)
             for listener in self.listeners:
                 listener(ev)
+
+    def _forget_old_no_shows(self, now: datetime) -> None:
+        """Drop no-shows older than :func:`no_show_horizon` from memory (the database keeps them).
+
+        Memory must hold exactly what :func:`broker.storage.load_hall` loads, or a restart
+        would change the state. Scans only when the business day changed or an earlier
+        day's no-show is still within its grace.
+        """
+        day = self.hours.business_day(now)
+        if day == self._no_show_day and not self._carried_no_shows:
+            return
+        horizon = no_show_horizon(self.hours, now, self.config.calling.noshow_grace_minutes)
+        day_start = datetime.combine(day, time.min, tzinfo=self.hours.tz)
+        carried = False
+        for t in [t for t in self.tickets.values() if t.status == NO_SHOW]:
+            if t.status_at is None or t.status_at < horizon:
+                del self.tickets[t.id]
+                self.visits.pop(t.visit_id, None)
+            elif t.status_at < day_start:
+                carried = True
+        self._no_show_day, self._carried_no_shows = day, carried
 
     # ------------------------------------------------------------------ lookups
 
@@ -388,6 +412,7 @@ class Hall:
     def snapshot(self) -> dict[str, Any]:
         """The whole visible state: services with their queues, counters, recent calls."""
         now = self.clock.now()
+        self._forget_old_no_shows(now)
         services = [self.service_summary(s, now, with_tickets=True) for s in self.config.services]
         counters = [self.counter_public(cfg.number) for cfg in self.config.counters]
         no_shows = [self.ticket_view(t) for t in self.tickets.values() if t.status == NO_SHOW]
@@ -738,8 +763,10 @@ class Hall:
         """Put a no-show back in its queue within ``noshow_grace_minutes`` of missing its call.
 
         It rejoins at the front (its original place) or the back, as configured; a
-        new visit starts, so its new wait is measured from now.
+        new visit starts, so its new wait is measured from now. ``counter`` (optional)
+        is where it was asked for; its clerk is recorded in the event for the audit.
         """
+        clerk = self._counter(tx, counter).clerk if counter is not None else None
         t = tx.ticket(self.find_ticket(ticket, tx).id)
         if t.status != NO_SHOW:
             raise HallError("NOT_NO_SHOW", ticket=t.label)
@@ -754,7 +781,7 @@ class Hall:
         t.status, t.status_at, t.counter, t.recalls = WAITING, tx.now, None, 0
         if self.config.calling.noshow_reinstate == "back":
             t.queue_key = tx.now
-        tx.event("ticket_reinstated", ticket=t, counter=counter,
+        tx.event("ticket_reinstated", ticket=t, counter=counter, clerk=clerk,
                  position=self.config.calling.noshow_reinstate)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
@@ -851,6 +878,16 @@ class Hall:
 
     def open_tickets(self) -> list[Ticket]:
         return [t for t in self.tickets.values() if t.status in ACTIVE]
+
+
+def no_show_horizon(hours: OpeningHours, now: datetime, grace_minutes: int) -> datetime:
+    """No-shows marked at or after this moment are kept in memory and loaded on restart.
+
+    Those are today's (they may still be cancelled, or refused with GRACE_EXPIRED) and
+    any of an earlier day still within ``grace_minutes`` (they may be reinstated).
+    """
+    day_start = datetime.combine(hours.business_day(now), time.min, tzinfo=hours.tz)
+    return min(day_start, now - timedelta(minutes=grace_minutes))
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ BREAK = "break"
 CLOSED = "closed"
 PAST_CUTOFF = "past_cutoff"
 
+_WARNED_YEARS: set[int] = set()  # warn once per process, not once per calendar lookup
 _SEARCH_DAYS = 60  # the longest closure we look past (Spring Festival + extra closed days)
 
 
@@ -38,7 +39,6 @@ class OpeningHours:
     def __init__(self, hours: Hours, timezone: str) -> None:
         self.hours = hours
         self.tz = ZoneInfo(timezone)
-        self._warned_years: set[int] = set()
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.tz)
@@ -70,8 +70,8 @@ class OpeningHours:
         try:
             return chinese_calendar.get_holiday_detail(day)
         except NotImplementedError:
-            if day.year not in self._warned_years:
-                self._warned_years.add(day.year)
+            if day.year not in _WARNED_YEARS:
+                _WARNED_YEARS.add(day.year)
                 log.warning("chinesecalendar has no data for %s; using weekly hours only", day.year)
             return None
 
@@ -95,7 +95,10 @@ class OpeningHours:
                 break
         if state == OPEN:
             return IssueWindow(OPEN, None)
-        return IssueWindow(state, self.next_issue_start(at, cutoff_minutes))
+        nxt = self.next_issue_start(at, cutoff_minutes)
+        if state == BREAK and (nxt is None or self.business_day(nxt) != day):
+            state = PAST_CUTOFF  # the cut-off swallows the rest of the day: this break ends issuing today
+        return IssueWindow(state, nxt)
 
     def next_issue_start(self, at: datetime, cutoff_minutes: int = 0) -> datetime | None:
         """The first moment after ``at`` when issuing opens (a period's start)."""

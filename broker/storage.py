@@ -264,6 +264,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sql = _Statements(engine.dialect)
+        # The journal's own connection, kept between commits: checking one out of the pool
+        # (and resetting it on return) cost more than a whole SQLite commit. Commits come
+        # from the engine's single thread; load() and reports use pooled connections.
+        self._writer: Any = None
 
     def commit(self, change: Change) -> None:
         """Write one accepted command's change in a single transaction; raise if it failed.
@@ -297,7 +301,9 @@ class Store:
                 "client": client, "request_id": rid,
                 "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
                 "reply": json.dumps(reply, ensure_ascii=False, default=str)}]))
-        raw = self.engine.raw_connection()
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+        raw = self._writer
         try:
             cursor = raw.cursor()
             try:
@@ -309,11 +315,17 @@ class Store:
         except BaseException:
             try:
                 raw.rollback()
-            except Exception:  # the connection itself is broken: never hand it out again
+            except Exception:  # the connection itself is broken: the next commit opens a new one
                 raw.invalidate()
+                self._writer = None
             raise
-        finally:
-            raw.close()
+
+    def close(self) -> None:
+        """Release the journal's connection and the engine's pool (the store can be reopened)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.engine.dispose()
 
     def load(self, now: datetime, business_day: date, *, noshow_grace_minutes: int,
              request_horizon: timedelta = timedelta(days=2)) -> Stored:

@@ -430,3 +430,27 @@ def _qr_matrix(payload: str, ec: int) -> list[list[bool]]:
     code.add_data(payload)
     code.make(fit=True)
     return code.get_matrix()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kiosk.escpos_decode TICKET.bin OUT.png [--width DOTS]``: draw a printed stream."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render ESC/POS bytes (e.g. the file printer's output) to PNG")
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--width", type=int, default=None, help="paper width in dots (576 or 384)")
+    args = parser.parse_args(argv)
+    try:
+        decoded = decode(args.input.read_bytes())
+        decoded_to_png(args.input.read_bytes(), args.output, args.width)
+    except (OSError, EscposDecodeError) as e:
+        print(f"error: {e}")
+        return 1
+    print(f"{args.output}: {len(decoded.texts)} text lines, {len(decoded.images)} images, "
+          f"QR {decoded.qr_payloads}, {decoded.cut_count} cut(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,11 +37,10 @@ from queuehall.clock import ManualClock
 
 # Relative arrival rate by local hour: the morning rush after opening.
 _SHAPE = {8: 1.3, 9: 1.5, 10: 1.1, 11: 0.6, 12: 0.0, 13: 1.0, 14: 1.2, 15: 1.0, 16: 0.7}
-# Base arrivals per hour for a service, by code; others get 2/h.
-_BASE_RATE = {"passport": 14, "hk_macao": 12, "document_pickup": 16, "newborn": 3, "move_in": 3, "move_out": 3,
-              "small_town_hukou": 1, "pension_eligibility": 6, "insurance_subsidy": 3,
-              "unemployment_registration": 4, "minimum_living_allowance": 2, "serious_illness_aid": 1,
-              "low_rent_housing": 1, "eia_approval": 1, "consult_complaint": 6}
+# Base arrivals per hour for a service, by code; others get 1/h.
+_BASE_RATE = {"passport": 8, "hk_macao": 6, "document_pickup": 10, "newborn": 2, "move_in": 2, "move_out": 2,
+              "pension_eligibility": 5, "insurance_subsidy": 2, "unemployment_registration": 3,
+              "eia_approval": 0.7, "consult_complaint": 6}
 FEE_SERVICES = ("passport", "hk_macao")
 FEE_SERVICE = "unified_fees"
 
@@ -153,7 +152,7 @@ class HallSimulation:
         for s in self.config.services:
             if s.code == FEE_SERVICE:
                 continue
-            base = _BASE_RATE.get(s.code, 2)
+            base = _BASE_RATE.get(s.code, 1)
             t = first
             while t < self.end:
                 rate = base * _SHAPE.get(t.astimezone(self.tz).hour, 0.0)

@@ -18,7 +18,8 @@ PACKAGES=(
   sox
   # PostgreSQL 15 server (Debian 12's default), used by scripts/pg.sh for the postgres test backend.
   postgresql
-  # What the Qt libraries and the offscreen platform plugin link against (ldd of the PySide6 wheel).
+  # What libQt6Gui and the offscreen platform plugin link against (ldd of the PySide6 6.11.3 wheel;
+  # libqoffscreen.so itself needs libX11, libGL and libxkbcommon, and libX11 needs libxcb).
   libegl1
   libgl1
   libxkbcommon0
@@ -27,8 +28,10 @@ PACKAGES=(
   libdbus-1-3
   libglib2.0-0
   libx11-6
-  libx11-xcb1
   libxcb1
+  # Only for the xcb platform (`make demo` on a real X display): libqxcb.so needs these two as well.
+  libxcb-icccm4
+  libxcb-keysyms1
   # python-escpos Usb printers (pyusb needs a libusb backend).
   libusb-1.0-0
 )
@@ -73,8 +76,9 @@ fi
 
 echo "setup-system.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Wait for a concurrent apt/dpkg run instead of failing on its lock.
+apt-get -o DPkg::Lock::Timeout=300 update -q
+apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 
 mapfile -t still_missing < <(missing_packages)
 if [ "${#still_missing[@]}" -ne 0 ]; then

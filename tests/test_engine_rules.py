@@ -8,6 +8,7 @@ which also proves the refused command changed nothing and emitted no event.
 from __future__ import annotations
 
 import copy
+import random
 import re
 from dataclasses import replace
 from datetime import timedelta
@@ -427,17 +428,20 @@ def test_reinstate_within_grace_front_or_back(position: str, order: list[str]) -
     b = Bench(small_config(calling=calling(noshow_reinstate=position)))
     for _ in range(3):
         b.take("P")
+        b.clock.advance(minutes=1)
     b.open(1)
     b.call(1)
     out = b.do("no_show", counter=1)
     assert out["ticket"]["status"] == "no_show" and b.events[-1].data["reason"] == "clerk"
     refused(b.hall, "NOT_NO_SHOW", "reinstate", {"ticket": "A002"})
+    refused(b.hall, "UNKNOWN_COUNTER", "reinstate", {"ticket": "A001", "counter": 42})
     b.clock.advance(minutes=30)  # exactly the grace period: still allowed
     back = b.do("reinstate", ticket="A001", counter=1)
     assert back["ticket"]["status"] == "waiting" and back["ticket"]["calls"] == 0
-    assert back["ticket"]["entered_at"] == "2026-11-24T01:30:00Z"
+    assert back["ticket"]["entered_at"] == "2026-11-24T01:33:00Z"
     ev = b.events[-1]
-    assert ev.type == "ticket_reinstated" and ev.data["position"] == position and ev.counter == 1
+    assert ev.type == "ticket_reinstated" and ev.data["position"] == position
+    assert (ev.at, ev.counter, ev.clerk, ev.service) == (local(TUESDAY, 9, 33), 1, "c1a", "P")
     assert [t.label for t in b.hall.queue("P")] == order
     assert [b.serve(1) for _ in range(3)] == order
 
@@ -655,6 +659,87 @@ def test_retried_request_returns_the_same_reply_and_issues_once() -> None:
     b.clock.set(local(TUESDAY, 13, 30))
     assert b.hall.execute("take_ticket", {"service": "P"}, client="kiosk-1",
                           request_id="r-2")["ticket"]["label"] == "A003"
+
+
+# ---------------------------------------------------------------------------------------------- invariants
+
+
+def _random_command(r: random.Random, labels: list[str]) -> tuple[str, dict[str, Any]]:
+    counter = r.choice([1, 2, 9])
+    ticket = r.choice(labels) if labels and r.random() < 0.9 else r.choice(["A001", "7", "Z9"])
+    command = r.choice(["take_ticket"] * 4 + ["call_next"] * 4 + ["start"] * 3 + ["finish"] * 3 + [
+        "recall", "no_show", "reinstate", "transfer", "transfer", "cancel_ticket", "void_ticket", "call_ticket",
+        "sign_in", "sign_in", "sign_out", "pause", "resume", "advance"])
+    args: dict[str, Any] = {"counter": counter}
+    if command == "advance":
+        args = {"minutes": r.choice([0.5, 1, 5, 20, 45, 200])}
+    elif command == "take_ticket":
+        args = {"service": r.choice(["P", "H", "FEE"]), "priority": r.choice([None, None, "elderly"])}
+    elif command == "reinstate":
+        args = {"ticket": ticket}
+    elif command in ("cancel_ticket", "void_ticket"):
+        args = {"ticket": ticket, "reason": "r"}
+    elif command == "call_ticket":
+        args.update(ticket=ticket, reason="r")
+    elif command == "sign_in":
+        args.update(clerk=r.choice(["c1a", "c1b", "c2a", "c2b", "c9a", "c9b"]), pin="1234",
+                    takeover=r.random() < 0.3)
+    elif command == "pause":
+        args.update(reason="break")
+    elif command == "transfer":
+        if r.random() < 0.6:
+            args["service"] = r.choice(["P", "H", "FEE"])
+        if r.random() < 0.5:
+            args["to_counter"] = r.choice([1, 2, 9])
+    return command, {k: v for k, v in args.items() if v is not None}
+
+
+def _check_consistent(hall: Hall) -> None:
+    for n, c in hall.counters.items():
+        if c.ticket_id is not None:
+            t = hall.tickets[c.ticket_id]
+            assert t.status in ("called", "serving") and t.counter == n and c.state != "closed", (c, t)
+    for t in hall.tickets.values():
+        if t.status in ("called", "serving"):
+            assert hall.counters[t.counter].ticket_id == t.id, t  # type: ignore[index]
+        if t.status == "waiting":
+            assert t.counter is None, t
+        assert (hall.visits[t.visit_id].ended_at is None) == (t.status in ("waiting", "called", "serving")), t
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_command_sequences_keep_the_hall_consistent(seed: int) -> None:
+    """Whatever the order of commands: refusals change nothing, numbers never repeat, counters agree."""
+    r = random.Random(seed)
+    cfg = small_config(calling=calling(over_wait_minutes=15, noshow_reinstate="front"))
+    b = Bench(with_counter(cfg, 1, weights={"P": 3, "H": 1}), start=(8, 40))
+    labels: list[str] = []
+    issued: set[tuple[str, str]] = set()
+    accepted = 0
+    for _ in range(120):
+        command, args = _random_command(r, labels)
+        if command == "advance":
+            b.clock.advance(minutes=args["minutes"])
+            continue
+        try:
+            reply = b.hall.execute(command, args, client=r.choice(["k1", "k2", None]))
+        except HallError as err:
+            # Replay the refusal through the checking helper: same code, nothing changed.
+            refused(b.hall, err.code, command, args, client=None if err.code != "FORBIDDEN" else "zz")
+            continue
+        accepted += 1
+        if command == "take_ticket":
+            key = (reply["ticket"]["business_day"], reply["ticket"]["label"])
+            assert key not in issued
+            issued.add(key)
+            labels.append(key[1])
+        if command == "call_next":
+            t = b.hall.tickets[reply["ticket"]["id"]]
+            n = args["counter"]
+            assert t.target_counter == n or (
+                t.target_counter is None and t.queue_service in b.hall.counter_config[n].services)
+        _check_consistent(b.hall)
+    assert accepted > 20 and [e.seq for e in b.events] == list(range(1, len(b.events) + 1))
 
 
 # ---------------------------------------------------------------------------------------------- the document

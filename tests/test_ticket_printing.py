@@ -592,3 +592,16 @@ def test_cups_printer_without_cups_fails_cleanly() -> None:
         assert info.value.code == "PRINTER_CONFIG"
         assert "pycups" in info.value.en
     assert printer.status().error_code == info.value.code
+
+
+def test_decoder_command_line(tmp_path: Path) -> None:
+    from kiosk.escpos_decode import main
+
+    ticket = tmp_path / "ticket.bin"
+    ticket.write_bytes(encode_ticket(make_content(), "text", 58))
+    assert main([str(ticket), str(tmp_path / "ticket.png"), "--width", "384"]) == 0
+    with Image.open(tmp_path / "ticket.png") as picture:
+        assert picture.width == 384
+    ticket.write_bytes(b"\x1b@\x1d(k\x10\x00")  # GS ( k that promises 16 bytes and stops
+    assert main([str(ticket), str(tmp_path / "bad.png")]) == 1
+    assert not (tmp_path / "bad.png").exists()

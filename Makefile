@@ -1,0 +1,77 @@
+# queuehall developer entry points. `make test` is what CI runs (.ci/run).
+#
+#   make setup   install (root) or check (others) the Debian packages: scripts/setup-system.sh
+#   make venv    .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
+#   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff
+#   make lint    ruff check
+#   make demo    run `queuehall demo` (headless into demo-out/ when there is no display)
+#   make bench   run every bench/*.py (each prints JSON)
+#   make clean   remove caches and generated output (keeps .venv); `make distclean` also removes .venv
+#
+# Extra pytest arguments: make test PYTEST_ARGS='-k ticket -x'
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup venv test lint demo bench clean distclean
+
+setup:
+	@scripts/setup-system.sh
+
+venv: $(STAMP)
+
+# The stamp is newer than pyproject.toml after a successful install, so the install reruns only when the
+# dependencies may have changed.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+	  || { echo "make venv: $(PYTHON) is $$($(PYTHON) -V 2>&1); queuehall needs Python >= 3.11" \
+	       "(use: make PYTHON=python3.11 ...)" >&2; exit 1; }
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# PostgreSQL is stopped afterwards (also on failure or Ctrl-C) unless it was already running before;
+# ruff runs even when pytest fails so one run reports both.
+test: setup venv
+	@if scripts/pg.sh status; then started=0; else started=1; fi; \
+	if [ $$started = 1 ]; then trap 'scripts/pg.sh stop' EXIT; fi; \
+	url=$$(scripts/pg.sh start); \
+	rc=0; \
+	QT_QPA_PLATFORM=offscreen QUEUEHALL_TEST_PG_URL="$$url" $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc != 0 ]; then echo "make test: pytest failed (exit $$rc)" >&2; fi; \
+	$(VENV)/bin/ruff check . || { echo "make test: ruff check failed" >&2; rc=1; }; \
+	exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+demo: setup venv
+	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
+	  $(VENV)/bin/queuehall demo; \
+	else \
+	  echo "make demo: no display, running headless into demo-out/"; \
+	  QT_QPA_PLATFORM=offscreen $(VENV)/bin/queuehall demo --headless --out demo-out; \
+	fi
+
+bench: venv
+	@shopt -s nullglob; files=(bench/*.py); \
+	if [ $${#files[@]} = 0 ]; then echo "make bench: no bench/*.py" >&2; exit 1; fi; \
+	for f in "$${files[@]}"; do \
+	  echo "== $$f" >&2; \
+	  QT_QPA_PLATFORM=offscreen $(VPY) "$$f"; \
+	done
+
+clean:
+	-@scripts/pg.sh stop
+	rm -rf demo-out tests/artifacts .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

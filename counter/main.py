@@ -1,0 +1,92 @@
+"""``queuehall counter --counter N``: the clerk's counter terminal (PySide6)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ENV_CONFIG = "QUEUEHALL_CONFIG"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``counter`` subcommand to the ``queuehall`` CLI."""
+    p = subparsers.add_parser("counter", help="the clerk's counter terminal (窗口叫号终端)")
+    p.add_argument("--counter", type=int, required=True, help="this terminal's counter (window) number")
+    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--key", default=None, help="this device's .key_secret file (CurveZMQ)")
+    p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
+    p.add_argument("--windowed", action="store_true", help="run in a window instead of full screen")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="screen language (switch with F12)")
+    p.add_argument("--config", default=None,
+                   help="hall configuration to read this counter's A/B post clerks from, for the one-tap "
+                        "post buttons (default $QUEUEHALL_CONFIG or the packaged config/hall.toml; optional)")
+    p.set_defaults(func=run)
+
+
+def posts_from_config(path: str | Path | None, counter: int) -> dict[str, tuple[str, str, str]]:
+    """``{"A": (clerk id, name zh, name en), "B": …}`` for ``counter`` from a hall configuration.
+
+    Only a convenience for the sign-in screen: any problem (no file, invalid file, no such
+    counter) yields ``{}`` and the clerk types the id instead. The broker checks the PIN.
+    """
+    try:
+        from broker.config import DEFAULT_CONFIG, ConfigError, load_config
+    except ImportError:
+        return {}
+    try:
+        cfg = load_config(path or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+    except ConfigError:
+        return {}
+    out: dict[str, tuple[str, str, str]] = {}
+    for c in cfg.counters:
+        if c.number != counter:
+            continue
+        for post, clerk_id in (("A", c.clerk_a), ("B", c.clerk_b)):
+            clerk = cfg.clerk(clerk_id) if clerk_id else None
+            if clerk is not None:
+                out[post] = (clerk.id, clerk.name.zh, clerk.name.en)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the counter window; returns the Qt exit code (2 on a usage error)."""
+    from PySide6.QtWidgets import QApplication
+
+    from counter.model import CounterModel
+    from counter.window import CounterWindow, apply_app_style
+    from queuehall.client import Security, parse_endpoint
+    from queuehall.clock import SystemClock
+    from queuehall.qtlink import QtLink
+
+    try:
+        parse_endpoint(args.broker)
+        security = None
+        if args.key or args.server_key:
+            if not (args.key and args.server_key):
+                raise ValueError("--key and --server-key go together")
+            security = Security.from_files(args.key, args.server_key)
+    except (ValueError, OSError) as err:
+        print(f"queuehall counter: {err}", file=sys.stderr)
+        return 2
+    if args.counter <= 0:
+        print("queuehall counter: --counter must be a positive window number", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    apply_app_style(app)
+    link = QtLink(args.broker, role="counter", name=f"counter-{args.counter}", counter=args.counter,
+                  security=security)
+    model = CounterModel(args.counter, link.request, SystemClock(), lang=args.lang,
+                         posts=posts_from_config(args.config, args.counter))
+    window = CounterWindow(link, model)
+    window.setWindowTitle(f"queuehall · {args.counter}号窗口 / counter {args.counter}")
+    if args.windowed:
+        window.resize(1366, 820)
+        window.show()
+    else:
+        window.showFullScreen()
+    window.start()
+    return int(app.exec())

@@ -1,0 +1,857 @@
+"""The counter client's view-model: everything a clerk's screen shows and may do, without Qt.
+
+The window (``counter.window``) is a thin skin over :class:`CounterModel`: it forwards
+the link's signals (state, events, connection, replies) to the model, calls the
+model's actions when a button or shortcut is pressed, and re-renders from the model's
+read-only views. All rules live here so they can be tested without widgets:
+
+* a counter command carries the ``session`` returned by ``sign_in``;
+* at most one command is in flight (a double-pressed "Call next" calls one ticket);
+* every refusal is shown with the broker's stable code and bilingual message;
+* losing the session (another terminal took over, or the counter was signed out
+  elsewhere) signs this terminal out and says why;
+* after a transfer, the sentence the clerk says to the citizen (which window next);
+* this clerk's figures for today, counted from what this terminal has seen.
+
+Times come from an injected :class:`~queuehall.clock.Clock` (tests use a manual clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from queuehall.clock import Clock
+from queuehall.errors import HallError
+
+# Every action the clerk can take; the window binds one button and one shortcut to each.
+ACTIONS = ("call_next", "recall", "no_show", "start", "finish", "transfer", "pause", "resume",
+           "call_ticket", "reinstate", "sign_out")
+
+# Phases of the counter as this terminal sees it.
+SIGNED_OUT, IDLE, CALLED, SERVING, PAUSED = "signed_out", "idle", "called", "serving", "paused"
+
+# (Chinese, English) for every string the counter screen shows. Messages with {fields}
+# are filled by :meth:`CounterModel.text`.
+TEXT: dict[str, tuple[str, str]] = {
+    "call_next": ("叫下一位", "Call next"),
+    "recall": ("重呼", "Recall"),
+    "no_show": ("过号", "No-show"),
+    "start": ("开始办理", "Start"),
+    "finish": ("办结", "Finish"),
+    "transfer": ("转移", "Transfer"),
+    "pause": ("暂停服务", "Pause"),
+    "resume": ("恢复服务", "Resume"),
+    "call_ticket": ("指定叫号", "Call specific"),
+    "reinstate": ("恢复过号", "Reinstate"),
+    "sign_out": ("签退", "Sign out"),
+    "sign_in": ("签到", "Sign in"),
+    "take_over": ("接管本窗口", "Take over this counter"),
+    "language": ("English", "中文"),
+    "pending_call_next": ("正在叫号…", "Calling…"),
+    "pending_recall": ("正在重呼…", "Recalling…"),
+    "pending_no_show": ("正在标记过号…", "Marking no-show…"),
+    "pending_start": ("正在开始办理…", "Starting…"),
+    "pending_finish": ("正在办结…", "Finishing…"),
+    "pending_transfer": ("正在转移…", "Transferring…"),
+    "pending_pause": ("正在暂停…", "Pausing…"),
+    "pending_resume": ("正在恢复…", "Resuming…"),
+    "pending_call_ticket": ("正在指定叫号…", "Calling the ticket…"),
+    "pending_reinstate": ("正在恢复过号…", "Reinstating…"),
+    "pending_sign_out": ("正在签退…", "Signing out…"),
+    "pending_sign_in": ("正在签到…", "Signing in…"),
+    "connected": ("● 已连接", "● Connected"),
+    "disconnected": ("● 连接中断，正在重连…", "● Disconnected, reconnecting…"),
+    "connecting": ("● 正在连接…", "● Connecting…"),
+    "phase_signed_out": ("未签到", "Signed out"),
+    "phase_idle": ("空闲，可叫号", "Free: call the next ticket"),
+    "phase_called": ("已叫号，等候群众到窗口", "Called: waiting for the citizen"),
+    "phase_serving": ("办理中", "Serving"),
+    "phase_paused": ("暂停服务：{reason}", "Paused: {reason}"),
+    "no_ticket": ("当前无号", "No ticket"),
+    "waited": ("已等候 {minutes} 分钟", "Waited {minutes} min"),
+    "serving_for": ("已办理 {minutes} 分钟", "Serving for {minutes} min"),
+    "calls": ("已呼叫 {calls} 次", "Called {calls}×"),
+    "priority": ("绿色通道：{name}", "Priority: {name}"),
+    "note": ("转来备注：{note}", "Transfer note: {note}"),
+    "from_counter": ("由 {counter} 号窗口转来", "Sent here by counter {counter}"),
+    "materials": ("所需材料（一次性告知）", "Required materials (one-time notice)"),
+    "no_materials": ("本业务无需材料", "No documents needed for this service"),
+    "promised": ("承诺办结：{date}（{days} 个工作日）", "Promised by {date} ({days} working days)"),
+    "promised_now": ("承诺办结：当场办结", "Promised: completed on the spot"),
+    "promised_rule": ("工作日按周一至周五计，跳过法定节假日、计入调休上班日",
+                      "Working days are Mon–Fri, skipping public holidays and counting make-up days"),
+    "waiting_title": ("等候队列（{count} 人）", "Waiting ({count})"),
+    "no_shows_title": ("过号（30 分钟内可恢复）", "No-shows (reinstate within the grace time)"),
+    "figures_title": ("本人今日", "My figures today"),
+    "figures": ("办结 {served} · 平均办理 {avg} · 过号 {no_shows}",
+                "Served {served} · avg service {avg} · no-shows {no_shows}"),
+    "figures_scope": ("统计本终端自启动以来所见的本人在本窗口的操作；办理时长为“开始办理”至“办结”。",
+                      "Counts what this terminal has seen of you at this counter since it started; "
+                      "service time runs from Start to Finish."),
+    "minutes_short": ("{minutes} 分钟", "{minutes} min"),
+    "none_short": ("—", "—"),
+    "col_ticket": ("号码", "Ticket"),
+    "col_service": ("业务", "Service"),
+    "col_wait": ("等候", "Waiting"),
+    "col_called": ("过号时间", "Missed at"),
+    "for_counter": ("指定 {counter} 号窗口", "for counter {counter}"),
+    "clerk_label": ("工号", "Clerk ID"),
+    "pin_label": ("密码", "PIN"),
+    "post_label": ("{post}岗", "Post {post}"),
+    "post_button": ("{post}岗 · {name}", "Post {post} · {name}"),
+    "signin_title": ("工作人员签到", "Clerk sign-in"),
+    "signin_hint": ("请选择 A 岗或 B 岗（或输入工号），输入密码后签到",
+                    "Choose post A or B (or type your clerk ID), enter your PIN and sign in"),
+    "signed_in_as": ("{name}（{clerk}）· {post}岗", "{name} ({clerk}) · post {post}"),
+    "need_clerk_pin": ("请输入工号和密码", "Enter your clerk ID and PIN"),
+    "busy": ("上一个操作仍在处理，请稍候", "Still working on the last action, please wait"),
+    "not_connected": ("与叫号服务器的连接已中断，恢复后再试", "The broker is not reachable; try again when it is back"),
+    "not_signed_in": ("请先签到", "Please sign in first"),
+    "unavailable": ("叫号服务器未响应，操作未确认，请再试一次",
+                    "The broker did not answer; the action was not confirmed, please try again"),
+    "signed_out_elsewhere": ("{counter} 号窗口已在别处签退，本终端已退出",
+                             "Counter {counter} was signed out elsewhere; this terminal is signed out"),
+    "signed_out_ok": ("已签退", "Signed out"),
+    "signed_in_ok": ("签到成功", "Signed in"),
+    "called_ok": ("已叫 {ticket} 号", "Called {ticket}"),
+    "recalled_ok": ("已重呼 {ticket} 号", "Recalled {ticket}"),
+    "recall_limit": ("{ticket} 号已达重呼上限，记为过号", "{ticket} reached the recall limit and is a no-show"),
+    "no_show_ok": ("{ticket} 号已记为过号", "{ticket} marked as a no-show"),
+    "start_ok": ("开始办理 {ticket} 号", "Serving {ticket}"),
+    "finish_ok": ("{ticket} 号已办结", "{ticket} finished"),
+    "transfer_ok": ("{ticket} 号已转至 {target}", "{ticket} transferred to {target_en}"),
+    "pause_ok": ("已暂停服务", "Counter paused"),
+    "resume_ok": ("已恢复服务", "Counter resumed"),
+    "reinstate_ok": ("{ticket} 号已恢复排队", "{ticket} is back in the queue"),
+    "say_title": ("请告知群众", "Tell the citizen"),
+    "say_counter": ("请到 {counter} 号窗口办理{service}", "Please go to counter {counter} for {service_en}"),
+    "say_back": ("请回到 {counter} 号窗口继续办理{service}",
+                 "Please go back to counter {counter} to continue with {service_en}"),
+    "say_service": ("请留意叫号，到 {counters} 号窗口办理{service}",
+                    "Please wait for your number, then go to counter {counters_en} for {service_en}"),
+    "transfer_title": ("转移 {ticket} 号", "Transfer {ticket}"),
+    "transfer_to_service": ("转到业务", "To a service"),
+    "transfer_to_counter": ("转到窗口", "To a counter"),
+    "transfer_any": ("（不指定）", "(any)"),
+    "transfer_note": ("备注（下一窗口和大屏可见）", "Note (the next clerk and the display see it)"),
+    "transfer_need_target": ("请选择要转到的业务或窗口", "Choose a service or a counter"),
+    "counter_closed_mark": ("未开放", "closed"),
+    "pause_title": ("暂停原因", "Pause reason"),
+    "call_ticket_title": ("指定叫号", "Call a specific ticket"),
+    "call_ticket_reason": ("原因（必填，将被记录）", "Reason (required, recorded)"),
+    "call_ticket_label": ("号码", "Ticket number"),
+    "reason_required": ("请填写原因", "A reason is required"),
+    "reason_appointment": ("预约办理", "Appointment"),
+    "reason_returned": ("补齐材料后返回", "Came back with the missing documents"),
+    "reason_supervisor": ("领导交办", "Assigned by a supervisor"),
+    "reinstate_title": ("恢复过号", "Reinstate a no-show"),
+    "choose_ticket": ("请选择一个号", "Choose a ticket"),
+    "no_no_shows": ("没有可恢复的过号", "There is no no-show to reinstate"),
+    "ok": ("确定", "OK"),
+    "cancel": ("取消", "Cancel"),
+    "counter_title": ("{name}", "{name_en}"),
+    "unknown": ("未知", "unknown"),
+}
+
+
+def fill(template: str, values: dict[str, Any]) -> str:
+    """``template.format`` that leaves a missing field as ``?`` instead of raising."""
+
+    class _Blank(dict):  # type: ignore[type-arg]
+        def __missing__(self, key: str) -> str:
+            return "?"
+
+    return template.format_map(_Blank(values))
+
+
+@dataclass(frozen=True)
+class Message:
+    """A line for the message banner: ``kind`` is ``error``, ``info`` or ``ok``; ``code`` is the
+    broker's stable error code when the message is a refusal."""
+
+    kind: str
+    zh: str
+    en: str
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """The sentence the clerk says after a transfer (主动告知下一步在哪个窗口办理)."""
+
+    ticket: str
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class WaitingRow:
+    """One line of the waiting list."""
+
+    ticket_id: int
+    label: str
+    service_zh: str
+    service_en: str
+    wait_minutes: int
+    priority: str | None
+    target_counter: int | None
+    note: str
+
+
+@dataclass
+class Figures:
+    """This clerk's counts for one business day at this counter."""
+
+    served: int = 0
+    no_shows: int = 0
+    service_seconds: list[float] = field(default_factory=list)
+    seen: set[tuple[str, int, str]] = field(default_factory=set)
+
+    @property
+    def average_minutes(self) -> float | None:
+        if not self.service_seconds:
+            return None
+        return sum(self.service_seconds) / len(self.service_seconds) / 60
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO-8601 time from the wire (``…Z``) as an aware datetime, or None."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _weekday_rule(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def is_working_day(day: date) -> bool:
+    """Mon–Fri, except China's statutory holidays, plus its make-up working days (调休).
+
+    Uses the ``chinese_calendar`` package for the years it covers; for other years (or
+    without the package) simply Monday to Friday.
+    """
+    try:
+        import chinese_calendar
+
+        return bool(chinese_calendar.is_workday(day))
+    except (ImportError, NotImplementedError):
+        return _weekday_rule(day)
+
+
+def promised_date(today: date, working_days: int,
+                  working: Callable[[date], bool] = is_working_day) -> date | None:
+    """The date ``working_days`` working days after ``today`` (today itself is not counted).
+
+    Returns None for 0 days (the matter is completed on the spot).
+    """
+    if working_days <= 0:
+        return None
+    day, left = today, working_days
+    while left:
+        day += timedelta(days=1)
+        if working(day):
+            left -= 1
+    return day
+
+
+class CounterModel:
+    """The state and rules of one counter terminal (see the module docstring).
+
+    ``send(type, **args)`` posts a command to the broker and returns its request id at
+    once (``QtLink.request``); the answer must be handed back with :meth:`on_reply`.
+    ``posts`` optionally maps ``"A"``/``"B"`` to ``(clerk id, name zh, name en)`` from the
+    hall configuration, for one-tap post selection on the sign-in screen.
+    """
+
+    def __init__(self, counter: int, send: Callable[..., str], clock: Clock, *, lang: str = "zh",
+                 posts: dict[str, tuple[str, str, str]] | None = None,
+                 timezone: str = "Asia/Shanghai") -> None:
+        if lang not in ("zh", "en"):
+            raise ValueError(f"lang must be zh or en, not {lang!r}")
+        self.counter = counter
+        self.send = send
+        self.clock = clock
+        self.lang = lang
+        self.posts = dict(posts or {})
+        self.state: dict[str, Any] = {}
+        self.connected = False
+        self.ever_connected = False
+        self.session: str | None = None
+        self.clerk: str | None = None
+        self.post: str | None = None
+        self.pending: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.message: Message | None = None
+        self.guidance: Guidance | None = None
+        self.offer_takeover = False
+        self._tz = ZoneInfo(timezone)
+        self._confirmed = False  # the mirror has shown this counter open under our clerk
+        self._own_signin_events = 0  # counter_signed_in events that are our own sign-in
+        self._serving_since: dict[int, datetime] = {}
+        self._first_call: dict[tuple[int, str], datetime] = {}
+        self._came_from: dict[int, int] = {}
+        self._figures: dict[tuple[str, str], Figures] = {}
+
+    # ------------------------------------------------------------------ text
+
+    def text(self, key: str, lang: str | None = None, **values: Any) -> str:
+        """The string ``key`` in ``lang`` (default: the screen's language), fields filled."""
+        zh, en = TEXT[key]
+        return fill(zh if (lang or self.lang) == "zh" else en, values)
+
+    def pick(self, zh: str | None, en: str | None) -> str:
+        """The screen language's half of a bilingual pair (falls back to the other half)."""
+        first, second = (zh, en) if self.lang == "zh" else (en, zh)
+        return first or second or ""
+
+    def set_language(self, lang: str) -> None:
+        """Switch the screen between ``zh`` and ``en``."""
+        if lang not in ("zh", "en"):
+            raise ValueError(f"lang must be zh or en, not {lang!r}")
+        self.lang = lang
+
+    def toggle_language(self) -> None:
+        self.lang = "en" if self.lang == "zh" else "zh"
+
+    def _msg(self, kind: str, key: str, **values: Any) -> Message:
+        return Message(kind, self.text(key, "zh", **values), self.text(key, "en", **values))
+
+    # ------------------------------------------------------------------ derived views
+
+    @property
+    def signed_in(self) -> bool:
+        return self.session is not None
+
+    @property
+    def busy(self) -> bool:
+        """A command is in flight: the action buttons wait for its answer."""
+        return bool(self.pending)
+
+    def pending_action(self) -> str | None:
+        return next(iter(self.pending.values()))[0] if self.pending else None
+
+    def counter_record(self) -> dict[str, Any]:
+        return (self.state.get("counters") or {}).get(str(self.counter)) or {}
+
+    def counter_name(self) -> str:
+        rec = self.counter_record()
+        return self.pick(rec.get("name_zh"), rec.get("name_en")) or self.text("counter_title", name=str(self.counter))
+
+    def my_services(self) -> list[str]:
+        return list(self.counter_record().get("services") or [])
+
+    def service(self, code: str | None) -> dict[str, Any]:
+        return (self.state.get("services") or {}).get(code or "", {}) or {}
+
+    def service_name(self, code: str | None, lang: str | None = None) -> str:
+        s = self.service(code)
+        zh, en = s.get("name_zh") or code or "", s.get("name_en") or code or ""
+        return zh if (lang or self.lang) == "zh" else en
+
+    def current_ticket(self) -> dict[str, Any] | None:
+        """The ticket called or being served at this counter (freshest copy in the mirror)."""
+        rec = self.counter_record()
+        t = rec.get("ticket")
+        if not t:
+            return None
+        fresh = (self.state.get("tickets") or {}).get(str(t["id"]))
+        t = fresh or t
+        return t if t.get("status") in ("called", "serving") and t.get("counter") == self.counter else None
+
+    def phase(self) -> str:
+        """``signed_out``, ``paused``, ``called``, ``serving`` or ``idle`` for this terminal."""
+        if not self.signed_in:
+            return SIGNED_OUT
+        rec = self.counter_record()
+        if rec.get("state") == "paused":
+            return PAUSED
+        t = self.current_ticket()
+        if t is not None:
+            return SERVING if t["status"] == "serving" else CALLED
+        return IDLE
+
+    def phase_text(self) -> str:
+        p = self.phase()
+        if p == PAUSED:
+            return self.text("phase_paused", reason=self.pause_reason_name(self.counter_record().get("pause_reason")))
+        return self.text(f"phase_{p}")
+
+    def pause_reasons(self) -> list[dict[str, Any]]:
+        return list(self.state.get("pause_reasons") or [])
+
+    def pause_reason_name(self, code: str | None) -> str:
+        for p in self.pause_reasons():
+            if p.get("code") == code:
+                return self.pick(p.get("name_zh"), p.get("name_en"))
+        return code or ""
+
+    def priority_name(self, code: str | None) -> str:
+        for p in self.state.get("priority_classes") or []:
+            if p.get("code") == code:
+                return self.pick(p.get("name_zh"), p.get("name_en"))
+        return code or ""
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def today(self) -> date:
+        return self.now().astimezone(self._tz).date()
+
+    def _minutes_since(self, at: str | None, until: datetime | None = None) -> int:
+        t = parse_time(at)
+        if t is None:
+            return 0
+        return max(0, int(((until or self.now()) - t).total_seconds() // 60))
+
+    def waited_minutes(self, t: dict[str, Any]) -> int:
+        """How long the ticket waited in this queue before its first call here."""
+        first = self._first_call.get((t["id"], t.get("entered_at") or ""))
+        return self._minutes_since(t.get("entered_at"), first or parse_time(t.get("called_at")) or self.now())
+
+    def serving_minutes(self, t: dict[str, Any]) -> int | None:
+        since = self._serving_since.get(t["id"])
+        if since is None:
+            return None
+        return max(0, int((self.now() - since).total_seconds() // 60))
+
+    def came_from(self, ticket_id: int) -> int | None:
+        """The counter that transferred this ticket here, when this terminal saw it happen."""
+        return self._came_from.get(ticket_id)
+
+    def eligible(self, t: dict[str, Any]) -> bool:
+        """Whether this counter may call the waiting ticket (the engine's rule 1)."""
+        target = t.get("target_counter")
+        return target == self.counter or (target is None and t.get("queue_service") in self.my_services())
+
+    def waiting_list(self) -> list[WaitingRow]:
+        """Waiting tickets this counter may call, oldest first, with their wait so far."""
+        tickets = [t for t in (self.state.get("tickets") or {}).values()
+                   if t.get("status") == "waiting" and self.eligible(t)]
+        tickets.sort(key=lambda t: (t.get("entered_at") or "", t["id"]))
+        return [WaitingRow(t["id"], t["label"], self.service_name(t["queue_service"], "zh"),
+                           self.service_name(t["queue_service"], "en"),
+                           self._minutes_since(t.get("entered_at")), t.get("priority"),
+                           t.get("target_counter"), t.get("note") or "")
+                for t in tickets]
+
+    def no_shows(self) -> list[dict[str, Any]]:
+        """Today's no-shows missed at this counter or of its services, latest first."""
+        today = self.state.get("business_day")
+        out = [t for t in (self.state.get("tickets") or {}).values()
+               if t.get("status") == "no_show" and (today is None or t.get("business_day") == today)
+               and (t.get("counter") == self.counter or t.get("queue_service") in self.my_services())]
+        out.sort(key=lambda t: (t.get("called_at") or "", t["id"]), reverse=True)
+        return out
+
+    def materials(self) -> list[tuple[str, str]]:
+        """The current ticket's required materials as (zh, en) pairs."""
+        t = self.current_ticket()
+        if t is None:
+            return []
+        return [(m.get("zh", ""), m.get("en", "")) for m in self.service(t["queue_service"]).get("materials") or []]
+
+    def promised(self) -> tuple[date | None, int] | None:
+        """(promised completion date, working days) for the current ticket's service; None without one."""
+        t = self.current_ticket()
+        if t is None:
+            return None
+        days = int(self.service(t["queue_service"]).get("promised_days") or 0)
+        return promised_date(self.today(), days), days
+
+    def promised_text(self) -> str:
+        p = self.promised()
+        if p is None:
+            return ""
+        when, days = p
+        if when is None:
+            return self.text("promised_now")
+        shown = f"{when.year}年{when.month}月{when.day}日" if self.lang == "zh" else when.isoformat()
+        return self.text("promised", date=shown, days=days)
+
+    def figures(self) -> Figures:
+        """This clerk's figures for today at this counter (zero before sign-in)."""
+        if self.clerk is None:
+            return Figures()
+        return self._figures.get((self.today().isoformat(), self.clerk), Figures())
+
+    def figures_text(self) -> str:
+        f = self.figures()
+        avg = f.average_minutes
+        shown = self.text("minutes_short", minutes=f"{avg:.1f}") if avg is not None else self.text("none_short")
+        return self.text("figures", served=f.served, avg=shown, no_shows=f.no_shows)
+
+    def clerk_text(self) -> str:
+        rec = self.counter_record()
+        if not self.signed_in:
+            return ""
+        name = self.pick(rec.get("clerk_name_zh"), rec.get("clerk_name_en")) if rec.get("clerk") == self.clerk \
+            else ""
+        return self.text("signed_in_as", name=name or self.clerk, clerk=self.clerk, post=self.post or "?")
+
+    def connection_text(self) -> str:
+        if self.connected:
+            return self.text("connected")
+        return self.text("disconnected" if self.ever_connected else "connecting")
+
+    def counters(self) -> list[dict[str, Any]]:
+        return sorted((self.state.get("counters") or {}).values(), key=lambda c: c["number"])
+
+    def services_in_order(self) -> list[dict[str, Any]]:
+        services = self.state.get("services") or {}
+        order = self.state.get("service_order") or list(services)
+        return [services[c] for c in order if c in services]
+
+    # ------------------------------------------------------------------ what may be pressed
+
+    def enabled(self, action: str) -> bool:
+        """Whether the button for ``action`` applies now (keyboard shortcuts still reach the
+        broker, which then explains a refusal; see :meth:`trigger_allowed`)."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        if not self.connected or self.busy or not self.signed_in:
+            return False
+        p = self.phase()
+        if action == "call_next":
+            return p == IDLE and bool(self.waiting_list())
+        if action == "call_ticket":
+            return p == IDLE and bool(self.waiting_list())
+        if action in ("recall", "no_show", "start"):
+            return p == CALLED
+        if action == "finish":
+            return p == SERVING
+        if action == "transfer":
+            return p in (CALLED, SERVING)
+        if action == "pause":
+            return p == IDLE
+        if action == "resume":
+            return p == PAUSED
+        if action == "reinstate":
+            return bool(self.no_shows())
+        if action == "sign_out":
+            return p in (IDLE, PAUSED)
+        return False
+
+    def why_not(self, action: str) -> Message:
+        """Why ``action`` cannot be offered now, in the broker's own words where it has them."""
+        if not self.connected:
+            return self._msg("error", "not_connected")
+        if self.busy:
+            return self._msg("error", "busy")
+        if not self.signed_in:
+            return self._msg("error", "not_signed_in")
+        p, t = self.phase(), self.current_ticket()
+        if action == "reinstate":
+            return self._msg("error", "no_no_shows")
+        if p == PAUSED and action not in ("resume", "sign_out"):
+            err = HallError("COUNTER_PAUSED", counter=self.counter)
+        elif t is not None and action in ("pause", "call_next", "call_ticket", "sign_out"):
+            err = HallError("COUNTER_BUSY", counter=self.counter, ticket=t["label"])
+        elif action in ("call_next", "call_ticket"):
+            err = HallError("QUEUE_EMPTY")
+        elif action == "finish":
+            err = HallError("NOT_SERVING", counter=self.counter)
+        elif action == "resume":
+            err = HallError("COUNTER_NOT_PAUSED", counter=self.counter)
+        elif action == "start" and p == SERVING and t is not None:
+            err = HallError("ALREADY_SERVING", ticket=t["label"])
+        else:
+            err = HallError("NOTHING_CALLED", counter=self.counter)
+        return Message("error", err.message_zh, err.message_en, err.code)
+
+    def can_sign_in(self) -> bool:
+        return self.connected and not self.signed_in and not self.busy
+
+    # ------------------------------------------------------------------ actions
+
+    def _refuse(self, key: str, **values: Any) -> None:
+        self.message = self._msg("error", key, **values)
+
+    def _post(self, action: str, wire: str, **args: Any) -> str | None:
+        """Send a command unless something local already rules it out; returns the request id."""
+        if not self.connected:
+            self._refuse("not_connected")
+            return None
+        if self.busy:
+            self._refuse("busy")
+            return None
+        if action != "sign_in" and not self.signed_in:
+            self._refuse("not_signed_in")
+            return None
+        self.message = None
+        rid = self.send(wire, **args)
+        self.pending[rid] = (action, args)
+        return rid
+
+    def _counter_cmd(self, action: str, **args: Any) -> str | None:
+        return self._post(action, action, counter=self.counter, session=self.session, **args)
+
+    def sign_in(self, clerk: str, pin: str, takeover: bool = False) -> str | None:
+        """Ask the broker to open this counter for ``clerk`` (``takeover`` ends another terminal's session)."""
+        clerk, pin = clerk.strip(), pin.strip()
+        if not clerk or not pin:
+            self._refuse("need_clerk_pin")
+            return None
+        rid = self._post("sign_in", "sign_in", counter=self.counter, clerk=clerk, pin=pin, takeover=takeover)
+        if rid is not None:
+            self._own_signin_events = 1
+        return rid
+
+    def sign_out(self) -> str | None:
+        """Close the counter (refused by the broker while a ticket is in progress)."""
+        return self._counter_cmd("sign_out")
+
+    def call_next(self) -> str | None:
+        """Call the next ticket by the calling rules."""
+        return self._counter_cmd("call_next")
+
+    def recall(self) -> str | None:
+        """Call the current ticket again (past the recall limit it becomes a no-show)."""
+        return self._counter_cmd("recall")
+
+    def no_show(self) -> str | None:
+        """The called citizen did not come."""
+        return self._counter_cmd("no_show")
+
+    def start(self) -> str | None:
+        """The called citizen has arrived: start serving."""
+        return self._counter_cmd("start")
+
+    def finish(self) -> str | None:
+        """Finish the ticket being served."""
+        return self._counter_cmd("finish")
+
+    def transfer(self, service: str | None = None, to_counter: int | None = None, note: str = "") -> str | None:
+        """Send the current ticket to another service and/or counter, with a note for the next clerk."""
+        if service is None and to_counter is None:
+            self._refuse("transfer_need_target")
+            return None
+        return self._counter_cmd("transfer", service=service, to_counter=to_counter, note=note.strip() or None)
+
+    def pause(self, reason: str) -> str | None:
+        """Pause the counter with one of the configured reasons."""
+        return self._counter_cmd("pause", reason=reason)
+
+    def resume(self) -> str | None:
+        """Resume a paused counter."""
+        return self._counter_cmd("resume")
+
+    def call_ticket(self, ticket: str, reason: str) -> str | None:
+        """Call one waiting ticket out of order; the reason is required and recorded by the broker."""
+        if not ticket.strip():
+            self._refuse("choose_ticket")
+            return None
+        if not reason.strip():
+            self._refuse("reason_required")
+            return None
+        return self._counter_cmd("call_ticket", ticket=ticket.strip().upper(), reason=reason.strip())
+
+    def reinstate(self, ticket: str) -> str | None:
+        """Put a no-show back in its queue (within the configured grace time)."""
+        if not ticket.strip():
+            self._refuse("choose_ticket")
+            return None
+        return self._post("reinstate", "reinstate", ticket=ticket.strip(), counter=self.counter)
+
+    def dismiss_message(self) -> None:
+        self.message = None
+
+    # ------------------------------------------------------------------ inputs from the link
+
+    def on_connection(self, up: bool) -> None:
+        """The broker became reachable (``True``) or went silent."""
+        self.connected = up
+        if up:
+            self.ever_connected = True
+
+    def on_state(self, state: dict[str, Any]) -> None:
+        """A new copy of the hall state (after a snapshot or an event)."""
+        self.state = state
+        tz = state.get("timezone")
+        if tz:
+            try:
+                self._tz = ZoneInfo(tz)
+            except (KeyError, ValueError):
+                pass
+        t = self.current_ticket()
+        if t is not None and t.get("called_at"):
+            key = (t["id"], t.get("entered_at") or "")
+            self._first_call.setdefault(key, parse_time(t["called_at"]) or self.now())
+        if not self.signed_in or any(a == "sign_in" for a, _ in self.pending.values()):
+            return
+        rec = self.counter_record()
+        if not rec:
+            return
+        if rec.get("state") != "closed" and rec.get("clerk") == self.clerk:
+            self._confirmed = True
+        elif self._confirmed and not any(a == "sign_out" for a, _ in self.pending.values()):
+            # The broker's own record says we no longer hold this counter.
+            if rec.get("state") == "closed":
+                self._lose_session(self._msg("error", "signed_out_elsewhere", counter=self.counter))
+            else:
+                self._lose_session(self._session_ended())
+
+    def on_event(self, msg: dict[str, Any]) -> None:
+        """One event publication (``msg["event"]`` is the event)."""
+        ev = msg.get("event") or {}
+        etype = ev.get("type")
+        t = ev.get("ticket") or {}
+        at = parse_time(ev.get("at")) or self.now()
+        if etype == "ticket_transferred" and t.get("id") is not None and ev.get("counter") is not None:
+            self._came_from[t["id"]] = ev["counter"]
+        if ev.get("counter") != self.counter:
+            return
+        if etype == "ticket_serving" and t.get("id") is not None:
+            self._serving_since[t["id"]] = at
+        elif etype == "ticket_finished" and ev.get("clerk"):
+            self._count("served", ev["clerk"], t, at)
+        elif etype == "ticket_no_show" and ev.get("clerk"):
+            self._count("no_show", ev["clerk"], t, at)
+        elif etype == "counter_signed_in":
+            if self._own_signin_events > 0:  # the first one after our sign_in is ours
+                self._own_signin_events -= 1
+            elif self.signed_in:
+                self._lose_session(self._session_ended())
+        elif etype == "counter_signed_out" and self.signed_in \
+                and not any(a == "sign_out" for a, _ in self.pending.values()):
+            self._lose_session(self._msg("error", "signed_out_elsewhere", counter=self.counter))
+
+    def on_reply(self, rid: str, reply: dict[str, Any]) -> None:
+        """The broker's answer to one of our requests (``QtLink.replied``)."""
+        entry = self.pending.pop(rid, None)
+        if entry is None:
+            return  # not ours, or already answered
+        action, args = entry
+        status = reply.get("status")
+        if status == "unavailable":
+            self.message = self._msg("error", "unavailable")
+            if action == "sign_in":
+                self._own_signin_events = 0
+            return
+        if status != "ok":
+            self._refused(action, reply.get("error") or {})
+            return
+        self._accepted(action, args, reply.get("result") or {})
+
+    def _refused(self, action: str, err: dict[str, Any]) -> None:
+        code = str(err.get("code", "UNKNOWN"))
+        self.message = Message("error", str(err.get("message_zh") or code), str(err.get("message_en") or code), code)
+        if action == "sign_in":
+            self._own_signin_events = 0
+            self.offer_takeover = code == "COUNTER_OCCUPIED"
+        if code == "SESSION_ENDED" and self.signed_in:
+            self._lose_session(self.message)
+
+    def _accepted(self, action: str, args: dict[str, Any], result: dict[str, Any]) -> None:
+        t = result.get("ticket") or {}
+        label = t.get("label", "")
+        if action == "sign_in":
+            rec = result.get("counter") or {}
+            self.session = result.get("session")
+            self.clerk = rec.get("clerk") or args.get("clerk")
+            self.post = rec.get("post")
+            self.offer_takeover = False
+            self._confirmed = False
+            self.guidance = None
+            self.message = self._msg("ok", "signed_in_ok")
+        elif action == "sign_out":
+            self._clear_session()
+            self.message = self._msg("ok", "signed_out_ok")
+        elif action in ("call_next", "call_ticket"):
+            self.guidance = None
+            self.message = self._msg("ok", "called_ok", ticket=label)
+        elif action == "recall":
+            self.message = self._msg("info" if result.get("no_show") else "ok",
+                                     "recall_limit" if result.get("no_show") else "recalled_ok", ticket=label)
+            if result.get("no_show"):
+                self._count("no_show", self.clerk, t, self.now())
+        elif action == "no_show":
+            self.message = self._msg("ok", "no_show_ok", ticket=label)
+            self._count("no_show", self.clerk, t, self.now())
+        elif action == "start":
+            self.message = self._msg("ok", "start_ok", ticket=label)
+            self._serving_since.setdefault(t.get("id", -1), self.now())
+        elif action == "finish":
+            self.message = self._msg("ok", "finish_ok", ticket=label)
+            self._count("served", self.clerk, t, self.now())
+        elif action == "transfer":
+            self.guidance = self._guidance(t, args)
+            target_zh, target_en = self._target_names(t, args)
+            self.message = Message("ok", self.text("transfer_ok", "zh", ticket=label, target=target_zh),
+                                   self.text("transfer_ok", "en", ticket=label, target_en=target_en))
+        elif action == "pause":
+            self.message = self._msg("ok", "pause_ok")
+        elif action == "resume":
+            self.message = self._msg("ok", "resume_ok")
+        elif action == "reinstate":
+            self.message = self._msg("ok", "reinstate_ok", ticket=label)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _session_ended(self) -> Message:
+        err = HallError("SESSION_ENDED", counter=self.counter)
+        return Message("error", err.message_zh, err.message_en, err.code)
+
+    def _clear_session(self) -> None:
+        self.session = None
+        self.clerk = None
+        self.post = None
+        self._confirmed = False
+        self._own_signin_events = 0
+        self.guidance = None
+
+    def _lose_session(self, message: Message) -> None:
+        self._clear_session()
+        self.message = message
+        # Commands still in flight were sent with the old session; their answers no longer matter.
+        self.pending = {rid: p for rid, p in self.pending.items() if p[0] == "sign_in"}
+
+    def _count(self, kind: str, clerk: str | None, t: dict[str, Any], at: datetime) -> None:
+        """Count a finish or no-show once, whether it is seen as our reply, as an event, or both."""
+        if clerk is None or t.get("id") is None:
+            return
+        day = at.astimezone(self._tz).date().isoformat()
+        figs = self._figures.setdefault((day, clerk), Figures())
+        key = (kind, int(t["id"]), t.get("called_at") or t.get("entered_at") or "")
+        if key in figs.seen:
+            return
+        figs.seen.add(key)
+        if kind == "served":
+            figs.served += 1
+            since = self._serving_since.pop(int(t["id"]), None)
+            if since is not None:
+                figs.service_seconds.append(max(0.0, (at - since).total_seconds()))
+        else:
+            figs.no_shows += 1
+
+    def _target_names(self, t: dict[str, Any], args: dict[str, Any]) -> tuple[str, str]:
+        to_counter = args.get("to_counter")
+        if to_counter is not None:
+            return f"{to_counter} 号窗口", f"counter {to_counter}"
+        code = t.get("queue_service") or args.get("service")
+        return self.service_name(code, "zh"), self.service_name(code, "en")
+
+    def _guidance(self, t: dict[str, Any], args: dict[str, Any]) -> Guidance:
+        """Which window the citizen goes to next, as the clerk should say it."""
+        label = t.get("label", "")
+        code = t.get("queue_service") or args.get("service")
+        service_zh, service_en = self.service_name(code, "zh"), self.service_name(code, "en")
+        to_counter = args.get("to_counter")
+        if to_counter is not None:
+            key = "say_back" if self._came_from.get(t.get("id", -1)) == to_counter else "say_counter"
+            values = {"counter": to_counter, "service": service_zh, "service_en": service_en}
+        else:
+            open_ = [c["number"] for c in self.counters()
+                     if code in (c.get("services") or []) and c.get("state") != "closed"]
+            numbers = open_ or [c["number"] for c in self.counters() if code in (c.get("services") or [])]
+            key = "say_counter" if len(numbers) == 1 else "say_service"
+            values = {"counter": numbers[0] if numbers else "?", "service": service_zh, "service_en": service_en,
+                      "counters": "、".join(str(n) for n in numbers),
+                      "counters_en": " or ".join(str(n) for n in numbers)}
+        return Guidance(label, self.text(key, "zh", **values), self.text(key, "en", **values))

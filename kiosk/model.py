@@ -1,0 +1,856 @@
+"""The kiosk's view-model: what the touch screen shows and what a tap does, without Qt.
+
+:class:`KioskModel` holds the hall state mirrored from the broker, the connection and
+printer health, the citizen's current step and the staff settings. The widgets
+(``kiosk.window``) render :attr:`KioskModel.screen` and forward taps; every method that
+needs the outside world (broker, printer) returns an *action* for the window to carry out
+and is told the outcome later. That keeps the rules testable without widgets:
+
+* issuing goes CHECKING (printer status) -> REQUESTING (``take_ticket``) -> PRINTING ->
+  CONFIRMATION; while one ticket is in flight another tap does nothing (one ticket);
+* a ticket whose printing failed is printed once more; if that fails too it is voided at
+  the broker (``void_ticket``), the citizen is told the voided number and issuing stops
+  until the printer reports ready again. A void the broker did not get is retried;
+* the screen follows from the state: out of service (broker or printer unavailable),
+  ask staff (paper out / near end / cover open / after a failed print), closed (no service
+  is issuing), else the citizen's step.
+
+Nothing here imports Qt, zmq or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+LANGUAGES = ("zh", "en")
+DEFAULT_PIN = "123456"
+PIN_MAX_FAILURES = 5
+PIN_LOCKOUT_SECONDS = 60
+PRINT_ATTEMPTS = 2  # the first print and one retry; then the ticket is voided
+
+# Printer status codes (kiosk.printing) that a member of staff can fix on the spot.
+STAFF_CODES = frozenset({"PAPER_OUT", "COVER_OPEN", "PAPER_NEAR_END"})
+NO_PRINTER = "NO_PRINTER"
+
+
+class Screen(StrEnum):
+    """The page the kiosk shows."""
+
+    START = "start"
+    DETAILS = "details"
+    CONFIRMATION = "confirmation"
+    MESSAGE = "message"
+    CLOSED = "closed"
+    OUT_OF_SERVICE = "out_of_service"
+    ASK_STAFF = "ask_staff"
+    PRINT_FAILED = "print_failed"
+    PIN = "pin"
+    SETTINGS = "settings"
+
+
+class Phase(StrEnum):
+    """The citizen's step (the screen may override it, e.g. when the broker is gone)."""
+
+    START = "start"
+    DETAILS = "details"
+    CHECKING = "checking"  # asking the printer before issuing
+    REQUESTING = "requesting"  # take_ticket sent, no reply yet
+    PRINTING = "printing"
+    CONFIRMATION = "confirmation"
+    MESSAGE = "message"  # the broker refused or did not answer
+    PRINT_FAILED = "print_failed"
+
+
+BUSY_PHASES = frozenset({Phase.CHECKING, Phase.REQUESTING, Phase.PRINTING})
+
+
+class KioskConfigError(ValueError):
+    """A bad kiosk option (printer spec, language, PIN …): stable ``code`` plus Chinese and English."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        self.code = code
+        self.zh = zh
+        self.en = en
+        super().__init__(f"{code}: {zh} / {en}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Options
+
+
+def parse_printer_spec(spec: str) -> dict[str, Any]:
+    """Turn ``--printer`` into a ``kiosk.printing.PrinterConfig.from_dict`` mapping.
+
+    Accepted: ``file:PATH`` (a file to append to, or a directory for one file per ticket),
+    ``network:HOST[:PORT]`` (port 9100 by default; IPv6 as ``[::1]:9100``), ``usb:VID:PID``
+    (hexadecimal as ``lsusb`` prints them, e.g. ``usb:0416:5011``), ``serial:DEV[@BAUD]`` and
+    ``cups:NAME`` (``cups:`` alone is the CUPS default printer). Anything else raises
+    :class:`KioskConfigError` with code ``KIOSK_BAD_PRINTER``.
+    """
+
+    def bad(zh: str, en: str) -> KioskConfigError:
+        return KioskConfigError("KIOSK_BAD_PRINTER", f"打印机设置“{spec}”无效：{zh}",
+                                f"printer {spec!r} is invalid: {en}")
+
+    if not isinstance(spec, str) or ":" not in spec:
+        raise bad("格式应为 file:路径、network:主机[:端口]、usb:VID:PID、serial:设备 或 cups:名称",
+                  "expected file:PATH, network:HOST[:PORT], usb:VID:PID, serial:DEV or cups:NAME")
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    rest = rest.strip()
+    if kind == "file":
+        if not rest:
+            raise bad("缺少文件路径", "the file path is missing")
+        return {"backend": "file", "path": rest}
+    if kind == "network":
+        host, port = rest, 9100
+        if rest.startswith("["):  # [IPv6]:port
+            close = rest.find("]")
+            if close < 0:
+                raise bad("IPv6 地址缺少“]”", "the IPv6 address lacks ']'")
+            host, tail = rest[1:close], rest[close + 1:]
+            if tail:
+                if not tail.startswith(":"):
+                    raise bad("地址后只能跟“:端口”", "only ':PORT' may follow the address")
+                port = _port(tail[1:], bad)
+        elif rest.count(":") == 1:
+            host, _, p = rest.partition(":")
+            port = _port(p, bad)
+        if not host:
+            raise bad("缺少打印机地址", "the printer's host is missing")
+        return {"backend": "network", "host": host, "port": port}
+    if kind == "usb":
+        parts = rest.split(":")
+        if len(parts) != 2:
+            raise bad("USB 打印机写作 usb:VID:PID，如 usb:0416:5011", "write usb:VID:PID, e.g. usb:0416:5011")
+        ids = []
+        for p in parts:
+            try:
+                value = int(p, 16)
+            except ValueError:
+                raise bad(f"“{p}”不是十六进制数", f"{p!r} is not a hexadecimal number") from None
+            if not 0 < value <= 0xFFFF:
+                raise bad(f"“{p}”超出 0001–FFFF", f"{p!r} is outside 0001-FFFF")
+            ids.append(value)
+        return {"backend": "usb", "usb_vendor_id": ids[0], "usb_product_id": ids[1]}
+    if kind == "serial":
+        device, _, baud = rest.partition("@")
+        if not device:
+            raise bad("缺少串口设备，如 serial:/dev/ttyUSB0", "the serial device is missing, e.g. serial:/dev/ttyUSB0")
+        out: dict[str, Any] = {"backend": "serial", "serial_device": device}
+        if baud:
+            if not baud.isdigit():
+                raise bad(f"波特率“{baud}”不是整数", f"baud rate {baud!r} is not a whole number")
+            out["baudrate"] = int(baud)
+        return out
+    if kind == "cups":
+        return {"backend": "cups", "cups_printer": rest or None}
+    raise bad(f"未知的打印机类型“{kind}”", f"unknown printer kind {kind!r}")
+
+
+def _port(text: str, bad: Callable[[str, str], KioskConfigError]) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise bad(f"端口“{text}”应为 1–65535", f"port {text!r} must be 1-65535")
+    return int(text)
+
+
+def check_language(lang: str) -> str:
+    """Return ``lang`` if it is "zh" or "en"; else raise KioskConfigError (KIOSK_BAD_LANGUAGE)."""
+    if lang not in LANGUAGES:
+        raise KioskConfigError("KIOSK_BAD_LANGUAGE", f"语言只能是 zh 或 en：{lang!r}",
+                               f"language must be zh or en: {lang!r}")
+    return lang
+
+
+def check_pin(pin: str) -> str:
+    """Return ``pin`` if it is 4–12 ASCII digits; else raise KioskConfigError (KIOSK_BAD_PIN)."""
+    if not (isinstance(pin, str) and pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+        raise KioskConfigError("KIOSK_BAD_PIN", "设置密码须为 4–12 位数字",
+                               "the settings PIN must be 4-12 digits")
+    return pin
+
+
+@dataclass
+class KioskSettings:
+    """Behaviour a hall may tune (kiosk config file / command line). Times are milliseconds.
+
+    ``return_ms``: how long the confirmation stays before the start screen comes back;
+    ``message_ms``: the same for refusals and the print-failure notice; ``idle_ms``: an
+    abandoned details page (or the settings) returns to the start; ``status_ms``: how often
+    the printer is asked for its status while idle. ``print_materials`` prints the required
+    materials (一次性告知) on the ticket.
+    """
+
+    pin: str = DEFAULT_PIN
+    language: str = "zh"
+    return_ms: int = 10_000
+    message_ms: int = 8_000
+    print_failed_ms: int = 30_000
+    idle_ms: int = 60_000
+    status_ms: int = 5_000
+    print_materials: bool = True
+    near_end_blocks: bool = True
+
+    def __post_init__(self) -> None:
+        check_pin(self.pin)
+        check_language(self.language)
+        for name in ("return_ms", "message_ms", "print_failed_ms", "idle_ms", "status_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3_600_000:
+                raise KioskConfigError("KIOSK_BAD_OPTION", f"{name} 须为 1–3600000 毫秒",
+                                       f"{name} must be 1-3600000 milliseconds: {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Texts
+
+
+@dataclass(frozen=True)
+class Bi:
+    """A text in both languages; ``pick(lang)`` gives ``(primary, secondary)``."""
+
+    zh: str
+    en: str
+
+    def pick(self, lang: str) -> tuple[str, str]:
+        """``(text in lang, text in the other language)``."""
+        return (self.zh, self.en) if lang == "zh" else (self.en, self.zh)
+
+    def __call__(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+GREETING = Bi("您好，欢迎光临！", "Welcome!")
+CHOOSE = Bi("请选择您要办理的业务", "Please choose the service you need")
+UNAVAILABLE = Bi("服务器暂时没有响应，未能取号，请稍后再试",
+                 "The ticket server did not answer, so no ticket was issued. Please try again.")
+PRINT_FAILED = Bi("出票失败，请联系工作人员", "Printing failed, please ask staff")
+ASK_STAFF = Bi("请联系工作人员", "Please ask staff")
+OUT_OF_SERVICE = Bi("暂停服务", "Out of service")
+BROKER_DOWN = Bi("无法连接叫号服务器，工作人员正在处理", "Cannot reach the ticket server; staff are on it")
+CONNECTING = Bi("正在连接叫号服务器……", "Connecting to the ticket server…")
+FAREWELL = Bi("请取走号票，留意叫号。祝您办事顺利！", "Please take your ticket and watch for your number. "
+              "Thank you!")
+_WEEKDAYS_ZH = "一二三四五六日"
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+_STATE_REASONS: dict[str, Bi] = {
+    "break": Bi("午间休息", "Lunch break"),
+    "closed": Bi("非办公时间", "Outside opening hours"),
+    "past_cutoff": Bi("今日已停止取号", "No more tickets today"),
+    "daily_cap": Bi("今日号票已发完", "Today's tickets are all taken"),
+}
+
+
+def timezone_of(state: Mapping[str, Any]) -> ZoneInfo:
+    """The hall's time zone from ``state["timezone"]`` (Asia/Shanghai when missing or unknown)."""
+    try:
+        return ZoneInfo(str(state.get("timezone") or "Asia/Shanghai"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Asia/Shanghai")
+
+
+def parse_utc(value: str | None) -> datetime | None:
+    """Parse the broker's UTC ISO time (``2026-11-24T05:30:00Z``); None for None or garbage."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def local_when(at: datetime, now: datetime, tz: ZoneInfo) -> Bi:
+    """``at`` as the hall reads it: "今天 13:30" / "明天 08:30" / "11月26日（周四）08:30"."""
+    local = at.astimezone(tz)
+    today = now.astimezone(tz).date()
+    hm = local.strftime("%H:%M")
+    if local.date() == today:
+        return Bi(f"今天 {hm}", f"today {hm}")
+    if local.date() == today + timedelta(days=1):
+        return Bi(f"明天 {hm}", f"tomorrow {hm}")
+    d: date = local.date()
+    return Bi(f"{d.month}月{d.day}日（周{_WEEKDAYS_ZH[d.weekday()]}）{hm}",
+              f"{_WEEKDAYS_EN[d.weekday()]} {d.day} {_MONTHS_EN[d.month - 1]} {hm}")
+
+
+def wait_text(minutes: int) -> Bi:
+    """The estimated wait as shown on buttons."""
+    if minutes <= 0:
+        return Bi("无需等候", "no wait")
+    return Bi(f"约 {minutes} 分钟", f"about {minutes} min")
+
+
+def promised_text(days: int | None) -> Bi | None:
+    """The promised completion time (限时办结), or None when unknown."""
+    if days is None:
+        return None
+    if days == 0:
+        return Bi("即办件：材料齐全当场办结", "Done on the spot when your documents are complete")
+    unit = "working day" if days == 1 else "working days"
+    return Bi(f"承诺 {days} 个工作日内办结", f"Completed within {days} {unit}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Cards and health
+
+
+@dataclass(frozen=True)
+class ServiceCard:
+    """One service button: names, queue, estimate, and whether it issues now (and why not)."""
+
+    code: str
+    name: Bi
+    department: str
+    waiting: int
+    wait_minutes: int
+    open: bool
+    reason: Bi | None
+    materials: tuple[Bi, ...]
+    promised: Bi | None
+    priority_classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DepartmentCard:
+    """One department button: name, people waiting in all its services, services issuing now."""
+
+    code: str
+    name: Bi
+    waiting: int
+    services: int
+    open_services: int
+
+
+@dataclass(frozen=True)
+class PrinterHealth:
+    """The printer as the kiosk judges it. ``code`` None = ready; ``staff`` = fixable on the spot."""
+
+    code: str | None
+    message: Bi = Bi("", "")
+    near_end: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.code is None
+
+    @property
+    def staff(self) -> bool:
+        return self.code in STAFF_CODES
+
+    @classmethod
+    def from_status(cls, status: Any, near_end_blocks: bool = True) -> PrinterHealth:
+        """From a ``kiosk.printing.PrinterStatus`` (duck-typed: error_code, error_zh, error_en,
+        paper_near_end). Near end of paper counts as a problem when ``near_end_blocks``."""
+        code = getattr(status, "error_code", None)
+        near_end = bool(getattr(status, "paper_near_end", False))
+        if code is not None:
+            return cls(code, Bi(str(status.error_zh or code), str(status.error_en or code)), near_end)
+        if near_end and near_end_blocks:
+            return cls("PAPER_NEAR_END", Bi("打印纸即将用完，请更换纸卷", "The ticket paper is nearly out"), True)
+        return cls(None, near_end=near_end)
+
+    @classmethod
+    def from_error(cls, code: str, zh: str, en: str) -> PrinterHealth:
+        """From a PrinterError (or any code with its two messages)."""
+        return cls(code, Bi(zh, en))
+
+
+UNKNOWN_PRINTER = PrinterHealth("PRINTER_UNKNOWN", Bi("正在检查打印机……", "Checking the printer…"))
+NO_PRINTER_HEALTH = PrinterHealth(NO_PRINTER, Bi("未配置号票打印机（--printer）", "No ticket printer is configured "
+                                                                          "(--printer)"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Actions the window carries out
+
+
+@dataclass(frozen=True)
+class CheckPrinter:
+    """Ask the printer for its status, then call :meth:`KioskModel.on_precheck`."""
+
+
+@dataclass(frozen=True)
+class TakeTicket:
+    """Send ``take_ticket``, then call :meth:`KioskModel.on_take_reply` with the reply."""
+
+    service: str
+    priority: str | None
+
+
+@dataclass(frozen=True)
+class PrintTicket:
+    """Print ``TicketContent(**fields)``, then call :meth:`KioskModel.on_print_result`."""
+
+    fields: dict[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class VoidTicket:
+    """Send ``void_ticket``, then call :meth:`KioskModel.on_void_reply` with the ticket and reply."""
+
+    ticket: str
+    label: str
+    reason: str
+
+
+Action = CheckPrinter | TakeTicket | PrintTicket | VoidTicket
+
+
+@dataclass
+class Issued:
+    """The ticket being printed or just printed."""
+
+    ticket: dict[str, Any]
+    ahead: int
+    wait_minutes: int
+    fields: dict[str, Any]
+    attempts: int = 0
+    error: Bi | None = None
+    void_state: str = ""  # "", "pending", "done", "failed"
+
+
+@dataclass
+class Message:
+    """A refusal or failure shown to the citizen."""
+
+    title: Bi
+    body: Bi
+    code: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class KioskModel:
+    """The kiosk's state and rules. Call the ``on_*`` methods with what happened; render ``screen``.
+
+    ``clock`` returns an aware UTC datetime (inject a manual clock in tests).
+    """
+
+    settings: KioskSettings = field(default_factory=KioskSettings)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    state: dict[str, Any] = field(default_factory=dict)
+    connected: bool = False
+    printer: PrinterHealth = UNKNOWN_PRINTER
+    language: str = ""
+    phase: Phase = Phase.START
+    department: str | None = None
+    selected: str | None = None
+    priority: str | None = None
+    issued: Issued | None = None
+    message: Message | None = None
+    blocked: bool = False  # a print failed: no tickets until the printer reports ready
+    settings_open: bool = False
+    unlocked: bool = False
+    pin_failures: int = 0
+    locked_until: datetime | None = None
+    pending_voids: list[VoidTicket] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.language = self.language or self.settings.language
+
+    # ------------------------------------------------------------------ inputs from the world
+
+    def on_state(self, state: Mapping[str, Any]) -> None:
+        """A new hall state from the broker (which also proves the broker is alive)."""
+        self.state = dict(state)
+        self.connected = True
+        if self.department not in {d.code for d in self.departments()}:
+            deps = self.departments()
+            self.department = deps[0].code if deps else None
+
+    def on_connection(self, up: bool) -> None:
+        """The broker link came up or went silent."""
+        self.connected = up
+
+    def on_printer_status(self, health: PrinterHealth) -> None:
+        """A status report from the printer; a ready printer lifts the block after a failed print."""
+        self.printer = health
+        if health.ready:
+            self.blocked = False
+
+    # ------------------------------------------------------------------ what to show
+
+    @property
+    def busy(self) -> bool:
+        """A ticket is being checked, requested or printed: further confirms are ignored."""
+        return self.phase in BUSY_PHASES
+
+    @property
+    def screen(self) -> Screen:
+        """The page to show now (see the module docstring for the order of precedence)."""
+        if self.settings_open:
+            return Screen.SETTINGS if self.unlocked else Screen.PIN
+        if self.busy:
+            return Screen.DETAILS
+        if self.phase == Phase.CONFIRMATION:
+            return Screen.CONFIRMATION
+        if self.phase == Phase.PRINT_FAILED:
+            return Screen.PRINT_FAILED
+        if not self.connected or not self.state.get("services"):
+            return Screen.OUT_OF_SERVICE
+        if not self.printer.ready and not self.printer.staff:
+            return Screen.OUT_OF_SERVICE
+        if self.printer.staff or self.blocked:
+            return Screen.ASK_STAFF
+        if self.phase == Phase.MESSAGE:
+            return Screen.MESSAGE
+        if self.closed_info() is not None:
+            return Screen.CLOSED
+        if self.phase == Phase.DETAILS:
+            return Screen.DETAILS
+        return Screen.START
+
+    def out_of_service_reason(self) -> Bi:
+        """Why the kiosk is out of service (broker first, then printer)."""
+        if not self.connected:
+            return BROKER_DOWN if self.state else CONNECTING
+        if not self.state.get("services"):
+            return CONNECTING
+        return self.printer.message
+
+    def ask_staff_reason(self) -> Bi:
+        """Why a member of staff is needed (the printer's complaint, or the failed print)."""
+        if self.printer.staff:
+            return self.printer.message
+        if self.issued is not None and self.issued.error is not None:
+            return self.issued.error
+        return PRINT_FAILED
+
+    def hall_name(self) -> Bi:
+        hall = self.state.get("hall") or {}
+        return Bi(str(hall.get("name_zh") or "政务服务中心"), str(hall.get("name_en") or "Government Service Center"))
+
+    def greeting(self) -> Bi:
+        """来有迎声: a greeting by the time of day, then the hall's name."""
+        hour = self.clock().astimezone(timezone_of(self.state)).hour
+        zh = "早上好" if hour < 9 else "上午好" if hour < 12 else "中午好" if hour < 14 else "下午好" \
+            if hour < 18 else "您好"
+        en = "Good morning" if hour < 12 else "Good afternoon" if hour < 18 else "Good evening"
+        name = self.hall_name()
+        return Bi(f"{zh}！欢迎来到{name.zh}", f"{en}! Welcome to the {name.en}")
+
+    def now_local(self) -> datetime:
+        return self.clock().astimezone(timezone_of(self.state))
+
+    def _priority_names(self) -> dict[str, Bi]:
+        return {str(p.get("code")): Bi(str(p.get("name_zh", "")), str(p.get("name_en", "")))
+                for p in self.state.get("priority_classes") or []}
+
+    def priority_name(self, code: str) -> Bi:
+        return self._priority_names().get(code, Bi(code, code))
+
+    def card(self, code: str) -> ServiceCard | None:
+        """The button for one service, or None if the hall has no such service."""
+        s = (self.state.get("services") or {}).get(code)
+        if s is None:
+            return None
+        return self._card(s)
+
+    def _card(self, s: Mapping[str, Any]) -> ServiceCard:
+        issue_state = str(s.get("issue_state") or "closed")
+        reason: Bi | None = None
+        if issue_state != "open":
+            base = _STATE_REASONS.get(issue_state, Bi("暂停取号", "Not issuing now"))
+            at = parse_utc(s.get("next_open"))
+            if at is not None:
+                when = local_when(at, self.clock(), timezone_of(self.state))
+                reason = Bi(f"{base.zh}，{when.zh} 起取号", f"{base.en}; tickets from {when.en}")
+            else:
+                reason = base
+        promised = s.get("promised_days")
+        return ServiceCard(
+            code=str(s["code"]), name=Bi(str(s.get("name_zh", s["code"])), str(s.get("name_en", s["code"]))),
+            department=str(s.get("department", "")), waiting=int(s.get("waiting") or 0),
+            wait_minutes=int(s.get("estimated_wait_minutes") or 0), open=issue_state == "open", reason=reason,
+            materials=tuple(Bi(str(m.get("zh", "")), str(m.get("en", ""))) for m in s.get("materials") or []),
+            promised=promised_text(int(promised) if isinstance(promised, int) else None),
+            priority_classes=tuple(str(p) for p in s.get("priority_classes") or []))
+
+    def cards(self) -> list[ServiceCard]:
+        """Every service in the hall's order."""
+        services = self.state.get("services") or {}
+        order = self.state.get("service_order") or list(services)
+        return [self._card(services[c]) for c in order if c in services]
+
+    def departments(self) -> list[DepartmentCard]:
+        """Departments that have at least one service, in configuration order."""
+        cards = self.cards()
+        out = []
+        known = [(str(d.get("code")), Bi(str(d.get("name_zh", "")), str(d.get("name_en", ""))))
+                 for d in self.state.get("departments") or []]
+        for code in {c.department for c in cards} - {k for k, _ in known}:
+            known.append((code, Bi(code, code)))
+        for code, name in known:
+            mine = [c for c in cards if c.department == code]
+            if mine:
+                out.append(DepartmentCard(code, name, sum(c.waiting for c in mine), len(mine),
+                                          sum(c.open for c in mine)))
+        return out
+
+    def department_cards(self) -> list[ServiceCard]:
+        """The services of the selected department."""
+        return [c for c in self.cards() if c.department == self.department]
+
+    def closed_info(self) -> tuple[Bi, Bi | None] | None:
+        """When no service issues tickets: (reason, next opening as local text or None); else None."""
+        cards = self.cards()
+        if not cards or any(c.open for c in cards):
+            return None
+        services = self.state.get("services") or {}
+        states = {str(s.get("issue_state")) for s in services.values()}
+        if "break" in states:
+            reason = Bi("午间休息，暂停取号", "Lunch break: no tickets right now")
+        elif states <= {"past_cutoff", "daily_cap"}:
+            reason = Bi("今日已停止取号", "No more tickets today")
+        else:
+            reason = Bi("现在是非办公时间", "The hall is closed now")
+        times = [t for t in (parse_utc(s.get("next_open")) for s in services.values()) if t is not None]
+        if not times:
+            return reason, None
+        return reason, local_when(min(times), self.clock(), timezone_of(self.state))
+
+    # ------------------------------------------------------------------ citizen taps
+
+    def set_language(self, lang: str) -> None:
+        """Switch the screen language (中文 / English)."""
+        self.language = check_language(lang)
+
+    def select_department(self, code: str) -> None:
+        if code in {d.code for d in self.departments()}:
+            self.department = code
+
+    def tap_service(self, code: str) -> bool:
+        """Show the details of ``code`` (materials, promised time, priority choice).
+
+        Returns False (nothing changes) for an unknown or closed service or while busy."""
+        card = self.card(code)
+        if card is None or not card.open or self.busy or self.screen != Screen.START:
+            return False
+        self.phase = Phase.DETAILS
+        self.selected = code
+        self.priority = None
+        return True
+
+    def choose_priority(self, code: str | None) -> None:
+        """Choose the green channel ``code`` (None = a normal ticket); only classes the service offers."""
+        card = self.card(self.selected or "")
+        if code is None or (card is not None and code in card.priority_classes):
+            self.priority = code
+
+    def confirm(self) -> Action | None:
+        """The citizen confirms: returns CheckPrinter, or None when not possible (double tap, busy,
+        closed, screen not showing the details)."""
+        if self.phase != Phase.DETAILS or self.screen != Screen.DETAILS or self.selected is None:
+            return None
+        card = self.card(self.selected)
+        if card is None or not card.open:
+            return None
+        self.phase = Phase.CHECKING
+        return CheckPrinter()
+
+    def back_to_start(self, *, reset_language: bool = False) -> None:
+        """Return to the start screen (back button, timers). A finished flow resets the language."""
+        if self.busy:
+            return
+        self.phase = Phase.START
+        self.selected = None
+        self.priority = None
+        self.message = None
+        if reset_language:
+            self.language = self.settings.language
+
+    # ------------------------------------------------------------------ outcomes
+
+    def on_precheck(self, health: PrinterHealth) -> Action | None:
+        """The printer's answer before issuing: TakeTicket when ready; otherwise the citizen sees the
+        ask-staff or out-of-service screen and nothing is issued."""
+        self.on_printer_status(health)
+        if self.phase != Phase.CHECKING:
+            return None
+        if not health.ready or self.blocked:
+            self.phase = Phase.START
+            self.selected = None
+            return None
+        assert self.selected is not None
+        self.phase = Phase.REQUESTING
+        return TakeTicket(self.selected, self.priority)
+
+    def on_take_reply(self, reply: Mapping[str, Any]) -> Action | None:
+        """The broker's reply to take_ticket: PrintTicket on success; a message for a refusal
+        (the broker's bilingual reason) or for no answer."""
+        if self.phase != Phase.REQUESTING:
+            return None
+        status = reply.get("status")
+        if status == "ok":
+            result = reply.get("result") or {}
+            ticket = dict(result.get("ticket") or {})
+            issued = Issued(ticket=ticket, ahead=int(result.get("ahead") or 0),
+                            wait_minutes=int(result.get("estimated_wait_minutes") or 0), fields={})
+            issued.fields = self.ticket_fields(issued)
+            self.issued = issued
+            self.phase = Phase.PRINTING
+            issued.attempts = 1
+            return PrintTicket(issued.fields, 1)
+        if status == "error":
+            err = reply.get("error") or {}
+            self.message = Message(Bi("未能取号", "No ticket"),
+                                   Bi(str(err.get("message_zh") or err.get("code") or "取号被拒绝"),
+                                      str(err.get("message_en") or err.get("code") or "Refused")),
+                                   str(err.get("code") or ""))
+        else:
+            self.message = Message(Bi("未能取号", "No ticket"), UNAVAILABLE, "UNAVAILABLE")
+        self.phase = Phase.MESSAGE
+        return None
+
+    def on_print_result(self, error: tuple[str, str, str] | None) -> Action | None:
+        """The printer finished: ``error`` is None on success, else (code, zh, en).
+
+        The first failure prints again; the second voids the ticket at the broker and stops
+        issuing until the printer reports ready."""
+        if self.phase != Phase.PRINTING or self.issued is None:
+            return None
+        issued = self.issued
+        if error is None:
+            issued.error = None
+            self.phase = Phase.CONFIRMATION
+            return None
+        code, zh, en = error
+        issued.error = Bi(zh, en)
+        if issued.attempts < PRINT_ATTEMPTS:
+            issued.attempts += 1
+            return PrintTicket(issued.fields, issued.attempts)
+        self.phase = Phase.PRINT_FAILED
+        self.blocked = True
+        if code in STAFF_CODES or code.startswith("PRINTER_"):
+            # Until the printer says otherwise, believe the failure (the next status poll may clear it).
+            self.printer = PrinterHealth.from_error(code, zh, en)
+        issued.void_state = "pending"
+        void = VoidTicket(ticket=str(issued.ticket.get("id")), label=str(issued.ticket.get("label", "")),
+                          reason=f"printing failed ({code}): {en}"[:400])
+        self.pending_voids.append(void)
+        return void
+
+    def on_void_reply(self, void: VoidTicket, reply: Mapping[str, Any]) -> None:
+        """The broker's answer to a void. No answer keeps it pending (see :meth:`retry_voids`); a
+        refusal because the ticket is no longer waiting (staff dealt with it) ends it."""
+        status = reply.get("status")
+        if status == "unavailable":
+            done, outcome = False, "pending"
+        elif status == "ok":
+            done, outcome = True, "done"
+        else:
+            done, outcome = True, "failed"
+        if done:
+            self.pending_voids = [v for v in self.pending_voids if v.ticket != void.ticket]
+        if self.issued is not None and str(self.issued.ticket.get("id")) == void.ticket:
+            self.issued.void_state = outcome
+
+    def retry_voids(self) -> list[VoidTicket]:
+        """Voids still owed to the broker (send them again while connected)."""
+        return list(self.pending_voids) if self.connected else []
+
+    # ------------------------------------------------------------------ the ticket
+
+    def ticket_fields(self, issued: Issued) -> dict[str, Any]:
+        """Keyword arguments for ``kiosk.ticket.TicketContent`` describing ``issued``."""
+        t = issued.ticket
+        services = self.state.get("services") or {}
+        svc = services.get(str(t.get("service"))) or {}
+        hall = self.state.get("hall") or {}
+        name = self.hall_name()
+        at = parse_utc(t.get("issued_at")) or self.clock()
+        prio = t.get("priority")
+        pname = self.priority_name(str(prio)) if prio else None
+        materials: tuple[tuple[str, str], ...] = ()
+        if self.settings.print_materials:
+            materials = tuple((str(m.get("zh", "")), str(m.get("en", ""))) for m in svc.get("materials") or [])
+        promised = svc.get("promised_days")
+        return {
+            "hall_name": (name.zh, name.en),
+            "label": str(t.get("label", "")),
+            "service_name_zh": str(t.get("service_name_zh") or svc.get("name_zh") or ""),
+            "service_name_en": str(t.get("service_name_en") or svc.get("name_en") or ""),
+            "ahead": issued.ahead,
+            "estimated_wait_minutes": issued.wait_minutes,
+            "issued_local": at.astimezone(timezone_of(self.state)).strftime("%Y-%m-%d %H:%M"),
+            "qr_payload": qr_payload(t),
+            "priority_name_zh": pname.zh if pname else None,
+            "priority_name_en": pname.en if pname else None,
+            "materials": materials,
+            "promised_days": int(promised) if isinstance(promised, int) else None,
+            "footer_zh": str(hall.get("footer_zh") or ""),
+            "footer_en": str(hall.get("footer_en") or ""),
+            "language": self.language,
+        }
+
+    def confirmation(self) -> tuple[str, Bi, Bi] | None:
+        """(label, "您的号码 A012 · 前面还有 5 人 · 预计等候 15 分钟" line, service name) for the big confirmation."""
+        if self.issued is None:
+            return None
+        t = self.issued.ticket
+        label = str(t.get("label", ""))
+        ahead, wait = self.issued.ahead, self.issued.wait_minutes
+        line = Bi(f"您的号码 {label} · 前面还有 {ahead} 人 · 预计等候 {wait} 分钟",
+                  f"Your number {label} · {ahead} ahead of you · about {wait} min")
+        return label, line, Bi(str(t.get("service_name_zh", "")), str(t.get("service_name_en", "")))
+
+    # ------------------------------------------------------------------ staff settings
+
+    def open_settings(self) -> None:
+        """The hidden staff gesture: show the PIN pad (never while a ticket is in flight)."""
+        if not self.busy:
+            self.settings_open = True
+            self.unlocked = False
+
+    def enter_pin(self, pin: str) -> tuple[bool, Bi]:
+        """Check a PIN; 5 wrong PINs lock the pad for 60 s. Returns (accepted, message)."""
+        now = self.clock()
+        if self.locked_until is not None and now < self.locked_until:
+            left = math.ceil((self.locked_until - now).total_seconds())
+            return False, Bi(f"错误次数过多，请 {left} 秒后再试", f"Too many wrong PINs; try again in {left} s")
+        if hmac.compare_digest(pin.encode(), self.settings.pin.encode()):
+            self.unlocked = True
+            self.pin_failures = 0
+            self.locked_until = None
+            return True, Bi("", "")
+        self.pin_failures += 1
+        if self.pin_failures >= PIN_MAX_FAILURES:
+            self.pin_failures = 0
+            self.locked_until = now + timedelta(seconds=PIN_LOCKOUT_SECONDS)
+            return False, Bi(f"错误次数过多，请 {PIN_LOCKOUT_SECONDS} 秒后再试",
+                             f"Too many wrong PINs; try again in {PIN_LOCKOUT_SECONDS} s")
+        return False, Bi("密码错误", "Wrong PIN")
+
+    def close_settings(self) -> None:
+        """Back from the PIN pad or settings to the citizen's screens."""
+        self.settings_open = False
+        self.unlocked = False
+
+    def set_default_language(self, lang: str) -> None:
+        """Settings: the language the kiosk returns to after each citizen."""
+        self.settings.language = check_language(lang)
+        self.language = lang
+
+
+def qr_payload(ticket: Mapping[str, Any]) -> str:
+    """The QR code's content: the ticket's identity, ``queuehall:ticket:<id>:<label>:<business day>``."""
+    return f"queuehall:ticket:{ticket.get('id')}:{ticket.get('label')}:{ticket.get('business_day')}"
+
+
+def split_lines(items: Sequence[Bi], lang: str) -> list[str]:
+    """Numbered lines ("1. 身份证") of ``items`` in ``lang``."""
+    return [f"{i}. {b(lang)}" for i, b in enumerate(items, start=1)]

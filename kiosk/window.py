@@ -1,0 +1,1381 @@
+"""The kiosk's touch screens: thin Qt widgets over :class:`kiosk.model.KioskModel`.
+
+:class:`KioskWindow` owns the pages (start, service details, confirmation, notices, PIN pad,
+settings), the timers (return to the start screen, printer status polling, the clock) and
+wires the broker link (``queuehall.qtlink.QtLink``) and the ticket printer
+(:class:`PrintService`, which runs every printer operation on one worker thread so a slow
+network printer never freezes the screen) to the model. It never closes by touch: no
+window frame, Esc and Alt+F4 are ignored, and only the PIN-protected settings can quit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QFont, QFontDatabase, QKeyEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QScroller,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kiosk.model import (
+    ASK_STAFF,
+    CHOOSE,
+    FAREWELL,
+    NO_PRINTER_HEALTH,
+    OUT_OF_SERVICE,
+    PRINT_FAILED,
+    Action,
+    Bi,
+    CheckPrinter,
+    KioskModel,
+    KioskSettings,
+    PrinterHealth,
+    PrintTicket,
+    Screen,
+    ServiceCard,
+    TakeTicket,
+    VoidTicket,
+    wait_text,
+)
+from kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
+from kiosk.ticket import TicketContent, TicketError, cjk_font_family, number_font_family
+
+log = logging.getLogger("queuehall.kiosk")
+
+CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC")
+SETTINGS_TAPS = 5  # taps on the hall name …
+SETTINGS_TAP_WINDOW = 3.0  # … within this many seconds open the PIN pad
+
+
+def setup_app_font(app: QApplication) -> str:
+    """Give the application a font that has Chinese glyphs; returns the family chosen."""
+    families = set(QFontDatabase.families())
+    family = next((f for f in CJK_FAMILIES if f in families), app.font().family())
+    font = QFont(family)
+    font.setPixelSize(24)
+    app.setFont(font)
+    return family
+
+
+# --------------------------------------------------------------------------------------------------
+# The printer worker
+
+
+class PrintService(QObject):
+    """Runs every printer operation, in order, on one worker thread (TicketPrinter is not thread-safe).
+
+    Each call returns a job id at once; ``done(job, kind, outcome)`` follows on the GUI thread.
+    ``outcome`` is the operation's result or the exception it raised (PrinterError, TicketError or
+    anything unexpected): the worker never dies.
+    """
+
+    done = Signal(int, str, object)
+
+    def __init__(self, config: PrinterConfig | None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config
+        self.printer = TicketPrinter()
+        self._jobs: queue.Queue[tuple[int, str, Callable[[], Any]] | None] = queue.Queue()
+        self._ids = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker and connect to the configured printer."""
+        self._thread = threading.Thread(target=self._run, name="kiosk-printer", daemon=True)
+        self._thread.start()
+        self.configure(self.config)
+
+    def stop(self) -> None:
+        """Finish the queued jobs and stop the worker."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(10)
+            self._thread = None
+        self.printer.close()
+
+    def _submit(self, kind: str, fn: Callable[[], Any]) -> int:
+        self._ids += 1
+        self._jobs.put((self._ids, kind, fn))
+        return self._ids
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job_id, kind, fn = job
+            try:
+                outcome = fn()
+            except Exception as exc:  # reported to the GUI, which decides what the citizen sees
+                outcome = exc
+            self.done.emit(job_id, kind, outcome)
+
+    def configure(self, config: PrinterConfig | None) -> int:
+        """(Re)connect to ``config`` (None = no printer). Outcome: None or the PrinterError."""
+        self.config = config
+
+        def run() -> None:
+            if config is not None:
+                self.printer.open(config)  # keeps the config even when it raises: status() retries
+            else:
+                self.printer.close()
+                self.printer = TicketPrinter()
+
+        return self._submit("configure", run)
+
+    def status(self) -> int:
+        """Ask the printer how it is. Outcome: a PrinterStatus, or PrinterError when unconfigured."""
+        return self._submit("status", self.printer_status)
+
+    def printer_status(self) -> Any:
+        if self.printer.config is None:
+            raise PrinterError("NO_PRINTER", NO_PRINTER_HEALTH.message.zh, NO_PRINTER_HEALTH.message.en)
+        return self.printer.status()
+
+    def print_ticket(self, fields: dict[str, Any]) -> int:
+        """Print ``TicketContent(**fields)``. Outcome: a PrintResult or the error."""
+        return self._submit("print", lambda: self.printer.print_ticket(TicketContent(**fields)))
+
+    def test_print(self) -> int:
+        """Print the printer's self-test ticket. Outcome: a PrintResult or the error."""
+        return self._submit("test", self.printer.test_print)
+
+
+def health_of(outcome: Any, near_end_blocks: bool = True) -> PrinterHealth:
+    """A status job's outcome as the model's PrinterHealth."""
+    if isinstance(outcome, PrinterError):
+        if outcome.code == "NO_PRINTER":
+            return NO_PRINTER_HEALTH
+        return PrinterHealth.from_error(outcome.code, outcome.zh, outcome.en)
+    if isinstance(outcome, Exception):
+        return PrinterHealth.from_error("PRINTER_IO", f"打印机状态未知：{outcome}", f"printer status unknown: {outcome}")
+    return PrinterHealth.from_status(outcome, near_end_blocks)
+
+
+def error_of(outcome: Any) -> tuple[str, str, str] | None:
+    """A print job's outcome as (code, zh, en), or None when it printed."""
+    if isinstance(outcome, PrinterError | TicketError):
+        return outcome.code, outcome.zh, outcome.en
+    if isinstance(outcome, Exception):
+        return "PRINTER_IO", f"打印出错：{type(outcome).__name__}: {outcome}", f"print error: {type(outcome).__name__}: " \
+            f"{outcome}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Style
+
+
+def stylesheet(u: float, family: str) -> str:
+    """The kiosk's look at scale ``u`` (1.0 = a 1920×1080 screen)."""
+
+    def px(n: float) -> int:
+        return max(8, round(n * u))
+
+    return f"""
+    QWidget {{ font-family: "{family}"; color: #1d2733; }}
+    #root {{ background: #eaf0f7; }}
+    #header {{ background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 #0a3d7a, stop:1 #1666c5); }}
+    #hallName {{ background: transparent; border: none; color: white; font-size: {px(40)}px; font-weight: bold;
+                 text-align: left; padding: 0; }}
+    #hallNameEn {{ color: #cfe0f5; font-size: {px(20)}px; }}
+    #clock {{ color: white; font-size: {px(34)}px; }}
+    #date {{ color: #cfe0f5; font-size: {px(20)}px; }}
+    #langButton {{ background: rgba(255,255,255,0.16); color: white; border: {px(2)}px solid rgba(255,255,255,0.7);
+                   border-radius: {px(14)}px; font-size: {px(28)}px; font-weight: bold; padding: {px(8)}px {px(22)}px; }}
+    #langButton:pressed {{ background: rgba(255,255,255,0.35); }}
+    #greeting {{ font-size: {px(46)}px; font-weight: bold; color: #0a3d7a; }}
+    #choose {{ font-size: {px(28)}px; color: #4a5a6e; }}
+    #deptButton {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
+                   text-align: left; padding: {px(10)}px {px(18)}px; }}
+    #deptButton:checked {{ background: #1666c5; border-color: #1666c5; }}
+    #deptName {{ font-size: {px(29)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #deptSub {{ font-size: {px(20)}px; color: #5b6b80; background: transparent; }}
+    #deptButton:checked #deptName {{ color: white; }}
+    #deptButton:checked #deptSub {{ color: #d9e7f8; }}
+    #tile {{ background: white; border: {px(2)}px solid #c9d6e6; border-left: {px(12)}px solid #1666c5;
+             border-radius: {px(18)}px; text-align: left; padding: {px(16)}px {px(24)}px; }}
+    #tile:pressed {{ background: #dcebfb; }}
+    #tile:disabled {{ background: #eef0f3; border-left-color: #a3acb8; }}
+    #tileName {{ font-size: {px(40)}px; font-weight: bold; color: #10243d; background: transparent; }}
+    #tileSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #tileInfo {{ font-size: {px(28)}px; color: #1666c5; font-weight: bold; background: transparent; }}
+    #tileReason {{ font-size: {px(26)}px; color: #b34700; font-weight: bold; background: transparent; }}
+    #tile:disabled #tileName {{ color: #6b7684; }}
+    #card {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(20)}px; }}
+    #title {{ font-size: {px(52)}px; font-weight: bold; color: #0a3d7a; }}
+    #subtitle {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #sectionTitle {{ font-size: {px(32)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #sectionSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #material {{ font-size: {px(28)}px; color: #1d2733; background: transparent; padding: {px(6)}px 0; }}
+    #materialSub {{ font-size: {px(20)}px; color: #6b7684; background: transparent; }}
+    #info {{ font-size: {px(30)}px; color: #1d2733; background: transparent; }}
+    #promise {{ font-size: {px(28)}px; color: #0b7a3e; font-weight: bold; background: transparent; }}
+    #reason {{ font-size: {px(28)}px; color: #b34700; font-weight: bold; background: transparent; }}
+    #prioButton {{ background: white; border: {px(3)}px solid #9fc9ab; border-radius: {px(14)}px;
+                   font-size: {px(26)}px; padding: {px(10)}px {px(14)}px; color: #0b5e30; }}
+    #prioButton:checked {{ background: #0b7a3e; border-color: #0b7a3e; color: white; font-weight: bold; }}
+    #confirm {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
+                font-size: {px(44)}px; font-weight: bold; padding: {px(18)}px; }}
+    #confirm:pressed {{ background: #085c2f; }}
+    #confirm:disabled {{ background: #9bb5a6; color: #eef5f0; }}
+    #back {{ background: white; color: #0a3d7a; border: {px(3)}px solid #1666c5; border-radius: {px(20)}px;
+             font-size: {px(32)}px; font-weight: bold; padding: {px(14)}px; }}
+    #back:pressed {{ background: #dcebfb; }}
+    #caption {{ font-size: {px(40)}px; color: #4a5a6e; }}
+    #bigNumber {{ font-family: "{number_family()}"; font-size: {px(250)}px; font-weight: bold; color: #c4121a; }}
+    #confirmLine {{ font-size: {px(38)}px; font-weight: bold; color: #10243d; }}
+    #confirmSub {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #farewell {{ font-size: {px(32)}px; color: #0b7a3e; font-weight: bold; }}
+    #countdown {{ font-size: {px(24)}px; color: #6b7684; }}
+    #badge {{ font-size: {px(120)}px; font-weight: bold; color: white; border-radius: {px(90)}px;
+              min-width: {px(180)}px; max-width: {px(180)}px; min-height: {px(180)}px; max-height: {px(180)}px; }}
+    #noticeTitle {{ font-size: {px(64)}px; font-weight: bold; }}
+    #noticeTitleSub {{ font-size: {px(34)}px; color: #4a5a6e; }}
+    #noticeBody {{ font-size: {px(36)}px; color: #1d2733; }}
+    #noticeBodySub {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #noticeExtra {{ font-size: {px(44)}px; font-weight: bold; color: #0a3d7a; }}
+    #pinDisplay {{ font-size: {px(60)}px; letter-spacing: {px(16)}px; background: white; border: {px(2)}px solid #c9d6e6;
+                   border-radius: {px(16)}px; padding: {px(10)}px; min-height: {px(90)}px; }}
+    #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
+               font-size: {px(46)}px; font-weight: bold; min-width: {px(150)}px; min-height: {px(104)}px; }}
+    #pinKey:pressed {{ background: #dcebfb; }}
+    #pinMessage {{ font-size: {px(28)}px; color: #b3261e; font-weight: bold; }}
+    #setLabel {{ font-size: {px(26)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #setValue {{ font-size: {px(24)}px; background: transparent; }}
+    #setEdit {{ font-size: {px(26)}px; padding: {px(10)}px; border: {px(2)}px solid #9fb4cc; border-radius: {px(10)}px;
+                background: white; }}
+    #setButton {{ background: white; border: {px(2)}px solid #1666c5; border-radius: {px(12)}px; color: #0a3d7a;
+                  font-size: {px(24)}px; padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
+    #setButton:checked {{ background: #1666c5; color: white; font-weight: bold; }}
+    #setButton:pressed {{ background: #dcebfb; }}
+    #danger {{ background: #b3261e; color: white; border: none; border-radius: {px(12)}px; font-size: {px(24)}px;
+               padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
+    """
+
+
+def number_family() -> str:
+    try:
+        return number_font_family()
+    except TicketError:
+        return "DejaVu Sans"
+
+
+def _label(name: str, text: str = "", *, wrap: bool = True,
+           align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    label.setWordWrap(wrap)
+    label.setAlignment(align | Qt.AlignmentFlag.AlignVCenter)
+    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    return label
+
+
+def _button(name: str, text: str = "") -> QPushButton:
+    b = QPushButton(text)
+    b.setObjectName(name)
+    b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    b.setCursor(Qt.CursorShape.PointingHandCursor)
+    return b
+
+
+def _touch_scroll(area: QScrollArea) -> None:
+    """Let a finger drag the list (kinetic scrolling), and hide the scroll bar."""
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    QScroller.grabGesture(area.viewport(), QScroller.ScrollerGestureType.LeftMouseButtonGesture)
+
+
+def _clear(layout: QGridLayout | QVBoxLayout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        w = item.widget()
+        if w is not None:
+            w.deleteLater()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pages
+
+
+class Header(QFrame):
+    """Hall name (five quick taps open the staff PIN pad), date and time, language switch."""
+
+    settings_gesture = Signal()
+    language_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("header")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(36, 12, 36, 12)
+        names = QVBoxLayout()
+        names.setSpacing(0)
+        self.hall = _button("hallName")
+        self.hall.setCursor(Qt.CursorShape.ArrowCursor)
+        self.hall.clicked.connect(self._tap)
+        self.hall_en = _label("hallNameEn", wrap=False)
+        names.addWidget(self.hall)
+        names.addWidget(self.hall_en)
+        lay.addLayout(names, 1)
+        clock = QVBoxLayout()
+        clock.setSpacing(0)
+        self.clock = _label("clock", wrap=False, align=Qt.AlignmentFlag.AlignRight)
+        self.date = _label("date", wrap=False, align=Qt.AlignmentFlag.AlignRight)
+        clock.addWidget(self.clock)
+        clock.addWidget(self.date)
+        lay.addLayout(clock)
+        lay.addSpacing(28)
+        self.lang = _button("langButton")
+        self.lang.clicked.connect(self.language_tapped)
+        lay.addWidget(self.lang)
+        self._taps: list[float] = []
+
+    def _tap(self) -> None:
+        now = time.monotonic()
+        self._taps = [t for t in self._taps if now - t < SETTINGS_TAP_WINDOW] + [now]
+        if len(self._taps) >= SETTINGS_TAPS:
+            self._taps.clear()
+            self.settings_gesture.emit()
+
+    def refresh(self, model: KioskModel, show_language: bool) -> None:
+        name = model.hall_name()
+        first, second = name.pick(model.language)
+        self.hall.setText(first)
+        self.hall_en.setText(second)
+        now = model.now_local()
+        self.clock.setText(now.strftime("%H:%M"))
+        wd = "一二三四五六日"[now.weekday()]
+        self.date.setText(f"{now.year}年{now.month}月{now.day}日 星期{wd}" if model.language == "zh"
+                          else now.strftime("%a %d %b %Y"))
+        # Offer the *other* language, written in that language, so both kinds of reader find it.
+        self.lang.setText("English" if model.language == "zh" else "中文")
+        self.lang.setVisible(show_language)
+
+
+class DeptButton(QPushButton):
+    """A department: name and how many are waiting in its services."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self.setObjectName("deptButton")
+        self.setCheckable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(22, 8, 16, 8)
+        lay.setSpacing(2)
+        self.name = _label("deptName")
+        self.sub = _label("deptSub", wrap=False)
+        lay.addWidget(self.name)
+        lay.addWidget(self.sub)
+
+
+class ServiceTile(QPushButton):
+    """A service: name in both languages, people waiting and the estimated wait, or why it is closed."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self.setObjectName("tile")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(36, 18, 24, 18)
+        lay.setSpacing(4)
+        self.name = _label("tileName")
+        self.sub = _label("tileSub")
+        self.info = _label("tileInfo", wrap=False)
+        self.reason = _label("tileReason")
+        lay.addWidget(self.name)
+        lay.addWidget(self.sub)
+        lay.addStretch(1)
+        lay.addWidget(self.info)
+        lay.addWidget(self.reason)
+
+    def show_card(self, card: ServiceCard, lang: str) -> None:
+        first, second = card.name.pick(lang)
+        self.name.setText(first)
+        self.sub.setText(second)
+        wait = wait_text(card.wait_minutes)
+        info = Bi(f"等候 {card.waiting} 人 · {wait.zh}", f"{card.waiting} waiting · {wait.en}")
+        self.info.setText(info(lang))
+        self.setEnabled(card.open)
+        self.reason.setVisible(card.reason is not None)
+        self.reason.setText(card.reason(lang) if card.reason else "")
+
+
+class StartPage(QWidget):
+    """The greeting, departments on the left, the chosen department's services on the right."""
+
+    department_tapped = Signal(str)
+    service_tapped = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(48, 26, 48, 30)
+        lay.setSpacing(6)
+        self.greeting = _label("greeting", wrap=False)
+        self.choose = _label("choose", wrap=False)
+        lay.addWidget(self.greeting)
+        lay.addWidget(self.choose)
+        lay.addSpacing(14)
+        body = QHBoxLayout()
+        body.setSpacing(30)
+        self.depts = QVBoxLayout()
+        self.depts.setSpacing(12)
+        dept_box = QWidget()
+        dept_box.setLayout(self.depts)
+        body.addWidget(dept_box, 30)
+        self.grid = QGridLayout()
+        self.grid.setSpacing(22)
+        grid_box = QWidget()
+        grid_box.setLayout(self.grid)
+        body.addWidget(grid_box, 70)
+        lay.addLayout(body, 1)
+        self.group = QButtonGroup(self)
+        self.group.setExclusive(True)
+        self.dept_buttons: dict[str, DeptButton] = {}
+        self.tiles: dict[str, ServiceTile] = {}
+        self._dept_codes: list[str] = []
+        self._tile_codes: list[str] = []
+
+    def refresh(self, model: KioskModel) -> None:
+        lang = model.language
+        self.greeting.setText(model.greeting()(lang))
+        self.choose.setText(CHOOSE(lang))
+        depts = model.departments()
+        codes = [d.code for d in depts]
+        if codes != self._dept_codes:
+            _clear(self.depts)
+            self.dept_buttons.clear()
+            for d in depts:
+                b = DeptButton(d.code)
+                b.clicked.connect(lambda _=False, c=d.code: self.department_tapped.emit(c))
+                self.group.addButton(b)
+                self.depts.addWidget(b, 1)
+                self.dept_buttons[d.code] = b
+            if len(depts) < 8:
+                self.depts.addStretch(8 - len(depts))
+            self._dept_codes = codes
+        for d in depts:
+            b = self.dept_buttons[d.code]
+            b.name.setText(d.name(lang))
+            b.sub.setText(f"{d.services} 项业务 · 等候 {d.waiting} 人" if lang == "zh"
+                          else f"{d.services} services · {d.waiting} waiting")
+            b.setChecked(d.code == model.department)
+        cards = model.department_cards()
+        tile_codes = [c.code for c in cards]
+        if tile_codes != self._tile_codes:
+            _clear(self.grid)
+            self.tiles.clear()
+            for i, c in enumerate(cards):
+                t = ServiceTile(c.code)
+                t.clicked.connect(lambda _=False, code=c.code: self.service_tapped.emit(code))
+                self.grid.addWidget(t, i // 2, i % 2)
+                self.tiles[c.code] = t
+            rows = max(2, (len(cards) + 1) // 2)
+            for r in range(rows):
+                self.grid.setRowStretch(r, 1)
+            for r in range(rows, 8):
+                self.grid.setRowStretch(r, 0)
+            self.grid.setColumnStretch(0, 1)
+            self.grid.setColumnStretch(1, 1)
+            self._tile_codes = tile_codes
+        for c in cards:
+            self.tiles[c.code].show_card(c, lang)
+
+
+class DetailsPage(QWidget):
+    """One service before the citizen confirms: materials (一次性告知), promised time, green channel."""
+
+    priority_chosen = Signal(object)
+    confirm_tapped = Signal()
+    back_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(48, 30, 48, 34)
+        lay.setSpacing(36)
+        # Left: materials.
+        card = QFrame()
+        card.setObjectName("card")
+        cl = QVBoxLayout(card)
+        cl.setContentsMargins(36, 26, 30, 26)
+        self.mat_title = _label("sectionTitle")
+        self.mat_sub = _label("sectionSub")
+        cl.addWidget(self.mat_title)
+        cl.addWidget(self.mat_sub)
+        cl.addSpacing(8)
+        self.scroll = QScrollArea()
+        _touch_scroll(self.scroll)
+        self.scroll.setStyleSheet("background: transparent;")
+        inner = QWidget()
+        self.materials = QVBoxLayout(inner)
+        self.materials.setContentsMargins(0, 0, 10, 0)
+        self.materials.setSpacing(6)
+        self.scroll.setWidget(inner)
+        cl.addWidget(self.scroll, 1)
+        lay.addWidget(card, 56)
+        # Right: service, queue, promise, priority, buttons.
+        right = QVBoxLayout()
+        right.setSpacing(10)
+        self.title = _label("title")
+        self.subtitle = _label("subtitle")
+        right.addWidget(self.title)
+        right.addWidget(self.subtitle)
+        right.addSpacing(10)
+        self.queue = _label("info")
+        self.promise = _label("promise")
+        self.reason = _label("reason")
+        right.addWidget(self.queue)
+        right.addWidget(self.promise)
+        right.addWidget(self.reason)
+        right.addSpacing(10)
+        self.prio_title = _label("sectionTitle")
+        right.addWidget(self.prio_title)
+        self.prio_grid = QGridLayout()
+        self.prio_grid.setSpacing(12)
+        right.addLayout(self.prio_grid)
+        right.addStretch(1)
+        self.confirm = _button("confirm")
+        self.confirm.setMinimumHeight(130)
+        self.confirm.clicked.connect(self._confirm_clicked)
+        self.back = _button("back")
+        self.back.setMinimumHeight(96)
+        self.back.clicked.connect(self.back_tapped)
+        right.addWidget(self.confirm)
+        right.addWidget(self.back)
+        lay.addLayout(right, 44)
+        self.prio_group = QButtonGroup(self)
+        self.prio_group.setExclusive(True)
+        self.prio_buttons: dict[str | None, QPushButton] = {}
+        self._shown: tuple[str | None, str, tuple[str, ...]] | None = None
+
+    def _confirm_clicked(self) -> None:
+        # Disable at once, before anything else runs: a second tap in the same instant finds it off.
+        self.confirm.setEnabled(False)
+        self.confirm_tapped.emit()
+
+    def refresh(self, model: KioskModel) -> None:
+        card = model.card(model.selected or "")
+        if card is None:
+            return
+        lang = model.language
+        first, second = card.name.pick(lang)
+        self.title.setText(first)
+        self.subtitle.setText(second)
+        wait = wait_text(card.wait_minutes)
+        self.queue.setText(Bi(f"当前等候 {card.waiting} 人，{wait.zh}",
+                              f"{card.waiting} waiting now, {wait.en}")(lang))
+        self.promise.setVisible(card.promised is not None)
+        self.promise.setText(card.promised(lang) if card.promised else "")
+        self.reason.setVisible(card.reason is not None)
+        self.reason.setText(card.reason(lang) if card.reason else "")
+        self.mat_title.setText(Bi("请备齐以下材料（一次性告知）", "Please bring (one-time notice)")(lang))
+        self.mat_sub.setText(Bi("材料不齐可能无法当场办理；清单也印在号票上",
+                                "Without these documents we may not be able to help today; "
+                                "the list is printed on your ticket")(lang))
+        key = (card.code, lang, card.priority_classes)
+        if key != self._shown:
+            _clear(self.materials)
+            if not card.materials:
+                self.materials.addWidget(_label("material", Bi("无需特别材料", "No documents needed")(lang)))
+            for i, m in enumerate(card.materials, start=1):
+                a, b = m.pick(lang)
+                self.materials.addWidget(_label("material", f"{i}. {a}"))
+                if b:
+                    sub = _label("materialSub", b)
+                    sub.setContentsMargins(34, 0, 0, 8)
+                    self.materials.addWidget(sub)
+            self.materials.addStretch(1)
+            self.scroll.verticalScrollBar().setValue(0)
+            self._build_priority(model, card, lang)
+            self._shown = key
+        for code, b in self.prio_buttons.items():
+            b.setChecked(code == model.priority)
+        busy = model.busy
+        self.confirm.setEnabled(card.open and not busy)
+        self.back.setEnabled(not busy)
+        if busy:
+            self.confirm.setText(Bi("正在出票，请稍候……", "Printing your ticket…")(lang))
+        else:
+            self.confirm.setText(Bi("确认取号", "Take a ticket")(lang))
+        self.back.setText(Bi("返回", "Back")(lang))
+
+    def _build_priority(self, model: KioskModel, card: ServiceCard, lang: str) -> None:
+        for b in self.prio_buttons.values():
+            self.prio_group.removeButton(b)
+        _clear(self.prio_grid)
+        self.prio_buttons.clear()
+        self.prio_title.setVisible(bool(card.priority_classes))
+        if not card.priority_classes:
+            return
+        self.prio_title.setText(Bi("绿色通道（请向工作人员出示证件）",
+                                   "Priority channel (show your document to staff)")(lang))
+        choices: list[tuple[str | None, str]] = [(None, Bi("普通号", "Regular")(lang))]
+        choices += [(c, model.priority_name(c)(lang)) for c in card.priority_classes]
+        for i, (code, text) in enumerate(choices):
+            b = _button("prioButton", text)
+            b.setCheckable(True)
+            b.setMinimumHeight(78)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.clicked.connect(lambda _=False, c=code: self.priority_chosen.emit(c))
+            self.prio_group.addButton(b)
+            self.prio_grid.addWidget(b, i // 2, i % 2)
+            self.prio_buttons[code] = b
+
+
+class ConfirmationPage(QWidget):
+    """The big number after issuing, with people ahead and the wait; returns to start by itself."""
+
+    done_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 30, 60, 40)
+        lay.setSpacing(8)
+        center = Qt.AlignmentFlag.AlignHCenter
+        self.caption = _label("caption", align=center)
+        self.number = _label("bigNumber", wrap=False, align=center)
+        self.line = _label("confirmLine", align=center)
+        self.line_sub = _label("confirmSub", align=center)
+        self.service = _label("confirmSub", align=center)
+        self.farewell = _label("farewell", align=center)
+        self.countdown = _label("countdown", align=center)
+        lay.addStretch(1)
+        for w in (self.caption, self.number, self.line, self.line_sub, self.service):
+            lay.addWidget(w)
+        lay.addSpacing(24)
+        lay.addWidget(self.farewell)
+        lay.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.done = _button("back")
+        self.done.setMinimumSize(420, 96)
+        self.done.clicked.connect(self.done_tapped)
+        row.addWidget(self.done)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.countdown)
+
+    def refresh(self, model: KioskModel, seconds_left: int) -> None:
+        info = model.confirmation()
+        if info is None:
+            return
+        label, line, service = info
+        lang = model.language
+        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        self.number.setText(label)
+        first, second = line.pick(lang)
+        self.line.setText(first)
+        self.line_sub.setText(second)
+        prio = model.issued.ticket.get("priority") if model.issued else None
+        svc = service(lang)
+        if prio:
+            svc += " · " + Bi("绿色通道", "Priority")(lang) + " " + model.priority_name(str(prio))(lang)
+        self.service.setText(svc)
+        self.farewell.setText(FAREWELL(lang))
+        self.done.setText(Bi("完成", "Done")(lang))
+        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang))
+
+
+class NoticePage(QWidget):
+    """A full-screen notice: closed, out of service, ask staff, print failure, refusal."""
+
+    button_tapped = Signal()
+
+    def __init__(self, badge: str, color: str) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(120, 40, 120, 60)
+        lay.setSpacing(14)
+        center = Qt.AlignmentFlag.AlignHCenter
+        lay.addStretch(1)
+        self.badge = _label("badge", badge, wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
+        self.badge.setStyleSheet(f"background: {color};")
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.badge)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addSpacing(16)
+        self.title = _label("noticeTitle", align=center)
+        self.title.setStyleSheet(f"color: {color};")
+        self.title_sub = _label("noticeTitleSub", align=center)
+        self.body = _label("noticeBody", align=center)
+        self.body_sub = _label("noticeBodySub", align=center)
+        self.extra = _label("noticeExtra", align=center)
+        for w in (self.title, self.title_sub):
+            lay.addWidget(w)
+        lay.addSpacing(20)
+        for w in (self.body, self.body_sub, self.extra):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        brow = QHBoxLayout()
+        brow.addStretch(1)
+        self.button = _button("back")
+        self.button.setMinimumSize(420, 96)
+        self.button.clicked.connect(self.button_tapped)
+        brow.addWidget(self.button)
+        brow.addStretch(1)
+        lay.addLayout(brow)
+
+    def show_notice(self, lang: str, title: Bi, body: Bi, extra: str = "", button: Bi | None = None) -> None:
+        a, b = title.pick(lang)
+        self.title.setText(a)
+        self.title_sub.setText(b)
+        a, b = body.pick(lang)
+        self.body.setText(a)
+        self.body_sub.setText(b)
+        self.body_sub.setVisible(bool(b) and b != a)
+        self.extra.setText(extra)
+        self.extra.setVisible(bool(extra))
+        self.button.setVisible(button is not None)
+        if button is not None:
+            self.button.setText(button(lang))
+
+
+class PinPage(QWidget):
+    """The staff PIN pad (digits only, masked)."""
+
+    submitted = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 30, 60, 40)
+        center = Qt.AlignmentFlag.AlignHCenter
+        lay.addStretch(1)
+        self.title = _label("title", align=center)
+        lay.addWidget(self.title)
+        self.display = _label("pinDisplay", wrap=False, align=center)
+        self.display.setFixedWidth(560)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.display)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.message = _label("pinMessage", align=center)
+        lay.addWidget(self.message)
+        grid = QGridLayout()
+        grid.setSpacing(16)
+        self.keys: dict[str, QPushButton] = {}
+        for i, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "ok"]):
+            b = _button("pinKey", key)
+            b.clicked.connect(lambda _=False, k=key: self._key(k))
+            grid.addWidget(b, i // 3, i % 3)
+            self.keys[key] = b
+        grow = QHBoxLayout()
+        grow.addStretch(1)
+        grow.addLayout(grid)
+        grow.addStretch(1)
+        lay.addLayout(grow)
+        lay.addSpacing(20)
+        crow = QHBoxLayout()
+        crow.addStretch(1)
+        self.cancel = _button("back")
+        self.cancel.setMinimumSize(360, 90)
+        self.cancel.clicked.connect(self._cancel)
+        crow.addWidget(self.cancel)
+        crow.addStretch(1)
+        lay.addLayout(crow)
+        lay.addStretch(1)
+        self.pin = ""
+
+    def _key(self, key: str) -> None:
+        if key == "clear":
+            self.pin = ""
+        elif key == "ok":
+            pin, self.pin = self.pin, ""
+            self.submitted.emit(pin)
+        elif len(self.pin) < 12:
+            self.pin += key
+        self.display.setText("●" * len(self.pin))
+
+    def _cancel(self) -> None:
+        self.pin = ""
+        self.display.setText("")
+        self.message.setText("")
+        self.cancelled.emit()
+
+    def refresh(self, lang: str) -> None:
+        self.title.setText(Bi("工作人员设置：请输入密码", "Staff settings: enter the PIN")(lang))
+        self.keys["clear"].setText(Bi("清除", "Clear")(lang))
+        self.keys["ok"].setText(Bi("确定", "OK")(lang))
+        self.cancel.setText(Bi("取消", "Cancel")(lang))
+
+
+class SettingsPage(QWidget):
+    """Staff settings: printer (spec, paper, mode, status, test print), default language, leave, quit."""
+
+    apply_printer = Signal(str, int, str)
+    test_print = Signal()
+    refresh_status = Signal()
+    default_language = Signal(str)
+    back_tapped = Signal()
+    quit_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 26, 60, 34)
+        lay.setSpacing(14)
+        self.title = _label("title")
+        lay.addWidget(self.title)
+        card = QFrame()
+        card.setObjectName("card")
+        grid = QGridLayout(card)
+        grid.setContentsMargins(36, 26, 36, 26)
+        grid.setHorizontalSpacing(24)
+        grid.setVerticalSpacing(16)
+        self.labels: dict[str, QLabel] = {}
+
+        def row(r: int, key: str) -> None:
+            lab = _label("setLabel", wrap=False)
+            self.labels[key] = lab
+            grid.addWidget(lab, r, 0, Qt.AlignmentFlag.AlignTop)
+
+        row(0, "broker")
+        self.broker = _label("setValue")
+        grid.addWidget(self.broker, 0, 1, 1, 3)
+        row(1, "status")
+        self.status = _label("setValue")
+        grid.addWidget(self.status, 1, 1, 1, 2)
+        self.recheck = _button("setButton")
+        self.recheck.clicked.connect(self.refresh_status)
+        grid.addWidget(self.recheck, 1, 3)
+        row(2, "printer")
+        self.spec = QLineEdit()
+        self.spec.setObjectName("setEdit")
+        self.spec.setPlaceholderText("file:/path | network:host[:9100] | usb:VID:PID | serial:/dev/ttyUSB0 | cups:name")
+        grid.addWidget(self.spec, 2, 1, 1, 3)
+        row(3, "paper")
+        self.paper_group = QButtonGroup(self)
+        self.paper: dict[int, QPushButton] = {}
+        prow = QHBoxLayout()
+        for mm in (80, 58):
+            b = _button("setButton", f"{mm} mm")
+            b.setCheckable(True)
+            self.paper_group.addButton(b)
+            self.paper[mm] = b
+            prow.addWidget(b)
+        self.mode_group = QButtonGroup(self)
+        self.mode: dict[str, QPushButton] = {}
+        prow.addSpacing(30)
+        for m in ("raster", "text"):
+            b = _button("setButton")
+            b.setCheckable(True)
+            self.mode_group.addButton(b)
+            self.mode[m] = b
+            prow.addWidget(b)
+        prow.addStretch(1)
+        grid.addLayout(prow, 3, 1, 1, 3)
+        arow = QHBoxLayout()
+        self.apply = _button("setButton")
+        self.apply.clicked.connect(self._apply)
+        self.test = _button("setButton")
+        self.test.clicked.connect(self.test_print)
+        arow.addWidget(self.apply)
+        arow.addWidget(self.test)
+        arow.addStretch(1)
+        grid.addLayout(arow, 4, 1, 1, 3)
+        self.result = _label("setValue")
+        grid.addWidget(self.result, 5, 1, 1, 3)
+        row(6, "language")
+        lrow = QHBoxLayout()
+        self.lang_group = QButtonGroup(self)
+        self.langs: dict[str, QPushButton] = {}
+        for code, text in (("zh", "中文"), ("en", "English")):
+            b = _button("setButton", text)
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, c=code: self.default_language.emit(c))
+            self.lang_group.addButton(b)
+            self.langs[code] = b
+            lrow.addWidget(b)
+        lrow.addStretch(1)
+        grid.addLayout(lrow, 6, 1, 1, 3)
+        grid.setColumnStretch(1, 1)
+        lay.addWidget(card, 1)
+        brow = QHBoxLayout()
+        self.back = _button("back")
+        self.back.setMinimumHeight(90)
+        self.back.clicked.connect(self.back_tapped)
+        self.quit = _button("danger")
+        self.quit.clicked.connect(self.quit_tapped)
+        brow.addWidget(self.back, 3)
+        brow.addStretch(1)
+        brow.addWidget(self.quit, 1)
+        lay.addLayout(brow)
+
+    def _apply(self) -> None:
+        paper = 58 if self.paper[58].isChecked() else 80
+        mode = "text" if self.mode["text"].isChecked() else "raster"
+        self.apply_printer.emit(self.spec.text().strip(), paper, mode)
+
+    def load(self, spec: str, paper: int, mode: str) -> None:
+        """Fill the printer fields from the current configuration."""
+        self.spec.setText(spec)
+        self.paper.get(paper, self.paper[80]).setChecked(True)
+        self.mode.get(mode, self.mode["raster"]).setChecked(True)
+
+    def refresh(self, model: KioskModel, broker: str) -> None:
+        lang = model.language
+        t = {"broker": Bi("叫号服务器", "Ticket server"), "status": Bi("打印机状态", "Printer status"),
+             "printer": Bi("打印机", "Printer"), "paper": Bi("纸宽 / 方式", "Paper / mode"),
+             "language": Bi("默认语言", "Default language")}
+        for key, text in t.items():
+            self.labels[key].setText(text(lang))
+        self.title.setText(Bi("工作人员设置", "Staff settings")(lang))
+        up = Bi("已连接", "connected") if model.connected else Bi("未连接", "not connected")
+        self.broker.setText(f"{broker} · {up(lang)}")
+        health = model.printer
+        self.status.setText(Bi("就绪", "Ready")(lang) if health.ready
+                            else f"{health.code} · {health.message(lang)}")
+        self.recheck.setText(Bi("重新检查", "Check again")(lang))
+        self.mode["raster"].setText(Bi("图像（推荐）", "Raster (recommended)")(lang))
+        self.mode["text"].setText(Bi("文字（打印机字库）", "Text (printer fonts)")(lang))
+        self.apply.setText(Bi("应用打印机设置", "Apply printer settings")(lang))
+        self.test.setText(Bi("测试打印", "Test print")(lang))
+        for code, b in self.langs.items():
+            b.setChecked(code == model.settings.language)
+        self.back.setText(Bi("返回取号界面", "Back to the kiosk")(lang))
+        self.quit.setText(Bi("退出程序", "Quit kiosk")(lang))
+
+
+# --------------------------------------------------------------------------------------------------
+# The window
+
+
+class KioskWindow(QWidget):
+    """The kiosk application window.
+
+    ``link`` is a :class:`queuehall.qtlink.QtLink` (or anything with its signals and
+    ``request``); ``printer`` a :class:`PrintService`; ``model`` the view-model (its settings
+    hold the timer delays, injectable for tests). ``printer_spec`` is shown and edited in the
+    settings. Signals for observers (tests, logs): ``screen_changed(str)``, ``phase_changed(str)``,
+    ``ready()`` once the first hall state and printer status are in.
+    """
+
+    screen_changed = Signal(str)
+    phase_changed = Signal(str)
+    ready = Signal()
+
+    def __init__(self, link: Any, printer: PrintService, model: KioskModel, *, printer_spec: str = "",
+                 broker_label: str = "", quit_app: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.link = link
+        self.printer = printer
+        self.model = model
+        self.printer_spec = printer_spec
+        self.broker_label = broker_label
+        self.quit_app = quit_app or QApplication.quit
+        self.allow_close = False
+        self._requests: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._jobs: dict[int, Callable[[Any], None]] = {}
+        self._status_job: int | None = None
+        self._voids_in_flight: set[str] = set()
+        self._last_screen: Screen | None = None
+        self._last_phase = model.phase
+        self._was_ready = False
+        self._deadline = 0.0
+        self.setObjectName("root")
+        self.setWindowTitle("queuehall kiosk")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        app = QApplication.instance()
+        self.family = setup_app_font(app) if isinstance(app, QApplication) else CJK_FAMILIES[0]
+        self._scale = 0.0
+        self._build()
+        self._wire()
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.header = Header()
+        lay.addWidget(self.header)
+        self.stack = QStackedWidget()
+        lay.addWidget(self.stack, 1)
+        self.start_page = StartPage()
+        self.details_page = DetailsPage()
+        self.confirm_page = ConfirmationPage()
+        self.closed_page = NoticePage("休", "#1666c5")
+        self.out_page = NoticePage("!", "#8a94a3")
+        self.staff_page = NoticePage("!", "#d9822b")
+        self.failed_page = NoticePage("×", "#c4121a")
+        self.message_page = NoticePage("i", "#b34700")
+        self.pin_page = PinPage()
+        self.settings_page = SettingsPage()
+        self.pages: dict[Screen, QWidget] = {
+            Screen.START: self.start_page, Screen.DETAILS: self.details_page,
+            Screen.CONFIRMATION: self.confirm_page, Screen.CLOSED: self.closed_page,
+            Screen.OUT_OF_SERVICE: self.out_page, Screen.ASK_STAFF: self.staff_page,
+            Screen.PRINT_FAILED: self.failed_page, Screen.MESSAGE: self.message_page,
+            Screen.PIN: self.pin_page, Screen.SETTINGS: self.settings_page,
+        }
+        for page in self.pages.values():
+            self.stack.addWidget(page)
+        self.flow_timer = QTimer(self)
+        self.flow_timer.setSingleShot(True)
+        self.flow_timer.timeout.connect(self._flow_timeout)
+        self.status_timer = QTimer(self)
+        self.status_timer.timeout.connect(self._poll)
+        self.tick_timer = QTimer(self)
+        self.tick_timer.setInterval(1000)
+        self.tick_timer.timeout.connect(self._tick)
+
+    def _wire(self) -> None:
+        self.link.state_changed.connect(self._on_state)
+        self.link.connection_changed.connect(self._on_connection)
+        self.link.replied.connect(self._on_reply)
+        self.printer.done.connect(self._on_job)
+        self.header.language_tapped.connect(self._toggle_language)
+        self.header.settings_gesture.connect(self._open_settings)
+        self.start_page.department_tapped.connect(lambda c: self._do(self.model.select_department, c))
+        self.start_page.service_tapped.connect(lambda c: self._do(self.model.tap_service, c))
+        self.details_page.priority_chosen.connect(lambda c: self._do(self.model.choose_priority, c))
+        self.details_page.confirm_tapped.connect(self.confirm)
+        self.details_page.back_tapped.connect(lambda: self._do(self.model.back_to_start))
+        self.confirm_page.done_tapped.connect(lambda: self._do(self.model.back_to_start, reset_language=True))
+        self.message_page.button_tapped.connect(lambda: self._do(self.model.back_to_start))
+        self.failed_page.button_tapped.connect(lambda: self._do(self.model.back_to_start, reset_language=True))
+        self.pin_page.submitted.connect(self._pin)
+        self.pin_page.cancelled.connect(lambda: self._do(self.model.close_settings))
+        sp = self.settings_page
+        sp.apply_printer.connect(self._apply_printer)
+        sp.test_print.connect(self._test_print)
+        sp.refresh_status.connect(self._poll)
+        sp.default_language.connect(lambda c: self._do(self.model.set_default_language, c))
+        sp.back_tapped.connect(lambda: self._do(self.model.close_settings))
+        sp.quit_tapped.connect(self._quit)
+        QApplication.instance().installEventFilter(self)  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        """Start the printer worker, the broker link and the timers, and draw the first screen."""
+        self.printer.start()
+        self.link.start()
+        self.status_timer.start(self.model.settings.status_ms)
+        self.tick_timer.start()
+        self._poll()
+        self.render()
+
+    def shutdown(self) -> None:
+        """Stop timers, the link and the printer worker (for tests and a clean exit)."""
+        for t in (self.flow_timer, self.status_timer, self.tick_timer):
+            t.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        self.link.stop()
+        self.printer.stop()
+        self.allow_close = True
+
+    # ------------------------------------------------------------------ never closed by a citizen
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self.allow_close:
+            event.accept()
+        else:
+            event.ignore()  # Alt+F4, a window manager's close: the kiosk stays
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        etype = event.type()
+        if etype == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            key = event.key()
+            if key in (Qt.Key.Key_Escape, Qt.Key.Key_F4, Qt.Key.Key_Close) or (
+                    key == Qt.Key.Key_Q and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+                return True  # swallowed: nothing leaves the kiosk by keyboard
+        elif etype in (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin):
+            if self.model.screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS) and self.flow_timer.isActive():
+                self.flow_timer.start()  # still being used: restart the idle countdown
+        return False
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        u = min(self.width() / 1920, self.height() / 1080)
+        u = max(0.45, min(u, 2.0))
+        if abs(u - self._scale) > 0.01:
+            self._scale = u
+            self.setStyleSheet(stylesheet(u, self.family))
+            self.header.setFixedHeight(round(118 * u))
+
+    # ------------------------------------------------------------------ inputs
+
+    def _do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        fn(*args, **kw)
+        self.render()
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        self.model.on_state(state)
+        self._retry_voids()
+        self.render()
+
+    def _on_connection(self, up: bool) -> None:
+        self.model.on_connection(up)
+        log.info("broker %s", "connected" if up else "unreachable")
+        self.render()
+
+    def _on_reply(self, rid: str, reply: dict[str, Any]) -> None:
+        handler = self._requests.pop(rid, None)
+        if handler is not None:
+            handler(reply)
+
+    def _on_job(self, job: int, kind: str, outcome: Any) -> None:
+        handler = self._jobs.pop(job, None)
+        if handler is not None:
+            handler(outcome)
+
+    def _toggle_language(self) -> None:
+        self._do(self.model.set_language, "en" if self.model.language == "zh" else "zh")
+
+    # ------------------------------------------------------------------ issuing
+
+    def confirm(self) -> None:
+        """The citizen tapped "take a ticket" (double taps are ignored by the model)."""
+        self._run(self.model.confirm())
+        self.render()
+
+    def _run(self, action: Action | None) -> None:
+        """Carry out one action from the model."""
+        if action is None:
+            return
+        if isinstance(action, CheckPrinter):
+            job = self.printer.status()
+            self._jobs[job] = self._precheck_done
+        elif isinstance(action, TakeTicket):
+            rid = self.link.request("take_ticket", service=action.service, priority=action.priority)
+            self._requests[rid] = self._take_done
+        elif isinstance(action, PrintTicket):
+            job = self.printer.print_ticket(action.fields)
+            self._jobs[job] = self._print_done
+        elif isinstance(action, VoidTicket):
+            self._send_void(action)
+
+    def _precheck_done(self, outcome: Any) -> None:
+        self._run(self.model.on_precheck(health_of(outcome, self.model.settings.near_end_blocks)))
+        self.render()
+
+    def _take_done(self, reply: dict[str, Any]) -> None:
+        if reply.get("status") == "ok":
+            t = (reply.get("result") or {}).get("ticket") or {}
+            log.info("issued %s (%s)", t.get("label"), t.get("service"))
+        else:
+            log.warning("take_ticket: %s", reply.get("error") or reply.get("status"))
+        self._run(self.model.on_take_reply(reply))
+        self.render()
+
+    def _print_done(self, outcome: Any) -> None:
+        error = error_of(outcome)
+        label = self.model.issued.ticket.get("label") if self.model.issued else "?"
+        if error is None:
+            log.info("printed %s (%d bytes, encode %.0f ms, send %.0f ms)", label, outcome.bytes_sent,
+                     outcome.encode_ms, outcome.send_ms)
+        else:
+            log.error("printing %s failed: %s %s", label, error[0], error[2])
+        self._run(self.model.on_print_result(error))
+        self.render()
+
+    def _send_void(self, void: VoidTicket) -> None:
+        if void.ticket in self._voids_in_flight:
+            return  # already on its way
+
+        def done(reply: dict[str, Any]) -> None:
+            self._voids_in_flight.discard(void.ticket)
+            log.warning("void %s (ticket %s): %s", void.label, void.ticket, reply.get("status"))
+            self.model.on_void_reply(void, reply)
+            self.render()
+
+        self._voids_in_flight.add(void.ticket)
+        rid = self.link.request("void_ticket", ticket=void.ticket, reason=void.reason)
+        self._requests[rid] = done
+
+    def _retry_voids(self) -> None:
+        for void in self.model.retry_voids():
+            self._send_void(void)
+
+    # ------------------------------------------------------------------ printer status
+
+    def _poll(self) -> None:
+        """Ask the printer for its status (unless a query is already queued or a ticket is in flight)."""
+        if self._status_job is not None or self.model.busy:
+            return
+        job = self.printer.status()
+        self._status_job = job
+        self._jobs[job] = self._status_done
+
+    def _status_done(self, outcome: Any) -> None:
+        self._status_job = None
+        health = health_of(outcome, self.model.settings.near_end_blocks)
+        if health.code != self.model.printer.code:
+            log.info("printer: %s", health.code or "ready")
+        self.model.on_printer_status(health)
+        self._retry_voids()
+        self.render()
+
+    # ------------------------------------------------------------------ settings
+
+    def _open_settings(self) -> None:
+        self._do(self.model.open_settings)
+
+    def _pin(self, pin: str) -> None:
+        ok, message = self.model.enter_pin(pin)
+        self.pin_page.message.setText("" if ok else message(self.model.language))
+        if ok:
+            cfg = self.printer.config
+            self.settings_page.load(self.printer_spec, cfg.paper_mm if cfg else 80, cfg.mode if cfg else "raster")
+            self.settings_page.result.setText("")
+            log.info("settings opened")
+        self.render()
+
+    def _apply_printer(self, spec: str, paper: int, mode: str) -> None:
+        from kiosk.model import KioskConfigError, parse_printer_spec
+
+        lang = self.model.language
+        try:
+            values = parse_printer_spec(spec)
+            old = self.printer.config
+            extra = {} if old is None or old.backend != values["backend"] else {"profile": old.profile}
+            config = PrinterConfig.from_dict({**values, **extra, "paper_mm": paper, "mode": mode})
+        except (KioskConfigError, PrinterError) as err:
+            self.settings_page.result.setText(err.zh if lang == "zh" else err.en)
+            return
+        self.printer_spec = spec
+        job = self.printer.configure(config)
+        self._jobs[job] = lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")), self._poll())
+        log.info("printer set to %s (%s, %d mm)", spec, mode, paper)
+
+    def _test_print(self) -> None:
+        job = self.printer.test_print()
+        self._jobs[job] = lambda outcome: self._show_result(outcome, Bi("测试页已打印", "Test page printed"))
+
+    def _show_result(self, outcome: Any, ok_text: Bi) -> None:
+        lang = self.model.language
+        if isinstance(outcome, PrinterError | TicketError):
+            text = f"{outcome.code} · {outcome.zh if lang == 'zh' else outcome.en}"
+        elif isinstance(outcome, Exception):
+            text = f"{type(outcome).__name__}: {outcome}"
+        else:
+            text = ok_text(lang)
+        self.settings_page.result.setText(text)
+        self.render()
+
+    def _quit(self) -> None:
+        log.info("kiosk quit from the settings")
+        self.allow_close = True
+        self.quit_app()
+
+    # ------------------------------------------------------------------ drawing
+
+    def _flow_timeout(self) -> None:
+        screen = self.model.screen
+        if screen in (Screen.PIN, Screen.SETTINGS):
+            self.model.close_settings()
+        elif screen in (Screen.CONFIRMATION, Screen.PRINT_FAILED):
+            self.model.back_to_start(reset_language=True)
+        elif screen in (Screen.MESSAGE, Screen.DETAILS):
+            self.model.back_to_start(reset_language=screen == Screen.MESSAGE)
+        self.render()
+
+    def _tick(self) -> None:
+        self.render()
+
+    def _timer_for(self, screen: Screen) -> int | None:
+        s = self.model.settings
+        if self.model.busy:
+            return None
+        return {Screen.CONFIRMATION: s.return_ms, Screen.MESSAGE: s.message_ms,
+                Screen.PRINT_FAILED: s.print_failed_ms, Screen.DETAILS: s.idle_ms,
+                Screen.PIN: s.idle_ms, Screen.SETTINGS: s.idle_ms}.get(screen)
+
+    def render(self) -> None:
+        """Show the model's screen and refresh its texts."""
+        m = self.model
+        screen = m.screen
+        lang = m.language
+        if screen != self._last_screen or (screen == Screen.DETAILS and m.phase != self._last_phase):
+            delay = self._timer_for(screen)
+            if delay is None:
+                self.flow_timer.stop()
+            else:
+                self.flow_timer.start(delay)
+                self._deadline = time.monotonic() + delay / 1000
+        self.header.refresh(m, show_language=screen not in (Screen.PIN, Screen.SETTINGS))
+        if screen == Screen.START:
+            self.start_page.refresh(m)
+        elif screen == Screen.DETAILS:
+            self.details_page.refresh(m)
+        elif screen == Screen.CONFIRMATION:
+            left = max(0, round(self._deadline - time.monotonic())) if self.flow_timer.isActive() else 0
+            self.confirm_page.refresh(m, left)
+        elif screen == Screen.CLOSED:
+            info = m.closed_info()
+            if info is not None:
+                reason, when = info
+                body = Bi(f"下次取号时间：{when.zh}", f"Tickets again from {when.en}") if when else \
+                    Bi("请留意大厅公告", "Please see the hall notices")
+                self.closed_page.show_notice(lang, reason, body)
+        elif screen == Screen.OUT_OF_SERVICE:
+            self.out_page.show_notice(lang, OUT_OF_SERVICE, m.out_of_service_reason(),
+                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang))
+        elif screen == Screen.ASK_STAFF:
+            self.staff_page.show_notice(lang, ASK_STAFF, m.ask_staff_reason(),
+                                        Bi("暂停取号", "Tickets are paused")(lang))
+        elif screen == Screen.PRINT_FAILED:
+            issued = m.issued
+            label = str(issued.ticket.get("label", "")) if issued else ""
+            void_state = issued.void_state if issued else ""
+            extra = {"done": Bi(f"号码 {label} 已作废", f"Number {label} has been voided"),
+                     "pending": Bi(f"号码 {label} 正在作废", f"Voiding number {label}"),
+                     "failed": Bi(f"号码 {label} 未能作废，请工作人员处理", f"Number {label} was not voided; "
+                                  "staff will handle it")}.get(void_state, Bi(label, label))
+            reason = issued.error if issued and issued.error else PRINT_FAILED
+            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"))
+        elif screen == Screen.MESSAGE and m.message is not None:
+            self.message_page.show_notice(lang, m.message.title, m.message.body, "", Bi("返回", "Back"))
+        elif screen == Screen.PIN:
+            self.pin_page.refresh(lang)
+        elif screen == Screen.SETTINGS:
+            self.settings_page.refresh(m, self.broker_label)
+        self.stack.setCurrentWidget(self.pages[screen])
+        if screen != self._last_screen:
+            self._last_screen = screen
+            self.screen_changed.emit(str(screen))
+        if m.phase != self._last_phase:
+            self._last_phase = m.phase
+            self.phase_changed.emit(str(m.phase))
+        if not self._was_ready and m.state and m.printer.code != "PRINTER_UNKNOWN":
+            self._was_ready = True
+            self.ready.emit()
+
+
+def warm_up_fonts() -> None:
+    """Load the ticket fonts on the GUI thread once, so the first ticket is not slower than the rest."""
+    try:
+        cjk_font_family()
+        number_font_family()
+    except TicketError as err:
+        log.error("%s", err)
