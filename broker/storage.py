@@ -328,17 +328,22 @@ class Store:
         self.engine.dispose()
 
     def load(self, now: datetime, business_day: date, *, noshow_grace_minutes: int,
+             no_shows_since: datetime | None = None,
              request_horizon: timedelta = timedelta(days=2)) -> Stored:
         """What the engine needs to resume at ``now``: open tickets and their current visits,
-        no-shows still within their grace period, today's last numbers, counters, rule
-        state, recent request replies and the last calls for the displays."""
-        grace_start = _db(now - timedelta(minutes=noshow_grace_minutes))
+        no-shows marked since ``no_shows_since`` (default: those still within their grace
+        period), today's last numbers, counters, rule state, recent request replies and the
+        last calls for the displays. Tickets and visits come in id order, as the engine
+        keeps them."""
+        since = _db(no_shows_since if no_shows_since is not None
+                    else now - timedelta(minutes=noshow_grace_minutes))
         live = (tickets.c.status.in_(sorted(ACTIVE))) | (
-            (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= grace_start))
+            (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= since))
         with self.engine.connect() as conn:
-            ticket_rows = conn.execute(select(tickets).where(live)).all()
+            ticket_rows = conn.execute(select(tickets).where(live).order_by(tickets.c.id)).all()
             visit_rows = conn.execute(
-                select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)).all()
+                select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)
+                .order_by(visits.c.id)).all()
             counters = [_obj(CounterState, r) for r in conn.execute(select(counter_state))]
             state = {r.key: json.loads(r.value) for r in conn.execute(select(hall_state))}
             numbers = {(business_day, r.service): r.n for r in conn.execute(
@@ -407,10 +412,12 @@ def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> S
 
 def load_hall(config: Any, clock: Any, store: Store) -> Any:
     """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it."""
-    from broker.engine import Hall
+    from broker.engine import Hall, no_show_horizon
     from broker.hours import OpeningHours
 
     now = clock.now()
-    day = OpeningHours(config.hours, config.timezone).business_day(now)
-    stored = store.load(now, day, noshow_grace_minutes=config.calling.noshow_grace_minutes)
+    hours = OpeningHours(config.hours, config.timezone)
+    grace = config.calling.noshow_grace_minutes
+    stored = store.load(now, hours.business_day(now), noshow_grace_minutes=grace,
+                        no_shows_since=no_show_horizon(hours, now, grace))
     return Hall(config, clock, store, stored=stored)

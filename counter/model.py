@@ -31,6 +31,14 @@ from queuehall.errors import HallError
 ACTIONS = ("call_next", "recall", "no_show", "start", "finish", "transfer", "pause", "resume",
            "call_ticket", "reinstate", "sign_out")
 
+# Keyboard shortcuts: F-keys, as on the hardware keypads clerks know (docs/counter.md).
+SHORTCUTS: dict[str, str] = {
+    "call_next": "F1", "recall": "F2", "no_show": "F3", "start": "F4", "finish": "F5",
+    "transfer": "F6", "pause": "F7", "resume": "F8", "call_ticket": "F9", "reinstate": "F10",
+    "sign_out": "Ctrl+Shift+Q",
+}
+LANGUAGE_SHORTCUT = "F12"
+
 # Phases of the counter as this terminal sees it.
 SIGNED_OUT, IDLE, CALLED, SERVING, PAUSED = "signed_out", "idle", "called", "serving", "paused"
 
@@ -72,6 +80,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "phase_serving": ("办理中", "Serving"),
     "phase_paused": ("暂停服务：{reason}", "Paused: {reason}"),
     "no_ticket": ("当前无号", "No ticket"),
+    "hint_idle": ("还有 {count} 人等候，按 {key} 叫下一位", "{count} waiting: press {key} to call the next"),
+    "hint_empty": ("暂无等候的群众", "Nobody is waiting"),
+    "hint_paused": ("暂停服务中，按 {key} 恢复服务", "Paused: press {key} to resume"),
     "waited": ("已等候 {minutes} 分钟", "Waited {minutes} min"),
     "serving_for": ("已办理 {minutes} 分钟", "Serving for {minutes} min"),
     "calls": ("已呼叫 {calls} 次", "Called {calls}×"),
@@ -376,6 +387,14 @@ class CounterModel:
         if t is not None:
             return SERVING if t["status"] == "serving" else CALLED
         return IDLE
+
+    def idle_hint(self) -> str:
+        """What to do next when no ticket is at the counter."""
+        p = self.phase()
+        if p == PAUSED:
+            return self.text("hint_paused", key=SHORTCUTS["resume"])
+        n = len(self.waiting_list())
+        return self.text("hint_idle", count=n, key=SHORTCUTS["call_next"]) if n else self.text("hint_empty")
 
     def phase_text(self) -> str:
         p = self.phase()

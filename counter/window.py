@@ -37,15 +37,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from counter.model import ACTIONS, CALLED, PAUSED, SERVING, CounterModel, Message
+from counter.model import (
+    ACTIONS,
+    CALLED,
+    LANGUAGE_SHORTCUT,
+    PAUSED,
+    SERVING,
+    SHORTCUTS,
+    CounterModel,
+    Message,
+)
 
-# Keyboard shortcuts: F-keys, as on the hardware keypads clerks know.
-SHORTCUTS: dict[str, str] = {
-    "call_next": "F1", "recall": "F2", "no_show": "F3", "start": "F4", "finish": "F5",
-    "transfer": "F6", "pause": "F7", "resume": "F8", "call_ticket": "F9", "reinstate": "F10",
-    "sign_out": "Ctrl+Shift+Q",
-}
-LANGUAGE_SHORTCUT = "F12"
 # Actions that first ask for details in a dialog.
 DIALOG_ACTIONS = ("transfer", "pause", "call_ticket", "reinstate")
 
@@ -82,6 +84,8 @@ QLabel#small { font-size: 14px; color: #5f6b7a; }
 QLabel#figures { font-size: 19px; font-weight: bold; }
 QListWidget, QTableWidget { background: white; border: 1px solid #cfd8e3; border-radius: 6px; font-size: 18px; }
 QListWidget#materials::item { padding: 6px; }
+QListWidget::indicator { width: 26px; height: 26px; }
+QListWidget::item:disabled { color: #9aa5b1; }
 QListWidget::item { min-height: 40px; }
 QTableWidget::item { padding: 4px; }
 QTableWidget::item:selected, QListWidget::item:selected { background: #cfe3fa; color: #0f3d6e; }
@@ -591,7 +595,29 @@ class CounterWindow(QWidget):
         outer.setSpacing(10)
         top = QHBoxLayout()
         top.setSpacing(12)
-        top.addWidget(self._build_ticket_panel(), 3)
+        left = QVBoxLayout()
+        left.setSpacing(10)
+        left.addWidget(self._build_ticket_panel(), 1)
+        self.guidance = QFrame()
+        self.guidance.setObjectName("guidance")
+        g = QVBoxLayout(self.guidance)
+        g.setContentsMargins(16, 8, 16, 8)
+        g.setSpacing(2)
+        self.guidance_title = QLabel()
+        self.guidance_title.setObjectName("guidanceTitle")
+        self.guidance_zh = QLabel()
+        self.guidance_zh.setObjectName("guidanceZh")
+        self.guidance_en = QLabel()
+        self.guidance_en.setObjectName("guidanceEn")
+        for w in (self.guidance_title, self.guidance_zh, self.guidance_en):
+            w.setWordWrap(True)
+            g.addWidget(w)
+        left.addWidget(self.guidance)
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        left.addWidget(self.message)
+        top.addLayout(left, 3)
         side = QVBoxLayout()
         side.setSpacing(10)
         self.waiting_title = QLabel()
@@ -608,14 +634,14 @@ class CounterWindow(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.waiting.doubleClicked.connect(lambda _i: self.trigger("call_ticket"))
         lay.addWidget(self.waiting)
-        side.addWidget(card, 5)
+        side.addWidget(card, 1)
         self.no_show_title = QLabel()
         card, lay = _card(self.no_show_title)
         self.no_show_list = QListWidget()
-        self.no_show_list.setMaximumHeight(130)
+        self.no_show_list.setFixedHeight(92)
         self.no_show_list.itemActivated.connect(lambda _i: self.trigger("reinstate"))
         lay.addWidget(self.no_show_list)
-        side.addWidget(card, 2)
+        side.addWidget(card, 0)
         self.figures_title = QLabel()
         card, lay = _card(self.figures_title)
         self.figures_label = QLabel()
@@ -628,25 +654,6 @@ class CounterWindow(QWidget):
         side.addWidget(card, 0)
         top.addLayout(side, 2)
         outer.addLayout(top, 1)
-        self.guidance = QFrame()
-        self.guidance.setObjectName("guidance")
-        g = QVBoxLayout(self.guidance)
-        g.setContentsMargins(16, 8, 16, 8)
-        g.setSpacing(2)
-        self.guidance_title = QLabel()
-        self.guidance_title.setObjectName("guidanceTitle")
-        self.guidance_zh = QLabel()
-        self.guidance_zh.setObjectName("guidanceZh")
-        self.guidance_en = QLabel()
-        self.guidance_en.setObjectName("guidanceEn")
-        for w in (self.guidance_title, self.guidance_zh, self.guidance_en):
-            w.setWordWrap(True)
-            g.addWidget(w)
-        outer.addWidget(self.guidance)
-        self.message = QLabel()
-        self.message.setObjectName("message")
-        self.message.setWordWrap(True)
-        outer.addWidget(self.message)
         bar = QGridLayout()
         bar.setSpacing(8)
         self.buttons: dict[str, QPushButton] = {}
@@ -702,6 +709,11 @@ class CounterWindow(QWidget):
         self.promised_rule.setWordWrap(True)
         lay.addWidget(self.promised_label)
         lay.addWidget(self.promised_rule)
+        self.hint_label = QLabel()
+        self.hint_label.setObjectName("info")
+        self.hint_label.setWordWrap(True)
+        lay.addWidget(self.hint_label)
+        lay.addStretch(0)  # takes the room only while the checklist is hidden: keeps the ticket at the top
         return card
 
     # ------------------------------------------------------------------ link inputs
@@ -855,8 +867,11 @@ class CounterWindow(QWidget):
             self.materials.clear()
             self.promised_label.hide()
             self.promised_rule.hide()
+            self.hint_label.setText(m.idle_hint())
+            self.hint_label.show()
             self._ticket_key = None
             return
+        self.hint_label.hide()
         _restyle(self.ticket_label, empty="false")
         self.ticket_label.setText(t["label"])
         self.service_label.setText(m.service_name(t["queue_service"]))

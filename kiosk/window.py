@@ -47,7 +47,6 @@ from kiosk.model import (
     Bi,
     CheckPrinter,
     KioskModel,
-    KioskSettings,
     PrinterHealth,
     PrintTicket,
     Screen,
@@ -1096,13 +1095,13 @@ class KioskWindow(QWidget):
 
     # ------------------------------------------------------------------ never closed by a citizen
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.allow_close:
             event.accept()
         else:
             event.ignore()  # Alt+F4, a window manager's close: the kiosk stays
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         etype = event.type()
         if etype == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
             key = event.key()
@@ -1114,7 +1113,7 @@ class KioskWindow(QWidget):
                 self.flow_timer.start()  # still being used: restart the idle countdown
         return False
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+    def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         u = min(self.width() / 1920, self.height() / 1080)
         u = max(0.45, min(u, 2.0))

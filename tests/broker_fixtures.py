@@ -9,7 +9,8 @@
 * a keys directory with kiosk, counter 1, counter 2, display and admin keys.
 * :func:`wait_until`: the tests' only way to wait, returning as soon as a condition holds.
 
-Test modules import the fixtures they use by name (pytest finds fixtures in a module's namespace).
+Fixtures are defined as ``NAME_fixture`` with ``name="NAME"``; a test module makes them
+available by binding them in its namespace: ``start_broker_fixture = broker_fixtures.start_broker_fixture``.
 """
 
 from __future__ import annotations
@@ -156,19 +157,19 @@ class BrokerThread:
         return self.start()
 
 
-@pytest.fixture
-def manual_clock() -> ManualClock:
+@pytest.fixture(name="manual_clock")
+def manual_clock_fixture() -> ManualClock:
     """Tuesday 2026-11-24, 09:00 in the hall's time zone: the hall is open."""
     return ManualClock(local(TUESDAY, 9))
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
+@pytest.fixture(name="db_url")
+def db_url_fixture(tmp_path: Path) -> str:
     return sqlite_url(tmp_path / "hall.db")
 
 
-@pytest.fixture
-def start_broker(tmp_path: Path, manual_clock: ManualClock) -> Iterator[Callable[..., BrokerThread]]:
+@pytest.fixture(name="start_broker")
+def start_broker_fixture(tmp_path: Path, manual_clock: ManualClock) -> Iterator[Callable[..., BrokerThread]]:
     """Factory: ``start_broker(config=small_config(), keys_dir=None, db_url=…, clock=…)``.
 
     Every broker it started is stopped at the end of the test (and a crash fails it)."""
@@ -194,14 +195,14 @@ def start_broker(tmp_path: Path, manual_clock: ManualClock) -> Iterator[Callable
         raise errors[0]
 
 
-@pytest.fixture(scope="session")
-def hall_config() -> HallConfig:
+@pytest.fixture(name="hall_config", scope="session")
+def hall_config_fixture() -> HallConfig:
     """The default hall (config/hall.toml)."""
     return load_config(DEFAULT_CONFIG)
 
 
-@pytest.fixture
-def keys_dir(tmp_path: Path) -> Path:
+@pytest.fixture(name="keys_dir")
+def keys_dir_fixture(tmp_path: Path) -> Path:
     """A keys directory with the broker's pair and the :data:`DEVICES` keys."""
     d = tmp_path / "keys"
     keys.init_keys(d)
@@ -276,8 +277,8 @@ class BrokerProcess:
             self.proc.wait(10)
 
 
-@pytest.fixture
-def broker_process(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
+@pytest.fixture(name="broker_process")
+def broker_process_fixture(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
     """Factory for :class:`BrokerProcess`; every child is killed at the end of the test."""
     made: list[BrokerProcess] = []
 

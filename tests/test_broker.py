@@ -36,21 +36,24 @@ from queuehall.protocol import (
     decode_reply,
     encode_request,
 )
-from tests.broker_fixtures import (  # noqa: F401  fixtures
+from tests import broker_fixtures
+from tests.broker_fixtures import (
     DEVICES,
     BrokerThread,
     MirrorTap,
-    broker_process,
     comparable,
-    keys_dir,
-    manual_clock,
     raw_dealer,
     recv_within,
     security,
     small_config,
-    start_broker,
     wait_until,
 )
+
+# The shared fixtures (pytest finds fixtures among a module's names).
+broker_process_fixture = broker_fixtures.broker_process_fixture
+keys_dir_fixture = broker_fixtures.keys_dir_fixture
+manual_clock_fixture = broker_fixtures.manual_clock_fixture
+start_broker_fixture = broker_fixtures.start_broker_fixture
 
 PIN = "1234"  # every clerk's PIN in tests/hall_factory.small_config
 CLERKS = {1: ("c1a", "c1b"), 2: ("c2a", "c2b"), 9: ("c9a", "c9b")}
@@ -354,7 +357,7 @@ def test_an_unreachable_broker_raises_broker_unavailable_in_bounded_time() -> No
     t0 = time.monotonic()
     with pytest.raises(BrokerUnavailable):
         c.request("ping")
-    assert 0.6 <= time.monotonic() - t0 < 2.0
+    assert 0.5 < time.monotonic() - t0 < 2.0  # three attempts of 0.2 s
     c.close()
 
 

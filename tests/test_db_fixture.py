@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import psycopg
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, inspect, select
+from sqlalchemy.engine import make_url
 
 metadata = MetaData()
 tickets = Table(
@@ -43,10 +47,25 @@ def test_backend_matches_parameter(db_url: str, request: pytest.FixtureRequest) 
         engine.dispose()
 
 
-def test_open_connection_does_not_block_teardown(db_url: str) -> None:
-    # A test that forgets to close its connection must not make the fixture's DROP DATABASE fail.
-    engine = create_engine(db_url)
-    conn = engine.connect()
-    metadata.create_all(conn)
-    conn.commit()
-    assert inspect(conn).get_table_names() == ["probe_tickets"]
+@pytest.fixture(scope="module")
+def leaked_connections() -> Iterator[list[psycopg.Connection]]:
+    """Connections a test leaves open on purpose; closed only after every db_url teardown has run."""
+    leaked: list[psycopg.Connection] = []
+    yield leaked
+    for conn in leaked:
+        conn.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_open_connection_does_not_block_drop(
+    leaked_connections: list[psycopg.Connection], db_url: str
+) -> None:
+    # A test that forgets to close a connection must not make the fixture's DROP DATABASE fail: the
+    # fixture terminates it first. The connection stays open past this test's teardown (closed at module end).
+    conninfo = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(conninfo, autocommit=True)
+    leaked_connections.append(conn)
+    conn.execute("CREATE TABLE left_open (id integer)")
+    row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()").fetchone()
+    assert row is not None and row[0] == 1

@@ -1,0 +1,303 @@
+"""``queuehall kiosk``: the ticket kiosk (取号机) on a touch screen.
+
+Options come from, in increasing precedence: built-in defaults, a kiosk config file
+(``--config``, TOML with a ``[kiosk]`` table and an optional ``[printer]`` table of
+``kiosk.printing.PrinterConfig`` keys), environment variables, the command line.
+docs/kiosk.md lists them all. The kiosk gets its numbers from the broker only; it never
+opens the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.model import (
+    DEFAULT_PIN,
+    KioskConfigError,
+    KioskSettings,
+    check_language,
+    check_pin,
+    parse_printer_spec,
+)
+
+log = logging.getLogger("queuehall.kiosk")
+_T0 = time.monotonic()
+
+ENV = {
+    "config": "QUEUEHALL_KIOSK_CONFIG",
+    "broker": "QUEUEHALL_BROKER",
+    "key": "QUEUEHALL_KEY",
+    "server_key": "QUEUEHALL_SERVER_KEY",
+    "printer": "QUEUEHALL_PRINTER",
+    "print_mode": "QUEUEHALL_PRINT_MODE",
+    "paper": "QUEUEHALL_PAPER",
+    "lang": "QUEUEHALL_LANG",
+    "pin": "QUEUEHALL_KIOSK_PIN",
+    "name": "QUEUEHALL_KIOSK_NAME",
+}
+# [kiosk] keys of the config file -> what they set.
+_KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed", "language",
+               "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
+               "status_seconds", "print_materials", "near_end_blocks", "request_timeout"}
+_SECONDS = {"return_seconds": "return_ms", "message_seconds": "message_ms",
+            "print_failed_seconds": "print_failed_ms", "idle_seconds": "idle_ms", "status_seconds": "status_ms"}
+
+
+@dataclass
+class KioskOptions:
+    """Everything the kiosk needs to start, resolved and validated."""
+
+    broker: str | None = None
+    key: str | None = None
+    server_key: str | None = None
+    name: str = "kiosk"
+    printer_spec: str = ""
+    printer: dict[str, Any] | None = None  # PrinterConfig.from_dict mapping, None = no printer
+    windowed: bool = False
+    request_timeout: float = 3.0
+    settings: KioskSettings = field(default_factory=KioskSettings)
+    pin_is_default: bool = True
+
+
+def _bad(zh: str, en: str, code: str = "KIOSK_BAD_OPTION") -> KioskConfigError:
+    return KioskConfigError(code, zh, en)
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read a kiosk TOML file: ``{"kiosk": {...}, "printer": {...}}``; KioskConfigError when unusable."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as err:
+        raise _bad(f"无法读取配置文件 {path}：{err.strerror}", f"cannot read {path}: {err.strerror}",
+                   "KIOSK_CONFIG_UNREADABLE") from None
+    except tomllib.TOMLDecodeError as err:
+        raise _bad(f"配置文件 {path} 格式错误：{err}", f"{path} is not valid TOML: {err}", "KIOSK_CONFIG_SYNTAX") from None
+    unknown = set(data) - {"kiosk", "printer"}
+    if unknown:
+        raise _bad(f"{path}：未知的表 {', '.join(sorted(unknown))}（只允许 [kiosk] 和 [printer]）",
+                   f"{path}: unknown tables {', '.join(sorted(unknown))} (only [kiosk] and [printer])",
+                   "KIOSK_CONFIG_UNKNOWN_KEY")
+    kiosk = data.get("kiosk", {})
+    printer = data.get("printer", {})
+    if not isinstance(kiosk, dict) or not isinstance(printer, dict):
+        raise _bad(f"{path}：[kiosk] 和 [printer] 必须是表", f"{path}: [kiosk] and [printer] must be tables")
+    unknown = set(kiosk) - _KIOSK_KEYS
+    if unknown:
+        raise _bad(f"{path}：[kiosk] 中有未知的键 {', '.join(sorted(unknown))}",
+                   f"{path}: unknown keys in [kiosk]: {', '.join(sorted(unknown))}", "KIOSK_CONFIG_UNKNOWN_KEY")
+    return {"kiosk": kiosk, "printer": printer}
+
+
+def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = None) -> KioskOptions:
+    """Merge defaults, the config file, the environment and the command line into KioskOptions.
+
+    Raises KioskConfigError (stable code, Chinese and English) for anything invalid.
+    """
+    env = dict(os.environ if environ is None else environ)
+
+    def pick(arg: str, file_key: str | None = None) -> Any:
+        value = getattr(args, arg, None)
+        if value is not None:
+            return value
+        if arg in ENV and env.get(ENV[arg]):
+            return env[ENV[arg]]
+        return kiosk.get(file_key or arg)
+
+    config_path = args.config or env.get(ENV["config"])
+    data = read_config_file(config_path) if config_path else {"kiosk": {}, "printer": {}}
+    kiosk: dict[str, Any] = data["kiosk"]
+    opts = KioskOptions()
+    opts.broker = pick("broker")
+    opts.key = pick("key")
+    opts.server_key = pick("server_key")
+    if bool(opts.key) != bool(opts.server_key):
+        raise _bad("--key 与 --server-key 须同时给出", "--key and --server-key go together")
+    opts.name = str(pick("name") or "kiosk")
+    opts.windowed = bool(args.windowed or kiosk.get("windowed", False))
+    timeout = pick("request_timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.2 <= timeout <= 60:
+            raise _bad("request_timeout 须为 0.2–60 秒", f"request_timeout must be 0.2-60 seconds: {timeout!r}")
+        opts.request_timeout = float(timeout)
+
+    settings: dict[str, Any] = {}
+    lang = pick("lang", "language")
+    if lang is not None:
+        settings["language"] = check_language(str(lang))
+    pin = pick("pin")
+    if pin is not None:
+        settings["pin"] = check_pin(str(pin))
+    opts.pin_is_default = pin is None or str(pin) == DEFAULT_PIN
+    for key, target in _SECONDS.items():
+        if key in kiosk:
+            value = kiosk[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise _bad(f"[kiosk] {key} 须为正数（秒）", f"[kiosk] {key} must be a positive number of seconds")
+            settings[target] = round(value * 1000)
+    for key in ("print_materials", "near_end_blocks"):
+        if key in kiosk:
+            if not isinstance(kiosk[key], bool):
+                raise _bad(f"[kiosk] {key} 须为 true 或 false", f"[kiosk] {key} must be true or false")
+            settings[key] = kiosk[key]
+    opts.settings = KioskSettings(**settings)
+
+    printer: dict[str, Any] = dict(data["printer"])
+    spec = pick("printer")
+    if spec:
+        located = parse_printer_spec(str(spec))
+        if printer.get("backend") not in (None, located["backend"]):
+            printer = {k: v for k, v in printer.items()
+                       if k in ("mode", "paper_mm", "profile", "timeout", "status_timeout", "check_status")}
+        printer.update(located)
+        opts.printer_spec = str(spec)
+    mode = pick("print_mode")
+    if mode is not None:
+        if mode not in ("raster", "text"):
+            raise _bad(f"打印方式只能是 raster 或 text：{mode!r}", f"--print-mode must be raster or text: {mode!r}")
+        printer["mode"] = mode
+    paper = pick("paper")
+    if paper is not None:
+        if str(paper) not in ("58", "80"):
+            raise _bad(f"纸宽只能是 58 或 80：{paper!r}", f"--paper must be 58 or 80: {paper!r}")
+        printer["paper_mm"] = int(paper)
+    if printer.get("backend"):
+        opts.printer = printer
+        if not opts.printer_spec:
+            opts.printer_spec = _spec_of(printer)
+    return opts
+
+
+def _spec_of(p: dict[str, Any]) -> str:
+    """The ``--printer`` form of a [printer] table (shown in the settings)."""
+    b = p.get("backend")
+    if b == "file":
+        return f"file:{p.get('path', '')}"
+    if b == "network":
+        return f"network:{p.get('host', '')}:{p.get('port', 9100)}"
+    if b == "usb":
+        ids = [p.get(k, 0) for k in ("usb_vendor_id", "usb_product_id")]
+        vid, pid = (int(v, 0) if isinstance(v, str) else int(v or 0) for v in ids)
+        return f"usb:{vid:04x}:{pid:04x}"
+    if b == "serial":
+        return f"serial:{p.get('serial_device', '')}"
+    return f"cups:{p.get('cups_printer') or ''}"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The kiosk's command-line options (each also readable from the environment, see docs/kiosk.md)."""
+    p.add_argument("--config", default=None, help="kiosk config file, TOML with [kiosk] and [printer] "
+                   "($QUEUEHALL_KIOSK_CONFIG)")
+    p.add_argument("--broker", default=None, help="HOST:PORT of the broker ($QUEUEHALL_BROKER)")
+    p.add_argument("--key", default=None, help="this kiosk's .key_secret file for CurveZMQ ($QUEUEHALL_KEY)")
+    p.add_argument("--server-key", dest="server_key", default=None,
+                   help="the broker's public key file ($QUEUEHALL_SERVER_KEY)")
+    p.add_argument("--name", default=None, help="device name shown to staff ($QUEUEHALL_KIOSK_NAME)")
+    p.add_argument("--printer", default=None, help="file:PATH | network:HOST[:PORT] | usb:VID:PID | "
+                   "serial:DEV[@BAUD] | cups:NAME ($QUEUEHALL_PRINTER)")
+    p.add_argument("--print-mode", dest="print_mode", default=None, choices=["raster", "text"],
+                   help="raster (default: the ticket as an image) or text (printer fonts) ($QUEUEHALL_PRINT_MODE)")
+    p.add_argument("--paper", default=None, choices=["58", "80"], help="paper width in mm, default 80 "
+                   "($QUEUEHALL_PAPER)")
+    p.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
+    p.add_argument("--lang", default=None, choices=["zh", "en"], help="default language ($QUEUEHALL_LANG)")
+    p.add_argument("--pin", default=None, help=f"settings PIN, 4-12 digits (default {DEFAULT_PIN}; "
+                   "$QUEUEHALL_KIOSK_PIN)")
+    p.add_argument("--request-timeout", dest="request_timeout", type=float, default=None,
+                   help="seconds to wait for the broker's answer to a ticket request (default 3)")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``queuehall kiosk`` to the queuehall CLI."""
+    p = subparsers.add_parser("kiosk", help="run the ticket kiosk (touch screen)")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the kiosk and run until it is quit from the settings or terminated (SIGTERM/SIGINT)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        opts = resolve_options(args)
+    except KioskConfigError as err:
+        print(f"queuehall kiosk: {err.code}: {err.en} / {err.zh}", file=sys.stderr)
+        return 2
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from kiosk.model import KioskModel
+    from kiosk.printing import PrinterConfig, PrinterError
+    from kiosk.window import KioskWindow, PrintService, warm_up_fonts
+    from queuehall.client import Security, parse_endpoint
+    from queuehall.qtlink import QtLink
+
+    try:
+        host, port = parse_endpoint(opts.broker)
+        printer_config = PrinterConfig.from_dict(opts.printer) if opts.printer else None
+        security = Security.from_files(opts.key, opts.server_key) if opts.key and opts.server_key else None
+    except PrinterError as err:
+        print(f"queuehall kiosk: {err.code}: {err.en} / {err.zh}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:
+        print(f"queuehall kiosk: {err}", file=sys.stderr)
+        return 2
+    if opts.pin_is_default:
+        log.warning("the settings PIN is the default %s: set --pin or [kiosk] pin before going live", DEFAULT_PIN)
+    if printer_config is None:
+        log.warning("no printer configured (--printer): the kiosk shows 'out of service'")
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("queuehall-kiosk")
+    warm_up_fonts()
+    link = QtLink(f"{host}:{port}", role="kiosk", name=opts.name, security=security,
+                  request_timeout=opts.request_timeout)
+    printer = PrintService(printer_config)
+    window = KioskWindow(link, printer, KioskModel(settings=opts.settings), printer_spec=opts.printer_spec,
+                         broker_label=f"{host}:{port}" + (" (CurveZMQ)" if security else ""))
+    window.ready.connect(lambda: log.info("kiosk ready in %.0f ms", (time.monotonic() - _T0) * 1000))
+
+    def terminate(*_: Any) -> None:
+        window.allow_close = True
+        app.quit()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    wake = QTimer()  # lets Python run the signal handlers while Qt's loop sleeps
+    wake.start(250)
+    wake.timeout.connect(lambda: None)
+    if opts.windowed:
+        window.resize(1280, 720)
+        window.show()
+    else:
+        window.setWindowFlags(Qt.WindowType.FramelessWindowHint | Qt.WindowType.WindowStaysOnTopHint)
+        app.setOverrideCursor(Qt.CursorShape.BlankCursor)  # a touch screen: no mouse pointer
+        window.showFullScreen()
+    window.start()
+    log.info("kiosk %s: broker %s:%d, printer %s", opts.name, host, port, opts.printer_spec or "none")
+    try:
+        code = app.exec()
+    finally:
+        window.shutdown()
+    return int(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kiosk.main``: the same as ``queuehall kiosk``."""
+    parser = argparse.ArgumentParser(prog="queuehall kiosk", description="the ticket kiosk (取号机)")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
