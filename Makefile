@@ -18,7 +18,8 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# --durations: CI runs on 2 cores, so the slowest tests are listed in every run.
+PYTEST_ARGS ?= --durations=10
 
 .PHONY: setup venv test lint demo bench clean distclean
 
@@ -37,11 +38,12 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-# PostgreSQL is stopped afterwards (also on failure or Ctrl-C) unless it was already running before;
-# ruff runs even when pytest fails so one run reports both.
+# Each run gets its own PostgreSQL (own state directory, own port), so parallel `make test` runs and a server
+# started by hand with scripts/pg.sh never stop each other's; it is stopped and removed afterwards, also on
+# failure or Ctrl-C. ruff runs even when pytest fails so one run reports both.
 test: setup venv
-	@if scripts/pg.sh status; then started=0; else started=1; fi; \
-	if [ $$started = 1 ]; then trap 'scripts/pg.sh stop' EXIT; fi; \
+	@export QUEUEHALL_PG_DIR=$$(mktemp -d /tmp/queuehall-pg-test.XXXXXX); \
+	trap 'scripts/pg.sh stop; rm -rf "$$QUEUEHALL_PG_DIR"' EXIT; trap 'exit 130' INT TERM; \
 	url=$$(scripts/pg.sh start); \
 	rc=0; \
 	QT_QPA_PLATFORM=offscreen QUEUEHALL_TEST_PG_URL="$$url" $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
@@ -69,7 +71,6 @@ bench: venv
 	done
 
 clean:
-	-@scripts/pg.sh stop
 	rm -rf demo-out tests/artifacts .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

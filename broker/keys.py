@@ -38,10 +38,6 @@ class Device:
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
-def _owner_only(path: Path) -> None:
-    os.chmod(path, 0o600)
-
-
 def init_keys(directory: str | Path) -> Path:
     """Create the broker's key pair in ``directory`` (kept if it already exists)."""
     d = Path(directory)
@@ -49,8 +45,9 @@ def init_keys(directory: str | Path) -> Path:
     (d / "secret").mkdir(parents=True, exist_ok=True)
     os.chmod(d / "secret", 0o700)
     if not (d / "broker.key_secret").exists():
-        _pub, sec = zmq.auth.create_certificates(str(d), "broker")
-        _owner_only(Path(sec))
+        public, secret = zmq.curve_keypair()
+        _write_certificate(d / "broker.key_secret", "broker", public, {}, secret)
+        _write_certificate(d / "broker.key", "broker", public, {})
     return d
 
 
@@ -68,10 +65,29 @@ def add_device(directory: str | Path, name: str, role: str, counter: int | None 
     meta = {"role": role}
     if role == "counter":
         meta["counter"] = str(counter)
-    pub, sec = zmq.auth.create_certificates(str(d / "secret"), name, metadata=meta)
-    _owner_only(Path(sec))
-    os.replace(pub, d / "devices" / f"{name}.key")
+    # Written here, not with zmq.auth.create_certificates: that puts the metadata only in the
+    # secret file, and unquoted, so the allow-list entry would carry no role.
+    public, secret = zmq.curve_keypair()
+    _write_certificate(d / "secret" / f"{name}.key_secret", name, public, meta, secret)
+    tmp = d / "devices" / f".{name}.key.tmp"
+    _write_certificate(tmp, name, public, meta)
+    os.replace(tmp, d / "devices" / f"{name}.key")  # the broker never sees a half-written entry
     return load_device(d / "devices" / f"{name}.key")
+
+
+def _write_certificate(path: Path, name: str, public: bytes, meta: dict[str, str],
+                       secret: bytes | None = None) -> None:
+    """A ZeroMQ certificate (ZPL, as ``zmq.auth.load_certificate`` reads) with quoted metadata."""
+    kind = "secret" if secret is not None else "public"
+    lines = [f"#   queuehall device {name}: ZeroMQ CURVE {kind} certificate", "metadata"]
+    lines += [f'    {k} = "{v}"' for k, v in meta.items()]
+    lines += ["curve", f'    public-key = "{public.decode()}"']
+    if secret is not None:
+        lines.append(f'    secret-key = "{secret.decode()}"')
+    # A secret file is created owner-only, never readable by others even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret is not None else 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def remove_device(directory: str | Path, name: str) -> None:
@@ -85,8 +101,8 @@ def remove_device(directory: str | Path, name: str) -> None:
 def load_device(path: str | Path) -> Device:
     text = Path(path).read_text(encoding="utf-8")
     pub, _ = zmq.auth.load_certificate(str(path))
-    role = re.search(r'^\s*role\s*=\s*"([^"]*)"', text, re.M)
-    counter = re.search(r'^\s*counter\s*=\s*"(\d+)"', text, re.M)
+    role = re.search(r'^\s*role\s*=\s*"?([a-z]*)"?\s*$', text, re.M)
+    counter = re.search(r'^\s*counter\s*=\s*"?(\d+)"?\s*$', text, re.M)
     if role is None or role.group(1) not in ROLES:
         raise KeyError_(f"{path}: missing or unknown role")
     return Device(name=Path(path).stem, role=role.group(1),

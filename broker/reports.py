@@ -1,8 +1,8 @@
-"""Reports on waits, service times, counters and clerks, computed as SQL aggregates.
+"""Reports on tickets, waits, service times, counters and clerks, computed as SQL aggregates.
 
 Reads the database directly (a copy away from the hall works just as well) and never
-talks to the broker. Every figure follows the definitions in docs/reports.md; the
-function computing it names the definition it implements.
+talks to the broker. Every figure follows its definition in docs/reports.md; the code
+that computes it names the section it implements. Change one, change the other.
 
 Percentiles are nearest-rank (the value at rank ⌈p·n⌉ of the sorted sample), computed
 in SQL with window functions, so SQLite and PostgreSQL give the same numbers.
@@ -14,11 +14,11 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Float, Integer, and_, case, func, literal, select
+from sqlalchemy import Engine, Float, Integer, and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -27,14 +27,46 @@ from broker.hours import OpeningHours
 from broker.storage import events, tickets, visits
 
 GROUPS = ("service", "counter", "clerk", "department", "hour", "day")
-SAME_DAY_TARGET = 0.80  # 当天办结率要在80以上
+FORMATS = ("table", "csv", "json", "xlsx", "png")
+SAME_DAY_TARGET = 0.80  # 当天办结率要在80以上 (the hall's service rules)
+OPEN_STATUSES = ("waiting", "called", "serving")
+_COUNTER_EVENTS = ("counter_signed_in", "counter_signed_out", "counter_paused", "counter_resumed")
+
+# Error codes of the report and purge commands: code -> (Chinese, English) with {placeholders}.
+ERRORS: dict[str, tuple[str, str]] = {
+    "REPORT_BAD_DATE": ("日期格式错误：{value}（应为 YYYY-MM-DD）", "Bad date {value!r}: expected YYYY-MM-DD"),
+    "REPORT_NO_PERIOD": ("请用 --day 或 --from [--to] 指定统计期间", "Give the period with --day or --from [--to]"),
+    "REPORT_BAD_PERIOD": ("统计期间有误：{detail}", "Bad period: {detail}"),
+    "REPORT_BAD_GROUP": ("不能按“{group}”分组，可选：{choices}", "Cannot group by {group!r}; choose one of {choices}"),
+    "REPORT_NEEDS_OUT": ("{format} 格式需要 --out 指定输出文件", "--format {format} needs --out FILE"),
+    "REPORT_NO_DATABASE": ("数据库不存在：{path}", "No database at {path}"),
+    "REPORT_DATABASE": ("无法读取数据库：{detail}", "Cannot read the database: {detail}"),
+    "REPORT_CONFIG": ("配置文件有误：{detail}", "Bad hall configuration: {detail}"),
+}
+
+
+class ReportError(ValueError):
+    """A report or purge request that cannot be carried out: stable ``code`` + bilingual message."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        zh, en = ERRORS[code]
+        self.code = code
+        self.details = details
+        self.message_zh = zh.format(**details)
+        self.message_en = en.format(**details)
+        super().__init__(f"{code}: {self.message_en}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the CLI prints it: code, both messages and the details."""
+        return {"code": self.code, "message_zh": self.message_zh, "message_en": self.message_en,
+                "details": {k: str(v) for k, v in self.details.items()}}
 
 
 # ---------------------------------------------------------------- portable SQL pieces
 
 
 class _Seconds(FunctionElement):
-    """Seconds from ``start`` to ``end`` (two naive-UTC timestamps)."""
+    """Seconds from ``start`` to ``end`` (two naive-UTC timestamps), to the millisecond."""
 
     type = Float()
     inherit_cache = True
@@ -44,7 +76,10 @@ class _Seconds(FunctionElement):
 @compiles(_Seconds, "sqlite")
 def _seconds_sqlite(el: _Seconds, compiler: Any, **kw: Any) -> str:
     start, end = list(el.clauses)
-    return f"((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)})) * 86400.0)"
+    # julianday() carries ~40 µs of floating-point noise; rounding to ms makes a wait of exactly
+    # the target compare equal to it (and the same as PostgreSQL's exact interval arithmetic).
+    return (f"ROUND((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
+            f" * 86400.0, 3)")
 
 
 @compiles(_Seconds, "postgresql")
@@ -54,10 +89,10 @@ def _seconds_pg(el: _Seconds, compiler: Any, **kw: Any) -> str:
 
 
 class _LocalPart(FunctionElement):
-    """The local hour (``part='hour'``) or weekday (0 = Sunday) of a naive-UTC timestamp."""
+    """The local hour (``part='hour'``) or weekday (0 = Sunday) of a naive-UTC timestamp at a fixed offset."""
 
     type = Integer()
-    inherit_cache = True
+    inherit_cache = False  # the offset and part are not clauses: never share a cached compilation
     name = "qh_local_part"
 
     def __init__(self, col: Any, offset_minutes: int, part: str) -> None:
@@ -70,14 +105,56 @@ class _LocalPart(FunctionElement):
 def _local_sqlite(el: _LocalPart, compiler: Any, **kw: Any) -> str:
     fmt = "%H" if el.part == "hour" else "%w"
     col = compiler.process(next(iter(el.clauses)), **kw)
-    return f"CAST(strftime('{fmt}', {col}, '{el.offset_minutes:+d} minutes') AS INTEGER)"
+    return f"CAST(strftime('{fmt}', {col}, '{int(el.offset_minutes):+d} minutes') AS INTEGER)"
 
 
 @compiles(_LocalPart, "postgresql")
 def _local_pg(el: _LocalPart, compiler: Any, **kw: Any) -> str:
     part = "HOUR" if el.part == "hour" else "DOW"
     col = compiler.process(next(iter(el.clauses)), **kw)
-    return f"CAST(EXTRACT({part} FROM {col} + INTERVAL '{el.offset_minutes} minutes') AS INTEGER)"
+    return f"CAST(EXTRACT({part} FROM {col} + INTERVAL '{int(el.offset_minutes)} minutes') AS INTEGER)"
+
+
+def offset_segments(tz: ZoneInfo, start: date, end: date) -> list[tuple[datetime | None, int]]:
+    """The zone's UTC offsets (minutes) in force from ``start`` to ``end``: ``[(until_utc_naive, offset)]``.
+
+    The last segment has ``until`` None. One segment for a zone without daylight saving time
+    (Asia/Shanghai); a DST change inside the period starts a new segment at the exact minute.
+    """
+    def off(at: datetime) -> int:
+        return int((at.astimezone(tz).utcoffset() or timedelta(0)).total_seconds() // 60)
+
+    t = datetime.combine(start - timedelta(days=1), time(), tzinfo=UTC)
+    stop = datetime.combine(end + timedelta(days=2), time(), tzinfo=UTC)
+    segments: list[tuple[datetime | None, int]] = []
+    current = off(t)
+    while t < stop:
+        nxt = t + timedelta(days=1)
+        if off(nxt) != current:
+            lo, hi = t, nxt  # the change is in (lo, hi]: bisect to the minute
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                mid = mid.replace(second=0, microsecond=0)
+                if mid <= lo:
+                    break
+                if off(mid) == current:
+                    lo = mid
+                else:
+                    hi = mid
+            segments.append((hi.replace(tzinfo=None), current))
+            current = off(hi)
+        t = nxt
+    segments.append((None, current))
+    return segments
+
+
+def local_part(col: Any, tz: ZoneInfo, start: date, end: date, part: str) -> ColumnElement[Any]:
+    """``col``'s local hour or weekday (0 = Sunday) in ``tz``, right across DST changes in the period."""
+    segs = offset_segments(tz, start, end)
+    if len(segs) == 1:
+        return _LocalPart(col, segs[0][1], part)
+    return case(*[(col < until, _LocalPart(col, off, part)) for until, off in segs[:-1]],
+                else_=_LocalPart(col, segs[-1][1], part))
 
 
 # ---------------------------------------------------------------- the report
@@ -85,13 +162,16 @@ def _local_pg(el: _LocalPart, compiler: Any, **kw: Any) -> str:
 
 @dataclass
 class Report:
-    """Everything one ``queuehall report`` run computed."""
+    """Everything one ``queuehall report`` run computed (figures defined in docs/reports.md)."""
 
     start: date
     end: date
     group: str
     timezone: str
-    totals: dict[str, Any]
+    as_of: datetime
+    tickets: dict[str, Any]
+    completion: dict[str, Any]
+    total: dict[str, Any]
     rows: list[dict[str, Any]]
     counters: list[dict[str, Any]]
     clerks: list[dict[str, Any]]
@@ -100,22 +180,35 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data (the ``--format json`` output)."""
         return {"period": {"from": self.start.isoformat(), "to": self.end.isoformat(), "timezone": self.timezone},
-                "group": self.group, "totals": self.totals, "rows": self.rows, "counters": self.counters,
-                "clerks": self.clerks, "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes}
+                "as_of": self.as_of.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "group": self.group, "tickets": self.tickets, "completion": self.completion,
+                "total": self.total, "rows": self.rows, "counters": self.counters, "clerks": self.clerks,
+                "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes}
 
 
-def _wait_end() -> ColumnElement[Any]:
-    # docs/reports.md "Wait time": issue (or entry into the queue) to first call; a no-show's to its last call.
+def wait_end() -> ColumnElement[Any]:
+    """docs/reports.md "Wait time": a visit's wait ends at its first call; a no-show's at its last call."""
     return case((visits.c.outcome == "no_show", visits.c.last_called_at), else_=visits.c.first_called_at)
 
 
-def _wait_seconds() -> ColumnElement[Any]:
-    return _Seconds(visits.c.entered_at, _wait_end())
+def wait_seconds() -> ColumnElement[Any]:
+    """docs/reports.md "Wait time", in seconds (NULL for a visit never called)."""
+    return _Seconds(visits.c.entered_at, wait_end())
 
 
 def _service_seconds() -> ColumnElement[Any]:
     return _Seconds(visits.c.serving_at, visits.c.ended_at)
+
+
+def _served() -> ColumnElement[bool]:
+    # docs/reports.md "Served visit": service started and the visit ended (finished, or transferred on).
+    return and_(visits.c.serving_at.isnot(None), visits.c.outcome.in_(["finished", "transferred"]))
+
+
+def _count(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
 class ReportBuilder:
@@ -127,11 +220,10 @@ class ReportBuilder:
         self.tz = ZoneInfo(config.timezone)
         self.hours = OpeningHours(config.hours, config.timezone)
 
-    def offset_minutes(self, day: date) -> int:
-        off = datetime(day.year, day.month, day.day, 12, tzinfo=self.tz).utcoffset() or timedelta(0)
-        return int(off.total_seconds() // 60)
+    # -- grouping ---------------------------------------------------------------------------
 
-    def group_expr(self, group: str, start: date) -> ColumnElement[Any]:
+    def group_expr(self, group: str, start: date, end: date) -> ColumnElement[Any]:
+        """The SQL expression a visit is grouped by (docs/reports.md "Groupings")."""
         if group == "service":
             return visits.c.service
         if group == "counter":
@@ -141,27 +233,32 @@ class ReportBuilder:
         if group == "day":
             return visits.c.business_day
         if group == "hour":
-            return _LocalPart(visits.c.entered_at, self.offset_minutes(start), "hour")
+            return local_part(visits.c.entered_at, self.tz, start, end, "hour")
         if group == "department":
             whens = [(visits.c.service == s.code, literal(s.department)) for s in self.config.services]
             return case(*whens, else_=literal("?")) if whens else literal("?")
-        raise ValueError(f"unknown group {group!r}; expected one of {', '.join(GROUPS)}")
+        raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
 
     def _in_period(self, start: date, end: date) -> ColumnElement[bool]:
         return and_(visits.c.business_day >= start, visits.c.business_day <= end)
+
+    def _target_seconds(self) -> ColumnElement[Any]:
+        whens = [(visits.c.service == s.code, literal(s.target_wait_minutes * 60.0)) for s in self.config.services]
+        return case(*whens, else_=literal(None)) if whens else literal(None)
+
+    # -- visit figures ----------------------------------------------------------------------
 
     def _percentiles(self, conn: Any, group: ColumnElement[Any] | None, value: ColumnElement[Any],
                      where: ColumnElement[bool]) -> dict[Any, dict[str, float]]:
         """Nearest-rank median and 90th percentile of ``value`` per group, in SQL."""
         g = (group if group is not None else literal(0)).label("g")
-        v = value.label("v")
-        inner = select(g, v).where(where).subquery()
+        inner = select(g, value.label("v")).where(where).subquery()
         ranked = select(
             inner.c.g, inner.c.v,
             func.row_number().over(partition_by=inner.c.g, order_by=inner.c.v).label("rn"),
             func.count().over(partition_by=inner.c.g).label("n"),
         ).subquery()
-        # ⌈p·n⌉ with integer arithmetic: (n+1)/2 and (9n+9)/10.
+        # ⌈p·n⌉ in integer arithmetic: ⌈n/2⌉ = (n+1)/2 and ⌈9n/10⌉ = (9n+9)/10.
         q = select(
             ranked.c.g,
             func.max(case((ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.v))).label("p50"),
@@ -169,128 +266,227 @@ class ReportBuilder:
         ).group_by(ranked.c.g)
         return {r.g: {"p50": r.p50, "p90": r.p90} for r in conn.execute(q)}
 
-    def _visit_figures(self, conn: Any, group: ColumnElement[Any] | None, start: date, end: date
-                       ) -> dict[Any, dict[str, Any]]:
+    def _visit_figures(self, conn: Any, group: ColumnElement[Any] | None, start: date, end: date,
+                       now: datetime) -> dict[Any, dict[str, Any]]:
+        """docs/reports.md "Visit figures", "Wait time", "Service time" and "Within target (SLA)"."""
         period = self._in_period(start, end)
         g = (group if group is not None else literal(0)).label("g")
-        wait = _wait_seconds()
-        served = visits.c.serving_at.isnot(None) & visits.c.outcome.in_(["finished", "transferred"])
-        waited = _wait_end().isnot(None)
-        target = case(*[(visits.c.service == s.code, literal(s.target_wait_minutes * 60.0))
-                        for s in self.config.services], else_=literal(1e12))
+        wait = wait_seconds()
+        waited = wait_end().isnot(None)
+        called = visits.c.first_called_at.isnot(None)
+        target = self._target_seconds()
+        now_db = now.astimezone(UTC).replace(tzinfo=None)
+        within = and_(called, _Seconds(visits.c.entered_at, visits.c.first_called_at) <= target)
+        # Not called (yet): counts against the target once it has waited longer (voided tickets never do).
+        overdue = and_(~called, or_(visits.c.outcome.is_(None), visits.c.outcome == "cancelled"),
+                       _Seconds(visits.c.entered_at, func.coalesce(visits.c.ended_at, literal(now_db))) > target)
         q = select(
             g,
             func.count().label("visits"),
-            func.sum(case((visits.c.outcome == "finished", 1), else_=0)).label("finished"),
-            func.sum(case((visits.c.outcome == "no_show", 1), else_=0)).label("no_show"),
-            func.sum(case((visits.c.outcome == "transferred", 1), else_=0)).label("transferred_out"),
-            func.sum(case((visits.c.outcome == "cancelled", 1), else_=0)).label("cancelled"),
-            func.sum(case((visits.c.outcome == "voided", 1), else_=0)).label("voided"),
-            func.sum(case((waited, 1), else_=0)).label("called"),
+            _count(visits.c.seq == 1).label("issued"),
+            _count(called).label("called"),
+            _count(_served()).label("served"),
+            _count(visits.c.outcome == "finished").label("finished"),
+            _count(visits.c.outcome == "no_show").label("no_show"),
+            _count(visits.c.outcome == "transferred").label("transferred_out"),
+            _count(visits.c.outcome == "cancelled").label("cancelled"),
+            _count(visits.c.outcome == "voided").label("voided"),
+            _count(visits.c.outcome.is_(None)).label("open"),
             func.avg(case((waited, wait))).label("wait_avg"),
             func.max(case((waited, wait))).label("wait_max"),
-            func.sum(case((and_(waited, wait <= target), 1), else_=0)).label("within_target"),
-            func.sum(case((served, 1), else_=0)).label("served_n"),
-            func.avg(case((served, _service_seconds()))).label("service_avg"),
+            _count(within).label("sla_within"),
+            _count(and_(target.isnot(None), or_(called, overdue))).label("sla_counted"),
+            func.avg(case((_served(), _service_seconds()))).label("service_avg"),
         ).where(period).group_by(g)
         out: dict[Any, dict[str, Any]] = {}
         for r in conn.execute(q):
             out[r.g] = {
-                "visits": r.visits, "finished": r.finished or 0, "no_show": r.no_show or 0,
-                "transferred_out": r.transferred_out or 0, "cancelled": r.cancelled or 0, "voided": r.voided or 0,
-                "called": r.called or 0,
-                "wait_avg_min": _minutes(r.wait_avg), "wait_max_min": _minutes(r.wait_max),
-                "sla_share": round((r.within_target or 0) / r.called, 4) if r.called else None,
-                "service_avg_min": _minutes(r.service_avg),
+                "visits": r.visits, "issued": r.issued, "called": r.called, "served": r.served,
+                "finished": r.finished, "no_show": r.no_show, "transferred_out": r.transferred_out,
+                "cancelled": r.cancelled, "voided": r.voided, "open": r.open,
+                "wait_avg_min": _minutes(r.wait_avg), "wait_median_min": None, "wait_p90_min": None,
+                "wait_max_min": _minutes(r.wait_max),
+                "sla_within": r.sla_within, "sla_counted": r.sla_counted,
+                "sla_share": round(r.sla_within / r.sla_counted, 4) if r.sla_counted else None,
+                "service_avg_min": _minutes(r.service_avg), "service_p90_min": None,
             }
         waits = self._percentiles(conn, group, wait, and_(period, waited))
-        services = self._percentiles(conn, group, _service_seconds(), and_(period, served))
+        services = self._percentiles(conn, group, _service_seconds(), and_(period, _served()))
         for key, row in out.items():
-            row["wait_median_min"] = _minutes((waits.get(key) or {}).get("p50"))
-            row["wait_p90_min"] = _minutes((waits.get(key) or {}).get("p90"))
-            row["service_p90_min"] = _minutes((services.get(key) or {}).get("p90"))
+            row["wait_median_min"] = _minutes(waits.get(key, {}).get("p50"))
+            row["wait_p90_min"] = _minutes(waits.get(key, {}).get("p90"))
+            row["service_p90_min"] = _minutes(services.get(key, {}).get("p90"))
         return out
 
-    def _ticket_totals(self, conn: Any, start: date, end: date) -> dict[str, Any]:
-        """docs/reports.md "Tickets": counted by the ticket's final status, on its issue day."""
+    # -- ticket figures ---------------------------------------------------------------------
+
+    def _ticket_figures(self, conn: Any, start: date, end: date) -> dict[str, int]:
+        """docs/reports.md "Ticket figures": each ticket once, by its final status, on its issue day."""
         period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
         row = conn.execute(select(
             func.count().label("issued"),
-            func.sum(case((tickets.c.status == "finished", 1), else_=0)).label("served"),
-            func.sum(case((tickets.c.status == "no_show", 1), else_=0)).label("no_show"),
-            func.sum(case((tickets.c.status == "cancelled", 1), else_=0)).label("cancelled"),
-            func.sum(case((tickets.c.status == "voided", 1), else_=0)).label("voided"),
-            func.sum(case((tickets.c.status.in_(["waiting", "called", "serving"]), 1), else_=0)).label("open"),
+            _count(tickets.c.status == "finished").label("served"),
+            _count(tickets.c.status == "no_show").label("no_show"),
+            _count(tickets.c.status == "cancelled").label("cancelled"),
+            _count(tickets.c.status == "voided").label("voided"),
+            _count(tickets.c.status.in_(OPEN_STATUSES)).label("open"),
         ).where(period)).one()
-        transferred = conn.execute(select(func.count(func.distinct(visits.c.ticket_id))).where(
-            and_(self._in_period(start, end), visits.c.outcome == "transferred"))).scalar() or 0
-        on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
-        # Same-day completion (当天办结): finished tickets of on-the-spot matters, over all finished.
-        same_day = conn.execute(select(func.count()).select_from(tickets).where(
-            and_(period, tickets.c.status == "finished", tickets.c.queue_service.in_(on_the_spot)))).scalar() or 0
-        served = row.served or 0
-        return {
-            "issued": row.issued or 0, "served": served, "no_show": row.no_show or 0,
-            "cancelled": row.cancelled or 0, "voided": row.voided or 0, "open": row.open or 0,
-            "transferred": transferred,
-            "same_day_completed": same_day,
-            "same_day_rate": round(same_day / served, 4) if served else None,
-            "same_day_target": SAME_DAY_TARGET,
-            "same_day_meets_target": (same_day / served >= SAME_DAY_TARGET) if served else None,
-        }
+        moved = (select(visits.c.id).where(and_(visits.c.ticket_id == tickets.c.id, visits.c.outcome == "transferred"))
+                 .exists())
+        transferred = conn.execute(select(func.count()).select_from(tickets).where(and_(period, moved))).scalar() or 0
+        return {"issued": row.issued, "served": row.served, "no_show": row.no_show,
+                "cancelled": row.cancelled, "voided": row.voided, "open": row.open, "transferred": transferred}
 
-    def _promised(self, conn: Any, start: date, end: date) -> dict[str, Any]:
-        """docs/reports.md "Promised completion": due dates of matters accepted in the period."""
-        hours = self.hours
+    def _completion(self, conn: Any, start: date, end: date, served: int, as_of: date) -> dict[str, Any]:
+        """docs/reports.md "Same-day completion" and "Promised completion"."""
         promised = {s.code: s.promised_days for s in self.config.services if s.promised_days > 0}
-        rows = conn.execute(select(tickets.c.business_day, tickets.c.queue_service, func.count().label("n"))
-                            .where(and_(tickets.c.business_day >= start, tickets.c.business_day <= end,
-                                        tickets.c.status == "finished",
-                                        tickets.c.queue_service.in_(list(promised))))
-                            .group_by(tickets.c.business_day, tickets.c.queue_service)).all()
+        period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
         accepted = 0
-        due_by_end = 0
-        for r in rows:
-            accepted += r.n
-            if _add_working_days(hours, r.business_day, promised[r.queue_service]) <= end:
-                due_by_end += r.n
-        # On-the-spot matters still open when their day ended are past their promise.
+        past_due = 0
+        if promised:
+            days = case(*[(visits.c.service == code, literal(n)) for code, n in promised.items()])
+            per_ticket = (select(tickets.c.business_day.label("day"), func.max(days).label("days"))
+                          .join(visits, visits.c.ticket_id == tickets.c.id)
+                          .where(and_(period, tickets.c.status == "finished", _served(),
+                                      visits.c.service.in_(list(promised))))
+                          .group_by(tickets.c.id, tickets.c.business_day).subquery())
+            rows = conn.execute(select(per_ticket.c.day, per_ticket.c.days, func.count().label("n"))
+                                .group_by(per_ticket.c.day, per_ticket.c.days)).all()
+            for r in rows:
+                accepted += r.n
+                if self.due_date(_as_date(r.day), int(r.days)) < as_of:
+                    past_due += r.n
         on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
-        late = conn.execute(select(func.count()).select_from(tickets).where(and_(
-            tickets.c.business_day >= start, tickets.c.business_day <= end,
-            tickets.c.queue_service.in_(on_the_spot),
-            tickets.c.status.in_(["waiting", "called", "serving"])))).scalar() or 0
-        return {"matters_accepted_with_promise": accepted, "matters_due_by_period_end": due_by_end,
-                "on_the_spot_not_finished": late}
+        unfinished = 0
+        if on_the_spot:
+            unfinished = conn.execute(select(func.count()).select_from(tickets).where(and_(
+                period, tickets.c.business_day < as_of, tickets.c.queue_service.in_(on_the_spot),
+                tickets.c.status.in_(OPEN_STATUSES)))).scalar() or 0
+        same_day = served - accepted
+        rate = round(same_day / served, 4) if served else None
+        return {"served": served, "same_day_completed": same_day, "same_day_rate": rate,
+                "same_day_target": SAME_DAY_TARGET,
+                "same_day_meets_target": (same_day / served >= SAME_DAY_TARGET) if served else None,
+                "promised_accepted": accepted, "promised_past_due": past_due,
+                "on_the_spot_unfinished": unfinished}
+
+    def due_date(self, accepted: date, working_days: int) -> date:
+        """The promised completion date: ``working_days`` working days after the day of acceptance."""
+        d = accepted
+        n = working_days
+        while n > 0:
+            d += timedelta(days=1)
+            if self.is_working_day(d):
+                n -= 1
+        return d
+
+    def is_working_day(self, d: date) -> bool:
+        """A statutory working day (工作日) for promised time limits; docs/reports.md "Promised completion".
+
+        Monday–Friday except statutory holidays, plus make-up working days (调休), from the
+        ``chinesecalendar`` package when the hall uses it (Monday–Friday for years it does
+        not cover); the hall's own ``closed_days`` are never working days and its
+        ``working_days`` always are.
+        """
+        h = self.config.hours
+        if d in h.closed_days:
+            return False
+        if d in h.working_days:
+            return True
+        if h.chinese_calendar:
+            import chinese_calendar
+
+            try:
+                return bool(chinese_calendar.is_workday(d))
+            except NotImplementedError:
+                pass
+        return d.weekday() < 5
+
+    # -- counters ---------------------------------------------------------------------------
+
+    def _opening(self, day: date) -> tuple[datetime, datetime] | None:
+        """The day's first opening and last closing time (UTC), or None when the hall is closed."""
+        periods = self.hours.periods_on(day)
+        if not periods:
+            return None
+        return (datetime.combine(day, periods[0].start, tzinfo=self.tz).astimezone(UTC),
+                datetime.combine(day, periods[-1].end, tzinfo=self.tz).astimezone(UTC))
+
+    def _split(self, since: datetime, until: datetime, by_event: bool, first_day: date, last_day: date,
+               activity: dict[date, datetime]) -> list[tuple[date, float]]:
+        """docs/reports.md "Counter time": the seconds of one counter state, per business day.
+
+        ``until`` is the counter's next event (``by_event``) or the report's ``now``.
+        ``activity`` maps a day to the end of the counter's last ticket that day. Only days
+        ``first_day``..``last_day`` are returned.
+        """
+        if until <= since:
+            return []
+        d0, d1 = self.hours.business_day(since), self.hours.business_day(until)
+        out: list[tuple[date, float]] = []
+        d = max(d0, first_day)
+        while d <= min(d1, last_day):
+            hours = self._opening(d)
+            begin = since if d == d0 else hours[0] if hours else None
+            if begin is not None:
+                if d == d1 and by_event:  # ended by the counter's own event that day: all of it
+                    stop = until
+                else:  # still on at the end of the day: up to closing or its last ticket's end
+                    ends = [t for t in (hours[1] if hours else None, activity.get(d)) if t is not None]
+                    stop = min(until, max(ends)) if ends else begin
+                out.append((d, max(0.0, (stop - begin).total_seconds())))
+            d += timedelta(days=1)
+        return out
 
     def _counter_time(self, conn: Any, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
-        """docs/reports.md "Counter time": open, paused by reason, busy with a citizen, idle."""
+        """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter."""
+        kinds = events.c.type.in_(_COUNTER_EVENTS)
+        # Each counter's state as the period begins: its last counter event before it.
+        last = (select(func.max(events.c.seq)).where(and_(kinds, events.c.business_day < start))
+                .group_by(events.c.counter))
         rows = conn.execute(select(events.c.counter, events.c.type, events.c.at, events.c.data)
-                            .where(and_(events.c.business_day >= start, events.c.business_day <= end,
-                                        events.c.type.in_(["counter_signed_in", "counter_signed_out",
-                                                           "counter_paused", "counter_resumed"])))
+                            .where(or_(events.c.seq.in_(last),
+                                       and_(kinds, events.c.business_day >= start, events.c.business_day <= end)))
                             .order_by(events.c.seq)).all()
+        period = self._in_period(start, end)
+        activity: dict[int, dict[date, datetime]] = {}
+        for r in conn.execute(
+                select(visits.c.counter, visits.c.business_day,
+                       func.max(func.coalesce(visits.c.ended_at, visits.c.last_called_at)).label("last"))
+                .where(and_(period, visits.c.counter.isnot(None), visits.c.first_called_at.isnot(None)))
+                .group_by(visits.c.counter, visits.c.business_day)):
+            activity.setdefault(r.counter, {})[_as_date(r.business_day)] = _as_utc(r.last)
         acc: dict[int, dict[str, Any]] = {}
         state: dict[int, tuple[str, datetime, str | None]] = {}  # counter -> (open|paused, since, reason)
+
+        def close(counter: int, until: datetime, by_event: bool) -> None:
+            prev = state.get(counter)
+            if prev is None:
+                return
+            a = acc.setdefault(counter, {"open_s": 0.0, "paused_s": {}})
+            for _day, seconds in self._split(prev[1], until, by_event, start, end, activity.get(counter, {})):
+                if prev[0] == "open":
+                    a["open_s"] += seconds
+                else:
+                    a["paused_s"][prev[2] or "?"] = a["paused_s"].get(prev[2] or "?", 0.0) + seconds
+
         for r in rows:
-            at = r.at.replace(tzinfo=UTC)
-            a = acc.setdefault(r.counter, {"open_s": 0.0, "paused_s": {}})
+            if r.counter is None:
+                continue
+            at = _as_utc(r.at)
             prev = state.get(r.counter)
-            if prev is not None:
-                day_end = self._day_end(prev[1])
-                self._accumulate(a, prev, min(at, day_end))
+            close(r.counter, at, True)
+            acc.setdefault(r.counter, {"open_s": 0.0, "paused_s": {}})
             if r.type == "counter_signed_out":
                 state.pop(r.counter, None)
             elif r.type == "counter_paused":
                 state[r.counter] = ("paused", at, json.loads(r.data).get("reason"))
-            elif r.type == "counter_resumed" or r.type == "counter_signed_in":
-                if r.type == "counter_signed_in" and prev is not None and prev[0] == "paused":
-                    state[r.counter] = ("paused", at, prev[2])  # a takeover keeps the pause
-                else:
-                    state[r.counter] = ("open", at, None)
-        for counter, prev in state.items():
-            self._accumulate(acc[counter], prev, min(now, self._day_end(prev[1])))
-        period = self._in_period(start, end)
+            elif r.type == "counter_signed_in" and prev is not None and prev[0] == "paused":
+                state[r.counter] = ("paused", at, prev[2])  # a takeover keeps the pause
+            else:  # signed in, or resumed
+                state[r.counter] = ("open", at, None)
+        for counter in list(state):
+            close(counter, now, False)
         busy = {r.counter: (r.busy or 0.0, r.serving or 0.0) for r in conn.execute(
             select(visits.c.counter,
                    func.sum(_Seconds(visits.c.first_called_at, visits.c.ended_at)).label("busy"),
@@ -301,112 +497,121 @@ class ReportBuilder:
         out = []
         for counter in sorted(set(acc) | set(busy)):
             a = acc.get(counter, {"open_s": 0.0, "paused_s": {}})
-            b, s = busy.get(counter, (0.0, 0.0))
-            out.append({"counter": counter, "open_min": _minutes(a["open_s"]),
-                        "busy_min": _minutes(b), "serving_min": _minutes(s),
+            b, s = (float(x) for x in busy.get(counter, (0.0, 0.0)))
+            if not (a["open_s"] or any(a["paused_s"].values()) or b):
+                continue  # e.g. left paused over a holiday: nothing happened here in the period
+            cfg = self.config.counter(counter)
+            out.append({"counter": counter, "name_zh": cfg.name.zh if cfg else None,
+                        "open_min": _minutes(a["open_s"]), "busy_min": _minutes(b), "serving_min": _minutes(s),
                         "idle_min": _minutes(max(0.0, a["open_s"] - b)),
                         "paused_min": _minutes(sum(a["paused_s"].values())),
                         "paused_by_reason_min": {k: _minutes(v) for k, v in sorted(a["paused_s"].items())}})
         return out
 
-    def _day_end(self, at: datetime) -> datetime:
-        """Closing time of ``at``'s business day: a counter left signed in overnight stops counting then."""
-        local = at.astimezone(self.tz)
-        periods = self.hours.periods_on(local.date())
-        if periods:
-            close = datetime.combine(local.date(), periods[-1].end, tzinfo=self.tz).astimezone(UTC)
-            if close > at:
-                return close
-        return datetime(local.year, local.month, local.day, tzinfo=self.tz).astimezone(UTC) + timedelta(days=1)
-
-    @staticmethod
-    def _accumulate(a: dict[str, Any], prev: tuple[str, datetime, str | None], until: datetime) -> None:
-        seconds = max(0.0, (until - prev[1]).total_seconds())
-        if prev[0] == "open":
-            a["open_s"] += seconds
-        else:
-            a["paused_s"][prev[2] or "?"] = a["paused_s"].get(prev[2] or "?", 0.0) + seconds
+    # -- clerks, hours ----------------------------------------------------------------------
 
     def _clerks(self, conn: Any, start: date, end: date) -> list[dict[str, Any]]:
-        """docs/reports.md "Clerks": finished visits and average service time per clerk and post."""
-        served = visits.c.serving_at.isnot(None) & visits.c.outcome.in_(["finished", "transferred"])
+        """docs/reports.md "Clerks": called, served and finished visits, and service time, per clerk and post."""
         q = (select(visits.c.clerk, visits.c.post,
-                    func.sum(case((visits.c.outcome == "finished", 1), else_=0)).label("finished"),
-                    func.sum(case((visits.c.outcome == "no_show", 1), else_=0)).label("no_show"),
-                    func.avg(case((served, _service_seconds()))).label("service_avg"))
-             .where(and_(self._in_period(start, end), visits.c.clerk.isnot(None)))
+                    func.count().label("called"),
+                    _count(_served()).label("served"),
+                    _count(visits.c.outcome == "finished").label("finished"),
+                    _count(visits.c.outcome == "no_show").label("no_show"),
+                    func.avg(case((_served(), _service_seconds()))).label("service_avg"))
+             .where(and_(self._in_period(start, end), visits.c.clerk.isnot(None),
+                         visits.c.first_called_at.isnot(None)))
              .group_by(visits.c.clerk, visits.c.post).order_by(visits.c.clerk, visits.c.post))
         names = {c.id: c.name for c in self.config.clerks}
         return [{"clerk": r.clerk, "name_zh": names[r.clerk].zh if r.clerk in names else r.clerk,
-                 "post": r.post, "finished": r.finished or 0, "no_show": r.no_show or 0,
-                 "service_avg_min": _minutes(r.service_avg)} for r in conn.execute(q)]
+                 "post": r.post, "called": r.called, "served": r.served, "finished": r.finished,
+                 "no_show": r.no_show, "service_avg_min": _minutes(r.service_avg)} for r in conn.execute(q)]
 
     def _hourly(self, conn: Any, start: date, end: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        off = self.offset_minutes(start)
+        """docs/reports.md "Per hour" and "Busy hours": arrivals (issued tickets) and finished visits."""
+        period = self._in_period(start, end)
         first = visits.c.seq == 1
+        hour_in = local_part(visits.c.entered_at, self.tz, start, end, "hour").label("h")
         arrivals = {r.h: r.n for r in conn.execute(
-            select(_LocalPart(visits.c.entered_at, off, "hour").label("h"), func.count().label("n"))
-            .where(and_(self._in_period(start, end), first)).group_by("h"))}
+            select(hour_in, func.count().label("n")).where(and_(period, first)).group_by(hour_in))}
+        hour_out = local_part(visits.c.ended_at, self.tz, start, end, "hour").label("h")
         served = {r.h: r.n for r in conn.execute(
-            select(_LocalPart(visits.c.ended_at, off, "hour").label("h"), func.count().label("n"))
-            .where(and_(self._in_period(start, end), visits.c.outcome == "finished")).group_by("h"))}
+            select(hour_out, func.count().label("n")).where(and_(period, visits.c.outcome == "finished"))
+            .group_by(hour_out))}
         hourly = [{"hour": h, "arrivals": arrivals.get(h, 0), "served": served.get(h, 0)}
                   for h in sorted(set(arrivals) | set(served))]
+        dow = local_part(visits.c.entered_at, self.tz, start, end, "dow").label("d")
         heat = [{"weekday": r.d, "hour": r.h, "arrivals": r.n} for r in conn.execute(
-            select(_LocalPart(visits.c.entered_at, off, "dow").label("d"),
-                   _LocalPart(visits.c.entered_at, off, "hour").label("h"), func.count().label("n"))
-            .where(and_(self._in_period(start, end), first)).group_by("d", "h"))]
+            select(dow, hour_in, func.count().label("n")).where(and_(period, first))
+            .group_by(dow, hour_in).order_by(dow, hour_in))]
         return hourly, heat
 
+    # -- the whole report -------------------------------------------------------------------
+
     def build(self, start: date, end: date, group: str = "service", now: datetime | None = None) -> Report:
-        """The report for business days ``start``..``end`` (inclusive), rows grouped by ``group``."""
+        """The report for business days ``start``..``end`` (inclusive), rows grouped by ``group``.
+
+        ``now`` (aware; default the system clock) is the moment the report describes: open
+        counters count up to it, and it decides which promised dates have passed. Raises
+        :class:`ReportError` for an unknown group or a period that ends before it starts.
+        """
         if group not in GROUPS:
-            raise ValueError(f"unknown group {group!r}; expected one of {', '.join(GROUPS)}")
+            raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
         if end < start:
-            raise ValueError("the period ends before it starts")
+            raise ReportError("REPORT_BAD_PERIOD", detail=f"{end.isoformat()} is before {start.isoformat()}")
         now = now or datetime.now(UTC)
+        as_of = self.hours.business_day(now)
         with self.engine.connect() as conn:
-            totals = self._ticket_totals(conn, start, end)
-            overall = self._visit_figures(conn, None, start, end).get(0, {})
-            totals.update({k: v for k, v in overall.items() if k not in totals})
-            totals.update(self._promised(conn, start, end))
-            grouped = self._visit_figures(conn, self.group_expr(group, start), start, end)
+            ticket_figures = self._ticket_figures(conn, start, end)
+            completion = self._completion(conn, start, end, ticket_figures["served"], as_of)
+            total = self._visit_figures(conn, None, start, end, now).get(0) or _empty_row()
+            grouped = self._visit_figures(conn, self.group_expr(group, start, end), start, end, now)
             counters = self._counter_time(conn, start, end, now)
             clerks = self._clerks(conn, start, end)
             hourly, heat = self._hourly(conn, start, end)
-        rows = [{"group": _key(k), **self._label(group, k), **v} for k, v in sorted(grouped.items(),
-                                                                                    key=lambda kv: _sort(kv[0]))]
-        return Report(start, end, group, self.config.timezone, totals, rows, counters, clerks, hourly, heat,
-                      notes=["Percentiles are nearest-rank. Matters with a promised completion time are "
-                             "completed in the back office after the ticket; queuehall records their acceptance "
-                             "and due date, not the back-office completion."])
+        rows = [{"group": _key(k), **self._label(group, k), **v}
+                for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
+        return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
+                      {"group": "all", **total}, rows, counters, clerks, hourly, heat,
+                      notes=["Percentiles are nearest-rank.",
+                             "Matters with a promised completion time are completed in the back office after "
+                             "the ticket; queuehall records their acceptance and due date, not their completion."])
 
-    def _label(self, group: str, key: Any) -> dict[str, str]:
-        if group == "service":
-            s = self.config.service(str(key))
-            return {"name_zh": s.name.zh, "name_en": s.name.en} if s else {}
-        if group == "department":
-            d = next((d for d in self.config.departments if d.code == key), None)
-            return {"name_zh": d.name.zh, "name_en": d.name.en} if d else {}
-        if group == "counter" and key is not None:
-            c = self.config.counter(int(key))
-            return {"name_zh": c.name.zh, "name_en": c.name.en} if c else {}
-        if group == "clerk" and key is not None:
-            c = self.config.clerk(str(key))
-            return {"name_zh": c.name.zh, "name_en": c.name.en} if c else {}
-        return {}
-
-
-def _add_working_days(hours: OpeningHours, day: date, n: int) -> date:
-    d = day
-    while n > 0:
-        d += timedelta(days=1)
-        if (hours.periods_on(d) and d.weekday() < 5) or d in hours.hours.working_days:
-            n -= 1
-    return d
+    def _label(self, group: str, key: Any) -> dict[str, str | None]:
+        thing: Any = None
+        if key is not None:
+            if group == "service":
+                thing = self.config.service(str(key))
+            elif group == "department":
+                thing = self.config.department(str(key))
+            elif group == "counter":
+                thing = self.config.counter(int(key))
+            elif group == "clerk":
+                thing = self.config.clerk(str(key))
+        if thing is None:
+            return {"name_zh": None, "name_en": None}
+        return {"name_zh": thing.name.zh, "name_en": thing.name.en}
 
 
-def _minutes(seconds: float | None) -> float | None:
+def _empty_row() -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(ROW_FIGURES, 0)
+    for k in ("wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_share", "service_avg_min",
+              "service_p90_min"):
+        row[k] = None
+    return row
+
+
+def _as_date(v: Any) -> date:
+    # A label over a subquery loses the Date type on SQLite: the value comes back as text.
+    return v if isinstance(v, date) else date.fromisoformat(str(v))
+
+
+def _as_utc(v: Any) -> datetime:
+    # Naive UTC from the database (text on SQLite when an aggregate drops the column type).
+    d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    return d.replace(tzinfo=UTC)
+
+
+def _minutes(seconds: Any) -> float | None:
     return None if seconds is None else round(float(seconds) / 60.0, 2)
 
 
@@ -415,41 +620,76 @@ def _key(k: Any) -> Any:
 
 
 def _sort(k: Any) -> tuple[int, Any]:
-    return (1, "") if k is None else (0, k if not isinstance(k, date) else k.isoformat())
+    return (1, "") if k is None else (0, k.isoformat() if isinstance(k, date) else k)
 
 
 # ---------------------------------------------------------------- output formats
 
-_COLUMNS = ("group", "name_zh", "visits", "called", "finished", "no_show", "transferred_out", "cancelled",
-            "wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_share", "service_avg_min",
-            "service_p90_min")
+ROW_FIGURES = ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out", "cancelled",
+               "voided", "open", "wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_within",
+               "sla_counted", "sla_share", "service_avg_min", "service_p90_min")
+ROW_COLUMNS = ("group", "name_zh", "name_en", *ROW_FIGURES)
+_TABLE_COLUMNS = ("group", "name_zh", "visits", "called", "served", "finished", "no_show", "transferred_out",
+                  "cancelled", "wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_share",
+                  "service_avg_min", "service_p90_min")
+_TABLE_HEADINGS = ("group", "name", "visits", "called", "served", "finished", "no-show", "transf.", "cancel.",
+                   "wait avg", "median", "p90", "max", "in SLA", "svc avg", "svc p90")
+COUNTER_COLUMNS = ("counter", "name_zh", "open_min", "busy_min", "serving_min", "idle_min", "paused_min",
+                   "paused_by_reason_min")
+CLERK_COLUMNS = ("clerk", "name_zh", "post", "called", "served", "finished", "no_show", "service_avg_min")
+
+
+def _width(s: str) -> int:
+    """Terminal columns of ``s``: CJK characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in s)
+
+
+def _pad(s: str, width: int, right: bool = False) -> str:
+    gap = " " * max(0, width - _width(s))
+    return gap + s if right else s + gap
+
+
+def _grid(headings: list[str], rows: list[list[str]], numeric_from: int) -> list[str]:
+    widths = [max(_width(h), *(_width(r[i]) for r in rows)) if rows else _width(h) for i, h in enumerate(headings)]
+    lines = ["  ".join(_pad(h, w, i >= numeric_from) for i, (h, w) in enumerate(zip(headings, widths, strict=True)))]
+    lines += ["  ".join(_pad(c, w, i >= numeric_from) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+              for r in rows]
+    return lines
 
 
 def to_table(rep: Report) -> str:
-    """A readable table for the terminal."""
-    t = rep.totals
-    lines = [f"queuehall report {rep.start} – {rep.end} ({rep.timezone}), by {rep.group}", "",
-             f"issued {t['issued']}  served {t['served']}  no-show {t['no_show']}  transferred {t['transferred']}  "
-             f"cancelled {t['cancelled']}  voided {t['voided']}  still open {t['open']}",
-             f"wait avg {t.get('wait_avg_min')} min  median {t.get('wait_median_min')}  p90 {t.get('wait_p90_min')}  "
-             f"max {t.get('wait_max_min')}  within target {_pct(t.get('sla_share'))}",
-             f"service avg {t.get('service_avg_min')} min  p90 {t.get('service_p90_min')}",
-             f"same-day completion {_pct(t['same_day_rate'])} (target ≥ 80%: "
-             f"{'met' if t['same_day_meets_target'] else 'NOT met' if t['same_day_rate'] is not None else '—'})",
-             ""]
-    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rep.rows)) if rep.rows else len(c) for c in _COLUMNS]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)))
-    for r in rep.rows:
-        lines.append("  ".join(_cell(r.get(c)).ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)))
-    lines += ["", "counter  open  busy  serving  idle  paused (by reason)"]
-    for c in rep.counters:
-        lines.append(f"{c['counter']:>7}  {c['open_min']:>5}  {c['busy_min']:>5}  {c['serving_min']:>7}  "
-                     f"{c['idle_min']:>5}  {c['paused_min']} {c['paused_by_reason_min']}")
-    lines += ["", "clerk  post  finished  no-show  service avg (min)"]
-    for c in rep.clerks:
-        lines.append(f"{c['clerk']} {c['name_zh']}  {c['post']}  {c['finished']}  {c['no_show']}  "
-                     f"{c['service_avg_min']}")
-    return "\n".join(lines) + "\n"
+    """The report as a readable text table for the terminal (times in minutes)."""
+    t, c, a = rep.tickets, rep.completion, rep.total
+    meets = "—" if c["same_day_meets_target"] is None else "met 达标" if c["same_day_meets_target"] else "NOT met 未达标"
+    lines = [f"queuehall report 统计报表 {rep.start} – {rep.end} ({rep.timezone}), by {rep.group}", "",
+             f"tickets 号票: issued {t['issued']}  served {t['served']}  no-show {t['no_show']}  "
+             f"transferred {t['transferred']}  cancelled {t['cancelled']}  voided {t['voided']}  open {t['open']}",
+             f"wait 等候 (min): avg {_cell(a['wait_avg_min'])}  median {_cell(a['wait_median_min'])}  "
+             f"p90 {_cell(a['wait_p90_min'])}  max {_cell(a['wait_max_min'])}  "
+             f"within target {_pct(a['sla_share'])} ({a['sla_within']}/{a['sla_counted']})",
+             f"service 办理 (min): avg {_cell(a['service_avg_min'])}  p90 {_cell(a['service_p90_min'])}",
+             f"same-day completion 当天办结率 {_pct(c['same_day_rate'])} ({c['same_day_completed']}/{c['served']}; "
+             f"target ≥ {SAME_DAY_TARGET:.0%}: {meets})",
+             f"promised matters 限时办结: accepted {c['promised_accepted']}  past due date {c['promised_past_due']}  "
+             f"on-the-spot matters left unfinished {c['on_the_spot_unfinished']}", ""]
+    body = [[_cell(r.get(k)) if k != "sla_share" else _pct(r.get(k)) for k in _TABLE_COLUMNS]
+            for r in [*rep.rows, rep.total]]
+    lines += _grid(list(_TABLE_HEADINGS), body, 2)
+    if rep.counters:
+        lines += ["", "counters 窗口 (min)"]
+        lines += _grid(["counter", "name", "open", "busy", "serving", "idle", "paused", "paused by reason"],
+                       [[str(x["counter"]), x["name_zh"] or "—", _cell(x["open_min"]), _cell(x["busy_min"]),
+                         _cell(x["serving_min"]), _cell(x["idle_min"]), _cell(x["paused_min"]),
+                         ", ".join(f"{k} {_cell(v)}" for k, v in x["paused_by_reason_min"].items()) or "—"]
+                        for x in rep.counters], 2)
+    if rep.clerks:
+        lines += ["", "clerks 工作人员"]
+        lines += _grid(["clerk", "name", "post", "called", "served", "finished", "no-show", "svc avg"],
+                       [[x["clerk"], x["name_zh"], x["post"] or "—", str(x["called"]), str(x["served"]),
+                         str(x["finished"]), str(x["no_show"]), _cell(x["service_avg_min"])] for x in rep.clerks], 3)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _cell(v: Any) -> str:
@@ -461,42 +701,48 @@ def _pct(v: float | None) -> str:
 
 
 def to_csv(rep: Report) -> str:
+    """The grouped rows and a last ``all`` row as CSV (UTF-8, header line, times in minutes)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["group", "name_zh", "name_en", *_COLUMNS[2:], "voided"],
-                       extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=list(ROW_COLUMNS), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for r in rep.rows:
+    for r in [*rep.rows, rep.total]:
         w.writerow(r)
     return buf.getvalue()
 
 
 def to_xlsx(rep: Report, path: str) -> None:
+    """An Excel workbook: sheets by-group (rows + all), summary, counters, clerks and per-hour."""
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
     ws.title = f"by {rep.group}"
-    cols = ["group", "name_zh", "name_en", *_COLUMNS[2:]]
-    ws.append(cols)
-    for r in rep.rows:
-        ws.append([r.get(c) for c in cols])
-    tot = wb.create_sheet("totals")
-    for k, v in rep.totals.items():
-        tot.append([k, json.dumps(v) if isinstance(v, dict) else v])
+    ws.append(list(ROW_COLUMNS))
+    for r in [*rep.rows, rep.total]:
+        ws.append([r.get(c) for c in ROW_COLUMNS])
+    summary = wb.create_sheet("summary")
+    summary.append(["period", f"{rep.start.isoformat()} – {rep.end.isoformat()}"])
+    summary.append(["timezone", rep.timezone])
+    for k, v in [*rep.tickets.items(), *rep.completion.items()]:
+        summary.append([k, v])
     cs = wb.create_sheet("counters")
-    cs.append(["counter", "open_min", "busy_min", "serving_min", "idle_min", "paused_min", "paused_by_reason"])
+    cs.append(list(COUNTER_COLUMNS))
     for c in rep.counters:
-        cs.append([c["counter"], c["open_min"], c["busy_min"], c["serving_min"], c["idle_min"], c["paused_min"],
-                   json.dumps(c["paused_by_reason_min"], ensure_ascii=False)])
+        cs.append([json.dumps(c[k], ensure_ascii=False) if isinstance(c[k], dict) else c[k] for k in COUNTER_COLUMNS])
     ks = wb.create_sheet("clerks")
-    ks.append(["clerk", "name_zh", "post", "finished", "no_show", "service_avg_min"])
+    ks.append(list(CLERK_COLUMNS))
     for c in rep.clerks:
-        ks.append([c["clerk"], c["name_zh"], c["post"], c["finished"], c["no_show"], c["service_avg_min"]])
+        ks.append([c[k] for k in CLERK_COLUMNS])
+    hs = wb.create_sheet("per hour")
+    hs.append(["hour", "arrivals", "served"])
+    for h in rep.hourly:
+        hs.append([h["hour"], h["arrivals"], h["served"]])
     wb.save(path)
 
 
 def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> list[str]:
-    """PNG charts: wait distribution per service, arrivals and served per hour, busy-hours heatmap."""
+    """PNG charts in ``out_dir``: wait distribution per service, arrivals and served per hour, busy-hours
+    heatmap by weekday. Returns the paths written (a chart with no data is skipped)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -507,30 +753,31 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     cjk = [f.name for f in font_manager.fontManager.ttflist
-           if any(k in f.name for k in ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK"))]
+           if any(k in f.name for k in ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK", "Source Han"))]
     if cjk:
         plt.rcParams["font.family"] = [cjk[0], "DejaVu Sans"]
     paths = []
-    waited = _wait_end().isnot(None)
     with engine.connect() as conn:
-        rows = conn.execute(select(visits.c.service, _wait_seconds().label("w"))
+        rows = conn.execute(select(visits.c.service, wait_seconds().label("w"))
                             .where(and_(visits.c.business_day >= rep.start, visits.c.business_day <= rep.end,
-                                        waited))).all()
+                                        wait_end().isnot(None)))).all()
     by_service: dict[str, list[float]] = {}
     for r in rows:
-        by_service.setdefault(r.service, []).append(r.w / 60.0)
+        by_service.setdefault(r.service, []).append(float(r.w) / 60.0)
     if by_service:
         names = {s.code: s.name.zh for s in config.services}
-        order = sorted(by_service, key=lambda c: -len(by_service[c]))[:12]
+        order = sorted(by_service, key=lambda c: -len(by_service[c]))[:12][::-1]  # busiest on top
         fig, ax = plt.subplots(figsize=(11, 0.5 * len(order) + 2))
-        ax.boxplot([by_service[c] for c in order], vert=False, tick_labels=[names.get(c, c) for c in order],
-                   showfliers=False)
+        ax.boxplot([by_service[c] for c in order], orientation="horizontal",
+                   tick_labels=[f"{names.get(c, c)} (n={len(by_service[c])})" for c in order],
+                   whis=(10, 90), showfliers=False)
         for i, c in enumerate(order, start=1):
             s = config.service(c)
             if s:
-                ax.plot([s.target_wait_minutes], [i], "r|", markersize=14)
-        ax.set_xlabel("等候时间（分钟） / wait (min) — red: target")
+                ax.plot([s.target_wait_minutes], [i], "r|", markersize=16, markeredgewidth=2)
+        ax.set_xlabel("等候时间（分钟） wait (min) — box: quartiles, whiskers: 10th–90th percentile, red: target")
         ax.set_title(f"等候时间分布 Wait time by service {rep.start} – {rep.end}")
+        ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         paths.append(str(Path(out_dir) / "wait_by_service.png"))
         fig.savefig(paths[-1], dpi=100)
@@ -540,9 +787,10 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
         hours = [h["hour"] for h in rep.hourly]
         ax.bar([h - 0.2 for h in hours], [h["arrivals"] for h in rep.hourly], width=0.4, label="取号 arrivals")
         ax.bar([h + 0.2 for h in hours], [h["served"] for h in rep.hourly], width=0.4, label="办结 served")
-        ax.set_xticks(hours)
-        ax.set_xlabel("时 hour")
-        ax.set_title("每小时取号与办结 Arrivals and served per hour")
+        ax.set_xticks(hours, [f"{h}:00" for h in hours])
+        ax.set_xlabel("时 hour (local)")
+        ax.set_ylabel("号票 tickets")
+        ax.set_title(f"每小时取号与办结 Arrivals and served per hour {rep.start} – {rep.end}")
         ax.legend()
         fig.tight_layout()
         paths.append(str(Path(out_dir) / "per_hour.png"))
@@ -557,9 +805,13 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
         fig, ax = plt.subplots(figsize=(10, 4))
         im = ax.imshow([row[lo:hi + 1] for row in grid], aspect="auto", cmap="YlOrRd")
         ax.set_yticks(range(7), ["一 Mon", "二 Tue", "三 Wed", "四 Thu", "五 Fri", "六 Sat", "日 Sun"])
-        ax.set_xticks(range(hi - lo + 1), [str(h) for h in range(lo, hi + 1)])
-        ax.set_title("繁忙时段 Busy hours by weekday (arrivals)")
-        fig.colorbar(im)
+        ax.set_xticks(range(hi - lo + 1), [f"{h}:00" for h in range(lo, hi + 1)])
+        for d in range(7):
+            for h in range(lo, hi + 1):
+                if grid[d][h]:
+                    ax.text(h - lo, d, str(grid[d][h]), ha="center", va="center", fontsize=8)
+        ax.set_title(f"繁忙时段 Busy hours by weekday (tickets issued) {rep.start} – {rep.end}")
+        fig.colorbar(im, label="号票 tickets")
         fig.tight_layout()
         paths.append(str(Path(out_dir) / "heatmap.png"))
         fig.savefig(paths[-1], dpi=100)
@@ -567,65 +819,121 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
     return paths
 
 
+# ---------------------------------------------------------------- command line
+
+
 def register(sub: Any) -> None:
-    """Add ``queuehall report`` and ``queuehall purge`` to the command line."""
-    p = sub.add_parser("report", help="wait and service time reports from the database")
+    """Add ``queuehall report`` and ``queuehall purge`` to the command line (docs/reports.md)."""
+    p = sub.add_parser("report", help="wait and service time reports from the database (docs/reports.md)")
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default: the local SQLite database)")
     p.add_argument("--config", default=None, help="hall configuration (default config/hall.toml)")
     p.add_argument("--day", default=None, help="one business day YYYY-MM-DD")
     p.add_argument("--from", dest="start", default=None, help="first business day YYYY-MM-DD")
     p.add_argument("--to", dest="end", default=None, help="last business day YYYY-MM-DD (default: --from)")
-    p.add_argument("--group", default="service", choices=GROUPS)
-    p.add_argument("--format", default="table", choices=["table", "csv", "json", "xlsx", "png"])
-    p.add_argument("--out", default=None, help="output file (xlsx) or folder (png); default standard output")
+    p.add_argument("--group", default="service", help=f"rows by: {', '.join(GROUPS)} (default service)")
+    p.add_argument("--format", default="table", choices=FORMATS)
+    p.add_argument("--out", default=None, help="output file (csv, json, xlsx) or folder (png); default stdout")
     p.set_defaults(func=_report_main)
-    p = sub.add_parser("purge", help="delete records older than the retention period")
-    p.add_argument("--db", default=None)
-    p.add_argument("--config", default=None)
+    p = sub.add_parser("purge", help="delete records older than the retention period (docs/reports.md)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default: the local SQLite database)")
+    p.add_argument("--config", default=None, help="hall configuration (default config/hall.toml)")
     p.add_argument("--before", required=True, help="delete business days before YYYY-MM-DD")
     p.set_defaults(func=_purge_main)
 
 
-def _period(args: Any) -> tuple[date, date]:
-    try:
-        if args.day:
-            d = date.fromisoformat(args.day)
-            return d, d
-        if args.start:
-            s = date.fromisoformat(args.start)
-            return s, date.fromisoformat(args.end) if args.end else s
-    except ValueError as err:
-        raise SystemExit(f"queuehall report: bad date: {err}") from None
-    raise SystemExit("queuehall report: give --day or --from [--to]")
+def parse_period(day: str | None, start: str | None, end: str | None) -> tuple[date, date]:
+    """The period of ``--day`` or ``--from``/``--to``; :class:`ReportError` when missing or malformed."""
+    def parse(value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ReportError("REPORT_BAD_DATE", value=value) from None
+
+    if day and (start or end):
+        raise ReportError("REPORT_BAD_PERIOD", detail="--day cannot be combined with --from/--to")
+    if day:
+        d = parse(day)
+        return d, d
+    if not start:
+        raise ReportError("REPORT_NO_PERIOD")
+    s = parse(start)
+    e = parse(end) if end else s
+    if e < s:
+        raise ReportError("REPORT_BAD_PERIOD", detail=f"--to {e.isoformat()} is before --from {s.isoformat()}")
+    return s, e
 
 
-def _open(args: Any) -> tuple[Engine, HallConfig]:
-    from broker.config import DEFAULT_CONFIG, load_config
+def _open(db: str | None, config: str | None) -> tuple[Engine, HallConfig]:
+    """The engine and configuration for the CLI; never creates a database that is not there."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from broker.config import DEFAULT_CONFIG, ConfigError, load_config
     from broker.storage import default_url, make_engine
 
-    return make_engine(args.db or default_url()), load_config(args.config or DEFAULT_CONFIG)
+    try:
+        cfg = load_config(config or DEFAULT_CONFIG)
+    except ConfigError as err:
+        raise ReportError("REPORT_CONFIG", detail=str(err)) from None
+    url = db or default_url()
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError as err:
+        raise ReportError("REPORT_DATABASE", detail=str(err)) from None
+    if parsed.get_backend_name() == "sqlite":
+        from pathlib import Path
+
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise ReportError("REPORT_NO_DATABASE", path=path or url)
+    engine = make_engine(url)
+    try:
+        names = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as err:
+        engine.dispose()
+        raise ReportError("REPORT_DATABASE", detail=str(err).splitlines()[0]) from None
+    missing = {"tickets", "visits", "events"} - names
+    if missing:
+        engine.dispose()
+        raise ReportError("REPORT_DATABASE", detail=f"not a queuehall database (no {', '.join(sorted(missing))})")
+    return engine, cfg
+
+
+def _fail(command: str, err: ReportError) -> int:
+    import sys
+
+    print(f"queuehall {command}: {err.code}: {err.message_zh} / {err.message_en}", file=sys.stderr)
+    return 2
 
 
 def _report_main(args: Any) -> int:
-    import sys
-
-    start, end = _period(args)
-    engine, config = _open(args)
-    rep = ReportBuilder(engine, config).build(start, end, args.group)
-    if args.format == "table":
-        sys.stdout.write(to_table(rep))
-    elif args.format == "csv":
-        _write(args.out, to_csv(rep))
-    elif args.format == "json":
-        _write(args.out, json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
-    elif args.format == "xlsx":
-        if not args.out:
-            raise SystemExit("queuehall report: --format xlsx needs --out FILE.xlsx")
-        to_xlsx(rep, args.out)
-        print(args.out)
-    else:
-        for p in charts(rep, engine, config, args.out or "report-charts"):
-            print(p)
+    """``queuehall report``: 0 written, 2 bad arguments or unusable database (message on stderr)."""
+    try:
+        start, end = parse_period(args.day, args.start, args.end)
+        if args.group not in GROUPS:
+            raise ReportError("REPORT_BAD_GROUP", group=args.group, choices=", ".join(GROUPS))
+        if args.format == "xlsx" and not args.out:
+            raise ReportError("REPORT_NEEDS_OUT", format="xlsx")
+        engine, config = _open(args.db, args.config)
+    except ReportError as err:
+        return _fail("report", err)
+    try:
+        rep = ReportBuilder(engine, config).build(start, end, args.group)
+        if args.format == "table":
+            _write(args.out, to_table(rep))
+        elif args.format == "csv":
+            _write(args.out, to_csv(rep))
+        elif args.format == "json":
+            _write(args.out, json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+        elif args.format == "xlsx":
+            to_xlsx(rep, args.out)
+            print(args.out)
+        else:
+            for p in charts(rep, engine, config, args.out or "report-charts"):
+                print(p)
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -635,24 +943,32 @@ def _write(path: str | None, text: str) -> None:
     if path:
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        print(path)
     else:
         sys.stdout.write(text)
 
 
 def _purge_main(args: Any) -> int:
+    """``queuehall purge``: 0 deleted (JSON with counts), 1 refused (RETENTION, JSON), 2 bad arguments."""
     from broker.storage import Store
     from queuehall.errors import HallError
 
-    engine, config = _open(args)
     try:
-        before = date.fromisoformat(args.before)
-    except ValueError as err:
-        raise SystemExit(f"queuehall purge: bad date: {err}") from None
+        try:
+            before = date.fromisoformat(args.before)
+        except ValueError:
+            raise ReportError("REPORT_BAD_DATE", value=args.before) from None
+        engine, config = _open(args.db, args.config)
+    except ReportError as err:
+        return _fail("purge", err)
     today = datetime.now(UTC).astimezone(ZoneInfo(config.timezone)).date()
     try:
         counts = Store(engine).purge(before, retention_days=config.retention_days, today=today)
     except HallError as err:
         print(json.dumps({"status": "error", "error": err.to_dict()}, ensure_ascii=False))
         return 1
-    print(json.dumps({"status": "ok", "deleted": counts, "before": before.isoformat()}, ensure_ascii=False))
+    finally:
+        engine.dispose()
+    print(json.dumps({"status": "ok", "before": before.isoformat(), "retention_days": config.retention_days,
+                      "deleted": counts}, ensure_ascii=False))
     return 0

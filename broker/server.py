@@ -74,12 +74,15 @@ class _AllowList:
             self._stamp = stamp
 
     def callback(self, domain: str, key: bytes) -> bool:
+        """ZAP: is this client key allowed? pyzmq passes the key Z85-encoded (40 bytes); a raw
+        32-byte key is encoded here, so either form works."""
         import zmq.utils.z85
 
         self.reload()
-        allowed = zmq.utils.z85.encode(key) in self.devices
+        z85 = zmq.utils.z85.encode(key) if len(key) == 32 else bytes(key)
+        allowed = z85 in self.devices
         if not allowed:
-            log.warning("refused unknown key %s", zmq.utils.z85.encode(key)[:8])
+            log.warning("refused unknown key %s…", z85[:8].decode("ascii", "replace"))
         return allowed
 
 
@@ -116,7 +119,9 @@ class Broker:
             s.linger = 0
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 2)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting device replaces its old pipe
-        self.pub.setsockopt(zmq.SNDHWM, 100_000)  # a slow subscriber loses messages, never blocks us
+        # A subscriber that stops reading loses messages (and resyncs when it wakes), never blocks us;
+        # at a few kB per event this bounds what one stuck display can make us hold to some 40 MB.
+        self.pub.setsockopt(zmq.SNDHWM, 10_000)
         if self.keys_dir is not None:
             from zmq.auth.thread import ThreadAuthenticator
 

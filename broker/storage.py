@@ -243,6 +243,17 @@ class _Statements:
         self.upsert_state = _upsert(hall_state, "key", ["key", "value"], dialect)
 
 
+_STATEMENTS: dict[tuple[str, str, str], _Statements] = {}
+
+
+def _statements(dialect: Any) -> _Statements:
+    """The compiled statements for ``dialect``, compiled once per process (restarts reuse them)."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _Statements(dialect)
+    return _STATEMENTS[key]
+
+
 def _upsert(table: Table, key: str, cols: list[str], dialect: Any) -> list[_Statement]:
     """Statements that write rows whether or not their key exists (ON CONFLICT where supported)."""
     if dialect.name in ("sqlite", "postgresql"):
@@ -263,7 +274,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sql = _Statements(engine.dialect)
+        self._sql = _statements(engine.dialect)
         # The journal's own connection, kept between commits: checking one out of the pool
         # (and resetting it on return) cost more than a whole SQLite commit. Commits come
         # from the engine's single thread; load() and reports use pooled connections.
@@ -375,7 +386,11 @@ class Store:
                     for r in rows]
 
     def purge(self, before: date, *, retention_days: int, today: date) -> dict[str, int]:
-        """Delete records of business days before ``before``; refuse anything younger than retention."""
+        """Delete closed tickets of business days before ``before``, with their visits and events.
+
+        Refused (RETENTION) when ``before`` is later than ``today - retention_days``.
+        Open tickets and their events stay, however old. Returns the rows deleted per table.
+        """
         from queuehall.errors import HallError
 
         limit = today - timedelta(days=retention_days)
@@ -386,7 +401,10 @@ class Store:
             old_ids = select(tickets.c.id).where((tickets.c.business_day < before) & closed)
             n_visits = conn.execute(delete(visits).where(visits.c.ticket_id.in_(old_ids))).rowcount
             n_tickets = conn.execute(delete(tickets).where((tickets.c.business_day < before) & closed)).rowcount
-            n_events = conn.execute(delete(events).where(events.c.business_day < before)).rowcount
+            still_open = select(tickets.c.id).where(tickets.c.status.in_(sorted(ACTIVE)))
+            n_events = conn.execute(delete(events).where(
+                (events.c.business_day < before)
+                & (events.c.ticket_id.is_(None) | events.c.ticket_id.not_in(still_open)))).rowcount
             n_req = conn.execute(delete(requests).where(
                 requests.c.at < datetime.combine(before, datetime.min.time()))).rowcount
         return {"tickets": n_tickets, "visits": n_visits, "events": n_events, "requests": n_req}

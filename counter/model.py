@@ -18,6 +18,7 @@ Times come from an injected :class:`~queuehall.clock.Clock` (tests use a manual 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -57,7 +58,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "reinstate": ("恢复过号", "Reinstate"),
     "sign_out": ("签退", "Sign out"),
     "sign_in": ("签到", "Sign in"),
-    "take_over": ("接管本窗口", "Take over this counter"),
+    "take_over": ("接管本窗口（另一终端将被签退）",
+                  "Take over this counter (the other terminal is signed out)"),
     "language": ("English", "中文"),
     "pending_call_next": ("正在叫号…", "Calling…"),
     "pending_recall": ("正在重呼…", "Recalling…"),
@@ -74,15 +76,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "connected": ("● 已连接", "● Connected"),
     "disconnected": ("● 连接中断，正在重连…", "● Disconnected, reconnecting…"),
     "connecting": ("● 正在连接…", "● Connecting…"),
+    "offline_banner": ("与叫号服务器的连接已中断，正在自动重连；恢复前不能叫号，屏幕显示的是断开前的状态",
+                       "Lost the connection to the broker, reconnecting; no calls until it is back. "
+                       "The screen shows the state before the break"),
     "phase_signed_out": ("未签到", "Signed out"),
     "phase_idle": ("空闲，可叫号", "Free: call the next ticket"),
     "phase_called": ("已叫号，等候群众到窗口", "Called: waiting for the citizen"),
     "phase_serving": ("办理中", "Serving"),
     "phase_paused": ("暂停服务：{reason}", "Paused: {reason}"),
     "no_ticket": ("当前无号", "No ticket"),
-    "hint_idle": ("还有 {count} 人等候，按 {key} 叫下一位", "{count} waiting: press {key} to call the next"),
+    "hint_idle": ("还有 {count} 人等候，按 {shortcut} 叫下一位",
+                  "{count} waiting: press {shortcut} to call the next"),
     "hint_empty": ("暂无等候的群众", "Nobody is waiting"),
-    "hint_paused": ("暂停服务中，按 {key} 恢复服务", "Paused: press {key} to resume"),
+    "hint_paused": ("暂停服务中，按 {shortcut} 恢复服务", "Paused: press {shortcut} to resume"),
     "waited": ("已等候 {minutes} 分钟", "Waited {minutes} min"),
     "serving_for": ("已办理 {minutes} 分钟", "Serving for {minutes} min"),
     "calls": ("已呼叫 {calls} 次", "Called {calls}×"),
@@ -120,7 +126,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "signed_in_as": ("{name}（{clerk}）· {post}岗", "{name} ({clerk}) · post {post}"),
     "need_clerk_pin": ("请输入工号和密码", "Enter your clerk ID and PIN"),
     "busy": ("上一个操作仍在处理，请稍候", "Still working on the last action, please wait"),
-    "not_connected": ("与叫号服务器的连接已中断，恢复后再试", "The broker is not reachable; try again when it is back"),
+    "not_connected": ("与叫号服务器的连接已中断，恢复后再试",
+                      "The broker is not reachable; try again when it is back"),
     "not_signed_in": ("请先签到", "Please sign in first"),
     "unavailable": ("叫号服务器未响应，操作未确认，请再试一次",
                     "The broker did not answer; the action was not confirmed, please try again"),
@@ -130,7 +137,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "signed_in_ok": ("签到成功", "Signed in"),
     "called_ok": ("已叫 {ticket} 号", "Called {ticket}"),
     "recalled_ok": ("已重呼 {ticket} 号", "Recalled {ticket}"),
-    "recall_limit": ("{ticket} 号已达重呼上限，记为过号", "{ticket} reached the recall limit and is a no-show"),
+    "recall_limit": ("{ticket} 号已达重呼上限，记为过号",
+                     "{ticket} reached the recall limit and is a no-show"),
     "no_show_ok": ("{ticket} 号已记为过号", "{ticket} marked as a no-show"),
     "start_ok": ("开始办理 {ticket} 号", "Serving {ticket}"),
     "finish_ok": ("{ticket} 号已办结", "{ticket} finished"),
@@ -224,6 +232,7 @@ class Figures:
 
     @property
     def average_minutes(self) -> float | None:
+        """Mean service time in minutes over the services with a known start; None without any."""
         if not self.service_seconds:
             return None
         return sum(self.service_seconds) / len(self.service_seconds) / 60
@@ -329,6 +338,7 @@ class CounterModel:
         self.lang = lang
 
     def toggle_language(self) -> None:
+        """Switch between Chinese and English."""
         self.lang = "en" if self.lang == "zh" else "zh"
 
     def _msg(self, kind: str, key: str, **values: Any) -> Message:
@@ -338,6 +348,7 @@ class CounterModel:
 
     @property
     def signed_in(self) -> bool:
+        """Whether this terminal holds a session for its counter."""
         return self.session is not None
 
     @property
@@ -346,22 +357,29 @@ class CounterModel:
         return bool(self.pending)
 
     def pending_action(self) -> str | None:
+        """The action whose answer is awaited, or None."""
         return next(iter(self.pending.values()))[0] if self.pending else None
 
     def counter_record(self) -> dict[str, Any]:
+        """This counter's public record from the broker (``{}`` before the first snapshot)."""
         return (self.state.get("counters") or {}).get(str(self.counter)) or {}
 
     def counter_name(self) -> str:
+        """The counter's configured name in the screen language (its number before the first snapshot)."""
         rec = self.counter_record()
-        return self.pick(rec.get("name_zh"), rec.get("name_en")) or self.text("counter_title", name=str(self.counter))
+        name = self.pick(rec.get("name_zh"), rec.get("name_en"))
+        return name or self.text("counter_title", name=str(self.counter), name_en=f"Counter {self.counter}")
 
     def my_services(self) -> list[str]:
+        """The service codes this counter serves, in calling order."""
         return list(self.counter_record().get("services") or [])
 
     def service(self, code: str | None) -> dict[str, Any]:
+        """The broker's summary of service ``code`` (``{}`` if unknown)."""
         return (self.state.get("services") or {}).get(code or "", {}) or {}
 
     def service_name(self, code: str | None, lang: str | None = None) -> str:
+        """The name of service ``code`` in ``lang`` (default: the screen's); the code if unknown."""
         s = self.service(code)
         zh, en = s.get("name_zh") or code or "", s.get("name_en") or code or ""
         return zh if (lang or self.lang) == "zh" else en
@@ -392,35 +410,44 @@ class CounterModel:
         """What to do next when no ticket is at the counter."""
         p = self.phase()
         if p == PAUSED:
-            return self.text("hint_paused", key=SHORTCUTS["resume"])
+            return self.text("hint_paused", shortcut=SHORTCUTS["resume"])
         n = len(self.waiting_list())
-        return self.text("hint_idle", count=n, key=SHORTCUTS["call_next"]) if n else self.text("hint_empty")
+        if not n:
+            return self.text("hint_empty")
+        return self.text("hint_idle", count=n, shortcut=SHORTCUTS["call_next"])
 
     def phase_text(self) -> str:
+        """The phase as a sentence for the status line (a pause names its reason)."""
         p = self.phase()
         if p == PAUSED:
-            return self.text("phase_paused", reason=self.pause_reason_name(self.counter_record().get("pause_reason")))
+            reason = self.pause_reason_name(self.counter_record().get("pause_reason"))
+            return self.text("phase_paused", reason=reason)
         return self.text(f"phase_{p}")
 
     def pause_reasons(self) -> list[dict[str, Any]]:
+        """The configured pause reasons (``code``, ``name_zh``, ``name_en``), in configured order."""
         return list(self.state.get("pause_reasons") or [])
 
     def pause_reason_name(self, code: str | None) -> str:
+        """The name of pause reason ``code`` in the screen language (the code if unknown)."""
         for p in self.pause_reasons():
             if p.get("code") == code:
                 return self.pick(p.get("name_zh"), p.get("name_en"))
         return code or ""
 
     def priority_name(self, code: str | None) -> str:
+        """The name of priority class ``code`` in the screen language (the code if unknown)."""
         for p in self.state.get("priority_classes") or []:
             if p.get("code") == code:
                 return self.pick(p.get("name_zh"), p.get("name_en"))
         return code or ""
 
     def now(self) -> datetime:
+        """The current time from the injected clock (aware, UTC)."""
         return self.clock.now()
 
     def today(self) -> date:
+        """Today's date in the hall's time zone."""
         return self.now().astimezone(self._tz).date()
 
     def _minutes_since(self, at: str | None, until: datetime | None = None) -> int:
@@ -435,6 +462,7 @@ class CounterModel:
         return self._minutes_since(t.get("entered_at"), first or parse_time(t.get("called_at")) or self.now())
 
     def serving_minutes(self, t: dict[str, Any]) -> int | None:
+        """Minutes since the ticket's Start as seen by this terminal; None if it did not see it."""
         since = self._serving_since.get(t["id"])
         if since is None:
             return None
@@ -474,7 +502,8 @@ class CounterModel:
         t = self.current_ticket()
         if t is None:
             return []
-        return [(m.get("zh", ""), m.get("en", "")) for m in self.service(t["queue_service"]).get("materials") or []]
+        materials = self.service(t["queue_service"]).get("materials") or []
+        return [(m.get("zh", ""), m.get("en", "")) for m in materials]
 
     def promised(self) -> tuple[date | None, int] | None:
         """(promised completion date, working days) for the current ticket's service; None without one."""
@@ -485,6 +514,7 @@ class CounterModel:
         return promised_date(self.today(), days), days
 
     def promised_text(self) -> str:
+        """The promised completion line for the current ticket (empty without one)."""
         p = self.promised()
         if p is None:
             return ""
@@ -501,28 +531,41 @@ class CounterModel:
         return self._figures.get((self.today().isoformat(), self.clerk), Figures())
 
     def figures_text(self) -> str:
+        """This clerk's figures as one line: served, average service time, no-shows."""
         f = self.figures()
         avg = f.average_minutes
-        shown = self.text("minutes_short", minutes=f"{avg:.1f}") if avg is not None else self.text("none_short")
+        none = self.text("none_short")
+        shown = none if avg is None else self.text("minutes_short", minutes=f"{avg:.1f}")
         return self.text("figures", served=f.served, avg=shown, no_shows=f.no_shows)
 
     def clerk_text(self) -> str:
+        """Who is signed in here, e.g. ``赵婷（c04a）· A岗`` (empty when signed out)."""
         rec = self.counter_record()
         if not self.signed_in:
             return ""
-        name = self.pick(rec.get("clerk_name_zh"), rec.get("clerk_name_en")) if rec.get("clerk") == self.clerk \
-            else ""
+        # The record names the clerk once the broker's event arrives; until then, the id.
+        name = ""
+        if rec.get("clerk") == self.clerk:
+            name = self.pick(rec.get("clerk_name_zh"), rec.get("clerk_name_en"))
         return self.text("signed_in_as", name=name or self.clerk, clerk=self.clerk, post=self.post or "?")
 
     def connection_text(self) -> str:
+        """The connection indicator's text (connecting, connected or disconnected)."""
         if self.connected:
             return self.text("connected")
         return self.text("disconnected" if self.ever_connected else "connecting")
 
+    def offline_text(self) -> str:
+        """The banner shown while the broker is unreachable (both languages: it matters)."""
+        zh, en = TEXT["offline_banner"]
+        return f"{zh}\n{en}" if self.lang == "zh" else f"{en}\n{zh}"
+
     def counters(self) -> list[dict[str, Any]]:
+        """Every counter's public record, by number."""
         return sorted((self.state.get("counters") or {}).values(), key=lambda c: c["number"])
 
     def services_in_order(self) -> list[dict[str, Any]]:
+        """Every service's summary in configured order."""
         services = self.state.get("services") or {}
         order = self.state.get("service_order") or list(services)
         return [services[c] for c in order if c in services]
@@ -585,6 +628,7 @@ class CounterModel:
         return Message("error", err.message_zh, err.message_en, err.code)
 
     def can_sign_in(self) -> bool:
+        """Whether the sign-in buttons apply (connected, signed out, nothing in flight)."""
         return self.connected and not self.signed_in and not self.busy
 
     # ------------------------------------------------------------------ actions
@@ -612,7 +656,7 @@ class CounterModel:
         return self._post(action, action, counter=self.counter, session=self.session, **args)
 
     def sign_in(self, clerk: str, pin: str, takeover: bool = False) -> str | None:
-        """Ask the broker to open this counter for ``clerk`` (``takeover`` ends another terminal's session)."""
+        """Ask the broker to open this counter for ``clerk``; ``takeover`` ends another terminal's session."""
         clerk, pin = clerk.strip(), pin.strip()
         if not clerk or not pin:
             self._refuse("need_clerk_pin")
@@ -646,12 +690,14 @@ class CounterModel:
         """Finish the ticket being served."""
         return self._counter_cmd("finish")
 
-    def transfer(self, service: str | None = None, to_counter: int | None = None, note: str = "") -> str | None:
+    def transfer(self, service: str | None = None, to_counter: int | None = None,
+                 note: str = "") -> str | None:
         """Send the current ticket to another service and/or counter, with a note for the next clerk."""
         if service is None and to_counter is None:
             self._refuse("transfer_need_target")
             return None
-        return self._counter_cmd("transfer", service=service, to_counter=to_counter, note=note.strip() or None)
+        return self._counter_cmd("transfer", service=service, to_counter=to_counter,
+                                 note=note.strip() or None)
 
     def pause(self, reason: str) -> str | None:
         """Pause the counter with one of the configured reasons."""
@@ -679,6 +725,7 @@ class CounterModel:
         return self._post("reinstate", "reinstate", ticket=ticket.strip(), counter=self.counter)
 
     def dismiss_message(self) -> None:
+        """Clear the message banner."""
         self.message = None
 
     # ------------------------------------------------------------------ inputs from the link
@@ -694,10 +741,8 @@ class CounterModel:
         self.state = state
         tz = state.get("timezone")
         if tz:
-            try:
+            with contextlib.suppress(KeyError, ValueError):  # an unknown zone: keep the previous one
                 self._tz = ZoneInfo(tz)
-            except (KeyError, ValueError):
-                pass
         t = self.current_ticket()
         if t is not None and t.get("called_at"):
             key = (t["id"], t.get("entered_at") or "")
@@ -760,7 +805,8 @@ class CounterModel:
 
     def _refused(self, action: str, err: dict[str, Any]) -> None:
         code = str(err.get("code", "UNKNOWN"))
-        self.message = Message("error", str(err.get("message_zh") or code), str(err.get("message_en") or code), code)
+        zh, en = str(err.get("message_zh") or code), str(err.get("message_en") or code)
+        self.message = Message("error", zh, en, code)
         if action == "sign_in":
             self._own_signin_events = 0
             self.offer_takeover = code == "COUNTER_OCCUPIED"
@@ -870,7 +916,7 @@ class CounterModel:
                      if code in (c.get("services") or []) and c.get("state") != "closed"]
             numbers = open_ or [c["number"] for c in self.counters() if code in (c.get("services") or [])]
             key = "say_counter" if len(numbers) == 1 else "say_service"
-            values = {"counter": numbers[0] if numbers else "?", "service": service_zh, "service_en": service_en,
-                      "counters": "、".join(str(n) for n in numbers),
+            values = {"counter": numbers[0] if numbers else "?", "service": service_zh,
+                      "service_en": service_en, "counters": "、".join(str(n) for n in numbers),
                       "counters_en": " or ".join(str(n) for n in numbers)}
         return Guidance(label, self.text(key, "zh", **values), self.text(key, "en", **values))

@@ -41,7 +41,6 @@ from counter.model import (
     ACTIONS,
     CALLED,
     LANGUAGE_SHORTCUT,
-    PAUSED,
     SERVING,
     SHORTCUTS,
     CounterModel,
@@ -82,7 +81,8 @@ QLabel#note { font-size: 18px; color: #8a5a00; background: #fff8e1; border-radiu
 QLabel#promised { font-size: 19px; font-weight: bold; color: #1f6b3a; }
 QLabel#small { font-size: 14px; color: #5f6b7a; }
 QLabel#figures { font-size: 19px; font-weight: bold; }
-QListWidget, QTableWidget { background: white; border: 1px solid #cfd8e3; border-radius: 6px; font-size: 18px; }
+QListWidget, QTableWidget { background: white; border: 1px solid #cfd8e3; border-radius: 6px;
+    font-size: 18px; }
 QListWidget#materials::item { padding: 6px; }
 QListWidget::indicator { width: 26px; height: 26px; }
 QListWidget::item:disabled { color: #9aa5b1; }
@@ -94,6 +94,8 @@ QLabel#message { font-size: 19px; padding: 10px 14px; border-radius: 8px; }
 QLabel#message[kind="error"] { background: #fde7e7; color: #a01818; border: 2px solid #e57373; }
 QLabel#message[kind="ok"] { background: #e3f2e8; color: #1f6b3a; border: 1px solid #81c784; }
 QLabel#message[kind="info"] { background: #e3effb; color: #0f3d6e; border: 1px solid #90caf9; }
+QLabel#offline { background: #c62828; color: white; font-size: 21px; font-weight: bold; padding: 10px;
+    border-radius: 8px; }
 QFrame#guidance { background: #fff3c4; border: 3px solid #f0b400; border-radius: 12px; }
 QLabel#guidanceTitle { font-size: 17px; font-weight: bold; color: #8a5a00; }
 QLabel#guidanceZh { font-size: 30px; font-weight: bold; color: #4e3400; }
@@ -119,8 +121,8 @@ QPushButton#warn { background: #d9822b; color: white; font-size: 20px; font-weig
 QPushButton#post { min-height: 60px; font-size: 20px; }
 QPushButton#post:checked { background: #1d5a99; color: white; }
 QPushButton#key { min-height: 56px; min-width: 72px; font-size: 24px; }
-QLineEdit { min-height: 48px; font-size: 22px; padding: 2px 10px; border: 1px solid #9fb0c3; border-radius: 6px;
-    background: white; }
+QLineEdit { min-height: 48px; font-size: 22px; padding: 2px 10px; border: 1px solid #9fb0c3;
+    border-radius: 6px; background: white; }
 QLineEdit:focus { border: 2px solid #1d5a99; }
 QDialog { background: #eef2f7; }
 """
@@ -130,16 +132,20 @@ TONES = {"call_next": "green", "recall": "blue", "no_show": "orange", "start": "
          "sign_out": "gray"}
 
 
-def apply_app_style(app: QApplication) -> None:
-    """Large CJK font and the counter stylesheet for the whole application."""
+def cjk_font() -> QFont:
+    """The first installed CJK family (Noto Sans CJK SC, WenQuanYi Micro Hei…) at the base size."""
     from PySide6.QtGui import QFontDatabase
 
     families = set(QFontDatabase.families())
     family = next((f for f in CJK_FAMILIES if f in families), None)
     font = QFont(family) if family else QFont()
     font.setPixelSize(17)
-    app.setFont(font)
-    app.setStyleSheet(STYLE)
+    return font
+
+
+def apply_app_style(app: QApplication) -> None:
+    """The CJK font for the whole application (the window carries its own stylesheet)."""
+    app.setFont(cjk_font())
 
 
 def _restyle(w: QWidget, **props: Any) -> None:
@@ -171,6 +177,7 @@ class _Dialog(QDialog):
 
     def __init__(self, model: CounterModel, title: str, parent: QWidget) -> None:
         super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_WindowPropagation)  # inherit the window's font
         self.model = model
         self.setWindowTitle(title)
         self.setModal(True)
@@ -189,6 +196,7 @@ class _Dialog(QDialog):
         self.cancel_button.clicked.connect(self.reject)
 
     def finish_layout(self) -> None:
+        """Add the Cancel/OK row; subclasses call it after their own widgets."""
         row = QHBoxLayout()
         row.addWidget(self.cancel_button, 1)
         row.addWidget(self.ok_button, 2)
@@ -196,9 +204,11 @@ class _Dialog(QDialog):
         self.update_ok()
 
     def update_ok(self) -> None:
+        """Enable OK only while the input is complete."""
         self.ok_button.setEnabled(self.valid())
 
     def valid(self) -> bool:
+        """Whether the input is complete enough to send (subclasses refine it)."""
         return True
 
     def _confirm(self) -> None:
@@ -266,12 +276,15 @@ class TransferDialog(_Dialog):
                 self.counters.setCurrentRow(i)
 
     def target(self) -> tuple[str | None, int | None, str]:
+        """(service code or None, counter number or None, note) as chosen."""
         s = self.services.currentItem()
         c = self.counters.currentItem()
-        return (s.data(Qt.ItemDataRole.UserRole) if s else None, c.data(Qt.ItemDataRole.UserRole) if c else None,
-                self.note.text())
+        service = s.data(Qt.ItemDataRole.UserRole) if s else None
+        counter = c.data(Qt.ItemDataRole.UserRole) if c else None
+        return service, counter, self.note.text()
 
     def valid(self) -> bool:
+        """A service or a counter (or both) is chosen."""
         service, counter, _note = self.target()
         return service is not None or counter is not None
 
@@ -298,6 +311,7 @@ class PauseDialog(_Dialog):
             next(iter(self.buttons.values())).setFocus()
 
     def choose(self, code: str) -> None:
+        """Take pause reason ``code`` and close the dialog (accepted)."""
         self.reason = code
         self.accept()
 
@@ -345,6 +359,7 @@ class CallTicketDialog(_Dialog):
             self.label.setText(item.data(Qt.ItemDataRole.UserRole))
 
     def valid(self) -> bool:
+        """A ticket number and a reason are given."""
         return bool(self.label.text().strip()) and bool(self.reason.text().strip())
 
 
@@ -371,10 +386,12 @@ class ReinstateDialog(_Dialog):
         self.tickets.setFocus()
 
     def label(self) -> str:
+        """The chosen no-show's label (empty when none is chosen)."""
         item = self.tickets.currentItem()
         return item.data(Qt.ItemDataRole.UserRole) if item else ""
 
     def valid(self) -> bool:
+        """A no-show is chosen."""
         return bool(self.label())
 
 
@@ -400,10 +417,14 @@ class SignInPage(QWidget):
         row.addStretch(1)
         self.title = QLabel()
         card, lay = _card(self.title)
-        card.setMinimumWidth(620)
+        card.setMinimumWidth(980)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         lay.addWidget(self.hint)
+        columns = QHBoxLayout()
+        columns.setSpacing(24)
+        form_col = QVBoxLayout()
+        form_col.setSpacing(10)
         posts = QHBoxLayout()
         self.post_buttons: dict[str, QPushButton] = {}
         group = QButtonGroup(self)
@@ -416,7 +437,7 @@ class SignInPage(QWidget):
             group.addButton(b)
             posts.addWidget(b)
             self.post_buttons[post] = b
-        lay.addLayout(posts)
+        form_col.addLayout(posts)
         form = QGridLayout()
         self.clerk_label = QLabel()
         self.pin_label = QLabel()
@@ -427,7 +448,18 @@ class SignInPage(QWidget):
         form.addWidget(self.clerk, 0, 1)
         form.addWidget(self.pin_label, 1, 0)
         form.addWidget(self.pin, 1, 1)
-        lay.addLayout(form)
+        form_col.addLayout(form)
+        self.sign_in_button = QPushButton()
+        self.sign_in_button.setObjectName("primary")
+        self.sign_in_button.clicked.connect(lambda: self.submitted.emit(False))
+        form_col.addWidget(self.sign_in_button)
+        self.takeover_button = QPushButton()
+        self.takeover_button.setObjectName("warn")
+        self.takeover_button.clicked.connect(lambda: self.submitted.emit(True))
+        form_col.addWidget(self.takeover_button)
+        form_col.addStretch(1)
+        columns.addLayout(form_col, 3)
+        # On-screen keypad for touch terminals; it types into the field that last had focus.
         keypad = QGridLayout()
         keypad.setSpacing(6)
         keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "C"]
@@ -439,15 +471,8 @@ class SignInPage(QWidget):
             b.clicked.connect(lambda _=False, key=k: self.press_key(key))
             keypad.addWidget(b, i // 3, i % 3)
             self.key_buttons[k] = b
-        lay.addLayout(keypad)
-        self.sign_in_button = QPushButton()
-        self.sign_in_button.setObjectName("primary")
-        self.sign_in_button.clicked.connect(lambda: self.submitted.emit(False))
-        lay.addWidget(self.sign_in_button)
-        self.takeover_button = QPushButton()
-        self.takeover_button.setObjectName("warn")
-        self.takeover_button.clicked.connect(lambda: self.submitted.emit(True))
-        lay.addWidget(self.takeover_button)
+        columns.addLayout(keypad, 2)
+        lay.addLayout(columns)
         self.message = QLabel()
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
@@ -459,6 +484,11 @@ class SignInPage(QWidget):
         self.clerk.returnPressed.connect(self.pin.setFocus)
         self.pin.returnPressed.connect(lambda: self.submitted.emit(False))
         self._typing: QLineEdit = self.pin
+
+    def showEvent(self, event: Any) -> None:
+        """Put the cursor where the clerk types next: the clerk ID, or the PIN once the ID is filled in."""
+        super().showEvent(event)
+        (self.pin if self.clerk.text() else self.clerk).setFocus()
 
     def choose_post(self, post: str) -> None:
         """Fill in the clerk id of the counter's A or B post and move to the PIN."""
@@ -479,10 +509,12 @@ class SignInPage(QWidget):
             field.insert(key)
 
     def focus_changed(self, new: QWidget | None) -> None:
+        """Remember the field the on-screen keypad types into."""
         if new in (self.clerk, self.pin):
             self._typing = new  # type: ignore[assignment]
 
     def refresh(self) -> None:
+        """Redraw the form from the model (texts, language, what may be pressed, the message)."""
         m = self.model
         self.title.setText(f"{m.text('signin_title')} · {m.counter_name()}")
         self.hint.setText(m.text("signin_hint"))
@@ -520,6 +552,9 @@ class CounterWindow(QWidget):
     def __init__(self, link: Any, model: CounterModel) -> None:
         super().__init__()
         self.setObjectName("root")
+        # Style and font on the window, not the application: other screens may share the process.
+        self.setFont(cjk_font())
+        self.setStyleSheet(STYLE)
         self.link = link
         self.model = model
         self.dialog: _Dialog | None = None
@@ -556,6 +591,7 @@ class CounterWindow(QWidget):
         if isinstance(app, QApplication):
             app.focusChanged.connect(lambda _old, new: self.signin.focus_changed(new))
         self._ticket_key: tuple[int, str] | None = None
+        self._signing_in = False
         self.refresh()
 
     # ------------------------------------------------------------------ building
@@ -654,6 +690,11 @@ class CounterWindow(QWidget):
         side.addWidget(card, 0)
         top.addLayout(side, 2)
         outer.addLayout(top, 1)
+        self.offline = QLabel()
+        self.offline.setObjectName("offline")
+        self.offline.setWordWrap(True)
+        self.offline.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        outer.addWidget(self.offline)
         bar = QGridLayout()
         bar.setSpacing(8)
         self.buttons: dict[str, QPushButton] = {}
@@ -677,8 +718,7 @@ class CounterWindow(QWidget):
         self.ticket_label = QLabel()
         self.ticket_label.setObjectName("ticket")
         row.addWidget(self.ticket_label)
-        col = QVBoxLayout()
-        col.addStretch(1)
+        col = QVBoxLayout()  # no stretch here: the row must not grow, or the ticket drifts down
         self.service_label = QLabel()
         self.service_label.setObjectName("service")
         self.service_label.setWordWrap(True)
@@ -687,9 +727,9 @@ class CounterWindow(QWidget):
         self.info_label.setWordWrap(True)
         col.addWidget(self.service_label)
         col.addWidget(self.info_label)
-        col.addStretch(1)
         row.addSpacing(16)
         row.addLayout(col, 1)
+        row.setAlignment(col, Qt.AlignmentFlag.AlignVCenter)
         lay.addLayout(row)
         self.note_label = QLabel()
         self.note_label.setObjectName("note")
@@ -701,6 +741,7 @@ class CounterWindow(QWidget):
         self.materials = QListWidget()
         self.materials.setObjectName("materials")
         self.materials.setWordWrap(True)
+        self.materials.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay.addWidget(self.materials, 1)
         self.promised_label = QLabel()
         self.promised_label.setObjectName("promised")
@@ -731,6 +772,12 @@ class CounterWindow(QWidget):
 
     def _on_reply(self, rid: str, reply: dict[str, Any]) -> None:
         self.model.on_reply(rid, reply)
+        if self._signing_in and self.model.pending_action() != "sign_in":
+            self._signing_in = False
+            msg = self.model.message
+            if not self.model.signed_in and msg is not None and msg.code == "BAD_PIN":  # retype from scratch
+                self.signin.pin.clear()
+                self.signin.pin.setFocus()
         self.refresh()
 
     # ------------------------------------------------------------------ actions
@@ -740,17 +787,20 @@ class CounterWindow(QWidget):
         self.link.start()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop the timer and the broker link with the window."""
         self.ticker.stop()
         self.link.stop()
         super().closeEvent(event)
 
     def toggle_language(self) -> None:
+        """Switch the screen between Chinese and English and redraw it."""
         self.model.toggle_language()
         self._ticket_key = None  # rebuild the checklist in the new language
         self.refresh()
 
     def _sign_in(self, takeover: bool) -> None:
-        self.model.sign_in(self.signin.clerk.text(), self.signin.pin.text(), takeover)
+        rid = self.model.sign_in(self.signin.clerk.text(), self.signin.pin.text(), takeover)
+        self._signing_in = rid is not None
         self.refresh()
 
     def trigger(self, action: str) -> None:
@@ -803,11 +853,13 @@ class CounterWindow(QWidget):
         self.refresh()
 
     def selected_waiting(self) -> int | None:
+        """The id of the ticket selected in the waiting list, or None."""
         row = self.waiting.currentRow()
         item = self.waiting.item(row, 0) if row >= 0 else None
         return item.data(Qt.ItemDataRole.UserRole) if item else None
 
     def selected_no_show(self) -> int | None:
+        """The id of the no-show selected in the no-show list, or None."""
         item = self.no_show_list.currentItem()
         return item.data(Qt.ItemDataRole.UserRole) if item else None
 
@@ -822,9 +874,13 @@ class CounterWindow(QWidget):
         _restyle(self.conn_label, up="true" if m.connected else "false")
         self.lang_button.setText(f"{m.text('language')} ({LANGUAGE_SHORTCUT})")
         pending = m.pending_action()
-        self.sign_out_button.setText(m.text("pending_sign_out") if pending == "sign_out" else m.text("sign_out"))
+        self.sign_out_button.setText(m.text("pending_sign_out" if pending == "sign_out" else "sign_out"))
         self.sign_out_button.setVisible(m.signed_in)
         self.sign_out_button.setEnabled(m.enabled("sign_out"))
+        if m.signed_in and self.signin.pin.text():
+            self.signin.pin.clear()  # never leave a PIN lying in a hidden field
+        if not m.signed_in and self.dialog is not None:
+            self.dialog.reject()  # signed out (or taken over) meanwhile: the dialog no longer applies
         self.stack.setCurrentIndex(1 if m.signed_in else 0)
         self.signin.refresh()
         if not m.signed_in:
@@ -849,6 +905,8 @@ class CounterWindow(QWidget):
         else:
             self.guidance.hide()
         _show_message(self.message, m.message, m.lang)
+        self.offline.setText(m.offline_text())
+        self.offline.setVisible(not m.connected)
 
     def _draw_ticket(self) -> None:
         m = self.model
@@ -918,7 +976,7 @@ class CounterWindow(QWidget):
         rows = m.waiting_list()
         self.waiting_title.setText(m.text("waiting_title", count=len(rows)))
         keep = self.selected_waiting()
-        self.waiting.setHorizontalHeaderLabels([m.text("col_ticket"), m.text("col_service"), m.text("col_wait")])
+        self.waiting.setHorizontalHeaderLabels([m.text(k) for k in ("col_ticket", "col_service", "col_wait")])
         self.waiting.setRowCount(len(rows))
         for i, r in enumerate(rows):
             mark = " ★" if r.priority else ""
@@ -951,11 +1009,3 @@ class CounterWindow(QWidget):
             self.no_show_list.addItem(item)
             if t["id"] == keep:
                 self.no_show_list.setCurrentItem(item)
-
-    # ------------------------------------------------------------------ test and operator helpers
-
-    def phase(self) -> str:
-        return self.model.phase()
-
-    def is_paused(self) -> bool:
-        return self.model.phase() == PAUSED

@@ -250,6 +250,29 @@ _STATE_REASONS: dict[str, Bi] = {
 }
 
 
+# What a citizen reads about a printer problem; the printer's own (technical) message goes to staff.
+PRINTER_REASONS: dict[str, Bi] = {
+    "PAPER_OUT": Bi("号票打印纸已用完", "The ticket printer is out of paper"),
+    "PAPER_NEAR_END": Bi("号票打印纸即将用完", "The ticket paper is nearly used up"),
+    "COVER_OPEN": Bi("号票打印机的纸仓盖未合上", "The ticket printer's cover is open"),
+    "PRINTER_OFFLINE": Bi("号票打印机未连接", "The ticket printer is not connected"),
+    "PRINTER_IO": Bi("号票打印机出现故障", "The ticket printer has a fault"),
+    "PRINTER_CONFIG": Bi("号票打印机设置有误", "The ticket printer is not set up correctly"),
+    NO_PRINTER: Bi("本机未设置号票打印机", "No ticket printer is set up on this kiosk"),
+    "PRINTER_UNKNOWN": Bi("正在检查号票打印机……", "Checking the ticket printer…"),
+}
+PRINTER_FAULT = Bi("号票打印机暂时无法使用", "The ticket printer cannot be used right now")
+
+
+def printer_reason(code: str | None) -> Bi:
+    """The citizen-facing sentence for a printer (or ticket layout) problem code."""
+    if code is None:
+        return Bi("", "")
+    if code.startswith("TICKET_"):
+        return Bi("号票内容无法生成", "The ticket could not be laid out")
+    return PRINTER_REASONS.get(code, PRINTER_FAULT)
+
+
 def timezone_of(state: Mapping[str, Any]) -> ZoneInfo:
     """The hall's time zone from ``state["timezone"]`` (Asia/Shanghai when missing or unknown)."""
     try:
@@ -336,12 +359,17 @@ class PrinterHealth:
     """The printer as the kiosk judges it. ``code`` None = ready; ``staff`` = fixable on the spot."""
 
     code: str | None
-    message: Bi = Bi("", "")
+    message: Bi = Bi("", "")  # the printer module's own words: technical, for staff
     near_end: bool = False
 
     @property
     def ready(self) -> bool:
         return self.code is None
+
+    @property
+    def reason(self) -> Bi:
+        """What the citizen is told."""
+        return printer_reason(self.code)
 
     @property
     def staff(self) -> bool:
@@ -356,7 +384,8 @@ class PrinterHealth:
         if code is not None:
             return cls(code, Bi(str(status.error_zh or code), str(status.error_en or code)), near_end)
         if near_end and near_end_blocks:
-            return cls("PAPER_NEAR_END", Bi("打印纸即将用完，请更换纸卷", "The ticket paper is nearly out"), True)
+            return cls("PAPER_NEAR_END", Bi("打印纸将尽（纸将尽传感器），请更换纸卷",
+                                            "paper near end (sensor): change the roll"), True)
         return cls(None, near_end=near_end)
 
     @classmethod
@@ -416,7 +445,7 @@ class Issued:
     wait_minutes: int
     fields: dict[str, Any]
     attempts: int = 0
-    error: Bi | None = None
+    error: tuple[str, Bi] | None = None  # (code, the printer's message) of the last failure
     void_state: str = ""  # "", "pending", "done", "failed"
 
 
@@ -514,21 +543,26 @@ class KioskModel:
             return Screen.DETAILS
         return Screen.START
 
-    def out_of_service_reason(self) -> Bi:
-        """Why the kiosk is out of service (broker first, then printer)."""
+    def out_of_service_reason(self) -> tuple[Bi, str]:
+        """Why the kiosk is out of service (broker first, then printer): (for the citizen, for staff)."""
         if not self.connected:
-            return BROKER_DOWN if self.state else CONNECTING
+            return (BROKER_DOWN if self.state else CONNECTING), "BROKER_UNREACHABLE"
         if not self.state.get("services"):
-            return CONNECTING
-        return self.printer.message
+            return CONNECTING, "BROKER_CONNECTING"
+        return self.printer.reason, self._detail(self.printer.code, self.printer.message)
 
-    def ask_staff_reason(self) -> Bi:
-        """Why a member of staff is needed (the printer's complaint, or the failed print)."""
+    def ask_staff_reason(self) -> tuple[Bi, str]:
+        """Why a member of staff is needed: (for the citizen, for staff)."""
         if self.printer.staff:
-            return self.printer.message
+            return self.printer.reason, self._detail(self.printer.code, self.printer.message)
         if self.issued is not None and self.issued.error is not None:
-            return self.issued.error
-        return PRINT_FAILED
+            code, detail = self.issued.error
+            return printer_reason(code), self._detail(code, detail)
+        return PRINT_FAILED, ""
+
+    def _detail(self, code: str | None, message: Bi) -> str:
+        text = message(self.language)
+        return f"{code} · {text}" if code and text else str(code or "")
 
     def hall_name(self) -> Bi:
         hall = self.state.get("hall") or {}
@@ -729,7 +763,7 @@ class KioskModel:
             self.phase = Phase.CONFIRMATION
             return None
         code, zh, en = error
-        issued.error = Bi(zh, en)
+        issued.error = (code, Bi(zh, en))
         if issued.attempts < PRINT_ATTEMPTS:
             issued.attempts += 1
             return PrintTicket(issued.fields, issued.attempts)

@@ -11,6 +11,7 @@ window frame, Esc and Alt+F4 are ignored, and only the PIN-protected settings ca
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -196,33 +197,38 @@ def stylesheet(u: float, family: str) -> str:
     #hallNameEn {{ color: #cfe0f5; font-size: {px(20)}px; }}
     #clock {{ color: white; font-size: {px(34)}px; }}
     #date {{ color: #cfe0f5; font-size: {px(20)}px; }}
-    #langButton {{ background: rgba(255,255,255,0.16); color: white; border: {px(2)}px solid rgba(255,255,255,0.7);
-                   border-radius: {px(14)}px; font-size: {px(28)}px; font-weight: bold; padding: {px(8)}px {px(22)}px; }}
-    #langButton:pressed {{ background: rgba(255,255,255,0.35); }}
+    #langButton {{ background: #0a3d7a; color: white; border: {px(3)}px solid white; border-radius: {px(14)}px;
+                   font-size: {px(28)}px; font-weight: bold; padding: {px(8)}px {px(26)}px; }}
+    #langButton:pressed {{ background: #2c7be0; }}
     #greeting {{ font-size: {px(46)}px; font-weight: bold; color: #0a3d7a; }}
     #choose {{ font-size: {px(28)}px; color: #4a5a6e; }}
     #deptButton {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
                    text-align: left; padding: {px(10)}px {px(18)}px; }}
     #deptButton:checked {{ background: #1666c5; border-color: #1666c5; }}
-    #deptName {{ font-size: {px(29)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
-    #deptSub {{ font-size: {px(20)}px; color: #5b6b80; background: transparent; }}
-    #deptButton:checked #deptName {{ color: white; }}
-    #deptButton:checked #deptSub {{ color: #d9e7f8; }}
-    #tile {{ background: white; border: {px(2)}px solid #c9d6e6; border-left: {px(12)}px solid #1666c5;
-             border-radius: {px(18)}px; text-align: left; padding: {px(16)}px {px(24)}px; }}
+    #deptName {{ font-size: {px(30)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #deptName[small="true"] {{ font-size: {px(23)}px; }}
+    #deptSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #deptName[on="true"] {{ color: white; }}
+    #deptSub[on="true"] {{ color: #d9e7f8; }}
+    #tile {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px; }}
     #tile:pressed {{ background: #dcebfb; }}
-    #tile:disabled {{ background: #eef0f3; border-left-color: #a3acb8; }}
+    #tile:disabled {{ background: #eef0f3; }}
+    #accent {{ background: #1666c5; border-radius: {px(5)}px; min-width: {px(10)}px; max-width: {px(10)}px; }}
+    #accent[off="true"] {{ background: #a3acb8; }}
     #tileName {{ font-size: {px(40)}px; font-weight: bold; color: #10243d; background: transparent; }}
     #tileSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
     #tileInfo {{ font-size: {px(28)}px; color: #1666c5; font-weight: bold; background: transparent; }}
     #tileReason {{ font-size: {px(26)}px; color: #b34700; font-weight: bold; background: transparent; }}
-    #tile:disabled #tileName {{ color: #6b7684; }}
+    #tileName[off="true"] {{ color: #6b7684; }}
+    #tileInfo[off="true"] {{ color: #7d8794; }}
+    #materialNo {{ font-size: {px(28)}px; font-weight: bold; color: #1666c5; background: transparent;
+                   min-width: {px(44)}px; }}
     #card {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(20)}px; }}
     #title {{ font-size: {px(52)}px; font-weight: bold; color: #0a3d7a; }}
     #subtitle {{ font-size: {px(26)}px; color: #5b6b80; }}
     #sectionTitle {{ font-size: {px(32)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
     #sectionSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
-    #material {{ font-size: {px(28)}px; color: #1d2733; background: transparent; padding: {px(6)}px 0; }}
+    #material {{ font-size: {px(28)}px; color: #1d2733; background: transparent; }}
     #materialSub {{ font-size: {px(20)}px; color: #6b7684; background: transparent; }}
     #info {{ font-size: {px(30)}px; color: #1d2733; background: transparent; }}
     #promise {{ font-size: {px(28)}px; color: #0b7a3e; font-weight: bold; background: transparent; }}
@@ -250,6 +256,9 @@ def stylesheet(u: float, family: str) -> str:
     #noticeBody {{ font-size: {px(36)}px; color: #1d2733; }}
     #noticeBodySub {{ font-size: {px(26)}px; color: #5b6b80; }}
     #noticeExtra {{ font-size: {px(44)}px; font-weight: bold; color: #0a3d7a; }}
+    #noticeDetail {{ font-size: {px(18)}px; color: #8a94a3; }}
+    #notice {{ font-size: {px(24)}px; color: #0b5e30; background: #e3f3e8; border-radius: {px(12)}px;
+               padding: {px(12)}px {px(20)}px; }}
     #pinDisplay {{ font-size: {px(60)}px; letter-spacing: {px(16)}px; background: white; border: {px(2)}px solid #c9d6e6;
                    border-radius: {px(16)}px; padding: {px(10)}px; min-height: {px(90)}px; }}
     #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
@@ -294,6 +303,14 @@ def _button(name: str, text: str = "") -> QPushButton:
     return b
 
 
+def _set_flag(widget: QWidget, name: str, value: bool) -> None:
+    """Set a boolean style property (``#x[name="true"]`` in the stylesheet) and re-apply the style."""
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+
+
 def _touch_scroll(area: QScrollArea) -> None:
     """Let a finger drag the list (kinetic scrolling), and hide the scroll bar."""
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -303,10 +320,12 @@ def _touch_scroll(area: QScrollArea) -> None:
 
 
 def _clear(layout: QGridLayout | QVBoxLayout) -> None:
+    """Empty a layout now: its widgets disappear at once (deleteLater alone leaves them on screen)."""
     while layout.count():
         item = layout.takeAt(0)
         w = item.widget()
         if w is not None:
+            w.hide()
             w.deleteLater()
 
 
@@ -370,7 +389,7 @@ class Header(QFrame):
 
 
 class DeptButton(QPushButton):
-    """A department: name and how many are waiting in its services."""
+    """A department: its name (wrapping to two lines if need be) and how many are waiting, on the right."""
 
     def __init__(self, code: str) -> None:
         super().__init__()
@@ -379,12 +398,12 @@ class DeptButton(QPushButton):
         self.setCheckable(True)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(22, 8, 16, 8)
-        lay.setSpacing(2)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(22, 4, 18, 4)
+        lay.setSpacing(12)
         self.name = _label("deptName")
-        self.sub = _label("deptSub", wrap=False)
-        lay.addWidget(self.name)
+        self.sub = _label("deptSub", wrap=False, align=Qt.AlignmentFlag.AlignRight)
+        lay.addWidget(self.name, 1)
         lay.addWidget(self.sub)
 
 
@@ -397,9 +416,16 @@ class ServiceTile(QPushButton):
         self.setObjectName("tile")
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(36, 18, 24, 18)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 16, 24, 16)
+        row.setSpacing(22)
+        self.accent = QFrame()
+        self.accent.setObjectName("accent")
+        self.accent.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        row.addWidget(self.accent)
+        lay = QVBoxLayout()
         lay.setSpacing(4)
+        row.addLayout(lay, 1)
         self.name = _label("tileName")
         self.sub = _label("tileSub")
         self.info = _label("tileInfo", wrap=False)
@@ -418,6 +444,8 @@ class ServiceTile(QPushButton):
         info = Bi(f"等候 {card.waiting} 人 · {wait.zh}", f"{card.waiting} waiting · {wait.en}")
         self.info.setText(info(lang))
         self.setEnabled(card.open)
+        for w in (self.accent, self.name, self.info):
+            _set_flag(w, "off", not card.open)
         self.reason.setVisible(card.reason is not None)
         self.reason.setText(card.reason(lang) if card.reason else "")
 
@@ -451,6 +479,9 @@ class StartPage(QWidget):
         grid_box.setLayout(self.grid)
         body.addWidget(grid_box, 70)
         lay.addLayout(body, 1)
+        lay.addSpacing(16)
+        self.notice = _label("notice")
+        lay.addWidget(self.notice)
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
         self.dept_buttons: dict[str, DeptButton] = {}
@@ -462,6 +493,10 @@ class StartPage(QWidget):
         lang = model.language
         self.greeting.setText(model.greeting()(lang))
         self.choose.setText(CHOOSE(lang))
+        hall = model.state.get("hall") or {}
+        notice = str(hall.get("notice_zh" if lang == "zh" else "notice_en") or "")
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
         depts = model.departments()
         codes = [d.code for d in depts]
         if codes != self._dept_codes:
@@ -472,6 +507,7 @@ class StartPage(QWidget):
                 b.clicked.connect(lambda _=False, c=d.code: self.department_tapped.emit(c))
                 self.group.addButton(b)
                 self.depts.addWidget(b, 1)
+                b.show()
                 self.dept_buttons[d.code] = b
             if len(depts) < 8:
                 self.depts.addStretch(8 - len(depts))
@@ -479,9 +515,12 @@ class StartPage(QWidget):
         for d in depts:
             b = self.dept_buttons[d.code]
             b.name.setText(d.name(lang))
-            b.sub.setText(f"{d.services} 项业务 · 等候 {d.waiting} 人" if lang == "zh"
-                          else f"{d.services} services · {d.waiting} waiting")
-            b.setChecked(d.code == model.department)
+            b.sub.setText(f"等候 {d.waiting} 人" if lang == "zh" else f"{d.waiting} waiting")
+            _set_flag(b.name, "small", lang == "en")  # English names are longer: a size smaller
+            on = d.code == model.department
+            b.setChecked(on)
+            _set_flag(b.name, "on", on)
+            _set_flag(b.sub, "on", on)
         cards = model.department_cards()
         tile_codes = [c.code for c in cards]
         if tile_codes != self._tile_codes:
@@ -491,12 +530,12 @@ class StartPage(QWidget):
                 t = ServiceTile(c.code)
                 t.clicked.connect(lambda _=False, code=c.code: self.service_tapped.emit(code))
                 self.grid.addWidget(t, i // 2, i % 2)
+                t.show()
                 self.tiles[c.code] = t
-            rows = max(2, (len(cards) + 1) // 2)
+            # At least three equal rows, so one or two services do not become giant buttons.
+            rows = max(3, (len(cards) + 1) // 2)
             for r in range(rows):
                 self.grid.setRowStretch(r, 1)
-            for r in range(rows, 8):
-                self.grid.setRowStretch(r, 0)
             self.grid.setColumnStretch(0, 1)
             self.grid.setColumnStretch(1, 1)
             self._tile_codes = tile_codes
@@ -599,14 +638,26 @@ class DetailsPage(QWidget):
         if key != self._shown:
             _clear(self.materials)
             if not card.materials:
-                self.materials.addWidget(_label("material", Bi("无需特别材料", "No documents needed")(lang)))
+                none = _label("material", Bi("无需特别材料", "No documents needed")(lang))
+                self.materials.addWidget(none)
+                none.show()
             for i, m in enumerate(card.materials, start=1):
                 a, b = m.pick(lang)
-                self.materials.addWidget(_label("material", f"{i}. {a}"))
+                item = QWidget()
+                row = QHBoxLayout(item)
+                row.setContentsMargins(0, 0, 0, 6)
+                row.setSpacing(6)
+                number = _label("materialNo", f"{i}.", wrap=False)
+                number.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+                row.addWidget(number, 0, Qt.AlignmentFlag.AlignTop)
+                texts = QVBoxLayout()
+                texts.setSpacing(0)
+                texts.addWidget(_label("material", a))
                 if b:
-                    sub = _label("materialSub", b)
-                    sub.setContentsMargins(34, 0, 0, 8)
-                    self.materials.addWidget(sub)
+                    texts.addWidget(_label("materialSub", b))
+                row.addLayout(texts, 1)
+                self.materials.addWidget(item)
+                item.show()
             self.materials.addStretch(1)
             self.scroll.verticalScrollBar().setValue(0)
             self._build_priority(model, card, lang)
@@ -642,6 +693,7 @@ class DetailsPage(QWidget):
             b.clicked.connect(lambda _=False, c=code: self.priority_chosen.emit(c))
             self.prio_group.addButton(b)
             self.prio_grid.addWidget(b, i // 2, i % 2)
+            b.show()
             self.prio_buttons[code] = b
 
 
@@ -726,6 +778,7 @@ class NoticePage(QWidget):
         self.body = _label("noticeBody", align=center)
         self.body_sub = _label("noticeBodySub", align=center)
         self.extra = _label("noticeExtra", align=center)
+        self.detail = _label("noticeDetail", align=center)
         for w in (self.title, self.title_sub):
             lay.addWidget(w)
         lay.addSpacing(20)
@@ -740,8 +793,14 @@ class NoticePage(QWidget):
         brow.addWidget(self.button)
         brow.addStretch(1)
         lay.addLayout(brow)
+        lay.addWidget(self.detail)
 
-    def show_notice(self, lang: str, title: Bi, body: Bi, extra: str = "", button: Bi | None = None) -> None:
+    def show_notice(self, lang: str, title: Bi, body: Bi, extra: str = "", button: Bi | None = None,
+                    detail: str = "") -> None:
+        """Fill the notice: title and body in both languages (primary first), an emphasised extra line,
+        an optional button, and a small technical line for staff."""
+        self.detail.setText(detail)
+        self.detail.setVisible(bool(detail))
         a, b = title.pick(lang)
         self.title.setText(a)
         self.title_sub.setText(b)
@@ -952,7 +1011,7 @@ class SettingsPage(QWidget):
         self.broker.setText(f"{broker} · {up(lang)}")
         health = model.printer
         self.status.setText(Bi("就绪", "Ready")(lang) if health.ready
-                            else f"{health.code} · {health.message(lang)}")
+                            else f"{health.code} · {health.message(lang) or health.reason(lang)}")
         self.recheck.setText(Bi("重新检查", "Check again")(lang))
         self.mode["raster"].setText(Bi("图像（推荐）", "Raster (recommended)")(lang))
         self.mode["text"].setText(Bi("文字（打印机字库）", "Text (printer fonts)")(lang))
@@ -1328,7 +1387,7 @@ class KioskWindow(QWidget):
         elif screen == Screen.DETAILS:
             self.details_page.refresh(m)
         elif screen == Screen.CONFIRMATION:
-            left = max(0, round(self._deadline - time.monotonic())) if self.flow_timer.isActive() else 0
+            left = max(0, math.ceil(self._deadline - time.monotonic())) if self.flow_timer.isActive() else 0
             self.confirm_page.refresh(m, left)
         elif screen == Screen.CLOSED:
             info = m.closed_info()
@@ -1338,11 +1397,15 @@ class KioskWindow(QWidget):
                     Bi("请留意大厅公告", "Please see the hall notices")
                 self.closed_page.show_notice(lang, reason, body)
         elif screen == Screen.OUT_OF_SERVICE:
-            self.out_page.show_notice(lang, OUT_OF_SERVICE, m.out_of_service_reason(),
-                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang))
+            reason, detail = m.out_of_service_reason()
+            if detail.startswith("BROKER_"):
+                detail = f"{detail} · {self.broker_label}"
+            self.out_page.show_notice(lang, OUT_OF_SERVICE, reason,
+                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang), detail=detail)
         elif screen == Screen.ASK_STAFF:
-            self.staff_page.show_notice(lang, ASK_STAFF, m.ask_staff_reason(),
-                                        Bi("暂停取号", "Tickets are paused")(lang))
+            reason, detail = m.ask_staff_reason()
+            self.staff_page.show_notice(lang, ASK_STAFF, reason, Bi("暂停取号", "Tickets are paused")(lang),
+                                        detail=detail)
         elif screen == Screen.PRINT_FAILED:
             issued = m.issued
             label = str(issued.ticket.get("label", "")) if issued else ""
@@ -1351,8 +1414,8 @@ class KioskWindow(QWidget):
                      "pending": Bi(f"号码 {label} 正在作废", f"Voiding number {label}"),
                      "failed": Bi(f"号码 {label} 未能作废，请工作人员处理", f"Number {label} was not voided; "
                                   "staff will handle it")}.get(void_state, Bi(label, label))
-            reason = issued.error if issued and issued.error else PRINT_FAILED
-            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"))
+            reason, detail = m.ask_staff_reason()
+            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"), detail=detail)
         elif screen == Screen.MESSAGE and m.message is not None:
             self.message_page.show_notice(lang, m.message.title, m.message.body, "", Bi("返回", "Back"))
         elif screen == Screen.PIN:

@@ -116,21 +116,23 @@ def _watch(args: argparse.Namespace) -> int:
         if args.count and count[0] >= args.count:
             done.set()
 
+    def announce_sync() -> None:
+        # Once the snapshot is loaded *and* events arrive, every later event is printed; a script
+        # may wait for this line on standard error before acting. It comes again after a resync.
+        m = link.mirror
+        if link.alive and m.synced and link.resyncs != synced[0]:
+            synced[0] = link.resyncs
+            print(json.dumps({"synced": {"epoch": m.epoch, "seq": m.seq}}), file=sys.stderr, flush=True)
+
     def on_connection(up: bool) -> None:
         if up:
             ever_connected.set()
         print(json.dumps({"connection": up}), file=sys.stderr, flush=True)
-
-    def on_state(mirror: Any) -> None:
-        # Events are printed from here on; a script may wait for this line before acting.
-        if link.resyncs != synced[0]:
-            synced[0] = link.resyncs
-            print(json.dumps({"synced": {"epoch": mirror.epoch, "seq": mirror.seq}}), file=sys.stderr,
-                  flush=True)
+        announce_sync()
 
     link.on_event = on_event
     link.on_connection = on_connection
-    link.on_state = on_state
+    link.on_state = lambda mirror: announce_sync()
     link.start()
     try:
         done.wait(args.seconds or None)

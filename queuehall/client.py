@@ -260,6 +260,8 @@ class Link:
         """Start the link thread (again after :meth:`stop`: the mirror is kept and resynchronised)."""
         self._stop.clear()
         self.alive = False
+        # A new address each time: the old one is released only after its socket closes, later.
+        self._wake_addr = f"inproc://queuehall-link-{uuid.uuid4().hex}"
         self._wake_rx = self.ctx.socket(zmq.PAIR)
         self._wake_rx.bind(self._wake_addr)
         self._thread = threading.Thread(target=self._run, name=f"link-{self.role}", daemon=True)

@@ -31,8 +31,9 @@ find_bindir() {
   fi
   local dir
   dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] \
-    || die "no PostgreSQL server under /usr/lib/postgresql/*/bin; run scripts/setup-system.sh as root"
+  if [ -z "$dir" ] || [ ! -x "$dir/pg_ctl" ]; then
+    die "no PostgreSQL server under /usr/lib/postgresql/*/bin; run scripts/setup-system.sh as root"
+  fi
   echo "pg.sh: PostgreSQL 15 not found, using $dir" >&2
   echo "$dir"
 }
@@ -52,8 +53,10 @@ is_running() {
     && as_owner "$BINDIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1
 }
 
+# A port the kernel says is free right now; a random high port when python3 is missing (start() retries).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+    2>/dev/null || echo $((20000 + RANDOM % 40000))
 }
 
 start() {
@@ -101,7 +104,8 @@ BINDIR=$(find_bindir)
 # The server user may not be allowed into the caller's working directory.
 cd /
 mkdir -p "$STATE_DIR"
-# Serialise concurrent start/stop calls (e.g. two `make test` runs) on one lock file.
+[ -w "$STATE_DIR" ] || die "$STATE_DIR belongs to another user; point QUEUEHALL_PG_DIR elsewhere"
+# Serialise concurrent start/stop/url calls on one state directory (e.g. from two shells).
 exec 9>"$STATE_DIR/.lock"
 flock 9
 

@@ -80,7 +80,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if not base:
         message = f"{PG_URL_ENV} is not set; run `make test` or `scripts/pg.sh start` and export its URL"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must test PostgreSQL: {message}")
+            pytest.fail(f"CI must test PostgreSQL: {message}", pytrace=False)
         pytest.skip(message)
 
     name = f"qh_test_{secrets.token_hex(6)}"
@@ -91,7 +91,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
         except SQLAlchemyError as exc:
-            pytest.fail(f"cannot create a test database on {base} ({PG_URL_ENV}): {exc}")
+            pytest.fail(f"cannot create a test database on {base} ({PG_URL_ENV}): {exc}", pytrace=False)
         try:
             yield make_url(base).set(database=name).render_as_string(hide_password=False)
         finally:

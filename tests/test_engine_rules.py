@@ -74,8 +74,9 @@ class Bench:
 
 
 def _internals(hall: Hall) -> tuple[Any, ...]:
-    return copy.deepcopy((hall.tickets, hall.visits, hall.counters, hall.state, hall.numbers, hall.requests,
-                          hall.last_ticket_id, hall.last_visit_id, hall.last_event_seq, list(hall.recent_calls)))
+    return copy.deepcopy((hall.tickets, hall.visits, hall.counters, hall.state, hall.numbers,
+                          hall.requests, hall.last_ticket_id, hall.last_visit_id, hall.last_event_seq,
+                          list(hall.recent_calls)))
 
 
 def refused(hall: Hall, code: str, command: str, args: dict[str, Any] | None = None,
@@ -122,7 +123,8 @@ def test_issue_call_recall_serve_finish_and_every_event() -> None:
     b.open(1)
     b.clock.advance(minutes=2)
     called = b.do("call_next", counter=1)
-    assert called["counter"] == 1 and called["ticket"]["status"] == "called" and called["ticket"]["calls"] == 1
+    assert called["counter"] == 1
+    assert called["ticket"]["status"] == "called" and called["ticket"]["calls"] == 1
     assert b.hall.counters[1].ticket_id == b.ticket("A001").id and b.hall.queue("P") == []
     b.clock.advance(minutes=1)
     again = b.do("recall", counter=1)
@@ -168,7 +170,8 @@ def test_void_only_by_the_issuing_kiosk_and_numbers_are_not_reused() -> None:
     b = Bench()
     b.take("P", client="kiosk-1")
     b.take("P", client="kiosk-1")
-    err = refused(b.hall, "FORBIDDEN", "void_ticket", {"ticket": "A001", "reason": "paper jam"}, client="kiosk-2")
+    err = refused(b.hall, "FORBIDDEN", "void_ticket", {"ticket": "A001", "reason": "paper jam"},
+                  client="kiosk-2")
     assert "issuing kiosk" in err.message_en
     out = b.hall.execute("void_ticket", {"ticket": "A001", "reason": "paper jam"}, client="kiosk-1")
     assert out["ticket"]["status"] == "voided" and b.events[-1].data["reason"] == "paper jam"
@@ -192,7 +195,8 @@ def test_transfer_to_fee_window_and_back_keeps_number_and_place() -> None:
     refused(b.hall, "SAME_QUEUE", "transfer", {"counter": 1, "service": "H"})
     out = b.do("transfer", counter=1, service="FEE", note="请缴费")
     t = b.ticket("B001")
-    assert out["ticket"]["label"] == "B001" and (t.status, t.queue_service, t.service) == ("waiting", "FEE", "H")
+    assert out["ticket"]["label"] == "B001"
+    assert (t.status, t.queue_service, t.service) == ("waiting", "FEE", "H")
     assert t.queue_key == local(TUESDAY, 9) and b.hall.counters[1].ticket_id is None
     ev = b.events[-1]
     assert ev.type == "ticket_transferred" and (ev.counter, ev.clerk, ev.service) == (1, "c1a", "FEE")
@@ -546,7 +550,8 @@ def test_takeover_ends_the_old_session_and_keeps_the_ticket() -> None:
     b.do("start", counter=1, session=new)
     assert b.do("finish", counter=1, session=new)["ticket"]["label"] == "A001"
     assert b.events[-1].clerk == "c1b"
-    refused(b.hall, "BAD_REQUEST", "sign_in", {"counter": 1, "clerk": "c1a", "pin": "1234", "takeover": "yes"})
+    refused(b.hall, "BAD_REQUEST", "sign_in",
+            {"counter": 1, "clerk": "c1a", "pin": "1234", "takeover": "yes"})
 
 
 def test_pause_with_a_configured_reason_and_resume() -> None:
@@ -668,8 +673,8 @@ def _random_command(r: random.Random, labels: list[str]) -> tuple[str, dict[str,
     counter = r.choice([1, 2, 9])
     ticket = r.choice(labels) if labels and r.random() < 0.9 else r.choice(["A001", "7", "Z9"])
     command = r.choice(["take_ticket"] * 4 + ["call_next"] * 4 + ["start"] * 3 + ["finish"] * 3 + [
-        "recall", "no_show", "reinstate", "transfer", "transfer", "cancel_ticket", "void_ticket", "call_ticket",
-        "sign_in", "sign_in", "sign_out", "pause", "resume", "advance"])
+        "recall", "no_show", "reinstate", "transfer", "transfer", "cancel_ticket", "void_ticket",
+        "call_ticket", "sign_in", "sign_in", "sign_out", "pause", "resume", "advance"])
     args: dict[str, Any] = {"counter": counter}
     if command == "advance":
         args = {"minutes": r.choice([0.5, 1, 5, 20, 45, 200])}

@@ -101,7 +101,8 @@ def test_refusal_codes_from_the_hall() -> None:
 
 
 def test_a_cutoff_reaching_into_the_break_ends_issuing_at_the_break() -> None:
-    short = hours(weekly=tuple((DAY[0], Period(time(13, 30), time(14, 0))) if i < 6 else () for i in range(7)))
+    afternoon = Period(time(13, 30), time(14, 0))
+    short = hours(weekly=tuple((DAY[0], afternoon) if i < 6 else () for i in range(7)))
     oh = OpeningHours(short, "Asia/Shanghai")
     window = oh.issue_window(local(TUESDAY, 12, 0), cutoff_minutes=60)
     # Nothing more can be issued today: say so, rather than "break" with tomorrow's time.

@@ -1,0 +1,717 @@
+"""The wall display's view-model: what the hall screen and a counter screen show, without Qt.
+
+:class:`DisplayModel` takes what the broker link reports (``handle_state`` for every state
+change, ``handle_event`` for each published event, ``set_connected`` for the heartbeat) and
+answers :meth:`DisplayModel.hall_view` / :meth:`DisplayModel.counter_view` with plain frozen
+dataclasses the widgets paint. The announcement queue (:class:`display.announcer.Announcer`)
+lives here too, so tests drive the whole display logic with a manual clock and a
+:class:`~display.announcer.RecordingSink`, without widgets.
+
+Rules it implements (docs/display.md):
+
+* only *published* ``ticket_called`` events are announced (a recall again, with its new call
+  count); calls learnt from a state snapshot (``state["recent_calls"]``) are shown, never read
+  out, so a display that (re)connects reads out nothing old;
+* ``ticket_transferred`` with ``to_counter`` is announced as a call to that counter; with only a
+  service it is listed as a pending transfer until the ticket is called there;
+* an event whose hall time ``at`` is more than ``max_age_seconds`` behind the hall clock is shown
+  but not announced (a display that stalled, or a backlog delivered late);
+* on a lost connection the last state stays on screen, marked stale from the moment of loss
+  until a fresh snapshot arrives.
+
+Hall time (the clock on screen, the age of events) comes from :class:`HallClock`: the broker's
+heartbeat ``now`` (or the snapshot's ``state["now"]``) plus the local time elapsed since, so a
+hall run on a simulated clock shows the simulated time; before the first heartbeat, and for a
+display built without a broker, it is the local system time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from display.announcer import (
+    DEFAULT_MAX_AGE_SECONDS,
+    DEFAULT_MIN_DISPLAY_SECONDS,
+    Announcer,
+    AudioSink,
+    Call,
+)
+from display.voice import MAX_REPEAT, VoiceError, VoicePack
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_HIGHLIGHT_SECONDS = 8.0
+DEFAULT_HISTORY = 10
+MAX_HISTORY = 30  # the broker keeps 30 recent calls
+TRANSFER_NOTE_MINUTES = 30.0  # a transfer to a service stays listed this long unless called sooner
+MAX_TRANSFER_NOTES = 4
+WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
+WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# A service's issue_state (broker/hours.py) other than "open", as the screen says it.
+ISSUE_STATES = {"break": ("午休暂停取号", "Lunch break"), "past_cutoff": ("今日已停止取号", "Closed today"),
+                "daily_cap": ("今日号已发完", "Sold out today"), "closed": ("停止取号", "Not issuing")}
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class DisplayError(Exception):
+    """A bad display option or input: stable ``code``, message in Chinese and English."""
+
+    def __init__(self, code: str, message_zh: str, message_en: str) -> None:
+        self.code = code
+        self.message_zh = message_zh
+        self.message_en = message_en
+        super().__init__(f"{code}: {message_zh} / {message_en}")
+
+
+def _bad(option: str, zh: str, en: str) -> DisplayError:
+    return DisplayError("DISPLAY_BAD_OPTION", f"{option}：{zh}", f"{option}: {en}")
+
+
+@dataclass(frozen=True)
+class DisplayOptions:
+    """How a display behaves. ``counter`` set means a counter screen (silent) instead of the hall screen.
+
+    ``lang`` only decides which language comes first; both are always shown. ``volume`` is 0.0–1.0,
+    ``repeat`` 1–5 (how many times the Mandarin + English sentences are read), ``min_display_seconds``
+    how long each announced call keeps the big panel at least, ``highlight_seconds`` how long a new
+    call flashes, ``history_size`` how many earlier calls are listed (1–30).
+    """
+
+    counter: int | None = None
+    lang: str = "zh"
+    repeat: int = 1
+    volume: float = 1.0
+    muted: bool = False
+    min_display_seconds: float = DEFAULT_MIN_DISPLAY_SECONDS
+    highlight_seconds: float = DEFAULT_HIGHLIGHT_SECONDS
+    history_size: int = DEFAULT_HISTORY
+    max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS
+
+    def validate(self) -> DisplayOptions:
+        """Return ``self`` if every option is in range, else raise ``DisplayError("DISPLAY_BAD_OPTION")``."""
+        if self.counter is not None and (isinstance(self.counter, bool) or not isinstance(self.counter, int)
+                                         or not 1 <= self.counter <= 999):
+            raise _bad("--counter", f"窗口号应为 1–999 的整数，而不是 {self.counter!r}",
+                       f"the counter number must be an integer 1–999, not {self.counter!r}")
+        if self.lang not in ("zh", "en"):
+            raise _bad("--lang", f"只能是 zh 或 en，而不是 {self.lang!r}",
+                       f"must be zh or en, not {self.lang!r}")
+        if (isinstance(self.repeat, bool) or not isinstance(self.repeat, int)
+                or not 1 <= self.repeat <= MAX_REPEAT):
+            raise _bad("--repeat", f"播报次数应为 1–{MAX_REPEAT}，而不是 {self.repeat!r}",
+                       f"the repeat count must be 1–{MAX_REPEAT}, not {self.repeat!r}")
+        if not _finite(self.volume) or not 0.0 <= self.volume <= 1.0:
+            raise _bad("--volume", f"音量应为 0.0–1.0，而不是 {self.volume!r}",
+                       f"the volume must be 0.0–1.0, not {self.volume!r}")
+        for name, value, top in (("--min-display", self.min_display_seconds, 600.0),
+                                 ("--highlight", self.highlight_seconds, 600.0),
+                                 ("--max-age", self.max_age_seconds, 86400.0)):
+            if not _finite(value) or not 0.0 <= value <= top:
+                raise _bad(name, f"秒数应为 0–{top:g}，而不是 {value!r}",
+                           f"seconds must be 0–{top:g}, not {value!r}")
+        if (isinstance(self.history_size, bool) or not isinstance(self.history_size, int)
+                or not 1 <= self.history_size <= MAX_HISTORY):
+            raise _bad("--history", f"历史条数应为 1–{MAX_HISTORY}，而不是 {self.history_size!r}",
+                       f"the history length must be 1–{MAX_HISTORY}, not {self.history_size!r}")
+        return self
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``; raises ``DisplayError("DISPLAY_BAD_OPTION")`` otherwise.
+
+    Both sides must be 200–8000 pixels (``x`` or ``×`` between them).
+    """
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
+        raise _bad("--size", f"应写作 宽x高（如 1920x1080），而不是 {text!r}",
+                   f"expected WIDTHxHEIGHT (e.g. 1920x1080), not {text!r}")
+    w, h = (int(p) for p in parts)
+    if not (200 <= w <= 8000 and 200 <= h <= 8000):
+        raise _bad("--size", f"宽和高应在 200–8000 像素之间，而不是 {w}x{h}",
+                   f"width and height must be 200–8000 pixels, not {w}x{h}")
+    return w, h
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 time from the wire (``…Z`` or an offset) as an aware UTC datetime; None if unusable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
+
+
+class HallClock:
+    """The hall's current time as the broker sees it, extrapolated with the local monotonic clock.
+
+    ``observe`` is called with each time the broker reports (heartbeat ``now``, snapshot
+    ``state["now"]``); it may be called from the link thread. Calling the clock returns that time
+    plus the local time elapsed since it was observed, or the system time before any observation.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
+                 fallback: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._monotonic = monotonic
+        self._fallback = fallback
+        self._anchor: tuple[datetime, float] | None = None  # replaced whole: safe across threads
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> str:
+        """``"broker"`` once the broker's time is known, else ``"system"``."""
+        return "broker" if self._anchor is not None else "system"
+
+    def observe(self, now: datetime | str | None) -> None:
+        """Take ``now`` (aware datetime or ISO string) as the hall time at this instant; ignores junk."""
+        at = parse_time(now) if isinstance(now, str) else now
+        if at is None or at.tzinfo is None:
+            return
+        with self._lock:
+            self._anchor = (at.astimezone(UTC), self._monotonic())
+
+    def __call__(self) -> datetime:
+        anchor = self._anchor
+        if anchor is None:
+            return self._fallback().astimezone(UTC)
+        at, mono = anchor
+        return at + timedelta(seconds=max(0.0, self._monotonic() - mono))
+
+
+# ---------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class CallCard:
+    """One call as the screen shows it. ``live`` is False for calls learnt from a snapshot or too old."""
+
+    key: tuple[str, str, int]
+    ticket_id: int | None
+    label: str
+    counter: int
+    kind: str  # call | recall | transfer
+    service_zh: str = ""
+    service_en: str = ""
+    at: datetime | None = None
+    live: bool = True
+
+    @property
+    def text_zh(self) -> str:
+        """``请 A012 号到 3 号窗口``."""
+        return f"请 {self.label} 号到 {self.counter} 号窗口"
+
+    @property
+    def text_en(self) -> str:
+        """``A012 → Counter 3``."""
+        return f"{self.label} → Counter {self.counter}"
+
+    @property
+    def kind_zh(self) -> str:
+        return {"recall": "重呼", "transfer": "转窗"}.get(self.kind, "")
+
+    @property
+    def kind_en(self) -> str:
+        return {"recall": "Recall", "transfer": "Transfer"}.get(self.kind, "")
+
+
+@dataclass(frozen=True)
+class CounterCard:
+    """One counter: number, state and what it is doing, with the clerk on duty.
+
+    ``phase`` is one of ``closed``, ``paused``, ``idle`` (open, no ticket), ``called``, ``serving``.
+    """
+
+    number: int
+    name_zh: str
+    name_en: str
+    phase: str
+    ticket_label: str | None
+    ticket_service_zh: str
+    ticket_service_en: str
+    clerk_name_zh: str
+    clerk_name_en: str
+    post: str | None
+    pause_reason_zh: str
+    pause_reason_en: str
+    status_zh: str
+    status_en: str
+    services_zh: tuple[str, ...] = ()
+    services_en: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One service's queue: how many wait, the estimate, and whether tickets are issued now."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    waiting: int
+    wait_minutes: int
+    issuing: bool
+    status_zh: str
+    status_en: str
+
+
+@dataclass(frozen=True)
+class TransferNote:
+    """A ticket sent to another service (or counter) that has not been called there yet."""
+
+    ticket_id: int
+    label: str
+    to_counter: int | None
+    to_service_zh: str
+    to_service_en: str
+    at: datetime | None
+
+    @property
+    def text_zh(self) -> str:
+        where = f"{self.to_counter} 号窗口" if self.to_counter else self.to_service_zh
+        return f"{self.label} 转至 {where}，请留意叫号"
+
+    @property
+    def text_en(self) -> str:
+        where = f"Counter {self.to_counter}" if self.to_counter else self.to_service_en
+        return f"{self.label} → {where}: wait to be called"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The connection indicator: ``state`` is ``connecting`` (never synced), ``online`` or ``offline``.
+
+    ``stale`` is True while data shown is older than the broker's (lost, or reconnected but not yet
+    resynchronised); ``since_local`` is the hall time (HH:MM) the data dates from.
+    """
+
+    state: str
+    stale: bool
+    since_local: str = ""
+
+    @property
+    def label_zh(self) -> str:
+        return {"online": "已连接", "offline": "连接中断", "connecting": "正在连接"}[self.state]
+
+    @property
+    def label_en(self) -> str:
+        return {"online": "Online", "offline": "Offline", "connecting": "Connecting"}[self.state]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Date and time in the hall's time zone, ready to paint."""
+
+    date_zh: str
+    date_en: str
+    time: str
+
+
+@dataclass(frozen=True)
+class HallView:
+    """Everything the hall screen shows."""
+
+    hall_name_zh: str
+    hall_name_en: str
+    clock: Clock
+    current: CallCard | None
+    highlighted: bool
+    history: tuple[CallCard, ...]
+    counters: tuple[CounterCard, ...]
+    services: tuple[ServiceRow, ...]
+    transfers: tuple[TransferNote, ...]
+    notice_zh: str
+    notice_en: str
+    connection: Connection
+    pending: int  # calls waiting behind the current one
+    lang: str
+
+
+@dataclass(frozen=True)
+class CounterView:
+    """Everything a counter screen shows; ``card`` is None until the broker has described the counter."""
+
+    number: int
+    card: CounterCard | None
+    highlighted: bool
+    clock: Clock
+    connection: Connection
+    hall_name_zh: str
+    hall_name_en: str
+    lang: str
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+def _event_call(ev: dict[str, Any]) -> tuple[int | None, str, int, str, int, str, str] | None:
+    """(ticket id, label, counter, kind, call count, service zh, en) of a ticket_called payload, or None."""
+    ticket = ev.get("ticket")
+    counter = ev.get("counter")
+    if not isinstance(ticket, dict) or isinstance(counter, bool) or not isinstance(counter, int):
+        return None
+    label = ticket.get("label")
+    if not isinstance(label, str) or not label:
+        return None
+    tid = ticket.get("id") if isinstance(ticket.get("id"), int) else None
+    kind = ev.get("kind") if ev.get("kind") in ("call", "recall") else "call"
+    calls = ticket.get("calls")
+    calls = calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1 else 1
+    return (tid, label, counter, kind, calls, str(ticket.get("service_name_zh") or ""),
+            str(ticket.get("service_name_en") or ""))
+
+
+def _event_id(ev: dict[str, Any], tid: int | None, label: str) -> str:
+    # The broker's journal sequence number identifies one event for good (it survives a broker
+    # restart and is the same in the snapshot's recent_calls); a ticket's call count alone does not,
+    # because a transferred ticket starts counting again in its new queue.
+    seq = ev.get("journal_seq")
+    return f"{tid if tid is not None else label}#{seq if seq is not None else ev.get('at')}"
+
+
+class DisplayModel:
+    """The display's state and rules; see the module docstring.
+
+    ``pack`` + ``sink`` + ``clock`` feed the :class:`Announcer` (the hall screen only; a counter
+    screen is silent and needs none of them). ``clock`` returns seconds (``time.time`` in
+    production, a :class:`display.announcer.ManualClock` in tests and the headless demo).
+    ``hall_clock`` returns the hall's aware time (default: a :class:`HallClock` fed by
+    :meth:`handle_state` and the window's heartbeat hook). ``volume``: a sink with ``set_volume``
+    (QtAudioSink) gets it as the device volume; otherwise it is rendered into the WAV.
+    """
+
+    def __init__(self, options: DisplayOptions | None = None, *, pack: VoicePack | None = None,
+                 sink: AudioSink | None = None, clock: Callable[[], float] = time.time,
+                 hall_clock: Callable[[], datetime] | None = None) -> None:
+        self.options = (options or DisplayOptions()).validate()
+        self.clock = clock
+        self.hall_clock: Callable[[], datetime] = hall_clock if hall_clock is not None else HallClock()
+        self.state: dict[str, Any] = {}
+        self.version = 0  # bumped on every visible change: the window repaints when it moves
+        self.connected: bool | None = None  # None: never heard from the broker
+        self._need_sync = True
+        self._synced_once = False
+        self._lost_at: datetime | None = None
+        self._cards: dict[tuple[str, str, int], CallCard] = {}
+        self._known: set[tuple[str, str, int]] = set()
+        self.history: deque[CallCard] = deque(maxlen=MAX_HISTORY)  # highlighted calls, newest first
+        self.current: CallCard | None = None
+        self._current_since = 0.0
+        self._transfers: dict[int, TransferNote] = {}
+        self._flash_until = 0.0  # counter screen: a call for this counter flashes until then
+        self.announced: list[CallCard] = []  # live calls handed to the announcer, in order (for tests/demo)
+        self.announcer: Announcer | None = None
+        if self.options.counter is None:
+            if pack is None or sink is None:
+                raise DisplayError("DISPLAY_NO_AUDIO", "大厅屏需要语音包和音频输出。",
+                                   "The hall screen needs a voice pack and an audio sink.")
+            render_volume = self.options.volume
+            set_volume = getattr(sink, "set_volume", None)
+            if callable(set_volume):
+                set_volume(self.options.volume)  # the device volume: no per-sample work on the GUI thread
+                render_volume = 1.0
+            self.announcer = Announcer(
+                pack, sink, clock, repeat=self.options.repeat, volume=render_volume, muted=self.options.muted,
+                min_display_seconds=self.options.min_display_seconds,
+                # Age is judged here on the hall clock; the announcer's own check is off (issued_at=None).
+                max_age_seconds=self.options.max_age_seconds, on_highlight=self._on_highlight)
+
+    # ------------------------------------------------------------------ input
+
+    def handle_state(self, state: dict[str, Any]) -> None:
+        """Take the broker's full state (after a snapshot or an event); its calls are shown, not announced."""
+        previous_now = self.state.get("now")
+        self.state = state
+        if state.get("now") != previous_now and isinstance(self.hall_clock, HallClock):
+            self.hall_clock.observe(state.get("now"))  # a fresh snapshot says what time the hall has
+        self._need_sync = False
+        self._synced_once = True
+        if self.connected is None:
+            self.connected = True  # data reached us, so the broker is there
+        for ev in state.get("recent_calls") or []:
+            if isinstance(ev, dict):
+                self._take_call(ev, live=False)
+        self._drop_settled_transfers()
+        self._bump()
+
+    def handle_event(self, msg: dict[str, Any]) -> None:
+        """Take one published event message (``{"event": {...}, "seq", ...}``); announces calls, transfers."""
+        ev = msg.get("event")
+        if not isinstance(ev, dict):
+            return
+        typ = ev.get("type")
+        if typ == "ticket_called":
+            fresh = self._fresh(ev)
+            self._take_call(ev, live=fresh)
+            info = _event_call(ev)
+            if info is not None and info[0] is not None:
+                self._transfers.pop(info[0], None)
+                if self.options.counter is not None and info[2] == self.options.counter and fresh:
+                    self._flash_until = self.clock() + self.options.highlight_seconds
+        elif typ == "ticket_transferred":
+            self._take_transfer(ev)
+        self._bump()
+
+    def set_connected(self, up: bool) -> None:
+        """The broker was found alive (True) or silent for too long (False)."""
+        if up == self.connected:
+            return
+        self.connected = up
+        if not up:
+            self._need_sync = True  # whatever we show is from before the loss until a new snapshot
+            self._lost_at = self.hall_clock()
+        self._bump()
+
+    def tick(self, now: float | None = None) -> None:
+        """Move the announcement queue on (call this often, e.g. every 100 ms)."""
+        if self.announcer is not None:
+            self.announcer.tick(now)
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute or unmute the voice; calls are still shown."""
+        if self.announcer is not None:
+            self.announcer.set_muted(muted)
+
+    def close(self) -> None:
+        """Stop any announcement (on shutdown)."""
+        if self.announcer is not None:
+            self.announcer.close()
+
+    # ------------------------------------------------------------------ calls
+
+    def _fresh(self, ev: dict[str, Any]) -> bool:
+        at = parse_time(ev.get("at"))
+        if at is None:
+            return True
+        age = (self.hall_clock() - at).total_seconds()
+        if age > self.options.max_age_seconds:
+            log.info("call at %s is %.0f s old: shown, not announced", ev.get("at"), age)
+            return False
+        return True
+
+    def _take_call(self, ev: dict[str, Any], *, live: bool) -> None:
+        info = _event_call(ev)
+        if info is None:
+            return
+        tid, label, counter, kind, calls, szh, sen = info
+        call = Call(id=_event_id(ev, tid, label), label=label, counter=counter, kind=kind, call_count=calls)
+        at = parse_time(ev.get("at"))
+        self._enqueue(call, CallCard(call.key, tid, label, counter, kind, szh, sen, at, live))
+
+    def _take_transfer(self, ev: dict[str, Any]) -> None:
+        ticket = ev.get("ticket")
+        if not isinstance(ticket, dict) or not isinstance(ticket.get("label"), str):
+            return
+        tid = ticket.get("id") if isinstance(ticket.get("id"), int) else None
+        label = ticket["label"]
+        to_counter = ev.get("to_counter")
+        to_counter = to_counter if isinstance(to_counter, int) and not isinstance(to_counter, bool) else None
+        service = (self.state.get("services") or {}).get(ev.get("to_service")) or {}
+        szh = str(service.get("name_zh") or ticket.get("service_name_zh") or ev.get("to_service") or "")
+        sen = str(service.get("name_en") or ticket.get("service_name_en") or ev.get("to_service") or "")
+        at = parse_time(ev.get("at"))
+        if tid is not None:
+            self._transfers[tid] = TransferNote(tid, label, to_counter, szh, sen, at)
+        if to_counter is not None:
+            fresh = self._fresh(ev)
+            call = Call(id=_event_id(ev, tid, label), label=label, counter=to_counter, kind="transfer")
+            self._enqueue(call, CallCard(call.key, tid, label, to_counter, "transfer", szh, sen, at, fresh))
+            if self.options.counter is not None and to_counter == self.options.counter and fresh:
+                self._flash_until = self.clock() + self.options.highlight_seconds
+
+    def _enqueue(self, call: Call, card: CallCard) -> None:
+        if call.key in self._known:
+            return
+        self._known.add(call.key)
+        if len(self._known) > 8192:  # far more than a day of calls; forget the oldest half
+            self._known = set(list(self._known)[4096:])
+        self._cards[call.key] = card
+        if self.announcer is None:  # a counter screen has no queue: the call is simply history
+            self._show(card)
+            return
+        if card.live:
+            self.announced.append(card)
+        try:
+            self.announcer.enqueue(call, announce=card.live)
+        except VoiceError as err:  # a label no voice can read: still show it
+            log.warning("call %s shown without announcement: %s", card.label, err)
+            self._show(card)
+
+    def _on_highlight(self, call: Call) -> None:
+        card = self._cards.pop(call.key, None)
+        if card is not None:
+            self._show(card)
+
+    def _show(self, card: CallCard) -> None:
+        self.current = card
+        self._current_since = self.clock()
+        self.history.appendleft(card)
+        self._bump()
+
+    def _drop_settled_transfers(self) -> None:
+        tickets = self.state.get("tickets") or {}
+        now = self.hall_clock()
+        for tid, note in list(self._transfers.items()):
+            t = tickets.get(str(tid))
+            old = note.at is not None and (now - note.at).total_seconds() > TRANSFER_NOTE_MINUTES * 60
+            if t is None or t.get("status") != "waiting" or old:
+                del self._transfers[tid]
+
+    def _bump(self) -> None:
+        self.version += 1
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def highlighted(self) -> bool:
+        """Whether the big panel flashes now: a live call, new for ``highlight_seconds`` or being read out."""
+        if self.options.counter is not None:
+            return self.clock() < self._flash_until
+        if self.current is None or not self.current.live:
+            return False
+        playing = self.announcer is not None and self.announcer.is_playing
+        return playing or self.clock() - self._current_since < self.options.highlight_seconds
+
+    def timezone(self) -> ZoneInfo:
+        """The hall's time zone from the state (Asia/Shanghai until known)."""
+        name = self.state.get("timezone") or DEFAULT_TIMEZONE
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(DEFAULT_TIMEZONE)
+
+    def clock_view(self) -> Clock:
+        """Date and time now, in the hall's time zone."""
+        local = self.hall_clock().astimezone(self.timezone())
+        wd = local.weekday()
+        return Clock(date_zh=f"{local.year}年{local.month}月{local.day}日 {WEEKDAYS_ZH[wd]}",
+                     date_en=f"{WEEKDAYS_EN[wd]} {local.day} {MONTHS_EN[local.month - 1]} {local.year}",
+                     time=local.strftime("%H:%M:%S"))
+
+    def connection(self) -> Connection:
+        """The connection indicator and whether what is shown is stale."""
+        if not self._synced_once:
+            return Connection("connecting", stale=False)
+        stale = self.connected is False or self._need_sync
+        since = ""
+        if stale and self._lost_at is not None:
+            since = self._lost_at.astimezone(self.timezone()).strftime("%H:%M")
+        return Connection("online" if self.connected else "offline", stale=stale, since_local=since)
+
+    def _pause_reason(self, code: str | None) -> tuple[str, str]:
+        if not code:
+            return "", ""
+        for reason in self.state.get("pause_reasons") or []:
+            if isinstance(reason, dict) and reason.get("code") == code:
+                return str(reason.get("name_zh") or code), str(reason.get("name_en") or code)
+        return code, code
+
+    def counter_cards(self) -> tuple[CounterCard, ...]:
+        """Every counter, by number."""
+        counters = self.state.get("counters") or {}
+        cards = [self._counter_card(c) for c in counters.values() if isinstance(c, dict)]
+        return tuple(sorted((c for c in cards if c is not None), key=lambda c: c.number))
+
+    def _counter_card(self, c: dict[str, Any]) -> CounterCard | None:
+        number = c.get("number")
+        if not isinstance(number, int):
+            return None
+        services = self.state.get("services") or {}
+        ticket = c.get("ticket") if isinstance(c.get("ticket"), dict) else None
+        state = c.get("state")
+        rzh, ren = self._pause_reason(c.get("pause_reason"))
+        label = ticket.get("label") if ticket else None
+        if state == "closed":
+            phase, szh, sen = "closed", "暂停办理", "Closed"
+        elif state == "paused":
+            phase, szh, sen = "paused", "暂停服务", "Paused"  # the reason is in pause_reason_zh/en
+        elif ticket and ticket.get("status") == "serving":
+            phase, szh, sen = "serving", "正在办理", "Serving"
+        elif ticket and ticket.get("status") == "called":
+            phase, szh, sen = "called", "请到窗口", "Please come"
+        else:
+            phase, szh, sen = "idle", "等待叫号", "Ready"
+        codes = [s for s in c.get("services") or [] if isinstance(s, str)]
+        return CounterCard(
+            number=number, name_zh=str(c.get("name_zh") or f"{number}号窗口"),
+            name_en=str(c.get("name_en") or f"Counter {number}"), phase=phase,
+            ticket_label=label if phase in ("called", "serving") or (phase == "paused" and label) else None,
+            ticket_service_zh=str(ticket.get("service_name_zh") or "") if ticket else "",
+            ticket_service_en=str(ticket.get("service_name_en") or "") if ticket else "",
+            clerk_name_zh=str(c.get("clerk_name_zh") or ""), clerk_name_en=str(c.get("clerk_name_en") or ""),
+            post=c.get("post") if isinstance(c.get("post"), str) else None,
+            pause_reason_zh=rzh, pause_reason_en=ren, status_zh=szh, status_en=sen,
+            services_zh=tuple(str((services.get(s) or {}).get("name_zh") or s) for s in codes),
+            services_en=tuple(str((services.get(s) or {}).get("name_en") or s) for s in codes))
+
+    def service_rows(self) -> tuple[ServiceRow, ...]:
+        """Every service in configured order, with its queue length and estimated wait."""
+        services = self.state.get("services") or {}
+        order: Iterable[str] = self.state.get("service_order") or list(services)
+        rows = []
+        for code in order:
+            s = services.get(code)
+            if not isinstance(s, dict):
+                continue
+            waiting = int(s.get("waiting") or 0)
+            minutes = int(s.get("estimated_wait_minutes") or 0)
+            issue = s.get("issue_state") or "open"
+            if issue == "open":
+                if waiting == 0:
+                    szh, sen = "无需等候", "No wait"
+                else:
+                    szh, sen = f"约 {minutes} 分钟", f"~{minutes} min"
+            else:
+                szh, sen = ISSUE_STATES.get(issue, ("停止取号", "Not issuing"))
+            rows.append(ServiceRow(code=str(code), name_zh=str(s.get("name_zh") or code),
+                                   name_en=str(s.get("name_en") or code), waiting=waiting,
+                                   wait_minutes=minutes, issuing=issue == "open", status_zh=szh,
+                                   status_en=sen))
+        return tuple(rows)
+
+    def hall_view(self) -> HallView:
+        """The hall screen's content now."""
+        hall = self.state.get("hall") or {}
+        history = tuple(list(self.history)[1:self.options.history_size + 1])
+        transfers = sorted(self._transfers.values(), key=lambda n: n.at or datetime.min.replace(tzinfo=UTC),
+                           reverse=True)
+        return HallView(
+            hall_name_zh=str(hall.get("name_zh") or "政务服务中心"),
+            hall_name_en=str(hall.get("name_en") or ""),
+            clock=self.clock_view(), current=self.current, highlighted=self.highlighted, history=history,
+            counters=self.counter_cards(), services=self.service_rows(),
+            transfers=tuple(transfers[:MAX_TRANSFER_NOTES]),
+            notice_zh=str(hall.get("notice_zh") or ""), notice_en=str(hall.get("notice_en") or ""),
+            connection=self.connection(), pending=self.announcer.pending if self.announcer else 0,
+            lang=self.options.lang)
+
+    def counter_view(self) -> CounterView:
+        """The counter screen's content now (``options.counter`` must be set)."""
+        number = self.options.counter
+        if number is None:
+            raise DisplayError("DISPLAY_NOT_COUNTER", "这不是窗口屏。",
+                               "This display is not a counter screen.")
+        raw = (self.state.get("counters") or {}).get(str(number))
+        card = self._counter_card(raw) if isinstance(raw, dict) else None
+        hall = self.state.get("hall") or {}
+        return CounterView(number=number, card=card, highlighted=self.highlighted, clock=self.clock_view(),
+                           connection=self.connection(), hall_name_zh=str(hall.get("name_zh") or ""),
+                           hall_name_en=str(hall.get("name_en") or ""), lang=self.options.lang)
+
+    def known_counter(self) -> bool:
+        """Whether the broker's state has this screen's counter (False: a wrong ``--counter``)."""
+        return str(self.options.counter) in (self.state.get("counters") or {})
+

@@ -1,0 +1,368 @@
+"""Property tests: random days in the hall, on a real database, with restarts.
+
+Hypothesis drives a state machine through random sequences of kiosk and counter
+commands, clock jumps (minutes to days, across midnight and into closed hours) and
+restarts (the hall rebuilt from the database mid-sequence). After every step the
+invariants below are checked against the engine *and* the database:
+
+* numbers are unique and gapless per service and business day;
+* no ticket is lost: every issued ticket is open in the engine or terminal in the database,
+  and the engine's open tickets are exactly the database's;
+* no ticket is served twice, and each ticket's visits form one unbroken chain;
+* nothing is in two places: a ticket is at most at one counter, a counter has at most one
+  ticket, and a ticket at a counter is called or being served;
+* a restart changes nothing (the rebuilt hall equals the one before);
+* call_next obeys the calling rules: over-wait tickets first, then the counter's services in
+  order, priority tickets but never more than ``priority_streak`` in a row while a normal
+  ticket waited, then first come first served (checked against an independent model).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from sqlalchemy import func, select
+
+from broker import storage
+from broker.engine import Hall, no_show_horizon
+from broker.model import ACTIVE, CALLED, FINISHED, NO_SHOW, SERVING, WAITING, Ticket
+from broker.storage import Store, load_hall, open_store
+from queuehall.clock import ManualClock
+from queuehall.errors import HallError
+from tests.hall_factory import TUESDAY, local, small_config
+
+BASE = small_config()
+# Over-wait on (45 min) so the first rule is exercised; streak 2, 2 recalls, 30 min grace as in the factory.
+CFG = replace(BASE, calling=replace(BASE.calling, over_wait_minutes=45))
+STREAK = CFG.calling.priority_streak
+COUNTERS = (1, 2, 9)
+CLERKS = {n: (c.clerk_a, c.clerk_b) for n, c in ((c.number, c) for c in CFG.counters)}
+# No fsync per commit: these tests restart cleanly, they do not pull the plug (and CI disks are slow).
+SYNC = "OFF"
+PREFIX = {s.code: s.prefix for s in CFG.services}
+TERMINAL = frozenset({FINISHED, NO_SHOW, "cancelled", "voided"})
+# Refusals a random sequence may legitimately run into; anything else (STORAGE above all) fails the test.
+EXPECTED = frozenset({
+    "HALL_CLOSED", "HALL_BREAK", "PAST_CUTOFF", "PRIORITY_NOT_ALLOWED", "CLERK_ELSEWHERE", "COUNTER_OCCUPIED",
+    "COUNTER_CLOSED", "COUNTER_PAUSED", "COUNTER_NOT_PAUSED", "COUNTER_BUSY", "QUEUE_EMPTY", "NOTHING_CALLED",
+    "NOT_SERVING", "ALREADY_SERVING", "NOT_WAITING", "NOT_SERVED_HERE", "NOT_NO_SHOW", "GRACE_EXPIRED",
+    "CANNOT_CANCEL", "SAME_QUEUE", "SERVICE_CLOSED", "UNKNOWN_TICKET",
+})
+
+
+def memory(hall: Hall) -> dict[str, Any]:
+    """The engine's state as a restart must reproduce it (request replies are checked by retries)."""
+    return copy.deepcopy({
+        "snapshot": hall.snapshot(), "tickets": hall.tickets, "visits": hall.visits, "counters": hall.counters,
+        "state": hall.state, "recent_calls": list(hall.recent_calls),
+        "last": (hall.last_ticket_id, hall.last_visit_id, hall.last_event_seq),
+        "numbers": {k: v for k, v in hall.numbers.items() if k[0] == hall.hours.business_day(hall.clock.now())},
+    })
+
+
+def wipe(store: Store) -> None:
+    """Empty every hall table (a fresh hall for the next example, without re-migrating)."""
+    with store.engine.begin() as conn:
+        for table in reversed(storage.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+class HallMachine(RuleBasedStateMachine):
+    """One hall on one database; subclasses set ``store`` (migrated; its tables are emptied per example)."""
+
+    store: Store
+
+    def __init__(self) -> None:
+        super().__init__()
+        wipe(self.store)
+        self.engine = self.store.engine
+        self.clock = ManualClock(local(TUESDAY, 8, 30))
+        self.hall = load_hall(CFG, self.clock, self.store)
+        self.sessions: dict[int, str] = {}
+        self.issued: set[int] = set()
+        self.finished: set[int] = set()
+        self.numbers: dict[tuple[Any, str], int] = {}  # the model's numbering, independent of the engine
+        self.streak: dict[str, int] = {}  # the model's run of priority calls per service
+        self.last_request: tuple[datetime, str, dict[str, Any], str, dict[str, Any]] | None = None
+        self.requests = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def run(self, command: str, args: dict[str, Any], *, request: bool = False) -> dict[str, Any] | None:
+        """Execute; an expected refusal returns None, anything else must succeed."""
+        kw: dict[str, Any] = {}
+        if request:
+            self.requests += 1
+            kw = {"client": "kiosk-1", "request_id": f"r{self.requests}"}
+        try:
+            reply = self.hall.execute(command, args, **kw)
+        except HallError as err:
+            assert err.code in EXPECTED, (command, args, err)
+            return None
+        if request:
+            self.last_request = (self.clock.now(), command, args, kw["request_id"], reply)
+        return reply
+
+    def counter_args(self, counter: int) -> dict[str, Any]:
+        args: dict[str, Any] = {"counter": counter}
+        if counter in self.sessions:
+            args["session"] = self.sessions[counter]
+        return args
+
+    def note_call(self, t: dict[str, Any]) -> None:
+        service = t["queue_service"]
+        self.streak[service] = self.streak.get(service, 0) + 1 if t["priority"] else 0
+
+    def pick_ticket(self, data: st.DataObject, statuses: frozenset[str]) -> Ticket | None:
+        pool = sorted((t for t in self.hall.tickets.values() if t.status in statuses), key=lambda t: t.id)
+        return data.draw(st.sampled_from(pool)) if pool else None
+
+    def expected_pick(self, counter: int) -> tuple[Ticket | None, str, list[Ticket]]:
+        """What call_next must call at ``counter`` by docs/calling-rules.md, and why."""
+        cfg = self.hall.counter_config[counter]
+        now = self.clock.now()
+        eligible = [t for t in self.hall.tickets.values() if t.status == WAITING and (
+            t.target_counter == counter or (t.target_counter is None and t.queue_service in cfg.services))]
+        if not eligible:
+            return None, "empty", eligible
+
+        def entered(t: Ticket) -> datetime:
+            return self.hall.visits[t.visit_id].entered_at
+
+        over = [t for t in eligible if now - entered(t) >= timedelta(minutes=CFG.calling.over_wait_minutes)]
+        if over:
+            return min(over, key=lambda t: (entered(t), t.id)), "over_wait", eligible
+        order = [*cfg.services, *sorted({t.queue_service for t in eligible} - set(cfg.services))]
+        service = next(s for s in order if any(t.queue_service == s for t in eligible))
+        queue = sorted((t for t in eligible if t.queue_service == service), key=lambda t: (t.queue_key, t.id))
+        prio = [t for t in queue if t.priority]
+        normal = [t for t in queue if not t.priority]
+        if prio and (not normal or self.streak.get(service, 0) < STREAK):
+            return prio[0], "priority", eligible
+        return (normal or prio)[0], "normal", eligible
+
+    # ------------------------------------------------------------------ kiosk
+
+    @rule(service=st.sampled_from(["P", "H", "FEE"]),
+          priority=st.sampled_from([None, None, None, "elderly", "military"]), request=st.booleans())
+    def take(self, service: str, priority: str | None, request: bool) -> None:
+        reply = self.run("take_ticket", {"service": service, "priority": priority}, request=request)
+        if reply is None:
+            return
+        t = reply["ticket"]
+        key = (self.hall.hours.business_day(self.clock.now()), service)
+        self.numbers[key] = self.numbers.get(key, 0) + 1
+        assert t["label"] == f"{PREFIX[service]}{self.numbers[key]:03d}", (t, self.numbers[key])
+        assert t["business_day"] == key[0].isoformat()
+        assert t["id"] not in self.issued
+        self.issued.add(t["id"])
+
+    @rule()
+    def retry_last_request(self) -> None:
+        """A kiosk retries its last request (lost reply): same answer, nothing issued."""
+        if self.last_request is None or self.clock.now() - self.last_request[0] > timedelta(days=1):
+            return
+        _, command, args, rid, reply = self.last_request
+        before = (self.hall.last_ticket_id, self.hall.last_event_seq)
+        assert self.hall.execute(command, args, client="kiosk-1", request_id=rid) == reply
+        assert (self.hall.last_ticket_id, self.hall.last_event_seq) == before
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        t = self.pick_ticket(data, frozenset({WAITING, CALLED, SERVING, NO_SHOW}))
+        if t is not None:
+            self.run("cancel_ticket", {"ticket": str(t.id), "reason": "left"})
+
+    @rule(data=st.data())
+    def void(self, data: st.DataObject) -> None:
+        t = self.pick_ticket(data, frozenset({WAITING}))
+        if t is not None:
+            self.run("void_ticket", {"ticket": str(t.id), "reason": "paper jam"})
+
+    @rule(data=st.data())
+    def reinstate(self, data: st.DataObject) -> None:
+        t = self.pick_ticket(data, frozenset({NO_SHOW}))
+        if t is not None:
+            self.run("reinstate", {"ticket": t.label if data.draw(st.booleans()) else str(t.id)})
+
+    # ------------------------------------------------------------------ counters
+
+    @rule(counter=st.sampled_from(COUNTERS), post=st.sampled_from([0, 0, 1]), takeover=st.booleans())
+    def sign_in(self, counter: int, post: int, takeover: bool) -> None:
+        clerk = CLERKS[counter][post]
+        reply = self.run("sign_in", {"counter": counter, "clerk": clerk, "pin": "1234", "takeover": takeover})
+        if reply is not None:
+            self.sessions[counter] = reply["session"]
+
+    @rule(counter=st.sampled_from(COUNTERS))
+    def sign_out(self, counter: int) -> None:
+        if self.run("sign_out", self.counter_args(counter)) is not None:
+            self.sessions.pop(counter, None)
+
+    @rule(counter=st.sampled_from(COUNTERS), resume=st.booleans())
+    def pause_or_resume(self, counter: int, resume: bool) -> None:
+        if resume:
+            self.run("resume", self.counter_args(counter))
+        else:
+            self.run("pause", {**self.counter_args(counter), "reason": "break"})
+
+    @rule(counter=st.sampled_from(COUNTERS))
+    def call_next(self, counter: int) -> None:
+        state = self.hall.counters[counter]
+        free = state.state == "open" and not (state.ticket_id and self.hall.tickets[state.ticket_id].status in (
+            CALLED, SERVING))
+        expected, why, eligible = self.expected_pick(counter) if free else (None, "busy", [])
+        reply = self.run("call_next", self.counter_args(counter))
+        if reply is None:
+            assert expected is None, (why, expected)
+            return
+        t = reply["ticket"]
+        assert free and expected is not None, (why, t)
+        assert t["id"] == expected.id, (why, t["label"], expected.label)
+        if why == "over_wait":  # nobody who waited longer was passed over
+            limit = self.clock.now() - timedelta(minutes=CFG.calling.over_wait_minutes)
+            longest = min(self.hall.visits[e.visit_id].entered_at for e in eligible)
+            assert longest <= limit and self.hall.visits[self.hall.tickets[t["id"]].visit_id].entered_at == longest
+        elif t["priority"] and any(not e.priority and e.queue_service == t["queue_service"] for e in eligible):
+            assert self.streak.get(t["queue_service"], 0) < STREAK  # the streak cap while a normal one waited
+        self.note_call(t)
+
+    @rule(counter=st.sampled_from(COUNTERS), data=st.data())
+    def call_ticket(self, counter: int, data: st.DataObject) -> None:
+        t = self.pick_ticket(data, frozenset({WAITING}))
+        if t is None:
+            return
+        reply = self.run("call_ticket", {**self.counter_args(counter), "ticket": t.label, "reason": "预约"})
+        if reply is not None:
+            self.note_call(reply["ticket"])
+
+    @rule(counter=st.sampled_from(COUNTERS),
+          command=st.sampled_from(["recall", "recall", "no_show", "start", "start", "finish", "finish"]))
+    def counter_step(self, counter: int, command: str) -> None:
+        reply = self.run(command, self.counter_args(counter))
+        if reply is not None and command == "finish":
+            tid = reply["ticket"]["id"]
+            assert tid not in self.finished, "served twice"
+            self.finished.add(tid)
+
+    @rule(counter=st.sampled_from(COUNTERS),
+          dest=st.sampled_from([("FEE", None), ("P", None), ("H", None), (None, 1), (None, 2), (None, 9),
+                                  ("P", 1), ("FEE", 9)]))
+    def transfer(self, counter: int, dest: tuple[str | None, int | None]) -> None:
+        service, to_counter = dest
+        args = {**self.counter_args(counter), "note": "转办"}
+        if service:
+            args["service"] = service
+        if to_counter:
+            args["to_counter"] = to_counter
+        self.run("transfer", args)
+
+    # ------------------------------------------------------------------ time and restarts
+
+    @rule(minutes=st.one_of(st.integers(1, 40), st.integers(41, 600), st.integers(1, 4).map(lambda d: d * 1440),
+                            st.integers(1440, 4 * 1440)))
+    def advance(self, minutes: int) -> None:
+        self.clock.advance(minutes=minutes)
+
+    @rule(hour=st.sampled_from([0, 8, 9, 11, 12, 14, 16, 17, 20]))
+    def next_day_at(self, hour: int) -> None:
+        """Jump to a given local hour of the next day: before opening, in the break, after closing…"""
+        day = self.hall.hours.business_day(self.clock.now()) + timedelta(days=1)
+        self.clock.set(local(day, hour, 45 if hour == 8 else 0))
+
+    @rule()
+    def restart(self) -> None:
+        before = memory(self.hall)
+        self.hall.journal.close()  # type: ignore[attr-defined]  # drops every connection, as a process exit does
+        self.hall = load_hall(CFG, self.clock, Store(self.engine))
+        assert memory(self.hall) == before
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def nothing_in_two_places(self) -> None:
+        held = [c.ticket_id for c in self.hall.counters.values() if c.ticket_id is not None]
+        assert len(held) == len(set(held)), "a ticket at two counters"
+        for n, c in self.hall.counters.items():
+            if c.ticket_id is not None:
+                t = self.hall.tickets.get(c.ticket_id)
+                assert t is not None and t.status in (CALLED, SERVING) and t.counter == n, (n, t)
+                assert c.state != "closed"
+        for t in self.hall.tickets.values():
+            if t.status in (CALLED, SERVING):
+                assert self.hall.counters[t.counter].ticket_id == t.id, t
+            assert t.status in ACTIVE or t.status == NO_SHOW
+
+    @invariant()
+    def database_agrees(self) -> None:
+        tk, vs = storage.tickets, storage.visits
+        with self.engine.connect() as conn:
+            per_day = conn.execute(select(
+                tk.c.business_day, tk.c.service, func.count(), func.count(tk.c.number.distinct()),
+                func.min(tk.c.number), func.max(tk.c.number)).group_by(tk.c.business_day, tk.c.service)).all()
+            rows = {r.id: r for r in conn.execute(select(tk.c.id, tk.c.status, tk.c.status_at, tk.c.visit_id,
+                                                         tk.c.counter, tk.c.queue_service))}
+            twice = conn.execute(select(vs.c.ticket_id).where(vs.c.outcome == FINISHED).group_by(vs.c.ticket_id)
+                                 .having(func.count() > 1)).all()
+            visits = conn.execute(select(vs.c.id, vs.c.ticket_id, vs.c.seq, vs.c.ended_at, vs.c.outcome)
+                                  .order_by(vs.c.ticket_id, vs.c.seq)).all()
+            counters = {r.number: r for r in conn.execute(select(storage.counter_state))}
+        # Numbers: unique and gapless per service and business day (the model agrees on the last one).
+        for day, service, n, distinct, low, high in per_day:
+            assert n == distinct == high and low == 1, (day, service, n, distinct, high)
+            assert self.numbers.get((day, service)) == high
+        # No ticket lost: every issued ticket is stored, open in the engine or terminal in the database.
+        assert set(rows) == self.issued
+        horizon = no_show_horizon(self.hall.hours, self.clock.now(), CFG.calling.noshow_grace_minutes)
+        for tid, r in rows.items():
+            t = self.hall.tickets.get(tid)
+            if r.status in ACTIVE or (r.status == NO_SHOW and r.status_at >= horizon.replace(tzinfo=None)):
+                assert t is not None and (t.status, t.visit_id, t.counter, t.queue_service) == (
+                    r.status, r.visit_id, r.counter, r.queue_service), (tid, r, t)
+            else:
+                assert t is None and r.status in TERMINAL, (tid, r.status)
+        # Never served twice; finished tickets are exactly the ones the counters finished.
+        assert twice == []
+        assert {tid for tid, r in rows.items() if r.status == FINISHED} == self.finished
+        # Visits: one unbroken chain per ticket; only an open ticket's current visit is still open.
+        chains: dict[int, list[Any]] = {}
+        for v in visits:
+            chains.setdefault(v.ticket_id, []).append(v)
+        assert set(chains) == set(rows)
+        for tid, chain in chains.items():
+            assert [v.seq for v in chain] == list(range(1, len(chain) + 1)), tid
+            assert chain[-1].id == rows[tid].visit_id
+            assert all(v.ended_at is not None and v.outcome in ("transferred", NO_SHOW) for v in chain[:-1]), tid
+            assert (chain[-1].ended_at is None) == (rows[tid].status in ACTIVE), tid
+        # The counters in the database are the engine's.
+        for n, c in self.hall.counters.items():
+            if n in counters:
+                assert (counters[n].state, counters[n].ticket_id, counters[n].session) == (
+                    c.state, c.ticket_id, c.session)
+            else:
+                assert c.state == "closed" and c.ticket_id is None
+
+
+def run_machine(db_url: str, examples: int, steps: int) -> None:
+    store = open_store(db_url, sqlite_synchronous=SYNC)
+    machine = type("Hall", (HallMachine,), {"store": store})
+    try:
+        run_state_machine_as_test(machine, settings=settings(
+            max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    finally:
+        store.close()
+
+
+def test_random_days_keep_every_invariant(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        run_machine(db_url, examples=30, steps=50)
+    else:  # PostgreSQL: the same machine, a smaller run
+        run_machine(db_url, examples=6, steps=30)
+
