@@ -94,6 +94,7 @@ class _Tx:
         self.hall = hall
         self.change = Change()
         self.now = hall.clock.now()
+        self.rule = ""  # which calling rule chose the ticket (audit)
         self.day = hall.hours.business_day(self.now)
 
     def ticket(self, tid: int) -> Ticket:
@@ -464,6 +465,7 @@ class Hall:
             limit = tx.now - timedelta(minutes=rules.over_wait_minutes)
             over = [t for t in eligible if self._entered(tx, t) < limit]  # strictly longer than the limit
             if over:
+                tx.rule = "over_wait"
                 return min(over, key=lambda t: (self._entered(tx, t), t.id))
         by_service: dict[str, list[Ticket]] = {}
         for t in eligible:
@@ -484,7 +486,9 @@ class Hall:
         normal = [t for t in tickets if not t.priority]
         streak = tx.state(_STATE_STREAK).get(service, 0)
         if prio and (not normal or streak < rules.priority_streak):
+            tx.rule = "priority"
             return prio[0]
+        tx.rule = "fifo" if normal else "priority"
         return normal[0] if normal else prio[0]
 
     def _entered(self, tx: _Tx, t: Ticket) -> datetime:
@@ -510,7 +514,8 @@ class Hall:
         v.out_of_order = out_of_order
         c.ticket_id = t.id
         self._note_call(tx, t)
-        data: dict[str, Any] = {"kind": "call"}
+        # The rule that chose the ticket goes into the audit trail with the call.
+        data: dict[str, Any] = {"kind": "call", "rule": "specific" if out_of_order else tx.rule}
         if out_of_order:
             data["reason"] = out_of_order
         tx.event("ticket_called", ticket=t, counter=c.number, clerk=c.clerk, **data)

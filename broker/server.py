@@ -168,7 +168,10 @@ class Broker:
                             break
                         self._on_frames(frames)
                 if time.monotonic() >= next_beat:
-                    self._tick()
+                    try:
+                        self._tick()
+                    except Exception:  # logged; the next beat tries again
+                        log.exception("heartbeat failed")
                     next_beat = time.monotonic() + HEARTBEAT_SECONDS
         finally:
             self.close()
@@ -184,7 +187,13 @@ class Broker:
         user = body.get("User-Id") if self.keys_dir is not None else None
         reply = self.handle(body.bytes, user)
         self.router.send_multipart([ident, encode_reply(reply)])
-        self._flush()
+        try:
+            self._flush()
+        except Exception:  # a bug while publishing must not stop the hall...
+            log.exception("could not publish the events of %s", reply.type)
+            # ...but the mirrors may now be wrong: a new epoch makes every one of them resync.
+            self._pending.clear()
+            self.epoch = uuid.uuid4().hex[:12]
 
     def handle(self, frame: bytes, user_key: str | None = None) -> Any:
         """One request frame in, one reply out (never raises)."""
@@ -218,7 +227,7 @@ class Broker:
         if self.keys_dir is None:
             return "admin", None, client
         assert self._allow is not None
-        # Re-read the allow-list (one stat when unchanged): a device removed while connected is
+        # Re-read the allow-list if it changed (a stat and a listing): a device removed while connected is
         # refused from its next request on, not only when it reconnects.
         self._allow.reload()
         dev = self._allow.devices.get(user_key.encode() if user_key else b"")

@@ -12,7 +12,6 @@ import pytest
 import zmq
 
 import broker.server as server
-
 from queuehall.client import (
     RECENT_CALLS,
     BrokerClient,
