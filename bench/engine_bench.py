@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,12 +47,13 @@ from sqlalchemy import Engine, insert, text  # noqa: E402
 from broker import storage  # noqa: E402
 from broker.config import Counter, HallConfig, Text  # noqa: E402
 from broker.engine import Hall  # noqa: E402
-from broker.model import CALLED, FINISHED, NO_SHOW, SERVING, TRANSFERRED, WAITING  # noqa: E402
+from broker.model import CALLED, FINISHED, NO_SHOW, TRANSFERRED, WAITING  # noqa: E402
 from queuehall.clock import ManualClock  # noqa: E402
 from queuehall.errors import HallError  # noqa: E402
 from tests.hall_factory import TUESDAY, local, small_config  # noqa: E402
 
 UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai, the test hall's zone (no DST)
+QUEUE = 60  # citizens waiting during the command benchmark
 
 
 def bench_config() -> HallConfig:
@@ -68,8 +70,9 @@ def run_mix(hall: Hall, clock: ManualClock, n: int, seed: int = 1) -> dict[str, 
     """Drive ``n`` accepted commands through ``hall``: takes and counter cycles, ~1 s apart.
 
     Counters 1, 2 and 3 are signed in first (not counted). A counter cycles call_next →
-    start → finish; a kiosk takes a ticket whenever the queue is short, or by chance.
-    Returns the count per command and the elapsed wall time of the ``n`` commands.
+    start → finish; kiosks keep about ``QUEUE`` citizens waiting (a busy morning), taking
+    with request ids as the real kiosks do. Returns the count per command and the
+    elapsed wall time of the ``n`` commands.
     """
     rng = random.Random(seed)
     sessions = {}
@@ -84,7 +87,7 @@ def run_mix(hall: Hall, clock: ManualClock, n: int, seed: int = 1) -> dict[str, 
     t0 = time.perf_counter()
     while done < n:
         clock.advance(step)
-        if waiting < 5 or rng.random() < 0.25:
+        if waiting < QUEUE or rng.random() < 0.25:
             kiosk_seq += 1
             service = "P" if rng.random() < 0.6 else "H"
             prio = "elderly" if rng.random() < 0.1 else None
@@ -295,10 +298,30 @@ def bench_rebuild(url: str, n_visits: int, n_open: int, repeats: int) -> dict[st
     snap = hall.snapshot()
     snapshot_s = time.perf_counter() - t0
     waiting = sum(s["waiting"] for s in snap["services"])
-    store.engine.dispose()
+    store.close()
+    fresh = [rebuild_in_new_process(url) for _ in range(repeats)]
     return {"rows": counts, "fill_seconds": round(fill_s, 1), "open_tickets_loaded": len(hall.tickets),
             "waiting": waiting, "load_hall_seconds": [round(t, 3) for t in times],
-            "load_hall_median_s": round(statistics.median(times), 3), "snapshot_seconds": round(snapshot_s, 3)}
+            "load_hall_median_s": round(statistics.median(times), 3),
+            "new_process_load_hall_seconds": [round(t, 3) for t in fresh],
+            "new_process_load_hall_median_s": round(statistics.median(fresh), 3),
+            "snapshot_seconds": round(snapshot_s, 3)}
+
+
+def rebuild_in_new_process(url: str) -> float:
+    """``load_hall`` timed in a fresh interpreter, as after a real restart (imports not counted)."""
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[1] + '/bench')\n"
+        "import engine_bench as b\n"
+        "from broker import storage\n"
+        "store = storage.Store(storage.make_engine(sys.argv[2]))\n"
+        "clock = b.ManualClock(b.local(b.TUESDAY, 10))\n"
+        "t0 = time.perf_counter(); hall = storage.load_hall(b.bench_config(), clock, store)\n"
+        "print(time.perf_counter() - t0, len(hall.tickets))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT), url], check=True, capture_output=True, text=True)
+    seconds, loaded = out.stdout.split()
+    assert int(loaded) > 0
+    return float(seconds)
 
 
 # ---------------------------------------------------------------------------- main
@@ -315,7 +338,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "sqlite": __import__("sqlite3").sqlite_version, "platform": platform.platform()}
+            "sqlite": __import__("sqlite3").sqlite_version, "platform": platform.platform(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             result["rebuild"]["sqlite"] = bench_rebuild(f"sqlite:///{tmp}/rebuild.db", history, n_open, repeats)
             if args.pg_url:
                 result["rebuild"]["postgresql"] = bench_rebuild(args.pg_url, history, n_open, repeats)
+    result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

@@ -42,18 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
 from broker.config import load_config  # noqa: E402
 from broker.server import Broker  # noqa: E402
 from broker.storage import load_hall, open_store  # noqa: E402
 from kiosk.model import KioskModel, KioskSettings, Screen  # noqa: E402
-from kiosk.printing import PrinterConfig  # noqa: E402
-from kiosk.window import KioskWindow, PrintService, warm_up_fonts  # noqa: E402
 from queuehall.clock import ManualClock  # noqa: E402
-from queuehall.qtlink import QtLink  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 TAP_TARGET_MS = 150
@@ -159,6 +152,77 @@ class FakeNetworkPrinter:
         self.server.close()
 
 
+class RemotePrinter:
+    """The fake printer's arrival times, read from the helper process (``--serve``).
+
+    The broker and the printer run in their own process, as they do in a hall, so they do not
+    compete with the kiosk for its interpreter lock. ``time.perf_counter`` is CLOCK_MONOTONIC on
+    Linux, the same clock in every process, so the helper's timestamps compare with ours.
+    """
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        hello = json.loads(proc.stdout.readline())
+        self.broker_port: int = hello["broker_port"]
+        self.port: int = hello["printer_port"]
+        self.first_byte: list[float] = []
+        self.last_byte: list[float] = []
+        self.sizes: list[int] = []
+        threading.Thread(target=self._read, name="printer-times", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            kind, *values = line.split()
+            if kind == "first":
+                self.first_byte.append(float(values[0]))
+            elif kind == "last":
+                self.sizes.append(int(values[1]))
+                self.last_byte.append(float(values[0]))
+
+
+def serve() -> int:
+    """The helper process: a broker and the fake printer; one line per ticket event on stdout."""
+    tmp = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # a Tuesday morning: the hall is open
+    store = open_store(f"sqlite:///{tmp}/hall.db")
+    hall = load_hall(load_config(), clock, store)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    broker = Broker(hall, host="127.0.0.1", port=port)
+    broker.bind()
+    thread = threading.Thread(target=broker.serve_forever, name="bench-broker", daemon=True)
+    thread.start()
+    printer = FakeNetworkPrinter()
+    lock = threading.Lock()
+
+    def report() -> None:
+        sent_first = sent_last = 0
+        while not printer._stop.is_set():
+            with lock:
+                while sent_first < len(printer.first_byte):
+                    print("first", repr(printer.first_byte[sent_first]), flush=True)
+                    sent_first += 1
+                while sent_last < len(printer.last_byte):
+                    print("last", repr(printer.last_byte[sent_last]), printer.sizes[sent_last], flush=True)
+                    sent_last += 1
+            time.sleep(0.001)
+
+    print(json.dumps({"broker_port": port, "printer_port": printer.port}), flush=True)
+    threading.Thread(target=report, daemon=True).start()
+    try:
+        sys.stdin.read()  # until the parent closes our stdin
+    finally:
+        printer.stop()
+        broker.stop_event.set()
+        thread.join(5)
+        store.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def machine() -> dict[str, Any]:
     """The machine the figures come from."""
     cpu = ""
@@ -186,7 +250,7 @@ def summary(values: list[float]) -> dict[str, Any]:
             "min": round(values[0], 1), "max": round(values[-1], 1)}
 
 
-def wait(app: QApplication, cond: Any, timeout: float = 10.0) -> None:
+def wait(app: Any, cond: Any, timeout: float = 10.0) -> None:
     deadline = time.perf_counter() + timeout
     while not cond():
         if time.perf_counter() > deadline:
@@ -195,10 +259,18 @@ def wait(app: QApplication, cond: Any, timeout: float = 10.0) -> None:
         time.sleep(0.0005)
 
 
-def bench_taps(app: QApplication, endpoint: str, printer: FakeNetworkPrinter, taps: int, paper: int,
-               clock: ManualClock) -> dict[str, Any]:
+def bench_taps(app: Any, endpoint: str, printer: RemotePrinter, taps: int, paper: int) -> dict[str, Any]:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from kiosk.printing import PrinterConfig
+    from kiosk.window import KioskWindow, PrintService, warm_up_fonts
+    from queuehall.qtlink import QtLink
+
+    clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # the kiosk's own clock (greeting, dates)
     link = QtLink(endpoint, role="kiosk", name="bench-kiosk", request_timeout=3.0)
-    config = PrinterConfig(backend="network", host="127.0.0.1", port=printer.port, mode="raster", paper_mm=paper)
+    config = PrinterConfig(backend="network", host="127.0.0.1", port=printer.port, mode="raster",
+                           paper_mm=paper)
     settings = KioskSettings(return_ms=60_000, message_ms=60_000, idle_ms=600_000, status_ms=600_000)
     window = KioskWindow(link, PrintService(config), KioskModel(settings=settings, clock=clock.now),
                          broker_label=endpoint)
@@ -208,6 +280,17 @@ def bench_taps(app: QApplication, endpoint: str, printer: FakeNetworkPrinter, ta
     window.start()
     first: list[float] = []
     last: list[float] = []
+    cpu: list[float] = []  # CPU the kiosk process used from tap to first byte (all its threads)
+    marks: dict[str, float] = {}
+    parts: dict[str, list[float]] = {k: [] for k in ("printer_check_ms", "take_ticket_ms", "encode_ms",
+                                                      "send_ms")}
+    window.phase_changed.connect(lambda phase: marks.__setitem__(phase, time.perf_counter()))
+
+    def on_job(_job: int, kind: str, outcome: Any) -> None:
+        if kind == "print" and hasattr(outcome, "encode_ms"):
+            marks["encode_ms"], marks["send_ms"] = outcome.encode_ms, outcome.send_ms
+
+    window.printer.done.connect(on_job)
     try:
         wait(app, lambda: window.model.screen == Screen.START)
         services = ["passport", "hk_macao", "document_pickup"]
@@ -217,23 +300,33 @@ def bench_taps(app: QApplication, endpoint: str, printer: FakeNetworkPrinter, ta
             tile = window.start_page.tiles[services[n % len(services)]]
             wait(app, tile.isVisible)
             QTest.mouseClick(tile, Qt.MouseButton.LeftButton)
-            wait(app, lambda: window.model.screen == Screen.DETAILS and window.details_page.confirm.isVisible())
+            confirm = window.details_page.confirm
+            wait(app, lambda b=confirm: window.model.screen == Screen.DETAILS and b.isVisible())
             before = len(printer.first_byte)
             done = len(printer.last_byte)
             t0 = time.perf_counter()
+            c0 = time.process_time()
             QTest.mouseClick(window.details_page.confirm, Qt.MouseButton.LeftButton)
             wait(app, lambda b=before: len(printer.first_byte) > b)
+            c1 = time.process_time()
             wait(app, lambda d=done: len(printer.last_byte) > d)
             wait(app, lambda: window.model.screen == Screen.CONFIRMATION)
             if n > 0:
                 first.append((printer.first_byte[before] - t0) * 1000)
                 last.append((printer.last_byte[done] - t0) * 1000)
+                parts["printer_check_ms"].append((marks["requesting"] - t0) * 1000)
+                parts["take_ticket_ms"].append((marks["printing"] - marks["requesting"]) * 1000)
+                parts["encode_ms"].append(marks["encode_ms"])
+                parts["send_ms"].append(marks["send_ms"])
+                cpu.append((c1 - c0) * 1000)
             QTest.mouseClick(window.confirm_page.done, Qt.MouseButton.LeftButton)
             wait(app, lambda: window.model.screen == Screen.START)
     finally:
         window.shutdown()
         window.close()
     return {"tap_to_first_byte_ms": summary(first), "tap_to_last_byte_ms": summary(last),
+            "breakdown_median_ms": {k: round(statistics.median(v), 1) for k, v in parts.items() if v},
+            "process_cpu_ms_tap_to_first_byte": summary(cpu),
             "ticket_bytes_median": statistics.median(printer.sizes[1:]) if len(printer.sizes) > 1 else None,
             "paper_mm": paper, "mode": "raster", "printer": "network (loopback fake printer)"}
 
@@ -241,6 +334,7 @@ def bench_taps(app: QApplication, endpoint: str, printer: FakeNetworkPrinter, ta
 def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
     wall: list[float] = []
     reported: list[float] = []
+    cpu: list[float] = []
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -255,6 +349,7 @@ def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
                 if m:
                     wall.append((time.perf_counter() - t0) * 1000)
                     reported.append(float(m.group(1)))
+                    cpu.append(_cpu_ms(proc.pid))
                     break
             else:
                 raise RuntimeError("the kiosk exited before it was ready")
@@ -264,7 +359,18 @@ def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"spawn_to_ready_ms": summary(wall), "ready_after_module_import_ms": summary(reported), "runs": runs}
+    return {"spawn_to_ready_ms": summary(wall), "ready_after_module_import_ms": summary(reported),
+            "cpu_ms_until_ready": summary(cpu), "runs": runs}
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc), in ms: shows how much of a slow
+    start-up was work and how much was waiting for a busy machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def main() -> int:
@@ -272,31 +378,25 @@ def main() -> int:
     parser.add_argument("--taps", type=int, default=20)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--paper", type=int, choices=[58, 80], default=80)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the helper process
     args = parser.parse_args()
+    if args.serve:
+        return serve()
+    from PySide6.QtWidgets import QApplication
+
     info = machine()
     app = QApplication.instance() or QApplication([])
-    tmp = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
-    clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # a Tuesday morning: the hall is open
-    store = open_store(f"sqlite:///{tmp}/hall.db")
-    hall = load_hall(load_config(), clock, store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    broker = Broker(hall, host="127.0.0.1", port=port)
-    broker.bind()
-    thread = threading.Thread(target=broker.serve_forever, name="bench-broker", daemon=True)
-    thread.start()
-    printer = FakeNetworkPrinter()
-    endpoint = f"127.0.0.1:{port}"
+    helper = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        taps = bench_taps(app, endpoint, printer, args.taps, args.paper, clock)
+        printer = RemotePrinter(helper)
+        endpoint = f"127.0.0.1:{printer.broker_port}"
+        taps = bench_taps(app, endpoint, printer, args.taps, args.paper)
         start = bench_start(endpoint, printer.port, args.starts)
     finally:
-        printer.stop()
-        broker.stop_event.set()
-        thread.join(5)
-        store.engine.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
+        assert helper.stdin is not None
+        helper.stdin.close()
+        helper.wait(15)
     result = {
         "machine": info,
         "tap": {**taps, "target_ms": TAP_TARGET_MS,

@@ -347,6 +347,7 @@ class Hall:
             "counter": t.counter,
             "target_counter": t.target_counter,
             "note": v.note if v else "",
+            "queued_at": _iso(t.queue_key),  # FIFO position: transfers keep their issue time
         }
 
     def queue(self, service: str) -> list[Ticket]:
@@ -576,7 +577,9 @@ class Hall:
         t = tx.ticket(self.find_ticket(ticket, tx).id)
         if t.status != WAITING:
             raise HallError("NOT_WAITING", ticket=t.label, status=t.status)
-        if client is not None and t.issued_by is not None and t.issued_by != client:
+        # With device keys the client id is "<device>/<run>": the same kiosk after a restart may void.
+        if client is not None and t.issued_by is not None and \
+                t.issued_by.split("/")[0] != client.split("/")[0]:
             raise HallError("FORBIDDEN", detail="only the issuing kiosk may void its ticket")
         self._end(tx, t, VOIDED)
         tx.event("ticket_voided", ticket=t, reason=reason)
@@ -880,6 +883,19 @@ class Hall:
         if at is None:
             return "—"
         return at.astimezone(self.hours.tz).strftime("%Y-%m-%d %H:%M")
+
+    def expire_no_shows(self) -> list[int]:
+        """Drop from memory the no-shows whose grace period is over (the database keeps them).
+
+        Mirrors what a rebuild loads, so the live state and a restarted broker agree.
+        Returns the ids dropped, for the broker to tell the screens."""
+        limit = self.clock.now() - timedelta(minutes=self.config.calling.noshow_grace_minutes)
+        gone = [t.id for t in self.tickets.values()
+                if t.status == NO_SHOW and t.status_at is not None and t.status_at < limit]
+        for tid in gone:
+            t = self.tickets.pop(tid)
+            self.visits.pop(t.visit_id, None)
+        return gone
 
     def open_tickets(self) -> list[Ticket]:
         return [t for t in self.tickets.values() if t.status in ACTIVE]

@@ -219,6 +219,8 @@ class ReportBuilder:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
         self.hours = OpeningHours(config.hours, config.timezone)
+        self._openings: dict[date, tuple[datetime, datetime] | None] = {}
+        self._workdays: dict[date, bool] = {}
 
     # -- grouping ---------------------------------------------------------------------------
 
@@ -388,6 +390,11 @@ class ReportBuilder:
         not cover); the hall's own ``closed_days`` are never working days and its
         ``working_days`` always are.
         """
+        if d not in self._workdays:  # chinesecalendar's lookup is slow; due dates ask for the same days
+            self._workdays[d] = self._is_working_day(d)
+        return self._workdays[d]
+
+    def _is_working_day(self, d: date) -> bool:
         h = self.config.hours
         if d in h.closed_days:
             return False
@@ -406,11 +413,12 @@ class ReportBuilder:
 
     def _opening(self, day: date) -> tuple[datetime, datetime] | None:
         """The day's first opening and last closing time (UTC), or None when the hall is closed."""
-        periods = self.hours.periods_on(day)
-        if not periods:
-            return None
-        return (datetime.combine(day, periods[0].start, tzinfo=self.tz).astimezone(UTC),
+        if day not in self._openings:  # the holiday lookup is slow and asked once per counter state
+            periods = self.hours.periods_on(day)
+            self._openings[day] = None if not periods else (
+                datetime.combine(day, periods[0].start, tzinfo=self.tz).astimezone(UTC),
                 datetime.combine(day, periods[-1].end, tzinfo=self.tz).astimezone(UTC))
+        return self._openings[day]
 
     def _split(self, since: datetime, until: datetime, by_event: bool, first_day: date, last_day: date,
                activity: dict[date, datetime]) -> list[tuple[date, float]]:
@@ -441,13 +449,14 @@ class ReportBuilder:
     def _counter_time(self, conn: Any, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
         """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter."""
         kinds = events.c.type.in_(_COUNTER_EVENTS)
+        cols = (events.c.seq, events.c.counter, events.c.type, events.c.at, events.c.data)
         # Each counter's state as the period begins: its last counter event before it.
         last = (select(func.max(events.c.seq)).where(and_(kinds, events.c.business_day < start))
-                .group_by(events.c.counter))
-        rows = conn.execute(select(events.c.counter, events.c.type, events.c.at, events.c.data)
-                            .where(or_(events.c.seq.in_(last),
-                                       and_(kinds, events.c.business_day >= start, events.c.business_day <= end)))
-                            .order_by(events.c.seq)).all()
+                .group_by(events.c.counter).subquery())
+        rows = conn.execute(select(*cols).where(events.c.seq.in_(select(last.c[0])))).all()
+        rows += conn.execute(select(*cols).where(and_(kinds, events.c.business_day >= start,
+                                                      events.c.business_day <= end))).all()
+        rows.sort(key=lambda r: r.seq)
         period = self._in_period(start, end)
         activity: dict[int, dict[date, datetime]] = {}
         for r in conn.execute(
@@ -740,34 +749,42 @@ def to_xlsx(rep: Report, path: str) -> None:
     wb.save(path)
 
 
+def wait_samples(engine: Engine, start: date, end: date) -> dict[str, list[float]]:
+    """Every visit's wait in minutes (docs/reports.md "Wait time"), per service, sorted: the data of the
+    wait-distribution chart."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(visits.c.service, wait_seconds().label("w"))
+                            .where(and_(visits.c.business_day >= start, visits.c.business_day <= end,
+                                        wait_end().isnot(None)))).all()
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r.service, []).append(float(r.w) / 60.0)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> list[str]:
     """PNG charts in ``out_dir``: wait distribution per service, arrivals and served per hour, busy-hours
     heatmap by weekday. Returns the paths written (a chart with no data is skipped)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
-    from matplotlib import font_manager
+    from matplotlib import font_manager, rc_context
+    from matplotlib.figure import Figure  # not pyplot: no global state, no GUI backend, safe in any thread
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     cjk = [f.name for f in font_manager.fontManager.ttflist
            if any(k in f.name for k in ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK", "Source Han"))]
-    if cjk:
-        plt.rcParams["font.family"] = [cjk[0], "DejaVu Sans"]
+    with rc_context({"font.family": [cjk[0], "DejaVu Sans"]} if cjk else {}):
+        return _draw(rep, engine, config, Path(out_dir), Figure)
+
+
+def _draw(rep: Report, engine: Engine, config: HallConfig, out: Any, figure: Any) -> list[str]:
     paths = []
-    with engine.connect() as conn:
-        rows = conn.execute(select(visits.c.service, wait_seconds().label("w"))
-                            .where(and_(visits.c.business_day >= rep.start, visits.c.business_day <= rep.end,
-                                        wait_end().isnot(None)))).all()
-    by_service: dict[str, list[float]] = {}
-    for r in rows:
-        by_service.setdefault(r.service, []).append(float(r.w) / 60.0)
+    by_service = wait_samples(engine, rep.start, rep.end)
     if by_service:
         names = {s.code: s.name.zh for s in config.services}
         order = sorted(by_service, key=lambda c: -len(by_service[c]))[:12][::-1]  # busiest on top
-        fig, ax = plt.subplots(figsize=(11, 0.5 * len(order) + 2))
+        fig = figure(figsize=(11, 0.5 * len(order) + 2))
+        ax = fig.subplots()
         ax.boxplot([by_service[c] for c in order], orientation="horizontal",
                    tick_labels=[f"{names.get(c, c)} (n={len(by_service[c])})" for c in order],
                    whis=(10, 90), showfliers=False)
@@ -779,11 +796,11 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
         ax.set_title(f"等候时间分布 Wait time by service {rep.start} – {rep.end}")
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
-        paths.append(str(Path(out_dir) / "wait_by_service.png"))
+        paths.append(str(out / "wait_by_service.png"))
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     if rep.hourly:
-        fig, ax = plt.subplots(figsize=(10, 4))
+        fig = figure(figsize=(10, 4))
+        ax = fig.subplots()
         hours = [h["hour"] for h in rep.hourly]
         ax.bar([h - 0.2 for h in hours], [h["arrivals"] for h in rep.hourly], width=0.4, label="取号 arrivals")
         ax.bar([h + 0.2 for h in hours], [h["served"] for h in rep.hourly], width=0.4, label="办结 served")
@@ -793,29 +810,30 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
         ax.set_title(f"每小时取号与办结 Arrivals and served per hour {rep.start} – {rep.end}")
         ax.legend()
         fig.tight_layout()
-        paths.append(str(Path(out_dir) / "per_hour.png"))
+        paths.append(str(out / "per_hour.png"))
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     if rep.heatmap:
         grid = [[0] * 24 for _ in range(7)]
         for cell in rep.heatmap:
             grid[(cell["weekday"] + 6) % 7][cell["hour"]] = cell["arrivals"]  # Monday first
         hours_used = [h for h in range(24) if any(grid[d][h] for d in range(7))]
         lo, hi = (min(hours_used), max(hours_used)) if hours_used else (8, 17)
-        fig, ax = plt.subplots(figsize=(10, 4))
+        fig = figure(figsize=(10, 4))
+        ax = fig.subplots()
         im = ax.imshow([row[lo:hi + 1] for row in grid], aspect="auto", cmap="YlOrRd")
         ax.set_yticks(range(7), ["一 Mon", "二 Tue", "三 Wed", "四 Thu", "五 Fri", "六 Sat", "日 Sun"])
         ax.set_xticks(range(hi - lo + 1), [f"{h}:00" for h in range(lo, hi + 1)])
+        top = max(max(row) for row in grid) or 1
         for d in range(7):
             for h in range(lo, hi + 1):
-                if grid[d][h]:
-                    ax.text(h - lo, d, str(grid[d][h]), ha="center", va="center", fontsize=8)
+                if grid[d][h]:  # white on the dark cells, black on the light ones
+                    ax.text(h - lo, d, str(grid[d][h]), ha="center", va="center", fontsize=8,
+                            color="white" if grid[d][h] > 0.6 * top else "black")
         ax.set_title(f"繁忙时段 Busy hours by weekday (tickets issued) {rep.start} – {rep.end}")
-        fig.colorbar(im, label="号票 tickets")
+        fig.colorbar(im, ax=ax, label="号票 tickets")
         fig.tight_layout()
-        paths.append(str(Path(out_dir) / "heatmap.png"))
+        paths.append(str(out / "heatmap.png"))
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     return paths
 
 

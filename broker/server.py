@@ -358,6 +358,9 @@ class Broker:
             if dev["online"] and now - dev.get("_seen", now) > PRESENCE_TIMEOUT:
                 dev["online"] = False
                 self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+        gone = self.hall.expire_no_shows()
+        if gone:
+            self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})
         at = self.hall.clock.now()
         summaries = {s.code: self.hall.service_summary(s, at) for s in self.hall.config.services}
         changed = {c: s for c, s in summaries.items()

@@ -71,7 +71,9 @@ tickets = Table(
     Column("issued_by", String(64)),
     Column("status_at", DateTime),
     UniqueConstraint("business_day", "service", "number", name="uq_ticket_number"),
-    Index("ix_tickets_status", "status"),
+    # Loading the open tickets and today's no-shows is a range scan on (status, status_at),
+    # not a walk over every no-show ever recorded (migration 0002).
+    Index("ix_tickets_status_at", "status", "status_at"),
 )
 
 visits = Table(
@@ -192,6 +194,24 @@ _TIME_COLS = {"issued_at", "queue_key", "status_at", "entered_at", "first_called
 
 def _row(obj: Any, cols: list[str]) -> dict[str, Any]:
     return {c: (_db(getattr(obj, c)) if c in _TIME_COLS else getattr(obj, c)) for c in cols}
+
+
+def _objs(cls: type, result: Any) -> list[Any]:
+    """The rows of ``result`` as ``cls`` instances with aware UTC times.
+
+    Why not :func:`_obj` per row: a rebuild converts ~10,000 tickets and visits, and the
+    per-row mapping copy was a third of :func:`load_hall`'s time (docs/benchmarks.md).
+    """
+    cols = list(result.keys())
+    times = [i for i, c in enumerate(cols) if c in _TIME_COLS]
+    out = []
+    for row in result:
+        values = list(row)
+        for i in times:
+            if values[i] is not None:
+                values[i] = values[i].replace(tzinfo=UTC)
+        out.append(cls(**dict(zip(cols, values, strict=True))))
+    return out
 
 
 def _obj(cls: type, row: Any) -> Any:
@@ -351,10 +371,10 @@ class Store:
         live = (tickets.c.status.in_(sorted(ACTIVE))) | (
             (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= since))
         with self.engine.connect() as conn:
-            ticket_rows = conn.execute(select(tickets).where(live).order_by(tickets.c.id)).all()
-            visit_rows = conn.execute(
+            open_tickets = _objs(Ticket, conn.execute(select(tickets).where(live).order_by(tickets.c.id)))
+            open_visits = _objs(Visit, conn.execute(
                 select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)
-                .order_by(visits.c.id)).all()
+                .order_by(visits.c.id)))
             counters = [_obj(CounterState, r) for r in conn.execute(select(counter_state))]
             state = {r.key: json.loads(r.value) for r in conn.execute(select(hall_state))}
             numbers = {(business_day, r.service): r.n for r in conn.execute(
@@ -371,8 +391,8 @@ class Store:
                         ticket_id=r.ticket_id, service=r.service, counter=r.counter, clerk=r.clerk,
                         data=json.loads(r.data)) for r in reversed(calls)]
         return Stored(
-            tickets=[_obj(Ticket, r) for r in ticket_rows],
-            visits=[_obj(Visit, r) for r in visit_rows],
+            tickets=open_tickets,
+            visits=open_visits,
             counters=counters, state=state, numbers=numbers,
             last_ticket_id=last_ticket, last_visit_id=last_visit, last_event_seq=last_seq,
             requests=reqs, recent_calls=recent)

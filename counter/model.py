@@ -481,7 +481,7 @@ class CounterModel:
         """Waiting tickets this counter may call, oldest first, with their wait so far."""
         tickets = [t for t in (self.state.get("tickets") or {}).values()
                    if t.get("status") == "waiting" and self.eligible(t)]
-        tickets.sort(key=lambda t: (t.get("entered_at") or "", t["id"]))
+        tickets.sort(key=lambda t: (t.get("queued_at") or t.get("entered_at") or "", t["id"]))
         return [WaitingRow(t["id"], t["label"], self.service_name(t["queue_service"], "zh"),
                            self.service_name(t["queue_service"], "en"),
                            self._minutes_since(t.get("entered_at")), t.get("priority"),

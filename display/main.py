@@ -14,23 +14,41 @@ EXIT_USAGE = 2
 def register(subparsers: Any) -> None:
     """Add the ``display`` and ``voices`` subcommands to the ``queuehall`` CLI."""
     p = subparsers.add_parser("display", help="the hall's wall display, or a counter's screen (叫号显示屏)")
-    p.add_argument("--counter", type=int, default=None,
-                   help="be the small screen above this counter instead of the hall screen")
+    p.add_argument(
+        "--counter",
+        type=int,
+        default=None,
+        help="be the small screen above this counter instead of the hall screen",
+    )
     p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
     p.add_argument("--key", default=None, help="this device's .key_secret file (CurveZMQ)")
     p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
     p.add_argument("--windowed", action="store_true", help="run in a window instead of full screen")
     p.add_argument("--size", default=None, help="window size WxH, e.g. 1080x1920 (implies --windowed)")
-    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="which language comes first (both shown)")
+    p.add_argument(
+        "--lang", choices=["zh", "en"], default="zh", help="which language comes first (both shown)"
+    )
     p.add_argument("--repeat", type=int, default=1, help="read each call this many times (1-5, default 1)")
     p.add_argument("--volume", type=float, default=1.0, help="announcement volume 0.0-1.0 (default 1.0)")
     p.add_argument("--mute", action="store_true", help="show calls without reading them aloud (M toggles)")
-    p.add_argument("--min-display", type=float, default=5.0,
-                   help="seconds each announced call keeps the big panel at least (default 5)")
-    p.add_argument("--highlight", type=float, default=DEFAULT_HIGHLIGHT_SECONDS,
-                   help=f"seconds a new call flashes (default {DEFAULT_HIGHLIGHT_SECONDS:g})")
-    p.add_argument("--history", type=int, default=DEFAULT_HISTORY,
-                   help=f"earlier calls listed (1-30, default {DEFAULT_HISTORY})")
+    p.add_argument(
+        "--min-display",
+        type=float,
+        default=5.0,
+        help="seconds each announced call keeps the big panel at least (default 5)",
+    )
+    p.add_argument(
+        "--highlight",
+        type=float,
+        default=DEFAULT_HIGHLIGHT_SECONDS,
+        help=f"seconds a new call flashes (default {DEFAULT_HIGHLIGHT_SECONDS:g})",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=DEFAULT_HISTORY,
+        help=f"earlier calls listed (1-30, default {DEFAULT_HISTORY})",
+    )
     p.add_argument("--voice-pack", default=None, help="voice pack folder (default: the shipped pack)")
     p.set_defaults(func=run)
 
@@ -56,9 +74,16 @@ def run_voices_build(args: argparse.Namespace) -> int:
 
 def options_from_args(args: argparse.Namespace) -> DisplayOptions:
     """The display options the command line asks for; raises ``DisplayError`` for an out-of-range value."""
-    return DisplayOptions(counter=args.counter, lang=args.lang, repeat=args.repeat, volume=args.volume,
-                          muted=args.mute, min_display_seconds=args.min_display,
-                          highlight_seconds=args.highlight, history_size=args.history).validate()
+    return DisplayOptions(
+        counter=args.counter,
+        lang=args.lang,
+        repeat=args.repeat,
+        volume=args.volume,
+        muted=args.mute,
+        min_display_seconds=args.min_display,
+        highlight_seconds=args.highlight,
+        history_size=args.history,
+    ).validate()
 
 
 def _usage(err: DisplayError | Exception) -> int:
@@ -80,14 +105,18 @@ def run(args: argparse.Namespace) -> int:
         security = None
         if args.key or args.server_key:
             if not (args.key and args.server_key):
-                raise DisplayError("DISPLAY_BAD_OPTION", "--key 和 --server-key 必须同时给出",
-                                   "--key and --server-key go together")
+                raise DisplayError(
+                    "DISPLAY_BAD_OPTION",
+                    "--key 和 --server-key 必须同时给出",
+                    "--key and --server-key go together",
+                )
             security = Security.from_files(args.key, args.server_key)
     except DisplayError as err:
         return _usage(err)
     except (ValueError, OSError) as err:
         return _usage(err)
 
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from display.voice import VoiceError, load_pack
@@ -114,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         window.resize(1280, 720) if options.counter is None else window.resize(1024, 400)
         window.show()
     else:
+        window.setCursor(Qt.CursorShape.BlankCursor)  # a wall screen: no mouse pointer over the calls
         window.showFullScreen()
     window.start()
     return int(app.exec())

@@ -14,12 +14,15 @@ Rules it implements (docs/display.md):
   out, so a display that (re)connects reads out nothing old;
 * ``ticket_transferred`` with ``to_counter`` is announced as a call to that counter; with only a
   service it is listed as a pending transfer until the ticket is called there;
-* an event whose hall time ``at`` is more than ``max_age_seconds`` behind the hall clock is shown
-  but not announced (a display that stalled, or a backlog delivered late);
+* an event handled more than ``max_age_seconds`` after the link received it (a display that
+  stalled and works through a backlog) is shown but not announced. The lag is measured on this
+  machine's monotonic clock (the link stamps ``received_monotonic``), so neither a clock skew
+  between machines nor a hall run on a fast simulated clock can silence live calls; an event
+  without the stamp is judged by its hall time ``at`` against the hall clock instead;
 * on a lost connection the last state stays on screen, marked stale from the moment of loss
   until a fresh snapshot arrives.
 
-Hall time (the clock on screen, the age of events) comes from :class:`HallClock`: the broker's
+Hall time (the clock on screen) comes from :class:`HallClock`: the broker's
 heartbeat ``now`` (or the snapshot's ``state["now"]``) plus the local time elapsed since, so a
 hall run on a simulated clock shows the simulated time; before the first heartbeat, and for a
 display built without a broker, it is the local system time.
@@ -58,8 +61,12 @@ MAX_TRANSFER_NOTES = 4
 WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # A service's issue_state (broker/hours.py) other than "open", as the screen says it.
-ISSUE_STATES = {"break": ("午休暂停取号", "Lunch break"), "past_cutoff": ("今日已停止取号", "Closed today"),
-                "daily_cap": ("今日号已发完", "Sold out today"), "closed": ("停止取号", "Not issuing")}
+ISSUE_STATES = {
+    "break": ("午休暂停取号", "Lunch break"),
+    "past_cutoff": ("今日已停止取号", "Closed today"),
+    "daily_cap": ("今日号已发完", "Sold out today"),
+    "closed": ("停止取号", "Not issuing"),
+}
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -99,30 +106,55 @@ class DisplayOptions:
 
     def validate(self) -> DisplayOptions:
         """Return ``self`` if every option is in range, else raise ``DisplayError("DISPLAY_BAD_OPTION")``."""
-        if self.counter is not None and (isinstance(self.counter, bool) or not isinstance(self.counter, int)
-                                         or not 1 <= self.counter <= 999):
-            raise _bad("--counter", f"窗口号应为 1–999 的整数，而不是 {self.counter!r}",
-                       f"the counter number must be an integer 1–999, not {self.counter!r}")
+        if self.counter is not None and (
+            isinstance(self.counter, bool)
+            or not isinstance(self.counter, int)
+            or not 1 <= self.counter <= 999
+        ):
+            raise _bad(
+                "--counter",
+                f"窗口号应为 1–999 的整数，而不是 {self.counter!r}",
+                f"the counter number must be an integer 1–999, not {self.counter!r}",
+            )
         if self.lang not in ("zh", "en"):
-            raise _bad("--lang", f"只能是 zh 或 en，而不是 {self.lang!r}",
-                       f"must be zh or en, not {self.lang!r}")
-        if (isinstance(self.repeat, bool) or not isinstance(self.repeat, int)
-                or not 1 <= self.repeat <= MAX_REPEAT):
-            raise _bad("--repeat", f"播报次数应为 1–{MAX_REPEAT}，而不是 {self.repeat!r}",
-                       f"the repeat count must be 1–{MAX_REPEAT}, not {self.repeat!r}")
+            raise _bad(
+                "--lang", f"只能是 zh 或 en，而不是 {self.lang!r}", f"must be zh or en, not {self.lang!r}"
+            )
+        if (
+            isinstance(self.repeat, bool)
+            or not isinstance(self.repeat, int)
+            or not 1 <= self.repeat <= MAX_REPEAT
+        ):
+            raise _bad(
+                "--repeat",
+                f"播报次数应为 1–{MAX_REPEAT}，而不是 {self.repeat!r}",
+                f"the repeat count must be 1–{MAX_REPEAT}, not {self.repeat!r}",
+            )
         if not _finite(self.volume) or not 0.0 <= self.volume <= 1.0:
-            raise _bad("--volume", f"音量应为 0.0–1.0，而不是 {self.volume!r}",
-                       f"the volume must be 0.0–1.0, not {self.volume!r}")
-        for name, value, top in (("--min-display", self.min_display_seconds, 600.0),
-                                 ("--highlight", self.highlight_seconds, 600.0),
-                                 ("--max-age", self.max_age_seconds, 86400.0)):
+            raise _bad(
+                "--volume",
+                f"音量应为 0.0–1.0，而不是 {self.volume!r}",
+                f"the volume must be 0.0–1.0, not {self.volume!r}",
+            )
+        for name, value, top in (
+            ("--min-display", self.min_display_seconds, 600.0),
+            ("--highlight", self.highlight_seconds, 600.0),
+            ("max_age_seconds", self.max_age_seconds, 86400.0),
+        ):
             if not _finite(value) or not 0.0 <= value <= top:
-                raise _bad(name, f"秒数应为 0–{top:g}，而不是 {value!r}",
-                           f"seconds must be 0–{top:g}, not {value!r}")
-        if (isinstance(self.history_size, bool) or not isinstance(self.history_size, int)
-                or not 1 <= self.history_size <= MAX_HISTORY):
-            raise _bad("--history", f"历史条数应为 1–{MAX_HISTORY}，而不是 {self.history_size!r}",
-                       f"the history length must be 1–{MAX_HISTORY}, not {self.history_size!r}")
+                raise _bad(
+                    name, f"秒数应为 0–{top:g}，而不是 {value!r}", f"seconds must be 0–{top:g}, not {value!r}"
+                )
+        if (
+            isinstance(self.history_size, bool)
+            or not isinstance(self.history_size, int)
+            or not 1 <= self.history_size <= MAX_HISTORY
+        ):
+            raise _bad(
+                "--history",
+                f"历史条数应为 1–{MAX_HISTORY}，而不是 {self.history_size!r}",
+                f"the history length must be 1–{MAX_HISTORY}, not {self.history_size!r}",
+            )
         return self
 
 
@@ -137,12 +169,18 @@ def parse_size(text: str) -> tuple[int, int]:
     """
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
-        raise _bad("--size", f"应写作 宽x高（如 1920x1080），而不是 {text!r}",
-                   f"expected WIDTHxHEIGHT (e.g. 1920x1080), not {text!r}")
+        raise _bad(
+            "--size",
+            f"应写作 宽x高（如 1920x1080），而不是 {text!r}",
+            f"expected WIDTHxHEIGHT (e.g. 1920x1080), not {text!r}",
+        )
     w, h = (int(p) for p in parts)
     if not (200 <= w <= 8000 and 200 <= h <= 8000):
-        raise _bad("--size", f"宽和高应在 200–8000 像素之间，而不是 {w}x{h}",
-                   f"width and height must be 200–8000 pixels, not {w}x{h}")
+        raise _bad(
+            "--size",
+            f"宽和高应在 200–8000 像素之间，而不是 {w}x{h}",
+            f"width and height must be 200–8000 pixels, not {w}x{h}",
+        )
     return w, h
 
 
@@ -165,8 +203,11 @@ class HallClock:
     plus the local time elapsed since it was observed, or the system time before any observation.
     """
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
-                 fallback: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        fallback: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._monotonic = monotonic
         self._fallback = fallback
         self._anchor: tuple[datetime, float] | None = None  # replaced whole: safe across threads
@@ -222,10 +263,12 @@ class CallCard:
 
     @property
     def kind_zh(self) -> str:
+        """The badge for a recall or a transfer in Chinese ("" for a plain call)."""
         return {"recall": "重呼", "transfer": "转窗"}.get(self.kind, "")
 
     @property
     def kind_en(self) -> str:
+        """The badge for a recall or a transfer in English ("" for a plain call)."""
         return {"recall": "Recall", "transfer": "Transfer"}.get(self.kind, "")
 
 
@@ -281,11 +324,13 @@ class TransferNote:
 
     @property
     def text_zh(self) -> str:
+        """``A012 转至 统一收费，请留意叫号`` (or the counter, when it went to one)."""
         where = f"{self.to_counter} 号窗口" if self.to_counter else self.to_service_zh
         return f"{self.label} 转至 {where}，请留意叫号"
 
     @property
     def text_en(self) -> str:
+        """``A012 → Unified fee payment: wait to be called``."""
         where = f"Counter {self.to_counter}" if self.to_counter else self.to_service_en
         return f"{self.label} → {where}: wait to be called"
 
@@ -304,10 +349,12 @@ class Connection:
 
     @property
     def label_zh(self) -> str:
+        """The indicator's word in Chinese."""
         return {"online": "已连接", "offline": "连接中断", "connecting": "正在连接"}[self.state]
 
     @property
     def label_en(self) -> str:
+        """The indicator's word in English."""
         return {"online": "Online", "offline": "Offline", "connecting": "Connecting"}[self.state]
 
 
@@ -370,8 +417,15 @@ def _event_call(ev: dict[str, Any]) -> tuple[int | None, str, int, str, int, str
     kind = ev.get("kind") if ev.get("kind") in ("call", "recall") else "call"
     calls = ticket.get("calls")
     calls = calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1 else 1
-    return (tid, label, counter, kind, calls, str(ticket.get("service_name_zh") or ""),
-            str(ticket.get("service_name_en") or ""))
+    return (
+        tid,
+        label,
+        counter,
+        kind,
+        calls,
+        str(ticket.get("service_name_zh") or ""),
+        str(ticket.get("service_name_en") or ""),
+    )
 
 
 def _event_id(ev: dict[str, Any], tid: int | None, label: str) -> str:
@@ -391,13 +445,22 @@ class DisplayModel:
     ``hall_clock`` returns the hall's aware time (default: a :class:`HallClock` fed by
     :meth:`handle_state` and the window's heartbeat hook). ``volume``: a sink with ``set_volume``
     (QtAudioSink) gets it as the device volume; otherwise it is rendered into the WAV.
+    ``monotonic`` is the clock of the link's ``received_monotonic`` stamps (``time.monotonic``).
     """
 
-    def __init__(self, options: DisplayOptions | None = None, *, pack: VoicePack | None = None,
-                 sink: AudioSink | None = None, clock: Callable[[], float] = time.time,
-                 hall_clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        options: DisplayOptions | None = None,
+        *,
+        pack: VoicePack | None = None,
+        sink: AudioSink | None = None,
+        clock: Callable[[], float] = time.time,
+        hall_clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.options = (options or DisplayOptions()).validate()
         self.clock = clock
+        self.monotonic = monotonic
         self.hall_clock: Callable[[], datetime] = hall_clock if hall_clock is not None else HallClock()
         self.state: dict[str, Any] = {}
         self.version = 0  # bumped on every visible change: the window repaints when it moves
@@ -416,18 +479,28 @@ class DisplayModel:
         self.announcer: Announcer | None = None
         if self.options.counter is None:
             if pack is None or sink is None:
-                raise DisplayError("DISPLAY_NO_AUDIO", "大厅屏需要语音包和音频输出。",
-                                   "The hall screen needs a voice pack and an audio sink.")
+                raise DisplayError(
+                    "DISPLAY_NO_AUDIO",
+                    "大厅屏需要语音包和音频输出。",
+                    "The hall screen needs a voice pack and an audio sink.",
+                )
             render_volume = self.options.volume
             set_volume = getattr(sink, "set_volume", None)
             if callable(set_volume):
                 set_volume(self.options.volume)  # the device volume: no per-sample work on the GUI thread
                 render_volume = 1.0
             self.announcer = Announcer(
-                pack, sink, clock, repeat=self.options.repeat, volume=render_volume, muted=self.options.muted,
+                pack,
+                sink,
+                clock,
+                repeat=self.options.repeat,
+                volume=render_volume,
+                muted=self.options.muted,
                 min_display_seconds=self.options.min_display_seconds,
                 # Age is judged here on the hall clock; the announcer's own check is off (issued_at=None).
-                max_age_seconds=self.options.max_age_seconds, on_highlight=self._on_highlight)
+                max_age_seconds=self.options.max_age_seconds,
+                on_highlight=self._on_highlight,
+            )
 
     # ------------------------------------------------------------------ input
 
@@ -439,8 +512,9 @@ class DisplayModel:
             self.hall_clock.observe(state.get("now"))  # a fresh snapshot says what time the hall has
         self._need_sync = False
         self._synced_once = True
-        if self.connected is None:
-            self.connected = True  # data reached us, so the broker is there
+        # A snapshot or an event just arrived, so the broker is there (the link may report its first
+        # heartbeat only after the snapshot).
+        self.connected = True
         for ev in state.get("recent_calls") or []:
             if isinstance(ev, dict):
                 self._take_call(ev, live=False)
@@ -453,8 +527,9 @@ class DisplayModel:
         if not isinstance(ev, dict):
             return
         typ = ev.get("type")
+        received = msg.get("received_monotonic")
         if typ == "ticket_called":
-            fresh = self._fresh(ev)
+            fresh = self._fresh(ev, received)
             self._take_call(ev, live=fresh)
             info = _event_call(ev)
             if info is not None and info[0] is not None:
@@ -462,7 +537,7 @@ class DisplayModel:
                 if self.options.counter is not None and info[2] == self.options.counter and fresh:
                     self._flash_until = self.clock() + self.options.highlight_seconds
         elif typ == "ticket_transferred":
-            self._take_transfer(ev)
+            self._take_transfer(ev, received)
         self._bump()
 
     def set_connected(self, up: bool) -> None:
@@ -492,13 +567,16 @@ class DisplayModel:
 
     # ------------------------------------------------------------------ calls
 
-    def _fresh(self, ev: dict[str, Any]) -> bool:
-        at = parse_time(ev.get("at"))
-        if at is None:
-            return True
-        age = (self.hall_clock() - at).total_seconds()
+    def _fresh(self, ev: dict[str, Any], received: object = None) -> bool:
+        if isinstance(received, int | float) and not isinstance(received, bool):
+            age = self.monotonic() - float(received)  # how long it waited in this process
+        else:
+            at = parse_time(ev.get("at"))
+            if at is None:
+                return True
+            age = (self.hall_clock() - at).total_seconds()
         if age > self.options.max_age_seconds:
-            log.info("call at %s is %.0f s old: shown, not announced", ev.get("at"), age)
+            log.info("call at %s handled %.0f s late: shown, not announced", ev.get("at"), age)
             return False
         return True
 
@@ -511,7 +589,7 @@ class DisplayModel:
         at = parse_time(ev.get("at"))
         self._enqueue(call, CallCard(call.key, tid, label, counter, kind, szh, sen, at, live))
 
-    def _take_transfer(self, ev: dict[str, Any]) -> None:
+    def _take_transfer(self, ev: dict[str, Any], received: object = None) -> None:
         ticket = ev.get("ticket")
         if not isinstance(ticket, dict) or not isinstance(ticket.get("label"), str):
             return
@@ -526,7 +604,7 @@ class DisplayModel:
         if tid is not None:
             self._transfers[tid] = TransferNote(tid, label, to_counter, szh, sen, at)
         if to_counter is not None:
-            fresh = self._fresh(ev)
+            fresh = self._fresh(ev, received)
             call = Call(id=_event_id(ev, tid, label), label=label, counter=to_counter, kind="transfer")
             self._enqueue(call, CallCard(call.key, tid, label, to_counter, "transfer", szh, sen, at, fresh))
             if self.options.counter is not None and to_counter == self.options.counter and fresh:
@@ -597,9 +675,11 @@ class DisplayModel:
         """Date and time now, in the hall's time zone."""
         local = self.hall_clock().astimezone(self.timezone())
         wd = local.weekday()
-        return Clock(date_zh=f"{local.year}年{local.month}月{local.day}日 {WEEKDAYS_ZH[wd]}",
-                     date_en=f"{WEEKDAYS_EN[wd]} {local.day} {MONTHS_EN[local.month - 1]} {local.year}",
-                     time=local.strftime("%H:%M:%S"))
+        return Clock(
+            date_zh=f"{local.year}年{local.month}月{local.day}日 {WEEKDAYS_ZH[wd]}",
+            date_en=f"{WEEKDAYS_EN[wd]} {local.day} {MONTHS_EN[local.month - 1]} {local.year}",
+            time=local.strftime("%H:%M:%S"),
+        )
 
     def connection(self) -> Connection:
         """The connection indicator and whether what is shown is stale."""
@@ -646,16 +726,23 @@ class DisplayModel:
             phase, szh, sen = "idle", "等待叫号", "Ready"
         codes = [s for s in c.get("services") or [] if isinstance(s, str)]
         return CounterCard(
-            number=number, name_zh=str(c.get("name_zh") or f"{number}号窗口"),
-            name_en=str(c.get("name_en") or f"Counter {number}"), phase=phase,
+            number=number,
+            name_zh=str(c.get("name_zh") or f"{number}号窗口"),
+            name_en=str(c.get("name_en") or f"Counter {number}"),
+            phase=phase,
             ticket_label=label if phase in ("called", "serving") or (phase == "paused" and label) else None,
             ticket_service_zh=str(ticket.get("service_name_zh") or "") if ticket else "",
             ticket_service_en=str(ticket.get("service_name_en") or "") if ticket else "",
-            clerk_name_zh=str(c.get("clerk_name_zh") or ""), clerk_name_en=str(c.get("clerk_name_en") or ""),
+            clerk_name_zh=str(c.get("clerk_name_zh") or ""),
+            clerk_name_en=str(c.get("clerk_name_en") or ""),
             post=c.get("post") if isinstance(c.get("post"), str) else None,
-            pause_reason_zh=rzh, pause_reason_en=ren, status_zh=szh, status_en=sen,
+            pause_reason_zh=rzh,
+            pause_reason_en=ren,
+            status_zh=szh,
+            status_en=sen,
             services_zh=tuple(str((services.get(s) or {}).get("name_zh") or s) for s in codes),
-            services_en=tuple(str((services.get(s) or {}).get("name_en") or s) for s in codes))
+            services_en=tuple(str((services.get(s) or {}).get("name_en") or s) for s in codes),
+        )
 
     def service_rows(self) -> tuple[ServiceRow, ...]:
         """Every service in configured order, with its queue length and estimated wait."""
@@ -676,42 +763,65 @@ class DisplayModel:
                     szh, sen = f"约 {minutes} 分钟", f"~{minutes} min"
             else:
                 szh, sen = ISSUE_STATES.get(issue, ("停止取号", "Not issuing"))
-            rows.append(ServiceRow(code=str(code), name_zh=str(s.get("name_zh") or code),
-                                   name_en=str(s.get("name_en") or code), waiting=waiting,
-                                   wait_minutes=minutes, issuing=issue == "open", status_zh=szh,
-                                   status_en=sen))
+            rows.append(
+                ServiceRow(
+                    code=str(code),
+                    name_zh=str(s.get("name_zh") or code),
+                    name_en=str(s.get("name_en") or code),
+                    waiting=waiting,
+                    wait_minutes=minutes,
+                    issuing=issue == "open",
+                    status_zh=szh,
+                    status_en=sen,
+                )
+            )
         return tuple(rows)
 
     def hall_view(self) -> HallView:
         """The hall screen's content now."""
         hall = self.state.get("hall") or {}
-        history = tuple(list(self.history)[1:self.options.history_size + 1])
-        transfers = sorted(self._transfers.values(), key=lambda n: n.at or datetime.min.replace(tzinfo=UTC),
-                           reverse=True)
+        history = tuple(list(self.history)[1 : self.options.history_size + 1])
+        transfers = sorted(
+            self._transfers.values(), key=lambda n: n.at or datetime.min.replace(tzinfo=UTC), reverse=True
+        )
         return HallView(
             hall_name_zh=str(hall.get("name_zh") or "政务服务中心"),
             hall_name_en=str(hall.get("name_en") or ""),
-            clock=self.clock_view(), current=self.current, highlighted=self.highlighted, history=history,
-            counters=self.counter_cards(), services=self.service_rows(),
+            clock=self.clock_view(),
+            current=self.current,
+            highlighted=self.highlighted,
+            history=history,
+            counters=self.counter_cards(),
+            services=self.service_rows(),
             transfers=tuple(transfers[:MAX_TRANSFER_NOTES]),
-            notice_zh=str(hall.get("notice_zh") or ""), notice_en=str(hall.get("notice_en") or ""),
-            connection=self.connection(), pending=self.announcer.pending if self.announcer else 0,
-            lang=self.options.lang)
+            notice_zh=str(hall.get("notice_zh") or ""),
+            notice_en=str(hall.get("notice_en") or ""),
+            connection=self.connection(),
+            pending=self.announcer.pending if self.announcer else 0,
+            lang=self.options.lang,
+        )
 
     def counter_view(self) -> CounterView:
         """The counter screen's content now (``options.counter`` must be set)."""
         number = self.options.counter
         if number is None:
-            raise DisplayError("DISPLAY_NOT_COUNTER", "这不是窗口屏。",
-                               "This display is not a counter screen.")
+            raise DisplayError(
+                "DISPLAY_NOT_COUNTER", "这不是窗口屏。", "This display is not a counter screen."
+            )
         raw = (self.state.get("counters") or {}).get(str(number))
         card = self._counter_card(raw) if isinstance(raw, dict) else None
         hall = self.state.get("hall") or {}
-        return CounterView(number=number, card=card, highlighted=self.highlighted, clock=self.clock_view(),
-                           connection=self.connection(), hall_name_zh=str(hall.get("name_zh") or ""),
-                           hall_name_en=str(hall.get("name_en") or ""), lang=self.options.lang)
+        return CounterView(
+            number=number,
+            card=card,
+            highlighted=self.highlighted,
+            clock=self.clock_view(),
+            connection=self.connection(),
+            hall_name_zh=str(hall.get("name_zh") or ""),
+            hall_name_en=str(hall.get("name_en") or ""),
+            lang=self.options.lang,
+        )
 
     def known_counter(self) -> bool:
         """Whether the broker's state has this screen's counter (False: a wrong ``--counter``)."""
         return str(self.options.counter) in (self.state.get("counters") or {})
-

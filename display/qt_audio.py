@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QTimer, QUrl
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QTimer, QUrl, Signal
 from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,12 @@ class QtAudioSink(QObject):
     ``play`` replaces whatever is playing (the Announcer never overlaps clips); ``stop`` abandons
     the current clip without calling its ``on_finished``. ``volume`` (0.0–1.0) is the output
     device volume, applied on top of any gain already rendered into the WAV.
+
+    ``playback_started`` is emitted when the player has actually started playing a clip (for the
+    display benchmark's "call -> audio" latency).
     """
+
+    playback_started = Signal()
 
     def __init__(self, parent: QObject | None = None, *, volume: float = 1.0) -> None:
         super().__init__(parent)
@@ -36,6 +41,7 @@ class QtAudioSink(QObject):
         self._player.setAudioOutput(self._output)
         self._player.mediaStatusChanged.connect(self._on_status)
         self._player.errorOccurred.connect(self._on_error)
+        self._player.playbackStateChanged.connect(self._on_playback_state)
         self._buffer: QBuffer | None = None
         self._on_finished: Callable[[], None] | None = None
         self._serial = 0
@@ -93,6 +99,10 @@ class QtAudioSink(QObject):
         elif status == QMediaPlayer.MediaStatus.InvalidMedia:
             log.warning("无法播放语音片段（格式无效） / cannot play the announcement: invalid media")
             self._finish_soon()
+
+    def _on_playback_state(self, state: QMediaPlayer.PlaybackState) -> None:
+        if state == QMediaPlayer.PlaybackState.PlayingState and self._on_finished is not None:
+            self.playback_started.emit()
 
     def _on_error(self, error: QMediaPlayer.Error, message: str) -> None:
         if error == QMediaPlayer.Error.NoError or self._on_finished is None or self._finish_scheduled == self._serial:

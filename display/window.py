@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontDatabase, QFontMetricsF, QPainter, QResizeEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -85,8 +85,43 @@ def pair(zh: str, en: str, lang: str) -> tuple[str, str]:
     return (en, zh) if lang == "en" else (zh, en)
 
 
+class AfterPaintSink:
+    """Wraps a Qt audio sink so an announcement starts on the next turn of the event loop.
+
+    The window paints a new call synchronously when it arrives; deferring the player's start
+    keeps loading the media out of the way of that paint (the screen is the faster cue).
+    ``stop`` also cancels a start that has not happened yet.
+    """
+
+    def __init__(self, sink: AudioSink) -> None:
+        self.sink = sink
+        self._token = 0
+
+    def play(self, wav: bytes, on_finished: Callable[[], None]) -> None:
+        """Start ``wav`` on the next event-loop turn (returns at once)."""
+        self._token += 1
+        token = self._token
+        QTimer.singleShot(0, lambda: self._play(token, wav, on_finished))
+
+    def _play(self, token: int, wav: bytes, on_finished: Callable[[], None]) -> None:
+        if token == self._token:
+            self.sink.play(wav, on_finished)
+
+    def stop(self) -> None:
+        """Stop the clip playing (or about to)."""
+        self._token += 1
+        self.sink.stop()
+
+    def set_volume(self, volume: float) -> None:
+        """Pass the device volume on to the wrapped sink."""
+        set_volume = getattr(self.sink, "set_volume", None)
+        if callable(set_volume):
+            set_volume(volume)
+
+
 class HeartbeatMirror(StateMirror):
-    """A :class:`StateMirror` that also hands every heartbeat's ``now`` (the hall's time) to a clock.
+    """A :class:`StateMirror` that also hands every heartbeat's ``now`` (the hall's time) to a clock
+    and stamps each event with ``received_monotonic`` (when the link thread got it).
 
     Installed on a QtLink's Link before it starts, so the display shows the broker's (possibly
     simulated) time without any change to the link. Runs on the link thread; ``HallClock.observe``
@@ -98,9 +133,12 @@ class HeartbeatMirror(StateMirror):
         self._hall_clock = hall_clock
 
     def apply(self, msg: dict[str, Any]) -> str:
-        """Observe the heartbeat's time, then apply as usual."""
+        """Observe the heartbeat's time and stamp events with their arrival, then apply as usual."""
         if msg.get("type") == "heartbeat" and msg.get("epoch") == self.epoch:
             self._hall_clock.observe(msg.get("now"))
+        elif msg.get("type") == "event":
+            # The model tells a live call from one handled late (a stalled screen) by this stamp.
+            msg.setdefault("received_monotonic", time.monotonic())
         return super().apply(msg)
 
 
@@ -141,12 +179,23 @@ class Painted(QWidget):
             size = max(8, int(size * width / w))
             while size > 8 and self._fm(size, bold).horizontalAdvance(s) > width:
                 size -= 1
+        if size > 40:  # fewer distinct large sizes: each one costs a glyph rasterisation on first use
+            size -= size % 4
         return size
 
-    def text(self, p: QPainter, rect: QRectF, s: str, px: float, color: QColor, *, bold: bool = False,
-             align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-             min_px: float = 12) -> int:
-        """Draw ``s`` in ``rect`` at up to ``px`` pixels, shrunk to fit; elided (and recorded) below ``min_px``.
+    def text(
+        self,
+        p: QPainter,
+        rect: QRectF,
+        s: str,
+        px: float,
+        color: QColor,
+        *,
+        bold: bool = False,
+        align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+        min_px: float = 12,
+    ) -> int:
+        """Draw ``s`` in ``rect`` at up to ``px`` pixels, shrunk to fit; elided (and noted) below ``min_px``.
 
         Returns the size used.
         """
@@ -170,7 +219,8 @@ class Painted(QWidget):
         """The width of ``s`` at ``px`` pixels."""
         return self._fm(px, bold).horizontalAdvance(s)
 
-    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event: Any) -> None:
+        """Qt paint hook: clears ``drawn``/``elided`` and calls :meth:`paint`."""
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
@@ -217,6 +267,7 @@ class HeaderBar(Painted):
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         p.fillRect(r, QColor("#0b2445"))
         p.fillRect(QRectF(r.x(), r.bottom() - 3, r.width(), 3), ACCENT)
         h, w = r.height(), r.width()
@@ -237,13 +288,26 @@ class HeaderBar(Painted):
         p.setBrush(dot)
         d = pill.height() * 0.42
         p.drawEllipse(QRectF(pill.x() + d * 0.7, pill.center().y() - d / 2, d, d))
-        self.text(p, QRectF(pill.x() + d * 2.0, pill.y(), pill.width() - d * 2.3, pill.height()), label,
-                  h * 0.17, TEXT if conn.state == "online" else QColor("#ffd7d7"), min_px=9)
+        self.text(
+            p,
+            QRectF(pill.x() + d * 2.0, pill.y(), pill.width() - d * 2.3, pill.height()),
+            label,
+            h * 0.17,
+            TEXT if conn.state == "online" else QColor("#ffd7d7"),
+            min_px=9,
+        )
         # Clock and date, to the left of the pill.
         right = pill.x() - pad * 1.5
         tw = min(w * 0.17, h * 2.6)
-        self.text(p, QRectF(right - tw, 0, tw, h), self.clock.time, h * 0.5, TEXT, bold=True,
-                  align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.text(
+            p,
+            QRectF(right - tw, 0, tw, h),
+            self.clock.time,
+            h * 0.5,
+            TEXT,
+            bold=True,
+            align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+        )
         dw = min(w * 0.2, h * 3.6)
         d1, d2 = pair(self.clock.date_zh, self.clock.date_en, self.lang)
         dx = right - tw - pad - dw
@@ -262,12 +326,14 @@ class NowCallingPanel(Painted):
         self.pending = 0
 
     def set_data(self, call: CallCard | None, flash: bool, pending: int, lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         data = (call, flash, pending, lang)
         if data != (self.call, self.flash, self.pending, self.lang):
             self.call, self.flash, self.pending, self.lang = data
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         self.panel(p, r, FLASH if self.flash else PANEL, 18)
         fg = DARK_TEXT if self.flash else TEXT
         sub = DARK_TEXT if self.flash else MUTED
@@ -280,7 +346,9 @@ class NowCallingPanel(Painted):
         first, second = pair("正在叫号", "Now calling", self.lang)
         px = self.text(p, title, first, ih * 0.09, fg, bold=True)
         tw = self.text_width(first, px, True) + px * 0.5
-        self.text(p, QRectF(title.x() + tw, title.y(), title.width() - tw, title.height()), second, px * 0.75, sub)
+        self.text(
+            p, QRectF(title.x() + tw, title.y(), title.width() - tw, title.height()), second, px * 0.75, sub
+        )
         call = self.call
         if call is not None and call.kind_zh:
             badge = "  ".join(pair(call.kind_zh, call.kind_en, self.lang))
@@ -289,47 +357,124 @@ class NowCallingPanel(Painted):
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(DARK_TEXT if self.flash else ACCENT)
             p.drawRoundedRect(br, br.height() / 2, br.height() / 2)
-            self.text(p, br.adjusted(br.height() * 0.4, 0, -br.height() * 0.4, 0), badge, br.height() * 0.6,
-                      ACCENT if self.flash else DARK_TEXT, bold=True, align=Qt.AlignmentFlag.AlignCenter)
+            self.text(
+                p,
+                br.adjusted(br.height() * 0.4, 0, -br.height() * 0.4, 0),
+                badge,
+                br.height() * 0.6,
+                ACCENT if self.flash else DARK_TEXT,
+                bold=True,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
         if call is None:
             a, b = pair("欢迎光临", "Welcome", self.lang)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.22, iw, ih * 0.3), a, ih * 0.24, fg, bold=True,
-                      align=Qt.AlignmentFlag.AlignCenter)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.52, iw, ih * 0.14), b, ih * 0.1, sub,
-                      align=Qt.AlignmentFlag.AlignCenter)
-            c, d = pair("请留意屏幕和语音叫号", "Please watch the screen and listen for your number", self.lang)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.72, iw, ih * 0.12), c, ih * 0.08, fg,
-                      align=Qt.AlignmentFlag.AlignCenter)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.84, iw, ih * 0.1), d, ih * 0.06, sub,
-                      align=Qt.AlignmentFlag.AlignCenter)
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.22, iw, ih * 0.3),
+                a,
+                ih * 0.24,
+                fg,
+                bold=True,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.52, iw, ih * 0.14),
+                b,
+                ih * 0.1,
+                sub,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
+            c, d = pair(
+                "请留意屏幕和语音叫号", "Please watch the screen and listen for your number", self.lang
+            )
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.72, iw, ih * 0.12),
+                c,
+                ih * 0.08,
+                fg,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.84, iw, ih * 0.1),
+                d,
+                ih * 0.06,
+                sub,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
             return
         centre = Qt.AlignmentFlag.AlignCenter
         # Ticket number and counter side by side: the two facts a citizen looks for.
         big = QRectF(inner.x(), inner.y() + ih * 0.13, iw, ih * 0.44)
         label_w = big.width() * 0.56
-        self.text(p, QRectF(big.x(), big.y(), label_w, big.height()), call.label, big.height() * 0.86, num,
-                  bold=True, align=centre)
+        self.text(
+            p,
+            QRectF(big.x(), big.y(), label_w, big.height()),
+            call.label,
+            big.height() * 0.86,
+            num,
+            bold=True,
+            align=centre,
+        )
         arrow = QRectF(big.x() + label_w, big.y(), big.width() * 0.1, big.height())
         self.text(p, arrow, "→", big.height() * 0.4, fg, bold=True, align=centre)
         cx = arrow.right()
         cw = big.right() - cx
-        self.text(p, QRectF(cx, big.y(), cw, big.height() * 0.72), str(call.counter), big.height() * 0.66, fg,
-                  bold=True, align=centre)
+        self.text(
+            p,
+            QRectF(cx, big.y(), cw, big.height() * 0.72),
+            str(call.counter),
+            big.height() * 0.66,
+            fg,
+            bold=True,
+            align=centre,
+        )
         cz, ce = pair("号窗口", "Counter", self.lang)
-        self.text(p, QRectF(cx, big.y() + big.height() * 0.7, cw, big.height() * 0.18), cz,
-                  big.height() * 0.15, fg, bold=True, align=centre)
-        self.text(p, QRectF(cx, big.y() + big.height() * 0.86, cw, big.height() * 0.14), ce,
-                  big.height() * 0.11, sub, align=centre)
+        self.text(
+            p,
+            QRectF(cx, big.y() + big.height() * 0.7, cw, big.height() * 0.18),
+            cz,
+            big.height() * 0.15,
+            fg,
+            bold=True,
+            align=centre,
+        )
+        self.text(
+            p,
+            QRectF(cx, big.y() + big.height() * 0.86, cw, big.height() * 0.14),
+            ce,
+            big.height() * 0.11,
+            sub,
+            align=centre,
+        )
         s1, s2 = pair(call.text_zh, call.text_en, self.lang)
-        self.text(p, QRectF(inner.x(), inner.y() + ih * 0.6, iw, ih * 0.15), s1, ih * 0.12, fg, bold=True,
-                  align=centre)
-        self.text(p, QRectF(inner.x(), inner.y() + ih * 0.75, iw, ih * 0.11), s2, ih * 0.085, sub, align=centre)
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y() + ih * 0.6, iw, ih * 0.15),
+            s1,
+            ih * 0.12,
+            fg,
+            bold=True,
+            align=centre,
+        )
+        self.text(
+            p, QRectF(inner.x(), inner.y() + ih * 0.75, iw, ih * 0.11), s2, ih * 0.085, sub, align=centre
+        )
         svc = "  ·  ".join(x for x in pair(call.service_zh, call.service_en, self.lang) if x)
         if self.pending:
             more = "  ".join(pair(f"另有 {self.pending} 位待叫", f"{self.pending} more coming", self.lang))
             svc = f"{svc}    {more}" if svc else more
-        self.text(p, QRectF(inner.x(), inner.y() + ih * 0.88, iw, ih * 0.1), svc, ih * 0.06, sub, align=centre,
-                  min_px=10)
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y() + ih * 0.88, iw, ih * 0.1),
+            svc,
+            ih * 0.06,
+            sub,
+            align=centre,
+            min_px=10,
+        )
 
 
 class HistoryPanel(Painted):
@@ -342,22 +487,36 @@ class HistoryPanel(Painted):
         self.columns = 2
 
     def set_data(self, calls: Sequence[CallCard], rows: int, columns: int, lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         data = (tuple(calls[: rows * columns]), rows, columns, lang)
         if data != (self.calls, self.rows, self.columns, self.lang):
             self.calls, self.rows, self.columns, self.lang = data
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         self.panel(p, r)
         pad = 14.0
         head = min(48.0, r.height() * 0.13)
-        self.title(p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head), "最近叫号",
-                   "Recent calls")
-        body = QRectF(r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.8)
+        self.title(
+            p,
+            QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head),
+            "最近叫号",
+            "Recent calls",
+        )
+        body = QRectF(
+            r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.8
+        )
         if not self.calls:
             a, b = pair("暂无叫号记录", "No calls yet", self.lang)
-            self.text(p, body, f"{a}  {b}", min(30.0, body.height() * 0.2), MUTED,
-                      align=Qt.AlignmentFlag.AlignCenter)
+            self.text(
+                p,
+                body,
+                f"{a}  {b}",
+                min(30.0, body.height() * 0.2),
+                MUTED,
+                align=Qt.AlignmentFlag.AlignCenter,
+            )
             return
         cw = body.width() / self.columns
         rh = body.height() / self.rows
@@ -377,10 +536,13 @@ class HistoryPanel(Painted):
         h = cell.height()
         if cell.width() / h > 7:  # wide and short: everything on one line
             px = h * 0.62
-            used = self.text(p, QRectF(cell.x(), cell.y(), cell.width() * 0.3, h), call.label, px, ACCENT,
-                             bold=True)
+            used = self.text(
+                p, QRectF(cell.x(), cell.y(), cell.width() * 0.3, h), call.label, px, ACCENT, bold=True
+            )
             x = cell.x() + cell.width() * 0.3
-            used = self.text(p, QRectF(x, cell.y(), cell.width() * 0.42, h), first, used * 0.8, TEXT, bold=True)
+            used = self.text(
+                p, QRectF(x, cell.y(), cell.width() * 0.42, h), first, used * 0.8, TEXT, bold=True
+            )
             x += self.text_width(first, used, True) + used * 0.8
             self.text(p, QRectF(x, cell.y(), cell.right() - x, h), second, used * 0.8, MUTED, min_px=9)
             return
@@ -389,8 +551,9 @@ class HistoryPanel(Painted):
         self.text(p, QRectF(cell.x(), cell.y(), lw, h), call.label, px, ACCENT, bold=True)
         rest = QRectF(cell.x() + lw, cell.y(), cell.width() - lw, h)
         self.text(p, QRectF(rest.x(), rest.y(), rest.width(), h * 0.62), first, px * 0.62, TEXT, bold=True)
-        self.text(p, QRectF(rest.x(), rest.y() + h * 0.56, rest.width(), h * 0.4), second, px * 0.4, MUTED,
-                  min_px=9)
+        self.text(
+            p, QRectF(rest.x(), rest.y() + h * 0.56, rest.width(), h * 0.4), second, px * 0.4, MUTED, min_px=9
+        )
 
 
 class TransfersPanel(Painted):
@@ -401,12 +564,14 @@ class TransfersPanel(Painted):
         self.notes: tuple[TransferNote, ...] = ()
 
     def set_data(self, notes: Sequence[TransferNote], lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         data = (tuple(notes), lang)
         if data != (self.notes, self.lang):
             self.notes, self.lang = data
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         self.panel(p, r, QColor("#173a66"), 12)
         if not self.notes:
             return
@@ -414,19 +579,43 @@ class TransfersPanel(Painted):
         pad = 10.0
         tag_w = min(150.0, r.width() * 0.2)
         a, b = pair("转办", "Transfers", self.lang)
-        self.text(p, QRectF(r.x() + pad, r.y(), tag_w, r.height() * 0.55), a, min(26.0, r.height() * 0.3),
-                  ACCENT, bold=True)
-        self.text(p, QRectF(r.x() + pad, r.y() + r.height() * 0.45, tag_w, r.height() * 0.4), b,
-                  min(18.0, r.height() * 0.2), MUTED)
+        self.text(
+            p,
+            QRectF(r.x() + pad, r.y(), tag_w, r.height() * 0.55),
+            a,
+            min(26.0, r.height() * 0.3),
+            ACCENT,
+            bold=True,
+        )
+        self.text(
+            p,
+            QRectF(r.x() + pad, r.y() + r.height() * 0.45, tag_w, r.height() * 0.4),
+            b,
+            min(18.0, r.height() * 0.2),
+            MUTED,
+        )
         body = QRectF(r.x() + pad + tag_w, r.y() + 4, r.width() - tag_w - 2 * pad, r.height() - 8)
         lh = body.height() / n
         for i, note in enumerate(self.notes):
             line = QRectF(body.x(), body.y() + i * lh, body.width(), lh)
             first, second = pair(note.text_zh, note.text_en, self.lang)
-            self.text(p, QRectF(line.x(), line.y(), line.width(), lh * 0.58), first, min(26.0, lh * 0.46), TEXT,
-                      bold=True, min_px=10)
-            self.text(p, QRectF(line.x(), line.y() + lh * 0.54, line.width(), lh * 0.42), second,
-                      min(19.0, lh * 0.32), MUTED, min_px=9)
+            self.text(
+                p,
+                QRectF(line.x(), line.y(), line.width(), lh * 0.58),
+                first,
+                min(26.0, lh * 0.46),
+                TEXT,
+                bold=True,
+                min_px=10,
+            )
+            self.text(
+                p,
+                QRectF(line.x(), line.y() + lh * 0.54, line.width(), lh * 0.42),
+                second,
+                min(19.0, lh * 0.32),
+                MUTED,
+                min_px=9,
+            )
 
 
 def grid_shape(n: int, width: float, height: float, aspect: float = 1.9) -> tuple[int, int]:
@@ -450,25 +639,35 @@ class CountersPanel(Painted):
         self.cards: tuple[CounterCard, ...] = ()
 
     def set_data(self, cards: Sequence[CounterCard], lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         data = (tuple(cards), lang)
         if data != (self.cards, self.lang):
             self.cards, self.lang = data
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         self.panel(p, r)
         pad = 14.0
         head = min(48.0, max(36.0, r.height() * 0.1))
-        self.title(p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head), "窗口状态",
-                   "Counters")
-        body = QRectF(r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.8)
+        self.title(
+            p,
+            QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head),
+            "窗口状态",
+            "Counters",
+        )
+        body = QRectF(
+            r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.8
+        )
         if not self.cards:
             return
         cols, rows = grid_shape(len(self.cards), body.width(), body.height(), aspect=1.5)
         cw, ch = body.width() / cols, body.height() / rows
         for i, card in enumerate(self.cards):
             row, col = divmod(i, cols)
-            self._card(p, QRectF(body.x() + col * cw, body.y() + row * ch, cw, ch).adjusted(5, 5, -5, -5), card)
+            self._card(
+                p, QRectF(body.x() + col * cw, body.y() + row * ch, cw, ch).adjusted(5, 5, -5, -5), card
+            )
 
     def _card(self, p: QPainter, c: QRectF, card: CounterCard) -> None:
         colour = PHASE_COLOURS.get(card.phase, PHASE_COLOURS["closed"])
@@ -481,31 +680,80 @@ class CountersPanel(Painted):
         head = QRectF(c.x() + pad, c.y() + h * 0.04, c.width() - 2 * pad, h * 0.26)
         zh, en = f"{card.number} 号窗口", f"Counter {card.number}"
         first, second = pair(zh, en, self.lang)
-        px = self.text(p, QRectF(head.x(), head.y(), head.width() * 0.6, head.height()), first, head.height() * 0.8,
-                       MUTED if dim else TEXT, bold=True)
+        px = self.text(
+            p,
+            QRectF(head.x(), head.y(), head.width() * 0.6, head.height()),
+            first,
+            head.height() * 0.8,
+            MUTED if dim else TEXT,
+            bold=True,
+        )
         fw = self.text_width(first, px, True) + 8
-        self.text(p, QRectF(head.x() + fw, head.y(), head.width() - fw, head.height()), second, px * 0.72, MUTED,
-                  align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, min_px=9)
-        mid = QRectF(c.x() + pad, c.y() + h * 0.3, c.width() - 2 * pad, h * 0.4)
+        self.text(
+            p,
+            QRectF(head.x() + fw, head.y(), head.width() - fw, head.height()),
+            second,
+            px * 0.72,
+            MUTED,
+            align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            min_px=9,
+        )
+        mid = QRectF(c.x() + pad, c.y() + h * 0.29, c.width() - 2 * pad, h * 0.36)
         centre = Qt.AlignmentFlag.AlignCenter
         if card.ticket_label:
             self.text(p, mid, card.ticket_label, mid.height() * 0.95, ACCENT, bold=True, align=centre)
         elif card.phase == "paused" and card.pause_reason_zh:
             r1, r2 = pair(card.pause_reason_zh, card.pause_reason_en, self.lang)
-            self.text(p, QRectF(mid.x(), mid.y(), mid.width(), mid.height() * 0.6), r1, mid.height() * 0.5,
-                      QColor("#ffb066"), bold=True, align=centre)
-            self.text(p, QRectF(mid.x(), mid.y() + mid.height() * 0.58, mid.width(), mid.height() * 0.4), r2,
-                      mid.height() * 0.32, MUTED, align=centre, min_px=9)
+            self.text(
+                p,
+                QRectF(mid.x(), mid.y(), mid.width(), mid.height() * 0.6),
+                r1,
+                mid.height() * 0.5,
+                QColor("#ffb066"),
+                bold=True,
+                align=centre,
+            )
+            self.text(
+                p,
+                QRectF(mid.x(), mid.y() + mid.height() * 0.58, mid.width(), mid.height() * 0.4),
+                r2,
+                mid.height() * 0.32,
+                MUTED,
+                align=centre,
+                min_px=9,
+            )
         else:
             self.text(p, mid, "—", mid.height() * 0.7, QColor("#56709a"), bold=True, align=centre)
-        chip = QRectF(c.x() + pad, c.y() + h * 0.73, c.width() - 2 * pad, h * 0.22)
+        chip = QRectF(c.x() + pad, c.y() + h * 0.68, c.width() - 2 * pad, h * 0.28)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(colour)
-        p.drawRoundedRect(chip, chip.height() / 2, chip.height() / 2)
+        p.drawRoundedRect(chip, min(chip.height() / 2, 14), min(chip.height() / 2, 14))
         fg = DARK_TEXT if card.phase == "called" else TEXT
-        label = "  ".join(pair(card.status_zh, card.status_en, self.lang))
-        self.text(p, chip.adjusted(chip.height() * 0.4, 0, -chip.height() * 0.4, 0), label, chip.height() * 0.62,
-                  fg, bold=True, align=centre, min_px=10)
+        first, second = pair(card.status_zh, card.status_en, self.lang)
+        inner = chip.adjusted(chip.height() * 0.4, 0, -chip.height() * 0.4, 0)
+        label = f"{first}  {second}"
+        if self.fit_px(label, inner.width(), inner.height(), chip.height() * 0.62, True) >= 13:
+            self.text(p, inner, label, chip.height() * 0.62, fg, bold=True, align=centre)
+        else:  # too narrow for one line: the second language under the first
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y(), inner.width(), inner.height() * 0.56),
+                first,
+                inner.height() * 0.44,
+                fg,
+                bold=True,
+                align=centre,
+                min_px=10,
+            )
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + inner.height() * 0.5, inner.width(), inner.height() * 0.46),
+                second,
+                inner.height() * 0.36,
+                fg,
+                align=centre,
+                min_px=9,
+            )
 
 
 class ServicesPanel(Painted):
@@ -517,23 +765,34 @@ class ServicesPanel(Painted):
         self.columns = 2
 
     def set_data(self, rows: Sequence[ServiceRow], columns: int, lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         data = (tuple(rows), columns, lang)
         if data != (self.rows, self.columns, self.lang):
             self.rows, self.columns, self.lang = data
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         self.panel(p, r)
         pad = 14.0
         head = min(44.0, r.height() * 0.1)
         total = sum(s.waiting for s in self.rows)
-        self.title(p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() * 0.6, head), "等候情况",
-                   "Waiting")
+        self.title(
+            p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() * 0.6, head), "等候情况", "Waiting"
+        )
         a, b = pair(f"共 {total} 人等候", f"{total} waiting in all", self.lang)
-        self.text(p, QRectF(r.x() + r.width() * 0.5, r.y() + pad * 0.5, r.width() * 0.5 - pad * 1.4, head),
-                  f"{a}  ·  {b}", head * 0.5, ACCENT, bold=True,
-                  align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        body = QRectF(r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.6)
+        self.text(
+            p,
+            QRectF(r.x() + r.width() * 0.5, r.y() + pad * 0.5, r.width() * 0.5 - pad * 1.4, head),
+            f"{a}  ·  {b}",
+            head * 0.5,
+            ACCENT,
+            bold=True,
+            align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+        )
+        body = QRectF(
+            r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.6
+        )
         if not self.rows:
             return
         cols = max(1, self.columns)
@@ -545,10 +804,25 @@ class ServicesPanel(Painted):
             x = body.x() + col * colw
             hd = QRectF(x + 6, body.y(), colw - 12, header_h)
             for (first, second), x0, x1, align in self._columns(hd):
-                self.text(p, QRectF(x0, hd.y(), x1 - x0, hd.height() * 0.55), first, header_h * 0.4, MUTED,
-                          bold=True, align=align, min_px=9)
-                self.text(p, QRectF(x0, hd.y() + hd.height() * 0.5, x1 - x0, hd.height() * 0.45), second,
-                          header_h * 0.3, MUTED, align=align, min_px=9)
+                self.text(
+                    p,
+                    QRectF(x0, hd.y(), x1 - x0, hd.height() * 0.55),
+                    first,
+                    header_h * 0.4,
+                    MUTED,
+                    bold=True,
+                    align=align,
+                    min_px=9,
+                )
+                self.text(
+                    p,
+                    QRectF(x0, hd.y() + hd.height() * 0.5, x1 - x0, hd.height() * 0.45),
+                    second,
+                    header_h * 0.3,
+                    MUTED,
+                    align=align,
+                    min_px=9,
+                )
         for i, row in enumerate(self.rows):
             col, k = divmod(i, per_col)
             cell = QRectF(body.x() + col * colw + 2, body.y() + header_h + k * rh, colw - 4, rh)
@@ -581,20 +855,57 @@ class ServicesPanel(Painted):
         two_lines = h >= 40
         px = min(h * (0.42 if two_lines else 0.56), 26.0)
         if two_lines:  # the other language on its own line under each
-            self.text(p, QRectF(name.x(), r.y() + h * 0.04, name.width(), h * 0.54), first, px, fg, bold=True,
-                      align=left, min_px=10)
-            self.text(p, QRectF(name.x(), r.y() + h * 0.56, name.width(), h * 0.4), second, min(px * 0.66, 15.0),
-                      MUTED, align=left, min_px=9)
-            self.text(p, QRectF(est.x(), r.y() + h * 0.04, est.width(), h * 0.54), s1, px * 0.9, fg, bold=True,
-                      align=right, min_px=9)
-            self.text(p, QRectF(est.x(), r.y() + h * 0.56, est.width(), h * 0.4), s2, min(px * 0.66, 15.0),
-                      MUTED, align=right, min_px=9)
+            self.text(
+                p,
+                QRectF(name.x(), r.y() + h * 0.04, name.width(), h * 0.54),
+                first,
+                px,
+                fg,
+                bold=True,
+                align=left,
+                min_px=10,
+            )
+            self.text(
+                p,
+                QRectF(name.x(), r.y() + h * 0.56, name.width(), h * 0.4),
+                second,
+                min(px * 0.66, 15.0),
+                MUTED,
+                align=left,
+                min_px=9,
+            )
+            self.text(
+                p,
+                QRectF(est.x(), r.y() + h * 0.04, est.width(), h * 0.54),
+                s1,
+                px * 0.9,
+                fg,
+                bold=True,
+                align=right,
+                min_px=9,
+            )
+            self.text(
+                p,
+                QRectF(est.x(), r.y() + h * 0.56, est.width(), h * 0.4),
+                s2,
+                min(px * 0.66, 15.0),
+                MUTED,
+                align=right,
+                min_px=9,
+            )
         else:
             self.text(p, name, first, px, fg, bold=True, align=left, min_px=10)
             self.text(p, est, s1, px * 0.85, fg, bold=True, align=right, min_px=9)
         count = QRectF(r.x() + w * n, r.y(), w * c, h)
-        self.text(p, count, str(row.waiting), min(h * 0.6, 32.0), ACCENT if row.issuing else MUTED, bold=True,
-                  align=right)
+        self.text(
+            p,
+            count,
+            str(row.waiting),
+            min(h * 0.6, 32.0),
+            ACCENT if row.issuing else MUTED,
+            bold=True,
+            align=right,
+        )
 
 
 class Marquee(Painted):
@@ -609,6 +920,7 @@ class Marquee(Painted):
         self._timer.timeout.connect(self.update)
 
     def set_data(self, zh: str, en: str, lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         first, second = pair(zh, en, lang)
         message = "        ".join(x for x in (first, second) if x)
         if message != self.message or lang != self.lang:
@@ -621,6 +933,7 @@ class Marquee(Painted):
             self._timer.stop()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         p.fillRect(r, QColor("#0b2445"))
         p.fillRect(QRectF(r.x(), r.y(), r.width(), 3), ACCENT)
         if not self.message:
@@ -635,8 +948,11 @@ class Marquee(Painted):
         offset = ((time.monotonic() - self._t0) * MARQUEE_PX_PER_S) % width
         x = r.width() * 0.6 - offset
         while x < r.width():
-            p.drawText(QRectF(x, r.y() + 3, width, r.height() - 3),
-                       int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), self.message)
+            p.drawText(
+                QRectF(x, r.y() + 3, width, r.height() - 3),
+                int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                self.message,
+            )
             x += width
         self.drawn.append(self.message)
 
@@ -650,6 +966,7 @@ class StaleOverlay(Painted):
         self.connection = Connection("connecting", False)
 
     def set_data(self, connection: Connection, lang: str) -> None:
+        """Take new data to show; repaints only when something shown changed."""
         visible = connection.stale or connection.state == "connecting"
         if (connection, lang) != (self.connection, self.lang):
             self.connection, self.lang = connection, lang
@@ -659,6 +976,7 @@ class StaleOverlay(Painted):
             self.raise_()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         conn = self.connection
         p.fillRect(r, QColor(7, 26, 51, 150))  # dim everything: these figures are not current
         bh = min(110.0, r.height() * 0.16)
@@ -675,10 +993,23 @@ class StaleOverlay(Painted):
             en = f"Connection to the queue server lost, reconnecting{since_en}"
         first, second = pair(zh, en, self.lang)
         inner = banner.adjusted(24, 8, -24, -8)
-        self.text(p, QRectF(inner.x(), inner.y(), inner.width(), inner.height() * 0.58), first,
-                  inner.height() * 0.42, TEXT, bold=True, align=Qt.AlignmentFlag.AlignCenter)
-        self.text(p, QRectF(inner.x(), inner.y() + inner.height() * 0.58, inner.width(), inner.height() * 0.42),
-                  second, inner.height() * 0.3, QColor("#ffe0e0"), align=Qt.AlignmentFlag.AlignCenter)
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y(), inner.width(), inner.height() * 0.58),
+            first,
+            inner.height() * 0.42,
+            TEXT,
+            bold=True,
+            align=Qt.AlignmentFlag.AlignCenter,
+        )
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y() + inner.height() * 0.58, inner.width(), inner.height() * 0.42),
+            second,
+            inner.height() * 0.3,
+            QColor("#ffe0e0"),
+            align=Qt.AlignmentFlag.AlignCenter,
+        )
 
 
 # ------------------------------------------------------------------------------------- screens
@@ -714,11 +1045,24 @@ class HallScreen(QWidget):
     @property
     def panels(self) -> list[Painted]:
         """Every painted part (for tests: what was drawn, what was elided)."""
-        return [self.header, self.now, self.history, self.transfers, self.counters, self.services,
-                self.marquee, self.overlay]
+        return [
+            self.header,
+            self.now,
+            self.history,
+            self.transfers,
+            self.counters,
+            self.services,
+            self.marquee,
+            self.overlay,
+        ]
+
+    def paint_call_now(self) -> None:
+        """Paint the now-calling panel synchronously (a new call must not wait for the next frame)."""
+        self.now.repaint()
 
     @property
     def landscape(self) -> bool:
+        """Whether the screen is at least as wide as it is tall (the landscape layout)."""
         return self.width() >= self.height()
 
     def set_view(self, view: HallView, flash: bool) -> None:
@@ -738,7 +1082,8 @@ class HallScreen(QWidget):
         self.marquee.set_data(view.notice_zh, view.notice_en, lang)
         self.overlay.set_data(view.connection, lang)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Qt resize hook: lay the parts out again for the new size."""
         super().resizeEvent(event)
         self.relayout()
 
@@ -795,8 +1140,9 @@ class HallScreen(QWidget):
         cols = 2
         rows = max(1, math.ceil(self.history_size / cols))
         self._history_shape = (rows, cols)
-        self.overlay.setGeometry(0, int(self.header.height()), int(w),
-                                 int(h - self.header.height() - self.marquee.height()))
+        self.overlay.setGeometry(
+            0, int(self.header.height()), int(w), int(h - self.header.height() - self.marquee.height())
+        )
         if self.view is not None:
             self.history.set_data(self.view.history, rows, cols, self.view.lang)
             self.services.set_data(self.view.services, self._service_columns, self.view.lang)
@@ -816,7 +1162,12 @@ class CounterScreen(Painted):
 
     @property
     def panels(self) -> list[Painted]:
+        """Every painted part (tests read ``drawn`` and ``elided``)."""
         return [self]
+
+    def paint_call_now(self) -> None:
+        """Paint synchronously (a call for this counter must not wait for the next frame)."""
+        self.repaint()
 
     def set_view(self, view: CounterView, flash: bool) -> None:
         """Show ``view`` (repaints only on a change)."""
@@ -825,6 +1176,7 @@ class CounterScreen(Painted):
             self.update()
 
     def paint(self, p: QPainter, r: QRectF) -> None:
+        """Paint this panel's current data into ``r``."""
         p.fillRect(r, BG)
         v = self.view
         if v is None:
@@ -838,11 +1190,15 @@ class CounterScreen(Painted):
         if wide:
             num_r = QRectF(body.x(), body.y(), body.width() * 0.24, body.height())
             tick_r = QRectF(num_r.right() + gap, body.y(), body.width() * 0.46 - gap, body.height())
-            clerk_r = QRectF(tick_r.right() + gap, body.y(), body.right() - tick_r.right() - gap, body.height())
+            clerk_r = QRectF(
+                tick_r.right() + gap, body.y(), body.right() - tick_r.right() - gap, body.height()
+            )
         else:
             num_r = QRectF(body.x(), body.y(), body.width(), body.height() * 0.26)
             tick_r = QRectF(body.x(), num_r.bottom() + gap, body.width(), body.height() * 0.44 - gap)
-            clerk_r = QRectF(body.x(), tick_r.bottom() + gap, body.width(), body.bottom() - tick_r.bottom() - gap)
+            clerk_r = QRectF(
+                body.x(), tick_r.bottom() + gap, body.width(), body.bottom() - tick_r.bottom() - gap
+            )
         self._number(p, num_r, v)
         self._ticket(p, tick_r, card, v)
         self._clerk(p, clerk_r, card, v)
@@ -852,21 +1208,63 @@ class CounterScreen(Painted):
         self.panel(p, r, QColor("#0f3d6e"), 16)
         centre = Qt.AlignmentFlag.AlignCenter
         if r.width() > r.height():  # stacked layout: number and words side by side
-            self.text(p, QRectF(r.x(), r.y(), r.width() * 0.4, r.height()), str(v.number), r.height() * 0.8,
-                      ACCENT, bold=True, align=centre)
+            self.text(
+                p,
+                QRectF(r.x(), r.y(), r.width() * 0.4, r.height()),
+                str(v.number),
+                r.height() * 0.8,
+                ACCENT,
+                bold=True,
+                align=centre,
+            )
             a, b = pair("号窗口", f"Counter {v.number}", v.lang)
-            self.text(p, QRectF(r.x() + r.width() * 0.4, r.y() + r.height() * 0.12, r.width() * 0.56,
-                                r.height() * 0.46), a, r.height() * 0.34, TEXT, bold=True)
-            self.text(p, QRectF(r.x() + r.width() * 0.4, r.y() + r.height() * 0.56, r.width() * 0.56,
-                                r.height() * 0.3), b, r.height() * 0.2, MUTED)
+            self.text(
+                p,
+                QRectF(
+                    r.x() + r.width() * 0.4, r.y() + r.height() * 0.12, r.width() * 0.56, r.height() * 0.46
+                ),
+                a,
+                r.height() * 0.34,
+                TEXT,
+                bold=True,
+            )
+            self.text(
+                p,
+                QRectF(
+                    r.x() + r.width() * 0.4, r.y() + r.height() * 0.56, r.width() * 0.56, r.height() * 0.3
+                ),
+                b,
+                r.height() * 0.2,
+                MUTED,
+            )
             return
-        self.text(p, QRectF(r.x(), r.y() + r.height() * 0.06, r.width(), r.height() * 0.56), str(v.number),
-                  r.height() * 0.5, ACCENT, bold=True, align=centre)
+        self.text(
+            p,
+            QRectF(r.x(), r.y() + r.height() * 0.06, r.width(), r.height() * 0.56),
+            str(v.number),
+            r.height() * 0.5,
+            ACCENT,
+            bold=True,
+            align=centre,
+        )
         a, b = pair("号窗口", f"Counter {v.number}", v.lang)
-        self.text(p, QRectF(r.x(), r.y() + r.height() * 0.6, r.width(), r.height() * 0.18), a, r.height() * 0.13,
-                  TEXT, bold=True, align=centre)
-        self.text(p, QRectF(r.x(), r.y() + r.height() * 0.77, r.width(), r.height() * 0.14), b, r.height() * 0.09,
-                  MUTED, align=centre)
+        self.text(
+            p,
+            QRectF(r.x(), r.y() + r.height() * 0.6, r.width(), r.height() * 0.18),
+            a,
+            r.height() * 0.13,
+            TEXT,
+            bold=True,
+            align=centre,
+        )
+        self.text(
+            p,
+            QRectF(r.x(), r.y() + r.height() * 0.77, r.width(), r.height() * 0.14),
+            b,
+            r.height() * 0.09,
+            MUTED,
+            align=centre,
+        )
 
     def _ticket(self, p: QPainter, r: QRectF, card: CounterCard | None, v: CounterView) -> None:
         phase = card.phase if card else "closed"
@@ -880,10 +1278,23 @@ class CounterScreen(Painted):
         ih = inner.height()
         if card is None:
             a, b = pair("本窗口暂无信息", "No information for this counter yet", v.lang)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.3, inner.width(), ih * 0.22), a, ih * 0.16, fg,
-                      bold=True, align=centre)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.54, inner.width(), ih * 0.16), b, ih * 0.1, sub,
-                      align=centre)
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.3, inner.width(), ih * 0.22),
+                a,
+                ih * 0.16,
+                fg,
+                bold=True,
+                align=centre,
+            )
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.54, inner.width(), ih * 0.16),
+                b,
+                ih * 0.1,
+                sub,
+                align=centre,
+            )
             return
         chip_colour = PHASE_COLOURS.get(phase, PHASE_COLOURS["closed"])
         chip = QRectF(inner.x() + inner.width() * 0.15, inner.y(), inner.width() * 0.7, ih * 0.2)
@@ -892,39 +1303,85 @@ class CounterScreen(Painted):
         p.drawRoundedRect(chip, chip.height() / 2, chip.height() / 2)
         label = "  ".join(pair(card.status_zh, card.status_en, v.lang))
         chip_fg = FLASH if flash else (DARK_TEXT if phase == "called" else TEXT)
-        self.text(p, chip.adjusted(chip.height() * 0.5, 0, -chip.height() * 0.5, 0), label, chip.height() * 0.62,
-                  chip_fg, bold=True, align=centre)
-        body = QRectF(inner.x(), chip.bottom() + ih * 0.04, inner.width(), inner.bottom() - chip.bottom() - ih * 0.04)
+        self.text(
+            p,
+            chip.adjusted(chip.height() * 0.5, 0, -chip.height() * 0.5, 0),
+            label,
+            chip.height() * 0.62,
+            chip_fg,
+            bold=True,
+            align=centre,
+        )
+        body = QRectF(
+            inner.x(), chip.bottom() + ih * 0.04, inner.width(), inner.bottom() - chip.bottom() - ih * 0.04
+        )
         if card.ticket_label and phase in ("called", "serving"):
-            self.text(p, QRectF(body.x(), body.y(), body.width(), body.height() * 0.72), card.ticket_label,
-                      body.height() * 0.66, DARK_TEXT if flash else ACCENT, bold=True, align=centre)
+            self.text(
+                p,
+                QRectF(body.x(), body.y(), body.width(), body.height() * 0.72),
+                card.ticket_label,
+                body.height() * 0.66,
+                DARK_TEXT if flash else ACCENT,
+                bold=True,
+                align=centre,
+            )
             svc = "  ·  ".join(x for x in pair(card.ticket_service_zh, card.ticket_service_en, v.lang) if x)
-            self.text(p, QRectF(body.x(), body.y() + body.height() * 0.74, body.width(), body.height() * 0.24),
-                      svc, body.height() * 0.12, sub, align=centre, min_px=10)
+            self.text(
+                p,
+                QRectF(body.x(), body.y() + body.height() * 0.74, body.width(), body.height() * 0.24),
+                svc,
+                body.height() * 0.12,
+                sub,
+                align=centre,
+                min_px=10,
+            )
             return
-        if phase == "paused":
-            a, b = pair("暂停服务", "Temporarily paused", v.lang)
-            reason = "  ".join(x for x in pair(card.pause_reason_zh, card.pause_reason_en, v.lang) if x)
+        if phase == "paused":  # the headline is why, the chip already says "paused"
+            a, b = pair(card.pause_reason_zh or "暂停服务", card.pause_reason_en or "Paused", v.lang)
             c, d = pair("请稍候，或到其他窗口办理", "Please wait, or go to another counter", v.lang)
         elif phase == "closed":
-            a, b = pair("暂停办理", "Counter closed", v.lang)
-            reason = ""
+            a, b = pair("本窗口暂未开放", "This counter is not open", v.lang)
             c, d = pair("请到其他窗口办理", "Please go to another counter", v.lang)
         else:
-            a, b = pair("等待叫号", "Ready", v.lang)
-            reason = ""
-            c, d = pair("请留意叫号", "Please listen for your number", v.lang)
-        self.text(p, QRectF(body.x(), body.y(), body.width(), body.height() * 0.34), a, body.height() * 0.28, fg,
-                  bold=True, align=centre)
-        self.text(p, QRectF(body.x(), body.y() + body.height() * 0.32, body.width(), body.height() * 0.18), b,
-                  body.height() * 0.14, sub, align=centre)
-        if reason:
-            self.text(p, QRectF(body.x(), body.y() + body.height() * 0.5, body.width(), body.height() * 0.2),
-                      reason, body.height() * 0.15, ACCENT if not flash else fg, bold=True, align=centre)
-        self.text(p, QRectF(body.x(), body.y() + body.height() * 0.72, body.width(), body.height() * 0.14), c,
-                  body.height() * 0.1, fg, align=centre, min_px=10)
-        self.text(p, QRectF(body.x(), body.y() + body.height() * 0.86, body.width(), body.height() * 0.12), d,
-                  body.height() * 0.08, sub, align=centre, min_px=9)
+            a, b = pair("请留意叫号", "Please listen for your number", v.lang)
+            c, d = pair(
+                "叫到您的号码时请到本窗口办理", "Come to this counter when your number is called", v.lang
+            )
+        self.text(
+            p,
+            QRectF(body.x(), body.y() + body.height() * 0.04, body.width(), body.height() * 0.36),
+            a,
+            body.height() * 0.3,
+            ACCENT if phase == "paused" and not flash else fg,
+            bold=True,
+            align=centre,
+        )
+        self.text(
+            p,
+            QRectF(body.x(), body.y() + body.height() * 0.4, body.width(), body.height() * 0.2),
+            b,
+            body.height() * 0.15,
+            sub,
+            align=centre,
+        )
+        self.text(
+            p,
+            QRectF(body.x(), body.y() + body.height() * 0.66, body.width(), body.height() * 0.17),
+            c,
+            body.height() * 0.12,
+            fg,
+            align=centre,
+            min_px=10,
+        )
+        self.text(
+            p,
+            QRectF(body.x(), body.y() + body.height() * 0.83, body.width(), body.height() * 0.15),
+            d,
+            body.height() * 0.09,
+            sub,
+            align=centre,
+            min_px=9,
+        )
 
     def _clerk(self, p: QPainter, r: QRectF, card: CounterCard | None, v: CounterView) -> None:
         self.panel(p, r, PANEL, 16)
@@ -933,21 +1390,47 @@ class CounterScreen(Painted):
         inner = r.adjusted(pad, pad, -pad, -pad)
         ih = inner.height()
         a, b = pair("当前值班", "On duty", v.lang)
-        self.text(p, QRectF(inner.x(), inner.y(), inner.width(), ih * 0.16), f"{a}  {b}", ih * 0.11, MUTED,
-                  align=centre)
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y(), inner.width(), ih * 0.16),
+            f"{a}  {b}",
+            ih * 0.11,
+            MUTED,
+            align=centre,
+        )
         if card is None or card.phase == "closed" or not (card.clerk_name_zh or card.clerk_name_en):
-            n1, n2 = pair("—", "", v.lang)
-            self.text(p, QRectF(inner.x(), inner.y() + ih * 0.25, inner.width(), ih * 0.4), "—", ih * 0.3, MUTED,
-                      align=centre)
+            self.text(
+                p,
+                QRectF(inner.x(), inner.y() + ih * 0.25, inner.width(), ih * 0.4),
+                "—",
+                ih * 0.3,
+                MUTED,
+                align=centre,
+            )
             return
         n1, n2 = pair(card.clerk_name_zh, card.clerk_name_en, v.lang)
-        self.text(p, QRectF(inner.x(), inner.y() + ih * 0.18, inner.width(), ih * 0.34), n1, ih * 0.28, TEXT,
-                  bold=True, align=centre)
-        self.text(p, QRectF(inner.x(), inner.y() + ih * 0.52, inner.width(), ih * 0.16), n2, ih * 0.13, MUTED,
-                  align=centre)
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y() + ih * 0.18, inner.width(), ih * 0.34),
+            n1,
+            ih * 0.28,
+            TEXT,
+            bold=True,
+            align=centre,
+        )
+        self.text(
+            p,
+            QRectF(inner.x(), inner.y() + ih * 0.52, inner.width(), ih * 0.16),
+            n2,
+            ih * 0.13,
+            MUTED,
+            align=centre,
+        )
         if card.post:
             post = "  ·  ".join(pair(f"{card.post}岗", f"Post {card.post}", v.lang))
-            chip = QRectF(inner.x() + inner.width() * 0.2, inner.y() + ih * 0.74, inner.width() * 0.6, ih * 0.2)
+            chip = QRectF(
+                inner.x() + inner.width() * 0.2, inner.y() + ih * 0.74, inner.width() * 0.6, ih * 0.2
+            )
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor("#1d5a99"))
             p.drawRoundedRect(chip, chip.height() / 2, chip.height() / 2)
@@ -972,8 +1455,15 @@ class CounterScreen(Painted):
         right = QRectF(r.x() + r.width() * 0.66, r.y(), r.width() * 0.34 - pad, h)
         clock = f"{v.clock.time[:5]}"
         cw = self.text_width(clock, int(h * 0.44), True)
-        self.text(p, right, clock, h * 0.44, TEXT, bold=True,
-                  align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.text(
+            p,
+            right,
+            clock,
+            h * 0.44,
+            TEXT,
+            bold=True,
+            align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+        )
         d = h * 0.22
         cx = right.right() - cw - d * 2.2
         p.setPen(Qt.PenStyle.NoPen)
@@ -982,8 +1472,16 @@ class CounterScreen(Painted):
         if conn.stale or conn.state != "online":
             a, b = pair(conn.label_zh, conn.label_en, v.lang)
             warn = QRectF(right.x(), r.y(), cx - right.x() - d * 0.6, h)
-            self.text(p, warn, f"{a} {b}", h * 0.3, QColor("#ffb4b4"), bold=True,
-                      align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, min_px=9)
+            self.text(
+                p,
+                warn,
+                f"{a} {b}",
+                h * 0.3,
+                QColor("#ffb4b4"),
+                bold=True,
+                align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                min_px=9,
+            )
 
 
 # ------------------------------------------------------------------------------------- window
@@ -1001,19 +1499,27 @@ class DisplayWindow(QWidget):
     ``auto_tick``: drive the announcer from a 100 ms timer (tests may call :meth:`tick` instead).
     """
 
-    def __init__(self, link: QtLink | None = None, options: DisplayOptions | None = None, *,
-                 sink: AudioSink | None = None, clock: Callable[[], float] | None = None,
-                 hall_clock: Callable[[], datetime] | None = None, pack: VoicePack | None = None,
-                 auto_tick: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        link: QtLink | None = None,
+        options: DisplayOptions | None = None,
+        *,
+        sink: AudioSink | None = None,
+        clock: Callable[[], float] | None = None,
+        hall_clock: Callable[[], datetime] | None = None,
+        pack: VoicePack | None = None,
+        auto_tick: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.options = (options or DisplayOptions()).validate()
         self.link = link
-        if hall_clock is None:
-            hc = HallClock()
-            if link is not None and not link.link.mirror.synced:
-                link.link.mirror = HeartbeatMirror(hc)  # before start(): the link thread has not read it yet
-            hall_clock = hc
-        self.hall_clock = hall_clock
+        broker_clock = HallClock()
+        if link is not None and not link.link.mirror.synced:
+            # Before start(), so the link thread has not read it yet. Also when the owner brings its own
+            # hall clock: the arrival stamps on events are what tells a live call from a late one.
+            link.link.mirror = HeartbeatMirror(broker_clock)
+        self.hall_clock = hall_clock if hall_clock is not None else broker_clock
         if self.options.counter is None:
             if sink is None:
                 from display.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
@@ -1021,8 +1527,11 @@ class DisplayWindow(QWidget):
                 sink = QtAudioSink(self)
             pack = pack or load_pack()
         self.sink = sink
-        self.model = DisplayModel(self.options, pack=pack, sink=sink, clock=clock or time.time,
-                                  hall_clock=hall_clock)
+        # A Qt sink plays through the event loop anyway: start it after the call is painted.
+        model_sink = AfterPaintSink(sink) if isinstance(sink, QObject) else sink
+        self.model = DisplayModel(
+            self.options, pack=pack, sink=model_sink, clock=clock or time.time, hall_clock=self.hall_clock
+        )
         self.screen_widget: HallScreen | CounterScreen
         if self.options.counter is None:
             self.screen_widget = HallScreen(self.options.history_size, self)
@@ -1073,8 +1582,14 @@ class DisplayWindow(QWidget):
 
     def on_event(self, msg: dict[str, Any]) -> None:
         """One published event from the link (a call is shown at once and queued for the voice)."""
+        before = (self.model.current, self.model.highlighted)
         self.model.handle_event(msg)
-        self._refresh_soon()
+        if (self.model.current, self.model.highlighted) != before:
+            # A new call on the big panel: paint it now, before anything else (the announcement included).
+            self.refresh()
+            self.screen_widget.paint_call_now()
+        else:
+            self._refresh_soon()
 
     def on_connection(self, up: bool) -> None:
         """The broker came back or went silent."""
@@ -1095,12 +1610,17 @@ class DisplayWindow(QWidget):
         self.model.tick()
         self.refresh()
 
-    def refresh(self) -> None:
-        """Push the model's current view to the screen; panels repaint only what changed."""
+    def refresh(self, flash: bool | None = None) -> None:
+        """Push the model's current view to the screen; panels repaint only what changed.
+
+        ``flash`` forces the highlight colour on or off (screenshots); by default a highlighted call
+        flashes at 2 Hz.
+        """
         self._refresh_pending = False
         highlighted = self.model.highlighted
-        # The new call flashes at 2 Hz while highlighted.
-        flash = highlighted and int(time.monotonic() * 2) % 2 == 0
+        if flash is None:
+            flash = int(time.monotonic() * 2) % 2 == 0
+        flash = flash and highlighted
         if self.options.counter is None:
             view = self.model.hall_view()
             assert isinstance(self.screen_widget, HallScreen)
@@ -1111,24 +1631,24 @@ class DisplayWindow(QWidget):
             self.screen_widget.set_view(cview, flash)
 
     def set_flash_phase(self, on: bool) -> None:
-        """Force the flash phase (screenshots): repaint with the highlight colour on or off."""
-        if isinstance(self.screen_widget, HallScreen) and self.screen_widget.view is not None:
-            self.screen_widget.set_view(self.screen_widget.view, on and self.model.highlighted)
-        elif isinstance(self.screen_widget, CounterScreen) and self.screen_widget.view is not None:
-            self.screen_widget.set_view(self.screen_widget.view, on and self.model.highlighted)
+        """Show the highlight colour on or off now (screenshots); the next tick flashes as usual."""
+        self.refresh(flash=on)
 
     # -- Qt ------------------------------------------------------------------------------------
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Qt resize hook: lay the parts out again for the new size."""
         super().resizeEvent(event)
         self.screen_widget.setGeometry(self.rect())
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Qt close hook: stop the link, the timers and any announcement."""
         self.stop()
         super().closeEvent(event)
 
-    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
-        # A wall screen has no keyboard in use; Esc leaves full screen for maintenance, M toggles the voice.
+    def keyPressEvent(self, event: Any) -> None:
+        """Esc leaves full screen (maintenance); M mutes or unmutes the voice."""
+        # A wall screen normally has no keyboard; these two are for the person maintaining it.
         if event.key() == Qt.Key.Key_Escape and self.isFullScreen():
             self.showNormal()
         elif event.key() == Qt.Key.Key_M and self.model.announcer is not None:

@@ -44,11 +44,12 @@ ENV = {
     "name": "QUEUEHALL_KIOSK_NAME",
 }
 # [kiosk] keys of the config file -> what they set.
-_KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed", "language",
-               "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
+_KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed",
+               "language", "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
                "status_seconds", "print_materials", "near_end_blocks", "request_timeout"}
 _SECONDS = {"return_seconds": "return_ms", "message_seconds": "message_ms",
-            "print_failed_seconds": "print_failed_ms", "idle_seconds": "idle_ms", "status_seconds": "status_ms"}
+            "print_failed_seconds": "print_failed_ms", "idle_seconds": "idle_ms",
+            "status_seconds": "status_ms"}
 
 
 @dataclass
@@ -80,7 +81,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise _bad(f"无法读取配置文件 {path}：{err.strerror}", f"cannot read {path}: {err.strerror}",
                    "KIOSK_CONFIG_UNREADABLE") from None
     except tomllib.TOMLDecodeError as err:
-        raise _bad(f"配置文件 {path} 格式错误：{err}", f"{path} is not valid TOML: {err}", "KIOSK_CONFIG_SYNTAX") from None
+        raise _bad(f"配置文件 {path} 格式错误：{err}", f"{path} is not valid TOML: {err}",
+                   "KIOSK_CONFIG_SYNTAX") from None
     unknown = set(data) - {"kiosk", "printer"}
     if unknown:
         raise _bad(f"{path}：未知的表 {', '.join(sorted(unknown))}（只允许 [kiosk] 和 [printer]）",
@@ -93,7 +95,8 @@ def read_config_file(path: str) -> dict[str, Any]:
     unknown = set(kiosk) - _KIOSK_KEYS
     if unknown:
         raise _bad(f"{path}：[kiosk] 中有未知的键 {', '.join(sorted(unknown))}",
-                   f"{path}: unknown keys in [kiosk]: {', '.join(sorted(unknown))}", "KIOSK_CONFIG_UNKNOWN_KEY")
+                   f"{path}: unknown keys in [kiosk]: {', '.join(sorted(unknown))}",
+                   "KIOSK_CONFIG_UNKNOWN_KEY")
     return {"kiosk": kiosk, "printer": printer}
 
 
@@ -117,16 +120,28 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
     kiosk: dict[str, Any] = data["kiosk"]
     opts = KioskOptions()
     opts.broker = pick("broker")
+    if opts.broker is not None:
+        from queuehall.client import parse_endpoint
+
+        try:
+            parse_endpoint(str(opts.broker))
+        except ValueError:
+            raise _bad(f"叫号服务器地址“{opts.broker}”无效，应为 主机:端口",
+                       f"broker address {opts.broker!r} is invalid: expected HOST:PORT",
+                       "KIOSK_BAD_BROKER") from None
     opts.key = pick("key")
     opts.server_key = pick("server_key")
     if bool(opts.key) != bool(opts.server_key):
         raise _bad("--key 与 --server-key 须同时给出", "--key and --server-key go together")
     opts.name = str(pick("name") or "kiosk")
+    if not isinstance(kiosk.get("windowed", False), bool):
+        raise _bad("[kiosk] windowed 须为 true 或 false", "[kiosk] windowed must be true or false")
     opts.windowed = bool(args.windowed or kiosk.get("windowed", False))
     timeout = pick("request_timeout")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.2 <= timeout <= 60:
-            raise _bad("request_timeout 须为 0.2–60 秒", f"request_timeout must be 0.2-60 seconds: {timeout!r}")
+            raise _bad("request_timeout 须为 0.2–60 秒",
+                       f"request_timeout must be 0.2-60 seconds: {timeout!r}")
         opts.request_timeout = float(timeout)
 
     settings: dict[str, Any] = {}
@@ -141,7 +156,8 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
         if key in kiosk:
             value = kiosk[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise _bad(f"[kiosk] {key} 须为正数（秒）", f"[kiosk] {key} must be a positive number of seconds")
+                raise _bad(f"[kiosk] {key} 须为正数（秒）",
+                           f"[kiosk] {key} must be a positive number of seconds")
             settings[target] = round(value * 1000)
     for key in ("print_materials", "near_end_blocks"):
         if key in kiosk:
@@ -162,7 +178,8 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
     mode = pick("print_mode")
     if mode is not None:
         if mode not in ("raster", "text"):
-            raise _bad(f"打印方式只能是 raster 或 text：{mode!r}", f"--print-mode must be raster or text: {mode!r}")
+            raise _bad(f"打印方式只能是 raster 或 text：{mode!r}",
+                       f"--print-mode must be raster or text: {mode!r}")
         printer["mode"] = mode
     paper = pick("paper")
     if paper is not None:
@@ -204,7 +221,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--printer", default=None, help="file:PATH | network:HOST[:PORT] | usb:VID:PID | "
                    "serial:DEV[@BAUD] | cups:NAME ($QUEUEHALL_PRINTER)")
     p.add_argument("--print-mode", dest="print_mode", default=None, choices=["raster", "text"],
-                   help="raster (default: the ticket as an image) or text (printer fonts) ($QUEUEHALL_PRINT_MODE)")
+                   help="raster (default: the ticket as an image) or text (printer fonts) "
+                   "($QUEUEHALL_PRINT_MODE)")
     p.add_argument("--paper", default=None, choices=["58", "80"], help="paper width in mm, default 80 "
                    "($QUEUEHALL_PAPER)")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
@@ -235,28 +253,32 @@ def run(args: argparse.Namespace) -> int:
 
     from kiosk.model import KioskModel
     from kiosk.printing import PrinterConfig, PrinterError
-    from kiosk.window import KioskWindow, PrintService, warm_up_fonts
+    from kiosk.window import KioskWindow, PrintService, setup_app_font, warm_up_fonts
     from queuehall.client import Security, parse_endpoint
     from queuehall.qtlink import QtLink
 
     try:
         host, port = parse_endpoint(opts.broker)
         printer_config = PrinterConfig.from_dict(opts.printer) if opts.printer else None
-        security = Security.from_files(opts.key, opts.server_key) if opts.key and opts.server_key else None
     except PrinterError as err:
         print(f"queuehall kiosk: {err.code}: {err.en} / {err.zh}", file=sys.stderr)
         return 2
+    try:
+        security = Security.from_files(opts.key, opts.server_key) if opts.key and opts.server_key else None
     except (ValueError, OSError) as err:
-        print(f"queuehall kiosk: {err}", file=sys.stderr)
+        print(f"queuehall kiosk: KIOSK_BAD_KEY: cannot use the CurveZMQ key files ({err}) / "
+              f"无法使用 CurveZMQ 密钥文件（{err}）", file=sys.stderr)
         return 2
     if opts.pin_is_default:
-        log.warning("the settings PIN is the default %s: set --pin or [kiosk] pin before going live", DEFAULT_PIN)
+        log.warning("the settings PIN is the default %s: set --pin or [kiosk] pin before going live",
+                    DEFAULT_PIN)
     if printer_config is None:
         log.warning("no printer configured (--printer): the kiosk shows 'out of service'")
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("queuehall-kiosk")
+    setup_app_font(app)
     warm_up_fonts()
     link = QtLink(f"{host}:{port}", role="kiosk", name=opts.name, security=security,
                   request_timeout=opts.request_timeout)
@@ -275,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
     wake.start(250)
     wake.timeout.connect(lambda: None)
     if opts.windowed:
+        window.allow_close = True  # a development or demo window, not a kiosk: its close button works
         window.resize(1280, 720)
         window.show()
     else:

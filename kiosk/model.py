@@ -143,7 +143,8 @@ def parse_printer_spec(spec: str) -> dict[str, Any]:
     if kind == "serial":
         device, _, baud = rest.partition("@")
         if not device:
-            raise bad("缺少串口设备，如 serial:/dev/ttyUSB0", "the serial device is missing, e.g. serial:/dev/ttyUSB0")
+            raise bad("缺少串口设备，如 serial:/dev/ttyUSB0",
+                      "the serial device is missing, e.g. serial:/dev/ttyUSB0")
         out: dict[str, Any] = {"backend": "serial", "serial_device": device}
         if baud:
             if not baud.isdigit():
@@ -395,8 +396,8 @@ class PrinterHealth:
 
 
 UNKNOWN_PRINTER = PrinterHealth("PRINTER_UNKNOWN", Bi("正在检查打印机……", "Checking the printer…"))
-NO_PRINTER_HEALTH = PrinterHealth(NO_PRINTER, Bi("未配置号票打印机（--printer）", "No ticket printer is configured "
-                                                                          "(--printer)"))
+NO_PRINTER_HEALTH = PrinterHealth(NO_PRINTER, Bi("未配置号票打印机（--printer）",
+                                                 "No ticket printer is configured (--printer)"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -500,6 +501,8 @@ class KioskModel:
         if self.department not in {d.code for d in self.departments()}:
             deps = self.departments()
             self.department = deps[0].code if deps else None
+        if self.phase == Phase.DETAILS and self.closed_info() is not None:
+            self.back_to_start(reset_language=True)  # the hall closed under an open page: start afresh later
 
     def on_connection(self, up: bool) -> None:
         """The broker link came up or went silent."""
@@ -566,7 +569,8 @@ class KioskModel:
 
     def hall_name(self) -> Bi:
         hall = self.state.get("hall") or {}
-        return Bi(str(hall.get("name_zh") or "政务服务中心"), str(hall.get("name_en") or "Government Service Center"))
+        return Bi(str(hall.get("name_zh") or "政务服务中心"),
+                  str(hall.get("name_en") or "Government Service Center"))
 
     def greeting(self) -> Bi:
         """来有迎声: a greeting by the time of day, then the hall's name."""
@@ -811,7 +815,8 @@ class KioskModel:
         pname = self.priority_name(str(prio)) if prio else None
         materials: tuple[tuple[str, str], ...] = ()
         if self.settings.print_materials:
-            materials = tuple((str(m.get("zh", "")), str(m.get("en", ""))) for m in svc.get("materials") or [])
+            materials = tuple((str(m.get("zh", "")), str(m.get("en", "")))
+                              for m in svc.get("materials") or [])
         promised = svc.get("promised_days")
         return {
             "hall_name": (name.zh, name.en),
@@ -832,7 +837,7 @@ class KioskModel:
         }
 
     def confirmation(self) -> tuple[str, Bi, Bi] | None:
-        """(label, "您的号码 A012 · 前面还有 5 人 · 预计等候 15 分钟" line, service name) for the big confirmation."""
+        """(label, the "您的号码 A012 · 前面还有 5 人 · 预计等候 15 分钟" line, service name), or None."""
         if self.issued is None:
             return None
         t = self.issued.ticket
@@ -855,7 +860,8 @@ class KioskModel:
         now = self.clock()
         if self.locked_until is not None and now < self.locked_until:
             left = math.ceil((self.locked_until - now).total_seconds())
-            return False, Bi(f"错误次数过多，请 {left} 秒后再试", f"Too many wrong PINs; try again in {left} s")
+            return False, Bi(f"错误次数过多，请 {left} 秒后再试",
+                             f"Too many wrong PINs; try again in {left} s")
         if hmac.compare_digest(pin.encode(), self.settings.pin.encode()):
             self.unlocked = True
             self.pin_failures = 0

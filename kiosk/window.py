@@ -66,10 +66,15 @@ SETTINGS_TAPS = 5  # taps on the hall name …
 SETTINGS_TAP_WINDOW = 3.0  # … within this many seconds open the PIN pad
 
 
-def setup_app_font(app: QApplication) -> str:
-    """Give the application a font that has Chinese glyphs; returns the family chosen."""
+def cjk_family() -> str:
+    """The first installed family of CJK_FAMILIES (the system default family if none is)."""
     families = set(QFontDatabase.families())
-    family = next((f for f in CJK_FAMILIES if f in families), app.font().family())
+    return next((f for f in CJK_FAMILIES if f in families), QFont().family())
+
+
+def setup_app_font(app: QApplication) -> str:
+    """Give the whole application a font that has Chinese glyphs; returns the family chosen."""
+    family = cjk_family()
     font = QFont(family)
     font.setPixelSize(24)
     app.setFont(font)
@@ -164,7 +169,8 @@ def health_of(outcome: Any, near_end_blocks: bool = True) -> PrinterHealth:
             return NO_PRINTER_HEALTH
         return PrinterHealth.from_error(outcome.code, outcome.zh, outcome.en)
     if isinstance(outcome, Exception):
-        return PrinterHealth.from_error("PRINTER_IO", f"打印机状态未知：{outcome}", f"printer status unknown: {outcome}")
+        return PrinterHealth.from_error("PRINTER_IO", f"打印机状态未知：{outcome}",
+                                        f"printer status unknown: {outcome}")
     return PrinterHealth.from_status(outcome, near_end_blocks)
 
 
@@ -173,8 +179,8 @@ def error_of(outcome: Any) -> tuple[str, str, str] | None:
     if isinstance(outcome, PrinterError | TicketError):
         return outcome.code, outcome.zh, outcome.en
     if isinstance(outcome, Exception):
-        return "PRINTER_IO", f"打印出错：{type(outcome).__name__}: {outcome}", f"print error: {type(outcome).__name__}: " \
-            f"{outcome}"
+        name = type(outcome).__name__
+        return "PRINTER_IO", f"打印出错：{name}: {outcome}", f"print error: {name}: {outcome}"
     return None
 
 
@@ -192,13 +198,14 @@ def stylesheet(u: float, family: str) -> str:
     QWidget {{ font-family: "{family}"; color: #1d2733; }}
     #root {{ background: #eaf0f7; }}
     #header {{ background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 #0a3d7a, stop:1 #1666c5); }}
-    #hallName {{ background: transparent; border: none; color: white; font-size: {px(40)}px; font-weight: bold;
-                 text-align: left; padding: 0; }}
+    #hallName {{ background: transparent; border: none; color: white; font-size: {px(40)}px;
+                 font-weight: bold; text-align: left; padding: 0; }}
     #hallNameEn {{ color: #cfe0f5; font-size: {px(20)}px; }}
     #clock {{ color: white; font-size: {px(34)}px; }}
     #date {{ color: #cfe0f5; font-size: {px(20)}px; }}
-    #langButton {{ background: #0a3d7a; color: white; border: {px(3)}px solid white; border-radius: {px(14)}px;
-                   font-size: {px(28)}px; font-weight: bold; padding: {px(8)}px {px(26)}px; }}
+    #langButton {{ background: #0a3d7a; color: white; border: {px(3)}px solid white;
+                   border-radius: {px(14)}px; font-size: {px(28)}px; font-weight: bold;
+                   padding: {px(8)}px {px(26)}px; }}
     #langButton:pressed {{ background: #2c7be0; }}
     #greeting {{ font-size: {px(46)}px; font-weight: bold; color: #0a3d7a; }}
     #choose {{ font-size: {px(28)}px; color: #4a5a6e; }}
@@ -244,13 +251,15 @@ def stylesheet(u: float, family: str) -> str:
              font-size: {px(32)}px; font-weight: bold; padding: {px(14)}px; }}
     #back:pressed {{ background: #dcebfb; }}
     #caption {{ font-size: {px(40)}px; color: #4a5a6e; }}
-    #bigNumber {{ font-family: "{number_family()}"; font-size: {px(250)}px; font-weight: bold; color: #c4121a; }}
+    #bigNumber {{ font-family: "{number_family()}"; font-size: {px(250)}px; font-weight: bold;
+                  color: #c4121a; }}
     #confirmLine {{ font-size: {px(38)}px; font-weight: bold; color: #10243d; }}
     #confirmSub {{ font-size: {px(26)}px; color: #5b6b80; }}
     #farewell {{ font-size: {px(32)}px; color: #0b7a3e; font-weight: bold; }}
     #countdown {{ font-size: {px(24)}px; color: #6b7684; }}
     #badge {{ font-size: {px(120)}px; font-weight: bold; color: white; border-radius: {px(90)}px;
-              min-width: {px(180)}px; max-width: {px(180)}px; min-height: {px(180)}px; max-height: {px(180)}px; }}
+              min-width: {px(180)}px; max-width: {px(180)}px;
+              min-height: {px(180)}px; max-height: {px(180)}px; }}
     #noticeTitle {{ font-size: {px(64)}px; font-weight: bold; }}
     #noticeTitleSub {{ font-size: {px(34)}px; color: #4a5a6e; }}
     #noticeBody {{ font-size: {px(36)}px; color: #1d2733; }}
@@ -259,22 +268,24 @@ def stylesheet(u: float, family: str) -> str:
     #noticeDetail {{ font-size: {px(18)}px; color: #8a94a3; }}
     #notice {{ font-size: {px(24)}px; color: #0b5e30; background: #e3f3e8; border-radius: {px(12)}px;
                padding: {px(12)}px {px(20)}px; }}
-    #pinDisplay {{ font-size: {px(60)}px; letter-spacing: {px(16)}px; background: white; border: {px(2)}px solid #c9d6e6;
-                   border-radius: {px(16)}px; padding: {px(10)}px; min-height: {px(90)}px; }}
+    #pinDisplay {{ font-size: {px(60)}px; letter-spacing: {px(16)}px; background: white;
+                   border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px; padding: {px(10)}px;
+                   min-height: {px(90)}px; }}
     #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
                font-size: {px(46)}px; font-weight: bold; min-width: {px(150)}px; min-height: {px(104)}px; }}
     #pinKey:pressed {{ background: #dcebfb; }}
     #pinMessage {{ font-size: {px(28)}px; color: #b3261e; font-weight: bold; }}
     #setLabel {{ font-size: {px(26)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
     #setValue {{ font-size: {px(24)}px; background: transparent; }}
-    #setEdit {{ font-size: {px(26)}px; padding: {px(10)}px; border: {px(2)}px solid #9fb4cc; border-radius: {px(10)}px;
-                background: white; }}
-    #setButton {{ background: white; border: {px(2)}px solid #1666c5; border-radius: {px(12)}px; color: #0a3d7a;
-                  font-size: {px(24)}px; padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
+    #setEdit {{ font-size: {px(26)}px; padding: {px(10)}px; border: {px(2)}px solid #9fb4cc;
+                border-radius: {px(10)}px; background: white; }}
+    #setButton {{ background: white; border: {px(2)}px solid #1666c5; border-radius: {px(12)}px;
+                  color: #0a3d7a; font-size: {px(24)}px; padding: {px(10)}px {px(18)}px;
+                  min-height: {px(56)}px; }}
     #setButton:checked {{ background: #1666c5; color: white; font-weight: bold; }}
     #setButton:pressed {{ background: #dcebfb; }}
-    #danger {{ background: #b3261e; color: white; border: none; border-radius: {px(12)}px; font-size: {px(24)}px;
-               padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
+    #danger {{ background: #b3261e; color: white; border: none; border-radius: {px(12)}px;
+               font-size: {px(24)}px; padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
     """
 
 
@@ -749,7 +760,8 @@ class ConfirmationPage(QWidget):
         self.service.setText(svc)
         self.farewell.setText(FAREWELL(lang))
         self.done.setText(Bi("完成", "Done")(lang))
-        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang))
+        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页",
+                                  f"Back to the start in {seconds_left} s")(lang))
 
 
 class NoticePage(QWidget):
@@ -820,6 +832,7 @@ class PinPage(QWidget):
 
     submitted = Signal(str)
     cancelled = Signal()
+    touched = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -864,6 +877,7 @@ class PinPage(QWidget):
         self.pin = ""
 
     def _key(self, key: str) -> None:
+        self.touched.emit()
         if key == "clear":
             self.pin = ""
         elif key == "ok":
@@ -928,7 +942,8 @@ class SettingsPage(QWidget):
         row(2, "printer")
         self.spec = QLineEdit()
         self.spec.setObjectName("setEdit")
-        self.spec.setPlaceholderText("file:/path | network:host[:9100] | usb:VID:PID | serial:/dev/ttyUSB0 | cups:name")
+        self.spec.setPlaceholderText("file:/path | network:host[:9100] | usb:VID:PID | serial:/dev/ttyUSB0 | "
+                                     "cups:name")
         grid.addWidget(self.spec, 2, 1, 1, 3)
         row(3, "paper")
         self.paper_group = QButtonGroup(self)
@@ -1062,8 +1077,11 @@ class KioskWindow(QWidget):
         self.setObjectName("root")
         self.setWindowTitle("queuehall kiosk")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
-        app = QApplication.instance()
-        self.family = setup_app_font(app) if isinstance(app, QApplication) else CJK_FAMILIES[0]
+        # The window's own font (not the application's: other windows in the process keep theirs).
+        self.family = cjk_family()
+        font = QFont(self.family)
+        font.setPixelSize(24)
+        self.setFont(font)
         self._scale = 0.0
         self._build()
         self._wire()
@@ -1120,7 +1138,8 @@ class KioskWindow(QWidget):
         self.details_page.back_tapped.connect(lambda: self._do(self.model.back_to_start))
         self.confirm_page.done_tapped.connect(lambda: self._do(self.model.back_to_start, reset_language=True))
         self.message_page.button_tapped.connect(lambda: self._do(self.model.back_to_start))
-        self.failed_page.button_tapped.connect(lambda: self._do(self.model.back_to_start, reset_language=True))
+        self.failed_page.button_tapped.connect(
+            lambda: self._do(self.model.back_to_start, reset_language=True))
         self.pin_page.submitted.connect(self._pin)
         self.pin_page.cancelled.connect(lambda: self._do(self.model.close_settings))
         sp = self.settings_page
@@ -1130,7 +1149,12 @@ class KioskWindow(QWidget):
         sp.default_language.connect(lambda c: self._do(self.model.set_default_language, c))
         sp.back_tapped.connect(lambda: self._do(self.model.close_settings))
         sp.quit_tapped.connect(self._quit)
-        QApplication.instance().installEventFilter(self)  # type: ignore[union-attr]
+        # Scrolling the materials list is "still reading": it restarts the idle countdown. (Only this
+        # viewport is watched: an application-wide Python event filter would cost the interpreter lock
+        # on every paint event, slowing the printer and broker threads.)
+        self.details_page.scroll.viewport().installEventFilter(self)
+        self.pin_page.touched.connect(self._touched)
+        sp.spec.textEdited.connect(self._touched)
 
     def start(self) -> None:
         """Start the printer worker, the broker link and the timers, and draw the first screen."""
@@ -1145,9 +1169,6 @@ class KioskWindow(QWidget):
         """Stop timers, the link and the printer worker (for tests and a clean exit)."""
         for t in (self.flow_timer, self.status_timer, self.tick_timer):
             t.stop()
-        app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self)
         self.link.stop()
         self.printer.stop()
         self.allow_close = True
@@ -1160,17 +1181,20 @@ class KioskWindow(QWidget):
         else:
             event.ignore()  # Alt+F4, a window manager's close: the kiosk stays
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Keys a child did not use end here: Esc, Ctrl+Q, F-keys… are all swallowed, nothing leaves the
+        # kiosk by keyboard (Alt+F4 arrives as a close event, which closeEvent refuses).
+        event.accept()
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        etype = event.type()
-        if etype == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
-            key = event.key()
-            if key in (Qt.Key.Key_Escape, Qt.Key.Key_F4, Qt.Key.Key_Close) or (
-                    key == Qt.Key.Key_Q and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
-                return True  # swallowed: nothing leaves the kiosk by keyboard
-        elif etype in (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin):
-            if self.model.screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS) and self.flow_timer.isActive():
-                self.flow_timer.start()  # still being used: restart the idle countdown
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.Wheel):
+            self._touched()
         return False
+
+    def _touched(self, *_: Any) -> None:
+        """The person at the screen is still busy: restart the idle countdown of the current page."""
+        if self.model.screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS) and self.flow_timer.isActive():
+            self.flow_timer.start()
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
@@ -1185,6 +1209,7 @@ class KioskWindow(QWidget):
 
     def _do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         fn(*args, **kw)
+        self._touched()
         self.render()
 
     def _on_state(self, state: dict[str, Any]) -> None:
@@ -1304,7 +1329,8 @@ class KioskWindow(QWidget):
         self.pin_page.message.setText("" if ok else message(self.model.language))
         if ok:
             cfg = self.printer.config
-            self.settings_page.load(self.printer_spec, cfg.paper_mm if cfg else 80, cfg.mode if cfg else "raster")
+            self.settings_page.load(self.printer_spec, cfg.paper_mm if cfg else 80,
+                                    cfg.mode if cfg else "raster")
             self.settings_page.result.setText("")
             log.info("settings opened")
         self.render()
@@ -1312,6 +1338,7 @@ class KioskWindow(QWidget):
     def _apply_printer(self, spec: str, paper: int, mode: str) -> None:
         from kiosk.model import KioskConfigError, parse_printer_spec
 
+        self._touched()
         lang = self.model.language
         try:
             values = parse_printer_spec(spec)
@@ -1323,10 +1350,12 @@ class KioskWindow(QWidget):
             return
         self.printer_spec = spec
         job = self.printer.configure(config)
-        self._jobs[job] = lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")), self._poll())
+        self._jobs[job] = lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")),
+                                           self._poll())
         log.info("printer set to %s (%s, %d mm)", spec, mode, paper)
 
     def _test_print(self) -> None:
+        self._touched()
         job = self.printer.test_print()
         self._jobs[job] = lambda outcome: self._show_result(outcome, Bi("测试页已打印", "Test page printed"))
 
@@ -1355,7 +1384,7 @@ class KioskWindow(QWidget):
         elif screen in (Screen.CONFIRMATION, Screen.PRINT_FAILED):
             self.model.back_to_start(reset_language=True)
         elif screen in (Screen.MESSAGE, Screen.DETAILS):
-            self.model.back_to_start(reset_language=screen == Screen.MESSAGE)
+            self.model.back_to_start(reset_language=True)  # whoever comes next starts in the default language
         self.render()
 
     def _tick(self) -> None:
@@ -1401,7 +1430,8 @@ class KioskWindow(QWidget):
             if detail.startswith("BROKER_"):
                 detail = f"{detail} · {self.broker_label}"
             self.out_page.show_notice(lang, OUT_OF_SERVICE, reason,
-                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang), detail=detail)
+                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang),
+                                      detail=detail)
         elif screen == Screen.ASK_STAFF:
             reason, detail = m.ask_staff_reason()
             self.staff_page.show_notice(lang, ASK_STAFF, reason, Bi("暂停取号", "Tickets are paused")(lang),
@@ -1415,7 +1445,8 @@ class KioskWindow(QWidget):
                      "failed": Bi(f"号码 {label} 未能作废，请工作人员处理", f"Number {label} was not voided; "
                                   "staff will handle it")}.get(void_state, Bi(label, label))
             reason, detail = m.ask_staff_reason()
-            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"), detail=detail)
+            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"),
+                                         detail=detail)
         elif screen == Screen.MESSAGE and m.message is not None:
             self.message_page.show_notice(lang, m.message.title, m.message.body, "", Bi("返回", "Back"))
         elif screen == Screen.PIN:

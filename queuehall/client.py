@@ -218,7 +218,7 @@ class StateMirror:
     def waiting(self, service: str | None = None) -> list[dict[str, Any]]:
         ts = [t for t in self.state.get("tickets", {}).values() if t["status"] == "waiting"
               and (service is None or t["queue_service"] == service)]
-        return sorted(ts, key=lambda t: (t["entered_at"] or "", t["id"]))
+        return sorted(ts, key=lambda t: (t.get("queued_at") or t["entered_at"] or "", t["id"]))
 
 
 class Link:

@@ -23,7 +23,7 @@ from typing import Any
 from queuehall.errors import HallError
 
 VERSION = 1
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024  # requests only: replies and publications (a snapshot) may be larger
 
 # PUB topics (first frame); SUB filters on them.
 TOPIC_EVENT = b"ev"
@@ -80,9 +80,9 @@ def _dump(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
-def _load(frame: bytes) -> dict[str, Any]:
-    if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {MAX_MESSAGE_BYTES}")
+def _load(frame: bytes, limit: int | None = None) -> dict[str, Any]:
+    if limit is not None and len(frame) > limit:
+        raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {limit}")
     try:
         obj = json.loads(frame.decode("utf-8"))
     # ValueError covers bad UTF-8, bad JSON and integers over Python's 4300-digit limit;
@@ -101,7 +101,7 @@ def encode_request(req: Request) -> bytes:
 
 def decode_request(frame: bytes) -> Request:
     """Parse a request; raise :class:`ProtocolError` (with the request id when known) if invalid."""
-    obj = _load(frame)
+    obj = _load(frame, MAX_MESSAGE_BYTES)
     # The version first: another version may lay out the other fields differently.
     v = obj.get("v", VERSION)
     if type(v) is not int or v != VERSION:  # True == 1 and 1.0 == 1, but neither is version 1

@@ -202,6 +202,9 @@ def test_snapshot_plus_events_equal_the_broker_state_through_reconnects_and_a_re
         wait_until(lambda: traffic.done >= 20, 20, "traffic before the restart")
         bt.restart()
         traffic.join()
+        # The new broker learns of the display from its next ping (a presence event): wait for that
+        # too, so nothing more is published while the final states are compared.
+        wait_until(lambda: link.client_id in broker_snapshot(bt.endpoint)["state"]["devices"], 5, "presence")
         final = wait_in_step(tap, bt.endpoint)
         assert tap.epoch == final["epoch"] != old_epoch
     finally:
@@ -234,6 +237,41 @@ def test_a_cancelled_called_ticket_frees_its_counter_on_the_mirror(
         tap.wait(lambda t: (t.state["counters"]["1"]["ticket"] or {}).get("label") == label, what="the call")
         c.request("cancel_ticket", ticket=label, reason="left the hall")
         tap.wait(lambda t: t.state["counters"]["1"]["ticket"] is None, what="the counter to be free")
+        wait_in_step(tap, bt.endpoint)
+    finally:
+        c.close()
+        link.stop()
+
+
+def test_a_failure_while_publishing_makes_every_mirror_resync(start_broker: Callable[..., BrokerThread],
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in publishing must neither stop the hall nor leave mirrors silently wrong."""
+    monkeypatch.setattr(server, "HEARTBEAT_SECONDS", 0.1)
+    bt = start_broker()
+    link = Link(bt.endpoint, role="display")
+    tap = MirrorTap(link)
+    link.start()
+    c = BrokerClient(bt.endpoint)
+    try:
+        wait_in_step(tap, bt.endpoint)
+        epoch = tap.epoch
+        real = server._event_payload
+        failures = [1]
+
+        def flaky(ev: Any) -> dict[str, Any]:
+            if failures:
+                failures.pop()
+                raise RuntimeError("simulated publishing bug")
+            return real(ev)
+
+        monkeypatch.setattr(server, "_event_payload", flaky)
+        assert c.request("take_ticket", service="P")["ticket"]["label"] == "A001"  # answered all the same
+        final = wait_in_step(tap, bt.endpoint)
+        assert final["epoch"] == tap.epoch != epoch
+        assert [t["label"] for t in tap.state["tickets"].values()] == ["A001"]
+        assert any("could not publish" in r.getMessage() for r in caplog.records)
+        assert c.request("take_ticket", service="P")["ticket"]["label"] == "A002"
         wait_in_step(tap, bt.endpoint)
     finally:
         c.close()
@@ -670,6 +708,12 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(broker_process: Callable[.
     c = BrokerClient(proc.endpoint)
     c.request("sign_in", counter=1, clerk="c01a", pin="4821")
     c.close()
+    # A wall display follows the hall throughout, across the crash and the new process.
+    link = Link(proc.endpoint, role="display", name="wall")
+    tap = MirrorTap(link)
+    link.start()
+    tap.wait(lambda t: t.epoch is not None, what="the display's first snapshot")
+    first_epoch = tap.epoch
     frames: list[tuple[str, str, bytes]] = []  # (request id, type, frame), all made up front
     for i in range(160):  # three takes, then call_next, start or finish in turn
         kind, args = (("take_ticket", {"service": "passport"}) if i % 4 else
@@ -720,6 +764,15 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(broker_process: Callable[.
     store.engine.dispose()
     assert numbers == list(range(1, len(takes) + 1))  # each take exactly once, gapless
     assert sorted(int(label[1:]) for label in labels) == numbers
+    try:
+        final = wait_in_step(tap, proc2.endpoint, timeout=15)
+    except BaseException:
+        print("".join(proc2.output))
+        raise
+    finally:
+        link.stop()
+    assert final["epoch"] != first_epoch
+    assert sum(t["status"] == "waiting" for t in tap.state["tickets"].values()) > 0
     assert proc2.terminate() == 0
 
 

@@ -22,6 +22,7 @@ from queuehall.client import (
     parse_endpoint,
 )
 from queuehall.protocol import (
+    MAX_MESSAGE_BYTES,
     Reply,
     decode_publication,
     decode_request,
@@ -282,27 +283,36 @@ def test_link_requests_get_their_reply_or_none(start_broker: Callable[..., Broke
 
 def test_a_snapshot_announces_nothing_only_events_do(start_broker: Callable[..., BrokerThread]) -> None:
     bt = start_broker()
+    early = Link(bt.endpoint, role="display", name="early")
+    seen = MirrorTap(early)
+    early.start()
     c = BrokerClient(bt.endpoint)
-    c.request("sign_in", counter=1, clerk="c1a", pin=PIN)
-    c.request("take_ticket", service="P")
-    c.request("call_next", counter=1)
-    link = Link(bt.endpoint, role="display")
-    tap = MirrorTap(link)
-    link.start()
+    late = Link(bt.endpoint, role="display", name="late")
+    tap = MirrorTap(late)
     try:
-        tap.wait(lambda t: t.epoch is not None, what="the first snapshot")
+        seen.wait(lambda t: t.epoch is not None, what="the first snapshot")
+        c.request("sign_in", counter=1, clerk="c1a", pin=PIN)
+        c.request("take_ticket", service="P")
+        c.request("call_next", counter=1)
+        seen.wait(lambda t: any(e["event"]["type"] == "ticket_called" for e in t.events), what="the call")
+        (call,) = [e["event"] for e in seen.events if e["event"]["type"] == "ticket_called"]
+
+        late.start()  # joins after the call: it sees it in the snapshot, and announces nothing
+        tap.wait(lambda t: t.epoch is not None, what="the late display's snapshot")
         assert tap.state["counters"]["1"]["ticket"]["label"] == "A001"
-        assert len(tap.state["recent_calls"]) == 1
+        # The recent calls read exactly the same whether they came in a snapshot or as an event.
+        assert tap.state["recent_calls"] == [call]
         assert not [e for e in tap.events if e["event"]["type"].startswith("ticket_")]
+
         c.request("recall", counter=1)
         tap.wait(lambda t: any(e["event"]["type"] == "ticket_called" for e in t.events), what="the recall")
-        (call,) = [e for e in tap.events if e["event"]["type"] == "ticket_called"]
-        assert call["event"]["kind"] == "recall" and call["event"]["ticket"]["label"] == "A001"
-        # The recent calls read the same whether they came from the snapshot or an event.
-        assert set(tap.state["recent_calls"][0]) == set(tap.state["recent_calls"][1])
+        (recall,) = [e["event"] for e in tap.events if e["event"]["type"] == "ticket_called"]
+        assert recall["kind"] == "recall" and recall["ticket"]["label"] == "A001"
+        assert tap.state["recent_calls"] == [call, recall]
     finally:
         c.close()
-        link.stop()
+        early.stop()
+        late.stop()
 
 
 def test_a_stopped_link_can_start_again(start_broker: Callable[..., BrokerThread],
@@ -336,6 +346,24 @@ def test_a_stopped_link_can_start_again(start_broker: Callable[..., BrokerThread
         wait_in_step(tap, bt.endpoint)
     finally:
         witness.close(0)
+        c.close()
+        link.stop()
+
+
+def test_a_busy_hall_whose_snapshot_exceeds_the_request_limit(start_broker: Callable[..., BrokerThread]) -> None:
+    """Only requests are capped at 64 KiB; a snapshot of a busy hall is bigger and must get through."""
+    bt = start_broker()
+    c = BrokerClient(bt.endpoint)
+    for i in range(220):
+        c.request("take_ticket", service=("P", "H")[i % 2])
+    snap = c.request("snapshot")
+    assert len(encode_reply(ok_reply("snapshot", "x", snap))) > MAX_MESSAGE_BYTES
+    link = Link(bt.endpoint, role="display")
+    tap = MirrorTap(link)
+    link.start()
+    try:
+        tap.wait(lambda t: len(t.state.get("tickets", {})) == 220, what="the big snapshot")
+    finally:
         c.close()
         link.stop()
 

@@ -90,8 +90,9 @@ def hall(start_broker: Callable[..., BrokerThread], hall_config: HallConfig) -> 
 class Screen:
     """A DisplayWindow on a QtLink, with a recording sink and a manual announcer clock."""
 
-    def __init__(self, qtbot: QtBot, endpoint: str, pack: VoicePack, size: tuple[int, int] = LANDSCAPE,
-                 **options: Any) -> None:
+    def __init__(
+        self, qtbot: QtBot, endpoint: str, pack: VoicePack, size: tuple[int, int] = LANDSCAPE, **options: Any
+    ) -> None:
         from PySide6.QtWidgets import QApplication
 
         app = QApplication.instance()
@@ -106,8 +107,9 @@ class Screen:
         # The display only listens: any command it tried to send would be recorded here (and fail the test).
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.link.request = lambda type_, **args: self.requests.append((type_, args)) or ""  # type: ignore
-        self.window = DisplayWindow(self.link, self.options, sink=self.sink, clock=self.clock, pack=pack,
-                                    auto_tick=False)
+        self.window = DisplayWindow(
+            self.link, self.options, sink=self.sink, clock=self.clock, pack=pack, auto_tick=False
+        )
         qtbot.addWidget(self.window)
         self.window.resize(*size)
         self.window.show()
@@ -119,6 +121,7 @@ class Screen:
 
     def synced(self) -> None:
         self.wait(lambda: self.model.connection().state == "online" and not self.model.connection().stale)
+        self.window.refresh()  # don't wait for the deferred repaint
 
     def run(self, seconds: float) -> None:
         """Let ``seconds`` pass on the announcer's clock, ticking like the window's timer."""
@@ -134,9 +137,18 @@ class Screen:
             assert self.clock() < end, "the announcer never became idle"
             self.run(STEP)
 
+    def shows(self, *texts: str, timeout: int = 5000) -> list[str]:
+        """Wait until every one of ``texts`` is painted on the screen; return what is drawn."""
+        self.wait(lambda: set(texts) <= set(self.drawn()), timeout)
+        return self.drawn()
+
     def drawn(self) -> list[str]:
-        """Every string painted on the screen now (forces a paint of every panel)."""
-        self.window.grab()
+        """Every string the visible panels last painted: what is on the screen now.
+
+        The window is shown (offscreen), so Qt paints changed panels as the event loop runs; the
+        waits process events, so there is no need to force a full repaint here.
+        """
+        self.qtbot.wait(1)  # let pending paints happen
         return [s for panel in self.window.panels if panel.isVisible() for s in panel.drawn]
 
     def elided(self) -> list[str]:
@@ -175,18 +187,27 @@ def test_a_call_appears_on_screen(hall: Hall, screens: Callable[..., Screen]) ->
     hall.sign_in(3)
     hall.take("passport")
     label = hall.call(3)
-    s.wait(lambda: label in s.drawn())
-    drawn = s.drawn()
-    assert f"请 {label} 号到 3 号窗口" in drawn and f"{label} → Counter 3" in drawn
-    assert "3 号窗口" in drawn and "请到窗口  Please come" in drawn  # the counter card says it too
+    drawn = s.shows(label, f"请 {label} 号到 3 号窗口", f"{label} → Counter 3", "请到窗口", "Please come")
+    screen = s.window.screen_widget
+    assert isinstance(screen, HallScreen)
+    # The counter card says it too.
+    assert {"3 号窗口", label, "请到窗口", "Please come"} <= set(screen.counters.drawn)
     assert s.model.highlighted
     # Waiting count and estimate per service come from the broker's summaries.
     passport = next(r for r in s.model.service_rows() if r.code == "passport")
     assert passport.waiting == 0 and "普通护照申请" in drawn
+    # The citizen does not come: a recall is shown and read out again.
+    s.wait(lambda: len(s.sink.played) == 1)
+    s.run_until_idle()
+    hall.do("recall", counter=3)
+    s.shows("重呼  Recall")
+    s.wait(lambda: len(s.sink.played) == 2)
+    assert [(c.label, c.kind) for c in s.model.announced] == [(label, "call"), (label, "recall")]
 
 
-def test_three_quick_calls_are_announced_in_order_none_cut_off(hall: Hall, screens: Callable[..., Screen],
-                                                               pack: VoicePack) -> None:
+def test_three_quick_calls_are_announced_in_order_none_cut_off(
+    hall: Hall, screens: Callable[..., Screen], pack: VoicePack
+) -> None:
     hold = 15.0  # longer than one announcement (~11 s), so the minimum display time is what paces them
     s = screens(hall.bt.endpoint, min_display_seconds=hold)
     s.synced()
@@ -218,7 +239,8 @@ def test_three_quick_calls_are_announced_in_order_none_cut_off(hall: Hall, scree
 
 
 def test_broker_restart_shows_stale_then_resyncs_and_announces_nothing_old(
-        hall: Hall, screens: Callable[..., Screen], hall_config: HallConfig, shots: Path) -> None:
+    hall: Hall, screens: Callable[..., Screen], hall_config: HallConfig, shots: Path
+) -> None:
     s = screens(hall.bt.endpoint)
     s.synced()
     hall.sign_in(3)
@@ -230,7 +252,9 @@ def test_broker_restart_shows_stale_then_resyncs_and_announces_nothing_old(
     epoch = s.link.link.mirror.epoch
 
     hall.bt.stop()
-    s.wait(lambda: any(t.startswith("⚠ 与叫号服务器的连接中断") for t in s.drawn()), timeout=8000)
+    s.shows(
+        "⚠ 与叫号服务器的连接中断，正在重新连接，以下为 09:00 时的信息", "连接中断  Offline", timeout=8000
+    )
     conn = s.model.connection()
     assert conn.state == "offline" and conn.stale and conn.since_local == "09:00"
     drawn = s.drawn()
@@ -250,10 +274,10 @@ def test_broker_restart_shows_stale_then_resyncs_and_announces_nothing_old(
 
     hall.bt.start()  # the broker comes back on the same port and database: a new epoch
     s.wait(lambda: not s.model.connection().stale and s.link.link.mirror.epoch != epoch, timeout=15000)
-    s.wait(lambda: missed in s.drawn())
+    s.wait(lambda: missed in s.drawn() and "已连接  Online" in s.drawn())
     assert s.model.current is not None and s.model.current.label == missed
     assert [c.label for c in list(s.model.history)[:3]] == [missed, missed, first]  # recall, call, first
-    assert not [t for t in s.drawn() if "连接中断" in t], [(type(p).__name__, p.isVisible(), p.drawn) for p in s.window.panels if any("连接中断" in t for t in p.drawn)]
+    assert not [t for t in s.drawn() if "连接中断" in t]
     assert len(s.sink.played) == 1 and [c.label for c in s.model.announced] == [first], "nothing old is read"
 
     # Live again: the next call is announced (once).
@@ -267,7 +291,8 @@ def test_broker_restart_shows_stale_then_resyncs_and_announces_nothing_old(
 
 
 def test_transfers_announce_the_new_counter_or_wait_for_the_call(
-        hall: Hall, screens: Callable[..., Screen], pack: VoicePack) -> None:
+    hall: Hall, screens: Callable[..., Screen], pack: VoicePack
+) -> None:
     s = screens(hall.bt.endpoint, min_display_seconds=0)
     s.synced()
     hall.sign_in(1)
@@ -281,8 +306,7 @@ def test_transfers_announce_the_new_counter_or_wait_for_the_call(
     s.wait(lambda: len(s.sink.played) == 2)
     assert s.sink.played[1].wav == render_announcement(pack, label, 11)
     assert s.model.current is not None and (s.model.current.counter, s.model.current.kind) == (11, "transfer")
-    drawn = s.drawn()
-    assert f"请 {label} 号到 11 号窗口" in drawn and "转窗  Transfer" in drawn
+    s.shows(f"请 {label} 号到 11 号窗口", "转窗  Transfer")
     s.run_until_idle()
     # To a service only: listed while waiting, announced only when a counter calls it.
     hall.call(11)
@@ -292,7 +316,10 @@ def test_transfers_announce_the_new_counter_or_wait_for_the_call(
     s.wait(lambda: [n.label for n in s.model.hall_view().transfers] == [label])
     s.run(1.0)
     assert len(s.sink.played) == 3
-    assert f"{label} 转至 普通护照申请，请留意叫号" in s.drawn()
+    s.shows(
+        f"{label} 转至 普通护照申请，请留意叫号",
+        f"{label} → Ordinary passport application: wait to be called",
+    )
     hall.call(1)
     s.wait(lambda: len(s.sink.played) == 4)
     assert s.sink.played[3].wav == render_announcement(pack, label, 1)
@@ -301,31 +328,30 @@ def test_transfers_announce_the_new_counter_or_wait_for_the_call(
     assert isinstance(screen, HallScreen) and not screen.transfers.isVisible()
 
 
-def test_counter_screen_shows_number_ticket_clerk_and_state(hall: Hall, screens: Callable[..., Screen],
-                                                            shots: Path) -> None:
+def test_counter_screen_shows_number_ticket_clerk_and_state(
+    hall: Hall, screens: Callable[..., Screen], shots: Path
+) -> None:
     s = screens(hall.bt.endpoint, size=(1280, 480), counter=3)
     s.synced()
     assert s.model.announcer is None  # a counter screen is silent: the hall screen reads the calls
-    drawn = s.drawn()
-    assert {"3", "号窗口", "Counter 3", "暂停办理  Closed", "请到其他窗口办理"} <= set(drawn)
+    s.shows("3", "号窗口", "Counter 3", "暂停办理  Closed", "本窗口暂未开放", "请到其他窗口办理")
     s.save(shots / "counter-3-closed-1280x480.png")
     hall.sign_in(3, "B")
-    s.wait(lambda: "杨帆" in s.drawn())
-    assert "B岗  ·  Post B" in s.drawn() and "Yang Fan" in s.drawn()
+    s.shows("杨帆", "Yang Fan", "B岗  ·  Post B", "等待叫号  Ready", "请留意叫号")
     hall.take("document_pickup")
     label = hall.call(3)
-    s.wait(lambda: label in s.drawn())
-    assert "请到窗口  Please come" in s.drawn() and s.model.highlighted
+    s.shows(label, "请到窗口  Please come")
+    assert s.model.highlighted
     s.window.set_flash_phase(True)
     s.save(shots / "counter-3-called-1280x480.png")
     hall.do("start", counter=3)
-    s.wait(lambda: "正在办理  Serving" in s.drawn())
+    s.shows("正在办理  Serving")
     s.window.set_flash_phase(False)
     s.save(shots / "counter-3-serving-1280x480.png")
     hall.do("finish", counter=3)
     hall.do("pause", counter=3, reason="consult_supervisor")
-    s.wait(lambda: "请示领导  Consulting a supervisor" in s.drawn())
-    assert "暂停服务  Paused" in s.drawn() and label not in s.drawn()
+    s.shows("暂停服务  Paused", "请示领导", "Consulting a supervisor")
+    assert label not in s.drawn()
     assert not s.elided(), s.elided()
     s.save(shots / "counter-3-paused-1280x480.png")
     # Another counter's call does not flash this screen; the broker's list shows it as a display.
@@ -366,10 +392,24 @@ def busy_hall(hall: Hall) -> None:
     for n in range(1, 12):
         if n != 6:
             hall.sign_in(n, "A" if n % 3 else "B")
-    for code, k in (("passport", 9), ("hk_macao", 7), ("document_pickup", 6), ("newborn", 2), ("move_in", 3),
-                    ("move_out", 2), ("birth_permit", 1), ("pension_eligibility", 5), ("insurance_subsidy", 3),
-                    ("unemployment_registration", 3), ("minimum_living_allowance", 2), ("serious_illness_aid", 1),
-                    ("low_rent_housing", 1), ("eia_approval", 2), ("unified_fees", 1), ("consult_complaint", 4)):
+    for code, k in (
+        ("passport", 9),
+        ("hk_macao", 7),
+        ("document_pickup", 6),
+        ("newborn", 2),
+        ("move_in", 3),
+        ("move_out", 2),
+        ("birth_permit", 1),
+        ("pension_eligibility", 5),
+        ("insurance_subsidy", 3),
+        ("unemployment_registration", 3),
+        ("minimum_living_allowance", 2),
+        ("serious_illness_aid", 1),
+        ("low_rent_housing", 1),
+        ("eia_approval", 2),
+        ("unified_fees", 1),
+        ("consult_complaint", 4),
+    ):
         hall.take(code, k)
     # Rounds of calls: some served and finished, so the history is long.
     for n in (1, 2, 3, 4, 5, 7, 8, 9, 10, 11):
@@ -386,44 +426,42 @@ def busy_hall(hall: Hall) -> None:
     hall.do("pause", counter=10, reason="break")
     hall.do("finish", counter=8)
     hall.do("sign_out", counter=8)  # closed for the day; 6 and 12 never opened
-    # One citizen sent to pay at the fee window (a transfer to a service).
-    hall.do("start", counter=1)
-    hall.do("transfer", counter=1, service="unified_fees")
-    hall.call(1)
 
 
-def test_screenshots_hall_landscape_portrait_and_counter_screens(
-        hall: Hall, screens: Callable[..., Screen], shots: Path) -> None:
-    # Muted, no minimum display time: the long history settles at once (announcing is tested below).
+def test_screenshots_hall_landscape_and_portrait_busy(
+    hall: Hall, screens: Callable[..., Screen], shots: Path
+) -> None:
+    # Muted, no minimum display time: the long history settles at once (announcing is tested above).
+    # The screens join a hall in full swing: what happened so far comes from the snapshot.
+    busy_hall(hall)
     wide = screens(hall.bt.endpoint, size=LANDSCAPE, muted=True, min_display_seconds=0)
     tall = screens(hall.bt.endpoint, size=PORTRAIT, muted=True, min_display_seconds=0)
     wide.synced()
     tall.synced()
-    busy_hall(hall)
+    assert wide.model.announced == [] and len(wide.model.history) >= 14  # shown, not read out
+    # Then, live: a citizen is sent to pay at the fee window, and counter 5 calls its next ticket.
+    hall.do("start", counter=1)
+    hall.do("transfer", counter=1, service="unified_fees")
+    hall.call(1)
     hall.do("start", counter=5)
     hall.do("finish", counter=5)
     label = hall.call(5)
     for s in (wide, tall):
-        s.wait(lambda s=s: any(c.label == label for c in s.model.announced))
-        s.run_until_idle()
-    # The last call is on the big panel: flash it for the picture, as citizens see it.
-    for s in (wide, tall):
-        assert s.model.current is not None and s.model.current.label == label
-        s.model._current_since = s.clock()
+        drawn = s.shows(label, f"请 {label} 号到 5 号窗口", "B002 转至 统一收费，请留意叫号", "会议", "休息")
+        assert s.model.highlighted  # the newest call, just in: it flashes
+        assert "XX市政务服务中心" in drawn and "普通护照申请" in drawn and "暂停服务  Paused" in drawn
+        assert len(s.model.hall_view().history) == 10 and len(s.model.hall_view().counters) == 12
         s.window.set_flash_phase(True)
-        drawn = s.drawn()
-        assert label in drawn and f"请 {label} 号到 5 号窗口" in drawn
-        assert "XX市政务服务中心" in drawn
         assert not s.elided(), f"text cut off: {s.elided()}"
     wide.save(shots / "hall-landscape-1920x1080.png")
     tall.save(shots / "hall-portrait-1080x1920.png")
-    for s in (wide, tall):
-        s.window.set_flash_phase(False)
+    wide.window.set_flash_phase(False)
     wide.save(shots / "hall-landscape-1920x1080-calm.png")
 
 
-def test_wav_of_one_call_through_the_display_path(hall: Hall, screens: Callable[..., Screen],
-                                                  pack: VoicePack, shots: Path) -> None:
+def test_wav_of_one_call_through_the_display_path(
+    hall: Hall, screens: Callable[..., Screen], pack: VoicePack, shots: Path
+) -> None:
     s = screens(hall.bt.endpoint)
     s.synced()
     hall.sign_in(3)
@@ -453,8 +491,17 @@ def test_options_and_size_are_checked_with_bilingual_errors() -> None:
             parse_size(bad)
         assert err.value.code == "DISPLAY_BAD_OPTION" and "--size" in err.value.message_en
         assert "宽" in err.value.message_zh
-    for kw in ({"repeat": 0}, {"repeat": 6}, {"volume": 1.5}, {"volume": float("nan")}, {"lang": "fr"},
-               {"min_display_seconds": -1}, {"history_size": 0}, {"counter": 0}, {"highlight_seconds": 1e9}):
+    for kw in (
+        {"repeat": 0},
+        {"repeat": 6},
+        {"volume": 1.5},
+        {"volume": float("nan")},
+        {"lang": "fr"},
+        {"min_display_seconds": -1},
+        {"history_size": 0},
+        {"counter": 0},
+        {"highlight_seconds": 1e9},
+    ):
         with pytest.raises(DisplayError) as err:
             DisplayOptions(**kw).validate()
         assert err.value.code == "DISPLAY_BAD_OPTION" and err.value.message_zh and err.value.message_en
@@ -471,22 +518,37 @@ def test_hall_clock_follows_the_broker_and_extrapolates() -> None:
     assert clock() == datetime(2026, 11, 24, 1, 0, 2, 500000, tzinfo=UTC)
 
 
-def _called(tid: int, label: str, counter: int, seq: int, at: datetime, kind: str = "call",
-            calls: int = 1) -> dict[str, Any]:
-    return {"type": "ticket_called", "kind": kind, "counter": counter, "journal_seq": seq,
-            "at": at.isoformat().replace("+00:00", "Z"),
-            "ticket": {"id": tid, "label": label, "calls": calls, "service_name_zh": "护照",
-                       "service_name_en": "Passport", "status": "called"}}
+def _called(
+    tid: int, label: str, counter: int, seq: int, at: datetime, kind: str = "call", calls: int = 1
+) -> dict[str, Any]:
+    return {
+        "type": "ticket_called",
+        "kind": kind,
+        "counter": counter,
+        "journal_seq": seq,
+        "at": at.isoformat().replace("+00:00", "Z"),
+        "ticket": {
+            "id": tid,
+            "label": label,
+            "calls": calls,
+            "service_name_zh": "护照",
+            "service_name_en": "Passport",
+            "status": "called",
+        },
+    }
 
 
 def test_model_announces_live_calls_only_and_shows_old_ones(pack: VoicePack) -> None:
     hall_now = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
     clock = SecondsClock(T0)
     sink = RecordingSink(clock)
-    model = DisplayModel(DisplayOptions(min_display_seconds=0), pack=pack, sink=sink, clock=clock,
-                         hall_clock=lambda: hall_now)
-    old = [_called(1, "A001", 1, 5, hall_now - timedelta(minutes=9)),
-           _called(2, "A002", 2, 6, hall_now - timedelta(minutes=8))]
+    model = DisplayModel(
+        DisplayOptions(min_display_seconds=0), pack=pack, sink=sink, clock=clock, hall_clock=lambda: hall_now
+    )
+    old = [
+        _called(1, "A001", 1, 5, hall_now - timedelta(minutes=9)),
+        _called(2, "A002", 2, 6, hall_now - timedelta(minutes=8)),
+    ]
     model.handle_state({"recent_calls": old, "timezone": "Asia/Shanghai"})
     assert [c.label for c in model.history] == ["A002", "A001"] and sink.played == []
     assert model.current is not None and not model.current.live and not model.highlighted
@@ -503,9 +565,19 @@ def test_model_announces_live_calls_only_and_shows_old_ones(pack: VoicePack) -> 
     assert model.current is not None and model.current.kind_en == "Recall"
     # A transferred ticket called again in its new queue (call count 1 again) is still a new call.
     sink.finish_current()
-    model.handle_event({"event": {"type": "ticket_transferred", "counter": 4, "to_counter": None,
-                                  "to_service": "unified_fees", "journal_seq": 10,
-                                  "at": hall_now.isoformat(), "ticket": {"id": 4, "label": "A004"}}})
+    model.handle_event(
+        {
+            "event": {
+                "type": "ticket_transferred",
+                "counter": 4,
+                "to_counter": None,
+                "to_service": "unified_fees",
+                "journal_seq": 10,
+                "at": hall_now.isoformat(),
+                "ticket": {"id": 4, "label": "A004"},
+            }
+        }
+    )
     model.handle_state({"tickets": {"4": {"id": 4, "status": "waiting"}}, "recent_calls": old})
     assert [n.label for n in model.hall_view().transfers] == ["A004"] and len(sink.played) == 2
     model.handle_event({"event": _called(4, "A004", 11, 11, hall_now)})
@@ -515,12 +587,17 @@ def test_model_announces_live_calls_only_and_shows_old_ones(pack: VoicePack) -> 
 
 def test_model_marks_stale_on_loss_until_a_fresh_state(pack: VoicePack) -> None:
     clock = SecondsClock(T0)
-    model = DisplayModel(DisplayOptions(), pack=pack, sink=RecordingSink(clock), clock=clock,
-                         hall_clock=lambda: datetime(2026, 11, 24, 1, 41, tzinfo=UTC))
+    model = DisplayModel(
+        DisplayOptions(),
+        pack=pack,
+        sink=RecordingSink(clock),
+        clock=clock,
+        hall_clock=lambda: datetime(2026, 11, 24, 1, 41, tzinfo=UTC),
+    )
     assert model.connection().state == "connecting"
     model.set_connected(True)
     model.handle_state({"timezone": "Asia/Shanghai"})
-    assert model.connection() .state == "online" and not model.connection().stale
+    assert model.connection().state == "online" and not model.connection().stale
     model.set_connected(False)
     conn = model.connection()
     assert conn.state == "offline" and conn.stale and conn.since_local == "09:41"
@@ -528,3 +605,55 @@ def test_model_marks_stale_on_loss_until_a_fresh_state(pack: VoicePack) -> None:
     assert model.connection().stale  # alive again, but not resynchronised yet
     model.handle_state({"timezone": "Asia/Shanghai"})
     assert not model.connection().stale
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def test_cli_refuses_bad_options_before_opening_a_window(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from queuehall.cli import main
+
+    for argv, code in (
+        (["display", "--size", "10x10"], "DISPLAY_BAD_OPTION"),
+        (["display", "--repeat", "9"], "DISPLAY_BAD_OPTION"),
+        (["display", "--volume", "2"], "DISPLAY_BAD_OPTION"),
+        (["display", "--counter", "0"], "DISPLAY_BAD_OPTION"),
+        (["display", "--key", "k.key_secret"], "DISPLAY_BAD_OPTION"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        zh, en = err.split(code, 1)[1].split("\n", 1)  # Chinese first, then English
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), err
+        assert en.strip() and not any("\u4e00" <= ch <= "\u9fff" for ch in en), err
+    assert main(["display", "--broker", "no-port"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    # `queuehall voices build` hands over to display.voice.main_build (an out-of-range rate stops it early).
+    assert main(["voices", "build", "--out", str(tmp_path / "pack"), "--rate", "5"]) == 2
+    assert "VOICE_BAD_OPTION" in capsys.readouterr().err
+    assert not (tmp_path / "pack").exists()
+
+
+def test_model_judges_lateness_by_when_the_link_received_the_event(pack: VoicePack) -> None:
+    mono = [500.0]
+    clock = SecondsClock(T0)
+    sink = RecordingSink(clock)
+    # The hall runs on a fast simulated clock: its time is far ahead of the events' "at".
+    hall_now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    model = DisplayModel(
+        DisplayOptions(min_display_seconds=0),
+        pack=pack,
+        sink=sink,
+        clock=clock,
+        hall_clock=lambda: hall_now,
+        monotonic=lambda: mono[0],
+    )
+    an_hour_ago = hall_now - timedelta(hours=1)
+    model.handle_event({"event": _called(1, "A001", 1, 1, an_hour_ago), "received_monotonic": 499.9})
+    assert [c.label for c in model.announced] == ["A001"]  # received a moment ago: live
+    sink.finish_current()
+    # A display that stalled for five minutes works through its backlog: shown, not read out.
+    model.handle_event({"event": _called(2, "A002", 2, 2, an_hour_ago), "received_monotonic": 200.0})
+    assert [c.label for c in model.announced] == ["A001"] and len(sink.played) == 1
+    assert model.current is not None and model.current.label == "A002" and not model.current.live

@@ -23,7 +23,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -38,6 +38,7 @@ from kiosk.model import (
     KioskConfigError,
     KioskModel,
     KioskSettings,
+    Phase,
     PrinterHealth,
     PrintTicket,
     Screen,
@@ -51,6 +52,11 @@ from kiosk.window import KioskWindow, PrintService
 from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink
+
+# Widgets need a QApplication. Make it while the tests are collected, before any test runs: a module that
+# only renders tickets creates a bare QGuiApplication (kiosk.ticket.ensure_qt_app), and a QWidget made
+# under one of those aborts the whole process.
+_APP = QCoreApplication.instance() or QApplication([])
 
 TZ = ZoneInfo("Asia/Shanghai")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "kiosk"
@@ -137,6 +143,9 @@ FAST = KioskSettings(return_ms=400, message_ms=400, print_failed_ms=400, idle_ms
 
 def make_kiosk(qtbot: Any, hall: RunningBroker, printer_path: Path, *, mode: str = "raster", paper: int = 80,
                settings: KioskSettings | None = None, request_timeout: float = 2.0) -> KioskWindow:
+    if not isinstance(QCoreApplication.instance(), QApplication):
+        pytest.fail("the process has a QGuiApplication, not a QApplication: widgets cannot be made "
+                    "(something created it before this module was collected)")
     link = QtLink(hall.endpoint, role="kiosk", name="test-kiosk", request_timeout=request_timeout)
     config = PrinterConfig(backend="file", path=str(printer_path), mode=mode, paper_mm=paper)
     s = settings or KioskSettings(**vars(FAST))
@@ -181,7 +190,15 @@ def shot(window: KioskWindow, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)  # lay out texts changed just now
     image = window.grab().toImage()
-    _SAVES.append(_SAVER.submit(image.save, str(path)))
+
+    def save() -> bool:
+        # Write aside, then rename: another test run writing the same screenshot cannot corrupt it.
+        part = path.with_name(f".{path.stem}.{os.getpid()}.png")
+        ok = image.save(str(part))
+        os.replace(part, path)
+        return ok
+
+    _SAVES.append(_SAVER.submit(save))
     return path
 
 
@@ -211,7 +228,8 @@ def printed(path: Path) -> bytes:
 # Issuing and printing
 
 
-def test_tap_confirm_prints_text_ticket(qtbot: Any, hall: RunningBroker, kiosk_factory: Any, tmp_path: Path) -> None:
+def test_tap_confirm_prints_text_ticket(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
+                                        tmp_path: Path) -> None:
     w = kiosk_factory(mode="text")
     printer = tmp_path / "printer" / "tickets.bin"
     wait_screen(qtbot, w, Screen.START)
@@ -251,7 +269,8 @@ def test_tap_confirm_prints_text_ticket(qtbot: Any, hall: RunningBroker, kiosk_f
     wait_screen(qtbot, w, Screen.START)
 
 
-def test_raster_ticket_on_58mm_paper(qtbot: Any, hall: RunningBroker, kiosk_factory: Any, tmp_path: Path) -> None:
+def test_raster_ticket_on_58mm_paper(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
+                                     tmp_path: Path) -> None:
     hall.request("take_ticket", service="passport")  # someone is already waiting
     w = kiosk_factory(mode="raster", paper=58)
     open_passport(qtbot, w)
@@ -266,10 +285,13 @@ def test_raster_ticket_on_58mm_paper(qtbot: Any, hall: RunningBroker, kiosk_fact
     assert ink / (image.width * image.height) > 0.03  # a real ticket, not a blank strip
     assert decoded.cut_count == 1 and decoded.texts == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    image.save(ARTIFACTS / "ticket-raster-58mm.png")
+    part = ARTIFACTS / f".ticket-raster-58mm.{os.getpid()}.png"
+    image.save(part)
+    os.replace(part, ARTIFACTS / "ticket-raster-58mm.png")
 
 
-def test_double_tap_issues_one_ticket(qtbot: Any, hall: RunningBroker, kiosk_factory: Any, tmp_path: Path) -> None:
+def test_double_tap_issues_one_ticket(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
+                                      tmp_path: Path) -> None:
     w = kiosk_factory(mode="text")
     open_passport(qtbot, w)
     confirm = w.details_page.confirm
@@ -288,7 +310,8 @@ def test_language_switch_and_reset(qtbot: Any, hall: RunningBroker, kiosk_factor
     assert w.header.lang.text() == "English"
     click(qtbot, w.header.lang)
     assert w.model.language == "en"
-    assert w.start_page.greeting.text() == "Good morning! Welcome to the XX Municipal Government Service Center"
+    greeting = "Good morning! Welcome to the XX Municipal Government Service Center"
+    assert w.start_page.greeting.text() == greeting
     click(qtbot, w.start_page.dept_buttons["household"])
     assert w.start_page.tiles["newborn"].name.text() == "Newborn household registration"
     shot(w, "04-start-en")
@@ -318,7 +341,8 @@ def test_paper_out_before_issuing_asks_staff(qtbot: Any, hall: RunningBroker, ki
     wait_screen(qtbot, w, Screen.ASK_STAFF)
     assert w.staff_page.title.text() == "请联系工作人员"
     assert w.staff_page.body.text() == "号票打印纸已用完"
-    assert w.staff_page.detail.text().startswith("PAPER_OUT · 打印机") and "缺纸" in w.staff_page.detail.text()
+    detail = w.staff_page.detail.text()  # the printer's own words, small, for staff
+    assert detail.startswith("PAPER_OUT · 打印机") and "缺纸" in detail
     shot(w, "07-ask-staff-paper-out")
     assert hall.tickets() == [] and printed(printer) == b""  # checked before issuing: nothing taken
     Path(f"{printer}{SENTINEL_PAPER_OUT}").unlink()
@@ -400,10 +424,16 @@ def test_printer_unplugged_mid_ticket(qtbot: Any, hall: RunningBroker, kiosk_fac
 # Broker faults and closing times
 
 
-def test_service_closed_between_showing_and_tapping(qtbot: Any, hall: RunningBroker, kiosk_factory: Any) -> None:
+def test_service_closed_between_showing_and_tapping(qtbot: Any, hall: RunningBroker,
+                                                    kiosk_factory: Any) -> None:
     w = kiosk_factory(mode="text")
     open_passport(qtbot, w)
-    hall.clock.set(datetime(2026, 11, 24, 11, 40, tzinfo=TZ))  # lunch break starts while the page is open
+
+    def lunch(phase: str) -> None:
+        if phase == "checking":  # the break starts between the citizen's tap and the broker's answer
+            hall.clock.set(datetime(2026, 11, 24, 11, 40, tzinfo=TZ))
+
+    w.phase_changed.connect(lunch)
     click(qtbot, w.details_page.confirm)
     wait_screen(qtbot, w, Screen.MESSAGE)
     assert w.message_page.body.text() == "午间休息，下次取号时间：2026-11-24 13:30"
@@ -421,7 +451,8 @@ def test_service_closed_between_showing_and_tapping(qtbot: Any, hall: RunningBro
     shot(w, "12-closed-after-hours")
 
 
-def test_service_past_cap_is_disabled_with_reason(qtbot: Any, hall: RunningBroker, kiosk_factory: Any) -> None:
+def test_service_past_cap_is_disabled_with_reason(qtbot: Any, hall: RunningBroker,
+                                                  kiosk_factory: Any) -> None:
     for _ in range(30):  # small_town_hukou has daily_cap = 30
         hall.request("take_ticket", service="small_town_hukou")
     w = kiosk_factory(mode="text")
@@ -510,11 +541,13 @@ def test_settings_behind_pin_and_no_exit(qtbot: Any, hall: RunningBroker, kiosk_
 def _state(issue_state: str = "open", next_open: str | None = None) -> dict[str, Any]:
     svc = {"code": "P", "name_zh": "护照", "name_en": "Passport", "department": "d", "waiting": 2,
            "estimated_wait_minutes": 6, "issue_state": issue_state, "next_open": next_open,
-           "materials": [{"zh": "身份证", "en": "ID card"}], "promised_days": 5, "priority_classes": ["elderly"]}
+           "materials": [{"zh": "身份证", "en": "ID card"}], "promised_days": 5,
+           "priority_classes": ["elderly"]}
     return {"timezone": "Asia/Shanghai", "services": {"P": svc}, "service_order": ["P"],
             "departments": [{"code": "d", "name_zh": "部门", "name_en": "Dept"}],
             "priority_classes": [{"code": "elderly", "name_zh": "老年人", "name_en": "Seniors"}],
-            "hall": {"name_zh": "测试大厅", "name_en": "Test Hall", "footer_zh": "页脚", "footer_en": "Footer"}}
+            "hall": {"name_zh": "测试大厅", "name_en": "Test Hall", "footer_zh": "页脚",
+                     "footer_en": "Footer"}}
 
 
 def _ready_model(clock: ManualClock) -> KioskModel:
@@ -536,9 +569,11 @@ def test_model_issue_flow_retry_and_void() -> None:
     assert m.confirm() is None  # double tap
     take = m.on_precheck(PrinterHealth(None))
     assert take == TakeTicket("P", "elderly")
-    ticket = {"id": 7, "label": "A003", "service": "P", "service_name_zh": "护照", "service_name_en": "Passport",
+    ticket = {"id": 7, "label": "A003", "service": "P", "service_name_zh": "护照",
+              "service_name_en": "Passport",
               "business_day": "2026-11-24", "issued_at": "2026-11-24T01:05:00Z", "priority": "elderly"}
-    first = m.on_take_reply({"status": "ok", "result": {"ticket": ticket, "ahead": 2, "estimated_wait_minutes": 6}})
+    first = m.on_take_reply({"status": "ok",
+                             "result": {"ticket": ticket, "ahead": 2, "estimated_wait_minutes": 6}})
     assert isinstance(first, PrintTicket) and first.attempt == 1
     f = first.fields
     assert (f["issued_local"], f["qr_payload"], f["priority_name_zh"]) == (
@@ -589,8 +624,20 @@ def test_model_refusal_unavailable_and_screens() -> None:
     m.on_connection(False)
     assert m.out_of_service_reason()[0].zh.startswith("无法连接叫号服务器")
     card = m.card("P")
-    assert card is not None and not card.open and card.reason == Bi("非办公时间，明天 08:30 起取号",
-                                                                    "Outside opening hours; tickets from tomorrow 08:30")
+    assert card is not None and not card.open
+    assert card.reason == Bi("非办公时间，明天 08:30 起取号",
+                             "Outside opening hours; tickets from tomorrow 08:30")
+
+
+def test_model_hall_closing_under_open_page() -> None:
+    m = _ready_model(ManualClock(TUESDAY_9))
+    m.set_language("en")
+    m.tap_service("P")
+    m.on_state(_state("break", "2026-11-24T05:30:00Z"))  # the lunch break starts
+    assert m.phase == Phase.START and m.screen == Screen.CLOSED and m.language == "zh"
+    assert not m.tap_service("P")  # a closed service cannot be opened
+    m.on_state(_state())
+    assert m.screen == Screen.START
 
 
 def test_model_pin_lockout() -> None:
@@ -622,6 +669,7 @@ def test_local_when_formats() -> None:
     ("network:printer.local:9101", {"backend": "network", "host": "printer.local", "port": 9101}),
     ("network:[fe80::1]:9100", {"backend": "network", "host": "fe80::1", "port": 9100}),
     ("usb:0416:5011", {"backend": "usb", "usb_vendor_id": 0x0416, "usb_product_id": 0x5011}),
+    ("usb:0x0416:0x5011", {"backend": "usb", "usb_vendor_id": 0x0416, "usb_product_id": 0x5011}),
     ("serial:/dev/ttyUSB0@19200", {"backend": "serial", "serial_device": "/dev/ttyUSB0", "baudrate": 19200}),
     ("cups:TM-T88", {"backend": "cups", "cups_printer": "TM-T88"}),
     ("cups:", {"backend": "cups", "cups_printer": None}),
@@ -648,7 +696,8 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_options_precedence(tmp_path: Path) -> None:
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text('[kiosk]\nbroker = "10.0.0.1:5555"\npin = "2468"\nlanguage = "en"\nreturn_seconds = 6\n'
-                   'printer = "network:10.0.0.9"\n[printer]\nprofile = "TM-T88V"\npaper_mm = 58\n', encoding="utf-8")
+                   'printer = "network:10.0.0.9"\n[printer]\nprofile = "TM-T88V"\npaper_mm = 58\n',
+                   encoding="utf-8")
     opts = resolve_options(_args("--config", str(cfg)), environ={})
     assert opts.broker == "10.0.0.1:5555" and opts.settings.pin == "2468" and opts.settings.language == "en"
     assert opts.settings.return_ms == 6000 and not opts.pin_is_default
@@ -670,6 +719,7 @@ def test_options_precedence(tmp_path: Path) -> None:
     ("", ("--pin", "abcd"), "KIOSK_BAD_PIN"),
     ("", ("--printer", "lp0"), "KIOSK_BAD_PRINTER"),
     ("", ("--key", "k"), "KIOSK_BAD_OPTION"),
+    ("", ("--broker", "nohost"), "KIOSK_BAD_BROKER"),
     ("[kiosk]\nreturn_seconds = -1\n", (), "KIOSK_BAD_OPTION"),
 ])
 def test_bad_options(tmp_path: Path, text: str, argv: tuple[str, ...], code: str) -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, insert, select, text
 
 from broker import storage
@@ -98,12 +102,55 @@ def refused(hall: Hall, code: str, command: str, args: dict[str, Any], **kw: Any
 # ---------------------------------------------------------------------------- schema
 
 
+def alembic(engine: Any, *steps: tuple[str, str]) -> None:
+    """Run Alembic commands, e.g. ``("upgrade", "0001")``, on ``engine`` the way migrate() does."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(storage.__file__).parent / "migrations"))
+    for action, revision in steps:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(alembic_command, action)(cfg, revision)
+
+
+def head() -> str | None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(storage.__file__).parent / "migrations"))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def schema_diff(store: Store) -> list[Any]:
+    with store.engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), storage.metadata)
+
+
 def test_alembic_schema_equals_the_metadata(store: Store) -> None:
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), storage.metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert diff == []
-    assert version == "0001"
+    assert schema_diff(store) == []
+    assert version == head()
+
+
+def test_an_older_database_is_upgraded_with_its_data(db_url: str) -> None:
+    engine = storage.make_engine(db_url)
+    alembic(engine, ("upgrade", "0001"))
+    at = local(TUESDAY, 9).astimezone(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(insert(storage.tickets).values(
+            id=1, business_day=TUESDAY, service="P", number=1, label="A001", issued_at=at, status="waiting",
+            queue_service="P", queue_key=at, visit_id=1, recalls=0))
+        conn.execute(insert(storage.visits).values(
+            id=1, ticket_id=1, seq=1, business_day=TUESDAY, service="P", entered_at=at, note="", calls=0))
+    engine.dispose()
+    s = open_store(db_url, sqlite_synchronous=SYNC)  # upgrades to the head revision
+    try:
+        assert schema_diff(s) == []
+        hall, _ = make_hall(s, local(TUESDAY, 9, 5))
+        assert [t.label for t in hall.queue("P")] == ["A001"]
+        assert hall.execute("take_ticket", {"service": "P"})["ticket"]["label"] == "A002"
+        alembic(s.engine, ("downgrade", "0001"), ("upgrade", "head"))  # every step can be undone and redone
+        assert schema_diff(s) == [] and len(dump(s)["tickets"]) == 2
+    finally:
+        s.close()
 
 
 def test_opening_twice_is_a_no_op(db_url: str) -> None:
