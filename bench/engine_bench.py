@@ -327,6 +327,26 @@ def rebuild_in_new_process(url: str) -> float:
 # ---------------------------------------------------------------------------- main
 
 
+def fsync_probe(directory: str, n: int = 300) -> dict[str, float]:
+    """Latency of append-4-KiB-then-fsync in ``directory``: the floor under a synchronous=FULL commit."""
+    path = os.path.join(directory, "fsync-probe.bin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    times = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.remove(path)
+    return {"median_ms": round(statistics.median(times) * 1000, 3),
+            "p90_ms": round(sorted(times)[int(n * 0.9)] * 1000, 3),
+            "per_second": round(n / sum(times))}
+
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = "unknown"
@@ -363,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                               "commands": {}, "rebuild": {}}
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="qh-bench-") as tmp:
         result["sqlite_dir"] = tmp
+        result["fsync_4k"] = fsync_probe(tmp)
         result["commands"]["memory"] = bench_memory(n)
         for sync in ("FULL", "NORMAL"):
             url = f"sqlite:///{tmp}/commands-{sync.lower()}.db"

@@ -65,27 +65,47 @@ class ReportError(ValueError):
 # ---------------------------------------------------------------- portable SQL pieces
 
 
-class _Seconds(FunctionElement):
-    """Seconds from ``start`` to ``end`` (two naive-UTC timestamps), to the millisecond."""
+class _Epoch(FunctionElement):
+    """Seconds since an epoch of a naive-UTC timestamp (NULL stays NULL); only differences are meaningful."""
 
     type = Float()
     inherit_cache = True
-    name = "qh_seconds"
+    name = "qh_epoch"
 
 
-@compiles(_Seconds, "sqlite")
-def _seconds_sqlite(el: _Seconds, compiler: Any, **kw: Any) -> str:
-    start, end = list(el.clauses)
-    # julianday() carries ~40 µs of floating-point noise; rounding to ms makes a wait of exactly
-    # the target compare equal to it (and the same as PostgreSQL's exact interval arithmetic).
-    return (f"ROUND((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
-            f" * 86400.0, 3)")
+@compiles(_Epoch, "sqlite")
+def _epoch_sqlite(el: _Epoch, compiler: Any, **kw: Any) -> str:
+    # julianday() counts whole milliseconds internally; times 86400 it is exact to ~30 µs.
+    return f"(julianday({compiler.process(next(iter(el.clauses)), **kw)}) * 86400.0)"
 
 
-@compiles(_Seconds, "postgresql")
-def _seconds_pg(el: _Seconds, compiler: Any, **kw: Any) -> str:
-    start, end = list(el.clauses)
-    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
+@compiles(_Epoch, "postgresql")
+def _epoch_pg(el: _Epoch, compiler: Any, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(next(iter(el.clauses)), **kw)})"
+
+
+class _Diff(FunctionElement):
+    """``end - start`` of two :class:`_Epoch` values, in seconds rounded to the millisecond.
+
+    The rounding removes SQLite's floating-point noise, so a wait of exactly the target
+    compares equal to it, and both databases give the same number.
+    """
+
+    type = Float()
+    inherit_cache = True
+    name = "qh_diff"
+
+
+@compiles(_Diff, "sqlite")
+def _diff_sqlite(el: _Diff, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in el.clauses)
+    return f"ROUND(({end}) - ({start}), 3)"
+
+
+@compiles(_Diff, "postgresql")
+def _diff_pg(el: _Diff, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in el.clauses)
+    return f"ROUND(({end}) - ({start}), 3)"
 
 
 class _LocalPart(FunctionElement):
@@ -103,9 +123,15 @@ class _LocalPart(FunctionElement):
 
 @compiles(_LocalPart, "sqlite")
 def _local_sqlite(el: _LocalPart, compiler: Any, **kw: Any) -> str:
-    fmt = "%H" if el.part == "hour" else "%w"
+    # Integer arithmetic on the stored text 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's fixed format):
+    # exact, and several times cheaper than strftime() on every visit of a month.
     col = compiler.process(next(iter(el.clauses)), **kw)
-    return f"CAST(strftime('{fmt}', {col}, '{int(el.offset_minutes):+d} minutes') AS INTEGER)"
+    minute = (f"(CAST(substr({col}, 12, 2) AS INTEGER) * 60 + CAST(substr({col}, 15, 2) AS INTEGER)"
+              f" + {int(el.offset_minutes)} + 1440)")  # local minute of the day, + 1440 (a day later)
+    if el.part == "hour":
+        return f"(({minute} % 1440) / 60)"
+    # julianday('YYYY-MM-DD') + 1.5, truncated, mod 7 is the weekday with 0 = Sunday.
+    return f"((CAST(julianday(substr({col}, 1, 10)) + 1.5 AS INTEGER) + {minute} / 1440 - 1) % 7)"
 
 
 @compiles(_LocalPart, "postgresql")
@@ -188,27 +214,30 @@ class Report:
                 "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes}
 
 
-def wait_end() -> ColumnElement[Any]:
-    """docs/reports.md "Wait time": a visit's wait ends at its first call; a no-show's at its last call."""
-    return case((visits.c.outcome == "no_show", visits.c.last_called_at), else_=visits.c.first_called_at)
-
-
-def wait_seconds() -> ColumnElement[Any]:
-    """docs/reports.md "Wait time", in seconds (NULL for a visit never called)."""
-    return _Seconds(visits.c.entered_at, wait_end())
-
-
-def _service_seconds() -> ColumnElement[Any]:
-    return _Seconds(visits.c.serving_at, visits.c.ended_at)
-
-
-def _served() -> ColumnElement[bool]:
-    # docs/reports.md "Served visit": service started and the visit ended (finished, or transferred on).
-    return and_(visits.c.serving_at.isnot(None), visits.c.outcome.in_(["finished", "transferred"]))
-
-
 def _count(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+# One row per visit of the period with everything the figures need, computed once (docs/reports.md):
+# on SQLite a TEMP table, because parsing its text timestamps for every figure would cost seconds
+# a month; elsewhere a subquery (PostgreSQL's date arithmetic is cheap, and a read-only replica
+# cannot create tables).
+FACTS = Table(
+    "qh_report_facts", MetaData(),
+    Column("ticket_id", Integer), Column("seq", Integer), Column("business_day", Date),
+    Column("service", String), Column("counter", Integer), Column("clerk", String), Column("post", String),
+    Column("outcome", String),
+    Column("wait_s", Float),  # "Wait time": to the first call, a no-show's to its last; NULL if never called
+    Column("first_wait_s", Float),  # to the first call (SLA); NULL if never called
+    Column("service_s", Float),  # "Service time" of a served visit; NULL otherwise
+    Column("busy_s", Float),  # first call to end (counter busy); NULL unless called and ended
+    Column("elapsed_s", Float),  # never called, not voided: entry to end, or to now while waiting
+    Column("target_s", Float),  # the service's target wait; NULL for a service no longer configured
+    Column("last_activity", DateTime),  # end (or last call) of a called visit, for "Counter time"
+    Column("hour_in", Integer), Column("dow_in", Integer),  # local hour and weekday of entry
+    Column("hour_out", Integer),  # local hour of the end of a finished visit
+    prefixes=["TEMPORARY"],
+)
 
 
 class ReportBuilder:
@@ -222,107 +251,135 @@ class ReportBuilder:
         self._openings: dict[date, tuple[datetime, datetime] | None] = {}
         self._workdays: dict[date, bool] = {}
 
+    # -- the facts --------------------------------------------------------------------------
+
+    def facts_select(self, start: date, end: date, now: datetime) -> Select[Any]:
+        """The visits of business days ``start``..``end`` as :data:`FACTS` rows (the definitions live here)."""
+        v = visits.c
+        now_db = now.astimezone(UTC).replace(tzinfo=None)
+        targets = [(v.service == s.code, literal(s.target_wait_minutes * 60.0)) for s in self.config.services]
+        called = v.first_called_at.isnot(None)
+        inner = select(
+            v.ticket_id, v.seq, v.business_day, v.service, v.counter, v.clerk, v.post, v.outcome,
+            _Epoch(v.entered_at).label("je"), _Epoch(v.first_called_at).label("jf"),
+            case((v.outcome == "no_show", _Epoch(v.last_called_at))).label("jl"),
+            case((v.serving_at.isnot(None), _Epoch(v.serving_at))).label("js"),
+            _Epoch(v.ended_at).label("jn"),
+            (case(*targets, else_=literal(None)) if targets else literal(None)).label("target_s"),
+            case((called, func.coalesce(v.ended_at, v.last_called_at))).label("last_activity"),
+            local_part(v.entered_at, self.tz, start, end, "hour").label("hour_in"),
+            local_part(v.entered_at, self.tz, start, end, "dow").label("dow_in"),
+            case((v.outcome == "finished", local_part(v.ended_at, self.tz, start, end, "hour"))).label("hour_out"),
+        ).where(and_(v.business_day >= start, v.business_day <= end))
+        if self.engine.dialect.name == "sqlite":
+            inner = inner.offset(0)  # not flattened: each timestamp is parsed once per visit
+        j = inner.subquery("j")
+        served = and_(j.c.js.isnot(None), j.c.outcome.in_(["finished", "transferred"]))
+        uncalled = and_(j.c.jf.is_(None), or_(j.c.outcome.is_(None), j.c.outcome == "cancelled"))
+        return select(
+            j.c.ticket_id, j.c.seq, j.c.business_day, j.c.service, j.c.counter, j.c.clerk, j.c.post, j.c.outcome,
+            _Diff(j.c.je, case((j.c.outcome == "no_show", j.c.jl), else_=j.c.jf)).label("wait_s"),
+            _Diff(j.c.je, j.c.jf).label("first_wait_s"),
+            case((served, _Diff(j.c.js, j.c.jn))).label("service_s"),
+            _Diff(j.c.jf, j.c.jn).label("busy_s"),
+            case((uncalled, _Diff(j.c.je, func.coalesce(j.c.jn, _Epoch(literal(now_db)))))).label("elapsed_s"),
+            j.c.target_s, j.c.last_activity, j.c.hour_in, j.c.dow_in, j.c.hour_out)
+
+    def _facts(self, conn: Any, start: date, end: date, now: datetime) -> Any:
+        """:data:`FACTS` filled for the period (SQLite), or the equivalent subquery."""
+        q = self.facts_select(start, end, now)
+        if conn.dialect.name != "sqlite":
+            return q.subquery("f")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")  # left by an interrupted report
+        FACTS.create(conn)
+        conn.execute(insert(FACTS).from_select([c.name for c in FACTS.c], q))
+        return FACTS
+
     # -- grouping ---------------------------------------------------------------------------
 
-    def group_expr(self, group: str, start: date, end: date) -> ColumnElement[Any]:
-        """The SQL expression a visit is grouped by (docs/reports.md "Groupings")."""
-        if group == "service":
-            return visits.c.service
-        if group == "counter":
-            return visits.c.counter
-        if group == "clerk":
-            return visits.c.clerk
+    def group_expr(self, f: Any, group: str) -> ColumnElement[Any]:
+        """The expression over the facts ``f`` a visit is grouped by (docs/reports.md "Groupings")."""
+        if group in ("service", "counter", "clerk"):
+            return f.c[group]
         if group == "day":
-            return visits.c.business_day
+            return f.c.business_day
         if group == "hour":
-            return local_part(visits.c.entered_at, self.tz, start, end, "hour")
+            return f.c.hour_in
         if group == "department":
-            whens = [(visits.c.service == s.code, literal(s.department)) for s in self.config.services]
+            whens = [(f.c.service == s.code, literal(s.department)) for s in self.config.services]
             return case(*whens, else_=literal("?")) if whens else literal("?")
         raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
 
-    def _in_period(self, start: date, end: date) -> ColumnElement[bool]:
-        return and_(visits.c.business_day >= start, visits.c.business_day <= end)
-
-    def _target_seconds(self) -> ColumnElement[Any]:
-        whens = [(visits.c.service == s.code, literal(s.target_wait_minutes * 60.0)) for s in self.config.services]
-        return case(*whens, else_=literal(None)) if whens else literal(None)
-
     # -- visit figures ----------------------------------------------------------------------
 
-    def _percentiles(self, conn: Any, group: ColumnElement[Any] | None, value: ColumnElement[Any],
-                     where: ColumnElement[bool]) -> dict[Any, dict[str, float]]:
-        """Nearest-rank median and 90th percentile of ``value`` per group, in SQL."""
-        g = (group if group is not None else literal(0)).label("g")
-        inner = select(g, value.label("v")).where(where).subquery()
-        ranked = select(
-            inner.c.g, inner.c.v,
-            func.row_number().over(partition_by=inner.c.g, order_by=inner.c.v).label("rn"),
-            func.count().over(partition_by=inner.c.g).label("n"),
-        ).subquery()
-        # ⌈p·n⌉ in integer arithmetic: ⌈n/2⌉ = (n+1)/2 and ⌈9n/10⌉ = (9n+9)/10.
-        q = select(
-            ranked.c.g,
-            func.max(case((ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.v))).label("p50"),
-            func.max(case((ranked.c.rn == (ranked.c.n * 9 + 9) // 10, ranked.c.v))).label("p90"),
-        ).group_by(ranked.c.g)
-        return {r.g: {"p50": r.p50, "p90": r.p90} for r in conn.execute(q)}
+    def _visit_figures(self, conn: Any, f: Any, group: ColumnElement[Any]
+                       ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+        """docs/reports.md "Visit figures", "Wait time", "Service time" and "Within target (SLA)":
+        the rows per group, and the ``all`` row."""
+        called = f.c.first_wait_s.isnot(None)
+        counts = {
+            "visits": func.count(), "issued": _count(f.c.seq == 1), "called": _count(called),
+            "served": _count(f.c.service_s.isnot(None)),
+            **{k: _count(f.c.outcome == o) for k, o in (("finished", "finished"), ("no_show", "no_show"),
+                                                        ("transferred_out", "transferred"),
+                                                        ("cancelled", "cancelled"), ("voided", "voided"))},
+            "open": _count(f.c.outcome.is_(None)),
+            "sla_within": _count(f.c.first_wait_s <= f.c.target_s),
+            # Called, or not called after waiting longer than the target (cancelled, or still waiting).
+            "sla_counted": _count(and_(f.c.target_s.isnot(None), or_(called, f.c.elapsed_s > f.c.target_s))),
+        }
+        sums = {"wait_sum": func.sum(f.c.wait_s), "wait_n": func.count(f.c.wait_s), "wait_max": func.max(f.c.wait_s),
+                "service_sum": func.sum(f.c.service_s), "service_n": func.count(f.c.service_s)}
+        q = select(group.label("g"), *(e.label(k) for k, e in {**counts, **sums}.items())).group_by(group)
+        raw = {r.g: r._asdict() for r in conn.execute(q)}
+        total: dict[str, Any] = {k: sum(r[k] for r in raw.values()) for k in (*counts, "wait_n", "service_n")}
+        total["wait_sum"] = sum(float(r["wait_sum"] or 0) for r in raw.values())
+        total["service_sum"] = sum(float(r["service_sum"] or 0) for r in raw.values())
+        total["wait_max"] = max((r["wait_max"] for r in raw.values() if r["wait_max"] is not None), default=None)
+        pct, pct_all = self._percentiles(conn, f, group)
+        rows = {k: _row(r, pct.get(k, {})) for k, r in raw.items()}
+        return rows, _row(total, pct_all)
 
-    def _visit_figures(self, conn: Any, group: ColumnElement[Any] | None, start: date, end: date,
-                       now: datetime) -> dict[Any, dict[str, Any]]:
-        """docs/reports.md "Visit figures", "Wait time", "Service time" and "Within target (SLA)"."""
-        period = self._in_period(start, end)
-        g = (group if group is not None else literal(0)).label("g")
-        wait = wait_seconds()
-        waited = wait_end().isnot(None)
-        called = visits.c.first_called_at.isnot(None)
-        target = self._target_seconds()
-        now_db = now.astimezone(UTC).replace(tzinfo=None)
-        within = and_(called, _Seconds(visits.c.entered_at, visits.c.first_called_at) <= target)
-        # Not called (yet): counts against the target once it has waited longer (voided tickets never do).
-        overdue = and_(~called, or_(visits.c.outcome.is_(None), visits.c.outcome == "cancelled"),
-                       _Seconds(visits.c.entered_at, func.coalesce(visits.c.ended_at, literal(now_db))) > target)
-        q = select(
-            g,
-            func.count().label("visits"),
-            _count(visits.c.seq == 1).label("issued"),
-            _count(called).label("called"),
-            _count(_served()).label("served"),
-            _count(visits.c.outcome == "finished").label("finished"),
-            _count(visits.c.outcome == "no_show").label("no_show"),
-            _count(visits.c.outcome == "transferred").label("transferred_out"),
-            _count(visits.c.outcome == "cancelled").label("cancelled"),
-            _count(visits.c.outcome == "voided").label("voided"),
-            _count(visits.c.outcome.is_(None)).label("open"),
-            func.avg(case((waited, wait))).label("wait_avg"),
-            func.max(case((waited, wait))).label("wait_max"),
-            _count(within).label("sla_within"),
-            _count(and_(target.isnot(None), or_(called, overdue))).label("sla_counted"),
-            func.avg(case((_served(), _service_seconds()))).label("service_avg"),
-        ).where(period).group_by(g)
-        out: dict[Any, dict[str, Any]] = {}
-        for r in conn.execute(q):
-            out[r.g] = {
-                "visits": r.visits, "issued": r.issued, "called": r.called, "served": r.served,
-                "finished": r.finished, "no_show": r.no_show, "transferred_out": r.transferred_out,
-                "cancelled": r.cancelled, "voided": r.voided, "open": r.open,
-                "wait_avg_min": _minutes(r.wait_avg), "wait_median_min": None, "wait_p90_min": None,
-                "wait_max_min": _minutes(r.wait_max),
-                "sla_within": r.sla_within, "sla_counted": r.sla_counted,
-                "sla_share": round(r.sla_within / r.sla_counted, 4) if r.sla_counted else None,
-                "service_avg_min": _minutes(r.service_avg), "service_p90_min": None,
-            }
-        waits = self._percentiles(conn, group, wait, and_(period, waited))
-        services = self._percentiles(conn, group, _service_seconds(), and_(period, _served()))
-        for key, row in out.items():
-            row["wait_median_min"] = _minutes(waits.get(key, {}).get("p50"))
-            row["wait_p90_min"] = _minutes(waits.get(key, {}).get("p90"))
-            row["service_p90_min"] = _minutes(services.get(key, {}).get("p90"))
-        return out
+    def _percentiles(self, conn: Any, f: Any, group: ColumnElement[Any]
+                     ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+        """Nearest-rank wait median and 90th percentile and service 90th percentile, per group and over
+        all, in one SQL statement: the value at rank ⌈p·n⌉ of the sorted non-empty values."""
+        inner = select(group.label("g"), f.c.wait_s.label("w"), f.c.service_s.label("s")).subquery()
+        g, w, s = inner.c.g, inner.c.w, inner.c.s
+        last = [w.is_(None), w]  # NULLs after the values on both databases: ranks 1..n are the values
+        lasts = [s.is_(None), s]
+        r = select(
+            g, w, s,
+            func.row_number().over(partition_by=g, order_by=last).label("rw"),
+            func.count(w).over(partition_by=g).label("nw"),
+            func.row_number().over(partition_by=g, order_by=lasts).label("rs"),
+            func.count(s).over(partition_by=g).label("ns"),
+            func.row_number().over(order_by=last).label("aw"), func.count(w).over().label("anw"),
+            func.row_number().over(order_by=lasts).label("as_"), func.count(s).over().label("ans"),
+        ).subquery()
+
+        def at(rank: Any, n: Any, value: Any, p: tuple[int, int]) -> Any:
+            # ⌈p·n⌉ in integer arithmetic: ⌈n·a/b⌉ = (n·a + b − 1) / b.
+            return func.max(case((rank == (n * p[0] + p[1] - 1) // p[1], value)))
+
+        q = select(r.c.g,
+                   at(r.c.rw, r.c.nw, r.c.w, (1, 2)).label("w50"), at(r.c.rw, r.c.nw, r.c.w, (9, 10)).label("w90"),
+                   at(r.c.rs, r.c.ns, r.c.s, (9, 10)).label("s90"),
+                   at(r.c.aw, r.c.anw, r.c.w, (1, 2)).label("a50"), at(r.c.aw, r.c.anw, r.c.w, (9, 10)).label("a90"),
+                   at(r.c.as_, r.c.ans, r.c.s, (9, 10)).label("as90")).group_by(r.c.g)
+        per: dict[Any, dict[str, Any]] = {}
+        over_all: dict[str, Any] = {}
+        for row in conn.execute(q):
+            per[row.g] = {"w50": row.w50, "w90": row.w90, "s90": row.s90}
+            for k, key in (("w50", "a50"), ("w90", "a90"), ("s90", "as90")):  # each is in one group's row
+                if getattr(row, key) is not None:
+                    over_all[k] = getattr(row, key)
+        return per, over_all
 
     # -- ticket figures ---------------------------------------------------------------------
 
-    def _ticket_figures(self, conn: Any, start: date, end: date) -> dict[str, int]:
+    def _ticket_figures(self, conn: Any, f: Any, start: date, end: date) -> dict[str, int]:
         """docs/reports.md "Ticket figures": each ticket once, by its final status, on its issue day."""
         period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
         row = conn.execute(select(
@@ -333,30 +390,31 @@ class ReportBuilder:
             _count(tickets.c.status == "voided").label("voided"),
             _count(tickets.c.status.in_(OPEN_STATUSES)).label("open"),
         ).where(period)).one()
-        moved = (select(visits.c.id).where(and_(visits.c.ticket_id == tickets.c.id, visits.c.outcome == "transferred"))
-                 .exists())
-        transferred = conn.execute(select(func.count()).select_from(tickets).where(and_(period, moved))).scalar() or 0
+        transferred = conn.execute(select(func.count(func.distinct(f.c.ticket_id)))
+                                   .where(f.c.outcome == "transferred")).scalar() or 0
         return {"issued": row.issued, "served": row.served, "no_show": row.no_show,
                 "cancelled": row.cancelled, "voided": row.voided, "open": row.open, "transferred": transferred}
 
-    def _completion(self, conn: Any, start: date, end: date, served: int, as_of: date) -> dict[str, Any]:
+    def _completion(self, conn: Any, f: Any, start: date, end: date, served: int, as_of: date
+                    ) -> dict[str, Any]:
         """docs/reports.md "Same-day completion" and "Promised completion"."""
         promised = {s.code: s.promised_days for s in self.config.services if s.promised_days > 0}
         period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
         accepted = 0
         past_due = 0
         if promised:
-            days = case(*[(visits.c.service == code, literal(n)) for code, n in promised.items()])
-            per_ticket = (select(tickets.c.business_day.label("day"), func.max(days).label("days"))
-                          .join(visits, visits.c.ticket_id == tickets.c.id)
-                          .where(and_(period, tickets.c.status == "finished", _served(),
-                                      visits.c.service.in_(list(promised))))
-                          .group_by(tickets.c.id, tickets.c.business_day).subquery())
-            rows = conn.execute(select(per_ticket.c.day, per_ticket.c.days, func.count().label("n"))
-                                .group_by(per_ticket.c.day, per_ticket.c.days)).all()
+            days = case(*[(f.c.service == code, literal(n)) for code, n in promised.items()])
+            per_ticket = (select(f.c.ticket_id, func.max(days).label("days"))
+                          .where(and_(f.c.service_s.isnot(None), f.c.service.in_(list(promised))))
+                          .group_by(f.c.ticket_id).subquery())
+            rows = conn.execute(
+                select(tickets.c.business_day, per_ticket.c.days, func.count().label("n"))
+                .join(per_ticket, per_ticket.c.ticket_id == tickets.c.id)
+                .where(and_(period, tickets.c.status == "finished"))
+                .group_by(tickets.c.business_day, per_ticket.c.days)).all()
             for r in rows:
                 accepted += r.n
-                if self.due_date(_as_date(r.day), int(r.days)) < as_of:
+                if self.due_date(_as_date(r.business_day), int(r.days)) < as_of:
                     past_due += r.n
         on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
         unfinished = 0

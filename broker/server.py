@@ -265,7 +265,7 @@ class Broker:
                 tickets[str(c["ticket"]["id"])] = c["ticket"]
         for t in snap.pop("no_shows"):
             tickets[str(t["id"])] = t
-        self._last_summaries = {s["code"]: s for s in snap["services"]}
+        # _last_summaries stays as published: a snapshot must not hide a change from the subscribers.
         return {
             "epoch": self.epoch, "seq": self.seq,
             "state": {

@@ -258,9 +258,11 @@ class _Statements:
         self.insert_visit = _Statement(insert(visits), dialect, _VISIT_COLS)
         self.update_visit = _Statement(_update_by(visits, "id", _VISIT_COLS), dialect)
         self.insert_event = _Statement(insert(events), dialect, [c.name for c in events.columns])
-        self.insert_request = _Statement(insert(requests), dialect, [c.name for c in requests.columns])
-        self.upsert_counter = _upsert(counter_state, "number", _COUNTER_COLS, dialect)
-        self.upsert_state = _upsert(hall_state, "key", ["key", "value"], dialect)
+        # A request id seen again after its reply left memory (older than the reload horizon)
+        # runs again; its row is replaced rather than failing the command on the primary key.
+        self.upsert_request = _upsert(requests, ["client", "request_id"], dialect)
+        self.upsert_counter = _upsert(counter_state, ["number"], dialect)
+        self.upsert_state = _upsert(hall_state, ["key"], dialect)
 
 
 _STATEMENTS: dict[tuple[str, str, str], _Statements] = {}
@@ -274,19 +276,20 @@ def _statements(dialect: Any) -> _Statements:
     return _STATEMENTS[key]
 
 
-def _upsert(table: Table, key: str, cols: list[str], dialect: Any) -> list[_Statement]:
+def _upsert(table: Table, keys: list[str], dialect: Any) -> list[_Statement]:
     """Statements that write rows whether or not their key exists (ON CONFLICT where supported)."""
+    cols = [c.name for c in table.columns]
     if dialect.name in ("sqlite", "postgresql"):
         if dialect.name == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         ins = dialect_insert(table)
-        stmt = ins.on_conflict_do_update(index_elements=[key],
-                                         set_={c: ins.excluded[c] for c in cols if c != key})
+        stmt = ins.on_conflict_do_update(index_elements=keys,
+                                         set_={c: ins.excluded[c] for c in cols if c not in keys})
         return [_Statement(stmt, dialect, cols)]
-    return [_Statement(delete(table).where(table.c[key] == bindparam(key)), dialect),
-            _Statement(insert(table), dialect, cols)]
+    match = [table.c[k] == bindparam(k) for k in keys]
+    return [_Statement(delete(table).where(*match), dialect), _Statement(insert(table), dialect, cols)]
 
 
 class Store:
@@ -328,10 +331,10 @@ class Store:
         batches += [(stmt, state_rows) for stmt in sql.upsert_state]
         if change.request is not None:
             client, rid, reply = change.request
-            batches.append((sql.insert_request, [{
-                "client": client, "request_id": rid,
-                "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
-                "reply": json.dumps(reply, ensure_ascii=False, default=str)}]))
+            row = {"client": client, "request_id": rid,
+                   "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
+                   "reply": json.dumps(reply, ensure_ascii=False, default=str)}
+            batches += [(stmt, [row]) for stmt in sql.upsert_request]
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         raw = self._writer

@@ -189,7 +189,10 @@ def ensure_qt_app() -> QGuiApplication:
         if not os.environ.get("QT_QPA_PLATFORM") and not (
                 os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        _APP = QGuiApplication([])
+        from PySide6.QtWidgets import QApplication
+
+        # A QApplication (not a bare QGuiApplication) so widgets can be made later in the same process.
+        _APP = QApplication([])
         return _APP
     if not isinstance(app, QGuiApplication):
         raise TicketError("TICKET_QT", "渲染凭条需要 QGuiApplication，但当前进程只有 QCoreApplication",

@@ -1070,6 +1070,10 @@ class KioskWindow(QWidget):
         self._jobs: dict[int, Callable[[Any], None]] = {}
         self._status_job: int | None = None
         self._voids_in_flight: set[str] = set()
+        self._take_args: dict[str, TakeTicket] = {}
+        self._unknown_takes: dict[str, TakeTicket] = {}  # issue not confirmed: settled on reconnect
+        self._orphan_voids: dict[str, str] = {}  # ticket id -> label, to void once the broker answers
+        self._orphans_in_flight: set[str] = set()
         self._last_screen: Screen | None = None
         self._last_phase = model.phase
         self._was_ready = False
@@ -1224,7 +1228,9 @@ class KioskWindow(QWidget):
 
     def _on_reply(self, rid: str, reply: dict[str, Any]) -> None:
         handler = self._requests.pop(rid, None)
-        if handler is not None:
+        if handler == self._take_done:  # bound methods compare equal, never identical
+            self._take_done(reply, rid)
+        elif handler is not None:
             handler(reply)
 
     def _on_job(self, job: int, kind: str, outcome: Any) -> None:
@@ -1251,6 +1257,7 @@ class KioskWindow(QWidget):
             self._jobs[job] = self._precheck_done
         elif isinstance(action, TakeTicket):
             rid = self.link.request("take_ticket", service=action.service, priority=action.priority)
+            self._take_args[rid] = action
             self._requests[rid] = self._take_done
         elif isinstance(action, PrintTicket):
             job = self.printer.print_ticket(action.fields)
@@ -1262,7 +1269,11 @@ class KioskWindow(QWidget):
         self._run(self.model.on_precheck(health_of(outcome, self.model.settings.near_end_blocks)))
         self.render()
 
-    def _take_done(self, reply: dict[str, Any]) -> None:
+    def _take_done(self, reply: dict[str, Any], rid: str = "") -> None:
+        action = self._take_args.pop(rid, None)
+        if reply.get("status") == "unavailable" and action is not None:
+            # The broker may have issued the number and lost the reply: ask again later (same id).
+            self._unknown_takes[rid] = action
         if reply.get("status") == "ok":
             t = (reply.get("result") or {}).get("ticket") or {}
             log.info("issued %s (%s)", t.get("label"), t.get("service"))
@@ -1299,6 +1310,48 @@ class KioskWindow(QWidget):
     def _retry_voids(self) -> None:
         for void in self.model.retry_voids():
             self._send_void(void)
+        self._recover_takes()
+
+    def _recover_takes(self) -> None:
+        """Settle tickets whose issue was never confirmed, so no number is silently lost.
+
+        Re-sending ``take_ticket`` with its original request id returns the broker's
+        first reply if it had issued the ticket (the citizen has long left without
+        it: void it so the counters skip it); a refusal means nothing was issued.
+        """
+        if not self.model.connected:
+            return
+        for ticket, label in list(self._orphan_voids.items()):
+            if ticket not in self._orphans_in_flight:
+                self._void_orphan(ticket, label)
+        for rid, action in list(self._unknown_takes.items()):
+            if rid in self._requests:
+                continue
+
+            def settled(reply: dict[str, Any], rid: str = rid) -> None:
+                if reply.get("status") == "unavailable":
+                    return  # still unknown: tried again on the next state update
+                self._unknown_takes.pop(rid, None)
+                ticket = (reply.get("result") or {}).get("ticket")
+                if reply.get("status") == "ok" and ticket:
+                    self._void_orphan(str(ticket["id"]), str(ticket.get("label", "")))
+
+            self._requests[self.link.request("take_ticket", request_id=rid, service=action.service,
+                                             priority=action.priority)] = settled
+
+    def _void_orphan(self, ticket: str, label: str) -> None:
+        def done(reply: dict[str, Any]) -> None:
+            self._orphans_in_flight.discard(ticket)
+            if reply.get("status") == "unavailable":
+                self._orphan_voids[ticket] = label  # retried on the next state update
+            else:
+                self._orphan_voids.pop(ticket, None)
+                log.warning("voided %s: issued while the broker's reply was lost, never printed", label)
+
+        self._orphan_voids[ticket] = label
+        self._orphans_in_flight.add(ticket)
+        self._requests[self.link.request("void_ticket", ticket=ticket,
+                                         reason="reply lost, never printed / 回复丢失，未出票")] = done
 
     # ------------------------------------------------------------------ printer status
 

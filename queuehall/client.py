@@ -274,13 +274,17 @@ class Link:
         if self._thread is not None:
             self._thread.join(5)
 
-    def request(self, type_: str, **args: Any) -> str:
+    def request(self, type_: str, *, request_id: str | None = None, **args: Any) -> str:
         """Queue a command; its reply arrives through ``on_reply`` with the returned id.
 
         A request that gets no reply is retried (same id) until ``request_timeout``
-        has passed; then ``on_reply(id, None)`` reports the broker unavailable."""
+        has passed; then ``on_reply(id, None)`` reports the broker unavailable. Sending
+        the same ``request_id`` again later (e.g. after a reconnect) asks the broker for
+        the original outcome: an accepted command is answered with its first reply."""
         req = Request(type=type_, args={k: v for k, v in args.items() if v is not None},
                       client=self.client_id)
+        if request_id:
+            req.id = request_id
         self._outbox.put(req)
         self._wake()
         return req.id

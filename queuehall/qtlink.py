@@ -72,6 +72,8 @@ class QtLink(QObject):
     def stop(self) -> None:
         self.link.stop()
 
-    def request(self, type_: str, **args: Any) -> str:
-        """Send a command without waiting; returns the request id matched by ``replied``."""
-        return self.link.request(type_, **args)
+    def request(self, type_: str, *, request_id: str | None = None, **args: Any) -> str:
+        """Send a command without waiting; returns the request id matched by ``replied``.
+
+        Re-sending with the same ``request_id`` returns the original outcome (see Link.request)."""
+        return self.link.request(type_, request_id=request_id, **args)

@@ -49,7 +49,7 @@ from kiosk.model import (
 )
 from kiosk.printing import SENTINEL_NEAR_END, SENTINEL_PAPER_OUT, PrinterConfig
 from kiosk.window import KioskWindow, PrintService
-from queuehall.client import BrokerClient
+from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink
 
@@ -481,6 +481,36 @@ def test_broker_unreachable(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
     wait_screen(qtbot, w, Screen.OUT_OF_SERVICE, timeout=8000)  # no heartbeat for 3 s
     assert w.out_page.body.text() == "无法连接叫号服务器，工作人员正在处理"
     shot(w, "14-out-of-service-broker")
+
+
+def test_issue_whose_reply_was_lost_is_voided(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
+                                             tmp_path: Path) -> None:
+    """The broker issues the number but its reply comes too late: the kiosk tells the citizen it
+    failed, then asks again with the same request id and voids the number nobody holds."""
+    store = hall.broker.hall.journal
+    original = store.commit
+    stalled, release = threading.Event(), threading.Event()
+
+    def slow_commit(change: Any) -> None:
+        if any(ev.type == "ticket_issued" for ev in change.events) and not stalled.is_set():
+            stalled.set()
+            release.wait(10)  # a database that stalls longer than the kiosk waits for its reply
+        original(change)
+
+    store.commit = slow_commit  # type: ignore[method-assign]
+    w = kiosk_factory(mode="text", request_timeout=0.4)
+    open_passport(qtbot, w)
+    click(qtbot, w.details_page.confirm)
+    wait_screen(qtbot, w, Screen.MESSAGE, timeout=5000)
+    assert "未能取号" in w.message_page.body.text()
+    release.set()
+    assert printed(tmp_path / "printer" / "tickets.bin") == b""
+    # The ticket exists at the broker; the kiosk must void it so no counter calls a number nobody has.
+    qtbot.waitUntil(lambda: not w._unknown_takes and not w._orphan_voids, timeout=8000)
+    assert hall.tickets() == []
+    with pytest.raises(CommandRefused) as refused:
+        hall.request("call_ticket", counter=1, ticket="A001", reason="test")
+    assert refused.value.code in ("NOT_WAITING", "UNKNOWN_TICKET", "COUNTER_CLOSED")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -233,6 +233,19 @@ def test_a_day_survives_a_restart(store: Store, reopen: Any) -> None:
     assert again.execute("call_next", {"counter": 1, "session": s1})["ticket"]["label"] == "A003"
 
 
+def test_a_request_id_older_than_the_reload_horizon_runs_again(store: Store, reopen: Any) -> None:
+    hall, clock = make_hall(store, local(TUESDAY, 9))
+    first = hall.execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="boot-1")
+    friday = TUESDAY + timedelta(days=3)
+    clock.set(local(friday, 9))
+    hall = reopen(hall)  # replies are reloaded for two days; this one is older
+    again = hall.execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="boot-1")
+    assert (again["ticket"]["label"], again["ticket"]["business_day"]) == ("A001", friday.isoformat())
+    assert again != first
+    assert reopen(hall).execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="boot-1") == again
+    assert [r[1] for r in dump(store)["requests"]] == ["boot-1"]  # the stored reply was replaced
+
+
 def test_no_shows_are_kept_for_the_day_and_reloaded_the_same(store: Store, reopen: Any) -> None:
     hall, clock = make_hall(store, local(TUESDAY, 9))
     sign_in(hall, 1, "c1a")
