@@ -18,7 +18,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Float, Integer, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -337,45 +355,42 @@ class ReportBuilder:
         total["wait_sum"] = sum(float(r["wait_sum"] or 0) for r in raw.values())
         total["service_sum"] = sum(float(r["service_sum"] or 0) for r in raw.values())
         total["wait_max"] = max((r["wait_max"] for r in raw.values() if r["wait_max"] is not None), default=None)
-        pct, pct_all = self._percentiles(conn, f, group)
-        rows = {k: _row(r, pct.get(k, {})) for k, r in raw.items()}
-        return rows, _row(total, pct_all)
+        # Percentiles: the value at rank ⌈p·n⌉ (docs/reports.md "Percentiles"), n from the counts above.
+        wait = self._ranked(conn, f, group, f.c.wait_s, {k: r["wait_n"] for k, r in raw.items()},
+                            total["wait_n"], ((1, 2), (9, 10)))
+        service = self._ranked(conn, f, group, f.c.service_s, {k: r["service_n"] for k, r in raw.items()},
+                               total["service_n"], ((9, 10),))
 
-    def _percentiles(self, conn: Any, f: Any, group: ColumnElement[Any]
-                     ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
-        """Nearest-rank wait median and 90th percentile and service 90th percentile, per group and over
-        all, in one SQL statement: the value at rank ⌈p·n⌉ of the sorted non-empty values."""
-        inner = select(group.label("g"), f.c.wait_s.label("w"), f.c.service_s.label("s")).subquery()
-        g, w, s = inner.c.g, inner.c.w, inner.c.s
-        last = [w.is_(None), w]  # NULLs after the values on both databases: ranks 1..n are the values
-        lasts = [s.is_(None), s]
-        r = select(
-            g, w, s,
-            func.row_number().over(partition_by=g, order_by=last).label("rw"),
-            func.count(w).over(partition_by=g).label("nw"),
-            func.row_number().over(partition_by=g, order_by=lasts).label("rs"),
-            func.count(s).over(partition_by=g).label("ns"),
-            func.row_number().over(order_by=last).label("aw"), func.count(w).over().label("anw"),
-            func.row_number().over(order_by=lasts).label("as_"), func.count(s).over().label("ans"),
-        ).subquery()
+        def pct(key: Any) -> dict[str, Any]:
+            w, s = wait.get(key, {}), service.get(key, {})
+            return {"w50": w.get((1, 2)), "w90": w.get((9, 10)), "s90": s.get((9, 10))}
 
-        def at(rank: Any, n: Any, value: Any, p: tuple[int, int]) -> Any:
-            # ⌈p·n⌉ in integer arithmetic: ⌈n·a/b⌉ = (n·a + b − 1) / b.
-            return func.max(case((rank == (n * p[0] + p[1] - 1) // p[1], value)))
+        return {k: _row(r, pct(("g", k))) for k, r in raw.items()}, _row(total, pct(None))
 
-        q = select(r.c.g,
-                   at(r.c.rw, r.c.nw, r.c.w, (1, 2)).label("w50"), at(r.c.rw, r.c.nw, r.c.w, (9, 10)).label("w90"),
-                   at(r.c.rs, r.c.ns, r.c.s, (9, 10)).label("s90"),
-                   at(r.c.aw, r.c.anw, r.c.w, (1, 2)).label("a50"), at(r.c.aw, r.c.anw, r.c.w, (9, 10)).label("a90"),
-                   at(r.c.as_, r.c.ans, r.c.s, (9, 10)).label("as90")).group_by(r.c.g)
-        per: dict[Any, dict[str, Any]] = {}
-        over_all: dict[str, Any] = {}
+    def _ranked(self, conn: Any, f: Any, group: ColumnElement[Any], value: Any, n: dict[Any, int], n_all: int,
+                ps: tuple[tuple[int, int], ...]) -> dict[Any, dict[tuple[int, int], Any]]:
+        """Nearest-rank percentiles ``ps`` (fractions a/b) of ``value``, per group and over all, in SQL:
+        ``row_number()`` over the sorted values picks the value at rank ⌈n·a/b⌉ = (n·a + b − 1) / b.
+        Returns ``{("g", key): {p: value}, None: {p: value}}``."""
+        def rank(count: int, p: tuple[int, int]) -> int:
+            return (count * p[0] + p[1] - 1) // p[1]
+
+        want = {(key, rank(count, p)): p for key, count in n.items() for p in ps if count}
+        want_all = {rank(n_all, p): p for p in ps if n_all}
+        out: dict[Any, dict[tuple[int, int], Any]] = {None: {}}
+        if not want_all:
+            return out
+        inner = select(group.label("g"), value.label("v"),
+                       func.row_number().over(partition_by=group, order_by=value).label("r"),
+                       func.row_number().over(order_by=value).label("a")).where(value.isnot(None)).subquery()
+        q = select(inner.c.g, inner.c.v, inner.c.r, inner.c.a).where(
+            or_(inner.c.r.in_(sorted({r for _, r in want})), inner.c.a.in_(sorted(want_all))))
         for row in conn.execute(q):
-            per[row.g] = {"w50": row.w50, "w90": row.w90, "s90": row.s90}
-            for k, key in (("w50", "a50"), ("w90", "a90"), ("s90", "as90")):  # each is in one group's row
-                if getattr(row, key) is not None:
-                    over_all[k] = getattr(row, key)
-        return per, over_all
+            if (row.g, row.r) in want:
+                out.setdefault(("g", row.g), {})[want[(row.g, row.r)]] = row.v
+            if row.a in want_all:
+                out[None][want_all[row.a]] = row.v
+        return out
 
     # -- ticket figures ---------------------------------------------------------------------
 
@@ -504,7 +519,7 @@ class ReportBuilder:
             d += timedelta(days=1)
         return out
 
-    def _counter_time(self, conn: Any, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
+    def _counter_time(self, conn: Any, f: Any, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
         """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter."""
         kinds = events.c.type.in_(_COUNTER_EVENTS)
         cols = (events.c.seq, events.c.counter, events.c.type, events.c.at, events.c.data)
@@ -515,14 +530,17 @@ class ReportBuilder:
         rows += conn.execute(select(*cols).where(and_(kinds, events.c.business_day >= start,
                                                       events.c.business_day <= end))).all()
         rows.sort(key=lambda r: r.seq)
-        period = self._in_period(start, end)
         activity: dict[int, dict[date, datetime]] = {}
+        busy: dict[int, list[float]] = {}
         for r in conn.execute(
-                select(visits.c.counter, visits.c.business_day,
-                       func.max(func.coalesce(visits.c.ended_at, visits.c.last_called_at)).label("last"))
-                .where(and_(period, visits.c.counter.isnot(None), visits.c.first_called_at.isnot(None)))
-                .group_by(visits.c.counter, visits.c.business_day)):
+                select(f.c.counter, f.c.business_day, func.sum(f.c.busy_s).label("busy"),
+                       func.sum(f.c.service_s).label("serving"), func.max(f.c.last_activity).label("last"))
+                .where(and_(f.c.counter.isnot(None), f.c.first_wait_s.isnot(None)))
+                .group_by(f.c.counter, f.c.business_day)):
             activity.setdefault(r.counter, {})[_as_date(r.business_day)] = _as_utc(r.last)
+            b = busy.setdefault(r.counter, [0.0, 0.0])
+            b[0] += float(r.busy or 0)
+            b[1] += float(r.serving or 0)
         acc: dict[int, dict[str, Any]] = {}
         state: dict[int, tuple[str, datetime, str | None]] = {}  # counter -> (open|paused, since, reason)
 
@@ -554,17 +572,10 @@ class ReportBuilder:
                 state[r.counter] = ("open", at, None)
         for counter in list(state):
             close(counter, now, False)
-        busy = {r.counter: (r.busy or 0.0, r.serving or 0.0) for r in conn.execute(
-            select(visits.c.counter,
-                   func.sum(_Seconds(visits.c.first_called_at, visits.c.ended_at)).label("busy"),
-                   func.sum(case((visits.c.serving_at.isnot(None),
-                                  _Seconds(visits.c.serving_at, visits.c.ended_at)))).label("serving"))
-            .where(and_(period, visits.c.counter.isnot(None), visits.c.first_called_at.isnot(None),
-                        visits.c.ended_at.isnot(None))).group_by(visits.c.counter))}
         out = []
         for counter in sorted(set(acc) | set(busy)):
             a = acc.get(counter, {"open_s": 0.0, "paused_s": {}})
-            b, s = (float(x) for x in busy.get(counter, (0.0, 0.0)))
+            b, s = busy.get(counter, (0.0, 0.0))
             if not (a["open_s"] or any(a["paused_s"].values()) or b):
                 continue  # e.g. left paused over a holiday: nothing happened here in the period
             cfg = self.config.counter(counter)
@@ -577,40 +588,49 @@ class ReportBuilder:
 
     # -- clerks, hours ----------------------------------------------------------------------
 
-    def _clerks(self, conn: Any, start: date, end: date) -> list[dict[str, Any]]:
+    def _clerks(self, conn: Any, f: Any) -> list[dict[str, Any]]:
         """docs/reports.md "Clerks": called, served and finished visits, and service time, per clerk and post."""
-        q = (select(visits.c.clerk, visits.c.post,
-                    func.count().label("called"),
-                    _count(_served()).label("served"),
-                    _count(visits.c.outcome == "finished").label("finished"),
-                    _count(visits.c.outcome == "no_show").label("no_show"),
-                    func.avg(case((_served(), _service_seconds()))).label("service_avg"))
-             .where(and_(self._in_period(start, end), visits.c.clerk.isnot(None),
-                         visits.c.first_called_at.isnot(None)))
-             .group_by(visits.c.clerk, visits.c.post).order_by(visits.c.clerk, visits.c.post))
+        q = (select(f.c.clerk, f.c.post, func.count().label("called"),
+                    _count(f.c.service_s.isnot(None)).label("served"),
+                    _count(f.c.outcome == "finished").label("finished"),
+                    _count(f.c.outcome == "no_show").label("no_show"),
+                    func.avg(f.c.service_s).label("service_avg"))
+             .where(and_(f.c.clerk.isnot(None), f.c.first_wait_s.isnot(None)))
+             .group_by(f.c.clerk, f.c.post).order_by(f.c.clerk, f.c.post))
         names = {c.id: c.name for c in self.config.clerks}
         return [{"clerk": r.clerk, "name_zh": names[r.clerk].zh if r.clerk in names else r.clerk,
                  "post": r.post, "called": r.called, "served": r.served, "finished": r.finished,
                  "no_show": r.no_show, "service_avg_min": _minutes(r.service_avg)} for r in conn.execute(q)]
 
-    def _hourly(self, conn: Any, start: date, end: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """docs/reports.md "Per hour" and "Busy hours": arrivals (issued tickets) and finished visits."""
-        period = self._in_period(start, end)
-        first = visits.c.seq == 1
-        hour_in = local_part(visits.c.entered_at, self.tz, start, end, "hour").label("h")
-        arrivals = {r.h: r.n for r in conn.execute(
-            select(hour_in, func.count().label("n")).where(and_(period, first)).group_by(hour_in))}
-        hour_out = local_part(visits.c.ended_at, self.tz, start, end, "hour").label("h")
-        served = {r.h: r.n for r in conn.execute(
-            select(hour_out, func.count().label("n")).where(and_(period, visits.c.outcome == "finished"))
-            .group_by(hour_out))}
+    def _hourly(self, conn: Any, f: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """docs/reports.md "Per hour and busy hours": tickets issued (first visits) by local weekday and hour
+        of issue, and visits finished by local hour of their end."""
+        arrivals: dict[int, int] = {}
+        served: dict[int, int] = {}
+        heat: dict[tuple[int, int], int] = {}
+        for r in conn.execute(select(f.c.dow_in, f.c.hour_in, f.c.hour_out,
+                                     _count(f.c.seq == 1).label("issued"),
+                                     _count(f.c.outcome == "finished").label("finished"))
+                              .group_by(f.c.dow_in, f.c.hour_in, f.c.hour_out)):
+            if r.issued:
+                arrivals[r.hour_in] = arrivals.get(r.hour_in, 0) + r.issued
+                heat[(r.dow_in, r.hour_in)] = heat.get((r.dow_in, r.hour_in), 0) + r.issued
+            if r.finished:
+                served[r.hour_out] = served.get(r.hour_out, 0) + r.finished
         hourly = [{"hour": h, "arrivals": arrivals.get(h, 0), "served": served.get(h, 0)}
                   for h in sorted(set(arrivals) | set(served))]
-        dow = local_part(visits.c.entered_at, self.tz, start, end, "dow").label("d")
-        heat = [{"weekday": r.d, "hour": r.h, "arrivals": r.n} for r in conn.execute(
-            select(dow, hour_in, func.count().label("n")).where(and_(period, first))
-            .group_by(dow, hour_in).order_by(dow, hour_in))]
-        return hourly, heat
+        return hourly, [{"weekday": d, "hour": h, "arrivals": n} for (d, h), n in sorted(heat.items())]
+
+    def wait_samples(self, start: date, end: date) -> dict[str, list[float]]:
+        """Every visit's wait in minutes (docs/reports.md "Wait time"), per service, sorted: the data of
+        the wait-distribution chart."""
+        f = self.facts_select(start, end, datetime.now(UTC)).subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(f.c.service, f.c.wait_s).where(f.c.wait_s.isnot(None))).all()
+        out: dict[str, list[float]] = {}
+        for r in rows:
+            out.setdefault(r.service, []).append(float(r.wait_s) / 60.0)
+        return {k: sorted(v) for k, v in sorted(out.items())}
 
     # -- the whole report -------------------------------------------------------------------
 
@@ -618,8 +638,9 @@ class ReportBuilder:
         """The report for business days ``start``..``end`` (inclusive), rows grouped by ``group``.
 
         ``now`` (aware; default the system clock) is the moment the report describes: open
-        counters count up to it, and it decides which promised dates have passed. Raises
-        :class:`ReportError` for an unknown group or a period that ends before it starts.
+        counters count up to it, tickets still waiting have waited until it, and it decides
+        which promised dates have passed. Raises :class:`ReportError` for an unknown group
+        or a period that ends before it starts. Reads only; on SQLite it fills a TEMP table.
         """
         if group not in GROUPS:
             raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
@@ -628,13 +649,19 @@ class ReportBuilder:
         now = now or datetime.now(UTC)
         as_of = self.hours.business_day(now)
         with self.engine.connect() as conn:
-            ticket_figures = self._ticket_figures(conn, start, end)
-            completion = self._completion(conn, start, end, ticket_figures["served"], as_of)
-            total = self._visit_figures(conn, None, start, end, now).get(0) or _empty_row()
-            grouped = self._visit_figures(conn, self.group_expr(group, start, end), start, end, now)
-            counters = self._counter_time(conn, start, end, now)
-            clerks = self._clerks(conn, start, end)
-            hourly, heat = self._hourly(conn, start, end)
+            f: Any = None
+            try:
+                f = self._facts(conn, start, end, now)
+                ticket_figures = self._ticket_figures(conn, f, start, end)
+                completion = self._completion(conn, f, start, end, ticket_figures["served"], as_of)
+                grouped, total = self._visit_figures(conn, f, self.group_expr(f, group))
+                counters = self._counter_time(conn, f, start, end, now)
+                clerks = self._clerks(conn, f)
+                hourly, heat = self._hourly(conn, f)
+            finally:
+                conn.rollback()  # nothing to keep: ends the read transaction (and drops nothing else)
+                if f is FACTS:
+                    FACTS.drop(conn)
         rows = [{"group": _key(k), **self._label(group, k), **v}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
@@ -659,12 +686,19 @@ class ReportBuilder:
         return {"name_zh": thing.name.zh, "name_en": thing.name.en}
 
 
-def _empty_row() -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(ROW_FIGURES, 0)
-    for k in ("wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_share", "service_avg_min",
-              "service_p90_min"):
-        row[k] = None
-    return row
+def _row(r: dict[str, Any], pct: dict[str, Any]) -> dict[str, Any]:
+    """A row of visit figures from the SQL counts and sums of one group (or of all) and its percentiles."""
+    return {
+        **{k: int(r[k]) for k in ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out",
+                                   "cancelled", "voided", "open")},
+        "wait_avg_min": _minutes(float(r["wait_sum"]) / r["wait_n"]) if r["wait_n"] else None,
+        "wait_median_min": _minutes(pct.get("w50")), "wait_p90_min": _minutes(pct.get("w90")),
+        "wait_max_min": _minutes(r["wait_max"]),
+        "sla_within": int(r["sla_within"]), "sla_counted": int(r["sla_counted"]),
+        "sla_share": round(r["sla_within"] / r["sla_counted"], 4) if r["sla_counted"] else None,
+        "service_avg_min": _minutes(float(r["service_sum"]) / r["service_n"]) if r["service_n"] else None,
+        "service_p90_min": _minutes(pct.get("s90")),
+    }
 
 
 def _as_date(v: Any) -> date:
@@ -807,19 +841,6 @@ def to_xlsx(rep: Report, path: str) -> None:
     wb.save(path)
 
 
-def wait_samples(engine: Engine, start: date, end: date) -> dict[str, list[float]]:
-    """Every visit's wait in minutes (docs/reports.md "Wait time"), per service, sorted: the data of the
-    wait-distribution chart."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(visits.c.service, wait_seconds().label("w"))
-                            .where(and_(visits.c.business_day >= start, visits.c.business_day <= end,
-                                        wait_end().isnot(None)))).all()
-    out: dict[str, list[float]] = {}
-    for r in rows:
-        out.setdefault(r.service, []).append(float(r.w) / 60.0)
-    return {k: sorted(v) for k, v in sorted(out.items())}
-
-
 def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> list[str]:
     """PNG charts in ``out_dir``: wait distribution per service, arrivals and served per hour, busy-hours
     heatmap by weekday. Returns the paths written (a chart with no data is skipped)."""
@@ -837,7 +858,7 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
 
 def _draw(rep: Report, engine: Engine, config: HallConfig, out: Any, figure: Any) -> list[str]:
     paths = []
-    by_service = wait_samples(engine, rep.start, rep.end)
+    by_service = ReportBuilder(engine, config).wait_samples(rep.start, rep.end)
     if by_service:
         names = {s.code: s.name.zh for s in config.services}
         order = sorted(by_service, key=lambda c: -len(by_service[c]))[:12][::-1]  # busiest on top

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontDatabase, QFontMetricsF, QPainter, QResizeEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from display.announcer import AudioSink, RecordingSink
+from display.announcer import AudioSink, ManualClock, RecordingSink
 from display.model import (
     CallCard,
     Clock,
@@ -39,7 +39,7 @@ from display.model import (
     TransferNote,
 )
 from display.voice import VoicePack, load_pack
-from queuehall.client import StateMirror
+from queuehall.client import Security, StateMirror
 from queuehall.qtlink import QtLink
 
 CJK_FAMILIES = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC")
@@ -1539,6 +1539,8 @@ class DisplayWindow(QWidget):
             self.screen_widget = CounterScreen(self)
         self.setWindowTitle(self._title())
         self._refresh_pending = False
+        self._stopped = False
+        self._demo_clock: ManualClock | None = None
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(TICK_MS)
         self._tick_timer.timeout.connect(self.tick)
@@ -1559,6 +1561,61 @@ class DisplayWindow(QWidget):
         """The painted parts of the screen (tests read ``drawn`` and ``elided``)."""
         return self.screen_widget.panels
 
+    @classmethod
+    def for_demo(
+        cls,
+        endpoint: str,
+        *,
+        security: Security | None = None,
+        sink: AudioSink | None = None,
+        options: DisplayOptions | None = None,
+        name: str = "wall-1",
+    ) -> DisplayWindow:
+        """A hall screen for the headless demo: its own QtLink (role ``display``) to ``endpoint``,
+        the announcer on a :class:`~display.announcer.ManualClock` that :meth:`demo_tick` drives, and
+        ``sink`` (default: a new RecordingSink; a RecordingSink is put on that clock, so
+        ``sink.played[i].wav`` holds each announcement). Call :meth:`start` next.
+        """
+        clock = ManualClock(time.time())
+        if sink is None:
+            sink = RecordingSink(clock)
+        elif isinstance(sink, RecordingSink):
+            sink.clock = clock  # its clips "play" on the announcer's clock
+        link = QtLink(endpoint, role="display", name=name, security=security)
+        window = cls(link, options, sink=sink, clock=clock, auto_tick=False)
+        window._demo_clock = clock
+        return window
+
+    def demo_tick(self, limit_seconds: float = 600.0, step: float = 0.25) -> int:
+        """Headless demo: take in what the link delivered, then run the announcer's manual clock until
+        every queued announcement has played to its end and held the screen its minimum time (at most
+        ``limit_seconds`` of announcer time). Returns how many announcements the sink has played.
+
+        On a window not made by :meth:`for_demo` it is a plain :meth:`tick`.
+        """
+        app = QApplication.instance()
+        if app is not None:
+            app.processEvents()
+        clock = self._demo_clock
+        announcer = self.model.announcer
+        if clock is None or announcer is None:
+            self.tick()
+        else:
+            end = clock() + limit_seconds
+            while clock() < end and not (announcer.is_idle() and not self._sink_busy()):
+                clock.advance(step)
+                self.tick()
+        self.refresh()
+        return len(self.sink.played) if isinstance(self.sink, RecordingSink) else 0
+
+    def _sink_busy(self) -> bool:
+        return isinstance(self.sink, RecordingSink) and self.sink.playing is not None
+
+    def shutdown(self) -> None:
+        """Stop everything (:meth:`stop`) and close the window."""
+        self.stop()
+        self.close()
+
     def start(self) -> None:
         """Connect to the broker (if a link was given) and start the timers."""
         if self._auto_tick:
@@ -1567,10 +1624,11 @@ class DisplayWindow(QWidget):
             self.link.start()
 
     def stop(self) -> None:
-        """Stop the timers, the link and any announcement."""
+        """Stop the timers, the link and any announcement (safe to call twice)."""
         self._tick_timer.stop()
-        if self.link is not None:
+        if self.link is not None and not self._stopped:
             self.link.stop()
+        self._stopped = True
         self.model.close()
 
     # -- inputs (slots) --------------------------------------------------------------------------
@@ -1581,7 +1639,12 @@ class DisplayWindow(QWidget):
         self._refresh_soon()
 
     def on_event(self, msg: dict[str, Any]) -> None:
-        """One published event from the link (a call is shown at once and queued for the voice)."""
+        """One published event from the link (a call is shown at once and queued for the voice).
+
+        A message fed directly (no link) counts as received now; the link stamps its own on arrival.
+        """
+        if "received_monotonic" not in msg:
+            msg = dict(msg, received_monotonic=time.monotonic())
         before = (self.model.current, self.model.highlighted)
         self.model.handle_event(msg)
         if (self.model.current, self.model.highlighted) != before:

@@ -49,18 +49,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def free_port() -> int:
-    """A free even TCP port P on 127.0.0.1 whose neighbour P+1 is free too."""
+    """A free TCP port P on 127.0.0.1 whose neighbour P+1 (the event socket) is free too."""
     import socket
 
     for _ in range(100):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
             port = a.getsockname()[1]
-        if port % 2 or port > 65000:
+        if port >= 65535:
             continue
         try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
+            with socket.socket() as b:
                 b.bind(("127.0.0.1", port + 1))
             return port
         except OSError:

@@ -169,6 +169,7 @@ class _Screens:
         self.shot_no = 0
 
     def start(self) -> None:
+        from PySide6.QtCore import qInstallMessageHandler
         from PySide6.QtWidgets import QApplication
 
         from counter.main import posts_from_config
@@ -179,6 +180,12 @@ class _Screens:
         from kiosk.window import KioskWindow, PrintService
         from queuehall.qtlink import QtLink
 
+        def quiet(mode: Any, context: Any, message: str) -> None:
+            # The offscreen platform says this for every window; it means nothing here.
+            if "propagateSizeHints" not in message:
+                print(message, file=sys.stderr)
+
+        qInstallMessageHandler(quiet)
         self.app = QApplication.instance() or QApplication(["queuehall-demo"])
         self.spin = _Spinner(self.app)
         link = QtLink(self.endpoint, role="kiosk", name="kiosk-1", security=self.security("kiosk-1"))
@@ -257,7 +264,7 @@ class _Screens:
     # ------------------------------------------------------------------ the two GUI counters: clerks press
 
     def sign_in(self, n: int) -> None:
-        window, model, _ = self.counters[n]
+        _window, model, _ = self.counters[n]
         cfg = self.config.counter(n)
         clerk = self.config.clerk(cfg.clerk_a)
         model.sign_in(clerk.id, clerk.pin)
@@ -361,11 +368,16 @@ def _stop_display(screens: _Screens) -> None:
 def _write_announcements(screens: _Screens) -> None:
     if screens.display is None:
         return
+    cards = screens.display.model.announced  # the calls handed to the announcer, in the order played
     with open(screens.out / "announcements.jsonl", "w", encoding="utf-8") as f:
         for i, clip in enumerate(screens.sink.played):
-            meta = {k: v for k, v in vars(clip).items() if k != "wav"}
+            meta: dict[str, Any] = {"n": i + 1, "seconds": round(clip.duration, 2), "cut_off": clip.cut_off}
+            if i < len(cards):
+                card = cards[i]
+                meta.update({"label": card.label, "counter": card.counter, "kind": card.kind,
+                             "text_zh": card.text_zh, "called_at": card.at.isoformat() if card.at else None})
             if i < SAVED_WAVS:
-                name = f"{i + 1:03d}.wav"
+                name = f"{i + 1:03d}-{meta.get('label', 'call')}-{meta.get('counter', '')}.wav"
                 (screens.out / "announcements" / name).write_bytes(clip.wav)
                 meta["file"] = f"announcements/{name}"
-            f.write(json.dumps(meta, ensure_ascii=False, default=str) + "\n")
+            f.write(json.dumps(meta, ensure_ascii=False) + "\n")

@@ -97,6 +97,7 @@ class HallSimulation:
         self.sessions: dict[int, str] = {}
         self.origin: dict[int, int] = {}  # ticket id -> counter to return to after paying
         self.counter_busy: set[int] = set()
+        self.empty_polls = 0  # call_next answered "nobody waiting", in a row
 
     def _local(self, hhmm: str) -> datetime:
         h, m = (int(x) for x in hhmm.split(":"))
@@ -175,6 +176,8 @@ class HallSimulation:
         stop = until or self.end + timedelta(minutes=90)
         last_report = None
         while self._queue and self._queue[0].at <= stop:
+            if self._drained():
+                break
             action = heapq.heappop(self._queue)
             if action.at > self.clock.now():
                 self.clock.set(action.at)
@@ -186,6 +189,11 @@ class HallSimulation:
                     last_report = minute
                     progress(action.at, self.stats)
         return self.stats
+
+    def _drained(self) -> bool:
+        """After the last arrival: every counter found nobody waiting, twice in a row, and none is busy."""
+        return (self.clock.now() > self.end and not self.counter_busy
+                and self.empty_polls >= 2 * len(self.config.counters))
 
     # ------------------------------------------------------------------ behaviour
 
@@ -212,6 +220,7 @@ class HallSimulation:
         if counter in self.counter_busy:
             return
         r = self.request("call_next", counter=counter)
+        self.empty_polls = self.empty_polls + 1 if r is None or "ticket" not in r else 0
         if r is None or "ticket" not in r:
             if self.clock.now() < self.end + timedelta(minutes=80):
                 self.at(self._later(1), f"idle {counter}", lambda: self._next(counter))

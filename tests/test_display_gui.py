@@ -371,6 +371,34 @@ def test_counter_screen_shows_number_ticket_clerk_and_state(
     assert s.sink.played == []
 
 
+def test_demo_window_plays_every_queued_call_on_its_own_clock(
+    hall: Hall, qtbot: QtBot, pack: VoicePack
+) -> None:
+    # What the headless demo does: DisplayWindow.for_demo, a RecordingSink, demo_tick after each action.
+    sink = RecordingSink(auto_finish=True)
+    window = DisplayWindow.for_demo(hall.bt.endpoint, sink=sink)
+    qtbot.addWidget(window)
+    window.resize(*LANDSCAPE)
+    window.show()
+    window.start()
+    try:
+        assert window.link is not None
+        qtbot.waitUntil(lambda: window.link is not None and window.link.alive, timeout=5000)
+        for n in (4, 5):
+            hall.sign_in(n)
+        hall.take("move_in", 2)
+        calls = [(hall.call(4), 4), (hall.call(5), 5)]
+        qtbot.waitUntil(lambda: len(window.model.announced) == 2, timeout=5000)
+        assert window.demo_tick() == 2
+        assert [p.wav for p in sink.played] == [render_announcement(pack, label, n) for label, n in calls]
+        assert all(p.finished_at is not None and not p.cut_off for p in sink.played)
+        assert window.model.announcer is not None and window.model.announcer.is_idle()
+        assert window.demo_tick() == 2  # nothing new: nothing more played
+    finally:
+        window.shutdown()
+    assert not window.isVisible()
+
+
 def test_default_sink_plays_with_qtmultimedia(hall: Hall, qtbot: QtBot) -> None:
     from display.qt_audio import QtAudioSink
 

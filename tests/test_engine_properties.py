@@ -2,7 +2,7 @@
 
 Hypothesis draws random sequences of operations — kiosk and counter commands, clock
 jumps (minutes to days, across midnight and into closed hours) and restarts (the hall
-rebuilt from the database mid-sequence) — weighted so that a sequence of ~40 operations
+rebuilt from the database mid-sequence) — weighted so that a sequence of 20–60 operations
 makes a busy hall. After every operation the invariants below are checked against the
 engine *and* the database:
 
@@ -42,7 +42,7 @@ BASE = small_config()
 CFG = replace(BASE, calling=replace(BASE.calling, over_wait_minutes=45))
 STREAK = CFG.calling.priority_streak
 COUNTERS = (1, 2, 9)
-CLERKS = {n: (c.clerk_a, c.clerk_b) for n, c in ((c.number, c) for c in CFG.counters)}
+CLERKS = {c.number: (c.clerk_a, c.clerk_b) for c in CFG.counters}
 # No fsync per commit: these tests restart cleanly, they do not pull the plug (and CI disks are slow).
 SYNC = "OFF"
 PREFIX = {s.code: s.prefix for s in CFG.services}
@@ -92,6 +92,7 @@ class HallRun:
             self.sign_in(n, 0, False)
 
     def apply(self, op: tuple[Any, ...]) -> None:
+        """Run one operation ``(name, *args)``, then check every invariant."""
         getattr(self, op[0])(*op[1:])
         self.nothing_in_two_places()
         self.database_agrees()
@@ -162,6 +163,7 @@ class HallRun:
     # ------------------------------------------------------------------ kiosk
 
     def take(self, service: str, priority: str | None, request: bool, count: int) -> None:
+        """Take ``count`` tickets; each number must be the model's next for the service and day."""
         for _ in range(count):
             reply = self.run("take_ticket", {"service": service, "priority": priority}, request=request)
             if reply is None:
@@ -243,6 +245,7 @@ class HallRun:
             self.clock.advance(minutes=minutes)
 
     def call_next(self, counter: int) -> None:
+        """Call next at ``counter``; the engine must call exactly the ticket the model expects."""
         state = self.hall.counters[counter]
         free = state.state == "open" and state.ticket_id is None
         expected, why, eligible = self.expected_pick(counter) if free else (None, "busy", [])
@@ -305,6 +308,7 @@ class HallRun:
         self.clock.set(local(day, hour, 45 if hour == 8 else 0))
 
     def restart(self) -> None:
+        """Rebuild the hall from the database, as a new broker process would; nothing may change."""
         before = memory(self.hall)
         self.hall.journal.close()  # type: ignore[attr-defined]  # drops every connection, as a process exit does
         self.hall = load_hall(CFG, self.clock, Store(self.engine))
@@ -313,6 +317,7 @@ class HallRun:
     # ------------------------------------------------------------------ invariants
 
     def nothing_in_two_places(self) -> None:
+        """A ticket is at one counter at most, a counter holds one ticket at most, and only while it is live."""
         held = [c.ticket_id for c in self.hall.counters.values() if c.ticket_id is not None]
         assert len(held) == len(set(held)), "a ticket at two counters"
         for n, c in self.hall.counters.items():
@@ -326,6 +331,7 @@ class HallRun:
             assert t.status in ACTIVE or t.status == NO_SHOW
 
     def database_agrees(self) -> None:
+        """Numbering, ticket fates, visit chains and counters in the database match the engine and the model."""
         tk, vs = storage.tickets, storage.visits
         with self.engine.connect() as conn:
             per_day = conn.execute(select(
@@ -374,7 +380,6 @@ class HallRun:
                     c.state, c.ticket_id, c.session)
             else:
                 assert c.state == "closed" and c.ticket_id is None
-
 
 
 PICK = st.integers(0, 63)  # an index into whatever is eligible when the operation runs

@@ -46,7 +46,6 @@ from broker.reports import (
     to_csv,
     to_table,
     to_xlsx,
-    wait_samples,
 )
 from broker.storage import Store, load_hall, make_engine, migrate, open_store
 from queuehall.clock import ManualClock
@@ -807,12 +806,12 @@ def check_formats(rep: Report, h: History, tmp_path: Path) -> None:
     wb.close()
 
 
-def check_wait_samples(engine: Engine, h: History) -> None:
+def check_wait_samples(engine: Engine, config: HallConfig, h: History) -> None:
     want: dict[str, list[float]] = defaultdict(list)
     for v in h.visits:
         if in_period(v.business_day) and (w := wait_of(v)) is not None:
             want[v.service].append(w / 60)
-    got = wait_samples(engine, *PERIOD)
+    got = ReportBuilder(engine, config).wait_samples(*PERIOD)
     assert list(got) == sorted(want)
     for service, waits in got.items():
         assert waits == pytest.approx(sorted(want[service]), abs=1e-6), service
@@ -902,7 +901,7 @@ def test_known_history(loaded: Engine, config: HallConfig, config_path: str, his
     with subtests.test("formats"):
         check_formats(rep, history, tmp_path)
     with subtests.test("chart data"):
-        check_wait_samples(loaded, history)
+        check_wait_samples(loaded, config, history)
     with subtests.test("report command"):
         check_report_command(db_file_url(loaded), config_path, tmp_path, capsys)
     with subtests.test("local hours across a DST change"):
