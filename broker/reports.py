@@ -36,6 +36,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -99,7 +100,8 @@ def _epoch_sqlite(el: _Epoch, compiler: Any, **kw: Any) -> str:
 
 @compiles(_Epoch, "postgresql")
 def _epoch_pg(el: _Epoch, compiler: Any, **kw: Any) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(next(iter(el.clauses)), **kw)})"
+    # date_part() is float8; EXTRACT() is numeric, several times slower over every visit of a month.
+    return f"date_part('epoch', {compiler.process(next(iter(el.clauses)), **kw)})"
 
 
 class _Diff(FunctionElement):
@@ -123,7 +125,7 @@ def _diff_sqlite(el: _Diff, compiler: Any, **kw: Any) -> str:
 @compiles(_Diff, "postgresql")
 def _diff_pg(el: _Diff, compiler: Any, **kw: Any) -> str:
     start, end = (compiler.process(c, **kw) for c in el.clauses)
-    return f"ROUND(({end}) - ({start}), 3)"
+    return f"(ROUND((({end}) - ({start})) * 1000.0) / 1000.0)"  # round(float8) has no digits argument
 
 
 class _LocalPart(FunctionElement):
@@ -154,9 +156,9 @@ def _local_sqlite(el: _LocalPart, compiler: Any, **kw: Any) -> str:
 
 @compiles(_LocalPart, "postgresql")
 def _local_pg(el: _LocalPart, compiler: Any, **kw: Any) -> str:
-    part = "HOUR" if el.part == "hour" else "DOW"
+    part = "hour" if el.part == "hour" else "dow"
     col = compiler.process(next(iter(el.clauses)), **kw)
-    return f"CAST(EXTRACT({part} FROM {col} + INTERVAL '{int(el.offset_minutes)} minutes') AS INTEGER)"
+    return f"CAST(date_part('{part}', {col} + INTERVAL '{int(el.offset_minutes)} minutes') AS INTEGER)"
 
 
 def offset_segments(tz: ZoneInfo, start: date, end: date) -> list[tuple[datetime | None, int]]:
@@ -261,9 +263,12 @@ FACTS = Table(
 class ReportBuilder:
     """Computes a :class:`Report` for one period from a database."""
 
-    def __init__(self, engine: Engine, config: HallConfig) -> None:
+    def __init__(self, engine: Engine, config: HallConfig, *, materialize: bool | None = None) -> None:
+        """``materialize``: put the period's visit facts in a TEMP table (default: where the database
+        allows it) or compute them in every query (what a read-only PostgreSQL replica needs)."""
         self.engine = engine
         self.config = config
+        self.materialize = materialize
         self.tz = ZoneInfo(config.timezone)
         self.hours = OpeningHours(config.hours, config.timezone)
         self._openings: dict[date, tuple[datetime, datetime] | None] = {}
@@ -304,15 +309,29 @@ class ReportBuilder:
             j.c.target_s, j.c.last_activity, j.c.hour_in, j.c.dow_in, j.c.hour_out)
 
     def _facts(self, conn: Any, start: date, end: date, now: datetime) -> Any:
-        """:data:`FACTS` filled for the period (SQLite), or the equivalent subquery."""
+        """:data:`FACTS` filled for the period, or the equivalent subquery where tables cannot be created."""
         q = self.facts_select(start, end, now)
-        if conn.dialect.name != "sqlite":
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            # The percentiles sort a month of visits: in memory, not in temporary files.
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        if not self._materialize(conn):
             return q.subquery("f")
-        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
-        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")  # left by an interrupted report
+        if dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")  # left by an interrupted report
         FACTS.create(conn)
         conn.execute(insert(FACTS).from_select([c.name for c in FACTS.c], q))
         return FACTS
+
+    def _materialize(self, conn: Any) -> bool:
+        if self.materialize is not None:
+            return self.materialize
+        if conn.dialect.name == "sqlite":
+            return True
+        if conn.dialect.name == "postgresql":  # a hot standby (read-only replica) cannot create tables
+            return not conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+        return False
 
     # -- grouping ---------------------------------------------------------------------------
 
@@ -375,13 +394,18 @@ class ReportBuilder:
         def rank(count: int, p: tuple[int, int]) -> int:
             return (count * p[0] + p[1] - 1) // p[1]
 
-        want = {(key, rank(count, p)): p for key, count in n.items() for p in ps if count}
-        want_all = {rank(n_all, p): p for p in ps if n_all}
         out: dict[Any, dict[tuple[int, int], Any]] = {None: {}}
-        if not want_all:
+        if not n_all:
             return out
+        if conn.dialect.name == "postgresql":
+            return self._ranked_pg(conn, group, value, ps)
+        want = {(key, rank(count, p)): p for key, count in n.items() for p in ps if count}
+        want_all = {rank(n_all, p): p for p in ps}
+        part = group
+        if conn.dialect.name == "postgresql" and isinstance(group.type, String):
+            part = group.collate("C")  # byte order: sorting a month by the locale's collation is slow
         inner = select(group.label("g"), value.label("v"),
-                       func.row_number().over(partition_by=group, order_by=value).label("r"),
+                       func.row_number().over(partition_by=part, order_by=value).label("r"),
                        func.row_number().over(order_by=value).label("a")).where(value.isnot(None)).subquery()
         q = select(inner.c.g, inner.c.v, inner.c.r, inner.c.a).where(
             or_(inner.c.r.in_(sorted({r for _, r in want})), inner.c.a.in_(sorted(want_all))))
@@ -390,6 +414,22 @@ class ReportBuilder:
                 out.setdefault(("g", row.g), {})[want[(row.g, row.r)]] = row.v
             if row.a in want_all:
                 out[None][want_all[row.a]] = row.v
+        return out
+
+    @staticmethod
+    def _ranked_pg(conn: Any, group: ColumnElement[Any], value: Any, ps: tuple[tuple[int, int], ...]
+                   ) -> dict[Any, dict[tuple[int, int], Any]]:
+        """PostgreSQL: ``percentile_disc`` is nearest-rank and sorts each group apart (several times
+        faster than a window over the month). It takes ⌈p·n⌉ in floating point, where 0.9·70 is
+        63.000…01: asking for p − 10⁻¹² gives the exact rank for any n below 10¹¹."""
+        from sqlalchemy.dialects.postgresql import array
+
+        pct = func.percentile_disc(array([literal(a / b - 1e-12) for a, b in ps])).within_group(value)
+        q = (select(group.label("g"), func.grouping(group).label("all"), pct.label("v"))
+             .where(value.isnot(None)).group_by(func.grouping_sets(tuple_(group), tuple_())))
+        out: dict[Any, dict[tuple[int, int], Any]] = {None: {}}
+        for row in conn.execute(q):
+            out[None if row.all else ("g", row.g)] = dict(zip(ps, row.v, strict=True))
         return out
 
     # -- ticket figures ---------------------------------------------------------------------
@@ -418,18 +458,20 @@ class ReportBuilder:
         accepted = 0
         past_due = 0
         if promised:
-            days = case(*[(f.c.service == code, literal(n)) for code, n in promised.items()])
-            per_ticket = (select(f.c.ticket_id, func.max(days).label("days"))
-                          .where(and_(f.c.service_s.isnot(None), f.c.service.in_(list(promised))))
-                          .group_by(f.c.ticket_id).subquery())
-            rows = conn.execute(
-                select(tickets.c.business_day, per_ticket.c.days, func.count().label("n"))
-                .join(per_ticket, per_ticket.c.ticket_id == tickets.c.id)
-                .where(and_(period, tickets.c.status == "finished"))
-                .group_by(tickets.c.business_day, per_ticket.c.days)).all()
+            # Per ticket of the period (its first visit is in it): finished (only a last visit finishes)
+            # and the longest promise among its served visits. No join with tickets: a month of lookups.
+            days = case(*[(and_(f.c.service == code, f.c.service_s.isnot(None)), literal(n))
+                          for code, n in promised.items()], else_=literal(0))
+            per_ticket = (select(func.min(f.c.business_day).label("day"), func.max(days).label("days"))
+                          .group_by(f.c.ticket_id)
+                          .having(and_(func.max(case((f.c.seq == 1, 1), else_=0)) == 1,
+                                       func.max(case((f.c.outcome == "finished", 1), else_=0)) == 1,
+                                       func.max(days) > 0)).subquery())
+            rows = conn.execute(select(per_ticket.c.day, per_ticket.c.days, func.count().label("n"))
+                                .group_by(per_ticket.c.day, per_ticket.c.days)).all()
             for r in rows:
                 accepted += r.n
-                if self.due_date(_as_date(r.business_day), int(r.days)) < as_of:
+                if self.due_date(_as_date(r.day), int(r.days)) < as_of:
                     past_due += r.n
         on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
         unfinished = 0
@@ -659,9 +701,9 @@ class ReportBuilder:
                 clerks = self._clerks(conn, f)
                 hourly, heat = self._hourly(conn, f)
             finally:
-                conn.rollback()  # nothing to keep: ends the read transaction (and drops nothing else)
-                if f is FACTS:
-                    FACTS.drop(conn)
+                conn.rollback()  # nothing to keep; on PostgreSQL this also drops the TEMP table
+                if f is FACTS and conn.dialect.name == "sqlite":  # pysqlite ran the CREATE outside it
+                    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")
         rows = [{"group": _key(k), **self._label(group, k), **v}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,

@@ -235,8 +235,9 @@ def test_sign_in_as_a_or_b_post_by_touch_keyboard_and_mouse(qtbot: Any, terminal
     QTest.keyClick(page.clerk, Qt.Key.Key_Return)  # Enter moves on to the PIN
     assert page.pin.hasFocus()
     QTest.keyClicks(page.pin, pin_of("c04a"))
+    qtbot.waitUntil(lambda: not m.busy, timeout=5000)  # as a clerk would: the screen says when it is free
     QTest.keyClick(page.pin, Qt.Key.Key_Return)  # Enter signs in
-    qtbot.waitUntil(lambda: m.signed_in and m.counter_record().get("clerk") == "c04a", timeout=5000)
+    qtbot.waitUntil(lambda: m.signed_in and m.counter_record().get("clerk") == "c04a", timeout=10000)
     assert m.post == "A" and "A岗" in w.clerk_label.text() and "赵婷" in w.clerk_label.text()
 
 
