@@ -5,7 +5,8 @@ talks to the broker. Every figure follows its definition in docs/reports.md; the
 that computes it names the section it implements. Change one, change the other.
 
 Percentiles are nearest-rank (the value at rank ⌈p·n⌉ of the sorted sample), computed
-in SQL with window functions, so SQLite and PostgreSQL give the same numbers.
+in SQL (``row_number()`` on SQLite, ``percentile_disc`` on PostgreSQL), so both give the
+same numbers; tests/test_reports.py checks every figure on both against plain Python.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -238,10 +240,10 @@ def _count(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
-# One row per visit of the period with everything the figures need, computed once (docs/reports.md):
-# on SQLite a TEMP table, because parsing its text timestamps for every figure would cost seconds
-# a month; elsewhere a subquery (PostgreSQL's date arithmetic is cheap, and a read-only replica
-# cannot create tables).
+# One row per visit of the period with everything the figures need, computed once (docs/reports.md
+# "How it reads the database"): a TEMP table, so the stored times of a month of visits are parsed
+# once, not once per figure (seconds on SQLite); a subquery where tables cannot be created (a
+# read-only PostgreSQL replica).
 FACTS = Table(
     "qh_report_facts", MetaData(),
     Column("ticket_id", Integer), Column("seq", Integer), Column("business_day", Date),
@@ -273,6 +275,7 @@ class ReportBuilder:
         self.hours = OpeningHours(config.hours, config.timezone)
         self._openings: dict[date, tuple[datetime, datetime] | None] = {}
         self._workdays: dict[date, bool] = {}
+        self._offset: timedelta | None = None  # the period's one UTC offset, if it has only one
 
     # -- the facts --------------------------------------------------------------------------
 
@@ -313,8 +316,13 @@ class ReportBuilder:
         q = self.facts_select(start, end, now)
         dialect = conn.dialect.name
         if dialect == "postgresql":
-            # The percentiles sort a month of visits: in memory, not in temporary files.
+            # Sorts and the TEMP table of a month of visits in memory, not in temporary files.
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            try:
+                with conn.begin_nested():
+                    conn.exec_driver_sql("SET LOCAL temp_buffers = '64MB'")
+            except DBAPIError:
+                pass  # refused once a session has used temporary tables (a pooled connection): keep its size
         if not self._materialize(conn):
             return q.subquery("f")
         if dialect == "sqlite":
@@ -399,21 +407,24 @@ class ReportBuilder:
             return out
         if conn.dialect.name == "postgresql":
             return self._ranked_pg(conn, group, value, ps)
-        want = {(key, rank(count, p)): p for key, count in n.items() for p in ps if count}
-        want_all = {rank(n_all, p): p for p in ps}
-        part = group
-        if conn.dialect.name == "postgresql" and isinstance(group.type, String):
-            part = group.collate("C")  # byte order: sorting a month by the locale's collation is slow
+        want: dict[tuple[Any, int], list[tuple[int, int]]] = {}  # (group, rank) -> percentiles at that rank
+        for key, count in n.items():
+            for p in ps:
+                if count:
+                    want.setdefault((key, rank(count, p)), []).append(p)
+        want_all: dict[int, list[tuple[int, int]]] = {}
+        for p in ps:
+            want_all.setdefault(rank(n_all, p), []).append(p)  # small n: p50 and p90 can be the same rank
         inner = select(group.label("g"), value.label("v"),
-                       func.row_number().over(partition_by=part, order_by=value).label("r"),
+                       func.row_number().over(partition_by=group, order_by=value).label("r"),
                        func.row_number().over(order_by=value).label("a")).where(value.isnot(None)).subquery()
         q = select(inner.c.g, inner.c.v, inner.c.r, inner.c.a).where(
             or_(inner.c.r.in_(sorted({r for _, r in want})), inner.c.a.in_(sorted(want_all))))
         for row in conn.execute(q):
-            if (row.g, row.r) in want:
-                out.setdefault(("g", row.g), {})[want[(row.g, row.r)]] = row.v
-            if row.a in want_all:
-                out[None][want_all[row.a]] = row.v
+            for p in want.get((row.g, row.r), ()):
+                out.setdefault(("g", row.g), {})[p] = row.v
+            for p in want_all.get(row.a, ()):
+                out[None][p] = row.v
         return out
 
     @staticmethod
@@ -458,8 +469,9 @@ class ReportBuilder:
         accepted = 0
         past_due = 0
         if promised:
-            # Per ticket of the period (its first visit is in it): finished (only a last visit finishes)
-            # and the longest promise among its served visits. No join with tickets: a month of lookups.
+            # Per ticket of the period (its first visit is in it): finished (only its last visit can be) and
+            # the longest promise among its served visits. Grouping the facts by ticket needs no join with
+            # the tickets table, which PostgreSQL would do as a month of index lookups.
             days = case(*[(and_(f.c.service == code, f.c.service_s.isnot(None)), literal(n))
                           for code, n in promised.items()], else_=literal(0))
             per_ticket = (select(func.min(f.c.business_day).label("day"), func.max(days).label("days"))
@@ -535,6 +547,12 @@ class ReportBuilder:
                 datetime.combine(day, periods[-1].end, tzinfo=self.tz).astimezone(UTC))
         return self._openings[day]
 
+    def _day(self, at: datetime) -> date:
+        """The business day of ``at`` (aware UTC); with one UTC offset for the period, without zoneinfo."""
+        if self._offset is not None:
+            return (at + self._offset).date()
+        return self.hours.business_day(at)
+
     def _split(self, since: datetime, until: datetime, by_event: bool, first_day: date, last_day: date,
                activity: dict[date, datetime]) -> list[tuple[date, float]]:
         """docs/reports.md "Counter time": the seconds of one counter state, per business day.
@@ -545,7 +563,9 @@ class ReportBuilder:
         """
         if until <= since:
             return []
-        d0, d1 = self.hours.business_day(since), self.hours.business_day(until)
+        d0, d1 = self._day(since), self._day(until)
+        if d0 == d1 and by_event:  # the usual case: two events of one day
+            return [(d0, (until - since).total_seconds())] if first_day <= d0 <= last_day else []
         out: list[tuple[date, float]] = []
         d = max(d0, first_day)
         while d <= min(d1, last_day):
@@ -571,7 +591,7 @@ class ReportBuilder:
         rows = conn.execute(select(*cols).where(events.c.seq.in_(select(last.c[0])))).all()
         rows += conn.execute(select(*cols).where(and_(kinds, events.c.business_day >= start,
                                                       events.c.business_day <= end))).all()
-        rows.sort(key=lambda r: r.seq)
+        rows.sort(key=lambda r: r[0])
         activity: dict[int, dict[date, datetime]] = {}
         busy: dict[int, list[float]] = {}
         for r in conn.execute(
@@ -583,6 +603,8 @@ class ReportBuilder:
             b = busy.setdefault(r.counter, [0.0, 0.0])
             b[0] += float(r.busy or 0)
             b[1] += float(r.serving or 0)
+        segments = offset_segments(self.tz, start, end)
+        self._offset = timedelta(minutes=segments[0][1]) if len(segments) == 1 else None
         acc: dict[int, dict[str, Any]] = {}
         state: dict[int, tuple[str, datetime, str | None]] = {}  # counter -> (open|paused, since, reason)
 
@@ -590,28 +612,29 @@ class ReportBuilder:
             prev = state.get(counter)
             if prev is None:
                 return
-            a = acc.setdefault(counter, {"open_s": 0.0, "paused_s": {}})
+            a = acc[counter]
             for _day, seconds in self._split(prev[1], until, by_event, start, end, activity.get(counter, {})):
                 if prev[0] == "open":
                     a["open_s"] += seconds
                 else:
                     a["paused_s"][prev[2] or "?"] = a["paused_s"].get(prev[2] or "?", 0.0) + seconds
 
-        for r in rows:
-            if r.counter is None:
+        for _seq, counter, type_, at_db, data in rows:
+            if counter is None:
                 continue
-            at = _as_utc(r.at)
-            prev = state.get(r.counter)
-            close(r.counter, at, True)
-            acc.setdefault(r.counter, {"open_s": 0.0, "paused_s": {}})
-            if r.type == "counter_signed_out":
-                state.pop(r.counter, None)
-            elif r.type == "counter_paused":
-                state[r.counter] = ("paused", at, json.loads(r.data).get("reason"))
-            elif r.type == "counter_signed_in" and prev is not None and prev[0] == "paused":
-                state[r.counter] = ("paused", at, prev[2])  # a takeover keeps the pause
+            if counter not in acc:
+                acc[counter] = {"open_s": 0.0, "paused_s": {}}
+            at = _as_utc(at_db)
+            prev = state.get(counter)
+            close(counter, at, True)
+            if type_ == "counter_signed_out":
+                state.pop(counter, None)
+            elif type_ == "counter_paused":
+                state[counter] = ("paused", at, json.loads(data).get("reason"))
+            elif type_ == "counter_signed_in" and prev is not None and prev[0] == "paused":
+                state[counter] = ("paused", at, prev[2])  # a takeover keeps the pause
             else:  # signed in, or resumed
-                state[r.counter] = ("open", at, None)
+                state[counter] = ("open", at, None)
         for counter in list(state):
             close(counter, now, False)
         out = []
@@ -805,7 +828,7 @@ def _grid(headings: list[str], rows: list[list[str]], numeric_from: int) -> list
 def to_table(rep: Report) -> str:
     """The report as a readable text table for the terminal (times in minutes)."""
     t, c, a = rep.tickets, rep.completion, rep.total
-    meets = "—" if c["same_day_meets_target"] is None else "met 达标" if c["same_day_meets_target"] else "NOT met 未达标"
+    meets = {None: "—", True: "met 达标", False: "NOT met 未达标"}[c["same_day_meets_target"]]
     lines = [f"queuehall report 统计报表 {rep.start} – {rep.end} ({rep.timezone}), by {rep.group}", "",
              f"tickets 号票: issued {t['issued']}  served {t['served']}  no-show {t['no_show']}  "
              f"transferred {t['transferred']}  cancelled {t['cancelled']}  voided {t['voided']}  open {t['open']}",

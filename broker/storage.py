@@ -74,6 +74,7 @@ tickets = Table(
     # Loading the open tickets and today's no-shows is a range scan on (status, status_at),
     # not a walk over every no-show ever recorded (migration 0002).
     Index("ix_tickets_status_at", "status", "status_at"),
+    Index("ix_tickets_day_status", "business_day", "status"),  # reports: a period's tickets by status
 )
 
 visits = Table(
@@ -236,13 +237,16 @@ class _Statement:
         self.names: list[str] = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
         self.positional = bool(compiled.positional)
         procs = {name: bp.type.dialect_impl(dialect).bind_processor(dialect) for name, bp in compiled.binds.items()}
-        self.procs = {name: p for name, p in procs.items() if p is not None}
+        self.plan: list[tuple[str, Any]] = [(n, procs[n]) for n in self.names]
 
     def params(self, row: dict[str, Any]) -> Any:
-        values = {n: (self.procs[n](row[n]) if n in self.procs else row[n]) for n in self.names}
-        return tuple(values[n] for n in self.names) if self.positional else values
+        """The driver's parameters for one row: a tuple for positional paramstyles, else a dict."""
+        if self.positional:
+            return tuple([row[n] if p is None else p(row[n]) for n, p in self.plan])
+        return {n: (row[n] if p is None else p(row[n])) for n, p in self.plan}
 
     def run(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        """Execute the statement for each of ``rows`` (nothing for none) inside the caller's transaction."""
         if len(rows) == 1:
             cursor.execute(self.sql, self.params(rows[0]))
         elif rows:

@@ -873,6 +873,36 @@ def check_dst(engine: Engine, config: HallConfig) -> None:
         (1, 9, 2), (1, 10, 1), (6, 9, 2), (6, 10, 1)]
 
 
+def check_percentile_ranks(engine: Engine, config: HallConfig) -> None:
+    """Group sizes where ⌈0.9·n⌉ in floating point is off by one (0.9 × 70 = 63.00000000000001): the
+    90th percentile of 70 values is the 63rd, not the 64th. Waits of 1..70, 100..109 and 200 minutes."""
+    day = date(2025, 11, 3)
+    h = History(first_id=30_000)
+    for service, minutes_ in (("move_in", range(1, 71)), ("consult", range(100, 110)), ("passport", [200])):
+        for m in minutes_:
+            t = h.ticket(day, service, at(day, 9))
+            h.serve(t, t.visits[0], t.issued_at + timedelta(minutes=m), 1, 60 * (m % 7 + 1))
+    insert_history(engine, h, with_plan=False)
+    rep = ReportBuilder(engine, config).build(day, day, "service", now=NOW)
+    rows = {r["group"]: r for r in rep.rows}
+    assert (rows["move_in"]["wait_median_min"], rows["move_in"]["wait_p90_min"]) == (35, 63)
+    assert (rows["consult"]["wait_median_min"], rows["consult"]["wait_p90_min"]) == (104, 108)
+    assert (rows["passport"]["wait_median_min"], rows["passport"]["wait_p90_min"]) == (200, 200)
+    # All 81: ranks ⌈40.5⌉ = 41 and ⌈72.9⌉ = 73 of 1..70, 100..109, 200.
+    assert (rep.total["wait_median_min"], rep.total["wait_p90_min"]) == (41, 102)
+    service = sorted(60 * (m % 7 + 1) for m in range(1, 71))
+    assert rows["move_in"]["service_p90_min"] == service[63 - 1] / 60
+
+
+def check_without_temp_table(engine: Engine, config: HallConfig) -> None:
+    """The facts computed inside every query (a read-only replica) give the same report (two groupings:
+    one by a column, one by an expression; the facts are the same for all)."""
+    for group in ("department", "counter"):
+        kept = ReportBuilder(engine, config).build(*PERIOD, group, now=NOW).to_dict()
+        inline = ReportBuilder(engine, config, materialize=False).build(*PERIOD, group, now=NOW).to_dict()
+        assert inline == kept, group
+
+
 def test_known_history(loaded: Engine, config: HallConfig, config_path: str, history: History, tmp_path: Path,
                        capsys: pytest.CaptureFixture[str], subtests: pytest.Subtests) -> None:
     """Every figure, every grouping and every format against the oracle, on this backend."""
@@ -906,6 +936,10 @@ def test_known_history(loaded: Engine, config: HallConfig, config_path: str, his
         check_report_command(db_file_url(loaded), config_path, tmp_path, capsys)
     with subtests.test("local hours across a DST change"):
         check_dst(loaded, config)
+    with subtests.test("the same figures without a TEMP table"):
+        check_without_temp_table(loaded, config)
+    with subtests.test("percentile ranks"):
+        check_percentile_ranks(loaded, config)
 
 
 def test_due_dates_count_statutory_working_days(config: HallConfig) -> None:
