@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     broker.bind()
     print(f"queuehall broker ready on {args.host}:{args.port} (events {args.port + 1})", flush=True)
     broker.serve_forever()
-    store.engine.dispose()
+    store.close()
     return 0

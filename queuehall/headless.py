@@ -130,7 +130,7 @@ def run_headless(args: argparse.Namespace) -> int:
     (out / "summary.txt").write_text(to_table(rep), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str),
                                       encoding="utf-8")
-    store.engine.dispose()
+    store.close()
     shots = len(list((out / "screens").glob("*.png")))
     print(f"done: {stats.issued} tickets issued ({n_tickets} printed and rendered), {stats.calls} calls, "
           f"{stats.finished} finished, {stats.no_shows} no-shows, {stats.transfers} transfers, "

@@ -113,7 +113,7 @@ def _fresh_sqlite(url: str) -> None:
         store = open_store(sqlite_url(path))
         with store.engine.connect() as conn:  # fold the WAL into the file so one copy is complete
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        store.engine.dispose()
+        store.close()
         _template.append(path)
     shutil.copyfile(_template[0], target)
 
@@ -180,7 +180,7 @@ class BrokerThread:
         assert not self._thread.is_alive(), "the broker did not stop"
         self._thread = None
         self._ctx.destroy(linger=0)
-        self.store.engine.dispose()
+        self.store.close()
         if self.error is not None:
             raise AssertionError(f"the broker thread died: {self.error!r}") from self.error
 

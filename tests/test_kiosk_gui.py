@@ -117,7 +117,7 @@ class RunningBroker:
 def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, empty hall database; each test starts from a copy (migrating takes a while)."""
     path = tmp_path_factory.mktemp("db") / "empty.db"
-    open_store(f"sqlite:///{path}").engine.dispose()
+    open_store(f"sqlite:///{path}").close()
     return path
 
 
@@ -135,7 +135,7 @@ def hall(tmp_path: Path, empty_db: Path) -> Iterator[RunningBroker]:
     running = RunningBroker(broker, clock, port, thread)
     yield running
     running.stop()
-    store.engine.dispose()
+    store.close()
 
 
 FAST = KioskSettings(return_ms=400, message_ms=400, print_failed_ms=400, idle_ms=60_000, status_ms=60_000)
