@@ -163,6 +163,8 @@ class Hall:
         self.last_visit_id = 0
         self.last_event_seq = 0
         self.listeners: list[Callable[[Event], None]] = []
+        self._queues: dict[str, dict[int, Ticket]] = {}  # queue service -> waiting tickets by id
+        self._queued_in: dict[int, str] = {}
         self._no_show_day: date | None = None  # the business day old no-shows were last dropped for
         self._carried_no_shows = False  # no-shows of an earlier day still within their grace
         if stored is not None:
@@ -183,6 +185,8 @@ class Hall:
         self.last_ticket_id = stored.last_ticket_id
         self.last_visit_id = stored.last_visit_id
         self.last_event_seq = stored.last_event_seq
+        for t in self.tickets.values():
+            self._index(t)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -242,6 +246,8 @@ class Hall:
             if t.status not in ACTIVE and t.status != NO_SHOW:
                 self.tickets.pop(t.id, None)
                 self.visits.pop(t.visit_id, None)
+        for t in change.tickets.values():
+            self._index(t)
         if len(self.requests) > _MAX_REQUESTS:
             for key in list(self.requests)[: len(self.requests) - _MAX_REQUESTS]:
                 del self.requests[key]
@@ -352,8 +358,17 @@ class Hall:
 
     def queue(self, service: str) -> list[Ticket]:
         """Waiting tickets of one service queue, in FIFO order (priority not applied)."""
-        return sorted((t for t in self.tickets.values() if t.status == WAITING and t.queue_service == service),
-                      key=lambda t: (t.queue_key, t.id))
+        return sorted(self._queues.get(service, {}).values(), key=lambda t: (t.queue_key, t.id))
+
+    def _index(self, t: Ticket) -> None:
+        """Keep the per-queue index of waiting tickets current (queue lengths are read on every event)."""
+        old = self._queued_in.pop(t.id, None)
+        if old is not None:
+            self._queues[old].pop(t.id, None)
+        current = self.tickets.get(t.id)
+        if current is not None and current.status == WAITING:
+            self._queues.setdefault(current.queue_service, {})[current.id] = current
+            self._queued_in[current.id] = current.queue_service
 
     def estimated_wait_minutes(self, service: str, ahead: int) -> int:
         """Minutes until a ticket with ``ahead`` people before it is called, from recent service times.
@@ -375,7 +390,7 @@ class Hall:
 
     def service_summary(self, s: Service, now: datetime, *, with_tickets: bool = False) -> dict[str, Any]:
         """One service as screens see it: names, materials, queue length, estimate, issuing state."""
-        q = self.queue(s.code)
+        waiting = len(self._queues.get(s.code, {}))
         window = self.hours.issue_window(now, s.cutoff_minutes)
         state = window.state
         issued = self.numbers.get((self.hours.business_day(now), s.code), 0)
@@ -387,13 +402,13 @@ class Hall:
             "materials": [{"zh": m.zh, "en": m.en} for m in s.materials],
             "promised_days": s.promised_days, "target_wait_minutes": s.target_wait_minutes,
             "priority_classes": list(s.priority_classes),
-            "waiting": len(q), "issued_today": issued, "daily_cap": s.daily_cap,
-            "estimated_wait_minutes": self.estimated_wait_minutes(s.code, len(q)),
+            "waiting": waiting, "issued_today": issued, "daily_cap": s.daily_cap,
+            "estimated_wait_minutes": self.estimated_wait_minutes(s.code, waiting),
             "issue_state": state,
             "next_open": _iso(window.next_open) if window.next_open else None,
         }
         if with_tickets:
-            out["tickets"] = [self.ticket_view(t) for t in q]
+            out["tickets"] = [self.ticket_view(t) for t in self.queue(s.code)]
         return out
 
     def counter_public(self, number: int) -> dict[str, Any]:
@@ -553,7 +568,8 @@ class Hall:
                 datetime.combine(tx.day + timedelta(days=1), datetime.min.time(), tzinfo=self.hours.tz),
                 s.cutoff_minutes)
             raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=service)
-        ahead_list = [t for t in self.queue(s.code) if (t.priority or not priority)]
+        # Everyone waiting is ahead of a normal ticket; only green-channel tickets are ahead of one.
+        ahead = sum(1 for t in self._queues.get(s.code, {}).values() if t.priority or not priority)
         ticket = Ticket(
             id=self.last_ticket_id + 1, business_day=tx.day, service=s.code, number=number,
             label=f"{s.prefix}{number:0{self.config.number_width}d}", priority=priority or None,
@@ -562,7 +578,6 @@ class Hall:
         tx.add_visit(Visit(id=ticket.visit_id, ticket_id=ticket.id, seq=1, business_day=tx.day,
                            service=s.code, entered_at=tx.now))
         tx.add_ticket(ticket)
-        ahead = len(ahead_list)
         wait = self.estimated_wait_minutes(s.code, ahead)
         tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
         return {"ticket": self.ticket_view(ticket, tx=tx), "ahead": ahead, "estimated_wait_minutes": wait}

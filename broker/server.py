@@ -45,6 +45,7 @@ log = logging.getLogger("queuehall.broker")
 
 HEARTBEAT_SECONDS = 1.0
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
+GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket"}),
@@ -107,6 +108,7 @@ class Broker:
         self.router: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
+        self.largest_group = 0  # most commands committed in one transaction so far
         hall.listeners.append(self._pending.append)
 
     # ------------------------------------------------------------------ sockets
@@ -162,11 +164,15 @@ class Broker:
                     # Drain what is queued (commands are handled strictly in arrival order), but
                     # stop for the heartbeat: a flood of requests must not make devices think us dead.
                     while time.monotonic() < next_beat:
-                        try:
-                            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
+                        batch = []
+                        while len(batch) < GROUP_MAX:
+                            try:
+                                batch.append(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
+                            except zmq.Again:
+                                break
+                        if not batch:
                             break
-                        self._on_frames(frames)
+                        self._on_batch(batch)
                 if time.monotonic() >= next_beat:
                     try:
                         self._tick()
@@ -179,21 +185,58 @@ class Broker:
     # ------------------------------------------------------------------ requests
 
     def _on_frames(self, frames: list[zmq.Frame]) -> None:
+        self._on_batch([frames])
+
+    def _on_batch(self, batch: list[list[zmq.Frame]]) -> None:
+        """Handle the requests that were waiting, commit them as one group, then reply and publish.
+
+        Group commit: one transaction (one fsync) for all the commands already queued, and
+        no reply or event leaves before it is durable. If the database refuses the group,
+        every state-changing command in it is answered STORAGE and the hall is rebuilt
+        from the database (a new epoch makes every screen resynchronise)."""
         assert self.router is not None
-        if len(frames) != 2:
-            log.warning("dropped a message with %d frames", len(frames))
-            return
-        ident, body = frames[0].bytes, frames[1]
-        user = body.get("User-Id") if self.keys_dir is not None else None
-        reply = self.handle(body.bytes, user)
-        self.router.send_multipart([ident, encode_reply(reply)])
+        journal = self.hall.journal
+        grouped = hasattr(journal, "begin_group")
+        if grouped:
+            journal.begin_group()  # type: ignore[attr-defined]
+        out: list[tuple[bytes, Any, bool]] = []
+        for frames in batch:
+            if len(frames) != 2:
+                log.warning("dropped a message with %d frames", len(frames))
+                continue
+            ident, body = frames[0].bytes, frames[1]
+            user = body.get("User-Id") if self.keys_dir is not None else None
+            reply = self.handle(body.bytes, user)
+            out.append((ident, reply, reply.type.removesuffix("_reply") in COMMANDS))
+        if grouped:
+            try:
+                written = journal.flush_group()  # type: ignore[attr-defined]
+                self.largest_group = max(self.largest_group, written)
+            except Exception as exc:
+                log.critical("the database refused %d commands; rebuilding the hall from it", len(out))
+                failed = HallError("STORAGE", detail=str(exc)[:200])
+                out = [(ident, error_reply(rep.type.removesuffix("_reply"), rep.re, failed)
+                        if changed and rep.ok else rep, changed) for ident, rep, changed in out]
+                self._rebuild()
+        for ident, reply, _changed in out:
+            self.router.send_multipart([ident, encode_reply(reply)])
         try:
             self._flush()
         except Exception:  # a bug while publishing must not stop the hall...
-            log.exception("could not publish the events of %s", reply.type)
+            log.exception("could not publish the events of %d requests", len(out))
             # ...but the mirrors may now be wrong: a new epoch makes every one of them resync.
             self._pending.clear()
             self.epoch = uuid.uuid4().hex[:12]
+
+    def _rebuild(self) -> None:
+        """Replace the in-memory hall with the one the database holds (after a failed group commit)."""
+        from broker.storage import load_hall
+
+        old = self.hall
+        self.hall = load_hall(old.config, old.clock, old.journal)
+        self.hall.listeners = old.listeners
+        self._pending.clear()
+        self.epoch = uuid.uuid4().hex[:12]
 
     def handle(self, frame: bytes, user_key: str | None = None) -> Any:
         """One request frame in, one reply out (never raises)."""
@@ -332,8 +375,12 @@ class Broker:
         counters = self._counter_views()
         changed = {k: v for k, v in counters.items() if self._last_counters.get(k) != v}
         self._last_counters = counters
-        for ev in events:
-            set_: dict[str, Any] = {"services": summaries, "counters": dict(changed), "tickets": {}}
+        # Services and counters are sent once per batch, only those that changed: every record in
+        # a publication is already the state after the whole batch, so later events need not repeat it.
+        services = {k: v for k, v in summaries.items() if self._last_summaries.get(k) != v}
+        for i, ev in enumerate(events):
+            set_: dict[str, Any] = {"services": services if i == 0 else {},
+                                    "counters": dict(changed) if i == 0 else {}, "tickets": {}}
             delete: dict[str, list[str]] = {"tickets": []}
             if ev.ticket_id is not None:
                 t = self.hall.tickets.get(ev.ticket_id)

@@ -306,13 +306,40 @@ class Store:
         # (and resetting it on return) cost more than a whole SQLite commit. Commits come
         # from the engine's single thread; load() and reports use pooled connections.
         self._writer: Any = None
+        self._group: list[list[tuple[Any, list[dict[str, Any]]]]] | None = None
 
     def commit(self, change: Change) -> None:
         """Write one accepted command's change in a single transaction; raise if it failed.
 
         On any error the transaction is rolled back, so either all of ``change`` is stored
-        or none of it (the engine then reports STORAGE and keeps its state).
+        or none of it (the engine then reports STORAGE and keeps its state). Inside a group
+        (:meth:`begin_group`) the change is only collected; :meth:`flush_group` writes it.
         """
+        batches = self._batches(change)
+        if self._group is not None:
+            self._group.append(batches)
+            return
+        self._write(batches)
+
+    def begin_group(self) -> None:
+        """Start a group commit: changes are collected until :meth:`flush_group`.
+
+        The broker groups the commands that were already waiting on its socket, writes
+        them in one transaction (one fsync) and only then replies to any of them, so
+        nothing is acknowledged before it is durable."""
+        self._group = []
+
+    def flush_group(self) -> int:
+        """Write every change collected since :meth:`begin_group` in one transaction.
+
+        Returns how many changes were written. On failure nothing of the group is stored
+        and the error is raised: the caller must rebuild its state from the database."""
+        group, self._group = self._group, None
+        if group:
+            self._write([b for batches in group for b in batches])
+        return len(group or ())
+
+    def _batches(self, change: Change) -> list[tuple[Any, list[dict[str, Any]]]]:
         sql = self._sql
         new_t = [_row(t, _TICKET_COLS) for i, t in change.tickets.items() if i in change.new_tickets]
         old_t = [_keyed(_row(t, _TICKET_COLS), "id")
@@ -339,6 +366,9 @@ class Store:
                    "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
                    "reply": json.dumps(reply, ensure_ascii=False, default=str)}
             batches += [(stmt, [row]) for stmt in sql.upsert_request]
+        return batches
+
+    def _write(self, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         raw = self._writer
