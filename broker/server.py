@@ -193,22 +193,36 @@ class Broker:
         Group commit: one transaction (one fsync) for all the commands already queued, and
         no reply or event leaves before it is durable. If the database refuses the group,
         every state-changing command in it is answered STORAGE and the hall is rebuilt
-        from the database (a new epoch makes every screen resynchronise)."""
+        from the database (a new epoch makes every screen resynchronise). A snapshot
+        request closes the group first: a snapshot must never show what was not yet
+        published, or a mirror would apply those events twice.
+        """
         assert self.router is not None
-        journal = self.hall.journal
-        grouped = hasattr(journal, "begin_group")
-        if grouped:
-            journal.begin_group()  # type: ignore[attr-defined]
         out: list[tuple[bytes, Any, bool]] = []
+        self._begin_group()
         for frames in batch:
             if len(frames) != 2:
                 log.warning("dropped a message with %d frames", len(frames))
                 continue
             ident, body = frames[0].bytes, frames[1]
+            if out and _is_snapshot_request(body.bytes):
+                self._end_group(out)
+                out = []
+                self._begin_group()
             user = body.get("User-Id") if self.keys_dir is not None else None
             reply = self.handle(body.bytes, user)
             out.append((ident, reply, reply.type.removesuffix("_reply") in COMMANDS))
-        if grouped:
+        self._end_group(out)
+
+    def _begin_group(self) -> None:
+        if hasattr(self.hall.journal, "begin_group"):
+            self.hall.journal.begin_group()  # type: ignore[attr-defined]
+
+    def _end_group(self, out: list[tuple[bytes, Any, bool]]) -> None:
+        """Make the group durable, then send its replies, then publish its events."""
+        assert self.router is not None
+        journal = self.hall.journal
+        if hasattr(journal, "flush_group"):
             try:
                 written = journal.flush_group()  # type: ignore[attr-defined]
                 self.largest_group = max(self.largest_group, written)
@@ -417,6 +431,13 @@ class Broker:
             self._last_summaries = summaries
         self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
             "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
+
+
+def _is_snapshot_request(frame: bytes) -> bool:
+    try:
+        return decode_request(frame).type == "snapshot"
+    except Exception:  # handle() answers it properly
+        return False
 
 
 def _without_time(summary: dict[str, Any]) -> dict[str, Any]:

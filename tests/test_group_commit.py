@@ -107,3 +107,34 @@ def test_a_group_the_database_refuses_is_answered_storage_and_the_hall_rebuilt(
     committed = [r for r in first if r["ok"]]
     assert again[0]["ok"]
     assert again[0]["result"]["ticket"]["label"] == f"A{len(committed) + 1:03d}"
+
+
+def test_a_snapshot_never_shows_what_was_not_yet_published(running: tuple[Broker, str]) -> None:
+    """A snapshot queued behind commands closes their group first, so its sequence number covers them:
+    a mirror loading it must not receive their events again (recent calls would be doubled)."""
+    broker, _url = running
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(f"tcp://127.0.0.1:{broker.port}")
+    try:
+        reqs = [Request(type="sign_in", args={"counter": 3, "clerk": "c03a", "pin": load_config().clerk("c03a").pin},
+                        client="t", id="s1"),
+                Request(type="take_ticket", args={"service": "document_pickup"}, client="t", id="t1"),
+                Request(type="call_next", args={"counter": 3}, client="t", id="c1"),
+                Request(type="snapshot", client="t", id="snap")]
+        for r in reqs:
+            s.send(encode_request(r))
+        replies = {}
+        while len(replies) < len(reqs):
+            assert s.poll(10_000)
+            rep = decode_reply(s.recv())
+            replies[rep.re] = rep
+        snap = replies["snap"].result
+        assert all(replies[r.id].ok for r in reqs)
+        # The three commands' events (sign-in, issue, call) were published before the snapshot was
+        # taken, so its sequence number covers them (before the fix it was 0 or 1 here).
+        assert snap["seq"] >= 3
+        assert [c["ticket"]["label"] for c in snap["state"]["recent_calls"]] == ["C001"]
+    finally:
+        s.close(0)
