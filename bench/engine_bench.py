@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 from sqlalchemy import Engine, insert, text  # noqa: E402
 
 from broker import storage  # noqa: E402
@@ -349,17 +349,7 @@ def fsync_probe(directory: str, n: int = 300) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "sqlite": __import__("sqlite3").sqlite_version, "platform": platform.platform(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return benchlib.machine(sqlite=__import__("sqlite3").sqlite_version)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -41,6 +40,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
+
+import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 
 from broker.config import load_config  # noqa: E402
 from broker.server import Broker  # noqa: E402
@@ -225,20 +226,9 @@ def serve() -> int:
 
 def machine() -> dict[str, Any]:
     """The machine the figures come from."""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     from PySide6 import __version__ as pyside
 
-    return {"platform": platform.platform(), "python": platform.python_version(), "pyside6": pyside,
-            "cpus": os.cpu_count(), "cpu_model": cpu, "load_average_1m_at_start": round(load[0], 2),
-            "qt_platform": os.environ.get("QT_QPA_PLATFORM", "")}
+    return benchlib.machine(pyside6=pyside, qt_platform=os.environ.get("QT_QPA_PLATFORM", ""))
 
 
 def summary(values: list[float]) -> dict[str, Any]:
