@@ -45,6 +45,7 @@ log = logging.getLogger("queuehall.broker")
 
 HEARTBEAT_SECONDS = 1.0
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
+SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
@@ -109,6 +110,7 @@ class Broker:
         self.pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
         self.largest_group = 0  # most commands committed in one transaction so far
+        self._snapshot_cache: tuple[tuple[str, int], float, dict[str, Any]] | None = None
         hall.listeners.append(self._pending.append)
 
     # ------------------------------------------------------------------ sockets
@@ -307,7 +309,14 @@ class Broker:
 
     def _broker_command(self, req: Request, client: str) -> dict[str, Any]:
         if req.type == "snapshot":
-            return self.snapshot()
+            # Many screens ask at once after a restart: build one snapshot per state, not per asker.
+            key = (self.epoch, self.seq)
+            cached = self._snapshot_cache
+            if cached is not None and cached[0] == key and time.monotonic() - cached[1] < SNAPSHOT_REUSE_SECONDS:
+                return cached[2]
+            snap = self.snapshot()
+            self._snapshot_cache = (key, time.monotonic(), snap)
+            return snap
         return {"epoch": self.epoch, "seq": self.seq, "client": client}
 
     def snapshot(self) -> dict[str, Any]:

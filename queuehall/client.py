@@ -44,6 +44,7 @@ log = logging.getLogger("queuehall.client")
 
 ENV_BROKER = "QUEUEHALL_BROKER"
 DEAD_AFTER = 3.0  # seconds without any publication (heartbeats come every second)
+SNAPSHOT_TIMEOUT = 15.0  # a snapshot is asked for once and awaited this long before asking again
 PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
 RECENT_CALLS = 30
 
@@ -410,7 +411,10 @@ class Link:
                     next_ping = now + PING_SECONDS  # presence: the broker marks silent devices offline
                     internal.add(self._send(self._hello("ping"), pending))
                 for rid, (req, first, last) in list(pending.items()):
-                    if now - first > self.request_timeout:
+                    # A snapshot is big and costly to build: ask once and wait longer (a busy broker
+                    # after a restart answers many), rather than resending and multiplying the work.
+                    limit = SNAPSHOT_TIMEOUT if rid == snap_id else self.request_timeout
+                    if now - first > limit:
                         del pending[rid]
                         if rid == snap_id:
                             snap_id = None
@@ -419,7 +423,7 @@ class Link:
                             internal.discard(rid)
                         else:
                             self.on_reply(rid, None)
-                    elif now - last > 1.0:
+                    elif now - last > 1.0 and rid != snap_id:
                         self._dealer.send(encode_request(req))  # retry with the same id
                         pending[rid] = (req, first, now)
                 if self.alive and now - last_heard > DEAD_AFTER:
