@@ -65,7 +65,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -80,9 +79,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 import zmq  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused, Link, StateMirror  # noqa: E402
+from queuehall.demo import free_port  # noqa: E402
 
 # Light imports only above: every client process imports this module (spawn), and 40 processes each
 # importing SQLAlchemy would take the first ten seconds of the run. The broker's modules are imported
@@ -103,18 +104,7 @@ SATURATION = "saturation"
 
 def free_port_pair() -> int:
     """A port N with N and N+1 free on 127.0.0.1 (commands and events)."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, 60000, 2)
-        try:
-            for p in (port, port + 1):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of ports")
+    return free_port()
 
 
 def sleep_until(t: float) -> None:
@@ -656,18 +646,7 @@ def serve_loop_parts(before: dict[str, list[float]], after: dict[str, list[float
 
 def fsync_probe(directory: str, n: int = 100) -> dict[str, float]:
     """Latency of append-4-KiB-then-fsync in ``directory``: the floor under a synchronous=FULL commit."""
-    path = os.path.join(directory, "fsync-probe.bin")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    times = []
-    try:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            os.write(fd, b"\0" * 4096)
-            os.fsync(fd)
-            times.append(time.perf_counter() - t0)
-    finally:
-        os.close(fd)
-        os.remove(path)
+    times = benchlib.fsync_times(directory, n)
     return {"p50_ms": round(pct(times, 50) * 1000, 2), "p99_ms": round(pct(times, 99) * 1000, 2)}
 
 

@@ -31,8 +31,6 @@ import argparse
 import json
 import os
 import platform
-import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +54,7 @@ from display.model import DisplayOptions, parse_size  # noqa: E402
 from display.qt_audio import QtAudioSink  # noqa: E402
 from display.window import DisplayWindow, HallScreen, apply_app_font  # noqa: E402
 from queuehall.client import BrokerClient  # noqa: E402
+from queuehall.demo import free_port  # noqa: E402
 from queuehall.qtlink import QtLink  # noqa: E402
 
 COUNTERS = (1, 2, 3, 4, 5, 7, 8, 9)
@@ -66,18 +65,7 @@ GAP_SECONDS = 0.5
 
 def free_port_pair() -> int:
     """A port N with N and N+1 free on 127.0.0.1 (commands and events)."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, 60000, 2)
-        try:
-            for p in (port, port + 1):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of ports")
+    return free_port()
 
 
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[str], str]:

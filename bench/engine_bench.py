@@ -329,18 +329,7 @@ def rebuild_in_new_process(url: str) -> float:
 
 def fsync_probe(directory: str, n: int = 300) -> dict[str, float]:
     """Latency of append-4-KiB-then-fsync in ``directory``: the floor under a synchronous=FULL commit."""
-    path = os.path.join(directory, "fsync-probe.bin")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    times = []
-    try:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            os.write(fd, b"\0" * 4096)
-            os.fsync(fd)
-            times.append(time.perf_counter() - t0)
-    finally:
-        os.close(fd)
-        os.remove(path)
+    times = benchlib.fsync_times(directory, n)
     return {"median_ms": round(statistics.median(times) * 1000, 3),
             "p90_ms": round(sorted(times)[int(n * 0.9)] * 1000, 3),
             "per_second": round(n / sum(times))}
