@@ -14,6 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -155,7 +156,12 @@ class HallConfig:
         return next((c for c in self.counters if c.number == number), None)
 
     def clerk(self, clerk_id: str) -> Clerk | None:
-        return next((c for c in self.clerks if c.id == clerk_id), None)
+        return self._clerks_by_id.get(clerk_id)
+
+    @cached_property
+    def _clerks_by_id(self) -> dict[str, Clerk]:
+        # Looked up for every counter view the broker publishes: a dict, not a walk over every clerk.
+        return {c.id: c for c in self.clerks}
 
     def department(self, code: str) -> Department | None:
         """The department with this code, or None."""

@@ -165,6 +165,17 @@ class Hall:
         self.listeners: list[Callable[[Event], None]] = []
         self._queues: dict[str, dict[int, Ticket]] = {}  # queue service -> waiting tickets by id
         self._queued_in: dict[int, str] = {}
+        self._addressed: dict[int, dict[int, Ticket]] = {}  # counter -> waiting tickets sent to it
+        self._addressed_to: dict[int, int] = {}
+        # service -> (counter, share of that counter): a counter serving n services is 1/n of one for each.
+        self._serving: dict[str, list[tuple[int, float]]] = {}
+        for cfg in config.counters:
+            for code in cfg.services:
+                self._serving.setdefault(code, []).append((cfg.number, 1.0 / len(cfg.services)))
+        self._capacity: dict[str, float] = {}  # cache, emptied whenever a counter's state changes
+        # What the installed changes touched since the broker last published (it pops them).
+        self.dirty_services: set[str] = set()
+        self.dirty_counters: set[int] = set()
         self._no_show_day: date | None = None  # the business day old no-shows were last dropped for
         self._carried_no_shows = False  # no-shows of an earlier day still within their grace
         if stored is not None:
@@ -223,6 +234,20 @@ class Hall:
         return reply
 
     def _install(self, change: Change) -> None:
+        for c in change.counters.values():
+            old = self.counters.get(c.number)
+            if old != c:  # every counter command copies its counter, changed or not
+                self.dirty_counters.add(c.number)
+            if old is None or (old.state == COUNTER_CLOSED) != (c.state == COUNTER_CLOSED):
+                self.dirty_services.update(self.counter_config[c.number].services)  # their capacity changed
+                self._capacity.clear()
+        for t in change.tickets.values():
+            self.dirty_services.update((t.service, t.queue_service))
+            old = self._queued_in.get(t.id)
+            if old is not None:
+                self.dirty_services.add(old)
+            if t.counter is not None:  # the ticket is (or was last) shown at this counter
+                self.dirty_counters.add(t.counter)
         self.tickets.update(change.tickets)
         self.visits.update(change.visits)
         self.counters.update(change.counters)
@@ -304,9 +329,7 @@ class Hall:
 
     def find_ticket(self, ref: str | int, tx: _Tx | None = None) -> Ticket:
         """A ticket by id, or by label (the active one, else today's)."""
-        pool = dict(self.tickets)
-        if tx is not None:
-            pool.update(tx.change.tickets)
+        pool = self.tickets if tx is None or not tx.change.tickets else {**self.tickets, **tx.change.tickets}
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdecimal()):  # "²".isdigit() but not int()
             t = pool.get(int(ref))
             if t is not None:
@@ -325,10 +348,28 @@ class Hall:
         t = tx.ticket(c.ticket_id)
         return t if t.status in statuses else None
 
-    def _waiting(self, tx: _Tx) -> list[Ticket]:
-        pool = dict(self.tickets)
-        pool.update(tx.change.tickets)
-        return [t for t in pool.values() if t.status == WAITING]
+    def _eligible(self, tx: _Tx, counter: int) -> list[Ticket]:
+        """Waiting tickets ``counter`` may call: addressed to it, or of a service it serves and
+        addressed to no other counter. From the queue index, with this command's own changes."""
+        cfg = self.counter_config[counter]
+        pool: dict[int, Ticket] = dict(self._addressed.get(counter, {}))
+        for code in cfg.services:
+            for tid, t in self._queues.get(code, {}).items():
+                if t.target_counter is None:
+                    pool[tid] = t
+        for tid, t in tx.change.tickets.items():
+            pool.pop(tid, None)
+            if t.status == WAITING and (t.target_counter == counter
+                                        or (t.target_counter is None and t.queue_service in cfg.services)):
+                pool[tid] = t
+        return list(pool.values())
+
+    def _normal_waits(self, tx: _Tx, service: str) -> bool:
+        """Whether a normal (not priority) ticket waits in ``service``'s queue, this command included."""
+        changed = tx.change.tickets
+        if any(not t.priority and t.status == WAITING and t.queue_service == service for t in changed.values()):
+            return True
+        return any(not t.priority and tid not in changed for tid, t in self._queues.get(service, {}).items())
 
     # ------------------------------------------------------------------ views
 
@@ -365,10 +406,16 @@ class Hall:
         old = self._queued_in.pop(t.id, None)
         if old is not None:
             self._queues[old].pop(t.id, None)
+        was_for = self._addressed_to.pop(t.id, None)
+        if was_for is not None:
+            self._addressed[was_for].pop(t.id, None)
         current = self.tickets.get(t.id)
         if current is not None and current.status == WAITING:
             self._queues.setdefault(current.queue_service, {})[current.id] = current
             self._queued_in[current.id] = current.queue_service
+            if current.target_counter is not None:
+                self._addressed.setdefault(current.target_counter, {})[current.id] = current
+                self._addressed_to[current.id] = current.target_counter
 
     def estimated_wait_minutes(self, service: str, ahead: int) -> int:
         """Minutes until a ticket with ``ahead`` people before it is called, from recent service times.
@@ -380,12 +427,13 @@ class Hall:
         if ahead <= 0:
             return 0
         avg = self.state.get(_STATE_AVG, {}).get(service, self.services[service].avg_service_minutes * 60)
-        capacity = 0.0
-        for n, cfg in self.counter_config.items():
-            if service in cfg.services and self.counters[n].state != COUNTER_CLOSED:
-                capacity += 1.0 / len(cfg.services)
-        if capacity == 0:
-            capacity = sum(1.0 / len(c.services) for c in self.counter_config.values() if service in c.services)
+        capacity = self._capacity.get(service)
+        if capacity is None:
+            serving = self._serving.get(service, [])
+            capacity = sum(share for n, share in serving if self.counters[n].state != COUNTER_CLOSED)
+            if capacity == 0:
+                capacity = sum(share for _n, share in serving)
+            self._capacity[service] = capacity
         return math.ceil(ahead * avg / max(capacity, 0.1) / 60)
 
     def service_summary(self, s: Service, now: datetime, *, with_tickets: bool = False) -> dict[str, Any]:
@@ -471,18 +519,17 @@ class Hall:
         5. FIFO: oldest queue position first (transfers keep their issue time).
         """
         cfg = self.counter_config[counter]
-        eligible = [t for t in self._waiting(tx)
-                    if t.target_counter == counter
-                    or (t.target_counter is None and t.queue_service in cfg.services)]
+        eligible = self._eligible(tx, counter)
         if not eligible:
             return None
         rules = self.config.calling
         if rules.over_wait_minutes > 0:
             limit = tx.now - timedelta(minutes=rules.over_wait_minutes)
-            over = [t for t in eligible if self._entered(tx, t) < limit]  # strictly longer than the limit
-            if over:
+            # The longest-waiting eligible ticket is over the limit exactly when any is (one pass).
+            oldest = min(eligible, key=lambda t: (self._entered(tx, t), t.id))
+            if self._entered(tx, oldest) < limit:  # strictly longer than the limit
                 tx.rule = "over_wait"
-                return min(over, key=lambda t: (self._entered(tx, t), t.id))
+                return oldest
         by_service: dict[str, list[Ticket]] = {}
         for t in eligible:
             by_service.setdefault(t.queue_service, []).append(t)
@@ -508,14 +555,13 @@ class Hall:
         return normal[0] if normal else prio[0]
 
     def _entered(self, tx: _Tx, t: Ticket) -> datetime:
-        v = tx.change.visits.get(t.visit_id) or self.visits[t.visit_id]
-        return v.entered_at
+        v = tx.change.visits.get(t.visit_id) if tx.change.visits else None
+        return (v or self.visits[t.visit_id]).entered_at
 
     def _note_call(self, tx: _Tx, t: Ticket) -> None:
         streaks = tx.state(_STATE_STREAK)
         # Only priority calls made while a normal ticket of the queue waits count towards the streak.
-        normal_waits = t.priority and any(
-            not w.priority and w.queue_service == t.queue_service for w in self._waiting(tx))
+        normal_waits = bool(t.priority) and self._normal_waits(tx, t.queue_service)
         streaks[t.queue_service] = streaks.get(t.queue_service, 0) + 1 if normal_waits else 0
 
     def _call(self, tx: _Tx, c: CounterState, t: Ticket, out_of_order: str | None) -> dict[str, Any]:

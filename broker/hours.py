@@ -39,6 +39,9 @@ class OpeningHours:
     def __init__(self, hours: Hours, timezone: str) -> None:
         self.hours = hours
         self.tz = ZoneInfo(timezone)
+        # Asked on every published service summary; the calendar of a day never changes.
+        self._periods: dict[date, tuple[Period, ...]] = {}
+        self._bounds: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.tz)
@@ -49,6 +52,20 @@ class OpeningHours:
 
     def periods_on(self, day: date) -> tuple[Period, ...]:
         """The opening periods of ``day`` after holidays, closed days and make-up days."""
+        periods = self._periods.get(day)
+        if periods is None:
+            periods = self._periods[day] = self._periods_on(day)
+        return periods
+
+    def _bounds_on(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """:meth:`periods_on` as (start, end) instants in UTC."""
+        bounds = self._bounds.get(day)
+        if bounds is None:
+            bounds = self._bounds[day] = tuple((self._at(day, p.start), self._at(day, p.end))
+                                               for p in self.periods_on(day))
+        return bounds
+
+    def _periods_on(self, day: date) -> tuple[Period, ...]:
         if day in self.hours.closed_days:
             return ()
         weekly = self.hours.weekly[day.weekday()]
@@ -81,11 +98,10 @@ class OpeningHours:
     def issue_window(self, at: datetime, cutoff_minutes: int = 0) -> IssueWindow:
         """Whether a ticket may be issued at ``at`` for a service with this cut-off."""
         day = self.business_day(at)
-        periods = self.periods_on(day)
+        periods = self._bounds_on(day)
         cutoff = timedelta(minutes=cutoff_minutes)
         state = CLOSED
-        for i, p in enumerate(periods):
-            start, end = self._at(day, p.start), self._at(day, p.end)
+        for i, (start, end) in enumerate(periods):
             last = i == len(periods) - 1
             if at < start:
                 state = BREAK if i > 0 else CLOSED
@@ -105,10 +121,8 @@ class OpeningHours:
         day = self.business_day(at)
         for offset in range(_SEARCH_DAYS + 1):
             d = day + timedelta(days=offset)
-            periods = self.periods_on(d)
-            for i, p in enumerate(periods):
-                start = self._at(d, p.start)
-                end = self._at(d, p.end)
+            periods = self._bounds_on(d)
+            for i, (start, end) in enumerate(periods):
                 if i == len(periods) - 1:
                     end -= timedelta(minutes=cutoff_minutes)
                 if start > at and start < end:
@@ -118,4 +132,4 @@ class OpeningHours:
     def is_open(self, at: datetime) -> bool:
         """Whether ``at`` falls inside an opening period (ignoring cut-offs)."""
         day = self.business_day(at)
-        return any(self._at(day, p.start) <= at < self._at(day, p.end) for p in self.periods_on(day))
+        return any(start <= at < end for start, end in self._bounds_on(day))

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 
@@ -44,6 +44,10 @@ from queuehall.protocol import (
 log = logging.getLogger("queuehall.broker")
 
 HEARTBEAT_SECONDS = 1.0
+# Just after a (re)start the heartbeat comes ten times as often: it carries the new epoch, and the
+# sooner each screen's reconnected SUB socket hears one, the sooner it asks for its snapshot.
+STARTUP_HEARTBEAT_SECONDS = 0.1
+STARTUP_SECONDS = 3.0
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
 SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
@@ -91,6 +95,11 @@ class _AllowList:
 class Broker:
     """Serves one :class:`Hall` on a ROUTER and a PUB socket."""
 
+    # The tests switch this on: each publication then checks that nothing changed unmarked (slow),
+    # and lists what did in dirty_misses (an exception here would only be logged: see _end_group).
+    verify_dirty: ClassVar[bool] = False
+    dirty_misses: ClassVar[list[str]] = []
+
     def __init__(self, hall: Hall, *, host: str = "127.0.0.1", port: int = 5555,
                  keys_dir: str | Path | None = None, context: zmq.Context | None = None) -> None:
         self.hall = hall
@@ -102,8 +111,10 @@ class Broker:
         self.seq = 0
         self.devices: dict[str, dict[str, Any]] = {}
         self._pending: list[Event] = []
-        self._last_summaries: dict[str, Any] = {}
+        self._last_summaries = self._summaries()
         self._last_counters = self._counter_views()
+        hall.dirty_services.clear()
+        hall.dirty_counters.clear()
         self._auth: Any = None
         self._allow: _AllowList | None = None
         self.router: zmq.Socket | None = None
@@ -158,7 +169,7 @@ class Broker:
         assert self.router is not None
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        next_beat = time.monotonic()
+        started = next_beat = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 timeout = max(0.0, next_beat - time.monotonic())
@@ -180,7 +191,8 @@ class Broker:
                         self._tick()
                     except Exception:  # logged; the next beat tries again
                         log.exception("heartbeat failed")
-                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                    early = time.monotonic() - started < STARTUP_SECONDS
+                    next_beat = time.monotonic() + (STARTUP_HEARTBEAT_SECONDS if early else HEARTBEAT_SECONDS)
         finally:
             self.close()
 
@@ -252,6 +264,8 @@ class Broker:
         self.hall = load_hall(old.config, old.clock, old.journal)
         self.hall.listeners = old.listeners
         self._pending.clear()
+        self._last_counters = self._counter_views()  # the screens resync from snapshots of the new epoch
+        self._last_summaries = self._summaries()
         self.epoch = uuid.uuid4().hex[:12]
 
     def handle(self, frame: bytes, user_key: str | None = None) -> Any:
@@ -391,15 +405,20 @@ class Broker:
         if not self._pending:
             return
         events, self._pending[:] = list(self._pending), []
-        now = self.hall.clock.now()
-        summaries = {s.code: self.hall.service_summary(s, now) for s in self.hall.config.services}
-        # Every counter whose view changed, not only those the events name: cancelling a called
-        # ticket frees its counter although the event carries no counter.
-        counters = self._counter_views()
+        hall = self.hall
+        now = hall.clock.now()
+        # Only what the batch touched is rebuilt (the engine marks it: cancelling a called ticket
+        # frees its counter although the event names no counter), and only what differs is sent.
+        dirty_services, dirty_counters = self._take_dirty()
+        summaries = {code: hall.service_summary(hall.services[code], now)
+                     for code in dirty_services if code in hall.services}
+        counters = {str(n): hall.counter_public(n) for n in dirty_counters if n in hall.counter_config}
+        if self.verify_dirty:
+            self._verify_dirty(now, summaries, counters)
         changed = {k: v for k, v in counters.items() if self._last_counters.get(k) != v}
-        self._last_counters = counters
-        # Services and counters are sent once per batch, only those that changed: every record in
-        # a publication is already the state after the whole batch, so later events need not repeat it.
+        self._last_counters.update(counters)
+        # Services and counters are sent once per batch: every record in a publication is already
+        # the state after the whole batch, so later events need not repeat it.
         services = {k: v for k, v in summaries.items() if self._last_summaries.get(k) != v}
         for i, ev in enumerate(events):
             set_: dict[str, Any] = {"services": services if i == 0 else {},
@@ -415,7 +434,30 @@ class Broker:
                 if n is not None and n in self.hall.counter_config:
                     set_["counters"][str(n)] = self.hall.counter_public(n)
             self._publish(_event_payload(ev), set_=set_, delete=delete)
-        self._last_summaries = summaries
+        self._last_summaries.update(summaries)
+
+    def _take_dirty(self) -> tuple[set[str], set[int]]:
+        services, counters = self.hall.dirty_services, self.hall.dirty_counters
+        self.hall.dirty_services, self.hall.dirty_counters = set(), set()
+        return services, counters
+
+    def _verify_dirty(self, now: Any, summaries: dict[str, Any], counters: dict[str, Any]) -> None:
+        """Tests: every service and counter whose record changed must have been marked dirty."""
+        for s in self.hall.config.services:
+            if s.code in summaries:
+                continue
+            # The time-driven fields are the heartbeat's to publish.
+            fresh, last = (_without_time(x, "issue_state", "issued_today")
+                           for x in (self.hall.service_summary(s, now), self._last_summaries.get(s.code, {})))
+            if fresh != last:
+                self.dirty_misses.append(f"service {s.code}")
+        for n in self.hall.counter_config:
+            if str(n) not in counters and self.hall.counter_public(n) != self._last_counters.get(str(n)):
+                self.dirty_misses.append(f"counter {n}")
+
+    def _summaries(self) -> dict[str, Any]:
+        now = self.hall.clock.now()
+        return {s.code: self.hall.service_summary(s, now) for s in self.hall.config.services}
 
     def _counter_views(self) -> dict[str, dict[str, Any]]:
         return {str(n): self.hall.counter_public(n) for n in self.hall.counter_config}
@@ -432,7 +474,7 @@ class Broker:
         if gone:
             self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})
         at = self.hall.clock.now()
-        summaries = {s.code: self.hall.service_summary(s, at) for s in self.hall.config.services}
+        summaries = self._summaries()
         changed = {c: s for c, s in summaries.items()
                    if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
         if changed:
@@ -449,8 +491,8 @@ def _is_snapshot_request(frame: bytes) -> bool:
         return False
 
 
-def _without_time(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if k != "next_open"}
+def _without_time(summary: dict[str, Any], *also: str) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "next_open" and k not in also}
 
 
 def _public(set_: dict[str, Any]) -> dict[str, Any]:

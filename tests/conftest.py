@@ -1,6 +1,7 @@
 """Shared test setup: headless Qt, python-escpos temp-dir hygiene, database URLs and an artifacts folder.
 
 Fixtures:
+    (autouse)     brokers verify the engine's dirty marks at every publication.
     db_url        SQLAlchemy URL of an empty database; runs each test on SQLite and on PostgreSQL.
     artifacts_dir tests/artifacts/ (gitignored): screenshots and rendered tickets for people to look at.
 """
@@ -118,3 +119,16 @@ def artifacts_dir() -> Path:
     """
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _broker_checks_dirty_marks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every in-process broker of the tests checks, at each publication, that the engine marked
+    every service and counter whose record changed (the broker publishes only those)."""
+    from broker.server import Broker
+
+    misses: list[str] = []
+    monkeypatch.setattr(Broker, "verify_dirty", True)
+    monkeypatch.setattr(Broker, "dirty_misses", misses)
+    yield
+    assert not misses, f"changed but not marked dirty, so not published: {sorted(set(misses))}"

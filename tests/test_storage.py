@@ -8,6 +8,8 @@ answer wait and service time questions; purging must respect the retention perio
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -128,6 +130,19 @@ def test_alembic_schema_equals_the_metadata(store: Store) -> None:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert schema_diff(store) == []
     assert version == head()
+
+
+def test_the_head_revision_is_read_from_the_migration_files_as_alembic_reads_it() -> None:
+    # migrate() skips Alembic when the database is at this revision: it must be Alembic's head.
+    assert storage.head_revision() == head()
+
+
+def test_an_up_to_date_database_is_opened_without_loading_alembic(db_url: str) -> None:
+    open_store(db_url, sqlite_synchronous=SYNC).close()
+    code = ("import sys; from broker.storage import open_store; "
+            f"open_store({db_url!r}).close(); print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_an_older_database_is_upgraded_with_its_data(db_url: str) -> None:
