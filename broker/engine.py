@@ -615,7 +615,8 @@ class Hall:
                 s.cutoff_minutes)
             raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=service)
         # Everyone waiting is ahead of a normal ticket; only green-channel tickets are ahead of one.
-        ahead = sum(1 for t in self._queues.get(s.code, {}).values() if t.priority or not priority)
+        queue = self._queues.get(s.code, {})
+        ahead = sum(1 for t in queue.values() if t.priority) if priority else len(queue)
         ticket = Ticket(
             id=self.last_ticket_id + 1, business_day=tx.day, service=s.code, number=number,
             label=f"{s.prefix}{number:0{self.config.number_width}d}", priority=priority or None,

@@ -192,7 +192,8 @@ class Broker:
                     except Exception:  # logged; the next beat tries again
                         log.exception("heartbeat failed")
                     early = time.monotonic() - started < STARTUP_SECONDS
-                    next_beat = time.monotonic() + (STARTUP_HEARTBEAT_SECONDS if early else HEARTBEAT_SECONDS)
+                    interval = min(STARTUP_HEARTBEAT_SECONDS, HEARTBEAT_SECONDS) if early else HEARTBEAT_SECONDS
+                    next_beat = time.monotonic() + interval
         finally:
             self.close()
 

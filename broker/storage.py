@@ -51,6 +51,7 @@ from broker.model import (
     Ticket,
     Visit,
 )
+from queuehall.protocol import json_text
 
 metadata = MetaData()
 
@@ -267,7 +268,11 @@ class _Statement:
     exactly as Core would store them and read back by the Core queries in :meth:`Store.load`.
     """
 
-    def __init__(self, stmt: Any, dialect: Any, keys: list[str] | None = None) -> None:
+    def __init__(self, stmt: Any, dialect: Any, keys: list[str] | None = None,
+                 identity: tuple[str, ...] = ()) -> None:
+        # Rows with the same identity write the same database row, and each is a whole row:
+        # in a group only the last of them needs writing (empty: every row is kept).
+        self.identity = identity
         compiled = stmt.compile(dialect=dialect, column_keys=keys)
         self.sql = str(compiled)
         self.names: list[str] = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
@@ -294,9 +299,9 @@ class _Statements:
 
     def __init__(self, dialect: Any) -> None:
         self.insert_ticket = _Statement(insert(tickets), dialect, _TICKET_COLS)
-        self.update_ticket = _Statement(_update_by(tickets, "id", _TICKET_COLS), dialect)
+        self.update_ticket = _Statement(_update_by(tickets, "id", _TICKET_COLS), dialect, identity=("_key",))
         self.insert_visit = _Statement(insert(visits), dialect, _VISIT_COLS)
-        self.update_visit = _Statement(_update_by(visits, "id", _VISIT_COLS), dialect)
+        self.update_visit = _Statement(_update_by(visits, "id", _VISIT_COLS), dialect, identity=("_key",))
         self.insert_event = _Statement(insert(events), dialect, [c.name for c in events.columns])
         # A request id seen again after its reply left memory (older than the reload horizon)
         # runs again; its row is replaced rather than failing the command on the primary key.
@@ -327,9 +332,10 @@ def _upsert(table: Table, keys: list[str], dialect: Any) -> list[_Statement]:
         ins = dialect_insert(table)
         stmt = ins.on_conflict_do_update(index_elements=keys,
                                          set_={c: ins.excluded[c] for c in cols if c not in keys})
-        return [_Statement(stmt, dialect, cols)]
+        return [_Statement(stmt, dialect, cols, identity=tuple(keys))]
     match = [table.c[k] == bindparam(k) for k in keys]
-    return [_Statement(delete(table).where(*match), dialect), _Statement(insert(table), dialect, cols)]
+    return [_Statement(delete(table).where(*match), dialect, identity=tuple(keys)),
+            _Statement(insert(table), dialect, cols, identity=tuple(keys))]
 
 
 class Store:
@@ -372,7 +378,7 @@ class Store:
         and the error is raised: the caller must rebuild its state from the database."""
         group, self._group = self._group, None
         if group:
-            self._write([b for batches in group for b in batches])
+            self._write(_merge(group))
         return len(group or ())
 
     def _batches(self, change: Change) -> list[tuple[Any, list[dict[str, Any]]]]:
@@ -389,18 +395,18 @@ class Store:
             (sql.insert_event, [
                 {"seq": e.seq, "at": _db(e.at), "business_day": e.business_day, "type": e.type,
                  "ticket_id": e.ticket_id, "service": e.service, "counter": e.counter, "clerk": e.clerk,
-                 "data": json.dumps(e.data, ensure_ascii=False, default=str)}
+                 "data": json_text(e.data)}
                 for e in change.events]),
         ]
         counter_rows = [_row(c, _COUNTER_COLS) for c in change.counters.values()]
-        state_rows = [{"key": k, "value": json.dumps(v, ensure_ascii=False)} for k, v in change.state.items()]
+        state_rows = [{"key": k, "value": json_text(v)} for k, v in change.state.items()]
         batches += [(stmt, counter_rows) for stmt in sql.upsert_counter]
         batches += [(stmt, state_rows) for stmt in sql.upsert_state]
         if change.request is not None:
             client, rid, reply = change.request
             row = {"client": client, "request_id": rid,
                    "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
-                   "reply": json.dumps(reply, ensure_ascii=False, default=str)}
+                   "reply": json_text(reply)}
             batches += [(stmt, [row]) for stmt in sql.upsert_request]
         return batches
 
@@ -506,6 +512,25 @@ class Store:
 def _update_by(table: Table, key: str, cols: list[str]) -> Any:
     return (update(table).where(table.c[key] == bindparam("_key"))
             .values({c: bindparam(c) for c in cols if c != key}))
+
+
+def _merge(group: list[list[tuple[_Statement, list[dict[str, Any]]]]]) -> list[tuple[_Statement, list[dict[str, Any]]]]:
+    """A group's writes as one batch per statement (one ``executemany`` each instead of several
+    statements per command), keeping only the last whole-row write of each row.
+
+    Statements keep the order every command lists them in (tickets inserted before updated, ...),
+    and rows keep the commands' order, so the database ends exactly as after writing them one by one.
+    """
+    merged: dict[_Statement, list[dict[str, Any]]] = {}
+    for batches in group:
+        for stmt, rows in batches:
+            merged.setdefault(stmt, []).extend(rows)
+    out = []
+    for stmt, rows in merged.items():
+        if stmt.identity and len(rows) > 1:
+            rows = list({tuple(r[k] for k in stmt.identity): r for r in rows}.values())
+        out.append((stmt, rows))
+    return out
 
 
 def _keyed(row: dict[str, Any], key: str) -> dict[str, Any]:

@@ -14,11 +14,12 @@ Pure Python: no zmq import here.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from queuehall.errors import HallError
 
@@ -76,17 +77,28 @@ class Reply:
         return self.status == "ok"
 
 
+# orjson: the broker encodes every reply and event and every screen decodes them; the standard
+# library took a fifth of the broker's time per command. Datetimes go through ``str`` as with
+# ``json.dumps(default=str)``; integer keys become strings as json does.
+_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
 def _dump(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS)
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as JSON text, exactly as in messages (the storage keeps event data and replies so)."""
+    return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS).decode("utf-8")
 
 
 def _load(frame: bytes, limit: int | None = None) -> dict[str, Any]:
     if limit is not None and len(frame) > limit:
         raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {limit}")
     try:
-        obj = json.loads(frame.decode("utf-8"))
-    # ValueError covers bad UTF-8, bad JSON and integers over Python's 4300-digit limit;
-    # RecursionError a deeply nested array. Neither may escape: one frame must not kill the broker.
+        obj = orjson.loads(frame)
+    # ValueError covers bad UTF-8, bad JSON, lone surrogates and nesting deeper than 1024 (orjson
+    # reads integers beyond 64 bits as floats). Nothing may escape: one frame must not kill the broker.
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("BAD_REQUEST", f"not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
@@ -121,7 +133,7 @@ def decode_request(frame: bytes) -> Request:
 def request_id_of(frame: bytes) -> str:
     """Best-effort id of a frame that failed to parse, so the error reply can be matched."""
     try:
-        rid = json.loads(frame.decode("utf-8")).get("id")
+        rid = orjson.loads(frame).get("id")
         return rid if isinstance(rid, str) and len(rid) <= 64 else ""
     except Exception:
         return ""

@@ -526,7 +526,9 @@ def test_garbage_gets_error_replies_or_logged_drops_and_the_hall_keeps_serving(
         ([json.dumps(dict(valid, args={"service": "P", "priority": {"x": 1}})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, type="sign_in", args={"counter": True, "clerk": "c1a", "pin": 1234}))
           .encode()], "BAD_REQUEST"),
-        ([json.dumps(dict(valid, type="call_next", args={"counter": 10**30})).encode()], "UNKNOWN_COUNTER"),
+        ([json.dumps(dict(valid, type="call_next", args={"counter": 2**40})).encode()], "UNKNOWN_COUNTER"),
+        # Integers beyond 64 bits are read as floats (docs/protocol.md): the wrong type, not a crash.
+        ([json.dumps(dict(valid, type="call_next", args={"counter": 10**30})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, type="call_next", args={"counter": float("nan")})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, type="shutdown")).encode()], "UNKNOWN_COMMAND"),
         ([json.dumps(dict(valid, type="__init__")).encode()], "UNKNOWN_COMMAND"),
@@ -589,11 +591,12 @@ def test_a_flood_of_requests_does_not_stop_the_heartbeat(start_broker: Callable[
     assert sub.poll(5000)
     sub.recv_multipart()
     _, frame = request_frame("ping")
-    n = 4_000
+    n = 20_000  # several tenths of a second of work for the broker
     beats: list[float] = []
     replies = 0
     with raw_dealer(bt.endpoint) as s:
         s.sndhwm = s.rcvhwm = 0
+        started = time.monotonic()
         for _ in range(n):  # queued far faster than the broker answers
             s.send(frame)
         poller = zmq.Poller()
@@ -608,10 +611,12 @@ def test_a_flood_of_requests_does_not_stop_the_heartbeat(start_broker: Callable[
             while s in ready and s.poll(0):
                 s.recv()
                 replies += 1
+        ended = time.monotonic()
     sub.close(0)
     assert replies == n
-    gaps = [b - a for a, b in itertools.pairwise(beats)]
-    assert len(beats) >= 3 and max(gaps) < 1.0, (len(beats), max(gaps, default=None))
+    # From the first request to the last reply, no silence longer than ten heartbeat intervals.
+    gaps = [b - a for a, b in itertools.pairwise([started, *beats, ended])]
+    assert max(gaps) < 0.5, (len(beats), ended - started, max(gaps))
 
 
 # ---------------------------------------------------------------------------------------------- slow subscriber

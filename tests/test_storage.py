@@ -24,6 +24,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, insert, select, text
 
+from broker import engine as engine_module
 from broker import storage
 from broker.engine import Hall
 from broker.hours import OpeningHours
@@ -178,6 +179,56 @@ def test_opening_twice_is_a_no_op(db_url: str) -> None:
         assert dump(second)["tickets"][0][4] == "A001"
     finally:
         second.close()
+
+
+# ---------------------------------------------------------------------------- group commit
+
+
+def _busy_minute(hall: Hall, clock: ManualClock) -> None:
+    """Commands that write the same tickets, visits, counters and rule state several times over."""
+    for n, clerk in ((1, "c1a"), (2, "c2a"), (9, "c9a")):
+        sign_in(hall, n, clerk)
+    for i in range(6):
+        hall.execute("take_ticket", {"service": "PH"[i % 2]}, client="kiosk", request_id=f"k{i}")
+    for _ in range(2):
+        hall.execute("call_next", {"counter": 1})
+        hall.execute("recall", {"counter": 1})
+        hall.execute("start", {"counter": 1})
+        clock.advance(minutes=3)
+        hall.execute("transfer", {"counter": 1, "service": "FEE"})
+        hall.execute("call_next", {"counter": 9})
+        hall.execute("start", {"counter": 9})
+        hall.execute("finish", {"counter": 9})
+        hall.execute("call_next", {"counter": 2})
+        hall.execute("no_show", {"counter": 2})
+    hall.execute("pause", {"counter": 2, "reason": "break"})
+
+
+def test_a_group_leaves_the_database_exactly_as_committing_each_command(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = iter(range(10_000))
+    monkeypatch.setattr(engine_module.secrets, "token_hex", lambda n: f"{next(tokens):0{2 * n}d}")
+    dumps = []
+    for grouped in (False, True):
+        tokens = iter(range(10_000))
+        store = open_store(db_url, sqlite_synchronous=SYNC)
+        try:
+            with store.engine.begin() as conn:  # the same empty database for both runs
+                for table in reversed(storage.metadata.sorted_tables):
+                    conn.execute(table.delete())
+            hall, clock = make_hall(store, local(TUESDAY, 9))
+            if grouped:
+                store.begin_group()
+            _busy_minute(hall, clock)
+            if grouped:
+                assert dump(store)["tickets"] == []  # nothing is written before the flush...
+                assert store.flush_group() > 20  # ...then all of it in one transaction
+            dumps.append(dump(store))
+            assert memory(load_hall(hall.config, hall.clock, store)) == memory(hall)
+        finally:
+            store.close()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["tickets"]) == 6 and len(dumps[0]["events"]) > 20
 
 
 # ---------------------------------------------------------------------------- restart
