@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from broker.config import Counter, HallConfig, Service
 from broker.hours import OPEN, OpeningHours
@@ -144,6 +144,9 @@ class _Tx:
 class Hall:
     """The authoritative state of one service hall."""
 
+    # The tests switch this on: "call next" then also finds its candidates the slow way and compares.
+    verify_pick: ClassVar[bool] = False
+
     def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
                  stored: Stored | None = None) -> None:
         self.config = config
@@ -166,6 +169,9 @@ class Hall:
         self._queues: dict[str, dict[int, Ticket]] = {}  # queue service -> waiting tickets by id
         self._queued_in: dict[int, str] = {}
         self._addressed: dict[int, dict[int, Ticket]] = {}  # counter -> waiting tickets sent to it
+        # queue -> (entered, id) of its longest-waiting ticket addressed to no counter (None: empty);
+        # dropped whenever the queue changes, recomputed when "call next" asks.
+        self._oldest: dict[str, tuple[datetime, int] | None] = {}
         self._addressed_to: dict[int, int] = {}
         # service -> (counter, share of that counter): a counter serving n services is 1/n of one for each.
         self._serving: dict[str, list[tuple[int, float]]] = {}
@@ -406,6 +412,7 @@ class Hall:
         old = self._queued_in.pop(t.id, None)
         if old is not None:
             self._queues[old].pop(t.id, None)
+            self._oldest.pop(old, None)
         was_for = self._addressed_to.pop(t.id, None)
         if was_for is not None:
             self._addressed[was_for].pop(t.id, None)
@@ -413,6 +420,7 @@ class Hall:
         if current is not None and current.status == WAITING:
             self._queues.setdefault(current.queue_service, {})[current.id] = current
             self._queued_in[current.id] = current.queue_service
+            self._oldest.pop(current.queue_service, None)
             if current.target_counter is not None:
                 self._addressed.setdefault(current.target_counter, {})[current.id] = current
                 self._addressed_to[current.id] = current.target_counter
@@ -519,22 +527,25 @@ class Hall:
         5. FIFO: oldest queue position first (transfers keep their issue time).
         """
         cfg = self.counter_config[counter]
-        eligible = self._eligible(tx, counter)
-        if not eligible:
+        # The command's own changes are not in the queue index: then look at every eligible ticket.
+        found, oldest, tickets_of = (self._candidates_changed(tx, counter) if tx.change.tickets
+                                     else self._candidates(counter))
+        if self.verify_pick:
+            slow = self._candidates_changed(tx, counter)
+            if (set(found), oldest and oldest.id) != (set(slow[0]), slow[1] and slow[1].id) or any(
+                    {t.id for t in tickets_of(c)} != {t.id for t in slow[2](c)} for c in slow[0]):
+                raise AssertionError(f"the queue index disagrees with the tickets at counter {counter}")
+        if not found:
             return None
         rules = self.config.calling
-        if rules.over_wait_minutes > 0:
+        if rules.over_wait_minutes > 0 and oldest is not None:
             limit = tx.now - timedelta(minutes=rules.over_wait_minutes)
-            # The longest-waiting eligible ticket is over the limit exactly when any is (one pass).
-            oldest = min(eligible, key=lambda t: (self._entered(tx, t), t.id))
+            # The longest-waiting eligible ticket is over the limit exactly when any is.
             if self._entered(tx, oldest) < limit:  # strictly longer than the limit
                 tx.rule = "over_wait"
                 return oldest
-        by_service: dict[str, list[Ticket]] = {}
-        for t in eligible:
-            by_service.setdefault(t.queue_service, []).append(t)
-        order = list(cfg.services) + sorted(s for s in by_service if s not in cfg.services)
-        present = [s for s in order if s in by_service]
+        order = list(cfg.services) + sorted(s for s in found if s not in cfg.services)
+        present = [s for s in order if s in found]
         if cfg.weights:
             cw = tx.state(_STATE_WRR).setdefault(str(counter), {})
             total = sum(cfg.weights.get(s, 1) for s in present)
@@ -544,7 +555,7 @@ class Hall:
             cw[service] -= total
         else:
             service = present[0]
-        tickets = sorted(by_service[service], key=lambda t: (t.queue_key, t.id))
+        tickets = sorted(tickets_of(service), key=lambda t: (t.queue_key, t.id))
         prio = [t for t in tickets if t.priority]
         normal = [t for t in tickets if not t.priority]
         streak = tx.state(_STATE_STREAK).get(service, 0)
@@ -553,6 +564,43 @@ class Hall:
             return prio[0]
         tx.rule = "fifo" if normal else "priority"
         return normal[0] if normal else prio[0]
+
+    def _candidates(self, counter: int) -> tuple[list[str], Ticket | None, Callable[[str], list[Ticket]]]:
+        """Eligible tickets for ``counter`` from the queue index (rule 1 of :meth:`_pick`), without
+        walking every queue: the queues it serves with a ticket open to all or addressed to it, the
+        longest-waiting eligible ticket, and a function listing one queue's eligible tickets."""
+        cfg = self.counter_config[counter]
+        addressed = list(self._addressed.get(counter, {}).values())
+        present = {t.queue_service for t in addressed}
+        ends: list[tuple[datetime, int]] = [(self.visits[t.visit_id].entered_at, t.id) for t in addressed]
+        for code in cfg.services:
+            if code not in self._oldest:
+                self._oldest[code] = min(((self.visits[t.visit_id].entered_at, t.id)
+                                          for t in self._queues.get(code, {}).values() if t.target_counter is None),
+                                         default=None)
+            first = self._oldest[code]
+            if first is not None:
+                present.add(code)
+                ends.append(first)
+        oldest = self.tickets[min(ends)[1]] if ends else None
+
+        def tickets_of(code: str) -> list[Ticket]:
+            mine = [t for t in addressed if t.queue_service == code]
+            if code not in cfg.services:
+                return mine
+            return [t for t in self._queues.get(code, {}).values() if t.target_counter is None] + mine
+
+        return list(present), oldest, tickets_of
+
+    def _candidates_changed(self, tx: _Tx, counter: int
+                            ) -> tuple[list[str], Ticket | None, Callable[[str], list[Ticket]]]:
+        """:meth:`_candidates` for a command that already changed tickets: by looking at each one."""
+        eligible = self._eligible(tx, counter)
+        by_service: dict[str, list[Ticket]] = {}
+        for t in eligible:
+            by_service.setdefault(t.queue_service, []).append(t)
+        oldest = min(eligible, key=lambda t: (self._entered(tx, t), t.id)) if eligible else None
+        return list(by_service), oldest, lambda code: by_service.get(code, [])
 
     def _entered(self, tx: _Tx, t: Ticket) -> datetime:
         v = tx.change.visits.get(t.visit_id) if tx.change.visits else None

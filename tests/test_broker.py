@@ -583,6 +583,15 @@ def test_a_flood_of_requests_does_not_stop_the_heartbeat(start_broker: Callable[
     """Devices judge the broker alive by its heartbeat: a burst of requests must not delay it."""
     monkeypatch.setattr(server, "HEARTBEAT_SECONDS", 0.05)
     bt = start_broker()
+    assert bt.broker is not None
+    tick = bt.broker._tick
+    ticks: list[float] = []  # when the broker sent each heartbeat (this process's GIL delays when we read them)
+
+    def timed_tick() -> None:
+        ticks.append(time.monotonic())
+        tick()
+
+    bt.broker._tick = timed_tick  # type: ignore[method-assign]
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.linger = 0
@@ -592,8 +601,7 @@ def test_a_flood_of_requests_does_not_stop_the_heartbeat(start_broker: Callable[
     sub.recv_multipart()
     _, frame = request_frame("ping")
     n = 20_000  # several tenths of a second of work for the broker
-    beats: list[float] = []
-    replies = 0
+    beats = replies = 0
     with raw_dealer(bt.endpoint) as s:
         s.sndhwm = s.rcvhwm = 0
         started = time.monotonic()
@@ -607,16 +615,17 @@ def test_a_flood_of_requests_does_not_stop_the_heartbeat(start_broker: Callable[
             ready = dict(poller.poll(1000))
             while sub in ready and sub.poll(0):
                 sub.recv_multipart()
-                beats.append(time.monotonic())
+                beats += 1
             while s in ready and s.poll(0):
                 s.recv()
                 replies += 1
         ended = time.monotonic()
     sub.close(0)
-    assert replies == n
-    # From the first request to the last reply, no silence longer than ten heartbeat intervals.
-    gaps = [b - a for a, b in itertools.pairwise([started, *beats, ended])]
-    assert max(gaps) < 0.5, (len(beats), ended - started, max(gaps))
+    assert replies == n and beats >= 1
+    # From the first request to the last reply, never ten heartbeat intervals without one.
+    during = [t for t in ticks if started <= t <= ended]
+    gaps = [b - a for a, b in itertools.pairwise([started, *during, ended])]
+    assert max(gaps) < 0.5, (len(during), ended - started, max(gaps))
 
 
 # ---------------------------------------------------------------------------------------------- slow subscriber
