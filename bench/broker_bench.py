@@ -254,19 +254,38 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: i
     journal = hall.journal
     batch = "_on_batch" if hasattr(broker, "_on_batch") else "_on_frames"  # with or without group commit
     commit = "flush_group" if hasattr(journal, "flush_group") else "commit"
-    setattr(broker, batch, timed("batch", getattr(broker, batch)))
+    # For each call published: (when its event left, ms from the start of handling its batch). The
+    # broker's own share of call -> display; a request's wait in the socket while the previous batch
+    # ran is not in it.
+    spans: list[tuple[float, float]] = []
+    batch_began = [0.0]
+    run_batch = getattr(broker, batch)
+
+    def began_batch(*a: Any) -> Any:
+        batch_began[0] = time.monotonic()
+        return run_batch(*a)
+
+    setattr(broker, batch, timed("batch", began_batch))
     broker.handle = timed("handle", broker.handle)  # type: ignore[method-assign]
     flush = broker._flush
 
     def publish() -> bool:
         busy = bool(broker._pending)  # a batch of pings and snapshots publishes nothing
+        calls = sum(1 for ev in broker._pending if ev.type == "ticket_called")
         flush()
+        if calls:
+            t = time.monotonic()
+            spans.extend([(t, (t - batch_began[0]) * 1000)] * calls)
         return busy
 
     broker._flush = timed("publish", publish, idle=lambda busy: not busy)  # type: ignore[method-assign]
     # flush_group returns how many commands it wrote (0: a batch of pings); commit() returns None.
     setattr(journal, commit, timed("commit", getattr(journal, commit), idle=lambda n: n == 0))
-    signal.signal(signal.SIGUSR2, lambda *_: q.put(("parts", gen, {k: list(v) for k, v in parts.items()})))
+    def report(*_: Any) -> None:
+        q.put(("parts", gen, {k: list(v) for k, v in parts.items()}))
+        q.put(("spans", gen, list(spans)))
+
+    signal.signal(signal.SIGUSR2, report)
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
     broker.bind()
     t_bound = time.monotonic()
@@ -534,6 +553,7 @@ class Mailbox:
         self.snapshots: dict[int, list[tuple[float, float]]] = {}  # broker generation -> (start, seconds)
         self.phase_done: dict[int, set[str]] = {}
         self.parts: dict[int, list[dict[str, list[float]]]] = {}  # broker generation -> cumulative timings
+        self.spans: dict[int, list[tuple[float, float]]] = {}  # broker generation -> its calls' own time
 
     def snapshot_stats(self) -> dict[int, dict[str, Any]]:
         """Per broker generation: how many snapshots it built and what they cost."""
@@ -571,6 +591,8 @@ class Mailbox:
                 self.profiled.add(msg[1])
             elif kind == "parts":
                 self.parts.setdefault(msg[1], []).append(msg[2])
+            elif kind == "spans":
+                self.spans[msg[1]] = msg[2]
             elif kind == "phase_done":
                 self.phase_done.setdefault(msg[2], set()).add(msg[1])
             elif kind == "snapshot":
@@ -814,6 +836,8 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
         figures[phase] = {"calls_per_second_offered": rate or None,
                           "end_to_last_reply_s": round(backlog[i], 2), "waiting_after": waiting,
                           "serve_loop_ms": serve_loop_parts(box.parts[0][2 * i], box.parts[0][2 * i + 1]),
+                          "broker_call_ms": summary_ms([ms / 1000 for t, ms in box.spans.get(0, [])
+                                                        if t_a <= t <= t_b]),
                           **phase_figures(phase, (t_a, t_b), recs, displays, cpu, cpu_b["broker"] - cpu_a["broker"])}
     return {
         "setup_seconds": round(setup_s, 1),

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import os
@@ -171,9 +170,11 @@ class StateMirror:
         self.synced = False
 
     def load(self, snapshot: dict[str, Any]) -> None:
+        """Start over from ``snapshot``, which the mirror takes over: events change it in place
+        (a copy of a whole hall's state cost each screen more than decoding it)."""
         self.epoch = snapshot["epoch"]
         self.seq = int(snapshot["seq"])
-        self.state = copy.deepcopy(snapshot["state"])
+        self.state = snapshot["state"]
         self.synced = True
 
     def apply(self, msg: dict[str, Any]) -> str:

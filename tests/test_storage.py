@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -229,6 +230,32 @@ def test_a_group_leaves_the_database_exactly_as_committing_each_command(
             store.close()
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["tickets"]) == 6 and len(dumps[0]["events"]) > 20
+
+
+def test_the_sqlite_wal_is_checkpointed_by_its_own_thread_and_stays_small(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The journal's connection never checkpoints (that stalled whichever commit filled the WAL):
+    # without the checkpoint thread the WAL would grow with every round below.
+    monkeypatch.setattr(storage._Checkpointer, "INTERVAL", 0.01)
+    s = open_store(f"sqlite:///{tmp_path}/hall.db", sqlite_synchronous=SYNC)
+    wal = tmp_path / "hall.db-wal"
+    try:
+        hall, _ = make_hall(s, local(TUESDAY, 9))
+        sizes = []
+        for round_ in range(6):
+            for i in range(40):
+                hall.execute("take_ticket", {"service": "PH"[i % 2]}, client="kiosk", request_id=f"{round_}-{i}")
+            assert s._checkpointer is not None
+            seen = s._checkpointer.checkpoints
+            deadline = time.monotonic() + 10
+            while s._checkpointer.checkpoints < seen + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)  # waiting on a real thread, not on the hall's clock
+            assert s._checkpointer.checkpoints >= seen + 2
+            sizes.append(wal.stat().st_size)
+        assert max(sizes) <= sizes[0] * 1.5, sizes
+    finally:
+        s.close()
+    assert s._checkpointer is None
 
 
 # ---------------------------------------------------------------------------- restart
