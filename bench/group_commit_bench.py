@@ -33,7 +33,62 @@ from queuehall.protocol import Request, decode_reply, encode_request
 SERVICES = ("document_pickup", "unified_fees", "consult_complaint")  # no daily cap in the default hall
 
 
-def kiosks(port: int, clients: int, per_client: int, window: int, first: int, out: Any, go: Any) -> None:
+def mixed_hall() -> Any:
+    """The default hall without daily caps (a benchmark issues more tickets than a real day)."""
+    from broker.config import parse_config
+
+    data = load_config().to_dict()
+    for s in data["service"]:
+        s["daily_cap"] = 0
+    return parse_config(data, "group_commit_bench")
+
+
+def counters(port: int, config_counters: list[tuple[int, str, str]], out: Any, go: Any, stop: Any) -> None:
+    """Every counter of the hall in this (client) process, one thread each: sign in, then call_next,
+    start, finish as fast as the replies come, until ``stop``. Puts (accepted, refused)."""
+    os.nice(10)
+    accepted: list[int] = []
+    refused: list[int] = []
+    ready = threading.Barrier(len(config_counters) + 1)
+
+    def counter(number: int, clerk: str, pin: str) -> None:
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.linger = 0
+        s.connect(f"tcp://127.0.0.1:{port}")
+        ids = iter(range(10**9))
+
+        def ask(type_: str, **args: Any) -> Any:
+            s.send(encode_request(Request(type=type_, args={"counter": number, **args},
+                                          client=f"counter-{number}", id=f"c{number}-{next(ids)}")))
+            return decode_reply(s.recv()) if s.poll(10_000) else None
+
+        session = ask("sign_in", clerk=clerk, pin=pin).result["session"]
+        ready.wait()
+        go.wait()
+        ok = bad = step = 0
+        while not stop.is_set():
+            rep = ask(("call_next", "start", "finish")[step], session=session)
+            if rep is not None and rep.ok:
+                ok += 1
+                step = (step + 1) % 3
+            else:
+                bad += 1  # QUEUE_EMPTY: try again
+        accepted.append(ok)
+        refused.append(bad)
+        s.close(0)
+
+    workers = [threading.Thread(target=counter, args=c) for c in config_counters]
+    for w in workers:
+        w.start()
+    ready.wait()
+    out.put("ready")
+    for w in workers:
+        w.join()
+    out.put(("counters", sum(accepted), sum(refused)))
+
+
+def kiosks(port: int, clients: int, per_client: int, window: int, first: int, out: Any, go: Any,
+           services: tuple[str, ...] = SERVICES) -> None:
     """Kiosk connections ``first``..``first + clients - 1``, one thread each, in this (client) process.
     Connects, says it is ready, and starts sending when ``go`` is set."""
     os.nice(10)  # in a hall the kiosks are other machines: they take no CPU from the broker
@@ -49,7 +104,8 @@ def kiosks(port: int, clients: int, per_client: int, window: int, first: int, ou
         sent = got = 0
         while got < per_client:
             while sent < per_client and sent - got < window:
-                s.send(encode_request(Request(type="take_ticket", args={"service": SERVICES[(k + sent) % 3]},
+                service = services[(k + sent) % len(services)]
+                s.send(encode_request(Request(type="take_ticket", args={"service": service},
                                               client=f"kiosk-{k}", id=f"{k}-{sent}")))
                 sent += 1
             if not s.poll(10_000):
@@ -70,11 +126,12 @@ def kiosks(port: int, clients: int, per_client: int, window: int, first: int, ou
 
 
 def run(sync: str, clients: int, per_client: int, window: int, procs: int,
-        profile: str | None = None) -> dict[str, object]:
+        profile: str | None = None, mix: bool = False) -> dict[str, object]:
     folder = tempfile.mkdtemp(prefix="qh-gc-bench-")
     store = open_store(f"sqlite:///{folder}/hall.db", sqlite_synchronous=sync)
     clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
-    broker = Broker(load_hall(load_config(), clock, store), port=free_port())
+    config = mixed_hall() if mix else load_config()
+    broker = Broker(load_hall(config, clock, store), port=free_port())
     broker.bind()
     serve = broker.serve_forever
     if profile:
@@ -89,9 +146,16 @@ def run(sync: str, clients: int, per_client: int, window: int, procs: int,
     mp = multiprocessing.get_context("spawn")
     out = mp.Queue()
     go = mp.Event()
+    stop = mp.Event()
+    services = tuple(s.code for s in config.services) if mix else SERVICES
     per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    workers = [mp.Process(target=kiosks, args=(broker.port, n, per_client, window, sum(per_proc[:i]), out, go))
+    workers = [mp.Process(target=kiosks,
+                          args=(broker.port, n, per_client, window, sum(per_proc[:i]), out, go, services))
                for i, n in enumerate(per_proc)]
+    if mix:
+        pins = {c.id: c.pin for c in config.clerks}
+        workers.append(mp.Process(target=counters, args=(
+            broker.port, [(c.number, c.clerk_a, pins[c.clerk_a]) for c in config.counters], out, go, stop)))
     for w in workers:
         w.start()
     for _ in workers:
@@ -99,17 +163,22 @@ def run(sync: str, clients: int, per_client: int, window: int, procs: int,
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     go.set()
-    done = [out.get(timeout=300) for _ in workers]
+    done = [out.get(timeout=300) for _ in per_proc]  # the kiosks' tickets
     seconds = time.perf_counter() - t0
+    stop.set()
+    counted = out.get(timeout=60) if mix else ("counters", 0, 0)
     cpu = time.process_time() - cpu0
     for w in workers:
         w.join()
     broker.stop_event.set()
     thread.join(10)
     store.close()
-    return {"sqlite_synchronous": sync, "clients": clients, "client_processes": procs, "in_flight_per_client": window,
-            "commands": sum(done), "seconds": round(seconds, 3), "per_second": round(sum(done) / seconds),
-            "broker_cpu_ms_per_command": round(cpu * 1000 / max(sum(done), 1), 3),
+    accepted = sum(done) + counted[1]
+    return {"sqlite_synchronous": sync, "mix": "take_ticket + every counter calling, starting, finishing" if mix
+            else "take_ticket", "clients": clients, "client_processes": procs, "in_flight_per_client": window,
+            "take_ticket": sum(done), "counter_commands": counted[1], "queue_empty_refusals": counted[2],
+            "commands": accepted, "seconds": round(seconds, 3), "per_second": round(accepted / seconds),
+            "broker_cpu_ms_per_command": round(cpu * 1000 / max(accepted, 1), 3),
             "largest_group": broker.largest_group}
 
 
@@ -122,11 +191,13 @@ def main() -> None:
     p.add_argument("--procs", type=int, default=2, help="client processes the kiosks are spread over")
     p.add_argument("--quick", action="store_true", help="a small run")
     p.add_argument("--profile", help="write the broker thread's cProfile stats here (slows it down)")
+    p.add_argument("--mix", action="store_true",
+                   help="all 12 counters also call, start and finish (closed loop) while the kiosks issue")
     a = p.parse_args()
     per = 50 if a.quick else a.per_client
     syncs = ["FULL", "NORMAL"] if a.sync == "both" else [a.sync]
     print(json.dumps({"benchmark": "group_commit", "nproc": os.cpu_count(), "loadavg": os.getloadavg(),
-                      "runs": [run(s, a.clients, per, a.window, a.procs, a.profile) for s in syncs]}, indent=2))
+                      "runs": [run(s, a.clients, per, a.window, a.procs, a.profile, a.mix) for s in syncs]}, indent=2))
 
 
 if __name__ == "__main__":

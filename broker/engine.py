@@ -169,8 +169,8 @@ class Hall:
         self._queues: dict[str, dict[int, Ticket]] = {}  # queue service -> waiting tickets by id
         self._queued_in: dict[int, str] = {}
         self._addressed: dict[int, dict[int, Ticket]] = {}  # counter -> waiting tickets sent to it
-        # queue -> (entered, id) of its longest-waiting ticket addressed to no counter (None: empty);
-        # dropped whenever the queue changes, recomputed when "call next" asks.
+        # queue -> (entered, id) of its longest-waiting ticket addressed to no counter (None: there is
+        # none); kept as tickets join, dropped when that ticket leaves, recomputed when "call next" asks.
         self._oldest: dict[str, tuple[datetime, int] | None] = {}
         self._addressed_to: dict[int, int] = {}
         # service -> (counter, share of that counter): a counter serving n services is 1/n of one for each.
@@ -412,7 +412,9 @@ class Hall:
         old = self._queued_in.pop(t.id, None)
         if old is not None:
             self._queues[old].pop(t.id, None)
-            self._oldest.pop(old, None)
+            oldest = self._oldest.get(old)
+            if oldest is not None and oldest[1] == t.id:  # the queue's longest-waiting left it
+                del self._oldest[old]
         was_for = self._addressed_to.pop(t.id, None)
         if was_for is not None:
             self._addressed[was_for].pop(t.id, None)
@@ -420,7 +422,12 @@ class Hall:
         if current is not None and current.status == WAITING:
             self._queues.setdefault(current.queue_service, {})[current.id] = current
             self._queued_in[current.id] = current.queue_service
-            self._oldest.pop(current.queue_service, None)
+            code = current.queue_service
+            if current.target_counter is None and code in self._oldest:
+                key = (self.visits[current.visit_id].entered_at, current.id)
+                oldest = self._oldest[code]
+                if oldest is None or key < oldest:
+                    self._oldest[code] = key
             if current.target_counter is not None:
                 self._addressed.setdefault(current.target_counter, {})[current.id] = current
                 self._addressed_to[current.id] = current.target_counter
@@ -628,8 +635,8 @@ class Hall:
         data: dict[str, Any] = {"kind": "call", "rule": "specific" if out_of_order else tx.rule}
         if out_of_order:
             data["reason"] = out_of_order
-        tx.event("ticket_called", ticket=t, counter=c.number, clerk=c.clerk, **data)
-        return {"ticket": self.ticket_view(t, tx=tx), "counter": c.number}
+        ev = tx.event("ticket_called", ticket=t, counter=c.number, clerk=c.clerk, **data)
+        return {"ticket": ev.data["ticket"], "counter": c.number}  # the same view: no need to build it twice
 
     # ------------------------------------------------------------------ commands: tickets
 
@@ -674,8 +681,8 @@ class Hall:
                            service=s.code, entered_at=tx.now))
         tx.add_ticket(ticket)
         wait = self.estimated_wait_minutes(s.code, ahead)
-        tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
-        return {"ticket": self.ticket_view(ticket, tx=tx), "ahead": ahead, "estimated_wait_minutes": wait}
+        ev = tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
+        return {"ticket": ev.data["ticket"], "ahead": ahead, "estimated_wait_minutes": wait}
 
     @_command(Param("ticket", str), Param("reason", str))
     def void_ticket(self, tx: _Tx, ticket: str, reason: str, client: str | None = None) -> dict[str, Any]:
@@ -1021,8 +1028,18 @@ def no_show_horizon(hours: OpeningHours, now: datetime, grace_minutes: int) -> d
     return min(day_start, now - timedelta(minutes=grace_minutes))
 
 
+_ISO: dict[datetime, str] = {}  # a ticket's view repeats the same few instants (issued, entered, queued)
+
+
 def _iso(at: datetime | None) -> str | None:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
+    if at is None:
+        return None
+    text = _ISO.get(at)
+    if text is None:
+        if len(_ISO) > 4096:
+            _ISO.clear()
+        text = _ISO[at] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return text
 
 
 def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:

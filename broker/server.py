@@ -486,6 +486,8 @@ class Broker:
 
 
 def _is_snapshot_request(frame: bytes) -> bool:
+    if b"snapshot" not in frame:  # most requests: no need to parse them twice
+        return False
     try:
         return decode_request(frame).type == "snapshot"
     except Exception:  # handle() answers it properly
