@@ -4,9 +4,12 @@ Reads the database directly (a copy away from the hall works just as well) and n
 talks to the broker. Every figure follows its definition in docs/reports.md; the code
 that computes it names the section it implements. Change one, change the other.
 
-Percentiles are nearest-rank (the value at rank ⌈p·n⌉ of the sorted sample), computed
-in SQL (``row_number()`` on SQLite, ``percentile_disc`` on PostgreSQL), so both give the
-same numbers; tests/test_reports.py checks every figure on both against plain Python.
+Every figure is an aggregate over per-visit *facts* (:meth:`ReportBuilder.facts_select`):
+those of closed business days are stored in ``report_facts`` once and read back, the rest
+are computed for each report (docs/reports.md "How it reads the database"). Percentiles are
+nearest-rank (the value at rank ⌈p·n⌉ of the sorted sample): ``percentile_disc`` on
+PostgreSQL; on SQLite, which sorts slowly, the values are sorted in Python. tests/test_reports.py
+checks every figure on both databases against plain Python, with and without stored facts.
 """
 
 from __future__ import annotations
@@ -14,38 +17,43 @@ from __future__ import annotations
 import csv
 import io
 import json
+from bisect import bisect_right
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     Column,
-    Date,
-    DateTime,
     Engine,
-    Float,
-    Integer,
     MetaData,
     Select,
-    String,
     Table,
     and_,
     case,
+    delete,
     func,
     insert,
+    inspect,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.types import Integer
 
 from broker.config import HallConfig
 from broker.hours import OpeningHours
-from broker.storage import events, tickets, visits
+from broker.storage import events, report_facts, tickets, visits
 
 GROUPS = ("service", "counter", "clerk", "department", "hour", "day")
 FORMATS = ("table", "csv", "json", "xlsx", "png")
@@ -86,52 +94,42 @@ class ReportError(ValueError):
 # ---------------------------------------------------------------- portable SQL pieces
 
 
-class _Epoch(FunctionElement):
-    """Seconds since an epoch of a naive-UTC timestamp (NULL stays NULL); only differences are meaningful."""
+class _Ms(FunctionElement):
+    """Unix time in whole milliseconds (an integer) of a naive-UTC timestamp; NULL stays NULL.
 
-    type = Float()
-    inherit_cache = True
-    name = "qh_epoch"
-
-
-@compiles(_Epoch, "sqlite")
-def _epoch_sqlite(el: _Epoch, compiler: Any, **kw: Any) -> str:
-    # julianday() counts whole milliseconds internally; times 86400 it is exact to ~30 µs.
-    return f"(julianday({compiler.process(next(iter(el.clauses)), **kw)}) * 86400.0)"
-
-
-@compiles(_Epoch, "postgresql")
-def _epoch_pg(el: _Epoch, compiler: Any, **kw: Any) -> str:
-    # date_part() is float8; EXTRACT() is numeric, several times slower over every visit of a month.
-    return f"date_part('epoch', {compiler.process(next(iter(el.clauses)), **kw)})"
-
-
-class _Diff(FunctionElement):
-    """``end - start`` of two :class:`_Epoch` values, in seconds rounded to the millisecond.
-
-    The rounding removes SQLite's floating-point noise, so a wait of exactly the target
-    compares equal to it, and both databases give the same number.
+    Half a millisecond rounds up on both databases, so every duration is an exact integer
+    difference and both give the same number.
     """
 
-    type = Float()
+    type = BigInteger()
     inherit_cache = True
-    name = "qh_diff"
+    name = "qh_ms"
 
 
-@compiles(_Diff, "sqlite")
-def _diff_sqlite(el: _Diff, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in el.clauses)
-    return f"ROUND(({end}) - ({start}), 3)"
+@compiles(_Ms, "sqlite")
+def _ms_sqlite(el: _Ms, compiler: Any, **kw: Any) -> str:
+    # julianday() keeps whole milliseconds (rounded half up); times 86,400,000 and rounded it is that
+    # count again, and 210,866,760,000,000 is 1970-01-01 00:00 as a Julian day in milliseconds.
+    return (f"(CAST(ROUND(julianday({compiler.process(next(iter(el.clauses)), **kw)}) * 86400000.0) AS INTEGER)"
+            " - 210866760000000)")
 
 
-@compiles(_Diff, "postgresql")
-def _diff_pg(el: _Diff, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in el.clauses)
-    return f"(ROUND((({end}) - ({start})) * 1000.0) / 1000.0)"  # round(float8) has no digits argument
+@compiles(_Ms, "postgresql")
+def _ms_pg(el: _Ms, compiler: Any, **kw: Any) -> str:
+    # date_part() is float8; EXTRACT() is numeric, several times slower over every visit of a month.
+    return f"CAST(floor(date_part('epoch', {compiler.process(next(iter(el.clauses)), **kw)}) * 1000.0 + 0.5) AS BIGINT)"
+
+
+def unix_ms(at: datetime) -> int:
+    """``at`` (aware, or naive UTC) as Unix milliseconds, the way :class:`_Ms` computes it in SQL."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds + 500) // 1000
 
 
 class _LocalPart(FunctionElement):
-    """The local hour (``part='hour'``) or weekday (0 = Sunday) of a naive-UTC timestamp at a fixed offset."""
+    """The local hour (``part='hour'``) or weekday (0 = Sunday) of Unix milliseconds at a fixed UTC offset."""
 
     type = Integer()
     inherit_cache = False  # the offset and part are not clauses: never share a cached compilation
@@ -143,24 +141,14 @@ class _LocalPart(FunctionElement):
         super().__init__(col)
 
 
-@compiles(_LocalPart, "sqlite")
-def _local_sqlite(el: _LocalPart, compiler: Any, **kw: Any) -> str:
-    # Integer arithmetic on the stored text 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's fixed format):
-    # exact, and several times cheaper than strftime() on every visit of a month.
-    col = compiler.process(next(iter(el.clauses)), **kw)
-    minute = (f"(CAST(substr({col}, 12, 2) AS INTEGER) * 60 + CAST(substr({col}, 15, 2) AS INTEGER)"
-              f" + {int(el.offset_minutes)} + 1440)")  # local minute of the day, + 1440 (a day later)
+@compiles(_LocalPart)
+def _local(el: _LocalPart, compiler: Any, **kw: Any) -> str:
+    # Integer arithmetic, the same on both databases (integer / integer truncates; the values are positive).
+    shifted = f"({compiler.process(next(iter(el.clauses)), **kw)} + {int(el.offset_minutes) * 60_000})"
+    mod = "%%" if compiler.dialect.paramstyle in ("format", "pyformat") else "%"  # psycopg: % starts a parameter
     if el.part == "hour":
-        return f"(({minute} % 1440) / 60)"
-    # julianday('YYYY-MM-DD') + 1.5, truncated, mod 7 is the weekday with 0 = Sunday.
-    return f"((CAST(julianday(substr({col}, 1, 10)) + 1.5 AS INTEGER) + {minute} / 1440 - 1) % 7)"
-
-
-@compiles(_LocalPart, "postgresql")
-def _local_pg(el: _LocalPart, compiler: Any, **kw: Any) -> str:
-    part = "hour" if el.part == "hour" else "dow"
-    col = compiler.process(next(iter(el.clauses)), **kw)
-    return f"CAST(date_part('{part}', {col} + INTERVAL '{int(el.offset_minutes)} minutes') AS INTEGER)"
+        return f"(({shifted} / 3600000) {mod} 24)"
+    return f"((({shifted} / 86400000) + 4) {mod} 7)"  # 1 January 1970 was a Thursday (4)
 
 
 def offset_segments(tz: ZoneInfo, start: date, end: date) -> list[tuple[datetime | None, int]]:
@@ -196,13 +184,14 @@ def offset_segments(tz: ZoneInfo, start: date, end: date) -> list[tuple[datetime
     return segments
 
 
-def local_part(col: Any, tz: ZoneInfo, start: date, end: date, part: str) -> ColumnElement[Any]:
-    """``col``'s local hour or weekday (0 = Sunday) in ``tz``, right across DST changes in the period."""
+def local_part(ms: Any, tz: ZoneInfo, start: date, end: date, part: str) -> ColumnElement[Any]:
+    """The local hour or weekday (0 = Sunday) in ``tz`` of ``ms`` (Unix milliseconds), right across DST
+    changes in the period."""
     segs = offset_segments(tz, start, end)
     if len(segs) == 1:
-        return _LocalPart(col, segs[0][1], part)
-    return case(*[(col < until, _LocalPart(col, off, part)) for until, off in segs[:-1]],
-                else_=_LocalPart(col, segs[-1][1], part))
+        return _LocalPart(ms, segs[0][1], part)
+    return case(*[(ms < literal_column(str(unix_ms(until))), _LocalPart(ms, off, part))  # type: ignore[arg-type]
+                  for until, off in segs[:-1]], else_=_LocalPart(ms, segs[-1][1], part))
 
 
 # ---------------------------------------------------------------- the report
@@ -237,109 +226,324 @@ class Report:
 
 
 def _count(cond: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+    return func.count().filter(cond)
 
 
-# One row per visit of the period with everything the figures need, computed once (docs/reports.md
-# "How it reads the database"): a TEMP table, so the stored times of a month of visits are parsed
-# once, not once per figure (seconds on SQLite); a subquery where tables cannot be created (a
-# read-only PostgreSQL replica).
-FACTS = Table(
-    "qh_report_facts", MetaData(),
-    Column("ticket_id", Integer), Column("seq", Integer), Column("business_day", Date),
-    Column("service", String), Column("counter", Integer), Column("clerk", String), Column("post", String),
-    Column("outcome", String),
-    Column("wait_s", Float),  # "Wait time": to the first call, a no-show's to its last; NULL if never called
-    Column("first_wait_s", Float),  # to the first call (SLA); NULL if never called
-    Column("service_s", Float),  # "Service time" of a served visit; NULL otherwise
-    Column("busy_s", Float),  # first call to end (counter busy); NULL unless called and ended
-    Column("elapsed_s", Float),  # never called, not voided: entry to end, or to now while waiting
-    Column("target_s", Float),  # the service's target wait; NULL for a service no longer configured
-    Column("last_activity", DateTime),  # end (or last call) of a called visit, for "Counter time"
-    Column("hour_in", Integer), Column("dow_in", Integer),  # local hour and weekday of entry
-    Column("hour_out", Integer),  # local hour of the end of a finished visit
-    prefixes=["TEMPORARY"],
-)
+FACT_COLUMNS = tuple(c.name for c in report_facts.columns)
+
+# The facts of the period's visits that are not in report_facts (days still going on, or not final),
+# computed for one report (docs/reports.md "How it reads the database"): a TEMP table with the
+# columns of report_facts, so the stored times are parsed once, not once per figure; a subquery
+# where tables cannot be created (a read-only PostgreSQL replica). On SQLite it has the primary key
+# of report_facts (rows arrive in its order), so each final day is copied from it by a range.
+LIVE_FACTS = {
+    "sqlite": Table("qh_report_facts", MetaData(),
+                    *(Column(c.name, c.type, primary_key=c.primary_key, autoincrement=False)
+                      for c in report_facts.columns), sqlite_with_rowid=False, prefixes=["TEMPORARY"]),
+    "postgresql": Table("qh_report_facts", MetaData(), *(Column(c.name, c.type) for c in report_facts.columns),
+                        prefixes=["TEMPORARY"]),
+}
+
+
+@dataclass
+class FactDays:
+    """Where one run took the visit facts from (docs/reports.md "How it reads the database"): business
+    days read from report_facts (``stored``), and days computed from the visits (``live``; None: the
+    whole period, report_facts not used); of these, the days this run stored (``prepared``)."""
+
+    stored: list[date] = field(default_factory=list)
+    live: list[date] | None = None
+    prepared: list[date] = field(default_factory=list)
+    todo: list[date] = field(default_factory=list)  # live days to store if they are final
+    visits: dict[date, int] = field(default_factory=dict)  # visits per day of the period
+    stale: list[date] = field(default_factory=list)  # in report_facts, but no longer matching the visits
+    skipped: str | None = None  # why nothing could be stored (e.g. a read-only database)
+    parallel: bool = False  # part of the figures were computed on a second connection at the same time
 
 
 class ReportBuilder:
     """Computes a :class:`Report` for one period from a database."""
 
-    def __init__(self, engine: Engine, config: HallConfig, *, materialize: bool | None = None) -> None:
-        """``materialize``: put the period's visit facts in a TEMP table (default: where the database
-        allows it) or compute them in every query (what a read-only PostgreSQL replica needs)."""
+    def __init__(self, engine: Engine, config: HallConfig, *, materialize: bool | None = None,
+                 stored_facts: bool = True, parallel: bool = True) -> None:
+        """``materialize``: put the facts computed on the fly in a TEMP table (default: where the
+        database allows it) or compute them in every query (what a read-only PostgreSQL replica needs).
+        ``stored_facts``: read (and fill) report_facts for the final business days of the period
+        (docs/reports.md "How it reads the database"); False computes every day on the fly.
+        ``parallel``: compute the counter, clerk and per-hour figures on a second connection in a
+        second thread while the others are computed (docs/reports.md "How it reads the database");
+        False: one after the other on one connection. An in-memory SQLite database has one
+        connection only and is always read sequentially."""
         self.engine = engine
         self.config = config
         self.materialize = materialize
+        self.stored_facts = stored_facts
+        url = engine.url
+        self.parallel = parallel and not (url.get_backend_name() == "sqlite" and (
+            url.database in (None, "", ":memory:") or "mode=memory" in str(url)))
         self.tz = ZoneInfo(config.timezone)
         self.hours = OpeningHours(config.hours, config.timezone)
-        self._openings: dict[date, tuple[datetime, datetime] | None] = {}
+        self.fact_days = FactDays()  # of the last build (or wait_samples)
+        self._openings: dict[date, tuple[int, int] | None] = {}
         self._workdays: dict[date, bool] = {}
-        self._offset: timedelta | None = None  # the period's one UTC offset, if it has only one
+        self._offset: int | None = None  # the period's one UTC offset (ms), if it has only one
+        self._period = (date.min, date.min)
+        self._readonly: bool | None = None
 
     # -- the facts --------------------------------------------------------------------------
 
-    def facts_select(self, start: date, end: date, now: datetime) -> Select[Any]:
-        """The visits of business days ``start``..``end`` as :data:`FACTS` rows (the definitions live here)."""
+    def facts_select(self, days: ColumnElement[bool], now: datetime) -> Select[Any]:
+        """The visits matching ``days`` (a condition on ``visits``) as rows of ``report_facts``, in its
+        column order: the definitions of docs/reports.md "Wait time", "Service time", "Within target"
+        and "Counter time" for one visit. ``now`` ends the wait of a visit still waiting."""
         v = visits.c
-        now_db = now.astimezone(UTC).replace(tzinfo=None)
-        targets = [(v.service == s.code, literal(s.target_wait_minutes * 60.0)) for s in self.config.services]
-        called = v.first_called_at.isnot(None)
         inner = select(
-            v.ticket_id, v.seq, v.business_day, v.service, v.counter, v.clerk, v.post, v.outcome,
-            _Epoch(v.entered_at).label("je"), _Epoch(v.first_called_at).label("jf"),
-            case((v.outcome == "no_show", _Epoch(v.last_called_at))).label("jl"),
-            case((v.serving_at.isnot(None), _Epoch(v.serving_at))).label("js"),
-            _Epoch(v.ended_at).label("jn"),
-            (case(*targets, else_=literal(None)) if targets else literal(None)).label("target_s"),
-            case((called, func.coalesce(v.ended_at, v.last_called_at))).label("last_activity"),
-            local_part(v.entered_at, self.tz, start, end, "hour").label("hour_in"),
-            local_part(v.entered_at, self.tz, start, end, "dow").label("dow_in"),
-            case((v.outcome == "finished", local_part(v.ended_at, self.tz, start, end, "hour"))).label("hour_out"),
-        ).where(and_(v.business_day >= start, v.business_day <= end))
+            v.business_day, v.id.label("visit_id"), v.ticket_id, v.seq, v.service, v.counter, v.clerk, v.post,
+            v.outcome, _Ms(v.entered_at).label("je"), _Ms(v.first_called_at).label("jf"),
+            case((v.outcome == "no_show", _Ms(v.last_called_at))).label("jl"),
+            _Ms(v.serving_at).label("js"), _Ms(v.ended_at).label("jn"),
+            case((and_(v.ended_at.is_(None), v.first_called_at.isnot(None)), _Ms(v.last_called_at))).label("jc"),
+        ).where(days)
         if self.engine.dialect.name == "sqlite":
             inner = inner.offset(0)  # not flattened: each timestamp is parsed once per visit
         j = inner.subquery("j")
         served = and_(j.c.js.isnot(None), j.c.outcome.in_(["finished", "transferred"]))
         uncalled = and_(j.c.jf.is_(None), or_(j.c.outcome.is_(None), j.c.outcome == "cancelled"))
+        now_ms = literal(unix_ms(now), BigInteger())
         return select(
-            j.c.ticket_id, j.c.seq, j.c.business_day, j.c.service, j.c.counter, j.c.clerk, j.c.post, j.c.outcome,
-            _Diff(j.c.je, case((j.c.outcome == "no_show", j.c.jl), else_=j.c.jf)).label("wait_s"),
-            _Diff(j.c.je, j.c.jf).label("first_wait_s"),
-            case((served, _Diff(j.c.js, j.c.jn))).label("service_s"),
-            _Diff(j.c.jf, j.c.jn).label("busy_s"),
-            case((uncalled, _Diff(j.c.je, func.coalesce(j.c.jn, _Epoch(literal(now_db)))))).label("elapsed_s"),
-            j.c.target_s, j.c.last_activity, j.c.hour_in, j.c.dow_in, j.c.hour_out)
+            j.c.business_day, j.c.visit_id, j.c.ticket_id, j.c.seq, j.c.service, j.c.counter, j.c.clerk, j.c.post,
+            j.c.outcome, j.c.je.label("entered_ms"), j.c.jn.label("ended_ms"),
+            case((j.c.jf.isnot(None), func.coalesce(j.c.jn, j.c.jc))).label("active_ms"),
+            # "Wait time": to the first call, a no-show's to its last; NULL if never called.
+            (case((j.c.outcome == "no_show", j.c.jl), else_=j.c.jf) - j.c.je).label("wait_ms"),
+            (j.c.jf - j.c.je).label("first_wait_ms"),  # to the first call (SLA)
+            case((served, j.c.jn - j.c.js)).label("service_ms"),  # "Service time" of a served visit
+            (j.c.jn - j.c.jf).label("busy_ms"),  # first call to end (counter busy)
+            case((uncalled, func.coalesce(j.c.jn, now_ms) - j.c.je)).label("elapsed_ms"),
+        )
 
-    def _facts(self, conn: Any, start: date, end: date, now: datetime) -> Any:
-        """:data:`FACTS` filled for the period, or the equivalent subquery where tables cannot be created."""
-        q = self.facts_select(start, end, now)
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            # Sorts and the TEMP table of a month of visits in memory, not in temporary files.
-            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    def _is_readonly(self, conn: Any) -> bool:
+        """A PostgreSQL hot standby (read-only replica) can neither create tables nor fill report_facts."""
+        if self._readonly is None:
+            self._readonly = (conn.dialect.name == "postgresql"
+                              and bool(conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()))
+        return self._readonly
+
+    def _plan(self, conn: Any, start: date, end: date, now: datetime, write: bool) -> FactDays:
+        """docs/reports.md "How it reads the database": which days of the period are read from report_facts,
+        and which are computed on the fly (of those, the ones to store if they turn out final).
+
+        A stored day whose number of facts no longer matches its visits (visits deleted or added
+        behind the report's back) is dropped (``write``) and computed again."""
+        rf, v = report_facts.c, visits.c
+        days = FactDays(live=[])
+        if not inspect(conn).has_table("report_facts"):  # a database older than migration 0004
+            days.live = None
+            return days
+        as_of = self.hours.business_day(now)
+        stored = dict(conn.execute(select(rf.business_day, func.count()).where(rf.business_day.between(start, end))
+                                   .group_by(rf.business_day)).all())
+        days.visits = dict(conn.execute(select(v.business_day, func.count())
+                                        .where(v.business_day.between(start, end)).group_by(v.business_day)).all())
+        days.stored = sorted(d for d, n in stored.items() if days.visits.get(d) == n)
+        stale = days.stale = sorted(d for d, n in stored.items() if days.visits.get(d) != n)
+        days.live = sorted(d for d in days.visits if d not in days.stored)
+        # Only a day before the hall's business day can be final; whether it is shows once it is computed.
+        todo = [d for d in days.live if d < as_of]
+        if not write or not (stale or todo):
+            return days
+        readonly = self._is_readonly(conn)
+        conn.rollback()
+        if readonly:
+            days.skipped = "read-only database"
+            return days
+        try:
+            for d in stale:  # a transaction each: on SQLite the broker's commits wait for it
+                with conn.begin():
+                    conn.execute(delete(report_facts).where(rf.business_day == d))
+        except DBAPIError as err:  # e.g. a read-only SQLite file: everything is computed on the fly
+            conn.rollback()
+            days.skipped = _first_line(err)
+            return days
+        days.todo = todo
+        return days
+
+    def _store(self, conn: Any, days: FactDays, source: Any) -> None:
+        """Copy the facts of the final days among ``days.todo`` from the TEMP table ``source`` into
+        report_facts, so they are parsed once (docs/reports.md "How it reads the database").
+
+        A day is *final* when it is before the hall's business day and every one of its visits has
+        ended: the engine never changes an ended visit and gives a new visit the business day it
+        starts on, so nothing can change that day's facts any more. On SQLite each day is copied in
+        a transaction of its own (the broker's commits wait for it, a few milliseconds); on
+        PostgreSQL all in one, which commits (the TEMP table stays: :meth:`_facts` drops it)."""
+        going_on = {_as_date(d) for (d,) in conn.execute(
+            select(source.c.business_day).where(source.c.outcome.is_(None)).distinct())}
+        final = [d for d in days.todo if d not in going_on]
+        if not final:
+            return
+        pg = conn.dialect.name == "postgresql"
+        if pg:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+
+        rf = report_facts.c
+
+        def copy(some: list[date]) -> None:
+            ins = dialect_insert(report_facts).from_select(
+                list(FACT_COLUMNS), select(source).where(source.c.business_day.in_(some)))
+            # SQLite: another run storing the same day at the same time wrote the same rows.
+            conn.execute(ins if pg else ins.on_conflict_do_nothing())
+
+        try:
+            if pg:
+                # Derived data: the commit need not wait for the WAL to reach the disk.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                with conn.begin_nested():  # a failure must not take the TEMP table with it
+                    # One run stores at a time (reports still read): a plain INSERT of the days no other run
+                    # stored meanwhile costs half an INSERT ... ON CONFLICT (0.4 s against 0.8 s a month).
+                    conn.exec_driver_sql("LOCK TABLE report_facts IN SHARE ROW EXCLUSIVE MODE")
+                    there = set(conn.execute(select(rf.business_day).where(rf.business_day.in_(final))
+                                             .distinct()).scalars())
+                    if [d for d in final if d not in there]:
+                        copy([d for d in final if d not in there])
+                conn.commit()
+                self._pg_settings(conn)
+            else:
+                conn.commit()  # the TEMP table's rows (the level cannot change inside a transaction)
+                # Derived data: no fsync for each day (WAL keeps the database consistent; a day lost in
+                # a power cut fails the next report's check and is stored again).
+                sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+                conn.exec_driver_sql("PRAGMA synchronous = NORMAL")
+                conn.commit()
+                try:
+                    for d in final:
+                        with conn.begin():
+                            copy([d])
+                finally:
+                    conn.rollback()
+                    conn.exec_driver_sql(f"PRAGMA synchronous = {int(sync)}")
+        except DBAPIError as err:  # e.g. no INSERT privilege, or a read-only SQLite file
+            if not pg:
+                conn.rollback()
+            days.skipped = _first_line(err)
+            return
+        stored = dict(conn.execute(select(rf.business_day, func.count()).where(rf.business_day.in_(final))
+                                   .group_by(rf.business_day)).all())
+        days.prepared = [d for d in final if stored.get(d) == days.visits.get(d)]
+
+    @staticmethod
+    def _pg_settings(conn: Any, first: bool = False) -> None:
+        # Sorts and the TEMP table of a month of visits in memory, not in temporary files.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        if first:
             try:
                 with conn.begin_nested():
                     conn.exec_driver_sql("SET LOCAL temp_buffers = '64MB'")
             except DBAPIError:
                 pass  # refused once a session has used temporary tables (a pooled connection): keep its size
-        if not self._materialize(conn):
-            return q.subquery("f")
-        if dialect == "sqlite":
-            conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
-            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")  # left by an interrupted report
-        FACTS.create(conn)
-        conn.execute(insert(FACTS).from_select([c.name for c in FACTS.c], q))
-        return FACTS
+
+    def prepare(self, start: date | None = None, end: date | None = None,
+                now: datetime | None = None) -> dict[str, Any]:
+        """Store the facts of the final business days from ``start`` to ``end`` (default: every day
+        before the hall's business day at ``now``) in report_facts: what ``queuehall report --prepare``
+        does nightly, so that no report has to. A month at a time. Returns the days stored now, how many
+        were stored before and the days with visits that are not final yet. :class:`ReportError`
+        REPORT_DATABASE when nothing can be stored (no report_facts table, a read-only database)."""
+        now = now or datetime.now(UTC)
+        last = self.hours.business_day(now) - timedelta(days=1)
+        end = min(end or last, last)
+        if start is None:
+            with self.engine.connect() as conn:
+                first = conn.execute(select(func.min(visits.c.business_day))).scalar()
+            start = _as_date(first) if first is not None else end
+        out: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "prepared": [], "already": 0,
+                               "not_final": []}
+        chunk = start
+        while chunk <= end:
+            stop = min(end, chunk + timedelta(days=30))
+            with self.engine.connect() as conn, self._facts(conn, chunk, stop, now, materialize=None):
+                days = self.fact_days
+            if days.live is None or days.skipped:
+                detail = "no report_facts table (migrate the database)" if days.live is None else days.skipped
+                raise ReportError("REPORT_DATABASE", detail=f"cannot store report facts: {detail}")
+            out["prepared"] += [d.isoformat() for d in days.prepared]
+            out["already"] += len(days.stored)
+            out["not_final"] += [d.isoformat() for d in days.live if d not in days.prepared]
+            chunk = stop + timedelta(days=1)
+        return out
+
+    @contextmanager
+    def _facts(self, conn: Any, start: date, end: date, now: datetime, *, write: bool = True,
+               materialize: bool | None = None, plan: FactDays | None = None) -> Iterator[Any]:
+        """The facts of the period's visits as one FROM clause (columns of report_facts): stored days
+        from report_facts, the others computed on the fly (and stored, ``write``, if they are final).
+        ``plan``: which days are stored, as another connection just found (instead of :meth:`_plan`).
+        Undone (TEMP table dropped) on exit; :attr:`fact_days` says which days came from where."""
+        self._period = (start, end)
+        days = plan or (self._plan(conn, start, end, now, write) if self.stored_facts else FactDays())
+        self.fact_days = days
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            self._pg_settings(conn, first=True)
+        parts: list[Select[Any]] = []
+        rf = report_facts.c
+        if days.stored:
+            # A range of the primary key (an index scan on PostgreSQL, however long the history), without
+            # the days computed on the fly: stale ones, and those this run is storing now.
+            stored = rf.business_day.between(start, end)
+            if days.stale or days.live:
+                stored = and_(stored, rf.business_day.not_in(sorted({*days.stale, *(days.live or ())})))
+            parts.append(select(*(rf[c] for c in FACT_COLUMNS)).where(stored))
+        temp = False
+        if days.live is None or days.live or not parts:
+            v = visits.c
+            live = and_(v.business_day >= start, v.business_day <= end)
+            if days.stored:
+                live = and_(live, v.business_day.not_in(days.stored))
+            q = self.facts_select(live, now)
+            if self._materialize(conn) if materialize is None else materialize:
+                if dialect == "sqlite":
+                    conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+                    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")  # left by an interrupted run
+                live_facts = LIVE_FACTS["sqlite" if dialect == "sqlite" else "postgresql"]
+                live_facts.create(conn)
+                temp = True
+                conn.execute(insert(live_facts).from_select(list(FACT_COLUMNS), q))
+                if days.todo:
+                    self._store(conn, days, live_facts)
+                q = select(live_facts)
+            parts.append(q)
+        try:
+            yield (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("f")
+        finally:
+            conn.rollback()  # nothing else to keep
+            if temp:  # committed on SQLite, and on PostgreSQL when facts were stored
+                conn.exec_driver_sql("DROP TABLE IF EXISTS "
+                                     + ("temp" if dialect == "sqlite" else "pg_temp") + ".qh_report_facts")
+                conn.commit()
 
     def _materialize(self, conn: Any) -> bool:
         if self.materialize is not None:
             return self.materialize
         if conn.dialect.name == "sqlite":
             return True
-        if conn.dialect.name == "postgresql":  # a hot standby (read-only replica) cannot create tables
-            return not conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+        if conn.dialect.name == "postgresql":
+            return not self._is_readonly(conn)
         return False
+
+    # -- derived per-visit figures (they depend on the configuration, so they are not stored) --
+
+    def _target(self, f: Any) -> ColumnElement[Any]:
+        """The visit's target wait in ms ("Within target"); NULL for a service no longer configured."""
+        if not self.config.services:
+            return literal(None, BigInteger())
+        return case({s.code: literal_column(str(s.target_wait_minutes * 60_000)) for s in self.config.services},
+                    value=f.c.service, else_=literal(None, BigInteger()))
+
+    def _local(self, ms: Any, part: str) -> ColumnElement[Any]:
+        return local_part(ms, self.tz, *self._period, part)
 
     # -- grouping ---------------------------------------------------------------------------
 
@@ -350,116 +554,104 @@ class ReportBuilder:
         if group == "day":
             return f.c.business_day
         if group == "hour":
-            return f.c.hour_in
+            return self._local(f.c.entered_ms, "hour")
         if group == "department":
-            whens = [(f.c.service == s.code, literal(s.department)) for s in self.config.services]
-            return case(*whens, else_=literal("?")) if whens else literal("?")
+            if not self.config.services:
+                return literal("?")
+            return case({s.code: literal(s.department) for s in self.config.services}, value=f.c.service,
+                        else_=literal("?"))
         raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
 
     # -- visit figures ----------------------------------------------------------------------
 
     def _visit_figures(self, conn: Any, f: Any, group: ColumnElement[Any]
-                       ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
-        """docs/reports.md "Visit figures", "Wait time", "Service time" and "Within target (SLA)":
-        the rows per group, and the ``all`` row."""
-        called = f.c.first_wait_s.isnot(None)
+                       ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any], dict[Any, dict[str, Any]]]:
+        """docs/reports.md "Visit figures", "Wait time", "Service time" and "Within target (SLA)": the SQL
+        counts and sums (ms) per group and of the ``all`` row, and the percentiles (:meth:`_percentiles`)
+        that :func:`_row` adds to them."""
+        called = f.c.first_wait_ms.isnot(None)
+        target = self._target(f)
         counts = {
-            "visits": func.count(), "issued": _count(f.c.seq == 1), "called": _count(called),
-            "served": _count(f.c.service_s.isnot(None)),
+            "visits": func.count(), "issued": _count(f.c.seq == 1), "called": func.count(f.c.first_wait_ms),
+            "served": func.count(f.c.service_ms),
             **{k: _count(f.c.outcome == o) for k, o in (("finished", "finished"), ("no_show", "no_show"),
                                                         ("transferred_out", "transferred"),
                                                         ("cancelled", "cancelled"), ("voided", "voided"))},
             "open": _count(f.c.outcome.is_(None)),
-            "sla_within": _count(f.c.first_wait_s <= f.c.target_s),
+            "sla_within": _count(f.c.first_wait_ms <= target),
             # Called, or not called after waiting longer than the target (cancelled, or still waiting).
-            "sla_counted": _count(and_(f.c.target_s.isnot(None), or_(called, f.c.elapsed_s > f.c.target_s))),
+            "sla_counted": _count(case((called, target.isnot(None)), else_=f.c.elapsed_ms > target)),
         }
-        sums = {"wait_sum": func.sum(f.c.wait_s), "wait_n": func.count(f.c.wait_s), "wait_max": func.max(f.c.wait_s),
-                "service_sum": func.sum(f.c.service_s), "service_n": func.count(f.c.service_s)}
-        q = select(group.label("g"), *(e.label(k) for k, e in {**counts, **sums}.items())).group_by(group)
+        sums = {"wait_sum": func.sum(f.c.wait_ms), "wait_n": func.count(f.c.wait_ms), "wait_max": func.max(f.c.wait_ms),
+                "service_sum": func.sum(f.c.service_ms), "service_n": func.count(f.c.service_ms)}
+        sqlite = conn.dialect.name == "sqlite"
+        values = {"wait_values": func.group_concat(f.c.wait_ms), "service_values": func.group_concat(f.c.service_ms)}
+        q = select(group.label("g"), *(e.label(k) for k, e in {**counts, **sums, **(values if sqlite else {})}.items())
+                   ).group_by(group)
         raw = {r.g: r._asdict() for r in conn.execute(q)}
-        total: dict[str, Any] = {k: sum(r[k] for r in raw.values()) for k in (*counts, "wait_n", "service_n")}
-        total["wait_sum"] = sum(float(r["wait_sum"] or 0) for r in raw.values())
-        total["service_sum"] = sum(float(r["service_sum"] or 0) for r in raw.values())
+        total: dict[str, Any] = {k: sum(int(r[k] or 0) for r in raw.values())
+                                 for k in (*counts, "wait_n", "service_n", "wait_sum", "service_sum")}
         total["wait_max"] = max((r["wait_max"] for r in raw.values() if r["wait_max"] is not None), default=None)
-        # Percentiles: the value at rank ⌈p·n⌉ (docs/reports.md "Percentiles"), n from the counts above.
-        wait = self._ranked(conn, f, group, f.c.wait_s, {k: r["wait_n"] for k, r in raw.items()},
-                            total["wait_n"], ((1, 2), (9, 10)))
-        service = self._ranked(conn, f, group, f.c.service_s, {k: r["service_n"] for k, r in raw.items()},
-                               total["service_n"], ((9, 10),))
-
-        def pct(key: Any) -> dict[str, Any]:
-            w, s = wait.get(key, {}), service.get(key, {})
-            return {"w50": w.get((1, 2)), "w90": w.get((9, 10)), "s90": s.get((9, 10))}
-
-        return {k: _row(r, pct(("g", k))) for k, r in raw.items()}, _row(total, pct(None))
-
-    def _ranked(self, conn: Any, f: Any, group: ColumnElement[Any], value: Any, n: dict[Any, int], n_all: int,
-                ps: tuple[tuple[int, int], ...]) -> dict[Any, dict[tuple[int, int], Any]]:
-        """Nearest-rank percentiles ``ps`` (fractions a/b) of ``value``, per group and over all, in SQL:
-        ``row_number()`` over the sorted values picks the value at rank ⌈n·a/b⌉ = (n·a + b − 1) / b.
-        Returns ``{("g", key): {p: value}, None: {p: value}}``."""
-        def rank(count: int, p: tuple[int, int]) -> int:
-            return (count * p[0] + p[1] - 1) // p[1]
-
-        out: dict[Any, dict[tuple[int, int], Any]] = {None: {}}
-        if not n_all:
-            return out
-        if conn.dialect.name == "postgresql":
-            return self._ranked_pg(conn, group, value, ps)
-        want: dict[tuple[Any, int], list[tuple[int, int]]] = {}  # (group, rank) -> percentiles at that rank
-        for key, count in n.items():
-            for p in ps:
-                if count:
-                    want.setdefault((key, rank(count, p)), []).append(p)
-        want_all: dict[int, list[tuple[int, int]]] = {}
-        for p in ps:
-            want_all.setdefault(rank(n_all, p), []).append(p)  # small n: p50 and p90 can be the same rank
-        inner = select(group.label("g"), value.label("v"),
-                       func.row_number().over(partition_by=group, order_by=value).label("r"),
-                       func.row_number().over(order_by=value).label("a")).where(value.isnot(None)).subquery()
-        q = select(inner.c.g, inner.c.v, inner.c.r, inner.c.a).where(
-            or_(inner.c.r.in_(sorted({r for _, r in want})), inner.c.a.in_(sorted(want_all))))
-        for row in conn.execute(q):
-            for p in want.get((row.g, row.r), ()):
-                out.setdefault(("g", row.g), {})[p] = row.v
-            for p in want_all.get(row.a, ()):
-                out[None][p] = row.v
-        return out
+        pct = self._percentiles(raw) if sqlite else self._percentiles_pg(conn, f, group)
+        return raw, total, pct
 
     @staticmethod
-    def _ranked_pg(conn: Any, group: ColumnElement[Any], value: Any, ps: tuple[tuple[int, int], ...]
-                   ) -> dict[Any, dict[tuple[int, int], Any]]:
+    def _percentiles(raw: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+        """Nearest-rank median and 90th percentile of the wait, and 90th percentile of the service time, per
+        group (key ``("g", group)``) and over all (key None), in ms (docs/reports.md "Percentiles"), from
+        each group's values as SQLite lists them (``group_concat``, in no order). SQLite sorts slowly:
+        the values are sorted here, and the percentiles of all groups together found in the sorted lists."""
+        def values(text: str | None) -> list[int]:
+            out = list(map(int, text.split(","))) if text else []
+            out.sort()
+            return out
+
+        pct: dict[Any, dict[str, Any]] = {}
+        waits, services = [], []
+        for g, r in raw.items():
+            w, sv = values(r.pop("wait_values")), values(r.pop("service_values"))
+            pct[("g", g)] = {"w50": _rank(w, 1, 2), "w90": _rank(w, 9, 10), "s90": _rank(sv, 9, 10)}
+            waits.append(w)
+            services.append(sv)
+        pct[None] = {"w50": _kth(waits, 1, 2), "w90": _kth(waits, 9, 10), "s90": _kth(services, 9, 10)}
+        return pct
+
+    @staticmethod
+    def _percentiles_pg(conn: Any, f: Any, group: ColumnElement[Any]) -> dict[Any, dict[str, Any]]:
         """PostgreSQL: ``percentile_disc`` is nearest-rank and sorts each group apart (several times
         faster than a window over the month). It takes ⌈p·n⌉ in floating point, where 0.9·70 is
         63.000…01: asking for p − 10⁻¹² gives the exact rank for any n below 10¹¹."""
         from sqlalchemy.dialects.postgresql import array
 
-        pct = func.percentile_disc(array([literal(a / b - 1e-12) for a, b in ps])).within_group(value)
-        q = (select(group.label("g"), func.grouping(group).label("all"), pct.label("v"))
-             .where(value.isnot(None)).group_by(func.grouping_sets(tuple_(group), tuple_())))
-        out: dict[Any, dict[tuple[int, int], Any]] = {None: {}}
+        def disc(value: Any, *ps: float) -> Any:
+            return func.percentile_disc(array([literal(p - 1e-12) for p in ps])).within_group(value)
+
+        q = (select(group.label("g"), func.grouping(group).label("all"),
+                    disc(f.c.wait_ms, 0.5, 0.9).label("w"), disc(f.c.service_ms, 0.9).label("s"))
+             .group_by(func.grouping_sets(tuple_(group), tuple_())))
+        out: dict[Any, dict[str, Any]] = {}
         for row in conn.execute(q):
-            out[None if row.all else ("g", row.g)] = dict(zip(ps, row.v, strict=True))
+            w = row.w or (None, None)
+            out[None if row.all else ("g", row.g)] = {"w50": w[0], "w90": w[1], "s90": (row.s or (None,))[0]}
         return out
 
     # -- ticket figures ---------------------------------------------------------------------
 
     def _ticket_figures(self, conn: Any, f: Any, start: date, end: date) -> dict[str, int]:
         """docs/reports.md "Ticket figures": each ticket once, by its final status, on its issue day."""
-        period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
-        row = conn.execute(select(
-            func.count().label("issued"),
-            _count(tickets.c.status == "finished").label("served"),
-            _count(tickets.c.status == "no_show").label("no_show"),
-            _count(tickets.c.status == "cancelled").label("cancelled"),
-            _count(tickets.c.status == "voided").label("voided"),
-            _count(tickets.c.status.in_(OPEN_STATUSES)).label("open"),
-        ).where(period)).one()
+        by_status: dict[str, int] = {}
+        # Grouped by (day, status), the order of ix_tickets_day_status: no sort on SQLite.
+        for _day, status, n in conn.execute(
+                select(tickets.c.business_day, tickets.c.status, func.count())
+                .where(tickets.c.business_day.between(start, end))
+                .group_by(tickets.c.business_day, tickets.c.status)):
+            by_status[status] = by_status.get(status, 0) + n
         transferred = conn.execute(select(func.count(func.distinct(f.c.ticket_id)))
                                    .where(f.c.outcome == "transferred")).scalar() or 0
-        return {"issued": row.issued, "served": row.served, "no_show": row.no_show,
-                "cancelled": row.cancelled, "voided": row.voided, "open": row.open, "transferred": transferred}
+        return {"issued": sum(by_status.values()), "served": by_status.get("finished", 0),
+                "no_show": by_status.get("no_show", 0), "cancelled": by_status.get("cancelled", 0),
+                "voided": by_status.get("voided", 0), "open": sum(by_status.get(s, 0) for s in OPEN_STATUSES),
+                "transferred": transferred}
 
     def _completion(self, conn: Any, f: Any, start: date, end: date, served: int, as_of: date
                     ) -> dict[str, Any]:
@@ -469,22 +661,41 @@ class ReportBuilder:
         accepted = 0
         past_due = 0
         if promised:
-            # Per ticket of the period (its first visit is in it): finished (only its last visit can be) and
-            # the longest promise among its served visits. Grouping the facts by ticket needs no join with
-            # the tickets table, which PostgreSQL would do as a month of index lookups.
-            days = case(*[(and_(f.c.service == code, f.c.service_s.isnot(None)), literal(n))
-                          for code, n in promised.items()], else_=literal(0))
-            per_ticket = (select(func.min(f.c.business_day).label("day"), func.max(days).label("days"))
+            accepted_on: dict[tuple[date, int], int] = {}  # (acceptance day, promised days) -> tickets
+            # A ticket of the period is its first visit's; it is served when a visit ended finished, which
+            # only its last visit can. So a ticket whose first visit finished had no other: counted per
+            # visit, per day (the order of report_facts: no sort on SQLite), one count per promise length.
+            lengths: dict[int, list[str]] = {}
+            for code, n in promised.items():
+                lengths.setdefault(n, []).append(code)
+            for day, *counts in conn.execute(
+                    select(f.c.business_day, *(_count(f.c.service.in_(codes)) for codes in lengths.values()))
+                    .where(and_(f.c.seq == 1, f.c.outcome == "finished", f.c.service_ms.isnot(None)))
+                    .group_by(f.c.business_day)):
+                for n_days, n in zip(lengths, counts, strict=True):
+                    if n:
+                        k = (_as_date(day), n_days)
+                        accepted_on[k] = accepted_on.get(k, 0) + n
+            # The others, per ticket: from the visits of tickets that went on after their first visit
+            # (transferred, or a no-show reinstated); the longest promise among their served visits.
+            days = case((f.c.service_ms.isnot(None),
+                         case({code: literal(n) for code, n in promised.items()}, value=f.c.service,
+                              else_=literal(0))), else_=literal(0))
+            per_ticket = (select(func.max(case((f.c.seq == 1, f.c.business_day))).label("day"),
+                                 func.max(days).label("days"))
+                          .where(or_(f.c.seq > 1, f.c.outcome.in_(["transferred", "no_show"])))
                           .group_by(f.c.ticket_id)
                           .having(and_(func.max(case((f.c.seq == 1, 1), else_=0)) == 1,
                                        func.max(case((f.c.outcome == "finished", 1), else_=0)) == 1,
                                        func.max(days) > 0)).subquery())
-            rows = conn.execute(select(per_ticket.c.day, per_ticket.c.days, func.count().label("n"))
-                                .group_by(per_ticket.c.day, per_ticket.c.days)).all()
-            for r in rows:
-                accepted += r.n
-                if self.due_date(_as_date(r.day), int(r.days)) < as_of:
-                    past_due += r.n
+            for day, n_days, n in conn.execute(select(per_ticket.c.day, per_ticket.c.days, func.count())
+                                               .group_by(per_ticket.c.day, per_ticket.c.days)):
+                k = (_as_date(day), int(n_days))
+                accepted_on[k] = accepted_on.get(k, 0) + n
+            for (day, n_days), n in accepted_on.items():
+                accepted += n
+                if self.due_date(day, n_days) < as_of:
+                    past_due += n
         on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
         unfinished = 0
         if on_the_spot:
@@ -538,93 +749,100 @@ class ReportBuilder:
 
     # -- counters ---------------------------------------------------------------------------
 
-    def _opening(self, day: date) -> tuple[datetime, datetime] | None:
-        """The day's first opening and last closing time (UTC), or None when the hall is closed."""
+    def _opening(self, day: date) -> tuple[int, int] | None:
+        """The day's first opening and last closing time (Unix ms), or None when the hall is closed."""
         if day not in self._openings:  # the holiday lookup is slow and asked once per counter state
             periods = self.hours.periods_on(day)
             self._openings[day] = None if not periods else (
-                datetime.combine(day, periods[0].start, tzinfo=self.tz).astimezone(UTC),
-                datetime.combine(day, periods[-1].end, tzinfo=self.tz).astimezone(UTC))
+                unix_ms(datetime.combine(day, periods[0].start, tzinfo=self.tz)),
+                unix_ms(datetime.combine(day, periods[-1].end, tzinfo=self.tz)))
         return self._openings[day]
 
-    def _day(self, at: datetime) -> date:
-        """The business day of ``at`` (aware UTC); with one UTC offset for the period, without zoneinfo."""
+    def _day(self, ms: int) -> date:
+        """The business day of ``ms`` (Unix ms); with one UTC offset for the period, without zoneinfo."""
         if self._offset is not None:
-            return (at + self._offset).date()
-        return self.hours.business_day(at)
+            return date.fromordinal(_UNIX_ORDINAL + (ms + self._offset) // 86_400_000)
+        return self.hours.business_day(_from_ms(ms))
 
-    def _split(self, since: datetime, until: datetime, by_event: bool, first_day: date, last_day: date,
-               activity: dict[date, datetime]) -> list[tuple[date, float]]:
-        """docs/reports.md "Counter time": the seconds of one counter state, per business day.
+    def _split(self, since: int, until: int, by_event: bool, first_day: date, last_day: date
+               ) -> list[tuple[date, int, int, int | None]]:
+        """docs/reports.md "Counter time": one counter state cut into business days, as
+        ``(day, begin, stop, closing)`` in Unix ms. ``closing`` is None when the state ends at ``stop``;
+        otherwise it lasted past its day, and counts up to the later of ``closing`` (the day's closing
+        time) and the end of the counter's last ticket that day, but not beyond ``stop``.
 
-        ``until`` is the counter's next event (``by_event``) or the report's ``now``.
-        ``activity`` maps a day to the end of the counter's last ticket that day. Only days
+        ``until`` is the counter's next event (``by_event``) or the report's ``now``. Only days
         ``first_day``..``last_day`` are returned.
         """
         if until <= since:
             return []
         d0, d1 = self._day(since), self._day(until)
         if d0 == d1 and by_event:  # the usual case: two events of one day
-            return [(d0, (until - since).total_seconds())] if first_day <= d0 <= last_day else []
-        out: list[tuple[date, float]] = []
+            return [(d0, since, until, None)] if first_day <= d0 <= last_day else []
+        out: list[tuple[date, int, int, int | None]] = []
         d = max(d0, first_day)
         while d <= min(d1, last_day):
             hours = self._opening(d)
             begin = since if d == d0 else hours[0] if hours else None
             if begin is not None:
                 if d == d1 and by_event:  # ended by the counter's own event that day: all of it
-                    stop = until
+                    out.append((d, begin, until, None))
                 else:  # still on at the end of the day: up to closing or its last ticket's end
-                    ends = [t for t in (hours[1] if hours else None, activity.get(d)) if t is not None]
-                    stop = min(until, max(ends)) if ends else begin
-                out.append((d, max(0.0, (stop - begin).total_seconds())))
+                    out.append((d, begin, until, hours[1] if hours else begin))
             d += timedelta(days=1)
         return out
 
-    def _counter_time(self, conn: Any, f: Any, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
+    def _called(self, conn: Any, f: Any) -> list[Any]:
+        """The called visits' counts and times per counter, clerk and post: what "Counter time" and "Clerks"
+        add up (one pass over the facts instead of two)."""
+        return conn.execute(
+            select(f.c.counter, f.c.clerk, f.c.post, func.count().label("called"),
+                   func.count(f.c.service_ms).label("served"), _count(f.c.outcome == "finished").label("finished"),
+                   _count(f.c.outcome == "no_show").label("no_show"), func.sum(f.c.busy_ms).label("busy"),
+                   func.sum(f.c.service_ms).label("serving"))
+            .where(f.c.first_wait_ms.isnot(None))
+            .group_by(f.c.counter, f.c.clerk, f.c.post)).all()
+
+    def _counter_time(self, conn: Any, f: Any, called: list[Any], start: date, end: date, now: datetime
+                      ) -> list[dict[str, Any]]:
         """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter."""
         kinds = events.c.type.in_(_COUNTER_EVENTS)
-        cols = (events.c.seq, events.c.counter, events.c.type, events.c.at, events.c.data)
+        # Times as Unix ms, parsed by the database; the payload only for a pause (its reason).
+        cols = (events.c.seq, events.c.counter, events.c.type, _Ms(events.c.at),
+                case((events.c.type == "counter_paused", events.c.data)))
         # Each counter's state as the period begins: its last counter event before it.
         last = (select(func.max(events.c.seq)).where(and_(kinds, events.c.business_day < start))
                 .group_by(events.c.counter).subquery())
         rows = conn.execute(select(*cols).where(events.c.seq.in_(select(last.c[0])))).all()
-        rows += conn.execute(select(*cols).where(and_(kinds, events.c.business_day >= start,
-                                                      events.c.business_day <= end))).all()
+        day = events.c.business_day
+        if conn.dialect.name == "postgresql":
+            # Not the business-day index: PostgreSQL would read every event of the period through it
+            # (0.2 s on a month of a busy hall) instead of the counter events through ix_events_type_seq.
+            day = day + literal_column("0")
+        rows += conn.execute(select(*cols).where(and_(kinds, day >= start, day <= end))).all()
         rows.sort(key=lambda r: r[0])
-        activity: dict[int, dict[date, datetime]] = {}
-        busy: dict[int, list[float]] = {}
-        for r in conn.execute(
-                select(f.c.counter, f.c.business_day, func.sum(f.c.busy_s).label("busy"),
-                       func.sum(f.c.service_s).label("serving"), func.max(f.c.last_activity).label("last"))
-                .where(and_(f.c.counter.isnot(None), f.c.first_wait_s.isnot(None)))
-                .group_by(f.c.counter, f.c.business_day)):
-            activity.setdefault(r.counter, {})[_as_date(r.business_day)] = _as_utc(r.last)
-            b = busy.setdefault(r.counter, [0.0, 0.0])
-            b[0] += float(r.busy or 0)
-            b[1] += float(r.serving or 0)
+        busy: dict[int, list[int]] = {}  # ms busy and serving
+        for r in called:
+            if r.counter is not None:
+                b = busy.setdefault(r.counter, [0, 0])
+                b[0] += int(r.busy or 0)
+                b[1] += int(r.serving or 0)
         segments = offset_segments(self.tz, start, end)
-        self._offset = timedelta(minutes=segments[0][1]) if len(segments) == 1 else None
-        acc: dict[int, dict[str, Any]] = {}
-        state: dict[int, tuple[str, datetime, str | None]] = {}  # counter -> (open|paused, since, reason)
+        self._offset = segments[0][1] * 60_000 if len(segments) == 1 else None
+        # (counter, open|paused, reason, day, begin, stop, closing) of every state in the period.
+        parts: list[tuple[int, str, str | None, date, int, int, int | None]] = []
+        state: dict[int, tuple[str, int, str | None]] = {}  # counter -> (open|paused, since, reason)
+        seen: set[int] = set()
 
-        def close(counter: int, until: datetime, by_event: bool) -> None:
+        def close(counter: int, until: int, by_event: bool) -> None:
             prev = state.get(counter)
-            if prev is None:
-                return
-            a = acc[counter]
-            for _day, seconds in self._split(prev[1], until, by_event, start, end, activity.get(counter, {})):
-                if prev[0] == "open":
-                    a["open_s"] += seconds
-                else:
-                    a["paused_s"][prev[2] or "?"] = a["paused_s"].get(prev[2] or "?", 0.0) + seconds
+            if prev is not None:
+                parts.extend((counter, prev[0], prev[2], *p) for p in self._split(prev[1], until, by_event, start, end))
 
-        for _seq, counter, type_, at_db, data in rows:
+        for _seq, counter, type_, at, data in rows:
             if counter is None:
                 continue
-            if counter not in acc:
-                acc[counter] = {"open_s": 0.0, "paused_s": {}}
-            at = _as_utc(at_db)
+            seen.add(counter)
             prev = state.get(counter)
             close(counter, at, True)
             if type_ == "counter_signed_out":
@@ -635,12 +853,27 @@ class ReportBuilder:
                 state[counter] = ("paused", at, prev[2])  # a takeover keeps the pause
             else:  # signed in, or resumed
                 state[counter] = ("open", at, None)
+        now_ms = unix_ms(now)
         for counter in list(state):
-            close(counter, now, False)
+            close(counter, now_ms, False)
+        # The end of a counter's last visit of a day matters only for a state that outlasts its day (a
+        # counter left on overnight): one query reads just those days.
+        found = self._last_activity(conn, f, {(p[0], p[3]) for p in parts if p[6] is not None})
+        acc: dict[int, dict[str, Any]] = {c: {"open_s": 0.0, "paused_s": {}} for c in seen}
+        for counter, kind, reason, d, begin, stop, closing in parts:
+            if closing is not None:
+                last_end = found.get((counter, d))
+                stop = min(stop, max(closing, last_end) if last_end is not None else closing)
+            seconds = max(0, stop - begin) / 1000.0
+            a = acc[counter]
+            if kind == "open":
+                a["open_s"] += seconds
+            else:
+                a["paused_s"][reason or "?"] = a["paused_s"].get(reason or "?", 0.0) + seconds
         out = []
         for counter in sorted(set(acc) | set(busy)):
             a = acc.get(counter, {"open_s": 0.0, "paused_s": {}})
-            b, s = busy.get(counter, (0.0, 0.0))
+            b, s = (x / 1000.0 for x in busy.get(counter, (0, 0)))
             if not (a["open_s"] or any(a["paused_s"].values()) or b):
                 continue  # e.g. left paused over a holiday: nothing happened here in the period
             cfg = self.config.counter(counter)
@@ -651,21 +884,39 @@ class ReportBuilder:
                         "paused_by_reason_min": {k: _minutes(v) for k, v in sorted(a["paused_s"].items())}})
         return out
 
+    @staticmethod
+    def _last_activity(conn: Any, f: Any, wanted: set[tuple[int, date]]) -> dict[tuple[int, date], int]:
+        """The end (or last call) of each counter's last called visit (Unix ms) on the (counter, business
+        day) pairs ``wanted``."""
+        found: dict[tuple[int, date], int] = {}
+        if not wanted:
+            return found
+        counters = sorted({c for c, _ in wanted})
+        days = sorted({d for _, d in wanted})
+        for counter, day, last in conn.execute(
+                select(f.c.counter, f.c.business_day, func.max(f.c.active_ms))
+                .where(and_(f.c.first_wait_ms.isnot(None), f.c.counter.in_(counters), f.c.business_day.in_(days)))
+                .group_by(f.c.counter, f.c.business_day)):
+            if last is not None:
+                found[(counter, _as_date(day))] = int(last)
+        return found
+
     # -- clerks, hours ----------------------------------------------------------------------
 
-    def _clerks(self, conn: Any, f: Any) -> list[dict[str, Any]]:
+    def _clerks(self, called: list[Any]) -> list[dict[str, Any]]:
         """docs/reports.md "Clerks": called, served and finished visits, and service time, per clerk and post."""
-        q = (select(f.c.clerk, f.c.post, func.count().label("called"),
-                    _count(f.c.service_s.isnot(None)).label("served"),
-                    _count(f.c.outcome == "finished").label("finished"),
-                    _count(f.c.outcome == "no_show").label("no_show"),
-                    func.avg(f.c.service_s).label("service_avg"))
-             .where(and_(f.c.clerk.isnot(None), f.c.first_wait_s.isnot(None)))
-             .group_by(f.c.clerk, f.c.post).order_by(f.c.clerk, f.c.post))
+        per: dict[tuple[str, str | None], list[int]] = {}
+        for r in called:
+            if r.clerk is None:
+                continue
+            a = per.setdefault((r.clerk, r.post), [0, 0, 0, 0, 0])
+            for i, n in enumerate((r.called, r.served, r.finished, r.no_show, r.serving or 0)):
+                a[i] += int(n)
         names = {c.id: c.name for c in self.config.clerks}
-        return [{"clerk": r.clerk, "name_zh": names[r.clerk].zh if r.clerk in names else r.clerk,
-                 "post": r.post, "called": r.called, "served": r.served, "finished": r.finished,
-                 "no_show": r.no_show, "service_avg_min": _minutes(r.service_avg)} for r in conn.execute(q)]
+        return [{"clerk": clerk, "name_zh": names[clerk].zh if clerk in names else clerk, "post": post,
+                 "called": a[0], "served": a[1], "finished": a[2], "no_show": a[3],
+                 "service_avg_min": _min_ms(a[4] / a[1]) if a[1] else None}
+                for (clerk, post), a in sorted(per.items(), key=lambda kv: (kv[0][0], _sort(kv[0][1])))]
 
     def _hourly(self, conn: Any, f: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """docs/reports.md "Per hour and busy hours": tickets issued (first visits) by local weekday and hour
@@ -673,28 +924,29 @@ class ReportBuilder:
         arrivals: dict[int, int] = {}
         served: dict[int, int] = {}
         heat: dict[tuple[int, int], int] = {}
-        for r in conn.execute(select(f.c.dow_in, f.c.hour_in, f.c.hour_out,
-                                     _count(f.c.seq == 1).label("issued"),
-                                     _count(f.c.outcome == "finished").label("finished"))
-                              .group_by(f.c.dow_in, f.c.hour_in, f.c.hour_out)):
-            if r.issued:
-                arrivals[r.hour_in] = arrivals.get(r.hour_in, 0) + r.issued
-                heat[(r.dow_in, r.hour_in)] = heat.get((r.dow_in, r.hour_in), 0) + r.issued
-            if r.finished:
-                served[r.hour_out] = served.get(r.hour_out, 0) + r.finished
+        # One integer key, weekday·10⁴ + hour in·10² + hour out (99: none): one sort on an integer (SQLite).
+        key = (self._local(f.c.entered_ms, "dow") * 10_000 + self._local(f.c.entered_ms, "hour") * 100
+               + func.coalesce(case((f.c.outcome == "finished", self._local(f.c.ended_ms, "hour"))), 99))
+        for k, issued, finished in conn.execute(
+                select(key.label("k"), _count(f.c.seq == 1), _count(f.c.outcome == "finished")).group_by(key)):
+            dow, hour_in, hour_out = k // 10_000, k // 100 % 100, k % 100
+            if issued:
+                arrivals[hour_in] = arrivals.get(hour_in, 0) + issued
+                heat[(dow, hour_in)] = heat.get((dow, hour_in), 0) + issued
+            if finished:
+                served[hour_out] = served.get(hour_out, 0) + finished
         hourly = [{"hour": h, "arrivals": arrivals.get(h, 0), "served": served.get(h, 0)}
                   for h in sorted(set(arrivals) | set(served))]
         return hourly, [{"weekday": d, "hour": h, "arrivals": n} for (d, h), n in sorted(heat.items())]
 
-    def wait_samples(self, start: date, end: date) -> dict[str, list[float]]:
+    def wait_samples(self, start: date, end: date, now: datetime | None = None) -> dict[str, list[float]]:
         """Every visit's wait in minutes (docs/reports.md "Wait time"), per service, sorted: the data of
-        the wait-distribution chart."""
-        f = self.facts_select(start, end, datetime.now(UTC)).subquery()
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(f.c.service, f.c.wait_s).where(f.c.wait_s.isnot(None))).all()
+        the wait-distribution chart. Reads stored facts but stores none."""
         out: dict[str, list[float]] = {}
-        for r in rows:
-            out.setdefault(r.service, []).append(float(r.wait_s) / 60.0)
+        with self.engine.connect() as conn, \
+                self._facts(conn, start, end, now or datetime.now(UTC), write=False, materialize=False) as f:
+            for service, wait in conn.execute(select(f.c.service, f.c.wait_ms).where(f.c.wait_ms.isnot(None))):
+                out.setdefault(service, []).append(wait / 60_000.0)
         return {k: sorted(v) for k, v in sorted(out.items())}
 
     # -- the whole report -------------------------------------------------------------------
@@ -705,7 +957,9 @@ class ReportBuilder:
         ``now`` (aware; default the system clock) is the moment the report describes: open
         counters count up to it, tickets still waiting have waited until it, and it decides
         which promised dates have passed. Raises :class:`ReportError` for an unknown group
-        or a period that ends before it starts. Reads only; on SQLite it fills a TEMP table.
+        or a period that ends before it starts. Writes only report_facts (the facts of final days
+        not stored yet; docs/reports.md "How it reads the database") and a TEMP table; with
+        ``parallel``, reads on a second connection in a second thread at the same time.
         """
         if group not in GROUPS:
             raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
@@ -713,27 +967,57 @@ class ReportBuilder:
             raise ReportError("REPORT_BAD_PERIOD", detail=f"{end.isoformat()} is before {start.isoformat()}")
         now = now or datetime.now(UTC)
         as_of = self.hours.business_day(now)
-        with self.engine.connect() as conn:
-            f: Any = None
-            try:
-                f = self._facts(conn, start, end, now)
+        with ThreadPoolExecutor(1, thread_name_prefix="report") if self.parallel else nullcontext() as pool:
+            side = None
+            with self.engine.connect() as conn, self._facts(conn, start, end, now) as f:
+                if pool is not None and self._second_connection_pays():
+                    days = self.fact_days
+                    days.parallel = True
+                    # What the second connection finds: the days stored before and those stored just now.
+                    seen = FactDays(stored=sorted([*days.stored, *days.prepared]), visits=days.visits,
+                                    stale=[d for d in days.stale if d not in days.prepared],
+                                    live=[d for d in days.live or () if d not in days.prepared])
+                    side = pool.submit(self._side_apart, start, end, now, seen)
                 ticket_figures = self._ticket_figures(conn, f, start, end)
                 completion = self._completion(conn, f, start, end, ticket_figures["served"], as_of)
-                grouped, total = self._visit_figures(conn, f, self.group_expr(f, group))
-                counters = self._counter_time(conn, f, start, end, now)
-                clerks = self._clerks(conn, f)
-                hourly, heat = self._hourly(conn, f)
-            finally:
-                conn.rollback()  # nothing to keep; on PostgreSQL this also drops the TEMP table
-                if f is FACTS and conn.dialect.name == "sqlite":  # pysqlite ran the CREATE outside it
-                    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.qh_report_facts")
-        rows = [{"group": _key(k), **self._label(group, k), **v}
+                grouped, total, pct = self._visit_figures(conn, f, self.group_expr(f, group))
+                if side is None:
+                    counters, clerks, hourly, heat = self._side(conn, f, start, end, now)
+            if side is not None:
+                counters, clerks, hourly, heat = side.result()
+        rows = [{"group": _key(k), **self._label(group, k), **_row(v, pct.get(("g", k), {}))}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
-                      {"group": "all", **total}, rows, counters, clerks, hourly, heat,
+                      {"group": "all", **_row(total, pct.get(None, {}))}, rows, counters, clerks, hourly, heat,
                       notes=["Percentiles are nearest-rank.",
                              "Matters with a promised completion time are completed in the back office after "
                              "the ticket; queuehall records their acceptance and due date, not their completion."])
+
+    def _second_connection_pays(self) -> bool:
+        """Whether a second connection would find (nearly) every day of the period stored. It stores
+        nothing itself and computes the other days again: worth it for a day or two, not for a month."""
+        days = self.fact_days
+        if days.live is None:
+            return False
+        computed = sum(days.visits.get(d, 0) for d in days.live if d not in days.prepared)
+        return computed * 5 <= sum(days.visits.values())
+
+    def _side(self, conn: Any, f: Any, start: date, end: date, now: datetime) -> tuple[Any, Any, Any, Any]:
+        """Counter time, clerks, per hour and busy hours: the figures that do not depend on the grouping,
+        which :meth:`build` computes on a second connection at the same time as the others."""
+        called = self._called(conn, f)
+        counters = self._counter_time(conn, f, called, start, end, now)
+        hourly, heat = self._hourly(conn, f)
+        return counters, self._clerks(called), hourly, heat
+
+    def _side_apart(self, start: date, end: date, now: datetime, plan: FactDays) -> tuple[Any, Any, Any, Any]:
+        """:meth:`_side` on a connection of its own, by a builder of its own (no state shared with the
+        other thread). It stores nothing: it reads the facts the other connection stored (``plan``), and
+        computes the others itself, the same way (the same visits and ``now``)."""
+        helper = ReportBuilder(self.engine, self.config, materialize=self.materialize,
+                               stored_facts=self.stored_facts, parallel=False)
+        with self.engine.connect() as conn, helper._facts(conn, start, end, now, write=False, plan=plan) as f:
+            return helper._side(conn, f, start, end, now)
 
     def _label(self, group: str, key: Any) -> dict[str, str | None]:
         thing: Any = None
@@ -751,18 +1035,44 @@ class ReportBuilder:
         return {"name_zh": thing.name.zh, "name_en": thing.name.en}
 
 
+def _first_line(err: DBAPIError) -> str:
+    return str(err.orig or err).splitlines()[0]
+
+
+def _rank(values: list[int], a: int, b: int) -> int | None:
+    """Nearest rank: the value at rank ⌈n·a/b⌉ = (n·a + b − 1) // b of the sorted ``values``."""
+    return values[(len(values) * a + b - 1) // b - 1] if values else None
+
+
+def _kth(samples: list[list[int]], a: int, b: int) -> int | None:
+    """:func:`_rank` of all the sorted integer ``samples`` together, without merging them: the smallest
+    value with at least that many values at or below it (a binary search over the values' range)."""
+    n = sum(len(s) for s in samples)
+    if not n:
+        return None
+    rank = (n * a + b - 1) // b
+    lo, hi = min(s[0] for s in samples if s), max(s[-1] for s in samples if s)
+    while lo < hi:  # integers: the first value whose count reaches the rank is one of the values
+        mid = (lo + hi) // 2
+        if sum(bisect_right(s, mid) for s in samples) >= rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _row(r: dict[str, Any], pct: dict[str, Any]) -> dict[str, Any]:
-    """A row of visit figures from the SQL counts and sums of one group (or of all) and its percentiles."""
+    """A row of visit figures from the SQL counts and sums (ms) of one group (or of all) and its percentiles."""
     return {
         **{k: int(r[k]) for k in ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out",
                                    "cancelled", "voided", "open")},
-        "wait_avg_min": _minutes(float(r["wait_sum"]) / r["wait_n"]) if r["wait_n"] else None,
-        "wait_median_min": _minutes(pct.get("w50")), "wait_p90_min": _minutes(pct.get("w90")),
-        "wait_max_min": _minutes(r["wait_max"]),
+        "wait_avg_min": _min_ms(int(r["wait_sum"] or 0) / r["wait_n"]) if r["wait_n"] else None,
+        "wait_median_min": _min_ms(pct.get("w50")), "wait_p90_min": _min_ms(pct.get("w90")),
+        "wait_max_min": _min_ms(r["wait_max"]),
         "sla_within": int(r["sla_within"]), "sla_counted": int(r["sla_counted"]),
-        "sla_share": round(r["sla_within"] / r["sla_counted"], 4) if r["sla_counted"] else None,
-        "service_avg_min": _minutes(float(r["service_sum"]) / r["service_n"]) if r["service_n"] else None,
-        "service_p90_min": _minutes(pct.get("s90")),
+        "sla_share": round(int(r["sla_within"]) / int(r["sla_counted"]), 4) if r["sla_counted"] else None,
+        "service_avg_min": _min_ms(int(r["service_sum"] or 0) / r["service_n"]) if r["service_n"] else None,
+        "service_p90_min": _min_ms(pct.get("s90")),
     }
 
 
@@ -771,14 +1081,20 @@ def _as_date(v: Any) -> date:
     return v if isinstance(v, date) else date.fromisoformat(str(v))
 
 
-def _as_utc(v: Any) -> datetime:
-    # Naive UTC from the database (text on SQLite when an aggregate drops the column type).
-    d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
-    return d.replace(tzinfo=UTC)
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIX_ORDINAL = _UNIX.date().toordinal()
+
+
+def _from_ms(ms: Any) -> datetime:
+    return _UNIX + timedelta(milliseconds=int(ms))
 
 
 def _minutes(seconds: Any) -> float | None:
     return None if seconds is None else round(float(seconds) / 60.0, 2)
+
+
+def _min_ms(ms: Any) -> float | None:
+    return None if ms is None else round(float(ms) / 60_000.0, 2)
 
 
 def _key(k: Any) -> Any:
@@ -995,6 +1311,9 @@ def register(sub: Any) -> None:
     p.add_argument("--group", default="service", help=f"rows by: {', '.join(GROUPS)} (default service)")
     p.add_argument("--format", default="table", choices=FORMATS)
     p.add_argument("--out", default=None, help="output file (csv, json, xlsx) or folder (png); default stdout")
+    p.add_argument("--prepare", action="store_true",
+                   help="only store the report facts of the closed business days (run nightly; with --day or "
+                        "--from/--to just those days); prints JSON")
     p.set_defaults(func=_report_main)
     p = sub.add_parser("purge", help="delete records older than the retention period (docs/reports.md)")
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default: the local SQLite database)")
@@ -1071,6 +1390,8 @@ def _fail(command: str, err: ReportError) -> int:
 
 def _report_main(args: Any) -> int:
     """``queuehall report``: 0 written, 2 bad arguments or unusable database (message on stderr)."""
+    if args.prepare:
+        return _prepare_main(args)
     try:
         start, end = parse_period(args.day, args.start, args.end)
         if args.group not in GROUPS:
@@ -1096,6 +1417,26 @@ def _report_main(args: Any) -> int:
                 print(p)
     finally:
         engine.dispose()
+    return 0
+
+
+def _prepare_main(args: Any) -> int:
+    """``queuehall report --prepare``: 0 stored (JSON: the days stored now, how many were already, the days
+    not final yet), 2 bad arguments or a database where nothing can be stored (message on stderr)."""
+    try:
+        start = end = None
+        if args.day or args.start or args.end:
+            start, end = parse_period(args.day, args.start, args.end)
+        engine, config = _open(args.db, args.config)
+    except ReportError as err:
+        return _fail("report", err)
+    try:
+        done = ReportBuilder(engine, config).prepare(start, end)
+    except ReportError as err:
+        return _fail("report", err)
+    finally:
+        engine.dispose()
+    print(json.dumps({"status": "ok", **done}, ensure_ascii=False))
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -144,6 +145,33 @@ requests = Table(
     Column("request_id", String(64), primary_key=True),
     Column("at", DateTime, nullable=False, index=True),
     Column("reply", Text, nullable=False),
+)
+
+# The reports' per-visit facts of closed business days (docs/reports.md "How it reads the database"):
+# filled once by broker/reports.py for a day whose visits have all ended, then read instead of
+# parsing the visits' times again; deleted with the visits (Store.purge). Only what the visit row
+# alone determines is kept (times as Unix milliseconds, durations in milliseconds), nothing that
+# depends on the configuration (targets, time zone, departments) or on when the report runs.
+report_facts = Table(
+    "report_facts", metadata,
+    Column("business_day", Date, primary_key=True),
+    Column("visit_id", Integer, primary_key=True, autoincrement=False),
+    Column("ticket_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("counter", Integer),
+    Column("clerk", String(32)),
+    Column("post", String(1)),
+    Column("outcome", String(16)),
+    Column("entered_ms", BigInteger, nullable=False),
+    Column("ended_ms", BigInteger),
+    Column("active_ms", BigInteger),  # end of a called visit (its last call while it goes on)
+    Column("wait_ms", BigInteger),
+    Column("first_wait_ms", BigInteger),
+    Column("service_ms", BigInteger),
+    Column("busy_ms", BigInteger),
+    Column("elapsed_ms", BigInteger),  # never called, cancelled or still waiting: entry to end (or now)
+    sqlite_with_rowid=False,  # a period is one range of the primary key, read in order
 )
 
 _TICKET_COLS = [c.name for c in tickets.columns]
@@ -547,6 +575,8 @@ class Store:
         with self.engine.begin() as conn:
             closed = ~tickets.c.status.in_(sorted(ACTIVE))
             old_ids = select(tickets.c.id).where((tickets.c.business_day < before) & closed)
+            # The reports' facts go with their visits (the same tickets), so none outlives its visit.
+            conn.execute(delete(report_facts).where(report_facts.c.ticket_id.in_(old_ids)))
             n_visits = conn.execute(delete(visits).where(visits.c.ticket_id.in_(old_ids))).rowcount
             n_tickets = conn.execute(delete(tickets).where((tickets.c.business_day < before) & closed)).rowcount
             still_open = select(tickets.c.id).where(tickets.c.status.in_(sorted(ACTIVE)))

@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 
 from broker import storage
 from broker.config import HallConfig, load_config
@@ -322,6 +322,9 @@ KINDS = ("finished", "finished", "finished", "no_show", "reinstated", "fee_trip"
          "retired", "finished", "no_show", "cancel_waiting")
 
 
+OPEN_KINDS = ("waiting", "serving", "called")
+
+
 def make_history(seed: int = 20251009) -> History:
     """About 50 tickets a day on DAY0..DAY2, a few outside the period, and fixed edge cases."""
     rng = random.Random(seed)
@@ -332,6 +335,8 @@ def make_history(seed: int = 20251009) -> History:
         issues = sorted(opening + timedelta(seconds=rng.randint(0, 8 * 3600)) for _ in range(n))
         for i, issued in enumerate(issues):
             kind = KINDS[(i + day.toordinal()) % len(KINDS)]
+            if kind in OPEN_KINDS and day in (DAY0, DAY1):
+                kind = "finished"  # only DAY2 has tickets left open: DAY0 and DAY1 are final (their facts stored)
             _one(h, rng, day, issued, kind)
     _edge_cases(h)
     return h
@@ -867,10 +872,15 @@ def check_dst(engine: Engine, config: HallConfig) -> None:
             h.serve(t, t.visits[0], t.issued_at + timedelta(minutes=5), 2, 300)
     insert_history(engine, h, with_plan=False)
     cfg = replace(config, timezone="Europe/Berlin")
-    rep = ReportBuilder(engine, cfg).build(date(2025, 10, 25), date(2025, 10, 27), "hour", now=NOW)
-    assert [(r["group"], r["visits"]) for r in rep.rows] == [(9, 4), (10, 2)]
-    assert [(c["weekday"], c["hour"], c["arrivals"]) for c in rep.heatmap] == [
-        (1, 9, 2), (1, 10, 1), (6, 9, 2), (6, 10, 1)]
+    days = (date(2025, 10, 25), date(2025, 10, 27))
+    cold = ReportBuilder(engine, cfg)  # stores both days: the facts keep UTC times, the hours come on reading
+    reps = [cold.build(*days, "hour", now=NOW), ReportBuilder(engine, cfg).build(*days, "hour", now=NOW),
+            ReportBuilder(engine, cfg, stored_facts=False).build(*days, "hour", now=NOW)]
+    assert cold.fact_days.prepared == list(days)
+    for rep in reps:
+        assert [(r["group"], r["visits"]) for r in rep.rows] == [(9, 4), (10, 2)]
+        assert [(c["weekday"], c["hour"], c["arrivals"]) for c in rep.heatmap] == [
+            (1, 9, 2), (1, 10, 1), (6, 9, 2), (6, 10, 1)]
 
 
 def check_percentile_ranks(engine: Engine, config: HallConfig) -> None:
@@ -903,29 +913,73 @@ def check_without_temp_table(engine: Engine, config: HallConfig) -> None:
         assert inline == kept, group
 
 
+def stored_days(engine: Engine) -> dict[date, int]:
+    """The business days in report_facts, with their number of facts."""
+    rf = storage.report_facts
+    with engine.connect() as conn:
+        rows = conn.execute(select(rf.c.business_day, func.count()).group_by(rf.c.business_day)).all()
+    return {d: n for d, n in rows}
+
+
+def clear_facts(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(storage.report_facts))
+
+
+def visits_on(h: History, day: date) -> int:
+    return sum(v.business_day == day for v in h.visits)
+
+
+def check_run(reports: dict[str, Report], h: History, subtests: pytest.Subtests, run: str) -> None:
+    """Every figure of every grouping against the oracle."""
+    rep = reports["service"]
+    with subtests.test("ticket figures", run=run):
+        check_ticket_figures(rep, h)
+    with subtests.test("wait, service and SLA figures of the whole period", run=run):
+        check_total(rep, h)
+    for group in GROUPS:
+        with subtests.test("grouping", group=group, run=run):
+            check_grouping(reports[group], h, group)
+    with subtests.test("counter time", run=run):
+        check_counter_time(rep, h)
+    with subtests.test("clerks by post", run=run):
+        check_clerks(rep, h)
+    with subtests.test("per hour and heatmap", run=run):
+        check_hourly(rep, h)
+
+
 def test_known_history(loaded: Engine, config: HallConfig, config_path: str, history: History, tmp_path: Path,
                        capsys: pytest.CaptureFixture[str], subtests: pytest.Subtests) -> None:
-    """Every figure, every grouping and every format against the oracle, on this backend."""
-    b = ReportBuilder(loaded, config)
-    reports = {g: b.build(*PERIOD, g, now=NOW) for g in GROUPS}
-    rep = reports["service"]
+    """Every figure, every grouping and every format against the oracle, on this backend, three ways: every
+    day computed on the fly (``live``); *cold*, the first report, which stores the facts of the final days
+    DAY0 and DAY1 (DAY2 still has open tickets); *warm*, which reads them back (docs/reports.md "How it
+    reads the database"). All three must give the very same report."""
+    live = ReportBuilder(loaded, config, stored_facts=False)
+    runs: dict[str, dict[str, Report]] = {"live": {g: live.build(*PERIOD, g, now=NOW) for g in GROUPS},
+                                          "cold": {}, "warm": {}}
+    assert stored_days(loaded) == {}, "stored_facts=False stores nothing"
+    for g in GROUPS:
+        clear_facts(loaded)
+        cold = ReportBuilder(loaded, config)
+        runs["cold"][g] = cold.build(*PERIOD, g, now=NOW)
+        assert (cold.fact_days.stored, cold.fact_days.prepared, cold.fact_days.live) == (
+            [], [DAY0, DAY1], [DAY0, DAY1, DAY2])
+        warm = ReportBuilder(loaded, config)
+        runs["warm"][g] = warm.build(*PERIOD, g, now=NOW)
+        assert (warm.fact_days.stored, warm.fact_days.prepared, warm.fact_days.live) == ([DAY0, DAY1], [], [DAY2])
+    assert stored_days(loaded) == {DAY0: visits_on(history, DAY0), DAY1: visits_on(history, DAY1)}
     with subtests.test("history covers every case"):
         check_coverage(history)
-    with subtests.test("ticket figures"):
-        check_ticket_figures(rep, history)
-    with subtests.test("wait, service and SLA figures of the whole period"):
-        check_total(rep, history)
-    for group in GROUPS:
-        with subtests.test("grouping", group=group):
-            check_grouping(reports[group], history, group)
+    for run, reports in runs.items():
+        check_run(reports, history, subtests, run)
+        with subtests.test("the same report as on the fly", run=run):
+            assert {g: r.to_dict() for g, r in reports.items()} == {
+                g: r.to_dict() for g, r in runs["live"].items()}
+    b = ReportBuilder(loaded, config)
+    rep = runs["warm"]["service"]
     with subtests.test("same-day completion and promised matters"):
         check_completion(rep, b.build(DAY2, DAY2, "service", now=at(DAY2, 16)), history)
-    with subtests.test("counter time"):
-        check_counter_time(rep, history)
-    with subtests.test("clerks by post"):
-        check_clerks(rep, history)
-    with subtests.test("per hour and heatmap"):
-        check_hourly(rep, history)
+        check_completion(runs["live"]["service"], live.build(DAY2, DAY2, "service", now=at(DAY2, 16)), history)
     with subtests.test("a period without data"):
         check_empty_period(b)
     with subtests.test("formats"):
