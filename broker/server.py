@@ -51,6 +51,7 @@ STARTUP_SECONDS = 3.0
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
 SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
+REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket"}),
@@ -122,6 +123,8 @@ class Broker:
         self.stop_event = threading.Event()
         self.largest_group = 0  # most commands committed in one transaction so far
         self._snapshot_cache: tuple[tuple[str, int], float, dict[str, Any]] | None = None
+        self._day = hall.hours.business_day(hall.clock.now())
+        self.report_prepare: threading.Thread | None = None  # the last nightly preparation (tests join it)
         hall.listeners.append(self._pending.append)
 
     # ------------------------------------------------------------------ sockets
@@ -475,6 +478,10 @@ class Broker:
         if gone:
             self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})
         at = self.hall.clock.now()
+        day = self.hall.hours.business_day(at)
+        if day != self._day:
+            self._day = day
+            self._prepare_reports(at)
         summaries = self._summaries()
         changed = {c: s for c, s in summaries.items()
                    if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
@@ -483,6 +490,31 @@ class Broker:
             self._last_summaries = summaries
         self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
             "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
+
+
+    def _prepare_reports(self, now: Any) -> None:
+        """A business day has ended: store the report facts of the days before it, as
+        ``queuehall report --prepare`` does, so no report has to parse them (docs/reports.md). In a
+        thread of its own while the hall is closed; SQLite copies a day per short transaction."""
+        engine = getattr(self.hall.journal, "engine", None)
+        if engine is None or (self.report_prepare is not None and self.report_prepare.is_alive()):
+            return
+        config, today = self.hall.config, self.hall.hours.business_day(now)
+
+        def prepare() -> None:
+            try:
+                from datetime import timedelta
+
+                from broker.reports import ReportBuilder
+
+                done = ReportBuilder(engine, config).prepare(today - timedelta(days=REPORT_PREPARE_DAYS),
+                                                             today - timedelta(days=1), now=now)
+                log.info("report facts stored for %s", ", ".join(done["prepared"]) or "no new day")
+            except Exception:  # a report can still compute them; the hall must not notice
+                log.exception("could not store the report facts")
+
+        self.report_prepare = threading.Thread(target=prepare, name="queuehall-report-prepare", daemon=True)
+        self.report_prepare.start()
 
 
 def _is_snapshot_request(frame: bytes) -> bool:

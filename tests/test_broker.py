@@ -808,3 +808,35 @@ def test_the_broker_refuses_to_start_without_keys_or_insecure(tmp_path: Path,
     assert main(["broker", "--insecure", "--host", "0.0.0.0", "--db", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     assert "loopback" in capsys.readouterr().err
     assert main(["broker", "--insecure", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+def test_when_a_business_day_ends_the_broker_stores_its_report_facts(
+        start_broker: Callable[..., BrokerThread], manual_clock: Any) -> None:
+    """The broker does at midnight what `queuehall report --prepare` does, so no report parses that day."""
+    from sqlalchemy import func, select
+
+    from broker.storage import report_facts
+
+    bt = start_broker()
+    c = BrokerClient(bt.endpoint)
+    try:
+        c.request("sign_in", counter=1, clerk="c1a", pin=PIN)
+        for _ in range(3):
+            c.request("take_ticket", service="P")
+            c.request("call_next", counter=1)
+            c.request("start", counter=1)
+            c.request("finish", counter=1)
+        assert bt.broker is not None and bt.store is not None
+        assert bt.broker.report_prepare is None  # nothing to do while the day goes on
+        manual_clock.advance(hours=24)  # Wednesday 09:00: Tuesday is over and all its visits ended
+        prepared = wait_until(lambda: bt.broker.report_prepare, what="the nightly preparation")
+        prepared.join(30)
+        with bt.store.engine.connect() as conn:
+            stored = conn.execute(select(report_facts.c.business_day, func.count())
+                                  .group_by(report_facts.c.business_day)).all()
+        assert [(str(d), n) for d, n in stored] == [("2026-11-24", 3)]
+    finally:
+        c.close()
