@@ -158,6 +158,8 @@ class Broker:
                  self.port + 1, "CurveZMQ" if self.keys_dir else "WITHOUT encryption")
 
     def close(self) -> None:
+        if self.report_prepare is not None:  # its connection must not outlive the broker's database
+            self.report_prepare.join(30)
         for s in (self.router, self.pub):
             if s is not None:
                 s.close(0)
