@@ -562,15 +562,16 @@ class Hall:
             cw[service] -= total
         else:
             service = present[0]
-        tickets = sorted(tickets_of(service), key=lambda t: (t.queue_key, t.id))
-        prio = [t for t in tickets if t.priority]
-        normal = [t for t in tickets if not t.priority]
+        tickets = tickets_of(service)
+        # Only the first of each class is called: no need to sort the queue.
+        prio = min((t for t in tickets if t.priority), key=_fifo, default=None)
+        normal = min((t for t in tickets if not t.priority), key=_fifo, default=None)
         streak = tx.state(_STATE_STREAK).get(service, 0)
-        if prio and (not normal or streak < rules.priority_streak):
+        if prio is not None and (normal is None or streak < rules.priority_streak):
             tx.rule = "priority"
-            return prio[0]
-        tx.rule = "fifo" if normal else "priority"
-        return normal[0] if normal else prio[0]
+            return prio
+        tx.rule = "fifo" if normal is not None else "priority"
+        return normal if normal is not None else prio
 
     def _candidates(self, counter: int) -> tuple[list[str], Ticket | None, Callable[[str], list[Ticket]]]:
         """Eligible tickets for ``counter`` from the queue index (rule 1 of :meth:`_pick`), without
@@ -1026,6 +1027,11 @@ def no_show_horizon(hours: OpeningHours, now: datetime, grace_minutes: int) -> d
     """
     day_start = datetime.combine(hours.business_day(now), time.min, tzinfo=hours.tz)
     return min(day_start, now - timedelta(minutes=grace_minutes))
+
+
+def _fifo(t: Ticket) -> tuple[datetime, int]:
+    """A ticket's place in its queue: queue position (transfers keep their issue time), then id."""
+    return (t.queue_key, t.id)
 
 
 _ISO: dict[datetime, str] = {}  # a ticket's view repeats the same few instants (issued, entered, queued)

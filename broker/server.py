@@ -515,8 +515,9 @@ class Broker:
             except Exception:  # a report can still compute them; the hall must not notice
                 log.exception("could not store the report facts")
 
-        self.report_prepare = threading.Thread(target=prepare, name="queuehall-report-prepare", daemon=True)
-        self.report_prepare.start()
+        thread = threading.Thread(target=prepare, name="queuehall-report-prepare", daemon=True)
+        thread.start()
+        self.report_prepare = thread  # only once started: another thread may join it at once
 
 
 def _is_snapshot_request(frame: bytes) -> bool:
