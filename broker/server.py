@@ -38,6 +38,7 @@ from queuehall.protocol import (
     encode_reply,
     error_reply,
     ok_reply,
+    preencoded,
     request_id_of,
 )
 
@@ -122,7 +123,7 @@ class Broker:
         self.pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
         self.largest_group = 0  # most commands committed in one transaction so far
-        self._snapshot_cache: tuple[tuple[str, int], float, dict[str, Any]] | None = None
+        self._snapshot_cache: tuple[tuple[str, int], float, Any] | None = None
         self._day = hall.hours.business_day(hall.clock.now())
         self.report_prepare: threading.Thread | None = None  # the last nightly preparation (tests join it)
         hall.listeners.append(self._pending.append)
@@ -327,14 +328,15 @@ class Broker:
                 log.warning("refused: counter key %s (counter %s) acting as counter %s", client, counter, asked)
                 raise HallError("FORBIDDEN", detail=f"this key belongs to counter {counter}")
 
-    def _broker_command(self, req: Request, client: str) -> dict[str, Any]:
+    def _broker_command(self, req: Request, client: str) -> Any:
         if req.type == "snapshot":
             # Many screens ask at once after a restart: build one snapshot per state, not per asker.
+            # It is encoded once too: 2-8 ms for 1,000 waiting tickets, times every asker.
             key = (self.epoch, self.seq)
             cached = self._snapshot_cache
             if cached is not None and cached[0] == key and time.monotonic() - cached[1] < SNAPSHOT_REUSE_SECONDS:
                 return cached[2]
-            snap = self.snapshot()
+            snap = preencoded(self.snapshot())
             self._snapshot_cache = (key, time.monotonic(), snap)
             return snap
         return {"epoch": self.epoch, "seq": self.seq, "client": client}

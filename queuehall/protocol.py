@@ -87,6 +87,12 @@ def _dump(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS)
 
 
+def preencoded(obj: dict[str, Any]) -> Any:
+    """``obj`` encoded once, to go unchanged into many messages (a reply's ``result``): the broker
+    sends the same snapshot to every screen that asks for it after a restart."""
+    return orjson.Fragment(_dump(obj))
+
+
 def json_text(obj: Any) -> str:
     """``obj`` as JSON text, exactly as in messages (the storage keeps event data and replies so)."""
     return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS).decode("utf-8")
