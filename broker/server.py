@@ -112,6 +112,7 @@ class Broker:
         self.epoch = uuid.uuid4().hex[:12]
         self.seq = 0
         self.devices: dict[str, dict[str, Any]] = {}
+        self._presence_changed: set[str] = set()  # published together at the next heartbeat
         self._pending: list[Event] = []
         self._last_summaries = self._summaries()
         self._last_counters = self._counter_views()
@@ -392,12 +393,12 @@ class Broker:
             }
             if dev is None or {k: dev.get(k) for k in record} != record:
                 self.devices[client] = dev = record
-                self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+                self._presence_changed.add(client)
         elif dev is None:
             return
         elif not dev["online"]:
             dev["online"] = True
-            self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+            self._presence_changed.add(client)
         dev["_seen"] = now
 
     def _publish(self, event: dict[str, Any], *, set_: dict[str, Any] | None = None,
@@ -477,7 +478,12 @@ class Broker:
         for client, dev in self.devices.items():
             if dev["online"] and now - dev.get("_seen", now) > PRESENCE_TIMEOUT:
                 dev["online"] = False
-                self._publish({"type": "presence"}, set_={"devices": {client: dev}})
+                self._presence_changed.add(client)
+        if self._presence_changed:
+            # One event per heartbeat for all the devices that came or went: after a restart every
+            # screen says hello at once, and an event each (to every screen) grew as their square.
+            changed, self._presence_changed = self._presence_changed, set()
+            self._publish({"type": "presence"}, set_={"devices": {c: self.devices[c] for c in sorted(changed)}})
         gone = self.hall.expire_no_shows()
         if gone:
             self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})

@@ -111,6 +111,8 @@ def _watch(args: argparse.Namespace) -> int:
     ever_connected = threading.Event()
 
     def on_event(msg: dict[str, Any]) -> None:
+        if args.type and msg["event"].get("type") not in args.type:
+            return
         _print({"epoch": msg["epoch"], "seq": msg["seq"], **msg["event"]})
         count[0] += 1
         if args.count and count[0] >= args.count:
@@ -235,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_status)
     p = sub.add_parser("watch", help="print events as JSON lines as they happen")
     _client_args(p)
-    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.add_argument("--count", type=int, default=0, help="stop after this many events (printed ones)")
+    p.add_argument("--type", action="append", default=[], metavar="EVENT",
+                   help="print only events of this type (e.g. ticket_called); may be repeated")
     p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds")
     p.set_defaults(func=_watch)
 

@@ -197,7 +197,8 @@ def test_the_console_script_and_watch_in_real_processes(hall: BrokerThread) -> N
     assert json.loads(take.stdout)["result"]["ticket"]["label"] == "A001"
 
     watch = subprocess.Popen([sys.executable, "-m", "queuehall.cli", "watch", "--broker", hall.endpoint,
-                              "--count", "2", "--seconds", "30"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              "--type", "ticket_issued", "--count", "2", "--seconds", "30"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         assert watch.stderr is not None and watch.stdout is not None
