@@ -5,7 +5,7 @@ hall's devices do); the broker commits the waiting commands in one transaction a
 replies only after it. The kiosks run in separate processes at niceness 10 (in a hall
 they are other machines); the broker runs in this one. Prints one JSON object. See docs/benchmarks.md ("Group commit").
 
-    .venv/bin/python bench/group_commit_bench.py [--sync FULL|NORMAL] [--clients 8] [--per-client 1000] [--procs 2]
+    .venv/bin/python bench/group_commit_bench.py [--sync FULL|NORMAL] [--clients 8] [--per-client 1000] [--mix]
 """
 
 from __future__ import annotations
@@ -77,13 +77,7 @@ def counters(port: int, config_counters: list[tuple[int, str, str]], out: Any, g
         refused.append(bad)
         s.close(0)
 
-    workers = [threading.Thread(target=counter, args=c) for c in config_counters]
-    for w in workers:
-        w.start()
-    ready.wait()
-    out.put("ready")
-    for w in workers:
-        w.join()
+    _run_clients([threading.Thread(target=counter, args=c) for c in config_counters], ready, out)
     out.put(("counters", sum(accepted), sum(refused)))
 
 
@@ -115,14 +109,18 @@ def kiosks(port: int, clients: int, per_client: int, window: int, first: int, ou
         done.append(got)
         s.close(0)
 
-    workers = [threading.Thread(target=kiosk, args=(first + k,)) for k in range(clients)]
+    _run_clients([threading.Thread(target=kiosk, args=(first + k,)) for k in range(clients)], ready, out)
+    out.put(sum(done))
+
+
+def _run_clients(workers: list[threading.Thread], ready: threading.Barrier, out: Any) -> None:
+    """Start a client process's threads, say "ready" once all are connected, wait for them to finish."""
     for w in workers:
         w.start()
     ready.wait()
     out.put("ready")
     for w in workers:
         w.join()
-    out.put(sum(done))
 
 
 def run(sync: str, clients: int, per_client: int, window: int, procs: int,
@@ -188,7 +186,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--per-client", type=int, default=1000)
     p.add_argument("--window", type=int, default=16)
-    p.add_argument("--procs", type=int, default=2, help="client processes the kiosks are spread over")
+    p.add_argument("--procs", type=int, default=4, help="client processes the kiosks are spread over")
     p.add_argument("--quick", action="store_true", help="a small run")
     p.add_argument("--profile", help="write the broker thread's cProfile stats here (slows it down)")
     p.add_argument("--mix", action="store_true",

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -513,9 +514,7 @@ class Broker:
 
         def prepare() -> None:
             try:
-                from datetime import timedelta
-
-                from broker.reports import ReportBuilder
+                from broker.reports import ReportBuilder  # SQLAlchemy and the reports: only when needed
 
                 done = ReportBuilder(engine, config).prepare(today - timedelta(days=REPORT_PREPARE_DAYS),
                                                              today - timedelta(days=1), now=now)

@@ -106,11 +106,7 @@ class DisplayOptions:
 
     def validate(self) -> DisplayOptions:
         """Return ``self`` if every option is in range, else raise ``DisplayError("DISPLAY_BAD_OPTION")``."""
-        if self.counter is not None and (
-            isinstance(self.counter, bool)
-            or not isinstance(self.counter, int)
-            or not 1 <= self.counter <= 999
-        ):
+        if self.counter is not None and not _whole_in(self.counter, 1, 999):
             raise _bad(
                 "--counter",
                 f"窗口号应为 1–999 的整数，而不是 {self.counter!r}",
@@ -120,11 +116,7 @@ class DisplayOptions:
             raise _bad(
                 "--lang", f"只能是 zh 或 en，而不是 {self.lang!r}", f"must be zh or en, not {self.lang!r}"
             )
-        if (
-            isinstance(self.repeat, bool)
-            or not isinstance(self.repeat, int)
-            or not 1 <= self.repeat <= MAX_REPEAT
-        ):
+        if not _whole_in(self.repeat, 1, MAX_REPEAT):
             raise _bad(
                 "--repeat",
                 f"播报次数应为 1–{MAX_REPEAT}，而不是 {self.repeat!r}",
@@ -145,17 +137,18 @@ class DisplayOptions:
                 raise _bad(
                     name, f"秒数应为 0–{top:g}，而不是 {value!r}", f"seconds must be 0–{top:g}, not {value!r}"
                 )
-        if (
-            isinstance(self.history_size, bool)
-            or not isinstance(self.history_size, int)
-            or not 1 <= self.history_size <= MAX_HISTORY
-        ):
+        if not _whole_in(self.history_size, 1, MAX_HISTORY):
             raise _bad(
                 "--history",
                 f"历史条数应为 1–{MAX_HISTORY}，而不是 {self.history_size!r}",
                 f"the history length must be 1–{MAX_HISTORY}, not {self.history_size!r}",
             )
         return self
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    """An int (not a bool, which Python counts as one) from ``low`` to ``high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _finite(value: object) -> bool:

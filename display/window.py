@@ -842,6 +842,15 @@ class ServicesPanel(Painted):
             (pair("预计等候", "Est. wait", self.lang), r.x() + w * (n + c + 0.02), r.right(), right),
         ]
 
+    def _two_lines(self, p: QPainter, cell: QRectF, lines: tuple[str, str], px: float, fg: QColor,
+                   align: Qt.AlignmentFlag, min_px: int, first_scale: float = 1.0) -> None:
+        """A row's cell with its first language in bold above and the other, smaller and muted, below."""
+        top, h = cell.y(), cell.height()
+        self.text(p, QRectF(cell.x(), top + h * 0.04, cell.width(), h * 0.54), lines[0], px * first_scale, fg,
+                  bold=True, align=align, min_px=min_px)
+        self.text(p, QRectF(cell.x(), top + h * 0.56, cell.width(), h * 0.4), lines[1], min(px * 0.66, 15.0),
+                  MUTED, align=align, min_px=9)
+
     def _row(self, p: QPainter, r: QRectF, row: ServiceRow) -> None:
         w, h = r.width(), r.height()
         n, c = self.NAME, self.COUNT
@@ -855,44 +864,8 @@ class ServicesPanel(Painted):
         two_lines = h >= 40
         px = min(h * (0.42 if two_lines else 0.56), 26.0)
         if two_lines:  # the other language on its own line under each
-            self.text(
-                p,
-                QRectF(name.x(), r.y() + h * 0.04, name.width(), h * 0.54),
-                first,
-                px,
-                fg,
-                bold=True,
-                align=left,
-                min_px=10,
-            )
-            self.text(
-                p,
-                QRectF(name.x(), r.y() + h * 0.56, name.width(), h * 0.4),
-                second,
-                min(px * 0.66, 15.0),
-                MUTED,
-                align=left,
-                min_px=9,
-            )
-            self.text(
-                p,
-                QRectF(est.x(), r.y() + h * 0.04, est.width(), h * 0.54),
-                s1,
-                px * 0.9,
-                fg,
-                bold=True,
-                align=right,
-                min_px=9,
-            )
-            self.text(
-                p,
-                QRectF(est.x(), r.y() + h * 0.56, est.width(), h * 0.4),
-                s2,
-                min(px * 0.66, 15.0),
-                MUTED,
-                align=right,
-                min_px=9,
-            )
+            self._two_lines(p, name, (first, second), px, fg, left, min_px=10)
+            self._two_lines(p, est, (s1, s2), px, fg, right, min_px=9, first_scale=0.9)
         else:
             self.text(p, name, first, px, fg, bold=True, align=left, min_px=10)
             self.text(p, est, s1, px * 0.85, fg, bold=True, align=right, min_px=9)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,27 +16,15 @@ from broker.server import Broker
 from broker.storage import load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.protocol import Request, decode_reply, encode_request
+from tests.broker_fixtures import free_port_pair
 
 TUESDAY_9 = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-
-
-def _port_pair() -> int:
-    while True:
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        try:
-            with socket.socket() as b:
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Broker, str]]:
     store = open_store(f"sqlite:///{tmp_path}/hall.db")
-    broker = Broker(load_hall(load_config(), ManualClock(TUESDAY_9), store), port=_port_pair())
+    broker = Broker(load_hall(load_config(), ManualClock(TUESDAY_9), store), port=free_port_pair())
     broker.bind()
     thread = threading.Thread(target=broker.serve_forever, daemon=True)
     thread.start()

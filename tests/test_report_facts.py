@@ -24,27 +24,22 @@ import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
 from broker import storage
-from broker.config import HallConfig, load_config
+from broker.config import HallConfig
 from broker.reports import GROUPS, FactDays, Report, ReportBuilder
 from broker.storage import Store, make_engine, migrate
-from tests.test_reports import CONFIG_TOML, History, _naive, at, insert_history
+from tests.test_reports import History, _naive, at, insert_history, migrated_engine, report_config
 
 D1, D2, D3, D4 = date(2025, 11, 3), date(2025, 11, 4), date(2025, 11, 5), date(2025, 11, 6)  # Mon-Thu
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> HallConfig:
-    path = tmp_path_factory.mktemp("cfg") / "hall.toml"
-    path.write_text(CONFIG_TOML, encoding="utf-8")
-    return load_config(path)
+    return report_config(tmp_path_factory.mktemp("cfg"))
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    yield from migrated_engine(db_url)
 
 
 def day_history(days: tuple[date, ...], first_id: int = 1) -> History:

@@ -199,11 +199,24 @@ HOLIDAYS_2025 = {date(2025, 10, d) for d in range(1, 9)}
 MAKEUP_2025 = {date(2025, 9, 28), date(2025, 10, 11)}
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> HallConfig:
-    path = tmp_path_factory.mktemp("cfg") / "hall.toml"
+def report_config(folder: Path) -> HallConfig:
+    """The reports' test hall (CONFIG_TOML), written into ``folder`` and loaded."""
+    path = folder / "hall.toml"
     path.write_text(CONFIG_TOML, encoding="utf-8")
     return load_config(path)
+
+
+def migrated_engine(db_url: str) -> Iterator[Engine]:
+    """An engine on ``db_url`` at the latest schema, disposed of afterwards (a fixture's body)."""
+    eng = make_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> HallConfig:
+    return report_config(tmp_path_factory.mktemp("cfg"))
 
 
 @pytest.fixture
@@ -213,10 +226,7 @@ def config_path(config: HallConfig) -> str:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    yield from migrated_engine(db_url)
 
 
 def at(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
