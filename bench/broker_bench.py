@@ -121,6 +121,20 @@ def pct(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def call_parts(spans: list[tuple[float, ...]]) -> dict[str, Any]:
+    """The broker's own time per call (from the start of its batch until its event was published) as
+    ``summary_ms`` figures, with the same figures for the parts of it: the batch's request handling,
+    its commit, and the rest (replies and publication)."""
+    out = summary_ms([sp[1] / 1000 for sp in spans])
+    if spans:
+        out["parts"] = {
+            "handle": summary_ms([sp[2] / 1000 for sp in spans]),
+            "commit": summary_ms([sp[3] / 1000 for sp in spans]),
+            "reply_and_publish": summary_ms([(sp[1] - sp[2] - sp[3]) / 1000 for sp in spans]),
+        }
+    return out
+
+
 def summary_ms(seconds: list[float]) -> dict[str, Any]:
     """p50/p90/p99/max/mean of durations given in seconds, in milliseconds."""
     if not seconds:
@@ -172,14 +186,25 @@ def watch_sync(link: Link, name: str, q: Any, synced: threading.Event | None = N
 # ------------------------------------------------------------------------------------------ broker
 
 
-def hall_config(n_counters: int) -> Any:
-    """The default hall with ``n_counters`` counters, each serving every service (in a rotated order,
-    so the counters do not all drain the same queue first), with generated A/B clerks, no daily caps
-    and four-digit numbers. Built through ``to_dict()``/``parse_config()`` so it is validated."""
+def hall_config(n_counters: int, layout: str = "all") -> Any:
+    """The default hall with ``n_counters`` counters, with generated A/B clerks, no daily caps and
+    four-digit numbers. Built through ``to_dict()``/``parse_config()`` so it is validated.
+
+    ``layout`` ``"all"``: each counter serves every service (in a rotated order, so the counters do
+    not all drain the same queue first): the worst case, where every counter sees every ticket.
+    ``"hall"``: counter N serves what the default hall's counter ((N - 1) mod 12) + 1 serves (one to
+    four services), as a hall of 200 counters would be laid out."""
     from broker.config import load_config, parse_config
 
     data = load_config().to_dict()
     codes = [s["code"] for s in data["service"]]
+    patterns = [list(c["services"]) for c in data["counter"]]
+
+    def services(n: int) -> list[str]:
+        if layout == "hall":
+            return patterns[(n - 1) % len(patterns)]
+        return codes[n % len(codes):] + codes[:n % len(codes)]
+
     for s in data["service"]:
         s["daily_cap"] = 0
     data["hall"]["number_width"] = 4
@@ -189,13 +214,13 @@ def hall_config(n_counters: int) -> Any:
         for n in range(1, n_counters + 1) for post in ("a", "b")]
     data["counter"] = [
         {"number": n, "name": {"zh": f"{n}号窗口", "en": f"Window {n}"},
-         "services": codes[n % len(codes):] + codes[:n % len(codes)], "clerk_a": f"a{n}", "clerk_b": f"b{n}"}
+         "services": services(n), "clerk_a": f"a{n}", "clerk_b": f"b{n}"}
         for n in range(1, n_counters + 1)]
     return parse_config(data, "broker_bench")
 
 
-def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: int, origin_wall: float,
-                   q: Any, profile_path: str | None) -> None:
+def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: str, waiting: int,
+                   origin_wall: float, q: Any, profile_path: str | None) -> None:
     """Run one broker until SIGTERM (or SIGKILL). Reports ``("bound", gen, epoch, t_bound, info)``.
 
     Generation 0 first issues ``waiting`` tickets through the engine (durably, as kiosks would) so
@@ -213,7 +238,7 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: i
     from broker.storage import load_hall, open_store
     from queuehall.clock import SimulatedClock
 
-    config = hall_config(n_counters)
+    config = hall_config(n_counters, layout)
     store = open_store(db_url, sqlite_synchronous="FULL")
     hall = load_hall(config, SimulatedClock(sim_start(origin_wall), 1.0), store)
     t_loaded = time.monotonic()
@@ -222,7 +247,7 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: i
         hall.execute("take_ticket", {"service": codes[i % len(codes)]}, client="prefill", request_id=f"p{i}")
     open_tickets = len(hall.tickets)
     broker = Broker(hall, host="127.0.0.1", port=port)
-    snapshot = broker.snapshot
+    snapshot = broker._snapshot_parts
 
     # Instrumentation only: how many snapshots the Links made this broker build, and their cost. Sent
     # from a thread of its own: a multiprocessing put in the serve loop cost it up to 37 ms each.
@@ -235,13 +260,13 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: i
 
     threading.Thread(target=send_built, daemon=True).start()
 
-    def timed_snapshot() -> dict[str, Any]:
+    def timed_snapshot() -> Any:
         t0 = time.monotonic()
         out = snapshot()
         built.put((t0, time.monotonic() - t0))
         return out
 
-    broker.snapshot = timed_snapshot  # type: ignore[method-assign]
+    broker._snapshot_parts = timed_snapshot  # type: ignore[method-assign]
     # Instrumentation only: where the serve loop's time goes (no profiler: that would slow it down).
     # Cumulative per part: [calls, seconds, max seconds]; sent to the parent on SIGUSR2.
     parts: dict[str, list[float]] = {}
@@ -268,30 +293,44 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, waiting: i
     # For each call published: (when its event left, ms from the start of handling its batch). The
     # broker's own share of call -> display; a request's wait in the socket while the previous batch
     # ran is not in it.
-    spans: list[tuple[float, float]] = []
+    # Each span also splits that time into the batch's handling, its commit, and the rest (replies
+    # and publication), all in ms, and names the ticket called.
+    spans: list[tuple[float, float, float, float, int]] = []
     batch_began = [0.0]
+    in_batch = {"handle": 0.0, "commit": 0.0}
     run_batch = getattr(broker, batch)
 
     def began_batch(*a: Any) -> Any:
         batch_began[0] = time.monotonic()
+        in_batch["handle"] = in_batch["commit"] = 0.0
         return run_batch(*a)
 
+    def adding(part: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t0 = time.monotonic()
+            try:
+                return fn(*a, **kw)
+            finally:
+                in_batch[part] += time.monotonic() - t0
+        return wrapper
+
     setattr(broker, batch, timed("batch", began_batch))
-    broker.handle = timed("handle", broker.handle)  # type: ignore[method-assign]
+    broker.handle = timed("handle", adding("handle", broker.handle))  # type: ignore[method-assign]
     flush = broker._flush
 
     def publish() -> bool:
         busy = bool(broker._pending)  # a batch of pings and snapshots publishes nothing
-        calls = sum(1 for ev in broker._pending if ev.type == "ticket_called")
+        calls = [ev.ticket_id for ev in broker._pending if ev.type == "ticket_called"]
         flush()
         if calls:
             t = time.monotonic()
-            spans.extend([(t, (t - batch_began[0]) * 1000)] * calls)
+            total = (t - batch_began[0]) * 1000
+            spans.extend([(t, total, in_batch["handle"] * 1000, in_batch["commit"] * 1000, tid) for tid in calls])
         return busy
 
     broker._flush = timed("publish", publish, idle=lambda busy: not busy)  # type: ignore[method-assign]
     # flush_group returns how many commands it wrote (0: a batch of pings); commit() returns None.
-    setattr(journal, commit, timed("commit", getattr(journal, commit), idle=lambda n: n == 0))
+    setattr(journal, commit, timed("commit", adding("commit", getattr(journal, commit)), idle=lambda n: n == 0))
     def report(*_: Any) -> None:
         q.put(("parts", gen, {k: list(v) for k, v in parts.items()}))
         q.put(("spans", gen, list(spans)))
@@ -526,6 +565,8 @@ def display_process(name: str, endpoint: str, stop: Any, q: Any) -> None:
     received: dict[int, float] = {}
     events = [0]
     call_bytes: list[int] = []  # the size of ticket_called publications, re-encoded as the broker sends them
+    # Only one display re-encodes (at 50-100 us a call, in every display it took CPU from the others).
+    measure_bytes = name == "display-1"
 
     def on_event(msg: dict[str, Any]) -> None:
         t = time.monotonic()
@@ -535,7 +576,7 @@ def display_process(name: str, endpoint: str, stop: Any, q: Any) -> None:
             tid = (ev.get("ticket") or {}).get("id")
             if tid is not None and tid not in received:
                 received[int(tid)] = t
-                if len(call_bytes) < 200:
+                if measure_bytes and len(call_bytes) < 200:
                     call_bytes.append(len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()))
 
     link.on_event = on_event
@@ -564,7 +605,7 @@ class Mailbox:
         self.snapshots: dict[int, list[tuple[float, float]]] = {}  # broker generation -> (start, seconds)
         self.phase_done: dict[int, set[str]] = {}
         self.parts: dict[int, list[dict[str, list[float]]]] = {}  # broker generation -> cumulative timings
-        self.spans: dict[int, list[tuple[float, float]]] = {}  # broker generation -> its calls' own time
+        self.spans: dict[int, list[tuple[float, ...]]] = {}  # broker generation -> its calls' own time
 
     def snapshot_stats(self) -> dict[int, dict[str, Any]]:
         """Per broker generation: how many snapshots it built and what they cost."""
@@ -623,8 +664,13 @@ def client_entry(nice: int, target: Any, *args: Any) -> None:
 
 
 def phase_figures(phase: str, window: tuple[float, float], recs: Recorder, displays: dict[str, dict[str, Any]],
-                  cpu: dict[str, float], broker_cpu_s: float) -> dict[str, Any]:
+                  cpu: dict[str, float], broker_cpu_s: float,
+                  spans: dict[int, tuple[float, ...]] | None = None) -> dict[str, Any]:
     """The figures of one load phase from the clients' records.
+
+    With the broker's ``spans`` (ticket id -> when its call was published, and the broker's own ms),
+    call -> display is split into its three legs: the counter's send until the broker began the
+    batch with the call, the broker's own time, and the publication until each display had it.
 
     Commands per second counts the accepted replies that arrived inside the phase's window; the
     latencies cover every command the phase sent (a saturated broker answers some after the window).
@@ -635,14 +681,21 @@ def phase_figures(phase: str, window: tuple[float, float], recs: Recorder, displ
     in_window = sum(1 for t in recs.replies.get(phase, []) if t_a <= t <= t_b)
     calls = [(tid, t) for tid, t, ph in recs.calls if ph == phase]
     latencies: list[float] = []
+    legs: dict[str, list[float]] = {"to_broker": [], "broker": [], "to_display": []}
     missing = 0
     for tid, t_send in calls:
+        span = (spans or {}).get(tid)
+        if span is not None:
+            legs["to_broker"].append(span[0] - span[1] / 1000 - t_send)
+            legs["broker"].append(span[1] / 1000)
         for d in displays.values():
             t_recv = d["received"].get(tid)
             if t_recv is None:
                 missing += 1
             else:
                 latencies.append(t_recv - t_send)
+                if span is not None:
+                    legs["to_display"].append(t_recv - span[0])
     all_rtt = [v for values in recs.rtt.get(phase, {}).values() for v in values]
     return {
         "seconds": round(duration, 2),
@@ -650,7 +703,8 @@ def phase_figures(phase: str, window: tuple[float, float], recs: Recorder, displ
                      "broker_cpu_ms_per_command": round(1000 * broker_cpu_s / in_window, 2) if in_window else None,
                      "accepted_total": sum(accepted.values()), "mix": accepted,
                      "refused": recs.refused.get(phase, {})},
-        "call_to_display_ms": {**summary_ms(latencies), "calls": len(calls), "missing_pairs": missing},
+        "call_to_display_ms": {**summary_ms(latencies), "calls": len(calls), "missing_pairs": missing,
+                               **({"legs": {k: summary_ms(v) for k, v in legs.items()}} if spans else {})},
         "reply_ms": {"all": summary_ms(all_rtt),
                      **{cmd: summary_ms(v) for cmd, v in sorted(recs.rtt.get(phase, {}).items())}},
         "cpu_percent_of_one_core": cpu,
@@ -711,7 +765,7 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
 
     def start_broker(gen: int) -> Any:
         p = ctx.Process(target=broker_process, name=f"broker-{gen}", daemon=True,
-                        args=(gen, port, db_url, args.counters, args.waiting, origin_wall, q,
+                        args=(gen, port, db_url, args.counters, args.counter_services, args.waiting, origin_wall, q,
                               args.profile if gen == 0 else None))
         p.start()
         return p
@@ -847,9 +901,9 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
         figures[phase] = {"calls_per_second_offered": rate or None,
                           "end_to_last_reply_s": round(backlog[i], 2), "waiting_after": waiting,
                           "serve_loop_ms": serve_loop_parts(box.parts[0][2 * i], box.parts[0][2 * i + 1]),
-                          "broker_call_ms": summary_ms([ms / 1000 for t, ms in box.spans.get(0, [])
-                                                        if t_a <= t <= t_b]),
-                          **phase_figures(phase, (t_a, t_b), recs, displays, cpu, cpu_b["broker"] - cpu_a["broker"])}
+                          "broker_call_ms": call_parts([sp for sp in box.spans.get(0, []) if t_a <= sp[0] <= t_b]),
+                          **phase_figures(phase, (t_a, t_b), recs, displays, cpu, cpu_b["broker"] - cpu_a["broker"],
+                                          {int(sp[4]): sp for sp in box.spans.get(0, [])})}
     return {
         "setup_seconds": round(setup_s, 1),
         "first_broker": box.bound[0][2],
@@ -943,6 +997,9 @@ def main(argv: list[str] | None = None) -> int:
                          "default $QUEUEHALL_BENCH_PG_URL")
     ap.add_argument("--dir", default=None, help="directory for the SQLite file (default: a temp dir)")
     ap.add_argument("--counters", type=int, default=200)
+    ap.add_argument("--counter-services", choices=("all", "hall"), default="all",
+                    help="all: every counter serves every service (the worst case, default); hall: counter N "
+                         "serves what the default hall's counter (N-1) mod 12 + 1 serves")
     ap.add_argument("--counter-procs", type=int, default=None, help="processes the counters are spread over (8)")
     ap.add_argument("--displays", type=int, default=None, help="display processes (20; --quick 5)")
     ap.add_argument("--kiosks", type=int, default=None, help="kiosk processes (10; --quick 3)")
@@ -992,7 +1049,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "broker", "machine": machine(), "code": code_version(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
         "setup": {
-            "counters": args.counters, "counter_processes": args.counter_procs,
+            "counters": args.counters, "counter_services": args.counter_services,
+            "counter_processes": args.counter_procs,
             "counters_per_process": math.ceil(args.counters / args.counter_procs),
             "counter_clients": "one BrokerClient (DEALER, own client id) and thread per counter",
             "displays": args.displays, "display_processes": args.displays, "kiosk_processes": args.kiosks,

@@ -125,7 +125,7 @@ class Broker:
         self.pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
         self.largest_group = 0  # most commands committed in one transaction so far
-        self._snapshot_cache: tuple[tuple[str, int], float, Any] | None = None
+        self._snapshot_cache: dict[str, Any] = {}  # see _encoded_snapshot
         self._day = hall.hours.business_day(hall.clock.now())
         self.report_prepare: threading.Thread | None = None  # the last nightly preparation (tests join it)
         hall.listeners.append(self._pending.append)
@@ -332,19 +332,34 @@ class Broker:
 
     def _broker_command(self, req: Request, client: str) -> Any:
         if req.type == "snapshot":
-            # Many screens ask at once after a restart: build one snapshot per state, not per asker.
-            # It is encoded once too: 2-8 ms for 1,000 waiting tickets, times every asker.
-            key = (self.epoch, self.seq)
-            cached = self._snapshot_cache
-            if cached is not None and cached[0] == key and time.monotonic() - cached[1] < SNAPSHOT_REUSE_SECONDS:
-                return cached[2]
-            snap = preencoded(self.snapshot())
-            self._snapshot_cache = (key, time.monotonic(), snap)
-            return snap
+            return self._encoded_snapshot(self._ticket_scope(req.args.get("tickets", "all")))
         return {"epoch": self.epoch, "seq": self.seq, "client": client}
 
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state in the mirror's form, with the sequence number it is current to."""
+    def _ticket_scope(self, asked: Any) -> str | int:
+        """The ``tickets`` argument of a snapshot: ``"all"``, ``"none"``, or ``{"counter": N}`` (the
+        tickets counter N may see); raises BAD_REQUEST for anything else."""
+        if asked in ("all", "none"):
+            return str(asked)
+        n = asked.get("counter") if isinstance(asked, dict) else None
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise HallError("BAD_REQUEST", detail='snapshot tickets must be "all", "none" or {"counter": N}')
+        if n not in self.hall.counter_config:
+            raise HallError("UNKNOWN_COUNTER", counter=n)
+        return n
+
+    def snapshot(self, scope: str | int = "all") -> dict[str, Any]:
+        """The whole state in the mirror's form, with the sequence number it is current to.
+
+        ``scope`` limits ``tickets``: ``"none"`` (a kiosk shows no ticket), or a counter's number:
+        the tickets that counter may see (of the services it serves, addressed to it or at it).
+        A scoped mirror still gets every ticket's changes from the events; it only starts smaller.
+        """
+        state, tickets = self._snapshot_parts()
+        state["tickets"] = {k: tickets[k] for k in self._scope_keys(_TicketIndex(tickets), scope)}
+        return {"epoch": self.epoch, "seq": self.seq, "state": state}
+
+    def _snapshot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The snapshot's state without its tickets, and every ticket view by id."""
         snap = self.hall.snapshot()
         tickets: dict[str, Any] = {}
         for s in snap["services"]:
@@ -357,19 +372,52 @@ class Broker:
             tickets[str(t["id"])] = t
         # _last_summaries stays as published: a snapshot must not hide a change from the subscribers.
         return {
-            "epoch": self.epoch, "seq": self.seq,
-            "state": {
-                **{k: snap[k] for k in ("now", "business_day", "timezone", "hall", "departments",
-                                        "priority_classes", "pause_reasons")},
-                # In the form the events carry, so a mirror's list reads the same after either.
-                "recent_calls": [_event_payload(ev) for ev in self.hall.recent_calls],
-                "service_order": [s["code"] for s in snap["services"]],
-                "services": {s["code"]: s for s in snap["services"]},
-                "counters": {str(c["number"]): c for c in snap["counters"]},
-                "tickets": tickets,
-                "devices": _public({"devices": self.devices})["devices"],
-            },
-        }
+            **{k: snap[k] for k in ("now", "business_day", "timezone", "hall", "departments",
+                                    "priority_classes", "pause_reasons")},
+            # In the form the events carry, so a mirror's list reads the same after either.
+            "recent_calls": [_event_payload(ev) for ev in self.hall.recent_calls],
+            "service_order": [s["code"] for s in snap["services"]],
+            "services": {s["code"]: s for s in snap["services"]},
+            "counters": {str(c["number"]): c for c in snap["counters"]},
+            "devices": _public({"devices": self.devices})["devices"],
+        }, tickets
+
+    def _encoded_snapshot(self, scope: str | int) -> Any:
+        """:meth:`snapshot` encoded for the wire. Many screens ask at once after a restart: the state
+        is built and encoded once per (epoch, seq), each ticket too, and reused for a second; a scope
+        then only picks ticket encodings (2-8 ms to encode 1,000 tickets, times every asker)."""
+        now = time.monotonic()
+        cache = self._snapshot_cache
+        if cache.get("at") != (self.epoch, self.seq) or now - cache["t"] > SNAPSHOT_REUSE_SECONDS:
+            state, tickets = self._snapshot_parts()
+            cache.clear()
+            cache.update(at=(self.epoch, self.seq), t=now, state={k: preencoded(v) for k, v in state.items()},
+                         tickets={k: preencoded(t) for k, t in tickets.items()}, index=_TicketIndex(tickets),
+                         scoped={})
+        chosen = self._scope_keys(cache["index"], scope)
+        # Keyed by the tickets chosen: counters serving the same services share one encoding.
+        out = cache["scoped"].get(chosen)
+        if out is None:
+            tickets = cache["tickets"]
+            out = cache["scoped"][chosen] = preencoded({"epoch": self.epoch, "seq": self.seq, "state": {
+                **cache["state"], "tickets": {k: tickets[k] for k in chosen}}})
+        return out
+
+    def _scope_keys(self, index: _TicketIndex, scope: str | int) -> tuple[str, ...]:
+        """The ids of the tickets a snapshot of ``scope`` brings: all, none, or those counter N may see
+        (of a service it serves and addressed to no counter, addressed to it, or at it), in id order."""
+        if scope == "all":
+            return index.all
+        if scope == "none":
+            return ()
+        keys = set(index.addressed.get(scope, ())) | set(index.at_counter.get(scope, ()))
+        for code in self.hall.counter_config[scope].services:
+            keys.update(index.unaddressed.get(code, ()))
+        if 10 * len(keys) >= 9 * len(index.all):
+            # Nearly everything (a counter serving every service): all of them, in the encoding the
+            # other such counters share, rather than a nearly identical one each. A superset is allowed.
+            return index.all
+        return tuple(sorted(keys, key=int))
 
     # ------------------------------------------------------------------ presence and publication
 
@@ -525,6 +573,25 @@ class Broker:
         thread = threading.Thread(target=prepare, name="queuehall-report-prepare", daemon=True)
         thread.start()
         self.report_prepare = thread  # only once started: another thread may join it at once
+
+
+class _TicketIndex:
+    """A snapshot's ticket ids by what a counter's scope selects them on (one pass, then every asker's
+    scope is a few set unions instead of a test of every ticket)."""
+
+    def __init__(self, tickets: dict[str, dict[str, Any]]) -> None:
+        self.all = tuple(tickets)
+        self.unaddressed: dict[str, list[str]] = {}  # queue service -> tickets addressed to no counter
+        self.addressed: dict[int, list[str]] = {}  # counter -> tickets addressed to it
+        self.at_counter: dict[int, list[str]] = {}  # counter -> tickets called, served or missed there
+        for k, t in tickets.items():
+            target = t.get("target_counter")
+            if target is None:
+                self.unaddressed.setdefault(t["queue_service"], []).append(k)
+            else:
+                self.addressed.setdefault(target, []).append(k)
+            if t.get("counter") is not None:
+                self.at_counter.setdefault(t["counter"], []).append(k)
 
 
 def _is_snapshot_request(frame: bytes) -> bool:

@@ -243,6 +243,10 @@ class Link:
         self.request_timeout = request_timeout
         self.ctx = context or zmq.Context.instance()
         self.mirror = StateMirror()
+        # Which tickets the snapshot brings (docs/protocol.md): a kiosk shows none and a counter only
+        # those it may see, so after a broker restart the hall's screens resynchronise sooner.
+        self.snapshot_tickets: Any = (
+            "none" if role == "kiosk" else {"counter": counter} if role == "counter" and counter is not None else "all")
         self.alive = False
         self.resyncs = 0  # snapshots loaded (first sync included): for diagnostics and tests
         self.on_event: Callable[[dict[str, Any]], None] = lambda msg: None
@@ -331,6 +335,9 @@ class Link:
         return Request(type=type_, args={"role": self.role, "name": self.name, "counter": self.counter},
                        client=self.client_id)
 
+    def _snapshot_request(self) -> Request:
+        return Request(type="snapshot", args={"tickets": self.snapshot_tickets}, client=self.client_id)
+
     def _run(self) -> None:
         self._open()
         pending: dict[str, tuple[Request, float, float]] = {}  # id -> (request, first sent, last sent)
@@ -382,7 +389,7 @@ class Link:
                         if rep.type == "hello_reply" and not self.mirror.synced and snap_id is None:
                             # Don't wait for the first heartbeat: a snapshot taken before the
                             # subscription is live shows up as a sequence gap and is retaken.
-                            snap_id = self._send(Request(type="snapshot", client=self.client_id), pending)
+                            snap_id = self._send(self._snapshot_request(), pending)
                             internal.add(snap_id)
                     else:
                         self.on_reply(rep.re, rep)
@@ -406,7 +413,7 @@ class Link:
                         self.on_state(self.mirror)
                     elif outcome == "resync" and snap_id is None:
                         # We subscribed first, so this snapshot is newer than anything queued.
-                        snap_id = self._send(Request(type="snapshot", client=self.client_id), pending)
+                        snap_id = self._send(self._snapshot_request(), pending)
                         internal.add(snap_id)
                 if now >= next_ping:
                     next_ping = now + PING_SECONDS  # presence: the broker marks silent devices offline
@@ -452,3 +459,4 @@ class Link:
         pending[req.id] = (req, now, now)
         self._dealer.send(encode_request(req))
         return req.id
+

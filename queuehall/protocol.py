@@ -87,7 +87,7 @@ def _dump(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS)
 
 
-def preencoded(obj: dict[str, Any]) -> Any:
+def preencoded(obj: Any) -> Any:
     """``obj`` encoded once, to go unchanged into many messages (a reply's ``result``): the broker
     sends the same snapshot to every screen that asks for it after a restart."""
     return orjson.Fragment(_dump(obj))

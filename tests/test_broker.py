@@ -221,6 +221,115 @@ def test_snapshot_plus_events_equal_the_broker_state_through_reconnects_and_a_re
     assert any(e["event"]["type"] == "ticket_called" for e in tap.events)
 
 
+def in_scope(t: dict[str, Any], counter: int, services: set[str]) -> bool:
+    """The test's own statement of which tickets counter ``counter`` (serving ``services``) may see."""
+    target, at = t.get("target_counter"), t.get("counter")
+    return target == counter or at == counter or (t["queue_service"] in services and target is None)
+
+
+def test_a_scoped_snapshot_brings_only_the_tickets_the_screen_needs(
+        start_broker: Callable[..., BrokerThread]) -> None:
+    """Kiosks ask for no tickets and counters for those they may see; bad scopes are refused."""
+    bt = start_broker()
+    c = BrokerClient(bt.endpoint)
+    try:
+        for n, clerk in ((1, "c1a"), (2, "c2a"), (9, "c9a")):
+            c.request("sign_in", counter=n, clerk=clerk, pin=PIN)
+        for service in ("P", "P", "H", "H", "FEE", "FEE"):
+            c.request("take_ticket", service=service)
+        c.request("call_next", counter=9)  # a FEE ticket now at counter 9
+        c.request("call_next", counter=1)  # a P ticket, which counter 1 sends on to counter 2
+        c.request("transfer", counter=1, service="H", to_counter=2)
+        full = c.request("snapshot")
+        everything = full["state"]["tickets"]
+        assert {t["queue_service"] for t in everything.values()} == {"P", "H", "FEE"}
+        assert any(t.get("target_counter") == 2 for t in everything.values())
+
+        none = c.request("snapshot", tickets="none")
+        assert none["state"]["tickets"] == {}
+        assert {k: v for k, v in none["state"].items() if k != "tickets"} == \
+            {k: v for k, v in full["state"].items() if k != "tickets"}
+        for n, services in ((1, {"P", "H"}), (2, {"H"}), (9, {"FEE"})):
+            scoped = c.request("snapshot", tickets={"counter": n})
+            expected = {k: t for k, t in everything.items() if in_scope(t, n, services)}
+            assert scoped["state"]["tickets"] == expected, n
+            assert (scoped["epoch"], scoped["seq"]) == (full["epoch"], full["seq"])
+        # Counter 1 sees neither the FEE tickets nor the one it addressed to counter 2.
+        assert set(c.request("snapshot", tickets={"counter": 1})["state"]["tickets"]) < set(everything)
+
+        for bad, code in (("some", "BAD_REQUEST"), ({"counter": "2"}, "BAD_REQUEST"), ({}, "BAD_REQUEST"),
+                          ({"counter": True}, "BAD_REQUEST"), ({"counter": 99}, "UNKNOWN_COUNTER"), (7, "BAD_REQUEST")):
+            with pytest.raises(CommandRefused) as err:
+                c.request("snapshot", tickets=bad)
+            assert err.value.code == code, bad
+            assert err.value.message_zh and err.value.message_en
+        assert c.request("snapshot") == full  # refusals changed nothing
+    finally:
+        c.close()
+
+
+def test_a_scope_of_nearly_every_ticket_brings_them_all(start_broker: Callable[..., BrokerThread]) -> None:
+    """Nine in ten or more: the whole table, the encoding every such counter shares (a superset)."""
+    bt = start_broker()
+    c = BrokerClient(bt.endpoint)
+    try:
+        for service in ["P"] * 5 + ["H"] * 4 + ["FEE"]:
+            c.request("take_ticket", service=service)
+        everything = c.request("snapshot")["state"]["tickets"]
+        near = c.request("snapshot", tickets={"counter": 1})["state"]["tickets"]  # P and H: 9 of 10
+        assert near == everything and any(t["queue_service"] == "FEE" for t in near.values())
+        c.request("take_ticket", service="FEE")  # now 9 of 11: below nine in ten, the scope is exact
+        everything = c.request("snapshot")["state"]["tickets"]
+        exact = c.request("snapshot", tickets={"counter": 1})["state"]["tickets"]
+        assert exact == {k: t for k, t in everything.items() if in_scope(t, 1, {"P", "H"})} and len(exact) == 9
+    finally:
+        c.close()
+
+
+def test_kiosk_and_counter_links_keep_their_scope_in_step_with_the_broker(
+        start_broker: Callable[..., BrokerThread]) -> None:
+    """A scoped mirror equals the broker in everything but the tickets, and in the tickets it may
+    see; events still bring it other tickets, which it may hold as well."""
+    bt = start_broker()
+    kiosk = Link(bt.endpoint, role="kiosk", name="kiosk")
+    counter = Link(bt.endpoint, role="counter", name="counter-2", counter=2)
+    taps = [MirrorTap(kiosk), MirrorTap(counter)]
+    for link in (kiosk, counter):
+        link.start()
+    try:
+        for tap in taps:
+            tap.wait(lambda t: t.epoch is not None, what="the first snapshot")
+        assert taps[0].state["tickets"] == {}
+        counter.stop()
+        run_traffic(bt.endpoint, 5)
+        counter.start()  # comes back to a gap: a fresh, scoped snapshot after the traffic
+        run_traffic(bt.endpoint, 6, ops=20)
+
+        def scoped_in_step() -> bool:
+            snap = broker_snapshot(bt.endpoint)
+            for tap, services in ((taps[0], None), (taps[1], {"H"})):
+                if (tap.epoch, tap.seq) != (snap["epoch"], snap["seq"]):
+                    return False
+                mine, theirs = comparable(tap.state), comparable(snap["state"])
+                if {k: v for k, v in mine.items() if k != "tickets"} != \
+                        {k: v for k, v in theirs.items() if k != "tickets"}:
+                    return False
+                if services is not None:
+                    visible = {k: t for k, t in theirs["tickets"].items() if in_scope(t, 2, services)}
+                    if {k: t for k, t in mine["tickets"].items() if k in visible} != visible:
+                        return False
+                # Whatever else the mirror holds came from events and is the broker's current record.
+                if any(theirs["tickets"].get(k) != t for k, t in mine["tickets"].items()):
+                    return False
+            return True
+
+        wait_until(scoped_in_step, 10, "the scoped mirrors to be in step with the broker")
+        assert counter.resyncs >= 2
+    finally:
+        kiosk.stop()
+        counter.stop()
+
+
 def test_a_cancelled_called_ticket_frees_its_counter_on_the_mirror(
         start_broker: Callable[..., BrokerThread]) -> None:
     """cancel_ticket names no counter, yet the counter that had called the ticket changes."""
