@@ -3,8 +3,9 @@
 Everything runs as separate processes (multiprocessing, spawn) on this machine:
 
 * the **broker** (``broker.server.Broker`` on a free port pair on 127.0.0.1, no CurveZMQ) serving
-  the default hall configuration with ``--counters`` (200) counters that each serve every service,
-  with generated A/B clerks; a fresh SQLite file in WAL mode with ``synchronous=FULL`` (nothing is
+  the default hall configuration with ``--counters`` (200) counters that each serve every service
+  (``--counter-services hall``: counter N serves what the default hall's counter (N-1) mod 12 + 1
+  serves, one to four services), with generated A/B clerks; a fresh SQLite file in WAL mode with ``synchronous=FULL`` (nothing is
   acknowledged or published before it is durable), or PostgreSQL with ``--pg-url``; a simulated
   clock at real speed from an open Tuesday morning. Before it binds, ``--waiting`` (1000) tickets
   are issued through the engine, so the counters find a queue (its length matters: the broker's
@@ -30,7 +31,10 @@ Phases (each starts once every command of the previous one has been answered):
    ``time.monotonic()`` when its Link delivered the ``ticket_called`` event minus the counter's
    ``time.monotonic()`` just before it sent ``call_next`` (CLOCK_MONOTONIC is one clock for all
    processes on Linux). It includes the durable commit, the publication and the display's receipt
-   and decoding.
+   and decoding. Its ``legs`` split it at the broker's own timestamps: the counter's send until the
+   broker began the batch holding the call, the broker's own time (``broker_call_ms``, itself split
+   into the batch's handling, its commit, and the replies and publication), and the publication
+   until each display had the event.
 2. **saturation**: every counter, and about one kiosk connection per three counters (so tickets
    are issued as fast as they are called), sends its next command as soon as the previous one is
    answered; commands per second counts the accepted replies that arrived within the phase.
