@@ -383,6 +383,12 @@ class Link:
                                 if self.mirror.apply(msg) == "applied":
                                     self.on_event(msg)
                             self.on_state(self.mirror)
+                        elif not rep.ok and self.snapshot_tickets != "all":
+                            # A counter the broker does not know (UNKNOWN_COUNTER), or an older broker:
+                            # the whole state rather than no state, so the screen can show the error.
+                            log.warning("snapshot of tickets %s refused (%s); asking for all", self.snapshot_tickets,
+                                        (rep.error or {}).get("code"))
+                            self.snapshot_tickets = "all"
                         held.clear()
                     if rep.re in internal:
                         internal.discard(rep.re)

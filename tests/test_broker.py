@@ -268,6 +268,25 @@ def test_a_scoped_snapshot_brings_only_the_tickets_the_screen_needs(
         c.close()
 
 
+def test_a_link_for_a_counter_the_broker_does_not_know_still_synchronises(
+        start_broker: Callable[..., BrokerThread]) -> None:
+    """Its scoped snapshot is refused (UNKNOWN_COUNTER): it asks for every ticket instead, so the
+    counter's screen gets the hall's state and can show the sign-in error."""
+    bt = start_broker()
+    c = BrokerClient(bt.endpoint)
+    link = Link(bt.endpoint, role="counter", name="counter-99", counter=99)
+    tap = MirrorTap(link)
+    try:
+        c.request("take_ticket", service="FEE")
+        link.start()
+        tap.wait(lambda t: t.epoch is not None, what="the snapshot")
+        assert link.snapshot_tickets == "all" and len(tap.state["tickets"]) == 1
+        wait_in_step(tap, bt.endpoint)
+    finally:
+        c.close()
+        link.stop()
+
+
 def test_a_scope_of_nearly_every_ticket_brings_them_all(start_broker: Callable[..., BrokerThread]) -> None:
     """Nine in ten or more: the whole table, the encoding every such counter shares (a superset)."""
     bt = start_broker()
