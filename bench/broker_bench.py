@@ -5,11 +5,11 @@ Everything runs as separate processes (multiprocessing, spawn) on this machine:
 * the **broker** (``broker.server.Broker`` on a free port pair on 127.0.0.1, no CurveZMQ) serving
   the default hall configuration with ``--counters`` (200) counters that each serve every service
   (``--counter-services hall``: counter N serves what the default hall's counter (N-1) mod 12 + 1
-  serves, one to four services), with generated A/B clerks; a fresh SQLite file in WAL mode with ``synchronous=FULL`` (nothing is
-  acknowledged or published before it is durable), or PostgreSQL with ``--pg-url``; a simulated
-  clock at real speed from an open Tuesday morning. Before it binds, ``--waiting`` (1000) tickets
-  are issued through the engine, so the counters find a queue (its length matters: the broker's
-  cost per command grows with it);
+  serves, one to four services), with generated A/B clerks; a fresh SQLite file in WAL mode with
+  ``synchronous=FULL`` (nothing is acknowledged or published before it is durable), or
+  PostgreSQL with ``--pg-url``; a simulated clock at real speed from an open Tuesday morning.
+  Before it binds, ``--waiting`` (1000) tickets are issued through the engine, so the counters
+  find a queue (its length matters: the broker's cost per command grows with it);
 * ``--kiosks`` (10) **kiosk** processes, a :class:`~queuehall.client.BrokerClient` each, issuing
   ``take_ticket`` for random services;
 * the **counters**: one ``BrokerClient`` (its own DEALER socket and client id) and thread per
