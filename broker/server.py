@@ -550,7 +550,6 @@ class Broker:
         self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
             "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
 
-
     def _prepare_reports(self, now: Any) -> None:
         """A business day has ended: store the report facts of the days before it, as
         ``queuehall report --prepare`` does, so no report has to parse them (docs/reports.md). In a

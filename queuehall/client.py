@@ -384,8 +384,8 @@ class Link:
                                     self.on_event(msg)
                             self.on_state(self.mirror)
                         elif not rep.ok and self.snapshot_tickets != "all":
-                            # A counter the broker does not know (UNKNOWN_COUNTER), or an older broker:
-                            # the whole state rather than no state, so the screen can show the error.
+                            # A counter the broker does not know (UNKNOWN_COUNTER): the whole state rather
+                            # than none, so the screen can show why its clerk cannot sign in.
                             log.warning("snapshot of tickets %s refused (%s); asking for all", self.snapshot_tickets,
                                         (rep.error or {}).get("code"))
                             self.snapshot_tickets = "all"
@@ -465,4 +465,3 @@ class Link:
         pending[req.id] = (req, now, now)
         self._dealer.send(encode_request(req))
         return req.id
-

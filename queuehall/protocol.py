@@ -83,7 +83,7 @@ class Reply:
 _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
-def _dump(obj: dict[str, Any]) -> bytes:
+def _dump(obj: Any) -> bytes:
     return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS)
 
 
@@ -95,7 +95,7 @@ def preencoded(obj: Any) -> Any:
 
 def json_text(obj: Any) -> str:
     """``obj`` as JSON text, exactly as in messages (the storage keeps event data and replies so)."""
-    return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS).decode("utf-8")
+    return _dump(obj).decode("utf-8")
 
 
 def _load(frame: bytes, limit: int | None = None) -> dict[str, Any]:

@@ -27,7 +27,15 @@ from broker import storage
 from broker.config import HallConfig
 from broker.reports import GROUPS, FactDays, Report, ReportBuilder
 from broker.storage import Store, make_engine, migrate
-from tests.test_reports import History, _naive, at, insert_history, migrated_engine, report_config
+from tests.test_reports import (
+    History,
+    _naive,
+    at,
+    insert_history,
+    migrated_engine,
+    report_config,
+    stored_days,
+)
 
 D1, D2, D3, D4 = date(2025, 11, 3), date(2025, 11, 4), date(2025, 11, 5), date(2025, 11, 6)  # Mon-Thu
 
@@ -62,12 +70,6 @@ def day_history(days: tuple[date, ...], first_id: int = 1) -> History:
     return h
 
 
-def stored(engine: Engine) -> dict[date, int]:
-    rf = storage.report_facts
-    with engine.connect() as conn:
-        return {d: n for d, n in conn.execute(select(rf.c.business_day, func.count()).group_by(rf.c.business_day))}
-
-
 def visits_per_day(engine: Engine) -> dict[date, int]:
     v = storage.visits
     with engine.connect() as conn:
@@ -99,7 +101,7 @@ def test_only_final_days_are_stored(engine: Engine, config: HallConfig) -> None:
 
     days, _ = report(engine, config, D1, D3, today, ("service",))
     assert (days.stored, days.prepared, days.live) == ([], [D1], [D1, D2, D3])
-    assert stored(engine) == {D1: visits_per_day(engine)[D1]}
+    assert stored_days(engine) == {D1: visits_per_day(engine)[D1]}
     days, _ = report(engine, config, D1, D3, today)  # warm: D1 read, the others on the fly again
     assert (days.stored, days.prepared, days.live) == ([D1], [], [D2, D3])
 
@@ -116,7 +118,7 @@ def test_only_final_days_are_stored(engine: Engine, config: HallConfig) -> None:
     days, reps = report(engine, config, D1, D3, at(D4, 8))
     assert (days.stored, days.prepared, days.live) == ([D1, D2], [D3], [D3])
     assert days.parallel  # the second connection read all three days stored
-    assert stored(engine) == visits_per_day(engine)
+    assert stored_days(engine) == visits_per_day(engine)
     assert reps["service"].total["cancelled"] == 4 and reps["service"].total["open"] == 0
 
 
@@ -125,20 +127,20 @@ def test_a_stored_day_that_no_longer_matches_its_visits_is_computed_again(engine
     insert_history(engine, day_history((D1, D2)), with_plan=False)
     now = at(D4, 9)
     report(engine, config, D1, D2, now, ("service",))
-    assert stored(engine) == visits_per_day(engine)
+    assert stored_days(engine) == visits_per_day(engine)
     # Visits written to D1 after it was stored (say by a broker whose clock was a day behind) ...
     late = day_history((D1,), first_id=500)
     late.tickets = [replace(t, number=t.number + 100) for t in late.tickets]  # numbers of their own
     insert_history(engine, late, with_plan=False)
     days, reps = report(engine, config, D1, D2, now, ("day", "service"))
     assert (days.stale, days.prepared) == ([D1], [D1])
-    assert stored(engine) == visits_per_day(engine)
+    assert stored_days(engine) == visits_per_day(engine)
     assert reps["day"].rows[0]["visits"] == 2 * reps["day"].rows[1]["visits"]
     # ... or deleted behind its back.
     with engine.begin() as conn:
         conn.execute(delete(storage.visits).where(storage.visits.c.ticket_id >= 500))
     days, reps = report(engine, config, D1, D2, now, ("day",))
-    assert (days.stale, days.prepared) == ([D1], [D1]) and stored(engine) == visits_per_day(engine)
+    assert (days.stale, days.prepared) == ([D1], [D1]) and stored_days(engine) == visits_per_day(engine)
     assert reps["day"].rows[0]["visits"] == reps["day"].rows[1]["visits"]
 
 
@@ -148,7 +150,7 @@ def test_stored_facts_follow_the_configuration(engine: Engine, config: HallConfi
     insert_history(engine, day_history((D1, D2)), with_plan=False)
     now = at(D4, 9)
     _, before = report(engine, config, D1, D2, now, ("service", "hour"))
-    assert set(stored(engine)) == {D1, D2}
+    assert set(stored_days(engine)) == {D1, D2}
     strict = replace(config, timezone="Europe/Berlin",
                      services=tuple(replace(s, target_wait_minutes=10) for s in config.services))
     days, after = report(engine, strict, D1, D2, now, ("service", "hour"))
@@ -167,7 +169,7 @@ def test_purge_deletes_the_facts_with_their_visits(engine: Engine, config: HallC
     assert done["prepared"] == [old.isoformat(), recent.isoformat()] and done["not_final"] == [old2.isoformat()]
     limit = today - timedelta(days=config.retention_days)
     Store(engine).purge(limit, retention_days=config.retention_days, today=today)
-    assert stored(engine) == {recent: visits_per_day(engine)[recent]}
+    assert stored_days(engine) == {recent: visits_per_day(engine)[recent]}
     with engine.connect() as conn:
         left = conn.execute(select(storage.visits.c.id).where(storage.visits.c.business_day < limit)).scalars()
         assert list(left) == [kept.visits[0].id]
@@ -181,7 +183,7 @@ def test_storing_leaves_the_connection_as_it_was(tmp_path: Path, config: HallCon
     migrate(eng)
     insert_history(eng, day_history((D1, D2)), with_plan=False)
     ReportBuilder(eng, config, parallel=False).build(D1, D2, now=at(D4, 9))
-    assert set(stored(eng)) == {D1, D2}
+    assert set(stored_days(eng)) == {D1, D2}
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, as make_engine set it
     eng.dispose()
@@ -195,7 +197,7 @@ def test_a_read_only_database_reads_the_stored_facts(tmp_path: Path, config: Hal
     migrate(rw)
     insert_history(rw, day_history((D1, D2)), with_plan=False)
     ReportBuilder(rw, config).prepare(D1, D1, now=at(D4, 9))
-    assert set(stored(rw)) == {D1}
+    assert set(stored_days(rw)) == {D1}
     ro = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     try:
         days, _ = report(ro, config, D1, D2, at(D4, 9))
@@ -203,7 +205,7 @@ def test_a_read_only_database_reads_the_stored_facts(tmp_path: Path, config: Hal
         assert days.skipped and "readonly" in days.skipped.replace(" ", "")
     finally:
         ro.dispose()
-    assert set(stored(rw)) == {D1}
+    assert set(stored_days(rw)) == {D1}
     rw.dispose()
 
 
@@ -222,7 +224,7 @@ def test_prepare_command(engine: Engine, config: HallConfig, capsys: pytest.Capt
     out = json.loads(capsys.readouterr().out)
     assert (out["from"], out["prepared"], out["already"], out["not_final"]) == (
         D1.isoformat(), [D3.isoformat()], 1, [D2.isoformat()])
-    assert stored(engine) == {d: n for d, n in visits_per_day(engine).items() if d != D2}
+    assert stored_days(engine) == {d: n for d, n in visits_per_day(engine).items() if d != D2}
     assert main(["report", "--prepare", *db, "--day", "2025-13-01"]) == 2
     assert "REPORT_BAD_DATE" in capsys.readouterr().err
 
@@ -239,5 +241,5 @@ def test_a_day_stored_meanwhile_by_another_run_is_stored_once(engine: Engine, co
     ReportBuilder(engine, config).prepare(D1, D1, now=now)  # meanwhile another run stores it
     monkeypatch.setattr(late, "_plan", lambda *args, **kw: plan)
     rep = late.build(D1, D1, "service", now=now)
-    assert late.fact_days.prepared == [D1] and stored(engine) == visits_per_day(engine)
+    assert late.fact_days.prepared == [D1] and stored_days(engine) == visits_per_day(engine)
     assert rep.to_dict() == ReportBuilder(engine, config, stored_facts=False).build(D1, D1, now=now).to_dict()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from broker.hours import OpeningHours
 from broker.storage import Store, load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
+from tests.broker_fixtures import wait_until
 from tests.hall_factory import TUESDAY, local, small_config
 
 CFG = small_config()
@@ -207,11 +207,10 @@ def _busy_minute(hall: Hall, clock: ManualClock) -> None:
 
 def test_a_group_leaves_the_database_exactly_as_committing_each_command(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    tokens = iter(range(10_000))
     monkeypatch.setattr(engine_module.secrets, "token_hex", lambda n: f"{next(tokens):0{2 * n}d}")
     dumps = []
     for grouped in (False, True):
-        tokens = iter(range(10_000))
+        tokens = iter(range(10_000))  # the same session tokens in both runs
         store = open_store(db_url, sqlite_synchronous=SYNC)
         try:
             with store.engine.begin() as conn:  # the same empty database for both runs
@@ -245,12 +244,10 @@ def test_the_sqlite_wal_is_checkpointed_by_its_own_thread_and_stays_small(
         for round_ in range(6):
             for i in range(40):
                 hall.execute("take_ticket", {"service": "PH"[i % 2]}, client="kiosk", request_id=f"{round_}-{i}")
-            assert s._checkpointer is not None
-            seen = s._checkpointer.checkpoints
-            deadline = time.monotonic() + 10
-            while s._checkpointer.checkpoints < seen + 2 and time.monotonic() < deadline:
-                time.sleep(0.01)  # waiting on a real thread, not on the hall's clock
-            assert s._checkpointer.checkpoints >= seen + 2
+            checkpointer = s._checkpointer
+            assert checkpointer is not None
+            seen = checkpointer.checkpoints
+            wait_until(lambda c=checkpointer, n=seen: c.checkpoints >= n + 2, 10, "two more checkpoints")
             sizes.append(wal.stat().st_size)
         assert max(sizes) <= sizes[0] * 1.5, sizes
     finally:
