@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import queue
 import threading
@@ -45,6 +46,7 @@ ENV_BROKER = "QUEUEHALL_BROKER"
 DEAD_AFTER = 3.0  # seconds without any publication (heartbeats come every second)
 SNAPSHOT_TIMEOUT = 15.0  # a snapshot is asked for once and awaited this long before asking again
 PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
+RETRY_SECONDS = 1.0  # a request unanswered this long is sent again (same id) until its time-out
 RECENT_CALLS = 30
 
 
@@ -95,6 +97,12 @@ def parse_endpoint(value: str | None) -> tuple[str, int]:
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"broker address {value!r}: expected HOST:PORT")
     return host, int(port)
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    """Whether a message waits on ``sock``: its ZMQ_EVENTS, far cheaper than ``poll(0)``, which builds
+    a poller each time. Reading ZMQ_EVENTS also processes the socket's pending commands."""
+    return bool(sock.get(zmq.EVENTS) & zmq.POLLIN)
 
 
 def _socket(ctx: zmq.Context, kind: int, security: Security | None) -> zmq.Socket:
@@ -317,6 +325,7 @@ class Link:
     def _open(self) -> None:
         self._dealer = _socket(self.ctx, zmq.DEALER, self.security)
         self._dealer.connect(f"tcp://{self.host}:{self.port}")
+        self._poller.register(self._dealer, zmq.POLLIN)
         self._open_sub()
 
     def _open_sub(self) -> None:
@@ -324,10 +333,16 @@ class Link:
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_EVENT)
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_HEARTBEAT)
         self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
+        self._poller.register(self._sub, zmq.POLLIN)
+
+    def _close_sub(self) -> None:
+        self._poller.unregister(self._sub)
+        self._sub.close(0)
 
     def _close(self) -> None:
+        self._poller.unregister(self._dealer)
         self._dealer.close(0)
-        self._sub.close(0)
+        self._close_sub()
 
     def _hello(self, type_: str = "hello") -> Request:
         # The ping says the same as the hello, so a broker that restarted between two hellos
@@ -339,6 +354,10 @@ class Link:
         return Request(type="snapshot", args={"tickets": self.snapshot_tickets}, client=self.client_id)
 
     def _run(self) -> None:
+        # One poller for the thread's life, and ZMQ_EVENTS instead of poll(0) (a poller each time):
+        # less work in every wake-up of every screen.
+        self._poller = zmq.Poller()
+        self._poller.register(self._wake_rx, zmq.POLLIN)
         self._open()
         pending: dict[str, tuple[Request, float, float]] = {}  # id -> (request, first sent, last sent)
         internal: set[str] = set()  # hello, ping, snapshot: answered here, not to the caller
@@ -348,24 +367,22 @@ class Link:
         backoff = 0.25
         next_ping = 0.0
         internal.add(self._send(self._hello(), pending))
+        wait_ms = 0
         try:
             while not self._stop.is_set():
-                poller = zmq.Poller()
-                for sock in (self._wake_rx, self._dealer, self._sub):
-                    poller.register(sock, zmq.POLLIN)
-                ready = dict(poller.poll(100))
+                ready = dict(self._poller.poll(wait_ms))
                 now = time.monotonic()
                 if self._wake_rx in ready:
-                    while self._wake_rx.poll(0):
+                    while _readable(self._wake_rx):
                         self._wake_rx.recv()
                 if self._resubscribe.is_set():
                     self._resubscribe.clear()
-                    self._sub.close(0)
+                    self._close_sub()
                     self._open_sub()
                 while not self._outbox.empty():
                     self._send(self._outbox.get(), pending)
                 # The ZeroMQ descriptors are edge-triggered: always drain completely.
-                while self._dealer.poll(0):
+                while _readable(self._dealer):
                     try:
                         rep = decode_reply(self._dealer.recv())
                     except ProtocolError:
@@ -399,7 +416,7 @@ class Link:
                             internal.add(snap_id)
                     else:
                         self.on_reply(rep.re, rep)
-                while self._sub.poll(0):
+                while _readable(self._sub):
                     try:
                         _topic, msg = decode_publication(self._sub.recv_multipart())
                     except ProtocolError:
@@ -437,7 +454,7 @@ class Link:
                             internal.discard(rid)
                         else:
                             self.on_reply(rid, None)
-                    elif now - last > 1.0 and rid != snap_id:
+                    elif now - last > RETRY_SECONDS and rid != snap_id:
                         self._dealer.send(encode_request(req))  # retry with the same id
                         pending[rid] = (req, first, now)
                 if self.alive and now - last_heard > DEAD_AFTER:
@@ -456,8 +473,17 @@ class Link:
                     for rid, (req, first, _last) in list(pending.items()):
                         self._dealer.send(encode_request(req))
                         pending[rid] = (req, first, now)
+                # Sleep until a message comes or the next thing falls due (a ping, a retry, a request's
+                # time-out, the dead-broker check): an idle screen wakes a few times a second, not ten.
+                due = [next_ping, last_heard + DEAD_AFTER + (0.0 if self.alive else backoff)]
+                for rid, (_req, first, last) in pending.items():
+                    due.append(first + (SNAPSHOT_TIMEOUT if rid == snap_id else self.request_timeout))
+                    if rid != snap_id:
+                        due.append(last + RETRY_SECONDS)
+                wait_ms = min(1000, max(1, math.ceil((min(due) - time.monotonic()) * 1000) + 1))
         finally:
             self._close()
+            self._poller.unregister(self._wake_rx)
             self._wake_rx.close(0)
 
     def _send(self, req: Request, pending: dict[str, tuple[Request, float, float]]) -> str:
