@@ -255,12 +255,16 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
 
     # Instrumentation only: how many snapshots the Links made this broker build, and their cost. Sent
     # from a thread of its own: a multiprocessing put in the serve loop cost it up to 37 ms each.
-    built: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
+    built: queue.SimpleQueue[tuple[float, ...]] = queue.SimpleQueue()
+    answered = [0]  # snapshot requests this broker has answered
 
     def send_built() -> None:
         while True:
-            t0, took = built.get()
-            q.put(("snapshot", gen, t0, took))
+            item = built.get()
+            if item[0] == -1.0:
+                q.put(("snapshots_answered", gen, item[1], item[2]))
+            else:
+                q.put(("snapshot", gen, item[0], item[1]))
 
     threading.Thread(target=send_built, daemon=True).start()
 
@@ -271,6 +275,13 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
         return out
 
     broker._snapshot_parts = timed_snapshot  # type: ignore[method-assign]
+    encoded_snapshot = broker._encoded_snapshot
+
+    def counted_snapshot(*a: Any) -> Any:
+        answered[0] += 1
+        return encoded_snapshot(*a)
+
+    broker._encoded_snapshot = counted_snapshot  # type: ignore[method-assign]
     # Instrumentation only: where the serve loop's time goes (no profiler: that would slow it down).
     # Cumulative per part: [calls, seconds, max seconds]; sent to the parent on SIGUSR2.
     parts: dict[str, list[float]] = {}
@@ -307,7 +318,12 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
     def began_batch(*a: Any) -> Any:
         batch_began[0] = time.monotonic()
         in_batch["handle"] = in_batch["commit"] = 0.0
-        return run_batch(*a)
+        before = answered[0]
+        try:
+            return run_batch(*a)
+        finally:
+            if answered[0] != before:  # the batch's replies have left: when the snapshots were answered
+                built.put((-1.0, time.monotonic(), answered[0]))
 
     def adding(part: str, fn: Any) -> Any:
         def wrapper(*a: Any, **kw: Any) -> Any:
@@ -607,6 +623,8 @@ class Mailbox:
         self.bound: dict[int, tuple[str, float, dict[str, Any]]] = {}
         self.profiled: set[int] = set()
         self.snapshots: dict[int, list[tuple[float, float]]] = {}  # broker generation -> (start, seconds)
+        # broker generation -> (when a batch's replies had left, snapshot requests answered so far)
+        self.answered: dict[int, list[tuple[float, int]]] = {}
         self.phase_done: dict[int, set[str]] = {}
         self.parts: dict[int, list[dict[str, list[float]]]] = {}  # broker generation -> cumulative timings
         self.spans: dict[int, list[tuple[float, ...]]] = {}  # broker generation -> its calls' own time
@@ -653,6 +671,8 @@ class Mailbox:
                 self.phase_done.setdefault(msg[2], set()).add(msg[1])
             elif kind == "snapshot":
                 self.snapshots.setdefault(msg[1], []).append((msg[2], msg[3]))
+            elif kind == "snapshots_answered":
+                self.answered.setdefault(msg[1], []).append((msg[2], msg[3]))
 
 
 def phase_name(rate: float) -> str:
@@ -873,9 +893,18 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
             per_client[n] = round(times[0] - t_bound, 3) if times else None
         done = [v for v in per_client.values() if v is not None]
         everyone = len(done) == len(links)
+        drained = time.monotonic() + 0.3  # the broker's last reports of this restart
+        box.pump(lambda d=drained: time.monotonic() >= d, 5, "the broker's reports")
+        # The broker's side: when it had answered as many snapshot requests as there are Links. The
+        # rest of bound -> all synchronised is the Links' own (receiving and decoding their snapshot on
+        # the same two cores; in a hall each on its own machine).
+        replies = box.answered.get(gen, [])
+        enough = [t for t, n in replies if n >= len(links)]
         restarts.append({
             "kill_to_bound_s": round(t_bound - t_kill, 3),
             "spawn_to_bound_s": round(t_bound - t_spawn, 3),
+            "bound_to_snapshots_answered_s": round(enough[0] - t_bound, 3) if enough else None,
+            "snapshots_answered": replies[-1][1] if replies else 0,
             "broker_startup": info,
             "bound_to_all_synced_s": round(max(done), 3) if everyone else None,
             "bound_to_synced_median_s": round(statistics.median(done), 3) if done else None,
