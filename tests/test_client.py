@@ -12,6 +12,7 @@ import pytest
 import zmq
 
 import broker.server as server
+import queuehall.client as client
 from queuehall.client import (
     RECENT_CALLS,
     BrokerClient,
@@ -30,7 +31,7 @@ from queuehall.protocol import (
     ok_reply,
 )
 from tests import broker_fixtures
-from tests.broker_fixtures import BrokerThread, MirrorTap, free_port_pair, wait_in_step
+from tests.broker_fixtures import BrokerThread, MirrorTap, free_port_pair, wait_in_step, wait_until
 
 # The shared fixtures (pytest finds fixtures among a module's names).
 manual_clock_fixture = broker_fixtures.manual_clock_fixture
@@ -276,6 +277,42 @@ def test_link_requests_get_their_reply_or_none(start_broker: Callable[..., Broke
         assert 0.7 < time.monotonic() - t0 < 3.0
         # Internal traffic (hello, ping, snapshot) never reaches on_reply.
         assert all(r is None or r.type in ("sign_in_reply", "call_next_reply") for r in replies.values())
+    finally:
+        link.stop()
+
+
+def test_a_link_request_whose_reply_is_lost_is_retried_and_done_once(
+        start_broker: Callable[..., BrokerThread], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link thread sleeps until something falls due: an unanswered request must still be sent
+    again (same id) after RETRY_SECONDS, and the retry gets the original outcome, not a second one."""
+    bt = start_broker()
+    replies: dict[str, Reply | None] = {}
+    lost: list[str] = []
+    real_encode = server.encode_reply
+
+    def losing_the_first_take_reply(rep: Reply) -> bytes:
+        if rep.type == "take_ticket_reply" and not lost:
+            lost.append(rep.re)
+            rep = Reply(type=rep.type, re="lost-on-the-way", status=rep.status, result=rep.result)
+        return real_encode(rep)
+
+    monkeypatch.setattr(server, "encode_reply", losing_the_first_take_reply)
+    link = Link(bt.endpoint, role="kiosk", request_timeout=8.0)
+    link.on_reply = lambda rid, rep: replies.__setitem__(rid, rep)
+    link.start()
+    try:
+        wait_until(lambda: link.mirror.synced, what="the kiosk's first snapshot")
+        sent = time.monotonic()
+        rid = link.request("take_ticket", service="P")
+        rep = wait_until(lambda: replies.get(rid), timeout=8, what="the reply to the retried request")
+        assert lost == [rid] and time.monotonic() - sent >= client.RETRY_SECONDS
+        assert rep.ok and rep.result["ticket"]["label"] == "A001"
+        c = BrokerClient(bt.endpoint)
+        try:
+            tickets = c.request("snapshot")["state"]["tickets"].values()
+        finally:
+            c.close()
+        assert [t["label"] for t in tickets] == ["A001"]  # one ticket, not two
     finally:
         link.stop()
 
