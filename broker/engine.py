@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hmac
 import inspect
+import json
 import math
 import secrets
 from collections import deque
@@ -160,7 +161,9 @@ class Hall:
         self.counters: dict[int, CounterState] = {n: CounterState(n) for n in self.counter_config}
         self.state: dict[str, Any] = {}
         self.numbers: dict[tuple[date, str], int] = {}
-        self.requests: dict[tuple[str, str], dict[str, Any]] = {}
+        # (client, request id) -> the reply; JSON text when it came from the database, decoded the first
+        # time the request is retried.
+        self.requests: dict[tuple[str, str], dict[str, Any] | str] = {}
         self.recent_calls: deque[Event] = deque(maxlen=RECENT_CALLS)
         self.last_ticket_id = 0
         self.last_visit_id = 0
@@ -216,7 +219,10 @@ class Hall:
         """
         key = (client, request_id) if client and request_id else None
         if key is not None and key in self.requests:
-            return self.requests[key]
+            reply = self.requests[key]
+            if isinstance(reply, str):
+                reply = self.requests[key] = json.loads(reply)
+            return reply
         self._forget_old_no_shows(self.clock.now())
         if not isinstance(command, str):  # an unhashable name would crash the lookup below
             raise HallError("BAD_REQUEST", detail="command must be a string")

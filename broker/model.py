@@ -134,7 +134,7 @@ class Stored:
     last_ticket_id: int
     last_visit_id: int
     last_event_seq: int
-    requests: dict[tuple[str, str], dict[str, Any]]
+    requests: dict[tuple[str, str], dict[str, Any] | str]  # a reply as stored (JSON text) or as sent
     recent_calls: list[Event]
 
 

@@ -539,8 +539,11 @@ class Store:
             last_ticket = conn.execute(select(func.max(tickets.c.id))).scalar() or 0
             last_visit = conn.execute(select(func.max(visits.c.id))).scalar() or 0
             last_seq = conn.execute(select(func.max(events.c.seq))).scalar() or 0
-            reqs = {(r.client, r.request_id): json.loads(r.reply) for r in conn.execute(
-                select(requests).where(requests.c.at >= _db(now - request_horizon)))}
+            # Replies stay JSON text until a retry asks for one: a busy hall stores tens of thousands a
+            # day, and decoding them all was most of a restart's loading.
+            reqs = {(r.client, r.request_id): r.reply for r in conn.execute(
+                select(requests.c.client, requests.c.request_id, requests.c.reply)
+                .where(requests.c.at >= _db(now - request_horizon)))}
             calls = conn.execute(select(events).where(events.c.type == "ticket_called")
                                  .order_by(events.c.seq.desc()).limit(30)).all()
         recent = [Event(seq=r.seq, at=_py(r.at), business_day=r.business_day, type=r.type,

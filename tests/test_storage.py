@@ -309,6 +309,7 @@ def test_a_day_survives_a_restart(store: Store, reopen: Any) -> None:
 
     # A kiosk retrying its first request gets the original reply and no new ticket.
     issued = len(dump(store)["tickets"])
+    assert isinstance(again.requests[("kiosk-1", "k1-0001")], str)  # loaded as stored, decoded when retried
     retry = again.execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="k1-0001")
     assert retry == day["first"] and retry["ticket"]["label"] == "A001"
     assert len(dump(store)["tickets"]) == issued and again.numbers[(TUESDAY, "P")] == 5
