@@ -100,8 +100,8 @@ def parse_endpoint(value: str | None) -> tuple[str, int]:
 
 
 def _readable(sock: zmq.Socket) -> bool:
-    """Whether a message waits on ``sock``: its ZMQ_EVENTS, far cheaper than ``poll(0)``, which builds
-    a poller each time. Reading ZMQ_EVENTS also processes the socket's pending commands."""
+    """Whether a message waits on ``sock``: its ZMQ_EVENTS, without the poller ``poll(0)`` builds each
+    time. Reading ZMQ_EVENTS also processes the socket's pending commands."""
     return bool(sock.get(zmq.EVENTS) & zmq.POLLIN)
 
 
