@@ -394,6 +394,14 @@ class Link:
                         if rep.ok and rep.result:
                             self.mirror.load(rep.result)
                             self.resyncs += 1
+                            # The state now shown came from a live broker: from here on its silence is
+                            # reported, even if it died before a heartbeat reached us (the screen would
+                            # otherwise show a dead hall as live, for ever).
+                            last_heard = now
+                            if not self.alive:
+                                self.alive = True
+                                backoff = 0.25
+                                self.on_connection(True)
                             # Clone: events newer than the snapshot that arrived before it are
                             # applied now instead of being lost (which would force another resync).
                             for msg in held:

@@ -158,6 +158,35 @@ class Responder:
         self._sock.close(0)
 
 
+def test_a_link_whose_broker_dies_before_its_first_heartbeat_reports_it_dead() -> None:
+    """A broker that answers the hello and the snapshot and then falls silent before any heartbeat
+    reached the screen: the screen shows its state, so it must also say when the broker is gone."""
+    silent = threading.Event()
+
+    def script(n: int, req: Any) -> list[bytes]:
+        if silent.is_set():
+            return []
+        result: dict[str, Any] = {"epoch": "e1", "seq": 0, "client": req.client}
+        if req.type == "snapshot":
+            result = {"epoch": "e1", "seq": 0, "state": {"services": {}, "counters": {}, "tickets": {}}}
+            silent.set()  # the broker dies right after answering it
+        return [encode_reply(ok_reply(req.type, req.id, result))]
+
+    r = Responder(script)  # no PUB socket at all: not one heartbeat
+    link = Link(f"127.0.0.1:{r.port}", role="kiosk", request_timeout=0.5)
+    tap = MirrorTap(link)
+    link.start()
+    try:
+        tap.wait(lambda t: t.epoch == "e1", what="the snapshot")
+        t0 = time.monotonic()
+        tap.wait(lambda t: t.connection and t.connection[-1][0] is False, timeout=6, what="the broker reported dead")
+        assert [up for up, _t in tap.connection] == [True, False]
+        assert time.monotonic() - t0 < 4.0 and not link.alive and not link.mirror.synced
+    finally:
+        link.stop()
+        r.close()
+
+
 def test_a_timeout_retries_on_a_fresh_socket_with_the_same_id() -> None:
     def script(n: int, req: Any) -> list[bytes]:
         return [] if n < 3 else [encode_reply(ok_reply(req.type, req.id, {"n": n}))]
