@@ -221,7 +221,8 @@ def test_the_console_script_and_watch_in_real_processes(hall: BrokerThread) -> N
     events = [json.loads(line) for line in out.splitlines()]
     assert [(e["type"], e["ticket"]["label"]) for e in events] == [("ticket_issued", "B001"),
                                                                     ("ticket_issued", "A002")]
-    assert events[1]["seq"] == events[0]["seq"] + 1 and events[0]["epoch"] == hall.broker.epoch  # type: ignore[union-attr]
+    # In order; other events (a presence change, say) may come between the two, filtered out by --type.
+    assert events[1]["seq"] > events[0]["seq"] and events[0]["epoch"] == hall.broker.epoch  # type: ignore[union-attr]
 
 
 def test_status_with_a_display_key(start_broker: Callable[..., BrokerThread], keys_dir: Path,
