@@ -202,7 +202,7 @@ def hall_config(n_counters: int, layout: str = "all") -> Any:
     not all drain the same queue first): the worst case, where every counter sees every ticket.
     ``"hall"``: counter N serves what the default hall's counter ((N - 1) mod 12) + 1 serves (one to
     four services), as a hall of 200 counters would be laid out."""
-    from broker.config import load_config, parse_config
+    from queuehall.broker.config import load_config, parse_config
 
     data = load_config().to_dict()
     codes = [s["code"] for s in data["service"]]
@@ -242,8 +242,9 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from broker.server import Broker
-    from broker.storage import load_hall, open_store
+    from queuehall.broker.server import Broker
+    from queuehall.broker.storage import load_hall, open_store
+
     from queuehall.clock import SimulatedClock
 
     config = hall_config(n_counters, layout)
@@ -1050,9 +1051,8 @@ def code_version() -> dict[str, Any]:
 
 def pg_prepare(url: str) -> dict[str, str]:
     """Drop the hall's tables at ``url`` so the run starts empty; returns the server's durability settings."""
+    from queuehall.broker import storage
     from sqlalchemy import text
-
-    from broker import storage
 
     engine = storage.make_engine(url)
     with engine.begin() as conn:
@@ -1145,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         args.profile = str(Path(args.profile).resolve())
 
-    from broker.config import load_config
+    from queuehall.broker.config import load_config
 
     services = [s.code for s in load_config().services]
     result: dict[str, Any] = {

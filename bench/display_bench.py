@@ -48,11 +48,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from queuehall.broker.config import load_config  # noqa: E402
+from queuehall.display.model import DisplayOptions, parse_size  # noqa: E402
+from queuehall.display.qt_audio import QtAudioSink  # noqa: E402
+from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font  # noqa: E402
 
-from broker.config import load_config  # noqa: E402
-from display.model import DisplayOptions, parse_size  # noqa: E402
-from display.qt_audio import QtAudioSink  # noqa: E402
-from display.window import DisplayWindow, HallScreen, apply_app_font  # noqa: E402
 from queuehall.client import BrokerClient  # noqa: E402
 from queuehall.demo import free_port  # noqa: E402
 from queuehall.qtlink import QtLink  # noqa: E402

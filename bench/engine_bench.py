@@ -42,12 +42,12 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
+from queuehall.broker import storage  # noqa: E402
+from queuehall.broker.config import Counter, HallConfig, Text  # noqa: E402
+from queuehall.broker.engine import Hall  # noqa: E402
+from queuehall.broker.model import CALLED, FINISHED, NO_SHOW, TRANSFERRED, WAITING  # noqa: E402
 from sqlalchemy import Engine, insert, text  # noqa: E402
 
-from broker import storage  # noqa: E402
-from broker.config import Counter, HallConfig, Text  # noqa: E402
-from broker.engine import Hall  # noqa: E402
-from broker.model import CALLED, FINISHED, NO_SHOW, TRANSFERRED, WAITING  # noqa: E402
 from queuehall.clock import ManualClock  # noqa: E402
 from queuehall.errors import HallError  # noqa: E402
 from tests.hall_factory import TUESDAY, local, small_config  # noqa: E402

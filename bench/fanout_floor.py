@@ -78,9 +78,9 @@ def capture_call_event() -> dict[str, Any]:
     """The body of a real ``ticket_called`` publication from a real broker (SQLite in a temporary
     directory): the default hall with 200 counters, one ticket taken and called at counter 1."""
     from broker_bench import PIN, hall_config, sim_start
+    from queuehall.broker.server import Broker
+    from queuehall.broker.storage import load_hall, open_store
 
-    from broker.server import Broker
-    from broker.storage import load_hall, open_store
     from queuehall.client import BrokerClient
     from queuehall.clock import SimulatedClock
 

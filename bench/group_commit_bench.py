@@ -22,10 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import zmq
+from queuehall.broker.config import load_config
+from queuehall.broker.server import Broker
+from queuehall.broker.storage import load_hall, open_store
 
-from broker.config import load_config
-from broker.server import Broker
-from broker.storage import load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.demo import free_port
 from queuehall.protocol import Request, decode_reply, encode_request
@@ -35,7 +35,7 @@ SERVICES = ("document_pickup", "unified_fees", "consult_complaint")  # no daily 
 
 def mixed_hall() -> Any:
     """The default hall without daily caps (a benchmark issues more tickets than a real day)."""
-    from broker.config import parse_config
+    from queuehall.broker.config import parse_config
 
     data = load_config().to_dict()
     for s in data["service"]:

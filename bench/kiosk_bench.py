@@ -9,7 +9,7 @@ Two measurements:
   on "take a ticket" (``QTest.mouseClick``) and stops when that byte arrives, so it covers the
   printer status check, the ``take_ticket`` round trip, rendering the raster ticket and the first
   write. The last byte (after the cut) is reported too.
-* **start-up** (target ≤ 2 s): ``python -m kiosk.main --windowed`` in a fresh process, from spawning
+* **start-up** (target ≤ 2 s): ``python -m queuehall.kiosk.main --windowed`` in a fresh process, from spawning
   it to its log line "kiosk ready" (first hall state from the broker and first printer status in).
 
 Usage::
@@ -42,11 +42,11 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
+from queuehall.broker.config import load_config  # noqa: E402
+from queuehall.broker.server import Broker  # noqa: E402
+from queuehall.broker.storage import load_hall, open_store  # noqa: E402
+from queuehall.kiosk.model import KioskModel, KioskSettings, Screen  # noqa: E402
 
-from broker.config import load_config  # noqa: E402
-from broker.server import Broker  # noqa: E402
-from broker.storage import load_hall, open_store  # noqa: E402
-from kiosk.model import KioskModel, KioskSettings, Screen  # noqa: E402
 from queuehall.clock import ManualClock  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -252,9 +252,9 @@ def wait(app: Any, cond: Any, timeout: float = 10.0) -> None:
 def bench_taps(app: Any, endpoint: str, printer: RemotePrinter, taps: int, paper: int) -> dict[str, Any]:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+    from queuehall.kiosk.printing import PrinterConfig
+    from queuehall.kiosk.window import KioskWindow, PrintService, warm_up_fonts
 
-    from kiosk.printing import PrinterConfig
-    from kiosk.window import KioskWindow, PrintService, warm_up_fonts
     from queuehall.qtlink import QtLink
 
     clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # the kiosk's own clock (greeting, dates)
@@ -329,7 +329,7 @@ def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.main", "--windowed", "--broker", endpoint,
+            [sys.executable, "-m", "queuehall.kiosk.main", "--windowed", "--broker", endpoint,
              "--printer", f"network:127.0.0.1:{printer_port}", "--name", "bench-start"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None

@@ -48,13 +48,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from queuehall.broker import storage  # noqa: E402
+from queuehall.broker.config import HallConfig, load_config, parse_config  # noqa: E402
+from queuehall.broker.hours import OpeningHours  # noqa: E402
+from queuehall.broker.reports import GROUPS, ReportBuilder, to_csv, to_table  # noqa: E402
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
-
-from broker import storage  # noqa: E402
-from broker.config import HallConfig, load_config, parse_config  # noqa: E402
-from broker.hours import OpeningHours  # noqa: E402
-from broker.reports import GROUPS, ReportBuilder, to_csv, to_table  # noqa: E402
 
 FIRST_DAY, LAST_DAY = date(2026, 1, 1), date(2026, 6, 30)  # six months chinesecalendar covers
 MONTH = (date(2026, 5, 1), date(2026, 5, 31))  # the reported month (with the Labour Day holiday)

@@ -15,11 +15,13 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hall.toml"
+# The default hall ships as package data of queuehall.config (installed or editable alike).
+DEFAULT_CONFIG = Path(str(resources.files("queuehall.config").joinpath("hall.toml")))
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Protocol
 
-from broker.config import Counter, HallConfig, Service
-from broker.hours import OPEN, OpeningHours
-from broker.model import (
+from queuehall.broker.config import Counter, HallConfig, Service
+from queuehall.broker.hours import OPEN, OpeningHours
+from queuehall.broker.model import (
     ACTIVE,
     CALLED,
     CANCELLED,
@@ -46,6 +46,7 @@ from broker.model import (
     Ticket,
     Visit,
 )
+
 from queuehall.clock import Clock
 from queuehall.errors import HallError
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from broker.config import Hours, Period
+from queuehall.broker.config import Hours, Period
 
 log = logging.getLogger(__name__)
 

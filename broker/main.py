@@ -9,7 +9,8 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from broker.config import DEFAULT_CONFIG, ConfigError, load_config
+from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
+
 from queuehall.clock import Clock, SimulatedClock, SystemClock
 
 
@@ -59,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Imported here: SQLAlchemy alone takes most of a second, and every ``queuehall take`` builds
     # this subcommand's parser.
-    from broker.server import Broker
-    from broker.storage import load_hall, open_store
+    from queuehall.broker.server import Broker
+    from queuehall.broker.storage import load_hall, open_store
 
     clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
     store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)

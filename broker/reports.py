@@ -26,6 +26,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from queuehall.broker.config import HallConfig
+from queuehall.broker.hours import OpeningHours
+from queuehall.broker.storage import events, report_facts, tickets, visits
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -50,10 +53,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import Integer
-
-from broker.config import HallConfig
-from broker.hours import OpeningHours
-from broker.storage import events, report_facts, tickets, visits
 
 GROUPS = ("service", "counter", "clerk", "department", "hour", "day")
 FORMATS = ("table", "csv", "json", "xlsx", "png")
@@ -1346,12 +1345,11 @@ def parse_period(day: str | None, start: str | None, end: str | None) -> tuple[d
 
 def _open(db: str | None, config: str | None) -> tuple[Engine, HallConfig]:
     """The engine and configuration for the CLI; never creates a database that is not there."""
+    from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
+    from queuehall.broker.storage import default_url, make_engine
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
-
-    from broker.config import DEFAULT_CONFIG, ConfigError, load_config
-    from broker.storage import default_url, make_engine
 
     try:
         cfg = load_config(config or DEFAULT_CONFIG)
@@ -1453,7 +1451,8 @@ def _write(path: str | None, text: str) -> None:
 
 def _purge_main(args: Any) -> int:
     """``queuehall purge``: 0 deleted (JSON with counts), 1 refused (RETENTION, JSON), 2 bad arguments."""
-    from broker.storage import Store
+    from queuehall.broker.storage import Store
+
     from queuehall.errors import HallError
 
     try:

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
+from queuehall.broker.engine import COMMANDS, Hall
+from queuehall.broker.keys import Device, broker_keys, list_devices
+from queuehall.broker.model import ACTIVE, NO_SHOW, Event
 
-from broker.engine import COMMANDS, Hall
-from broker.keys import Device, broker_keys, list_devices
-from broker.model import ACTIVE, NO_SHOW, Event
 from queuehall.errors import HallError
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
@@ -267,7 +267,7 @@ class Broker:
 
     def _rebuild(self) -> None:
         """Replace the in-memory hall with the one the database holds (after a failed group commit)."""
-        from broker.storage import load_hall
+        from queuehall.broker.storage import load_hall
 
         old = self.hall
         self.hall = load_hall(old.config, old.clock, old.journal)
@@ -561,7 +561,7 @@ class Broker:
 
         def prepare() -> None:
             try:
-                from broker.reports import ReportBuilder  # SQLAlchemy and the reports: only when needed
+                from queuehall.broker.reports import ReportBuilder  # SQLAlchemy and the reports: only when needed
 
                 done = ReportBuilder(engine, config).prepare(today - timedelta(days=REPORT_PREPARE_DAYS),
                                                              today - timedelta(days=1), now=now)

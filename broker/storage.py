@@ -20,6 +20,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from queuehall.broker.model import (
+    ACTIVE,
+    NO_SHOW,
+    Change,
+    CounterState,
+    Event,
+    Stored,
+    Ticket,
+    Visit,
+)
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -44,16 +54,6 @@ from sqlalchemy import (
     update,
 )
 
-from broker.model import (
-    ACTIVE,
-    NO_SHOW,
-    Change,
-    CounterState,
-    Event,
-    Stored,
-    Ticket,
-    Visit,
-)
 from queuehall.protocol import json_text
 
 log = logging.getLogger("queuehall.storage")
@@ -630,8 +630,8 @@ def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> S
 
 def load_hall(config: Any, clock: Any, store: Store) -> Any:
     """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it."""
-    from broker.engine import Hall, no_show_horizon
-    from broker.hours import OpeningHours
+    from queuehall.broker.engine import Hall, no_show_horizon
+    from queuehall.broker.hours import OpeningHours
 
     now = clock.now()
     hours = OpeningHours(config.hours, config.timezone)

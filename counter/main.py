@@ -33,7 +33,7 @@ def posts_from_config(path: str | Path | None, counter: int) -> dict[str, tuple[
     counter) yields ``{}`` and the clerk types the id instead. The broker checks the PIN.
     """
     try:
-        from broker.config import DEFAULT_CONFIG, ConfigError, load_config
+        from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
     except ImportError:
         return {}
     try:
@@ -54,9 +54,9 @@ def posts_from_config(path: str | Path | None, counter: int) -> dict[str, tuple[
 def run(args: argparse.Namespace) -> int:
     """Start the counter window; returns the Qt exit code (2 on a usage error)."""
     from PySide6.QtWidgets import QApplication
+    from queuehall.counter.model import CounterModel
+    from queuehall.counter.window import CounterWindow, apply_app_style
 
-    from counter.model import CounterModel
-    from counter.window import CounterWindow, apply_app_style
     from queuehall.client import Security, parse_endpoint
     from queuehall.clock import SystemClock
     from queuehall.qtlink import QtLink

@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from counter.model import (
+from queuehall.counter.model import (
     ACTIONS,
     CALLED,
     LANGUAGE_SHORTCUT,
@@ -396,7 +395,7 @@ class ReinstateDialog(_Dialog):
 
 
 def _clock_time(model: CounterModel, iso: str | None) -> str:
-    from counter.model import parse_time
+    from queuehall.counter.model import parse_time
 
     t = parse_time(iso)
     return t.astimezone(model._tz).strftime("%H:%M") if t else ""

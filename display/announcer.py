@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from display.voice import VoiceError, VoicePack, compose_call, duration, render_announcement
+from queuehall.display.voice import VoiceError, VoicePack, compose_call, duration, render_announcement
 
 log = logging.getLogger(__name__)
 

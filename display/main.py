@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from display.model import DEFAULT_HIGHLIGHT_SECONDS, DEFAULT_HISTORY, DisplayError, DisplayOptions, parse_size
+from queuehall.display.model import DEFAULT_HIGHLIGHT_SECONDS, DEFAULT_HISTORY, DisplayError, DisplayOptions, parse_size
 
 EXIT_USAGE = 2
 
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 def run_voices_build(args: argparse.Namespace) -> int:
     """``queuehall voices build``: hands over to :func:`display.voice.main_build`; returns its exit code."""
-    from display.voice import main_build
+    from queuehall.display.voice import main_build
 
     argv: list[str] = []
     if args.out:
@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
+    from queuehall.display.voice import VoiceError, load_pack
+    from queuehall.display.window import DisplayWindow, apply_app_font
 
-    from display.voice import VoiceError, load_pack
-    from display.window import DisplayWindow, apply_app_font
     from queuehall.qtlink import QtLink
 
     pack = None

@@ -41,14 +41,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from display.announcer import (
+from queuehall.display.announcer import (
     DEFAULT_MAX_AGE_SECONDS,
     DEFAULT_MIN_DISPLAY_SECONDS,
     Announcer,
     AudioSink,
     Call,
 )
-from display.voice import MAX_REPEAT, VoiceError, VoicePack
+from queuehall.display.voice import MAX_REPEAT, VoiceError, VoicePack
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontDatabase, QFontMetricsF, QPainter, QResizeEvent
 from PySide6.QtWidgets import QApplication, QWidget
-
-from display.announcer import AudioSink, ManualClock, RecordingSink
-from display.model import (
+from queuehall.display.announcer import AudioSink, ManualClock, RecordingSink
+from queuehall.display.model import (
     CallCard,
     Clock,
     Connection,
@@ -38,7 +37,8 @@ from display.model import (
     ServiceRow,
     TransferNote,
 )
-from display.voice import VoicePack, load_pack
+from queuehall.display.voice import VoicePack, load_pack
+
 from queuehall.client import Security, StateMirror
 from queuehall.qtlink import QtLink
 
@@ -1495,7 +1495,7 @@ class DisplayWindow(QWidget):
         self.hall_clock = hall_clock if hall_clock is not None else broker_clock
         if self.options.counter is None:
             if sink is None:
-                from display.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
+                from queuehall.display.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
 
                 sink = QtAudioSink(self)
             pack = pack or load_pack()

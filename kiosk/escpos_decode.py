@@ -344,8 +344,7 @@ def decoded_to_png(data: bytes, path: str | Path, width: int | None = None) -> P
     """
     from PySide6.QtCore import QPointF, QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter
-
-    from kiosk.ticket import cjk_font_family, ensure_qt_app
+    from queuehall.kiosk.ticket import cjk_font_family, ensure_qt_app
 
     decoded = decode(data)
     ensure_qt_app()
@@ -433,7 +432,7 @@ def _qr_matrix(payload: str, ec: int) -> list[list[bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kiosk.escpos_decode TICKET.bin OUT.png [--width DOTS]``: draw a printed stream."""
+    """``python -m queuehall.kiosk.escpos_decode TICKET.bin OUT.png [--width DOTS]``: draw a printed stream."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Render ESC/POS bytes (e.g. the file printer's output) to PNG")

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiosk.model import (
+from queuehall.kiosk.model import (
     DEFAULT_PIN,
     KioskConfigError,
     KioskSettings,
@@ -250,10 +250,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
+    from queuehall.kiosk.model import KioskModel
+    from queuehall.kiosk.printing import PrinterConfig, PrinterError
+    from queuehall.kiosk.window import KioskWindow, PrintService, setup_app_font, warm_up_fonts
 
-    from kiosk.model import KioskModel
-    from kiosk.printing import PrinterConfig, PrinterError
-    from kiosk.window import KioskWindow, PrintService, setup_app_font, warm_up_fonts
     from queuehall.client import Security, parse_endpoint
     from queuehall.qtlink import QtLink
 
@@ -314,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kiosk.main``: the same as ``queuehall kiosk``."""
+    """``python -m queuehall.kiosk.main``: the same as ``queuehall kiosk``."""
     parser = argparse.ArgumentParser(prog="queuehall kiosk", description="the ticket kiosk (取号机)")
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -46,8 +46,7 @@ from escpos.constants import RT_STATUS, RT_STATUS_ONLINE, RT_STATUS_PAPER
 from escpos.escpos import Escpos
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import CupsPrinter, Dummy, Network, Serial, Usb
-
-from kiosk.ticket import PAPER_DOTS, TicketContent, qimage_to_pil, render_ticket
+from queuehall.kiosk.ticket import PAPER_DOTS, TicketContent, qimage_to_pil, render_ticket
 
 BACKENDS = ("file", "network", "usb", "serial", "cups")
 MODES = ("raster", "text")

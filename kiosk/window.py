@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from kiosk.model import (
+from queuehall.kiosk.model import (
     ASK_STAFF,
     CHOOSE,
     FAREWELL,
@@ -56,8 +55,8 @@ from kiosk.model import (
     VoidTicket,
     wait_text,
 )
-from kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
-from kiosk.ticket import TicketContent, TicketError, cjk_font_family, number_font_family
+from queuehall.kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
+from queuehall.kiosk.ticket import TicketContent, TicketError, cjk_font_family, number_font_family
 
 log = logging.getLogger("queuehall.kiosk")
 
@@ -1389,7 +1388,7 @@ class KioskWindow(QWidget):
         self.render()
 
     def _apply_printer(self, spec: str, paper: int, mode: str) -> None:
-        from kiosk.model import KioskConfigError, parse_printer_spec
+        from queuehall.kiosk.model import KioskConfigError, parse_printer_spec
 
         self._touched()
         lang = self.model.language

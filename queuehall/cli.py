@@ -146,7 +146,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from broker import keys
+    from queuehall.broker import keys
 
     try:
         if args.keys_cmd == "init":
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "for service halls (办事大厅排队叫号)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from broker.main import add_arguments, run
+    from queuehall.broker.main import add_arguments, run
 
     p = sub.add_parser("broker", help="run the hall server")
     add_arguments(p)
@@ -251,7 +251,8 @@ def _register_optional(sub: Any) -> None:
     """Subcommands that live in other packages register themselves here when present."""
     import importlib
 
-    for module in ("kiosk.main", "counter.main", "display.main", "queuehall.demo", "broker.reports"):
+    for module in ("queuehall.kiosk.main", "queuehall.counter.main", "queuehall.display.main", "queuehall.demo",
+                   "queuehall.broker.reports"):
         try:
             mod = importlib.import_module(module)
         except ImportError:

@@ -69,7 +69,7 @@ def free_port() -> int:
 
 def demo_start(config: Any) -> str | None:
     """A ``--sim-start`` for the demo: now if the hall is issuing, else its next opening."""
-    from broker.hours import OpeningHours
+    from queuehall.broker.hours import OpeningHours
 
     hours = OpeningHours(config.hours, config.timezone)
     now = datetime.now(UTC)
@@ -80,8 +80,8 @@ def demo_start(config: Any) -> str | None:
 
 
 def run_interactive(args: argparse.Namespace) -> int:
-    from broker import keys
-    from broker.config import DEFAULT_CONFIG, ConfigError, load_config
+    from queuehall.broker import keys
+    from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and \
             os.environ.get("QT_QPA_PLATFORM") not in ("offscreen",):
@@ -159,7 +159,7 @@ def local_day(config: Any, value: str | None) -> Any:
     """The day to simulate: ``value``, else the last ordinary working day before today."""
     from datetime import date
 
-    from broker.hours import OpeningHours
+    from queuehall.broker.hours import OpeningHours
 
     if value:
         return date.fromisoformat(value)

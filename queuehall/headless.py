@@ -53,11 +53,11 @@ class _Spinner:
 
 def run_headless(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from broker import keys
-    from broker.config import DEFAULT_CONFIG, ConfigError, load_config
-    from broker.reports import ReportBuilder, to_table
-    from broker.server import Broker
-    from broker.storage import load_hall, open_store
+    from queuehall.broker import keys
+    from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
+    from queuehall.broker.reports import ReportBuilder, to_table
+    from queuehall.broker.server import Broker
+    from queuehall.broker.storage import load_hall, open_store
     from queuehall.client import BrokerClient, Security
     from queuehall.clock import ManualClock
     from queuehall.demo import free_port, local_day
@@ -143,7 +143,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
 def _render_tickets(printer_dir: Path, out: Path) -> int:
     """Decode every printed ticket's ESC/POS bytes back into a picture of the paper."""
-    from kiosk.escpos_decode import decoded_to_png
+    from queuehall.kiosk.escpos_decode import decoded_to_png
 
     n = 0
     for path in sorted(printer_dir.glob("*.bin")):
@@ -172,12 +172,12 @@ class _Screens:
         from PySide6.QtCore import qInstallMessageHandler
         from PySide6.QtWidgets import QApplication
 
-        from counter.main import posts_from_config
-        from counter.model import CounterModel
-        from counter.window import CounterWindow
-        from kiosk.model import KioskModel, KioskSettings
-        from kiosk.printing import PrinterConfig
-        from kiosk.window import KioskWindow, PrintService
+        from queuehall.counter.main import posts_from_config
+        from queuehall.counter.model import CounterModel
+        from queuehall.counter.window import CounterWindow
+        from queuehall.kiosk.model import KioskModel, KioskSettings
+        from queuehall.kiosk.printing import PrinterConfig
+        from queuehall.kiosk.window import KioskWindow, PrintService
         from queuehall.qtlink import QtLink
 
         def quiet(mode: Any, context: Any, message: str) -> None:
@@ -237,7 +237,7 @@ class _Screens:
 
     def take(self, service: str, priority: str | None) -> dict[str, Any] | None:
         """A citizen at the kiosk: tap the department, the service, maybe the green channel, confirm."""
-        from kiosk.model import Phase, Screen
+        from queuehall.kiosk.model import Phase, Screen
 
         w = self.kiosk
         m = w.model
@@ -342,8 +342,8 @@ class _Screens:
 # The display's construction lives apart so the demo degrades clearly if it changes.
 
 def _make_display(screens: _Screens) -> Any:
-    from display.announcer import RecordingSink
-    from display.window import DisplayWindow
+    from queuehall.display.announcer import RecordingSink
+    from queuehall.display.window import DisplayWindow
 
     sink = RecordingSink(auto_finish=True)
     screens.sink = sink

@@ -30,8 +30,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from broker.config import HallConfig
-from broker.hours import OpeningHours
+from queuehall.broker.config import HallConfig
+from queuehall.broker.hours import OpeningHours
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
 

@@ -35,11 +35,11 @@ from typing import Any, TypeVar
 
 import pytest
 import zmq
+from queuehall.broker import keys
+from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
+from queuehall.broker.server import Broker
+from queuehall.broker.storage import Store, load_hall, open_store
 
-from broker import keys
-from broker.config import DEFAULT_CONFIG, HallConfig, load_config
-from broker.server import Broker
-from broker.storage import Store, load_hall, open_store
 from queuehall.client import BrokerClient, Link, Security, StateMirror
 from queuehall.clock import Clock, ManualClock
 from tests.hall_factory import TUESDAY, local, small_config

@@ -125,8 +125,8 @@ def artifacts_dir() -> Path:
 def _broker_checks_dirty_marks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every in-process broker of the tests checks, at each publication, that the engine marked
     every service and counter whose record changed (the broker publishes only those)."""
-    from broker.engine import Hall
-    from broker.server import Broker
+    from queuehall.broker.engine import Hall
+    from queuehall.broker.server import Broker
 
     misses: list[str] = []
     monkeypatch.setattr(Hall, "verify_pick", True)  # and halls check their queue index at each call

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from broker.config import (
+from queuehall.broker.config import (
     Calling,
     Clerk,
     Counter,

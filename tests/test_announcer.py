@@ -14,8 +14,8 @@ from pytestqt.qtbot import QtBot
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from display.announcer import Announcer, AudioSink, Call, ManualClock, RecordingSink
-from display.voice import VoiceError, VoicePack, duration, load_pack, render_announcement, write_wav
+from queuehall.display.announcer import Announcer, AudioSink, Call, ManualClock, RecordingSink
+from queuehall.display.voice import VoiceError, VoicePack, duration, load_pack, render_announcement, write_wav
 
 T0 = 1_700_000_000.0  # a wall-clock time, like time.time()
 STEP = 0.05
@@ -194,7 +194,7 @@ def test_stalled_sink_does_not_stall_the_screen(pack: VoicePack, caplog: pytest.
     rig.announcer.enqueue(Call("t1", "A001", 1))
     rig.announcer.enqueue(Call("t2", "A002", 2))
     audio = duration(sink.played[0])
-    with caplog.at_level(logging.WARNING, logger="display.announcer"):
+    with caplog.at_level(logging.WARNING, logger="queuehall.display.announcer"):
         rig.run(audio + 1.0)
         assert len(sink.played) == 1  # still waiting within the grace period
         rig.run(1.5)
@@ -263,7 +263,7 @@ def _short_wav(seconds: float = 0.3, rate: int = 16000) -> bytes:
 
 
 def test_qt_audio_sink_plays_and_reports_the_end(qtbot: QtBot) -> None:
-    from display.qt_audio import QtAudioSink
+    from queuehall.display.qt_audio import QtAudioSink
 
     sink = QtAudioSink(volume=0.8)
     finished: list[str] = []
@@ -275,7 +275,7 @@ def test_qt_audio_sink_plays_and_reports_the_end(qtbot: QtBot) -> None:
 
 
 def test_qt_audio_sink_stop_and_bad_media(qtbot: QtBot, caplog: pytest.LogCaptureFixture) -> None:
-    from display.qt_audio import QtAudioSink
+    from queuehall.display.qt_audio import QtAudioSink
 
     sink = QtAudioSink()
     finished: list[str] = []
@@ -283,7 +283,7 @@ def test_qt_audio_sink_stop_and_bad_media(qtbot: QtBot, caplog: pytest.LogCaptur
     sink.stop()
     sink.play(_short_wav(), lambda: finished.append("second"))
     qtbot.waitUntil(lambda: finished == ["second"], timeout=5000)
-    with caplog.at_level(logging.WARNING, logger="display.qt_audio"):
+    with caplog.at_level(logging.WARNING, logger="queuehall.display.qt_audio"):
         sink.play(b"RIFF" + b"\x00" * 64, lambda: finished.append("garbage"))
         qtbot.waitUntil(lambda: finished == ["second", "garbage"], timeout=5000)
     assert "announcement" in caplog.text  # logged, not raised

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import queuehall.broker.server as server
 import zmq
+from queuehall.broker import keys
+from queuehall.broker.storage import open_store, tickets
 
-import broker.server as server
 import queuehall.client as client_mod
-from broker import keys
-from broker.storage import open_store, tickets
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused, Link
 from queuehall.errors import CATALOGUE
 from queuehall.protocol import (
@@ -944,9 +944,8 @@ def test_the_broker_refuses_to_start_without_keys_or_insecure(tmp_path: Path,
 def test_when_a_business_day_ends_the_broker_stores_its_report_facts(
         start_broker: Callable[..., BrokerThread], manual_clock: Any) -> None:
     """The broker does at midnight what `queuehall report --prepare` does, so no report parses that day."""
+    from queuehall.broker.storage import report_facts
     from sqlalchemy import func, select
-
-    from broker.storage import report_facts
 
     bt = start_broker()
     c = BrokerClient(bt.endpoint)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import queuehall.broker.server as server
 import zmq
 
-import broker.server as server
 import queuehall.client as client
 from queuehall.client import (
     RECENT_CALLS,

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from broker.config import (
+from queuehall.broker.config import (
     DEFAULT_CONFIG,
     MIN_RETENTION_DAYS,
     ConfigError,

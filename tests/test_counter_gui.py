@@ -19,16 +19,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import queuehall.broker.server as server_mod
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
+from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
+from queuehall.counter.main import posts_from_config
+from queuehall.counter.model import CounterModel, promised_date
+from queuehall.counter.window import CounterWindow
 
-import broker.server as server_mod
 import queuehall.client as client_mod
-from broker.config import DEFAULT_CONFIG, HallConfig, load_config
-from counter.main import posts_from_config
-from counter.model import CounterModel, promised_date
-from counter.window import CounterWindow
 from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink

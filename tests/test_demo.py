@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from PIL import Image
-
-from display.voice import rms
+from queuehall.display.voice import rms
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytestqt.qtbot import QtBot
+from queuehall.broker.config import HallConfig
+from queuehall.display.announcer import ManualClock as SecondsClock
+from queuehall.display.announcer import RecordingSink
+from queuehall.display.model import DisplayError, DisplayModel, DisplayOptions, HallClock, parse_size
+from queuehall.display.voice import VoicePack, duration, load_pack, render_announcement, rms
+from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font
 
-from broker.config import HallConfig
-from display.announcer import ManualClock as SecondsClock
-from display.announcer import RecordingSink
-from display.model import DisplayError, DisplayModel, DisplayOptions, HallClock, parse_size
-from display.voice import VoicePack, duration, load_pack, render_announcement, rms
-from display.window import DisplayWindow, HallScreen, apply_app_font
 from queuehall.client import BrokerClient
 from queuehall.qtlink import QtLink
 
@@ -400,7 +400,7 @@ def test_demo_window_plays_every_queued_call_on_its_own_clock(
 
 
 def test_default_sink_plays_with_qtmultimedia(hall: Hall, qtbot: QtBot) -> None:
-    from display.qt_audio import QtAudioSink
+    from queuehall.display.qt_audio import QtAudioSink
 
     link = QtLink(hall.bt.endpoint, role="display", name="wall-audio")
     window = DisplayWindow(link, DisplayOptions(volume=0.5))

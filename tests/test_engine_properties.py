@@ -27,12 +27,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from queuehall.broker import storage
+from queuehall.broker.engine import Hall, no_show_horizon
+from queuehall.broker.model import ACTIVE, CALLED, FINISHED, NO_SHOW, SERVING, WAITING, Ticket
+from queuehall.broker.storage import Store, load_hall, open_store
 from sqlalchemy import func, select
 
-from broker import storage
-from broker.engine import Hall, no_show_horizon
-from broker.model import ACTIVE, CALLED, FINISHED, NO_SHOW, SERVING, WAITING, Ticket
-from broker.storage import Store, load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
 from tests.hall_factory import TUESDAY, local, small_config

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from queuehall.broker.config import Calling, HallConfig
+from queuehall.broker.engine import COMMANDS, Hall
+from queuehall.broker.model import Event
 
-from broker.config import Calling, HallConfig
-from broker.engine import COMMANDS, Hall
-from broker.model import Event
 from queuehall.clock import ManualClock
 from queuehall.errors import CATALOGUE, HallError
 from tests.hall_factory import TUESDAY, local, small_config

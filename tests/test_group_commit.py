@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import zmq
+from queuehall.broker.config import load_config
+from queuehall.broker.server import Broker
+from queuehall.broker.storage import load_hall, open_store
 
-from broker.config import load_config
-from broker.server import Broker
-from broker.storage import load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.protocol import Request, decode_reply, encode_request
 from tests.broker_fixtures import free_port_pair

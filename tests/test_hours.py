@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
+from queuehall.broker.config import HallConfig, Hours, Period
+from queuehall.broker.engine import Hall
+from queuehall.broker.hours import BREAK, CLOSED, OPEN, PAST_CUTOFF, OpeningHours
 
-from broker.config import HallConfig, Hours, Period
-from broker.engine import Hall
-from broker.hours import BREAK, CLOSED, OPEN, PAST_CUTOFF, OpeningHours
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
 from tests.hall_factory import DAY, TUESDAY, TZ, local, small_config
@@ -195,7 +195,7 @@ def test_calendar_can_be_switched_off() -> None:
 
 def test_a_year_the_calendar_does_not_cover_uses_weekly_hours(caplog: pytest.LogCaptureFixture) -> None:
     oh = OpeningHours(small_config().hours, "Asia/Shanghai")
-    with caplog.at_level(logging.WARNING, logger="broker.hours"):
+    with caplog.at_level(logging.WARNING, logger="queuehall.broker.hours"):
         assert oh.periods_on(date(2035, 10, 1)) == tuple(DAY)  # a Monday; National Day unknown for 2035
         assert oh.periods_on(date(2035, 10, 2)) == tuple(DAY)
         assert oh.periods_on(date(2035, 9, 30)) == ()  # a Sunday

@@ -26,13 +26,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QApplication, QLabel
-
-from broker.config import load_config
-from broker.server import Broker
-from broker.storage import load_hall, open_store
-from kiosk.escpos_decode import decode
-from kiosk.main import add_arguments, read_config_file, resolve_options
-from kiosk.model import (
+from queuehall.broker.config import load_config
+from queuehall.broker.server import Broker
+from queuehall.broker.storage import load_hall, open_store
+from queuehall.kiosk.escpos_decode import decode
+from queuehall.kiosk.main import add_arguments, read_config_file, resolve_options
+from queuehall.kiosk.model import (
     Bi,
     CheckPrinter,
     KioskConfigError,
@@ -47,8 +46,9 @@ from kiosk.model import (
     local_when,
     parse_printer_spec,
 )
-from kiosk.printing import SENTINEL_NEAR_END, SENTINEL_PAPER_OUT, PrinterConfig
-from kiosk.window import KioskWindow, PrintService
+from queuehall.kiosk.printing import SENTINEL_NEAR_END, SENTINEL_PAPER_OUT, PrinterConfig
+from queuehall.kiosk.window import KioskWindow, PrintService
+
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink

@@ -21,12 +21,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from queuehall.broker import storage
+from queuehall.broker.config import HallConfig
+from queuehall.broker.reports import GROUPS, FactDays, Report, ReportBuilder
+from queuehall.broker.storage import Store, make_engine, migrate
 from sqlalchemy import Engine, delete, func, select, update
 
-from broker import storage
-from broker.config import HallConfig
-from broker.reports import GROUPS, FactDays, Report, ReportBuilder
-from broker.storage import Store, make_engine, migrate
 from tests.test_reports import (
     History,
     _naive,

@@ -32,11 +32,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select
-
-from broker import storage
-from broker.config import HallConfig, load_config
-from broker.reports import (
+from queuehall.broker import storage
+from queuehall.broker.config import HallConfig, load_config
+from queuehall.broker.reports import (
     GROUPS,
     Report,
     ReportBuilder,
@@ -47,7 +45,9 @@ from broker.reports import (
     to_table,
     to_xlsx,
 )
-from broker.storage import Store, load_hall, make_engine, migrate, open_store
+from queuehall.broker.storage import Store, load_hall, make_engine, migrate, open_store
+from sqlalchemy import Engine, delete, func, insert, select
+
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
 

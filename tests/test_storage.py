@@ -22,13 +22,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from queuehall.broker import engine as engine_module
+from queuehall.broker import storage
+from queuehall.broker.engine import Hall
+from queuehall.broker.hours import OpeningHours
+from queuehall.broker.storage import Store, load_hall, open_store
 from sqlalchemy import func, insert, select, text
 
-from broker import engine as engine_module
-from broker import storage
-from broker.engine import Hall
-from broker.hours import OpeningHours
-from broker.storage import Store, load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
 from tests.broker_fixtures import wait_until

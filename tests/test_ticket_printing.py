@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-
-from kiosk.escpos_decode import EscposDecodeError, decode, decoded_to_png
-from kiosk.printing import (
+from queuehall.kiosk.escpos_decode import EscposDecodeError, decode, decoded_to_png
+from queuehall.kiosk.printing import (
     PrinterConfig,
     PrinterError,
     TicketPrinter,
@@ -28,7 +27,7 @@ from kiosk.printing import (
     printer_dots,
     wrap_columns,
 )
-from kiosk.ticket import TicketContent, TicketError, ensure_qt_app, qimage_to_pil, render_ticket
+from queuehall.kiosk.ticket import TicketContent, TicketError, ensure_qt_app, qimage_to_pil, render_ticket
 
 try:  # a real QR decoder, when installed (pip install zxing-cpp)
     import zxingcpp
@@ -595,7 +594,7 @@ def test_cups_printer_without_cups_fails_cleanly() -> None:
 
 
 def test_decoder_command_line(tmp_path: Path) -> None:
-    from kiosk.escpos_decode import main
+    from queuehall.kiosk.escpos_decode import main
 
     ticket = tmp_path / "ticket.bin"
     ticket.write_bytes(encode_ticket(make_content(), "text", 58))

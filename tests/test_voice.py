@@ -10,8 +10,7 @@ from array import array
 from pathlib import Path
 
 import pytest
-
-from display.voice import (
+from queuehall.display.voice import (
     CHIME_KEY,
     DEFAULT_PACK_DIR,
     VoiceError,

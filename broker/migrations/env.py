@@ -1,8 +1,7 @@
 """Alembic environment: runs on the connection broker.storage.migrate() hands over."""
 
 from alembic import context
-
-from broker.storage import metadata
+from queuehall.broker.storage import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # run from the alembic CLI: use sqlalchemy.url from the ini
