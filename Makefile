@@ -2,8 +2,8 @@
 #
 #   make setup   install (root) or check (others) the Debian packages: scripts/setup-system.sh
 #   make venv    .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
-#   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff
-#   make lint    ruff check
+#   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff + import-linter
+#   make lint    ruff check and the import-linter layer contracts (pyproject.toml [tool.importlinter])
 #   make demo    run `queuehall demo` (headless into demo-out/ when there is no display)
 #   make bench   run every bench/*.py (each prints JSON)
 #   make clean   remove caches and generated output (keeps .venv); `make distclean` also removes .venv
@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 # --durations: CI runs on 2 cores, so the slowest tests are listed in every run.
 PYTEST_ARGS ?= --durations=10
 
-.PHONY: setup venv test lint demo bench clean distclean
+.PHONY: setup venv test lint lint-imports demo bench clean distclean
 
 setup:
 	@scripts/setup-system.sh
@@ -49,10 +49,17 @@ test: setup venv
 	QT_QPA_PLATFORM=offscreen QUEUEHALL_TEST_PG_URL="$$url" $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc != 0 ]; then echo "make test: pytest failed (exit $$rc)" >&2; fi; \
 	$(VENV)/bin/ruff check . || { echo "make test: ruff check failed" >&2; rc=1; }; \
+	$(MAKE) --no-print-directory lint-imports || { echo "make test: import-linter contracts broken" >&2; rc=1; }; \
 	exit $$rc
 
-lint: venv
+lint: venv lint-imports
 	$(VENV)/bin/ruff check .
+
+# import-linter follows the installed namespace, which an editable install builds with an import hook it cannot
+# see: it checks a mirror of the sources at their installed paths, from outside the repository root.
+lint-imports: venv
+	@root=$$($(VPY) scripts/namespace_tree.py); \
+	cd / && PYTHONPATH="$$root" $(CURDIR)/$(VENV)/bin/lint-imports --config $(CURDIR)/pyproject.toml --no-cache
 
 demo: setup venv
 	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
