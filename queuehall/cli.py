@@ -3,6 +3,10 @@
 Scripting commands (``take``, ``call``, ``status``, ``watch`` …) print JSON and exit
 with: 0 success, 1 refused by the broker (the JSON carries the error code), 2 usage
 error, 3 broker unreachable. docs/cli.md documents them.
+
+A scripting command is what a hardware call button runs on every press, so it loads only the protocol and the
+client library: the parser for the other parts (broker, screens, demo, reports, which bring SQLAlchemy, Qt and
+matplotlib) is built only when one of them is named, or for ``--help``.
 """
 
 from __future__ import annotations
@@ -168,17 +172,30 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(scripting_only: bool = False) -> argparse.ArgumentParser:
+    """The whole command line, or with ``scripting_only`` just the subcommands that talk to a running broker
+    (and ``keys``), which need neither the broker's code nor any screen's."""
     parser = argparse.ArgumentParser(prog="queuehall", description="Queue tickets, counters and wall displays "
                                      "for service halls (办事大厅排队叫号)")
     sub = parser.add_subparsers(dest="command", required=True)
+    _register_scripting(sub)
+    if not scripting_only:
+        _register_parts(sub)
+    return parser
 
+
+def _register_parts(sub: Any) -> None:
+    """The subcommands that run a part of the hall: the broker, and those in other packages."""
     from queuehall.broker.main import add_arguments, run
 
     p = sub.add_parser("broker", help="run the hall server")
     add_arguments(p)
     p.set_defaults(func=run)
+    _register_optional(sub)
 
+
+def _register_scripting(sub: Any) -> None:
+    """The subcommands a script or a call button runs against the broker, and ``keys``."""
     p = sub.add_parser("keys", help="create and list CurveZMQ device keys")
     ks = p.add_subparsers(dest="keys_cmd", required=True)
     k = ks.add_parser("init", help="create the broker's key pair")
@@ -243,9 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds")
     p.set_defaults(func=_watch)
 
-    _register_optional(sub)
-    return parser
-
 
 def _register_optional(sub: Any) -> None:
     """Subcommands that live in other packages register themselves here when present."""
@@ -262,9 +276,20 @@ def _register_optional(sub: Any) -> None:
             register(sub)
 
 
+def scripting_commands() -> frozenset[str]:
+    """Names of the subcommands served by the lean parser."""
+    probe = argparse.ArgumentParser(add_help=False)
+    sub = probe.add_subparsers()
+    _register_scripting(sub)
+    return frozenset(sub.choices)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns its exit code (argparse exits 2 itself on bad usage)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # The subcommand is the first word: no option of the top-level parser takes a value.
+    named = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(scripting_only=named in scripting_commands())
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

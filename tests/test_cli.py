@@ -233,3 +233,25 @@ def test_status_with_a_display_key(start_broker: Callable[..., BrokerThread], ke
     assert code == EXIT_OK and [s["code"] for s in out["result"]["services"]] == ["P", "H", "FEE"]
     code, out, _ = run(capsys, "take", "P", "--broker", bt.endpoint, *sec)
     assert (code, out["error"]["code"]) == (EXIT_REFUSED, "FORBIDDEN")
+
+
+HEAVY = ("sqlalchemy", "PySide6", "matplotlib", "escpos", "alembic", "openpyxl", "queuehall.broker",
+         "queuehall.kiosk", "queuehall.counter", "queuehall.display")
+
+
+def test_a_scripting_command_loads_only_the_protocol_and_the_client(hall: BrokerThread) -> None:
+    """A call button runs ``queuehall call N`` on every press: no SQLAlchemy, Qt or matplotlib in that process
+    (they made each press 0.4 s). ``queuehall --help`` still lists every part."""
+    probe = ("import sys\nfrom queuehall.cli import main\ncode = main(sys.argv[1:])\n"
+             f"heavy = sorted(m for m in sys.modules if m.startswith({HEAVY!r}))\n"
+             "print(code, heavy, file=sys.stderr)\n")
+    for argv in (["take", "passport"], ["call", "1"], ["status"]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv, "--broker", hall.endpoint],
+                              capture_output=True, text=True, timeout=60, cwd="/")
+        code, _, heavy = done.stderr.strip().splitlines()[-1].partition(" ")
+        assert heavy == "[]", (argv, done.stderr)
+        assert code in ("0", "1"), done.stderr  # a reply from the broker, refused or not
+    helped = subprocess.run([sys.executable, "-m", "queuehall.cli", "--help"], capture_output=True, text=True,
+                            timeout=60, cwd="/")
+    for part in ("broker", "kiosk", "counter", "display", "demo", "report", "take", "call"):
+        assert part in helped.stdout
