@@ -18,6 +18,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The default hall ships as package data of queuehall.config (installed or editable alike).
@@ -149,6 +150,8 @@ class HallConfig:
     counters: tuple[Counter, ...]
     clerks: tuple[Clerk, ...]
     pause_reasons: tuple[PauseReason, ...]
+    # Where the web gateway is reached from citizens' phones (docs/web.md); "" = no ticket pages in QR codes.
+    public_base_url: str = ""
     source: str = ""
 
     def service(self, code: str) -> Service | None:
@@ -291,7 +294,7 @@ class _Parser:
         top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
         hall = _Table(self, top.get("hall"), "hall",
                       ("name", "timezone", "number_width", "retention_days", "ticket_footer",
-                       "display_notice"), "a table [hall]")
+                       "display_notice", "public_base_url"), "a table [hall]")
         name = hall.text("name")
         timezone = self.timezone(hall)
         number_width = hall.integer("number_width", 3, 2, 5)
@@ -303,6 +306,7 @@ class _Parser:
                       f"记录须保存半年以上，至少{MIN_RETENTION_DAYS}天")
         ticket_footer = hall.text("ticket_footer", Text("", ""))
         display_notice = hall.text("display_notice", Text("", ""))
+        public_base_url = self.public_base_url(hall)
 
         calling = self.calling(top.get("calling", {}))
         hours = self.hours(top.get("hours"))
@@ -341,8 +345,23 @@ class _Parser:
             name=name, timezone=timezone, number_width=number_width, retention_days=retention_days,
             ticket_footer=ticket_footer, display_notice=display_notice, calling=calling, hours=hours,
             departments=departments, priority_classes=priorities, services=services, counters=counters,
-            clerks=clerks, pause_reasons=pause_reasons, source=self.source,
+            clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url, source=self.source,
         )
+
+    def public_base_url(self, hall: _Table) -> str:
+        """``hall.public_base_url``: an absolute http(s) URL without query or fragment; the trailing
+        slash is dropped so ``{base}/t/{token}`` is the page's address."""
+        if not hall.has("public_base_url"):
+            return ""
+        v = hall.string("public_base_url")
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
+                or any(c.isspace() for c in v):
+            self.fail("hall.public_base_url", "CONFIG_BAD_URL",
+                      f"{v!r} must be an absolute http:// or https:// address without ?query or #fragment, "
+                      "e.g. 'https://queue.example.gov.cn'",
+                      "须为以 http:// 或 https:// 开头的完整网址，不含 ? 或 #")
+        return v.rstrip("/")
 
     # -- sections -------------------------------------------------------------------------
 
@@ -706,6 +725,8 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         hall["ticket_footer"] = _text(cfg.ticket_footer)
     if cfg.display_notice.zh or cfg.display_notice.en:
         hall["display_notice"] = _text(cfg.display_notice)
+    if cfg.public_base_url:
+        hall["public_base_url"] = cfg.public_base_url
     c, h = cfg.calling, cfg.hours
     hours: dict[str, Any] = {day: [_fmt_period(p) for p in h.weekly[i]] for i, day in enumerate(WEEKDAYS)}
     hours |= {"chinese_calendar": h.chinese_calendar,

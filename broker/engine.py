@@ -56,6 +56,12 @@ _STATE_STREAK = "streak"
 _STATE_WRR = "wrr"
 _STATE_AVG = "avg_service_s"
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
+TOKEN_BYTES = 16  # a ticket token carries 128 random bits
+
+
+def new_token() -> str:
+    """A ticket page token: 128 bits from the operating system's CSPRNG, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 class Journal(Protocol):
@@ -150,9 +156,11 @@ class Hall:
     verify_pick: ClassVar[bool] = False
 
     def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
-                 stored: Stored | None = None) -> None:
+                 stored: Stored | None = None, token_source: Callable[[], str] | None = None) -> None:
         self.config = config
         self.clock = clock
+        # Where ticket tokens come from: the CSPRNG, or a deterministic source a test injects.
+        self.token_source: Callable[[], str] = token_source or new_token
         self.journal: Journal = journal or NullJournal()
         self.hours = OpeningHours(config.hours, config.timezone)
         self.services: dict[str, Service] = {s.code: s for s in config.services}
@@ -177,6 +185,7 @@ class Hall:
         # none); kept as tickets join, dropped when that ticket leaves, recomputed when "call next" asks.
         self._oldest: dict[str, tuple[datetime, int] | None] = {}
         self._addressed_to: dict[int, int] = {}
+        self._by_token: dict[str, int] = {}  # token -> id of the tickets in memory (ticket_by_token)
         # service -> (counter, share of that counter): a counter serving n services is 1/n of one for each.
         self._serving: dict[str, list[tuple[int, float]]] = {}
         for cfg in config.counters:
@@ -208,6 +217,8 @@ class Hall:
         self.last_event_seq = stored.last_event_seq
         for t in self.tickets.values():
             self._index(t)
+            if t.token:
+                self._by_token[t.token] = t.id
 
     # ------------------------------------------------------------------ dispatch
 
@@ -269,6 +280,8 @@ class Hall:
             if t.id in change.new_tickets:
                 self.numbers[(t.business_day, t.service)] = max(
                     self.numbers.get((t.business_day, t.service), 0), t.number)
+                if t.token:
+                    self._by_token[t.token] = t.id
         self.last_ticket_id = max([self.last_ticket_id, *change.new_tickets])
         self.last_visit_id = max([self.last_visit_id, *change.new_visits])
         if change.events:
@@ -284,6 +297,8 @@ class Hall:
             if t.status not in ACTIVE and t.status != NO_SHOW:
                 self.tickets.pop(t.id, None)
                 self.visits.pop(t.visit_id, None)
+                if t.token:
+                    self._by_token.pop(t.token, None)
         for t in change.tickets.values():
             self._index(t)
         if len(self.requests) > _MAX_REQUESTS:
@@ -340,6 +355,21 @@ class Hall:
             raise HallError("COUNTER_PAUSED", counter=number)
         return c
 
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        """The ticket in memory (open, or a no-show within its grace) whose page token is ``token``."""
+        tid = self._by_token.get(token)
+        t = self.tickets.get(tid) if tid is not None else None
+        if t is None or not isinstance(token, str) or not hmac.compare_digest(t.token or "", token):
+            if tid is not None and t is None:
+                del self._by_token[token]  # dropped from memory meanwhile (an expired no-show)
+            return None
+        return t
+
+    def ticket_url(self, t: Ticket) -> str | None:
+        """The ticket page's address, ``{public_base_url}/t/{token}`` (None without a public base URL)."""
+        base = self.config.public_base_url
+        return f"{base}/t/{t.token}" if base and t.token else None
+
     def find_ticket(self, ref: str | int, tx: _Tx | None = None) -> Ticket:
         """A ticket by id, or by label (the active one, else today's)."""
         pool = self.tickets if tx is None or not tx.change.tickets else {**self.tickets, **tx.change.tickets}
@@ -386,9 +416,10 @@ class Hall:
 
     # ------------------------------------------------------------------ views
 
-    def ticket_view(self, t: Ticket, tx: _Tx | None = None) -> dict[str, Any]:
-        """The public description of a ticket (wire format, docs/protocol.md)."""
-        v = (tx.change.visits.get(t.visit_id) if tx is not None else None) or self.visits.get(t.visit_id)
+    def ticket_view(self, t: Ticket, tx: _Tx | None = None, visit: Visit | None = None) -> dict[str, Any]:
+        """The public description of a ticket (wire format, docs/protocol.md); ``visit``: its current
+        visit when it is not in memory (a stored ticket). Never the token."""
+        v = visit or (tx.change.visits.get(t.visit_id) if tx is not None else None) or self.visits.get(t.visit_id)
         s = self.services[t.queue_service]
         return {
             "id": t.id,
@@ -508,6 +539,7 @@ class Hall:
             "business_day": self.hours.business_day(now).isoformat(),
             "timezone": self.config.timezone,
             "hall": {"name_zh": self.config.name.zh, "name_en": self.config.name.en,
+                     "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
                      "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,
                      "open": self.hours.is_open(now)},
@@ -658,7 +690,9 @@ class Hall:
         time issuing opens; an unknown service or priority class, or a class the
         service does not offer, is refused too. Numbers run per service per business
         day without gaps: ``prefix`` + number zero-padded to ``number_width``.
-        Replies with the ticket, how many are ahead and the estimated wait.
+        Replies with the ticket, how many are ahead and the estimated wait, the ticket's page
+        token (128 random bits, only in this reply: never in an event) and, when the hall has a
+        ``public_base_url``, the page's ``url`` for the QR code.
         """
         s = self._service(service)
         if priority:
@@ -684,13 +718,14 @@ class Hall:
             id=self.last_ticket_id + 1, business_day=tx.day, service=s.code, number=number,
             label=f"{s.prefix}{number:0{self.config.number_width}d}", priority=priority or None,
             issued_at=tx.now, status=WAITING, queue_service=s.code, queue_key=tx.now,
-            visit_id=tx.new_visit_id(), issued_by=client, status_at=tx.now)
+            visit_id=tx.new_visit_id(), issued_by=client, status_at=tx.now, token=self.token_source())
         tx.add_visit(Visit(id=ticket.visit_id, ticket_id=ticket.id, seq=1, business_day=tx.day,
                            service=s.code, entered_at=tx.now))
         tx.add_ticket(ticket)
         wait = self.estimated_wait_minutes(s.code, ahead)
         ev = tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
-        return {"ticket": ev.data["ticket"], "ahead": ahead, "estimated_wait_minutes": wait}
+        return {"ticket": ev.data["ticket"], "ahead": ahead, "estimated_wait_minutes": wait,
+                "token": ticket.token, "url": self.ticket_url(ticket)}
 
     @_command(Param("ticket", str), Param("reason", str))
     def void_ticket(self, tx: _Tx, ticket: str, reason: str, client: str | None = None) -> dict[str, Any]:
@@ -1020,6 +1055,8 @@ class Hall:
         for tid in gone:
             t = self.tickets.pop(tid)
             self.visits.pop(t.visit_id, None)
+            if t.token:
+                self._by_token.pop(t.token, None)
         return gone
 
     def open_tickets(self) -> list[Ticket]:

@@ -7,8 +7,8 @@ Layout of a keys directory (``queuehall keys init DIR``)::
     DIR/devices/NAME.key      allow-list: one public key per device, with role metadata
     DIR/secret/NAME.key_secret  the device's key pair, to copy onto that device (owner-only)
 
-A device's role is ``kiosk``, ``counter`` (with its counter number), ``display`` or
-``admin``; the broker reads it from the allow-list, never from what the device says.
+A device's role is ``kiosk``, ``counter`` (with its counter number), ``display``, ``web``
+(the web gateway, docs/web.md) or ``admin``; the broker reads it from the allow-list, never from what the device says.
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ class Ticket:
     recalls: int = 0
     issued_by: str | None = None
     status_at: datetime | None = None
+    # The ticket page's secret (docs/web.md): unguessable, never sent on the event channel.
+    token: str | None = None
 
 
 @dataclass

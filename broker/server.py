@@ -55,11 +55,17 @@ SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state 
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
+# Questions the broker answers from the hall without changing it, and who may ask them.
+QUERIES: dict[str, frozenset[str]] = {
+    "ticket_by_token": frozenset({"web", "admin"}),  # the web gateway's ticket pages (docs/web.md)
+}
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
                           "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket"}),
     "display": frozenset(),
+    # The web gateway (docs/web.md): remote tickets for citizens' phones and integrations.
+    "web": frozenset({"take_ticket"}),
     "admin": frozenset(COMMANDS),
 }
 
@@ -228,7 +234,7 @@ class Broker:
                 log.warning("dropped a message with %d frames", len(frames))
                 continue
             ident, body = frames[0].bytes, frames[1]
-            if out and _is_snapshot_request(body.bytes):
+            if out and _closes_group(body.bytes):
                 self._end_group(out)
                 out = []
                 self._begin_group()
@@ -292,6 +298,11 @@ class Broker:
             self._seen(client, role, counter, req)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client))
+            if req.type in QUERIES:
+                if role not in QUERIES[req.type]:
+                    log.warning("refused %s from %s (role %s)", req.type, client, role)
+                    raise HallError("FORBIDDEN", detail=f"role {role} may not {req.type}")
+                return ok_reply(req.type, req.id, self._query(req))
             if req.type not in COMMANDS:
                 raise HallError("UNKNOWN_COMMAND", command=req.type)
             self._authorise(req, role, counter, client)
@@ -334,6 +345,25 @@ class Broker:
         if req.type == "snapshot":
             return self._encoded_snapshot(self._ticket_scope(req.args.get("tickets", "all")))
         return {"epoch": self.epoch, "seq": self.seq, "client": client}
+
+    def _query(self, req: Request) -> dict[str, Any]:
+        """``ticket_by_token {token}``: the public view of today's ticket with that page token (open
+        tickets from memory, ended ones from the database), or UNKNOWN_TOKEN. A ticket of an earlier
+        day answers only while it is still open. The token itself is never in the answer."""
+        token = req.args.get("token")
+        if not isinstance(token, str) or not 16 <= len(token) <= 64:
+            raise HallError("UNKNOWN_TOKEN")
+        hall = self.hall
+        t = hall.ticket_by_token(token)
+        if t is not None:
+            return {"ticket": hall.ticket_view(t), "epoch": self.epoch, "seq": self.seq}
+        find = getattr(hall.journal, "ticket_by_token", None)
+        found = find(token) if find is not None else None
+        today = hall.hours.business_day(hall.clock.now())
+        if found is None or found[0].business_day != today or found[0].queue_service not in hall.services:
+            raise HallError("UNKNOWN_TOKEN")
+        stored, visit = found
+        return {"ticket": hall.ticket_view(stored, visit=visit), "epoch": self.epoch, "seq": self.seq}
 
     def _ticket_scope(self, asked: Any) -> str | int:
         """The ``tickets`` argument of a snapshot: ``"all"``, ``"none"``, or ``{"counter": N}`` (the
@@ -593,11 +623,13 @@ class _TicketIndex:
                 self.at_counter.setdefault(t["counter"], []).append(k)
 
 
-def _is_snapshot_request(frame: bytes) -> bool:
-    if b"snapshot" not in frame:  # most requests: no need to parse them twice
+def _closes_group(frame: bytes) -> bool:
+    """Whether the request must see the group before it written: a snapshot (see _on_batch), or a
+    ticket page's lookup, which may read a ticket that left memory in this very group from the database."""
+    if b"snapshot" not in frame and b"ticket_by_token" not in frame:  # most requests: no need to parse them twice
         return False
     try:
-        return decode_request(frame).type == "snapshot"
+        return decode_request(frame).type in ("snapshot", "ticket_by_token")
     except Exception:  # handle() answers it properly
         return False
 

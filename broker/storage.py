@@ -78,11 +78,13 @@ tickets = Table(
     Column("recalls", Integer, nullable=False, default=0),
     Column("issued_by", String(64)),
     Column("status_at", DateTime),
+    Column("token", String(64)),  # the ticket page's secret (migration 0005); NULL for older tickets
     UniqueConstraint("business_day", "service", "number", name="uq_ticket_number"),
     # Loading the open tickets and today's no-shows is a range scan on (status, status_at),
     # not a walk over every no-show ever recorded (migration 0002).
     Index("ix_tickets_status_at", "status", "status_at"),
     Index("ix_tickets_day_status", "business_day", "status"),  # reports: a period's tickets by status
+    Index("ix_tickets_token", "token", unique=True),  # a ticket page finds its ticket by token
 )
 
 visits = Table(
@@ -556,6 +558,18 @@ class Store:
             last_ticket_id=last_ticket, last_visit_id=last_visit, last_event_seq=last_seq,
             requests=reqs, recent_calls=recent)
 
+    def ticket_by_token(self, token: str) -> tuple[Ticket, Visit | None] | None:
+        """The stored ticket whose page token is ``token``, with its current (last) visit, or None.
+
+        For the pages of tickets that left the engine's memory (finished, cancelled, ...): the
+        broker answers ``ticket_by_token`` from memory first (docs/web.md)."""
+        with self.engine.connect() as conn:
+            found = _objs(Ticket, conn.execute(select(tickets).where(tickets.c.token == token)))
+            if not found:
+                return None
+            visit = _objs(Visit, conn.execute(select(visits).where(visits.c.id == found[0].visit_id)))
+        return found[0], (visit[0] if visit else None)
+
     def events_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored events after ``seq`` (the audit log), oldest first."""
         with self.engine.connect() as conn:
@@ -628,8 +642,9 @@ def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> S
     return Store(engine)
 
 
-def load_hall(config: Any, clock: Any, store: Store) -> Any:
-    """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it."""
+def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None) -> Any:
+    """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it (``token_source``: see
+    :class:`~broker.engine.Hall`)."""
     from queuehall.broker.engine import Hall, no_show_horizon
     from queuehall.broker.hours import OpeningHours
 
@@ -638,4 +653,4 @@ def load_hall(config: Any, clock: Any, store: Store) -> Any:
     grace = config.calling.noshow_grace_minutes
     stored = store.load(now, hours.business_day(now), noshow_grace_minutes=grace,
                         no_shows_since=no_show_horizon(hours, now, grace))
-    return Hall(config, clock, store, stored=stored)
+    return Hall(config, clock, store, stored=stored, token_source=token_source)

@@ -447,6 +447,7 @@ class Issued:
     fields: dict[str, Any]
     attempts: int = 0
     error: tuple[str, Bi] | None = None  # (code, the printer's message) of the last failure
+    url: str | None = None  # the ticket page's address from the take reply (docs/web.md), for the QR code
     void_state: str = ""  # "", "pending", "done", "failed"
 
 
@@ -736,8 +737,10 @@ class KioskModel:
         if status == "ok":
             result = reply.get("result") or {}
             ticket = dict(result.get("ticket") or {})
+            url = result.get("url")
             issued = Issued(ticket=ticket, ahead=int(result.get("ahead") or 0),
-                            wait_minutes=int(result.get("estimated_wait_minutes") or 0), fields={})
+                            wait_minutes=int(result.get("estimated_wait_minutes") or 0), fields={},
+                            url=url if isinstance(url, str) and url else None)
             issued.fields = self.ticket_fields(issued)
             self.issued = issued
             self.phase = Phase.PRINTING
@@ -826,7 +829,7 @@ class KioskModel:
             "ahead": issued.ahead,
             "estimated_wait_minutes": issued.wait_minutes,
             "issued_local": at.astimezone(timezone_of(self.state)).strftime("%Y-%m-%d %H:%M"),
-            "qr_payload": qr_payload(t),
+            "qr_payload": qr_payload(t, issued.url),
             "priority_name_zh": pname.zh if pname else None,
             "priority_name_en": pname.en if pname else None,
             "materials": materials,
@@ -886,8 +889,12 @@ class KioskModel:
         self.language = lang
 
 
-def qr_payload(ticket: Mapping[str, Any]) -> str:
-    """The QR code's content: the ticket's identity, ``queuehall:ticket:<id>:<label>:<business day>``."""
+def qr_payload(ticket: Mapping[str, Any], url: str | None = None) -> str:
+    """The QR code's content: the ticket page's address ``{public_base_url}/t/{token}`` when the hall has
+    a web gateway (the take reply's ``url``), else the ticket's identity,
+    ``queuehall:ticket:<id>:<label>:<business day>``."""
+    if url:
+        return url
     return f"queuehall:ticket:{ticket.get('id')}:{ticket.get('label')}:{ticket.get('business_day')}"
 
 

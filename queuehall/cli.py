@@ -187,6 +187,7 @@ def build_parser(scripting_only: bool = False) -> argparse.ArgumentParser:
 def _register_parts(sub: Any) -> None:
     """The subcommands that run a part of the hall: the broker, and those in other packages."""
     from queuehall.broker.main import add_arguments, run
+    from queuehall.protocol import ROLES
 
     p = sub.add_parser("broker", help="run the hall server")
     add_arguments(p)
@@ -203,7 +204,7 @@ def _register_scripting(sub: Any) -> None:
     k = ks.add_parser("add", help="create a device key and allow it")
     k.add_argument("dir")
     k.add_argument("name")
-    k.add_argument("--role", required=True, choices=["kiosk", "counter", "display", "admin"])
+    k.add_argument("--role", required=True, choices=list(ROLES))
     k.add_argument("--counter", type=int, default=None)
     k = ks.add_parser("remove", help="take a device off the allow-list")
     k.add_argument("dir")
@@ -266,7 +267,7 @@ def _register_optional(sub: Any) -> None:
     import importlib
 
     for module in ("queuehall.kiosk.main", "queuehall.counter.main", "queuehall.display.main", "queuehall.demo",
-                   "queuehall.broker.reports"):
+                   "queuehall.broker.reports", "queuehall.web.main"):
         try:
             mod = importlib.import_module(module)
         except ImportError:

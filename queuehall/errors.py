@@ -18,10 +18,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "MESSAGE_TOO_LARGE": ("消息过大", "Message too large"),
     "FORBIDDEN": ("此设备无权执行该操作：{detail}", "This device may not do that: {detail}"),
     "UNAVAILABLE": ("服务暂不可用：{detail}", "Service unavailable: {detail}"),
+    # the web gateway (docs/web.md)
+    "UNREACHABLE": ("暂时无法连接大厅叫号系统，请稍后再试", "The hall's queue system cannot be reached right now; please try again shortly"),
+    "NOT_FOUND": ("没有此地址：{path}", "No such address: {path}"),
+    "METHOD_NOT_ALLOWED": ("此地址不支持 {method} 请求", "{method} is not allowed here"),
     # hall objects
     "UNKNOWN_SERVICE": ("没有此业务：{service}", "No such service: {service}"),
     "UNKNOWN_COUNTER": ("没有此窗口：{counter}", "No such counter: {counter}"),
     "UNKNOWN_TICKET": ("没有此号票：{ticket}", "No such ticket: {ticket}"),
+    "UNKNOWN_TOKEN": ("没有此号票，或号票已过期（号票页面仅在取号当天有效）", "No such ticket, or it has expired (a ticket's page works on the day it was issued)"),
     "UNKNOWN_PRIORITY": ("没有此优先类别：{priority}", "No such priority class: {priority}"),
     "PRIORITY_NOT_ALLOWED": (
         "业务“{service}”不提供“{priority}”绿色通道",

@@ -31,7 +31,7 @@ TOPIC_EVENT = b"ev"
 TOPIC_HEARTBEAT = b"hb"
 
 # Roles a device key may carry (docs/protocol.md, "Roles").
-ROLES = ("kiosk", "counter", "display", "admin")
+ROLES = ("kiosk", "counter", "display", "admin", "web")
 
 
 class ProtocolError(Exception):

@@ -34,6 +34,10 @@ PACKAGES=(
   libxcb-keysyms1
   # python-escpos Usb printers (pyusb needs a libusb backend).
   libusb-1.0-0
+  # The web gateway's ticket page tested in a real browser: headless Chromium driven by Playwright
+  # (executable_path=/usr/bin/chromium; never a downloaded browser), chromium-driver for Selenium.
+  chromium
+  chromium-driver
 )
 
 check_only=0

@@ -1,0 +1,230 @@
+"""The web gateway over HTTP: a real broker, the gateway on uvicorn on a free port, httpx as the phone.
+
+Ticket tokens, the ticket page, the public API v1 and its event stream, and the bad inputs and faults
+of docs/web.md (unknown tokens, malformed and oversized bodies, a broker that is down, a slow reader).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from queuehall.broker import keys
+
+from queuehall.client import BrokerClient, CommandRefused
+from tests import broker_fixtures
+from tests.broker_fixtures import security, wait_until
+from tests.hall_factory import small_config
+from tests.web_fixtures import Gateway, start_gateway_fixture
+
+start_broker_fixture = broker_fixtures.start_broker_fixture
+manual_clock_fixture = broker_fixtures.manual_clock_fixture
+keys_dir_fixture = broker_fixtures.keys_dir_fixture
+start_gateway = start_gateway_fixture
+
+BASE = "https://queue.example.gov.cn"
+
+
+def client(broker: Any, name: str = "test") -> BrokerClient:
+    return BrokerClient(broker.endpoint, client_id=name, timeout=3.0)
+
+
+def take(broker: Any, service: str = "P", **kw: Any) -> dict[str, Any]:
+    c = client(broker, "kiosk")
+    try:
+        return c.request("take_ticket", service=service, **kw)
+    finally:
+        c.close()
+
+
+def counter(broker: Any, type_: str, n: int = 1, **kw: Any) -> dict[str, Any]:
+    c = client(broker, f"counter-{n}")
+    try:
+        return c.request(type_, counter=n, **kw)
+    finally:
+        c.close()
+
+
+def sign_in(broker: Any, n: int = 1, clerk: str = "c1a") -> None:
+    counter(broker, "sign_in", n, clerk=clerk, pin="1234")
+
+
+@pytest.fixture(name="hall")
+def hall_fixture(start_broker: Any) -> Any:
+    return start_broker(small_config(public_base_url=BASE))
+
+
+def test_take_reply_carries_an_unguessable_token_and_the_page_url(hall: Any) -> None:
+    replies = [take(hall) for _ in range(20)]
+    tokens = [r["token"] for r in replies]
+    assert len(set(tokens)) == 20
+    for r in replies:
+        assert len(r["token"]) >= 22  # 128 bits, URL-safe base64
+        assert r["url"] == f"{BASE}/t/{r['token']}"
+        assert "token" not in r["ticket"]  # the ticket view (which events carry) never has it
+
+
+def test_ticket_page_and_api(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    sign_in(hall)
+    first = take(hall)
+    second = take(hall)
+    page = gw.get(f"/t/{second['token']}")
+    assert page.status_code == 200
+    assert "A002" in page.text and "前面还有 1 人" in page.text and "1 person ahead of you" in page.text
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert "A001" not in page.text  # no page reveals another ticket
+    api = gw.get(f"/api/v1/tickets/{second['token']}").json()["ticket"]
+    assert api["label"] == "A002" and api["status"] == "waiting" and api["ahead"] == 1
+    assert "id" not in api and "note" not in api and "token" not in json.dumps(api)
+    counter(hall, "call_next")  # A001 is called: A002 is next
+    wait_until(lambda: gw.get(f"/api/v1/tickets/{second['token']}").json()["ticket"]["ahead"] == 0)
+    called = gw.get(f"/api/v1/tickets/{first['token']}").json()["ticket"]
+    assert called["status"] == "called" and called["headline"]["zh"] == "请到 1 号窗口"
+    assert called["headline"]["en"] == "Please go to window 1"
+
+
+def test_unknown_and_malformed_tokens_get_a_clear_404(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    assert gw.get("/t/../../etc/passwd").status_code == 404
+    for token in ("A" * 22, "x", "..%2E%2E", "%00" * 10, "a" * 300, "号票" * 10):
+        page = gw.get(f"/t/{token}")
+        assert page.status_code == 404, token
+        assert "没有找到此号票" in page.text and "Ticket not found" in page.text
+        api = gw.get(f"/api/v1/tickets/{token}")
+        assert api.status_code == 404
+        err = api.json()["error"]
+        assert err["code"] == "UNKNOWN_TOKEN" and err["message_zh"] and err["message_en"]
+
+
+def test_api_hall_services_openapi(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    take(hall)
+    wait_until(lambda: gw.get("/api/v1/services").json()["services"][0]["waiting"] == 1)
+    services = gw.get("/api/v1/services").json()["services"]
+    assert [s["code"] for s in services] == ["P", "H", "FEE"]
+    assert gw.get("/api/v1/services/P").json()["service"]["name"]["en"]
+    assert gw.get("/api/v1/services/NOPE").json()["error"]["code"] == "UNKNOWN_SERVICE"
+    hall_ = gw.get("/api/v1/hall").json()["hall"]
+    assert hall_["name"] == {"zh": "测试大厅", "en": "Test hall"} and hall_["waiting"] == 1
+    doc = gw.get("/api/v1/openapi.json").json()
+    assert doc["openapi"].startswith("3.") and "/api/v1/tickets/{token}" in doc["paths"]
+    missing = gw.get("/api/v1/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+    post = httpx.post(gw.url + "/api/v1/hall", content=b"{}")
+    assert post.status_code == 405 and post.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+# ---------------------------------------------------------------------------------------------- the broker side
+
+
+def test_token_survives_a_restart_and_ended_tickets_are_found_in_the_database(hall: Any) -> None:
+    sign_in(hall)
+    t = take(hall)
+    hall.restart()  # the token is stored with the ticket and loaded again
+    c = client(hall, "web")
+    try:
+        assert c.request("ticket_by_token", token=t["token"])["ticket"]["label"] == "A001"
+        counter(hall, "call_next")
+        counter(hall, "start")
+        counter(hall, "finish")  # the ticket leaves the broker's memory: the database answers
+        found = c.request("ticket_by_token", token=t["token"])["ticket"]
+        assert found["label"] == "A001" and found["status"] == "finished" and "token" not in found
+        with pytest.raises(CommandRefused) as refused:
+            c.request("ticket_by_token", token="B" * 22)
+        assert refused.value.code == "UNKNOWN_TOKEN"
+        with pytest.raises(CommandRefused):
+            c.request("ticket_by_token", token=12345)
+    finally:
+        c.close()
+
+
+def test_a_finished_ticket_of_another_day_is_not_found(hall: Any, manual_clock: Any) -> None:
+    sign_in(hall)
+    t = take(hall)
+    for step in ("call_next", "start", "finish"):
+        counter(hall, step)
+    manual_clock.advance(hours=24)
+    c = client(hall, "web")
+    try:
+        with pytest.raises(CommandRefused) as refused:
+            c.request("ticket_by_token", token=t["token"])
+        assert refused.value.code == "UNKNOWN_TOKEN"
+    finally:
+        c.close()
+
+
+def test_the_web_role_may_take_tickets_and_look_up_tokens_and_nothing_else(start_broker: Any, keys_dir: Path
+                                                                           ) -> None:
+    keys.add_device(keys_dir, "web-1", "web")
+    broker = start_broker(small_config(public_base_url=BASE), keys_dir=keys_dir)
+    web = BrokerClient(broker.endpoint, security=security(keys_dir, "web-1"), timeout=3.0)
+    display = BrokerClient(broker.endpoint, security=security(keys_dir, "wall-1"), timeout=3.0)
+    try:
+        t = web.request("take_ticket", service="P")
+        assert t["url"] == f"{BASE}/t/{t['token']}"
+        assert web.request("ticket_by_token", token=t["token"])["ticket"]["label"] == "A001"
+        for who, type_, args in ((web, "call_next", {"counter": 1}), (web, "cancel_ticket", {"ticket": "A001",
+                                                                                             "reason": "x"}),
+                                 (display, "ticket_by_token", {"token": t["token"]})):
+            with pytest.raises(CommandRefused) as refused:
+                who.request(type_, **args)
+            assert refused.value.code == "FORBIDDEN", type_
+    finally:
+        web.close()
+        display.close()
+
+
+def test_tokens_never_travel_on_the_event_channel(hall: Any) -> None:
+    from queuehall.client import Link
+    from tests.broker_fixtures import MirrorTap
+
+    link = Link(hall.endpoint, role="display", name="wall")
+    tap = MirrorTap(link)
+    link.start()
+    try:
+        tap.wait(lambda t: t.state and link.alive, what="the display to sync")
+        sign_in(hall)
+        tokens = [take(hall)["token"] for _ in range(3)]
+        counter(hall, "call_next")
+        tap.wait(lambda t: any(e["event"].get("type") == "ticket_called" for e in t.events), what="the call")
+        seen = orjson.dumps([tap.state, tap.events]).decode()
+        snapshot = orjson.dumps(client(hall).request("snapshot")).decode()
+        for token in tokens:
+            assert token not in seen and token not in snapshot
+    finally:
+        link.stop()
+
+
+def test_public_base_url_is_checked() -> None:
+    from queuehall.broker.config import ConfigError, load_config, parse_config
+
+    base = load_config()
+    for bad in ("queue.example.gov.cn", "ftp://x.cn", "https://x.cn/?a=1", "https://", "https://x.cn/#t",
+                "https://x .cn"):
+        data = _config_dict(base)
+        data["hall"]["public_base_url"] = bad
+        with pytest.raises(ConfigError) as err:
+            parse_config(data, "test")
+        assert err.value.code == "CONFIG_BAD_URL", bad
+    data = _config_dict(base)
+    data["hall"]["public_base_url"] = "https://queue.example.gov.cn/hall-1/"
+    assert parse_config(data, "test").public_base_url == "https://queue.example.gov.cn/hall-1"
+
+
+def _config_dict(cfg: Any) -> dict[str, Any]:
+    from queuehall.broker.config import _to_dict
+
+    return _to_dict(cfg)
+
+
+def test_kiosk_prints_the_page_url_in_the_qr_code() -> None:
+    from queuehall.kiosk.model import qr_payload
+
+    t = {"id": 5, "label": "A005", "business_day": "2026-11-24"}
+    assert qr_payload(t) == "queuehall:ticket:5:A005:2026-11-24"  # no gateway: as before
+    assert qr_payload(t, f"{BASE}/t/abc") == f"{BASE}/t/abc"

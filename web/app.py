@@ -1,0 +1,351 @@
+"""The web gateway's ASGI application (Starlette): ticket pages, the public REST API v1 and its streams.
+
+:func:`create_app` builds it around a :class:`~queuehall.web.hub.Hub` (the broker connection);
+``queuehall web`` (web/main.py) serves it with uvicorn. docs/web.md describes every address.
+
+Other parts of the gateway plug in through :func:`create_app`'s ``routes`` and ``middleware`` and
+add their endpoints to the OpenAPI document (``app.state.openapi``, web/openapi.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar
+
+import orjson
+from queuehall.web import openapi, pages
+from queuehall.web.errors import ApiError
+from queuehall.web.hub import BrokerDown, Hub
+from queuehall.web.tickets import Stream, TicketBoard
+from queuehall.web.views import bi, hall_view, service_view, services_view
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("queuehall.web")
+
+# What a page may load: only the gateway's own files; no referrer, so a ticket's address never
+# leaves the phone in a Referer header.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+NO_STORE = {"cache-control": "no-store"}
+
+
+@dataclass
+class WebSettings:
+    """Limits and addresses of one gateway (``queuehall web`` options)."""
+
+    public_url: str = ""  # the base address phones use; "" = the hall's public_base_url
+    max_body_bytes: int = 64 * 1024  # a request body larger than this is refused (413 MESSAGE_TOO_LARGE)
+    max_streams: int = 20_000  # open ticket pages at most; more are refused (503 UNAVAILABLE)
+    keepalive_seconds: float = 15.0  # a comment line on an idle stream (proxies close silent connections)
+    write_timeout: float = 20.0  # a stream whose phone has not taken a write for this long is closed
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes: at once by Content-Length, or as they arrive."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _too_large(self.limit, length)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise ApiError("MESSAGE_TOO_LARGE", extra={"limit_bytes": self.limit})
+            return msg
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int, length: bytes) -> Response:
+    if not length.isdigit():
+        return ApiError("BAD_REQUEST", detail="Content-Length is not a number").response()
+    return ApiError("MESSAGE_TOO_LARGE", extra={"limit_bytes": limit}).response()
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object, or BAD_REQUEST (400) saying why not (size: :class:`BodyLimit`)."""
+    body = await request.body()
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError("BAD_REQUEST", detail=f"the body is not JSON: {str(exc)[:120]}") from None
+    if not isinstance(obj, dict):
+        raise ApiError("BAD_REQUEST", detail="the body must be a JSON object")
+    return obj
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type="application/json",
+                    headers={**NO_STORE, **(headers or {})})
+
+
+class EventStream:
+    """``text/event-stream`` of one ticket's page states (Server-Sent Events).
+
+    Sends the current state at once, then each new one; a comment line every ``keepalive`` seconds
+    of silence. A phone that does not take a write within ``write_timeout`` is disconnected (its
+    browser reconnects when it wakes up); other pages never wait for it."""
+
+    def __init__(self, board: TicketBoard, stream: Stream, settings: WebSettings) -> None:
+        self.board = board
+        self.stream = stream
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = self.stream
+
+        async def watch() -> None:  # the only reader of ``receive``: the phone went away
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            stream.close()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self._send(send, {"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no")]})
+            await self._body(send, b"retry: 3000\n\n")
+            while not stream.closed:
+                data = await stream.next(self.settings.keepalive_seconds)
+                if stream.closed:
+                    break
+                await self._body(send, b": keepalive\n\n" if data is None else b"data: " + data + b"\n\n")
+        except (TimeoutError, OSError) as exc:
+            log.info("closed a stream that does not take writes: %r", exc)
+        finally:
+            stream.close()
+            self.board.unsubscribe(stream)
+            watcher.cancel()
+
+    async def _body(self, send: Send, chunk: bytes) -> None:
+        await self._send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def _send(self, send: Send, msg: Message) -> None:
+        async with asyncio.timeout(self.settings.write_timeout):
+            await send(msg)
+
+
+class _Static:
+    """The few static files, held in memory and served with a long cache life (addresses are versioned)."""
+
+    TYPES: ClassVar[dict[str, str]] = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str]] = {}
+        for item in resources.files("queuehall.web").joinpath("static").iterdir():
+            suffix = "." + item.name.rsplit(".", 1)[-1]
+            if suffix in self.TYPES:
+                self.files[item.name] = (item.read_bytes(), self.TYPES[suffix])
+
+    async def __call__(self, request: Request) -> Response:
+        found = self.files.get(request.path_params["name"])
+        if found is None:
+            raise ApiError("NOT_FOUND", path=request.url.path)
+        return Response(found[0], media_type=found[1], headers={"cache-control": "public, max-age=604800"})
+
+
+def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequence[BaseRoute] = (),
+               middleware: Sequence[Middleware] = (),
+               on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+               on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()) -> Starlette:
+    """The gateway's application around ``hub`` (started and stopped with the application).
+
+    ``routes`` and ``middleware`` are added to the gateway's own; ``on_startup``/``on_shutdown``
+    run after the hub started and before it stops. ``app.state`` holds ``hub``, ``board`` (ticket
+    pages), ``settings`` and ``openapi`` (the document served at /api/v1/openapi.json)."""
+    settings = settings or WebSettings()
+    board = TicketBoard(hub)
+    static = _Static()
+
+    def hall_name() -> dict[str, str]:
+        h = hub.mirror.state.get("hall") or {}
+        return bi(h.get("name_zh"), h.get("name_en"))
+
+    def need_hall() -> None:
+        """503 UNREACHABLE when the gateway has no current picture of the hall."""
+        if not hub.ready:
+            raise ApiError("UNREACHABLE")
+
+    async def ticket_id(token: str) -> int:
+        try:
+            tid = await board.resolve(token)
+        except BrokerDown:
+            raise ApiError("UNREACHABLE") from None
+        if tid is None or board.view(tid) is None:
+            raise ApiError("UNKNOWN_TOKEN")
+        return tid
+
+    # -- pages
+
+    async def ticket_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            tid = await ticket_id(token)
+        except ApiError as err:
+            page = pages.unreachable_page if err.status == 503 else pages.unknown_ticket_page
+            return HTMLResponse(page(hall_name() if hub.mirror.synced else None), status_code=err.status,
+                                headers=NO_STORE)
+        state = board.state(tid)
+        assert state is not None
+        return HTMLResponse(pages.ticket_page(token, state), headers=NO_STORE)
+
+    # -- the public API
+
+    async def api_hall(request: Request) -> Response:
+        if not hub.ready:
+            extra = {"hall": hall_view(hub.mirror.state, connected=False)} if hub.mirror.state else {}
+            raise ApiError("UNREACHABLE", extra=extra)
+        return _json({"hall": hall_view(hub.mirror.state, connected=True)})
+
+    async def api_services(request: Request) -> Response:
+        need_hall()
+        return _json({"services": services_view(hub.mirror.state)})
+
+    async def api_service(request: Request) -> Response:
+        need_hall()
+        code = request.path_params["code"]
+        s = (hub.mirror.state.get("services") or {}).get(code)
+        if s is None:
+            raise ApiError("UNKNOWN_SERVICE", service=code)
+        return _json({"service": service_view(s)})
+
+    async def api_ticket(request: Request) -> Response:
+        tid = await ticket_id(request.path_params["token"])
+        state = board.state(tid)
+        if not hub.ready:  # the last known place, marked as such, with the code
+            raise ApiError("UNREACHABLE", extra={"ticket": state})
+        return _json({"ticket": state})
+
+    async def api_ticket_events(request: Request) -> Response | EventStream:
+        tid = await ticket_id(request.path_params["token"])
+        if board.open_streams >= settings.max_streams:
+            raise ApiError("UNAVAILABLE", detail="too many open pages", headers={"retry-after": "10"})
+        return EventStream(board, board.subscribe(tid), settings)
+
+    async def api_openapi(request: Request) -> Response:
+        return _json(request.app.state.openapi, headers={"cache-control": "public, max-age=300"})
+
+    async def healthz(request: Request) -> Response:
+        return _json({"status": "ok" if hub.ready else "unreachable", "broker": hub.connected,
+                      "synced": hub.mirror.synced, "open_pages": board.open_streams},
+                     status=200 if hub.ready else 503)
+
+    async def index(request: Request) -> Response:
+        if not hub.mirror.synced:
+            return HTMLResponse(pages.unreachable_page(), status_code=503, headers=NO_STORE)
+        return HTMLResponse(pages.hall_page(hall_view(hub.mirror.state, connected=hub.ready),
+                                            services_view(hub.mirror.state)), headers=NO_STORE)
+
+    # -- errors
+
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            err = ApiError("METHOD_NOT_ALLOWED", method=request.method)
+        elif exc.status_code == 404:
+            if not is_api(request):
+                return HTMLResponse(pages.message_page(bi("没有此页面", "Page not found"),
+                                                       bi("请检查网址。", "Please check the address.")),
+                                    status_code=404)
+            err = ApiError("NOT_FOUND", path=request.url.path)
+        else:
+            err = ApiError("BAD_REQUEST", exc.status_code, detail=str(exc.detail)[:200])
+        return err.response()
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return ApiError("UNAVAILABLE", 500, detail=type(exc).__name__).response()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        for fn in on_startup:
+            await fn()
+        try:
+            yield
+        finally:
+            for fn in on_shutdown:
+                await fn()
+            for subs in list(board.streams.values()):
+                for s in list(subs):
+                    s.close()
+            await hub.stop()
+
+    own: list[BaseRoute] = [
+        Route("/", index),
+        Route("/t/{token}", ticket_page),
+        Route("/static/{name}", static),
+        Route("/healthz", healthz),
+        Route("/api/v1/openapi.json", api_openapi),
+        Route("/api/v1/hall", api_hall),
+        Route("/api/v1/services", api_services),
+        Route("/api/v1/services/{code}", api_service),
+        Route("/api/v1/tickets/{token}", api_ticket),
+        Route("/api/v1/tickets/{token}/events", api_ticket_events),
+    ]
+    app = Starlette(
+        routes=[*own, *routes],
+        middleware=[Middleware(_Headers), Middleware(BodyLimit, limit=settings.max_body_bytes), *middleware],
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.board = board
+    app.state.settings = settings
+    app.state.openapi = openapi.document(settings.public_url)
+    return app
+
+
+class _Headers:
+    """Adds :data:`SECURITY_HEADERS` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                msg = dict(msg, headers=[*msg.get("headers", []), *self.extra])
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)

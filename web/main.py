@@ -1,0 +1,85 @@
+"""``queuehall web``: the web gateway (ticket pages and the REST API) as a broker client, on uvicorn.
+
+    queuehall web --broker 10.0.0.2:5555 --key web.key_secret --server-key broker.key \\
+                  --listen 0.0.0.0:8080 --public-url https://queue.example.gov.cn
+
+docs/web.md describes what it serves; the key is made with ``queuehall keys add DIR NAME --role web``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from queuehall.web.app import WebSettings, create_app
+from queuehall.web.hub import Hub
+
+from queuehall.client import Link, Security
+
+log = logging.getLogger("queuehall.web")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port); ValueError when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen {value!r}: expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return host.strip("[]"), int(port)
+
+
+def _security(args: argparse.Namespace) -> Security | None:
+    """The gateway's CurveZMQ keys from ``--key``/``--server-key`` (ValueError when unusable)."""
+    if not (args.key or args.server_key):
+        return None
+    if not (args.key and args.server_key):
+        raise ValueError("--key and --server-key go together")
+    try:
+        return Security.from_files(args.key, args.server_key)
+    except OSError as err:
+        raise ValueError(f"cannot read a key file: {err}") from None
+
+
+def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub:
+    """The gateway's broker connection: a Link of role ``web`` (the broker trusts its key's role)."""
+    return Hub(Link(broker, role="web", name=name, security=security))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--key", default=None, help="the gateway's .key_secret file (a key of role web)")
+    p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
+    p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve HTTP on (default %(default)s)")
+    p.add_argument("--public-url", default="",
+                   help="the address phones reach this gateway at (default: the hall's public_base_url)")
+    p.add_argument("--name", default="web", help="the name the broker lists this gateway under")
+    p.add_argument("--max-streams", type=int, default=WebSettings.max_streams,
+                   help="open ticket pages at most (default %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        host, port = parse_listen(args.listen)
+        security = _security(args)
+        hub = make_hub(args.broker, security, args.name)
+    except ValueError as err:
+        print(f"queuehall web: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams))
+    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
+                            backlog=4096, timeout_keep_alive=30, lifespan="on")
+    server = uvicorn.Server(config)
+    print(f"queuehall web: serving on http://{host}:{port} (broker {hub.link.host}:{hub.link.port})", flush=True)
+    server.run()
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("web", help="run the web gateway: ticket pages and the REST API")
+    add_arguments(p)
+    p.set_defaults(func=run)
