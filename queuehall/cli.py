@@ -187,7 +187,6 @@ def build_parser(scripting_only: bool = False) -> argparse.ArgumentParser:
 def _register_parts(sub: Any) -> None:
     """The subcommands that run a part of the hall: the broker, and those in other packages."""
     from queuehall.broker.main import add_arguments, run
-    from queuehall.protocol import ROLES
 
     p = sub.add_parser("broker", help="run the hall server")
     add_arguments(p)
@@ -197,6 +196,8 @@ def _register_parts(sub: Any) -> None:
 
 def _register_scripting(sub: Any) -> None:
     """The subcommands a script or a call button runs against the broker, and ``keys``."""
+    from queuehall.protocol import ROLES
+
     p = sub.add_parser("keys", help="create and list CurveZMQ device keys")
     ks = p.add_subparsers(dest="keys_cmd", required=True)
     k = ks.add_parser("init", help="create the broker's key pair")

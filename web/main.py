@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
-
-from queuehall.web.app import WebSettings, create_app
-from queuehall.web.hub import Hub
+from typing import TYPE_CHECKING, Any
 
 from queuehall.client import Link, Security
+
+if TYPE_CHECKING:  # the web application (Starlette) is imported only when the gateway runs
+    from queuehall.web.hub import Hub
 
 log = logging.getLogger("queuehall.web")
 
@@ -43,6 +43,8 @@ def _security(args: argparse.Namespace) -> Security | None:
 
 def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub:
     """The gateway's broker connection: a Link of role ``web`` (the broker trusts its key's role)."""
+    from queuehall.web.hub import Hub
+
     return Hub(Link(broker, role="web", name=name, security=security))
 
 
@@ -54,13 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--public-url", default="",
                    help="the address phones reach this gateway at (default: the hall's public_base_url)")
     p.add_argument("--name", default="web", help="the name the broker lists this gateway under")
-    p.add_argument("--max-streams", type=int, default=WebSettings.max_streams,
+    p.add_argument("--max-streams", type=int, default=20_000,
                    help="open ticket pages at most (default %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+    from queuehall.web.app import WebSettings, create_app
 
     try:
         host, port = parse_listen(args.listen)
