@@ -25,7 +25,6 @@ import copy
 import os
 import re
 import socket
-import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -34,19 +33,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# python-escpos writes a capabilities pickle into a fresh mkdtemp() directory in every process unless
-# told where to keep it (stack-check §4); one directory per user avoids littering /tmp.
-if "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
-    _pickle_dir = Path(tempfile.gettempdir()) / f"queuehall-escpos-{os.getuid()}"
-    _pickle_dir.mkdir(mode=0o700, exist_ok=True)
-    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(_pickle_dir)
+from queuehall.kiosk.escpos_setup import prepare_escpos
 
-from escpos.capabilities import CAPABILITIES
-from escpos.constants import RT_STATUS, RT_STATUS_ONLINE, RT_STATUS_PAPER
-from escpos.escpos import Escpos
-from escpos.exceptions import DeviceNotFoundError
-from escpos.printer import CupsPrinter, Dummy, Network, Serial, Usb
-from queuehall.kiosk.ticket import PAPER_DOTS, TicketContent, qimage_to_pil, render_ticket
+# Before escpos is imported: its capabilities pickle in a per-user folder, built atomically, so kiosks
+# starting together never read a half-written one (kiosk/escpos_setup.py).
+prepare_escpos()
+
+from escpos.capabilities import CAPABILITIES  # noqa: E402
+from escpos.constants import RT_STATUS, RT_STATUS_ONLINE, RT_STATUS_PAPER  # noqa: E402
+from escpos.escpos import Escpos  # noqa: E402
+from escpos.exceptions import DeviceNotFoundError  # noqa: E402
+from escpos.printer import CupsPrinter, Dummy, Network, Serial, Usb  # noqa: E402
+from queuehall.kiosk.ticket import PAPER_DOTS, TicketContent, qimage_to_pil, render_ticket  # noqa: E402
 
 BACKENDS = ("file", "network", "usb", "serial", "cups")
 MODES = ("raster", "text")

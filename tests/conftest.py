@@ -8,45 +8,19 @@ Fixtures:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 # Must happen before anything imports PySide6: without a display Qt would abort on the xcb plugin.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-# python-escpos writes its capabilities pickle into ESCPOS_CAPABILITIES_PICKLE_DIR, falling back to a fresh
-# mkdtemp() per process. Per-user because the pickle is written in place and another user's copy is read-only.
-ESCPOS_PICKLE_DIR = Path(tempfile.gettempdir()) / f"queuehall-escpos-{os.getuid()}"
-ESCPOS_PICKLE_DIR.mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ESCPOS_PICKLE_DIR))
+# python-escpos' capabilities pickle: a per-user folder, the pickle built atomically before escpos is imported
+# (kiosk/escpos_setup.py), so the test processes and the demo's never read a half-written one.
+from queuehall.kiosk.escpos_setup import prepare_escpos
 
-
-def _import_escpos_without_tmp_litter() -> None:
-    """Import escpos.capabilities once so its eager mkdtemp() lands in ESCPOS_PICKLE_DIR, then remove it.
-
-    escpos 3.1 evaluates ``environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR", mkdtemp())``: the default is
-    created even when the variable is set, leaving an empty /tmp/tmpXXXX per process. Pointing
-    tempfile.tempdir at our directory for the duration of the import contains that litter.
-    """
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(ESCPOS_PICKLE_DIR)
-    try:
-        import escpos.capabilities  # noqa: F401  (imported for its side effect)
-    except ImportError:  # escpos not installed: the printer tests will say so themselves
-        return
-    finally:
-        tempfile.tempdir = saved
-    for leftover in ESCPOS_PICKLE_DIR.glob("tmp*"):
-        # Not empty or already gone means another process owns it: leave it alone.
-        with contextlib.suppress(OSError):
-            leftover.rmdir()
-
-
-_import_escpos_without_tmp_litter()
+prepare_escpos()
 
 import pytest  # noqa: E402  (after the environment above is set)
 from sqlalchemy import create_engine, text  # noqa: E402
