@@ -90,12 +90,25 @@ def _write_certificate(path: Path, name: str, public: bytes, meta: dict[str, str
         f.write("\n".join(lines) + "\n")
 
 
-def remove_device(directory: str | Path, name: str) -> None:
-    """Take a device off the allow-list (its key is refused from then on)."""
-    p = Path(directory) / "devices" / f"{name}.key"
-    if not p.exists():
+def remove_device(directory: str | Path, name: str) -> list[Path]:
+    """Take a device off the allow-list (its key is refused from then on) and delete its secret file.
+
+    The secret file in ``DIR/secret/`` is the copy made for the device; keeping it would leave a key
+    pair lying around for a device that no longer exists (and ``add`` of the same name would
+    overwrite it anyway). Returns the files deleted; KeyError_ if the device is unknown.
+    """
+    if not _NAME.match(name):
+        raise KeyError_(f"device name {name!r}: use letters, digits, '_', '-', '.' (at most 40)")
+    d = Path(directory)
+    files = [d / "devices" / f"{name}.key", d / "secret" / f"{name}.key_secret"]
+    if not files[0].exists():
         raise KeyError_(f"no device {name!r}")
-    p.unlink()
+    removed = []
+    for p in files:  # the allow-list entry first: the key is refused even if deleting the secret fails
+        if p.exists():
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def load_device(path: str | Path) -> Device:

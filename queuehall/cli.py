@@ -161,8 +161,8 @@ def _keys(args: argparse.Namespace) -> int:
             _print({"name": dev.name, "role": dev.role, "counter": dev.counter,
                     "secret_file": f"{args.dir}/secret/{dev.name}.key_secret"})
         elif args.keys_cmd == "remove":
-            keys.remove_device(args.dir, args.name)
-            _print({"removed": args.name})
+            removed = keys.remove_device(args.dir, args.name)
+            _print({"removed": args.name, "files": [str(p) for p in removed]})
         else:
             _print([{"name": d.name, "role": d.role, "counter": d.counter, "public_key": d.public_key.decode()}
                     for d in keys.list_devices(args.dir)])
@@ -207,7 +207,7 @@ def _register_scripting(sub: Any) -> None:
     k.add_argument("name")
     k.add_argument("--role", required=True, choices=list(ROLES))
     k.add_argument("--counter", type=int, default=None)
-    k = ks.add_parser("remove", help="take a device off the allow-list")
+    k = ks.add_parser("remove", help="take a device off the allow-list and delete its secret file")
     k.add_argument("dir")
     k.add_argument("name")
     k = ks.add_parser("list", help="list allowed devices")

@@ -568,11 +568,12 @@ def test_keys_and_roles(start_broker: Callable[..., BrokerThread], keys_dir: Pat
 
         # A device taken off the allow-list is refused from its next request, though connected.
         assert c2.request("ping")
+        c2_security = security(keys_dir, "counter-2")  # the device's own copy of its key
         keys.remove_device(keys_dir, "counter-2")
         with pytest.raises(CommandRefused) as err:
             c2.request("finish", counter=2)
         assert err.value.code == "FORBIDDEN"
-        fresh = client("counter-2", timeout=0.3, retries=0)
+        fresh = BrokerClient(bt.endpoint, security=c2_security, timeout=0.3, retries=0)
         with pytest.raises(BrokerUnavailable):
             fresh.request("ping")
         fresh.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -180,9 +181,17 @@ def test_keys_on_the_command_line_and_roles(start_broker: Callable[..., BrokerTh
     # Without keys a CurveZMQ broker does not answer at all.
     assert run(capsys, "take", "passport", "--broker", bt.endpoint, "--timeout", "0.2")[0] == EXIT_UNREACHABLE
 
+    # The kiosk keeps its copy of the key; the keys folder keeps none.
+    kiosk_copy = tmp_path / "on-the-kiosk.key_secret"
+    shutil.copy(d / "secret" / "kiosk-1.key_secret", kiosk_copy)
     code, out, _ = run(capsys, "keys", "remove", str(d), "kiosk-1")
-    assert code == EXIT_OK and out == {"removed": "kiosk-1"}
+    assert code == EXIT_OK and out == {"removed": "kiosk-1", "files": [f"{d}/devices/kiosk-1.key",
+                                                                       f"{d}/secret/kiosk-1.key_secret"]}
+    assert not (d / "devices" / "kiosk-1.key").exists() and not (d / "secret" / "kiosk-1.key_secret").exists()
+    assert (d / "secret" / "button-3.key_secret").exists()  # the other devices' files stay
     assert run(capsys, "keys", "remove", str(d), "kiosk-1")[0] == EXIT_USAGE
+    assert run(capsys, "keys", "remove", str(d), "../broker")[0] == EXIT_USAGE  # never a path
+    kiosk = ("--broker", bt.endpoint, "--key", str(kiosk_copy), "--server-key", f"{d}/broker.key")
     assert run(capsys, "take", "passport", *kiosk, "--timeout", "0.2")[0] == EXIT_UNREACHABLE
 
 
