@@ -1464,13 +1464,16 @@ def _purge_main(args: Any) -> int:
     except ReportError as err:
         return _fail("purge", err)
     today = datetime.now(UTC).astimezone(ZoneInfo(config.timezone)).date()
+    store = Store(engine)
     try:
-        counts = Store(engine).purge(before, retention_days=config.retention_days, today=today)
+        # The longer of --config's period and the one the hall's broker recorded in the database.
+        days = store.effective_retention(config.retention_days)
+        counts = store.purge(before, retention_days=days, today=today)
     except HallError as err:
         print(json.dumps({"status": "error", "error": err.to_dict()}, ensure_ascii=False))
         return 1
     finally:
         engine.dispose()
-    print(json.dumps({"status": "ok", "before": before.isoformat(), "retention_days": config.retention_days,
+    print(json.dumps({"status": "ok", "before": before.isoformat(), "retention_days": days,
                       "deleted": counts}, ensure_ascii=False))
     return 0

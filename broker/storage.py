@@ -53,6 +53,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from queuehall.protocol import json_text
 
@@ -175,6 +176,10 @@ report_facts = Table(
     Column("elapsed_ms", BigInteger),  # never called, cancelled or still waiting: entry to end (or now)
     sqlite_with_rowid=False,  # a period is one range of the primary key, read in order
 )
+
+#: hall_state key of the hall's retention period, written by the broker at start (Store.record_retention).
+#: Not part of the engine's state: Store.load leaves it out.
+RETENTION_KEY = "retention_days"
 
 _TICKET_COLS = [c.name for c in tickets.columns]
 _VISIT_COLS = [c.name for c in visits.columns]
@@ -534,7 +539,8 @@ class Store:
                 select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)
                 .order_by(visits.c.id)))
             counters = [_obj(CounterState, r) for r in conn.execute(select(counter_state))]
-            state = {r.key: json.loads(r.value) for r in conn.execute(select(hall_state))}
+            state = {r.key: json.loads(r.value) for r in conn.execute(
+                select(hall_state).where(hall_state.c.key != RETENTION_KEY))}
             numbers = {(business_day, r.service): r.n for r in conn.execute(
                 select(tickets.c.service, func.max(tickets.c.number).label("n"))
                 .where(tickets.c.business_day == business_day).group_by(tickets.c.service))}
@@ -578,14 +584,36 @@ class Store:
                      "service": r.service, "counter": r.counter, "clerk": r.clerk, "data": json.loads(r.data)}
                     for r in rows]
 
+    def record_retention(self, days: int) -> None:
+        """Keep the hall's retention period (from the broker's configuration) in the database.
+
+        Called by the broker at every start, so :meth:`purge` honours the hall's period even when it
+        runs on another machine with another (shorter) ``hall.toml``."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(hall_state).where(hall_state.c.key == RETENTION_KEY))
+            conn.execute(insert(hall_state).values(key=RETENTION_KEY, value=json.dumps({"days": int(days)})))
+
+    def stored_retention(self) -> int | None:
+        """The retention period the hall's broker last recorded (None: no broker has started on it)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(hall_state.c.value).where(hall_state.c.key == RETENTION_KEY)).scalar()
+        return int(json.loads(value)["days"]) if value is not None else None
+
+    def effective_retention(self, retention_days: int) -> int:
+        """The longer of ``retention_days`` (the caller's configuration) and the hall's recorded period."""
+        return max(retention_days, self.stored_retention() or 0)
+
     def purge(self, before: date, *, retention_days: int, today: date) -> dict[str, int]:
         """Delete closed tickets of business days before ``before``, with their visits and events.
 
-        Refused (RETENTION) when ``before`` is later than ``today - retention_days``.
-        Open tickets and their events stay, however old. Returns the rows deleted per table.
+        Refused (RETENTION) when ``before`` is later than ``today - days``, where ``days`` is the
+        longer of ``retention_days`` and the period the hall's broker recorded
+        (:meth:`record_retention`). Open tickets and their events stay, however old. Returns the rows
+        deleted per table.
         """
         from queuehall.errors import HallError
 
+        retention_days = self.effective_retention(retention_days)
         limit = today - timedelta(days=retention_days)
         if before > limit:
             raise HallError("RETENTION", days=retention_days, before=limit.isoformat())
@@ -653,4 +681,9 @@ def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None
     grace = config.calling.noshow_grace_minutes
     stored = store.load(now, hours.business_day(now), noshow_grace_minutes=grace,
                         no_shows_since=no_show_horizon(hours, now, grace))
+    try:
+        store.record_retention(config.retention_days)
+    except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command
+        log.warning("could not record the retention period (%s days) in the database", config.retention_days,
+                    exc_info=True)
     return Hall(config, clock, store, stored=stored, token_source=token_source)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -1246,3 +1246,50 @@ def test_purge_keeps_the_retention_period_and_says_what_it_deleted(
     # Nothing older is left: a second purge deletes nothing and says so.
     rc, out, _ = run_cli(capsys, "purge", *db, "--before", limit.isoformat())
     assert rc == 0 and json.loads(out)["deleted"] == {"tickets": 0, "visits": 0, "events": 0, "requests": 0}
+
+
+def test_purge_honours_the_halls_longer_retention_recorded_by_its_broker(
+        engine: Engine, config: HallConfig, config_path: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A purge run from another machine with a shorter ``retention_days`` than the hall's keeps the hall's."""
+    today = datetime.now(UTC).astimezone(TZ).date()
+    old = today - timedelta(days=300)
+    h = History()
+    done = h.ticket(old, "passport", at(old, 9))
+    h.serve(done, done.visits[0], at(old, 9, 10), 1, 300)
+    insert_history(engine, h, with_plan=False)
+    assert config.retention_days == 190 and Store(engine).stored_retention() is None
+    # The hall's broker keeps 400 days; it records that at start.
+    hall_config = replace(config, retention_days=400)
+    load_hall(hall_config, ManualClock(datetime.now(UTC)), Store(engine))
+    assert Store(engine).stored_retention() == 400
+    db = ["--db", db_file_url(engine), "--config", config_path]  # this machine's hall.toml says 190
+
+    rc, out, _ = run_cli(capsys, "purge", *db, "--before", (today - timedelta(days=250)).isoformat())
+    refused = json.loads(out)
+    assert rc == 1 and refused["error"]["code"] == "RETENTION" and "400" in refused["error"]["message_en"]
+    with pytest.raises(HallError):
+        Store(engine).purge(today - timedelta(days=250), retention_days=190, today=today)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(storage.tickets)).scalar() == 1  # nothing deleted
+
+    # The hall's own state is not touched by the record: a rebuilt hall sees no extra state.
+    hall = load_hall(hall_config, ManualClock(datetime.now(UTC)), Store(engine))
+    assert storage.RETENTION_KEY not in hall.state
+
+    # A longer --config than the recorded period wins as well.
+    long_cfg = tmp_path / "long.toml"
+    long_cfg.write_text(Path(config_path).read_text(encoding="utf-8").replace(
+        "retention_days = 190", "retention_days = 500"), encoding="utf-8")
+    rc, out, _ = run_cli(capsys, "purge", "--db", db_file_url(engine), "--config", str(long_cfg),
+                         "--before", (today - timedelta(days=450)).isoformat())
+    assert rc == 1 and "500" in json.loads(out)["error"]["message_en"]
+
+    # Past the hall's 400 days the purge runs, and says which period it honoured.
+    rc, out, _ = run_cli(capsys, "purge", *db, "--before", (today - timedelta(days=400)).isoformat())
+    assert rc == 0 and json.loads(out)["retention_days"] == 400
+
+    # The hall's broker restarted with 190 days: then 190 is the hall's period.
+    load_hall(config, ManualClock(datetime.now(UTC)), Store(engine))
+    rc, out, _ = run_cli(capsys, "purge", *db, "--before", (today - timedelta(days=250)).isoformat())
+    assert rc == 0 and json.loads(out)["deleted"]["tickets"] == 1
