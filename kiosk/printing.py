@@ -401,7 +401,7 @@ def _encode_text(p: Escpos, c: TicketContent, dots: int) -> None:
             para(prefix + c.pair(zh, en)[0], indent=len(prefix))
     out.append(rule)
     p._raw(b"".join(out))
-    p.set(align="center")  # native QR cannot be centred by qr() itself (stack-check §4)
+    p.set(align="center")  # native QR cannot be centred by qr() itself (docs/stack-check.md §4)
     p.qr(c.qr_payload, native=True, size=6 if dots >= 512 else 5, ec=1)  # ec=1: level M
     out = [b"\n"]
     footer = c.pair(c.footer_zh, c.footer_en)
