@@ -13,7 +13,7 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -113,6 +113,17 @@ class Period:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """One year's holiday arrangement as the State Council's notice gives it
+    (国务院办公厅关于某年部分节假日安排的通知): it replaces the holiday library for that year."""
+
+    year: int
+    title: str  # the notice's title or reference, for logs and the status reply ("" if not given)
+    holidays: frozenset[date]  # every day off of the arrangement (放假), weekend days inside a block too
+    working_days: frozenset[date]  # the make-up working days (调休上班)
+
+
+@dataclass(frozen=True)
 class Hours:
     """Opening hours per weekday (index 0 = Monday), holidays and make-up working days."""
 
@@ -121,6 +132,7 @@ class Hours:
     closed_days: frozenset[date]
     working_days: frozenset[date]  # extra make-up working days (调休上班)
     makeup_hours: tuple[Period, ...]  # hours used on a make-up working day that is normally closed
+    notices: tuple[Notice, ...] = ()  # official arrangements declared in hall.toml, by year
 
 
 @dataclass(frozen=True)
@@ -391,7 +403,7 @@ class _Parser:
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",
-                   (*WEEKDAYS, "chinese_calendar", "closed_days", "working_days", "makeup_hours"),
+                   (*WEEKDAYS, "chinese_calendar", "closed_days", "working_days", "makeup_hours", "notice"),
                    "a table [hours]")
         weekly = tuple(self.periods(t.items(day), f"hours.{day}") for day in WEEKDAYS)
         if not any(weekly):
@@ -414,7 +426,69 @@ class _Parser:
                           "调休上班日需要办公时间")
         else:
             makeup = next(p for p in weekly if p)  # default: the first open weekday's hours, Monday first
-        return Hours(weekly, chinese_calendar, frozenset(closed), frozenset(working), makeup)
+        notices = tuple(self.notice(n) for n in self.array(t, "notice", ("year", "title", "holidays", "working_days"),
+                                                             required=False))
+        self.unique("hours.notice", "year", [n.year for n in notices],
+                    ("one [[hours.notice]] per year", "每年只能有一个 [[hours.notice]]"))
+        if notices and not makeup:
+            self.fail("hours.makeup_hours", "CONFIG_NO_MAKEUP_HOURS",
+                      "is empty, but [[hours.notice]] can list make-up working days; give the hours of a make-up "
+                      "day, e.g. [\"08:30-11:30\", \"13:30-17:00\"]", "调休上班日需要办公时间")
+        return Hours(weekly, chinese_calendar, frozenset(closed), frozenset(working), makeup, notices)
+
+    def notice(self, t: _Table) -> Notice:
+        """One ``[[hours.notice]]``: a year's official arrangement (its dates may reach into the years
+        around it: a make-up Sunday at the end of December belongs to the next year's New Year)."""
+        year = t.integer("year", _MISSING, 2000, 2100)
+        title = t.string("title", "")
+        holidays = self.date_ranges(t.items("holidays", _MISSING), t.key("holidays"))
+        working = self.date_ranges(t.items("working_days", []), t.key("working_days"))
+        for key, days in (("holidays", holidays), ("working_days", working)):
+            for d in days:
+                if abs(d.year - year) > 1:
+                    self.fail(t.key(key), "CONFIG_BAD_DATE",
+                              f"{d.isoformat()} is too far from the notice's year {year}",
+                              f"日期 {d.isoformat()} 不属于 {year} 年的节假日安排")
+        both = sorted(set(holidays) & set(working))
+        if both:
+            self.fail(t.key("working_days"), "CONFIG_DATE_CONFLICT",
+                      f"{both[0].isoformat()} is also in holidays; a day is either off or a working day",
+                      "同一天不能既放假又调休上班")
+        return Notice(year, title, frozenset(holidays), frozenset(working))
+
+    def date_value(self, item: object, k: str) -> date:
+        """One date: a TOML date or a string ``YYYY-MM-DD``."""
+        if isinstance(item, date) and not isinstance(item, datetime):
+            return item
+        if isinstance(item, str) and _DATE_RE.fullmatch(item):
+            try:
+                return date.fromisoformat(item)
+            except ValueError:
+                self.fail(k, "CONFIG_BAD_DATE", f"{item!r} is not a real date; expected YYYY-MM-DD",
+                          "日期不存在，格式须为 YYYY-MM-DD")
+        self.fail(k, "CONFIG_BAD_DATE", f"is {_kind(item)} {item!r}; expected an ISO date YYYY-MM-DD",
+                  "日期格式须为 YYYY-MM-DD")
+
+    def date_ranges(self, items: list[Any], key: str) -> list[date]:
+        """Dates, or ranges written as the notice writes them: ``"2026-10-01..2026-10-08"`` (both ends
+        included)."""
+        out: list[date] = []
+        for i, item in enumerate(items, 1):
+            k = f"{key}[{i}]"
+            if isinstance(item, str) and ".." in item:
+                first, _, last = item.partition("..")
+                a, b = (self.date_value(part.strip(), k) for part in (first, last))
+                if b < a or (b - a).days > 31:
+                    self.fail(k, "CONFIG_BAD_DATE", f"{item!r} is not a range of at most 32 days, first to last",
+                              "日期范围须从早到晚，且不超过32天")
+                days = [a + timedelta(days=n) for n in range((b - a).days + 1)]
+            else:
+                days = [self.date_value(item, k)]
+            for d in days:
+                if d in out:
+                    self.fail(k, "CONFIG_DUPLICATE", f"{d.isoformat()} is listed twice", "日期重复")
+                out.append(d)
+        return out
 
     def periods(self, items: list[Any], key: str) -> tuple[Period, ...]:
         result: list[Period] = []
@@ -449,17 +523,7 @@ class _Parser:
         result: list[date] = []
         for i, item in enumerate(items, 1):
             k = f"{key}[{i}]"
-            if isinstance(item, date) and not isinstance(item, datetime):
-                d = item
-            elif isinstance(item, str) and _DATE_RE.fullmatch(item):
-                try:
-                    d = date.fromisoformat(item)
-                except ValueError:
-                    self.fail(k, "CONFIG_BAD_DATE", f"{item!r} is not a real date; expected YYYY-MM-DD",
-                              "日期不存在，格式须为 YYYY-MM-DD")
-            else:
-                self.fail(k, "CONFIG_BAD_DATE", f"is {_kind(item)} {item!r}; expected an ISO date YYYY-MM-DD",
-                          "日期格式须为 YYYY-MM-DD")
+            d = self.date_value(item, k)
             if d in result:
                 self.fail(k, "CONFIG_DUPLICATE", f"{d.isoformat()} is listed twice", "日期重复")
             result.append(d)
@@ -468,6 +532,7 @@ class _Parser:
     def array(self, top: _Table, name: str, keys: tuple[str, ...], *, required: bool) -> list[_Table]:
         """The ``[[name]]`` array of tables, each wrapped for reading."""
         value = top.get(name, _MISSING if required else [])
+        name = top.key(name)  # e.g. hours.notice, for the messages
         if isinstance(value, dict):
             self.fail(name, "CONFIG_WRONG_TYPE",
                       f"must be an array of tables: write [[{name}]], not [{name}]",
@@ -733,6 +798,10 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
               "closed_days": [d.isoformat() for d in sorted(h.closed_days)],
               "working_days": [d.isoformat() for d in sorted(h.working_days)],
               "makeup_hours": [_fmt_period(p) for p in h.makeup_hours]}
+    if h.notices:
+        hours["notice"] = [{"year": n.year, **({"title": n.title} if n.title else {}),
+                            "holidays": [d.isoformat() for d in sorted(n.holidays)],
+                            "working_days": [d.isoformat() for d in sorted(n.working_days)]} for n in h.notices]
 
     def service(s: Service) -> dict[str, Any]:
         out: dict[str, Any] = {

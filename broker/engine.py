@@ -538,6 +538,7 @@ class Hall:
             "now": _iso(now),
             "business_day": self.hours.business_day(now).isoformat(),
             "timezone": self.config.timezone,
+            "calendar": self.hours.calendar_status(self.hours.business_day(now)),
             "hall": {"name_zh": self.config.name.zh, "name_en": self.config.name.en,
                      "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,

@@ -284,7 +284,6 @@ class ReportBuilder:
         self.hours = OpeningHours(config.hours, config.timezone)
         self.fact_days = FactDays()  # of the last build (or wait_samples)
         self._openings: dict[date, tuple[int, int] | None] = {}
-        self._workdays: dict[date, bool] = {}
         self._offset: int | None = None  # the period's one UTC offset (ms), if it has only one
         self._period = (date.min, date.min)
         self._readonly: bool | None = None
@@ -710,41 +709,15 @@ class ReportBuilder:
                 "on_the_spot_unfinished": unfinished}
 
     def due_date(self, accepted: date, working_days: int) -> date:
-        """The promised completion date: ``working_days`` working days after the day of acceptance."""
-        d = accepted
-        n = working_days
-        while n > 0:
-            d += timedelta(days=1)
-            if self.is_working_day(d):
-                n -= 1
-        return d
+        """The promised completion date: ``working_days`` working days after the day of acceptance
+        (the acceptance day itself for 0). The hall's one rule, :meth:`OpeningHours.promised_date`,
+        which the broker also sends with every ticket: the counter shows the date reports count by."""
+        return self.hours.promised_date(accepted, working_days) or accepted
 
     def is_working_day(self, d: date) -> bool:
-        """A statutory working day (工作日) for promised time limits; docs/reports.md "Promised completion".
-
-        Monday–Friday except statutory holidays, plus make-up working days (调休), from the
-        ``chinesecalendar`` package when the hall uses it (Monday–Friday for years it does
-        not cover); the hall's own ``closed_days`` are never working days and its
-        ``working_days`` always are.
-        """
-        if d not in self._workdays:  # chinesecalendar's lookup is slow; due dates ask for the same days
-            self._workdays[d] = self._is_working_day(d)
-        return self._workdays[d]
-
-    def _is_working_day(self, d: date) -> bool:
-        h = self.config.hours
-        if d in h.closed_days:
-            return False
-        if d in h.working_days:
-            return True
-        if h.chinese_calendar:
-            import chinese_calendar
-
-            try:
-                return bool(chinese_calendar.is_workday(d))
-            except NotImplementedError:
-                pass
-        return d.weekday() < 5
+        """A statutory working day (工作日) for promised time limits; docs/reports.md "Promised completion"
+        (:meth:`OpeningHours.is_working_day`)."""
+        return self.hours.is_working_day(d)
 
     # -- counters ---------------------------------------------------------------------------
 

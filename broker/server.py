@@ -133,6 +133,10 @@ class Broker:
         self.largest_group = 0  # most commands committed in one transaction so far
         self._snapshot_cache: dict[str, Any] = {}  # see _encoded_snapshot
         self._day = hall.hours.business_day(hall.clock.now())
+        # The calendar's state as last published; None: not yet (the first heartbeat publishes a warning).
+        self._calendar: dict[str, Any] | None = None
+        self._calendar_sent: dict[str, Any] | None = None
+        self._warn_calendar(hall.hours.calendar_status(self._day))  # at start, in the log
         self.report_prepare: threading.Thread | None = None  # the last nightly preparation (tests join it)
         hall.listeners.append(self._pending.append)
 
@@ -402,7 +406,7 @@ class Broker:
             tickets[str(t["id"])] = t
         # _last_summaries stays as published: a snapshot must not hide a change from the subscribers.
         return {
-            **{k: snap[k] for k in ("now", "business_day", "timezone", "hall", "departments",
+            **{k: snap[k] for k in ("now", "business_day", "timezone", "calendar", "hall", "departments",
                                     "priority_classes", "pause_reasons")},
             # In the form the events carry, so a mirror's list reads the same after either.
             "recent_calls": [_event_payload(ev) for ev in self.hall.recent_calls],
@@ -571,6 +575,10 @@ class Broker:
         if day != self._day:
             self._day = day
             self._prepare_reports(at)
+            self._calendar = None  # a new day: check the calendar again, and repeat a warning
+            self._warn_calendar(self.hall.hours.calendar_status(day))
+        if self._calendar is None:
+            self._publish_calendar(self.hall.hours.calendar_status(day))
         summaries = self._summaries()
         changed = {c: s for c, s in summaries.items()
                    if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
@@ -579,6 +587,22 @@ class Broker:
             self._last_summaries = summaries
         self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
             "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
+
+    def _warn_calendar(self, status: dict[str, Any]) -> None:
+        warning = status.get("warning")
+        if warning:
+            log.warning("%s: %s / %s", warning["code"], warning["message_en"], warning["message_zh"])
+
+    def _publish_calendar(self, status: dict[str, Any]) -> None:
+        """Publish the calendar's state at start and once a business day: a ``calendar_warning`` event
+        while official holiday data misses today or the next 60 days (for supervision), and
+        ``calendar_ok`` when a warning has ended. Both set the mirrors' ``calendar`` record."""
+        warned, self._calendar = bool((self._calendar_sent or {}).get("warning")), status
+        self._calendar_sent = status
+        if status.get("warning"):
+            self._publish(dict(status["warning"], type="calendar_warning"), set_={"calendar": status})
+        elif warned:
+            self._publish({"type": "calendar_ok"}, set_={"calendar": status})
 
     def _prepare_reports(self, now: Any) -> None:
         """A business day has ended: store the report facts of the days before it, as

@@ -555,6 +555,15 @@ class CounterModel:
             return self.text("connected")
         return self.text("disconnected" if self.ever_connected else "connecting")
 
+    def calendar_warning_text(self) -> str:
+        """The banner a signed-in clerk sees while the broker's official holiday data does not cover today
+        and the next 60 days (``state["calendar"]["warning"]``), both languages; empty otherwise."""
+        warning = (self.state.get("calendar") or {}).get("warning")
+        if not self.signed_in or not warning:
+            return ""
+        zh, en = str(warning.get("message_zh") or ""), str(warning.get("message_en") or "")
+        return f"⚠ {zh}\n{en}" if self.lang == "zh" else f"⚠ {en}\n{zh}"
+
     def offline_text(self) -> str:
         """The banner shown while the broker is unreachable (both languages: it matters)."""
         zh, en = TEXT["offline_banner"]

@@ -95,6 +95,8 @@ QLabel#message[kind="ok"] { background: #e3f2e8; color: #1f6b3a; border: 1px sol
 QLabel#message[kind="info"] { background: #e3effb; color: #0f3d6e; border: 1px solid #90caf9; }
 QLabel#offline { background: #c62828; color: white; font-size: 21px; font-weight: bold; padding: 10px;
     border-radius: 8px; }
+QLabel#calendarWarning { background: #fff3c4; color: #6d3b00; font-size: 17px; font-weight: bold; padding: 8px;
+    border: 2px solid #f0b400; border-radius: 8px; }
 QFrame#guidance { background: #fff3c4; border: 3px solid #f0b400; border-radius: 12px; }
 QLabel#guidanceTitle { font-size: 17px; font-weight: bold; color: #8a5a00; }
 QLabel#guidanceZh { font-size: 30px; font-weight: bold; color: #4e3400; }
@@ -694,6 +696,10 @@ class CounterWindow(QWidget):
         self.offline.setWordWrap(True)
         self.offline.setAlignment(Qt.AlignmentFlag.AlignCenter)
         outer.addWidget(self.offline)
+        self.calendar_warning = QLabel()  # official holiday data runs out: staff must enter the notice
+        self.calendar_warning.setObjectName("calendarWarning")
+        self.calendar_warning.setWordWrap(True)
+        outer.addWidget(self.calendar_warning)
         bar = QGridLayout()
         bar.setSpacing(8)
         self.buttons: dict[str, QPushButton] = {}
@@ -906,6 +912,9 @@ class CounterWindow(QWidget):
         _show_message(self.message, m.message, m.lang)
         self.offline.setText(m.offline_text())
         self.offline.setVisible(not m.connected)
+        warning = m.calendar_warning_text()
+        self.calendar_warning.setText(warning)
+        self.calendar_warning.setVisible(bool(warning))
 
     def _draw_ticket(self) -> None:
         m = self.model

@@ -89,7 +89,7 @@ def status_view(snapshot: dict[str, Any]) -> dict[str, Any]:
                                          if t["status"] == "waiting" and t["queue_service"] == code]))
     return {
         "epoch": snapshot["epoch"], "seq": snapshot["seq"],
-        **{k: st.get(k) for k in ("now", "business_day", "timezone", "hall")},
+        **{k: st.get(k) for k in ("now", "business_day", "timezone", "calendar", "hall")},
         "services": services,
         "counters": sorted(st.get("counters", {}).values(), key=lambda c: c["number"]),
         "no_shows": [t for t in tickets if t["status"] == "no_show"],

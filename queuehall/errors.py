@@ -80,6 +80,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Records are kept {days} days; nothing after {before} may be deleted",
     ),
     "STORAGE": ("数据保存失败：{detail}", "Could not save: {detail}"),
+    # warnings (carried in the status reply and events, never a refusal)
+    "CALENDAR_NO_OFFICIAL_DATA": (
+        "节假日安排数据只到 {last_day}：{first_day} 起没有国务院办公厅{year}年节假日安排，"
+        "大厅只按法定节假日闭厅，没有调休上班日。请把{year}年的通知录入 hall.toml 的 [[hours.notice]]，"
+        "或升级 holidays 库",
+        "Official holiday data ends on {last_day}: from {first_day} there is no State Council holiday "
+        "arrangement for {year}, so the hall closes on the statutory holidays only and knows no make-up "
+        "working days. Enter the {year} notice in hall.toml ([[hours.notice]]) or upgrade the holidays library",
+    ),
 }
 
 

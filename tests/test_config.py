@@ -730,3 +730,56 @@ def test_parse_does_not_mutate_input() -> None:
     before = copy.deepcopy(d)
     parse_config(d, SRC)
     assert d == before
+
+
+# ---------------------------------------------------------------------------------------------- [[hours.notice]]
+
+NOTICE_TOML = MINIMAL_TOML.replace("[[department]]", '''[[hours.notice]]
+year = 2027
+title = "an example, not the official notice"
+holidays = ["2027-01-01", "2027-02-05..2027-02-11", 2027-06-09]
+working_days = ["2026-12-27", "2027-02-20"]
+
+[[department]]''', 1)
+
+
+def test_notice_is_read_with_ranges_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "hall.toml"
+    path.write_text(NOTICE_TOML, encoding="utf-8")
+    cfg = load_config(path)
+    (n,) = cfg.hours.notices
+    assert (n.year, n.title) == (2027, "an example, not the official notice")
+    assert sorted(n.holidays) == [date(2027, 1, 1), *(date(2027, 2, d) for d in range(5, 12)), date(2027, 6, 9)]
+    assert n.working_days == {date(2026, 12, 27), date(2027, 2, 20)}
+    assert parse_config(cfg.to_dict(), str(path)) == cfg
+    assert parse_config(minimal(), SRC).hours.notices == ()
+
+
+@pytest.mark.parametrize("notice, key, fragment, code", [
+    ({"holidays": ["2027-01-01"]}, "hours.notice[1].year", "required", "CONFIG_MISSING_KEY"),
+    ({"year": 2027}, "hours.notice[1].holidays", "required", "CONFIG_MISSING_KEY"),
+    ({"year": 1999, "holidays": []}, "hours.notice[1].year", "from 2000 to 2100", "CONFIG_OUT_OF_RANGE"),
+    ({"year": 2027, "holidays": ["2027-02-11..2027-02-05"]}, "hours.notice[1].holidays[1]", "first to last",
+     "CONFIG_BAD_DATE"),
+    ({"year": 2027, "holidays": ["2027-02-30"]}, "hours.notice[1].holidays[1]", "not a real date",
+     "CONFIG_BAD_DATE"),
+    ({"year": 2027, "holidays": ["2027-02-05..2027-02-07", "2027-02-06"]}, "hours.notice[1].holidays[2]",
+     "listed twice", "CONFIG_DUPLICATE"),
+    ({"year": 2027, "holidays": ["2030-01-01"]}, "hours.notice[1].holidays", "too far from the notice's year",
+     "CONFIG_BAD_DATE"),
+    ({"year": 2027, "holidays": ["2027-02-05..2027-02-11"], "working_days": ["2027-02-07"]},
+     "hours.notice[1].working_days", "is also in holidays", "CONFIG_DATE_CONFLICT"),
+    ({"year": 2027, "holidays": [], "days": []}, "hours.notice[1].days", "unknown key", "CONFIG_UNKNOWN_KEY"),
+])
+def test_notice_errors(notice: dict[str, Any], key: str, fragment: str, code: str) -> None:
+    d = minimal()
+    d["hours"]["notice"] = [notice]
+    fails(d, key, fragment, code)
+
+
+def test_one_notice_per_year() -> None:
+    d = minimal()
+    d["hours"]["notice"] = [{"year": 2027, "holidays": []}, {"year": 2027, "holidays": []}]
+    fails(d, "hours.notice[2].year", "one [[hours.notice]] per year", "CONFIG_DUPLICATE")
+    d["hours"]["notice"] = {"year": 2027, "holidays": []}
+    fails(d, "hours.notice", "write [[hours.notice]], not [hours.notice]", "CONFIG_WRONG_TYPE")

@@ -1,19 +1,18 @@
 """Opening hours: weekly periods, breaks, cut-offs, caps, statutory holidays and make-up days.
 
-The calendar facts come from the real ``chinesecalendar`` package (2026: National Day
+The calendar facts come from the real ``holidays`` package (2026: National Day
 1–7 October with make-up Sundays/Saturdays 20 September and 10 October; Spring Festival
 15–23 February). Every refusal's ``next_open`` is checked in the hall's local time.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
-from queuehall.broker.config import HallConfig, Hours, Period
+from queuehall.broker.config import HallConfig, Hours, Notice, Period
 from queuehall.broker.engine import Hall
 from queuehall.broker.hours import BREAK, CLOSED, OPEN, PAST_CUTOFF, OpeningHours
 
@@ -193,15 +192,98 @@ def test_calendar_can_be_switched_off() -> None:
     assert refusal(cfg, local(date(2026, 9, 20), 10)) == ("HALL_CLOSED", "2026-09-21 08:30")
 
 
-def test_a_year_the_calendar_does_not_cover_uses_weekly_hours(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_year_without_a_notice_closes_on_the_statutory_days_only() -> None:
     oh = OpeningHours(small_config().hours, "Asia/Shanghai")
-    with caplog.at_level(logging.WARNING, logger="queuehall.broker.hours"):
-        assert oh.periods_on(date(2035, 10, 1)) == tuple(DAY)  # a Monday; National Day unknown for 2035
-        assert oh.periods_on(date(2035, 10, 2)) == tuple(DAY)
-        assert oh.periods_on(date(2035, 9, 30)) == ()  # a Sunday
-    warnings = [r for r in caplog.records if "2035" in r.getMessage()]
-    assert len(warnings) == 1  # said once per year, not once per question
-    assert take(small_config(), local(date(2035, 10, 1), 10))["ticket"]["business_day"] == "2035-10-01"
+    assert oh.periods_on(date(2035, 10, 1)) == ()  # a Monday: National Day, fixed by law
+    assert oh.periods_on(date(2035, 10, 3)) == ()
+    assert oh.periods_on(date(2035, 10, 4)) == tuple(DAY)  # no in-lieu day is guessed
+    assert oh.periods_on(date(2035, 9, 30)) == ()  # a Sunday
+    assert take(small_config(), local(date(2035, 10, 4), 10))["ticket"]["business_day"] == "2035-10-04"
+    warning = oh.calendar_status(date(2035, 9, 1))["warning"]
+    assert warning["code"] == "CALENDAR_NO_OFFICIAL_DATA" and warning["details"]["first_day"] == "2035-09-01"
+
+
+# ---------------------------------------------------------------------------------------------- 2027
+
+
+def test_new_years_day_2027_is_closed() -> None:
+    """Friday 1 January 2027: closed by law although no library carries the 2027 notice yet; the
+    weekend it joins too (the hall is open on Saturdays)."""
+    cfg = small_config()
+    assert refusal(cfg, local(date(2026, 12, 31), 17, 30)) == ("HALL_CLOSED", "2027-01-04 08:30")
+    assert refusal(cfg, local(date(2027, 1, 1), 10)) == ("HALL_CLOSED", "2027-01-04 08:30")
+    assert refusal(cfg, local(date(2027, 1, 2), 10)) == ("HALL_CLOSED", "2027-01-04 08:30")  # a Saturday
+    assert take(cfg, local(date(2027, 1, 4), 8, 30))["ticket"]["business_day"] == "2027-01-04"
+
+
+def test_spring_festival_2027_statutory_days_are_closed() -> None:
+    """New Year's Eve (Friday 5 February) to the third day (Monday 8 February), by law; without the notice
+    no make-up working day and no in-lieu day is invented, and the status says so."""
+    cfg = small_config()
+    oh = OpeningHours(cfg.hours, "Asia/Shanghai")
+    assert [oh.periods_on(date(2027, 2, d)) == () for d in range(4, 10)] == [False, True, True, True, True, False]
+    assert refusal(cfg, local(date(2027, 2, 4), 17, 30)) == ("HALL_CLOSED", "2027-02-09 08:30")
+    assert refusal(cfg, local(date(2027, 2, 6), 10)) == ("HALL_CLOSED", "2027-02-09 08:30")
+    assert oh.promised_date(date(2027, 2, 4), 1) == date(2027, 2, 9)
+    assert oh.periods_on(date(2027, 1, 31)) == ()  # an ordinary Sunday: no make-up day is guessed
+    assert oh.calendar_status(date(2027, 1, 20))["warning"]["details"]["first_day"] == "2027-01-20"
+
+
+# A made-up arrangement, NOT the State Council's 2027 notice: it is only here to test that a declared
+# year replaces the library (it moves the break and adds make-up days the library cannot know).
+EXAMPLE_2027 = Notice(
+    year=2027, title="test arrangement (not the official notice)",
+    holidays=frozenset({date(2027, 1, 1)} | {date(2027, 2, d) for d in range(5, 13)}),
+    working_days=frozenset({date(2027, 1, 31), date(2027, 2, 20)}))
+
+
+def test_a_declared_notice_takes_precedence_over_the_library() -> None:
+    cfg = config(notices=(EXAMPLE_2027,), makeup_hours=MORNING)
+    oh = OpeningHours(cfg.hours, "Asia/Shanghai")
+    # Closed on every declared day off, also those the library does not know (9-12 February).
+    assert all(oh.periods_on(date(2027, 2, d)) == () for d in range(5, 13))
+    assert refusal(cfg, local(date(2027, 2, 4), 17, 30)) == ("HALL_CLOSED", "2027-02-13 08:30")
+    # Make-up working days open: Sunday 31 January with the make-up hours, Saturday 20 February as usual.
+    assert oh.periods_on(date(2027, 1, 31)) == MORNING and oh.periods_on(date(2027, 2, 20)) == tuple(DAY)
+    assert take(cfg, local(date(2027, 1, 31), 9, 30))["ticket"]["business_day"] == "2027-01-31"
+    # The declared year is complete: what it does not list is an ordinary day (2 January, a Saturday).
+    assert oh.periods_on(date(2027, 1, 2)) == tuple(DAY)
+    # Working days for promised dates follow it too: the Sunday counts, the break does not.
+    assert oh.is_working_day(date(2027, 1, 31)) and not oh.is_working_day(date(2027, 2, 10))
+    assert oh.promised_date(date(2027, 2, 4), 1) == date(2027, 2, 15)
+    # The hall's own days still come first.
+    own = config(notices=(EXAMPLE_2027,), makeup_hours=MORNING, working_days=frozenset({date(2027, 2, 8)}))
+    assert OpeningHours(own.hours, "Asia/Shanghai").periods_on(date(2027, 2, 8)) == tuple(DAY)
+    # And the warning moves on to the first day no notice covers.
+    assert oh.calendar_status(date(2026, 12, 7))["warning"] is None
+    late = oh.calendar_status(date(2027, 11, 15))
+    assert late["warning"]["details"]["first_day"] == "2028-01-01" and late["notice_years"] == [2027]
+
+
+def test_calendar_warning_when_official_data_runs_out() -> None:
+    oh = OpeningHours(small_config().hours, "Asia/Shanghai")
+    assert oh.calendar_status(date(2026, 6, 1))["warning"] is None
+    assert oh.calendar_status(date(2026, 11, 1))["warning"] is None  # 60 days ahead is 31 December
+    w = oh.calendar_status(date(2026, 11, 2))["warning"]
+    assert w["code"] == "CALENDAR_NO_OFFICIAL_DATA"
+    assert w["details"] == {"first_day": "2027-01-01", "year": 2027, "last_day": "2026-12-31"}
+    assert "2027" in w["message_zh"] and "[[hours.notice]]" in w["message_en"]
+    in_2029 = oh.calendar_status(date(2029, 3, 1))
+    assert in_2029["warning"]["details"] == {"first_day": "2029-03-01", "year": 2029, "last_day": "—"}
+    assert 2026 not in in_2029["official_years"] and in_2029["library"].startswith("holidays ")
+    off = OpeningHours(config(chinese_calendar=False).hours, "Asia/Shanghai")
+    assert off.calendar_status(date(2029, 3, 1))["warning"] is None  # a hall that keeps its own calendar
+
+
+def test_library_agrees_with_the_2026_notice() -> None:
+    """The State Council's notice for 2026 as the library carries it (the days chinesecalendar 1.11 gave too)."""
+    oh = OpeningHours(small_config().hours, "Asia/Shanghai")
+    off = {date(2026, 1, d) for d in (1, 2, 3)} | {date(2026, 2, d) for d in range(15, 24)} \
+        | {date(2026, 10, d) for d in range(1, 8)}
+    for d in off:
+        assert oh.official_day(d) is True, d
+    for d in (date(2026, 1, 4), date(2026, 2, 14), date(2026, 2, 28), date(2026, 9, 20), date(2026, 10, 10)):
+        assert oh.official_day(d) is False and oh.is_working_day(d), d
 
 
 def test_no_opening_within_the_search_horizon_gives_no_next_open() -> None:
