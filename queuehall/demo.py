@@ -3,7 +3,7 @@
 * ``queuehall demo`` starts the broker, a kiosk, two counters (a business window and
   the fee window) and a hall display as separate processes, wired together with fresh
   CurveZMQ keys, an SQLite database in the demo data folder and a file printer.
-  Closing any window (or Ctrl-C) stops them all.
+  Closing any window, Ctrl-C, SIGTERM or a child that fails stops them all (:class:`Children`).
 * ``queuehall demo --headless --out DIR`` runs a simulated busy morning through the
   real broker and the real screens offscreen and leaves evidence in DIR (see
   :func:`run_headless`).
@@ -12,18 +12,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 DEMO_COUNTERS = (1, 11)  # a passport window and the unified fee window (统一收费)
+DEMO_ADMIN = "demo-admin"  # an admin key for the demo itself and for scripting the demo hall
+DEMO_STATE_FILE = "demo.json"  # in the data folder while the demo runs: broker, keys, child pids
 
 
 def register(sub: Any) -> None:
@@ -33,6 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data", default="demo-data", help="folder for the interactive demo's database, keys, tickets")
     p.add_argument("--config", default=None, help="hall configuration (default config/hall.toml)")
     p.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    p.add_argument("--printer", default=None, help="the kiosk's printer (default: one file per ticket in DATA/tickets)")
     p.add_argument("--day", default=None, help="headless: the business day to simulate (YYYY-MM-DD)")
     p.add_argument("--until", default="11:30", help="headless: last arrivals at this local time (HH:MM)")
     p.add_argument("--seed", type=int, default=7, help="headless: random seed")
@@ -79,9 +85,121 @@ def demo_start(config: Any) -> str | None:
     return nxt.astimezone(ZoneInfo(config.timezone)).strftime("%Y-%m-%dT%H:%M")
 
 
+#: Ask a running child to stop, wait this long, then kill it.
+STOP_GRACE_SECONDS = 5.0
+#: The broker must answer a ping within this long after it is started.
+BROKER_START_SECONDS = 30.0
+#: prctl(2) option: the signal a child gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+class Children:
+    """The demo's child processes, so that none outlives the demo.
+
+    Each child runs in a session (so a process group) of its own: a terminal's Ctrl-C reaches only
+    the demo, which then stops the children in order, and stopping a child's group also stops what
+    it started itself. On Linux each child also gets ``PR_SET_PDEATHSIG`` = SIGTERM, so even a
+    demo killed with SIGKILL takes its children along. :meth:`stop` sends SIGTERM to every group,
+    waits :data:`STOP_GRACE_SECONDS`, then sends SIGKILL to what is left. Elsewhere (Windows) the
+    children get a process group of their own and are terminated, then killed, one by one.
+    """
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._parent = os.getpid()
+        self._prctl: Any = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            try:  # looked up here, in the parent: the child may only call it between fork and exec
+                self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                self._prctl = None
+
+    def _in_child(self) -> None:
+        """Runs in the child between fork and exec: die with the demo."""
+        if self._prctl is not None:
+            self._prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != self._parent:  # the demo died before prctl took effect
+            os._exit(1)
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        kw: dict[str, Any] = {}
+        if hasattr(os, "setsid"):
+            kw["start_new_session"] = True
+            kw["preexec_fn"] = self._in_child
+        elif hasattr(subprocess, "CREATE_NEW_PROCESS_GROUP"):
+            kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        proc = subprocess.Popen(cmd, **kw)
+        self.procs[name] = proc
+        return proc
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    def first_exited(self) -> tuple[str, int] | None:
+        """(name, exit code) of a child that has ended, or None while all run."""
+        for name, p in self.procs.items():
+            code = p.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def _signal(self, proc: subprocess.Popen[bytes], sig: int, *, group: bool = True) -> None:
+        killpg = getattr(os, "killpg", None)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group and killpg is not None:
+                killpg(proc.pid, sig)  # the child is its group's leader: pgid == pid
+            elif proc.poll() is None:
+                proc.send_signal(sig)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End every child: SIGTERM (screens first, the broker last), then SIGKILL after ``grace`` seconds."""
+        for proc in reversed(self.procs.values()):
+            if proc.poll() is None:
+                self._signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in reversed(self.procs.values()):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.05, deadline - time.monotonic()))
+        kill = getattr(signal, "SIGKILL", None)
+        for proc in self.procs.values():
+            if kill is not None:
+                self._signal(proc, kill)  # also whatever a child started and left behind in its group
+            elif proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+
+
+def wait_for_broker(endpoint: str, security: Any, broker: subprocess.Popen[bytes],
+                    stopping: Callable[[], bool], timeout: float = BROKER_START_SECONDS) -> bool:
+    """Ping the broker until it answers (True); False if it exits, the demo is stopped or ``timeout`` passes."""
+    from queuehall.client import BrokerClient, BrokerUnavailable
+
+    client = BrokerClient(endpoint, security=security, timeout=0.5, retries=0)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not stopping() and broker.poll() is None:
+            try:
+                client.request("ping")
+                return True
+            except BrokerUnavailable:
+                continue
+        return False
+    finally:
+        client.close()
+
+
 def run_interactive(args: argparse.Namespace) -> int:
+    """Run the hall as separate processes until a window is closed, a child fails, or SIGINT/SIGTERM/SIGHUP.
+
+    Returns 0 after an orderly stop (a signal, or a window closed), 1 when a child could not start
+    or ended on its own with an error, 2 on a bad configuration. No child is left running in any case.
+    """
     from queuehall.broker import keys
     from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
+    from queuehall.client import Security
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and \
             os.environ.get("QT_QPA_PLATFORM") not in ("offscreen",):
@@ -96,13 +214,14 @@ def run_interactive(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"queuehall demo: {err}", file=sys.stderr)
         return 2
-    data = Path(args.data)
+    data = Path(args.data).resolve()
     kdir = data / "keys"
     if kdir.exists():
         shutil.rmtree(kdir)  # fresh keys every run
     keys.init_keys(kdir)
     keys.add_device(kdir, "kiosk-1", "kiosk")
     keys.add_device(kdir, "wall-1", "display")
+    keys.add_device(kdir, DEMO_ADMIN, "admin")  # the demo's own (readiness) and yours, to script the hall
     for n in DEMO_COUNTERS:
         keys.add_device(kdir, f"counter-{n}", "counter", n)
     (data / "tickets").mkdir(parents=True, exist_ok=True)
@@ -110,7 +229,7 @@ def run_interactive(args: argparse.Namespace) -> int:
     broker_addr = f"127.0.0.1:{port}"
     py = [sys.executable, "-m", "queuehall.cli"]
     sim = demo_start(config)
-    broker_cmd = [*py, "broker", "--config", config_path, "--db", f"sqlite:///{(data / 'hall.db').resolve()}",
+    broker_cmd = [*py, "broker", "--config", config_path, "--db", f"sqlite:///{data / 'hall.db'}",
                   "--port", str(port), "--keys", str(kdir)]
     if sim:
         broker_cmd += ["--sim-start", sim]
@@ -120,38 +239,64 @@ def run_interactive(args: argparse.Namespace) -> int:
         return ["--broker", broker_addr, "--key", str(kdir / "secret" / f"{name}.key_secret"),
                 "--server-key", str(kdir / "broker.key")]
 
-    procs: list[subprocess.Popen[bytes]] = [subprocess.Popen(broker_cmd)]
-    time.sleep(0.5)
-    procs.append(subprocess.Popen([*py, "kiosk", *device("kiosk-1"), "--windowed",
-                                   "--printer", f"file:{data / 'tickets'}"]))
-    for n in DEMO_COUNTERS:
-        procs.append(subprocess.Popen([*py, "counter", "--counter", str(n), *device(f"counter-{n}"), "--windowed"]))
-    procs.append(subprocess.Popen([*py, "display", *device("wall-1"), "--windowed"]))
-    clerks = ", ".join(f"{n}号窗口 {c.clerk_a}/{c.pin}" for n in DEMO_COUNTERS
-                       for c in [config.clerk(config.counter(n).clerk_a)] if c)  # type: ignore[union-attr]
-    print(f"queuehall demo running: broker {broker_addr}, data in {data}/. Sign in with {clerks}. "
-          "Close any window or press Ctrl-C to stop.")
-    stop = False
+    state_file = data / DEMO_STATE_FILE
+    children = Children()
+    stopped_by: list[str] = []
 
-    def on_signal(*_: Any) -> None:
-        nonlocal stop
-        stop = True
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Handlers first: a signal while the children start stops the ones already started.
+    stop_signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
+    failed: str | None = None
     try:
-        while not stop and all(p.poll() is None for p in procs):
-            time.sleep(0.2)
+        broker = children.start("broker", broker_cmd)
+        admin = Security.from_files(str(kdir / "secret" / f"{DEMO_ADMIN}.key_secret"), str(kdir / "broker.key"))
+        if not wait_for_broker(broker_addr, admin, broker, lambda: bool(stopped_by)):
+            if not stopped_by:
+                code = broker.poll()
+                failed = (f"the broker did not start (exit code {code})" if code is not None
+                          else f"the broker did not answer within {BROKER_START_SECONDS:.0f} s")
+        else:
+            children.start("kiosk", [*py, "kiosk", *device("kiosk-1"), "--windowed",
+                                     "--printer", args.printer or f"file:{data / 'tickets'}"])
+            for n in DEMO_COUNTERS:
+                children.start(f"counter-{n}", [*py, "counter", "--counter", str(n), *device(f"counter-{n}"),
+                                                "--windowed"])
+            children.start("display", [*py, "display", *device("wall-1"), "--windowed"])
+            state = {"pid": os.getpid(), "broker": broker_addr, "children": children.pids(),
+                     "keys": str(kdir), "admin_key": str(kdir / "secret" / f"{DEMO_ADMIN}.key_secret"),
+                     "server_key": str(kdir / "broker.key")}
+            state_file.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+            clerks = ", ".join(f"{n}号窗口 {c.id}/{c.pin}" for n in DEMO_COUNTERS
+                               for k in [config.counter(n)] if k
+                               for c in [config.clerk(k.clerk_a)] if c)
+            print(f"queuehall demo running: broker {broker_addr}, data in {data}/. Sign in with {clerks}. "
+                  "Close any window or press Ctrl-C to stop.")
+            print("queuehall demo: processes " + ", ".join(f"{k} {v}" for k, v in children.pids().items())
+                  + f" (also in {state_file})", flush=True)
+            while not stopped_by:
+                ended = children.first_exited()
+                if ended is not None:
+                    name, code = ended
+                    if code != 0:
+                        failed = f"the {name} ended with exit code {code}"
+                    else:
+                        print(f"queuehall demo: the {name} window was closed; stopping the hall.", flush=True)
+                    break
+                time.sleep(0.2)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + 5
-        for p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
+        children.stop()
+        with contextlib.suppress(OSError):
+            state_file.unlink()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_by:
+        print(f"queuehall demo: stopped ({stopped_by[0]}); every process has ended.", flush=True)
+    if failed:
+        print(f"queuehall demo: {failed}; the other processes were stopped.", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

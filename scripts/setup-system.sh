@@ -29,9 +29,29 @@ PACKAGES=(
   libglib2.0-0
   libx11-6
   libxcb1
-  # Only for the xcb platform (`make demo` on a real X display): libqxcb.so needs these two as well.
+  # The xcb platform (`make demo` on a real X display, and its test under Xvfb): libqxcb.so and
+  # libQt6XcbQpa.so.6 link against these (ldd of the PySide6 6.11.3 wheel).
+  libx11-xcb1
+  libxcb-cursor0
   libxcb-icccm4
+  libxcb-image0
   libxcb-keysyms1
+  libxcb-randr0
+  libxcb-render-util0
+  libxcb-render0
+  libxcb-shape0
+  libxcb-shm0
+  libxcb-sync1
+  libxcb-util1
+  libxcb-xfixes0
+  libxcb-xkb1
+  libxkbcommon-x11-0
+  # The interactive demo's test (tests/test_demo_x11.py): an X server with no screen (Xvfb), xwininfo
+  # (x11-utils) to see every window, xwd (x11-apps) for the screenshot, xdotool to lay the windows out.
+  xvfb
+  x11-utils
+  x11-apps
+  xdotool
   # python-escpos Usb printers (pyusb needs a libusb backend).
   libusb-1.0-0
   # The web gateway's ticket page tested in a real browser: headless Chromium driven by Playwright
