@@ -5,7 +5,8 @@
 #   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff + import-linter
 #   make lint    ruff check and the import-linter layer contracts (pyproject.toml [tool.importlinter])
 #   make demo    run `queuehall demo` (headless into demo-out/ when there is no display)
-#   make bench   run every bench/*.py (each prints JSON)
+#   make bench   run every benchmark (bench/run.py), keep their JSON in bench/results/, write docs/benchmarks.md
+#   make bench-quick  the same as a smoke run of a few minutes
 #   make clean   remove caches and generated output (keeps .venv); `make distclean` also removes .venv
 #
 # Extra pytest arguments: make test PYTEST_ARGS='-k ticket -x'
@@ -21,7 +22,7 @@ STAMP := $(VENV)/.installed
 # --durations: CI runs on 2 cores, so the slowest tests are listed in every run.
 PYTEST_ARGS ?= --durations=10
 
-.PHONY: setup venv test lint lint-imports demo bench clean distclean
+.PHONY: setup venv test lint lint-imports demo bench bench-quick clean distclean
 
 setup:
 	@scripts/setup-system.sh
@@ -70,12 +71,10 @@ demo: setup venv
 	fi
 
 bench: venv
-	@shopt -s nullglob; files=(bench/*.py); \
-	if [ $${#files[@]} = 0 ]; then echo "make bench: no bench/*.py" >&2; exit 1; fi; \
-	for f in "$${files[@]}"; do \
-	  echo "== $$f" >&2; \
-	  QT_QPA_PLATFORM=offscreen $(VPY) "$$f"; \
-	done
+	QT_QPA_PLATFORM=offscreen $(VPY) bench/run.py
+
+bench-quick: venv
+	QT_QPA_PLATFORM=offscreen $(VPY) bench/run.py --quick
 
 clean:
 	rm -rf demo-out tests/artifacts .pytest_cache .ruff_cache .hypothesis build dist *.egg-info

@@ -47,6 +47,13 @@ Phases (each starts once every command of the previous one has been answered):
    counter a Link as well (as the counter application has), so 222 Links resync; the counters are
    then timed by their Links only.
 
+Each paced phase lasts until at least ``--calls-per-phase`` (1000) calls were made, so its p99 is a percentile,
+not the maximum of a few calls. After the runs, the **fan-out floor** (bench/fanout_floor.py: the same
+``ticket_called`` publication from a bare socket to as many Link processes as the scenario had displays, with no
+broker work, at the fastest paced rate) is measured in the same run, and each phase's call → display p99 is
+reported as a ratio to the floor's p99 (``against_floor``; target ≤ 1.5). On a shared two-core machine an
+absolute target measures the neighbours; the ratio measures the broker.
+
 Each phase reports the CPU time of the broker (all threads, and its serve loop alone), of each
 group of clients and of the whole machine, which is shared: other work on it shows there.
 
@@ -892,7 +899,7 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
         # Each phase starts once every command of the previous one is answered, so a phase the broker
         # could not keep up with does not leave its backlog to the next.
         sched[2 * i] = time.monotonic() + 0.5
-        sched[2 * i + 1] = sched[2 * i] + (args.paced if rate else args.saturation)
+        sched[2 * i + 1] = sched[2 * i] + (paced_seconds(args, rate) if rate else args.saturation)
         gates[i].set()
         for t in (sched[2 * i], sched[2 * i + 1]):
             sleep_until(t)
@@ -1065,17 +1072,38 @@ def pg_prepare(url: str) -> dict[str, str]:
     return settings
 
 
+FLOOR_RATIO_TARGET = 1.5  # issue #21: call -> display p99 within 1.5x the bare fan-out floor's p99, same run
+
+
+def paced_seconds(args: argparse.Namespace, rate: float) -> float:
+    """A paced phase lasts long enough for ``--calls-per-phase`` calls, so its p99 is a percentile and not the
+    maximum of a few calls; at least ``--paced`` seconds."""
+    return max(args.paced, args.calls_per_phase / rate)
+
+
+def floor_ratios(run: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """Each paced phase's call → display p99 against the fan-out floor's p99 measured in the same run."""
+    floor_p99 = floor["latency_ms"].get("p99")
+    out: dict[str, Any] = {"floor_p99_ms": floor_p99, "target_ratio": FLOOR_RATIO_TARGET}
+    for phase, fig in run.get("phases", {}).items():
+        if phase != SATURATION:
+            p99 = fig["call_to_display_ms"].get("p99")
+            ratio = round(p99 / floor_p99, 2) if p99 is not None and floor_p99 else None
+            out[phase] = {"call_to_display_p99_ms": p99, "ratio": ratio,
+                          "met": ratio is not None and ratio <= FLOOR_RATIO_TARGET
+                          and fig["call_to_display_ms"]["missing_pairs"] == 0}
+    return out
+
+
 def targets(run: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets against one run's figures: the p99 of call → display at each paced rate
     (met only if no display missed a call), and the slowest restart until every client was back."""
     if "setup_failed" in run:
         return {"met": False, "why": "the clients did not all start and synchronise"}
+    # The call -> display target is a ratio to the fan-out floor of the same run (floor_ratios), added once the
+    # floor is measured: an absolute 10 ms on a shared two-core machine measured the neighbours.
     out: dict[str, Any] = {}
-    for phase, fig in run["phases"].items():
-        if phase != SATURATION:
-            c2d = fig["call_to_display_ms"]
-            out[f"p99_call_to_display_le_10ms_at_{phase}"] = (
-                c2d.get("p99") is not None and c2d["p99"] <= 10.0 and c2d["missing_pairs"] == 0)
+
     def worst(key: str) -> float | None:
         values = [max(r[key], r["commands"][key.replace("synced", "answered")]) for r in run["restarts"]
                   if r[key] is not None and r["commands"][key.replace("synced", "answered")] is not None]
@@ -1110,7 +1138,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="paced phases, comma-separated: calls per second in the whole hall; kiosks issue as "
                          "many tickets per second (default 2,10; --quick 2)")
     ap.add_argument("--waiting", type=int, default=None, help="tickets waiting when the load starts (1000)")
-    ap.add_argument("--paced", type=float, default=None, help="seconds of each paced phase (20)")
+    ap.add_argument("--paced", type=float, default=None, help="seconds of each paced phase at least (20)")
+    ap.add_argument("--calls-per-phase", type=int, default=None,
+                    help="calls each paced phase lasts for at least (1000; --quick 50): a p99 needs many calls")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the fan-out floor (bench/fanout_floor.py) measured after the runs for the ratio")
     ap.add_argument("--saturation", type=float, default=None, help="seconds of the saturation phase (10)")
     ap.add_argument("--restarts", type=int, default=None, help="broker restarts timed (3; --quick 1)")
     ap.add_argument("--resync-timeout", type=float, default=20.0, help="seconds to wait for the resync (20)")
@@ -1134,6 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
     args.kiosks = args.kiosks or (3 if quick else 10)
     args.waiting = args.waiting if args.waiting is not None else (200 if quick else 1000)
     args.paced = args.paced or (5.0 if quick else 20.0)
+    args.calls_per_phase = args.calls_per_phase if args.calls_per_phase is not None else (50 if quick else 1000)
     try:
         args.rates = [float(r) for r in (args.rates or ("2" if quick else "2,10")).split(",")]
     except ValueError:
@@ -1160,7 +1193,8 @@ def main(argv: list[str] | None = None) -> int:
             "links_timed_on_restart": args.displays + 2 + (args.counters if args.counter_links else 0),
             "services": len(services),
             "waiting_at_start": args.waiting,
-            "paced": [{"phase": phase_name(r), "seconds": args.paced, "calls_per_second": r, "takes_per_second": r,
+            "paced": [{"phase": phase_name(r), "seconds": round(paced_seconds(args, r), 1), "calls_per_second": r,
+                       "takes_per_second": r,
                        "counter_cycle_seconds": round(args.counters / r, 2),
                        "commands_per_second_offered": round(r * 4, 1)} for r in args.rates],
             "saturation": {"seconds": args.saturation, "empty_queue_wait_s": EMPTY_QUEUE_WAIT,
@@ -1188,6 +1222,21 @@ def main(argv: list[str] | None = None) -> int:
         args.profile = None
         run = run_scenario(args, args.pg_url, services)
         result["runs"].append({"db": "postgresql", "server": settings, **run, "targets": targets(run)})
+    if not args.no_floor and result["runs"]:
+        # The floor under call -> display on this machine in this run: the same publication to as many Link
+        # processes as the scenario had, at the niceness its displays had, with no broker work.
+        import fanout_floor
+
+        links = args.displays + 2
+        rate = max(args.rates)
+        floor = fanout_floor.run(links, "link", fanout_floor.capture_call_event(), max(200, args.calls_per_phase // 2),
+                                 1.0 / rate, args.client_nice)
+        result["fanout_floor"] = floor
+        for run in result["runs"]:
+            run["against_floor"] = floor_ratios(run, floor)
+            for phase, fig in run["against_floor"].items():
+                if isinstance(fig, dict):
+                    run["targets"][f"p99_call_to_display_le_{FLOOR_RATIO_TARGET}x_floor_at_{phase}"] = fig["met"]
     result["total_seconds"] = round(time.monotonic() - t0, 1)
     json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
     print()

@@ -1,0 +1,243 @@
+"""Run every benchmark and write docs/benchmarks.md from what they printed.
+
+Each benchmark under bench/ prints one JSON object. This script runs them (``make bench``, or ``make bench-quick``
+for a smoke run of a few minutes), keeps each one's JSON in ``bench/results/NAME.json`` with the commit, the date
+and the machine it was measured on, and writes docs/benchmarks.md from those files: the figures that have
+targets, each target met or not, stated as ratios to a floor or a peer measured in the same run where the machine
+is shared. The document is generated: edit this script or the benchmarks, not the document. How each figure is
+measured is in its benchmark's docstring; the history of what was tried is in docs/benchmarks-history.md.
+
+Usage::
+
+    .venv/bin/python bench/run.py [--quick] [--only NAME ...] [--docs-only]
+
+``--docs-only`` rewrites the document from the stored results without running anything. A benchmark that fails
+is recorded as failed (its exit status and the end of its standard error), never left out silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+Row = tuple[str, Any, str, bool | None]  # figure, value, target, met (None: no target, shown for context)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark script, its arguments for a full and a quick run, and the rows it contributes."""
+
+    name: str
+    script: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+    title: str
+    rows: Callable[[dict[str, Any]], list[Row]]
+
+
+def _get(d: Any, *path: Any, default: Any = None) -> Any:
+    for key in path:
+        found = ((isinstance(d, dict) and key in d)
+                 or (isinstance(d, list) and isinstance(key, int) and -len(d) <= key < len(d)))
+        if found:
+            d = d[key]
+        else:
+            return default
+    return d
+
+
+def _le(value: Any, limit: float) -> bool | None:
+    return None if not isinstance(value, int | float) else value <= limit
+
+
+def _ge(value: Any, limit: float) -> bool | None:
+    return None if not isinstance(value, int | float) else value >= limit
+
+
+def cli_rows(d: dict[str, Any]) -> list[Row]:
+    ratio = d.get("ratio_p50")
+    return [
+        ("`queuehall call N` p50 (ms)", _get(d, "queuehall_call_ms", "p50"), "", None),
+        ("`python -c pass` p50 (ms), same run", _get(d, "python_c_pass_ms", "p50"), "", None),
+        ("ratio of the p50s", ratio, f"≤ {d.get('target_ratio_p50', 2.5)}",
+         _le(ratio, d.get("target_ratio_p50", 2.5))),
+    ]
+
+
+def soak_rows(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = [("calls made in the simulated day", d.get("calls_made"), f"≥ {d.get('calls_asked')}",
+                        _ge(d.get("calls_made"), d.get("calls_asked") or 0))]
+    target = d.get("target_growth_mb_per_1000_calls", 10.0)
+    for name, fig in (d.get("screens") or {}).items():
+        rows.append((f"{name}: RSS after warm-up → end (MB)",
+                     f"{fig.get('rss_mb_after_warmup')} → {fig.get('rss_mb_at_end')}", "", None))
+        growth = fig.get("growth_mb_per_1000_calls_after_warmup")
+        rows.append((f"{name}: growth per 1,000 calls after warm-up (MB)", growth, f"≤ {target}", _le(growth, target)))
+    if d.get("died"):
+        rows.append(("screen processes that died", ", ".join(d["died"]), "none", False))
+    return rows
+
+
+def broker_rows(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for run in d.get("runs", []):
+        db = str(run.get("db", "?")).split(" ")[0]
+        for phase, fig in (run.get("against_floor") or {}).items():
+            if isinstance(fig, dict):
+                rows.append((f"{db}, {phase}: call → display p99 (ms)", fig.get("call_to_display_p99_ms"), "", None))
+                floor_ms = _get(run, "against_floor", "floor_p99_ms")
+                target = f"≤ {run['against_floor'].get('target_ratio')}"
+                rows.append((f"{db}, {phase}: p99 ÷ fan-out floor p99 ({floor_ms} ms)", fig.get("ratio"), target,
+                             fig.get("met")))
+        for phase, fig in (run.get("phases") or {}).items():
+            cps = _get(fig, "commands_per_second")
+            if cps is not None:
+                rows.append((f"{db}, {phase}: commands/s", cps, "", None))
+        worst = _get(run, "targets", "worst_restart_kill_to_all_clients_s")
+        rows.append((f"{db}: slowest restart, kill → every client served (s)", worst, "≤ 2",
+                     _get(run, "targets", "all_clients_resynced_le_2s_after_kill")))
+    return rows
+
+
+def generic_rows(d: dict[str, Any]) -> list[Row]:
+    """For a benchmark that prints ``summary: [{figure, value, target, met}]`` itself."""
+    return [(r.get("figure", "?"), r.get("value"), r.get("target", ""), r.get("met")) for r in d.get("summary", [])]
+
+
+BENCHMARKS: list[Benchmark] = [
+    Benchmark("cli", "cli_bench.py", ("--presses", "40"), ("--presses", "10"),
+              "The call button: `queuehall call N`, process start to exit", cli_rows),
+    Benchmark("soak", "soak_bench.py", ("--calls", "1500"), ("--calls", "300", "--rate", "10", "--warmup", "100"),
+              "Screens through a simulated day: memory growth", soak_rows),
+    Benchmark("broker", "broker_bench.py", (), ("--quick",),
+              "The broker under a hall's load, call → display against the fan-out floor", broker_rows),
+]
+
+
+def run_one(b: Benchmark, quick: bool) -> dict[str, Any]:
+    argv = [sys.executable, str(BENCH / b.script), *(b.quick if quick else b.full)]
+    started = time.time()
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    record: dict[str, Any] = {
+        "name": b.name, "argv": argv[1:], "quick": quick, "exit_status": done.returncode,
+        "commit": _commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 1),
+    }
+    try:
+        record["result"] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        record["result"] = None
+    if done.returncode != 0 or record["result"] is None:
+        record["stderr_tail"] = done.stderr[-3000:]
+    return record
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=ROOT).stdout.strip()
+        return sha + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def render(records: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by bench/run.py from bench/results/*.json: do not edit by hand. -->",
+        "",
+        "Written by `make bench` (or `make bench-quick`, a smoke run), which runs every benchmark under `bench/`",
+        "and keeps what each printed in `bench/results/`. Each figure below comes from the run named with it: its",
+        "commit, date and machine. Where the machine is shared (two vCPUs, other jobs on it), targets are ratios to",
+        "a floor or a peer measured in the same run. How each figure is measured is in the benchmark's docstring;",
+        "what was tried and measured before, with the reasons, is in [benchmarks-history.md](benchmarks-history.md)",
+        "(the sections cited elsewhere as \"docs/benchmarks.md, section Engine / Group commit / Reports / Broker\"",
+        "are there).",
+        "",
+    ]
+    for b in BENCHMARKS:
+        rec = records.get(b.name)
+        lines += [f"## {b.title}", "", f"`bench/{b.script}`" + (f" {' '.join(b.full)}" if b.full else ""), ""]
+        if rec is None:
+            lines += ["Not run yet.", ""]
+            continue
+        machine = _get(rec, "result", "machine") or {}
+        lines.append(f"Run: commit `{rec['commit']}`, {rec['date']}, {rec['seconds']} s"
+                     + (" (quick run)" if rec.get("quick") else "")
+                     + (f"; machine: {machine.get('nproc')} × {machine.get('cpu')}, Python {machine.get('python')},"
+                        f" load average at start {machine.get('loadavg_at_start')}" if machine else "") + ".")
+        lines.append("")
+        if rec.get("exit_status") != 0 or rec.get("result") is None:
+            lines += [f"**Failed** (exit status {rec.get('exit_status')}):", "", "```",
+                      *(rec.get("stderr_tail") or "").strip().splitlines()[-15:], "```", ""]
+            if rec.get("result") is None:
+                continue
+        rows = b.rows(rec["result"])
+        lines += ["| figure | measured | target | met |", "|---|---:|---|---|"]
+        for figure, value, target, met in rows:
+            verdict = "" if met is None else ("yes" if met else "**no**")
+            lines.append(f"| {figure} | {_cell(value)} | {target} | {verdict} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smoke run of every benchmark")
+    ap.add_argument("--only", nargs="+", default=None, help="run only these (names: "
+                    + ", ".join(b.name for b in BENCHMARKS) + ")")
+    ap.add_argument("--docs-only", action="store_true", help="only rewrite docs/benchmarks.md from bench/results/")
+    args = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    known = {b.name for b in BENCHMARKS}
+    if args.only and not set(args.only) <= known:
+        ap.error(f"unknown benchmark(s) {sorted(set(args.only) - known)}; known: {sorted(known)}")
+    failed = []
+    if not args.docs_only:
+        for b in BENCHMARKS:
+            if args.only and b.name not in args.only:
+                continue
+            print(f"== {b.name}: bench/{b.script}", file=sys.stderr, flush=True)
+            rec = run_one(b, args.quick)
+            (RESULTS / f"{b.name}.json").write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n",
+                                                    encoding="utf-8")
+            if rec["exit_status"] != 0:
+                failed.append(b.name)
+                print(f"   failed (exit {rec['exit_status']}): {rec.get('stderr_tail', '')[-500:]}", file=sys.stderr)
+    records = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        records[rec["name"]] = rec
+    DOC.write_text(render(records), encoding="utf-8")
+    print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
