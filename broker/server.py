@@ -55,17 +55,21 @@ SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state 
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
+EVENTS_PAGE = 1000  # journaled events one ``events`` request returns at most
 # Questions the broker answers from the hall without changing it, and who may ask them.
 QUERIES: dict[str, frozenset[str]] = {
     "ticket_by_token": frozenset({"web", "admin"}),  # the web gateway's ticket pages (docs/web.md)
+    # The journal (it names clerks), for the web gateway's webhooks (docs/web.md), displays and admins.
+    "events": frozenset({"web", "display", "admin"}),
 }
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket"}),
+    # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
+    # _authorise) and the counter actions of integration boxes, for any counter.
+    "web": frozenset({"take_ticket", "call_next", "recall", "no_show", "start", "finish"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
                           "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket"}),
     "display": frozenset(),
-    # The web gateway (docs/web.md): remote tickets for citizens' phones and integrations.
-    "web": frozenset({"take_ticket"}),
     "admin": frozenset(COMMANDS),
 }
 
@@ -337,6 +341,8 @@ class Broker:
         if req.type not in ROLE_COMMANDS.get(role, frozenset()):
             log.warning("refused %s from %s (role %s)", req.type, client, role)
             raise HallError("FORBIDDEN", detail=f"role {role} may not {req.type}")
+        if role == "web" and req.type == "take_ticket" and req.args.get("channel") != "remote":
+            raise HallError("FORBIDDEN", detail="the web gateway takes remote tickets only")
         if role == "counter":
             asked = req.args.get("counter")
             if req.type in ("cancel_ticket", "reinstate") and asked is None:
@@ -351,9 +357,13 @@ class Broker:
         return {"epoch": self.epoch, "seq": self.seq, "client": client}
 
     def _query(self, req: Request) -> dict[str, Any]:
-        """``ticket_by_token {token}``: the public view of today's ticket with that page token (open
+        """One of :data:`QUERIES` (the caller's role was checked).
+
+        ``ticket_by_token {token}``: the public view of today's ticket with that page token (open
         tickets from memory, ended ones from the database), or UNKNOWN_TOKEN. A ticket of an earlier
         day answers only while it is still open. The token itself is never in the answer."""
+        if req.type == "events":
+            return self.journal_events(req.args.get("after"), req.args.get("limit", EVENTS_PAGE))
         token = req.args.get("token")
         if not isinstance(token, str) or not 16 <= len(token) <= 64:
             raise HallError("UNKNOWN_TOKEN")
@@ -368,6 +378,23 @@ class Broker:
             raise HallError("UNKNOWN_TOKEN")
         stored, visit = found
         return {"ticket": hall.ticket_view(stored, visit=visit), "epoch": self.epoch, "seq": self.seq}
+
+    def journal_events(self, after: Any, limit: Any = EVENTS_PAGE) -> dict[str, Any]:
+        """``events``: the journaled events after ``journal_seq`` ``after``, oldest first, at most ``limit``
+        (0 asks only for ``last_seq``), in the form they were published; ``last_seq`` is the newest
+        event's number. A gateway that missed publications (it was down, or lost some) fills them in from
+        here (docs/web.md, webhooks). ``journal`` is false when the broker keeps no journal (no database):
+        then nothing can be filled in. Numbers the database no longer has (purged) are simply absent."""
+        for name, value in (("after", after), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise HallError("BAD_REQUEST", detail=f"events {name} must be a whole number >= 0")
+        store = self.hall.journal
+        if not hasattr(store, "events_since"):
+            return {"events": [], "last_seq": self.hall.last_event_seq, "journal": False}
+        rows = store.events_since(after, limit=min(limit, EVENTS_PAGE)) if limit else []
+        events = [dict(r["data"], type=r["type"], at=r["at"].replace("+00:00", "Z"), journal_seq=r["seq"],
+                       counter=r["counter"], clerk=r["clerk"], service=r["service"]) for r in rows]
+        return {"events": events, "last_seq": self.hall.last_event_seq, "journal": True}
 
     def _ticket_scope(self, asked: Any) -> str | int:
         """The ``tickets`` argument of a snapshot: ``"all"``, ``"none"``, or ``{"counter": N}`` (the
@@ -648,12 +675,13 @@ class _TicketIndex:
 
 
 def _closes_group(frame: bytes) -> bool:
-    """Whether the request must see the group before it written: a snapshot (see _on_batch), or a
-    ticket page's lookup, which may read a ticket that left memory in this very group from the database."""
-    if b"snapshot" not in frame and b"ticket_by_token" not in frame:  # most requests: no need to parse them twice
-        return False
+    """Whether the request must see the group before it written: a snapshot (see _on_batch), a ticket
+    page's lookup, which may read a ticket that left memory in this very group from the database, or an
+    ``events`` request, which reads the journal from the database."""
+    if b"snapshot" not in frame and b"ticket_by_token" not in frame and b"events" not in frame:
+        return False  # most requests: no need to parse them twice
     try:
-        return decode_request(frame).type in ("snapshot", "ticket_by_token")
+        return decode_request(frame).type in ("snapshot", "ticket_by_token", "events")
     except Exception:  # handle() answers it properly
         return False
 

@@ -89,6 +89,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "arrangement for {year}, so the hall closes on the statutory holidays only and knows no make-up "
         "working days. Enter the {year} notice in hall.toml ([[hours.notice]]) or upgrade the holidays library",
     ),
+    # the web gateway's REST API
+    "UNAUTHORIZED": ("缺少或无效的访问令牌", "Missing or invalid API token"),
+    "TOKEN_SCOPE": ("此访问令牌无权执行该操作：{detail}", "This API token may not do that: {detail}"),
+    "RATE_LIMITED": ("请求过于频繁，请 {retry_after} 秒后再试", "Too many requests; try again in {retry_after} s"),
 }
 
 
