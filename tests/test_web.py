@@ -158,18 +158,22 @@ def test_a_finished_ticket_of_another_day_is_not_found(hall: Any, manual_clock: 
         c.close()
 
 
-def test_the_web_role_may_take_tickets_and_look_up_tokens_and_nothing_else(start_broker: Any, keys_dir: Path
-                                                                           ) -> None:
+def test_the_web_role_may_take_remote_tickets_act_for_counters_and_look_up_tokens_and_nothing_else(
+        start_broker: Any, keys_dir: Path) -> None:
     keys.add_device(keys_dir, "web-1", "web")
     broker = start_broker(small_config(public_base_url=BASE), keys_dir=keys_dir)
     web = BrokerClient(broker.endpoint, security=security(keys_dir, "web-1"), timeout=3.0)
     display = BrokerClient(broker.endpoint, security=security(keys_dir, "wall-1"), timeout=3.0)
     try:
-        t = web.request("take_ticket", service="P")
+        t = web.request("take_ticket", service="P", channel="remote")
         assert t["url"] == f"{BASE}/t/{t['token']}"
         assert web.request("ticket_by_token", token=t["token"])["ticket"]["label"] == "A001"
-        for who, type_, args in ((web, "call_next", {"counter": 1}), (web, "cancel_ticket", {"ticket": "A001",
-                                                                                             "reason": "x"}),
+        with pytest.raises(CommandRefused) as refused:  # the gateway's counter actions reach the engine
+            web.request("call_next", counter=1)
+        assert refused.value.code == "COUNTER_CLOSED"
+        for who, type_, args in ((web, "take_ticket", {"service": "P"}),  # a kiosk's ticket: not the gateway's
+                                 (web, "sign_in", {"counter": 1, "clerk": "c1a", "pin": "1234"}),
+                                 (web, "cancel_ticket", {"ticket": "A001", "reason": "x"}),
                                  (display, "ticket_by_token", {"token": t["token"]})):
             with pytest.raises(CommandRefused) as refused:
                 who.request(type_, **args)
