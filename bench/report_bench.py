@@ -55,7 +55,7 @@ from queuehall.broker.reports import GROUPS, ReportBuilder, to_csv, to_table  # 
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-FIRST_DAY, LAST_DAY = date(2026, 1, 1), date(2026, 6, 30)  # six months chinesecalendar covers
+FIRST_DAY, LAST_DAY = date(2026, 1, 1), date(2026, 6, 30)  # six months the holiday calendar covers
 MONTH = (date(2026, 5, 1), date(2026, 5, 31))  # the reported month (with the Labour Day holiday)
 COUNTERS = 120
 TRANSFERS_PER_TICKET = 0.15  # visits per ticket ≈ 1.15 (fee trips, reinstated no-shows, transfers)

@@ -439,6 +439,9 @@ class Hall:
             "target_counter": t.target_counter,
             "note": v.note if v else "",
             "queued_at": _iso(t.queue_key),  # FIFO position: transfers keep their issue time
+            # 限时办结 of the queue's service, from the day of acceptance: screens show it, never compute it.
+            "promised_days": s.promised_days,
+            "promised_date": _date(self.hours.promised_date(t.business_day, s.promised_days)),
         }
 
     def queue(self, service: str) -> list[Ticket]:
@@ -1080,6 +1083,10 @@ def _fifo(t: Ticket) -> tuple[datetime, int]:
 
 
 _ISO: dict[datetime, str] = {}  # a ticket's view repeats the same few instants (issued, entered, queued)
+
+
+def _date(d: date | None) -> str | None:
+    return d.isoformat() if d is not None else None
 
 
 def _iso(at: datetime | None) -> str | None:

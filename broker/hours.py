@@ -98,6 +98,7 @@ class OpeningHours:
         self._periods: dict[date, tuple[Period, ...]] = {}
         self._bounds: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
         self._official: dict[date, bool | None] = {}
+        self._promised: dict[tuple[date, int], date] = {}
         self._notice_years = frozenset(n.year for n in hours.notices)
 
     def local(self, at: datetime) -> datetime:
@@ -190,12 +191,15 @@ class OpeningHours:
         broker sends with each ticket and the reports count past-due matters by."""
         if working_days <= 0:
             return None
-        d, left = accepted, working_days
-        while left:
-            d += timedelta(days=1)
-            if self.is_working_day(d):
-                left -= 1
-        return d
+        key = (accepted, working_days)
+        if key not in self._promised:  # asked for every ticket the broker publishes
+            d, left = accepted, working_days
+            while left:
+                d += timedelta(days=1)
+                if self.is_working_day(d):
+                    left -= 1
+            self._promised[key] = d
+        return self._promised[key]
 
     def covered(self, day: date) -> bool:
         """Whether official data (a declared notice, or the library's copy of one) covers ``day``;

@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from queuehall.counter.window import CounterWindow, apply_app_style
 
     from queuehall.client import Security, parse_endpoint
-    from queuehall.clock import SystemClock
     from queuehall.qtlink import QtLink
 
     try:
@@ -79,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     apply_app_style(app)
     link = QtLink(args.broker, role="counter", name=f"counter-{args.counter}", counter=args.counter,
                   security=security)
-    model = CounterModel(args.counter, link.request, SystemClock(), lang=args.lang,
+    # The hall's time from the broker, not the PC's clock (which may be off, and is not the hall's under --sim-start).
+    model = CounterModel(args.counter, link.request, link.hall_clock, lang=args.lang,
                          posts=posts_from_config(args.config, args.counter))
     window = CounterWindow(link, model)
     window.setWindowTitle(f"queuehall · {args.counter}号窗口 / counter {args.counter}")

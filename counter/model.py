@@ -13,7 +13,8 @@ read-only views. All rules live here so they can be tested without widgets:
 * after a transfer, the sentence the clerk says to the citizen (which window next);
 * this clerk's figures for today, counted from what this terminal has seen.
 
-Times come from an injected :class:`~queuehall.clock.Clock` (tests use a manual clock).
+Times come from an injected :class:`~queuehall.clock.Clock`: in the application the link's
+:class:`~queuehall.clock.HallClock` (the broker's time, never the PC's), in tests a manual clock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -99,6 +100,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_materials": ("本业务无需材料", "No documents needed for this service"),
     "promised": ("承诺办结：{date}（{days} 个工作日）", "Promised by {date} ({days} working days)"),
     "promised_now": ("承诺办结：当场办结", "Promised: completed on the spot"),
+    "promised_days": ("承诺 {days} 个工作日内办结", "Promised within {days} working days"),
     "promised_rule": ("工作日按周一至周五计，跳过法定节假日、计入调休上班日",
                       "Working days are Mon–Fri, skipping public holidays and counting make-up days"),
     "waiting_title": ("等候队列（{count} 人）", "Waiting ({count})"),
@@ -248,38 +250,14 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def _weekday_rule(day: date) -> bool:
-    return day.weekday() < 5
-
-
-def is_working_day(day: date) -> bool:
-    """Mon–Fri, except China's statutory holidays, plus its make-up working days (调休).
-
-    Uses the ``chinese_calendar`` package for the years it covers; for other years (or
-    without the package) simply Monday to Friday.
-    """
-    try:
-        import chinese_calendar
-
-        return bool(chinese_calendar.is_workday(day))
-    except (ImportError, NotImplementedError):
-        return _weekday_rule(day)
-
-
-def promised_date(today: date, working_days: int,
-                  working: Callable[[date], bool] = is_working_day) -> date | None:
-    """The date ``working_days`` working days after ``today`` (today itself is not counted).
-
-    Returns None for 0 days (the matter is completed on the spot).
-    """
-    if working_days <= 0:
+def parse_day(value: object) -> date | None:
+    """An ISO date from the wire (``2026-10-09``), or None."""
+    if not isinstance(value, str):
         return None
-    day, left = today, working_days
-    while left:
-        day += timedelta(days=1)
-        if working(day):
-            left -= 1
-    return day
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 class CounterModel:
@@ -506,12 +484,19 @@ class CounterModel:
         return [(m.get("zh", ""), m.get("en", "")) for m in materials]
 
     def promised(self) -> tuple[date | None, int] | None:
-        """(promised completion date, working days) for the current ticket's service; None without one."""
+        """(promised completion date, working days) of the current ticket; None without a ticket.
+
+        Both come with the ticket from the broker (``promised_date``, ``promised_days``), which
+        computes them with the hall's calendar from the day of acceptance, as the reports do: the
+        counter never computes a date itself. The date is None for 0 days (on the spot).
+        """
         t = self.current_ticket()
         if t is None:
             return None
-        days = int(self.service(t["queue_service"]).get("promised_days") or 0)
-        return promised_date(self.today(), days), days
+        days = t.get("promised_days")
+        if not isinstance(days, int) or isinstance(days, bool):
+            days = int(self.service(t["queue_service"]).get("promised_days") or 0)
+        return parse_day(t.get("promised_date")), days
 
     def promised_text(self) -> str:
         """The promised completion line for the current ticket (empty without one)."""
@@ -519,8 +504,10 @@ class CounterModel:
         if p is None:
             return ""
         when, days = p
-        if when is None:
+        if days <= 0:
             return self.text("promised_now")
+        if when is None:  # a broker that does not send the date: the days alone, never a date of our own
+            return self.text("promised_days", days=days)
         shown = f"{when.year}年{when.month}月{when.day}日" if self.lang == "zh" else when.isoformat()
         return self.text("promised", date=shown, days=days)
 

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +48,8 @@ from queuehall.display.announcer import (
     Call,
 )
 from queuehall.display.voice import MAX_REPEAT, VoiceError, VoicePack
+
+from queuehall.clock import HallClock  # re-exported: the display's tests and window import it from here
 
 log = logging.getLogger(__name__)
 
@@ -186,45 +187,6 @@ def parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return at.astimezone(UTC) if at.tzinfo is not None else None
-
-
-class HallClock:
-    """The hall's current time as the broker sees it, extrapolated with the local monotonic clock.
-
-    ``observe`` is called with each time the broker reports (heartbeat ``now``, snapshot
-    ``state["now"]``); it may be called from the link thread. Calling the clock returns that time
-    plus the local time elapsed since it was observed, or the system time before any observation.
-    """
-
-    def __init__(
-        self,
-        monotonic: Callable[[], float] = time.monotonic,
-        fallback: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._monotonic = monotonic
-        self._fallback = fallback
-        self._anchor: tuple[datetime, float] | None = None  # replaced whole: safe across threads
-        self._lock = threading.Lock()
-
-    @property
-    def source(self) -> str:
-        """``"broker"`` once the broker's time is known, else ``"system"``."""
-        return "broker" if self._anchor is not None else "system"
-
-    def observe(self, now: datetime | str | None) -> None:
-        """Take ``now`` (aware datetime or ISO string) as the hall time at this instant; ignores junk."""
-        at = parse_time(now) if isinstance(now, str) else now
-        if at is None or at.tzinfo is None:
-            return
-        with self._lock:
-            self._anchor = (at.astimezone(UTC), self._monotonic())
-
-    def __call__(self) -> datetime:
-        anchor = self._anchor
-        if anchor is None:
-            return self._fallback().astimezone(UTC)
-        at, mono = anchor
-        return at + timedelta(seconds=max(0.0, self._monotonic() - mono))
 
 
 # ---------------------------------------------------------------------------------------- views

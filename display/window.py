@@ -129,14 +129,11 @@ class HeartbeatMirror(StateMirror):
     """
 
     def __init__(self, hall_clock: HallClock) -> None:
-        super().__init__()
-        self._hall_clock = hall_clock
+        super().__init__(hall_clock)  # the base mirror feeds it each heartbeat's and snapshot's time
 
     def apply(self, msg: dict[str, Any]) -> str:
-        """Observe the heartbeat's time and stamp events with their arrival, then apply as usual."""
-        if msg.get("type") == "heartbeat" and msg.get("epoch") == self.epoch:
-            self._hall_clock.observe(msg.get("now"))
-        elif msg.get("type") == "event":
+        """Stamp events with their arrival, then apply as usual."""
+        if msg.get("type") == "event":
             # The model tells a live call from one handled late (a stalled screen) by this stamp.
             msg.setdefault("received_monotonic", time.monotonic())
         return super().apply(msg)

@@ -460,6 +460,11 @@ class Message:
     code: str = ""
 
 
+def system_now() -> datetime:
+    """This PC's time: only until the window connects the model to the broker's hall clock."""
+    return datetime.now(UTC)
+
+
 # --------------------------------------------------------------------------------------------------
 # The model
 
@@ -468,11 +473,12 @@ class Message:
 class KioskModel:
     """The kiosk's state and rules. Call the ``on_*`` methods with what happened; render ``screen``.
 
-    ``clock`` returns an aware UTC datetime (inject a manual clock in tests).
+    ``clock`` returns an aware UTC datetime: the hall's time from the broker (the window gives a model
+    left at the default :func:`system_now` its link's ``hall_clock``), a manual clock in tests.
     """
 
     settings: KioskSettings = field(default_factory=KioskSettings)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=system_now)
     state: dict[str, Any] = field(default_factory=dict)
     connected: bool = False
     printer: PrinterHealth = UNKNOWN_PRINTER

@@ -53,6 +53,7 @@ from queuehall.kiosk.model import (
     ServiceCard,
     TakeTicket,
     VoidTicket,
+    system_now,
     wait_text,
 )
 from queuehall.kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
@@ -1061,6 +1062,9 @@ class KioskWindow(QWidget):
         self.link = link
         self.printer = printer
         self.model = model
+        if model.clock is system_now and getattr(link, "hall_clock", None) is not None:
+            # The hall's time from the broker: the PC's clock may be off (or the hall simulated).
+            model.clock = link.hall_clock
         self.printer_spec = printer_spec
         self.broker_label = broker_label
         self.quit_app = quit_app or QApplication.quit

@@ -29,6 +29,7 @@ from typing import Any
 
 import zmq
 
+from queuehall.clock import HallClock
 from queuehall.protocol import (
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,
@@ -171,11 +172,13 @@ class BrokerClient:
 class StateMirror:
     """The hall state as screens see it, kept current from a snapshot and events."""
 
-    def __init__(self) -> None:
+    def __init__(self, hall_clock: HallClock | None = None) -> None:
         self.epoch: str | None = None
         self.seq = 0
         self.state: dict[str, Any] = {}
         self.synced = False
+        # The hall's time from the broker (snapshot and heartbeats): every screen's "now".
+        self.hall_clock = hall_clock if hall_clock is not None else HallClock()
 
     def load(self, snapshot: dict[str, Any]) -> None:
         """Start over from ``snapshot``, which the mirror takes over: events change it in place
@@ -184,10 +187,13 @@ class StateMirror:
         self.seq = int(snapshot["seq"])
         self.state = snapshot["state"]
         self.synced = True
+        self.hall_clock.observe(self.state.get("now"))
 
     def apply(self, msg: dict[str, Any]) -> str:
         """Apply one publication: returns ``"applied"``, ``"old"`` (already in the
         snapshot), or ``"resync"`` (gap or new epoch: take a fresh snapshot)."""
+        if msg.get("type") == "heartbeat":
+            self.hall_clock.observe(msg.get("now"))  # the broker's time, whatever the mirror's state
         if not self.synced:
             return "resync"
         if msg.get("epoch") != self.epoch:
@@ -267,6 +273,12 @@ class Link:
         self._wake_addr = f"inproc://queuehall-link-{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
         self._resubscribe = threading.Event()
+
+    @property
+    def hall_clock(self) -> HallClock:
+        """The hall's time as the broker tells it (snapshot and heartbeats), advanced locally between
+        them: what every screen must take as "now" instead of its PC's clock."""
+        return self.mirror.hall_clock
 
     # -- public API (any thread)
 

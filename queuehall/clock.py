@@ -6,7 +6,9 @@ hall's time zone.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -59,3 +61,59 @@ class SimulatedClock:
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
+
+
+def _system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HallClock:
+    """The hall's time as the broker tells it, carried forward on this machine's monotonic clock.
+
+    Every screen takes "now" from here, never from its PC's clock, which may be off by hours or
+    days (and under ``--sim-start`` the hall's time is another day altogether). :meth:`observe`
+    takes each time the broker reports: the snapshot's ``state["now"]`` and every heartbeat's
+    ``now`` (at least once a second); between them the local monotonic clock advances it, so
+    changing the PC's clock changes nothing. Before the first report it is ``fallback`` (the
+    system time): a screen shows nothing of the hall before its first snapshot anyway.
+    Thread-safe: the link thread observes, the GUI thread reads. Call it or use :meth:`now`
+    (it is a :class:`Clock`).
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
+                 fallback: Callable[[], datetime] = _system_now) -> None:
+        self._monotonic = monotonic
+        self._fallback = fallback
+        self._anchor: tuple[datetime, float] | None = None  # replaced whole: safe across threads
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> str:
+        """``"broker"`` once the broker's time is known, else ``"system"``."""
+        return "broker" if self._anchor is not None else "system"
+
+    def observe(self, now: datetime | str | None) -> None:
+        """Take ``now`` (aware datetime or ISO string, ``…Z``) as the hall time at this instant; junk is ignored."""
+        at: datetime | None
+        if isinstance(now, str):
+            try:
+                at = datetime.fromisoformat(now.replace("Z", "+00:00"))
+            except ValueError:
+                return
+        else:
+            at = now if isinstance(now, datetime) else None
+        if at is None or at.tzinfo is None:
+            return
+        with self._lock:
+            self._anchor = (at.astimezone(UTC), self._monotonic())
+
+    def now(self) -> datetime:
+        """The hall's current time, aware, in UTC."""
+        anchor = self._anchor
+        if anchor is None:
+            return self._fallback().astimezone(UTC)
+        at, mono = anchor
+        return at + timedelta(seconds=max(0.0, self._monotonic() - mono))
+
+    def __call__(self) -> datetime:
+        return self.now()

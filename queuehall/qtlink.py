@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 
 from queuehall.client import Link, Security, StateMirror
+from queuehall.clock import HallClock
 from queuehall.protocol import Reply
 
 
@@ -104,6 +105,12 @@ class QtLink(QObject):
     @property
     def alive(self) -> bool:
         return self.link.alive
+
+    @property
+    def hall_clock(self) -> HallClock:
+        """The hall's time from the broker, advanced locally (:attr:`queuehall.client.Link.hall_clock`):
+        a screen's "now", whatever its PC's clock says."""
+        return self.link.hall_clock
 
     @property
     def client_id(self) -> str:

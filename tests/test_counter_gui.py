@@ -25,7 +25,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
 from queuehall.counter.main import posts_from_config
-from queuehall.counter.model import CounterModel, promised_date
+from queuehall.counter.model import CounterModel
 from queuehall.counter.window import CounterWindow
 
 import queuehall.client as client_mod
@@ -171,18 +171,21 @@ def texts(term: Terminal) -> str:
 # ---------------------------------------------------------------------------------------------- model only
 
 
-def test_promised_date_counts_working_days_mon_to_fri_with_china_holidays() -> None:
-    tuesday = date(2026, 11, 24)
-    assert promised_date(tuesday, 0) is None  # 当场办结
-    assert promised_date(tuesday, 5) == date(2026, 12, 1)  # Wed Thu Fri, Mon Tue
-    assert promised_date(tuesday, 15) == date(2026, 12, 15)
-    assert promised_date(date(2026, 11, 27), 1) == date(2026, 11, 30)  # Friday -> Monday: weekends skipped
-    # National Day 2026 (Oct 1–7 off): the first working day after Sep 30 is Oct 8.
-    assert promised_date(date(2026, 9, 30), 1) == date(2026, 10, 8)
-    # Years the holiday calendar does not know yet: plain Monday to Friday.
-    assert promised_date(date(2031, 1, 3), 1) == date(2031, 1, 6)
-    # The rule is injectable (e.g. a Monday-to-Saturday hall).
-    assert promised_date(date(2026, 11, 27), 1, lambda d: d.weekday() < 6) == date(2026, 11, 28)
+def test_the_promised_date_is_the_brokers_never_the_counters_own() -> None:
+    """The counter shows the ``promised_date`` its ticket carries (the broker's calendar, as in the reports),
+    whatever day its own clock says; a broker that sends no date gets the days alone, never a guess."""
+    model = CounterModel(4, lambda *a, **k: "r1", ManualClock(datetime(2031, 1, 3, 9, tzinfo=TZ)))
+    ticket = {"id": 7, "label": "E001", "status": "serving", "counter": 4, "queue_service": "move_in",
+              "promised_days": 5, "promised_date": "2026-10-09"}
+    model.on_state({"counters": {"4": {"number": 4, "ticket": ticket}}, "tickets": {"7": ticket},
+                    "services": {"move_in": {"promised_days": 5}}})
+    model.session = "s"
+    assert model.promised() == (date(2026, 10, 9), 5)
+    assert model.promised_text() == "承诺办结：2026年10月9日（5 个工作日）"
+    ticket.update(promised_days=0, promised_date=None)
+    assert model.promised_text() == "承诺办结：当场办结"
+    del ticket["promised_days"], ticket["promised_date"]  # an older broker
+    assert model.promised() == (None, 5) and model.promised_text() == "承诺 5 个工作日内办结"
 
 
 def test_posts_come_from_the_hall_configuration() -> None:
