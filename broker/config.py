@@ -79,6 +79,9 @@ class Service:
     priority_classes: tuple[str, ...]  # classes allowed to take a priority ticket here
     avg_service_minutes: float  # the estimate used before there is history
     description: Text | None = None
+    # Remote tickets (WeChat mini program, 一网通办; docs/web.md): None = the hall's [hall] value.
+    remote_quota: int | None = None  # remote tickets per business day; 0 = not offered remotely
+    remote_arrival_minutes: int | None = None  # a remote ticket not checked in by issue + this lapses
 
 
 @dataclass(frozen=True)
@@ -164,10 +167,20 @@ class HallConfig:
     pause_reasons: tuple[PauseReason, ...]
     # Where the web gateway is reached from citizens' phones (docs/web.md); "" = no ticket pages in QR codes.
     public_base_url: str = ""
+    # Remote tickets, hall-wide (each service may override): 0 = none are issued remotely.
+    remote_quota: int = 0
+    remote_arrival_minutes: int = 60
     source: str = ""
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
+
+    def remote_rules(self, service: Service) -> tuple[int, int]:
+        """(remote tickets per business day, minutes to check in) for ``service``: its own, else the hall's."""
+        quota = service.remote_quota if service.remote_quota is not None else self.remote_quota
+        minutes = (service.remote_arrival_minutes if service.remote_arrival_minutes is not None
+                   else self.remote_arrival_minutes)
+        return quota, minutes
 
     def counter(self, number: int) -> Counter | None:
         return next((c for c in self.counters if c.number == number), None)
@@ -306,7 +319,8 @@ class _Parser:
         top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
         hall = _Table(self, top.get("hall"), "hall",
                       ("name", "timezone", "number_width", "retention_days", "ticket_footer",
-                       "display_notice", "public_base_url"), "a table [hall]")
+                       "display_notice", "public_base_url", "remote_quota", "remote_arrival_minutes"),
+                      "a table [hall]")
         name = hall.text("name")
         timezone = self.timezone(hall)
         number_width = hall.integer("number_width", 3, 2, 5)
@@ -319,6 +333,8 @@ class _Parser:
         ticket_footer = hall.text("ticket_footer", Text("", ""))
         display_notice = hall.text("display_notice", Text("", ""))
         public_base_url = self.public_base_url(hall)
+        remote_quota = hall.integer("remote_quota", 0, 0, 10**5)
+        remote_arrival = hall.integer("remote_arrival_minutes", 60, 1, _MINUTES_PER_DAY)
 
         calling = self.calling(top.get("calling", {}))
         hours = self.hours(top.get("hours"))
@@ -357,7 +373,8 @@ class _Parser:
             name=name, timezone=timezone, number_width=number_width, retention_days=retention_days,
             ticket_footer=ticket_footer, display_notice=display_notice, calling=calling, hours=hours,
             departments=departments, priority_classes=priorities, services=services, counters=counters,
-            clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url, source=self.source,
+            clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
+            remote_quota=remote_quota, remote_arrival_minutes=remote_arrival, source=self.source,
         )
 
     def public_base_url(self, hall: _Table) -> str:
@@ -569,8 +586,10 @@ class _Parser:
         classes = t.refs("priority_classes", [p.code for p in priorities], "priority", [])
         avg = t.number("avg_service_minutes", 10.0, 0.0, 480.0)
         description = t.text("description", None)
+        remote_quota = t.integer("remote_quota", None, 0, 10**5)
+        remote_arrival = t.integer("remote_arrival_minutes", None, 1, _MINUTES_PER_DAY)
         return Service(code, prefix, name, department, materials, promised_days, target_wait, daily_cap,
-                       cutoff, classes, avg, description)
+                       cutoff, classes, avg, description, remote_quota, remote_arrival)
 
     def clerk(self, t: _Table) -> Clerk:
         clerk_id = t.code("id")
@@ -765,7 +784,8 @@ class _Table:
 
 
 _SERVICE_KEYS = ("code", "prefix", "name", "department", "materials", "promised_days", "target_wait_minutes",
-                 "daily_cap", "cutoff_minutes", "priority_classes", "avg_service_minutes", "description")
+                 "daily_cap", "cutoff_minutes", "priority_classes", "avg_service_minutes", "description",
+                 "remote_quota", "remote_arrival_minutes")
 _COUNTER_KEYS = ("number", "name", "services", "weights", "clerk_a", "clerk_b")
 
 
@@ -792,6 +812,8 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         hall["display_notice"] = _text(cfg.display_notice)
     if cfg.public_base_url:
         hall["public_base_url"] = cfg.public_base_url
+    hall["remote_quota"] = cfg.remote_quota
+    hall["remote_arrival_minutes"] = cfg.remote_arrival_minutes
     c, h = cfg.calling, cfg.hours
     hours: dict[str, Any] = {day: [_fmt_period(p) for p in h.weekly[i]] for i, day in enumerate(WEEKDAYS)}
     hours |= {"chinese_calendar": h.chinese_calendar,
@@ -813,6 +835,10 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         }
         if s.description is not None:
             out["description"] = _text(s.description)
+        if s.remote_quota is not None:
+            out["remote_quota"] = s.remote_quota
+        if s.remote_arrival_minutes is not None:
+            out["remote_arrival_minutes"] = s.remote_arrival_minutes
         return out
 
     def counter(k: Counter) -> dict[str, Any]:

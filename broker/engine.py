@@ -55,6 +55,10 @@ _EWMA = 0.2  # weight of the newest service time in the estimate
 _STATE_STREAK = "streak"
 _STATE_WRR = "wrr"
 _STATE_AVG = "avg_service_s"
+# Remote tickets (docs/web.md): {"day": business day, "issued": {service: n}, "tickets": {id: {label, arrive_by,
+# checked_in_at, lapsed}}}; journaled with the commands that change it, so quotas and deadlines survive restarts.
+_STATE_REMOTE = "remote"
+CHANNELS = ("kiosk", "remote")
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
 
@@ -421,7 +425,7 @@ class Hall:
         visit when it is not in memory (a stored ticket). Never the token."""
         v = visit or (tx.change.visits.get(t.visit_id) if tx is not None else None) or self.visits.get(t.visit_id)
         s = self.services[t.queue_service]
-        return {
+        view = {
             "id": t.id,
             "label": t.label,
             "business_day": t.business_day.isoformat(),
@@ -443,6 +447,12 @@ class Hall:
             "promised_days": s.promised_days,
             "promised_date": _date(self.hours.promised_date(t.business_day, s.promised_days)),
         }
+        reg = (tx.change.state.get(_STATE_REMOTE) if tx is not None else None) or self.state.get(_STATE_REMOTE)
+        remote = reg["tickets"].get(str(t.id)) if reg else None
+        if remote is not None:  # only remote tickets carry these (docs/protocol.md)
+            view.update(channel="remote", arrive_by=remote["arrive_by"],
+                        checked_in=remote["checked_in_at"] is not None)
+        return view
 
     def queue(self, service: str) -> list[Ticket]:
         """Waiting tickets of one service queue, in FIFO order (priority not applied)."""
@@ -684,8 +694,8 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: tickets
 
-    @_command(Param("service", str), Param("priority", str, False))
-    def take_ticket(self, tx: _Tx, service: str, priority: str | None = None,
+    @_command(Param("service", str), Param("priority", str, False), Param("channel", str, False))
+    def take_ticket(self, tx: _Tx, service: str, priority: str | None = None, channel: str | None = None,
                     client: str | None = None) -> dict[str, Any]:
         """Issue the next number of ``service`` for today.
 
@@ -697,7 +707,16 @@ class Hall:
         Replies with the ticket, how many are ahead and the estimated wait, the ticket's page
         token (128 random bits, only in this reply: never in an event) and, when the hall has a
         ``public_base_url``, the page's ``url`` for the QR code.
+
+        ``channel: "remote"`` (a WeChat mini program or 一网通办 through the web gateway; default
+        ``"kiosk"``) takes a *remote* ticket under the same rules, and two more: at most
+        ``remote_quota`` remote tickets per service and business day (REMOTE_NOT_OFFERED when it is 0,
+        REMOTE_QUOTA_REACHED when used up), and the holder must check in at the kiosk
+        (:meth:`check_in`) within ``remote_arrival_minutes``, by the ticket's ``arrive_by``, or the
+        ticket lapses (:meth:`lapse_remote`). A remote ticket queues from the moment it is taken.
         """
+        if channel is not None and channel not in CHANNELS:
+            raise HallError("BAD_REQUEST", detail=f"channel must be one of {', '.join(CHANNELS)}")
         s = self._service(service)
         if priority:
             if priority not in {p.code for p in self.config.priority_classes}:
@@ -715,6 +734,15 @@ class Hall:
                 datetime.combine(tx.day + timedelta(days=1), datetime.min.time(), tzinfo=self.hours.tz),
                 s.cutoff_minutes)
             raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=service)
+        remote = None
+        if channel == "remote":
+            quota, minutes = self.config.remote_rules(s)
+            if quota == 0:
+                raise HallError("REMOTE_NOT_OFFERED", service=service)
+            remote = self._remote(tx)
+            if remote["issued"].get(s.code, 0) >= quota:
+                raise HallError("REMOTE_QUOTA_REACHED", service=service, quota=quota)
+            remote["issued"][s.code] = remote["issued"].get(s.code, 0) + 1
         # Everyone waiting is ahead of a normal ticket; only green-channel tickets are ahead of one.
         queue = self._queues.get(s.code, {})
         ahead = sum(1 for t in queue.values() if t.priority) if priority else len(queue)
@@ -726,10 +754,91 @@ class Hall:
         tx.add_visit(Visit(id=ticket.visit_id, ticket_id=ticket.id, seq=1, business_day=tx.day,
                            service=s.code, entered_at=tx.now))
         tx.add_ticket(ticket)
+        if remote is not None:
+            remote["tickets"][str(ticket.id)] = {"label": ticket.label, "arrive_by": _iso(tx.now + timedelta(
+                minutes=minutes)), "checked_in_at": None, "lapsed": False}
         wait = self.estimated_wait_minutes(s.code, ahead)
         ev = tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
         return {"ticket": ev.data["ticket"], "ahead": ahead, "estimated_wait_minutes": wait,
                 "token": ticket.token, "url": self.ticket_url(ticket)}
+
+    def _remote(self, tx: _Tx) -> dict[str, Any]:
+        """This command's copy of the remote-ticket register, started afresh on a new business day (the
+        counts restart; entries of tickets still open are kept, so they can still check in or lapse)."""
+        reg = tx.state(_STATE_REMOTE)
+        day = tx.day.isoformat()
+        if reg.get("day") != day:
+            old = reg.get("tickets", {})
+            reg.clear()
+            reg.update(day=day, issued={}, tickets={k: e for k, e in old.items() if int(k) in self.tickets
+                                                    and self.tickets[int(k)].status in ACTIVE})
+        return reg
+
+    def remote_due(self) -> bool:
+        """Whether a remote ticket is still waiting, not checked in, past its ``arrive_by``: then the
+        broker runs :meth:`lapse_remote` (it asks on every heartbeat; this is cheap and changes nothing)."""
+        reg = self.state.get(_STATE_REMOTE)
+        if not reg:
+            return False
+        now = self.clock.now()
+        for key, e in reg["tickets"].items():
+            if e["checked_in_at"] is None and not e["lapsed"] and _parse_iso(e["arrive_by"]) < now:
+                t = self.tickets.get(int(key))
+                if t is not None and t.status == WAITING:
+                    return True
+        return False
+
+    @_command(Param("ticket", str))
+    def check_in(self, tx: _Tx, ticket: str) -> dict[str, Any]:
+        """The holder of a remote ticket has arrived: the kiosk scanned its QR code (or the web gateway was
+        told so); from now on the ticket no longer lapses. Refused for a ticket not taken remotely
+        (NOT_REMOTE), one checked in already (ALREADY_CHECKED_IN), one past its ``arrive_by`` or lapsed
+        (REMOTE_LAPSED: its holder takes a new ticket), and one no longer open (NOT_WAITING)."""
+        reg = self._remote(tx)
+        try:
+            t = self.find_ticket(ticket, tx)
+        except HallError:
+            label = str(ticket).strip().upper()
+            gone = next((e for e in reg["tickets"].values() if e["label"] == label and e["lapsed"]), None)
+            if gone is not None:  # lapsed tickets leave memory; the register still knows them today
+                raise HallError("REMOTE_LAPSED", ticket=label,
+                                arrive_by=self._local_str(_parse_iso(gone["arrive_by"]))) from None
+            raise
+        entry = reg["tickets"].get(str(t.id))
+        if entry is None:
+            raise HallError("NOT_REMOTE", ticket=t.label)
+        if entry["checked_in_at"] is not None:
+            raise HallError("ALREADY_CHECKED_IN", ticket=t.label)
+        deadline = _parse_iso(entry["arrive_by"])
+        if entry["lapsed"] or (t.status == WAITING and tx.now > deadline):
+            raise HallError("REMOTE_LAPSED", ticket=t.label, arrive_by=self._local_str(deadline))
+        if t.status not in ACTIVE:
+            raise HallError("NOT_WAITING", ticket=t.label, status=t.status)
+        entry["checked_in_at"] = _iso(tx.now)
+        t = tx.ticket(t.id)  # in the change: its view (checked_in) is published again
+        tx.event("ticket_checked_in", ticket=t)
+        return {"ticket": self.ticket_view(t, tx=tx)}
+
+    @_command()
+    def lapse_remote(self, tx: _Tx) -> dict[str, Any]:
+        """Cancel every remote ticket still waiting, not checked in, past its ``arrive_by`` (event
+        ``ticket_cancelled`` with ``reason: "remote_lapsed"``); the broker runs it as soon as
+        :meth:`remote_due`. A remote ticket called before its deadline does not lapse (its clerk marks
+        it a no-show as any other). Replies with the labels that lapsed."""
+        reg = self._remote(tx)
+        lapsed = []
+        for key, e in reg["tickets"].items():
+            if e["checked_in_at"] is not None or e["lapsed"] or _parse_iso(e["arrive_by"]) >= tx.now:
+                continue
+            found = self.tickets.get(int(key))
+            if found is None or found.status != WAITING:
+                continue
+            t = tx.ticket(found.id)
+            self._end(tx, t, CANCELLED)
+            e["lapsed"] = True
+            tx.event("ticket_cancelled", ticket=t, reason="remote_lapsed")
+            lapsed.append(t.label)
+        return {"lapsed": lapsed}
 
     @_command(Param("ticket", str), Param("reason", str))
     def void_ticket(self, tx: _Tx, ticket: str, reason: str, client: str | None = None) -> dict[str, Any]:
@@ -1100,6 +1209,10 @@ def _iso(at: datetime | None) -> str | None:
     return text
 
 
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
     """Type-check a command's arguments against its declared parameters; ignore unknown ones."""
     if not isinstance(args, dict):
@@ -1126,5 +1239,6 @@ def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
 COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     name: getattr(Hall, name)
     for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
-                 "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer")
+                 "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
+                 "check_in", "lapse_remote")
 }

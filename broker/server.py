@@ -63,10 +63,10 @@ QUERIES: dict[str, frozenset[str]] = {
     "events": frozenset({"web", "display", "admin"}),
 }
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
-    "kiosk": frozenset({"take_ticket", "void_ticket"}),
+    "kiosk": frozenset({"take_ticket", "void_ticket", "check_in"}),
     # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
-    # _authorise) and the counter actions of integration boxes, for any counter.
-    "web": frozenset({"take_ticket", "call_next", "recall", "no_show", "start", "finish"}),
+    # _authorise) and their check-in, and the counter actions of integration boxes, for any counter.
+    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
                           "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket"}),
     "display": frozenset(),
@@ -341,8 +341,10 @@ class Broker:
         if req.type not in ROLE_COMMANDS.get(role, frozenset()):
             log.warning("refused %s from %s (role %s)", req.type, client, role)
             raise HallError("FORBIDDEN", detail=f"role {role} may not {req.type}")
-        if role == "web" and req.type == "take_ticket" and req.args.get("channel") != "remote":
-            raise HallError("FORBIDDEN", detail="the web gateway takes remote tickets only")
+        if req.type == "take_ticket" and role in ("web", "kiosk") and (req.args.get("channel") == "remote") != (
+                role == "web"):
+            raise HallError("FORBIDDEN", detail="the web gateway takes remote tickets only"
+                            if role == "web" else "a kiosk takes kiosk tickets only")
         if role == "counter":
             asked = req.args.get("counter")
             if req.type in ("cancel_ticket", "reinstate") and asked is None:
@@ -594,6 +596,13 @@ class Broker:
             # screen says hello at once, and an event each (to every screen) grew as their square.
             changed, self._presence_changed = self._presence_changed, set()
             self._publish({"type": "presence"}, set_={"devices": {c: self.devices[c] for c in sorted(changed)}})
+        if self.hall.remote_due():  # remote tickets not checked in by their deadline lapse (docs/web.md)
+            try:
+                lapsed = self.hall.execute("lapse_remote")["lapsed"]
+                log.info("remote tickets lapsed (not checked in): %s", ", ".join(lapsed))
+            except HallError as err:  # the database refused: tried again at the next beat
+                log.error("could not lapse remote tickets: %s", err)
+            self._flush()
         gone = self.hall.expire_no_shows()
         if gone:
             self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})

@@ -250,6 +250,8 @@ def _register_scripting(sub: Any) -> None:
             lambda a: {"ticket": a.ticket})
     command("cancel", "cancel_ticket", "cancel a ticket", [("ticket", {}), ("reason", {})],
             lambda a: {"ticket": a.ticket, "reason": a.reason})
+    command("checkin", "check_in", "check a remote ticket in (its holder has arrived)", [("ticket", {})],
+            lambda a: {"ticket": a.ticket})
 
     p = sub.add_parser("status", help="the whole hall state as JSON")
     _client_args(p)

@@ -89,6 +89,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "arrangement for {year}, so the hall closes on the statutory holidays only and knows no make-up "
         "working days. Enter the {year} notice in hall.toml ([[hours.notice]]) or upgrade the holidays library",
     ),
+    # remote tickets (WeChat mini program, 一网通办)
+    "REMOTE_NOT_OFFERED": ("业务“{service}”不提供线上取号", "Service {service} does not issue tickets remotely"),
+    "REMOTE_QUOTA_REACHED": (
+        "今日该业务线上取号名额已满（{quota} 个），请到大厅取号",
+        "Today's {quota} remote tickets for this service are all taken; please take one in the hall",
+    ),
+    "NOT_REMOTE": ("{ticket} 不是线上取的号，无需签到", "{ticket} was not taken remotely; no check-in needed"),
+    "ALREADY_CHECKED_IN": ("{ticket} 已签到", "{ticket} has already checked in"),
+    "REMOTE_LAPSED": (
+        "{ticket} 未在 {arrive_by} 前到厅签到，已失效，请重新取号",
+        "{ticket} was not checked in by {arrive_by} and has lapsed; please take a new ticket",
+    ),
     # the web gateway's REST API
     "UNAUTHORIZED": ("缺少或无效的访问令牌", "Missing or invalid API token"),
     "TOKEN_SCOPE": ("此访问令牌无权执行该操作：{detail}", "This API token may not do that: {detail}"),
