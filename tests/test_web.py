@@ -161,7 +161,7 @@ def test_a_finished_ticket_of_another_day_is_not_found(hall: Any, manual_clock: 
 def test_the_web_role_may_take_remote_tickets_act_for_counters_and_look_up_tokens_and_nothing_else(
         start_broker: Any, keys_dir: Path) -> None:
     keys.add_device(keys_dir, "web-1", "web")
-    broker = start_broker(small_config(public_base_url=BASE), keys_dir=keys_dir)
+    broker = start_broker(small_config(public_base_url=BASE, remote_quota=5), keys_dir=keys_dir)
     web = BrokerClient(broker.endpoint, security=security(keys_dir, "web-1"), timeout=3.0)
     display = BrokerClient(broker.endpoint, security=security(keys_dir, "wall-1"), timeout=3.0)
     try:
