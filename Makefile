@@ -2,8 +2,8 @@
 #
 #   make setup   install (root) or check (others) the Debian packages: scripts/setup-system.sh
 #   make venv    .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
-#   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff + import-linter
-#   make lint    ruff check and the import-linter layer contracts (pyproject.toml [tool.importlinter])
+#   make test    setup + venv + throwaway PostgreSQL (scripts/pg.sh) + pytest + ruff + import-linter + mypy
+#   make lint    ruff check, the import-linter layer contracts and mypy (pyproject.toml)
 #   make demo    run `queuehall demo` (headless into demo-out/ when there is no display)
 #   make bench   run every benchmark (bench/run.py), keep their JSON in bench/results/, write docs/benchmarks.md
 #   make bench-quick  the same as a smoke run of a few minutes
@@ -22,7 +22,7 @@ STAMP := $(VENV)/.installed
 # --durations: CI runs on 2 cores, so the slowest tests are listed in every run.
 PYTEST_ARGS ?= --durations=10
 
-.PHONY: setup venv test lint lint-imports demo bench bench-quick clean distclean
+.PHONY: setup venv test lint lint-imports typecheck demo bench bench-quick clean distclean
 
 setup:
 	@scripts/setup-system.sh
@@ -51,10 +51,17 @@ test: setup venv
 	if [ $$rc != 0 ]; then echo "make test: pytest failed (exit $$rc)" >&2; fi; \
 	$(VENV)/bin/ruff check . || { echo "make test: ruff check failed" >&2; rc=1; }; \
 	$(MAKE) --no-print-directory lint-imports || { echo "make test: import-linter contracts broken" >&2; rc=1; }; \
+	$(MAKE) --no-print-directory typecheck || { echo "make test: mypy found type errors" >&2; rc=1; }; \
 	exit $$rc
 
-lint: venv lint-imports
+lint: venv lint-imports typecheck
 	$(VENV)/bin/ruff check .
+
+# mypy on the same mirror (pyproject.toml [tool.mypy]); paths in its messages are the installed ones.
+typecheck: venv
+	@root=$$($(VPY) scripts/namespace_tree.py); \
+	cd / && MYPYPATH="$$root" $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml \
+	  --cache-dir $(CURDIR)/.mypy_cache
 
 # import-linter follows the installed namespace, which an editable install builds with an import hook it cannot
 # see: it checks a mirror of the sources at their installed paths, from outside the repository root.

@@ -271,9 +271,9 @@ class Hall:
                 self._capacity.clear()
         for t in change.tickets.values():
             self.dirty_services.update((t.service, t.queue_service))
-            old = self._queued_in.get(t.id)
-            if old is not None:
-                self.dirty_services.add(old)
+            queued_in = self._queued_in.get(t.id)
+            if queued_in is not None:
+                self.dirty_services.add(queued_in)
             if t.counter is not None:  # the ticket is (or was last) shown at this counter
                 self.dirty_counters.add(t.counter)
         self.tickets.update(change.tickets)
@@ -294,8 +294,8 @@ class Hall:
             self.requests[(change.request[0], change.request[1])] = change.request[2]
         # Memory holds open tickets and their current visit only; the database keeps the rest.
         for v in change.visits.values():
-            t = self.tickets.get(v.ticket_id)
-            if t is None or t.visit_id != v.id:
+            holder = self.tickets.get(v.ticket_id)
+            if holder is None or holder.visit_id != v.id:
                 self.visits.pop(v.id, None)
         for t in change.tickets.values():
             if t.status not in ACTIVE and t.status != NO_SHOW:

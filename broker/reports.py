@@ -381,10 +381,9 @@ class ReportBuilder:
         if not final:
             return
         pg = conn.dialect.name == "postgresql"
-        if pg:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert: Any = postgresql.insert if pg else sqlite.insert
 
         rf = report_facts.c
 
@@ -490,7 +489,7 @@ class ReportBuilder:
         if days.stored:
             # A range of the primary key (an index scan on PostgreSQL, however long the history), without
             # the days computed on the fly: stale ones, and those this run is storing now.
-            stored = rf.business_day.between(start, end)
+            stored: ColumnElement[bool] = rf.business_day.between(start, end)
             if days.stale or days.live:
                 stored = and_(stored, rf.business_day.not_in(sorted({*days.stale, *(days.live or ())})))
             parts.append(select(*(rf[c] for c in FACT_COLUMNS)).where(stored))
@@ -786,7 +785,7 @@ class ReportBuilder:
         last = (select(func.max(events.c.seq)).where(and_(kinds, events.c.business_day < start))
                 .group_by(events.c.counter).subquery())
         rows = conn.execute(select(*cols).where(events.c.seq.in_(select(last.c[0])))).all()
-        day = events.c.business_day
+        day: ColumnElement[Any] = events.c.business_day
         if conn.dialect.name == "postgresql":
             # Not the business-day index: PostgreSQL would read every event of the period through it
             # (0.2 s on a month of a busy hall) instead of the counter events through ix_events_type_seq.
@@ -845,13 +844,14 @@ class ReportBuilder:
         out = []
         for counter in sorted(set(acc) | set(busy)):
             a = acc.get(counter, {"open_s": 0.0, "paused_s": {}})
-            b, s = (x / 1000.0 for x in busy.get(counter, (0, 0)))
-            if not (a["open_s"] or any(a["paused_s"].values()) or b):
+            busy_s, serving = (x / 1000.0 for x in busy.get(counter, (0, 0)))
+            if not (a["open_s"] or any(a["paused_s"].values()) or busy_s):
                 continue  # e.g. left paused over a holiday: nothing happened here in the period
             cfg = self.config.counter(counter)
             out.append({"counter": counter, "name_zh": cfg.name.zh if cfg else None,
-                        "open_min": _minutes(a["open_s"]), "busy_min": _minutes(b), "serving_min": _minutes(s),
-                        "idle_min": _minutes(max(0.0, a["open_s"] - b)),
+                        "open_min": _minutes(a["open_s"]), "busy_min": _minutes(busy_s),
+                        "serving_min": _minutes(serving),
+                        "idle_min": _minutes(max(0.0, a["open_s"] - busy_s)),
                         "paused_min": _minutes(sum(a["paused_s"].values())),
                         "paused_by_reason_min": {k: _minutes(v) for k, v in sorted(a["paused_s"].items())}})
         return out

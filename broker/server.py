@@ -195,11 +195,11 @@ class Broker:
         try:
             while not self.stop_event.is_set():
                 timeout = max(0.0, next_beat - time.monotonic())
-                if poller.poll(min(timeout, 0.2) * 1000):
+                if poller.poll(round(min(timeout, 0.2) * 1000)):
                     # Drain what is queued (commands are handled strictly in arrival order), but
                     # stop for the heartbeat: a flood of requests must not make devices think us dead.
                     while time.monotonic() < next_beat:
-                        batch = []
+                        batch: list[Any] = []
                         while len(batch) < GROUP_MAX:
                             try:
                                 batch.append(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
@@ -247,13 +247,14 @@ class Broker:
                 out = []
                 self._begin_group()
             user = body.get("User-Id") if self.keys_dir is not None else None
+            user = None if user is None else str(user)  # a str for "User-Id" (Frame.get is typed str | int)
             reply = self.handle(body.bytes, user)
             out.append((ident, reply, reply.type.removesuffix("_reply") in COMMANDS))
         self._end_group(out)
 
     def _begin_group(self) -> None:
         if hasattr(self.hall.journal, "begin_group"):
-            self.hall.journal.begin_group()  # type: ignore[attr-defined]
+            self.hall.journal.begin_group()
 
     def _end_group(self, out: list[tuple[bytes, Any, bool]]) -> None:
         """Make the group durable, then send its replies, then publish its events."""
@@ -261,7 +262,7 @@ class Broker:
         journal = self.hall.journal
         if hasattr(journal, "flush_group"):
             try:
-                written = journal.flush_group()  # type: ignore[attr-defined]
+                written = journal.flush_group()
                 self.largest_group = max(self.largest_group, written)
             except Exception as exc:
                 log.critical("the database refused %d commands; rebuilding the hall from it", len(out))
@@ -284,7 +285,7 @@ class Broker:
         from queuehall.broker.storage import load_hall
 
         old = self.hall
-        self.hall = load_hall(old.config, old.clock, old.journal)
+        self.hall = load_hall(old.config, old.clock, old.journal)  # type: ignore[arg-type]  # a Store
         self.hall.listeners = old.listeners
         self._pending.clear()
         self._last_counters = self._counter_views()  # the screens resync from snapshots of the new epoch
@@ -471,7 +472,7 @@ class Broker:
         (of a service it serves and addressed to no counter, addressed to it, or at it), in id order."""
         if scope == "all":
             return index.all
-        if scope == "none":
+        if scope == "none" or isinstance(scope, str):
             return ()
         keys = set(index.addressed.get(scope, ())) | set(index.at_counter.get(scope, ()))
         for code in self.hall.counter_config[scope].services:
@@ -616,10 +617,10 @@ class Broker:
         if self._calendar is None:
             self._publish_calendar(self.hall.hours.calendar_status(day))
         summaries = self._summaries()
-        changed = {c: s for c, s in summaries.items()
-                   if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
-        if changed:
-            self._publish({"type": "services_changed"}, set_={"services": changed})
+        moved = {c: s for c, s in summaries.items()
+                 if _without_time(s) != _without_time(self._last_summaries.get(c, {}))}
+        if moved:
+            self._publish({"type": "services_changed"}, set_={"services": moved})
             self._last_summaries = summaries
         self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
             "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))

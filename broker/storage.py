@@ -18,7 +18,7 @@ import re
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from queuehall.broker.model import (
     ACTIVE,
@@ -261,6 +261,10 @@ def _db(at: datetime | None) -> datetime | None:
     return at.astimezone(UTC).replace(tzinfo=None) if at is not None else None
 
 
+@overload
+def _py(at: datetime) -> datetime: ...
+@overload
+def _py(at: None) -> None: ...
 def _py(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None else None
 
@@ -364,10 +368,9 @@ def _upsert(table: Table, keys: list[str], dialect: Any) -> list[_Statement]:
     """Statements that write rows whether or not their key exists (ON CONFLICT where supported)."""
     cols = [c.name for c in table.columns]
     if dialect.name in ("sqlite", "postgresql"):
-        if dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert: Any = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
         ins = dialect_insert(table)
         stmt = ins.on_conflict_do_update(index_elements=keys,
                                          set_={c: ins.excluded[c] for c in cols if c not in keys})

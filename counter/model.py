@@ -182,7 +182,7 @@ TEXT: dict[str, tuple[str, str]] = {
 def fill(template: str, values: dict[str, Any]) -> str:
     """``template.format`` that leaves a missing field as ``?`` instead of raising."""
 
-    class _Blank(dict):  # type: ignore[type-arg]
+    class _Blank(dict):
         def __missing__(self, key: str) -> str:
             return "?"
 

@@ -512,7 +512,7 @@ class SignInPage(QWidget):
     def focus_changed(self, new: QWidget | None) -> None:
         """Remember the field the on-screen keypad types into."""
         if new in (self.clerk, self.pin):
-            self._typing = new  # type: ignore[assignment]
+            self._typing = new
 
     def refresh(self) -> None:
         """Redraw the form from the model (texts, language, what may be pressed, the message)."""
@@ -833,17 +833,17 @@ class CounterWindow(QWidget):
         dialog: _Dialog
         if action == "transfer":
             dialog = TransferDialog(m, self)
-            dialog.accepted.connect(lambda: self._run(lambda: m.transfer(*dialog.target())))  # type: ignore[attr-defined]
+            dialog.accepted.connect(lambda: self._run(lambda: m.transfer(*dialog.target())))
         elif action == "pause":
             dialog = PauseDialog(m, self)
-            dialog.accepted.connect(lambda: self._run(lambda: m.pause(dialog.reason or "")))  # type: ignore[attr-defined]
+            dialog.accepted.connect(lambda: self._run(lambda: m.pause(dialog.reason or "")))
         elif action == "call_ticket":
             dialog = CallTicketDialog(m, self, preselect=self.selected_waiting())
-            dialog.accepted.connect(lambda: self._run(  # type: ignore[attr-defined]
-                lambda: m.call_ticket(dialog.label.text(), dialog.reason.text())))  # type: ignore[attr-defined]
+            dialog.accepted.connect(lambda: self._run(
+                lambda: m.call_ticket(dialog.label.text(), dialog.reason.text())))
         else:
             dialog = ReinstateDialog(m, self, preselect=self.selected_no_show())
-            dialog.accepted.connect(lambda: self._run(lambda: m.reinstate(dialog.label())))  # type: ignore[attr-defined]
+            dialog.accepted.connect(lambda: self._run(lambda: m.reinstate(dialog.label())))
         dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
         self.dialog = dialog
         dialog.open()

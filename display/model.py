@@ -369,7 +369,7 @@ def _event_call(ev: dict[str, Any]) -> tuple[int | None, str, int, str, int, str
     if not isinstance(label, str) or not label:
         return None
     tid = ticket.get("id") if isinstance(ticket.get("id"), int) else None
-    kind = ev.get("kind") if ev.get("kind") in ("call", "recall") else "call"
+    kind = str(ev["kind"]) if ev.get("kind") in ("call", "recall") else "call"
     calls = ticket.get("calls")
     calls = calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1 else 1
     return (

@@ -414,7 +414,7 @@ def decoded_to_png(data: bytes, path: str | Path, width: int | None = None) -> P
     p.end()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not canvas.save(str(out), "PNG"):
+    if not canvas.save(str(out), "PNG"):  # type: ignore[call-overload]  # the stub says bytes; PySide6 wants str
         raise OSError(f"cannot write PNG: {out}")
     return out
 

@@ -136,5 +136,5 @@ def prepare_escpos() -> Path:
     except ImportError:
         pass  # escpos not installed: printing says so itself
     finally:
-        tempfile.mkdtemp = real_mkdtemp  # type: ignore[assignment]
+        tempfile.mkdtemp = real_mkdtemp
     return directory

@@ -103,7 +103,7 @@ def parse_endpoint(value: str | None) -> tuple[str, int]:
 def _readable(sock: zmq.Socket) -> bool:
     """Whether a message waits on ``sock``: its ZMQ_EVENTS, without the poller ``poll(0)`` builds each
     time. Reading ZMQ_EVENTS also processes the socket's pending commands."""
-    return bool(sock.get(zmq.EVENTS) & zmq.POLLIN)
+    return bool(int(sock.get(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def _socket(ctx: zmq.Context, kind: int, security: Security | None) -> zmq.Socket:
@@ -148,7 +148,7 @@ class BrokerClient:
             sock.send(frame)
             deadline = time.monotonic() + self.timeout
             while (left := deadline - time.monotonic()) > 0:
-                if not sock.poll(left * 1000, zmq.POLLIN):
+                if not sock.poll(round(left * 1000), zmq.POLLIN):
                     break
                 try:
                     rep = decode_reply(sock.recv())

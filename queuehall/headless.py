@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -106,7 +107,7 @@ def run_headless(args: argparse.Namespace) -> int:
         screens.sim = sim
         sim.plan()
         for n in GUI_COUNTERS:
-            sim.at(sim.start - timedelta(minutes=1), f"gui sign in {n}", lambda n=n: screens.sign_in(n))
+            sim.at(sim.start - timedelta(minutes=1), f"gui sign in {n}", partial(screens.sign_in, n))
         screens.plan_shots(sim, args.shots)
         stats = sim.run(progress=lambda at, st: print(
             f"  {at.astimezone(tz):%H:%M}  issued {st.issued:4d}  called {st.calls:4d}  finished {st.finished:4d}  "
@@ -164,6 +165,7 @@ class _Screens:
         self.out = out
         self.sim: Any = None
         self.announced = 0
+        self.sink: Any = None  # the hall display's recording sink, once it is made
         self.calls_log: list[dict[str, Any]] = []
         self.counters: dict[int, tuple[Any, Any, Any]] = {}
         self.shot_no = 0

@@ -43,7 +43,7 @@ class QtLink(QObject):
     """
 
     state_changed = Signal(object)
-    event = Signal(object)
+    event = Signal(object)  # type: ignore[assignment]  # shadows QObject.event(); screens connect to it by name
     connection_changed = Signal(bool)
     replied = Signal(str, object)
     _waiting = Signal()  # from the link thread: events or a newer state wait to be taken

@@ -27,6 +27,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,13 +138,13 @@ class HallSimulation:
         for cfg in self.config.counters:
             # Counter 4's A post is absent today: the B post covers (A、B岗).
             clerk = cfg.clerk_b if cfg.number == 4 else cfg.clerk_a
-            self.at(open_at, f"sign in {cfg.number}", lambda c=cfg.number, k=clerk: self._sign_in(c, k))
+            self.at(open_at, f"sign in {cfg.number}", partial(self._sign_in, cfg.number, clerk))
             self.at(open_at + timedelta(minutes=6, seconds=cfg.number * 7), f"idle {cfg.number}",
-                    lambda c=cfg.number: self._next(c))
+                    partial(self._next, cfg.number))
         self._plan_arrivals()
         if self.end > self._local("11:30"):
             for cfg in self.config.counters:
-                self.at(self._local("11:31"), f"lunch {cfg.number}", lambda c=cfg.number: self._lunch(c))
+                self.at(self._local("11:31"), f"lunch {cfg.number}", partial(self._lunch, cfg.number))
         paused = self.config.counters[min(6, len(self.config.counters) - 1)].number
         self.at(self._local("09:40"), f"pause {paused}", lambda: self._pause_for(paused, "consult_supervisor", 15))
 
@@ -168,7 +169,7 @@ class HallSimulation:
                 prio = None
                 if s.priority_classes and self.rng.random() < 0.08:
                     prio = self.rng.choice([p for p in s.priority_classes])
-                self.at(t, f"arrive {s.code}", lambda c=s.code, p=prio: self._arrive(c, p))
+                self.at(t, f"arrive {s.code}", partial(self._arrive, s.code, prio))
 
     def run(self, until: datetime | None = None, progress: Callable[[datetime, DayStats], None] | None = None
             ) -> DayStats:
