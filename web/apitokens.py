@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from queuehall.web.state import connect
 
@@ -112,7 +113,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _info(row: tuple) -> TokenInfo:  # type: ignore[type-arg]
+def _info(row: tuple[Any, ...]) -> TokenInfo:
     return TokenInfo(id=row[0], name=row[1], scopes=tuple(row[2].split()), created_at=row[3], revoked_at=row[4])
 
 

@@ -301,6 +301,6 @@ class Outbox:
         return int(cur.rowcount or 0)
 
 
-def _subscriber(row: tuple) -> Subscriber:  # type: ignore[type-arg]
+def _subscriber(row: tuple[Any, ...]) -> Subscriber:
     return Subscriber(id=row[0], name=row[1], url=row[2], secret=row[3], events=tuple(row[4].split()),
                       created_at=row[5], removed_at=row[6])

@@ -216,7 +216,7 @@ class DeliveryWorker:
             ok, status, error = 200 <= resp.status_code < 300, resp.status_code, f"HTTP {resp.status_code}"
         except httpx.HTTPError as exc:
             ok, status, error = False, None, f"{type(exc).__name__}: {exc}"[:300]
-        if ok:
+        if ok and status is not None:  # ok comes only with a response, so with its status
             await asyncio.to_thread(self.outbox.mark_delivered, d.id, status)
             self.delivered += 1
             return True
