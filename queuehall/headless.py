@@ -144,7 +144,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
 def _render_tickets(printer_dir: Path, out: Path) -> int:
     """Decode every printed ticket's ESC/POS bytes back into a picture of the paper."""
-    from queuehall.kiosk.escpos_decode import decoded_to_png
+    from queuehall.tools.escpos_decode import decoded_to_png
 
     n = 0
     for path in sorted(printer_dir.glob("*.bin")):

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import QApplication, QLabel
 from queuehall.broker.config import load_config
 from queuehall.broker.server import Broker
 from queuehall.broker.storage import load_hall, open_store
-from queuehall.kiosk.escpos_decode import decode
 from queuehall.kiosk.main import add_arguments, read_config_file, resolve_options
 from queuehall.kiosk.model import (
     Bi,
@@ -48,6 +47,7 @@ from queuehall.kiosk.model import (
 )
 from queuehall.kiosk.printing import SENTINEL_NEAR_END, SENTINEL_PAPER_OUT, PrinterConfig
 from queuehall.kiosk.window import KioskWindow, PrintService
+from queuehall.tools.escpos_decode import decode
 
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock

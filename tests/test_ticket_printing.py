@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-from queuehall.kiosk.escpos_decode import EscposDecodeError, decode, decoded_to_png
 from queuehall.kiosk.printing import (
     PrinterConfig,
     PrinterError,
@@ -28,6 +27,7 @@ from queuehall.kiosk.printing import (
     wrap_columns,
 )
 from queuehall.kiosk.ticket import TicketContent, TicketError, ensure_qt_app, qimage_to_pil, render_ticket
+from queuehall.tools.escpos_decode import EscposDecodeError, decode, decoded_to_png
 
 try:  # a real QR decoder, when installed (pip install zxing-cpp)
     import zxingcpp
@@ -594,7 +594,7 @@ def test_cups_printer_without_cups_fails_cleanly() -> None:
 
 
 def test_decoder_command_line(tmp_path: Path) -> None:
-    from queuehall.kiosk.escpos_decode import main
+    from queuehall.tools.escpos_decode import main
 
     ticket = tmp_path / "ticket.bin"
     ticket.write_bytes(encode_ticket(make_content(), "text", 58))

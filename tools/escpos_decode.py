@@ -432,7 +432,7 @@ def _qr_matrix(payload: str, ec: int) -> list[list[bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m queuehall.kiosk.escpos_decode TICKET.bin OUT.png [--width DOTS]``: draw a printed stream."""
+    """``python -m queuehall.tools.escpos_decode TICKET.bin OUT.png [--width DOTS]``: draw a printed stream."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Render ESC/POS bytes (e.g. the file printer's output) to PNG")
