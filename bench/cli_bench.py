@@ -7,7 +7,9 @@ signs a clerk in at counter 1, takes tickets, then times presses of the real con
 with a bare ``python -c pass`` so both see the same machine load. Between presses the called ticket is finished
 through the client library (untimed), so every timed press calls a real ticket and gets ``status: ok``.
 
-Target (issue #21): p50 of a press ≤ 2.5 × p50 of ``python -c pass``. Prints one JSON object.
+Target (issue #21): p50 of a press ≤ 2.5 × p50 of ``python -c pass``. The CPU time of each process (user +
+system, from ``getrusage``) is reported beside the wall time: on a shared machine it says what a press costs
+whatever the neighbours do. Prints one JSON object.
 
 Usage::
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -57,10 +60,17 @@ def free_port_pair() -> int:
                 continue
 
 
+CPU: list[float] = []  # the CPU time (user + system) of each timed process, in the order run
+
+
 def timed_run(argv: list[str]) -> tuple[float, str]:
+    """Run ``argv``; its wall time and standard output. Its CPU time is appended to CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"{argv[:3]} exited {done.returncode}: {done.stdout} {done.stderr}")
     return elapsed, done.stdout
@@ -112,6 +122,8 @@ def main() -> None:
             serve_called(client, session)
             presses: list[float] = []
             bare: list[float] = []
+            press_cpu: list[float] = []
+            bare_cpu: list[float] = []
             for i in range(args.presses):
                 pair = [("bare", [sys.executable, "-c", "pass"]),
                         ("press", [queuehall, "call", str(COUNTER), "--broker", endpoint])]
@@ -121,8 +133,10 @@ def main() -> None:
                         reply = json.loads(out)
                         assert reply["status"] == "ok", reply
                         presses.append(elapsed)
+                        press_cpu.append(CPU[-1])
                     else:
                         bare.append(elapsed)
+                        bare_cpu.append(CPU[-1])
                 serve_called(client, session)
         finally:
             client.close()
@@ -138,6 +152,10 @@ def main() -> None:
         "queuehall_call_ms": press,
         "python_c_pass_ms": base,
         "ratio_p50": ratio,
+        # CPU time is what the press itself costs, whatever else the machine is doing at the time.
+        "queuehall_call_cpu_ms": summary_ms(press_cpu),
+        "python_c_pass_cpu_ms": summary_ms(bare_cpu),
+        "cpu_ratio_p50": round(statistics.median(press_cpu) / statistics.median(bare_cpu), 2),
         "target_ratio_p50": TARGET_RATIO,
         "met": ratio <= TARGET_RATIO,
     }

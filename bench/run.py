@@ -74,6 +74,9 @@ def cli_rows(d: dict[str, Any]) -> list[Row]:
         ("`python -c pass` p50 (ms), same run", _get(d, "python_c_pass_ms", "p50"), "", None),
         ("ratio of the p50s", ratio, f"≤ {d.get('target_ratio_p50', 2.5)}",
          _le(ratio, d.get("target_ratio_p50", 2.5))),
+        ("CPU time: `queuehall call N` p50 (ms)", _get(d, "queuehall_call_cpu_ms", "p50"), "", None),
+        ("CPU time: `python -c pass` p50 (ms)", _get(d, "python_c_pass_cpu_ms", "p50"), "", None),
+        ("ratio of the CPU p50s", d.get("cpu_ratio_p50"), "", None),
     ]
 
 
