@@ -46,6 +46,7 @@ class Benchmark:
     quick: tuple[str, ...]
     title: str
     rows: Callable[[dict[str, Any]], list[Row]]
+    notes: str = ""  # what a reader needs beside the figures: a finding, a change it measured
 
 
 def _get(d: Any, *path: Any, default: Any = None) -> Any:
@@ -124,7 +125,13 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("cli", "cli_bench.py", ("--presses", "40"), ("--presses", "10"),
               "The call button: `queuehall call N`, process start to exit", cli_rows),
     Benchmark("soak", "soak_bench.py", ("--calls", "1500"), ("--calls", "300", "--rate", "10", "--warmup", "100"),
-              "Screens through a simulated day: memory growth", soak_rows),
+              "Screens through a simulated day: memory growth", soak_rows,
+              notes="The first run of this benchmark (before commit `e58e666`, 2026-12-07, load average 6.5) "
+                    "found the screens growing without bound: the wall display from 113 to 730 MB, the counter "
+                    "display from 92 to 1,395 MB and the kiosk from 118 to 1,480 MB over 1,500 calls (342, 942 "
+                    "and 960 MB per 1,000 calls). The Qt link sent the whole hall state through a `Signal(dict)` "
+                    "(a C++ QVariantMap copy per event) and queued one per event behind a busy GUI thread; it "
+                    "now hands over Python objects and coalesces states (commit `e58e666`)."),
     Benchmark("broker", "broker_bench.py", (), ("--quick",),
               "The broker under a hall's load, call → display against the fan-out floor", broker_rows),
 ]
@@ -196,6 +203,8 @@ def render(records: dict[str, dict[str, Any]]) -> str:
                      + (f"; machine: {machine.get('nproc')} × {machine.get('cpu')}, Python {machine.get('python')},"
                         f" load average at start {machine.get('loadavg_at_start')}" if machine else "") + ".")
         lines.append("")
+        if b.notes:
+            lines += [b.notes, ""]
         if rec.get("exit_status") != 0 or rec.get("result") is None:
             lines += [f"**Failed** (exit status {rec.get('exit_status')}):", "", "```",
                       *(rec.get("stderr_tail") or "").strip().splitlines()[-15:], "```", ""]
@@ -208,6 +217,15 @@ def render(records: dict[str, dict[str, Any]]) -> str:
             lines.append(f"| {figure} | {_cell(value)} | {target} | {verdict} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def load_records() -> dict[str, dict[str, Any]]:
+    """The stored result of each benchmark, by name."""
+    records = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        records[rec["name"]] = rec
+    return records
 
 
 def main() -> int:
@@ -233,11 +251,7 @@ def main() -> int:
             if rec["exit_status"] != 0:
                 failed.append(b.name)
                 print(f"   failed (exit {rec['exit_status']}): {rec.get('stderr_tail', '')[-500:]}", file=sys.stderr)
-    records = {}
-    for path in sorted(RESULTS.glob("*.json")):
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        records[rec["name"]] = rec
-    DOC.write_text(render(records), encoding="utf-8")
+    DOC.write_text(render(load_records()), encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 1 if failed else 0
 
