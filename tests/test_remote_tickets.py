@@ -28,10 +28,10 @@ manual_clock_fixture = broker_fixtures.manual_clock_fixture
 keys_dir_fixture = broker_fixtures.keys_dir_fixture
 
 
-def remote_config(quota: int = 2, minutes: int = 30, **service_kw: Any) -> Any:
+def remote_config(quota: int = 2, minutes: int = 30, public_base_url: str = "", **service_kw: Any) -> Any:
     """The small hall with remote tickets: ``quota`` a day per service, ``minutes`` to check in;
     service H overrides with ``service_kw`` (e.g. remote_quota=0)."""
-    cfg = small_config(remote_quota=quota, remote_arrival_minutes=minutes)
+    cfg = small_config(remote_quota=quota, remote_arrival_minutes=minutes, public_base_url=public_base_url)
     services = tuple(replace(s, **service_kw) if s.code == "H" else s for s in cfg.services)
     return replace(cfg, services=services)
 

@@ -29,12 +29,13 @@ class Gateway:
     """``create_app`` served by uvicorn in a thread; :attr:`url` is its base address."""
 
     def __init__(self, broker: BrokerThread, *, security: Security | None = None,
-                 settings: WebSettings | None = None) -> None:
+                 settings: WebSettings | None = None, parts: dict[str, Any] | None = None) -> None:
+        """``parts``: more of ``create_app``'s keyword arguments (the integrations: web/integrations.py)."""
         self.broker = broker
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.hub = Hub(Link(broker.endpoint, role="web", name="web-test", security=security))
-        self.app = create_app(self.hub, settings or WebSettings(public_url=self.url))
+        self.hub = Hub(Link(broker.endpoint, role="web", name="web-test", security=security, client_id="web-test"))
+        self.app = create_app(self.hub, settings or WebSettings(public_url=self.url), **(parts or {}))
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
@@ -49,6 +50,9 @@ class Gateway:
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=5, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=10, **kw)
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -85,17 +85,20 @@ class Hub:
 
     # -- requests
 
-    async def request(self, type_: str, timeout: float = REQUEST_TIMEOUT, **args: Any) -> dict[str, Any]:
+    async def request(self, type_: str, timeout: float = REQUEST_TIMEOUT, request_id: str | None = None,
+                      **args: Any) -> dict[str, Any]:
         """Run a broker command; return its result, raise :class:`Refused` or :class:`BrokerDown`.
 
-        The Link sends it with a fresh id and retries with the same id, so a lost reply never makes
-        the broker do the work twice."""
+        The Link sends it with a fresh id (or ``request_id``: the REST API's Idempotency-Key, so a
+        client's retry after a lost answer is answered by the broker from its first reply) and retries
+        with the same id, so a lost reply never makes the broker do the work twice. One id must not be
+        asked twice at once (the second would take the first's place)."""
         assert self._loop is not None, "Hub.start() first"
         fut: asyncio.Future[Reply | None] = self._loop.create_future()
         # The id is chosen here, before the Link thread can possibly answer, so no reply is missed.
         from queuehall.protocol import new_id
 
-        rid = new_id()
+        rid = request_id or new_id()
         self._replies[rid] = fut
         self.link.request(type_, request_id=rid, **args)
         try:

@@ -45,7 +45,9 @@ def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub
     """The gateway's broker connection: a Link of role ``web`` (the broker trusts its key's role)."""
     from queuehall.web.hub import Hub
 
-    return Hub(Link(broker, role="web", name=name, security=security))
+    # A stable client id (the broker prefixes it with the key's name): commands sent with an Idempotency-Key
+    # are recognised by (client, id) also after the gateway restarted.
+    return Hub(Link(broker, role="web", name=name, security=security, client_id=f"web-{name}"[:40]))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,21 +61,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-streams", type=int, default=20_000,
                    help="open ticket pages at most (default %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--state", default=None,
+                   help="the gateway's state file: API tokens, webhooks "
+                        "(default $QUEUEHALL_WEB_STATE or ./web-state.db)")
+    p.add_argument("--limit-token", default="20/40", metavar="RATE/BURST",
+                   help="REST requests per second per API token, and the burst (default %(default)s)")
+    p.add_argument("--limit-address", default="50/100", metavar="RATE/BURST",
+                   help="REST requests per second per client address, and the burst (default %(default)s)")
+    p.add_argument("--no-webhooks", action="store_true", help="do not deliver webhooks from this gateway")
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+    from queuehall.web import integrations
     from queuehall.web.app import WebSettings, create_app
+    from queuehall.web.ratelimit import Limit, RateLimits
+    from queuehall.web.state import state_path
 
     try:
         host, port = parse_listen(args.listen)
         security = _security(args)
         hub = make_hub(args.broker, security, args.name)
+        limits = RateLimits(per_token=Limit.parse(args.limit_token), per_address=Limit.parse(args.limit_address))
     except ValueError as err:
         print(f"queuehall web: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams))
+    extra = integrations.IntegrationSettings(state=state_path(args.state), limits=limits,
+                                             webhooks=not args.no_webhooks, broker=args.broker, security=security)
+    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams),
+                     **integrations.parts(extra))
+    integrations.document(app.state.openapi)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on")
     server = uvicorn.Server(config)
