@@ -206,7 +206,7 @@ def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI
 
-_AUTH = [{"apiToken": []}]
+_AUTH: list[dict[str, list[str]]] = [{"apiToken": []}]
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "Any 1-200 printable ASCII characters; a retry with the same key (and token) gets the "
                                "original answer and the hall does the work once (kept two days).",
