@@ -170,6 +170,9 @@ class HallConfig:
     # Remote tickets, hall-wide (each service may override): 0 = none are issued remotely.
     remote_quota: int = 0
     remote_arrival_minutes: int = 60
+    # Where a citizen is sent when the kiosk cannot print their ticket, and whose counter screen shows
+    # the kiosks' printer faults (None: every counter's, and the kiosk says "any counter").
+    help_counter: int | None = None
     source: str = ""
 
     def service(self, code: str) -> Service | None:
@@ -319,7 +322,8 @@ class _Parser:
         top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
         hall = _Table(self, top.get("hall"), "hall",
                       ("name", "timezone", "number_width", "retention_days", "ticket_footer",
-                       "display_notice", "public_base_url", "remote_quota", "remote_arrival_minutes"),
+                       "display_notice", "public_base_url", "remote_quota", "remote_arrival_minutes",
+                       "help_counter"),
                       "a table [hall]")
         name = hall.text("name")
         timezone = self.timezone(hall)
@@ -368,13 +372,15 @@ class _Parser:
         pause_reasons = tuple(PauseReason(t.code("code"), t.text("name"))
                               for t in self.array(top, "pause_reason", ("code", "name"), required=True))
         self.unique("pause_reason", "code", [r.code for r in pause_reasons])
+        help_counter = self.help_counter(hall, counters)
 
         return HallConfig(
             name=name, timezone=timezone, number_width=number_width, retention_days=retention_days,
             ticket_footer=ticket_footer, display_notice=display_notice, calling=calling, hours=hours,
             departments=departments, priority_classes=priorities, services=services, counters=counters,
             clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
-            remote_quota=remote_quota, remote_arrival_minutes=remote_arrival, source=self.source,
+            remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
+            help_counter=help_counter, source=self.source,
         )
 
     def public_base_url(self, hall: _Table) -> str:
@@ -393,6 +399,21 @@ class _Parser:
         return v.rstrip("/")
 
     # -- sections -------------------------------------------------------------------------
+
+    def help_counter(self, hall: _Table, counters: tuple[Counter, ...]) -> int | None:
+        """``hall.help_counter``: the number of a [[counter]] (optional)."""
+        if not hall.has("help_counter"):
+            return None
+        number = hall.integer("help_counter", None, 1)
+        known = [c.number for c in counters]
+        if number not in known:
+            self.fail("hall.help_counter", "CONFIG_UNKNOWN_REF",
+                      f"{number} is not the number of a [[counter]] defined in this file "
+                      f"(known: {', '.join(map(str, known))}); the help counter is where the kiosk sends a "
+                      "citizen whose ticket could not be printed",
+                      f"帮助窗口须为本文件中已定义的窗口号（现有：{'、'.join(map(str, known))}）；"
+                      "取号机出票失败时请市民到此窗口")
+        return number
 
     def timezone(self, hall: _Table) -> str:
         tz = hall.string("timezone", "Asia/Shanghai")
@@ -814,6 +835,8 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         hall["public_base_url"] = cfg.public_base_url
     hall["remote_quota"] = cfg.remote_quota
     hall["remote_arrival_minutes"] = cfg.remote_arrival_minutes
+    if cfg.help_counter is not None:
+        hall["help_counter"] = cfg.help_counter
     c, h = cfg.calling, cfg.hours
     hours: dict[str, Any] = {day: [_fmt_period(p) for p in h.weekly[i]] for i, day in enumerate(WEEKDAYS)}
     hours |= {"chinese_calendar": h.chinese_calendar,

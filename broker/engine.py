@@ -17,6 +17,7 @@ import hmac
 import inspect
 import json
 import math
+import re
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -61,6 +62,8 @@ _STATE_REMOTE = "remote"
 CHANNELS = ("kiosk", "remote")
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
+_STATE_PRINTERS = "printers"  # kiosk client id -> its printer-fault alert and reprint orders
+_STATUS_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
 
 def new_token() -> str:
@@ -556,7 +559,7 @@ class Hall:
                      "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
                      "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,
-                     "open": self.hours.is_open(now)},
+                     "open": self.hours.is_open(now), "help_counter": self.config.help_counter},
             "departments": [{"code": d.code, "name_zh": d.name.zh, "name_en": d.name.en}
                             for d in self.config.departments],
             "priority_classes": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}
@@ -566,6 +569,7 @@ class Hall:
             "services": services,
             "counters": counters,
             "no_shows": no_shows,
+            "printers": copy.deepcopy(self.state.get(_STATE_PRINTERS, {})),
             "recent_calls": [dict(ev.data, at=_iso(ev.at), seq=ev.seq, counter=ev.counter)
                              for ev in self.recent_calls],
         }
@@ -857,6 +861,135 @@ class Hall:
         self._end(tx, t, VOIDED)
         tx.event("ticket_voided", ticket=t, reason=reason)
         return {"ticket": self.ticket_view(t, tx=tx)}
+
+    # ------------------------------------------------------------------ commands: printer faults and reprints
+
+    @_command(Param("code", str), Param("ticket", str, False), Param("name", str, False))
+    def printer_fault(self, tx: _Tx, code: str, ticket: str | None = None, name: str | None = None,
+                      client: str | None = None) -> dict[str, Any]:
+        """The calling kiosk's printer failed: raise (or update) its printer-fault alert.
+
+        ``code`` is the printer's status code (``PAPER_OUT``, ``PRINTER_OFFLINE``, ...: upper-case
+        letters, digits and ``_``); ``ticket``, when given, is a number the kiosk issued and could not
+        print: it stays waiting with its place in the queue and is listed in the alert as unprinted.
+        ``name`` is the kiosk's name for staff. The alert lives in the state's ``printers`` table
+        under the kiosk's client id until :meth:`printer_ok`; the help counter's screen shows it.
+        """
+        kiosk = self._kiosk_id(client)
+        if not _STATUS_CODE.fullmatch(code):
+            raise HallError("BAD_REQUEST", detail="code must be a printer status code such as PAPER_OUT")
+        printers = tx.state(_STATE_PRINTERS)
+        rec = _printer_record(printers, kiosk, name)
+        t = None
+        if ticket is not None:
+            t = self.find_ticket(ticket, tx)
+            if not any(u["id"] == t.id for u in rec["unprinted"]):
+                rec["unprinted"].append({"id": t.id, "label": t.label, "service": t.service})
+        since = (rec["fault"] or {}).get("since") or _iso(tx.now)
+        rec["fault"] = {"code": code, "since": since}
+        tx.event("printer_fault", ticket=t, kiosk=kiosk, name=rec["name"], code=code)
+        return {"printer": rec}
+
+    @_command(Param("name", str, False))
+    def printer_ok(self, tx: _Tx, name: str | None = None, client: str | None = None) -> dict[str, Any]:
+        """The calling kiosk's printer works again: its printer-fault alert is cleared.
+
+        The tickets the alert listed as unprinted stay in the queue (their holders were told their
+        number and sent to the help counter, which may reprint them). Reprints still to do are
+        kept. Without an alert this changes nothing and publishes nothing (``cleared`` false).
+        """
+        kiosk = self._kiosk_id(client)
+        if (self.state.get(_STATE_PRINTERS, {}).get(kiosk) or {}).get("fault") is None:
+            return {"cleared": False}
+        printers = tx.state(_STATE_PRINTERS)
+        rec = _printer_record(printers, kiosk, name)
+        unprinted = rec["unprinted"]
+        rec["fault"], rec["unprinted"] = None, []
+        if not rec["reprints"]:
+            del printers[kiosk]
+        tx.event("printer_fault_cleared", kiosk=kiosk, name=rec["name"], unprinted=unprinted)
+        return {"cleared": True}
+
+    @_command(Param("ticket", str), Param("counter", int, False), Param("kiosk", str, False))
+    def reprint_ticket(self, tx: _Tx, ticket: str, counter: int | None = None, kiosk: str | None = None,
+                       client: str | None = None) -> dict[str, Any]:
+        """Authorise one more print of an open ticket (waiting, called, serving or a no-show) and send it
+        to a kiosk, which prints it with the number of people now ahead and reports back
+        (:meth:`reprint_done`).
+
+        From a counter (``counter``): only the hall's ``help_counter`` when one is configured
+        (NOT_HELP_COUNTER); the kiosk is ``kiosk`` (a kiosk's client id), by default the one that
+        issued the ticket. From a kiosk (no ``counter``): the kiosk itself (its staff menu). The
+        order waits in the kiosk's ``printers`` record, so a kiosk that was offline prints it when
+        it is back. Replies with the ticket, the kiosk, ``ahead`` and ``estimated_wait_minutes``.
+        """
+        if counter is not None:
+            self._counter(tx, counter)
+            helper = self.config.help_counter
+            if helper is not None and counter != helper:
+                raise HallError("NOT_HELP_COUNTER", counter=counter, help_counter=helper)
+            target = kiosk or None
+        else:
+            target = kiosk or client
+        t = self.find_ticket(ticket, tx)  # the hall holds open tickets and no-shows only: others are unknown
+        target = target or t.issued_by
+        if not target:
+            raise HallError("BAD_REQUEST", detail=f"{t.label} was not issued by a kiosk: name the kiosk")
+        ahead = self._ahead(t)
+        order = {"ticket": self.ticket_view(t, tx=tx), "ahead": ahead,
+                 "estimated_wait_minutes": self.estimated_wait_minutes(t.queue_service, ahead),
+                 "counter": counter, "at": _iso(tx.now)}
+        printers = tx.state(_STATE_PRINTERS)
+        rec = _printer_record(printers, target, None)
+        rec["reprints"] = [r for r in rec["reprints"] if r["ticket"]["id"] != t.id] + [order]
+        clerk = self.counters[counter].clerk if counter is not None else None
+        tx.event("reprint_requested", ticket=t, counter=counter, clerk=clerk, kiosk=target, name=rec["name"])
+        return {"ticket": order["ticket"], "kiosk": target, "ahead": ahead,
+                "estimated_wait_minutes": order["estimated_wait_minutes"]}
+
+    @_command(Param("ticket", str), Param("code", str, False), Param("name", str, False))
+    def reprint_done(self, tx: _Tx, ticket: str, code: str | None = None, name: str | None = None,
+                     client: str | None = None) -> dict[str, Any]:
+        """The calling kiosk carried out a reprint order for ``ticket``: printed (no ``code``; the
+        ticket leaves the alert's unprinted list, event ``ticket_reprinted``) or failed with the printer
+        status ``code`` (the order is dropped and the kiosk's printer-fault alert raised with the ticket
+        unprinted, as :meth:`printer_fault`; the help counter may order it again, e.g. at another kiosk).
+        """
+        kiosk = self._kiosk_id(client)
+        if code is not None and not _STATUS_CODE.fullmatch(code):
+            raise HallError("BAD_REQUEST", detail="code must be a printer status code such as PAPER_OUT")
+        printers = tx.state(_STATE_PRINTERS)
+        rec = _printer_record(printers, kiosk, name)
+        ref = str(ticket)
+        ordered = [r for r in rec["reprints"] if ref in (str(r["ticket"]["id"]), r["ticket"]["label"])]
+        tid = ordered[0]["ticket"]["id"] if ordered else self.find_ticket(ticket, tx).id
+        rec["reprints"] = [r for r in rec["reprints"] if r["ticket"]["id"] != tid]
+        t = self.tickets.get(tid)  # None once it has left the hall's memory (finished, cancelled, ...)
+        if code is not None:
+            if not any(u["id"] == tid for u in rec["unprinted"]) and t is not None:
+                rec["unprinted"].append({"id": t.id, "label": t.label, "service": t.service})
+            rec["fault"] = {"code": code, "since": (rec["fault"] or {}).get("since") or _iso(tx.now)}
+            tx.event("printer_fault", ticket=t, kiosk=kiosk, name=rec["name"], code=code)
+        else:
+            rec["unprinted"] = [u for u in rec["unprinted"] if u["id"] != tid]
+            tx.event("ticket_reprinted", ticket=t, kiosk=kiosk, name=rec["name"])
+        if rec["fault"] is None and not rec["unprinted"] and not rec["reprints"]:
+            del printers[kiosk]
+        return {"printed": code is None}
+
+    def _kiosk_id(self, client: str | None) -> str:
+        if not client:
+            raise HallError("BAD_REQUEST", detail="a printer report needs the kiosk's client id")
+        return client
+
+    def _ahead(self, t: Ticket) -> int:
+        """People before waiting ticket ``t`` in its queue: every priority ticket and the earlier normal
+        ones for a normal ticket, the earlier priority ones for a priority ticket (0 unless waiting)."""
+        if t.status != WAITING:
+            return 0
+        key = _fifo(t)
+        return sum(1 for o in self._queues.get(t.queue_service, {}).values() if o.id != t.id and (
+            (o.priority and _fifo(o) < key) if t.priority else (o.priority or _fifo(o) < key)))
 
     @_command(Param("ticket", str), Param("reason", str))
     def cancel_ticket(self, tx: _Tx, ticket: str, reason: str) -> dict[str, Any]:
@@ -1186,6 +1319,15 @@ def no_show_horizon(hours: OpeningHours, now: datetime, grace_minutes: int) -> d
     return min(day_start, now - timedelta(minutes=grace_minutes))
 
 
+def _printer_record(printers: dict[str, Any], kiosk: str, name: str | None) -> dict[str, Any]:
+    """The ``printers`` record of ``kiosk`` (created empty), with ``name`` when given."""
+    rec = printers.setdefault(kiosk, {"kiosk": kiosk, "name": kiosk, "fault": None, "unprinted": [],
+                                      "reprints": []})
+    if name and name.strip():
+        rec["name"] = name.strip()[:64]
+    return rec
+
+
 def _fifo(t: Ticket) -> tuple[datetime, int]:
     """A ticket's place in its queue: queue position (transfers keep their issue time), then id."""
     return (t.queue_key, t.id)
@@ -1240,5 +1382,5 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     name: getattr(Hall, name)
     for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
                  "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
-                 "check_in", "lapse_remote")
+                 "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done")
 }

@@ -50,6 +50,7 @@ HEARTBEAT_SECONDS = 1.0
 # sooner each screen's reconnected SUB socket hears one, the sooner it asks for its snapshot.
 STARTUP_HEARTBEAT_SECONDS = 0.1
 STARTUP_SECONDS = 3.0
+PRINTER_EVENTS = frozenset({"printer_fault", "printer_fault_cleared", "reprint_requested", "ticket_reprinted"})
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
 SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
@@ -63,12 +64,14 @@ QUERIES: dict[str, frozenset[str]] = {
     "events": frozenset({"web", "display", "admin"}),
 }
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
-    "kiosk": frozenset({"take_ticket", "void_ticket", "check_in"}),
+    "kiosk": frozenset({"take_ticket", "void_ticket", "check_in", "printer_fault", "printer_ok", "reprint_ticket",
+                        "reprint_done"}),
     # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
     # _authorise) and their check-in, and the counter actions of integration boxes, for any counter.
     "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
-                          "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket"}),
+                          "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket",
+                          "reprint_ticket"}),
     "display": frozenset(),
     "admin": frozenset(COMMANDS),
 }
@@ -346,6 +349,9 @@ class Broker:
                 role == "web"):
             raise HallError("FORBIDDEN", detail="the web gateway takes remote tickets only"
                             if role == "web" else "a kiosk takes kiosk tickets only")
+        if role == "kiosk" and req.type == "reprint_ticket" and (
+                req.args.get("counter") is not None or req.args.get("kiosk") not in (None, client)):
+            raise HallError("FORBIDDEN", detail="a kiosk may order reprints only for itself")
         if role == "counter":
             asked = req.args.get("counter")
             if req.type in ("cancel_ticket", "reinstate") and asked is None:
@@ -437,7 +443,7 @@ class Broker:
         # _last_summaries stays as published: a snapshot must not hide a change from the subscribers.
         return {
             **{k: snap[k] for k in ("now", "business_day", "timezone", "calendar", "hall", "departments",
-                                    "priority_classes", "pause_reasons")},
+                                    "priority_classes", "pause_reasons", "printers")},
             # In the form the events carry, so a mirror's list reads the same after either.
             "recent_calls": [_event_payload(ev) for ev in self.hall.recent_calls],
             "service_order": [s["code"] for s in snap["services"]],
@@ -552,6 +558,13 @@ class Broker:
                     set_["tickets"][str(t.id)] = self.hall.ticket_view(t)
                 else:
                     delete["tickets"].append(str(ev.ticket_id))
+            if ev.type in PRINTER_EVENTS:  # the kiosk's printer record as it is after the batch
+                kiosk = str(ev.data.get("kiosk"))
+                record = self.hall.state.get("printers", {}).get(kiosk)
+                if record is not None:
+                    set_["printers"] = {kiosk: record}
+                else:
+                    delete["printers"] = [kiosk]
             for n in {ev.counter, ev.data.get("to_counter"), (ev.data.get("ticket") or {}).get("counter")}:
                 if n is not None and n in self.hall.counter_config:
                     set_["counters"][str(n)] = self.hall.counter_public(n)

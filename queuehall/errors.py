@@ -75,6 +75,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "GRACE_EXPIRED": ("{ticket} 过号已超过 {minutes} 分钟，不能恢复", "{ticket} missed its call over {minutes} min ago"),
     "CANNOT_CANCEL": ("{ticket} 当前不能取消（状态：{status}）", "{ticket} cannot be cancelled now (status: {status})"),
     "SAME_QUEUE": ("{ticket} 已在该队列", "{ticket} is already in that queue"),
+    "NOT_HELP_COUNTER": (
+        "只有帮助窗口（{help_counter} 号）可以补打号票",
+        "Only the help counter (counter {help_counter}) may reprint tickets",
+    ),
     "RETENTION": (
         "记录至少保存 {days} 天，不能删除 {before} 之后的记录",
         "Records are kept {days} days; nothing after {before} may be deleted",

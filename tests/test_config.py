@@ -783,3 +783,31 @@ def test_one_notice_per_year() -> None:
     fails(d, "hours.notice[2].year", "one [[hours.notice]] per year", "CONFIG_DUPLICATE")
     d["hours"]["notice"] = {"year": 2027, "holidays": []}
     fails(d, "hours.notice", "write [[hours.notice]], not [hours.notice]", "CONFIG_WRONG_TYPE")
+
+
+# ---------------------------------------------------------------------------------------------
+# The help counter (where a citizen goes when the kiosk cannot print)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_help_counter_is_optional_and_round_trips(hall: HallConfig) -> None:
+    assert parse_config(minimal(), SRC).help_counter is None
+    d = minimal()
+    d["hall"]["help_counter"] = 1
+    cfg = parse_config(d, SRC)
+    assert cfg.help_counter == 1
+    assert parse_config(cfg.to_dict(), SRC).help_counter == 1
+    assert hall.help_counter == 12  # the shipped hall: 咨询投诉 (consultation and complaints)
+
+
+@pytest.mark.parametrize(("value", "fragment", "code"), [
+    (7, "7 is not the number of a [[counter]] defined in this file (known: 1)", "CONFIG_UNKNOWN_REF"),
+    ("1", "expected a whole number", "CONFIG_WRONG_TYPE"),
+    (True, "expected a whole number", "CONFIG_WRONG_TYPE"),
+    (0, "of at least 1", "CONFIG_OUT_OF_RANGE"),
+])
+def test_help_counter_must_be_a_counter(value: Any, fragment: str, code: str) -> None:
+    d = minimal()
+    d["hall"]["help_counter"] = value
+    err = fails(d, "hall.help_counter", fragment, code)
+    assert " / " in err.problem and any("\u4e00" <= ch <= "\u9fff" for ch in err.problem)  # both languages
