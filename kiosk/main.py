@@ -42,11 +42,12 @@ ENV = {
     "lang": "QUEUEHALL_LANG",
     "pin": "QUEUEHALL_KIOSK_PIN",
     "name": "QUEUEHALL_KIOSK_NAME",
+    "state_dir": "QUEUEHALL_KIOSK_STATE_DIR",
 }
 # [kiosk] keys of the config file -> what they set.
 _KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed",
                "language", "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
-               "status_seconds", "print_materials", "near_end_blocks", "request_timeout"}
+               "status_seconds", "print_materials", "near_end_blocks", "request_timeout", "state_dir"}
 _SECONDS = {"return_seconds": "return_ms", "message_seconds": "message_ms",
             "print_failed_seconds": "print_failed_ms", "idle_seconds": "idle_ms",
             "status_seconds": "status_ms"}
@@ -64,6 +65,7 @@ class KioskOptions:
     printer: dict[str, Any] | None = None  # PrinterConfig.from_dict mapping, None = no printer
     windowed: bool = False
     request_timeout: float = 3.0
+    state_dir: str | None = None  # where the journal lives (None: kiosk.journal.default_state_dir())
     settings: KioskSettings = field(default_factory=KioskSettings)
     pin_is_default: bool = True
 
@@ -134,6 +136,10 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
     if bool(opts.key) != bool(opts.server_key):
         raise _bad("--key 与 --server-key 须同时给出", "--key and --server-key go together")
     opts.name = str(pick("name") or "kiosk")
+    state_dir = pick("state_dir")
+    if state_dir is not None and (not isinstance(state_dir, str) or not state_dir.strip()):
+        raise _bad("state_dir 须为目录路径", "state_dir must be a directory path")
+    opts.state_dir = state_dir
     if not isinstance(kiosk.get("windowed", False), bool):
         raise _bad("[kiosk] windowed 须为 true 或 false", "[kiosk] windowed must be true or false")
     opts.windowed = bool(args.windowed or kiosk.get("windowed", False))
@@ -229,6 +235,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", default=None, choices=["zh", "en"], help="default language ($QUEUEHALL_LANG)")
     p.add_argument("--pin", default=None, help=f"settings PIN, 4-12 digits (default {DEFAULT_PIN}; "
                    "$QUEUEHALL_KIOSK_PIN)")
+    p.add_argument("--state-dir", dest="state_dir", default=None,
+                   help="directory for the kiosk's journal: its client id and unsettled ticket requests "
+                   "(default ~/.local/state/queuehall, %%LOCALAPPDATA%%\\queuehall on Windows; "
+                   "$QUEUEHALL_KIOSK_STATE_DIR)")
     p.add_argument("--request-timeout", dest="request_timeout", type=float, default=None,
                    help="seconds to wait for the broker's answer to a ticket request (default 3)")
 
@@ -248,8 +258,11 @@ def run(args: argparse.Namespace) -> int:
     except KioskConfigError as err:
         print(f"queuehall kiosk: {err.code}: {err.en} / {err.zh}", file=sys.stderr)
         return 2
+    from pathlib import Path
+
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
+    from queuehall.kiosk.journal import KioskJournal, default_state_dir, journal_path
     from queuehall.kiosk.model import KioskModel
     from queuehall.kiosk.printing import PrinterConfig, PrinterError
     from queuehall.kiosk.window import KioskWindow, PrintService, setup_app_font, warm_up_fonts
@@ -280,11 +293,16 @@ def run(args: argparse.Namespace) -> int:
     app.setApplicationName("queuehall-kiosk")
     setup_app_font(app)
     warm_up_fonts()
+    # The journal first: its client id is the one the link sends under, the same after every restart.
+    journal = KioskJournal(journal_path(Path(opts.state_dir) if opts.state_dir else default_state_dir(), opts.name),
+                           opts.name)
+    log.info("journal %s, client id %s", journal.path, journal.client_id)
     link = QtLink(f"{host}:{port}", role="kiosk", name=opts.name, security=security,
-                  request_timeout=opts.request_timeout)
+                  request_timeout=opts.request_timeout, client_id=journal.client_id)
     printer = PrintService(printer_config)
     window = KioskWindow(link, printer, KioskModel(settings=opts.settings), printer_spec=opts.printer_spec,
-                         broker_label=f"{host}:{port}" + (" (CurveZMQ)" if security else ""))
+                         broker_label=f"{host}:{port}" + (" (CurveZMQ)" if security else ""), journal=journal,
+                         name=opts.name)
     window.ready.connect(lambda: log.info("kiosk ready in %.0f ms", (time.monotonic() - _T0) * 1000))
 
     def terminate(*_: Any) -> None:

@@ -8,9 +8,10 @@ and is told the outcome later. That keeps the rules testable without widgets:
 
 * issuing goes CHECKING (printer status) -> REQUESTING (``take_ticket``) -> PRINTING ->
   CONFIRMATION; while one ticket is in flight another tap does nothing (one ticket);
-* a ticket whose printing failed is printed once more; if that fails too it is voided at
-  the broker (``void_ticket``), the citizen is told the voided number and issuing stops
-  until the printer reports ready again. A void the broker did not get is retried;
+* a ticket whose printing failed is printed once more; if that fails too the ticket keeps its
+  place in the queue: the citizen sees the number large, with where to go (the hall's help
+  counter), the kiosk raises a printer-fault alert (:class:`ReportFault`) and issuing stops
+  until the printer reports ready again;
 * the screen follows from the state: out of service (broker or printer unavailable),
   ask staff (paper out / near end / cover open / after a failed print), closed (no service
   is issuing), else the citizen's step.
@@ -33,7 +34,7 @@ LANGUAGES = ("zh", "en")
 DEFAULT_PIN = "123456"
 PIN_MAX_FAILURES = 5
 PIN_LOCKOUT_SECONDS = 60
-PRINT_ATTEMPTS = 2  # the first print and one retry; then the ticket is voided
+PRINT_ATTEMPTS = 2  # the first print and one retry; then the printer-fault alert
 
 # Printer status codes (kiosk.printing) that a member of staff can fix on the spot.
 STAFF_CODES = frozenset({"PAPER_OUT", "COVER_OPEN", "PAPER_NEAR_END"})
@@ -183,7 +184,8 @@ class KioskSettings:
     """Behaviour a hall may tune (kiosk config file / command line). Times are milliseconds.
 
     ``return_ms``: how long the confirmation stays before the start screen comes back;
-    ``message_ms``: the same for refusals and the print-failure notice; ``idle_ms``: an
+    ``message_ms``: the same for refusals; ``print_failed_ms``: the same for the print-failure
+    notice, which shows the citizen's number (long enough to write it down); ``idle_ms``: an
     abandoned details page (or the settings) returns to the start; ``status_ms``: how often
     the printer is asked for its status while idle. ``print_materials`` prints the required
     materials (一次性告知) on the ticket.
@@ -193,7 +195,7 @@ class KioskSettings:
     language: str = "zh"
     return_ms: int = 10_000
     message_ms: int = 8_000
-    print_failed_ms: int = 30_000
+    print_failed_ms: int = 60_000  # long enough to note or photograph the number
     idle_ms: int = 60_000
     status_ms: int = 5_000
     print_materials: bool = True
@@ -232,7 +234,9 @@ GREETING = Bi("您好，欢迎光临！", "Welcome!")
 CHOOSE = Bi("请选择您要办理的业务", "Please choose the service you need")
 UNAVAILABLE = Bi("服务器暂时没有响应，未能取号，请稍后再试",
                  "The ticket server did not answer, so no ticket was issued. Please try again.")
-PRINT_FAILED = Bi("出票失败，请联系工作人员", "Printing failed, please ask staff")
+PRINT_FAILED = Bi("号票未能打印", "Your ticket could not be printed")
+NUMBER_KEPT = Bi("您的号码已保留，排队顺序不变。请记下或拍下号码。",
+                 "Your number is kept, with your place in the queue. Please write it down or take a photo.")
 ASK_STAFF = Bi("请联系工作人员", "Please ask staff")
 OUT_OF_SERVICE = Bi("暂停服务", "Out of service")
 BROKER_DOWN = Bi("无法连接叫号服务器，工作人员正在处理", "Cannot reach the ticket server; staff are on it")
@@ -426,15 +430,16 @@ class PrintTicket:
 
 
 @dataclass(frozen=True)
-class VoidTicket:
-    """Send ``void_ticket``, then call :meth:`KioskModel.on_void_reply` with the ticket and reply."""
+class ReportFault:
+    """Printing ``ticket`` (id) failed for good: raise the printer-fault alert at the broker
+    (``printer_fault``) so staff know the number was not printed. The ticket stays in the queue."""
 
     ticket: str
     label: str
-    reason: str
+    code: str
 
 
-Action = CheckPrinter | TakeTicket | PrintTicket | VoidTicket
+Action = CheckPrinter | TakeTicket | PrintTicket | ReportFault
 
 
 @dataclass
@@ -448,7 +453,6 @@ class Issued:
     attempts: int = 0
     error: tuple[str, Bi] | None = None  # (code, the printer's message) of the last failure
     url: str | None = None  # the ticket page's address from the take reply (docs/web.md), for the QR code
-    void_state: str = ""  # "", "pending", "done", "failed"
 
 
 @dataclass
@@ -494,7 +498,6 @@ class KioskModel:
     unlocked: bool = False
     pin_failures: int = 0
     locked_until: datetime | None = None
-    pending_voids: list[VoidTicket] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.language = self.language or self.settings.language
@@ -571,8 +574,31 @@ class KioskModel:
         return PRINT_FAILED, ""
 
     def _detail(self, code: str | None, message: Bi) -> str:
-        text = message(self.language)
-        return f"{code} · {text}" if code and text else str(code or "")
+        """The small line for staff on a citizen's screen: the stable code only. The printer's own message
+        (device paths, "[Errno 111] Connection refused") goes to the log and the staff settings."""
+        return str(code or "")
+
+    def help_place(self) -> Bi:
+        """Where a citizen goes for help: the hall's help counter by name ("12号窗口（咨询投诉）"), else
+        any counter (the hall has named none)."""
+        number = (self.state.get("hall") or {}).get("help_counter")
+        counter = (self.state.get("counters") or {}).get(str(number)) if number is not None else None
+        if counter is None:
+            return Bi("任一服务窗口", "any service counter")
+        return Bi(str(counter.get("name_zh") or f"{number}号窗口"), str(counter.get("name_en") or f"Counter {number}"))
+
+    def go_for_help(self) -> Bi:
+        """The sentence sending a citizen to the help counter."""
+        place = self.help_place()
+        return Bi(f"请到{place.zh}咨询", f"Please ask at {place.en}")
+
+    def print_failed_info(self) -> tuple[str, Bi] | None:
+        """The print-failure notice: (the number, where to go to have it printed), or None."""
+        if self.issued is None:
+            return None
+        place = self.help_place()
+        return (str(self.issued.ticket.get("label", "")),
+                Bi(f"请到{place.zh}补打号票", f"Please go to {place.en} for a printed ticket"))
 
     def hall_name(self) -> Bi:
         hall = self.state.get("hall") or {}
@@ -785,30 +811,33 @@ class KioskModel:
         if code in STAFF_CODES or code.startswith("PRINTER_"):
             # Until the printer says otherwise, believe the failure (the next status poll may clear it).
             self.printer = PrinterHealth.from_error(code, zh, en)
-        issued.void_state = "pending"
-        void = VoidTicket(ticket=str(issued.ticket.get("id")), label=str(issued.ticket.get("label", "")),
-                          reason=f"printing failed ({code}): {en}"[:400])
-        self.pending_voids.append(void)
-        return void
+        return ReportFault(ticket=str(issued.ticket.get("id")), label=str(issued.ticket.get("label", "")),
+                           code=code)
 
-    def on_void_reply(self, void: VoidTicket, reply: Mapping[str, Any]) -> None:
-        """The broker's answer to a void. No answer keeps it pending (see :meth:`retry_voids`); a
-        refusal because the ticket is no longer waiting (staff dealt with it) ends it."""
-        status = reply.get("status")
-        if status == "unavailable":
-            done, outcome = False, "pending"
-        elif status == "ok":
-            done, outcome = True, "done"
-        else:
-            done, outcome = True, "failed"
-        if done:
-            self.pending_voids = [v for v in self.pending_voids if v.ticket != void.ticket]
-        if self.issued is not None and str(self.issued.ticket.get("id")) == void.ticket:
-            self.issued.void_state = outcome
+    def recover(self, issued: Issued) -> PrintTicket | None:
+        """Print a ticket issued before the kiosk stopped (its journal said so): shown like a citizen's own
+        ticket (printing, then the confirmation or the print-failure notice). None while another
+        ticket is in flight or the settings are open (the caller tries again later)."""
+        if self.busy or self.settings_open:
+            return None
+        self.issued = issued
+        self.selected = str(issued.ticket.get("service") or "") or None
+        self.priority = issued.ticket.get("priority")
+        self.phase = Phase.PRINTING
+        issued.attempts = 1
+        return PrintTicket(issued.fields, 1)
 
-    def retry_voids(self) -> list[VoidTicket]:
-        """Voids still owed to the broker (send them again while connected)."""
-        return list(self.pending_voids) if self.connected else []
+    def reprint_fields(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        """``TicketContent`` fields for a reprint order (``printers[kiosk].reprints``): the ticket with the
+        people ahead now, marked as a reprint in the footer. Its QR code holds the ticket's identity: the
+        page token (docs/web.md) never travels in the state, where the orders are."""
+        issued = Issued(ticket=dict(order.get("ticket") or {}), ahead=int(order.get("ahead") or 0),
+                        wait_minutes=int(order.get("estimated_wait_minutes") or 0), fields={})
+        fields = self.ticket_fields(issued)
+        at = self.now_local().strftime("%H:%M")
+        fields["footer_zh"] = f"补打号票（{at}）" + (f" · {fields['footer_zh']}" if fields["footer_zh"] else "")
+        fields["footer_en"] = f"Reprinted at {at}" + (f" · {fields['footer_en']}" if fields["footer_en"] else "")
+        return fields
 
     # ------------------------------------------------------------------ the ticket
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,28 +34,24 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from queuehall.kiosk.controller import KioskController, PrintWorker
+from queuehall.kiosk.journal import KioskJournal
 from queuehall.kiosk.model import (
     ASK_STAFF,
     CHOOSE,
     FAREWELL,
-    NO_PRINTER_HEALTH,
+    NUMBER_KEPT,
     OUT_OF_SERVICE,
     PRINT_FAILED,
-    Action,
     Bi,
-    CheckPrinter,
     KioskModel,
-    PrinterHealth,
-    PrintTicket,
     Screen,
     ServiceCard,
-    TakeTicket,
-    VoidTicket,
     system_now,
     wait_text,
 )
-from queuehall.kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
-from queuehall.kiosk.ticket import TicketContent, TicketError, cjk_font_family, number_font_family
+from queuehall.kiosk.printing import PrinterConfig, PrinterError
+from queuehall.kiosk.ticket import TicketError, cjk_font_family, number_font_family
 
 log = logging.getLogger("queuehall.kiosk")
 
@@ -86,102 +80,40 @@ def setup_app_font(app: QApplication) -> str:
 
 
 class PrintService(QObject):
-    """Runs every printer operation, in order, on one worker thread (TicketPrinter is not thread-safe).
-
-    Each call returns a job id at once; ``done(job, kind, outcome)`` follows on the GUI thread.
-    ``outcome`` is the operation's result or the exception it raised (PrinterError, TicketError or
-    anything unexpected): the worker never dies.
-    """
+    """The kiosk's :class:`kiosk.controller.PrintWorker` with its results as a Qt signal:
+    ``done(job, kind, outcome)`` arrives on the GUI thread (queued from the worker thread)."""
 
     done = Signal(int, str, object)
 
     def __init__(self, config: PrinterConfig | None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.config = config
-        self.printer = TicketPrinter()
-        self._jobs: queue.Queue[tuple[int, str, Callable[[], Any]] | None] = queue.Queue()
-        self._ids = 0
-        self._thread: threading.Thread | None = None
+        self.worker = PrintWorker(config, on_done=lambda job, kind, outcome: self.done.emit(job, kind, outcome))
+
+    @property
+    def config(self) -> PrinterConfig | None:
+        return self.worker.config
+
+    @property
+    def printer(self) -> Any:
+        return self.worker.printer
 
     def start(self) -> None:
-        """Start the worker and connect to the configured printer."""
-        self._thread = threading.Thread(target=self._run, name="kiosk-printer", daemon=True)
-        self._thread.start()
-        self.configure(self.config)
+        self.worker.start()
 
     def stop(self) -> None:
-        """Finish the queued jobs and stop the worker."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join(10)
-            self._thread = None
-        self.printer.close()
-
-    def _submit(self, kind: str, fn: Callable[[], Any]) -> int:
-        self._ids += 1
-        self._jobs.put((self._ids, kind, fn))
-        return self._ids
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job_id, kind, fn = job
-            try:
-                outcome = fn()
-            except Exception as exc:  # reported to the GUI, which decides what the citizen sees
-                outcome = exc
-            self.done.emit(job_id, kind, outcome)
+        self.worker.stop()
 
     def configure(self, config: PrinterConfig | None) -> int:
-        """(Re)connect to ``config`` (None = no printer). Outcome: None or the PrinterError."""
-        self.config = config
-
-        def run() -> None:
-            if config is not None:
-                self.printer.open(config)  # keeps the config even when it raises: status() retries
-            else:
-                self.printer.close()
-                self.printer = TicketPrinter()
-
-        return self._submit("configure", run)
+        return self.worker.configure(config)
 
     def status(self) -> int:
-        """Ask the printer how it is. Outcome: a PrinterStatus, or PrinterError when unconfigured."""
-        return self._submit("status", self.printer_status)
-
-    def printer_status(self) -> Any:
-        if self.printer.config is None:
-            raise PrinterError("NO_PRINTER", NO_PRINTER_HEALTH.message.zh, NO_PRINTER_HEALTH.message.en)
-        return self.printer.status()
+        return self.worker.status()
 
     def print_ticket(self, fields: dict[str, Any]) -> int:
-        """Print ``TicketContent(**fields)``. Outcome: a PrintResult or the error."""
-        return self._submit("print", lambda: self.printer.print_ticket(TicketContent(**fields)))
+        return self.worker.print_ticket(fields)
 
     def test_print(self) -> int:
-        """Print the printer's self-test ticket. Outcome: a PrintResult or the error."""
-        return self._submit("test", self.printer.test_print)
-
-
-def health_of(outcome: Any, near_end_blocks: bool = True) -> PrinterHealth:
-    """A status job's outcome as the model's PrinterHealth."""
-    if isinstance(outcome, PrinterError):
-        if outcome.code == "NO_PRINTER":
-            return NO_PRINTER_HEALTH
-        return PrinterHealth.from_error(outcome.code, outcome.zh, outcome.en)
-    if isinstance(outcome, Exception):
-        return PrinterHealth.from_error("PRINTER_IO", f"打印机状态未知：{outcome}",
-                                        f"printer status unknown: {outcome}")
-    return PrinterHealth.from_status(outcome, near_end_blocks)
-
-
-def error_of(outcome: Any) -> tuple[str, str, str] | None:
-    """A print job's outcome as (code, zh, en), or None when it printed."""
-    if isinstance(outcome, PrinterError | TicketError):
-        return outcome.code, outcome.zh, outcome.en
-    if isinstance(outcome, Exception):
-        name = type(outcome).__name__
-        return "PRINTER_IO", f"打印出错：{name}: {outcome}", f"print error: {name}: {outcome}"
-    return None
+        return self.worker.test_print()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,6 +187,9 @@ def stylesheet(u: float, family: str) -> str:
                   color: #c4121a; }}
     #confirmLine {{ font-size: {px(38)}px; font-weight: bold; color: #10243d; }}
     #confirmSub {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #failedTitle {{ font-size: {px(56)}px; font-weight: bold; color: #c4121a; }}
+    #goHelp {{ font-size: {px(44)}px; font-weight: bold; color: #0a3d7a; }}
+    #goHelpSub {{ font-size: {px(30)}px; color: #0a3d7a; }}
     #farewell {{ font-size: {px(32)}px; color: #0b7a3e; font-weight: bold; }}
     #countdown {{ font-size: {px(24)}px; color: #6b7684; }}
     #badge {{ font-size: {px(120)}px; font-weight: bold; color: white; border-radius: {px(90)}px;
@@ -764,6 +699,69 @@ class ConfirmationPage(QWidget):
                                   f"Back to the start in {seconds_left} s")(lang))
 
 
+class PrintFailedPage(QWidget):
+    """The ticket was not printed: the number very large (to write down or photograph), that it keeps
+    its place, and where to go for a printed ticket, in both languages; returns to start by itself."""
+
+    button_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 24, 60, 30)
+        lay.setSpacing(6)
+        center = Qt.AlignmentFlag.AlignHCenter
+        self.title = _label("failedTitle", align=center)
+        self.title_sub = _label("confirmSub", align=center)
+        self.caption = _label("caption", align=center)
+        self.number = _label("bigNumber", wrap=False, align=center)
+        self.kept = _label("confirmLine", align=center)
+        self.kept_sub = _label("confirmSub", align=center)
+        self.go = _label("goHelp", align=center)
+        self.go_sub = _label("goHelpSub", align=center)
+        self.countdown = _label("countdown", align=center)
+        lay.addStretch(1)
+        for w in (self.title, self.title_sub):
+            lay.addWidget(w)
+        lay.addSpacing(18)
+        for w in (self.caption, self.number, self.kept, self.kept_sub):
+            lay.addWidget(w)
+        lay.addSpacing(14)
+        lay.addWidget(self.go)
+        lay.addWidget(self.go_sub)
+        lay.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.button = _button("back")
+        self.button.setMinimumSize(420, 96)
+        self.button.clicked.connect(self.button_tapped)
+        row.addWidget(self.button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.countdown)
+
+    def refresh(self, model: KioskModel, seconds_left: int) -> None:
+        info = model.print_failed_info()
+        if info is None:
+            return
+        label, go = info
+        lang = model.language
+        a, b = PRINT_FAILED.pick(lang)
+        self.title.setText(a)
+        self.title_sub.setText(b)
+        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        self.number.setText(label)
+        a, b = NUMBER_KEPT.pick(lang)
+        self.kept.setText(a)
+        self.kept_sub.setText(b)
+        a, b = go.pick(lang)
+        self.go.setText(a)
+        self.go_sub.setText(b)
+        self.button.setText(Bi("好的", "OK")(lang))
+        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页",
+                                  f"Back to the start in {seconds_left} s")(lang))
+
+
 class NoticePage(QWidget):
     """A full-screen notice: closed, out of service, ask staff, print failure, refusal."""
 
@@ -790,11 +788,12 @@ class NoticePage(QWidget):
         self.body = _label("noticeBody", align=center)
         self.body_sub = _label("noticeBodySub", align=center)
         self.extra = _label("noticeExtra", align=center)
+        self.extra_sub = _label("noticeBodySub", align=center)
         self.detail = _label("noticeDetail", align=center)
         for w in (self.title, self.title_sub):
             lay.addWidget(w)
         lay.addSpacing(20)
-        for w in (self.body, self.body_sub, self.extra):
+        for w in (self.body, self.body_sub, self.extra, self.extra_sub):
             lay.addWidget(w)
         lay.addStretch(1)
         brow = QHBoxLayout()
@@ -807,10 +806,11 @@ class NoticePage(QWidget):
         lay.addLayout(brow)
         lay.addWidget(self.detail)
 
-    def show_notice(self, lang: str, title: Bi, body: Bi, extra: str = "", button: Bi | None = None,
+    def show_notice(self, lang: str, title: Bi, body: Bi, extra: Bi | str = "", button: Bi | None = None,
                     detail: str = "") -> None:
-        """Fill the notice: title and body in both languages (primary first), an emphasised extra line,
-        an optional button, and a small technical line for staff."""
+        """Fill the notice: title and body in both languages (primary first), an emphasised extra line
+        (in both languages when a Bi), an optional button, and a small line for staff (a code, never
+        an exception's text)."""
         self.detail.setText(detail)
         self.detail.setVisible(bool(detail))
         a, b = title.pick(lang)
@@ -820,8 +820,11 @@ class NoticePage(QWidget):
         self.body.setText(a)
         self.body_sub.setText(b)
         self.body_sub.setVisible(bool(b) and b != a)
-        self.extra.setText(extra)
-        self.extra.setVisible(bool(extra))
+        a, b = extra.pick(lang) if isinstance(extra, Bi) else (extra, "")
+        self.extra.setText(a)
+        self.extra.setVisible(bool(a))
+        self.extra_sub.setText(b)
+        self.extra_sub.setVisible(bool(b) and b != a)
         self.button.setVisible(button is not None)
         if button is not None:
             self.button.setText(button(lang))
@@ -907,6 +910,7 @@ class SettingsPage(QWidget):
     test_print = Signal()
     refresh_status = Signal()
     default_language = Signal(str)
+    reprint = Signal(str)
     back_tapped = Signal()
     quit_tapped = Signal()
 
@@ -988,7 +992,18 @@ class SettingsPage(QWidget):
             self.lang_group.addButton(b)
             self.langs[code] = b
             lrow.addWidget(b)
-        lrow.addStretch(1)
+        lrow.addSpacing(60)
+        # Reprint a ticket at this kiosk (on the language row: the page must fit a 1080-line screen).
+        self.labels["reprint"] = _label("setLabel", wrap=False)
+        lrow.addWidget(self.labels["reprint"])
+        self.reprint_ticket = QLineEdit()
+        self.reprint_ticket.setObjectName("setEdit")
+        self.reprint_ticket.setPlaceholderText("A012")
+        self.reprint_ticket.setMaxLength(12)
+        self.reprint_button = _button("setButton")
+        self.reprint_button.clicked.connect(lambda: self.reprint.emit(self.reprint_ticket.text().strip()))
+        lrow.addWidget(self.reprint_ticket, 1)
+        lrow.addWidget(self.reprint_button)
         grid.addLayout(lrow, 6, 1, 1, 3)
         grid.setColumnStretch(1, 1)
         lay.addWidget(card, 1)
@@ -1018,7 +1033,7 @@ class SettingsPage(QWidget):
         lang = model.language
         t = {"broker": Bi("叫号服务器", "Ticket server"), "status": Bi("打印机状态", "Printer status"),
              "printer": Bi("打印机", "Printer"), "paper": Bi("纸宽 / 方式", "Paper / mode"),
-             "language": Bi("默认语言", "Default language")}
+             "language": Bi("默认语言", "Default language"), "reprint": Bi("补打号票", "Reprint a ticket")}
         for key, text in t.items():
             self.labels[key].setText(text(lang))
         self.title.setText(Bi("工作人员设置", "Staff settings")(lang))
@@ -1032,6 +1047,7 @@ class SettingsPage(QWidget):
         self.mode["text"].setText(Bi("文字（打印机字库）", "Text (printer fonts)")(lang))
         self.apply.setText(Bi("应用打印机设置", "Apply printer settings")(lang))
         self.test.setText(Bi("测试打印", "Test print")(lang))
+        self.reprint_button.setText(Bi("补打", "Reprint")(lang))
         for code, b in self.langs.items():
             b.setChecked(code == model.settings.language)
         self.back.setText(Bi("返回取号界面", "Back to the kiosk")(lang))
@@ -1057,7 +1073,8 @@ class KioskWindow(QWidget):
     ready = Signal()
 
     def __init__(self, link: Any, printer: PrintService, model: KioskModel, *, printer_spec: str = "",
-                 broker_label: str = "", quit_app: Callable[[], None] | None = None) -> None:
+                 broker_label: str = "", quit_app: Callable[[], None] | None = None,
+                 journal: KioskJournal | None = None, name: str = "kiosk") -> None:
         super().__init__()
         self.link = link
         self.printer = printer
@@ -1069,14 +1086,14 @@ class KioskWindow(QWidget):
         self.broker_label = broker_label
         self.quit_app = quit_app or QApplication.quit
         self.allow_close = False
-        self._requests: dict[str, Callable[[dict[str, Any]], None]] = {}
-        self._jobs: dict[int, Callable[[Any], None]] = {}
-        self._status_job: int | None = None
-        self._voids_in_flight: set[str] = set()
-        self._take_args: dict[str, TakeTicket] = {}
-        self._unknown_takes: dict[str, TakeTicket] = {}  # issue not confirmed: settled on reconnect
-        self._orphan_voids: dict[str, str] = {}  # ticket id -> label, to void once the broker answers
-        self._orphans_in_flight: set[str] = set()
+        client_id = str(getattr(link, "client_id", "") or "")
+        if journal is None:  # memory only: the link's client id, whatever it is
+            journal = KioskJournal(None, name, client_id=client_id or None)
+        elif client_id and client_id != journal.client_id:
+            log.error("the link's client id %s is not the journal's %s: unsettled requests cannot be recovered",
+                      client_id, journal.client_id)
+        # Everything but drawing and timers: issuing, printing, faults, reprints, recovery (Qt-free).
+        self.controller = KioskController(model, link, printer, journal, name=name, on_change=self.render)
         self._last_screen: Screen | None = None
         self._last_phase = model.phase
         self._was_ready = False
@@ -1109,7 +1126,7 @@ class KioskWindow(QWidget):
         self.closed_page = NoticePage("休", "#1666c5")
         self.out_page = NoticePage("!", "#8a94a3")
         self.staff_page = NoticePage("!", "#d9822b")
-        self.failed_page = NoticePage("×", "#c4121a")
+        self.failed_page = PrintFailedPage()
         self.message_page = NoticePage("i", "#b34700")
         self.pin_page = PinPage()
         self.settings_page = SettingsPage()
@@ -1132,10 +1149,11 @@ class KioskWindow(QWidget):
         self.tick_timer.timeout.connect(self._tick)
 
     def _wire(self) -> None:
-        self.link.state_changed.connect(self._on_state)
-        self.link.connection_changed.connect(self._on_connection)
-        self.link.replied.connect(self._on_reply)
-        self.printer.done.connect(self._on_job)
+        c = self.controller
+        self.link.state_changed.connect(c.on_state)
+        self.link.connection_changed.connect(c.on_connection)
+        self.link.replied.connect(c.on_reply)
+        self.printer.done.connect(c.on_job)
         self.header.language_tapped.connect(self._toggle_language)
         self.header.settings_gesture.connect(self._open_settings)
         self.start_page.department_tapped.connect(lambda c: self._do(self.model.select_department, c))
@@ -1153,6 +1171,7 @@ class KioskWindow(QWidget):
         sp.apply_printer.connect(self._apply_printer)
         sp.test_print.connect(self._test_print)
         sp.refresh_status.connect(self._poll)
+        sp.reprint.connect(self._staff_reprint)
         sp.default_language.connect(lambda c: self._do(self.model.set_default_language, c))
         sp.back_tapped.connect(lambda: self._do(self.model.close_settings))
         sp.quit_tapped.connect(self._quit)
@@ -1219,161 +1238,18 @@ class KioskWindow(QWidget):
         self._touched()
         self.render()
 
-    def _on_state(self, state: dict[str, Any]) -> None:
-        self.model.on_state(state)
-        self._retry_voids()
-        self.render()
-
-    def _on_connection(self, up: bool) -> None:
-        self.model.on_connection(up)
-        log.info("broker %s", "connected" if up else "unreachable")
-        self.render()
-
-    def _on_reply(self, rid: str, reply: dict[str, Any]) -> None:
-        handler = self._requests.pop(rid, None)
-        if handler == self._take_done:  # bound methods compare equal, never identical
-            self._take_done(reply, rid)
-        elif handler is not None:
-            handler(reply)
-
-    def _on_job(self, job: int, kind: str, outcome: Any) -> None:
-        handler = self._jobs.pop(job, None)
-        if handler is not None:
-            handler(outcome)
-
     def _toggle_language(self) -> None:
         self._do(self.model.set_language, "en" if self.model.language == "zh" else "zh")
 
-    # ------------------------------------------------------------------ issuing
+    # ------------------------------------------------------------------ issuing and the printer
 
     def confirm(self) -> None:
         """The citizen tapped "take a ticket" (double taps are ignored by the model)."""
-        self._run(self.model.confirm())
-        self.render()
-
-    def _run(self, action: Action | None) -> None:
-        """Carry out one action from the model."""
-        if action is None:
-            return
-        if isinstance(action, CheckPrinter):
-            job = self.printer.status()
-            self._jobs[job] = self._precheck_done
-        elif isinstance(action, TakeTicket):
-            rid = self.link.request("take_ticket", service=action.service, priority=action.priority)
-            self._take_args[rid] = action
-            self._requests[rid] = self._take_done
-        elif isinstance(action, PrintTicket):
-            job = self.printer.print_ticket(action.fields)
-            self._jobs[job] = self._print_done
-        elif isinstance(action, VoidTicket):
-            self._send_void(action)
-
-    def _precheck_done(self, outcome: Any) -> None:
-        self._run(self.model.on_precheck(health_of(outcome, self.model.settings.near_end_blocks)))
-        self.render()
-
-    def _take_done(self, reply: dict[str, Any], rid: str = "") -> None:
-        action = self._take_args.pop(rid, None)
-        if reply.get("status") == "unavailable" and action is not None:
-            # The broker may have issued the number and lost the reply: ask again later (same id).
-            self._unknown_takes[rid] = action
-        if reply.get("status") == "ok":
-            t = (reply.get("result") or {}).get("ticket") or {}
-            log.info("issued %s (%s)", t.get("label"), t.get("service"))
-        else:
-            log.warning("take_ticket: %s", reply.get("error") or reply.get("status"))
-        self._run(self.model.on_take_reply(reply))
-        self.render()
-
-    def _print_done(self, outcome: Any) -> None:
-        error = error_of(outcome)
-        label = self.model.issued.ticket.get("label") if self.model.issued else "?"
-        if error is None:
-            log.info("printed %s (%d bytes, encode %.0f ms, send %.0f ms)", label, outcome.bytes_sent,
-                     outcome.encode_ms, outcome.send_ms)
-        else:
-            log.error("printing %s failed: %s %s", label, error[0], error[2])
-        self._run(self.model.on_print_result(error))
-        self.render()
-
-    def _send_void(self, void: VoidTicket) -> None:
-        if void.ticket in self._voids_in_flight:
-            return  # already on its way
-
-        def done(reply: dict[str, Any]) -> None:
-            self._voids_in_flight.discard(void.ticket)
-            log.warning("void %s (ticket %s): %s", void.label, void.ticket, reply.get("status"))
-            self.model.on_void_reply(void, reply)
-            self.render()
-
-        self._voids_in_flight.add(void.ticket)
-        rid = self.link.request("void_ticket", ticket=void.ticket, reason=void.reason)
-        self._requests[rid] = done
-
-    def _retry_voids(self) -> None:
-        for void in self.model.retry_voids():
-            self._send_void(void)
-        self._recover_takes()
-
-    def _recover_takes(self) -> None:
-        """Settle tickets whose issue was never confirmed, so no number is silently lost.
-
-        Re-sending ``take_ticket`` with its original request id returns the broker's
-        first reply if it had issued the ticket (the citizen has long left without
-        it: void it so the counters skip it); a refusal means nothing was issued.
-        """
-        if not self.model.connected:
-            return
-        for ticket, label in list(self._orphan_voids.items()):
-            if ticket not in self._orphans_in_flight:
-                self._void_orphan(ticket, label)
-        for rid, action in list(self._unknown_takes.items()):
-            if rid in self._requests:
-                continue
-
-            def settled(reply: dict[str, Any], rid: str = rid) -> None:
-                if reply.get("status") == "unavailable":
-                    return  # still unknown: tried again on the next state update
-                self._unknown_takes.pop(rid, None)
-                ticket = (reply.get("result") or {}).get("ticket")
-                if reply.get("status") == "ok" and ticket:
-                    self._void_orphan(str(ticket["id"]), str(ticket.get("label", "")))
-
-            self._requests[self.link.request("take_ticket", request_id=rid, service=action.service,
-                                             priority=action.priority)] = settled
-
-    def _void_orphan(self, ticket: str, label: str) -> None:
-        def done(reply: dict[str, Any]) -> None:
-            self._orphans_in_flight.discard(ticket)
-            if reply.get("status") == "unavailable":
-                self._orphan_voids[ticket] = label  # retried on the next state update
-            else:
-                self._orphan_voids.pop(ticket, None)
-                log.warning("voided %s: issued while the broker's reply was lost, never printed", label)
-
-        self._orphan_voids[ticket] = label
-        self._orphans_in_flight.add(ticket)
-        self._requests[self.link.request("void_ticket", ticket=ticket,
-                                         reason="reply lost, never printed / 回复丢失，未出票")] = done
-
-    # ------------------------------------------------------------------ printer status
+        self.controller.confirm()
 
     def _poll(self) -> None:
-        """Ask the printer for its status (unless a query is already queued or a ticket is in flight)."""
-        if self._status_job is not None or self.model.busy:
-            return
-        job = self.printer.status()
-        self._status_job = job
-        self._jobs[job] = self._status_done
-
-    def _status_done(self, outcome: Any) -> None:
-        self._status_job = None
-        health = health_of(outcome, self.model.settings.near_end_blocks)
-        if health.code != self.model.printer.code:
-            log.info("printer: %s", health.code or "ready")
-        self.model.on_printer_status(health)
-        self._retry_voids()
-        self.render()
+        """Ask the printer for its status (every ``status_seconds``, and "check again" in the settings)."""
+        self.controller.poll()
 
     # ------------------------------------------------------------------ settings
 
@@ -1406,14 +1282,35 @@ class KioskWindow(QWidget):
             return
         self.printer_spec = spec
         job = self.printer.configure(config)
-        self._jobs[job] = lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")),
-                                           self._poll())
+        self.controller.expect_job(job, lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")),
+                                                           self._poll()))
         log.info("printer set to %s (%s, %d mm)", spec, mode, paper)
 
     def _test_print(self) -> None:
         self._touched()
         job = self.printer.test_print()
-        self._jobs[job] = lambda outcome: self._show_result(outcome, Bi("测试页已打印", "Test page printed"))
+        self.controller.expect_job(job, lambda outcome: self._show_result(outcome, Bi("测试页已打印",
+                                                                                   "Test page printed")))
+
+    def _staff_reprint(self, ticket: str) -> None:
+        """Settings: order a reprint of ``ticket`` at this kiosk (printed when the order comes back)."""
+        self._touched()
+        if not ticket.strip():
+            return
+
+        def done(reply: Any) -> None:
+            lang = self.model.language
+            if reply.get("status") == "ok":
+                label = (reply.get("result") or {}).get("ticket", {}).get("label", ticket)
+                text = Bi(f"已下达补打 {label}，即将打印", f"Reprint of {label} ordered; printing now")(lang)
+            elif reply.get("status") == "error":
+                err = reply.get("error") or {}
+                text = f"{err.get('code')} · {err.get('message_zh') if lang == 'zh' else err.get('message_en')}"
+            else:
+                text = Bi("叫号服务器没有响应，请重试", "The ticket server did not answer; try again")(lang)
+            self.settings_page.result.setText(text)
+
+        self.controller.order_reprint(ticket, done)
 
     def _show_result(self, outcome: Any, ok_text: Bi) -> None:
         lang = self.model.language
@@ -1485,24 +1382,14 @@ class KioskWindow(QWidget):
             reason, detail = m.out_of_service_reason()
             if detail.startswith("BROKER_"):
                 detail = f"{detail} · {self.broker_label}"
-            self.out_page.show_notice(lang, OUT_OF_SERVICE, reason,
-                                      Bi("请到服务台咨询", "Please ask at the information desk")(lang),
-                                      detail=detail)
+            self.out_page.show_notice(lang, OUT_OF_SERVICE, reason, m.go_for_help(), detail=detail)
         elif screen == Screen.ASK_STAFF:
             reason, detail = m.ask_staff_reason()
-            self.staff_page.show_notice(lang, ASK_STAFF, reason, Bi("暂停取号", "Tickets are paused")(lang),
-                                        detail=detail)
+            paused = Bi(f"暂停取号。{m.go_for_help().zh}", f"Tickets are paused. {m.go_for_help().en}")
+            self.staff_page.show_notice(lang, ASK_STAFF, reason, paused, detail=detail)
         elif screen == Screen.PRINT_FAILED:
-            issued = m.issued
-            label = str(issued.ticket.get("label", "")) if issued else ""
-            void_state = issued.void_state if issued else ""
-            extra = {"done": Bi(f"号码 {label} 已作废", f"Number {label} has been voided"),
-                     "pending": Bi(f"号码 {label} 正在作废", f"Voiding number {label}"),
-                     "failed": Bi(f"号码 {label} 未能作废，请工作人员处理", f"Number {label} was not voided; "
-                                  "staff will handle it")}.get(void_state, Bi(label, label))
-            reason, detail = m.ask_staff_reason()
-            self.failed_page.show_notice(lang, PRINT_FAILED, reason, extra(lang), Bi("好的", "OK"),
-                                         detail=detail)
+            left = max(0, math.ceil(self._deadline - time.monotonic())) if self.flow_timer.isActive() else 0
+            self.failed_page.refresh(m, left)
         elif screen == Screen.MESSAGE and m.message is not None:
             self.message_page.show_notice(lang, m.message.title, m.message.body, "", Bi("返回", "Back"))
         elif screen == Screen.PIN:

@@ -260,7 +260,8 @@ def run_interactive(args: argparse.Namespace) -> int:
                           else f"the broker did not answer within {BROKER_START_SECONDS:.0f} s")
         else:
             children.start("kiosk", [*py, "kiosk", *device("kiosk-1"), "--windowed",
-                                     "--printer", args.printer or f"file:{data / 'tickets'}"])
+                                     "--printer", args.printer or f"file:{data / 'tickets'}",
+                                     "--state-dir", str(data / "kiosk")])
             for n in DEMO_COUNTERS:
                 children.start(f"counter-{n}", [*py, "counter", "--counter", str(n), *device(f"counter-{n}"),
                                                 "--windowed"])

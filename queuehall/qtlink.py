@@ -49,7 +49,7 @@ class QtLink(QObject):
     _waiting = Signal()  # from the link thread: events or a newer state wait to be taken
 
     def __init__(self, endpoint: str | None = None, *, role: str, name: str = "", counter: int | None = None,
-                 security: Security | None = None, request_timeout: float = 3.0,
+                 security: Security | None = None, request_timeout: float = 3.0, client_id: str | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
@@ -58,7 +58,7 @@ class QtLink(QObject):
         self._notified = False
         self._waiting.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self.link = Link(endpoint, role=role, name=name, counter=counter, security=security,
-                         request_timeout=request_timeout)
+                         request_timeout=request_timeout, client_id=client_id)
         self.link.on_state = self._state
         self.link.on_event = self._event
         self.link.on_connection = lambda up: self.connection_changed.emit(up)

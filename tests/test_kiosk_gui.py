@@ -39,9 +39,9 @@ from queuehall.kiosk.model import (
     Phase,
     PrinterHealth,
     PrintTicket,
+    ReportFault,
     Screen,
     TakeTicket,
-    VoidTicket,
     local_when,
     parse_printer_spec,
 )
@@ -341,8 +341,10 @@ def test_paper_out_before_issuing_asks_staff(qtbot: Any, hall: RunningBroker, ki
     wait_screen(qtbot, w, Screen.ASK_STAFF)
     assert w.staff_page.title.text() == "请联系工作人员"
     assert w.staff_page.body.text() == "号票打印纸已用完"
-    detail = w.staff_page.detail.text()  # the printer's own words, small, for staff
-    assert detail.startswith("PAPER_OUT · 打印机") and "缺纸" in detail
+    assert w.staff_page.detail.text() == "PAPER_OUT"  # the code, small, for staff; the printer's words are logged
+    assert w.staff_page.extra.text() == "暂停取号。请到12号窗口（咨询投诉）咨询"
+    assert w.staff_page.extra_sub.text() == ("Tickets are paused. Please ask at Window 12 (Consultation and "
+                                             "Complaints)")
     shot(w, "07-ask-staff-paper-out")
     assert hall.tickets() == [] and printed(printer) == b""  # checked before issuing: nothing taken
     Path(f"{printer}{SENTINEL_PAPER_OUT}").unlink()
@@ -355,8 +357,8 @@ def test_paper_out_before_issuing_asks_staff(qtbot: Any, hall: RunningBroker, ki
     wait_screen(qtbot, w, Screen.START)
 
 
-def test_print_failure_is_retried_then_voided(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
-                                              tmp_path: Path) -> None:
+def test_print_failure_keeps_the_number_and_alerts_the_help_counter(qtbot: Any, hall: RunningBroker,
+                                                                     kiosk_factory: Any, tmp_path: Path) -> None:
     w = kiosk_factory(mode="text", settings=KioskSettings(**{**vars(FAST), "print_failed_ms": 60_000}))
     printer = tmp_path / "printer" / "tickets.bin"
     sentinel = Path(f"{printer}{SENTINEL_PAPER_OUT}")
@@ -371,27 +373,37 @@ def test_print_failure_is_retried_then_voided(qtbot: Any, hall: RunningBroker, k
     w.phase_changed.connect(on_phase)
     click(qtbot, w.details_page.confirm)
     wait_screen(qtbot, w, Screen.PRINT_FAILED)
-    qtbot.waitUntil(lambda: w.model.issued is not None and w.model.issued.void_state == "done", timeout=5000)
-    w.render()
     assert phases[:3] == ["checking", "requesting", "printing"]
-    assert w.model.issued.attempts == 2  # printed once more before giving up
-    assert w.failed_page.title.text() == "出票失败，请联系工作人员"
-    assert w.failed_page.title_sub.text() == "Printing failed, please ask staff"
-    assert w.failed_page.extra.text() == "号码 A001 已作废"
-    shot(w, "08-print-failed-voided")
+    assert w.model.issued is not None and w.model.issued.attempts == 2  # printed once more before giving up
+    page = w.failed_page
+    assert page.number.text() == "A001"  # very large: to write down or photograph
+    assert (page.title.text(), page.title_sub.text()) == ("号票未能打印", "Your ticket could not be printed")
+    assert page.kept.text().startswith("您的号码已保留，排队顺序不变")
+    assert page.kept_sub.text().startswith("Your number is kept, with your place in the queue")
+    assert page.go.text() == "请到12号窗口（咨询投诉）补打号票"
+    assert page.go_sub.text() == "Please go to Window 12 (Consultation and Complaints) for a printed ticket"
+    assert "秒后自动返回首页" in page.countdown.text()
+    # Nothing technical on the citizen's screen: no code, no path, no exception text.
+    texts = " ".join(label.text() for label in page.findChildren(QLabel))
+    assert "PAPER_OUT" not in texts and str(tmp_path) not in texts and "Errno" not in texts
+    shot(w, "08-print-failed-number-kept")
     assert printed(printer) == b""
-    # The broker no longer has A001; a counter calling next skips it.
-    assert hall.tickets() == []
-    hall.request("take_ticket", service="passport")
-    session = hall.request("sign_in", counter=1, clerk="c01a", pin="4821")["session"]
-    called = hall.request("call_next", counter=1, session=session)
-    assert called["ticket"]["label"] == "A002"
-    # Issuing stays stopped until the printer is fine again.
-    click(qtbot, w.failed_page.button)
+    # The number keeps its place at the broker, and the help counter's alert names it.
+    assert [(t["label"], t["status"]) for t in hall.tickets()] == [("A001", "waiting")]
+    qtbot.waitUntil(lambda: not w.controller.journal.pending, timeout=5000)
+    (alert,) = hall.request("snapshot")["state"]["printers"].values()
+    assert alert["fault"]["code"] == "PAPER_OUT" and [u["label"] for u in alert["unprinted"]] == ["A001"]
+    w.model.set_language("en")
+    w.render()
+    assert page.title.text() == "Your ticket could not be printed" and page.go_sub.text().startswith("请到")
+    shot(w, "08b-print-failed-number-kept-en")
+    # Issuing stays stopped until the printer is fine again; then the alert is cleared.
+    click(qtbot, page.button)
     wait_screen(qtbot, w, Screen.ASK_STAFF)
     sentinel.unlink()
     w._poll()
     wait_screen(qtbot, w, Screen.START)
+    qtbot.waitUntil(lambda: hall.request("snapshot")["state"]["printers"] == {}, timeout=5000)
 
 
 def test_printer_unplugged_mid_ticket(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
@@ -407,13 +419,15 @@ def test_printer_unplugged_mid_ticket(qtbot: Any, hall: RunningBroker, kiosk_fac
     w.phase_changed.connect(unplug)
     click(qtbot, w.details_page.confirm)
     wait_screen(qtbot, w, Screen.PRINT_FAILED)
-    qtbot.waitUntil(lambda: w.model.issued.void_state == "done", timeout=5000)
-    assert hall.tickets() == []
+    qtbot.waitUntil(lambda: not w.controller.journal.pending, timeout=5000)  # the alert is raised
+    assert [t["label"] for t in hall.tickets()] == ["A001"]  # the number keeps its place
     # After the notice the kiosk is out of service while the printer is missing.
     click(qtbot, w.failed_page.button)
     wait_screen(qtbot, w, Screen.OUT_OF_SERVICE)
     assert w.out_page.body.text() == "号票打印机出现故障"
-    assert w.out_page.detail.text().startswith("PRINTER_IO · 文件打印机")
+    assert w.out_page.detail.text() == "PRINTER_IO"  # not the file printer's path and error
+    assert w.out_page.extra.text() == "请到12号窗口（咨询投诉）咨询"
+    assert w.out_page.extra_sub.text() == "Please ask at Window 12 (Consultation and Complaints)"
     shot(w, "09-out-of-service-printer")
     (tmp_path / "unplugged").rename(printer_dir)
     w._poll()
@@ -506,7 +520,7 @@ def test_issue_whose_reply_was_lost_is_voided(qtbot: Any, hall: RunningBroker, k
     release.set()
     assert printed(tmp_path / "printer" / "tickets.bin") == b""
     # The ticket exists at the broker; the kiosk must void it so no counter calls a number nobody has.
-    qtbot.waitUntil(lambda: not w._unknown_takes and not w._orphan_voids, timeout=8000)
+    qtbot.waitUntil(lambda: not w.controller.journal.pending, timeout=8000)
     assert hall.tickets() == []
     with pytest.raises(CommandRefused) as refused:
         hall.request("call_ticket", counter=1, ticket="A001", reason="test")
@@ -564,6 +578,30 @@ def test_settings_behind_pin_and_no_exit(qtbot: Any, hall: RunningBroker, kiosk_
     assert w.start_page.choose.text() == "Please choose the service you need"
 
 
+def test_staff_reprint_from_the_settings(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,
+                                         tmp_path: Path) -> None:
+    hall.request("take_ticket", service="passport")  # A001, whose ticket a citizen lost
+    w = kiosk_factory(mode="text")
+    wait_screen(qtbot, w, Screen.START)
+    w.model.open_settings()
+    assert w.model.enter_pin("123456")[0]
+    w.render()
+    wait_screen(qtbot, w, Screen.SETTINGS)
+    page = w.settings_page
+    page.reprint_ticket.setText("a001")
+    click(qtbot, page.reprint_button)
+    qtbot.waitUntil(lambda: page.result.text() == "已下达补打 A001，即将打印", timeout=5000)
+    printer = tmp_path / "printer" / "tickets.bin"
+    qtbot.waitUntil(lambda: "补打号票" in decode(printed(printer)).text, timeout=5000)
+    decoded = decode(printed(printer))
+    assert "A001" in decoded.texts and "前面还有 0 人" in decoded.text
+    # Done: the order is gone from the broker (no alert, nothing pending for this kiosk).
+    qtbot.waitUntil(lambda: hall.request("snapshot")["state"]["printers"] == {}, timeout=5000)
+    page.reprint_ticket.setText("Z999")
+    click(qtbot, page.reprint_button)
+    qtbot.waitUntil(lambda: page.result.text().startswith("UNKNOWN_TICKET · 没有此号票"), timeout=5000)
+
+
 # --------------------------------------------------------------------------------------------------
 # The view-model and options without widgets
 
@@ -611,13 +649,11 @@ def test_model_issue_flow_retry_and_void() -> None:
     assert f["materials"] == (("身份证", "ID card"),) and f["footer_en"] == "Footer"
     retry = m.on_print_result(("PRINTER_IO", "写入失败", "write failed"))
     assert isinstance(retry, PrintTicket) and retry.attempt == 2
-    void = m.on_print_result(("PAPER_OUT", "缺纸", "out of paper"))
-    assert isinstance(void, VoidTicket) and (void.ticket, void.label) == ("7", "A003")
+    fault = m.on_print_result(("PAPER_OUT", "缺纸", "out of paper"))
+    assert fault == ReportFault(ticket="7", label="A003", code="PAPER_OUT")  # the ticket is kept, staff alerted
     assert m.screen == Screen.PRINT_FAILED and m.blocked
-    m.on_void_reply(void, {"status": "unavailable"})
-    assert m.retry_voids() == [void]  # owed to the broker until it answers
-    m.on_void_reply(void, {"status": "ok", "result": {}})
-    assert m.retry_voids() == [] and m.issued is not None and m.issued.void_state == "done"
+    assert m.print_failed_info() == ("A003", Bi("请到任一服务窗口补打号票",
+                                                "Please go to any service counter for a printed ticket"))
     m.back_to_start(reset_language=True)
     assert m.screen == Screen.ASK_STAFF  # stays stopped …
     m.on_printer_status(PrinterHealth(None))
@@ -650,7 +686,7 @@ def test_model_refusal_unavailable_and_screens() -> None:
     m.on_printer_status(PrinterHealth.from_error("PRINTER_OFFLINE", "离线", "offline"))
     assert m.screen == Screen.OUT_OF_SERVICE
     assert m.out_of_service_reason() == (Bi("号票打印机未连接", "The ticket printer is not connected"),
-                                         "PRINTER_OFFLINE · 离线")
+                                         "PRINTER_OFFLINE")
     m.on_connection(False)
     assert m.out_of_service_reason()[0].zh.startswith("无法连接叫号服务器")
     card = m.card("P")
