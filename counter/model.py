@@ -175,6 +175,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "ok": ("确定", "OK"),
     "cancel": ("取消", "Cancel"),
     "counter_title": ("{name}", "{name_en}"),
+    "printer_title": ("取号机打印机故障", "Kiosk printer faults"),
+    "printer_title_ok": ("补打号票（本窗口为帮助窗口）", "Reprints (this is the help counter)"),
+    "printer_fault": ("取号机“{name}”打印机故障（{code}），自 {since} 起；取号暂停",
+                      "Kiosk {name}: printer fault ({code}) since {since}; no tickets there"),
+    "printer_unprinted": ("“{name}”未打印的号：{tickets}（市民已被引导到本窗口补打）",
+                          "{name}: not printed: {tickets} (the citizens were sent here for a printed ticket)"),
+    "printer_orders": ("“{name}”待补打：{tickets}", "{name}: reprints pending: {tickets}"),
+    "reprint": ("补打", "Reprint"),
+    "reprint_ticket": ("补打 {ticket}", "Reprint {ticket}"),
+    "reprint_placeholder": ("号码，如 A012", "Number, e.g. A012"),
+    "pending_reprint": ("正在补打…", "Reprinting…"),
+    "reprint_ok": ("已通知取号机“{kiosk}”补打 {ticket} 号", "Kiosk {kiosk} will reprint {ticket}"),
     "unknown": ("未知", "unknown"),
 }
 
@@ -720,6 +732,68 @@ class CounterModel:
             return None
         return self._post("reinstate", "reinstate", ticket=ticket.strip(), counter=self.counter)
 
+    def is_help_counter(self) -> bool:
+        """Whether this counter sees the kiosks' printer faults and may order reprints: the hall's
+        ``help_counter``, or every counter when the hall names none."""
+        number = (self.state.get("hall") or {}).get("help_counter")
+        return number is None or number == self.counter
+
+    def printer_alerts(self) -> list[dict[str, Any]]:
+        """The kiosks' printer records (fault, unprinted numbers, reprint orders) this counter shows."""
+        if not self.is_help_counter():
+            return []
+        records = (self.state.get("printers") or {}).values()
+        return sorted((r for r in records if r.get("fault") or r.get("unprinted") or r.get("reprints")),
+                      key=lambda r: str(r.get("name") or r.get("kiosk")))
+
+    def printer_lines(self, lang: str | None = None) -> list[str]:
+        """One line per fault, unprinted list and pending reprints, for the alert panel."""
+        lines = []
+        for r in self.printer_alerts():
+            name = self.kiosk_name(str(r.get("kiosk")))
+            fault = r.get("fault")
+            if fault:
+                since = parse_time(fault.get("since"))
+                at = since.astimezone(self._tz).strftime("%H:%M") if since else "?"
+                lines.append(self.text("printer_fault", lang, name=name, code=fault.get("code"), since=at))
+            unprinted = "、".join(str(u.get("label")) for u in r.get("unprinted") or [])
+            if unprinted:
+                lines.append(self.text("printer_unprinted", lang, name=name, tickets=unprinted))
+            orders = "、".join(str((o.get("ticket") or {}).get("label")) for o in r.get("reprints") or [])
+            if orders:
+                lines.append(self.text("printer_orders", lang, name=name, tickets=orders))
+        return lines
+
+    def unprinted(self) -> list[str]:
+        """Numbers a kiosk could not print (one quick reprint button each)."""
+        return [str(u.get("label")) for r in self.printer_alerts() for u in r.get("unprinted") or []]
+
+    def kiosk_name(self, kiosk: str | None) -> str:
+        """A kiosk's name for people: the one it reported with its fault, else its presence name, else its id."""
+        key = kiosk or ""
+        named = ((self.state.get("printers") or {}).get(key) or {}).get("name")
+        if named and named != key:
+            return str(named)
+        return str(((self.state.get("devices") or {}).get(key) or {}).get("name") or key)
+
+    def reprint_kiosk(self) -> str | None:
+        """Where a reprint goes: the issuing kiosk (None: the broker's default) unless some kiosk has a
+        printer fault; then the first kiosk online without one (None when there is none)."""
+        faulty = {k for k, r in (self.state.get("printers") or {}).items() if r.get("fault")}
+        if not faulty:
+            return None
+        healthy = sorted(k for k, d in (self.state.get("devices") or {}).items()
+                         if d.get("role") == "kiosk" and d.get("online") and k not in faulty)
+        return healthy[0] if healthy else None
+
+    def reprint(self, ticket: str) -> str | None:
+        """Order a reprint of ``ticket`` (a number such as "A012") at a kiosk (:meth:`reprint_kiosk`)."""
+        if not ticket.strip():
+            self._refuse("choose_ticket")
+            return None
+        return self._post("reprint", "reprint_ticket", ticket=ticket.strip().upper(), counter=self.counter,
+                          kiosk=self.reprint_kiosk())
+
     def dismiss_message(self) -> None:
         """Clear the message banner."""
         self.message = None
@@ -852,6 +926,8 @@ class CounterModel:
             self.message = self._msg("ok", "resume_ok")
         elif action == "reinstate":
             self.message = self._msg("ok", "reinstate_ok", ticket=label)
+        elif action == "reprint":
+            self.message = self._msg("ok", "reprint_ok", ticket=label, kiosk=self.kiosk_name(result.get("kiosk")))
 
     # ------------------------------------------------------------------ helpers
 

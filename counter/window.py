@@ -97,6 +97,11 @@ QLabel#offline { background: #c62828; color: white; font-size: 21px; font-weight
     border-radius: 8px; }
 QLabel#calendarWarning { background: #fff3c4; color: #6d3b00; font-size: 17px; font-weight: bold; padding: 8px;
     border: 2px solid #f0b400; border-radius: 8px; }
+QFrame#printerAlert { background: #eef4fb; border: 2px solid #90caf9; border-radius: 12px; }
+QFrame#printerAlert[alert="true"] { background: #fde7e7; border: 3px solid #c62828; }
+QLabel#printerTitle { font-size: 19px; font-weight: bold; color: #0f3d6e; }
+QLabel#printerTitle[alert="true"] { color: #a01818; }
+QLabel#printerLine { font-size: 18px; color: #4e0d0d; }
 QFrame#guidance { background: #fff3c4; border: 3px solid #f0b400; border-radius: 12px; }
 QLabel#guidanceTitle { font-size: 17px; font-weight: bold; color: #8a5a00; }
 QLabel#guidanceZh { font-size: 30px; font-weight: bold; color: #4e3400; }
@@ -634,6 +639,7 @@ class CounterWindow(QWidget):
         top.setSpacing(12)
         left = QVBoxLayout()
         left.setSpacing(10)
+        left.addWidget(self._build_printer_panel())
         left.addWidget(self._build_ticket_panel(), 1)
         self.guidance = QFrame()
         self.guidance.setObjectName("guidance")
@@ -713,6 +719,71 @@ class CounterWindow(QWidget):
         self.buttons["sign_out"] = self.sign_out_button
         outer.addLayout(bar)
         return work
+
+    def _build_printer_panel(self) -> QFrame:
+        """The help counter's panel: the kiosks' printer faults and unprinted numbers, and reprints."""
+        self.printer_panel = QFrame()
+        self.printer_panel.setObjectName("printerAlert")
+        lay = QVBoxLayout(self.printer_panel)
+        lay.setContentsMargins(14, 8, 14, 8)
+        lay.setSpacing(4)
+        self.printer_title = QLabel()
+        self.printer_title.setObjectName("printerTitle")
+        self.printer_lines = QLabel()
+        self.printer_lines.setObjectName("printerLine")
+        self.printer_lines.setWordWrap(True)
+        lay.addWidget(self.printer_title)
+        lay.addWidget(self.printer_lines)
+        row = QHBoxLayout()
+        self.reprint_quick = QHBoxLayout()
+        row.addLayout(self.reprint_quick)
+        self.reprint_edit = QLineEdit()
+        self.reprint_edit.setMaxLength(12)
+        self.reprint_edit.setFixedWidth(240)
+        self.reprint_edit.returnPressed.connect(lambda: self._reprint(self.reprint_edit.text()))
+        self.reprint_button = QPushButton()
+        self.reprint_button.clicked.connect(lambda: self._reprint(self.reprint_edit.text()))
+        row.addStretch(1)
+        row.addWidget(self.reprint_edit)
+        row.addWidget(self.reprint_button)
+        lay.addLayout(row)
+        self.reprint_buttons: dict[str, QPushButton] = {}
+        return self.printer_panel
+
+    def _reprint(self, ticket: str) -> None:
+        if self.model.reprint(ticket) is not None:
+            self.reprint_edit.clear()
+        self.refresh()
+
+    def _draw_printers(self) -> None:
+        m = self.model
+        lines = m.printer_lines()
+        explicit = (m.state.get("hall") or {}).get("help_counter") == m.counter
+        self.printer_panel.setVisible(bool(lines) or explicit)
+        _restyle(self.printer_panel, alert="true" if lines else "false")
+        _restyle(self.printer_title, alert="true" if lines else "false")
+        self.printer_title.setText(m.text("printer_title" if lines else "printer_title_ok"))
+        self.printer_lines.setText("\n".join(lines))
+        self.printer_lines.setVisible(bool(lines))
+        labels = m.unprinted()
+        if list(self.reprint_buttons) != labels:
+            for b in self.reprint_buttons.values():
+                self.reprint_quick.removeWidget(b)
+                b.deleteLater()
+            self.reprint_buttons = {}
+            for label in labels:
+                b = QPushButton()
+                b.setObjectName("warn")
+                b.clicked.connect(lambda _=False, t=label: self._reprint(t))
+                self.reprint_quick.addWidget(b)
+                self.reprint_buttons[label] = b
+        busy = m.pending_action() == "reprint"
+        for label, b in self.reprint_buttons.items():
+            b.setText(m.text("reprint_ticket", ticket=label))
+            b.setEnabled(m.connected and not m.busy)
+        self.reprint_edit.setPlaceholderText(m.text("reprint_placeholder"))
+        self.reprint_button.setText(m.text("pending_reprint" if busy else "reprint"))
+        self.reprint_button.setEnabled(m.connected and not m.busy)
 
     def _build_ticket_panel(self) -> QFrame:
         card, lay = _card()
@@ -896,6 +967,7 @@ class CounterWindow(QWidget):
             label = m.text(f"pending_{action}") if pending == action else m.text(action)
             b.setText(f"{label}\n{SHORTCUTS[action]}")
             b.setEnabled(m.enabled(action))
+        self._draw_printers()
         self._draw_ticket()
         self._draw_waiting()
         self._draw_no_shows()

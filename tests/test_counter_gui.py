@@ -663,3 +663,50 @@ def test_transfer_to_a_service_names_its_open_counters_and_a_closed_one_is_refus
     assert w.guidance_zh.text() == "请留意叫号，到 1、2 号窗口办理普通护照申请"
     assert w.guidance_en.text() == ("Please wait for your number, then go to counter 1 or 2 for "
                                     "Ordinary passport application")
+
+
+# ---------------------------------------------------------------------------------------------- printer faults
+
+
+def test_the_help_counter_shows_a_kiosks_printer_fault_and_reprints_at_another_kiosk(
+        qtbot: Any, hall: BrokerThread, terminal: Callable[..., Terminal]) -> None:
+    assert hall_config().help_counter == 12
+    east = BrokerClient(hall.endpoint, client_id="kiosk-east")
+    west = BrokerClient(hall.endpoint, client_id="kiosk-west")
+    try:
+        west.request("hello", role="kiosk", name="西门取号机")  # online, with a working printer
+        ticket = east.request("take_ticket", service="consult_complaint")["ticket"]
+        east.request("printer_fault", code="PAPER_OUT", ticket=str(ticket["id"]), name="东门取号机")
+        helper = terminal(counter=12)
+        other = terminal(counter=4)
+        sign_in(qtbot, helper, "c12a")
+        sign_in(qtbot, other, "c04a")
+        w = helper.window
+        label = ticket["label"]
+        qtbot.waitUntil(lambda: w.printer_panel.isVisible() and label in w.printer_lines.text(), timeout=5000)
+        assert w.printer_title.text() == "取号机打印机故障"
+        lines = w.printer_lines.text().splitlines()
+        assert lines[0].startswith("取号机“东门取号机”打印机故障（PAPER_OUT），自 09:00 起")
+        assert lines[1] == f"“东门取号机”未打印的号：{label}（市民已被引导到本窗口补打）"
+        assert not other.window.printer_panel.isVisible()  # only the help counter is alerted
+        shot(w, "printer-fault-alert.png")
+        # One tap reprints it at the kiosk whose printer works.
+        qtbot.mouseClick(w.reprint_buttons[label], Qt.MouseButton.LeftButton)
+        settle(qtbot, helper)
+        assert helper.model.message is not None
+        assert helper.model.message.zh == f"已通知取号机“西门取号机”补打 {label} 号", helper.model.message
+        qtbot.waitUntil(lambda: "西门取号机" in w.printer_lines.text(), timeout=5000)
+        assert f"“西门取号机”待补打：{label}" in w.printer_lines.text()
+        west.request("reprint_done", ticket=str(ticket["id"]), name="西门取号机")
+        # A number typed in: ordered too (the broker refuses an unknown one, in the clerk's language).
+        w.reprint_edit.setText("z999")
+        qtbot.mouseClick(w.reprint_button, Qt.MouseButton.LeftButton)
+        settle(qtbot, helper)
+        assert helper.model.message is not None and helper.model.message.code == "UNKNOWN_TICKET"
+        # The east kiosk's printer works again: the alert is gone from the help counter.
+        east.request("printer_ok")
+        qtbot.waitUntil(lambda: not w.printer_lines.isVisible(), timeout=5000)
+        assert w.printer_title.text() == "补打号票（本窗口为帮助窗口）"
+    finally:
+        east.close()
+        west.close()
