@@ -34,6 +34,7 @@ Nothing here imports Qt or zmq.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -378,7 +379,7 @@ class KioskController:
                 continue  # on its way
             stage = entry["stage"]
             if stage == "requested":
-                self._request(lambda reply, rid=rid: self._retake_done(rid, reply), "take_ticket", request_id=rid,
+                self._request(functools.partial(self._retake_done, rid), "take_ticket", request_id=rid,
                               service=entry["service"], priority=entry.get("priority"))
             elif stage == "issued":
                 self._recover_print(rid, entry)
@@ -486,7 +487,7 @@ class KioskController:
                 return
             self._reprints[tid] = ("printing", None)
             job = self.printer.print_ticket(m.reprint_fields(order))
-            self._jobs[job] = lambda outcome, tid=tid, order=order: self._reprinted(tid, order, outcome)
+            self._jobs[job] = functools.partial(self._reprinted, tid, order)
 
     def _reprinted(self, tid: int, order: dict[str, Any], outcome: Any) -> None:
         error = error_of(outcome)
