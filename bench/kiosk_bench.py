@@ -252,18 +252,21 @@ def wait(app: Any, cond: Any, timeout: float = 10.0) -> None:
 def bench_taps(app: Any, endpoint: str, printer: RemotePrinter, taps: int, paper: int) -> dict[str, Any]:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+    from queuehall.kiosk.journal import KioskJournal
     from queuehall.kiosk.printing import PrinterConfig
     from queuehall.kiosk.window import KioskWindow, PrintService, warm_up_fonts
 
     from queuehall.qtlink import QtLink
 
     clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # the kiosk's own clock (greeting, dates)
-    link = QtLink(endpoint, role="kiosk", name="bench-kiosk", request_timeout=3.0)
+    # A journal on disk, as in a hall: its fsync before each take_ticket is on the way to the printer.
+    journal = KioskJournal(Path(tempfile.mkdtemp(prefix="kiosk-bench-journal-")) / "kiosk.json", "bench-kiosk")
+    link = QtLink(endpoint, role="kiosk", name="bench-kiosk", request_timeout=3.0, client_id=journal.client_id)
     config = PrinterConfig(backend="network", host="127.0.0.1", port=printer.port, mode="raster",
                            paper_mm=paper)
     settings = KioskSettings(return_ms=60_000, message_ms=60_000, idle_ms=600_000, status_ms=600_000)
     window = KioskWindow(link, PrintService(config), KioskModel(settings=settings, clock=clock.now),
-                         broker_label=endpoint)
+                         broker_label=endpoint, journal=journal, name="bench-kiosk")
     window.resize(1920, 1080)
     window.show()
     warm_up_fonts()
@@ -330,7 +333,8 @@ def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "queuehall.kiosk.main", "--windowed", "--broker", endpoint,
-             "--printer", f"network:127.0.0.1:{printer_port}", "--name", "bench-start"],
+             "--printer", f"network:127.0.0.1:{printer_port}", "--name", "bench-start",
+             "--state-dir", tempfile.mkdtemp(prefix="kiosk-bench-state-")],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         try:
