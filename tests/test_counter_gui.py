@@ -710,3 +710,36 @@ def test_the_help_counter_shows_a_kiosks_printer_fault_and_reprints_at_another_k
     finally:
         east.close()
         west.close()
+
+
+def test_which_counters_see_printer_faults_and_where_reprints_go() -> None:
+    """The model alone: the help counter (or every counter when the hall names none) sees the alerts; a
+    reprint goes to the issuing kiosk unless some kiosk has a fault, then to one online that has none."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send(type_: str, **args: Any) -> str:
+        sent.append((type_, args))
+        return f"r{len(sent)}"
+
+    fault = {"kiosk": "k1", "name": "东门", "fault": {"code": "PAPER_OUT", "since": "2026-11-24T01:00:00Z"},
+             "unprinted": [{"id": 7, "label": "A007", "service": "passport"}], "reprints": []}
+    devices = {"k1": {"role": "kiosk", "online": True, "name": "东门"},
+               "k2": {"role": "kiosk", "online": False, "name": "西门"},
+               "k3": {"role": "kiosk", "online": True, "name": "南门"}}
+    model = CounterModel(12, send, ManualClock(datetime(2026, 11, 24, 9, tzinfo=TZ)))
+    model.on_connection(True)
+    model.on_state({"timezone": "Asia/Shanghai", "hall": {"help_counter": 12}, "printers": {"k1": fault},
+                    "devices": devices, "counters": {}})
+    assert model.is_help_counter() and model.unprinted() == ["A007"]
+    assert model.printer_lines("en")[0] == "Kiosk 东门: printer fault (PAPER_OUT) since 09:00; no tickets there"
+    assert model.reprint_kiosk() == "k3"  # online and without a fault (k2 is offline)
+    model.clerk, model.session = "c12a", "s"  # signed in
+    model.reprint(" a007 ")
+    assert sent[-1] == ("reprint_ticket", {"ticket": "A007", "counter": 12, "kiosk": "k3"})
+    model.on_state({**model.state, "printers": {}})
+    assert model.reprint_kiosk() is None  # no fault anywhere: the broker sends it to the issuing kiosk
+    other = CounterModel(4, send, ManualClock(datetime(2026, 11, 24, 9, tzinfo=TZ)))
+    other.on_state({"hall": {"help_counter": 12}, "printers": {"k1": fault}})
+    assert not other.is_help_counter() and other.printer_alerts() == []
+    other.on_state({"hall": {"help_counter": None}, "printers": {"k1": fault}})
+    assert other.is_help_counter() and other.unprinted() == ["A007"]  # no help counter named: every counter
