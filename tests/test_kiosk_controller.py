@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from queuehall.broker.config import load_config
 from queuehall.kiosk.controller import KioskController, PrintWorker
-from queuehall.kiosk.escpos_decode import decode
 from queuehall.kiosk.journal import KioskJournal
 from queuehall.kiosk.model import KioskModel, KioskSettings, Phase, Screen
 from queuehall.kiosk.printing import PrinterConfig
+from queuehall.tools.escpos_decode import decode
 
 from queuehall.client import BrokerClient, Link, StateMirror
 from queuehall.clock import ManualClock
