@@ -132,7 +132,7 @@ BENCHMARKS: list[Benchmark] = [
                     "and 960 MB per 1,000 calls). The Qt link sent the whole hall state through a `Signal(dict)` "
                     "(a C++ QVariantMap copy per event) and queued one per event behind a busy GUI thread; it "
                     "now hands over Python objects and coalesces states (commit `e58e666`)."),
-    Benchmark("broker", "broker_bench.py", (), ("--quick",),
+    Benchmark("broker", "broker_bench.py", ("--rates", "10", "--restarts", "2"), ("--quick",),
               "The broker under a hall's load, call → display against the fan-out floor", broker_rows),
 ]
 
