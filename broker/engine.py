@@ -50,6 +50,7 @@ from queuehall.broker.model import (
 
 from queuehall.clock import Clock
 from queuehall.errors import HallError
+from queuehall.protocol import clean_text
 
 RECENT_CALLS = 30  # calls kept for the displays' history
 _EWMA = 0.2  # weight of the newest service time in the estimate
@@ -86,11 +87,25 @@ class NullJournal:
         return None
 
 
+class TicketRef:
+    """The kind of a ``ticket`` argument: a ticket's id (an integer) or its label (a string)."""
+
+
 @dataclass(frozen=True)
 class Param:
+    """One argument of a command, as docs/protocol.md lists it.
+
+    ``kind`` is the JSON type it must have, exactly (``int`` is an integer and never a boolean or a
+    string of digits, ``str`` a string, ``bool`` true or false, :class:`TicketRef` an integer or a
+    string). A string is cleaned of surrounding whitespace and invisible characters
+    (:func:`~queuehall.protocol.clean_text`); left empty, a required one is refused with ``empty``
+    and an optional one counts as absent.
+    """
+
     name: str
     kind: type
     required: bool = True
+    empty: str = "BAD_REQUEST"
 
 
 def _command(*params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -248,7 +263,7 @@ class Hall:
         fn = COMMANDS.get(command)
         if fn is None:
             raise HallError("UNKNOWN_COMMAND", command=command)
-        kwargs = _check_args(fn, args or {})
+        kwargs = check_args(fn.params, args if args is not None else {})  # type: ignore[attr-defined]
         tx = _Tx(self)
         if fn.takes_client:  # type: ignore[attr-defined]
             kwargs["client"] = client
@@ -792,7 +807,7 @@ class Hall:
                     return True
         return False
 
-    @_command(Param("ticket", str))
+    @_command(Param("ticket", TicketRef))
     def check_in(self, tx: _Tx, ticket: str) -> dict[str, Any]:
         """The holder of a remote ticket has arrived: the kiosk scanned its QR code (or the web gateway was
         told so); from now on the ticket no longer lapses. Refused for a ticket not taken remotely
@@ -844,8 +859,8 @@ class Hall:
             lapsed.append(t.label)
         return {"lapsed": lapsed}
 
-    @_command(Param("ticket", str), Param("reason", str))
-    def void_ticket(self, tx: _Tx, ticket: str, reason: str, client: str | None = None) -> dict[str, Any]:
+    @_command(Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"))
+    def void_ticket(self, tx: _Tx, ticket: str | int, reason: str, client: str | None = None) -> dict[str, Any]:
         """Withdraw a waiting ticket whose printing failed, so counters skip it.
 
         Only a ticket still waiting, and (when the caller is a kiosk) only one that
@@ -991,8 +1006,8 @@ class Hall:
         return sum(1 for o in self._queues.get(t.queue_service, {}).values() if o.id != t.id and (
             (o.priority and _fifo(o) < key) if t.priority else (o.priority or _fifo(o) < key)))
 
-    @_command(Param("ticket", str), Param("reason", str))
-    def cancel_ticket(self, tx: _Tx, ticket: str, reason: str) -> dict[str, Any]:
+    @_command(Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"))
+    def cancel_ticket(self, tx: _Tx, ticket: str | int, reason: str) -> dict[str, Any]:
         """Cancel a waiting, called or no-show ticket (the citizen left); the reason is recorded."""
         if not reason.strip():
             raise HallError("REASON_REQUIRED")
@@ -1117,8 +1132,9 @@ class Hall:
             raise HallError("QUEUE_EMPTY")
         return self._call(tx, c, tx.ticket(pick.id), None)
 
-    @_command(Param("counter", int), Param("ticket", str), Param("reason", str), Param("session", str, False))
-    def call_ticket(self, tx: _Tx, counter: int, ticket: str, reason: str,
+    @_command(Param("counter", int), Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"),
+              Param("session", str, False))
+    def call_ticket(self, tx: _Tx, counter: int, ticket: str | int, reason: str,
                     session: str | None = None) -> dict[str, Any]:
         """Call one specific waiting ticket out of order; a reason is required and recorded.
 
@@ -1172,8 +1188,8 @@ class Hall:
         tx.event("ticket_no_show", ticket=t, counter=counter, clerk=c.clerk, reason="clerk")
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command(Param("ticket", str), Param("counter", int, False))
-    def reinstate(self, tx: _Tx, ticket: str, counter: int | None = None) -> dict[str, Any]:
+    @_command(Param("ticket", TicketRef), Param("counter", int, False))
+    def reinstate(self, tx: _Tx, ticket: str | int, counter: int | None = None) -> dict[str, Any]:
         """Put a no-show back in its queue within ``noshow_grace_minutes`` of missing its call.
 
         It rejoins at the front (its original place) or the back, as configured; a
@@ -1355,25 +1371,53 @@ def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _check_args(fn: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
-    """Type-check a command's arguments against its declared parameters; ignore unknown ones."""
+_KIND_NAMES: dict[type, tuple[str, str]] = {
+    int: ("an integer", "整数"),
+    str: ("a string", "字符串"),
+    bool: ("true or false", "true 或 false"),
+    TicketRef: ("a ticket id (integer) or label (string)", "号票编号（整数）或号票号（字符串）"),
+}
+MAX_TEXT = 500  # characters in any string argument
+
+
+def _kind_ok(kind: type, value: Any) -> bool:
+    if kind is TicketRef:
+        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    if kind is int:  # JSON true is not 1, and "3" is not 3
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _bad_argument(name: str, en: str, zh: str) -> HallError:
+    return HallError("BAD_REQUEST", argument=name, detail=f"{name} {en}", detail_zh=f"参数 {name} {zh}")
+
+
+def check_args(params: tuple[Param, ...], args: Any) -> dict[str, Any]:
+    """Check a command's arguments against its declared parameters, exactly (see :class:`Param`);
+    ignore unknown ones. Refused with BAD_REQUEST naming the argument, in Chinese and English."""
     if not isinstance(args, dict):
-        raise HallError("BAD_REQUEST", detail="arguments must be an object")
+        raise HallError("BAD_REQUEST", detail="arguments must be an object", detail_zh="参数必须是一个对象")
     out: dict[str, Any] = {}
-    for p in fn.params:  # type: ignore[attr-defined]
+    for p in params:
         value = args.get(p.name)
         if value is None:
             if p.required:
-                raise HallError("BAD_REQUEST", detail=f"missing {p.name}")
+                raise _bad_argument(p.name, "is missing", "缺失")
             continue
-        if p.kind is int and isinstance(value, str) and value.strip().isdecimal():  # int() rejects "²"
-            value = int(value)
-        if p.kind is str and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, p.kind) or (p.kind is int and isinstance(value, bool)):
-            raise HallError("BAD_REQUEST", detail=f"{p.name} must be {p.kind.__name__}")
-        if isinstance(value, str) and len(value) > 500:
-            raise HallError("BAD_REQUEST", detail=f"{p.name} is too long")
+        if not _kind_ok(p.kind, value):
+            en, zh = _KIND_NAMES[p.kind]
+            raise _bad_argument(p.name, f"must be {en}", f"应为{zh}")
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                raise _bad_argument(p.name, f"is too long (at most {MAX_TEXT} characters)",
+                                    f"过长（最多 {MAX_TEXT} 个字符）")
+            value = clean_text(value)
+            if not value:
+                if not p.required:
+                    continue
+                if p.empty != "BAD_REQUEST":
+                    raise HallError(p.empty, argument=p.name)
+                raise _bad_argument(p.name, "must not be empty", "不能为空")
         out[p.name] = value
     return out
 

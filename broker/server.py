@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
-from queuehall.broker.engine import COMMANDS, Hall
+from queuehall.broker.engine import COMMANDS, Hall, Param, check_args
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
 
@@ -57,6 +57,13 @@ GROUP_MAX = 256  # requests committed together at most (one transaction, one fsy
 REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
 BROKER_COMMANDS = ("hello", "ping", "snapshot")
 EVENTS_PAGE = 1000  # journaled events one ``events`` request returns at most
+# The arguments of the broker's own commands and queries (docs/protocol.md); a ping may say what a hello says.
+BROKER_PARAMS: dict[str, tuple[Param, ...]] = {
+    "hello": (Param("role", str), Param("name", str), Param("counter", int, False)),
+    "ping": (Param("role", str, False), Param("name", str, False), Param("counter", int, False)),
+    "ticket_by_token": (Param("token", str),),
+    "events": (Param("after", int), Param("limit", int, False)),
+}
 # Questions the broker answers from the hall without changing it, and who may ask them.
 QUERIES: dict[str, frozenset[str]] = {
     "ticket_by_token": frozenset({"web", "admin"}),  # the web gateway's ticket pages (docs/web.md)
@@ -307,6 +314,8 @@ class Broker:
             return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
         try:
             role, counter, client = self._identify(req, user_key)
+            if req.type in BROKER_PARAMS:
+                req.args = check_args(BROKER_PARAMS[req.type], req.args)
             self._seen(client, role, counter, req)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client))
@@ -356,7 +365,9 @@ class Broker:
             asked = req.args.get("counter")
             if req.type in ("cancel_ticket", "reinstate") and asked is None:
                 return
-            if str(asked) != str(counter):
+            if not isinstance(asked, int) or isinstance(asked, bool):
+                return  # not a counter number at all: the engine refuses it (BAD_REQUEST)
+            if asked != counter:
                 log.warning("refused: counter key %s (counter %s) acting as counter %s", client, counter, asked)
                 raise HallError("FORBIDDEN", detail=f"this key belongs to counter {counter}")
 
@@ -396,7 +407,8 @@ class Broker:
         then nothing can be filled in. Numbers the database no longer has (purged) are simply absent."""
         for name, value in (("after", after), ("limit", limit)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise HallError("BAD_REQUEST", detail=f"events {name} must be a whole number >= 0")
+                raise HallError("BAD_REQUEST", argument=name, detail=f"{name} must be a whole number >= 0",
+                                detail_zh=f"参数 {name} 应为不小于 0 的整数")
         store = self.hall.journal
         if not hasattr(store, "events_since"):
             return {"events": [], "last_seq": self.hall.last_event_seq, "journal": False}
@@ -412,7 +424,9 @@ class Broker:
             return str(asked)
         n = asked.get("counter") if isinstance(asked, dict) else None
         if isinstance(n, bool) or not isinstance(n, int):
-            raise HallError("BAD_REQUEST", detail='snapshot tickets must be "all", "none" or {"counter": N}')
+            raise HallError("BAD_REQUEST", argument="tickets",
+                            detail='tickets must be "all", "none" or {"counter": N}',
+                            detail_zh='参数 tickets 应为 "all"、"none" 或 {"counter": N}')
         if n not in self.hall.counter_config:
             raise HallError("UNKNOWN_COUNTER", counter=n)
         return n

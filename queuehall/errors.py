@@ -121,7 +121,9 @@ class HallError(Exception):
         self.code = code
         self.details = {k: v for k, v in details.items()}
         zh, en = CATALOGUE[code]
-        self.message_zh = _fill(zh, self.details)
+        # A detail may come in Chinese too (``detail_zh`` beside ``detail``): the Chinese message uses it.
+        self.message_zh = _fill(zh, {**self.details, **{k[:-3]: v for k, v in self.details.items()
+                                                        if k.endswith("_zh")}})
         self.message_en = _fill(en, self.details)
         super().__init__(f"{code}: {self.message_en}")
 

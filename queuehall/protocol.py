@@ -14,6 +14,7 @@ Pure Python: no zmq import here.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,25 @@ TOPIC_HEARTBEAT = b"hb"
 
 # Roles a device key may carry (docs/protocol.md, "Roles").
 ROLES = ("kiosk", "counter", "display", "admin", "web")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without the whitespace and the invisible characters around it.
+
+    Invisible: Unicode format characters (category Cf: U+200B-U+200D zero-width space and joiners,
+    U+2060 word joiner, U+FEFF byte-order mark, U+00AD soft hyphen, bidi marks ...) and control
+    characters (Cc). A string made only of them is empty: it names nothing and is no reason.
+    """
+    start, end = 0, len(text)
+    while start < end and _invisible(text[start]):
+        start += 1
+    while end > start and _invisible(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _invisible(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc")
 
 
 class ProtocolError(Exception):

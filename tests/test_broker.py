@@ -649,7 +649,7 @@ def test_garbage_gets_error_replies_or_logged_drops_and_the_hall_keeps_serving(
         ([json.dumps(dict(valid, type="t" * 100)).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, client={"a": 1})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, args=[1, 2])).encode()], "BAD_REQUEST"),
-        ([json.dumps(dict(valid, args={"service": 5})).encode()], "UNKNOWN_SERVICE"),
+        ([json.dumps(dict(valid, args={"service": 5})).encode()], "BAD_REQUEST"),  # a code is a string
         ([json.dumps(dict(valid, args={"service": ["P"]})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, args={})).encode()], "BAD_REQUEST"),
         ([json.dumps(dict(valid, args={"service": "P", "priority": {"x": 1}})).encode()], "BAD_REQUEST"),

@@ -522,7 +522,8 @@ def test_sign_in_a_and_b_posts() -> None:
     refused(b.hall, "UNKNOWN_COUNTER", "sign_in", {"counter": 7, "clerk": "c1a", "pin": "1234"})
     b.do("sign_out", counter=1)
     assert b.hall.counters[1].state == "closed" and b.events[-1].clerk == "c1b"
-    assert b.do("sign_in", counter=1, clerk="c1a", pin=1234)["counter"]["post"] == "A"
+    refused(b.hall, "BAD_REQUEST", "sign_in", {"counter": 1, "clerk": "c1a", "pin": 1234})  # a PIN is a string
+    assert b.do("sign_in", counter=1, clerk="c1a", pin="1234")["counter"]["post"] == "A"
 
 
 def test_clerk_signed_in_elsewhere_is_refused() -> None:
@@ -617,9 +618,10 @@ def test_unknown_objects_and_malformed_arguments() -> None:
     refused(b.hall, "BAD_REQUEST", "call_next", ["counter", 1])  # type: ignore[arg-type]
     refused(b.hall, "UNKNOWN_TICKET", "reinstate", {"ticket": "²"})
     refused(b.hall, "BAD_REQUEST", ["call_next"], {"counter": 1})  # type: ignore[arg-type]
-    # Strings of digits are accepted for numbers (a form field), numbers for strings (a ticket id).
+    # A number is never a string of digits; a ticket is its id (a number) or its label (a string).
     b.take("P")
-    assert b.hall.execute("call_next", {"counter": " 1 "})["ticket"]["label"] == "A001"
+    refused(b.hall, "BAD_REQUEST", "call_next", {"counter": " 1 "})
+    assert b.hall.execute("call_next", {"counter": 1})["ticket"]["label"] == "A001"
     assert b.hall.execute("cancel_ticket", {"ticket": 1, "reason": "x"})["ticket"]["status"] == "cancelled"
 
 
