@@ -145,7 +145,14 @@ class BrokerClient:
         frame = encode_request(req)
         for attempt in range(self.retries + 1):
             sock = self._connect()
-            sock.send(frame)
+            try:
+                # Never blocks: a DEALER whose only connection was already cut (a refused CurveZMQ
+                # handshake can end it before this send) would otherwise wait here for good.
+                sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                log.info("no connection to send %s on (attempt %d), reconnecting", req.type, attempt + 1)
+                self.close()
+                continue
             deadline = time.monotonic() + self.timeout
             while (left := deadline - time.monotonic()) > 0:
                 if not sock.poll(round(left * 1000), zmq.POLLIN):
