@@ -808,7 +808,7 @@ class Hall:
         return False
 
     @_command(Param("ticket", TicketRef))
-    def check_in(self, tx: _Tx, ticket: str) -> dict[str, Any]:
+    def check_in(self, tx: _Tx, ticket: str | int) -> dict[str, Any]:
         """The holder of a remote ticket has arrived: the kiosk scanned its QR code (or the web gateway was
         told so); from now on the ticket no longer lapses. Refused for a ticket not taken remotely
         (NOT_REMOTE), one checked in already (ALREADY_CHECKED_IN), one past its ``arrive_by`` or lapsed
