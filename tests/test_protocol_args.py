@@ -28,8 +28,8 @@ DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_tex
 KINDS = {"integer": int, "string": str, "boolean": bool, "ticket": TicketRef}
 # A value for every argument that passes its check (the command may still be refused for other reasons).
 VALID: dict[str, Any] = {"counter": 1, "to_counter": 2, "ticket": "A001", "service": "P", "priority": "elderly",
-                         "channel": "kiosk", "clerk": "c1a", "pin": "1234", "reason": "break", "note": "n", "session": "s",
-                         "role": "kiosk", "name": "k", "takeover": False, "token": "t" * 22,
+                         "channel": "kiosk", "clerk": "c1a", "pin": "1234", "reason": "break", "note": "n",
+                         "session": "s", "role": "kiosk", "name": "k", "takeover": False, "token": "t" * 22,
                          "after": 0, "limit": 10}
 # Values of the wrong JSON type, by the type the argument must have.
 WRONG: dict[type, list[Any]] = {
