@@ -879,8 +879,8 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: printer faults and reprints
 
-    @_command(Param("code", str), Param("ticket", str, False), Param("name", str, False))
-    def printer_fault(self, tx: _Tx, code: str, ticket: str | None = None, name: str | None = None,
+    @_command(Param("code", str), Param("ticket", TicketRef, False), Param("name", str, False))
+    def printer_fault(self, tx: _Tx, code: str, ticket: str | int | None = None, name: str | None = None,
                       client: str | None = None) -> dict[str, Any]:
         """The calling kiosk's printer failed: raise (or update) its printer-fault alert.
 
@@ -925,8 +925,8 @@ class Hall:
         tx.event("printer_fault_cleared", kiosk=kiosk, name=rec["name"], unprinted=unprinted)
         return {"cleared": True}
 
-    @_command(Param("ticket", str), Param("counter", int, False), Param("kiosk", str, False))
-    def reprint_ticket(self, tx: _Tx, ticket: str, counter: int | None = None, kiosk: str | None = None,
+    @_command(Param("ticket", TicketRef), Param("counter", int, False), Param("kiosk", str, False))
+    def reprint_ticket(self, tx: _Tx, ticket: str | int, counter: int | None = None, kiosk: str | None = None,
                        client: str | None = None) -> dict[str, Any]:
         """Authorise one more print of an open ticket (waiting, called, serving or a no-show) and send it
         to a kiosk, which prints it with the number of people now ahead and reports back
@@ -962,8 +962,8 @@ class Hall:
         return {"ticket": order["ticket"], "kiosk": target, "ahead": ahead,
                 "estimated_wait_minutes": order["estimated_wait_minutes"]}
 
-    @_command(Param("ticket", str), Param("code", str, False), Param("name", str, False))
-    def reprint_done(self, tx: _Tx, ticket: str, code: str | None = None, name: str | None = None,
+    @_command(Param("ticket", TicketRef), Param("code", str, False), Param("name", str, False))
+    def reprint_done(self, tx: _Tx, ticket: str | int, code: str | None = None, name: str | None = None,
                      client: str | None = None) -> dict[str, Any]:
         """The calling kiosk carried out a reprint order for ``ticket``: printed (no ``code``; the
         ticket leaves the alert's unprinted list, event ``ticket_reprinted``) or failed with the printer
