@@ -134,6 +134,14 @@ BENCHMARKS: list[Benchmark] = [
                     "now hands over Python objects and coalesces states (commit `e58e666`)."),
     Benchmark("broker", "broker_bench.py", ("--rates", "10", "--restarts", "2"), ("--quick",),
               "The broker under a hall's load, call → display against the fan-out floor", broker_rows),
+    Benchmark("webhooks", "webhook_bench.py", (),
+              ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
+              "Webhooks and remote tickets through the web gateway", generic_rows,
+              notes="Each delivery is marked delivered in its own SQLite transaction with `synchronous=FULL` "
+                    "(an fsync), which bounds the rate of one subscriber's deliveries; a hall makes a few events a "
+                    "second. The kill -9 figures: the gateway (`queuehall web`) is killed with SIGKILL while "
+                    "draining a backlog, more events are made while it is dead, and it is restarted: the outbox "
+                    "delivers what it held and the broker's journal gives the rest (docs/web.md, webhooks)."),
 ]
 
 
