@@ -289,7 +289,7 @@ def bench_taps(app: Any, endpoint: str, printer: RemotePrinter, taps: int, paper
         services = ["passport", "hk_macao", "document_pickup"]
         for n in range(taps + 1):  # the first ticket warms caches and is not counted
             window.model.select_department("exit_entry")
-            window.render()
+            window.redraw()
             tile = window.start_page.tiles[services[n % len(services)]]
             wait(app, tile.isVisible)
             QTest.mouseClick(tile, Qt.MouseButton.LeftButton)

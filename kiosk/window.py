@@ -269,7 +269,7 @@ def _clear(layout: QGridLayout | QVBoxLayout) -> None:
     """Empty a layout now: its widgets disappear at once (deleteLater alone leaves them on screen)."""
     while layout.count():
         item = layout.takeAt(0)
-        w = item.widget()
+        w = item.widget() if item is not None else None
         if w is not None:
             w.hide()
             w.deleteLater()
@@ -511,15 +511,15 @@ class DetailsPage(QWidget):
         cl.addWidget(self.mat_title)
         cl.addWidget(self.mat_sub)
         cl.addSpacing(8)
-        self.scroll = QScrollArea()
-        _touch_scroll(self.scroll)
-        self.scroll.setStyleSheet("background: transparent;")
+        self.materials_scroll = QScrollArea()
+        _touch_scroll(self.materials_scroll)
+        self.materials_scroll.setStyleSheet("background: transparent;")
         inner = QWidget()
         self.materials = QVBoxLayout(inner)
         self.materials.setContentsMargins(0, 0, 10, 0)
         self.materials.setSpacing(6)
-        self.scroll.setWidget(inner)
-        cl.addWidget(self.scroll, 1)
+        self.materials_scroll.setWidget(inner)
+        cl.addWidget(self.materials_scroll, 1)
         lay.addWidget(card, 56)
         # Right: service, queue, promise, priority, buttons.
         right = QVBoxLayout()
@@ -605,11 +605,11 @@ class DetailsPage(QWidget):
                 self.materials.addWidget(item)
                 item.show()
             self.materials.addStretch(1)
-            self.scroll.verticalScrollBar().setValue(0)
+            self.materials_scroll.verticalScrollBar().setValue(0)
             self._build_priority(model, card, lang)
             self._shown = key
-        for code, b in self.prio_buttons.items():
-            b.setChecked(code == model.priority)
+        for choice, button in self.prio_buttons.items():
+            button.setChecked(choice == model.priority)
         busy = model.busy
         self.confirm.setEnabled(card.open and not busy)
         self.back.setEnabled(not busy)
@@ -1093,7 +1093,7 @@ class KioskWindow(QWidget):
             log.error("the link's client id %s is not the journal's %s: unsettled requests cannot be recovered",
                       client_id, journal.client_id)
         # Everything but drawing and timers: issuing, printing, faults, reprints, recovery (Qt-free).
-        self.controller = KioskController(model, link, printer, journal, name=name, on_change=self.render)
+        self.controller = KioskController(model, link, printer, journal, name=name, on_change=self.redraw)
         self._last_screen: Screen | None = None
         self._last_phase = model.phase
         self._was_ready = False
@@ -1178,7 +1178,7 @@ class KioskWindow(QWidget):
         # Scrolling the materials list is "still reading": it restarts the idle countdown. (Only this
         # viewport is watched: an application-wide Python event filter would cost the interpreter lock
         # on every paint event, slowing the printer and broker threads.)
-        self.details_page.scroll.viewport().installEventFilter(self)
+        self.details_page.materials_scroll.viewport().installEventFilter(self)
         self.pin_page.touched.connect(self._touched)
         sp.spec.textEdited.connect(self._touched)
 
@@ -1189,7 +1189,7 @@ class KioskWindow(QWidget):
         self.status_timer.start(self.model.settings.status_ms)
         self.tick_timer.start()
         self._poll()
-        self.render()
+        self.redraw()
 
     def shutdown(self) -> None:
         """Stop timers, the link and the printer worker (for tests and a clean exit)."""
@@ -1236,7 +1236,7 @@ class KioskWindow(QWidget):
     def _do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         fn(*args, **kw)
         self._touched()
-        self.render()
+        self.redraw()
 
     def _toggle_language(self) -> None:
         self._do(self.model.set_language, "en" if self.model.language == "zh" else "zh")
@@ -1265,7 +1265,7 @@ class KioskWindow(QWidget):
                                     cfg.mode if cfg else "raster")
             self.settings_page.result.setText("")
             log.info("settings opened")
-        self.render()
+        self.redraw()
 
     def _apply_printer(self, spec: str, paper: int, mode: str) -> None:
         from queuehall.kiosk.model import KioskConfigError, parse_printer_spec
@@ -1282,8 +1282,12 @@ class KioskWindow(QWidget):
             return
         self.printer_spec = spec
         job = self.printer.configure(config)
-        self.controller.expect_job(job, lambda outcome: (self._show_result(outcome, Bi("打印机已设置", "Printer set")),
-                                                           self._poll()))
+
+        def configured(outcome: Any) -> None:
+            self._show_result(outcome, Bi("打印机已设置", "Printer set"))
+            self._poll()
+
+        self.controller.expect_job(job, configured)
         log.info("printer set to %s (%s, %d mm)", spec, mode, paper)
 
     def _test_print(self) -> None:
@@ -1321,7 +1325,7 @@ class KioskWindow(QWidget):
         else:
             text = ok_text(lang)
         self.settings_page.result.setText(text)
-        self.render()
+        self.redraw()
 
     def _quit(self) -> None:
         log.info("kiosk quit from the settings")
@@ -1338,10 +1342,10 @@ class KioskWindow(QWidget):
             self.model.back_to_start(reset_language=True)
         elif screen in (Screen.MESSAGE, Screen.DETAILS):
             self.model.back_to_start(reset_language=True)  # whoever comes next starts in the default language
-        self.render()
+        self.redraw()
 
     def _tick(self) -> None:
-        self.render()
+        self.redraw()
 
     def _timer_for(self, screen: Screen) -> int | None:
         s = self.model.settings
@@ -1351,7 +1355,7 @@ class KioskWindow(QWidget):
                 Screen.PRINT_FAILED: s.print_failed_ms, Screen.DETAILS: s.idle_ms,
                 Screen.PIN: s.idle_ms, Screen.SETTINGS: s.idle_ms}.get(screen)
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         """Show the model's screen and refresh its texts."""
         m = self.model
         screen = m.screen

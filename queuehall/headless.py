@@ -250,7 +250,7 @@ class _Screens:
         w._do(m.select_department, svc.department)
         if not m.tap_service(service):
             return None
-        w.render()
+        w.redraw()
         if priority:
             w._do(m.choose_priority, priority)
         w.confirm()

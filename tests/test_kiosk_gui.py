@@ -242,8 +242,8 @@ def test_tap_confirm_prints_text_ticket(qtbot: Any, hall: RunningBroker, kiosk_f
     page = w.details_page
     assert page.title.text() == "普通护照申请"
     assert "承诺 15 个工作日内办结" in page.promise.text()
-    texts = [label.text() for label in page.scroll.widget().findChildren(QLabel, "material")]
-    numbers = [label.text() for label in page.scroll.widget().findChildren(QLabel, "materialNo")]
+    texts = [label.text() for label in page.materials_scroll.widget().findChildren(QLabel, "material")]
+    numbers = [label.text() for label in page.materials_scroll.widget().findChildren(QLabel, "materialNo")]
     assert texts[0] == "本人居民身份证原件" and len(texts) == 6 and numbers[-1] == "6."
     assert set(page.prio_buttons) == {None, "elderly", "disabled", "military"}
     click(qtbot, page.prio_buttons["elderly"])
@@ -394,7 +394,7 @@ def test_print_failure_keeps_the_number_and_alerts_the_help_counter(qtbot: Any, 
     (alert,) = hall.request("snapshot")["state"]["printers"].values()
     assert alert["fault"]["code"] == "PAPER_OUT" and [u["label"] for u in alert["unprinted"]] == ["A001"]
     w.model.set_language("en")
-    w.render()
+    w.redraw()
     assert page.title.text() == "Your ticket could not be printed" and page.go_sub.text().startswith("请到")
     shot(w, "08b-print-failed-number-kept-en")
     # Issuing stays stopped until the printer is fine again; then the alert is cleared.
@@ -585,7 +585,7 @@ def test_staff_reprint_from_the_settings(qtbot: Any, hall: RunningBroker, kiosk_
     wait_screen(qtbot, w, Screen.START)
     w.model.open_settings()
     assert w.model.enter_pin("123456")[0]
-    w.render()
+    w.redraw()
     wait_screen(qtbot, w, Screen.SETTINGS)
     page = w.settings_page
     page.reprint_ticket.setText("a001")
