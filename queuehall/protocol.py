@@ -149,8 +149,9 @@ def decode_request(frame: bytes) -> Request:
         raise ProtocolError("BAD_REQUEST", "id must be a non-empty string of at most 64 characters")
     if not isinstance(mtype, str) or not mtype or len(mtype) > 64:
         raise ProtocolError("BAD_REQUEST", "type must be a non-empty string of at most 64 characters")
-    if not isinstance(client, str) or len(client) > 64:
-        raise ProtocolError("BAD_REQUEST", "client must be a string of at most 64 characters")
+    # Retries are matched by (client, id): without a client, every such caller would answer the others'.
+    if not isinstance(client, str) or not client or len(client) > 64:
+        raise ProtocolError("BAD_REQUEST", "client must be a non-empty string of at most 64 characters")
     if not isinstance(args, dict):
         raise ProtocolError("BAD_REQUEST", "args must be an object")
     return Request(type=mtype, args=args, client=client, id=rid, time=str(obj.get("time", "")), v=v)
