@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +53,8 @@ STARTUP_HEARTBEAT_SECONDS = 0.1
 STARTUP_SECONDS = 3.0
 PRINTER_EVENTS = frozenset({"printer_fault", "printer_fault_cleared", "reprint_requested", "ticket_reprinted"})
 PRESENCE_TIMEOUT = 5.0  # a device not heard from for this long is offline
+PRESENCE_FORGET = 3600.0  # ... and one offline for this long leaves the presence table
+MAX_DEVICES = 512  # presence entries at most: past it the one heard from least recently goes
 SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
@@ -132,8 +135,10 @@ class Broker:
         self.ctx = context or zmq.Context.instance()
         self.epoch = uuid.uuid4().hex[:12]
         self.seq = 0
-        self.devices: dict[str, dict[str, Any]] = {}
+        # Presence, by device key name (with keys) or client id (without), least recently heard first.
+        self.devices: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._presence_changed: set[str] = set()  # published together at the next heartbeat
+        self._presence_published: set[str] = set()  # the entries the subscribers have been told of
         self._pending: list[Event] = []
         self._last_summaries = self._summaries()
         self._last_counters = self._counter_views()
@@ -313,10 +318,10 @@ class Broker:
             log.exception("undecodable request")
             return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
         try:
-            role, counter, client = self._identify(req, user_key)
+            role, counter, client, device = self._identify(req, user_key)
             if req.type in BROKER_PARAMS:
                 req.args = check_args(BROKER_PARAMS[req.type], req.args)
-            self._seen(client, role, counter, req)
+            self._seen(device, role, counter, req)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client))
             if req.type in QUERIES:
@@ -335,11 +340,12 @@ class Broker:
             log.exception("internal error on %s", req.type)
             return error_reply(req.type, req.id, HallError("UNAVAILABLE", detail=type(exc).__name__))
 
-    def _identify(self, req: Request, user_key: str | None) -> tuple[str, int | None, str]:
-        """The caller's role, counter and client id; with keys they come from the allow-list."""
+    def _identify(self, req: Request, user_key: str | None) -> tuple[str, int | None, str, str]:
+        """The caller's role, counter, client id and device (its presence entry): with keys they come
+        from the allow-list, and the device is the key's name, however many client ids it uses."""
         client = req.client or "anonymous"
         if self.keys_dir is None:
-            return "admin", None, client
+            return "admin", None, client, client
         assert self._allow is not None
         # Re-read the allow-list if it changed (a stat and a listing): a device removed while connected is
         # refused from its next request on, not only when it reconnects.
@@ -348,7 +354,7 @@ class Broker:
         if dev is None:
             raise HallError("FORBIDDEN", detail="unknown key")
         # Bind the client id to the key so one device cannot replay another's request ids.
-        return dev.role, dev.counter, f"{dev.name}/{client}"[:64]
+        return dev.role, dev.counter, f"{dev.name}/{client}"[:64], dev.name
 
     def _authorise(self, req: Request, role: str, counter: int | None, client: str) -> None:
         if req.type not in ROLE_COMMANDS.get(role, frozenset()):
@@ -505,34 +511,39 @@ class Broker:
 
     # ------------------------------------------------------------------ presence and publication
 
-    def _seen(self, client: str, role: str, counter: int | None, req: Request) -> None:
-        """Presence: a device is a client that says ``hello`` or ``ping`` (the Link does both);
-        one-shot callers (the CLI, scripts) are not listed. Any request keeps a device online."""
+    def _seen(self, device: str, role: str, counter: int | None, req: Request) -> None:
+        """Presence: a device is a caller that says ``hello`` or ``ping`` (the Link does both);
+        one-shot callers (the CLI, scripts) are not listed. Any request keeps a device online.
+
+        One entry per device: per key with CurveZMQ (a kiosk restarting with a new client id is
+        the same kiosk), per client id without. The table is bounded: an entry offline for
+        :data:`PRESENCE_FORGET` is forgotten, and past :data:`MAX_DEVICES` entries the one heard
+        from least recently goes (a flood of made-up client ids cannot grow it, or the snapshot)."""
         now = time.monotonic()
-        dev = self.devices.get(client)
+        dev = self.devices.get(device)
         if req.type in ("hello", "ping"):
-            args = req.args
-            name = args.get("name") if isinstance(args.get("name"), str) and args.get("name") else None
+            args = req.args  # checked: BROKER_PARAMS
             said_role = args.get("role") if args.get("role") in ROLES else None
-            said_counter = args.get("counter")
-            if not isinstance(said_counter, int) or isinstance(said_counter, bool):
-                said_counter = None
             record = {
                 # Only an admin key (or --insecure, where everyone is admin) may say what it is.
                 "role": (said_role or role) if role == "admin" else role,
-                "counter": counter if counter is not None else said_counter,
-                "name": (name or (dev or {}).get("name") or client)[:64],
+                "counter": counter if counter is not None else args.get("counter"),
+                "name": (args.get("name") or (dev or {}).get("name") or device)[:64],
                 "online": True,
             }
             if dev is None or {k: dev.get(k) for k in record} != record:
-                self.devices[client] = dev = record
-                self._presence_changed.add(client)
+                self.devices[device] = dev = record
+                self._presence_changed.add(device)
+                while len(self.devices) > MAX_DEVICES:
+                    gone, _ = self.devices.popitem(last=False)
+                    self._presence_changed.add(gone)
         elif dev is None:
             return
         elif not dev["online"]:
             dev["online"] = True
-            self._presence_changed.add(client)
+            self._presence_changed.add(device)
         dev["_seen"] = now
+        self.devices.move_to_end(device)
 
     def _publish(self, event: dict[str, Any], *, set_: dict[str, Any] | None = None,
                  delete: dict[str, list[str]] | None = None) -> None:
@@ -615,15 +626,31 @@ class Broker:
         """Heartbeat, presence expiry, and opening/closing of issuing as time passes."""
         assert self.pub is not None
         now = time.monotonic()
-        for client, dev in self.devices.items():
-            if dev["online"] and now - dev.get("_seen", now) > PRESENCE_TIMEOUT:
+        forget = []
+        for key, dev in self.devices.items():  # least recently heard first: stop at the first one heard lately
+            silent = now - dev.get("_seen", now)
+            if silent <= PRESENCE_TIMEOUT:
+                break
+            if dev["online"]:
                 dev["online"] = False
-                self._presence_changed.add(client)
+                self._presence_changed.add(key)
+            if silent > PRESENCE_FORGET:
+                forget.append(key)
+        for key in forget:
+            del self.devices[key]
+            self._presence_changed.add(key)
         if self._presence_changed:
             # One event per heartbeat for all the devices that came or went: after a restart every
             # screen says hello at once, and an event each (to every screen) grew as their square.
             changed, self._presence_changed = self._presence_changed, set()
-            self._publish({"type": "presence"}, set_={"devices": {c: self.devices[c] for c in sorted(changed)}})
+            came = {k: self.devices[k] for k in sorted(changed) if k in self.devices}
+            # Only what the subscribers were told of needs deleting (an entry that came and went
+            # within one beat was never published).
+            went = sorted(k for k in changed if k not in self.devices and k in self._presence_published)
+            self._presence_published.difference_update(went)
+            self._presence_published.update(came)
+            if came or went:
+                self._publish({"type": "presence"}, set_={"devices": came}, delete={"devices": went} if went else None)
         if self.hall.remote_due():  # remote tickets not checked in by their deadline lapse (docs/web.md)
             try:
                 lapsed = self.hall.execute("lapse_remote")["lapsed"]

@@ -611,8 +611,8 @@ def test_a_link_with_keys_follows_the_hall(start_broker: Callable[..., BrokerThr
         kiosk.request("take_ticket", service="FEE")
         tap.wait(lambda t: any(x["label"] == "F001" for x in t.state["tickets"].values()), what="F001")
         devices = broker_snapshot_secure(bt.endpoint, keys_dir)["state"]["devices"]
-        (wall,) = [d for k, d in devices.items() if k.startswith("wall-1/")]
-        assert wall == {"role": "display", "counter": None, "name": "wall", "online": True}
+        # One entry per device key, named by the key (not by the Link's client id).
+        assert devices == {"wall-1": {"role": "display", "counter": None, "name": "wall", "online": True}}
     finally:
         kiosk.close()
         link.stop()
