@@ -321,7 +321,7 @@ class Broker:
             role, counter, client, device = self._identify(req, user_key)
             if req.type in BROKER_PARAMS:
                 req.args = check_args(BROKER_PARAMS[req.type], req.args)
-            self._seen(device, role, counter, req)
+            self._seen(device, client, role, counter, req)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client))
             if req.type in QUERIES:
@@ -511,7 +511,7 @@ class Broker:
 
     # ------------------------------------------------------------------ presence and publication
 
-    def _seen(self, device: str, role: str, counter: int | None, req: Request) -> None:
+    def _seen(self, device: str, client: str, role: str, counter: int | None, req: Request) -> None:
         """Presence: a device is a caller that says ``hello`` or ``ping`` (the Link does both);
         one-shot callers (the CLI, scripts) are not listed. Any request keeps a device online.
 
@@ -530,6 +530,7 @@ class Broker:
                 "counter": counter if counter is not None else args.get("counter"),
                 "name": (args.get("name") or (dev or {}).get("name") or device)[:64],
                 "online": True,
+                "client": client,  # the client id it said so with (a kiosk's printer alerts are keyed by it)
             }
             if dev is None or {k: dev.get(k) for k in record} != record:
                 self.devices[device] = dev = record

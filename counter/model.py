@@ -774,7 +774,10 @@ class CounterModel:
         named = ((self.state.get("printers") or {}).get(key) or {}).get("name")
         if named and named != key:
             return str(named)
-        return str(((self.state.get("devices") or {}).get(key) or {}).get("name") or key)
+        devices = self.state.get("devices") or {}
+        # Presence is keyed by device key name (with CurveZMQ); printer alerts by the client id.
+        dev = devices.get(key) or next((d for d in devices.values() if d.get("client") == key), None) or {}
+        return str(dev.get("name") or key)
 
     def reprint_kiosk(self) -> str | None:
         """Where a reprint goes: the issuing kiosk (None: the broker's default) unless some kiosk has a
@@ -782,8 +785,8 @@ class CounterModel:
         faulty = {k for k, r in (self.state.get("printers") or {}).items() if r.get("fault")}
         if not faulty:
             return None
-        healthy = sorted(k for k, d in (self.state.get("devices") or {}).items()
-                         if d.get("role") == "kiosk" and d.get("online") and k not in faulty)
+        healthy = sorted(d.get("client") or k for k, d in (self.state.get("devices") or {}).items()
+                         if d.get("role") == "kiosk" and d.get("online") and (d.get("client") or k) not in faulty)
         return healthy[0] if healthy else None
 
     def reprint(self, ticket: str) -> str | None:

@@ -612,7 +612,8 @@ def test_a_link_with_keys_follows_the_hall(start_broker: Callable[..., BrokerThr
         tap.wait(lambda t: any(x["label"] == "F001" for x in t.state["tickets"].values()), what="F001")
         devices = broker_snapshot_secure(bt.endpoint, keys_dir)["state"]["devices"]
         # One entry per device key, named by the key (not by the Link's client id).
-        assert devices == {"wall-1": {"role": "display", "counter": None, "name": "wall", "online": True}}
+        assert devices == {"wall-1": {"role": "display", "counter": None, "name": "wall", "online": True,
+                                      "client": f"wall-1/{link.client_id}"}}
     finally:
         kiosk.close()
         link.stop()
@@ -819,8 +820,10 @@ def test_presence_lists_devices_online_then_offline(start_broker: Callable[..., 
         wait_until(lambda: {k for k, d in devices().items() if d["online"]} == {"kiosk-east", "counter-2"},
                    5, "both devices online")
         d = devices()
-        assert d["kiosk-east"] == {"role": "kiosk", "counter": None, "name": "大厅东侧取号机", "online": True}
-        assert d["counter-2"] == {"role": "counter", "counter": 2, "name": "window 2", "online": True}
+        assert d["kiosk-east"] == {"role": "kiosk", "counter": None, "name": "大厅东侧取号机", "online": True,
+                                   "client": "kiosk-east"}
+        assert d["counter-2"] == {"role": "counter", "counter": 2, "name": "window 2", "online": True,
+                                  "client": "counter-2"}
         # One-shot callers (the CLI, the checker above) are not devices.
         assert "checker" not in d
         counter.stop()

@@ -111,7 +111,8 @@ def test_one_entry_per_device_key_however_many_client_ids(start_broker: Callable
     kiosk = security(keys_dir, "kiosk-1")
     flood(bt.endpoint, FLOOD, kiosk)
     devices, size = snapshot_size(bt.endpoint, security(keys_dir, "manager"))
-    assert devices == {"kiosk-1": {"role": "kiosk", "counter": None, "name": f"kiosk {FLOOD - 1}", "online": True}}
+    assert devices == {"kiosk-1": {"role": "kiosk", "counter": None, "name": f"kiosk {FLOOD - 1}", "online": True,
+                                   "client": f"kiosk-1/flood-{FLOOD - 1}"}}
     assert size < 20_000, size
 
 
