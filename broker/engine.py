@@ -275,7 +275,7 @@ class Hall:
         except HallError:
             raise
         except Exception as exc:  # the database refused: nothing changed, tell the caller
-            raise HallError("STORAGE", detail=str(exc)[:200]) from exc
+            raise HallError("STORAGE", detail=str(exc)[:200], detail_zh=getattr(exc, "zh", str(exc)[:200])) from exc
         self._install(tx.change)
         return reply
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -43,6 +44,8 @@ def make_clock(sim_start: str | None, sim_speed: float, timezone: str) -> Clock:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # A fatal signal the broker could not prevent (SIGSEGV, SIGBUS ...) still leaves a traceback in the log.
+    faulthandler.enable()
     try:
         config = load_config(args.config)
     except ConfigError as err:

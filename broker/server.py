@@ -157,6 +157,10 @@ class Broker:
         self._calendar_sent: dict[str, Any] | None = None
         self._warn_calendar(hall.hours.calendar_status(self._day))  # at start, in the log
         self.report_prepare: threading.Thread | None = None  # the last nightly preparation (tests join it)
+        # Why the database cannot be written now (None: it can), and whether the hall must be reloaded
+        # from it once it can (a group commit failed while the memory was already ahead of it).
+        self.storage_down: HallError | None = None
+        self._rebuild_when_writable = False
         hall.listeners.append(self._pending.append)
 
     # ------------------------------------------------------------------ sockets
@@ -250,6 +254,7 @@ class Broker:
         published, or a mirror would apply those events twice.
         """
         assert self.router is not None
+        self._check_storage()
         out: list[tuple[bytes, Any, bool]] = []
         self._begin_group()
         for frames in batch:
@@ -280,11 +285,17 @@ class Broker:
                 written = journal.flush_group()
                 self.largest_group = max(self.largest_group, written)
             except Exception as exc:
-                log.critical("the database refused %d commands; rebuilding the hall from it", len(out))
-                failed = HallError("STORAGE", detail=str(exc)[:200])
+                failed = HallError("STORAGE", detail=str(exc)[:200], detail_zh=getattr(exc, "zh", str(exc)[:200]))
                 out = [(ident, error_reply(rep.type.removesuffix("_reply"), rep.re, failed)
                         if changed and rep.ok else rep, changed) for ident, rep, changed in out]
-                self._rebuild()
+                if self._storage_unwritable() is None:
+                    log.critical("the database refused %d commands; rebuilding the hall from it", len(out))
+                    self._rebuild()
+                else:  # reading it now could be SIGBUS: rebuild once it is writable again
+                    log.critical("the database refused %d commands: %s", len(out), exc)
+                    self._rebuild_when_writable = True
+                    self._pending.clear()
+                    self._check_storage()
         for ident, reply, _changed in out:
             self.router.send_multipart([ident, encode_reply(reply)])
         try:
@@ -294,6 +305,28 @@ class Broker:
             # ...but the mirrors may now be wrong: a new epoch makes every one of them resync.
             self._pending.clear()
             self.epoch = uuid.uuid4().hex[:12]
+
+    def _storage_unwritable(self) -> Any:
+        check = getattr(self.hall.journal, "unwritable", None)
+        return check() if check is not None else None
+
+    def _check_storage(self) -> None:
+        """Before touching the database: can it be written? While it cannot, every command that
+        changes the hall is refused with STORAGE (hello, ping and snapshots are served from memory)
+        and nothing reads or writes it, since SQLite's WAL index could then cost a SIGBUS (see
+        broker/storage.py). Said once in the log when it happens and once when it is over."""
+        failure = self._storage_unwritable()
+        if failure is not None:
+            if self.storage_down is None:
+                log.critical("%s; refusing commands with STORAGE until it can be written again", failure)
+            self.storage_down = HallError("STORAGE", detail=failure.en, detail_zh=failure.zh)
+            return
+        if self.storage_down is not None:
+            log.warning("the database can be written again; accepting commands")
+            self.storage_down = None
+        if self._rebuild_when_writable:
+            self._rebuild_when_writable = False
+            self._rebuild()
 
     def _rebuild(self) -> None:
         """Replace the in-memory hall with the one the database holds (after a failed group commit)."""
@@ -332,6 +365,8 @@ class Broker:
             if req.type not in COMMANDS:
                 raise HallError("UNKNOWN_COMMAND", command=req.type)
             self._authorise(req, role, counter, client)
+            if self.storage_down is not None:
+                raise self.storage_down
             result = self.hall.execute(req.type, req.args, client=client, request_id=req.id)
             return ok_reply(req.type, req.id, result)
         except HallError as err:
@@ -626,6 +661,7 @@ class Broker:
     def _tick(self) -> None:
         """Heartbeat, presence expiry, and opening/closing of issuing as time passes."""
         assert self.pub is not None
+        self._check_storage()
         now = time.monotonic()
         forget = []
         for key, dev in self.devices.items():  # least recently heard first: stop at the first one heard lately
@@ -701,7 +737,8 @@ class Broker:
         ``queuehall report --prepare`` does, so no report has to parse them (docs/reports.md). In a
         thread of its own while the hall is closed; SQLite copies a day per short transaction."""
         engine = getattr(self.hall.journal, "engine", None)
-        if engine is None or (self.report_prepare is not None and self.report_prepare.is_alive()):
+        if engine is None or self.storage_down is not None or \
+                (self.report_prepare is not None and self.report_prepare.is_alive()):
             return
         config, today = self.hall.config, self.hall.hours.business_day(now)
 

@@ -214,6 +214,45 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class StorageUnwritable(OSError):
+    """The database's files cannot be written now (a read-only file system, an immutable file)."""
+
+    def __init__(self, en: str, zh: str) -> None:
+        super().__init__(en)
+        self.en, self.zh = en, zh
+
+
+def sqlite_files(engine: Engine) -> list[str]:
+    """The files of an SQLite database on disk: the database, its WAL and its shared-memory index."""
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or db in (None, "", ":memory:") or db.startswith("file:"):
+        return []
+    return [db, f"{db}-wal", f"{db}-shm"]
+
+
+def unwritable(files: list[str]) -> StorageUnwritable | None:
+    """Why ``files`` cannot be written now, or None when they can (a file not there yet is no reason).
+
+    Why this is asked before SQLite touches them: SQLite maps the WAL index (``-shm``) into memory
+    and writes it there, also when it only reads. When the file system has turned read-only (an
+    ext4 error remounts it so) or the file was made immutable, the kernel answers such a write with
+    SIGBUS, which kills the process at once, without a log line. ``access(2)`` asks the same question
+    without opening the file (closing any descriptor of it would drop SQLite's locks)."""
+    for path in files:
+        if os.access(path, os.W_OK) or not os.path.lexists(path):
+            continue
+        try:
+            read_only = bool(os.statvfs(os.path.dirname(path) or ".").f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            return StorageUnwritable(f"the database cannot be written: {path} is on a read-only file system",
+                                     f"数据库无法写入：{path} 所在的文件系统为只读")
+        return StorageUnwritable(f"the database cannot be written: {path} is not writable (permissions or "
+                                 "the immutable attribute)", f"数据库无法写入：{path} 不可写（权限或不可修改属性）")
+    return None
+
+
 def head_revision() -> str:
     """The newest migration's revision, read from the migration files without importing Alembic."""
     revisions: set[str] = set()
@@ -387,6 +426,7 @@ class _Checkpointer:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.files = sqlite_files(engine)
         self.checkpoints = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queuehall-wal-checkpoint", daemon=True)
@@ -395,6 +435,8 @@ class _Checkpointer:
     def _run(self) -> None:
         conn: Any = None
         while not self._stop.wait(self.INTERVAL):
+            if unwritable(self.files) is not None:
+                continue  # touching the WAL index now could be SIGBUS (see unwritable); the broker says why
             try:
                 if conn is None:
                     conn = self.engine.raw_connection()
@@ -426,6 +468,12 @@ class Store:
         self._writer: Any = None
         self._checkpointer: _Checkpointer | None = None
         self._group: list[list[tuple[Any, list[dict[str, Any]]]]] | None = None
+        self.files = sqlite_files(engine)
+
+    def unwritable(self) -> StorageUnwritable | None:
+        """Why the database cannot be written now, or None (see :func:`unwritable`). Nothing may
+        read or write it meanwhile: the broker refuses commands with STORAGE until it can."""
+        return unwritable(self.files)
 
     def commit(self, change: Change) -> None:
         """Write one accepted command's change in a single transaction; raise if it failed.
@@ -438,6 +486,9 @@ class Store:
         if self._group is not None:
             self._group.append(batches)
             return
+        failure = self.unwritable()
+        if failure is not None:
+            raise failure
         self._write(batches)
 
     def begin_group(self) -> None:
@@ -455,6 +506,9 @@ class Store:
         and the error is raised: the caller must rebuild its state from the database."""
         group, self._group = self._group, None
         if group:
+            failure = self.unwritable()
+            if failure is not None:
+                raise failure
             self._write(_merge(group))
         return len(group or ())
 
