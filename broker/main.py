@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import signal
@@ -65,10 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from queuehall.broker.storage import load_hall, open_store
 
     # A fatal signal the broker could not prevent (SIGSEGV, SIGBUS ...) still leaves a traceback in the log.
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr is no file (a test's capture)
         faulthandler.enable()
-    except (OSError, ValueError, AttributeError):  # stderr is no file (run inside a test's capture)
-        pass
     clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
     store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)
     hall = load_hall(config, clock, store)
