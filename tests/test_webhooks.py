@@ -461,3 +461,57 @@ def test_web_hook_command_adds_lists_and_removes(tmp_path: Path, capsys: pytest.
     assert rc == 0 and out["removed_at"]
     rc, listed, _ = cli("list")
     assert listed["subscribers"] == []
+
+
+class GatewayProcess:
+    """``queuehall web`` (the whole gateway, webhooks included) as a child process (for kill -9)."""
+
+    def __init__(self, endpoint: str, state: Path) -> None:
+        from tests.web_fixtures import free_port
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "queuehall.cli", "web", "--broker", endpoint, "--listen", self.url[7:],
+             "--state", str(state), "--log-level", "warning"],
+            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 20, "the gateway to serve")
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def test_kill_9_of_the_whole_gateway_then_a_receiver_that_is_down_loses_nothing(
+        tmp_path: Path, start_broker: Callable[..., BrokerThread], receiver: Callable[..., Receiver]) -> None:
+    b = start_broker()
+    down = threading.Event()
+    rx = receiver(answer=lambda n: 503 if down.is_set() else 200)
+    state = tmp_path / "web.db"
+    Outbox(state).add_subscriber(rx.url, secret=SECRET)
+    c = BrokerClient(b.endpoint)
+    gw = GatewayProcess(b.endpoint, state)
+    try:
+        wait_until(lambda: Outbox(state).cursor() is not None, timeout=10, what="the gateway's first contact")
+        first = _journal_last(b.endpoint) + 1
+        _take(c, 30)
+        wait_until(lambda: len(rx.accepted) >= 3, timeout=10, what="some deliveries")
+        gw.kill9()
+        _take(c, 20)  # while the gateway is dead
+        down.set()  # and the receiver fails when it comes back
+        gw = GatewayProcess(b.endpoint, state)
+        wait_until(lambda: len(rx.calls) > len(rx.accepted) + 1, timeout=15, what="failing attempts")
+        down.clear()
+        wait_until(lambda: len(rx.journal_seqs()) >= 50, timeout=30, what="every event after the receiver is back")
+    finally:
+        if gw.proc.poll() is None:
+            gw.kill9()
+        c.close()
+    assert rx.journal_seqs() == list(range(first, first + 50))
+    assert all(call["signed"] for call in rx.calls) and Outbox(state).gaps() == []
