@@ -85,9 +85,16 @@ def test_take_a_remote_ticket(hall: Hall) -> None:
     assert body["ticket"]["label"] == "A001" and body["ticket"]["channel"] == "remote"
     assert body["arrive_by"] == body["ticket"]["arrive_by"] == "2026-11-24T01:30:00Z"
     assert body["url"] == f"{BASE}/t/{body['token']}" and body["ahead"] == 0
-    # The ticket's page token works on the public read side at once.
+    # The ticket's page token works on the public read side at once, and the page says when to check in.
     page = hall.gateway.get(f"/api/v1/tickets/{body['token']}")
-    assert page.status_code == 200 and page.json()["ticket"]["label"] == "A001"
+    state = page.json()["ticket"]
+    assert page.status_code == 200 and state["label"] == "A001" and state["check_in_by"] == body["arrive_by"]
+    assert "请于 09:30 前" in state["detail"]["zh"] and "by 09:30" in state["detail"]["en"]
+    assert "09:30" in hall.gateway.get(f"/t/{body['token']}").text
+    hall.post(f"/api/v1/tickets/{body['token']}/check-in", "kiosk")
+    wait_until(lambda: hall.gateway.get(f"/api/v1/tickets/{body['token']}").json()["ticket"]["check_in_by"] is None,
+               5, "the page to see the check-in")
+    assert "09:30" not in hall.gateway.get(f"/api/v1/tickets/{body['token']}").json()["ticket"]["detail"]["zh"]
 
 
 def test_tokens_and_scopes_are_checked(hall: Hall) -> None:

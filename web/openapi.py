@@ -73,7 +73,9 @@ SCHEMAS: dict[str, Any] = {
         "calls": {"type": "integer"}, "called_at": {"type": ["string", "null"], "format": "date-time"},
         "issued_at": {"type": "string", "format": "date-time"}, "business_day": {"type": "string", "format": "date"},
         "materials": {"type": "array", "items": _ref("Bilingual")}, "hall": _ref("Bilingual"),
-        "connected": {"type": "boolean"}}},
+        "connected": {"type": "boolean"},
+        "check_in_by": {"type": ["string", "null"], "format": "date-time",
+                        "description": "A remote ticket not yet checked in: it lapses if still waiting then."}}},
 }
 
 PATHS: dict[str, Any] = {

@@ -8,7 +8,9 @@ every field.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 WAITING, CALLED, SERVING, NO_SHOW = "waiting", "called", "serving", "no_show"
 ACTIVE = frozenset({WAITING, CALLED, SERVING})
@@ -120,6 +122,13 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
     headline, detail = texts(status, label=str(view.get("label") or ""), ahead=place, minutes=minutes,
                              counter=counter_no, transferred=transferred,
                              service=bi(view.get("service_name_zh"), view.get("service_name_en")))
+    check_in_by = None
+    if view.get("channel") == "remote" and not view.get("checked_in") and status == WAITING:
+        # A remote ticket lapses unless its holder checks in at a kiosk by then (docs/web.md, remote tickets).
+        check_in_by = view.get("arrive_by")
+        at = _local_time(check_in_by, str(state.get("timezone") or "Asia/Shanghai"))
+        detail = bi(f"请于 {at} 前到大厅自助取号机扫码签到，逾期作废。{detail['zh']}",
+                    f"Check in at a kiosk in the hall by {at}, or the ticket lapses. {detail['en']}")
     return {
         "label": view.get("label"),
         "status": status,
@@ -141,7 +150,16 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
         "materials": [bi(m.get("zh"), m.get("en")) for m in service.get("materials") or []],
         "hall": bi(hall.get("name_zh"), hall.get("name_en")),
         "connected": connected,
+        "check_in_by": check_in_by,  # a remote ticket not yet checked in: the deadline (UTC), else null
     }
+
+
+def _local_time(iso: Any, timezone: str) -> str:
+    """``HH:MM`` in the hall's time zone of a UTC ISO time (``?`` when it cannot be read)."""
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+    except (ValueError, KeyError):
+        return "?"
 
 
 def texts(status: str, *, label: str, ahead: int | None, minutes: int | None, counter: Any,
