@@ -127,8 +127,8 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
         # A remote ticket lapses unless its holder checks in at a kiosk by then (docs/web.md, remote tickets).
         check_in_by = view.get("arrive_by")
         at = _local_time(check_in_by, str(state.get("timezone") or "Asia/Shanghai"))
-        detail = bi(f"请于 {at} 前到大厅自助取号机扫码签到，逾期作废。{detail['zh']}",
-                    f"Check in at a kiosk in the hall by {at}, or the ticket lapses. {detail['en']}")
+        detail = bi(f"请于 {at} 前到大厅签到，逾期作废。{detail['zh']}",
+                    f"Check in at the hall by {at}, or the ticket lapses. {detail['en']}")
     return {
         "label": view.get("label"),
         "status": status,
