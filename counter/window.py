@@ -46,10 +46,11 @@ from queuehall.counter.model import (
     Message,
 )
 
+from queuehall.qtfonts import cjk_family
+
 # Actions that first ask for details in a dialog.
 DIALOG_ACTIONS = ("transfer", "pause", "call_ticket", "reinstate")
 
-CJK_FAMILIES = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC")
 
 STYLE = """
 QWidget { font-size: 17px; color: #1b2430; }
@@ -139,12 +140,8 @@ TONES = {"call_next": "green", "recall": "blue", "no_show": "orange", "start": "
 
 
 def cjk_font() -> QFont:
-    """The first installed CJK family (Noto Sans CJK SC, WenQuanYi Micro Hei…) at the base size."""
-    from PySide6.QtGui import QFontDatabase
-
-    families = set(QFontDatabase.families())
-    family = next((f for f in CJK_FAMILIES if f in families), None)
-    font = QFont(family) if family else QFont()
+    """The hall's CJK family (queuehall.qtfonts) at the base size."""
+    font = QFont(cjk_family())
     font.setPixelSize(17)
     return font
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontDatabase, QFontMetricsF, QPainter, QResizeEvent
+from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontMetricsF, QPainter, QResizeEvent
 from PySide6.QtWidgets import QApplication, QWidget
 from queuehall.display.announcer import AudioSink, ManualClock, RecordingSink
 from queuehall.display.model import (
@@ -40,9 +40,9 @@ from queuehall.display.model import (
 from queuehall.display.voice import VoicePack, load_pack
 
 from queuehall.client import Security, StateMirror
+from queuehall.qtfonts import cjk_family, set_app_font
 from queuehall.qtlink import QtLink
 
-CJK_FAMILIES = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC")
 TICK_MS = 100
 MARQUEE_MS = 33
 MARQUEE_PX_PER_S = 90.0
@@ -67,17 +67,9 @@ PHASE_COLOURS = {
 STALE_RED = QColor("#c62828")
 
 
-def cjk_family() -> str:
-    """The first installed CJK font family (Noto Sans CJK SC, WenQuanYi Micro Hei…), else Qt's default."""
-    families = set(QFontDatabase.families())
-    return next((f for f in CJK_FAMILIES if f in families), QFont().family())
-
-
 def apply_app_font(app: QApplication) -> None:
     """Make the CJK family the application font, so every widget renders Chinese."""
-    font = QFont(cjk_family())
-    font.setPixelSize(18)
-    app.setFont(font)
+    set_app_font(app, 18)
 
 
 def pair(zh: str, en: str, lang: str) -> tuple[str, str]:

@@ -37,12 +37,11 @@ from PySide6.QtGui import (
     QTextOption,
 )
 
+from queuehall.qtfonts import installed_cjk_family
+
 #: Printable dots across the paper at 203 dpi (80 mm paper prints 72 mm, 58 mm paper prints 48 mm).
 PAPER_DOTS: dict[int, int] = {80: 576, 58: 384}
 LANGUAGES = ("zh", "en")
-#: Preferred CJK families, best first; any family Qt lists for Simplified Chinese is the fallback.
-CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC",
-                "Droid Sans Fallback")
 FONT_ENV = "QUEUEHALL_TICKET_FONT"
 # Gray levels at or below this become black. Above mid-gray on purpose: the anti-aliased edge pixels
 # of thin CJK strokes turn black, so small characters stay solid on thermal paper instead of breaking up.
@@ -204,8 +203,8 @@ def ensure_qt_app() -> QGuiApplication:
 def cjk_font_family() -> str:
     """Return the font family used for tickets: one that renders Simplified Chinese.
 
-    The file named by QUEUEHALL_TICKET_FONT wins; then the families in CJK_FAMILIES; then any family
-    Qt lists for Simplified Chinese. Raises TicketError (TICKET_FONT_MISSING) when there is none.
+    The file named by QUEUEHALL_TICKET_FONT wins; then the screens' choice (queuehall.qtfonts). Raises
+    TicketError (TICKET_FONT_MISSING) when there is none.
     """
     ensure_qt_app()
     path = os.environ.get(FONT_ENV)
@@ -216,13 +215,9 @@ def cjk_font_family() -> str:
             raise TicketError("TICKET_FONT_MISSING", f"无法加载 {FONT_ENV} 指定的字体文件：{path}",
                               f"cannot load the font file named by {FONT_ENV}: {path}")
         return families[0]
-    available = set(QFontDatabase.families())
-    for family in CJK_FAMILIES:
-        if family in available:
-            return family
-    chinese = QFontDatabase.families(QFontDatabase.WritingSystem.SimplifiedChinese)
-    if chinese:
-        return chinese[0]
+    family = installed_cjk_family()  # the same choice as every screen's
+    if family is not None:
+        return family
     raise TicketError("TICKET_FONT_MISSING",
                       "未找到中文字体，请安装 fonts-wqy-microhei 或 fonts-noto-cjk",
                       "no Chinese font found: install fonts-wqy-microhei or fonts-noto-cjk "

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QFontDatabase, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -53,26 +53,17 @@ from queuehall.kiosk.model import (
 from queuehall.kiosk.printing import PrinterConfig, PrinterError
 from queuehall.kiosk.ticket import TicketError, cjk_font_family, number_font_family
 
+from queuehall.qtfonts import cjk_family, set_app_font
+
 log = logging.getLogger("queuehall.kiosk")
 
-CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC")
 SETTINGS_TAPS = 5  # taps on the hall name …
 SETTINGS_TAP_WINDOW = 3.0  # … within this many seconds open the PIN pad
 
 
-def cjk_family() -> str:
-    """The first installed family of CJK_FAMILIES (the system default family if none is)."""
-    families = set(QFontDatabase.families())
-    return next((f for f in CJK_FAMILIES if f in families), QFont().family())
-
-
 def setup_app_font(app: QApplication) -> str:
     """Give the whole application a font that has Chinese glyphs; returns the family chosen."""
-    family = cjk_family()
-    font = QFont(family)
-    font.setPixelSize(24)
-    app.setFont(font)
-    return family
+    return set_app_font(app, 24)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetrics, QImage, QPainter
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 CALLS = 1_000
-CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC")
 SAMPLE = "请A001号到3号窗口"
 
 
@@ -47,8 +46,9 @@ def test_label_text_survives_many_calls(qtbot: QtBot) -> None:
 
 
 def _cjk_family() -> str | None:
-    families = set(QFontDatabase.families())
-    return next((f for f in CJK_FAMILIES if f in families), None)
+    from queuehall.qtfonts import installed_cjk_family
+
+    return installed_cjk_family()
 
 
 def _render(text: str, font: QFont) -> QImage:
@@ -76,7 +76,7 @@ def _ink(image: QImage) -> int:
 def test_cjk_font_installed(qtbot: QtBot) -> None:
     family = _cjk_family()
     assert family is not None, (
-        f"no CJK font among Qt's families (looked for {', '.join(CJK_FAMILIES)}); "
+        "no CJK font among Qt's families (queuehall.qtfonts.CJK_FAMILIES); "
         "install fonts-wqy-microhei (scripts/setup-system.sh)"
     )
     font = QFont(family, 24)
@@ -101,3 +101,26 @@ def test_chinese_renders_as_glyphs_not_tofu(qtbot: QtBot, artifacts_dir: Path) -
     # The CJK characters are full-width; DejaVu's tofu box for them would be much narrower.
     metrics = QFontMetrics(font)
     assert metrics.horizontalAdvance("请") >= 0.9 * font.pixelSize()
+
+
+def test_every_screen_and_the_tickets_choose_the_same_font(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QApplication
+    from queuehall.counter.window import cjk_font
+    from queuehall.display.window import apply_app_font
+    from queuehall.kiosk.ticket import FONT_ENV, cjk_font_family
+    from queuehall.kiosk.window import setup_app_font
+
+    from queuehall.qtfonts import cjk_family
+
+    monkeypatch.delenv(FONT_ENV, raising=False)
+    cjk_font_family.cache_clear()
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    saved = app.font()
+    try:
+        kiosk = setup_app_font(app)
+        apply_app_font(app)
+        display = app.font().family()
+    finally:
+        app.setFont(saved)
+    assert kiosk == display == cjk_font().family() == cjk_font_family() == cjk_family()
