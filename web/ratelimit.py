@@ -147,6 +147,11 @@ class RateLimitMiddleware:
 
     The client address is the ASGI peer (``scope["client"]``); behind a reverse proxy give the
     gateway ``--forwarded-allow-ips`` so uvicorn puts the real client there.
+
+    Ticket pages' event streams (``GET …/events`` without a token) are not limited: a hall's phones
+    often share one address (the hall's Wi-Fi), and after a gateway restart they all reconnect at once;
+    a browser's EventSource gives up for good on a 429. The gateway bounds open streams itself
+    (``--max-streams``).
     """
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter, prefix: str = "/api/") -> None:
@@ -162,6 +167,9 @@ class RateLimitMiddleware:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         presented = bearer(scope.get("headers") or [])
+        if presented is None and scope.get("method") == "GET" and scope["path"].endswith("/events"):
+            await self.app(scope, receive, send)
+            return
         wait = self.limiter.check(address, public_id(presented) if presented else None)
         if not wait:
             await self.app(scope, receive, send)
