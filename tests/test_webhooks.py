@@ -515,3 +515,13 @@ def test_kill_9_of_the_whole_gateway_then_a_receiver_that_is_down_loses_nothing(
         c.close()
     assert rx.journal_seqs() == list(range(first, first + 50))
     assert all(call["signed"] for call in rx.calls) and Outbox(state).gaps() == []
+
+
+def test_subscribers_may_ask_for_every_journaled_event_type() -> None:
+    """EVENT_TYPES is the engine's list of journaled events (what ``tx.event`` makes), no more, no less."""
+    import re
+
+    from queuehall.web.outbox import EVENT_TYPES
+
+    source = (ROOT / "broker" / "engine.py").read_text(encoding="utf-8")
+    assert set(EVENT_TYPES) == set(re.findall(r'tx\.event\("([a-z_]+)"', source))

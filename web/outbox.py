@@ -45,6 +45,7 @@ EVENT_TYPES = (
     "ticket_issued", "ticket_called", "ticket_serving", "ticket_finished", "ticket_no_show", "ticket_transferred",
     "ticket_reinstated", "ticket_cancelled", "ticket_voided", "ticket_checked_in",
     "counter_signed_in", "counter_signed_out", "counter_paused", "counter_resumed",
+    "printer_fault", "printer_fault_cleared", "reprint_requested", "ticket_reprinted",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 
