@@ -21,24 +21,28 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queuehall.errors import QueuehallError
+
 # The default hall ships as package data of queuehall.config (installed or editable alike).
 DEFAULT_CONFIG = Path(str(resources.files("queuehall.config").joinpath("hall.toml")))
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class ConfigError(ValueError):
+class ConfigError(QueuehallError, ValueError):
     """A hall configuration that cannot be used.
 
-    ``str(err)`` reads ``<file>: <key>: <problem>`` so an operator can find the line.
+    ``str(err)`` reads ``<file>: <key>: <problem>`` so an operator can find the line; the problem is written
+    in both languages (``English / 中文``), so it is both messages.
     """
 
     def __init__(self, file: str | Path, key: str, problem: str, code: str = "CONFIG_INVALID") -> None:
         self.file = str(file)
         self.key = key
         self.problem = problem
-        self.code = code  # stable, for programs and tests; the catalogue is in docs/configuration.md
-        super().__init__(f"{self.file}: {key}: {problem}")
+        # code: stable, for programs and tests; the catalogue is in docs/configuration.md
+        super().__init__(code, problem, problem, {"file": self.file, "key": key},
+                         text=f"{self.file}: {key}: {problem}")
 
 
 @dataclass(frozen=True)

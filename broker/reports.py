@@ -54,6 +54,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import Integer
 
+from queuehall.errors import QueuehallError
+
 GROUPS = ("service", "counter", "clerk", "department", "hour", "day")
 FORMATS = ("table", "csv", "json", "xlsx", "png")
 SAME_DAY_TARGET = 0.80  # 当天办结率要在80以上 (the hall's service rules)
@@ -73,16 +75,13 @@ ERRORS: dict[str, tuple[str, str]] = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(QueuehallError, ValueError):
     """A report or purge request that cannot be carried out: stable ``code`` + bilingual message."""
 
     def __init__(self, code: str, **details: Any) -> None:
         zh, en = ERRORS[code]
-        self.code = code
-        self.details = details
-        self.message_zh = zh.format(**details)
-        self.message_en = en.format(**details)
-        super().__init__(f"{code}: {self.message_en}")
+        super().__init__(code, zh.format(**details), en.format(**details), details,
+                         text=f"{code}: {en.format(**details)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The error as the CLI prints it: code, both messages and the details."""

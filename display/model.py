@@ -50,6 +50,7 @@ from queuehall.display.announcer import (
 from queuehall.display.voice import MAX_REPEAT, VoiceError, VoicePack
 
 from queuehall.clock import HallClock  # re-exported: the display's tests and window import it from here
+from queuehall.errors import QueuehallError
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,8 @@ ISSUE_STATES = {
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class DisplayError(Exception):
+class DisplayError(QueuehallError):
     """A bad display option or input: stable ``code``, message in Chinese and English."""
-
-    def __init__(self, code: str, message_zh: str, message_en: str) -> None:
-        self.code = code
-        self.message_zh = message_zh
-        self.message_en = message_en
-        super().__init__(f"{code}: {message_zh} / {message_en}")
 
 
 def _bad(option: str, zh: str, en: str) -> DisplayError:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from queuehall.errors import QueuehallError
+
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent / "voices" / "default"
 PACK_FORMAT = 1
 DEFAULT_SAMPLE_RATE = 16000
@@ -78,18 +80,14 @@ TAIL_MS = 300
 _PAUSE_BEFORE = frozenset({"en:please go to", "en:please go to counter"})
 
 
-class VoiceError(Exception):
+class VoiceError(QueuehallError):
     """A voice problem an operator can act on.
 
     ``code`` is stable (for logs and tests); ``message_zh``/``message_en`` say what is wrong
     and how to fix it. ``str(err)`` gives ``CODE: 中文 / English``.
     """
 
-    def __init__(self, code: str, message_zh: str, message_en: str) -> None:
-        self.code = code
-        self.message_zh = message_zh
-        self.message_en = message_en
-        super().__init__(f"{code}: {message_zh} / {message_en}")
+
 
 
 # --------------------------------------------------------------------------------------------

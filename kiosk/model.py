@@ -30,6 +30,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queuehall.errors import QueuehallError
+
 LANGUAGES = ("zh", "en")
 DEFAULT_PIN = "123456"
 PIN_MAX_FAILURES = 5
@@ -72,14 +74,11 @@ class Phase(StrEnum):
 BUSY_PHASES = frozenset({Phase.CHECKING, Phase.REQUESTING, Phase.PRINTING})
 
 
-class KioskConfigError(ValueError):
+class KioskConfigError(QueuehallError, ValueError):
     """A bad kiosk option (printer spec, language, PIN …): stable ``code`` plus Chinese and English."""
 
     def __init__(self, code: str, zh: str, en: str) -> None:
-        self.code = code
-        self.zh = zh
-        self.en = en
-        super().__init__(f"{code}: {zh} / {en}")
+        super().__init__(code, zh, en)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ from escpos.exceptions import DeviceNotFoundError  # noqa: E402
 from escpos.printer import CupsPrinter, Dummy, Network, Serial, Usb  # noqa: E402
 from queuehall.kiosk.ticket import PAPER_DOTS, TicketContent, qimage_to_pil, render_ticket  # noqa: E402
 
+from queuehall.errors import QueuehallError  # noqa: E402
+
 BACKENDS = ("file", "network", "usb", "serial", "cups")
 MODES = ("raster", "text")
 
@@ -69,7 +71,7 @@ SENTINEL_NEAR_END = ".nearend"
 SENTINEL_COVER_OPEN = ".coveropen"
 
 
-class PrinterError(Exception):
+class PrinterError(QueuehallError):
     """A ticket could not be printed, or a printer could not be configured or reached.
 
     ``code`` is one of PRINTER_OFFLINE, PAPER_OUT, COVER_OPEN, PRINTER_IO, PRINTER_CONFIG;
@@ -77,10 +79,7 @@ class PrinterError(Exception):
     """
 
     def __init__(self, code: str, zh: str, en: str) -> None:
-        self.code = code
-        self.zh = zh
-        self.en = en
-        super().__init__(f"{code}: {zh} / {en}")
+        super().__init__(code, zh, en)
 
 
 def _config_error(zh: str, en: str) -> PrinterError:

@@ -37,6 +37,7 @@ from PySide6.QtGui import (
     QTextOption,
 )
 
+from queuehall.errors import QueuehallError
 from queuehall.qtfonts import installed_cjk_family
 
 #: Printable dots across the paper at 203 dpi (80 mm paper prints 72 mm, 58 mm paper prints 48 mm).
@@ -51,7 +52,7 @@ _MONO_LUT = [0 if v <= THRESHOLD else 255 for v in range(256)]
 _APP: QGuiApplication | None = None  # keeps a QGuiApplication we created alive for the process
 
 
-class TicketError(ValueError):
+class TicketError(QueuehallError, ValueError):
     """A ticket that cannot be laid out: bad content, no Qt GUI application, or no CJK font.
 
     ``code`` is stable (``TICKET_INVALID``, ``TICKET_QT``, ``TICKET_FONT_MISSING``); ``zh`` and ``en``
@@ -59,10 +60,7 @@ class TicketError(ValueError):
     """
 
     def __init__(self, code: str, zh: str, en: str) -> None:
-        self.code = code
-        self.zh = zh
-        self.en = en
-        super().__init__(f"{code}: {zh} / {en}")
+        super().__init__(code, zh, en)
 
 
 def _invalid(zh: str, en: str) -> TicketError:

@@ -112,20 +112,30 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 
-class HallError(Exception):
-    """A refused command: stable code, bilingual message, and the details that filled it."""
+class QueuehallError(Exception):
+    """Every error queuehall reports to a person: a stable ``code`` (for programs, logs and tests), a message
+    in Chinese and one in English, and the details that filled them.
 
-    def __init__(self, code: str, **details: Any) -> None:
-        if code not in CATALOGUE:
-            raise ValueError(f"unknown error code {code!r}")
+    The parts' own errors (configuration, printer, ticket layout, voice, display options, reports, the web
+    API …) derive from it, so whatever catches one reads the same four fields. ``str(err)`` is
+    ``CODE: 中文 / English`` unless a subclass says otherwise.
+    """
+
+    def __init__(self, code: str, message_zh: str, message_en: str, details: dict[str, Any] | None = None,
+                 text: str | None = None) -> None:
         self.code = code
-        self.details = {k: v for k, v in details.items()}
-        zh, en = CATALOGUE[code]
-        # A detail may come in Chinese too (``detail_zh`` beside ``detail``): the Chinese message uses it.
-        self.message_zh = _fill(zh, {**self.details, **{k[:-3]: v for k, v in self.details.items()
-                                                        if k.endswith("_zh")}})
-        self.message_en = _fill(en, self.details)
-        super().__init__(f"{code}: {self.message_en}")
+        self.message_zh = message_zh
+        self.message_en = message_en
+        self.details = dict(details or {})
+        super().__init__(text if text is not None else f"{code}: {message_zh} / {message_en}")
+
+    @property
+    def zh(self) -> str:
+        return self.message_zh
+
+    @property
+    def en(self) -> str:
+        return self.message_en
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +144,19 @@ class HallError(Exception):
             "message_en": self.message_en,
             "details": self.details,
         }
+
+
+class HallError(QueuehallError):
+    """A refused command: stable code, bilingual message from the catalogue, and the details that filled it."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        if code not in CATALOGUE:
+            raise ValueError(f"unknown error code {code!r}")
+        zh, en = CATALOGUE[code]
+        # A detail may come in Chinese too (``detail_zh`` beside ``detail``): the Chinese message uses it.
+        message_zh = _fill(zh, {**details, **{k[:-3]: v for k, v in details.items() if k.endswith("_zh")}})
+        message_en = _fill(en, details)
+        super().__init__(code, message_zh, message_en, details, text=f"{code}: {message_en}")
 
 
 class _Blank(dict):
