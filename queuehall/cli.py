@@ -220,7 +220,7 @@ def _register_scripting(sub: Any) -> None:
         for flag, kw in params:
             p.add_argument(flag, **kw)
         _client_args(p)
-        p.set_defaults(func=_command(wire, build))
+        p.set_defaults(func=_command(wire, build), wire=wire)
 
     counter = ("counter", {"type": int, "help": "counter (window) number"})
     session = ("--session", {"default": None, "help": "the counter's session id from sign-in"})
