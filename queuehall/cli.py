@@ -37,14 +37,7 @@ def _security(args: argparse.Namespace) -> Any:
     (reported as a usage error, exit 2)."""
     from queuehall.client import Security
 
-    if args.key or args.server_key:
-        if not (args.key and args.server_key):
-            raise ValueError("--key and --server-key go together")
-        try:
-            return Security.from_files(args.key, args.server_key)
-        except OSError as err:
-            raise ValueError(f"cannot read a key file: {err}") from None
-    return None
+    return Security.from_options(args.key, args.server_key)
 
 
 def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]],

@@ -85,6 +85,19 @@ class Security:
             raise ValueError(f"{secret_file} holds no secret key")
         return cls(pub, sec, server)
 
+    @classmethod
+    def from_options(cls, key: str | None, server_key: str | None) -> Security | None:
+        """The keys a command line's ``--key``/``--server-key`` name: None when neither is given (no CurveZMQ);
+        ValueError when only one is, or a file cannot be read or holds no secret key."""
+        if not (key or server_key):
+            return None
+        if not (key and server_key):
+            raise ValueError("--key and --server-key go together")
+        try:
+            return cls.from_files(key, server_key)
+        except OSError as err:
+            raise ValueError(f"cannot read a key file: {err}") from None
+
     def apply(self, sock: zmq.Socket) -> None:
         sock.curve_publickey = self.public_key
         sock.curve_secretkey = self.secret_key

@@ -31,14 +31,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def _security(args: argparse.Namespace) -> Security | None:
     """The gateway's CurveZMQ keys from ``--key``/``--server-key`` (ValueError when unusable)."""
-    if not (args.key or args.server_key):
-        return None
-    if not (args.key and args.server_key):
-        raise ValueError("--key and --server-key go together")
-    try:
-        return Security.from_files(args.key, args.server_key)
-    except OSError as err:
-        raise ValueError(f"cannot read a key file: {err}") from None
+    return Security.from_options(args.key, args.server_key)
 
 
 def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub:
