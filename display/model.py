@@ -35,7 +35,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -200,16 +200,52 @@ class CallCard:
     service_en: str = ""
     at: datetime | None = None
     live: bool = True
+    # What became of the call since (filled in by the views from the broker's state, docs/display.md):
+    # "" while the ticket is still called or served at ``counter``; "finished" (served and gone),
+    # "no_show", or "moved" (transferred or back in a queue: ``moved_zh``/``moved_en`` say where).
+    outcome: str = ""
+    moved_zh: str = ""
+    moved_en: str = ""
+    time_local: str = ""  # the call's time in the hall's time zone, HH:MM (views only)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the citizen must no longer go to ``counter`` for this call."""
+        return bool(self.outcome)
 
     @property
     def text_zh(self) -> str:
-        """``请 A012 号到 3 号窗口``."""
+        """``请 A012 号到 3 号窗口``; once settled ``A013 号已过号`` / ``B002 号已转至 统一收费，请留意叫号``."""
+        if self.outcome == "no_show":
+            return f"{self.label} 号已过号"
+        if self.outcome == "finished":
+            return f"{self.label} 号已办结"
+        if self.outcome == "moved":
+            return f"{self.label} 号已转至 {self.moved_zh}，请留意叫号" if self.moved_zh else \
+                f"{self.label} 号请留意叫号"
         return f"请 {self.label} 号到 {self.counter} 号窗口"
 
     @property
     def text_en(self) -> str:
-        """``A012 → Counter 3``."""
+        """``A012 → Counter 3``; once settled ``A013 missed (no-show)`` / ``B002 → Fee payment: wait to be called``."""
+        if self.outcome == "no_show":
+            return f"{self.label} missed (no-show)"
+        if self.outcome == "finished":
+            return f"{self.label} served"
+        if self.outcome == "moved":
+            return f"{self.label} → {self.moved_en}: wait to be called" if self.moved_en else \
+                f"{self.label}: wait to be called"
         return f"{self.label} → Counter {self.counter}"
+
+    @property
+    def outcome_zh(self) -> str:
+        """The short word for a settled call in Chinese ("" while it stands)."""
+        return {"no_show": "已过号", "finished": "已办结", "moved": "已转走"}.get(self.outcome, "")
+
+    @property
+    def outcome_en(self) -> str:
+        """The short word for a settled call in English ("" while it stands)."""
+        return {"no_show": "No-show", "finished": "Served", "moved": "Moved"}.get(self.outcome, "")
 
     @property
     def kind_zh(self) -> str:
@@ -608,8 +644,8 @@ class DisplayModel:
         """Whether the big panel flashes now: a live call, new for ``highlight_seconds`` or being read out."""
         if self.options.counter is not None:
             return self.clock() < self._flash_until
-        if self.current is None or not self.current.live:
-            return False
+        if self.current is None or not self.current.live or self.settle(self.current).settled:
+            return False  # a settled call (no-show, moved, finished) never flashes
         playing = self.announcer is not None and self.announcer.is_playing
         return playing or self.clock() - self._current_since < self.options.highlight_seconds
 
@@ -727,10 +763,66 @@ class DisplayModel:
             )
         return tuple(rows)
 
+    def settle(self, card: CallCard) -> CallCard:
+        """``card`` with its time in the hall's zone and what became of its ticket since (``outcome``).
+
+        The broker's state is the truth: the ticket still called or served at the card's counter is
+        standing; gone from the state (a display gets every active and no-show ticket) is finished;
+        a no-show is a no-show; waiting again, or called at another counter, has moved. Without a
+        ticket id, or before the state lists tickets at all, the card stands as it was; so does a
+        transfer to a counter while the ticket waits for that counter.
+        """
+        at = card.at.astimezone(self.timezone()).strftime("%H:%M") if card.at is not None else ""
+        tickets = self.state.get("tickets")
+        outcome, mzh, men = "", "", ""
+        if card.ticket_id is not None and isinstance(tickets, dict):
+            t = tickets.get(str(card.ticket_id))
+            status = t.get("status") if isinstance(t, dict) else None
+            if t is None:
+                outcome = "finished"
+            elif status == "no_show":
+                outcome = "no_show"
+            elif status == "waiting" and card.kind == "transfer" and t.get("target_counter") == card.counter:
+                pass  # sent to this counter and not called there yet: the citizen goes there now
+            elif status == "waiting" or (status in ("called", "serving") and t.get("counter") != card.counter):
+                outcome = "moved"
+                target = t.get("target_counter") if status == "waiting" else t.get("counter")
+                if isinstance(target, int) and not isinstance(target, bool):
+                    mzh, men = f"{target} 号窗口", f"Counter {target}"
+                else:
+                    mzh = str(t.get("service_name_zh") or "")
+                    men = str(t.get("service_name_en") or "")
+        if (outcome, mzh, men, at) == (card.outcome, card.moved_zh, card.moved_en, card.time_local):
+            return card
+        return replace(card, outcome=outcome, moved_zh=mzh, moved_en=men, time_local=at)
+
+    def recent_calls(self) -> tuple[CallCard, ...]:
+        """The calls before the current one, newest first, each ticket at each counter once.
+
+        A recall repeats a call the list already has: only its newest call is listed (with the
+        recall badge and time), and nothing the big panel shows now is listed again.
+        """
+        seen: set[tuple[object, int]] = set()
+        if self.current is not None:
+            seen.add((self.current.ticket_id or self.current.label, self.current.counter))
+        out: list[CallCard] = []
+        for i, card in enumerate(self.history):
+            if i == 0 and card is self.current:
+                continue
+            key = (card.ticket_id or card.label, card.counter)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(self.settle(card))
+            if len(out) >= self.options.history_size:
+                break
+        return tuple(out)
+
     def hall_view(self) -> HallView:
         """The hall screen's content now."""
         hall = self.state.get("hall") or {}
-        history = tuple(list(self.history)[1 : self.options.history_size + 1])
+        history = self.recent_calls()
+        current = self.settle(self.current) if self.current is not None else None
         transfers = sorted(
             self._transfers.values(), key=lambda n: n.at or datetime.min.replace(tzinfo=UTC), reverse=True
         )
@@ -738,7 +830,7 @@ class DisplayModel:
             hall_name_zh=str(hall.get("name_zh") or "政务服务中心"),
             hall_name_en=str(hall.get("name_en") or ""),
             clock=self.clock_view(),
-            current=self.current,
+            current=current,
             highlighted=self.highlighted,
             history=history,
             counters=self.counter_cards(),

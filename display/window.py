@@ -323,10 +323,11 @@ class NowCallingPanel(Painted):
 
     def paint(self, p: QPainter, r: QRectF) -> None:
         """Paint this panel's current data into ``r``."""
-        self.panel(p, r, FLASH if self.flash else PANEL, 18)
-        fg = DARK_TEXT if self.flash else TEXT
-        sub = DARK_TEXT if self.flash else MUTED
-        num = DARK_TEXT if self.flash else ACCENT
+        flash = self.flash and not (self.call is not None and self.call.settled)
+        self.panel(p, r, FLASH if flash else PANEL, 18)
+        fg = DARK_TEXT if flash else TEXT
+        sub = DARK_TEXT if flash else MUTED
+        num = DARK_TEXT if flash else ACCENT
         h, w = r.height(), r.width()
         pad = min(w, h) * 0.05
         inner = r.adjusted(pad, pad * 0.6, -pad, -pad * 0.6)
@@ -339,19 +340,24 @@ class NowCallingPanel(Painted):
             p, QRectF(title.x() + tw, title.y(), title.width() - tw, title.height()), second, px * 0.75, sub
         )
         call = self.call
-        if call is not None and call.kind_zh:
-            badge = "  ".join(pair(call.kind_zh, call.kind_en, self.lang))
+        settled = call is not None and call.settled
+        if settled:  # the ticket left this counter: never keep sending the citizen there (docs/display.md)
+            fg, sub, num = MUTED, MUTED, MUTED
+        if call is not None and (call.kind_zh or settled):
+            badge = "  ".join(
+                pair(call.outcome_zh, call.outcome_en, self.lang) if settled
+                else pair(call.kind_zh, call.kind_en, self.lang))
             bw = iw * 0.28
             br = QRectF(inner.right() - bw, inner.y() + ih * 0.01, bw, ih * 0.1)
             p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(DARK_TEXT if self.flash else ACCENT)
+            p.setBrush(DARK_TEXT if flash else ACCENT)
             p.drawRoundedRect(br, br.height() / 2, br.height() / 2)
             self.text(
                 p,
                 br.adjusted(br.height() * 0.4, 0, -br.height() * 0.4, 0),
                 badge,
                 br.height() * 0.6,
-                ACCENT if self.flash else DARK_TEXT,
+                ACCENT if flash else DARK_TEXT,
                 bold=True,
                 align=Qt.AlignmentFlag.AlignCenter,
             )
@@ -408,6 +414,18 @@ class NowCallingPanel(Painted):
             align=centre,
         )
         arrow = QRectF(big.x() + label_w, big.y(), big.width() * 0.1, big.height())
+        if settled:  # what became of it in place of the counter: 已过号 / No-show
+            oz, oe = pair(call.outcome_zh, call.outcome_en, self.lang)
+            self.text(p, QRectF(arrow.x(), big.y(), big.right() - arrow.x(), big.height() * 0.6), oz,
+                      big.height() * 0.3, TEXT, bold=True, align=centre)
+            self.text(p, QRectF(arrow.x(), big.y() + big.height() * 0.6, big.right() - arrow.x(),
+                                big.height() * 0.25), oe, big.height() * 0.15, sub, align=centre)
+        else:
+            self._counter(p, big, arrow, call, fg, sub)
+        self._lines(p, inner, call, fg, sub)
+
+    def _counter(self, p: QPainter, big: QRectF, arrow: QRectF, call: CallCard, fg: QColor, sub: QColor) -> None:
+        centre = Qt.AlignmentFlag.AlignCenter
         self.text(p, arrow, "→", big.height() * 0.4, fg, bold=True, align=centre)
         cx = arrow.right()
         cw = big.right() - cx
@@ -438,6 +456,10 @@ class NowCallingPanel(Painted):
             sub,
             align=centre,
         )
+
+    def _lines(self, p: QPainter, inner: QRectF, call: CallCard, fg: QColor, sub: QColor) -> None:
+        centre = Qt.AlignmentFlag.AlignCenter
+        iw, ih = inner.width(), inner.height()
         s1, s2 = pair(call.text_zh, call.text_en, self.lang)
         self.text(
             p,
@@ -520,8 +542,12 @@ class HistoryPanel(Painted):
     def _cell(self, p: QPainter, cell: QRectF, call: CallCard) -> None:
         zh, en = f"→ {call.counter} 号窗口", f"Counter {call.counter}"
         first, second = pair(zh, en, self.lang)
-        if call.kind != "call":
+        if call.settled:  # 已过号 / 已转走 / 已办结 instead of the recall badge
+            first = f"{first} · {call.outcome_zh if self.lang == 'zh' else call.outcome_en}"
+        elif call.kind != "call":
             first = f"{first} · {call.kind_zh if self.lang == 'zh' else call.kind_en}"
+        if call.time_local:
+            second = f"{call.time_local}  {second}"
         h = cell.height()
         if cell.width() / h > 7:  # wide and short: everything on one line
             px = h * 0.62

@@ -336,6 +336,47 @@ def test_transfers_announce_the_new_counter_or_wait_for_the_call(
     assert isinstance(screen, HallScreen) and not screen.transfers.isVisible()
 
 
+def test_now_calling_is_marked_after_a_no_show_or_a_transfer_and_recalls_are_listed_once(
+    hall: Hall, screens: Callable[..., Screen], shots: Path
+) -> None:
+    # Issue 15: "请 A013 号到 1 号窗口" stayed after A013's no-show; B002 was still sent to window 1
+    # after its transfer to the fee window; every recall was listed again in the recent calls.
+    s = screens(hall.bt.endpoint, muted=True, min_display_seconds=0)
+    s.synced()
+    hall.sign_in(1)
+    first, missed = hall.take("passport", 2)
+    hall.call(1)
+    hall.do("start", counter=1)
+    hall.do("finish", counter=1)
+    assert hall.call(1) == missed
+    hall.do("recall", counter=1)
+    hall.do("recall", counter=1)
+    s.shows(f"请 {missed} 号到 1 号窗口")
+    hall.do("no_show", counter=1)
+    drawn = s.shows(f"{missed} 号已过号", "已过号  No-show", f"{missed} missed (no-show)")
+    assert f"请 {missed} 号到 1 号窗口" not in drawn and not s.model.hall_view().highlighted
+    history = s.model.hall_view().history
+    assert [c.label for c in history] == [first], "the recalls of the current call are not listed again"
+    assert history[0].outcome == "finished" and history[0].time_local == "09:00"
+    s.save(shots / "hall-no-show-marked.png")
+    # A fee ticket sent on to the fee window: the panel says where it went, not window 1.
+    (fee,) = hall.take("move_in")
+    hall.sign_in(5)
+    hall.sign_in(11)  # the fee window
+    assert hall.call(5) == fee
+    s.shows(f"请 {fee} 号到 5 号窗口")
+    hall.do("start", counter=5)
+    hall.do("transfer", counter=5, service="unified_fees")
+    drawn = s.shows(f"{fee} 号已转至 统一收费，请留意叫号", "已转走  Moved")
+    assert f"请 {fee} 号到 5 号窗口" not in drawn
+    screen = s.window.screen_widget
+    assert isinstance(screen, HallScreen)
+    assert any(t.startswith("→ 1 号窗口 · 已过号") for t in screen.history.drawn), screen.history.drawn
+    assert any(t.startswith("09:00") for t in screen.history.drawn), screen.history.drawn
+    assert not s.elided(), f"text cut off: {s.elided()}"
+    s.save(shots / "hall-transfer-marked.png")
+
+
 def test_counter_screen_shows_number_ticket_clerk_and_state(
     hall: Hall, screens: Callable[..., Screen], shots: Path
 ) -> None:
