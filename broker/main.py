@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="hall configuration (TOML)")
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data directory)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5555, help="command port N; events on N+1 (default 5555)")
+    p.add_argument("--port", type=int, default=5555,
+                   help="command port N; events on N+1 (public), N+2 (staff) (default 5555)")
     p.add_argument("--keys", default=None, help="keys directory (queuehall keys init); enables CurveZMQ")
     p.add_argument("--insecure", action="store_true",
                    help="run WITHOUT encryption or device keys (local development on 127.0.0.1 only)")
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: broker.stop_event.set())
     broker.bind()
-    print(f"queuehall broker ready on {args.host}:{args.port} (events {args.port + 1})", flush=True)
+    print(f"queuehall broker ready on {args.host}:{args.port} (events {args.port + 1}, staff events "
+          f"{args.port + 2})", flush=True)
     broker.serve_forever()
     store.close()
     return 0

@@ -3,7 +3,10 @@
 * ROUTER (``tcp://host:port``): requests from kiosks, counters, displays and the CLI;
   every request gets exactly one reply (docs/protocol.md).
 * PUB (``tcp://host:port+1``): every state change as a sequenced event carrying the
-  changed records (the zguide's Clone pattern), and a heartbeat every second.
+  changed records (the zguide's Clone pattern), and a heartbeat every second, as the public
+  sees it: no transfer note, no free-text reason (wall displays, kiosks, the web gateway);
+* PUB (``tcp://host:port+2``): the same events with the same sequence numbers as the staff
+  see them (counters, admins); with keys only staff keys complete its handshake.
 
 With a keys directory the broker is a CurveZMQ server: only devices on the allow-list
 connect, and each may do only what its role allows (a counter key only as its own
@@ -31,6 +34,8 @@ from queuehall.errors import HallError
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
     ROLES,
+    STAFF_DOMAIN,
+    STAFF_ROLES,
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,
     ProtocolError,
@@ -112,10 +117,14 @@ class _AllowList:
 
         self.reload()
         z85 = zmq.utils.z85.encode(key) if len(key) == 32 else bytes(key)
-        allowed = z85 in self.devices
-        if not allowed:
+        dev = self.devices.get(z85)
+        if dev is None:
             log.warning("refused unknown key %s…", z85[:8].decode("ascii", "replace"))
-        return allowed
+            return False
+        if domain == STAFF_DOMAIN and dev.role not in STAFF_ROLES:
+            log.warning("refused %s (role %s) on the staff event stream", dev.name, dev.role)
+            return False
+        return True
 
 
 class Broker:
@@ -148,6 +157,7 @@ class Broker:
         self._allow: _AllowList | None = None
         self.router: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
+        self.staff_pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
         self.largest_group = 0  # most commands committed in one transaction so far
         self._snapshot_cache: dict[str, Any] = {}  # see _encoded_snapshot
@@ -169,13 +179,15 @@ class Broker:
         """Bind both sockets (and start the ZAP authenticator when keys are used)."""
         self.router = self.ctx.socket(zmq.ROUTER)
         self.pub = self.ctx.socket(zmq.PUB)
-        for s in (self.router, self.pub):
+        self.staff_pub = self.ctx.socket(zmq.PUB)
+        for s in (self.router, self.pub, self.staff_pub):
             s.linger = 0
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 2)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting device replaces its old pipe
         # A subscriber that stops reading loses messages (and resyncs when it wakes), never blocks us;
         # at a few kB per event this bounds what one stuck display can make us hold to some 40 MB.
         self.pub.setsockopt(zmq.SNDHWM, 10_000)
+        self.staff_pub.setsockopt(zmq.SNDHWM, 10_000)
         if self.keys_dir is not None:
             from zmq.auth.thread import ThreadAuthenticator
 
@@ -183,20 +195,23 @@ class Broker:
             self._auth = ThreadAuthenticator(self.ctx)
             self._auth.start()
             self._auth.configure_curve_callback(domain="*", credentials_provider=self._allow)
+            self._auth.configure_curve_callback(domain=STAFF_DOMAIN, credentials_provider=self._allow)
+            self.staff_pub.zap_domain = STAFF_DOMAIN.encode()
             public, secret = broker_keys(self.keys_dir)
-            for s in (self.router, self.pub):
+            for s in (self.router, self.pub, self.staff_pub):
                 s.curve_server = True
                 s.curve_publickey = public
                 s.curve_secretkey = secret
         self.router.bind(f"tcp://{self.host}:{self.port}")
         self.pub.bind(f"tcp://{self.host}:{self.port + 1}")
+        self.staff_pub.bind(f"tcp://{self.host}:{self.port + 2}")
         log.info("broker %s serving on %s:%d (events %d), %s", self.epoch, self.host, self.port,
                  self.port + 1, "CurveZMQ" if self.keys_dir else "WITHOUT encryption")
 
     def close(self) -> None:
         if self.report_prepare is not None:  # its connection must not outlive the broker's database
             self.report_prepare.join(30)
-        for s in (self.router, self.pub):
+        for s in (self.router, self.pub, self.staff_pub):
             if s is not None:
                 s.close(0)
         if self._auth is not None:
@@ -355,20 +370,25 @@ class Broker:
             if req.type in BROKER_PARAMS:
                 req.args = check_args(BROKER_PARAMS[req.type], req.args)
             self._seen(device, client, role, counter, req)
+            staff = self._staff_view(role, device)
+            if req.type == "snapshot" and "role" in req.args:  # a Link says what it is: a public one sees less
+                said = check_args((Param("role", str, False),), req.args).get("role")
+                staff = staff and (said is None or said in STAFF_ROLES)
             if req.type in BROKER_COMMANDS:
-                return ok_reply(req.type, req.id, self._broker_command(req, client))
+                return ok_reply(req.type, req.id, self._broker_command(req, client, staff))
             if req.type in QUERIES:
                 if role not in QUERIES[req.type]:
                     log.warning("refused %s from %s (role %s)", req.type, client, role)
                     raise HallError("FORBIDDEN", detail=f"role {role} may not {req.type}")
-                return ok_reply(req.type, req.id, self._query(req))
+                answer = self._query(req)
+                return ok_reply(req.type, req.id, answer if staff else _public_result(answer))
             if req.type not in COMMANDS:
                 raise HallError("UNKNOWN_COMMAND", command=req.type)
             self._authorise(req, role, counter, client)
             if self.storage_down is not None:
                 raise self.storage_down
             result = self.hall.execute(req.type, req.args, client=client, request_id=req.id)
-            return ok_reply(req.type, req.id, result)
+            return ok_reply(req.type, req.id, result if staff else _public_result(result))
         except HallError as err:
             return error_reply(req.type, req.id, err)
         except Exception as exc:  # a bug must not take the hall down: answer and log it
@@ -412,9 +432,17 @@ class Broker:
                 log.warning("refused: counter key %s (counter %s) acting as counter %s", client, counter, asked)
                 raise HallError("FORBIDDEN", detail=f"this key belongs to counter {counter}")
 
-    def _broker_command(self, req: Request, client: str) -> Any:
+    def _staff_view(self, role: str, device: str) -> bool:
+        """Whether this caller sees notes and free-text reasons: a staff key (counter, admin), unless
+        an admin key (or anyone under --insecure) said in its hello that it is a public screen."""
+        if role not in STAFF_ROLES:
+            return False
+        said = self.devices.get(device, {}).get("role") if role == "admin" else None
+        return said is None or said in STAFF_ROLES
+
+    def _broker_command(self, req: Request, client: str, staff: bool = True) -> Any:
         if req.type == "snapshot":
-            return self._encoded_snapshot(self._ticket_scope(req.args.get("tickets", "all")))
+            return self._encoded_snapshot(self._ticket_scope(req.args.get("tickets", "all")), staff)
         return {"epoch": self.epoch, "seq": self.seq, "client": client}
 
     def _query(self, req: Request) -> dict[str, Any]:
@@ -472,7 +500,7 @@ class Broker:
             raise HallError("UNKNOWN_COUNTER", counter=n)
         return n
 
-    def snapshot(self, scope: str | int = "all") -> dict[str, Any]:
+    def snapshot(self, scope: str | int = "all", staff: bool = True) -> dict[str, Any]:
         """The whole state in the mirror's form, with the sequence number it is current to.
 
         ``scope`` limits ``tickets``: ``"none"`` (a kiosk shows no ticket), or a counter's number:
@@ -480,6 +508,8 @@ class Broker:
         A scoped mirror still gets every ticket's changes from the events; it only starts smaller.
         """
         state, tickets = self._snapshot_parts()
+        if not staff:
+            state, tickets = _public_parts(state, tickets)
         state["tickets"] = {k: tickets[k] for k in self._scope_keys(_TicketIndex(tickets), scope)}
         return {"epoch": self.epoch, "seq": self.seq, "state": state}
 
@@ -507,25 +537,29 @@ class Broker:
             "devices": _public({"devices": self.devices})["devices"],
         }, tickets
 
-    def _encoded_snapshot(self, scope: str | int) -> Any:
+    def _encoded_snapshot(self, scope: str | int, staff: bool = True) -> Any:
         """:meth:`snapshot` encoded for the wire. Many screens ask at once after a restart: the state
-        is built and encoded once per (epoch, seq), each ticket too, and reused for a second; a scope
-        then only picks ticket encodings (2-8 ms to encode 1,000 tickets, times every asker)."""
+        is built and encoded once per (epoch, seq) and view (staff or public), each ticket too, and
+        reused for a second; a scope then only picks ticket encodings (2-8 ms to encode 1,000
+        tickets, times every asker)."""
         now = time.monotonic()
         cache = self._snapshot_cache
         if cache.get("at") != (self.epoch, self.seq) or now - cache["t"] > SNAPSHOT_REUSE_SECONDS:
-            state, tickets = self._snapshot_parts()
+            parts = self._snapshot_parts()
             cache.clear()
-            cache.update(at=(self.epoch, self.seq), t=now, state={k: preencoded(v) for k, v in state.items()},
-                         tickets={k: preencoded(t) for k, t in tickets.items()}, index=_TicketIndex(tickets),
-                         scoped={})
+            cache.update(at=(self.epoch, self.seq), t=now, parts=parts, index=_TicketIndex(parts[1]), views={})
+        view = cache["views"].get(staff)
+        if view is None:
+            state, tickets = cache["parts"] if staff else _public_parts(*cache["parts"])
+            view = cache["views"][staff] = {"state": {k: preencoded(v) for k, v in state.items()},
+                                            "tickets": {k: preencoded(t) for k, t in tickets.items()}, "scoped": {}}
         chosen = self._scope_keys(cache["index"], scope)
         # Keyed by the tickets chosen: counters serving the same services share one encoding.
-        out = cache["scoped"].get(chosen)
+        out = view["scoped"].get(chosen)
         if out is None:
-            tickets = cache["tickets"]
-            out = cache["scoped"][chosen] = preencoded({"epoch": self.epoch, "seq": self.seq, "state": {
-                **cache["state"], "tickets": {k: tickets[k] for k in chosen}}})
+            tickets = view["tickets"]
+            out = view["scoped"][chosen] = preencoded({"epoch": self.epoch, "seq": self.seq, "state": {
+                **view["state"], "tickets": {k: tickets[k] for k in chosen}}})
         return out
 
     def _scope_keys(self, index: _TicketIndex, scope: str | int) -> tuple[str, ...]:
@@ -587,7 +621,11 @@ class Broker:
         self.seq += 1
         body = {"type": "event", "epoch": self.epoch, "seq": self.seq, "event": event,
                 "set": _public(set_ or {}), "del": delete or {}}
-        self.pub.send_multipart(encode_publication(TOPIC_EVENT, body))
+        frames = encode_publication(TOPIC_EVENT, body)
+        assert self.staff_pub is not None
+        self.staff_pub.send_multipart(frames)
+        public = _public_body(body)  # the same event, the same seq, without what the public must not see
+        self.pub.send_multipart(frames if public is body else encode_publication(TOPIC_EVENT, public))
 
     def _flush(self) -> None:
         """Publish the engine events of the last command with the records they changed."""
@@ -713,8 +751,11 @@ class Broker:
         if moved:
             self._publish({"type": "services_changed"}, set_={"services": moved})
             self._last_summaries = summaries
-        self.pub.send_multipart(encode_publication(TOPIC_HEARTBEAT, {
-            "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)}))
+        beat = encode_publication(TOPIC_HEARTBEAT, {
+            "type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": _iso_dt(at)})
+        self.pub.send_multipart(beat)
+        if self.staff_pub is not None:
+            self.staff_pub.send_multipart(beat)
 
     def _warn_calendar(self, status: dict[str, Any]) -> None:
         warning = status.get("warning")
@@ -790,6 +831,66 @@ def _closes_group(frame: bytes) -> bool:
 
 def _without_time(summary: dict[str, Any], *also: str) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k != "next_open" and k not in also}
+
+
+# Events whose ``reason`` is a configured code or a rule the hall shows (a pause, a missed call), not
+# free text a clerk typed.
+_CODED_REASONS = frozenset({"counter_paused", "counter_resumed", "ticket_no_show"})
+
+
+def _public_ticket(t: Any) -> Any:
+    """A ticket as the public sees it: without the transfer note."""
+    return dict(t, note="") if isinstance(t, dict) and t.get("note") else t
+
+
+def _public_counter(c: Any) -> Any:
+    """A counter as the public sees it: its called or serving ticket without the note."""
+    return dict(c, ticket=_public_ticket(c["ticket"])) if isinstance(c, dict) and isinstance(
+        c.get("ticket"), dict) and c["ticket"].get("note") else c
+
+
+def _public_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """An event as the public sees it: no note, no free-text reason, its ticket without the note."""
+    private = "note" in ev or ("reason" in ev and ev.get("type") not in _CODED_REASONS) or \
+        (isinstance(ev.get("ticket"), dict) and ev["ticket"].get("note"))
+    if not private:
+        return ev
+    out = {k: v for k, v in ev.items() if k != "note" and (k != "reason" or ev.get("type") in _CODED_REASONS)}
+    if "ticket" in out:
+        out["ticket"] = _public_ticket(out["ticket"])
+    return out
+
+
+def _public_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A publication as the public stream carries it (``body`` itself when nothing in it is private)."""
+    event = _public_event(body["event"])
+    set_ = body["set"]
+    tickets, counters = set_.get("tickets") or {}, set_.get("counters") or {}
+    public_tickets = {k: _public_ticket(t) for k, t in tickets.items()}
+    public_counters = {k: _public_counter(c) for k, c in counters.items()}
+    if event is body["event"] and all(public_tickets[k] is t for k, t in tickets.items()) and \
+            all(public_counters[k] is c for k, c in counters.items()):
+        return body
+    return dict(body, event=event, set=dict(set_, **({"tickets": public_tickets} if tickets else {}),
+                                            **({"counters": public_counters} if counters else {})))
+
+
+def _public_parts(state: dict[str, Any], tickets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (dict(state, recent_calls=[_public_event(e) for e in state.get("recent_calls", [])],
+                 counters={k: _public_counter(c) for k, c in (state.get("counters") or {}).items()}),
+            {k: _public_ticket(t) for k, t in tickets.items()})
+
+
+def _public_result(result: Any) -> Any:
+    """A reply's result (or a query's answer) for a public caller: its tickets and events without notes."""
+    if not isinstance(result, dict):
+        return result
+    out = dict(result)
+    if isinstance(out.get("ticket"), dict):
+        out["ticket"] = _public_ticket(out["ticket"])
+    if isinstance(out.get("events"), list):
+        out["events"] = [_public_event(e) if isinstance(e, dict) else e for e in out["events"]]
+    return out
 
 
 def _public(set_: dict[str, Any]) -> dict[str, Any]:

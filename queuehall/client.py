@@ -39,6 +39,7 @@ from queuehall.protocol import (
     decode_publication,
     decode_reply,
     encode_request,
+    events_port,
 )
 
 log = logging.getLogger("queuehall.client")
@@ -364,7 +365,7 @@ class Link:
         self._sub = _socket(self.ctx, zmq.SUB, self.security)
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_EVENT)
         self._sub.setsockopt(zmq.SUBSCRIBE, TOPIC_HEARTBEAT)
-        self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
+        self._sub.connect(f"tcp://{self.host}:{events_port(self.port, self.role)}")
         self._poller.register(self._sub, zmq.POLLIN)
 
     def _close_sub(self) -> None:
@@ -383,7 +384,10 @@ class Link:
                        client=self.client_id)
 
     def _snapshot_request(self) -> Request:
-        return Request(type="snapshot", args={"tickets": self.snapshot_tickets}, client=self.client_id)
+        # The role too: under --insecure (or with an admin key) the broker learns from it that a public
+        # screen must get the public view, also from a snapshot asked before its hello was heard.
+        return Request(type="snapshot", args={"tickets": self.snapshot_tickets, "role": self.role},
+                       client=self.client_id)
 
     def _run(self) -> None:
         # One poller for the thread's life, and ZMQ_EVENTS instead of poll(0) (a poller each time):

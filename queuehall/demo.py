@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def free_port() -> int:
-    """A free TCP port P on 127.0.0.1 whose neighbour P+1 (the event socket) is free too."""
+    """A free TCP port P on 127.0.0.1 whose neighbours P+1 and P+2 (the event sockets) are free too."""
     import socket
 
     for _ in range(100):
@@ -67,6 +67,8 @@ def free_port() -> int:
         try:
             with socket.socket() as b:
                 b.bind(("127.0.0.1", port + 1))
+                with socket.socket() as c:
+                    c.bind(("127.0.0.1", port + 2))
             return port
         except OSError:
             continue

@@ -31,6 +31,17 @@ MAX_MESSAGE_BYTES = 64 * 1024  # requests only: replies and publications (a snap
 TOPIC_EVENT = b"ev"
 TOPIC_HEARTBEAT = b"hb"
 
+# Roles that see the staff's view: notes and free-text reasons (docs/protocol.md, "What each role
+# receives"). Their events come on the staff stream (port N+2), everyone else's on the public one (N+1).
+STAFF_ROLES = ("counter", "admin")
+STAFF_DOMAIN = "staff"  # the ZAP domain of the staff stream: only staff keys complete its handshake
+
+
+def events_port(port: int, role: str) -> int:
+    """The event stream a device of ``role`` follows, given the broker's command port."""
+    return port + 2 if role in STAFF_ROLES else port + 1
+
+
 # Roles a device key may carry (docs/protocol.md, "Roles").
 ROLES = ("kiosk", "counter", "display", "admin", "web")
 

@@ -42,6 +42,7 @@ from queuehall.broker.storage import Store, load_hall, open_store
 
 from queuehall.client import BrokerClient, Link, Security, StateMirror
 from queuehall.clock import Clock, ManualClock
+from queuehall.protocol import STAFF_ROLES
 from tests.hall_factory import TUESDAY, local, small_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,11 +85,11 @@ def _port_free(port: int) -> bool:
 
 
 def free_port_pair() -> int:
-    """A port N such that N and N+1 are both free on 127.0.0.1 (commands and events)."""
+    """A port N such that N, N+1 and N+2 are free on 127.0.0.1 (commands, public and staff events)."""
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(20000, 60000, 2)
-        if _port_free(port) and _port_free(port + 1):
+        if _port_free(port) and _port_free(port + 1) and _port_free(port + 2):
             return port
     raise RuntimeError("no free pair of ports")
 
@@ -383,7 +384,18 @@ class MirrorTap:
     def matches(self, snapshot: dict[str, Any]) -> bool:
         with self.cond:
             return (self.epoch == snapshot["epoch"] and self.seq == snapshot["seq"]
-                    and comparable(self.state) == comparable(snapshot["state"]))
+                    and comparable(self.state) == comparable(as_seen_by(self.link.role, snapshot["state"])))
+
+
+def as_seen_by(role: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A (staff) snapshot's state as a device of ``role`` is sent it: a public screen gets no notes and
+    no free-text reasons (docs/protocol.md, "What each role receives"; tests/test_private_data.py)."""
+    if role in STAFF_ROLES:
+        return state
+    from queuehall.broker.server import _public_parts
+
+    public, tickets = _public_parts(state, state.get("tickets", {}))
+    return dict(public, tickets=tickets)
 
 
 def broker_snapshot(endpoint: str, sec: Security | None = None) -> dict[str, Any]:
@@ -409,7 +421,7 @@ def wait_in_step(tap: MirrorTap, endpoint: str, timeout: float = 10.0, sec: Secu
         wait_until(same, timeout, "the mirror to equal the broker's snapshot")
     except AssertionError:
         snap = last["snap"]
-        mine, theirs = comparable(tap.state), comparable(snap["state"])
+        mine, theirs = comparable(tap.state), comparable(as_seen_by(tap.link.role, snap["state"]))
         diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
         raise AssertionError(f"mirror {tap.epoch}/{tap.seq} vs broker {snap['epoch']}/{snap['seq']}: "
                              f"{json.dumps(diff, ensure_ascii=False)[:3000]}") from None

@@ -68,7 +68,7 @@ TUESDAY_9 = datetime(2026, 11, 24, 9, 0, tzinfo=TZ)
 
 
 def _free_port_pair() -> int:
-    """A port N with N and N+1 free (the broker binds both)."""
+    """A port N with N, N+1 and N+2 free (the broker binds all three)."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -78,6 +78,8 @@ def _free_port_pair() -> int:
         with socket.socket() as s2:
             try:
                 s2.bind(("127.0.0.1", port + 1))
+                with socket.socket() as s3:
+                    s3.bind(("127.0.0.1", port + 2))
             except OSError:
                 continue
         return port
