@@ -393,14 +393,13 @@ class _Parser:
         if not hall.has("public_base_url"):
             return ""
         v = hall.string("public_base_url")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
-                or any(c.isspace() for c in v):
+        clean = clean_public_base_url(v)
+        if clean is None:
             self.fail("hall.public_base_url", "CONFIG_BAD_URL",
                       f"{v!r} must be an absolute http:// or https:// address without ?query or #fragment, "
                       "e.g. 'https://queue.example.gov.cn'",
                       "须为以 http:// 或 https:// 开头的完整网址，不含 ? 或 #")
-        return v.rstrip("/")
+        return clean
 
     # -- sections -------------------------------------------------------------------------
 
@@ -817,6 +816,16 @@ _COUNTER_KEYS = ("number", "name", "services", "weights", "clerk_a", "clerk_b")
 # ---------------------------------------------------------------------------------------------
 # Export (the inverse of parse_config)
 # ---------------------------------------------------------------------------------------------
+
+
+def clean_public_base_url(value: str) -> str | None:
+    """``value`` as a public base URL (an absolute http(s) address without query or fragment, its
+    trailing slash dropped), or None when it is not one."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
+            or any(c.isspace() for c in value):
+        return None
+    return value.rstrip("/")
 
 
 def _fmt_period(p: Period) -> str:

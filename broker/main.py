@@ -8,10 +8,11 @@ import faulthandler
 import logging
 import signal
 import sys
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
+from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, clean_public_base_url, load_config
 
 from queuehall.clock import Clock, SimulatedClock, SystemClock
 
@@ -25,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keys", default=None, help="keys directory (queuehall keys init); enables CurveZMQ")
     p.add_argument("--insecure", action="store_true",
                    help="run WITHOUT encryption or device keys (local development on 127.0.0.1 only)")
+    p.add_argument("--public-url", default=None,
+                   help="the web gateway's public address for ticket QR codes (instead of hall.public_base_url)")
     p.add_argument("--sim-start", default=None, help="simulated clock start, local time 'YYYY-MM-DDTHH:MM'")
     p.add_argument("--sim-speed", type=float, default=1.0, help="simulated clock speed (with --sim-start)")
     p.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
@@ -54,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"queuehall broker: cannot read {args.config}: {err}", file=sys.stderr)
         return 2
+    if args.public_url:
+        url = clean_public_base_url(args.public_url)
+        if url is None:
+            print(f"queuehall broker: --public-url {args.public_url!r}: expected an absolute http:// or https:// "
+                  "address without ?query or #fragment", file=sys.stderr)
+            return 2
+        config = replace(config, public_base_url=url)
     if args.keys is None and not args.insecure:
         print("queuehall broker: give --keys DIR (see 'queuehall keys init') or --insecure for local "
               "development", file=sys.stderr)

@@ -174,6 +174,40 @@ class Children:
                 proc.wait(5)
 
 
+def demo_ticket_page(web_url: str, broker: str, security: Any, config: Any, stopping: Callable[[], bool],
+                     timeout: float = 20.0) -> str | None:
+    """Once the web gateway answers, take one ticket and return its page's address (what its QR code
+    holds); None if the gateway did not come up or no ticket could be taken now. The ticket is for a
+    service no demo counter serves, so it never comes between you and the counters you try."""
+    import urllib.request
+
+    from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused
+
+    deadline = time.monotonic() + timeout
+    while not stopping():
+        try:
+            with urllib.request.urlopen(f"{web_url}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            print("queuehall demo: the web gateway did not answer; no ticket page", file=sys.stderr)
+            return None
+        time.sleep(0.2)
+    client = BrokerClient(broker, client_id="demo-web-ticket", security=security, timeout=3.0)
+    try:
+        served = {code for n in DEMO_COUNTERS if (k := config.counter(n)) for code in k.services}
+        service = next((s.code for s in config.services if s.code not in served), config.services[0].code)
+        url = client.request("take_ticket", service=service).get("url")
+        return str(url) if url else None
+    except (BrokerUnavailable, CommandRefused) as err:
+        print(f"queuehall demo: no ticket for the web page example ({err})", file=sys.stderr)
+        return None
+    finally:
+        client.close()
+
+
 def wait_for_broker(endpoint: str, security: Any, broker: subprocess.Popen[bytes],
                     stopping: Callable[[], bool], timeout: float = BROKER_START_SECONDS) -> bool:
     """Ping the broker until it answers (True); False if it exits, the demo is stopped or ``timeout`` passes."""
@@ -224,15 +258,18 @@ def run_interactive(args: argparse.Namespace) -> int:
     keys.add_device(kdir, "kiosk-1", "kiosk")
     keys.add_device(kdir, "wall-1", "display")
     keys.add_device(kdir, DEMO_ADMIN, "admin")  # the demo's own (readiness) and yours, to script the hall
+    keys.add_device(kdir, "web-1", "web")  # the web gateway: ticket pages behind the QR codes
     for n in DEMO_COUNTERS:
         keys.add_device(kdir, f"counter-{n}", "counter", n)
     (data / "tickets").mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()
     broker_addr = f"127.0.0.1:{port}"
+    web_url = f"http://127.0.0.1:{free_port()}"
     py = [sys.executable, "-m", "queuehall.cli"]
     sim = demo_start(config)
+    # The printed tickets' QR codes lead to the demo's web gateway (docs/web.md).
     broker_cmd = [*py, "broker", "--config", config_path, "--db", f"sqlite:///{data / 'hall.db'}",
-                  "--port", str(port), "--keys", str(kdir)]
+                  "--port", str(port), "--keys", str(kdir), "--public-url", web_url]
     if sim:
         broker_cmd += ["--sim-start", sim]
         print(f"The hall is closed now; the demo runs on a simulated clock from {sim}.")
@@ -268,7 +305,12 @@ def run_interactive(args: argparse.Namespace) -> int:
                 children.start(f"counter-{n}", [*py, "counter", "--counter", str(n), *device(f"counter-{n}"),
                                                 "--windowed"])
             children.start("display", [*py, "display", *device("wall-1"), "--windowed"])
-            state = {"pid": os.getpid(), "broker": broker_addr, "children": children.pids(),
+            children.start("web", [*py, "web", *device("web-1"), "--listen", web_url.removeprefix("http://"),
+                                   "--public-url", web_url, "--log-level", "warning"])
+            page = demo_ticket_page(web_url, broker_addr, admin, config, lambda: bool(stopped_by))
+            if page:
+                print(f"queuehall demo: a ticket's page on the web (扫码查看排队进度): {page}", flush=True)
+            state = {"pid": os.getpid(), "broker": broker_addr, "web": web_url, "children": children.pids(),
                      "keys": str(kdir), "admin_key": str(kdir / "secret" / f"{DEMO_ADMIN}.key_secret"),
                      "server_key": str(kdir / "broker.key")}
             state_file.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")

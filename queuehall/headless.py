@@ -23,6 +23,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -74,13 +75,16 @@ def run_headless(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     for sub in ("screens", "tickets", "announcements", "printer"):
         (out / sub).mkdir(parents=True)
+    # The printed tickets' QR codes lead to this demo's web gateway (docs/web.md).
+    web_port = free_port()
+    config = replace(config, public_base_url=f"http://127.0.0.1:{web_port}")
     tz = ZoneInfo(config.timezone)
     day = local_day(config, args.day)
     clock = ManualClock(datetime(day.year, day.month, day.day, 8, 0, tzinfo=tz))
     kdir = out / "keys"
     keys.init_keys(kdir)
     for name, role, counter in (("kiosk-1", "kiosk", None), ("wall-1", "display", None),
-                                ("simulator", "admin", None),
+                                ("simulator", "admin", None), ("web-1", "web", None),
                                 *((f"counter-{n}", "counter", n) for n in GUI_COUNTERS)):
         keys.add_device(kdir, name, role, counter)
 
@@ -98,7 +102,12 @@ def run_headless(args: argparse.Namespace) -> int:
     print(f"queuehall demo (headless): simulating {day} in {config.name.zh} on {endpoint}; evidence in {out}/",
           flush=True)
     screens = _Screens(config, endpoint, security, clock, broker, out)
+    from queuehall.web.main import GatewayThread, make_hub
+
+    gateway = GatewayThread(make_hub(endpoint, security("web-1"), "web-1"), "127.0.0.1", web_port)
     try:
+        gateway.start()
+        print(f"  web gateway: {gateway.url}/ (ticket pages behind the QR codes)", flush=True)
         screens.start()
         client = BrokerClient(endpoint, client_id="simulator", security=security("simulator"), timeout=5)
         sim = HallSimulation(config, client, clock, day=day, end=args.until, seed=args.seed,
@@ -115,7 +124,9 @@ def run_headless(args: argparse.Namespace) -> int:
             flush=True))
         screens.shoot_all("end")
         client.close()
+        _save_ticket_page(screens.first_page, out / "web")
     finally:
+        gateway.stop()
         screens.stop()
         broker.stop_event.set()
         thread.join(10)
@@ -140,6 +151,23 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"unexpected refusals: {stats.errors[:10]}", file=sys.stderr)
     ok = n_tickets > 0 and shots > 0 and screens.announced > 0
     return 0 if ok else 1
+
+
+def _save_ticket_page(url: str | None, out: Path) -> None:
+    """The first printed ticket's page and its API answer at the end of the day, as evidence (web/)."""
+    import urllib.request
+
+    if not url:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    token = url.rsplit("/", 1)[1]
+    base = url.rsplit("/t/", 1)[0]
+    for name, address in (("ticket-page.html", url), ("ticket.json", f"{base}/api/v1/tickets/{token}")):
+        try:
+            with urllib.request.urlopen(address, timeout=5) as r:
+                (out / name).write_bytes(r.read())
+        except OSError as err:
+            print(f"demo: could not save {address}: {err}", file=sys.stderr)
 
 
 def _render_tickets(printer_dir: Path, out: Path) -> int:
@@ -169,6 +197,7 @@ class _Screens:
         self.calls_log: list[dict[str, Any]] = []
         self.counters: dict[int, tuple[Any, Any, Any]] = {}
         self.shot_no = 0
+        self.first_page: str | None = None  # the first printed ticket's page on the web gateway
 
     def start(self) -> None:
         from PySide6.QtCore import qInstallMessageHandler
@@ -259,6 +288,9 @@ class _Screens:
         if self.shot_no == 0 and m.phase == Phase.CONFIRMATION:
             self.shoot(self.kiosk, "kiosk-confirmation")
         issued = m.issued.ticket if (done and m.phase == Phase.CONFIRMATION and m.issued) else None
+        if issued and self.first_page is None and m.issued and m.issued.url:
+            self.first_page = m.issued.url
+            print(f"  a ticket's page on the web (its QR code): {self.first_page}", flush=True)
         w._do(m.back_to_start, reset_language=True)
         self.settle()
         return {"ticket": issued} if issued else None

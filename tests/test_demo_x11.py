@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,13 +229,21 @@ def test_every_window_starts_a_ticket_is_called_and_sigterm_ends_every_process(
 
     demo = run_demo()
     state = demo.state()
-    assert set(state["children"]) == {"broker", "kiosk", "counter-1", "counter-11", "display"}  # type: ignore[arg-type]
+    assert set(state["children"]) == {"broker", "kiosk", "counter-1", "counter-11", "display", "web"}  # type: ignore[arg-type]
     shown = wait_for_windows(demo)
     if shutil.which("xdotool"):  # side by side for the screenshot (without xdotool they overlap)
         for title, (x, y) in LAYOUT.items():
             subprocess.run(["xdotool", "windowmove", shown[title], str(x), str(y)], check=True, timeout=30,
                            env=dict(os.environ, DISPLAY=demo.display))
     assert "Sign in with 1号窗口 c01a/" in demo.output
+    # The web gateway runs too, and the demo printed one ticket's page, which answers.
+    deadline = time.monotonic() + 20
+    while "a ticket's page on the web" not in demo.output and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page_url = demo.output.split("a ticket's page on the web (扫码查看排队进度): ", 1)[1].split()[0]
+    assert page_url.startswith(f"{state['web']}/t/")
+    with urllib.request.urlopen(page_url, timeout=5) as page:
+        assert page.status == 200 and "本页自动更新" in page.read().decode("utf-8")
 
     # A ticket taken and called through the demo's broker, as a script or a call button would.
     config = load_config()

@@ -7,6 +7,7 @@ of docs/web.md (unknown tokens, malformed and oversized bodies, a broker that is
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from queuehall.client import BrokerClient, CommandRefused
 from tests import broker_fixtures
 from tests.broker_fixtures import security, wait_until
 from tests.hall_factory import small_config
-from tests.web_fixtures import Gateway, start_gateway_fixture
+from tests.web_fixtures import Gateway, sse_lines, start_gateway_fixture
 
 start_broker_fixture = broker_fixtures.start_broker_fixture
 manual_clock_fixture = broker_fixtures.manual_clock_fixture
@@ -113,6 +114,12 @@ def test_api_hall_services_openapi(hall: Any, start_gateway: Any) -> None:
     assert hall_["name"] == {"zh": "测试大厅", "en": "Test hall"} and hall_["waiting"] == 1
     doc = gw.get("/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.") and "/api/v1/tickets/{token}" in doc["paths"]
+    css = gw.get("/static/ticket.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "max-age" in css.headers["cache-control"]
+    assert gw.get("/static/ticket.js").headers["content-type"].startswith("text/javascript")
+    assert gw.get("/static/nothing.js").status_code == 404
+    assert "测试大厅" in gw.get("/").text  # the hall's queues
     missing = gw.get("/api/v1/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
     post = httpx.post(gw.url + "/api/v1/hall", content=b"{}")
@@ -232,3 +239,181 @@ def test_kiosk_prints_the_page_url_in_the_qr_code() -> None:
     t = {"id": 5, "label": "A005", "business_day": "2026-11-24"}
     assert qr_payload(t) == "queuehall:ticket:5:A005:2026-11-24"  # no gateway: as before
     assert qr_payload(t, f"{BASE}/t/abc") == f"{BASE}/t/abc"
+
+
+# ---------------------------------------------------------------------------------------------- live pages and faults
+
+
+def test_the_stream_sends_the_state_then_each_change(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    sign_in(hall)
+    first = take(hall)
+    mine = take(hall)
+    got: list[dict[str, Any]] = []
+    with httpx.stream("GET", f"{gw.url}/api/v1/tickets/{mine['token']}/events", timeout=5) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        for line in lines:
+            if line.startswith("data: "):
+                got.append(orjson.loads(line[6:]))
+                if len(got) == 1:
+                    assert got[0]["ahead"] == 1
+                    counter(hall, "call_next")  # A001 called: I am next
+                elif len(got) == 2:
+                    assert got[1]["ahead"] == 0 and got[1]["status"] == "waiting"
+                    counter(hall, "start")
+                    counter(hall, "finish")
+                    counter(hall, "call_next")  # now me
+                elif got[-1]["status"] == "called":
+                    break
+    assert got[-1]["headline"] == {"zh": "请到 1 号窗口", "en": "Please go to window 1"}
+    assert got[-1]["counter"]["number"] == 1
+    assert first["token"] not in json.dumps(got)
+    # After the visit the page says so.
+    counter(hall, "start")
+    counter(hall, "finish")
+    wait_until(lambda: gw.get(f"/api/v1/tickets/{mine['token']}").json()["ticket"]["status"] == "finished")
+    assert "办理完毕" in gw.get(f"/t/{mine['token']}").text
+
+
+def test_a_page_opened_after_the_visit_and_after_a_gateway_restart(hall: Any, start_gateway: Any) -> None:
+    sign_in(hall)
+    t = take(hall)
+    for step in ("call_next", "start", "finish"):
+        counter(hall, step)
+    gw: Gateway = start_gateway(hall)  # never saw the ticket: the broker's database answers
+    done = gw.get(f"/api/v1/tickets/{t['token']}").json()["ticket"]
+    assert done["status"] == "finished" and done["active"] is False
+    assert "Your visit is finished" in gw.get(f"/t/{t['token']}").text
+
+
+def test_no_show_cancel_and_transfer_states(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    sign_in(hall)
+    counter(hall, "sign_in", 9, clerk="c9a", pin="1234")
+    a, b, c = take(hall), take(hall), take(hall)
+    counter(hall, "call_next")
+    counter(hall, "no_show")
+    counter(hall, "call_next")
+    counter(hall, "transfer", service="FEE")
+    c_client = client(hall)
+    c_client.request("cancel_ticket", ticket="A003", reason="left")
+    c_client.close()
+
+    def state(t: dict[str, Any]) -> dict[str, Any]:
+        return gw.get(f"/api/v1/tickets/{t['token']}").json()["ticket"]
+
+    wait_until(lambda: state(c)["status"] == "cancelled")
+    assert state(a)["status"] == "no_show" and state(a)["headline"]["en"] == "You missed your call"
+    moved = state(b)
+    assert moved["status"] == "waiting" and moved["transferred"] and moved["service"]["code"] == "FEE"
+    assert "your place is kept" in moved["detail"]["en"]
+
+
+def test_broker_down_keeps_the_last_place_and_the_api_answers_503(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    sign_in(hall)
+    take(hall)
+    mine = take(hall)
+    wait_until(lambda: gw.get(f"/api/v1/tickets/{mine['token']}").status_code == 200)
+    stream = httpx.stream("GET", f"{gw.url}/api/v1/tickets/{mine['token']}/events", timeout=10)
+    with stream as r:
+        lines = r.iter_lines()
+        first = next(orjson.loads(x[6:]) for x in lines if x.startswith("data: "))
+        assert first["connected"] is True and first["ahead"] == 1
+        hall.stop()
+        down = next(orjson.loads(x[6:]) for x in lines if x.startswith("data: "))  # within 3 s of silence
+        assert down["connected"] is False and down["ahead"] == 1 and down["label"] == "A002"
+    api = gw.get(f"/api/v1/tickets/{mine['token']}")
+    assert api.status_code == 503 and api.json()["error"]["code"] == "UNREACHABLE"
+    assert api.json()["ticket"]["ahead"] == 1  # the last known place, beside the error
+    assert gw.get("/api/v1/hall").status_code == 503 and gw.get("/api/v1/services").status_code == 503
+    page = gw.get(f"/t/{mine['token']}")
+    assert page.status_code == 200 and "A002" in page.text  # the page keeps the place; its banner shows
+    unknown = gw.get("/api/v1/tickets/" + "Z" * 22)  # the broker would have to be asked
+    assert unknown.status_code == 503 and unknown.json()["error"]["code"] == "UNREACHABLE"
+    assert "暂时无法连接大厅" in gw.get("/t/" + "Z" * 22).text
+    hall.start()
+    wait_until(lambda: gw.get(f"/api/v1/tickets/{mine['token']}").status_code == 200, 10)
+
+
+def test_a_phone_that_never_reads_holds_up_nobody(start_broker: Any, start_gateway: Any) -> None:
+    from dataclasses import replace
+
+    from queuehall.broker.config import Text
+    from queuehall.web.app import WebSettings
+
+    # Long materials make each page state ~30 KB, so a reader that stops fills the socket buffers quickly.
+    cfg = small_config(public_base_url=BASE)
+    long = tuple(Text(f"材料{i}" + "请携带原件及复印件" * 10, f"Material {i} " + "original and copy " * 12)
+                 for i in range(60))
+    cfg = replace(cfg, services=(replace(cfg.services[0], materials=long), *cfg.services[1:]))
+    hall = start_broker(cfg)
+    gw: Gateway = start_gateway(hall, settings=WebSettings(write_timeout=1.0))
+    ahead = [take(hall) for _ in range(250)]
+    mine = take(hall)
+    # A raw socket that asks for the stream and never reads a byte (its receive buffer kept tiny).
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    stuck.connect(("127.0.0.1", gw.port))
+    stuck.sendall(f"GET /api/v1/tickets/{mine['token']}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    board = gw.app.state.board
+    wait_until(lambda: board.open_streams == 1)
+    c = client(hall)
+    try:
+        for i, t in enumerate(ahead):  # each cancellation ahead of it is a new state for the stuck page
+            c.request("cancel_ticket", ticket=t["ticket"]["label"], reason="test")
+            if board.open_streams == 0:
+                break
+            if i % 50 == 0:  # all along, other pages are served at once
+                assert sse_lines(f"{gw.url}/api/v1/tickets/{mine['token']}/events", 1, timeout=2)
+        # The gateway closed it when a write was not taken within a second.
+        wait_until(lambda: board.open_streams == 0, 10, "the stuck stream to be closed")
+    finally:
+        c.close()
+        stuck.close()
+    assert orjson.loads(sse_lines(f"{gw.url}/api/v1/tickets/{mine['token']}/events", 1)[0])["label"] == "A251"
+
+
+def test_many_idle_pages_and_the_limit(hall: Any, start_gateway: Any) -> None:
+    from queuehall.web.app import WebSettings
+
+    gw: Gateway = start_gateway(hall, settings=WebSettings(max_streams=50))
+    mine = take(hall)
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(f"GET /api/v1/tickets/{mine['token']}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            socks.append(s)
+        wait_until(lambda: gw.app.state.board.open_streams == 50)
+        over = gw.get(f"/api/v1/tickets/{mine['token']}/events")
+        assert over.status_code == 503 and over.json()["error"]["code"] == "UNAVAILABLE"
+        assert over.headers["retry-after"] == "10"
+        assert gw.get(f"/api/v1/tickets/{mine['token']}").status_code == 200  # reads still served
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: gw.app.state.board.open_streams == 0, 10, "closed pages to be let go")
+
+
+# ---------------------------------------------------------------------------------------------- bodies
+
+
+def test_an_oversized_body_is_refused_before_anything_else(hall: Any, start_gateway: Any) -> None:
+    gw: Gateway = start_gateway(hall)
+    big = b'{"service": "P", "pad": "' + b"x" * 70_000 + b'"}'
+    r = httpx.post(gw.url + "/api/v1/tickets", content=big)  # before its API token is even looked at
+    assert r.status_code == 413 and r.json()["error"]["code"] == "MESSAGE_TOO_LARGE"
+    assert r.json()["limit_bytes"] == 64 * 1024 and r.json()["error"]["message_zh"]
+
+
+def test_a_remote_tickets_page_says_by_when_to_check_in(start_broker: Any, start_gateway: Any) -> None:
+    hall = start_broker(small_config(public_base_url=BASE, remote_quota=5))
+    gw: Gateway = start_gateway(hall)
+    t = take(hall, channel="remote")
+    by = wait_until(lambda: gw.get(f"/api/v1/tickets/{t['token']}").json()["ticket"]["check_in_by"])
+    at = gw.get(f"/api/v1/tickets/{t['token']}").json()["ticket"]["detail"]["en"].split("by ", 1)[1][:5]
+    assert by and at[2] == ":"
+    page = gw.get(f"/t/{t['token']}").text
+    assert f"请于 {at} 前到大厅签到" in page and f"Check in at the hall by {at}" in page

@@ -29,15 +29,16 @@ class Gateway:
     """``create_app`` served by uvicorn in a thread; :attr:`url` is its base address."""
 
     def __init__(self, broker: BrokerThread, *, security: Security | None = None,
-                 settings: WebSettings | None = None, parts: dict[str, Any] | None = None) -> None:
+                 settings: WebSettings | None = None, parts: dict[str, Any] | None = None,
+                 port: int | None = None) -> None:
         """``parts``: more of ``create_app``'s keyword arguments (the integrations: web/integrations.py)."""
         self.broker = broker
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.hub = Hub(Link(broker.endpoint, role="web", name="web-test", security=security, client_id="web-test"))
         self.app = create_app(self.hub, settings or WebSettings(public_url=self.url), **(parts or {}))
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}", daemon=True)
 

@@ -42,8 +42,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
 }
 NO_STORE = {"cache-control": "no-store"}
-
-
 @dataclass
 class WebSettings:
     """Limits and addresses of one gateway (``queuehall web`` options)."""
@@ -165,7 +163,7 @@ class _Static:
             if suffix in self.TYPES:
                 self.files[item.name] = (item.read_bytes(), self.TYPES[suffix])
 
-    async def __call__(self, request: Request) -> Response:
+    async def serve(self, request: Request) -> Response:
         found = self.files.get(request.path_params["name"])
         if found is None:
             raise ApiError("NOT_FOUND", path=request.url.path)
@@ -309,7 +307,7 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
     own: list[BaseRoute] = [
         Route("/", index),
         Route("/t/{token}", ticket_page),
-        Route("/static/{name}", static),
+        Route("/static/{name}", static.serve),
         Route("/healthz", healthz),
         Route("/api/v1/openapi.json", api_openapi),
         Route("/api/v1/hall", api_hall),

@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
                      **integrations.parts(extra))
     integrations.document(app.state.openapi)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
-                            backlog=4096, timeout_keep_alive=30, lifespan="on")
+                            backlog=4096, timeout_keep_alive=30, lifespan="on",
+                            # Open pages never end by themselves: on shutdown they are cut after 2 s.
+                            timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     print(f"queuehall web: serving on http://{host}:{port} (broker {hub.link.host}:{hub.link.port})", flush=True)
     server.run()
@@ -97,3 +99,41 @@ def register(sub: Any) -> None:
     p = sub.add_parser("web", help="run the web gateway: ticket pages and the REST API")
     add_arguments(p)
     p.set_defaults(func=run)
+
+
+class GatewayThread:
+    """The gateway served by uvicorn in a thread of this process (the headless demo, benchmarks)."""
+
+    def __init__(self, hub: Hub, host: str, port: int, public_url: str = "") -> None:
+        import threading
+
+        import uvicorn
+        from queuehall.web.app import WebSettings, create_app
+
+        self.url = f"http://{host}:{port}"
+        self.app = create_app(hub, WebSettings(public_url=public_url or self.url))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
+                                                    access_log=False, lifespan="on", timeout_graceful_shutdown=2))
+        self.thread = threading.Thread(target=self.server.run, name="queuehall-web", daemon=True)
+
+    def start(self, timeout: float = 20.0) -> GatewayThread:
+        """Start serving; return once the gateway answers with a current picture of the hall."""
+        import time
+        import urllib.request
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the web gateway at {self.url} did not become ready")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

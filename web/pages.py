@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-ASSET_VERSION = "1"  # bumped when static files change, so phones do not keep an old copy
+ASSET_VERSION = "2"  # bumped when static files change, so phones do not keep an old copy
 
 
 def _e(value: Any) -> str:

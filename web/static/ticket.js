@@ -17,6 +17,7 @@
     root.className = s.connected ? "" : "offline";
     var mats = $("materials");
     if (mats) mats.hidden = !s.active || !s.materials.length;
+    if (soundBtn && !s.active) soundBtn.hidden = true;  // nothing left to be called for
   }
   function chime() {
     // A beep made here (no sound file): two short tones. Browsers allow it once the page was touched.
@@ -37,7 +38,7 @@
     if (called) { chime(); document.title = s.headline.zh + " · " + s.label; }
     last = s;
   }
-  if (soundBtn) {
+  if (soundBtn && last && last.active) {
     soundBtn.hidden = false;
     soundBtn.onclick = function () {  // a touch unlocks WebAudio on phones
       try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); audio.resume(); } catch (e) {}
