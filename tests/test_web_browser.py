@@ -21,7 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 from queuehall.broker.config import load_config
-from queuehall.kiosk.escpos_decode import decode, decoded_to_png
+from queuehall.tools.escpos_decode import decode, decoded_to_png
 
 from queuehall.client import BrokerClient
 from tests import broker_fixtures
