@@ -264,7 +264,10 @@ def run_interactive(args: argparse.Namespace) -> int:
     (data / "tickets").mkdir(parents=True, exist_ok=True)
     port = args.port or free_port()
     broker_addr = f"127.0.0.1:{port}"
-    web_url = f"http://127.0.0.1:{free_port()}"
+    web_port = free_port()
+    while web_port in (port, port + 1):  # the broker binds N and N+1
+        web_port = free_port()
+    web_url = f"http://127.0.0.1:{web_port}"
     py = [sys.executable, "-m", "queuehall.cli"]
     sim = demo_start(config)
     # The printed tickets' QR codes lead to the demo's web gateway (docs/web.md).

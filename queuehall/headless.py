@@ -94,6 +94,8 @@ def run_headless(args: argparse.Namespace) -> int:
     store = open_store(f"sqlite:///{(out / 'hall.db').resolve()}", sqlite_synchronous="NORMAL")
     hall = load_hall(config, clock, store)
     port = args.port or free_port()
+    while port + 1 == web_port or port == web_port:  # the broker binds N and N+1
+        port = free_port()
     broker = Broker(hall, host="127.0.0.1", port=port, keys_dir=kdir)
     broker.bind()
     thread = threading.Thread(target=broker.serve_forever, name="broker", daemon=True)
