@@ -555,6 +555,8 @@ class Hall:
             "clerk_name_zh": clerk.name.zh if clerk else None,
             "clerk_name_en": clerk.name.en if clerk else None,
             "post": c.post, "pause_reason": c.pause_reason,
+            # When the counter entered its state (a pause's start: the counter shows how long it lasts).
+            "since": _iso(c.since) if c.since else None,
             "ticket": self.ticket_view(t) if t else None,
         }
 
@@ -574,7 +576,10 @@ class Hall:
                      "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
                      "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,
-                     "open": self.hours.is_open(now), "help_counter": self.config.help_counter},
+                     "open": self.hours.is_open(now), "help_counter": self.config.help_counter,
+                     # The recall that would make a no-show is warned about at the counter.
+                     "max_recalls": self.config.calling.max_recalls,
+                     "noshow_grace_minutes": self.config.calling.noshow_grace_minutes},
             "departments": [{"code": d.code, "name_zh": d.name.zh, "name_en": d.name.en}
                             for d in self.config.departments],
             "priority_classes": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}

@@ -188,6 +188,26 @@ TEXT: dict[str, tuple[str, str]] = {
     "pending_reprint": ("正在补打…", "Reprinting…"),
     "reprint_ok": ("已通知取号机“{kiosk}”补打 {ticket} 号", "Kiosk {kiosk} will reprint {ticket}"),
     "unknown": ("未知", "unknown"),
+    # Mis-tap guards (issue 15, docs/counter.md): what the confirmation asks.
+    "confirm_title": ("请确认", "Please confirm"),
+    "confirm_recall_limit": (
+        "{ticket} 号{priority}已重呼 {recalls} 次（上限 {max} 次）。再重呼将直接记为过号，不再叫号。确定记为过号？",
+        "{ticket}{priority_en} has been recalled {recalls}× (limit {max}). Another recall marks it a no-show "
+        "instead of calling it. Mark it a no-show?"),
+    "confirm_recall_ok": ("记为过号", "Mark no-show"),
+    "confirm_no_show": ("{ticket} 号{priority}未到窗口，确定记为过号？"
+                        "（已呼叫 {calls} 次；{grace} 分钟内可在“恢复过号”中恢复）",
+                        "{ticket}{priority_en} did not come: mark it a no-show? (called {calls}×; it can be "
+                        "reinstated within {grace} min)"),
+    "confirm_no_show_ok": ("确认过号", "Confirm no-show"),
+    "confirm_sign_out": ("确定签退 {counter}？签退后本窗口停止叫号，大屏显示暂停办理。",
+                         "Sign out of {counter_en}? The counter stops calling and the display shows it closed."),
+    "confirm_sign_out_ok": ("确认签退", "Sign out"),
+    "confirm_needed": ("请先确认", "Please confirm first"),
+    "priority_mark": ("（{name}）", " ({name})"),
+    "recalls_left": ("还可重呼 {left} 次", "{left} recall(s) left"),
+    "recall_last": ("已达重呼上限：再重呼即过号", "Recall limit reached: another recall is a no-show"),
+    "paused_for": ("已暂停 {minutes} 分钟（自 {since} 起）", "Paused for {minutes} min (since {since})"),
 }
 
 
@@ -203,7 +223,7 @@ def fill(template: str, values: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """A line for the message banner: ``kind`` is ``error``, ``info`` or ``ok``; ``code`` is the
+    """A line for the message banner: ``kind`` is ``error``, ``warning``, ``info`` or ``ok``; ``code`` is the
     broker's stable error code when the message is a refusal."""
 
     kind: str
@@ -400,7 +420,9 @@ class CounterModel:
         """What to do next when no ticket is at the counter."""
         p = self.phase()
         if p == PAUSED:
-            return self.text("hint_paused", shortcut=SHORTCUTS["resume"])
+            hint = self.text("hint_paused", shortcut=SHORTCUTS["resume"])
+            lasted = self.paused_text()
+            return f"{lasted}\n{hint}" if lasted else hint
         n = len(self.waiting_list())
         if not n:
             return self.text("hint_empty")
@@ -674,20 +696,115 @@ class CounterModel:
             self._own_signin_events = 1
         return rid
 
-    def sign_out(self) -> str | None:
-        """Close the counter (refused by the broker while a ticket is in progress)."""
+    # ------------------------------------------------------------------ mis-tap guards
+
+    def max_recalls(self) -> int | None:
+        """Recalls a called ticket gets before the next one makes it a no-show (the broker's
+        ``hall.max_recalls``; None from a broker that does not say)."""
+        value = (self.state.get("hall") or {}).get("max_recalls")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def recalls_done(self) -> int:
+        """Recalls of the current ticket in its present visit (its calls here less the first)."""
+        t = self.current_ticket()
+        calls = t.get("calls") if t else None
+        return max(0, calls - 1) if isinstance(calls, int) and not isinstance(calls, bool) else 0
+
+    def recall_makes_no_show(self) -> bool:
+        """Whether pressing 重呼 now would mark the called ticket a no-show (the recall limit)."""
+        limit = self.max_recalls()
+        return self.phase() == CALLED and limit is not None and self.recalls_done() >= limit
+
+    def recall_hint(self) -> str:
+        """How many recalls are left for the called ticket ("" when not called or not known)."""
+        limit = self.max_recalls()
+        if self.phase() != CALLED or limit is None:
+            return ""
+        left = limit - self.recalls_done()
+        return self.text("recall_last") if left <= 0 else self.text("recalls_left", left=left)
+
+    def confirmation(self, action: str) -> Message | None:
+        """What the clerk must confirm before ``action`` is sent, or None when it goes at once.
+
+        Guarded are the taps that cannot be taken back at the counter: 过号 (always), the recall
+        that would make a no-show (at the recall limit), and 签退 (always). The message names the
+        ticket and, for a priority citizen, the priority class, so the clerk sees who is affected.
+        """
+        t = self.current_ticket()
+        if action == "sign_out" and self.signed_in:
+            rec = self.counter_record()
+            return self._msg("warning", "confirm_sign_out", counter=self.counter_name(),
+                             counter_en=rec.get("name_en") or f"Counter {self.counter}")
+        if t is None or action not in ("recall", "no_show") or self.phase() != CALLED:
+            return None
+        if action == "recall" and not self.recall_makes_no_show():
+            return None
+        code = t.get("priority")
+        names = self._priority_names(code) if code else ("", "")
+        values = {"ticket": t.get("label", ""), "recalls": self.recalls_done(), "max": self.max_recalls(),
+                  "calls": t.get("calls") or 1, "grace": self._grace_minutes(),
+                  "priority": fill(TEXT["priority_mark"][0], {"name": names[0]}) if code else "",
+                  "priority_en": fill(TEXT["priority_mark"][1], {"name": names[1]}) if code else ""}
+        return self._msg("warning", "confirm_recall_limit" if action == "recall" else "confirm_no_show", **values)
+
+    def confirm_button(self, action: str) -> str:
+        """The confirming button's words for ``action`` (the dialog's OK)."""
+        key = {"recall": "confirm_recall_ok", "no_show": "confirm_no_show_ok", "sign_out": "confirm_sign_out_ok"}
+        return self.text(key.get(action, "ok"))
+
+    def _priority_names(self, code: str) -> tuple[str, str]:
+        for p in self.state.get("priority_classes") or []:
+            if p.get("code") == code:
+                return str(p.get("name_zh") or code), str(p.get("name_en") or code)
+        return code, code
+
+    def _grace_minutes(self) -> int:
+        value = (self.state.get("hall") or {}).get("noshow_grace_minutes")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 30
+
+    def _guarded(self, action: str, confirmed: bool) -> bool:
+        """True when ``action`` must wait for the clerk's confirmation (the screen says so)."""
+        if confirmed or self.confirmation(action) is None:
+            return False
+        self.message = self._msg("warning", "confirm_needed")
+        return True
+
+    def paused_minutes(self) -> int | None:
+        """How long the counter has been paused, in whole minutes (None when not paused or unknown)."""
+        rec = self.counter_record()
+        if rec.get("state") != "paused" or parse_time(rec.get("since")) is None:
+            return None
+        return self._minutes_since(rec.get("since"))
+
+    def paused_text(self) -> str:
+        """``已暂停 12 分钟（自 10:02 起）`` while paused, else ""."""
+        minutes = self.paused_minutes()
+        since = parse_time(self.counter_record().get("since"))
+        if minutes is None or since is None:
+            return ""
+        return self.text("paused_for", minutes=minutes, since=since.astimezone(self._tz).strftime("%H:%M"))
+
+    def sign_out(self, confirmed: bool = False) -> str | None:
+        """Close the counter (refused by the broker while a ticket is in progress); asks first."""
+        if self._guarded("sign_out", confirmed):
+            return None
         return self._counter_cmd("sign_out")
 
     def call_next(self) -> str | None:
         """Call the next ticket by the calling rules."""
         return self._counter_cmd("call_next")
 
-    def recall(self) -> str | None:
-        """Call the current ticket again (past the recall limit it becomes a no-show)."""
+    def recall(self, confirmed: bool = False) -> str | None:
+        """Call the current ticket again; the recall that would make it a no-show (past the recall
+        limit) waits for ``confirmed`` (see :meth:`confirmation`)."""
+        if self._guarded("recall", confirmed):
+            return None
         return self._counter_cmd("recall")
 
-    def no_show(self) -> str | None:
-        """The called citizen did not come."""
+    def no_show(self, confirmed: bool = False) -> str | None:
+        """The called citizen did not come; sent only ``confirmed`` (see :meth:`confirmation`)."""
+        if self._guarded("no_show", confirmed):
+            return None
         return self._counter_cmd("no_show")
 
     def start(self) -> str | None:

@@ -94,6 +94,8 @@ QLabel#message { font-size: 19px; padding: 10px 14px; border-radius: 8px; }
 QLabel#message[kind="error"] { background: #fde7e7; color: #a01818; border: 2px solid #e57373; }
 QLabel#message[kind="ok"] { background: #e3f2e8; color: #1f6b3a; border: 1px solid #81c784; }
 QLabel#message[kind="info"] { background: #e3effb; color: #0f3d6e; border: 1px solid #90caf9; }
+QLabel#message[kind="warning"] { background: #fff4e0; color: #7a4a00; border: 2px solid #ffb74d; }
+QLabel#confirmText { font-size: 20px; }
 QLabel#offline { background: #c62828; color: white; font-size: 21px; font-weight: bold; padding: 10px;
     border-radius: 8px; }
 QLabel#calendarWarning { background: #fff3c4; color: #6d3b00; font-size: 17px; font-weight: bold; padding: 8px;
@@ -217,6 +219,28 @@ class _Dialog(QDialog):
     def _confirm(self) -> None:
         if self.valid():
             self.accept()
+
+
+class ConfirmDialog(_Dialog):
+    """Asks before a tap that cannot be taken back (过号, the recall that makes a no-show, 签退).
+
+    Cancel is the default button, so a second tap of Enter or a stray key does not confirm; the
+    confirming button names the action (确认过号, 记为过号, 确认签退)."""
+
+    def __init__(self, model: CounterModel, action: str, question: Message, parent: QWidget) -> None:
+        super().__init__(model, model.text("confirm_title"), parent)
+        self.action = action
+        first, second = (question.zh, question.en) if model.lang == "zh" else (question.en, question.zh)
+        self.question = QLabel(f"{first}\n{second}")
+        self.question.setWordWrap(True)
+        self.question.setObjectName("confirmText")
+        self.body.addWidget(self.question)
+        self.ok_button.setText(model.confirm_button(action))
+        self.ok_button.setDefault(False)
+        self.ok_button.setAutoDefault(False)
+        self.cancel_button.setDefault(True)
+        self.resize(720, 300)
+        self.finish_layout()
 
 
 class TransferDialog(_Dialog):
@@ -876,16 +900,32 @@ class CounterWindow(QWidget):
         self._signing_in = rid is not None
         self.refresh()
 
-    def trigger(self, action: str) -> None:
+    def trigger(self, action: str, confirmed: bool = False) -> None:
         """Run ``action`` as its button or shortcut asks.
 
         Dialog actions open their dialog only when they apply (otherwise the screen
         says why); direct actions always go to the broker when signed in, connected
-        and idle, so a stale screen is corrected by the broker's own refusal.
+        and idle, so a stale screen is corrected by the broker's own refusal. An action
+        the model wants confirmed (:meth:`CounterModel.confirmation`) opens a
+        :class:`ConfirmDialog` first, unless ``confirmed`` (a scripted clerk, the demo).
         """
         m = self.model
         if self.stack.currentIndex() == 0 and action != "sign_out":
             return  # the sign-in page has its own keys; F-keys do nothing there
+        question = m.confirmation(action) if action in ("recall", "no_show", "sign_out") else None
+        if question is not None and not confirmed and not m.busy:
+            if self.dialog is not None:
+                return
+            dialog = ConfirmDialog(m, action, question, self)
+            dialog.accepted.connect(lambda: self._run(lambda: getattr(m, action)(confirmed=True)))
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.dialog = dialog
+            dialog.open()
+            return
+        if action in ("recall", "no_show", "sign_out"):
+            getattr(m, action)(confirmed=confirmed)
+            self.refresh()
+            return
         if action in DIALOG_ACTIONS:
             if not m.enabled(action):
                 m.message = m.why_not(action)
@@ -1013,6 +1053,8 @@ class CounterWindow(QWidget):
         info = [m.text("waited", minutes=m.waited_minutes(t))]
         if phase == CALLED:
             info.append(m.text("calls", calls=t.get("calls", 1)))
+            if m.recall_hint():
+                info.append(m.recall_hint())
         if phase == SERVING:
             minutes = m.serving_minutes(t)
             if minutes is not None:

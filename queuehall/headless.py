@@ -315,7 +315,7 @@ class _Screens:
                 return {"session": model.session} if model.signed_in else None
             before = (model.counter_record() or {}).get("ticket")
             if type_ in ("call_next", "recall", "no_show", "start", "finish", "resume"):
-                window.trigger(type_)
+                window.trigger(type_, confirmed=True)  # the scripted clerk has already decided
             elif type_ == "pause":
                 model.pause(args["reason"])
             elif type_ == "transfer":

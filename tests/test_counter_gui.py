@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
 from queuehall.counter.main import posts_from_config
 from queuehall.counter.model import CounterModel
-from queuehall.counter.window import CounterWindow
+from queuehall.counter.window import ConfirmDialog, CounterWindow
 
 import queuehall.client as client_mod
 from queuehall.client import BrokerClient
@@ -147,6 +147,18 @@ def take(kiosk: BrokerClient, clock: ManualClock, service: str, minutes_later: i
     return label
 
 
+def confirm(qtbot: Any, term: Terminal, yes: bool = True) -> ConfirmDialog:
+    """Answer the confirmation the last tap opened (过号, the recall at the limit, 签退)."""
+    qtbot.waitUntil(lambda: isinstance(term.window.dialog, ConfirmDialog), timeout=2000)
+    dialog = term.window.dialog
+    assert isinstance(dialog, ConfirmDialog)
+    qtbot.mouseClick(dialog.ok_button if yes else dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: term.window.dialog is None, timeout=2000)
+    term.window.activateWindow()  # the window manager gives the window back its focus
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is term.window, timeout=2000)
+    return dialog
+
+
 def broker_ticket(hall: BrokerThread, label: str) -> Any:
     assert hall.broker is not None
     return hall.broker.hall.find_ticket(label)
@@ -230,6 +242,7 @@ def test_sign_in_as_a_or_b_post_by_touch_keyboard_and_mouse(qtbot: Any, terminal
 
     # Sign out with the keyboard (Ctrl+Shift+Q), then the A post with the keyboard only.
     press(qtbot, term, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    confirm(qtbot, term)  # signing out asks first
     qtbot.waitUntil(lambda: not m.signed_in and w.stack.currentWidget() is page, timeout=5000)
     assert hall.broker.hall.counters[4].state == "closed"
     page.clerk.clear()
@@ -283,6 +296,7 @@ def test_whole_lifecycle_with_transfer_to_the_fee_window_and_back(
     qtbot.waitUntil(lambda: "已呼叫 2 次" in w.info_label.text(), timeout=5000)
     settle(qtbot, term)
     press(qtbot, term, Qt.Key.Key_F3)
+    confirm(qtbot, term)  # 过号 asks first
     qtbot.waitUntil(lambda: m.phase() == "idle" and w.no_show_list.count() == 1, timeout=5000)
     settle(qtbot, term)
     assert w.no_show_list.item(0).text().startswith("E001")
@@ -418,6 +432,60 @@ def test_whole_lifecycle_with_transfer_to_the_fee_window_and_back(
     shot(w, "08-idle-english.png")
 
 
+def test_mis_taps_are_guarded_recall_limit_no_show_sign_out_and_the_pause_shows_its_length(
+        qtbot: Any, terminal: Callable[..., Terminal], hall: BrokerThread, kiosk: BrokerClient,
+        clock: ManualClock) -> None:
+    # Issue 15: a third 重呼 silently made an over-70 citizen a no-show; 过号 took one tap.
+    label = kiosk.request("take_ticket", service="move_in", priority="elderly")["ticket"]["label"]
+    term = terminal(4)
+    w, m = term.window, term.model
+    sign_in(qtbot, term, "c04a")
+    press(qtbot, term, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: current_label(term) == label and m.phase() == "called", timeout=5000)
+    settle(qtbot, term)
+    assert "还可重呼 2 次" in w.info_label.text()
+    for done in (1, 2):
+        press(qtbot, term, Qt.Key.Key_F2)  # the two recalls the hall allows go at once
+        qtbot.waitUntil(lambda n=done: broker_ticket(hall, label).recalls == n, timeout=5000)
+        settle(qtbot, term)
+    assert "已达重呼上限：再重呼即过号" in w.info_label.text()
+    # The third press asks, naming the priority class; Cancel (the default) keeps the citizen called.
+    press(qtbot, term, Qt.Key.Key_F2)
+    qtbot.waitUntil(lambda: isinstance(w.dialog, ConfirmDialog), timeout=2000)
+    dialog = w.dialog
+    assert isinstance(dialog, ConfirmDialog) and dialog.cancel_button.isDefault()
+    assert "（70岁以上老人）已重呼 2 次" in dialog.question.text() and dialog.ok_button.text() == "记为过号"
+    shot(dialog, "guard-confirm-recall-limit.png")
+    confirm(qtbot, term, yes=False)
+    settle(qtbot, term)
+    assert broker_ticket(hall, label).status == "called" and m.phase() == "called"
+    # 过号 asks too; Esc cancels, the confirming button sends it.
+    press(qtbot, term, Qt.Key.Key_F3)
+    qtbot.waitUntil(lambda: isinstance(w.dialog, ConfirmDialog), timeout=2000)
+    shot(w.dialog, "guard-confirm-no-show.png")  # type: ignore[arg-type]
+    QTest.keyClick(w.dialog, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: w.dialog is None, timeout=2000)
+    assert broker_ticket(hall, label).status == "called"
+    press(qtbot, term, Qt.Key.Key_F3)
+    assert confirm(qtbot, term).ok_button.text() == "确认过号"
+    qtbot.waitUntil(lambda: broker_ticket(hall, label).status == "no_show" and m.phase() == "idle", timeout=5000)
+    settle(qtbot, term)
+    # A pause says how long it has lasted.
+    press(qtbot, term, Qt.Key.Key_F7)
+    qtbot.waitUntil(lambda: w.dialog is not None, timeout=2000)
+    qtbot.mouseClick(w.dialog.buttons["meeting"], Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+    qtbot.waitUntil(lambda: m.phase() == "paused", timeout=5000)
+    settle(qtbot, term)
+    clock.advance(minutes=12)
+    w.refresh()
+    assert w.hint_label.text().startswith("已暂停 12 分钟（自 09:00 起）"), w.hint_label.text()
+    shot(w, "guard-paused-for.png")
+    # Signing out asks first; Cancel keeps the counter open.
+    qtbot.mouseClick(w.sign_out_button, Qt.MouseButton.LeftButton)
+    confirm(qtbot, term, yes=False)
+    assert m.signed_in and hall.broker is not None and hall.broker.hall.counters[4].state == "paused"
+
+
 # ---------------------------------------------------------------------------------------------- faults
 
 
@@ -445,6 +513,7 @@ def test_double_click_call_next_calls_exactly_one_ticket(qtbot: Any, terminal: C
 
     # Two quick presses of F1 (after a no-show): one call, and the second press is told to wait.
     press(qtbot, term, Qt.Key.Key_F3)
+    confirm(qtbot, term)
     qtbot.waitUntil(lambda: m.phase() == "idle", timeout=5000)
     settle(qtbot, term)
     QTest.keyClick(w, Qt.Key.Key_F1)
