@@ -154,6 +154,17 @@ class Calling:
 
 
 @dataclass(frozen=True)
+class Rating:
+    """好差评 after each visit (docs/evaluation.md)."""
+
+    window_minutes: int = 30  # a finished visit may be rated until it ended this long ago
+    # Level a visit left unrated gets when its window closes (marked default everywhere); 0 = none (the
+    # national rules: no invented 好评).
+    default_level: int = 0
+    case_working_days: int = 15  # a 差评's follow-up (回访 and rectification) is due this many working days on
+
+
+@dataclass(frozen=True)
 class HallConfig:
     name: Text
     timezone: str
@@ -177,6 +188,7 @@ class HallConfig:
     # Where a citizen is sent when the kiosk cannot print their ticket, and whose counter screen shows
     # the kiosks' printer faults (None: every counter's, and the kiosk says "any counter").
     help_counter: int | None = None
+    rating: Rating = Rating()
     source: str = ""
 
     def service(self, code: str) -> Service | None:
@@ -233,7 +245,7 @@ class HallConfig:
 MIN_RETENTION_DAYS = 183
 NOSHOW_REINSTATE = ("front", "back")
 TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
-                  "pause_reason")
+                  "pause_reason", "rating")
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
@@ -345,6 +357,7 @@ class _Parser:
         remote_arrival = hall.integer("remote_arrival_minutes", 60, 1, _MINUTES_PER_DAY)
 
         calling = self.calling(top.get("calling", {}))
+        rating = self.rating(top.get("rating", {}))
         hours = self.hours(top.get("hours"))
 
         departments = tuple(Department(t.code("code"), t.text("name"))
@@ -384,7 +397,7 @@ class _Parser:
             departments=departments, priority_classes=priorities, services=services, counters=counters,
             clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
-            help_counter=help_counter, source=self.source,
+            help_counter=help_counter, rating=rating, source=self.source,
         )
 
     def public_base_url(self, hall: _Table) -> str:
@@ -441,6 +454,13 @@ class _Parser:
         over_wait = t.integer("over_wait_minutes", 0, 0, _MINUTES_PER_DAY)
         streak = t.integer("priority_streak", 2, 1, 20)
         return Calling(max_recalls, grace, reinstate, over_wait, streak)
+
+    def rating(self, value: object) -> Rating:
+        t = _Table(self, value, "rating", ("window_minutes", "default_level", "case_working_days"),
+                   "a table [rating]")
+        return Rating(window_minutes=t.integer("window_minutes", 30, 1, 7 * _MINUTES_PER_DAY),
+                      default_level=t.integer("default_level", 0, 0, 5),
+                      case_working_days=t.integer("case_working_days", 15, 1, 365))
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",
@@ -890,6 +910,8 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
                     "noshow_reinstate": c.noshow_reinstate, "over_wait_minutes": c.over_wait_minutes,
                     "priority_streak": c.priority_streak},
         "hours": hours,
+        "rating": {"window_minutes": cfg.rating.window_minutes, "default_level": cfg.rating.default_level,
+                   "case_working_days": cfg.rating.case_working_days},
         "department": [{"code": d.code, "name": _text(d.name)} for d in cfg.departments],
         "priority": [{"code": p.code, "name": _text(p.name)} for p in cfg.priority_classes],
         "service": [service(s) for s in cfg.services],

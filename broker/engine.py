@@ -31,18 +31,28 @@ from queuehall.broker.model import (
     ACTIVE,
     CALLED,
     CANCELLED,
+    CASE_CLOSED,
+    CASE_OPEN,
+    CHANNEL_DEFAULT,
     COUNTER_CLOSED,
     COUNTER_OPEN,
     COUNTER_PAUSED,
     FINISHED,
+    LOW_LEVELS,
     NO_SHOW,
+    RATING_CHANNELS,
+    RATING_INDICATORS,
+    RATING_LEVELS,
     SERVING,
     TRANSFERRED,
     VOIDED,
     WAITING,
+    Case,
     Change,
     CounterState,
     Event,
+    Ratable,
+    Rating,
     Stored,
     Ticket,
     Visit,
@@ -65,6 +75,9 @@ _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few day
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
 _STATE_PRINTERS = "printers"  # kiosk client id -> its printer-fault alert and reprint orders
 _STATUS_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+# Finished visits are remembered this long after their rating window closed, so a late rating is refused as
+# late (RATING_CLOSED) rather than as an unknown ticket; storage.load_hall loads the same horizon.
+RATING_HORIZON = timedelta(hours=24)
 
 
 def new_token() -> str:
@@ -208,6 +221,12 @@ class Hall:
         self._oldest: dict[str, tuple[datetime, int] | None] = {}
         self._addressed_to: dict[int, int] = {}
         self._by_token: dict[str, int] = {}  # token -> id of the tickets in memory (ticket_by_token)
+        # 好差评 (docs/evaluation.md): finished visits within the rating horizon, in the order they ended,
+        # and the open 差评 cases.
+        self.ratable: dict[int, Ratable] = {}
+        self.cases: dict[int, Case] = {}
+        self.last_rating_id = 0
+        self.last_case_id = 0
         # service -> (counter, share of that counter): a counter serving n services is 1/n of one for each.
         self._serving: dict[str, list[tuple[int, float]]] = {}
         for cfg in config.counters:
@@ -241,6 +260,10 @@ class Hall:
             self._index(t)
             if t.token:
                 self._by_token[t.token] = t.id
+        self.ratable = {r.visit_id: r for r in sorted(stored.ratable, key=lambda r: (r.ended_at, r.visit_id))}
+        self.cases = {c.id: c for c in stored.open_cases}
+        self.last_rating_id = stored.last_rating_id
+        self.last_case_id = stored.last_case_id
 
     # ------------------------------------------------------------------ dispatch
 
@@ -310,6 +333,7 @@ class Hall:
             self.last_event_seq = change.events[-1].seq
         if change.request is not None:
             self.requests[(change.request[0], change.request[1])] = change.request[2]
+        self._install_ratings(change)
         # Memory holds open tickets and their current visit only; the database keeps the rest.
         for v in change.visits.values():
             holder = self.tickets.get(v.ticket_id)
@@ -331,6 +355,37 @@ class Hall:
                 self.recent_calls.append(ev)
             for listener in self.listeners:
                 listener(ev)
+
+    def _install_ratings(self, change: Change) -> None:
+        """Finished visits become ratable, ratings mark theirs, cases open and close; old visits are forgotten."""
+        for v in change.visits.values():
+            if v.outcome == FINISHED and v.ended_at is not None and v.id not in self.ratable:
+                t = change.tickets.get(v.ticket_id) or self.tickets.get(v.ticket_id)
+                if t is not None:
+                    self.ratable[v.id] = Ratable(v.id, t.id, t.label, v.business_day, v.service, v.counter,
+                                                 v.clerk, v.post, v.ended_at)
+        for r in change.ratings:
+            entry = self.ratable.get(r.visit_id)
+            if entry is not None:
+                entry.rated = r.level
+            self.last_rating_id = max(self.last_rating_id, r.id)
+        for case in change.cases.values():
+            if case.status == CASE_OPEN:
+                self.cases[case.id] = case
+            else:
+                self.cases.pop(case.id, None)
+        self.last_case_id = max([self.last_case_id, *change.new_cases])
+        if self.ratable:
+            horizon = self.rating_horizon(self.clock.now())
+            while self.ratable:
+                first = next(iter(self.ratable.values()))
+                if first.ended_at >= horizon:
+                    break
+                del self.ratable[first.visit_id]
+
+    def rating_horizon(self, now: datetime) -> datetime:
+        """Visits finished before this are forgotten for rating (storage.load_hall loads those after it)."""
+        return now - timedelta(minutes=self.config.rating.window_minutes) - RATING_HORIZON
 
     def _forget_old_no_shows(self, now: datetime) -> None:
         """Drop no-shows older than :func:`no_show_horizon` from memory (the database keeps them).
@@ -1304,6 +1359,205 @@ class Hall:
                  to_service=target, to_counter=to_counter, note=v.note)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
+    # ------------------------------------------------------------------ commands: 好差评 (docs/evaluation.md)
+
+    def _find_ratable(self, tx: _Tx, ticket: str | None, visit: int | None, counter: int | None) -> Ratable:
+        """The finished visit a rating is for: by visit id, by ticket (id or label: its last finished visit),
+        or a counter's last finished visit. Refuses an open ticket (NOT_FINISHED), a visit nobody can
+        rate any more (RATING_CLOSED), one rated already (ALREADY_RATED)."""
+        minutes = self.config.rating.window_minutes
+        horizon = self.rating_horizon(tx.now)
+        known = [r for r in self.ratable.values() if r.ended_at >= horizon]
+        if ticket is not None and visit is not None:
+            raise HallError("BAD_REQUEST", detail="rate names a ticket or a visit, not both")
+        if ticket is None and visit is None and counter is None:
+            raise HallError("BAD_REQUEST", detail="rate needs a ticket, a visit or a counter")
+        if counter is not None and counter not in self.counter_config:
+            raise HallError("UNKNOWN_COUNTER", counter=counter)
+        if ticket is None and visit is None:
+            entry = next((r for r in reversed(known) if r.counter == counter), None)
+            if entry is None or tx.now - entry.ended_at > timedelta(minutes=minutes):
+                raise HallError("NOTHING_TO_RATE", counter=counter, minutes=minutes)
+        elif visit is not None:
+            entry = next((r for r in known if r.visit_id == visit), None)
+            if entry is None:
+                holder = next((t for t in self.tickets.values() if t.visit_id == visit), None)
+                if holder is not None:
+                    raise HallError("NOT_FINISHED", ticket=holder.label)
+                raise HallError("UNKNOWN_TICKET", ticket=f"visit {visit}")
+        else:
+            ref = str(ticket).strip()
+            by_id = int(ref) if ref.isdecimal() else None
+            label = ref.upper()
+            entry = next((r for r in reversed(known) if r.ticket_id == by_id or (by_id is None and r.label == label)),
+                         None)
+            try:
+                open_ticket: Ticket | None = self.find_ticket(ref, tx)
+            except HallError:
+                open_ticket = None
+            # A label of today's open ticket wins over a finished visit of yesterday's same number.
+            if open_ticket is not None and (entry is None or (open_ticket.id != entry.ticket_id
+                                                              and open_ticket.issued_at > entry.ended_at)):
+                raise HallError("NOT_FINISHED", ticket=open_ticket.label)
+            if entry is None:
+                raise HallError("UNKNOWN_TICKET", ticket=ref)
+        if counter is not None and entry.counter != counter:  # a counter's screen rates its own visits only
+            raise HallError("NOTHING_TO_RATE", counter=counter, minutes=minutes)
+        if entry.rated is not None:
+            raise HallError("ALREADY_RATED", ticket=entry.label)
+        if tx.now - entry.ended_at > timedelta(minutes=minutes):
+            raise HallError("RATING_CLOSED", ticket=entry.label, minutes=minutes)
+        return entry
+
+    def _rate(self, tx: _Tx, entry: Ratable, level: int, indicators: list[str], reason: str, channel: str,
+              is_default: bool) -> dict[str, Any]:
+        r = Rating(id=self.last_rating_id + 1 + len(tx.change.ratings), visit_id=entry.visit_id,
+                   ticket_id=entry.ticket_id, label=entry.label, business_day=entry.business_day,
+                   service=entry.service, counter=entry.counter, clerk=entry.clerk, post=entry.post, level=level,
+                   indicators=indicators, reason=reason, channel=channel, is_default=is_default, rated_at=tx.now,
+                   visit_ended_at=entry.ended_at)
+        tx.change.ratings.append(r)
+        view = rating_view(r)
+        # The reason stays out of the event (published to every screen): the ratings table and the admin's
+        # queries keep it (docs/evaluation.md).
+        tx.event("visit_rated", counter=r.counter, clerk=r.clerk, service=r.service,
+                 **{k: v for k, v in view.items() if k not in ("reason", "counter", "clerk", "service")},
+                 has_reason=bool(reason))
+        out: dict[str, Any] = {"rating": view}
+        if level in LOW_LEVELS:
+            case = Case(id=self.last_case_id + 1 + len(tx.change.new_cases), rating_id=r.id, visit_id=r.visit_id,
+                        label=r.label, business_day=r.business_day, service=r.service, counter=r.counter,
+                        clerk=r.clerk, level=level, opened_at=tx.now,
+                        due_day=self.hours.promised_date(tx.day, self.config.rating.case_working_days) or tx.day)
+            tx.change.cases[case.id] = case
+            tx.change.new_cases.add(case.id)
+            out["case"] = self.case_view(case, tx.day)
+            tx.event("case_opened", counter=r.counter, clerk=r.clerk, service=r.service, case=case.id,
+                     rating=r.id, level=level, label=r.label, due_day=case.due_day.isoformat(), is_default=is_default)
+        return out
+
+    @_command(Param("level", int), Param("ticket", str, False), Param("visit", int, False),
+              Param("counter", int, False), Param("indicators", list, False), Param("reason", str, False),
+              Param("channel", str, False))
+    def rate(self, tx: _Tx, level: int, ticket: str | None = None, visit: int | None = None,
+             counter: int | None = None, indicators: list[Any] | None = None, reason: str | None = None,
+             channel: str | None = None) -> dict[str, Any]:
+        """The citizen rates a finished visit (政务服务"好差评"): ``level`` 5 非常满意, 4 满意, 3 基本满意,
+        2 不满意, 1 非常不满意.
+
+        The visit is named by ``visit`` (id) or ``ticket`` (id or label: its last finished visit), or by
+        ``counter`` alone (that counter's last finished visit: the evaluator box); ``counter`` with a ticket
+        or visit requires the visit to have ended there (NOTHING_TO_RATE otherwise: a counter's screen).
+        For the two low levels the citizen may name the offline indicators they were unhappy with
+        (``efficiency`` 服务效率, ``level`` 服务水平, ``attitude`` 服务态度, ``overall`` 整体满意度;
+        INDICATORS_LOW_ONLY otherwise) and a reason.
+        ``channel``: counter_screen, phone, evaluator_box or cli (default cli).
+
+        One rating per visit (ALREADY_RATED), only for a finished visit (NOT_FINISHED), only within
+        ``rating.window_minutes`` after it ended (RATING_CLOSED; NOTHING_TO_RATE for a counter). Each low
+        level opens a follow-up case due in ``rating.case_working_days`` working days (event ``case_opened``).
+        Event ``visit_rated``, without the reason.
+        """
+        if level not in RATING_LEVELS:
+            raise HallError("BAD_LEVEL", level=level)
+        channel = channel or "cli"
+        if channel not in RATING_CHANNELS:
+            raise HallError("BAD_REQUEST", detail=f"channel must be one of {', '.join(RATING_CHANNELS)}")
+        picked: list[str] = []
+        for item in indicators or []:
+            if not isinstance(item, str) or item not in RATING_INDICATORS:
+                raise HallError("UNKNOWN_INDICATOR", indicator=str(item)[:40])
+            if item not in picked:
+                picked.append(item)
+        if picked and level not in LOW_LEVELS:
+            raise HallError("INDICATORS_LOW_ONLY")
+        entry = self._find_ratable(tx, ticket, visit, counter)
+        return self._rate(tx, entry, level, picked, (reason or "").strip(), channel, False)
+
+    def ratings_due(self) -> bool:
+        """Whether the hall gives a default rating (``rating.default_level``) and a visit's window closed
+        unrated: then the broker runs :meth:`default_ratings` (asked on every heartbeat)."""
+        if not self.config.rating.default_level:
+            return False
+        return bool(self._unrated_closed(self.clock.now()))
+
+    def _unrated_closed(self, now: datetime) -> list[Ratable]:
+        limit = now - timedelta(minutes=self.config.rating.window_minutes)
+        horizon = self.rating_horizon(now)
+        out = []
+        for r in self.ratable.values():
+            if r.ended_at >= limit:
+                break
+            if r.rated is None and r.ended_at >= horizon:
+                out.append(r)
+        return out
+
+    @_command()
+    def default_ratings(self, tx: _Tx) -> dict[str, Any]:
+        """Give every visit whose rating window closed unrated the hall's ``rating.default_level``, marked
+        ``is_default`` (channel ``default``) everywhere; nothing when the hall sets no default (the
+        national rules invent no 好评). Replies with the labels rated."""
+        level = self.config.rating.default_level
+        done = []
+        if level:
+            for entry in self._unrated_closed(tx.now):
+                self._rate(tx, entry, level, [], "", CHANNEL_DEFAULT, True)
+                done.append(entry.label)
+        return {"rated": done}
+
+    def case_view(self, c: Case, today: date) -> dict[str, Any]:
+        """A 差评 case on the wire (docs/evaluation.md)."""
+        return {"id": c.id, "rating": c.rating_id, "visit": c.visit_id, "label": c.label,
+                "business_day": c.business_day.isoformat(), "service": c.service, "counter": c.counter,
+                "clerk": c.clerk, "level": c.level, "opened_at": _iso(c.opened_at), "due_day": c.due_day.isoformat(),
+                "status": c.status, "overdue": c.status == CASE_OPEN and today > c.due_day,
+                "callback_at": _iso(c.callback_at), "callback_note": c.callback_note, "finding": c.finding,
+                "rectification": c.rectification, "closed_at": _iso(c.closed_at), "closed_by": c.closed_by}
+
+    def open_cases(self) -> list[dict[str, Any]]:
+        """Every open 差评 case, oldest first, with ``overdue`` against today's business day."""
+        today = self.hours.business_day(self.clock.now())
+        return [self.case_view(c, today) for c in sorted(self.cases.values(), key=lambda c: c.id)]
+
+    def _open_case(self, tx: _Tx, case: int) -> Case:
+        found = tx.change.cases.get(case) or self.cases.get(case)
+        if found is None or found.status != CASE_OPEN:
+            raise HallError("UNKNOWN_CASE", case=case)
+        c = copy.copy(found)
+        tx.change.cases[case] = c
+        return c
+
+    @_command(Param("case", int), Param("note", str), Param("by", str, False))
+    def case_callback(self, tx: _Tx, case: int, note: str, by: str | None = None) -> dict[str, Any]:
+        """Record the call back (回访) to the citizen of an open case: what was said (required). A second
+        call back replaces the note and time. Event ``case_updated``."""
+        if not note.strip():
+            raise HallError("TEXT_REQUIRED", field="note", field_zh="回访情况")
+        c = self._open_case(tx, case)
+        c.callback_at, c.callback_note = tx.now, note.strip()
+        tx.event("case_updated", counter=c.counter, clerk=c.clerk, service=c.service, case=c.id, step="callback",
+                 by=by)
+        return {"case": self.case_view(c, tx.day)}
+
+    @_command(Param("case", int), Param("finding", str), Param("rectification", str), Param("by", str, False))
+    def case_close(self, tx: _Tx, case: int, finding: str, rectification: str,
+                   by: str | None = None) -> dict[str, Any]:
+        """Close an open case with the finding (核实情况) and the rectification (整改措施), both required;
+        refused before its call back (CALLBACK_REQUIRED). ``on_time``: closed by its due day. Event
+        ``case_closed``."""
+        for name, zh, text in (("finding", "核实情况", finding), ("rectification", "整改措施", rectification)):
+            if not text.strip():
+                raise HallError("TEXT_REQUIRED", field=name, field_zh=zh)
+        c = self._open_case(tx, case)
+        if c.callback_at is None:
+            raise HallError("CALLBACK_REQUIRED", case=case)
+        c.finding, c.rectification = finding.strip(), rectification.strip()
+        c.status, c.closed_at, c.closed_by = CASE_CLOSED, tx.now, by
+        on_time = tx.day <= c.due_day
+        tx.event("case_closed", counter=c.counter, clerk=c.clerk, service=c.service, case=c.id, on_time=on_time,
+                 by=by)
+        return {"case": self.case_view(c, tx.day), "on_time": on_time}
+
     # ------------------------------------------------------------------ helpers
 
     def _local_str(self, at: datetime | None) -> str:
@@ -1347,6 +1601,16 @@ def _printer_record(printers: dict[str, Any], kiosk: str, name: str | None) -> d
     if name and name.strip():
         rec["name"] = name.strip()[:64]
     return rec
+
+
+def rating_view(r: Rating) -> dict[str, Any]:
+    """A rating on the wire and in the province's export (docs/evaluation.md, "Record format")."""
+    zh, en = RATING_LEVELS[r.level]
+    return {"id": r.id, "visit_id": r.visit_id, "ticket_id": r.ticket_id, "label": r.label,
+            "business_day": r.business_day.isoformat(), "service": r.service, "counter": r.counter,
+            "clerk": r.clerk, "post": r.post, "level": r.level, "level_zh": zh, "level_en": en,
+            "indicators": list(r.indicators), "reason": r.reason, "channel": r.channel, "is_default": r.is_default,
+            "rated_at": _iso(r.rated_at), "visit_ended_at": _iso(r.visit_ended_at)}
 
 
 def _fifo(t: Ticket) -> tuple[datetime, int]:
@@ -1431,5 +1695,6 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     name: getattr(Hall, name)
     for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
                  "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
-                 "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done")
+                 "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done", "rate",
+                 "default_ratings", "case_callback", "case_close")
 }

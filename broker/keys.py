@@ -59,11 +59,14 @@ def add_device(directory: str | Path, name: str, role: str, counter: int | None 
         raise KeyError_(f"role {role!r}: expected one of {', '.join(ROLES)}")
     if role == "counter" and (counter is None or counter <= 0):
         raise KeyError_("a counter key needs --counter N (a positive counter number)")
+    if counter is not None and (role not in ("counter", "display") or counter <= 0):
+        raise KeyError_("--counter N goes with a counter key, or a display key of a counter's own screen "
+                        "(its evaluator: docs/evaluation.md)")
     d = init_keys(directory)
     if (d / "devices" / f"{name}.key").exists():
         raise KeyError_(f"device {name!r} already exists; remove it first")
     meta = {"role": role}
-    if role == "counter":
+    if counter is not None:  # a counter key, or a counter's own screen (it rates that counter's visits)
         meta["counter"] = str(counter)
     # Written here, not with zmq.auth.create_certificates: that puts the metadata only in the
     # secret file, and unquoted, so the allow-list entry would carry no role.

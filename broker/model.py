@@ -95,6 +95,90 @@ class CounterState:
     since: datetime | None = None
 
 
+# 好差评 (docs/evaluation.md): the five official levels, best first, and the offline indicators a low rating names.
+RATING_LEVELS: dict[int, tuple[str, str]] = {
+    5: ("非常满意", "Very satisfied"),
+    4: ("满意", "Satisfied"),
+    3: ("基本满意", "Fairly satisfied"),
+    2: ("不满意", "Dissatisfied"),
+    1: ("非常不满意", "Very dissatisfied"),
+}
+LOW_LEVELS = frozenset({1, 2})  # 差评: each opens a follow-up case
+GOOD_LEVELS = frozenset({3, 4, 5})  # 好评 in the 好评率 (docs/evaluation.md)
+RATING_INDICATORS: dict[str, tuple[str, str]] = {
+    "efficiency": ("服务效率", "Service efficiency"),
+    "level": ("服务水平", "Service level"),
+    "attitude": ("服务态度", "Service attitude"),
+    "overall": ("整体满意度", "Overall satisfaction"),
+}
+RATING_CHANNELS = ("counter_screen", "phone", "evaluator_box", "cli")
+CHANNEL_DEFAULT = "default"  # the hall's default after the window (never given by a caller)
+CASE_OPEN = "open"
+CASE_CLOSED = "closed"
+
+
+@dataclass
+class Rating:
+    """One citizen's rating of one finished visit (at most one per visit)."""
+
+    id: int
+    visit_id: int
+    ticket_id: int
+    label: str
+    business_day: date  # the visit's business day
+    service: str
+    counter: int | None
+    clerk: str | None
+    post: str | None
+    level: int
+    indicators: list[str]
+    reason: str
+    channel: str
+    is_default: bool
+    rated_at: datetime
+    visit_ended_at: datetime
+
+
+@dataclass
+class Ratable:
+    """A finished visit the engine remembers for rating: the window, the default, the refusals' codes."""
+
+    visit_id: int
+    ticket_id: int
+    label: str
+    business_day: date
+    service: str
+    counter: int | None
+    clerk: str | None
+    post: str | None
+    ended_at: datetime
+    rated: int | None = None  # the level given (or defaulted), None while unrated
+
+
+@dataclass
+class Case:
+    """The follow-up of one 差评: 回访 (call back), finding and rectification, due by ``due_day``."""
+
+    id: int
+    rating_id: int
+    visit_id: int
+    label: str
+    business_day: date
+    service: str
+    counter: int | None
+    clerk: str | None
+    level: int
+    opened_at: datetime
+    due_day: date
+    status: str = CASE_OPEN
+    callback_at: datetime | None = None
+    callback_note: str = ""
+    finding: str = ""
+    rectification: str = ""
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+
+
 @dataclass
 class Event:
     """One change in the hall, in the order the engine decided it."""
@@ -122,6 +206,9 @@ class Change:
     counters: dict[int, CounterState] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     request: tuple[str, str, dict[str, Any]] | None = None  # client, request id, reply
+    ratings: list[Rating] = field(default_factory=list)
+    cases: dict[int, Case] = field(default_factory=dict)
+    new_cases: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -138,6 +225,10 @@ class Stored:
     last_event_seq: int
     requests: dict[tuple[str, str], dict[str, Any] | str]  # a reply as stored (JSON text) or as sent
     recent_calls: list[Event]
+    open_cases: list[Case] = field(default_factory=list)
+    ratable: list[Ratable] = field(default_factory=list)  # finished visits within the rating horizon
+    last_rating_id: int = 0
+    last_case_id: int = 0
 
 
 def plain(obj: Any) -> dict[str, Any]:

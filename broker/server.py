@@ -77,17 +77,20 @@ QUERIES: dict[str, frozenset[str]] = {
     "ticket_by_token": frozenset({"web", "admin"}),  # the web gateway's ticket pages (docs/web.md)
     # The journal (it names clerks), for the web gateway's webhooks (docs/web.md), displays and admins.
     "events": frozenset({"web", "display", "admin"}),
+    "cases": frozenset({"admin"}),  # the open 差评 cases (docs/evaluation.md)
 }
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket", "check_in", "printer_fault", "printer_ok", "reprint_ticket",
                         "reprint_done"}),
     # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
     # _authorise) and their check-in, and the counter actions of integration boxes, for any counter.
-    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish"}),
+    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish", "rate"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
                           "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket",
                           "reprint_ticket"}),
-    "display": frozenset(),
+    # A counter's own screen is its evaluator (评价器), as is a hardware evaluator box with a display key of
+    # that counter; the clerk's own terminal (role counter) may not rate its own visits.
+    "display": frozenset({"rate"}),
     "admin": frozenset(COMMANDS),
 }
 
@@ -422,6 +425,8 @@ class Broker:
         if role == "kiosk" and req.type == "reprint_ticket" and (
                 req.args.get("counter") is not None or req.args.get("kiosk") not in (None, client)):
             raise HallError("FORBIDDEN", detail="a kiosk may order reprints only for itself")
+        if req.type == "rate" and role != "admin":
+            self._authorise_rating(req, role, counter)
         if role == "counter":
             asked = req.args.get("counter")
             if req.type in ("cancel_ticket", "reinstate") and asked is None:
@@ -431,6 +436,20 @@ class Broker:
             if asked != counter:
                 log.warning("refused: counter key %s (counter %s) acting as counter %s", client, counter, asked)
                 raise HallError("FORBIDDEN", detail=f"this key belongs to counter {counter}")
+
+    @staticmethod
+    def _authorise_rating(req: Request, role: str, counter: int | None) -> None:
+        """Who may rate what (docs/evaluation.md): a counter's screen or evaluator box (role display with a
+        counter) only that counter's visits, by its screen or box; the web gateway only from the ticket's
+        phone page, naming the ticket."""
+        channel = req.args.get("channel")
+        if role == "display":
+            if counter is None or str(req.args.get("counter")) != str(counter):
+                raise HallError("FORBIDDEN", detail="a screen rates the visits of its own counter only")
+            if channel not in ("counter_screen", "evaluator_box"):
+                raise HallError("FORBIDDEN", detail="a counter's screen rates as counter_screen or evaluator_box")
+        elif role == "web" and (channel != "phone" or req.args.get("ticket") is None):
+            raise HallError("FORBIDDEN", detail="the web gateway rates a ticket from its phone page only")
 
     def _staff_view(self, role: str, device: str) -> bool:
         """Whether this caller sees notes and free-text reasons: a staff key (counter, admin), unless
@@ -453,6 +472,8 @@ class Broker:
         day answers only while it is still open. The token itself is never in the answer."""
         if req.type == "events":
             return self.journal_events(req.args.get("after"), req.args.get("limit", EVENTS_PAGE))
+        if req.type == "cases":
+            return {"cases": self.hall.open_cases()}
         token = req.args.get("token")
         if not isinstance(token, str) or not 16 <= len(token) <= 64:
             raise HallError("UNKNOWN_TOKEN")
@@ -732,6 +753,13 @@ class Broker:
                 log.info("remote tickets lapsed (not checked in): %s", ", ".join(lapsed))
             except HallError as err:  # the database refused: tried again at the next beat
                 log.error("could not lapse remote tickets: %s", err)
+            self._flush()
+        if self.hall.ratings_due():  # the hall's default rating after the window (docs/evaluation.md)
+            try:
+                rated = self.hall.execute("default_ratings")["rated"]
+                log.info("default ratings given: %s", ", ".join(rated))
+            except HallError as err:  # the database refused: tried again at the next beat
+                log.error("could not give default ratings: %s", err)
             self._flush()
         gone = self.hall.expire_no_shows()
         if gone:

@@ -22,16 +22,21 @@ from typing import Any, overload
 
 from queuehall.broker.model import (
     ACTIVE,
+    CASE_OPEN,
+    FINISHED,
     NO_SHOW,
+    Case,
     Change,
     CounterState,
     Event,
+    Ratable,
     Stored,
     Ticket,
     Visit,
 )
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -177,6 +182,51 @@ report_facts = Table(
     sqlite_with_rowid=False,  # a period is one range of the primary key, read in order
 )
 
+# 好差评 (docs/evaluation.md, migration 0006): one rating per visit (the unique visit_id), with the visit's
+# service, counter, clerk and post copied so reports and the province's export read one table.
+ratings = Table(
+    "ratings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("visit_id", Integer, nullable=False, unique=True),
+    Column("ticket_id", Integer, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("business_day", Date, nullable=False, index=True),
+    Column("service", String(32), nullable=False),
+    Column("counter", Integer),
+    Column("clerk", String(32)),
+    Column("post", String(1)),
+    Column("level", Integer, nullable=False),
+    Column("indicators", Text, nullable=False),  # JSON list of indicator codes
+    Column("reason", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("rated_at", DateTime, nullable=False),
+    Column("visit_ended_at", DateTime, nullable=False),
+)
+
+# The follow-up of each 差评 (回访, finding, rectification), due by due_day.
+cases = Table(
+    "cases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("rating_id", Integer, nullable=False),
+    Column("visit_id", Integer, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("business_day", Date, nullable=False, index=True),
+    Column("service", String(32), nullable=False),
+    Column("counter", Integer),
+    Column("clerk", String(32)),
+    Column("level", Integer, nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    Column("due_day", Date, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("callback_at", DateTime),
+    Column("callback_note", Text, nullable=False),
+    Column("finding", Text, nullable=False),
+    Column("rectification", Text, nullable=False),
+    Column("closed_at", DateTime),
+    Column("closed_by", String(64)),
+)
+
 #: hall_state key of the hall's retention period, written by the broker at start (Store.record_retention).
 #: Not part of the engine's state: Store.load leaves it out.
 RETENTION_KEY = "retention_days"
@@ -184,6 +234,8 @@ RETENTION_KEY = "retention_days"
 _TICKET_COLS = [c.name for c in tickets.columns]
 _VISIT_COLS = [c.name for c in visits.columns]
 _COUNTER_COLS = [c.name for c in counter_state.columns]
+_RATING_COLS = [c.name for c in ratings.columns]
+_CASE_COLS = [c.name for c in cases.columns]
 
 
 def default_url() -> str:
@@ -309,7 +361,8 @@ def _py(at: datetime | None) -> datetime | None:
 
 
 _TIME_COLS = {"issued_at", "queue_key", "status_at", "entered_at", "first_called_at", "last_called_at",
-              "serving_at", "ended_at", "since", "at"}
+              "serving_at", "ended_at", "since", "at", "rated_at", "visit_ended_at", "opened_at", "callback_at",
+              "closed_at"}
 
 
 def _row(obj: Any, cols: list[str]) -> dict[str, Any]:
@@ -390,6 +443,9 @@ class _Statements:
         self.upsert_request = _upsert(requests, ["client", "request_id"], dialect)
         self.upsert_counter = _upsert(counter_state, ["number"], dialect)
         self.upsert_state = _upsert(hall_state, ["key"], dialect)
+        self.insert_rating = _Statement(insert(ratings), dialect, _RATING_COLS)
+        self.insert_case = _Statement(insert(cases), dialect, _CASE_COLS)
+        self.update_case = _Statement(_update_by(cases, "id", _CASE_COLS), dialect, identity=("_key",))
 
 
 _STATEMENTS: dict[tuple[str, str, str], _Statements] = {}
@@ -529,6 +585,14 @@ class Store:
                  "data": json_text(e.data)}
                 for e in change.events]),
         ]
+        if change.ratings or change.cases:
+            batches += [
+                (sql.insert_rating, [dict(_row(r, _RATING_COLS), indicators=json_text(r.indicators))
+                                     for r in change.ratings]),
+                (sql.insert_case, [_row(c, _CASE_COLS) for i, c in change.cases.items() if i in change.new_cases]),
+                (sql.update_case, [_keyed(_row(c, _CASE_COLS), "id")
+                                   for i, c in change.cases.items() if i not in change.new_cases]),
+            ]
         counter_rows = [_row(c, _COUNTER_COLS) for c in change.counters.values()]
         state_rows = [{"key": k, "value": json_text(v)} for k, v in change.state.items()]
         batches += [(stmt, counter_rows) for stmt in sql.upsert_counter]
@@ -580,7 +644,7 @@ class Store:
 
     def load(self, now: datetime, business_day: date, *, noshow_grace_minutes: int,
              no_shows_since: datetime | None = None,
-             request_horizon: timedelta = timedelta(days=2)) -> Stored:
+             request_horizon: timedelta = timedelta(days=2), ratable_since: datetime | None = None) -> Stored:
         """What the engine needs to resume at ``now``: open tickets and their current visits,
         no-shows marked since ``no_shows_since`` (default: those still within their grace
         period), today's last numbers, counters, rule state, recent request replies and the
@@ -611,6 +675,21 @@ class Store:
                 .where(requests.c.at >= _db(now - request_horizon)))}
             calls = conn.execute(select(events).where(events.c.type == "ticket_called")
                                  .order_by(events.c.seq.desc()).limit(30)).all()
+            open_cases = _objs(Case, conn.execute(select(cases).where(cases.c.status == CASE_OPEN)
+                                                  .order_by(cases.c.id)))
+            last_rating = conn.execute(select(func.max(ratings.c.id))).scalar() or 0
+            last_case = conn.execute(select(func.max(cases.c.id))).scalar() or 0
+            ratable = []
+            if ratable_since is not None:
+                for r in conn.execute(
+                        select(visits.c.id, visits.c.ticket_id, tickets.c.label, visits.c.business_day,
+                               visits.c.service, visits.c.counter, visits.c.clerk, visits.c.post, visits.c.ended_at,
+                               ratings.c.level)
+                        .join(tickets, tickets.c.id == visits.c.ticket_id)
+                        .outerjoin(ratings, ratings.c.visit_id == visits.c.id)
+                        .where((visits.c.outcome == FINISHED) & (visits.c.ended_at >= _db(ratable_since)))
+                        .order_by(visits.c.ended_at, visits.c.id)):
+                    ratable.append(Ratable(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _py(r[8]), r[9]))
         recent = [Event(seq=r.seq, at=_py(r.at), business_day=r.business_day, type=r.type,
                         ticket_id=r.ticket_id, service=r.service, counter=r.counter, clerk=r.clerk,
                         data=json.loads(r.data)) for r in reversed(calls)]
@@ -619,7 +698,8 @@ class Store:
             visits=open_visits,
             counters=counters, state=state, numbers=numbers,
             last_ticket_id=last_ticket, last_visit_id=last_visit, last_event_seq=last_seq,
-            requests=reqs, recent_calls=recent)
+            requests=reqs, recent_calls=recent, open_cases=open_cases, ratable=ratable,
+            last_rating_id=last_rating, last_case_id=last_case)
 
     def ticket_by_token(self, token: str) -> tuple[Ticket, Visit | None] | None:
         """The stored ticket whose page token is ``token``, with its current (last) visit, or None.
@@ -679,6 +759,11 @@ class Store:
             old_ids = select(tickets.c.id).where((tickets.c.business_day < before) & closed)
             # The reports' facts go with their visits (the same tickets), so none outlives its visit.
             conn.execute(delete(report_facts).where(report_facts.c.ticket_id.in_(old_ids)))
+            # Ratings and closed cases go with their tickets; an open case stays until it is closed.
+            conn.execute(delete(ratings).where(ratings.c.ticket_id.in_(old_ids) & ratings.c.id.not_in(
+                select(cases.c.rating_id).where(cases.c.status == CASE_OPEN))))
+            conn.execute(delete(cases).where((cases.c.status != CASE_OPEN) & cases.c.visit_id.in_(
+                select(visits.c.id).where(visits.c.ticket_id.in_(old_ids)))))
             n_visits = conn.execute(delete(visits).where(visits.c.ticket_id.in_(old_ids))).rowcount
             n_tickets = conn.execute(delete(tickets).where((tickets.c.business_day < before) & closed)).rowcount
             still_open = select(tickets.c.id).where(tickets.c.status.in_(sorted(ACTIVE)))
@@ -730,14 +815,15 @@ def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> S
 def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None) -> Any:
     """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it (``token_source``: see
     :class:`~broker.engine.Hall`)."""
-    from queuehall.broker.engine import Hall, no_show_horizon
+    from queuehall.broker.engine import RATING_HORIZON, Hall, no_show_horizon
     from queuehall.broker.hours import OpeningHours
 
     now = clock.now()
     hours = OpeningHours(config.hours, config.timezone)
     grace = config.calling.noshow_grace_minutes
     stored = store.load(now, hours.business_day(now), noshow_grace_minutes=grace,
-                        no_shows_since=no_show_horizon(hours, now, grace))
+                        no_shows_since=no_show_horizon(hours, now, grace),
+                        ratable_since=now - timedelta(minutes=config.rating.window_minutes) - RATING_HORIZON)
     try:
         store.record_retention(config.retention_days)
     except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command

@@ -245,6 +245,35 @@ def _register_scripting(sub: Any) -> None:
             lambda a: {"ticket": a.ticket, "reason": a.reason})
     command("checkin", "check_in", "check a remote ticket in (its holder has arrived)", [("ticket", {})],
             lambda a: {"ticket": a.ticket})
+    command("rate", "rate", "rate the counter's last finished visit, 5 非常满意 … 1 非常不满意 (evaluator box)",
+            [counter, ("level", {"type": int, "help": "5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意"}),
+             ("--ticket", {"default": None, "help": "rate this ticket's last finished visit instead"}),
+             ("--indicator", {"action": "append", "default": None,
+                              "choices": ["efficiency", "level", "attitude", "overall"],
+                              "help": "an indicator the citizen was unhappy with (low levels); may be repeated"}),
+             ("--reason", {"default": None}),
+             ("--channel", {"default": "evaluator_box", "choices": ["evaluator_box", "counter_screen", "cli"]})],
+            lambda a: {"counter": a.counter, "level": a.level, "ticket": a.ticket, "indicators": a.indicator,
+                       "reason": a.reason, "channel": a.channel})
+    p = sub.add_parser("cases", help="差评 follow-up cases: list, record the call back, close")
+    cs = p.add_subparsers(dest="cases_cmd", required=True)
+    c = cs.add_parser("list", help="the open cases (overdue marked)")
+    _client_args(c)
+    c.set_defaults(func=_command("cases", lambda a: {}))
+    c = cs.add_parser("callback", help="record the call back (回访) to the citizen")
+    c.add_argument("case", type=int)
+    c.add_argument("note", help="what the citizen said")
+    c.add_argument("--by", default=None, help="who called (manager)")
+    _client_args(c)
+    c.set_defaults(func=_command("case_callback", lambda a: {"case": a.case, "note": a.note, "by": a.by}))
+    c = cs.add_parser("close", help="close a case with the finding and the rectification")
+    c.add_argument("case", type=int)
+    c.add_argument("finding", help="核实情况")
+    c.add_argument("rectification", help="整改措施")
+    c.add_argument("--by", default=None)
+    _client_args(c)
+    c.set_defaults(func=_command("case_close", lambda a: {"case": a.case, "finding": a.finding,
+                                                          "rectification": a.rectification, "by": a.by}))
 
     p = sub.add_parser("status", help="the whole hall state as JSON")
     _client_args(p)

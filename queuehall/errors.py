@@ -105,6 +105,23 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{ticket} 未在 {arrive_by} 前到厅签到，已失效，请重新取号",
         "{ticket} was not checked in by {arrive_by} and has lapsed; please take a new ticket",
     ),
+    # 好差评 (docs/evaluation.md)
+    "BAD_LEVEL": ("评价等级须为 1–5（5 非常满意 … 1 非常不满意）：{level}",
+                  "A rating level is 1-5 (5 very satisfied ... 1 very dissatisfied): {level}"),
+    "UNKNOWN_INDICATOR": ("没有此评价指标：{indicator}（可选：服务效率 efficiency、服务水平 level、服务态度 attitude、"
+                          "整体满意度 overall）",
+                          "No such indicator: {indicator} (efficiency, level, attitude, overall)"),
+    "INDICATORS_LOW_ONLY": ("只有“不满意”“非常不满意”才选择不满意的方面",
+                            "Indicators are given with the two low levels only"),
+    "NOT_FINISHED": ("{ticket} 尚未办结，办结后才能评价", "{ticket} is not finished yet; it can be rated once finished"),
+    "ALREADY_RATED": ("{ticket} 本次办理已评价，每次办理只能评价一次", "{ticket} has already been rated; one rating per visit"),
+    "RATING_CLOSED": ("{ticket} 办结已超过 {minutes} 分钟，评价时间已过",
+                      "{ticket} was finished over {minutes} min ago; it can no longer be rated"),
+    "NOTHING_TO_RATE": ("{counter} 号窗口近 {minutes} 分钟内没有可评价的办理",
+                        "Counter {counter} has no visit finished in the last {minutes} min to rate"),
+    "UNKNOWN_CASE": ("没有此未办结的差评工单：{case}", "No open 差评 case {case}"),
+    "CALLBACK_REQUIRED": ("差评工单 {case} 须先回访才能办结", "Case {case} needs a call back (回访) before it is closed"),
+    "TEXT_REQUIRED": ("请填写{field_zh}", "{field} is required"),
     # the web gateway's REST API
     "UNAUTHORIZED": ("缺少或无效的访问令牌", "Missing or invalid API token"),
     "TOKEN_SCOPE": ("此访问令牌无权执行该操作：{detail}", "This API token may not do that: {detail}"),
