@@ -1436,11 +1436,11 @@ class Hall:
                      rating=r.id, level=level, label=r.label, due_day=case.due_day.isoformat(), is_default=is_default)
         return out
 
-    @_command(Param("level", int), Param("ticket", str, False), Param("visit", int, False),
-              Param("counter", int, False), Param("indicators", list, False), Param("reason", str, False),
+    @_command(Param("level", int), Param("ticket", TicketRef, False), Param("visit", int, False),
+              Param("counter", int, False), Param("indicators", str, False), Param("reason", str, False),
               Param("channel", str, False))
-    def rate(self, tx: _Tx, level: int, ticket: str | None = None, visit: int | None = None,
-             counter: int | None = None, indicators: list[Any] | None = None, reason: str | None = None,
+    def rate(self, tx: _Tx, level: int, ticket: str | int | None = None, visit: int | None = None,
+             counter: int | None = None, indicators: str | None = None, reason: str | None = None,
              channel: str | None = None) -> dict[str, Any]:
         """The citizen rates a finished visit (政务服务"好差评"): ``level`` 5 非常满意, 4 满意, 3 基本满意,
         2 不满意, 1 非常不满意.
@@ -1448,8 +1448,8 @@ class Hall:
         The visit is named by ``visit`` (id) or ``ticket`` (id or label: its last finished visit), or by
         ``counter`` alone (that counter's last finished visit: the evaluator box); ``counter`` with a ticket
         or visit requires the visit to have ended there (NOTHING_TO_RATE otherwise: a counter's screen).
-        For the two low levels the citizen may name the offline indicators they were unhappy with
-        (``efficiency`` 服务效率, ``level`` 服务水平, ``attitude`` 服务态度, ``overall`` 整体满意度;
+        For the two low levels the citizen may name the offline indicators they were unhappy with, comma
+        separated (``efficiency`` 服务效率, ``level`` 服务水平, ``attitude`` 服务态度, ``overall`` 整体满意度;
         INDICATORS_LOW_ONLY otherwise) and a reason.
         ``channel``: counter_screen, phone, evaluator_box or cli (default cli).
 
@@ -1464,14 +1464,14 @@ class Hall:
         if channel not in RATING_CHANNELS:
             raise HallError("BAD_REQUEST", detail=f"channel must be one of {', '.join(RATING_CHANNELS)}")
         picked: list[str] = []
-        for item in indicators or []:
-            if not isinstance(item, str) or item not in RATING_INDICATORS:
-                raise HallError("UNKNOWN_INDICATOR", indicator=str(item)[:40])
+        for item in (x.strip() for x in (indicators or "").split(",") if x.strip()):
+            if item not in RATING_INDICATORS:
+                raise HallError("UNKNOWN_INDICATOR", indicator=item[:40])
             if item not in picked:
                 picked.append(item)
         if picked and level not in LOW_LEVELS:
             raise HallError("INDICATORS_LOW_ONLY")
-        entry = self._find_ratable(tx, ticket, visit, counter)
+        entry = self._find_ratable(tx, None if ticket is None else str(ticket), visit, counter)
         return self._rate(tx, entry, level, picked, (reason or "").strip(), channel, False)
 
     def ratings_due(self) -> bool:
@@ -1531,8 +1531,6 @@ class Hall:
     def case_callback(self, tx: _Tx, case: int, note: str, by: str | None = None) -> dict[str, Any]:
         """Record the call back (回访) to the citizen of an open case: what was said (required). A second
         call back replaces the note and time. Event ``case_updated``."""
-        if not note.strip():
-            raise HallError("TEXT_REQUIRED", field="note", field_zh="回访情况")
         c = self._open_case(tx, case)
         c.callback_at, c.callback_note = tx.now, note.strip()
         tx.event("case_updated", counter=c.counter, clerk=c.clerk, service=c.service, case=c.id, step="callback",
@@ -1545,9 +1543,6 @@ class Hall:
         """Close an open case with the finding (核实情况) and the rectification (整改措施), both required;
         refused before its call back (CALLBACK_REQUIRED). ``on_time``: closed by its due day. Event
         ``case_closed``."""
-        for name, zh, text in (("finding", "核实情况", finding), ("rectification", "整改措施", rectification)):
-            if not text.strip():
-                raise HallError("TEXT_REQUIRED", field=name, field_zh=zh)
         c = self._open_case(tx, case)
         if c.callback_at is None:
             raise HallError("CALLBACK_REQUIRED", case=case)

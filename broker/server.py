@@ -71,6 +71,7 @@ BROKER_PARAMS: dict[str, tuple[Param, ...]] = {
     "ping": (Param("role", str, False), Param("name", str, False), Param("counter", int, False)),
     "ticket_by_token": (Param("token", str),),
     "events": (Param("after", int), Param("limit", int, False)),
+    "cases": (),
 }
 # Questions the broker answers from the hall without changing it, and who may ask them.
 QUERIES: dict[str, frozenset[str]] = {

@@ -253,7 +253,8 @@ def _register_scripting(sub: Any) -> None:
                               "help": "an indicator the citizen was unhappy with (low levels); may be repeated"}),
              ("--reason", {"default": None}),
              ("--channel", {"default": "evaluator_box", "choices": ["evaluator_box", "counter_screen", "cli"]})],
-            lambda a: {"counter": a.counter, "level": a.level, "ticket": a.ticket, "indicators": a.indicator,
+            lambda a: {"counter": a.counter, "level": a.level, "ticket": a.ticket,
+                       "indicators": ",".join(a.indicator) if a.indicator else None,
                        "reason": a.reason, "channel": a.channel})
     p = sub.add_parser("cases", help="差评 follow-up cases: list, record the call back, close")
     cs = p.add_subparsers(dest="cases_cmd", required=True)

@@ -121,7 +121,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                         "Counter {counter} has no visit finished in the last {minutes} min to rate"),
     "UNKNOWN_CASE": ("没有此未办结的差评工单：{case}", "No open 差评 case {case}"),
     "CALLBACK_REQUIRED": ("差评工单 {case} 须先回访才能办结", "Case {case} needs a call back (回访) before it is closed"),
-    "TEXT_REQUIRED": ("请填写{field_zh}", "{field} is required"),
     # the web gateway's REST API
     "UNAUTHORIZED": ("缺少或无效的访问令牌", "Missing or invalid API token"),
     "TOKEN_SCOPE": ("此访问令牌无权执行该操作：{detail}", "This API token may not do that: {detail}"),

@@ -31,7 +31,9 @@ VALID: dict[str, Any] = {"counter": 1, "to_counter": 2, "ticket": "A001", "servi
                          "channel": "kiosk", "clerk": "c1a", "pin": "1234", "reason": "break", "note": "n",
                          "session": "s", "role": "kiosk", "name": "k", "takeover": False, "token": "t" * 22,
                          "after": 0, "limit": 10,
-                         "code": "PAPER_OUT", "kiosk": "kiosk-1"}
+                         "code": "PAPER_OUT", "kiosk": "kiosk-1",
+                         "level": 5, "visit": 1, "case": 1, "indicators": "attitude", "finding": "f",
+                         "rectification": "r", "by": "m"}
 # Values of the wrong JSON type, by the type the argument must have.
 WRONG: dict[type, list[Any]] = {
     int: ["3", " 1 ", "", True, False, 3.5, [1], {"n": 1}],

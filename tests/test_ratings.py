@@ -65,11 +65,11 @@ def test_refusals_leave_the_state_unchanged() -> None:
     b.do("finish", counter=1)
     refused(b, "BAD_LEVEL", ticket=waiting, level=6)
     refused(b, "BAD_LEVEL", ticket=waiting, level=0)
-    refused(b, "UNKNOWN_INDICATOR", ticket=waiting, level=1, indicators=["speed"])
-    refused(b, "INDICATORS_LOW_ONLY", ticket=waiting, level=4, indicators=["attitude"])
+    refused(b, "UNKNOWN_INDICATOR", ticket=waiting, level=1, indicators="speed")
+    refused(b, "INDICATORS_LOW_ONLY", ticket=waiting, level=4, indicators="attitude")
     refused(b, "BAD_REQUEST", ticket=waiting, level=4, channel="fax")
     assert b.events[-1].type == "ticket_finished" and b.hall.last_rating_id == 0
-    b.do("rate", ticket=waiting, level=2, indicators=["attitude", "efficiency"], reason="态度冷淡")
+    b.do("rate", ticket=waiting, level=2, indicators="attitude,efficiency", reason="态度冷淡")
 
 
 def test_a_late_rating_is_refused_and_the_window_is_the_halls() -> None:
@@ -99,16 +99,16 @@ def test_the_counter_rates_its_last_finished_visit_and_a_ticket_its_last_visit()
 def test_a_low_rating_opens_a_case_due_in_working_days() -> None:
     b = Bench()
     label = served(b)
-    reply = b.do("rate", ticket=label, level=1, indicators=["attitude"], reason="不耐烦", channel="phone")
+    reply = b.do("rate", ticket=label, level=1, indicators="attitude", reason="不耐烦", channel="phone")
     case = reply["case"]
     # Tuesday 2026-11-24 + 15 working days (weekends off) = Tuesday 2026-12-15.
     assert case["due_day"] == "2026-12-15" and case["status"] == "open" and not case["overdue"]
     assert [e.type for e in b.events[-2:]] == ["visit_rated", "case_opened"]
     assert b.hall.open_cases()[0]["id"] == case["id"]
     refused(b, "CALLBACK_REQUIRED", "case_close", case=case["id"], finding="属实", rectification="批评教育")
-    refused(b, "TEXT_REQUIRED", "case_callback", case=case["id"], note="  ")
+    refused(b, "BAD_REQUEST", "case_callback", case=case["id"], note="  ")
     b.do("case_callback", case=case["id"], note="已电话回访，群众表示理解", by="mgr")
-    refused(b, "TEXT_REQUIRED", "case_close", case=case["id"], finding="属实", rectification="")
+    refused(b, "BAD_REQUEST", "case_close", case=case["id"], finding="属实", rectification="")
     closed = b.do("case_close", case=case["id"], finding="属实", rectification="批评教育，限期整改", by="mgr")
     assert closed["on_time"] is True and closed["case"]["status"] == "closed"
     assert b.hall.open_cases() == []
@@ -157,7 +157,7 @@ def test_ratings_and_cases_are_stored_and_survive_a_restart(db_url: str) -> None
         low = served(b)
         unrated = served(b)
         b.do("rate", ticket=rated, level=5, channel="counter_screen")
-        case = b.do("rate", ticket=low, level=2, indicators=["efficiency"], reason="等太久", channel="phone")["case"]
+        case = b.do("rate", ticket=low, level=2, indicators="efficiency", reason="等太久", channel="phone")["case"]
         b.do("case_callback", case=case["id"], note="已回访")
         with store.engine.connect() as conn:
             rows = conn.execute(select(ratings).order_by(ratings.c.id)).all()
