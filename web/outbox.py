@@ -46,6 +46,8 @@ EVENT_TYPES = (
     "ticket_reinstated", "ticket_cancelled", "ticket_voided", "ticket_checked_in",
     "counter_signed_in", "counter_signed_out", "counter_paused", "counter_resumed",
     "printer_fault", "printer_fault_cleared", "reprint_requested", "ticket_reprinted",
+    # 好差评 (docs/evaluation.md): the province's platform may take every rating as it is given
+    "visit_rated", "case_opened", "case_updated", "case_closed",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 
