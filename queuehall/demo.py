@@ -211,9 +211,14 @@ def demo_ticket_page(web_url: str, broker: str, security: Any, config: Any, stop
 def wait_for_broker(endpoint: str, security: Any, broker: subprocess.Popen[bytes],
                     stopping: Callable[[], bool], timeout: float = BROKER_START_SECONDS) -> bool:
     """Ping the broker until it answers (True); False if it exits, the demo is stopped or ``timeout`` passes."""
+    import zmq
+
     from queuehall.client import BrokerClient, BrokerUnavailable
 
-    client = BrokerClient(endpoint, security=security, timeout=0.5, retries=0)
+    # A context of its own, ended before the screens are started: no ZeroMQ I/O thread may be running
+    # when the demo forks (a child could inherit a lock held by it before exec).
+    context = zmq.Context()
+    client = BrokerClient(endpoint, security=security, timeout=0.5, retries=0, context=context)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not stopping() and broker.poll() is None:
@@ -225,6 +230,7 @@ def wait_for_broker(endpoint: str, security: Any, broker: subprocess.Popen[bytes
         return False
     finally:
         client.close()
+        context.term()
 
 
 def run_interactive(args: argparse.Namespace) -> int:
