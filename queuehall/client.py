@@ -190,6 +190,31 @@ class BrokerClient:
         return rep.result or {}
 
 
+def wait_until_answering(endpoint: str, *, security: Security | None = None, timeout: float = 30.0,
+                         give_up: Callable[[], bool] = lambda: False) -> bool:
+    """Ping the broker at ``endpoint`` until it answers (True); False after ``timeout`` seconds or once
+    ``give_up()`` is true (checked about twice a second).
+
+    Uses a ZeroMQ context of its own and ends it before returning, so no ZeroMQ I/O thread is left
+    running: a caller that forks afterwards (``queuehall demo`` starting its screens) forks a
+    single-threaded process.
+    """
+    context = zmq.Context()
+    client = BrokerClient(endpoint, security=security, timeout=0.5, retries=0, context=context)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not give_up():
+            try:
+                client.request("ping")
+                return True
+            except BrokerUnavailable:
+                continue
+        return False
+    finally:
+        client.close()
+        context.term()
+
+
 class StateMirror:
     """The hall state as screens see it, kept current from a snapshot and events."""
 

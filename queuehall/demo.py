@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -208,31 +207,6 @@ def demo_ticket_page(web_url: str, broker: str, security: Any, config: Any, stop
         client.close()
 
 
-def wait_for_broker(endpoint: str, security: Any, broker: subprocess.Popen[bytes],
-                    stopping: Callable[[], bool], timeout: float = BROKER_START_SECONDS) -> bool:
-    """Ping the broker until it answers (True); False if it exits, the demo is stopped or ``timeout`` passes."""
-    import zmq
-
-    from queuehall.client import BrokerClient, BrokerUnavailable
-
-    # A context of its own, ended before the screens are started: no ZeroMQ I/O thread may be running
-    # when the demo forks (a child could inherit a lock held by it before exec).
-    context = zmq.Context()
-    client = BrokerClient(endpoint, security=security, timeout=0.5, retries=0, context=context)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not stopping() and broker.poll() is None:
-            try:
-                client.request("ping")
-                return True
-            except BrokerUnavailable:
-                continue
-        return False
-    finally:
-        client.close()
-        context.term()
-
-
 def run_interactive(args: argparse.Namespace) -> int:
     """Run the hall as separate processes until a window is closed, a child fails, or SIGINT/SIGTERM/SIGHUP.
 
@@ -241,7 +215,7 @@ def run_interactive(args: argparse.Namespace) -> int:
     """
     from queuehall.broker import keys
     from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
-    from queuehall.client import Security
+    from queuehall.client import Security, wait_until_answering
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and \
             os.environ.get("QT_QPA_PLATFORM") not in ("offscreen",):
@@ -301,7 +275,8 @@ def run_interactive(args: argparse.Namespace) -> int:
     try:
         broker = children.start("broker", broker_cmd)
         admin = Security.from_files(str(kdir / "secret" / f"{DEMO_ADMIN}.key_secret"), str(kdir / "broker.key"))
-        if not wait_for_broker(broker_addr, admin, broker, lambda: bool(stopped_by)):
+        if not wait_until_answering(broker_addr, security=admin, timeout=BROKER_START_SECONDS,
+                                    give_up=lambda: bool(stopped_by) or broker.poll() is not None):
             if not stopped_by:
                 code = broker.poll()
                 failed = (f"the broker did not start (exit code {code})" if code is not None

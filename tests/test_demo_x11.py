@@ -230,8 +230,6 @@ def test_every_window_starts_a_ticket_is_called_and_sigterm_ends_every_process(
     demo = run_demo()
     state = demo.state()
     assert set(state["children"]) == {"broker", "kiosk", "counter-1", "counter-11", "display", "web"}  # type: ignore[arg-type]
-    # The demo forks its children with a pre-exec step: no other thread (e.g. ZeroMQ's) may run in it then.
-    assert [t.name for t in Path(f"/proc/{demo.proc.pid}/task").iterdir()] == [str(demo.proc.pid)]
     shown = wait_for_windows(demo)
     if shutil.which("xdotool"):  # side by side for the screenshot (without xdotool they overlap)
         for title, (x, y) in LAYOUT.items():
