@@ -726,6 +726,8 @@ class Store:
 
         Called by the broker at every start, so :meth:`purge` honours the hall's period even when it
         runs on another machine with another (shorter) ``hall.toml``."""
+        if self.stored_retention() == days:
+            return  # the usual restart: nothing to write (and no fsync while the screens wait)
         with self.engine.begin() as conn:
             conn.execute(delete(hall_state).where(hall_state.c.key == RETENTION_KEY))
             conn.execute(insert(hall_state).values(key=RETENTION_KEY, value=json.dumps({"days": int(days)})))
