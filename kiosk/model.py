@@ -743,6 +743,52 @@ class KioskModel:
         if reset_language:
             self.language = self.settings.language
 
+    # ------------------------------------------------------------------ idle: a clean start for the next citizen
+
+    def default_department(self) -> str | None:
+        """The department a fresh start shows (the first in the hall's order)."""
+        deps = self.departments()
+        return deps[0].code if deps else None
+
+    @property
+    def clean(self) -> bool:
+        """Whether the next citizen would find the kiosk as at a fresh start: the default language,
+        the first department, nothing chosen."""
+        return (self.language == self.settings.language and self.department == self.default_department()
+                and self.selected is None and self.priority is None and self.phase == Phase.START
+                and not self.settings_open)
+
+    def timeout_ms(self, screen: Screen | None = None) -> int | None:
+        """How long ``screen`` (default: the one shown) may stay untouched before :meth:`on_timeout`.
+
+        The confirmation, a message and a failed print have their own hold times; every other page
+        returns to a clean start after ``idle_ms`` without a touch, the start, closed, out-of-service
+        and ask-staff pages too, as long as something differs from a clean start (a citizen switched
+        to English or chose a department and walked away). None while issuing, and on a page that
+        is already clean (nothing to undo).
+        """
+        if self.busy:
+            return None
+        s = self.settings
+        screen = screen or self.screen
+        held = {Screen.CONFIRMATION: s.return_ms, Screen.MESSAGE: s.message_ms,
+                Screen.PRINT_FAILED: s.print_failed_ms}
+        if screen in held:
+            return held[screen]
+        if screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS):
+            return s.idle_ms
+        return None if self.clean else s.idle_ms
+
+    def on_timeout(self) -> None:
+        """The page's time ran out: staff settings close, anything else goes back to a clean start
+        (default language, first department, nothing chosen) for whoever comes next."""
+        if self.busy:
+            return
+        if self.settings_open:
+            self.close_settings()
+        self.back_to_start(reset_language=True)
+        self.department = self.default_department()
+
     # ------------------------------------------------------------------ outcomes
 
     def on_precheck(self, health: PrinterHealth) -> Action | None:

@@ -45,6 +45,7 @@ from queuehall.kiosk.model import (
     PRINT_FAILED,
     Bi,
     KioskModel,
+    Phase,
     Screen,
     ServiceCard,
     system_now,
@@ -1086,6 +1087,7 @@ class KioskWindow(QWidget):
         # Everything but drawing and timers: issuing, printing, faults, reprints, recovery (Qt-free).
         self.controller = KioskController(model, link, printer, journal, name=name, on_change=self.redraw)
         self._last_screen: Screen | None = None
+        self._timer_key: tuple[Screen, Phase | None, bool] | None = None  # what the flow timer was armed for
         self._last_phase = model.phase
         self._was_ready = False
         self._deadline = 0.0
@@ -1210,7 +1212,8 @@ class KioskWindow(QWidget):
 
     def _touched(self, *_: Any) -> None:
         """The person at the screen is still busy: restart the idle countdown of the current page."""
-        if self.model.screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS) and self.flow_timer.isActive():
+        if self.model.screen not in (Screen.CONFIRMATION, Screen.MESSAGE, Screen.PRINT_FAILED) \
+                and self.flow_timer.isActive():
             self.flow_timer.start()
 
     def resizeEvent(self, event: Any) -> None:
@@ -1326,33 +1329,27 @@ class KioskWindow(QWidget):
     # ------------------------------------------------------------------ drawing
 
     def _flow_timeout(self) -> None:
-        screen = self.model.screen
-        if screen in (Screen.PIN, Screen.SETTINGS):
-            self.model.close_settings()
-        elif screen in (Screen.CONFIRMATION, Screen.PRINT_FAILED):
-            self.model.back_to_start(reset_language=True)
-        elif screen in (Screen.MESSAGE, Screen.DETAILS):
-            self.model.back_to_start(reset_language=True)  # whoever comes next starts in the default language
+        self.model.on_timeout()  # whoever comes next starts clean, in the default language
+        self._timer_key = None
         self.redraw()
 
     def _tick(self) -> None:
         self.redraw()
 
     def _timer_for(self, screen: Screen) -> int | None:
-        s = self.model.settings
-        if self.model.busy:
-            return None
-        return {Screen.CONFIRMATION: s.return_ms, Screen.MESSAGE: s.message_ms,
-                Screen.PRINT_FAILED: s.print_failed_ms, Screen.DETAILS: s.idle_ms,
-                Screen.PIN: s.idle_ms, Screen.SETTINGS: s.idle_ms}.get(screen)
+        return self.model.timeout_ms(screen)
 
     def redraw(self) -> None:
         """Show the model's screen and refresh its texts."""
         m = self.model
         screen = m.screen
         lang = m.language
-        if screen != self._last_screen or (screen == Screen.DETAILS and m.phase != self._last_phase):
-            delay = self._timer_for(screen)
+        delay = self._timer_for(screen)
+        # (Re)arm on a new page or phase, and when a page turns from clean to not (English chosen on
+        # the start page) or back: the start, closed and out-of-service pages time out only then.
+        key = (screen, m.phase if screen == Screen.DETAILS else None, delay is None)
+        if key != self._timer_key:
+            self._timer_key = key
             if delay is None:
                 self.flow_timer.stop()
             else:

@@ -329,6 +329,23 @@ def test_language_switch_and_reset(qtbot: Any, hall: RunningBroker, kiosk_factor
     assert w.model.language == "zh"  # the next citizen starts in the default language
 
 
+def test_the_start_page_returns_to_chinese_and_the_first_department_after_idle(
+        qtbot: Any, hall: RunningBroker, kiosk_factory: Any) -> None:
+    # Issue 15: the next citizen inherited the previous one's language and department.
+    w = kiosk_factory(mode="text", settings=KioskSettings(**{**vars(FAST), "idle_ms": 300}))
+    wait_screen(qtbot, w, Screen.START)
+    first = w.model.department
+    assert not w.flow_timer.isActive(), "a clean start page has nothing to time out"
+    click(qtbot, w.header.lang)
+    click(qtbot, w.start_page.dept_buttons["household"])
+    assert w.model.language == "en" and w.model.department == "household" != first
+    assert w.flow_timer.isActive()
+    shot(w, "idle-before-reset-en")
+    qtbot.waitUntil(lambda: w.model.language == "zh" and w.model.department == first, timeout=3000)
+    assert w.header.lang.text() == "English" and not w.flow_timer.isActive()
+    shot(w, "idle-after-reset-zh")
+
+
 # --------------------------------------------------------------------------------------------------
 # Printer faults
 
