@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from queuehall.clock import ManualClock
 from queuehall.kiosk.model import KioskModel, KioskSettings, PrinterHealth, Screen
+
+from queuehall.clock import ManualClock
 
 NOW = datetime(2026, 11, 24, 1, 14, tzinfo=UTC)  # 09:14 in the hall
 SETTINGS = KioskSettings(return_ms=400, message_ms=500, print_failed_ms=600, idle_ms=60_000, status_ms=60_000)
