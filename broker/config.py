@@ -151,6 +151,9 @@ class Calling:
     noshow_reinstate: str  # "front" or "back"
     over_wait_minutes: int  # a ticket waiting longer than this is called first; 0 = off
     priority_streak: int  # at most this many priority tickets in a row, then a normal one
+    # The business day closes this long after its last opening period ends (at the latest at midnight):
+    # tickets still open become closed_unserved and counters are signed out (docs/calling-rules.md).
+    close_after_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -443,7 +446,8 @@ class _Parser:
 
     def calling(self, value: object) -> Calling:
         t = _Table(self, value, "calling", ("max_recalls", "noshow_grace_minutes", "noshow_reinstate",
-                                            "over_wait_minutes", "priority_streak"), "a table [calling]")
+                                            "over_wait_minutes", "priority_streak", "close_after_minutes"),
+                   "a table [calling]")
         max_recalls = t.integer("max_recalls", 2, 0, 10)
         grace = t.integer("noshow_grace_minutes", 30, 0, _MINUTES_PER_DAY)
         reinstate = t.string("noshow_reinstate", "back")
@@ -453,7 +457,8 @@ class _Parser:
                       "取值须为 front（排到队首）或 back（排到队尾）")
         over_wait = t.integer("over_wait_minutes", 0, 0, _MINUTES_PER_DAY)
         streak = t.integer("priority_streak", 2, 1, 20)
-        return Calling(max_recalls, grace, reinstate, over_wait, streak)
+        close_after = t.integer("close_after_minutes", 60, 0, 12 * 60)
+        return Calling(max_recalls, grace, reinstate, over_wait, streak, close_after)
 
     def rating(self, value: object) -> Rating:
         t = _Table(self, value, "rating", ("window_minutes", "default_level", "case_working_days"),
@@ -908,7 +913,7 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         "hall": hall,
         "calling": {"max_recalls": c.max_recalls, "noshow_grace_minutes": c.noshow_grace_minutes,
                     "noshow_reinstate": c.noshow_reinstate, "over_wait_minutes": c.over_wait_minutes,
-                    "priority_streak": c.priority_streak},
+                    "priority_streak": c.priority_streak, "close_after_minutes": c.close_after_minutes},
         "hours": hours,
         "rating": {"window_minutes": cfg.rating.window_minutes, "default_level": cfg.rating.default_level,
                    "case_working_days": cfg.rating.case_working_days},

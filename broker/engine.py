@@ -34,6 +34,7 @@ from queuehall.broker.model import (
     CASE_CLOSED,
     CASE_OPEN,
     CHANNEL_DEFAULT,
+    CLOSED_UNSERVED,
     COUNTER_CLOSED,
     COUNTER_OPEN,
     COUNTER_PAUSED,
@@ -72,6 +73,7 @@ _STATE_AVG = "avg_service_s"
 _STATE_REMOTE = "remote"
 CHANNELS = ("kiosk", "remote")
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
+_STATE_DAY_CLOSE = "day_close"  # the last business day closed: {"day": ISO date, "at": ISO instant}
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
 _STATE_PRINTERS = "printers"  # kiosk client id -> its printer-fault alert and reprint orders
 _STATUS_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
@@ -236,8 +238,9 @@ class Hall:
         # What the installed changes touched since the broker last published (it pops them).
         self.dirty_services: set[str] = set()
         self.dirty_counters: set[int] = set()
-        self._no_show_day: date | None = None  # the business day old no-shows were last dropped for
-        self._carried_no_shows = False  # no-shows of an earlier day still within their grace
+        # The last business day closed (:meth:`close_day_if_due`); None: no close recorded yet.
+        self.closed_through: date | None = None
+        self._next_close: datetime | None = None  # no close is due before this instant
         if stored is not None:
             self._restore(stored)
 
@@ -256,6 +259,14 @@ class Hall:
         self.last_ticket_id = stored.last_ticket_id
         self.last_visit_id = stored.last_visit_id
         self.last_event_seq = stored.last_event_seq
+        day = self.state.get(_STATE_DAY_CLOSE, {}).get("day")
+        if day:
+            self.closed_through = date.fromisoformat(day)
+            # The rule the live hall follows: a closed day's no-shows leave memory with the close.
+            for t in [t for t in self.tickets.values()
+                      if t.status == NO_SHOW and self._day_of(t) <= self.closed_through]:
+                del self.tickets[t.id]
+                self.visits.pop(t.visit_id, None)
         for t in self.tickets.values():
             self._index(t)
             if t.token:
@@ -280,7 +291,7 @@ class Hall:
             if isinstance(reply, str):
                 reply = self.requests[key] = json.loads(reply)
             return reply
-        self._forget_old_no_shows(self.clock.now())
+        self.close_day_if_due()  # a command never acts on a day that should be closed
         if not isinstance(command, str):  # an unhashable name would crash the lookup below
             raise HallError("BAD_REQUEST", detail="command must be a string")
         fn = COMMANDS.get(command)
@@ -387,26 +398,124 @@ class Hall:
         """Visits finished before this are forgotten for rating (storage.load_hall loads those after it)."""
         return now - timedelta(minutes=self.config.rating.window_minutes) - RATING_HORIZON
 
-    def _forget_old_no_shows(self, now: datetime) -> None:
-        """Drop no-shows older than :func:`no_show_horizon` from memory (the database keeps them).
+    # ------------------------------------------------------------------ closing the business day
 
-        Memory must hold exactly what :func:`broker.storage.load_hall` loads, or a restart
-        would change the state. Scans only when the business day changed or an earlier
-        day's no-show is still within its grace.
+    def close_day_if_due(self) -> list[date]:
+        """Close every business day whose closing time has passed; return the days closed.
+
+        A business day closes ``close_after_minutes`` after its last opening period ends,
+        and at the latest at the next midnight (a day without opening hours closes then).
+        Closing day D (docs/calling-rules.md "Closing the business day"):
+
+        * every open ticket of D or before (waiting, called, serving; transferred and
+          reinstated tickets wait too) ends ``closed_unserved`` with its open visit
+          (event ``ticket_closed_unserved``, ``previous`` = its status before);
+        * every counter still signed in is signed out (``counter_signed_out`` with
+          ``reason: "day_closed"``); its session ends;
+        * the no-shows of D leave memory (they can no longer be reinstated or cancelled);
+        * the calling rules' per-day state (priority streaks, weight credits) restarts;
+        * one ``day_closed`` event sums it up, and the day is recorded as closed.
+
+        All of it is one journaled change, stamped at the closing time (not at the moment
+        the broker noticed), so a broker that was down overnight closes yesterday the same
+        way when it starts, and a restart rebuilds the same state. A day with nothing
+        open and no opening hours is skipped without a record. Pure: driven by the clock.
         """
-        day = self.hours.business_day(now)
-        if day == self._no_show_day and not self._carried_no_shows:
-            return
-        horizon = no_show_horizon(self.hours, now, self.config.calling.noshow_grace_minutes)
-        day_start = datetime.combine(day, time.min, tzinfo=self.hours.tz)
-        carried = False
-        for t in [t for t in self.tickets.values() if t.status == NO_SHOW]:
-            if t.status_at is None or t.status_at < horizon:
-                del self.tickets[t.id]
-                self.visits.pop(t.visit_id, None)
-            elif t.status_at < day_start:
-                carried = True
-        self._no_show_day, self._carried_no_shows = day, carried
+        now = self.clock.now()
+        if self._next_close is not None and now < self._next_close:
+            return []
+        due = self._due_through(now)
+        pending = self._open_days()
+        last = self.closed_through
+        if last is None:  # never closed: a new database, or one written before days were closed
+            last = min([*pending, due + timedelta(days=1)]) - timedelta(days=1)
+        closed: list[date] = []
+        for day in sorted({d for d in pending if last < d <= due} | ({due} if due > last else set())):
+            todo = self._open_days()
+            if any(d <= day for d in todo) or (day == due and self.hours.periods_on(day)):
+                self._close_day(day)
+                closed.append(day)
+        self.closed_through = max(last, due)
+        self._next_close = self.close_instant(self.closed_through + timedelta(days=1))
+        return closed
+
+    def close_due(self) -> bool:
+        """Whether :meth:`close_day_if_due` may have a day to close now (cheap: asked on every batch)."""
+        return self._next_close is None or self.clock.now() >= self._next_close
+
+    def close_instant(self, day: date) -> datetime:
+        """When business day ``day`` closes (UTC): its last period's end plus ``close_after_minutes``,
+        at the latest the next midnight; midnight for a day without opening hours."""
+        midnight = datetime.combine(day + timedelta(days=1), time.min, tzinfo=self.hours.tz).astimezone(UTC)
+        periods = self.hours.periods_on(day)
+        if not periods:
+            return midnight
+        end = datetime.combine(day, max(p.end for p in periods), tzinfo=self.hours.tz).astimezone(UTC)
+        return min(end + timedelta(minutes=self.config.calling.close_after_minutes), midnight)
+
+    def _due_through(self, now: datetime) -> date:
+        """The latest business day whose closing time is at or before ``now``."""
+        today = self.hours.business_day(now)
+        return today if now >= self.close_instant(today) else today - timedelta(days=1)
+
+    def _day_of(self, t: Ticket) -> date:
+        """The business day a ticket was last active on (its last change), which closes it."""
+        return self.hours.business_day(t.status_at or t.issued_at)
+
+    def _open_days(self) -> set[date]:
+        """The business days of everything a close must end: open tickets, no-shows in memory,
+        counters signed in."""
+        days = {self._day_of(t) for t in self.tickets.values() if t.status in ACTIVE or t.status == NO_SHOW}
+        days.update(self.hours.business_day(c.since) for c in self.counters.values()
+                    if c.state != COUNTER_CLOSED and c.since is not None)
+        return days
+
+    def _close_day(self, day: date) -> None:
+        """Close business day ``day``: one journaled change (see :meth:`close_day_if_due`)."""
+        tx = _Tx(self)
+        tickets = sorted((t for t in self.tickets.values() if t.status in ACTIVE and self._day_of(t) <= day),
+                         key=lambda t: t.id)
+        counters = [c for c in self.counters.values() if c.state != COUNTER_CLOSED
+                    and (c.since is None or self.hours.business_day(c.since) <= day)]
+        no_shows = sorted(t.id for t in self.tickets.values() if t.status == NO_SHOW and self._day_of(t) <= day)
+        # At the closing time; never before a change it ends (a database written before day closes existed).
+        tx.now = max([self.close_instant(day), *(t.status_at for t in tickets if t.status_at),
+                      *(c.since for c in counters if c.since)])
+        tx.day = day
+        for old in tickets:
+            t = tx.ticket(old.id)
+            at = t.counter if t.status in (CALLED, SERVING) else None
+            clerk = self.counters[at].clerk if at is not None and at in self.counters else None
+            previous = t.status
+            self._end(tx, t, CLOSED_UNSERVED)
+            tx.event("ticket_closed_unserved", ticket=t, counter=at, clerk=clerk, previous=previous)
+        signed_out = []
+        for old in counters:
+            c = tx.counter(old.number)
+            clerk = c.clerk
+            c.state, c.clerk, c.post, c.session, c.pause_reason, c.ticket_id, c.since = (
+                COUNTER_CLOSED, None, None, None, None, None, tx.now)
+            signed_out.append(c.number)
+            tx.event("counter_signed_out", counter=c.number, clerk=clerk, reason="day_closed")
+        for key in (_STATE_STREAK, _STATE_WRR):  # the calling rules' memory of the day
+            if self.state.get(key):
+                tx.change.state[key] = {}
+        tx.change.state[_STATE_DAY_CLOSE] = {"day": day.isoformat(), "at": _iso(tx.now)}
+        tx.event("day_closed", day=day.isoformat(), closed_at=_iso(tx.now), unserved=len(tickets),
+                 counters=signed_out, no_shows=[str(i) for i in no_shows])
+        try:
+            self.journal.commit(tx.change)
+        except HallError:
+            raise
+        except Exception as exc:  # nothing changed; the next command or heartbeat tries again
+            raise HallError("STORAGE", detail=str(exc)[:200]) from exc
+        self._install(tx.change)
+        for tid in no_shows:
+            t = self.tickets.pop(tid)
+            self.visits.pop(t.visit_id, None)
+            if t.token:
+                self._by_token.pop(t.token, None)
+        self.closed_through = day
 
     # ------------------------------------------------------------------ lookups
 
@@ -433,12 +542,12 @@ class Hall:
         return c
 
     def ticket_by_token(self, token: str) -> Ticket | None:
-        """The ticket in memory (open, or a no-show within its grace) whose page token is ``token``."""
+        """The ticket in memory (open, or a no-show of a day not yet closed) whose page token is ``token``."""
         tid = self._by_token.get(token)
         t = self.tickets.get(tid) if tid is not None else None
         if t is None or not isinstance(token, str) or not hmac.compare_digest(t.token or "", token):
             if tid is not None and t is None:
-                del self._by_token[token]  # dropped from memory meanwhile (an expired no-show)
+                del self._by_token[token]  # dropped from memory meanwhile
             return None
         return t
 
@@ -618,7 +727,6 @@ class Hall:
     def snapshot(self) -> dict[str, Any]:
         """The whole visible state: services with their queues, counters, recent calls."""
         now = self.clock.now()
-        self._forget_old_no_shows(now)
         services = [self.service_summary(s, now, with_tickets=True) for s in self.config.services]
         counters = [self.counter_public(cfg.number) for cfg in self.config.counters]
         no_shows = [self.ticket_view(t) for t in self.tickets.values() if t.status == NO_SHOW]
@@ -1560,33 +1668,15 @@ class Hall:
             return "—"
         return at.astimezone(self.hours.tz).strftime("%Y-%m-%d %H:%M")
 
-    def expire_no_shows(self) -> list[int]:
-        """Drop from memory the no-shows whose grace period is over (the database keeps them).
-
-        Mirrors what a rebuild loads, so the live state and a restarted broker agree.
-        Returns the ids dropped, for the broker to tell the screens."""
-        limit = self.clock.now() - timedelta(minutes=self.config.calling.noshow_grace_minutes)
-        gone = [t.id for t in self.tickets.values()
-                if t.status == NO_SHOW and t.status_at is not None and t.status_at < limit]
-        for tid in gone:
-            t = self.tickets.pop(tid)
-            self.visits.pop(t.visit_id, None)
-            if t.token:
-                self._by_token.pop(t.token, None)
-        return gone
-
     def open_tickets(self) -> list[Ticket]:
         return [t for t in self.tickets.values() if t.status in ACTIVE]
 
 
-def no_show_horizon(hours: OpeningHours, now: datetime, grace_minutes: int) -> datetime:
-    """No-shows marked at or after this moment are kept in memory and loaded on restart.
-
-    Those are today's (they may still be cancelled, or refused with GRACE_EXPIRED) and
-    any of an earlier day still within ``grace_minutes`` (they may be reinstated).
-    """
-    day_start = datetime.combine(hours.business_day(now), time.min, tzinfo=hours.tz)
-    return min(day_start, now - timedelta(minutes=grace_minutes))
+def no_show_load_horizon(hours: OpeningHours, now: datetime) -> datetime:
+    """No-shows marked before this moment are never in memory: only those of a business day not yet
+    closed are, and by the time a hall is rebuilt every day before yesterday is closed
+    (:meth:`Hall.close_day_if_due`). The rebuild loads from here and applies the same rule."""
+    return datetime.combine(hours.business_day(now) - timedelta(days=1), time.min, tzinfo=hours.tz)
 
 
 def _printer_record(printers: dict[str, Any], kiosk: str, name: str | None) -> dict[str, Any]:

@@ -18,12 +18,14 @@ FINISHED = "finished"
 NO_SHOW = "no_show"
 CANCELLED = "cancelled"
 VOIDED = "voided"
+# 闭厅未办结: still open (waiting, called or serving) when the hall closed its business day (docs/calling-rules.md).
+CLOSED_UNSERVED = "closed_unserved"
 ACTIVE = frozenset({WAITING, CALLED, SERVING})
-TICKET_STATUSES = (WAITING, CALLED, SERVING, FINISHED, NO_SHOW, CANCELLED, VOIDED)
+TICKET_STATUSES = (WAITING, CALLED, SERVING, FINISHED, NO_SHOW, CANCELLED, VOIDED, CLOSED_UNSERVED)
 
 # How a visit (one stay in one queue) ended.
 TRANSFERRED = "transferred"
-VISIT_OUTCOMES = (FINISHED, NO_SHOW, TRANSFERRED, CANCELLED, VOIDED)
+VISIT_OUTCOMES = (FINISHED, NO_SHOW, TRANSFERRED, CANCELLED, VOIDED, CLOSED_UNSERVED)
 
 # Counter states.
 COUNTER_CLOSED = "closed"

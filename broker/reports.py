@@ -305,7 +305,8 @@ class ReportBuilder:
             inner = inner.offset(0)  # not flattened: each timestamp is parsed once per visit
         j = inner.subquery("j")
         served = and_(j.c.js.isnot(None), j.c.outcome.in_(["finished", "transferred"]))
-        uncalled = and_(j.c.jf.is_(None), or_(j.c.outcome.is_(None), j.c.outcome == "cancelled"))
+        # Never called: still waiting, cancelled, or left waiting when the business day closed.
+        uncalled = and_(j.c.jf.is_(None), or_(j.c.outcome.is_(None), j.c.outcome.in_(["cancelled", "closed_unserved"])))
         now_ms = literal(unix_ms(now), BigInteger())
         return select(
             j.c.business_day, j.c.visit_id, j.c.ticket_id, j.c.seq, j.c.service, j.c.counter, j.c.clerk, j.c.post,
@@ -572,10 +573,12 @@ class ReportBuilder:
             "served": func.count(f.c.service_ms),
             **{k: _count(f.c.outcome == o) for k, o in (("finished", "finished"), ("no_show", "no_show"),
                                                         ("transferred_out", "transferred"),
-                                                        ("cancelled", "cancelled"), ("voided", "voided"))},
+                                                        ("cancelled", "cancelled"), ("voided", "voided"),
+                                                        ("closed_unserved", "closed_unserved"))},
             "open": _count(f.c.outcome.is_(None)),
             "sla_within": _count(f.c.first_wait_ms <= target),
-            # Called, or not called after waiting longer than the target (cancelled, or still waiting).
+            # Called, or not called after waiting longer than the target (cancelled, still waiting, or left
+            # waiting at the day's close).
             "sla_counted": _count(case((called, target.isnot(None)), else_=f.c.elapsed_ms > target)),
         }
         sums = {"wait_sum": func.sum(f.c.wait_ms), "wait_n": func.count(f.c.wait_ms), "wait_max": func.max(f.c.wait_ms),
@@ -647,10 +650,10 @@ class ReportBuilder:
         return {"issued": sum(by_status.values()), "served": by_status.get("finished", 0),
                 "no_show": by_status.get("no_show", 0), "cancelled": by_status.get("cancelled", 0),
                 "voided": by_status.get("voided", 0), "open": sum(by_status.get(s, 0) for s in OPEN_STATUSES),
-                "transferred": transferred}
+                "closed_unserved": by_status.get("closed_unserved", 0), "transferred": transferred}
 
-    def _completion(self, conn: Any, f: Any, start: date, end: date, served: int, as_of: date
-                    ) -> dict[str, Any]:
+    def _completion(self, conn: Any, f: Any, start: date, end: date, served: int, closed_unserved: int,
+                    as_of: date) -> dict[str, Any]:
         """docs/reports.md "Same-day completion" and "Promised completion"."""
         promised = {s.code: s.promised_days for s in self.config.services if s.promised_days > 0}
         period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
@@ -695,14 +698,17 @@ class ReportBuilder:
         on_the_spot = [s.code for s in self.config.services if s.promised_days == 0]
         unfinished = 0
         if on_the_spot:
+            # Left open past their day, or ended unserved when the day closed.
             unfinished = conn.execute(select(func.count()).select_from(tickets).where(and_(
                 period, tickets.c.business_day < as_of, tickets.c.queue_service.in_(on_the_spot),
-                tickets.c.status.in_(OPEN_STATUSES)))).scalar() or 0
+                tickets.c.status.in_((*OPEN_STATUSES, "closed_unserved"))))).scalar() or 0
         same_day = served - accepted
-        rate = round(same_day / served, 4) if served else None
-        return {"served": served, "same_day_completed": same_day, "same_day_rate": rate,
-                "same_day_target": SAME_DAY_TARGET,
-                "same_day_meets_target": (same_day / served >= SAME_DAY_TARGET) if served else None,
+        # The citizens still waiting (or at a counter) when the day closed were not served that day either.
+        base = served + closed_unserved
+        rate = round(same_day / base, 4) if base else None
+        return {"served": served, "closed_unserved": closed_unserved, "same_day_completed": same_day,
+                "same_day_rate": rate, "same_day_target": SAME_DAY_TARGET,
+                "same_day_meets_target": (same_day / base >= SAME_DAY_TARGET) if base else None,
                 "promised_accepted": accepted, "promised_past_due": past_due,
                 "on_the_spot_unfinished": unfinished}
 
@@ -950,7 +956,8 @@ class ReportBuilder:
                                     live=[d for d in days.live or () if d not in days.prepared])
                     side = pool.submit(self._side_apart, start, end, now, seen)
                 ticket_figures = self._ticket_figures(conn, f, start, end)
-                completion = self._completion(conn, f, start, end, ticket_figures["served"], as_of)
+                completion = self._completion(conn, f, start, end, ticket_figures["served"],
+                                              ticket_figures["closed_unserved"], as_of)
                 grouped, total, pct = self._visit_figures(conn, f, self.group_expr(f, group))
                 if side is None:
                     counters, clerks, hourly, heat = self._side(conn, f, start, end, now)
@@ -1036,7 +1043,7 @@ def _row(r: dict[str, Any], pct: dict[str, Any]) -> dict[str, Any]:
     """A row of visit figures from the SQL counts and sums (ms) of one group (or of all) and its percentiles."""
     return {
         **{k: int(r[k]) for k in ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out",
-                                   "cancelled", "voided", "open")},
+                                   "cancelled", "voided", "closed_unserved", "open")},
         "wait_avg_min": _min_ms(int(r["wait_sum"] or 0) / r["wait_n"]) if r["wait_n"] else None,
         "wait_median_min": _min_ms(pct.get("w50")), "wait_p90_min": _min_ms(pct.get("w90")),
         "wait_max_min": _min_ms(r["wait_max"]),
@@ -1079,8 +1086,8 @@ def _sort(k: Any) -> tuple[int, Any]:
 # ---------------------------------------------------------------- output formats
 
 ROW_FIGURES = ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out", "cancelled",
-               "voided", "open", "wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_within",
-               "sla_counted", "sla_share", "service_avg_min", "service_p90_min")
+               "voided", "closed_unserved", "open", "wait_avg_min", "wait_median_min", "wait_p90_min",
+               "wait_max_min", "sla_within", "sla_counted", "sla_share", "service_avg_min", "service_p90_min")
 ROW_COLUMNS = ("group", "name_zh", "name_en", *ROW_FIGURES)
 _TABLE_COLUMNS = ("group", "name_zh", "visits", "called", "served", "finished", "no_show", "transferred_out",
                   "cancelled", "wait_avg_min", "wait_median_min", "wait_p90_min", "wait_max_min", "sla_share",
@@ -1118,12 +1125,14 @@ def to_table(rep: Report) -> str:
     meets = {None: "—", True: "met 达标", False: "NOT met 未达标"}[c["same_day_meets_target"]]
     lines = [f"queuehall report 统计报表 {rep.start} – {rep.end} ({rep.timezone}), by {rep.group}", "",
              f"tickets 号票: issued {t['issued']}  served {t['served']}  no-show {t['no_show']}  "
-             f"transferred {t['transferred']}  cancelled {t['cancelled']}  voided {t['voided']}  open {t['open']}",
+             f"transferred {t['transferred']}  cancelled {t['cancelled']}  voided {t['voided']}  "
+             f"unserved at close 闭厅未办结 {t['closed_unserved']}  open {t['open']}",
              f"wait 等候 (min): avg {_cell(a['wait_avg_min'])}  median {_cell(a['wait_median_min'])}  "
              f"p90 {_cell(a['wait_p90_min'])}  max {_cell(a['wait_max_min'])}  "
              f"within target {_pct(a['sla_share'])} ({a['sla_within']}/{a['sla_counted']})",
              f"service 办理 (min): avg {_cell(a['service_avg_min'])}  p90 {_cell(a['service_p90_min'])}",
-             f"same-day completion 当天办结率 {_pct(c['same_day_rate'])} ({c['same_day_completed']}/{c['served']}; "
+             f"same-day completion 当天办结率 {_pct(c['same_day_rate'])} "
+             f"({c['same_day_completed']}/{c['served'] + c['closed_unserved']}; "
              f"target ≥ {SAME_DAY_TARGET:.0%}: {meets})",
              f"promised matters 限时办结: accepted {c['promised_accepted']}  past due date {c['promised_past_due']}  "
              f"on-the-spot matters left unfinished {c['on_the_spot_unfinished']}", ""]

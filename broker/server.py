@@ -274,6 +274,7 @@ class Broker:
         """
         assert self.router is not None
         self._check_storage()
+        self._close_days()  # published before any command of the new day is answered
         out: list[tuple[bytes, Any, bool]] = []
         self._begin_group()
         for frames in batch:
@@ -673,6 +674,8 @@ class Broker:
             set_: dict[str, Any] = {"services": services if i == 0 else {},
                                     "counters": dict(changed) if i == 0 else {}, "tickets": {}}
             delete: dict[str, list[str]] = {"tickets": []}
+            if ev.type == "day_closed":  # the closed day's no-shows leave the screens
+                delete["tickets"].extend(ev.data.get("no_shows", []))
             if ev.ticket_id is not None:
                 t = self.hall.tickets.get(ev.ticket_id)
                 if t is not None and (t.status in ACTIVE or t.status == NO_SHOW):
@@ -748,6 +751,7 @@ class Broker:
             self._presence_published.update(came)
             if came or went:
                 self._publish({"type": "presence"}, set_={"devices": came}, delete={"devices": went} if went else None)
+        self._close_days()  # before the remote tickets: a closed day's are closed_unserved, not lapsed
         if self.hall.remote_due():  # remote tickets not checked in by their deadline lapse (docs/web.md)
             try:
                 lapsed = self.hall.execute("lapse_remote")["lapsed"]
@@ -762,9 +766,6 @@ class Broker:
             except HallError as err:  # the database refused: tried again at the next beat
                 log.error("could not give default ratings: %s", err)
             self._flush()
-        gone = self.hall.expire_no_shows()
-        if gone:
-            self._publish({"type": "no_shows_expired"}, delete={"tickets": [str(t) for t in gone]})
         at = self.hall.clock.now()
         day = self.hall.hours.business_day(at)
         if day != self._day:
@@ -801,6 +802,21 @@ class Broker:
             self._publish(dict(status["warning"], type="calendar_warning"), set_={"calendar": status})
         elif warned:
             self._publish({"type": "calendar_ok"}, set_={"calendar": status})
+
+    def _close_days(self) -> None:
+        """Close a business day whose closing time has passed (Hall.close_day_if_due), durably, and
+        publish its events; a failure is logged and the next heartbeat tries again."""
+        if self.storage_down is not None or not self.hall.close_due():
+            return  # an unwritable database is not touched: the close runs once it can be written
+        self._begin_group()
+        try:
+            closed = self.hall.close_day_if_due()
+        except HallError:  # not written (outside a group the journal refused it at once)
+            log.exception("could not close the business day")
+            closed = []
+        self._end_group([])
+        for day in closed:
+            log.info("business day %s closed", day.isoformat())
 
     def _prepare_reports(self, now: Any) -> None:
         """A business day has ended: store the report facts of the days before it, as

@@ -816,19 +816,28 @@ def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> S
 
 def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None) -> Any:
     """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it (``token_source``: see
-    :class:`~broker.engine.Hall`)."""
-    from queuehall.broker.engine import RATING_HORIZON, Hall, no_show_horizon
+    :class:`~broker.engine.Hall`).
+
+    Business days whose closing time passed while nothing ran (a broker stopped overnight)
+    are closed at once, as the running broker would have closed them (docs/calling-rules.md)."""
+    from queuehall.broker.engine import RATING_HORIZON, Hall, no_show_load_horizon
     from queuehall.broker.hours import OpeningHours
 
     now = clock.now()
     hours = OpeningHours(config.hours, config.timezone)
-    grace = config.calling.noshow_grace_minutes
-    stored = store.load(now, hours.business_day(now), noshow_grace_minutes=grace,
-                        no_shows_since=no_show_horizon(hours, now, grace),
+    stored = store.load(now, hours.business_day(now), noshow_grace_minutes=config.calling.noshow_grace_minutes,
+                        no_shows_since=no_show_load_horizon(hours, now),
                         ratable_since=now - timedelta(minutes=config.rating.window_minutes) - RATING_HORIZON)
     try:
         store.record_retention(config.retention_days)
     except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command
         log.warning("could not record the retention period (%s days) in the database", config.retention_days,
                     exc_info=True)
-    return Hall(config, clock, store, stored=stored, token_source=token_source)
+    hall = Hall(config, clock, store, stored=stored, token_source=token_source)
+    from queuehall.errors import HallError
+
+    try:
+        hall.close_day_if_due()
+    except HallError:  # not written: the next command or heartbeat closes it
+        log.warning("could not close the business day at start", exc_info=True)
+    return hall

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from queuehall.broker import storage
-from queuehall.broker.engine import Hall, no_show_horizon
+from queuehall.broker.engine import Hall
 from queuehall.broker.model import ACTIVE, CALLED, FINISHED, NO_SHOW, SERVING, WAITING, Ticket
 from queuehall.broker.storage import Store, load_hall, open_store
 from sqlalchemy import func, select
@@ -46,7 +46,7 @@ CLERKS = {c.number: (c.clerk_a, c.clerk_b) for c in CFG.counters}
 # No fsync per commit: these tests restart cleanly, they do not pull the plug (and CI disks are slow).
 SYNC = "OFF"
 PREFIX = {s.code: s.prefix for s in CFG.services}
-TERMINAL = frozenset({FINISHED, NO_SHOW, "cancelled", "voided"})
+TERMINAL = frozenset({FINISHED, NO_SHOW, "cancelled", "voided", "closed_unserved"})
 # Refusals a random sequence may legitimately run into; anything else (STORAGE above all) fails the test.
 EXPECTED = frozenset({
     "HALL_CLOSED", "HALL_BREAK", "PAST_CUTOFF", "PRIORITY_NOT_ALLOWED", "CLERK_ELSEWHERE", "COUNTER_OCCUPIED",
@@ -93,9 +93,14 @@ class HallRun:
 
     def apply(self, op: tuple[Any, ...]) -> None:
         """Run one operation ``(name, *args)``, then check every invariant."""
+        if op[0] not in ("advance", "next_day_at"):
+            # The running broker's heartbeat closes a day whose closing time passed; then the model's
+            # expectations (who is next, which counters are open) hold for the state that command meets.
+            self.hall.close_day_if_due()
         getattr(self, op[0])(*op[1:])
         self.nothing_in_two_places()
         self.database_agrees()
+        self.closed_days_are_closed()
 
     # ------------------------------------------------------------------ helpers
 
@@ -309,6 +314,7 @@ class HallRun:
 
     def restart(self) -> None:
         """Rebuild the hall from the database, as a new broker process would; nothing may change."""
+        self.hall.close_day_if_due()  # what the running broker's heartbeat does; a restart must agree
         before = memory(self.hall)
         self.hall.journal.close()  # type: ignore[attr-defined]  # drops every connection, as a process exit does
         self.hall = load_hall(CFG, self.clock, Store(self.engine))
@@ -330,6 +336,20 @@ class HallRun:
                 assert self.hall.counters[t.counter].ticket_id == t.id, t
             assert t.status in ACTIVE or t.status == NO_SHOW
 
+    def closed_days_are_closed(self) -> None:
+        """Once the closing time of a day passed and the close ran, nothing of that day or before is open."""
+        hall = self.hall
+        if hall.close_due():
+            return  # the next command or heartbeat closes it
+        closed = hall.closed_through
+        assert closed is not None and closed >= hall.hours.business_day(self.clock.now()) - timedelta(days=1)
+        for t in hall.tickets.values():
+            if t.status in ACTIVE or t.status == NO_SHOW:
+                assert t.status_at >= hall.close_instant(closed), (t, closed)
+        for c in hall.counters.values():
+            # A clerk may sign in after the close (until the next day's close signs them out).
+            assert c.state == "closed" or c.since >= hall.close_instant(closed), (c, closed)
+
     def database_agrees(self) -> None:
         """Numbering, ticket fates, visit chains and counters in the database match the engine and the model."""
         tk, vs = storage.tickets, storage.visits
@@ -350,11 +370,14 @@ class HallRun:
             assert self.numbers.get((day, service)) == high
         # No ticket lost: every issued ticket is stored, open in the engine or terminal in the database.
         assert set(rows) == self.issued
-        horizon = no_show_horizon(self.hall.hours, self.clock.now(), CFG.calling.noshow_grace_minutes)
+        closed = self.hall.closed_through
+        assert closed is not None  # load_hall closes (or notes) every day due
         for tid, r in rows.items():
             t = self.hall.tickets.get(tid)
-            # Old no-shows leave memory lazily (at the next command or snapshot), so one may linger.
-            must = r.status in ACTIVE or (r.status == NO_SHOW and r.status_at >= horizon.replace(tzinfo=None))
+            # The no-shows of a day not yet closed are in memory; a closed day's leave with its close. A day
+            # whose closing time passed closes at the next command (or heartbeat): until then they linger.
+            day = self.hall.hours.business_day(r.status_at.replace(tzinfo=UTC)) if r.status_at else None
+            must = r.status in ACTIVE or (r.status == NO_SHOW and day is not None and day > closed)
             if must or (t is not None and r.status == NO_SHOW):
                 assert t is not None and (t.status, t.visit_id, t.counter, t.queue_service) == (
                     r.status, r.visit_id, r.counter, r.queue_service), (tid, r, t)

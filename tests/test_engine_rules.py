@@ -263,9 +263,10 @@ def test_numbering_restarts_each_business_day() -> None:
     b.clock.set(local(TUESDAY + timedelta(days=1), 8, 30))
     out = b.hall.execute("take_ticket", {"service": "P"})
     assert out["ticket"]["label"] == "A001" and out["ticket"]["business_day"] == "2026-11-25"
-    assert out["ahead"] == 1  # yesterday's A002 still waits until it is called or closed
-    # The same label exists twice now; look-ups prefer the active ticket, then today's.
+    # Yesterday closed before the first command of today: its A002 no longer waits beside today's A001.
+    assert out["ahead"] == 0
     assert b.ticket("A001").business_day == TUESDAY + timedelta(days=1)
+    assert [t.label for t in b.hall.queue("P")] == ["A001"]
     assert b.hall.numbers[(TUESDAY, "P")] == 2 and b.hall.numbers[(TUESDAY + timedelta(days=1), "P")] == 1
 
 
@@ -501,10 +502,10 @@ def test_issuing_refusals_carry_next_open_in_local_time() -> None:
 def test_tickets_issued_before_closing_are_called_after_closing() -> None:
     b = Bench(start=(16, 29))
     b.take("P")
-    b.clock.set(local(TUESDAY, 18, 15))
+    b.clock.set(local(TUESDAY, 17, 45))  # closed at 17:00; the business day closes at 18:00
     b.open(1)
     assert b.serve(1, minutes=5) == "A001"
-    assert b.events[-1].at == local(TUESDAY, 18, 20)
+    assert b.events[-1].at == local(TUESDAY, 17, 50)
 
 
 # ---------------------------------------------------------------------------------------------- counters

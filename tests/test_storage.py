@@ -355,8 +355,9 @@ def test_no_shows_are_kept_for_the_day_and_reloaded_the_same(store: Store, reope
     assert [t["label"] for t in again.snapshot()["no_shows"]] == ["A001", "A002"]
     refused(again, "GRACE_EXPIRED", "reinstate", {"ticket": "A001"})
     again.execute("reinstate", {"ticket": "A002"})
-    # The next day yesterday's no-shows are gone from memory, before and after a restart alike.
+    # The next day yesterday's no-shows are gone from memory (the day closed), before and after a restart alike.
     clock.set(local(TUESDAY + timedelta(days=1), 9))
+    again.close_day_if_due()  # the broker's heartbeat
     assert again.snapshot()["no_shows"] == [] and reopen(again).snapshot()["no_shows"] == []
     assert memory(reopen(again)) == memory(again)
 
@@ -376,14 +377,14 @@ def test_numbering_restarts_the_next_business_day_and_history_stays(store: Store
     new = hall.execute("take_ticket", {"service": "P"})["ticket"]
     assert (new["label"], new["business_day"]) == ("A001", "2026-11-25")
     assert hall.snapshot()["services"][0]["issued_today"] == 1
-    # Yesterday's waiting tickets are still in the queue, ahead of today's.
-    assert [t.label for t in hall.queue("P")] == ["A002", "A003", "A001"]
+    # Yesterday's waiting tickets ended unserved when Tuesday closed: they do not wait beside today's.
+    assert [t.label for t in hall.queue("P")] == ["A001"]
     with store.engine.connect() as conn:
         rows = conn.execute(select(storage.tickets.c.business_day, storage.tickets.c.label, storage.tickets.c.status)
                             .order_by(storage.tickets.c.id)).all()
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        (TUESDAY, "A001", "finished"), (TUESDAY, "A002", "waiting"), (TUESDAY, "A003", "waiting"),
-        (wednesday, "A001", "waiting")]
+        (TUESDAY, "A001", "finished"), (TUESDAY, "A002", "closed_unserved"),
+        (TUESDAY, "A003", "closed_unserved"), (wednesday, "A001", "waiting")]
 
 
 # ---------------------------------------------------------------------------- failures
@@ -589,7 +590,7 @@ def test_purge_respects_retention_and_deletes_only_old_closed_records(store: Sto
     hall.execute("cancel_ticket", {"ticket": "A003", "reason": "left"})
     hall.execute("sign_out", {"counter": 1})
     hall.execute("sign_out", {"counter": 9})
-    # A004 is never served: an open ticket is never purged, however old.
+    # A004 is never served: it ends unserved when its day closes, and is purged with the others.
     clock.set(local(TUESDAY, 9))
     sign_in(hall, 1, "c1a")
     hall.execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="new-0")
@@ -606,12 +607,12 @@ def test_purge_respects_retention_and_deletes_only_old_closed_records(store: Sto
     assert dump(store) == rows
 
     counts = store.purge(limit, retention_days=cfg.retention_days, today=TUESDAY)
-    # A001 (2 visits), A002, A003 and their events; A004 (served today) and today's ticket stay.
-    assert counts == {"tickets": 3, "visits": 4, "events": old_events(rows, old) - 1, "requests": 4}
+    # A001 (2 visits), A002, A003, A004 (unserved at close) and their events; today's ticket stays.
+    assert counts == {"tickets": 4, "visits": 5, "events": old_events(rows, old), "requests": 4}
     after = dump(store)
-    assert [r[4] for r in after["tickets"]] == ["A004", "A001"]
-    assert {r[1] for r in after["visits"]} == {4, 5}
-    assert all(r[2] >= limit or r[4] == 4 for r in after["events"])  # only the open ticket's issue event
+    assert [r[4] for r in after["tickets"]] == ["A001"]
+    assert {r[1] for r in after["visits"]} == {5}
+    assert all(r[2] >= limit for r in after["events"])
     assert [r[1] for r in after["requests"]] == ["new-0"]
     assert store.purge(limit, retention_days=190, today=TUESDAY) == dict.fromkeys(counts, 0)
     # A restart sees the same hall, except for the purged calls in the displays' history.
