@@ -136,6 +136,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "signed_out_elsewhere": ("{counter} 号窗口已在别处签退，本终端已退出",
                              "Counter {counter} was signed out elsewhere; this terminal is signed out"),
     "signed_out_ok": ("已签退", "Signed out"),
+    "day_closed": ("今日已闭厅，{counter} 号窗口已自动签退；未办结的号记为闭厅未办结",
+                   "The hall has closed for the day: counter {counter} was signed out and open tickets "
+                   "ended unserved at close"),
     "signed_in_ok": ("签到成功", "Signed in"),
     "called_ok": ("已叫 {ticket} 号", "Called {ticket}"),
     "recalled_ok": ("已重呼 {ticket} 号", "Recalled {ticket}"),
@@ -972,6 +975,14 @@ class CounterModel:
                 self._own_signin_events -= 1
             elif self.signed_in:
                 self._lose_session(self._session_ended())
+        elif etype == "counter_signed_out" and ev.get("reason") == "day_closed":
+            # The business day closed (docs/calling-rules.md). The counter's record may have said so
+            # first (the close's first event carries it): then only the reason shown changes.
+            closed = self._msg("info", "day_closed", counter=self.counter)
+            if self.signed_in:
+                self._lose_session(closed)
+            elif self.message == self._msg("error", "signed_out_elsewhere", counter=self.counter):
+                self.message = closed
         elif etype == "counter_signed_out" and self.signed_in \
                 and not any(a == "sign_out" for a, _ in self.pending.values()):
             self._lose_session(self._msg("error", "signed_out_elsewhere", counter=self.counter))

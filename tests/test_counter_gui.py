@@ -812,3 +812,25 @@ def test_which_counters_see_printer_faults_and_where_reprints_go() -> None:
     assert not other.is_help_counter() and other.printer_alerts() == []
     other.on_state({"hall": {"help_counter": None}, "printers": {"k1": fault}})
     assert other.is_help_counter() and other.unprinted() == ["A007"]  # no help counter named: every counter
+
+
+def test_when_the_day_closes_the_terminal_is_signed_out_and_says_why(
+        qtbot: Any, terminal: Callable[..., Terminal], hall: BrokerThread, kiosk: BrokerClient,
+        clock: ManualClock) -> None:
+    """docs/calling-rules.md "Closing the business day": the clerk sees that the hall closed, not a
+    sign-out from elsewhere, and the next morning the counter is free (no COUNTER_BUSY)."""
+    take(kiosk, clock, "newborn")
+    term = terminal(4)
+    w = term.window
+    sign_in(qtbot, term, "c04a")
+    press(qtbot, term, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: current_label(term) == "D001", timeout=5000)
+    settle(qtbot, term)
+    clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=TZ))  # 17:00 + close_after_minutes: the heartbeat closes
+    qtbot.waitUntil(lambda: not term.model.signed_in and w.stack.currentWidget() is w.signin, timeout=5000)
+    qtbot.waitUntil(lambda: "今日已闭厅" in w.signin.message.text(), timeout=5000)
+    assert hall.broker is not None and hall.broker.hall.tickets == {}
+    shot(w, "13-day-closed.png")
+    clock.set(datetime(2026, 11, 25, 8, 30, tzinfo=TZ))
+    sign_in(qtbot, term, "c04a")
+    assert current_label(term) is None
