@@ -350,3 +350,12 @@ def test_close_after_minutes_is_read_from_the_hall_file_and_checked(tmp_path: An
     assert "calling.close_after_minutes" in str(err.value)
 
 
+
+
+def test_a_ticket_page_says_the_hall_closed_before_the_number_was_served() -> None:
+    from queuehall.web.views import texts
+
+    head, detail = texts("closed_unserved", label="A001", ahead=None, minutes=None, counter=None,
+                         transferred=False, service={"zh": "护照", "en": "Passports"})
+    assert head["zh"] == "今日已闭厅，此号未能办理" and "closed" in head["en"]
+    assert "重新取号" in detail["zh"] and detail["en"]

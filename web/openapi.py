@@ -63,7 +63,8 @@ SCHEMAS: dict[str, Any] = {
     "TicketState": {"type": "object", "description": "A ticket as its page shows it: nothing else about the hall's "
                     "other tickets, no note, no clerk.", "properties": {
         "label": {"type": "string"},
-        "status": {"type": "string", "description": "waiting, called, serving, finished, no_show, cancelled, voided"},
+        "status": {"type": "string", "description": "waiting, called, serving, finished, no_show, cancelled, voided, "
+                                                 "closed_unserved"},
         "active": {"type": "boolean"}, "service": _ref("Bilingual"), "transferred": {"type": "boolean"},
         "priority": {"type": "boolean"}, "ahead": {"type": ["integer", "null"]},
         "estimated_wait_minutes": {"type": ["integer", "null"]},

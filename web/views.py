@@ -194,6 +194,9 @@ def texts(status: str, *, label: str, ahead: int | None, minutes: int | None, co
                    f"Please go to window {counter} soon to rejoin the queue"))
     if status == "cancelled":
         return bi("此号已取消", "This ticket was cancelled"), bi("如需办理请重新取号", "Take a new ticket to be served")
+    if status == "closed_unserved":  # docs/calling-rules.md "Closing the business day"
+        return (bi("今日已闭厅，此号未能办理", "The hall closed for the day before your number was served"),
+                bi("请在办公时间重新取号", "Please take a new ticket during opening hours"))
     if status == "voided":
         return (bi("此号已作废", "This ticket was withdrawn"),
                 bi("请向工作人员咨询或重新取号", "Please ask the staff or take a new ticket"))
