@@ -38,9 +38,9 @@ from queuehall.web.state import connect
 
 log = logging.getLogger("queuehall.web.outbox")
 
-# The broker's journaled event types (docs/protocol.md), which subscribers may ask for. Presence,
-# services_changed and no_shows_expired are not journaled (they are derived from time and
-# connections), so they cannot be replayed after a restart and are not offered.
+# The broker's journaled event types (docs/protocol.md), which subscribers may ask for. Presence and
+# services_changed are not journaled (they are derived from time and connections), so they cannot be
+# replayed after a restart and are not offered.
 EVENT_TYPES = (
     "ticket_issued", "ticket_called", "ticket_serving", "ticket_finished", "ticket_no_show", "ticket_transferred",
     "ticket_reinstated", "ticket_cancelled", "ticket_voided", "ticket_checked_in",
@@ -48,6 +48,7 @@ EVENT_TYPES = (
     "printer_fault", "printer_fault_cleared", "reprint_requested", "ticket_reprinted",
     # 好差评 (docs/evaluation.md): the province's platform may take every rating as it is given
     "visit_rated", "case_opened", "case_updated", "case_closed",
+    "ticket_closed_unserved", "day_closed",  # the business day's close (docs/calling-rules.md)
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 
