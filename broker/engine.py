@@ -490,8 +490,8 @@ class Hall:
             self._end(tx, t, CLOSED_UNSERVED)
             tx.event("ticket_closed_unserved", ticket=t, counter=at, clerk=clerk, previous=previous)
         signed_out = []
-        for old in counters:
-            c = tx.counter(old.number)
+        for cs in counters:
+            c = tx.counter(cs.number)
             clerk = c.clerk
             c.state, c.clerk, c.post, c.session, c.pause_reason, c.ticket_id, c.since = (
                 COUNTER_CLOSED, None, None, None, None, None, tx.now)
