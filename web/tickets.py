@@ -30,6 +30,7 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 TOKEN_CACHE = 200_000  # tokens remembered (a busy hall issues a few thousand tickets a day)
 UNKNOWN_SECONDS = 30.0  # a token the broker did not know is not asked about again for this long
 ENDED_KEPT = 50_000  # ended tickets' last views kept for their pages
+FANOUT_SLICE = 100  # pages refreshed per turn of the event loop (writes of the first go out meanwhile)
 
 
 class Stream:
@@ -253,10 +254,20 @@ class TicketBoard:
                     v = self.view(tid)
                     if v is not None and str(v.get("queue_service")) in queues:
                         touched.add(tid)
-        for tid, subs in list(self.streams.items()):
-            if touched is not None and tid not in touched:
-                continue
-            data = self.encoded(tid)
+        first = [] if msg is None else [int(t) for t in (msg.get("set") or {}).get("tickets") or {}
+                                        if int(t) in self.streams]
+        rest = [t for t in self.streams if (touched is None or t in touched) and t not in first]
+        # The tickets the event names first (the one just called), then the rest in slices with the loop
+        # between them: pages already computed are written while the others wait their turn.
+        self._refresh(first + rest)
+
+    def _refresh(self, tids: list[int]) -> None:
+        """Send the current state to the open pages of ``tids``, ``FANOUT_SLICE`` tickets per loop turn."""
+        for tid in tids[:FANOUT_SLICE]:
+            subs = self.streams.get(tid)
+            data = self.encoded(tid) if subs else None
             if data is not None:
-                for stream in subs:
+                for stream in list(subs or ()):
                     stream.offer(data)
+        if len(tids) > FANOUT_SLICE:
+            asyncio.get_running_loop().call_soon(self._refresh, tids[FANOUT_SLICE:])
