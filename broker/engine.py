@@ -702,6 +702,9 @@ class Hall:
             "estimated_wait_minutes": self.estimated_wait_minutes(s.code, waiting),
             "issue_state": state,
             "next_open": _iso(window.next_open) if window.next_open else None,
+            "session_ends": _iso(window.session_end) if window.session_end else None,
+            # hall.toml's description (fees, eligibility): part of the 一次性告知 on the kiosk's service page.
+            "description": {"zh": s.description.zh, "en": s.description.en} if s.description else None,
         }
         if with_tickets:
             out["tickets"] = [self.ticket_view(t) for t in self.queue(s.code)]

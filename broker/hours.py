@@ -86,6 +86,8 @@ class IssueWindow:
 
     state: str
     next_open: datetime | None
+    # While open: when the present period ends (the session's end, UTC); the kiosk warns a wait past it.
+    session_end: datetime | None = None
 
 
 class OpeningHours:
@@ -250,7 +252,7 @@ class OpeningHours:
                 state = PAST_CUTOFF if last and at >= end - cutoff else OPEN
                 break
         if state == OPEN:
-            return IssueWindow(OPEN, None)
+            return IssueWindow(OPEN, None, session_end=end)
         nxt = self.next_issue_start(at, cutoff_minutes)
         if state == BREAK and (nxt is None or self.business_day(nxt) != day):
             state = PAST_CUTOFF  # the cut-off swallows the rest of the day: this break ends issuing today

@@ -345,6 +345,10 @@ class ServiceCard:
     materials: tuple[Bi, ...]
     promised: Bi | None
     priority_classes: tuple[str, ...]
+    description: Bi | None = None  # hall.toml's description: fees, eligibility (一次性告知)
+    wait: Bi = field(default_factory=lambda: Bi("无需等候", "no wait"))  # the estimate as shown
+    wait_note: Bi | None = None  # a warning about the estimate: past the session's end, no open counter
+    staffed: bool | None = None  # whether an open counter serves it (None: the state does not say)
 
 
 @dataclass(frozen=True)
@@ -642,13 +646,48 @@ class KioskModel:
             else:
                 reason = base
         promised = s.get("promised_days")
+        desc = s.get("description") if isinstance(s.get("description"), Mapping) else None
+        description = Bi(str(desc.get("zh") or ""), str(desc.get("en") or "")) if desc and desc.get("zh") else None
+        waiting, minutes = int(s.get("waiting") or 0), int(s.get("estimated_wait_minutes") or 0)
+        staffed = self._staffed(str(s["code"]))
+        wait, note = self.wait_estimate(waiting, minutes, staffed, parse_utc(s.get("session_ends")))
         return ServiceCard(
+            description=description, wait=wait, wait_note=note, staffed=staffed,
             code=str(s["code"]), name=Bi(str(s.get("name_zh", s["code"])), str(s.get("name_en", s["code"]))),
             department=str(s.get("department", "")), waiting=int(s.get("waiting") or 0),
             wait_minutes=int(s.get("estimated_wait_minutes") or 0), open=issue_state == "open", reason=reason,
             materials=tuple(Bi(str(m.get("zh", "")), str(m.get("en", ""))) for m in s.get("materials") or []),
             promised=promised_text(int(promised) if isinstance(promised, int) else None),
             priority_classes=tuple(str(p) for p in s.get("priority_classes") or []))
+
+    def _staffed(self, code: str) -> bool | None:
+        """Whether a counter that is not closed serves ``code`` (None when the state lists no counters)."""
+        counters = self.state.get("counters")
+        if not isinstance(counters, Mapping) or not counters:
+            return None
+        return any(isinstance(c, Mapping) and code in (c.get("services") or []) and c.get("state") != "closed"
+                   for c in counters.values())
+
+    def wait_estimate(self, waiting: int, minutes: int, staffed: bool | None,
+                      session_end: datetime | None) -> tuple[Bi, Bi | None]:
+        """The estimate as shown, and a warning to go with it (or None).
+
+        A service no open counter serves never says "无需等候": it says so instead. A wait that runs
+        past the end of the present session (``session_ends`` from the broker: the morning's 11:30)
+        says so too, with that time, rather than promising "约 288 分钟" in a morning with 136 left.
+        """
+        if staffed is False:
+            return (Bi("暂无窗口办理", "no counter open"),
+                    Bi("现在没有窗口办理此业务，取号后请留意叫号或咨询工作人员",
+                       "No counter serves this right now: watch for your number or ask the staff"))
+        if waiting <= 0 or minutes <= 0:
+            return wait_text(0), None
+        if session_end is not None and self.clock() + timedelta(minutes=minutes) > session_end:
+            at = session_end.astimezone(timezone_of(self.state)).strftime("%H:%M")
+            return (Bi(f"约 {minutes} 分钟，超过 {at} 下班时间", f"about {minutes} min, past {at} closing"),
+                    Bi(f"预计等候超过本时段结束时间 {at}，可能无法在本时段办理，可考虑改时段再来",
+                       f"The wait runs past this session's end at {at}: you may not be served this session"))
+        return wait_text(minutes), None
 
     def cards(self) -> list[ServiceCard]:
         """Every service in the hall's order."""

@@ -49,7 +49,6 @@ from queuehall.kiosk.model import (
     Screen,
     ServiceCard,
     system_now,
-    wait_text,
 )
 from queuehall.kiosk.printing import PrinterConfig, PrinterError
 from queuehall.kiosk.ticket import TicketError, cjk_font_family, number_font_family
@@ -163,6 +162,8 @@ def stylesheet(u: float, family: str) -> str:
     #materialSub {{ font-size: {px(20)}px; color: #6b7684; background: transparent; }}
     #info {{ font-size: {px(30)}px; color: #1d2733; background: transparent; }}
     #promise {{ font-size: {px(28)}px; color: #0b7a3e; font-weight: bold; background: transparent; }}
+    #descriptionTitle {{ font-size: {px(24)}px; color: #8a4b00; font-weight: bold; background: transparent; }}
+    #description {{ font-size: {px(26)}px; color: #5a3200; background: transparent; }}
     #reason {{ font-size: {px(28)}px; color: #b34700; font-weight: bold; background: transparent; }}
     #prioButton {{ background: white; border: {px(3)}px solid #9fc9ab; border-radius: {px(14)}px;
                    font-size: {px(26)}px; padding: {px(10)}px {px(14)}px; color: #0b5e30; }}
@@ -378,7 +379,7 @@ class ServiceTile(QPushButton):
         first, second = card.name.pick(lang)
         self.name.setText(first)
         self.sub.setText(second)
-        wait = wait_text(card.wait_minutes)
+        wait = card.wait
         info = Bi(f"等候 {card.waiting} 人 · {wait.zh}", f"{card.waiting} waiting · {wait.en}")
         self.info.setText(info(lang))
         self.setEnabled(card.open)
@@ -522,9 +523,11 @@ class DetailsPage(QWidget):
         right.addWidget(self.subtitle)
         right.addSpacing(10)
         self.queue = _label("info")
+        self.wait_note = _label("reason")  # past the session's end, or no open counter
         self.promise = _label("promise")
         self.reason = _label("reason")
         right.addWidget(self.queue)
+        right.addWidget(self.wait_note)
         right.addWidget(self.promise)
         right.addWidget(self.reason)
         right.addSpacing(10)
@@ -561,9 +564,11 @@ class DetailsPage(QWidget):
         first, second = card.name.pick(lang)
         self.title.setText(first)
         self.subtitle.setText(second)
-        wait = wait_text(card.wait_minutes)
+        wait = card.wait
         self.queue.setText(Bi(f"当前等候 {card.waiting} 人，{wait.zh}",
                               f"{card.waiting} waiting now, {wait.en}")(lang))
+        self.wait_note.setVisible(card.wait_note is not None)
+        self.wait_note.setText(card.wait_note(lang) if card.wait_note else "")
         self.promise.setVisible(card.promised is not None)
         self.promise.setText(card.promised(lang) if card.promised else "")
         self.reason.setVisible(card.reason is not None)
@@ -575,6 +580,18 @@ class DetailsPage(QWidget):
         key = (card.code, lang, card.priority_classes)
         if key != self._shown:
             _clear(self.materials)
+            if card.description is not None:  # fees, eligibility: told once, with the materials
+                a, b = card.description.pick(lang)
+                notice = QWidget()
+                col = QVBoxLayout(notice)
+                col.setContentsMargins(0, 0, 0, 10)
+                col.setSpacing(2)
+                col.addWidget(_label("descriptionTitle", Bi("办理须知", "Please note")(lang)))
+                col.addWidget(_label("description", a))
+                if b:
+                    col.addWidget(_label("materialSub", b))
+                self.materials.addWidget(notice)
+                notice.show()
             if not card.materials:
                 none = _label("material", Bi("无需特别材料", "No documents needed")(lang))
                 self.materials.addWidget(none)

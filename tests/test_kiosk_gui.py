@@ -346,6 +346,26 @@ def test_the_start_page_returns_to_chinese_and_the_first_department_after_idle(
     shot(w, "idle-after-reset-zh")
 
 
+def test_the_service_page_tells_the_fees_and_that_no_counter_is_open(
+        qtbot: Any, hall: RunningBroker, kiosk_factory: Any) -> None:
+    # Issue 15: hall.toml's description (卫生费12元…) was shown nowhere, and a service no open counter
+    # serves said "无需等候". In this hall nobody has signed in yet.
+    w = kiosk_factory(mode="text")
+    wait_screen(qtbot, w, Screen.START)
+    click(qtbot, w.start_page.dept_buttons["household"])
+    tile = w.start_page.tiles["move_in"]
+    assert tile.info.text() == "等候 0 人 · 暂无窗口办理"
+    click(qtbot, tile)
+    wait_screen(qtbot, w, Screen.DETAILS)
+    page = w.details_page
+    texts = [lab.text() for lab in page.findChildren(QLabel) if lab.isVisibleTo(page)]
+    assert "办理须知" in texts and any("卫生费12元" in t for t in texts), texts
+    assert any("sanitation fee of 12 yuan" in t for t in texts)
+    assert page.queue.text() == "当前等候 0 人，暂无窗口办理" and "无需等候" not in page.queue.text()
+    assert page.wait_note.isVisible() and "现在没有窗口办理此业务" in page.wait_note.text()
+    shot(w, "details-description-no-counter")
+
+
 # --------------------------------------------------------------------------------------------------
 # Printer faults
 

@@ -77,3 +77,39 @@ def test_every_other_page_keeps_its_own_hold_time() -> None:
     assert not m.settings_open and m.clean
     assert m.timeout_ms(Screen.CONFIRMATION) == 400 and m.timeout_ms(Screen.MESSAGE) == 500
     assert m.timeout_ms(Screen.PRINT_FAILED) == 600
+
+
+def _staffed_state(*, counter_state: str = "open", waiting: int = 0, minutes: int = 0,
+                   session_ends: str | None = "2026-11-24T03:30:00Z") -> dict[str, Any]:
+    svc = _svc("M", "a", waiting=waiting, estimated_wait_minutes=minutes, session_ends=session_ends,
+               description={"zh": "迁入每人缴纳卫生费12元。", "en": "A sanitation fee of 12 yuan per person."})
+    state = _state(M=svc)
+    state["counters"] = {"4": {"number": 4, "services": ["M"], "state": counter_state}}
+    return state
+
+
+def test_the_service_page_carries_the_description() -> None:
+    card = _model(_staffed_state()).card("M")
+    assert card is not None and card.description is not None
+    assert card.description.zh == "迁入每人缴纳卫生费12元。" and "12 yuan" in card.description.en
+    assert _model().card("P").description is None  # type: ignore[union-attr]
+
+
+def test_a_wait_past_the_session_end_says_so() -> None:
+    # 09:14, a morning that ends at 11:30 (136 minutes left), an estimate of 288 minutes.
+    card = _model(_staffed_state(waiting=40, minutes=288)).card("M")
+    assert card is not None and card.wait.zh == "约 288 分钟，超过 11:30 下班时间"
+    assert card.wait.en == "about 288 min, past 11:30 closing"
+    assert card.wait_note is not None and "11:30" in card.wait_note.zh and "11:30" in card.wait_note.en
+    card = _model(_staffed_state(waiting=10, minutes=60)).card("M")
+    assert card is not None and card.wait.zh == "约 60 分钟" and card.wait_note is None
+
+
+def test_no_wait_is_never_promised_where_no_counter_is_open() -> None:
+    card = _model(_staffed_state(counter_state="closed")).card("M")
+    assert card is not None and card.staffed is False
+    assert card.wait.zh == "暂无窗口办理" and card.wait_note is not None
+    card = _model(_staffed_state(counter_state="paused")).card("M")  # a paused counter comes back
+    assert card is not None and card.staffed and card.wait.zh == "无需等候"
+    card = _model().card("P")  # a state without counters: not guessed
+    assert card is not None and card.staffed is None and card.wait.zh == "无需等候"
