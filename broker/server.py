@@ -706,7 +706,7 @@ class Broker:
             if s.code in summaries:
                 continue
             # The time-driven fields are the heartbeat's to publish.
-            fresh, last = (_without_time(x, "issue_state", "issued_today")
+            fresh, last = (_without_time(x, "issue_state", "issued_today", "session_ends")
                            for x in (self.hall.service_summary(s, now), self._last_summaries.get(s.code, {})))
             if fresh != last:
                 self.dirty_misses.append(f"service {s.code}")
