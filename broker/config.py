@@ -9,6 +9,7 @@ This module is pure Python: no I/O except reading the file, no Qt, no sockets.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from queuehall.broker.alerts import AlertRules
 
 from queuehall.errors import QueuehallError
 
@@ -192,6 +195,7 @@ class HallConfig:
     # the kiosks' printer faults (None: every counter's, and the kiosk says "any counter").
     help_counter: int | None = None
     rating: Rating = Rating()
+    alerts: AlertRules = field(default_factory=AlertRules)
     source: str = ""
 
     def service(self, code: str) -> Service | None:
@@ -248,7 +252,7 @@ class HallConfig:
 MIN_RETENTION_DAYS = 183
 NOSHOW_REINSTATE = ("front", "back")
 TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
-                  "pause_reason", "rating")
+                  "pause_reason", "rating", "alerts")
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
@@ -361,6 +365,7 @@ class _Parser:
 
         calling = self.calling(top.get("calling", {}))
         rating = self.rating(top.get("rating", {}))
+        alerts = self.alerts(top.get("alerts", {}))
         hours = self.hours(top.get("hours"))
 
         departments = tuple(Department(t.code("code"), t.text("name"))
@@ -400,7 +405,7 @@ class _Parser:
             departments=departments, priority_classes=priorities, services=services, counters=counters,
             clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
-            help_counter=help_counter, rating=rating, source=self.source,
+            help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
         )
 
     def public_base_url(self, hall: _Table) -> str:
@@ -466,6 +471,13 @@ class _Parser:
         return Rating(window_minutes=t.integer("window_minutes", 30, 1, 7 * _MINUTES_PER_DAY),
                       default_level=t.integer("default_level", 0, 0, 5),
                       case_working_days=t.integer("case_working_days", 15, 1, 365))
+
+    def alerts(self, value: object) -> AlertRules:
+        flags = ("wait_over_target", "no_open_counter", "counter_unstaffed", "device_offline", "printer_fault",
+                 "bad_rating", "case_overdue", "calendar")
+        t = _Table(self, value, "alerts", (*flags, "paused_minutes"), "a table [alerts]")
+        return AlertRules(paused_minutes=t.integer("paused_minutes", 15, 0, _MINUTES_PER_DAY),
+                          **{f: t.boolean(f, True) for f in flags})
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",
@@ -917,6 +929,7 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         "hours": hours,
         "rating": {"window_minutes": cfg.rating.window_minutes, "default_level": cfg.rating.default_level,
                    "case_working_days": cfg.rating.case_working_days},
+        "alerts": dataclasses.asdict(cfg.alerts),
         "department": [{"code": d.code, "name": _text(d.name)} for d in cfg.departments],
         "priority": [{"code": p.code, "name": _text(p.name)} for p in cfg.priority_classes],
         "service": [service(s) for s in cfg.services],

@@ -72,6 +72,9 @@ _STATE_AVG = "avg_service_s"
 # checked_in_at, lapsed}}}; journaled with the commands that change it, so quotas and deadlines survive restarts.
 _STATE_REMOTE = "remote"
 CHANNELS = ("kiosk", "remote")
+# The manager's alerts (docs/supervision.md): {key: {rule, details, raised_at, ack: {at, by, note} | None}}; the
+# broker's AlertMonitor decides, the ``alert`` command records (journaled: alerts survive restarts).
+_STATE_ALERTS = "alerts"
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
 _STATE_DAY_CLOSE = "day_close"  # the last business day closed: {"day": ISO date, "at": ISO instant}
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
@@ -393,6 +396,65 @@ class Hall:
                 if first.ended_at >= horizon:
                     break
                 del self.ratable[first.visit_id]
+
+    def longest_waiting_since(self, service: str) -> datetime | None:
+        """When the longest-waiting ticket of ``service``'s queue (addressed to no counter) joined it; None
+        for an empty queue. The same cached value "call next" uses (cheap for the alert rules)."""
+        if service not in self._oldest:
+            self._oldest[service] = min(((self.visits[t.visit_id].entered_at, t.id)
+                                         for t in self._queues.get(service, {}).values() if t.target_counter is None),
+                                        default=None)
+        first = self._oldest[service]
+        return first[0] if first is not None else None
+
+    def active_alerts(self) -> dict[str, dict[str, Any]]:
+        """The alerts raised and not cleared: key -> {rule, details, raised_at, ack}."""
+        return dict(self.state.get(_STATE_ALERTS, {}))
+
+    def record_alerts(self, raised: dict[str, dict[str, Any]], cleared: list[str]) -> dict[str, Any]:
+        """Record alerts raised and cleared (the broker's alert monitor, docs/supervision.md), journaled like a
+        command but never sent by a device: events ``alert_raised`` (``key``, ``rule``, ``details``) and
+        ``alert_cleared`` (``key``, ``rule``, ``raised_at``). A key raised already, or not active, is ignored.
+        Raises HallError STORAGE when the journal refused (nothing changed)."""
+        tx = _Tx(self)
+        book = tx.state(_STATE_ALERTS)
+        done_raised, done_cleared = [], []
+        for key, details in raised.items():
+            if key in book:
+                continue
+            rule = str(details.get("rule") or key.split(":", 1)[0])
+            book[key] = {"rule": rule, "details": details, "raised_at": _iso(tx.now), "ack": None}
+            tx.event("alert_raised", counter=details.get("counter"), service=details.get("service"), key=key,
+                     rule=rule, details=details)
+            done_raised.append(key)
+        for key in cleared:
+            entry = book.pop(key, None)
+            if entry is None:
+                continue
+            tx.event("alert_cleared", counter=entry["details"].get("counter"),
+                     service=entry["details"].get("service"), key=key, rule=entry["rule"],
+                     raised_at=entry["raised_at"])
+            done_cleared.append(key)
+        if done_raised or done_cleared:
+            try:
+                self.journal.commit(tx.change)
+            except Exception as exc:  # the database refused: nothing changed
+                raise HallError("STORAGE", detail=str(exc)[:200]) from exc
+            self._install(tx.change)
+        return {"raised": done_raised, "cleared": done_cleared}
+
+    @_command(Param("key", str), Param("note", str), Param("by", str, False))
+    def alert_ack(self, tx: _Tx, key: str, note: str, by: str | None = None) -> dict[str, Any]:
+        """A manager acknowledges an active alert with a note (required); it stays until its condition ends.
+        UNKNOWN_ALERT when it is not active. Event ``alert_acknowledged``."""
+        book = tx.state(_STATE_ALERTS)
+        entry = book.get(key)
+        if entry is None:
+            raise HallError("UNKNOWN_ALERT", key=key)
+        entry["ack"] = {"at": _iso(tx.now), "by": by, "note": note.strip()}
+        tx.event("alert_acknowledged", counter=entry["details"].get("counter"),
+                 service=entry["details"].get("service"), key=key, rule=entry["rule"], note=note.strip(), by=by)
+        return {"alert": dict(entry, key=key)}
 
     def rating_horizon(self, now: datetime) -> datetime:
         """Visits finished before this are forgotten for rating (storage.load_hall loads those after it)."""
@@ -1784,5 +1846,5 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
                  "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
                  "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done", "rate",
-                 "default_ratings", "case_callback", "case_close")
+                 "default_ratings", "case_callback", "case_close", "alert_ack")
 }

@@ -213,6 +213,11 @@ class Report:
     hourly: list[dict[str, Any]] = field(default_factory=list)
     heatmap: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # 好差评 and supervision (broker/satisfaction.py, docs/evaluation.md): satisfaction per clerk, counter, service
+    # and day; the clerk assessment table; alerts per day and rule. Empty for a database without ratings.
+    satisfaction: dict[str, Any] = field(default_factory=dict)
+    assessment: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data (the ``--format json`` output)."""
@@ -220,7 +225,8 @@ class Report:
                 "as_of": self.as_of.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                 "group": self.group, "tickets": self.tickets, "completion": self.completion,
                 "total": self.total, "rows": self.rows, "counters": self.counters, "clerks": self.clerks,
-                "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes}
+                "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes,
+                "satisfaction": self.satisfaction, "assessment": self.assessment, "alerts": self.alerts}
 
 
 def _count(cond: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -965,11 +971,24 @@ class ReportBuilder:
                 counters, clerks, hourly, heat = side.result()
         rows = [{"group": _key(k), **self._label(group, k), **_row(v, pct.get(("g", k), {}))}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
+        extra: dict[str, Any] = {}
+        if "ratings" in self._tables():
+            from queuehall.broker import satisfaction as sat
+
+            extra = {"satisfaction": sat.satisfaction(self.engine, self.config, start, end, as_of),
+                     "assessment": sat.assessment(self.engine, self.config, start, end, as_of),
+                     "alerts": sat.alerts_per_day(self.engine, start, end)}
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
                       {"group": "all", **_row(total, pct.get(None, {}))}, rows, counters, clerks, hourly, heat,
-                      notes=["Percentiles are nearest-rank.",
+                      **extra, notes=["Percentiles are nearest-rank.",
                              "Matters with a promised completion time are completed in the back office after "
                              "the ticket; queuehall records their acceptance and due date, not their completion."])
+
+    def _tables(self) -> set[str]:
+        """The database's tables (a database older than migration 0006 has no ratings)."""
+        from sqlalchemy import inspect
+
+        return set(inspect(self.engine).get_table_names())
 
     def _second_connection_pays(self) -> bool:
         """Whether a second connection would find (nearly) every day of the period stored. It stores
@@ -1151,7 +1170,38 @@ def to_table(rep: Report) -> str:
         lines += _grid(["clerk", "name", "post", "called", "served", "finished", "no-show", "svc avg"],
                        [[x["clerk"], x["name_zh"], x["post"] or "—", str(x["called"]), str(x["served"]),
                          str(x["finished"]), str(x["no_show"]), _cell(x["service_avg_min"])] for x in rep.clerks], 3)
+    lines += _satisfaction_table(rep)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _satisfaction_table(rep: Report) -> list[str]:
+    """The 好差评 sections of the text report (docs/evaluation.md): per clerk and counter, the assessment, alerts."""
+    if not rep.satisfaction:
+        return []
+    lines: list[str] = []
+    t = rep.satisfaction["total"]
+    lines += ["", f"好差评 satisfaction: rated {t['rated']}  好评率 {_pct(t['good_rate'])}  defaults {t['defaults']}  "
+                  f"差评 cases {t['cases']} (open {t['cases_open']}, overdue {t['cases_overdue']})  "
+                  f"回访率 {_pct(t['callback_rate'])}  on time {_pct(t['on_time_rate'])}"]
+    for dim in ("clerk", "counter", "service", "day"):
+        rows = rep.satisfaction.get(f"by_{dim}") or []
+        if rows:
+            lines += ["", f"satisfaction by {dim}"]
+            lines += _grid([dim, "rated", "5", "4", "3", "2", "1", "好评率", "cases", "open", "overdue", "回访率"],
+                           [[str(r[dim]), str(r["rated"]), *(str(r[f"level_{n}"]) for n in range(5, 0, -1)),
+                             _pct(r["good_rate"]), str(r["cases"]), str(r["cases_open"]), str(r["cases_overdue"]),
+                             _pct(r["callback_rate"])] for r in rows], 1)
+    if rep.assessment:
+        lines += ["", "考核评比 clerk assessment"]
+        lines += _grid(["clerk", "name", "finished", "svc avg", "no-show", "rated", "好评率", "avg", "cases",
+                        "回访率", "alerts"],
+                       [[x["clerk"], x["name_zh"] or "—", str(x["finished"]), _cell(x["service_avg_min"]),
+                         _pct(x["no_show_share"]), str(x["rated"]), _pct(x["good_rate"]), _cell(x["level_avg"]),
+                         str(x["cases"]), _pct(x["callback_rate"]), str(x["alerts"])] for x in rep.assessment], 2)
+    if rep.alerts:
+        lines += ["", "alerts 告警 per day and rule"]
+        lines += _grid(["day", "rule", "raised"], [[a["day"], a["rule"], str(a["raised"])] for a in rep.alerts], 2)
+    return lines
 
 
 def _cell(v: Any) -> str:
@@ -1199,6 +1249,23 @@ def to_xlsx(rep: Report, path: str) -> None:
     hs.append(["hour", "arrivals", "served"])
     for h in rep.hourly:
         hs.append([h["hour"], h["arrivals"], h["served"]])
+    if rep.satisfaction:  # 好差评 (docs/evaluation.md)
+        for dim in ("clerk", "counter", "service", "day"):
+            rows = rep.satisfaction.get(f"by_{dim}") or []
+            sheet = wb.create_sheet(f"satisfaction by {dim}")
+            cols = list(rows[0]) if rows else [dim]
+            sheet.append(cols)
+            for r in rows:
+                sheet.append([r.get(c) for c in cols])
+        sheet = wb.create_sheet("assessment")
+        cols = list(rep.assessment[0]) if rep.assessment else ["clerk"]
+        sheet.append(cols)
+        for r in rep.assessment:
+            sheet.append([r.get(c) for c in cols])
+        sheet = wb.create_sheet("alerts")
+        sheet.append(["day", "rule", "raised"])
+        for a in rep.alerts:
+            sheet.append([a["day"], a["rule"], a["raised"]])
     wb.save(path)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
+from queuehall.broker.alerts import AlertMonitor
 from queuehall.broker.engine import COMMANDS, Hall, Param, check_args
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
@@ -72,6 +73,7 @@ BROKER_PARAMS: dict[str, tuple[Param, ...]] = {
     "ticket_by_token": (Param("token", str),),
     "events": (Param("after", int), Param("limit", int, False)),
     "cases": (),
+    "alerts": (),
 }
 # Questions the broker answers from the hall without changing it, and who may ask them.
 QUERIES: dict[str, frozenset[str]] = {
@@ -79,13 +81,15 @@ QUERIES: dict[str, frozenset[str]] = {
     # The journal (it names clerks), for the web gateway's webhooks (docs/web.md), displays and admins.
     "events": frozenset({"web", "display", "admin"}),
     "cases": frozenset({"admin"}),  # the open 差评 cases (docs/evaluation.md)
+    "alerts": frozenset({"web", "admin"}),  # the active alerts, for the supervision page (docs/supervision.md)
 }
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"take_ticket", "void_ticket", "check_in", "printer_fault", "printer_ok", "reprint_ticket",
                         "reprint_done"}),
     # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
     # _authorise) and their check-in, and the counter actions of integration boxes, for any counter.
-    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish", "rate"}),
+    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish", "rate",
+                      "alert_ack"}),
     "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
                           "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket",
                           "reprint_ticket"}),
@@ -176,6 +180,8 @@ class Broker:
         self.storage_down: HallError | None = None
         self._rebuild_when_writable = False
         hall.listeners.append(self._pending.append)
+        self.alerts = AlertMonitor(hall.config.alerts,
+                                   {k: v["details"] for k, v in hall.active_alerts().items()})
 
     # ------------------------------------------------------------------ sockets
 
@@ -325,7 +331,22 @@ class Broker:
             # ...but the mirrors may now be wrong: a new epoch makes every one of them resync.
             self._pending.clear()
             self.epoch = uuid.uuid4().hex[:12]
+        self._check_alerts()
 
+    def _check_alerts(self) -> None:
+        """Run the alert rules (broker/alerts.py) on the hall as it is now; record and publish what changed
+        (``alert_raised``/``alert_cleared``, journaled by the engine's ``alert`` command). After every
+        group of commands and every heartbeat, so an alert follows its condition within a beat."""
+        try:
+            raised, cleared = self.alerts.check(self.hall, self.devices, self.hall.clock.now())
+            if not raised and not cleared:
+                return
+            self.hall.record_alerts(raised, cleared)
+            self._flush()
+        except Exception:  # the database refused, or a rule failed: start again from what the hall recorded
+            log.exception("could not record alerts")
+            self.alerts.active = {k: v["details"] for k, v in self.hall.active_alerts().items()}
+            self._pending.clear()
     def _storage_unwritable(self) -> Any:
         check = getattr(self.hall.journal, "unwritable", None)
         return check() if check is not None else None
@@ -476,6 +497,8 @@ class Broker:
             return self.journal_events(req.args.get("after"), req.args.get("limit", EVENTS_PAGE))
         if req.type == "cases":
             return {"cases": self.hall.open_cases()}
+        if req.type == "alerts":
+            return {"alerts": [dict(v, key=k) for k, v in self.hall.active_alerts().items()]}
         token = req.args.get("token")
         if not isinstance(token, str) or not 16 <= len(token) <= 64:
             raise HallError("UNKNOWN_TOKEN")
@@ -766,6 +789,7 @@ class Broker:
             except HallError as err:  # the database refused: tried again at the next beat
                 log.error("could not give default ratings: %s", err)
             self._flush()
+        self._check_alerts()
         at = self.hall.clock.now()
         day = self.hall.hours.business_day(at)
         if day != self._day:

@@ -50,6 +50,8 @@ def register(subparsers: Any) -> None:
         help=f"earlier calls listed (1-30, default {DEFAULT_HISTORY})",
     )
     p.add_argument("--voice-pack", default=None, help="voice pack folder (default: the shipped pack)")
+    p.add_argument("--evaluator", type=float, default=30.0, metavar="SECONDS",
+                   help="a counter's screen: how long the 好差评 evaluator stays after a finish (0: none)")
     p.set_defaults(func=run)
 
     v = subparsers.add_parser("voices", help="voice packs for the announcements (语音包)")
@@ -83,6 +85,7 @@ def options_from_args(args: argparse.Namespace) -> DisplayOptions:
         min_display_seconds=args.min_display,
         highlight_seconds=args.highlight,
         history_size=args.history,
+        evaluator_seconds=args.evaluator,
     ).validate()
 
 

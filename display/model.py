@@ -99,6 +99,8 @@ class DisplayOptions:
     highlight_seconds: float = DEFAULT_HIGHLIGHT_SECONDS
     history_size: int = DEFAULT_HISTORY
     max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS
+    # A counter's screen: seconds its evaluator (好差评, docs/evaluation.md) stays after a finish; 0 = none.
+    evaluator_seconds: float = 30.0
 
     def validate(self) -> DisplayOptions:
         """Return ``self`` if every option is in range, else raise ``DisplayError("DISPLAY_BAD_OPTION")``."""
@@ -128,6 +130,7 @@ class DisplayOptions:
             ("--min-display", self.min_display_seconds, 600.0),
             ("--highlight", self.highlight_seconds, 600.0),
             ("max_age_seconds", self.max_age_seconds, 86400.0),
+            ("--evaluator", self.evaluator_seconds, 600.0),
         ):
             if not _finite(value) or not 0.0 <= value <= top:
                 raise _bad(

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QFont, QFontMetricsF, QPainter, QResizeEvent
@@ -42,6 +42,9 @@ from queuehall.display.voice import VoicePack, load_pack
 from queuehall.client import Security, StateMirror
 from queuehall.qtfonts import cjk_family, set_app_font
 from queuehall.qtlink import QtLink
+
+if TYPE_CHECKING:
+    from queuehall.display.evaluator_widget import EvaluatorPanel
 
 TICK_MS = 100
 MARQUEE_MS = 33
@@ -1498,6 +1501,7 @@ class DisplayWindow(QWidget):
         pack: VoicePack | None = None,
         auto_tick: bool = True,
         parent: QWidget | None = None,
+        evaluator_clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(parent)
         self.options = (options or DisplayOptions()).validate()
@@ -1525,6 +1529,16 @@ class DisplayWindow(QWidget):
             self.screen_widget = HallScreen(self.options.history_size, self)
         else:
             self.screen_widget = CounterScreen(self)
+        # A counter's screen is its evaluator after each finish (docs/evaluation.md): an overlay with its own state.
+        self.evaluator: EvaluatorPanel | None = None
+        if self.options.counter is not None and self.options.evaluator_seconds > 0 and link is not None:
+            from queuehall.display.evaluation import EvaluatorModel
+            from queuehall.display.evaluator_widget import EvaluatorPanel
+
+            model = EvaluatorModel(self.options.counter, link.request, seconds=self.options.evaluator_seconds,
+                                   clock=evaluator_clock or time.monotonic)
+            self.evaluator = EvaluatorPanel(model, self)
+            link.replied.connect(self._on_replied)
         self.setWindowTitle(self._title())
         self._refresh_pending = False
         self._stopped = False
@@ -1633,6 +1647,8 @@ class DisplayWindow(QWidget):
         """
         if "received_monotonic" not in msg:
             msg = dict(msg, received_monotonic=time.monotonic())
+        if self.evaluator is not None and self.evaluator.model.on_event(msg):
+            self.evaluator.sync()
         before = (self.model.current, self.model.highlighted)
         self.model.handle_event(msg)
         if (self.model.current, self.model.highlighted) != before:
@@ -1641,6 +1657,11 @@ class DisplayWindow(QWidget):
             self.screen_widget.paint_call_now()
         else:
             self._refresh_soon()
+
+    def _on_replied(self, request_id: str, reply: object) -> None:
+        """The broker's answer to a command this screen sent (only the evaluator's ``rate``)."""
+        if self.evaluator is not None and isinstance(reply, dict) and self.evaluator.model.replied(request_id, reply):
+            self.evaluator.sync()
 
     def on_connection(self, up: bool) -> None:
         """The broker came back or went silent."""
@@ -1659,6 +1680,8 @@ class DisplayWindow(QWidget):
         if isinstance(self.sink, RecordingSink):
             self.sink.update()
         self.model.tick()
+        if self.evaluator is not None and (self.evaluator.model.tick() or self.evaluator.isVisible()):
+            self.evaluator.sync()  # the countdown, or back to the normal screen
         self.refresh()
 
     def refresh(self, flash: bool | None = None) -> None:
@@ -1691,6 +1714,8 @@ class DisplayWindow(QWidget):
         """Qt resize hook: lay the parts out again for the new size."""
         super().resizeEvent(event)
         self.screen_widget.setGeometry(self.rect())
+        if self.evaluator is not None:
+            self.evaluator.setGeometry(self.rect())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Qt close hook: stop the link, the timers and any announcement."""

@@ -293,8 +293,8 @@ def _register_optional(sub: Any) -> None:
     import importlib
 
     for module in ("queuehall.kiosk.main", "queuehall.counter.main", "queuehall.display.main", "queuehall.demo",
-                   "queuehall.broker.reports", "queuehall.web.main",
-                   "queuehall.web.cli"):
+                   "queuehall.broker.reports", "queuehall.broker.satisfaction", "queuehall.web.main",
+                   "queuehall.web.cli", "queuehall.web.manager_cli"):
         try:
             mod = importlib.import_module(module)
         except ImportError:

@@ -119,6 +119,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                       "{ticket} was finished over {minutes} min ago; it can no longer be rated"),
     "NOTHING_TO_RATE": ("{counter} 号窗口近 {minutes} 分钟内没有可评价的办理",
                         "Counter {counter} has no visit finished in the last {minutes} min to rate"),
+    "UNKNOWN_ALERT": ("没有此未解除的告警：{key}", "No active alert {key}"),
     "UNKNOWN_CASE": ("没有此未办结的差评工单：{case}", "No open 差评 case {case}"),
     "CALLBACK_REQUIRED": ("差评工单 {case} 须先回访才能办结", "Case {case} needs a call back (回访) before it is closed"),
     # the web gateway's REST API

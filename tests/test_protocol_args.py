@@ -33,7 +33,7 @@ VALID: dict[str, Any] = {"counter": 1, "to_counter": 2, "ticket": "A001", "servi
                          "after": 0, "limit": 10,
                          "code": "PAPER_OUT", "kiosk": "kiosk-1",
                          "level": 5, "visit": 1, "case": 1, "indicators": "attitude", "finding": "f",
-                         "rectification": "r", "by": "m"}
+                         "rectification": "r", "by": "m", "key": "k"}
 # Values of the wrong JSON type, by the type the argument must have.
 WRONG: dict[type, list[Any]] = {
     int: ["3", " 1 ", "", True, False, 3.5, [1], {"n": 1}],

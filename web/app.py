@@ -21,6 +21,7 @@ import orjson
 from queuehall.web import openapi, pages
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub
+from queuehall.web.rating import rating_routes
 from queuehall.web.tickets import Stream, TicketBoard
 from queuehall.web.views import bi, hall_view, service_view, services_view
 from starlette.applications import Starlette
@@ -315,6 +316,7 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
         Route("/api/v1/services/{code}", api_service),
         Route("/api/v1/tickets/{token}", api_ticket),
         Route("/api/v1/tickets/{token}/events", api_ticket_events),
+        *rating_routes(hub, board),  # 好差评 from the phone page (docs/evaluation.md)
     ]
     app = Starlette(
         routes=[*own, *routes],

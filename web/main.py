@@ -82,8 +82,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     extra = integrations.IntegrationSettings(state=state_path(args.state), limits=limits,
                                              webhooks=not args.no_webhooks, broker=args.broker, security=security)
-    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams),
-                     **integrations.parts(extra))
+    from queuehall.web.supervision import ManagerStore, supervision_routes
+
+    parts = integrations.parts(extra)
+    # The manager's supervision page (docs/supervision.md), its accounts in the same state file.
+    parts["routes"] = [*parts["routes"], *supervision_routes(hub, ManagerStore(state_path(args.state)),
+                                                             secure=args.public_url.startswith("https://"))]
+    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams), **parts)
     integrations.document(app.state.openapi)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on",

@@ -49,6 +49,8 @@ EVENT_TYPES = (
     # 好差评 (docs/evaluation.md): the province's platform may take every rating as it is given
     "visit_rated", "case_opened", "case_updated", "case_closed",
     "ticket_closed_unserved", "day_closed",  # the business day's close (docs/calling-rules.md)
+    # the manager's alerts (docs/supervision.md)
+    "alert_raised", "alert_cleared", "alert_acknowledged",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 

@@ -57,10 +57,18 @@ def ticket_page(token: str, state: dict[str, Any]) -> str:
         '<span class="en">Chime when I am called</span></button>'
         f'<section id="materials" class="card"{hidden}><h2>请备齐以下材料 <span class="en">Please bring</span></h2>'
         f'<ol>{materials}</ol></section>'
+        f'{_rating_form(token) if state["status"] == "finished" else ""}'
         f'<p class="meta">{_e(issued)} · 本页自动更新，无需刷新<span class="en">This page updates by itself</span></p>'
         '</div>'
     )
     return _document(f'{state["label"]} · {state["headline"]["zh"]}', body, hall=state["hall"], script=True)
+
+
+def _rating_form(token: str) -> str:
+    """好差评 after the visit (docs/evaluation.md): the form of queuehall.web.rating."""
+    from queuehall.web.rating import rating_form
+
+    return rating_form(token)
 
 
 def message_page(title: dict[str, str], detail: dict[str, str], hall: dict[str, str] | None = None) -> str:

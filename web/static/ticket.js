@@ -36,7 +36,10 @@
     var called = s.status === "called" && (!last || last.status !== "called" || s.calls > last.calls);
     render(s);
     if (called) { chime(); document.title = s.headline.zh + " · " + s.label; }
+    // Finished: the page (rendered by the gateway) now carries the 好差评 form.
+    var rate = s.status === "finished" && last && last.status !== "finished" && !$("rating");
     last = s;
+    if (rate) location.reload();
   }
   if (soundBtn && last && last.active) {
     soundBtn.hidden = false;

@@ -1,0 +1,135 @@
+"""好差评 from the ticket's phone page (docs/evaluation.md, docs/web.md): after the visit is finished the
+page offers the five levels (with the indicators and a reason for the two low ones) for the hall's rating
+window; the gateway sends ``rate`` with ``channel: "phone"`` for the page's ticket.
+
+Two ways in, both by the page's token (the token is the citizen's proof of holding the ticket):
+
+* ``POST /t/{token}/rate``: the page's own form (``application/x-www-form-urlencoded``, no script
+  needed); answers with a page that thanks, or says why the rating was refused;
+* ``POST /api/v1/tickets/{token}/rating``: JSON ``{"level", "indicators"?, "reason"?}`` for apps;
+  answers ``{"rating": {...}}`` (level, indicators, channel, rated_at) or the broker's error (409).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from queuehall.web import pages
+from queuehall.web.errors import ApiError
+from queuehall.web.hub import BrokerDown, Hub, Refused
+from queuehall.web.tickets import TicketBoard
+from queuehall.web.views import bi
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+LEVELS = ((5, "非常满意", "Very satisfied"), (4, "满意", "Satisfied"), (3, "基本满意", "Fairly satisfied"),
+          (2, "不满意", "Dissatisfied"), (1, "非常不满意", "Very dissatisfied"))
+INDICATORS = (("efficiency", "服务效率", "Efficiency"), ("level", "服务水平", "Competence"),
+              ("attitude", "服务态度", "Attitude"), ("overall", "整体满意度", "Overall"))
+MAX_FORM_BYTES = 4096
+NO_STORE = {"cache-control": "no-store"}
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def rating_form(token: str) -> str:
+    """The rating form a finished ticket's page shows (plain HTML: works without scripts)."""
+    levels = "".join(
+        f'<label class="lv lv{n}"><input type="radio" name="level" value="{n}" required>'
+        f'{zh}<span class="en">{en}</span></label>' for n, zh, en in LEVELS)
+    indicators = "".join(
+        f'<label><input type="checkbox" name="indicators" value="{code}">{zh}<span class="en">{en}</span></label>'
+        for code, zh, en in INDICATORS)
+    return (
+        f'<section id="rating" class="card"><form method="post" action="/t/{_e(token)}/rate">'
+        '<h2>请您对本次服务进行评价 <span class="en">Please rate our service</span></h2>'
+        f'<fieldset class="levels">{levels}</fieldset>'
+        '<fieldset class="indicators"><legend>不满意的方面（选择“不满意”“非常不满意”时填写）'
+        f'<span class="en">If dissatisfied: which part?</span></legend>{indicators}</fieldset>'
+        '<textarea name="reason" maxlength="200" placeholder="意见或原因（选填） Your reason (optional)"></textarea>'
+        '<button type="submit">提交评价<span class="en">Submit</span></button>'
+        '</form></section>')
+
+
+def _args(level: Any, indicators: Any, reason: Any) -> dict[str, Any]:
+    """The ``rate`` arguments from what the phone sent; ApiError BAD_REQUEST/BAD_LEVEL for nonsense."""
+    try:
+        lv = int(level)
+    except (TypeError, ValueError):
+        raise ApiError("BAD_LEVEL", level=str(level)[:20]) from None
+    if not isinstance(indicators, list) or not all(isinstance(i, str) for i in indicators):
+        raise ApiError("BAD_REQUEST", detail="indicators must be a list of strings")
+    if not isinstance(reason, str):
+        raise ApiError("BAD_REQUEST", detail="reason must be a string")
+    args: dict[str, Any] = {"level": lv, "channel": "phone"}
+    if indicators and lv in (1, 2):  # the form sends the boxes whatever the level; the engine refuses them on high
+        args["indicators"] = ",".join(indicators[:4])
+    if reason.strip():
+        args["reason"] = reason.strip()[:200]
+    return args
+
+
+def rating_routes(hub: Hub, board: TicketBoard) -> list[BaseRoute]:
+    """The phone page's rating routes (added to the gateway's own by :func:`queuehall.web.app.create_app`)."""
+
+    async def rate(token: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            tid = await board.resolve(token)
+        except BrokerDown:
+            raise ApiError("UNREACHABLE") from None
+        if tid is None or board.view(tid) is None:
+            raise ApiError("UNKNOWN_TOKEN")
+        try:
+            result = await hub.request("rate", ticket=str(tid), **args)
+        except BrokerDown:
+            raise ApiError("UNREACHABLE") from None
+        except Refused as err:
+            raise ApiError.from_error(err.error) from None
+        r = result.get("rating") or {}
+        # The phone learns its own rating back, not the clerk or the counter's internal numbers.
+        return {k: r.get(k) for k in ("label", "level", "level_zh", "level_en", "indicators", "channel", "rated_at")}
+
+    async def api_rating(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise ApiError("MESSAGE_TOO_LARGE")
+        try:
+            import orjson
+
+            data = orjson.loads(body or b"{}")
+        except ValueError:
+            raise ApiError("BAD_REQUEST", detail="the body must be JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError("BAD_REQUEST", detail="the body must be a JSON object")
+        args = _args(data.get("level"), data.get("indicators") or [], data.get("reason") or "")
+        return JSONResponse({"rating": await rate(request.path_params["token"], args)}, headers=NO_STORE)
+
+    async def form_rating(request: Request) -> Response:
+        body = await request.body()
+        h = hub.mirror.state.get("hall") or {}
+        hall = bi(h.get("name_zh"), h.get("name_en"))
+        try:
+            if len(body) > MAX_FORM_BYTES:
+                raise ApiError("MESSAGE_TOO_LARGE")
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            args = _args((form.get("level") or [""])[0], form.get("indicators") or [],
+                         (form.get("reason") or [""])[0])
+            r = await rate(request.path_params["token"], args)
+        except ApiError as err:
+            e = err.error
+            return HTMLResponse(pages.message_page(bi("未能提交评价", "The rating was not accepted"),
+                                                   bi(e["message_zh"], e["message_en"]), hall),
+                                status_code=err.status, headers=NO_STORE)
+        return HTMLResponse(pages.message_page(bi("感谢您的评价！", "Thank you for your rating!"),
+                                               bi(f"您的评价：{r['level_zh']}", f"Your rating: {r['level_en']}"),
+                                               hall), headers=NO_STORE)
+
+    handlers: list[tuple[str, Callable[[Request], Awaitable[Response]]]] = [
+        ("/t/{token}/rate", form_rating), ("/api/v1/tickets/{token}/rating", api_rating)]
+    return [Route(path, fn, methods=["POST"]) for path, fn in handlers]

@@ -1,0 +1,373 @@
+"""The manager's supervision page (电子监察, docs/supervision.md) on the web gateway.
+
+Behind a login for managers (accounts in the gateway's state file, passwords as scrypt hashes, made with
+``queuehall web-manager add NAME``), the page shows the hall live: every counter with its state, clerk,
+post and how long it has been in that state; every queue with its waiting count and longest wait against
+its target; devices offline; today's figures; and the alerts of the broker (broker/alerts.py) as they are
+raised and cleared, each with an acknowledge button (the broker's ``alert_ack``, with the manager's note).
+
+Sessions: 256 random bits in a cookie ``qh_manager`` (HttpOnly, SameSite=Strict, Path=/supervision, Secure
+when the gateway's public address is https), held in memory for ``SESSION_HOURS``; a gateway restart signs
+everyone out. The state goes to the page over Server-Sent Events (``/supervision/api/stream``): the whole
+view on every change of the hall, at most every ``PUSH_INTERVAL`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import html
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from queuehall.web.errors import ApiError
+from queuehall.web.hub import BrokerDown, Hub, Refused
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from queuehall.client import StateMirror
+
+COOKIE = "qh_manager"
+SESSION_HOURS = 12
+PUSH_INTERVAL = 0.2  # seconds between two pushes at most (a busy hall changes many times a second)
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~50 ms per check: fine for a login, slow for a thief
+MIN_PASSWORD = 8
+ASSET_VERSION = "1"
+_SCHEMA = """CREATE TABLE IF NOT EXISTS managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
+n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL)"""
+
+
+class ManagerError(ValueError):
+    """A manager account that cannot be made (bad name, short password, exists)."""
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 1024 * 1024)
+
+
+class ManagerStore:
+    """Manager accounts in the gateway's state file (queuehall.web.state): name, salt and scrypt hash."""
+
+    def __init__(self, path: str | Path | sqlite3.Connection) -> None:
+        if isinstance(path, sqlite3.Connection):
+            self.conn = path
+        else:
+            from queuehall.web.state import connect
+
+            self.conn = connect(path)
+        self.conn.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def add(self, name: str, password: str) -> None:
+        """Create the account ``name``; ManagerError for a bad name, a password under 8 characters, a
+        name taken."""
+        name = name.strip()
+        if not name or len(name) > 40 or not all(c.isalnum() or c in "._-" for c in name):
+            raise ManagerError(f"manager name {name!r}: letters, digits, '.', '_', '-' (at most 40)")
+        if len(password) < MIN_PASSWORD:
+            raise ManagerError(f"the password needs at least {MIN_PASSWORD} characters")
+        salt = secrets.token_bytes(16)
+        digest = _scrypt(password, salt, SCRYPT["n"], SCRYPT["r"], SCRYPT["p"])
+        try:
+            self.conn.execute("INSERT INTO managers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (name, salt, digest, SCRYPT["n"], SCRYPT["r"], SCRYPT["p"],
+                               datetime.now(UTC).isoformat(timespec="seconds")))
+        except sqlite3.IntegrityError:
+            raise ManagerError(f"manager {name!r} exists already") from None
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM managers ORDER BY name")]
+
+    def remove(self, name: str) -> bool:
+        return self.conn.execute("DELETE FROM managers WHERE name = ?", (name,)).rowcount > 0
+
+    def verify(self, name: str, password: str) -> bool:
+        """Whether ``password`` is ``name``'s; an unknown name costs the same scrypt (no timing oracle)."""
+        row = self.conn.execute("SELECT salt, hash, n, r, p FROM managers WHERE name = ?", (name,)).fetchone()
+        salt, digest, n, r, p = row if row else (b"\0" * 16, b"", SCRYPT["n"], SCRYPT["r"], SCRYPT["p"])
+        got = _scrypt(password, salt, n, r, p)
+        return row is not None and hmac.compare_digest(got, digest)
+
+
+class Sessions:
+    """Signed-in managers: random session ids in memory, with their expiry (monotonic clock)."""
+
+    def __init__(self, hours: float = SESSION_HOURS) -> None:
+        self.ttl = hours * 3600
+        self._by_id: dict[str, tuple[str, float]] = {}
+
+    def start(self, name: str) -> str:
+        sid = secrets.token_urlsafe(32)
+        self._by_id[sid] = (name, time.monotonic() + self.ttl)
+        return sid
+
+    def who(self, sid: str | None) -> str | None:
+        found = self._by_id.get(sid or "")
+        if found is None:
+            return None
+        if found[1] < time.monotonic():
+            del self._by_id[sid or ""]
+            return None
+        return found[0]
+
+    def end(self, sid: str | None) -> None:
+        self._by_id.pop(sid or "", None)
+
+
+class AlertBoard:
+    """The broker's active alerts as the gateway follows them: the ``alerts`` query after every
+    (re)synchronisation, then the ``alert_raised``/``alert_cleared``/``alert_acknowledged`` events."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._refresh: asyncio.Task[None] | None = None
+        hub.listeners.append(self._on_change)
+
+    def _on_change(self, mirror: StateMirror, msg: dict[str, Any] | None) -> None:
+        if msg is None:  # a snapshot, or the connection came or went: ask the broker again
+            if self.hub.ready and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.get_running_loop().create_task(self.refresh())
+        else:
+            ev = msg["event"] if isinstance(msg.get("event"), dict) else msg
+            kind, key = ev.get("type"), ev.get("key")
+            if kind == "alert_raised" and isinstance(key, str):
+                self.alerts[key] = {"key": key, "rule": ev.get("rule"), "details": ev.get("details") or {},
+                                    "raised_at": ev.get("at"), "ack": None}
+            elif kind == "alert_cleared" and isinstance(key, str):
+                self.alerts.pop(key, None)
+            elif kind == "alert_acknowledged" and isinstance(key, str) and key in self.alerts:
+                # The public event stream leaves the note out (free text): the broker's alerts query has it.
+                self.alerts[key] = dict(self.alerts[key], ack={"note": ev.get("note"), "by": ev.get("by"),
+                                                               "at": ev.get("at")})
+                if self._refresh is None or self._refresh.done():
+                    self._refresh = asyncio.get_running_loop().create_task(self.refresh())
+        self.bump()
+
+    def bump(self) -> None:
+        self.version += 1
+        self._changed.set()
+
+    async def refresh(self) -> None:
+        with contextlib.suppress(BrokerDown, Refused):
+            found = await self.hub.request("alerts")
+            self.alerts = {a["key"]: a for a in found.get("alerts") or []}
+            self.bump()
+
+    async def changed(self, version: int, timeout: float) -> int:
+        """Wait until the version differs from ``version`` (or ``timeout``); returns the current one."""
+        if self.version == version:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+        return self.version
+
+
+def _minutes_since(iso: Any, now: datetime) -> int | None:
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0, int((now - at).total_seconds() // 60))
+
+
+def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connected: bool) -> dict[str, Any]:
+    """What the supervision page shows (docs/supervision.md "The page"), from the gateway's mirror."""
+    now = datetime.now(UTC)
+    if isinstance(state.get("now"), str):
+        with contextlib.suppress(ValueError):
+            now = datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00"))
+    tickets = state.get("tickets") or {}
+    counters = []
+    for _key, c in sorted((state.get("counters") or {}).items(), key=lambda kv: int(kv[0])):
+        t = c.get("ticket") or {}
+        counters.append({"number": c.get("number"), "name": c.get("name_zh"), "state": c.get("state"),
+                         "clerk": c.get("clerk_name_zh") or c.get("clerk"), "post": c.get("post"),
+                         "pause_reason": c.get("pause_reason"), "ticket": t.get("label"),
+                         "ticket_status": t.get("status")})
+    longest: dict[str, str] = {}
+    for t in tickets.values():
+        if t.get("status") == "waiting" and not t.get("target_counter"):
+            q, entered = str(t.get("queue_service")), str(t.get("entered_at") or "")
+            if entered and (q not in longest or entered < longest[q]):
+                longest[q] = entered
+    services = state.get("services") or {}
+    queues = []
+    for code in state.get("service_order") or list(services):
+        s = services.get(code) or {}
+        waited = _minutes_since(longest.get(code), now)
+        target = s.get("target_wait_minutes") or 0
+        queues.append({"code": code, "name": s.get("name_zh"), "waiting": int(s.get("waiting") or 0),
+                       "longest_wait_minutes": waited, "target_wait_minutes": target,
+                       "over_target": bool(target and waited is not None and waited > target),
+                       "estimated_clear_minutes": s.get("estimated_wait_minutes")})
+    devices = [{"name": d.get("name"), "role": d.get("role"), "counter": d.get("counter")}
+               for d in (state.get("devices") or {}).values() if not d.get("online")]
+    figures = {"issued": sum(int(s.get("issued_today") or 0) for s in services.values()),
+               "waiting": sum(int(s.get("waiting") or 0) for s in services.values()),
+               "counters_open": sum(1 for c in counters if c["state"] == "open"),
+               "counters_paused": sum(1 for c in counters if c["state"] == "paused")}
+    return {"connected": connected, "now": now.isoformat(),
+            "timezone": state.get("timezone") or "Asia/Shanghai", "counters": counters, "queues": queues,
+            "devices_offline": devices, "figures": figures,
+            "alerts": sorted(alerts.values(), key=lambda a: str(a.get("raised_at") or ""), reverse=True)}
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _page(title: str, body: str, script: bool = False) -> str:
+    js = f'<script src="/supervision/static/supervision.js?v={ASSET_VERSION}" defer></script>' if script else ""
+    return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+            f'<title>{_e(title)}</title>'
+            f'<link rel="stylesheet" href="/supervision/static/supervision.css?v={ASSET_VERSION}">'
+            f'{js}</head><body>{body}</body></html>')
+
+
+def login_page(error: str = "") -> str:
+    err = f'<p class="err" role="alert">{_e(error)}</p>' if error else ""
+    return _page("电子监察登录 Supervision sign-in", (
+        '<main class="login"><h1>电子监察 <span class="en">Supervision</span></h1>' + err +
+        '<form method="post" action="/supervision/login">'
+        '<label>账号 <span class="en">Name</span><input name="name" autocomplete="username" required></label>'
+        '<label>密码 <span class="en">Password</span><input name="password" type="password" '
+        'autocomplete="current-password" required></label>'
+        '<button type="submit">登录 <span class="en">Sign in</span></button></form></main>'))
+
+
+def supervision_page(name: str) -> str:
+    return _page("电子监察 Supervision", (
+        f'<header><h1>电子监察 <span class="en">Supervision</span></h1><p>{_e(name)} · '
+        '<form method="post" action="/supervision/logout" class="inline"><button>退出 Sign out</button></form>'
+        '<span id="conn"></span></p></header>'
+        '<main id="sup"><section><h2>告警 <span class="en">Alerts</span></h2><table id="alerts"></table></section>'
+        '<section><h2>今日 <span class="en">Today</span></h2><div id="figures"></div></section>'
+        '<section><h2>队列 <span class="en">Queues</span></h2><table id="queues"></table></section>'
+        '<section><h2>窗口 <span class="en">Counters</span></h2><table id="counters"></table></section>'
+        '<section><h2>离线设备 <span class="en">Devices offline</span></h2><ul id="devices"></ul></section>'
+        '</main>'), script=True)
+
+
+def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False) -> list[BaseRoute]:
+    """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``."""
+    sessions = Sessions()
+    board = AlertBoard(hub)
+
+    def who(request: Request) -> str | None:
+        return sessions.who(request.cookies.get(COOKIE))
+
+    def need(request: Request) -> str:
+        name = who(request)
+        if name is None:
+            raise ApiError("UNAUTHORIZED", 401)
+        return name
+
+    async def login_form(request: Request) -> Response:
+        return HTMLResponse(login_page(), headers={"cache-control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        body = await request.body()
+        form = parse_qs(body[:4096].decode("utf-8", "replace"))
+        name = (form.get("name") or [""])[0].strip()
+        password = (form.get("password") or [""])[0]
+        ok = await asyncio.get_running_loop().run_in_executor(None, managers.verify, name, password)
+        if not ok:
+            return HTMLResponse(login_page("账号或密码错误 / Wrong name or password"), status_code=401,
+                                headers={"cache-control": "no-store"})
+        resp = RedirectResponse("/supervision", status_code=303)
+        resp.set_cookie(COOKIE, sessions.start(name), max_age=int(sessions.ttl), path="/supervision",
+                        httponly=True, samesite="strict", secure=secure)
+        return resp
+
+    async def logout(request: Request) -> Response:
+        sessions.end(request.cookies.get(COOKIE))
+        resp = RedirectResponse("/supervision/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/supervision")
+        return resp
+
+    async def page(request: Request) -> Response:
+        name = who(request)
+        if name is None:
+            return RedirectResponse("/supervision/login", status_code=303)
+        return HTMLResponse(supervision_page(name), headers={"cache-control": "no-store"})
+
+    def view() -> dict[str, Any]:
+        return hall_view(hub.mirror.state, board.alerts, hub.ready)
+
+    async def state(request: Request) -> Response:
+        need(request)
+        return JSONResponse(view(), headers={"cache-control": "no-store"})
+
+    async def stream(request: Request) -> Response:
+        need(request)
+
+        async def events() -> AsyncIterator[bytes]:
+            version = -1
+            while True:
+                if await request.is_disconnected():
+                    return
+                version = await board.changed(version, 2.0)  # and look for a closed connection every 2 s
+                yield b"data: " + orjson.dumps(view()) + b"\n\n"
+                await asyncio.sleep(PUSH_INTERVAL)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    async def ack(request: Request) -> Response:
+        name = need(request)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise ApiError("BAD_REQUEST", detail="send JSON")  # a cross-site form cannot send JSON
+        try:
+            data = orjson.loads(await request.body())
+        except ValueError:
+            raise ApiError("BAD_REQUEST", detail="the body must be JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("key"), str) or not isinstance(data.get("note"), str):
+            raise ApiError("BAD_REQUEST", detail="key and note are strings")
+        try:
+            result = await hub.request("alert_ack", key=data["key"], note=data["note"], by=name)
+        except BrokerDown:
+            raise ApiError("UNREACHABLE") from None
+        except Refused as err:
+            raise ApiError.from_error(err.error) from None
+        return JSONResponse(result)
+
+    from importlib import resources
+
+    files = {name: (resources.files("queuehall.web").joinpath("static", name).read_bytes(), kind)
+             for name, kind in (("supervision.js", "text/javascript; charset=utf-8"),
+                                ("supervision.css", "text/css; charset=utf-8"))}
+
+    async def static(request: Request) -> Response:
+        found = files.get(request.path_params["name"])
+        if found is None:
+            raise ApiError("NOT_FOUND", path=request.url.path)
+        return Response(found[0], media_type=found[1], headers={"cache-control": "public, max-age=604800"})
+
+    # Every change of the hall is a change of the page (counters' times, queues): wake the streams.
+    hub.listeners.append(lambda mirror, msg: board.bump())
+    return [Route("/supervision/login", login_form, methods=["GET"]),
+            Route("/supervision/login", login, methods=["POST"]),
+            Route("/supervision/logout", logout, methods=["POST"]),
+            Route("/supervision", page, methods=["GET"]),
+            Route("/supervision/api/state", state, methods=["GET"]),
+            Route("/supervision/api/stream", stream, methods=["GET"]),
+            Route("/supervision/api/ack", ack, methods=["POST"]),
+            Route("/supervision/static/{name}", static, methods=["GET"])]
