@@ -38,6 +38,8 @@ WATCHED_ROLES = ("kiosk", "display")  # devices whose absence is alerted (counte
 class AlertRules:
     """``[alerts]`` of hall.toml (docs/configuration.md): which rules run and their thresholds."""
 
+    # Off unless hall.toml says ``[alerts] enabled = true``: the alert events join every screen's stream.
+    enabled: bool = False
     wait_over_target: bool = True
     paused_minutes: int = 15  # 0 = the counter_paused rule is off
     no_open_counter: bool = True

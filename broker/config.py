@@ -473,11 +473,11 @@ class _Parser:
                       case_working_days=t.integer("case_working_days", 15, 1, 365))
 
     def alerts(self, value: object) -> AlertRules:
-        flags = ("wait_over_target", "no_open_counter", "counter_unstaffed", "device_offline", "printer_fault",
-                 "bad_rating", "case_overdue", "calendar")
+        flags = ("enabled", "wait_over_target", "no_open_counter", "counter_unstaffed", "device_offline",
+                 "printer_fault", "bad_rating", "case_overdue", "calendar")
         t = _Table(self, value, "alerts", (*flags, "paused_minutes"), "a table [alerts]")
         return AlertRules(paused_minutes=t.integer("paused_minutes", 15, 0, _MINUTES_PER_DAY),
-                          **{f: t.boolean(f, True) for f in flags})
+                          **{f: t.boolean(f, f != "enabled") for f in flags})
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",

@@ -1176,7 +1176,7 @@ def to_table(rep: Report) -> str:
 
 def _satisfaction_table(rep: Report) -> list[str]:
     """The 好差评 sections of the text report (docs/evaluation.md): per clerk and counter, the assessment, alerts."""
-    if not rep.satisfaction:
+    if not (rep.satisfaction.get("total") or {}).get("rated") and not rep.alerts:
         return []
     lines: list[str] = []
     t = rep.satisfaction["total"]
@@ -1249,7 +1249,7 @@ def to_xlsx(rep: Report, path: str) -> None:
     hs.append(["hour", "arrivals", "served"])
     for h in rep.hourly:
         hs.append([h["hour"], h["arrivals"], h["served"]])
-    if rep.satisfaction:  # 好差评 (docs/evaluation.md)
+    if (rep.satisfaction.get("total") or {}).get("rated") or rep.alerts:  # 好差评 (docs/evaluation.md)
         for dim in ("clerk", "counter", "service", "day"):
             rows = rep.satisfaction.get(f"by_{dim}") or []
             sheet = wb.create_sheet(f"satisfaction by {dim}")

@@ -337,6 +337,8 @@ class Broker:
         """Run the alert rules (broker/alerts.py) on the hall as it is now; record and publish what changed
         (``alert_raised``/``alert_cleared``, journaled by the engine's ``alert`` command). After every
         group of commands and every heartbeat, so an alert follows its condition within a beat."""
+        if not self.hall.config.alerts.enabled:
+            return
         try:
             raised, cleared = self.alerts.check(self.hall, self.devices, self.hall.clock.now())
             if not raised and not cleared:

@@ -20,7 +20,7 @@ from tests.test_engine_rules import Bench
 
 # The test hall's day (2026-11-24) has no official calendar data for 2027 within 60 days: that rule is
 # tested on its own.
-RULES = AlertRules(calendar=False)
+RULES = AlertRules(enabled=True, calendar=False)
 
 start_broker_fixture = broker_fixtures.start_broker_fixture
 manual_clock_fixture = broker_fixtures.manual_clock_fixture
