@@ -224,8 +224,7 @@ def hall_config(n_counters: int, layout: str = "all") -> Any:
         s["daily_cap"] = 0
     data["hall"]["number_width"] = 4
     data["clerk"] = [
-        {"id": f"{post}{n}", "name": {"zh": f"{n}号窗口{post.upper()}岗", "en": f"Counter {n} {post.upper()}"},
-         "pin": PIN}
+        {"id": f"{post}{n}", "name": {"zh": f"{n}号窗口{post.upper()}岗", "en": f"Counter {n} {post.upper()}"}}
         for n in range(1, n_counters + 1) for post in ("a", "b")]
     data["counter"] = [
         {"number": n, "name": {"zh": f"{n}号窗口", "en": f"Window {n}"},
@@ -253,9 +252,12 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
     from queuehall.broker.storage import load_hall, open_store
 
     from queuehall.clock import SimulatedClock
+    from queuehall.simulation import install_demo_pins
 
     config = hall_config(n_counters, layout)
     store = open_store(db_url, sqlite_synchronous="FULL")
+    if gen == 0:
+        install_demo_pins(store, config, {c.id: PIN for c in config.clerks})
     hall = load_hall(config, SimulatedClock(sim_start(origin_wall), 1.0), store)
     t_loaded = time.monotonic()
     codes = [s.code for s in config.services]

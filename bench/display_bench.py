@@ -49,6 +49,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from queuehall.broker.config import load_config  # noqa: E402
+from queuehall.broker.storage import open_store  # noqa: E402
 from queuehall.display.model import DisplayOptions, parse_size  # noqa: E402
 from queuehall.display.qt_audio import QtAudioSink  # noqa: E402
 from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font  # noqa: E402
@@ -56,6 +57,7 @@ from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font  
 from queuehall.client import BrokerClient  # noqa: E402
 from queuehall.demo import free_port  # noqa: E402
 from queuehall.qtlink import QtLink  # noqa: E402
+from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
 
 COUNTERS = (1, 2, 3, 4, 5, 7, 8, 9)
 # Far quicker than any clerk, but enough for the previous call's clean-up (its announcement cut short,
@@ -84,6 +86,9 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[str], str]:
         "--sim-start",
         "2026-11-24T09:00",
     ]
+    store = open_store(f"sqlite:///{tmp / 'hall.db'}")  # the clerks' PINs, as `queuehall clerks set-pin` sets them
+    install_demo_pins(store, load_config())
+    store.close()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
@@ -214,8 +219,7 @@ def run(app: QApplication, endpoint: str, config: Any, calls: int, size: tuple[i
         try:
             for n in COUNTERS:
                 cfg = next(c for c in config.counters if c.number == n)
-                clerk = config.clerk(cfg.clerk_a)
-                client.request("sign_in", counter=n, clerk=cfg.clerk_a, pin=clerk.pin)
+                client.request("sign_in", counter=n, clerk=cfg.clerk_a, pin=DEMO_PINS[cfg.clerk_a])
             for i in range(calls):  # one ticket for each call, of a service its counter serves first
                 cfg = next(c for c in config.counters if c.number == COUNTERS[i % len(COUNTERS)])
                 client.request("take_ticket", service=cfg.services[0])

@@ -50,7 +50,7 @@ from sqlalchemy import Engine, insert, text  # noqa: E402
 
 from queuehall.clock import ManualClock  # noqa: E402
 from queuehall.errors import HallError  # noqa: E402
-from tests.hall_factory import TUESDAY, local, small_config  # noqa: E402
+from tests.hall_factory import TUESDAY, install_pins, local, memory_pins, small_config  # noqa: E402
 
 UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai, the test hall's zone (no DST)
 QUEUE = 60  # citizens waiting during the command benchmark
@@ -141,6 +141,7 @@ def bench_commands(url: str, n: int, *, sqlite_synchronous: str = "FULL") -> dic
         reset_pg(url)
     store = storage.open_store(url, sqlite_synchronous=sqlite_synchronous)
     clock = ManualClock(local(TUESDAY, 8, 31))
+    install_pins(store, bench_config())
     hall = storage.load_hall(bench_config(), clock, store)
     out = run_mix(hall, clock, n)
     if url.startswith("sqlite"):
@@ -157,7 +158,7 @@ def bench_commands(url: str, n: int, *, sqlite_synchronous: str = "FULL") -> dic
 def bench_memory(n: int) -> dict[str, Any]:
     """The same mix with no journal: the engine's own cost per command."""
     clock = ManualClock(local(TUESDAY, 8, 31))
-    return run_mix(Hall(bench_config(), clock), clock, n)
+    return run_mix(Hall(bench_config(), clock, pins=memory_pins(bench_config())), clock, n)
 
 
 # ---------------------------------------------------------------------------- rebuild

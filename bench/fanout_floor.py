@@ -83,10 +83,12 @@ def capture_call_event() -> dict[str, Any]:
 
     from queuehall.client import BrokerClient
     from queuehall.clock import SimulatedClock
+    from queuehall.simulation import install_demo_pins
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{tmp}/hall.db")
         config = hall_config(200, "hall")
+        install_demo_pins(store, config, {c.id: PIN for c in config.clerks})
         broker = Broker(load_hall(config, SimulatedClock(sim_start(time.time()), 1.0), store), port=free_port())
         broker.bind()
         thread = threading.Thread(target=broker.serve_forever, daemon=True)

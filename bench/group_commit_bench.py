@@ -29,6 +29,7 @@ from queuehall.broker.storage import load_hall, open_store
 from queuehall.clock import ManualClock
 from queuehall.demo import free_port
 from queuehall.protocol import Request, decode_reply, encode_request
+from queuehall.simulation import DEMO_PINS, install_demo_pins
 
 SERVICES = ("document_pickup", "unified_fees", "consult_complaint")  # no daily cap in the default hall
 
@@ -129,6 +130,7 @@ def run(sync: str, clients: int, per_client: int, window: int, procs: int,
     store = open_store(f"sqlite:///{folder}/hall.db", sqlite_synchronous=sync)
     clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
     config = mixed_hall() if mix else load_config()
+    install_demo_pins(store, config)
     broker = Broker(load_hall(config, clock, store), port=free_port())
     broker.bind()
     serve = broker.serve_forever
@@ -151,7 +153,7 @@ def run(sync: str, clients: int, per_client: int, window: int, procs: int,
                           args=(broker.port, n, per_client, window, sum(per_proc[:i]), out, go, services))
                for i, n in enumerate(per_proc)]
     if mix:
-        pins = {c.id: c.pin for c in config.clerks}
+        pins = DEMO_PINS
         workers.append(mp.Process(target=counters, args=(
             broker.port, [(c.number, c.clerk_a, pins[c.clerk_a]) for c in config.counters], out, go, stop)))
     for w in workers:

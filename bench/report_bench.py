@@ -76,8 +76,8 @@ def bench_config() -> HallConfig:
     for i in range(COUNTERS):
         base = data["counter"][i % len(data["counter"])]
         n = i + 1
-        clerks += [{"id": f"k{n:03d}a", "name": {"zh": f"职员{n}A", "en": f"Clerk {n}A"}, "pin": "1234"},
-                   {"id": f"k{n:03d}b", "name": {"zh": f"职员{n}B", "en": f"Clerk {n}B"}, "pin": "1234"}]
+        clerks += [{"id": f"k{n:03d}a", "name": {"zh": f"职员{n}A", "en": f"Clerk {n}A"}},
+                   {"id": f"k{n:03d}b", "name": {"zh": f"职员{n}B", "en": f"Clerk {n}B"}}]
         counters.append({**base, "number": n, "name": {"zh": f"{n}号窗口", "en": f"Window {n}"},
                          "clerk_a": f"k{n:03d}a", "clerk_b": f"k{n:03d}b"})
     data["counter"], data["clerk"] = counters, clerks

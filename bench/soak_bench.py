@@ -44,8 +44,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 from cli_bench import free_port_pair  # noqa: E402
 from queuehall.broker.config import DEFAULT_CONFIG, load_config  # noqa: E402
+from queuehall.broker.storage import open_store  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused  # noqa: E402
+from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
 
 GROWTH_TARGET_MB_PER_1000 = 10.0
 DAY_START, DAY_END = "08:30", "17:00"  # the simulated day the run spans (the default hall's Tuesday)
@@ -101,7 +103,7 @@ class Driver:
         self.client = client
         self.services = [s.code for s in config.services]
         self.counters = {c.number: c for c in config.counters}
-        self.pins = {c.id: c.pin for c in config.clerks}
+        self.pins = {c.id: DEMO_PINS[c.id] for c in config.clerks}
         self.sessions: dict[int, str] = {}
         self.refused: collections.Counter[str] = collections.Counter()
         self.taken = 0
@@ -166,6 +168,9 @@ def main() -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory(prefix="queuehall-soak-") as tmp:
         tmpd = Path(tmp)
+        store = open_store(f"sqlite:///{tmpd / 'hall.db'}")  # the clerks' PINs, as `queuehall clerks set-pin` sets them
+        install_demo_pins(store, load_config())
+        store.close()
         procs["broker"] = spawn([*qh, "broker", "--insecure", "--port", str(port), "--db",
                                  f"sqlite:///{tmpd / 'hall.db'}", "--sim-start", f"2026-12-08T{DAY_START}",
                                  "--sim-speed", str(sim_speed)], tmpd / "broker.log", env)

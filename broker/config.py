@@ -93,9 +93,11 @@ class Service:
 
 @dataclass(frozen=True)
 class Clerk:
+    """A member of staff who may sign in at counters. Their PIN is not here: only its hash is kept,
+    in the broker's database (``queuehall clerks set-pin``)."""
+
     id: str
     name: Text
-    pin: str  # digits; compared in constant time by the engine
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,14 @@ class Rating:
 
 
 @dataclass(frozen=True)
+class SignIn:
+    """Clerk sign-in: ``lock_after`` wrong PINs in a row lock the clerk for ``lock_minutes``."""
+
+    lock_after: int = 5
+    lock_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class HallConfig:
     name: Text
     timezone: str
@@ -197,6 +207,7 @@ class HallConfig:
     rating: Rating = Rating()
     alerts: AlertRules = field(default_factory=AlertRules)
     source: str = ""
+    sign_in: SignIn = SignIn()
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -252,11 +263,10 @@ class HallConfig:
 MIN_RETENTION_DAYS = 183
 NOSHOW_REINSTATE = ("front", "back")
 TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
-                  "pause_reason", "rating", "alerts")
+                  "pause_reason", "rating", "alerts", "sign_in")
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
-_PIN_RE = re.compile(r"[0-9]{4,8}")
 _PERIOD_RE = re.compile(r"\s*([0-9]{2}):([0-9]{2})\s*-\s*([0-9]{2}):([0-9]{2})\s*")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MINUTES_PER_DAY = 24 * 60
@@ -366,6 +376,7 @@ class _Parser:
         calling = self.calling(top.get("calling", {}))
         rating = self.rating(top.get("rating", {}))
         alerts = self.alerts(top.get("alerts", {}))
+        sign_in = self.sign_in(top.get("sign_in", {}))
         hours = self.hours(top.get("hours"))
 
         departments = tuple(Department(t.code("code"), t.text("name"))
@@ -406,6 +417,7 @@ class _Parser:
             clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
             help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
+            sign_in=sign_in,
         )
 
     def public_base_url(self, hall: _Table) -> str:
@@ -478,6 +490,10 @@ class _Parser:
         t = _Table(self, value, "alerts", (*flags, "paused_minutes"), "a table [alerts]")
         return AlertRules(paused_minutes=t.integer("paused_minutes", 15, 0, _MINUTES_PER_DAY),
                           **{f: t.boolean(f, f != "enabled") for f in flags})
+
+    def sign_in(self, value: object) -> SignIn:
+        t = _Table(self, value, "sign_in", ("lock_after", "lock_minutes"), "a table [sign_in]")
+        return SignIn(t.integer("lock_after", 5, 1, 100), t.integer("lock_minutes", 15, 1, _MINUTES_PER_DAY))
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",
@@ -655,16 +671,17 @@ class _Parser:
     def clerk(self, t: _Table) -> Clerk:
         clerk_id = t.code("id")
         name = t.text("name")
-        pin = t.get("pin")
-        if isinstance(pin, int) and not isinstance(pin, bool):
-            self.fail(t.key("pin"), "CONFIG_BAD_PIN",
-                      "must be a quoted string of 4–8 digits, e.g. pin = \"2580\" "
-                      "(a bare number would lose leading zeros)",
-                      "密码须用引号写成4–8位数字")
-        if not isinstance(pin, str) or not _PIN_RE.fullmatch(pin):
-            self.fail(t.key("pin"), "CONFIG_BAD_PIN", "must be a string of 4–8 digits 0–9, e.g. \"2580\"",
-                      "密码须为4–8位数字")
-        return Clerk(clerk_id, name, pin)
+        if t.has("pin"):
+            # PINs used to be written here in plain text, in a file that ships with the package and
+            # that counters read. Refuse to start rather than ignore it: the operator must move them.
+            self.fail(t.key("pin"), "CONFIG_PIN_IN_FILE",
+                      "PINs are no longer kept in hall.toml: delete this line and set the PIN with "
+                      f"'queuehall clerks set-pin {clerk_id}' (or hash every PIN of this file into the database "
+                      "once with 'queuehall clerks import-pins --config FILE', then delete the pin lines)",
+                      f"hall.toml 不再保存密码：请删除此行，并用“queuehall clerks set-pin {clerk_id}”设置密码"
+                      "（或用“queuehall clerks import-pins --config 文件”把本文件中的密码一次性导入数据库，"
+                      "再删除各 pin 行）")
+        return Clerk(clerk_id, name)
 
     def counter(self, t: _Table, services: tuple[Service, ...], clerks: tuple[Clerk, ...]) -> Counter:
         number = t.integer("number", _MISSING, 1, 999)
@@ -934,6 +951,7 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         "priority": [{"code": p.code, "name": _text(p.name)} for p in cfg.priority_classes],
         "service": [service(s) for s in cfg.services],
         "counter": [counter(k) for k in cfg.counters],
-        "clerk": [{"id": k.id, "name": _text(k.name), "pin": k.pin} for k in cfg.clerks],
+        "clerk": [{"id": k.id, "name": _text(k.name)} for k in cfg.clerks],
+        "sign_in": {"lock_after": cfg.sign_in.lock_after, "lock_minutes": cfg.sign_in.lock_minutes},
         "pause_reason": [{"code": r.code, "name": _text(r.name)} for r in cfg.pause_reasons],
     }

@@ -52,6 +52,7 @@ from queuehall.broker.model import (
     Change,
     CounterState,
     Event,
+    PinRecord,
     Ratable,
     Rating,
     Stored,
@@ -61,6 +62,7 @@ from queuehall.broker.model import (
 
 from queuehall.clock import Clock
 from queuehall.errors import HallError
+from queuehall.pins import verify_pin
 from queuehall.protocol import clean_text
 
 RECENT_CALLS = 30  # calls kept for the displays' history
@@ -75,6 +77,10 @@ CHANNELS = ("kiosk", "remote")
 # The manager's alerts (docs/supervision.md): {key: {rule, details, raised_at, ack: {at, by, note} | None}}; the
 # broker's AlertMonitor decides, the ``alert`` command records (journaled: alerts survive restarts).
 _STATE_ALERTS = "alerts"
+# clerk -> {"failures": wrong PINs in a row, "generation": of the PIN record they were counted
+# against, "locked_until": ISO time or None}; journaled like the rest of the state, so a lock
+# survives a restart.
+_STATE_LOCKS = "clerk_locks"
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
 _STATE_DAY_CLOSE = "day_close"  # the last business day closed: {"day": ISO date, "at": ISO instant}
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
@@ -96,6 +102,35 @@ class Journal(Protocol):
     def commit(self, change: Change) -> None:
         """Write ``change`` atomically; raise on failure (then nothing was written)."""
         ...
+
+
+class PinSource(Protocol):
+    """Where the engine reads a clerk's PIN hash at each sign-in (broker.storage reads the database,
+    so a PIN set or a clerk unlocked with ``queuehall clerks`` counts at once, broker running or not)."""
+
+    def pin_record(self, clerk: str) -> PinRecord | None:
+        """The clerk's PIN record, or None when no PIN was set."""
+        ...
+
+
+class MemoryPins:
+    """PIN records held in memory: for a hall with no database (rule tests, simulations)."""
+
+    def __init__(self, hashes: dict[str, str] | None = None) -> None:
+        self.records: dict[str, PinRecord] = {k: PinRecord(k, h, 1) for k, h in (hashes or {}).items()}
+
+    def pin_record(self, clerk: str) -> PinRecord | None:
+        return self.records.get(clerk)
+
+    def set_hash(self, clerk: str, pin_hash: str) -> None:
+        """Set a clerk's PIN hash (and void any lock, as ``queuehall clerks set-pin`` does)."""
+        old = self.records.get(clerk)
+        self.records[clerk] = PinRecord(clerk, pin_hash, old.generation + 1 if old else 1)
+
+    def unlock(self, clerk: str) -> None:
+        """Void the clerk's lock, as ``queuehall clerks unlock`` does."""
+        old = self.records[clerk]
+        self.records[clerk] = PinRecord(clerk, old.pin_hash, old.generation + 1)
 
 
 class NullJournal:
@@ -144,6 +179,9 @@ class _Tx:
         self.now = hall.clock.now()
         self.rule = ""  # which calling rule chose the ticket (audit)
         self.day = hall.hours.business_day(self.now)
+        # A refused command normally changes nothing; a wrong PIN is refused *and* counted (and
+        # audited), so sign_in sets this to have the events and state of the refusal committed.
+        self.keep_refused = False
 
     def ticket(self, tid: int) -> Ticket:
         if tid not in self.change.tickets:
@@ -196,15 +234,22 @@ class Hall:
     verify_pick: ClassVar[bool] = False
 
     def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
-                 stored: Stored | None = None, token_source: Callable[[], str] | None = None) -> None:
+                 stored: Stored | None = None, token_source: Callable[[], str] | None = None,
+                 pins: PinSource | None = None) -> None:
         self.config = config
         self.clock = clock
         # Where ticket tokens come from: the CSPRNG, or a deterministic source a test injects.
         self.token_source: Callable[[], str] = token_source or new_token
         self.journal: Journal = journal or NullJournal()
+        self.pins: PinSource = pins if pins is not None else MemoryPins()
         self.hours = OpeningHours(config.hours, config.timezone)
         self.services: dict[str, Service] = {s.code: s for s in config.services}
         self.counter_config: dict[int, Counter] = {c.number: c for c in config.counters}
+        # Each counter's A and B post clerks as the screens get them (the counter's sign-in buttons).
+        self._posts: dict[int, dict[str, dict[str, str]]] = {
+            c.number: {post: {"clerk": k.id, "name_zh": k.name.zh, "name_en": k.name.en}
+                       for post, k in (("A", config.clerk(c.clerk_a)), ("B", config.clerk(c.clerk_b))) if k}
+            for c in config.counters}
         self.tickets: dict[int, Ticket] = {}
         self.visits: dict[int, Visit] = {}
         self.counters: dict[int, CounterState] = {n: CounterState(n) for n in self.counter_config}
@@ -304,17 +349,26 @@ class Hall:
         tx = _Tx(self)
         if fn.takes_client:  # type: ignore[attr-defined]
             kwargs["client"] = client
-        reply = fn(self, tx, **kwargs)
+        try:
+            reply = fn(self, tx, **kwargs)
+        except HallError:
+            if tx.keep_refused:  # only the refusal's record: its events and state, nothing else
+                self._commit(Change(events=tx.change.events, state=tx.change.state))
+            raise
         if key is not None:
             tx.change.request = (key[0], key[1], reply)
+        self._commit(tx.change)
+        return reply
+
+    def _commit(self, change: Change) -> None:
+        """Journal ``change`` and install it; STORAGE (and nothing changed) if the journal refused."""
         try:
-            self.journal.commit(tx.change)
+            self.journal.commit(change)
         except HallError:
             raise
         except Exception as exc:  # the database refused: nothing changed, tell the caller
             raise HallError("STORAGE", detail=str(exc)[:200], detail_zh=getattr(exc, "zh", str(exc)[:200])) from exc
-        self._install(tx.change)
-        return reply
+        self._install(change)
 
     def _install(self, change: Change) -> None:
         for c in change.counters.values():
@@ -787,6 +841,7 @@ class Hall:
             # When the counter entered its state (a pause's start: the counter shows how long it lasts).
             "since": _iso(c.since) if c.since else None,
             "ticket": self.ticket_view(t) if t else None,
+            "posts": self._posts[number],
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -1272,7 +1327,8 @@ class Hall:
     def sign_in(self, tx: _Tx, counter: int, clerk: str, pin: str, takeover: bool = False) -> dict[str, Any]:
         """A clerk signs in at a counter (A、B岗): opens it and starts a session.
 
-        The clerk must be the counter's A or B post and give the right PIN. A counter
+        The clerk must be the counter's A or B post and give the right PIN (see
+        :meth:`_check_pin`: a clerk with no PIN set is refused, wrong PINs lock the clerk). A counter
         already signed in is refused (COUNTER_OCCUPIED) unless ``takeover`` is true:
         then the old session ends (its terminal is refused from now on) and the
         ticket in progress stays with the counter. A clerk signed in at another
@@ -1280,9 +1336,9 @@ class Hall:
         its later commands.
         """
         c = self._counter(tx, counter)
-        person = self.config.clerk(clerk)
-        if person is None or not hmac.compare_digest(person.pin.encode(), str(pin).encode()):
+        if self.config.clerk(clerk) is None:
             raise HallError("BAD_PIN")
+        self._check_pin(tx, counter, clerk, pin)
         cfg = self.counter_config[counter]
         if clerk not in (cfg.clerk_a, cfg.clerk_b):
             raise HallError("CLERK_NOT_ASSIGNED", clerk=clerk, counter=counter)
@@ -1302,6 +1358,73 @@ class Hall:
         tx.event("counter_signed_in", counter=counter, clerk=clerk, post=c.post,
                  takeover=previous is not None and takeover)
         return {"counter": self.counter_view(c), "session": c.session}
+
+    def _check_pin(self, tx: _Tx, counter: int, clerk: str, pin: str) -> None:
+        """Check a known clerk's PIN against the hash :attr:`pins` holds; raise when refused.
+
+        * No PIN set: PIN_NOT_SET (an administrator runs ``queuehall clerks set-pin``).
+        * Locked (``sign_in.lock_after`` wrong PINs in a row, within ``sign_in.lock_minutes`` of
+          the last of them): CLERK_LOCKED with the minutes left, the right PIN included, on the
+          hall clock. The lock lapses after that time, or when an administrator unlocks the clerk
+          or sets a new PIN (the record's generation then differs from the lock's).
+        * A wrong PIN: counted, recorded as a ``sign_in_refused`` event (time, counter, clerk);
+          the one that reaches ``lock_after`` locks the clerk, with a ``clerk_locked`` event, and
+          is answered CLERK_LOCKED; the others BAD_PIN. These are committed although refused.
+        * The right PIN clears the count (committed with the sign-in).
+        """
+        try:
+            record = self.pins.pin_record(clerk)
+        except Exception as exc:  # the database cannot be read: refuse, as for a failed commit
+            raise HallError("STORAGE", detail=str(exc)[:200], detail_zh=getattr(exc, "zh", str(exc)[:200])) from exc
+        if record is None:
+            raise HallError("PIN_NOT_SET", clerk=clerk)
+        locks = self.state.get(_STATE_LOCKS, {})
+        lock = locks.get(clerk)
+        if lock is not None and lock.get("generation") != record.generation:
+            lock = None  # an administrator set a new PIN or unlocked the clerk since
+        if lock is not None and lock.get("locked_until"):
+            until = datetime.fromisoformat(lock["locked_until"])
+            if tx.now < until:
+                raise HallError("CLERK_LOCKED", clerk=clerk, minutes=_minutes_left(tx.now, until))
+            lock = None  # the lock is over: a fresh count
+        if verify_pin(pin, record.pin_hash):
+            if clerk in locks:
+                del tx.state(_STATE_LOCKS)[clerk]
+            return
+        rules = self.config.sign_in
+        failures = (lock["failures"] if lock else 0) + 1
+        entry: dict[str, Any] = {"failures": failures, "generation": record.generation, "locked_until": None}
+        tx.event("sign_in_refused", counter=counter, clerk=clerk, failures=failures)
+        error = HallError("BAD_PIN")
+        if failures >= rules.lock_after:
+            until = tx.now + timedelta(minutes=rules.lock_minutes)
+            entry["locked_until"] = _iso(until)
+            tx.event("clerk_locked", counter=counter, clerk=clerk, failures=failures, until=_iso(until),
+                     minutes=rules.lock_minutes)
+            error = HallError("CLERK_LOCKED", clerk=clerk, minutes=rules.lock_minutes)
+        tx.state(_STATE_LOCKS)[clerk] = entry
+        tx.keep_refused = True
+        raise error
+
+    @_command(Param("clerk", str))
+    def unlock_clerk(self, tx: _Tx, clerk: str, client: str | None = None) -> dict[str, Any]:
+        """An administrator lifts a clerk's lock (and count of wrong PINs) before it runs out.
+
+        Allowed for a clerk of the hall whether locked or not (``was_locked`` says which);
+        recorded as a ``clerk_unlocked`` event naming the client that asked."""
+        if self.config.clerk(clerk) is None:
+            raise HallError("UNKNOWN_CLERK", clerk=clerk)
+        lock = self.state.get(_STATE_LOCKS, {}).get(clerk)
+        was_locked = bool(lock and lock.get("locked_until")
+                          and tx.now < datetime.fromisoformat(lock["locked_until"]))
+        if lock is not None:
+            del tx.state(_STATE_LOCKS)[clerk]
+        tx.event("clerk_unlocked", clerk=clerk, by=client, was_locked=was_locked)
+        return {"clerk": clerk, "was_locked": was_locked}
+
+    def clerk_locks(self) -> dict[str, dict[str, Any]]:
+        """Each clerk with wrong PINs counted: ``{"failures", "generation", "locked_until"}`` (a copy)."""
+        return copy.deepcopy(self.state.get(_STATE_LOCKS, {}))
 
     def counter_view(self, c: CounterState) -> dict[str, Any]:
         return {"number": c.number, "state": c.state, "clerk": c.clerk, "post": c.post,
@@ -1763,6 +1886,11 @@ def rating_view(r: Rating) -> dict[str, Any]:
             "rated_at": _iso(r.rated_at), "visit_ended_at": _iso(r.visit_ended_at)}
 
 
+def _minutes_left(now: datetime, until: datetime) -> int:
+    """Whole minutes until ``until``, rounded up (a lock with 10 s left says 1 minute)."""
+    return max(1, math.ceil((until - now).total_seconds() / 60))
+
+
 def _fifo(t: Ticket) -> tuple[datetime, int]:
     """A ticket's place in its queue: queue position (transfers keep their issue time), then id."""
     return (t.queue_key, t.id)
@@ -1846,5 +1974,6 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
                  "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
                  "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done", "rate",
-                 "default_ratings", "case_callback", "case_close", "alert_ack")
+                 "default_ratings", "case_callback", "case_close", "alert_ack",
+                 "unlock_clerk")
 }

@@ -213,6 +213,16 @@ class Change:
     new_cases: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class PinRecord:
+    """A clerk's PIN as the database keeps it: the scrypt hash (queuehall/pins.py) and the number of
+    administrative changes (set, unlock), which voids a lock counted under an earlier one."""
+
+    clerk: str
+    pin_hash: str
+    generation: int
+
+
 @dataclass
 class Stored:
     """What the journal hands back on start so the engine can rebuild its state."""

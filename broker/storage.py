@@ -29,6 +29,7 @@ from queuehall.broker.model import (
     Change,
     CounterState,
     Event,
+    PinRecord,
     Ratable,
     Stored,
     Ticket,
@@ -230,6 +231,19 @@ cases = Table(
 #: hall_state key of the hall's retention period, written by the broker at start (Store.record_retention).
 #: Not part of the engine's state: Store.load leaves it out.
 RETENTION_KEY = "retention_days"
+
+# Clerks' PINs, only as salted scrypt hashes (queuehall/pins.py), written by ``queuehall clerks`` and read
+# by the broker at each sign-in (migration 0007). ``generation`` counts administrative changes: a lock the
+# engine counted under an earlier generation no longer applies. The last change is recorded with it.
+clerk_pins = Table(
+    "clerk_pins", metadata,
+    Column("clerk", String(32), primary_key=True),
+    Column("pin_hash", String(255), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("changed_at", DateTime, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+    Column("change", String(16), nullable=False),
+)
 
 _TICKET_COLS = [c.name for c in tickets.columns]
 _VISIT_COLS = [c.name for c in visits.columns]
@@ -713,6 +727,52 @@ class Store:
             visit = _objs(Visit, conn.execute(select(visits).where(visits.c.id == found[0].visit_id)))
         return found[0], (visit[0] if visit else None)
 
+    # ------------------------------------------------------------------ clerks' PINs
+
+    def pin_record(self, clerk: str) -> PinRecord | None:
+        """The clerk's PIN hash and generation, read now (the engine asks at each sign-in)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(clerk_pins.c.pin_hash, clerk_pins.c.generation)
+                               .where(clerk_pins.c.clerk == clerk)).first()
+        return PinRecord(clerk, row.pin_hash, row.generation) if row is not None else None
+
+    def set_pin_hash(self, clerk: str, pin_hash: str, *, by: str, change: str = "set") -> None:
+        """Store ``pin_hash`` as the clerk's PIN (replacing any) and void any lock: generation + 1."""
+        self._pin_change(clerk, by, change, pin_hash)
+
+    def unlock_clerk(self, clerk: str, *, by: str) -> bool:
+        """Void the clerk's lock and count of wrong PINs (generation + 1); False if the clerk has no PIN."""
+        return self._pin_change(clerk, by, "unlock", None)
+
+    def _pin_change(self, clerk: str, by: str, change: str, pin_hash: str | None) -> bool:
+        values = {"changed_at": _db(datetime.now(UTC)), "changed_by": by[:64], "change": change}
+        with self.engine.begin() as conn:
+            gen = conn.execute(select(clerk_pins.c.generation).where(clerk_pins.c.clerk == clerk)).scalar()
+            if gen is None:
+                if pin_hash is None:
+                    return False
+                conn.execute(insert(clerk_pins).values(clerk=clerk, pin_hash=pin_hash, generation=1, **values))
+            else:
+                if pin_hash is not None:
+                    values["pin_hash"] = pin_hash
+                conn.execute(update(clerk_pins).where(clerk_pins.c.clerk == clerk)
+                             .values(generation=clerk_pins.c.generation + 1, **values))
+        return True
+
+    def pin_records(self) -> dict[str, dict[str, Any]]:
+        """Every clerk with a PIN: ``{"generation", "changed_at", "changed_by", "change"}`` (no hash)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(clerk_pins.c.clerk, clerk_pins.c.generation, clerk_pins.c.changed_at,
+                                       clerk_pins.c.changed_by, clerk_pins.c.change))
+            return {r.clerk: {"generation": r.generation, "changed_at": _py(r.changed_at),
+                              "changed_by": r.changed_by, "change": r.change} for r in rows}
+
+    def clerk_locks(self) -> dict[str, dict[str, Any]]:
+        """The engine's count of wrong PINs and locks as last committed (hall state ``clerk_locks``)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(hall_state.c.value).where(hall_state.c.key == "clerk_locks")).scalar()
+        return json.loads(value) if value else {}
+
     def events_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored events after ``seq`` (the audit log), oldest first."""
         with self.engine.connect() as conn:
@@ -833,7 +893,7 @@ def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None
     except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command
         log.warning("could not record the retention period (%s days) in the database", config.retention_days,
                     exc_info=True)
-    hall = Hall(config, clock, store, stored=stored, token_source=token_source)
+    hall = Hall(config, clock, store, stored=stored, token_source=token_source, pins=store)
     from queuehall.errors import HallError
 
     try:

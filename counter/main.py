@@ -1,14 +1,12 @@
-"""``queuehall counter --counter N``: the clerk's counter terminal (PySide6)."""
+"""``queuehall counter --counter N``: the clerk's counter terminal (PySide6).
+
+It needs no hall configuration: everything, its A/B post clerks included, comes from the broker."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Any
-
-ENV_CONFIG = "QUEUEHALL_CONFIG"
 
 
 def register(subparsers: Any) -> None:
@@ -20,35 +18,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
     p.add_argument("--windowed", action="store_true", help="run in a window instead of full screen")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="screen language (switch with F12)")
-    p.add_argument("--config", default=None,
-                   help="hall configuration to read this counter's A/B post clerks from, for the one-tap "
-                        "post buttons (default $QUEUEHALL_CONFIG or the packaged config/hall.toml; optional)")
     p.set_defaults(func=run)
-
-
-def posts_from_config(path: str | Path | None, counter: int) -> dict[str, tuple[str, str, str]]:
-    """``{"A": (clerk id, name zh, name en), "B": …}`` for ``counter`` from a hall configuration.
-
-    Only a convenience for the sign-in screen: any problem (no file, invalid file, no such
-    counter) yields ``{}`` and the clerk types the id instead. The broker checks the PIN.
-    """
-    try:
-        from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, load_config
-    except ImportError:
-        return {}
-    try:
-        cfg = load_config(path or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
-    except ConfigError:
-        return {}
-    out: dict[str, tuple[str, str, str]] = {}
-    for c in cfg.counters:
-        if c.number != counter:
-            continue
-        for post, clerk_id in (("A", c.clerk_a), ("B", c.clerk_b)):
-            clerk = cfg.clerk(clerk_id) if clerk_id else None
-            if clerk is not None:
-                out[post] = (clerk.id, clerk.name.zh, clerk.name.en)
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     link = QtLink(args.broker, role="counter", name=f"counter-{args.counter}", counter=args.counter,
                   security=security)
     # The hall's time from the broker, not the PC's clock (which may be off, and is not the hall's under --sim-start).
-    model = CounterModel(args.counter, link.request, link.hall_clock, lang=args.lang,
-                         posts=posts_from_config(args.config, args.counter))
+    model = CounterModel(args.counter, link.request, link.hall_clock, lang=args.lang)
     window = CounterWindow(link, model)
     window.setWindowTitle(f"queuehall · {args.counter}号窗口 / counter {args.counter}")
     if args.windowed:

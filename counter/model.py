@@ -300,12 +300,11 @@ class CounterModel:
 
     ``send(type, **args)`` posts a command to the broker and returns its request id at
     once (``QtLink.request``); the answer must be handed back with :meth:`on_reply`.
-    ``posts`` optionally maps ``"A"``/``"B"`` to ``(clerk id, name zh, name en)`` from the
-    hall configuration, for one-tap post selection on the sign-in screen.
+    The counter's A and B post clerks (one-tap post selection on the sign-in screen) come from
+    the broker with the counter's record (:attr:`posts`): the counter never reads hall.toml.
     """
 
     def __init__(self, counter: int, send: Callable[..., str], clock: Clock, *, lang: str = "zh",
-                 posts: dict[str, tuple[str, str, str]] | None = None,
                  timezone: str = "Asia/Shanghai") -> None:
         if lang not in ("zh", "en"):
             raise ValueError(f"lang must be zh or en, not {lang!r}")
@@ -313,7 +312,6 @@ class CounterModel:
         self.send = send
         self.clock = clock
         self.lang = lang
-        self.posts = dict(posts or {})
         self.state: dict[str, Any] = {}
         self.connected = False
         self.ever_connected = False
@@ -372,6 +370,14 @@ class CounterModel:
     def pending_action(self) -> str | None:
         """The action whose answer is awaited, or None."""
         return next(iter(self.pending.values()))[0] if self.pending else None
+
+    @property
+    def posts(self) -> dict[str, tuple[str, str, str]]:
+        """``{"A": (clerk id, name zh, name en), "B": …}``: this counter's posts as the broker sent them
+        (empty until the first snapshot; the clerk may type the id instead)."""
+        posts = self.counter_record().get("posts") or {}
+        return {post: (e["clerk"], e.get("name_zh") or e["clerk"], e.get("name_en") or e["clerk"])
+                for post, e in posts.items() if isinstance(e, dict) and e.get("clerk")}
 
     def counter_record(self) -> dict[str, Any]:
         """This counter's public record from the broker (``{}`` before the first snapshot)."""

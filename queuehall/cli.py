@@ -275,6 +275,8 @@ def _register_scripting(sub: Any) -> None:
     _client_args(c)
     c.set_defaults(func=_command("case_close", lambda a: {"case": a.case, "finding": a.finding,
                                                           "rectification": a.rectification, "by": a.by}))
+    command("unlockclerk", "unlock_clerk", "lift a clerk's sign-in lock (admin; see also: queuehall clerks)",
+            [("clerk", {})], lambda a: {"clerk": a.clerk})
 
     p = sub.add_parser("status", help="the whole hall state as JSON")
     _client_args(p)
@@ -294,7 +296,7 @@ def _register_optional(sub: Any) -> None:
 
     for module in ("queuehall.kiosk.main", "queuehall.counter.main", "queuehall.display.main", "queuehall.demo",
                    "queuehall.broker.reports", "queuehall.broker.satisfaction", "queuehall.web.main",
-                   "queuehall.web.cli", "queuehall.web.manager_cli"):
+                   "queuehall.web.cli", "queuehall.web.manager_cli", "queuehall.broker.clerks"):
         try:
             mod = importlib.import_module(module)
         except ImportError:

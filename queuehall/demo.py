@@ -251,8 +251,17 @@ def run_interactive(args: argparse.Namespace) -> int:
     web_url = f"http://127.0.0.1:{web_port}"
     py = [sys.executable, "-m", "queuehall.cli"]
     sim = demo_start(config)
+    from queuehall.broker.storage import open_store
+    from queuehall.simulation import DEMO_PINS, install_demo_pins
+
+    db_url = f"sqlite:///{data / 'hall.db'}"
+    store = open_store(db_url)  # the demo's clerks' PINs, hashed into its own database
+    try:
+        install_demo_pins(store, config)
+    finally:
+        store.close()
     # The printed tickets' QR codes lead to the demo's web gateway (docs/web.md).
-    broker_cmd = [*py, "broker", "--config", config_path, "--db", f"sqlite:///{data / 'hall.db'}",
+    broker_cmd = [*py, "broker", "--config", config_path, "--db", db_url,
                   "--port", str(port), "--keys", str(kdir), "--public-url", web_url]
     if sim:
         broker_cmd += ["--sim-start", sim]
@@ -299,7 +308,7 @@ def run_interactive(args: argparse.Namespace) -> int:
                      "keys": str(kdir), "admin_key": str(kdir / "secret" / f"{DEMO_ADMIN}.key_secret"),
                      "server_key": str(kdir / "broker.key")}
             state_file.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-            clerks = ", ".join(f"{n}号窗口 {c.id}/{c.pin}" for n in DEMO_COUNTERS
+            clerks = ", ".join(f"{n}号窗口 {c.id}/{DEMO_PINS.get(c.id, '?')}" for n in DEMO_COUNTERS
                                for k in [config.counter(n)] if k
                                for c in [config.clerk(k.clerk_a)] if c)
             print(f"queuehall demo running: broker {broker_addr}, data in {data}/. Sign in with {clerks}. "

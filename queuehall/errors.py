@@ -47,6 +47,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "SERVICE_CLOSED": ("业务“{service}”当前没有开放窗口", "No counter is open for service {service}"),
     # counters and clerks
     "BAD_PIN": ("工号或密码错误", "Wrong clerk id or PIN"),
+    "PIN_NOT_SET": (
+        "工作人员 {clerk} 尚未设置密码，请管理员运行 queuehall clerks set-pin {clerk}",
+        "Clerk {clerk} has no PIN yet; an administrator sets one with queuehall clerks set-pin {clerk}",
+    ),
+    "CLERK_LOCKED": (
+        "工作人员 {clerk} 因密码连续输错已被锁定，请 {minutes} 分钟后再试，或请管理员解锁",
+        "Clerk {clerk} is locked after too many wrong PINs; try again in {minutes} min or ask an administrator",
+    ),
+    "PIN_INVALID": ("密码须为4–12位数字", "A PIN is 4-12 digits"),
+    "PIN_MISMATCH": ("两次输入的密码不一致，未作更改", "The two PINs differ; nothing was changed"),
+    "UNKNOWN_CLERK": ("没有此工作人员：{clerk}", "No such clerk: {clerk}"),
     "CLERK_NOT_ASSIGNED": ("工作人员 {clerk} 不是 {counter} 号窗口的A/B岗", "Clerk {clerk} is not on counter {counter}"),
     "SESSION_ENDED": (
         "{counter} 号窗口已在其他终端签到，本终端已退出",

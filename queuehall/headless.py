@@ -63,7 +63,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from queuehall.client import BrokerClient, Security
     from queuehall.clock import ManualClock
     from queuehall.demo import free_port, local_day
-    from queuehall.simulation import HallSimulation
+    from queuehall.simulation import HallSimulation, install_demo_pins
 
     try:
         config = load_config(args.config or DEFAULT_CONFIG)
@@ -92,6 +92,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return Security.from_files(str(kdir / "secret" / f"{name}.key_secret"), str(kdir / "broker.key"))
 
     store = open_store(f"sqlite:///{(out / 'hall.db').resolve()}", sqlite_synchronous="NORMAL")
+    install_demo_pins(store, config)
     hall = load_hall(config, clock, store)
     port = args.port or free_port()
     while port + 1 == web_port or port == web_port:  # the broker binds N and N+1
@@ -205,7 +206,6 @@ class _Screens:
         from PySide6.QtCore import qInstallMessageHandler
         from PySide6.QtWidgets import QApplication
 
-        from queuehall.counter.main import posts_from_config
         from queuehall.counter.model import CounterModel
         from queuehall.counter.window import CounterWindow
         from queuehall.kiosk.model import KioskModel, KioskSettings
@@ -234,7 +234,7 @@ class _Screens:
         for n in GUI_COUNTERS:
             clink = QtLink(self.endpoint, role="counter", name=f"counter-{n}", counter=n,
                            security=self.security(f"counter-{n}"))
-            cmodel = CounterModel(n, clink.request, self.clock, lang="zh", posts=posts_from_config(None, n))
+            cmodel = CounterModel(n, clink.request, self.clock, lang="zh")
             window = CounterWindow(clink, cmodel)
             window.resize(1366, 860)
             window.show()
@@ -302,8 +302,9 @@ class _Screens:
     def sign_in(self, n: int) -> None:
         _window, model, _ = self.counters[n]
         cfg = self.config.counter(n)
-        clerk = self.config.clerk(cfg.clerk_a)
-        model.sign_in(clerk.id, clerk.pin)
+        from queuehall.simulation import DEMO_PINS
+
+        model.sign_in(cfg.clerk_a, DEMO_PINS[cfg.clerk_a])
         self.spin.until(lambda: not model.busy and model.signed_in, timeout=5)
         self.sim.sessions.pop(n, None)
         self.settle()

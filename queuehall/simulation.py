@@ -24,7 +24,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -35,6 +35,7 @@ from queuehall.broker.config import HallConfig
 from queuehall.broker.hours import OpeningHours
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
+from queuehall.pins import Cost, hash_pin
 
 # Relative arrival rate by local hour: the morning rush after opening.
 _SHAPE = {8: 1.3, 9: 1.5, 10: 1.1, 11: 0.6, 12: 0.0, 13: 1.0, 14: 1.2, 15: 1.0, 16: 0.7}
@@ -44,6 +45,27 @@ _BASE_RATE = {"passport": 8, "hk_macao": 6, "document_pickup": 10, "newborn": 2,
               "eia_approval": 0.7, "consult_complaint": 6}
 FEE_SERVICES = ("passport", "hk_macao")
 FEE_SERVICE = "unified_fees"
+
+# The PINs of the demonstration hall's clerks (the default config/hall.toml). Only the demo, the
+# simulation and the tests use them: install_demo_pins puts their hashes in a demo's own database.
+# A real hall sets its own with ``queuehall clerks set-pin`` (docs/configuration.md).
+DEMO_PINS: dict[str, str] = {
+    "c01a": "4821", "c01b": "730915", "c02a": "2690", "c02b": "58136", "c03a": "9047", "c03b": "316482",
+    "c04a": "7352", "c04b": "0618", "c05a": "84209", "c05b": "5573", "c06a": "192837", "c06b": "6604",
+    "c07a": "3918", "c07b": "27451", "c08a": "8063", "c08b": "140297", "c09a": "4476", "c09b": "9125",
+    "c10a": "60538", "c10b": "2247", "c11a": "7790", "c11b": "351864", "c12a": "1309", "c12b": "86152",
+}
+# A cheaper scrypt cost than a real hall's (queuehall.pins.DEFAULT_COST): the demo hashes every
+# clerk's PIN at each start, and these PINs are public anyway.
+DEMO_COST = Cost(n=2**10, r=8, p=1)
+
+
+def install_demo_pins(store: Any, config: HallConfig, pins: Mapping[str, str] = DEMO_PINS,
+                      cost: Cost = DEMO_COST) -> None:
+    """Set the PIN of each clerk of ``config`` found in ``pins`` in ``store`` (a broker.storage.Store)."""
+    for clerk in config.clerks:
+        if clerk.id in pins:
+            store.set_pin_hash(clerk.id, hash_pin(pins[clerk.id], cost), by="demo")
 
 
 @dataclass(order=True)
@@ -80,8 +102,9 @@ class HallSimulation:
                  start: str = "08:25", end: str = "11:30", seed: int = 7,
                  take: Callable[[str, str | None], dict[str, Any] | None] | None = None,
                  after_action: Callable[[datetime, str], None] | None = None,
-                 gui_counters: dict[int, Any] | None = None) -> None:
+                 gui_counters: dict[int, Any] | None = None, pins: Mapping[str, str] = DEMO_PINS) -> None:
         self.config = config
+        self.pins = pins
         self.client = client
         self.clock = clock
         self.tz = ZoneInfo(config.timezone)
@@ -199,9 +222,7 @@ class HallSimulation:
     # ------------------------------------------------------------------ behaviour
 
     def _sign_in(self, counter: int, clerk: str) -> None:
-        person = self.config.clerk(clerk)
-        assert person is not None
-        r = self.request("sign_in", counter=counter, clerk=clerk, pin=person.pin, takeover=True)
+        r = self.request("sign_in", counter=counter, clerk=clerk, pin=self.pins[clerk], takeover=True)
         if r is not None and "session" in r:
             self.sessions[counter] = r["session"]
 

@@ -36,14 +36,14 @@ from typing import Any, TypeVar
 import pytest
 import zmq
 from queuehall.broker import keys
-from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
+from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, HallConfig, load_config
 from queuehall.broker.server import Broker
 from queuehall.broker.storage import Store, load_hall, open_store
 
 from queuehall.client import BrokerClient, Link, Security, StateMirror
 from queuehall.clock import Clock, ManualClock
 from queuehall.protocol import STAFF_ROLES
-from tests.hall_factory import TUESDAY, local, small_config
+from tests.hall_factory import TUESDAY, install_pins, local, small_config
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -149,6 +149,7 @@ class BrokerThread:
         # NORMAL: no fsync per command. Durability is tested on a real process with the default
         # (FULL) in test_broker's kill -9 test; here it would only slow every command down.
         self.store = open_store(self.db_url, sqlite_synchronous="NORMAL")
+        install_pins(self.store, self.config)
         hall = load_hall(self.config, self.clock, self.store)
         self._ctx = zmq.Context()
         self.broker = Broker(hall, host="127.0.0.1", port=self.port, keys_dir=self.keys_dir, context=self._ctx)
@@ -267,6 +268,14 @@ class BrokerProcess:
                "--config", str(self.config), "--db", sqlite_url(self.db_path), "--sim-start", SIM_START,
                *self.extra]
         _fresh_sqlite(sqlite_url(self.db_path))
+        try:  # the clerks' PINs, as `queuehall clerks set-pin` would have set them
+            config = load_config(self.config)
+        except ConfigError:  # a test of a broker refusing its configuration
+            pass
+        else:
+            store = open_store(sqlite_url(self.db_path))
+            install_pins(store, config)
+            store.close()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)

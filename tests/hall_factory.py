@@ -19,11 +19,38 @@ from queuehall.broker.config import (
     Service,
     Text,
 )
+from queuehall.broker.engine import MemoryPins
+
+from queuehall.pins import Cost, hash_pin
+from queuehall.simulation import DEMO_PINS
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = [Period(time(8, 30), time(11, 30)), Period(time(13, 30), time(17, 0))]
 # A Tuesday that is an ordinary working day in China's calendar.
 TUESDAY = date(2026, 11, 24)
+# Every clerk of small_config() signs in with this PIN; the default hall's clerks with DEMO_PINS.
+PIN = "1234"
+# A scrypt cost that takes microseconds: the tests sign in thousands of times (the format is the same).
+TEST_COST = Cost(n=16, r=1, p=1)
+
+
+def pin_of(clerk: str) -> str:
+    """The PIN the tests give ``clerk``: its demonstration PIN, else :data:`PIN`."""
+    return DEMO_PINS.get(clerk, PIN)
+
+
+def memory_pins(config: HallConfig, pins: dict[str, str] | None = None) -> MemoryPins:
+    """Every clerk's PIN (``pins`` or :func:`pin_of`) hashed, for a hall without a database."""
+    return MemoryPins({c.id: hash_pin((pins or {}).get(c.id) or pin_of(c.id), TEST_COST) for c in config.clerks})
+
+
+def install_pins(store: object, config: HallConfig, pins: dict[str, str] | None = None) -> None:
+    """Set every clerk's PIN (``pins`` or :func:`pin_of`) in a broker.storage.Store, unless already set
+    (a restarted broker must find the records, and their generation, as they were)."""
+    for c in config.clerks:
+        if store.pin_record(c.id) is None:  # type: ignore[attr-defined]
+            store.set_pin_hash(c.id, hash_pin((pins or {}).get(c.id) or pin_of(c.id), TEST_COST),  # type: ignore[attr-defined]
+                               by="test")
 
 
 def local(day: date, hh: int, mm: int = 0) -> datetime:
@@ -54,7 +81,7 @@ def small_config(**kw) -> HallConfig:
         counters=(Counter(1, Text("1号窗口", "Counter 1"), ("P", "H"), clerk_a="c1a", clerk_b="c1b"),
                   Counter(2, Text("2号窗口", "Counter 2"), ("H",), clerk_a="c2a", clerk_b="c2b"),
                   Counter(9, Text("收费窗口", "Fee counter"), ("FEE",), clerk_a="c9a", clerk_b="c9b")),
-        clerks=tuple(Clerk(i, Text(f"职员{i}", f"Clerk {i}"), "1234")
+        clerks=tuple(Clerk(i, Text(f"职员{i}", f"Clerk {i}"))
                      for i in ("c1a", "c1b", "c2a", "c2b", "c9a", "c9b")),
         pause_reasons=(PauseReason("break", Text("休息", "Break")),
                        PauseReason("supervisor", Text("请示领导", "Consulting a supervisor"))),

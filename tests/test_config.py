@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from queuehall.broker.config import (
     ConfigError,
     HallConfig,
     Period,
+    SignIn,
     Text,
     load_config,
     parse_config,
@@ -41,8 +43,8 @@ def minimal() -> dict[str, Any]:
         ],
         "counter": [{"number": 1, "services": ["s1", "s2"], "clerk_a": "c1", "clerk_b": "c2"}],
         "clerk": [
-            {"id": "c1", "name": {"zh": "甲", "en": "Jia"}, "pin": "1234"},
-            {"id": "c2", "name": {"zh": "乙", "en": "Yi"}, "pin": "567890"},
+            {"id": "c1", "name": {"zh": "甲", "en": "Jia"}},
+            {"id": "c2", "name": {"zh": "乙", "en": "Yi"}},
         ],
         "pause_reason": [{"code": "break", "name": {"zh": "休息", "en": "Break"}}],
     }
@@ -63,8 +65,8 @@ def fails(data: dict[str, Any], key: str, fragment: str, code: str | None = None
 
 def second_counter(d: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Add counter 2 with clerks c3/c4 (created here) and return it for further edits."""
-    d["clerk"] += [{"id": "c3", "name": {"zh": "丙", "en": "Bing"}, "pin": "1111"},
-                   {"id": "c4", "name": {"zh": "丁", "en": "Ding"}, "pin": "2222"}]
+    d["clerk"] += [{"id": "c3", "name": {"zh": "丙", "en": "Bing"}},
+                   {"id": "c4", "name": {"zh": "丁", "en": "Ding"}}]
     counter = {"number": 2, "services": ["s1"], "clerk_a": "c3", "clerk_b": "c4", **fields}
     d["counter"].append(counter)
     return counter
@@ -210,12 +212,10 @@ clerk_b = "c2"
 [[clerk]]
 id = "c1"
 name = { zh = "甲", en = "Jia" }
-pin = "1234"
 
 [[clerk]]
 id = "c2"
 name = { zh = "乙", en = "Yi" }
-pin = "567890"
 
 [[pause_reason]]
 code = "break"
@@ -305,7 +305,7 @@ def test_error_text_is_file_key_problem_and_bilingual() -> None:
     (("service", 0, "prefix"), "service[1].prefix"),
     (("service", 1, "department"), "service[2].department"),
     (("counter", 0, "clerk_b"), "counter[1].clerk_b"),
-    (("clerk", 1, "pin"), "clerk[2].pin"),
+    (("clerk", 1, "name"), "clerk[2].name"),
     (("clerk",), "clerk"),
 ])
 def test_required_keys(path: tuple[Any, ...], key: str) -> None:
@@ -403,7 +403,7 @@ def test_prefix_unique_across_services() -> None:
     ("department", "code", {"code": "dept", "name": {"zh": "又", "en": "Again"}}),
     ("priority", "code", {"code": "elderly", "name": {"zh": "又", "en": "Again"}}),
     ("service", "code", {"code": "s1", "prefix": "C", "name": {"zh": "又", "en": "Again"}, "department": "dept"}),
-    ("clerk", "id", {"id": "c2", "name": {"zh": "又", "en": "Again"}, "pin": "9999"}),
+    ("clerk", "id", {"id": "c2", "name": {"zh": "又", "en": "Again"}}),
     ("pause_reason", "code", {"code": "break", "name": {"zh": "又", "en": "Again"}}),
 ])
 def test_codes_unique(array: str, field_name: str, extra: dict[str, Any]) -> None:
@@ -503,23 +503,35 @@ def test_clerk_may_be_b_post_elsewhere() -> None:
     assert parse_config(d, SRC).counter(2).clerk_b == "c1"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("pin, fragment", [
-    ("123", "4–8 digits"),
-    ("123456789", "4–8 digits"),
-    ("12a4", "4–8 digits"),
-    ("１２３４", "4–8 digits"),  # full-width digits from a Chinese IME
-    (1234, "quoted string"),
-])
-def test_clerk_pin(pin: Any, fragment: str) -> None:
+@pytest.mark.parametrize("pin", ["1234", "00012345", 1234, ""])
+def test_a_pin_in_the_file_is_refused_with_the_way_to_set_it(pin: Any) -> None:
+    """PINs left hall.toml: a file that still has one is refused (not ignored), saying in both
+    languages how to set the PIN instead, whatever the value."""
     d = minimal()
-    d["clerk"][0]["pin"] = pin
-    fails(d, "clerk[1].pin", fragment, "CONFIG_BAD_PIN")
+    d["clerk"][1]["pin"] = pin
+    err = fails(d, "clerk[2].pin", "queuehall clerks set-pin c2", "CONFIG_PIN_IN_FILE")
+    assert "queuehall clerks import-pins" in err.problem
+    assert "不再保存密码" in err.problem
 
 
-def test_clerk_pin_keeps_leading_zero() -> None:
+def test_the_default_hall_has_no_pins_and_the_sign_in_lock() -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    assert not re.search(r"^\s*pin\s*=", text, re.M)
+    cfg = load_config()
+    assert (cfg.sign_in.lock_after, cfg.sign_in.lock_minutes) == (5, 15)
+
+
+def test_sign_in_lock_settings() -> None:
     d = minimal()
-    d["clerk"][0]["pin"] = "00012345"
-    assert parse_config(d, SRC).clerks[0].pin == "00012345"
+    assert parse_config(d, SRC).sign_in == SignIn(5, 15)
+    d["sign_in"] = {"lock_after": 3, "lock_minutes": 30}
+    assert parse_config(d, SRC).sign_in == SignIn(3, 30)
+    d["sign_in"] = {"lock_after": 0}
+    fails(d, "sign_in.lock_after", "", "CONFIG_OUT_OF_RANGE")
+    d["sign_in"] = {"lock_minutes": "15"}
+    fails(d, "sign_in.lock_minutes", "", None)
+    d["sign_in"] = {"lock_secs": 1}
+    fails(d, "sign_in.lock_secs", "", None)
 
 
 # ---------------------------------------------------------------------------------------------

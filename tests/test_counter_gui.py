@@ -24,7 +24,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
-from queuehall.counter.main import posts_from_config
 from queuehall.counter.model import CounterModel
 from queuehall.counter.window import ConfirmDialog, CounterWindow
 
@@ -32,6 +31,7 @@ import queuehall.client as client_mod
 from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink
+from queuehall.simulation import DEMO_PINS
 from tests.broker_fixtures import BrokerThread, sqlite_url
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -46,9 +46,8 @@ def hall_config() -> HallConfig:
 
 
 def pin_of(clerk: str) -> str:
-    c = hall_config().clerk(clerk)
-    assert c is not None
-    return c.pin
+    assert hall_config().clerk(clerk) is not None
+    return DEMO_PINS[clerk]
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -91,7 +90,7 @@ def terminal(qtbot: Any, hall: BrokerThread,
     def make(counter: int = 4, lang: str = "zh", request_timeout: float = 3.0) -> Terminal:
         link = QtLink(hall.endpoint, role="counter", name=f"counter-{counter}", counter=counter,
                       request_timeout=request_timeout)
-        model = CounterModel(counter, link.request, clock, lang=lang, posts=posts_from_config(None, counter))
+        model = CounterModel(counter, link.request, clock, lang=lang)
         window = CounterWindow(link, model)
         qtbot.addWidget(window)
         window.resize(1366, 860)
@@ -200,11 +199,13 @@ def test_the_promised_date_is_the_brokers_never_the_counters_own() -> None:
     assert model.promised() == (None, 5) and model.promised_text() == "承诺 5 个工作日内办结"
 
 
-def test_posts_come_from_the_hall_configuration() -> None:
-    assert posts_from_config(None, 4) == {"A": ("c04a", "赵婷", "Zhao Ting"),
-                                          "B": ("c04b", "黄伟", "Huang Wei")}
-    assert posts_from_config(None, 99) == {}
-    assert posts_from_config("/nonexistent/hall.toml", 4) == {}
+def test_posts_come_from_the_broker(terminal: Callable[..., Terminal]) -> None:
+    """The A/B post buttons are filled from the counter's record in the broker's snapshot, not
+    from a hall file the counter would have to read (it has none)."""
+    m = terminal(4).model
+    assert m.posts == {"A": ("c04a", "赵婷", "Zhao Ting"), "B": ("c04b", "黄伟", "Huang Wei")}
+    assert m.counter_record()["posts"]["B"] == {"clerk": "c04b", "name_zh": "黄伟", "name_en": "Huang Wei"}
+    assert CounterModel(4, lambda *a, **k: "", ManualClock(datetime(2026, 11, 24, 9, tzinfo=TZ))).posts == {}
 
 
 # ---------------------------------------------------------------------------------------------- sign-in

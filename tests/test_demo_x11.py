@@ -30,6 +30,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from queuehall.simulation import DEMO_PINS
+
 ROOT = Path(__file__).resolve().parent.parent
 SCREEN = (2800, 1700)
 TITLES = ("queuehall kiosk", "queuehall · 1号窗口 / counter 1", "queuehall · 11号窗口 / counter 11",
@@ -250,7 +252,7 @@ def test_every_window_starts_a_ticket_is_called_and_sigterm_ends_every_process(
     clerk = config.clerk(config.counter(1).clerk_a)  # type: ignore[union-attr]
     assert clerk is not None
     ticket = admin_cli(state, "take", "passport")["result"]["ticket"]  # type: ignore[index]
-    admin_cli(state, "signin", "1", clerk.id, clerk.pin)
+    admin_cli(state, "signin", "1", clerk.id, DEMO_PINS[clerk.id])
     called = admin_cli(state, "call", "1")["result"]
     assert called["ticket"]["label"] == ticket["label"]  # type: ignore[index]
     status = admin_cli(state, "status")

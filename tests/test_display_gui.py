@@ -27,6 +27,7 @@ from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font
 
 from queuehall.client import BrokerClient
 from queuehall.qtlink import QtLink
+from queuehall.simulation import DEMO_PINS
 
 if TYPE_CHECKING:
     from tests.broker_fixtures import BrokerThread
@@ -66,9 +67,7 @@ class Hall:
     def sign_in(self, counter: int, post: str = "A") -> None:
         cfg = next(c for c in self.config.counters if c.number == counter)
         clerk_id = cfg.clerk_a if post == "A" else cfg.clerk_b
-        clerk = self.config.clerk(clerk_id)
-        assert clerk is not None
-        self.do("sign_in", counter=counter, clerk=clerk_id, pin=clerk.pin)
+        self.do("sign_in", counter=counter, clerk=clerk_id, pin=DEMO_PINS[clerk_id])
 
     def take(self, service: str, n: int = 1) -> list[str]:
         return [self.do("take_ticket", service=service)["ticket"]["label"] for _ in range(n)]

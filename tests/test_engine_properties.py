@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
-from tests.hall_factory import TUESDAY, local, small_config
+from tests.hall_factory import TUESDAY, install_pins, local, small_config
 
 BASE = small_config()
 # Over-wait on (45 min) so the first rule is exercised; streak 2, 2 recalls, 30 min grace as in the factory.
@@ -78,6 +78,7 @@ class HallRun:
 
     def __init__(self, store: Store) -> None:
         wipe(store)
+        install_pins(store, CFG)
         self.engine = store.engine
         self.clock = ManualClock(local(TUESDAY, 8, 30))
         self.hall = load_hall(CFG, self.clock, store)

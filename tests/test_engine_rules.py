@@ -22,7 +22,7 @@ from queuehall.broker.model import Event
 
 from queuehall.clock import ManualClock
 from queuehall.errors import CATALOGUE, HallError
-from tests.hall_factory import TUESDAY, local, small_config
+from tests.hall_factory import TUESDAY, local, memory_pins, small_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,8 @@ class Bench:
 
     def __init__(self, config: HallConfig | None = None, start: tuple[int, int] = (9, 0)) -> None:
         self.clock = ManualClock(local(TUESDAY, *start))
-        self.hall = Hall(config or small_config(), self.clock)
+        cfg = config or small_config()
+        self.hall = Hall(cfg, self.clock, pins=memory_pins(cfg))
         self.events: list[Event] = []
         self.hall.listeners.append(self.events.append)
 
@@ -516,7 +517,10 @@ def test_sign_in_a_and_b_posts() -> None:
     out = b.do("sign_in", counter=1, clerk="c1b", pin="1234")  # A is absent: B covers
     assert out["counter"]["post"] == "B" and out["counter"]["state"] == "open" and len(out["session"]) == 16
     assert b.hall.counters[1].clerk == "c1b"
-    refused(b.hall, "BAD_PIN", "sign_in", {"counter": 2, "clerk": "c2a", "pin": "9999"})
+    with pytest.raises(HallError) as info:  # refused, but counted (tests/test_pins.py: the lock)
+        b.hall.execute("sign_in", {"counter": 2, "clerk": "c2a", "pin": "9999"})
+    assert info.value.code == "BAD_PIN" and b.events[-1].type == "sign_in_refused"
+    assert b.hall.counters[2].state == "closed"
     refused(b.hall, "BAD_PIN", "sign_in", {"counter": 2, "clerk": "nobody", "pin": "1234"})
     refused(b.hall, "CLERK_NOT_ASSIGNED", "sign_in", {"counter": 2, "clerk": "c1a", "pin": "1234"})
     refused(b.hall, "COUNTER_OCCUPIED", "sign_in", {"counter": 1, "clerk": "c1a", "pin": "1234"})

@@ -16,7 +16,9 @@ from queuehall.broker.storage import load_hall, open_store
 
 from queuehall.clock import ManualClock
 from queuehall.protocol import Request, decode_reply, encode_request
+from queuehall.simulation import DEMO_PINS
 from tests.broker_fixtures import free_port_pair
+from tests.hall_factory import install_pins
 
 TUESDAY_9 = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -24,6 +26,7 @@ TUESDAY_9 = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Broker, str]]:
     store = open_store(f"sqlite:///{tmp_path}/hall.db")
+    install_pins(store, load_config())
     broker = Broker(load_hall(load_config(), ManualClock(TUESDAY_9), store), port=free_port_pair())
     broker.bind()
     thread = threading.Thread(target=broker.serve_forever, daemon=True)
@@ -105,7 +108,7 @@ def test_a_snapshot_never_shows_what_was_not_yet_published(running: tuple[Broker
     s.linger = 0
     s.connect(f"tcp://127.0.0.1:{broker.port}")
     try:
-        reqs = [Request(type="sign_in", args={"counter": 3, "clerk": "c03a", "pin": load_config().clerk("c03a").pin},
+        reqs = [Request(type="sign_in", args={"counter": 3, "clerk": "c03a", "pin": DEMO_PINS["c03a"]},
                         client="t", id="s1"),
                 Request(type="take_ticket", args={"service": "document_pickup"}, client="t", id="t1"),
                 Request(type="call_next", args={"counter": 3}, client="t", id="c1"),

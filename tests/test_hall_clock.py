@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, Period, load_config
 from queuehall.broker.reports import ReportBuilder
-from queuehall.counter.main import posts_from_config
 from queuehall.counter.model import CounterModel
 from queuehall.counter.window import CounterWindow
 from queuehall.kiosk.model import KioskModel, KioskSettings, Screen
@@ -91,7 +90,7 @@ def test_a_counter_whose_pc_clock_is_off_shows_the_halls_waits_and_promised_date
     kiosk = BrokerClient(bt.endpoint, timeout=2.0)
     link = QtLink(bt.endpoint, role="counter", name="counter-4", counter=4)
     # As counter/main.py builds it: the link's hall clock, not the PC's.
-    model = CounterModel(4, link.request, link.hall_clock, posts=posts_from_config(None, 4))
+    model = CounterModel(4, link.request, link.hall_clock)
     window = CounterWindow(link, model)
     qtbot.addWidget(window)
     window.resize(1366, 860)

@@ -52,6 +52,7 @@ from queuehall.tools.escpos_decode import decode
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
 from queuehall.qtlink import QtLink
+from tests.hall_factory import install_pins
 
 # Widgets need a QApplication. Make it while the tests are collected, before any test runs: a module that
 # only renders tickets creates a bare QGuiApplication (kiosk.ticket.ensure_qt_app), and a QWidget made
@@ -128,6 +129,7 @@ def hall(tmp_path: Path, empty_db: Path) -> Iterator[RunningBroker]:
     clock = ManualClock(TUESDAY_9)
     shutil.copy(empty_db, tmp_path / "h.db")
     store = open_store(f"sqlite:///{tmp_path}/h.db")
+    install_pins(store, load_config())
     hall = load_hall(load_config(), clock, store)
     port = _free_port_pair()
     broker = Broker(hall, host="127.0.0.1", port=port)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
-from tests.hall_factory import TUESDAY, local, small_config
+from tests.hall_factory import TUESDAY, install_pins, local, small_config
 from tests.test_engine_rules import Bench
 
 
@@ -149,6 +149,7 @@ def test_ratings_and_cases_are_stored_and_survive_a_restart(db_url: str) -> None
     cfg = small_config(rating=RatingRules(window_minutes=30))
     store = open_store(db_url, sqlite_synchronous="NORMAL")
     try:
+        install_pins(store, cfg)
         clock = ManualClock(local(TUESDAY, 9, 0))
         hall = load_hall(cfg, clock, store)
         b = Bench.__new__(Bench)

@@ -50,6 +50,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
+from tests.hall_factory import install_pins
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -124,32 +125,26 @@ target_wait_minutes = 10
 [[clerk]]
 id = "c1a"
 name = { zh = "王丽", en = "Wang Li" }
-pin = "1111"
 
 [[clerk]]
 id = "c1b"
 name = { zh = "张敏", en = "Zhang Min" }
-pin = "1112"
 
 [[clerk]]
 id = "c2a"
 name = { zh = "陈静", en = "Chen Jing" }
-pin = "2221"
 
 [[clerk]]
 id = "c2b"
 name = { zh = "黄伟", en = "Huang Wei" }
-pin = "2222"
 
 [[clerk]]
 id = "c9a"
 name = { zh = "郑凯", en = "Zheng Kai" }
-pin = "9991"
 
 [[clerk]]
 id = "c9b"
 name = { zh = "宋佳", en = "Song Jia" }
-pin = "9992"
 
 [[counter]]
 number = 1
@@ -1053,6 +1048,7 @@ def test_a_morning_through_the_engine(db_url: str, config: HallConfig) -> None:
     clock = ManualClock(at(MORNING, 8, 25))
     store = open_store(db_url)
     try:
+        install_pins(store, config, {"c1a": "1111", "c2b": "2222", "c9a": "9991"})
         hall = load_hall(config, clock, store)
 
         def do(hh: int, mm: int, command: str, **args: Any) -> dict[str, Any]:

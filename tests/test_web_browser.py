@@ -24,6 +24,7 @@ from queuehall.broker.config import load_config
 from queuehall.tools.escpos_decode import decode, decoded_to_png
 
 from queuehall.client import BrokerClient
+from queuehall.simulation import DEMO_PINS
 from tests import broker_fixtures
 from tests.test_kiosk_gui import click, make_kiosk, wait_screen
 from tests.web_fixtures import Gateway, free_port, start_gateway_fixture
@@ -122,7 +123,7 @@ def test_printed_qr_opens_the_live_ticket_page(qtbot: Any, start_broker: Any, st
     wide.screenshot(path=str(ARTIFACTS / "ticket-desktop-waiting.png"))
 
     # A counter calls: A001 first, then this ticket. The page changes by itself.
-    pin = config.clerk("c01a").pin  # type: ignore[union-attr]
+    pin = DEMO_PINS["c01a"]
     c.request("sign_in", counter=1, clerk="c01a", pin=pin)
     c.request("call_next", counter=1)
     page.wait_for_function("() => document.getElementById('head').textContent.startsWith('下一位就是您')",

@@ -51,6 +51,7 @@ EVENT_TYPES = (
     "ticket_closed_unserved", "day_closed",  # the business day's close (docs/calling-rules.md)
     # the manager's alerts (docs/supervision.md)
     "alert_raised", "alert_cleared", "alert_acknowledged",
+    "sign_in_refused", "clerk_locked", "clerk_unlocked",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 
