@@ -28,7 +28,7 @@ from queuehall.errors import HallError
 from queuehall.protocol import TOPIC_HEARTBEAT, decode_publication
 from tests import broker_fixtures
 from tests.broker_fixtures import BrokerThread, MirrorTap, broker_snapshot, recv_within, wait_in_step
-from tests.hall_factory import DAY, TUESDAY, local, small_config
+from tests.hall_factory import DAY, TUESDAY, install_pins, local, memory_pins, small_config
 
 manual_clock_fixture = broker_fixtures.manual_clock_fixture
 start_broker_fixture = broker_fixtures.start_broker_fixture
@@ -51,7 +51,8 @@ def weekdays_only(**kw: Any):
 class Bench:
     def __init__(self, start, config=None) -> None:
         self.clock = ManualClock(start)
-        self.hall = Hall(config or small_config(), self.clock)
+        cfg = config or small_config()
+        self.hall = Hall(cfg, self.clock, pins=memory_pins(cfg))
         self.events: list[Event] = []
         self.hall.listeners.append(self.events.append)
 
@@ -312,6 +313,7 @@ def test_reports_count_tickets_unserved_at_close_and_the_same_day_rate_counts_th
     cfg = small_config()
     cfg = replace(cfg, services=tuple(replace(s, promised_days=0) for s in cfg.services))  # all on the spot
     store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    install_pins(store, cfg)
     clock = ManualClock(local(TUESDAY, 9))
     hall = load_hall(cfg, clock, store)
     try:
