@@ -99,6 +99,9 @@ def main() -> None:
     port = free_port_pair()
     endpoint = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="queuehall-cli-bench-") as tmp:
+        # The clerk's PIN, set as a hall sets it (only its scrypt hash goes into the database).
+        subprocess.run([queuehall, "clerks", "set-pin", CLERK, "--stdin", "--db", f"sqlite:///{tmp}/hall.db"],
+                       input=PIN + "\n", text=True, capture_output=True, check=True, timeout=60)
         broker = subprocess.Popen(
             [sys.executable, "-m", "queuehall.cli", "broker", "--db", f"sqlite:///{tmp}/hall.db", "--port", str(port),
              "--sim-start", "2026-12-08T09:30", "--insecure"],
