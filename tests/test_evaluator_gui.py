@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from queuehall.client import BrokerClient
 from queuehall.qtlink import QtLink
+from queuehall.simulation import DEMO_PINS
 from tests.broker_fixtures import BrokerThread
 
 pytest_plugins = ["tests.broker_fixtures"]
@@ -50,7 +51,7 @@ class Counter3:
         cfg = next(c for c in config.counters if c.number == 3)
         clerk = config.clerk(cfg.clerk_a)
         assert clerk is not None
-        self.client.request("sign_in", counter=3, clerk=cfg.clerk_a, pin=clerk.pin)
+        self.client.request("sign_in", counter=3, clerk=cfg.clerk_a, pin=DEMO_PINS[cfg.clerk_a])
         self.clock = SecondsClock(1000.0)
         self.link = QtLink(bt.endpoint, role="display", name="counter-screen-3", counter=3)
         self.window = DisplayWindow(self.link, DisplayOptions(counter=3), auto_tick=False,

@@ -17,13 +17,14 @@ from queuehall.broker.storage import load_hall, open_store
 
 from queuehall.cli import main
 from queuehall.clock import ManualClock
-from tests.hall_factory import TUESDAY, local, small_config
+from tests.hall_factory import TUESDAY, install_pins, local, small_config
 from tests.test_engine_rules import Bench
 
 
 def day_of_ratings(db_url: str) -> tuple[Any, Any, ManualClock]:
     cfg = small_config()
     store = open_store(db_url, sqlite_synchronous="NORMAL")
+    install_pins(store, cfg)
     clock = ManualClock(local(TUESDAY, 9, 0))
     b = Bench.__new__(Bench)
     b.clock, b.hall, b.events = clock, load_hall(cfg, clock, store), []
