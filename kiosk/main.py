@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queuehall.kiosk.model import (
-    DEFAULT_PIN,
     KioskConfigError,
     KioskSettings,
     check_language,
@@ -40,12 +39,13 @@ ENV = {
     "print_mode": "QUEUEHALL_PRINT_MODE",
     "paper": "QUEUEHALL_PAPER",
     "lang": "QUEUEHALL_LANG",
-    "pin": "QUEUEHALL_KIOSK_PIN",
+    "pin": "QUEUEHALL_KIOSK_PIN",  # refused: a plain PIN (see pin_hash)
+    "pin_hash": "QUEUEHALL_KIOSK_PIN_HASH",
     "name": "QUEUEHALL_KIOSK_NAME",
     "state_dir": "QUEUEHALL_KIOSK_STATE_DIR",
 }
 # [kiosk] keys of the config file -> what they set.
-_KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed",
+_KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed", "pin_hash",
                "language", "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
                "status_seconds", "print_materials", "near_end_blocks", "request_timeout", "state_dir"}
 _SECONDS = {"return_seconds": "return_ms", "message_seconds": "message_ms",
@@ -67,7 +67,7 @@ class KioskOptions:
     request_timeout: float = 3.0
     state_dir: str | None = None  # where the journal lives (None: kiosk.journal.default_state_dir())
     settings: KioskSettings = field(default_factory=KioskSettings)
-    pin_is_default: bool = True
+    pin_is_default: bool = True  # no staff PIN set: the settings cannot be opened
 
 
 def _bad(zh: str, en: str, code: str = "KIOSK_BAD_OPTION") -> KioskConfigError:
@@ -154,10 +154,13 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
     lang = pick("lang", "language")
     if lang is not None:
         settings["language"] = check_language(str(lang))
-    pin = pick("pin")
-    if pin is not None:
-        settings["pin"] = check_pin(str(pin))
-    opts.pin_is_default = pin is None or str(pin) == DEFAULT_PIN
+    if pick("pin") is not None:
+        raise KioskConfigError("KIOSK_PLAIN_PIN", "不再接受明文设置密码：请用 queuehall kiosk-pin 生成 pin_hash",
+                               "a plain settings PIN is not accepted: make a pin_hash with queuehall kiosk-pin")
+    pin_hash = pick("pin_hash")
+    if pin_hash is not None:
+        settings["pin_hash"] = str(pin_hash).strip()
+    opts.pin_is_default = not settings.get("pin_hash")
     for key, target in _SECONDS.items():
         if key in kiosk:
             value = kiosk[key]
@@ -233,8 +236,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "($QUEUEHALL_PAPER)")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
     p.add_argument("--lang", default=None, choices=["zh", "en"], help="default language ($QUEUEHALL_LANG)")
-    p.add_argument("--pin", default=None, help=f"settings PIN, 4-12 digits (default {DEFAULT_PIN}; "
-                   "$QUEUEHALL_KIOSK_PIN)")
+    p.add_argument("--pin-hash", dest="pin_hash", default=None,
+                   help="the staff settings PIN as made by 'queuehall kiosk-pin' (an scrypt hash; "
+                   "$QUEUEHALL_KIOSK_PIN_HASH or [kiosk] pin_hash); without one the settings stay shut")
     p.add_argument("--state-dir", dest="state_dir", default=None,
                    help="directory for the kiosk's journal: its client id and unsettled ticket requests "
                    "(default ~/.local/state/queuehall, %%LOCALAPPDATA%%\\queuehall on Windows; "
@@ -248,6 +252,33 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("kiosk", help="run the ticket kiosk (touch screen)")
     add_arguments(p)
     p.set_defaults(func=run)
+    h = subparsers.add_parser("kiosk-pin", help="make the kiosk's staff PIN hash (asked twice, never on argv)")
+    h.add_argument("--stdin", action="store_true", help="read the PIN from one line of standard input")
+    h.set_defaults(func=run_pin)
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    """Ask for a staff PIN (twice, without echo) and print the ``pin_hash`` line for the kiosk's config file.
+
+    Only the salted scrypt hash is ever written down; the kiosk checks a typed PIN against it."""
+    import getpass
+
+    from queuehall.pins import hash_pin
+
+    if args.stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        pin = getpass.getpass("新的管理密码 / new staff PIN: ")
+        if getpass.getpass("再输入一次 / again: ") != pin:
+            print("queuehall kiosk-pin: KIOSK_PIN_MISMATCH: 两次输入不一致 / the two PINs differ", file=sys.stderr)
+            return 2
+    try:
+        check_pin(pin)
+    except KioskConfigError as err:
+        print(f"queuehall kiosk-pin: {err.code}: {err.zh} / {err.en}", file=sys.stderr)
+        return 2
+    print(f'pin_hash = "{hash_pin(pin)}"')
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -283,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
               f"无法使用 CurveZMQ 密钥文件（{err}）", file=sys.stderr)
         return 2
     if opts.pin_is_default:
-        log.warning("the settings PIN is the default %s: set --pin or [kiosk] pin before going live",
-                    DEFAULT_PIN)
+        log.warning("no staff PIN is set: the settings cannot be opened until one is "
+                    "(queuehall kiosk-pin, then [kiosk] pin_hash)")
     if printer_config is None:
         log.warning("no printer configured (--printer): the kiosk shows 'out of service'")
 

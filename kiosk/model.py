@@ -21,7 +21,6 @@ Nothing here imports Qt, zmq or SQLAlchemy.
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from queuehall.errors import QueuehallError
+from queuehall.pins import parse_hash, verify_pin
 
 LANGUAGES = ("zh", "en")
-DEFAULT_PIN = "123456"
 PIN_MAX_FAILURES = 5
 PIN_LOCKOUT_SECONDS = 60
 PRINT_ATTEMPTS = 2  # the first print and one retry; then the printer-fault alert
@@ -190,7 +189,7 @@ class KioskSettings:
     materials (一次性告知) on the ticket.
     """
 
-    pin: str = DEFAULT_PIN
+    pin_hash: str = ""  # the staff PIN as an scrypt hash (queuehall kiosk-pin); empty: none set, no settings
     language: str = "zh"
     return_ms: int = 10_000
     message_ms: int = 8_000
@@ -201,7 +200,12 @@ class KioskSettings:
     near_end_blocks: bool = True
 
     def __post_init__(self) -> None:
-        check_pin(self.pin)
+        if self.pin_hash:
+            try:
+                parse_hash(self.pin_hash)
+            except ValueError:
+                raise KioskConfigError("KIOSK_BAD_PIN_HASH", "pin_hash 不是 queuehall kiosk-pin 生成的密码散列",
+                                       "pin_hash is not a hash made by queuehall kiosk-pin") from None
         check_language(self.language)
         for name in ("return_ms", "message_ms", "print_failed_ms", "idle_ms", "status_ms"):
             value = getattr(self, name)
@@ -403,6 +407,8 @@ class PrinterHealth:
 
 
 UNKNOWN_PRINTER = PrinterHealth("PRINTER_UNKNOWN", Bi("正在检查打印机……", "Checking the printer…"))
+NO_STAFF_PIN = Bi("未设置管理密码：安装时请用 queuehall kiosk-pin 设置",
+                  "No staff PIN is set: set one at installation with queuehall kiosk-pin")
 NO_PRINTER_HEALTH = PrinterHealth(NO_PRINTER, Bi("未配置号票打印机（--printer）",
                                                  "No ticket printer is configured (--printer)"))
 
@@ -984,7 +990,10 @@ class KioskModel:
             left = math.ceil((self.locked_until - now).total_seconds())
             return False, Bi(f"错误次数过多，请 {left} 秒后再试",
                              f"Too many wrong PINs; try again in {left} s")
-        if hmac.compare_digest(pin.encode(), self.settings.pin.encode()):
+        if not self.settings.pin_hash:
+            # No default PIN on a public touch screen: the settings stay shut until one is set at installation.
+            return False, NO_STAFF_PIN
+        if verify_pin(pin, self.settings.pin_hash):
             self.unlocked = True
             self.pin_failures = 0
             self.locked_until = None

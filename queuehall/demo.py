@@ -89,6 +89,8 @@ def demo_start(config: Any) -> str | None:
 
 #: Ask a running child to stop, wait this long, then kill it.
 STOP_GRACE_SECONDS = 5.0
+#: The demo kiosk's staff PIN (five taps on the hall name open the pad); a real kiosk has its own (kiosk-pin).
+DEMO_KIOSK_PIN = "2468"
 #: The broker must answer a ping within this long after it is started.
 BROKER_START_SECONDS = 30.0
 #: prctl(2) option: the signal a child gets when its parent dies (Linux).
@@ -292,9 +294,14 @@ def run_interactive(args: argparse.Namespace) -> int:
                 failed = (f"the broker did not start (exit code {code})" if code is not None
                           else f"the broker did not answer within {BROKER_START_SECONDS:.0f} s")
         else:
+            from queuehall.pins import hash_pin
+            from queuehall.simulation import DEMO_COST
+
+            # The demo kiosk's staff PIN, set as an installer sets one (queuehall kiosk-pin): only its hash.
             children.start("kiosk", [*py, "kiosk", *device("kiosk-1"), "--windowed",
                                      "--printer", args.printer or f"file:{data / 'tickets'}",
-                                     "--state-dir", str(data / "kiosk")])
+                                     "--state-dir", str(data / "kiosk"),
+                                     "--pin-hash", hash_pin(DEMO_KIOSK_PIN, DEMO_COST)])
             for n in DEMO_COUNTERS:
                 children.start(f"counter-{n}", [*py, "counter", "--counter", str(n), *device(f"counter-{n}"),
                                                 "--windowed"])
@@ -312,7 +319,7 @@ def run_interactive(args: argparse.Namespace) -> int:
                                for k in [config.counter(n)] if k
                                for c in [config.clerk(k.clerk_a)] if c)
             print(f"queuehall demo running: broker {broker_addr}, data in {data}/. Sign in with {clerks}. "
-                  "Close any window or press Ctrl-C to stop.")
+                  f"Kiosk staff PIN {DEMO_KIOSK_PIN}. Close any window or press Ctrl-C to stop.")
             print("queuehall demo: processes " + ", ".join(f"{k} {v}" for k, v in children.pids().items())
                   + f" (also in {state_file})", flush=True)
             while not stopped_by:

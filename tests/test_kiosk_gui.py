@@ -10,6 +10,8 @@ import argparse
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,7 +53,9 @@ from queuehall.tools.escpos_decode import decode
 
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
+from queuehall.pins import hash_pin, verify_pin
 from queuehall.qtlink import QtLink
+from queuehall.simulation import DEMO_COST
 from tests.hall_factory import install_pins
 
 # Widgets need a QApplication. Make it while the tests are collected, before any test runs: a module that
@@ -142,7 +146,11 @@ def hall(tmp_path: Path, empty_db: Path) -> Iterator[RunningBroker]:
     store.close()
 
 
-FAST = KioskSettings(return_ms=400, message_ms=400, print_failed_ms=400, idle_ms=60_000, status_ms=60_000)
+# The staff PIN as an installer sets it (queuehall kiosk-pin): only its hash, at the tests' cheap cost.
+STAFF_PIN = "123456"
+STAFF_PIN_HASH = hash_pin(STAFF_PIN, DEMO_COST)
+FAST = KioskSettings(return_ms=400, message_ms=400, print_failed_ms=400, idle_ms=60_000, status_ms=60_000,
+                     pin_hash=STAFF_PIN_HASH)
 
 
 def make_kiosk(qtbot: Any, hall: RunningBroker, printer_path: Path, *, mode: str = "raster", paper: int = 80,
@@ -660,7 +668,7 @@ def _state(issue_state: str = "open", next_open: str | None = None) -> dict[str,
 
 
 def _ready_model(clock: ManualClock) -> KioskModel:
-    m = KioskModel(clock=clock.now)
+    m = KioskModel(settings=KioskSettings(pin_hash=STAFF_PIN_HASH), clock=clock.now)
     m.on_state(_state())
     m.on_printer_status(PrinterHealth(None))
     return m
@@ -802,28 +810,61 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_options_precedence(tmp_path: Path) -> None:
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text('[kiosk]\nbroker = "10.0.0.1:5555"\npin = "2468"\nlanguage = "en"\nreturn_seconds = 6\n'
+    cfg.write_text(f'[kiosk]\nbroker = "10.0.0.1:5555"\npin_hash = "{STAFF_PIN_HASH}"\nlanguage = "en"\n'
+                   'return_seconds = 6\n'
                    'printer = "network:10.0.0.9"\n[printer]\nprofile = "TM-T88V"\npaper_mm = 58\n',
                    encoding="utf-8")
     opts = resolve_options(_args("--config", str(cfg)), environ={})
-    assert opts.broker == "10.0.0.1:5555" and opts.settings.pin == "2468" and opts.settings.language == "en"
+    assert opts.broker == "10.0.0.1:5555" and opts.settings.pin_hash == STAFF_PIN_HASH
+    assert opts.settings.language == "en"
     assert opts.settings.return_ms == 6000 and not opts.pin_is_default
     assert opts.printer == {"backend": "network", "host": "10.0.0.9", "port": 9100, "profile": "TM-T88V",
                             "paper_mm": 58}
-    env = {"QUEUEHALL_PRINTER": "file:/tmp/x.bin", "QUEUEHALL_KIOSK_PIN": "13579", "QUEUEHALL_PAPER": "80"}
+    other = hash_pin("13579", DEMO_COST)
+    env = {"QUEUEHALL_PRINTER": "file:/tmp/x.bin", "QUEUEHALL_KIOSK_PIN_HASH": other, "QUEUEHALL_PAPER": "80"}
     opts = resolve_options(_args("--config", str(cfg), "--print-mode", "text", "--lang", "zh"), environ=env)
     assert opts.printer == {"backend": "file", "path": "/tmp/x.bin", "mode": "text", "paper_mm": 80,
                             "profile": "TM-T88V"}
-    assert opts.settings.pin == "13579" and opts.settings.language == "zh"
+    assert opts.settings.pin_hash == other and opts.settings.language == "zh"
     opts = resolve_options(_args(), environ={})
-    assert opts.printer is None and opts.pin_is_default and opts.settings.pin == "123456"
+    assert opts.printer is None and opts.pin_is_default and opts.settings.pin_hash == ""
+
+
+def test_no_default_staff_pin_and_no_plain_one(tmp_path: Path) -> None:
+    """A public touch screen never opens its settings with a PIN anyone can look up: without a hash set at
+    installation the pad says how to set one; a plain PIN in the config or the environment is refused."""
+    m = KioskModel(settings=KioskSettings(), clock=ManualClock(TUESDAY_9).now)
+    ok, msg = m.enter_pin("123456")
+    assert not ok and "queuehall kiosk-pin" in msg.zh and "queuehall kiosk-pin" in msg.en and not m.unlocked
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('[kiosk]\npin = "2468"\n', encoding="utf-8")
+    for args, env in ((("--config", str(cfg)), {}), ((), {"QUEUEHALL_KIOSK_PIN": "2468"})):
+        with pytest.raises(KioskConfigError) as err:
+            resolve_options(_args(*args), environ=env)
+        assert err.value.code == "KIOSK_PLAIN_PIN"
+    with pytest.raises(KioskConfigError) as err:
+        KioskSettings(pin_hash="123456")
+    assert err.value.code == "KIOSK_BAD_PIN_HASH"
+
+
+def test_the_kiosk_pin_command_prints_only_a_hash() -> None:
+    done = subprocess.run([sys.executable, "-m", "queuehall.cli", "kiosk-pin", "--stdin"], input="86420\n",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith('pin_hash = "scrypt$') and "86420" not in line
+    assert verify_pin("86420", line.split('"')[1]) and not verify_pin("86421", line.split('"')[1])
+    bad = subprocess.run([sys.executable, "-m", "queuehall.cli", "kiosk-pin", "--stdin"], input="12\n",
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "KIOSK_BAD_PIN" in bad.stderr
 
 
 @pytest.mark.parametrize(("text", "argv", "code"), [
     ('[kiosk]\npinn = "1234"\n', (), "KIOSK_CONFIG_UNKNOWN_KEY"),
     ("[kiosk\n", (), "KIOSK_CONFIG_SYNTAX"),
-    ('[kiosk]\npin = "12"\n', (), "KIOSK_BAD_PIN"),
-    ("", ("--pin", "abcd"), "KIOSK_BAD_PIN"),
+    ('[kiosk]\npin = "2468"\n', (), "KIOSK_PLAIN_PIN"),
+    ('[kiosk]\npin_hash = "2468"\n', (), "KIOSK_BAD_PIN_HASH"),
+    ("", ("--pin-hash", "scrypt$x"), "KIOSK_BAD_PIN_HASH"),
     ("", ("--printer", "lp0"), "KIOSK_BAD_PRINTER"),
     ("", ("--key", "k"), "KIOSK_BAD_OPTION"),
     ("", ("--broker", "nohost"), "KIOSK_BAD_BROKER"),
