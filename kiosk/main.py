@@ -339,6 +339,9 @@ def run(args: argparse.Namespace) -> int:
     def terminate(*_: Any) -> None:
         window.allow_close = True
         app.quit()
+        # A SIGTERM before app.exec() starts (the demo killed while this kiosk starts up: its PR_SET_PDEATHSIG)
+        # would make quit() a no-op and leave the kiosk running: the queued quit ends the loop as it starts.
+        QTimer.singleShot(0, app.quit)
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
