@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,26 +37,12 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 
 from queuehall.client import BrokerClient, CommandRefused  # noqa: E402
+from queuehall.demo import free_port  # noqa: E402  (the broker binds P, P+1 and P+2)
 
 TARGET_RATIO = 2.5
 COUNTER = 1
 SERVICE = "passport"
 CLERK, PIN = "c01a", "4821"  # the default hall's example clerk of counter 1
-
-
-def free_port_pair() -> int:
-    """A port N with N and N+1 free (the broker binds both)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
 
 
 CPU: list[float] = []  # the CPU time (user + system) of each timed process, in the order run
@@ -96,7 +81,7 @@ def main() -> None:
     ap.add_argument("--presses", type=int, default=40)
     args = ap.parse_args()
     queuehall = str(Path(sys.executable).with_name("queuehall"))
-    port = free_port_pair()
+    port = free_port()
     endpoint = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="queuehall-cli-bench-") as tmp:
         # The clerk's PIN, set as a hall sets it (only its scrypt hash goes into the database).

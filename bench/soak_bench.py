@@ -42,11 +42,11 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
-from cli_bench import free_port_pair  # noqa: E402
 from queuehall.broker.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from queuehall.broker.storage import open_store  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused  # noqa: E402
+from queuehall.demo import free_port  # noqa: E402  (the broker binds P, P+1 and P+2)
 from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
 
 GROWTH_TARGET_MB_PER_1000 = 10.0
@@ -158,7 +158,7 @@ def main() -> None:
     h1, m1 = map(int, DAY_END.split(":"))
     day_seconds = (h1 * 60 + m1 - h0 * 60 - m0) * 60
     sim_speed = max(1.0, day_seconds / (args.calls / args.rate))
-    port = free_port_pair()
+    port = free_port()
     endpoint = f"127.0.0.1:{port}"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     qh = [sys.executable, "-m", "queuehall.cli"]

@@ -59,13 +59,9 @@ def free_port(pair: bool = False) -> int:
             port = s.getsockname()[1]
         if not pair:
             return port
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
+        from queuehall.demo import free_port as broker_ports
+
+        return broker_ports()  # the broker binds P, P+1 and P+2 (the staff event stream)
 
 
 def receiver_main(port: int, out: str) -> None:
