@@ -169,7 +169,7 @@ def _export_main(args: Any) -> int:
     """0 written; 2 a bad day or an unusable database (message on standard error)."""
     import sys
 
-    from queuehall.broker.reports import ReportError, _fail, _open, parse_period
+    from queuehall.broker.reports.cli import ReportError, _fail, _open, parse_period
 
     try:
         day, _ = parse_period(args.day, None, None)

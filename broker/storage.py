@@ -157,7 +157,7 @@ requests = Table(
 )
 
 # The reports' per-visit facts of closed business days (docs/reports.md "How it reads the database"):
-# filled once by broker/reports.py for a day whose visits have all ended, then read instead of
+# filled once by broker/reports/ for a day whose visits have all ended, then read instead of
 # parsing the visits' times again; deleted with the visits (Store.purge). Only what the visit row
 # alone determines is kept (times as Unix milliseconds, durations in milliseconds), nothing that
 # depends on the configuration (targets, time zone, departments) or on when the report runs.
