@@ -380,11 +380,11 @@ class _Screens:
 
 def _make_display(screens: _Screens) -> Any:
     from queuehall.display.announcer import RecordingSink
-    from queuehall.display.window import DisplayWindow
+    from queuehall.display.demo_display import DemoDisplayWindow
 
     sink = RecordingSink(auto_finish=True)
     screens.sink = sink
-    window = DisplayWindow.for_demo(screens.endpoint, security=screens.security("wall-1"), sink=sink)
+    window = DemoDisplayWindow.for_demo(screens.endpoint, security=screens.security("wall-1"), sink=sink)
     window.resize(1920, 1080)
     window.show()
     window.start()

@@ -21,6 +21,7 @@ from pytestqt.qtbot import QtBot
 from queuehall.broker.config import HallConfig
 from queuehall.display.announcer import ManualClock as SecondsClock
 from queuehall.display.announcer import RecordingSink
+from queuehall.display.demo_display import DemoDisplayWindow
 from queuehall.display.model import DisplayError, DisplayModel, DisplayOptions, HallClock, parse_size
 from queuehall.display.voice import VoicePack, duration, load_pack, render_announcement, rms
 from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font
@@ -414,9 +415,9 @@ def test_counter_screen_shows_number_ticket_clerk_and_state(
 def test_demo_window_plays_every_queued_call_on_its_own_clock(
     hall: Hall, qtbot: QtBot, pack: VoicePack
 ) -> None:
-    # What the headless demo does: DisplayWindow.for_demo, a RecordingSink, demo_tick after each action.
+    # What the headless demo does: DemoDisplayWindow.for_demo, a RecordingSink, demo_tick after each action.
     sink = RecordingSink(auto_finish=True)
-    window = DisplayWindow.for_demo(hall.bt.endpoint, sink=sink)
+    window = DemoDisplayWindow.for_demo(hall.bt.endpoint, sink=sink)
     qtbot.addWidget(window)
     window.resize(*LANDSCAPE)
     window.show()

@@ -1,0 +1,243 @@
+"""The kiosk's staff pages: the PIN pad and the settings (printer, default language, reprint, quit)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from queuehall.kiosk.model import Bi, KioskModel
+from queuehall.kiosk.widgets import make_button, make_label
+
+
+class PinPage(QWidget):
+    """The staff PIN pad (digits only, masked)."""
+
+    submitted = Signal(str)
+    cancelled = Signal()
+    touched = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 30, 60, 40)
+        center = Qt.AlignmentFlag.AlignHCenter
+        lay.addStretch(1)
+        self.title = make_label("title", align=center)
+        lay.addWidget(self.title)
+        self.display = make_label("pinDisplay", wrap=False, align=center)
+        self.display.setFixedWidth(560)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.display)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.message = make_label("pinMessage", align=center)
+        lay.addWidget(self.message)
+        grid = QGridLayout()
+        grid.setSpacing(16)
+        self.keys: dict[str, QPushButton] = {}
+        for i, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "ok"]):
+            b = make_button("pinKey", key)
+            b.clicked.connect(lambda _=False, k=key: self._key(k))
+            grid.addWidget(b, i // 3, i % 3)
+            self.keys[key] = b
+        grow = QHBoxLayout()
+        grow.addStretch(1)
+        grow.addLayout(grid)
+        grow.addStretch(1)
+        lay.addLayout(grow)
+        lay.addSpacing(20)
+        crow = QHBoxLayout()
+        crow.addStretch(1)
+        self.cancel = make_button("back")
+        self.cancel.setMinimumSize(360, 90)
+        self.cancel.clicked.connect(self._cancel)
+        crow.addWidget(self.cancel)
+        crow.addStretch(1)
+        lay.addLayout(crow)
+        lay.addStretch(1)
+        self.pin = ""
+
+    def _key(self, key: str) -> None:
+        self.touched.emit()
+        if key == "clear":
+            self.pin = ""
+        elif key == "ok":
+            pin, self.pin = self.pin, ""
+            self.submitted.emit(pin)
+        elif len(self.pin) < 12:
+            self.pin += key
+        self.display.setText("●" * len(self.pin))
+
+    def _cancel(self) -> None:
+        self.pin = ""
+        self.display.setText("")
+        self.message.setText("")
+        self.cancelled.emit()
+
+    def refresh(self, lang: str) -> None:
+        self.title.setText(Bi("工作人员设置：请输入密码", "Staff settings: enter the PIN")(lang))
+        self.keys["clear"].setText(Bi("清除", "Clear")(lang))
+        self.keys["ok"].setText(Bi("确定", "OK")(lang))
+        self.cancel.setText(Bi("取消", "Cancel")(lang))
+
+
+class SettingsPage(QWidget):
+    """Staff settings: printer (spec, paper, mode, status, test print), default language, leave, quit."""
+
+    apply_printer = Signal(str, int, str)
+    test_print = Signal()
+    refresh_status = Signal()
+    default_language = Signal(str)
+    reprint = Signal(str)
+    back_tapped = Signal()
+    quit_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 26, 60, 34)
+        lay.setSpacing(14)
+        self.title = make_label("title")
+        lay.addWidget(self.title)
+        card = QFrame()
+        card.setObjectName("card")
+        grid = QGridLayout(card)
+        grid.setContentsMargins(36, 26, 36, 26)
+        grid.setHorizontalSpacing(24)
+        grid.setVerticalSpacing(16)
+        self.labels: dict[str, QLabel] = {}
+
+        def row(r: int, key: str) -> None:
+            lab = make_label("setLabel", wrap=False)
+            self.labels[key] = lab
+            grid.addWidget(lab, r, 0, Qt.AlignmentFlag.AlignTop)
+
+        row(0, "broker")
+        self.broker = make_label("setValue")
+        grid.addWidget(self.broker, 0, 1, 1, 3)
+        row(1, "status")
+        self.status = make_label("setValue")
+        grid.addWidget(self.status, 1, 1, 1, 2)
+        self.recheck = make_button("setButton")
+        self.recheck.clicked.connect(self.refresh_status)
+        grid.addWidget(self.recheck, 1, 3)
+        row(2, "printer")
+        self.spec = QLineEdit()
+        self.spec.setObjectName("setEdit")
+        self.spec.setPlaceholderText("file:/path | network:host[:9100] | usb:VID:PID | serial:/dev/ttyUSB0 | "
+                                     "cups:name")
+        grid.addWidget(self.spec, 2, 1, 1, 3)
+        row(3, "paper")
+        self.paper_group = QButtonGroup(self)
+        self.paper: dict[int, QPushButton] = {}
+        prow = QHBoxLayout()
+        for mm in (80, 58):
+            b = make_button("setButton", f"{mm} mm")
+            b.setCheckable(True)
+            self.paper_group.addButton(b)
+            self.paper[mm] = b
+            prow.addWidget(b)
+        self.mode_group = QButtonGroup(self)
+        self.mode: dict[str, QPushButton] = {}
+        prow.addSpacing(30)
+        for m in ("raster", "text"):
+            b = make_button("setButton")
+            b.setCheckable(True)
+            self.mode_group.addButton(b)
+            self.mode[m] = b
+            prow.addWidget(b)
+        prow.addStretch(1)
+        grid.addLayout(prow, 3, 1, 1, 3)
+        arow = QHBoxLayout()
+        self.apply = make_button("setButton")
+        self.apply.clicked.connect(self._apply)
+        self.test = make_button("setButton")
+        self.test.clicked.connect(self.test_print)
+        arow.addWidget(self.apply)
+        arow.addWidget(self.test)
+        arow.addStretch(1)
+        grid.addLayout(arow, 4, 1, 1, 3)
+        self.result = make_label("setValue")
+        grid.addWidget(self.result, 5, 1, 1, 3)
+        row(6, "language")
+        lrow = QHBoxLayout()
+        self.lang_group = QButtonGroup(self)
+        self.langs: dict[str, QPushButton] = {}
+        for code, text in (("zh", "中文"), ("en", "English")):
+            b = make_button("setButton", text)
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, c=code: self.default_language.emit(c))
+            self.lang_group.addButton(b)
+            self.langs[code] = b
+            lrow.addWidget(b)
+        lrow.addSpacing(60)
+        # Reprint a ticket at this kiosk (on the language row: the page must fit a 1080-line screen).
+        self.labels["reprint"] = make_label("setLabel", wrap=False)
+        lrow.addWidget(self.labels["reprint"])
+        self.reprint_ticket = QLineEdit()
+        self.reprint_ticket.setObjectName("setEdit")
+        self.reprint_ticket.setPlaceholderText("A012")
+        self.reprint_ticket.setMaxLength(12)
+        self.reprint_button = make_button("setButton")
+        self.reprint_button.clicked.connect(lambda: self.reprint.emit(self.reprint_ticket.text().strip()))
+        lrow.addWidget(self.reprint_ticket, 1)
+        lrow.addWidget(self.reprint_button)
+        grid.addLayout(lrow, 6, 1, 1, 3)
+        grid.setColumnStretch(1, 1)
+        lay.addWidget(card, 1)
+        brow = QHBoxLayout()
+        self.back = make_button("back")
+        self.back.setMinimumHeight(90)
+        self.back.clicked.connect(self.back_tapped)
+        self.quit = make_button("danger")
+        self.quit.clicked.connect(self.quit_tapped)
+        brow.addWidget(self.back, 3)
+        brow.addStretch(1)
+        brow.addWidget(self.quit, 1)
+        lay.addLayout(brow)
+
+    def _apply(self) -> None:
+        paper = 58 if self.paper[58].isChecked() else 80
+        mode = "text" if self.mode["text"].isChecked() else "raster"
+        self.apply_printer.emit(self.spec.text().strip(), paper, mode)
+
+    def load(self, spec: str, paper: int, mode: str) -> None:
+        """Fill the printer fields from the current configuration."""
+        self.spec.setText(spec)
+        self.paper.get(paper, self.paper[80]).setChecked(True)
+        self.mode.get(mode, self.mode["raster"]).setChecked(True)
+
+    def refresh(self, model: KioskModel, broker: str) -> None:
+        lang = model.language
+        t = {"broker": Bi("叫号服务器", "Ticket server"), "status": Bi("打印机状态", "Printer status"),
+             "printer": Bi("打印机", "Printer"), "paper": Bi("纸宽 / 方式", "Paper / mode"),
+             "language": Bi("默认语言", "Default language"), "reprint": Bi("补打号票", "Reprint a ticket")}
+        for key, text in t.items():
+            self.labels[key].setText(text(lang))
+        self.title.setText(Bi("工作人员设置", "Staff settings")(lang))
+        up = Bi("已连接", "connected") if model.connected else Bi("未连接", "not connected")
+        self.broker.setText(f"{broker} · {up(lang)}")
+        health = model.printer
+        self.status.setText(Bi("就绪", "Ready")(lang) if health.ready
+                            else f"{health.code} · {health.message(lang) or health.reason(lang)}")
+        self.recheck.setText(Bi("重新检查", "Check again")(lang))
+        self.mode["raster"].setText(Bi("图像（推荐）", "Raster (recommended)")(lang))
+        self.mode["text"].setText(Bi("文字（打印机字库）", "Text (printer fonts)")(lang))
+        self.apply.setText(Bi("应用打印机设置", "Apply printer settings")(lang))
+        self.test.setText(Bi("测试打印", "Test print")(lang))
+        self.reprint_button.setText(Bi("补打", "Reprint")(lang))
+        for code, b in self.langs.items():
+            b.setChecked(code == model.settings.language)
+        self.back.setText(Bi("返回取号界面", "Back to the kiosk")(lang))
+        self.quit.setText(Bi("退出程序", "Quit kiosk")(lang))
+

@@ -1,0 +1,173 @@
+"""The kiosk's start page: the greeting, the departments and the chosen department's service tiles."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+from queuehall.kiosk.model import CHOOSE, Bi, KioskModel, ServiceCard
+from queuehall.kiosk.widgets import clear_layout, make_label, set_flag
+
+
+class DeptButton(QPushButton):
+    """A department: its name (wrapping to two lines if need be) and how many are waiting, on the right."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self.setObjectName("deptButton")
+        self.setCheckable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(22, 4, 18, 4)
+        lay.setSpacing(12)
+        self.name = make_label("deptName")
+        self.sub = make_label("deptSub", wrap=False, align=Qt.AlignmentFlag.AlignRight)
+        lay.addWidget(self.name, 1)
+        lay.addWidget(self.sub)
+
+
+class ServiceTile(QPushButton):
+    """A service: name in both languages, people waiting and the estimated wait, or why it is closed."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self.setObjectName("tile")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 16, 24, 16)
+        row.setSpacing(22)
+        self.accent = QFrame()
+        self.accent.setObjectName("accent")
+        self.accent.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        row.addWidget(self.accent)
+        lay = QVBoxLayout()
+        lay.setSpacing(4)
+        row.addLayout(lay, 1)
+        self.name = make_label("tileName")
+        self.sub = make_label("tileSub")
+        self.info = make_label("tileInfo", wrap=False)
+        self.reason = make_label("tileReason")
+        lay.addWidget(self.name)
+        lay.addWidget(self.sub)
+        lay.addStretch(1)
+        lay.addWidget(self.info)
+        lay.addWidget(self.reason)
+
+    def show_card(self, card: ServiceCard, lang: str) -> None:
+        first, second = card.name.pick(lang)
+        self.name.setText(first)
+        self.sub.setText(second)
+        wait = card.wait
+        info = Bi(f"等候 {card.waiting} 人 · {wait.zh}", f"{card.waiting} waiting · {wait.en}")
+        self.info.setText(info(lang))
+        self.setEnabled(card.open)
+        for w in (self.accent, self.name, self.info):
+            set_flag(w, "off", not card.open)
+        self.reason.setVisible(card.reason is not None)
+        self.reason.setText(card.reason(lang) if card.reason else "")
+
+
+class StartPage(QWidget):
+    """The greeting, departments on the left, the chosen department's services on the right."""
+
+    department_tapped = Signal(str)
+    service_tapped = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(48, 26, 48, 30)
+        lay.setSpacing(6)
+        self.greeting = make_label("greeting", wrap=False)
+        self.choose = make_label("choose", wrap=False)
+        lay.addWidget(self.greeting)
+        lay.addWidget(self.choose)
+        lay.addSpacing(14)
+        body = QHBoxLayout()
+        body.setSpacing(30)
+        self.depts = QVBoxLayout()
+        self.depts.setSpacing(12)
+        dept_box = QWidget()
+        dept_box.setLayout(self.depts)
+        body.addWidget(dept_box, 30)
+        self.grid = QGridLayout()
+        self.grid.setSpacing(22)
+        grid_box = QWidget()
+        grid_box.setLayout(self.grid)
+        body.addWidget(grid_box, 70)
+        lay.addLayout(body, 1)
+        lay.addSpacing(16)
+        self.notice = make_label("notice")
+        lay.addWidget(self.notice)
+        self.group = QButtonGroup(self)
+        self.group.setExclusive(True)
+        self.dept_buttons: dict[str, DeptButton] = {}
+        self.tiles: dict[str, ServiceTile] = {}
+        self._dept_codes: list[str] = []
+        self._tile_codes: list[str] = []
+
+    def refresh(self, model: KioskModel) -> None:
+        lang = model.language
+        self.greeting.setText(model.greeting()(lang))
+        self.choose.setText(CHOOSE(lang))
+        hall = model.state.get("hall") or {}
+        notice = str(hall.get("notice_zh" if lang == "zh" else "notice_en") or "")
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
+        depts = model.departments()
+        codes = [d.code for d in depts]
+        if codes != self._dept_codes:
+            clear_layout(self.depts)
+            self.dept_buttons.clear()
+            for d in depts:
+                b = DeptButton(d.code)
+                b.clicked.connect(lambda _=False, c=d.code: self.department_tapped.emit(c))
+                self.group.addButton(b)
+                self.depts.addWidget(b, 1)
+                b.show()
+                self.dept_buttons[d.code] = b
+            if len(depts) < 8:
+                self.depts.addStretch(8 - len(depts))
+            self._dept_codes = codes
+        for d in depts:
+            b = self.dept_buttons[d.code]
+            b.name.setText(d.name(lang))
+            b.sub.setText(f"等候 {d.waiting} 人" if lang == "zh" else f"{d.waiting} waiting")
+            set_flag(b.name, "small", lang == "en")  # English names are longer: a size smaller
+            on = d.code == model.department
+            b.setChecked(on)
+            set_flag(b.name, "on", on)
+            set_flag(b.sub, "on", on)
+        cards = model.department_cards()
+        tile_codes = [c.code for c in cards]
+        if tile_codes != self._tile_codes:
+            clear_layout(self.grid)
+            self.tiles.clear()
+            for i, c in enumerate(cards):
+                t = ServiceTile(c.code)
+                t.clicked.connect(lambda _=False, code=c.code: self.service_tapped.emit(code))
+                self.grid.addWidget(t, i // 2, i % 2)
+                t.show()
+                self.tiles[c.code] = t
+            # At least three equal rows, so one or two services do not become giant buttons.
+            rows = max(3, (len(cards) + 1) // 2)
+            for r in range(rows):
+                self.grid.setRowStretch(r, 1)
+            self.grid.setColumnStretch(0, 1)
+            self.grid.setColumnStretch(1, 1)
+            self._tile_codes = tile_codes
+        for c in cards:
+            self.tiles[c.code].show_card(c, lang)
+

@@ -1,0 +1,127 @@
+"""The kiosk's look: the stylesheet at a scale, its fonts (the application's CJK family, the ticket number's)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication
+from queuehall.kiosk.ticket import TicketError, number_font_family
+
+from queuehall.qtfonts import set_app_font
+
+
+def setup_app_font(app: QApplication) -> str:
+    """Give the whole application a font that has Chinese glyphs; returns the family chosen."""
+    return set_app_font(app, 24)
+
+
+def stylesheet(u: float, family: str) -> str:
+    """The kiosk's look at scale ``u`` (1.0 = a 1920×1080 screen)."""
+
+    def px(n: float) -> int:
+        return max(8, round(n * u))
+
+    return f"""
+    QWidget {{ font-family: "{family}"; color: #1d2733; }}
+    #root {{ background: #eaf0f7; }}
+    #header {{ background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 #0a3d7a, stop:1 #1666c5); }}
+    #hallName {{ background: transparent; border: none; color: white; font-size: {px(40)}px;
+                 font-weight: bold; text-align: left; padding: 0; }}
+    #hallNameEn {{ color: #cfe0f5; font-size: {px(20)}px; }}
+    #clock {{ color: white; font-size: {px(34)}px; }}
+    #date {{ color: #cfe0f5; font-size: {px(20)}px; }}
+    #langButton {{ background: #0a3d7a; color: white; border: {px(3)}px solid white;
+                   border-radius: {px(14)}px; font-size: {px(28)}px; font-weight: bold;
+                   padding: {px(8)}px {px(26)}px; }}
+    #langButton:pressed {{ background: #2c7be0; }}
+    #greeting {{ font-size: {px(46)}px; font-weight: bold; color: #0a3d7a; }}
+    #choose {{ font-size: {px(28)}px; color: #4a5a6e; }}
+    #deptButton {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
+                   text-align: left; padding: {px(10)}px {px(18)}px; }}
+    #deptButton:checked {{ background: #1666c5; border-color: #1666c5; }}
+    #deptName {{ font-size: {px(30)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #deptName[small="true"] {{ font-size: {px(23)}px; }}
+    #deptSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #deptName[on="true"] {{ color: white; }}
+    #deptSub[on="true"] {{ color: #d9e7f8; }}
+    #tile {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px; }}
+    #tile:pressed {{ background: #dcebfb; }}
+    #tile:disabled {{ background: #eef0f3; }}
+    #accent {{ background: #1666c5; border-radius: {px(5)}px; min-width: {px(10)}px; max-width: {px(10)}px; }}
+    #accent[off="true"] {{ background: #a3acb8; }}
+    #tileName {{ font-size: {px(40)}px; font-weight: bold; color: #10243d; background: transparent; }}
+    #tileSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #tileInfo {{ font-size: {px(28)}px; color: #1666c5; font-weight: bold; background: transparent; }}
+    #tileReason {{ font-size: {px(26)}px; color: #b34700; font-weight: bold; background: transparent; }}
+    #tileName[off="true"] {{ color: #6b7684; }}
+    #tileInfo[off="true"] {{ color: #7d8794; }}
+    #materialNo {{ font-size: {px(28)}px; font-weight: bold; color: #1666c5; background: transparent;
+                   min-width: {px(44)}px; }}
+    #card {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(20)}px; }}
+    #title {{ font-size: {px(52)}px; font-weight: bold; color: #0a3d7a; }}
+    #subtitle {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #sectionTitle {{ font-size: {px(32)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #sectionSub {{ font-size: {px(22)}px; color: #5b6b80; background: transparent; }}
+    #material {{ font-size: {px(28)}px; color: #1d2733; background: transparent; }}
+    #materialSub {{ font-size: {px(20)}px; color: #6b7684; background: transparent; }}
+    #info {{ font-size: {px(30)}px; color: #1d2733; background: transparent; }}
+    #promise {{ font-size: {px(28)}px; color: #0b7a3e; font-weight: bold; background: transparent; }}
+    #descriptionTitle {{ font-size: {px(24)}px; color: #8a4b00; font-weight: bold; background: transparent; }}
+    #description {{ font-size: {px(26)}px; color: #5a3200; background: transparent; }}
+    #reason {{ font-size: {px(28)}px; color: #b34700; font-weight: bold; background: transparent; }}
+    #prioButton {{ background: white; border: {px(3)}px solid #9fc9ab; border-radius: {px(14)}px;
+                   font-size: {px(26)}px; padding: {px(10)}px {px(14)}px; color: #0b5e30; }}
+    #prioButton:checked {{ background: #0b7a3e; border-color: #0b7a3e; color: white; font-weight: bold; }}
+    #confirm {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
+                font-size: {px(44)}px; font-weight: bold; padding: {px(18)}px; }}
+    #confirm:pressed {{ background: #085c2f; }}
+    #confirm:disabled {{ background: #9bb5a6; color: #eef5f0; }}
+    #back {{ background: white; color: #0a3d7a; border: {px(3)}px solid #1666c5; border-radius: {px(20)}px;
+             font-size: {px(32)}px; font-weight: bold; padding: {px(14)}px; }}
+    #back:pressed {{ background: #dcebfb; }}
+    #caption {{ font-size: {px(40)}px; color: #4a5a6e; }}
+    #bigNumber {{ font-family: "{number_family()}"; font-size: {px(250)}px; font-weight: bold;
+                  color: #c4121a; }}
+    #confirmLine {{ font-size: {px(38)}px; font-weight: bold; color: #10243d; }}
+    #confirmSub {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #failedTitle {{ font-size: {px(56)}px; font-weight: bold; color: #c4121a; }}
+    #goHelp {{ font-size: {px(44)}px; font-weight: bold; color: #0a3d7a; }}
+    #goHelpSub {{ font-size: {px(30)}px; color: #0a3d7a; }}
+    #farewell {{ font-size: {px(32)}px; color: #0b7a3e; font-weight: bold; }}
+    #countdown {{ font-size: {px(24)}px; color: #6b7684; }}
+    #badge {{ font-size: {px(120)}px; font-weight: bold; color: white; border-radius: {px(90)}px;
+              min-width: {px(180)}px; max-width: {px(180)}px;
+              min-height: {px(180)}px; max-height: {px(180)}px; }}
+    #noticeTitle {{ font-size: {px(64)}px; font-weight: bold; }}
+    #noticeTitleSub {{ font-size: {px(34)}px; color: #4a5a6e; }}
+    #noticeBody {{ font-size: {px(36)}px; color: #1d2733; }}
+    #noticeBodySub {{ font-size: {px(26)}px; color: #5b6b80; }}
+    #noticeExtra {{ font-size: {px(44)}px; font-weight: bold; color: #0a3d7a; }}
+    #noticeDetail {{ font-size: {px(18)}px; color: #8a94a3; }}
+    #notice {{ font-size: {px(24)}px; color: #0b5e30; background: #e3f3e8; border-radius: {px(12)}px;
+               padding: {px(12)}px {px(20)}px; }}
+    #pinDisplay {{ font-size: {px(60)}px; letter-spacing: {px(16)}px; background: white;
+                   border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px; padding: {px(10)}px;
+                   min-height: {px(90)}px; }}
+    #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
+               font-size: {px(46)}px; font-weight: bold; min-width: {px(150)}px; min-height: {px(104)}px; }}
+    #pinKey:pressed {{ background: #dcebfb; }}
+    #pinMessage {{ font-size: {px(28)}px; color: #b3261e; font-weight: bold; }}
+    #setLabel {{ font-size: {px(26)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
+    #setValue {{ font-size: {px(24)}px; background: transparent; }}
+    #setEdit {{ font-size: {px(26)}px; padding: {px(10)}px; border: {px(2)}px solid #9fb4cc;
+                border-radius: {px(10)}px; background: white; }}
+    #setButton {{ background: white; border: {px(2)}px solid #1666c5; border-radius: {px(12)}px;
+                  color: #0a3d7a; font-size: {px(24)}px; padding: {px(10)}px {px(18)}px;
+                  min-height: {px(56)}px; }}
+    #setButton:checked {{ background: #1666c5; color: white; font-weight: bold; }}
+    #setButton:pressed {{ background: #dcebfb; }}
+    #danger {{ background: #b3261e; color: white; border: none; border-radius: {px(12)}px;
+               font-size: {px(24)}px; padding: {px(10)}px {px(18)}px; min-height: {px(56)}px; }}
+    """
+
+
+def number_family() -> str:
+    try:
+        return number_font_family()
+    except TicketError:
+        return "DejaVu Sans"
+
