@@ -5,8 +5,9 @@ Pure Python: no sockets, no Qt, no SQL. The broker feeds it commands and a
 atomically *before* the engine applies it in memory, so a refused or failed command
 leaves the state exactly as it was and nothing acknowledged is ever lost.
 
-Each command is one method whose docstring is its specification; ``COMMANDS`` maps
-the wire names to them (docs/protocol.md lists the same). The calling rules are
+Each command is one method whose docstring is its specification; its name, typed parameters and
+the roles that may send it are declared once in queuehall/commands.py (the command schema), and
+``COMMANDS`` maps the wire names to the methods (docs/protocol.md lists the same). The calling rules are
 described in docs/calling-rules.md and implemented in :meth:`Hall._pick`.
 """
 
@@ -21,7 +22,6 @@ import re
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Protocol
 
@@ -61,9 +61,10 @@ from queuehall.broker.model import (
 )
 
 from queuehall.clock import Clock
+from queuehall.commands import COMMANDS as SCHEMA
+from queuehall.commands import check_args, hall_commands
 from queuehall.errors import HallError
 from queuehall.pins import verify_pin
-from queuehall.protocol import clean_text
 
 RECENT_CALLS = 30  # calls kept for the displays' history
 _EWMA = 0.2  # weight of the newest service time in the estimate
@@ -138,36 +139,6 @@ class NullJournal:
 
     def commit(self, change: Change) -> None:
         return None
-
-
-class TicketRef:
-    """The kind of a ``ticket`` argument: a ticket's id (an integer) or its label (a string)."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One argument of a command, as docs/protocol.md lists it.
-
-    ``kind`` is the JSON type it must have, exactly (``int`` is an integer and never a boolean or a
-    string of digits, ``str`` a string, ``bool`` true or false, :class:`TicketRef` an integer or a
-    string). A string is cleaned of surrounding whitespace and invisible characters
-    (:func:`~queuehall.protocol.clean_text`); left empty, a required one is refused with ``empty``
-    and an optional one counts as absent.
-    """
-
-    name: str
-    kind: type
-    required: bool = True
-    empty: str = "BAD_REQUEST"
-
-
-def _command(*params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.params = params  # type: ignore[attr-defined]
-        fn.takes_client = "client" in inspect.signature(fn).parameters  # type: ignore[attr-defined]
-        return fn
-
-    return mark
 
 
 class _Tx:
@@ -345,9 +316,9 @@ class Hall:
         fn = COMMANDS.get(command)
         if fn is None:
             raise HallError("UNKNOWN_COMMAND", command=command)
-        kwargs = check_args(fn.params, args if args is not None else {})  # type: ignore[attr-defined]
+        kwargs = check_args(_PARAMS[command], args if args is not None else {})
         tx = _Tx(self)
-        if fn.takes_client:  # type: ignore[attr-defined]
+        if command in _TAKES_CLIENT:
             kwargs["client"] = client
         try:
             reply = fn(self, tx, **kwargs)
@@ -497,7 +468,6 @@ class Hall:
             self._install(tx.change)
         return {"raised": done_raised, "cleared": done_cleared}
 
-    @_command(Param("key", str), Param("note", str), Param("by", str, False))
     def alert_ack(self, tx: _Tx, key: str, note: str, by: str | None = None) -> dict[str, Any]:
         """A manager acknowledges an active alert with a note (required); it stays until its condition ends.
         UNKNOWN_ALERT when it is not active. Event ``alert_acknowledged``."""
@@ -1001,7 +971,6 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: tickets
 
-    @_command(Param("service", str), Param("priority", str, False), Param("channel", str, False))
     def take_ticket(self, tx: _Tx, service: str, priority: str | None = None, channel: str | None = None,
                     client: str | None = None) -> dict[str, Any]:
         """Issue the next number of ``service`` for today.
@@ -1095,7 +1064,6 @@ class Hall:
                     return True
         return False
 
-    @_command(Param("ticket", TicketRef))
     def check_in(self, tx: _Tx, ticket: str | int) -> dict[str, Any]:
         """The holder of a remote ticket has arrived: the kiosk scanned its QR code (or the web gateway was
         told so); from now on the ticket no longer lapses. Refused for a ticket not taken remotely
@@ -1126,7 +1094,6 @@ class Hall:
         tx.event("ticket_checked_in", ticket=t)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command()
     def lapse_remote(self, tx: _Tx) -> dict[str, Any]:
         """Cancel every remote ticket still waiting, not checked in, past its ``arrive_by`` (event
         ``ticket_cancelled`` with ``reason: "remote_lapsed"``); the broker runs it as soon as
@@ -1147,7 +1114,6 @@ class Hall:
             lapsed.append(t.label)
         return {"lapsed": lapsed}
 
-    @_command(Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"))
     def void_ticket(self, tx: _Tx, ticket: str | int, reason: str, client: str | None = None) -> dict[str, Any]:
         """Withdraw a waiting ticket whose printing failed, so counters skip it.
 
@@ -1167,7 +1133,6 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: printer faults and reprints
 
-    @_command(Param("code", str), Param("ticket", TicketRef, False), Param("name", str, False))
     def printer_fault(self, tx: _Tx, code: str, ticket: str | int | None = None, name: str | None = None,
                       client: str | None = None) -> dict[str, Any]:
         """The calling kiosk's printer failed: raise (or update) its printer-fault alert.
@@ -1193,7 +1158,6 @@ class Hall:
         tx.event("printer_fault", ticket=t, kiosk=kiosk, name=rec["name"], code=code)
         return {"printer": rec}
 
-    @_command(Param("name", str, False))
     def printer_ok(self, tx: _Tx, name: str | None = None, client: str | None = None) -> dict[str, Any]:
         """The calling kiosk's printer works again: its printer-fault alert is cleared.
 
@@ -1213,7 +1177,6 @@ class Hall:
         tx.event("printer_fault_cleared", kiosk=kiosk, name=rec["name"], unprinted=unprinted)
         return {"cleared": True}
 
-    @_command(Param("ticket", TicketRef), Param("counter", int, False), Param("kiosk", str, False))
     def reprint_ticket(self, tx: _Tx, ticket: str | int, counter: int | None = None, kiosk: str | None = None,
                        client: str | None = None) -> dict[str, Any]:
         """Authorise one more print of an open ticket (waiting, called, serving or a no-show) and send it
@@ -1250,7 +1213,6 @@ class Hall:
         return {"ticket": order["ticket"], "kiosk": target, "ahead": ahead,
                 "estimated_wait_minutes": order["estimated_wait_minutes"]}
 
-    @_command(Param("ticket", TicketRef), Param("code", str, False), Param("name", str, False))
     def reprint_done(self, tx: _Tx, ticket: str | int, code: str | None = None, name: str | None = None,
                      client: str | None = None) -> dict[str, Any]:
         """The calling kiosk carried out a reprint order for ``ticket``: printed (no ``code``; the
@@ -1294,7 +1256,6 @@ class Hall:
         return sum(1 for o in self._queues.get(t.queue_service, {}).values() if o.id != t.id and (
             (o.priority and _fifo(o) < key) if t.priority else (o.priority or _fifo(o) < key)))
 
-    @_command(Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"))
     def cancel_ticket(self, tx: _Tx, ticket: str | int, reason: str) -> dict[str, Any]:
         """Cancel a waiting, called or no-show ticket (the citizen left); the reason is recorded."""
         if not reason.strip():
@@ -1323,7 +1284,6 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: counters
 
-    @_command(Param("counter", int), Param("clerk", str), Param("pin", str), Param("takeover", bool, False))
     def sign_in(self, tx: _Tx, counter: int, clerk: str, pin: str, takeover: bool = False) -> dict[str, Any]:
         """A clerk signs in at a counter (A、B岗): opens it and starts a session.
 
@@ -1406,7 +1366,6 @@ class Hall:
         tx.keep_refused = True
         raise error
 
-    @_command(Param("clerk", str))
     def unlock_clerk(self, tx: _Tx, clerk: str, client: str | None = None) -> dict[str, Any]:
         """An administrator lifts a clerk's lock (and count of wrong PINs) before it runs out.
 
@@ -1430,7 +1389,6 @@ class Hall:
         return {"number": c.number, "state": c.state, "clerk": c.clerk, "post": c.post,
                 "pause_reason": c.pause_reason, "ticket_id": c.ticket_id}
 
-    @_command(Param("counter", int), Param("session", str, False))
     def sign_out(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Close a counter. Refused while it still has a called or serving ticket."""
         c = self._counter(tx, counter, session)
@@ -1445,7 +1403,6 @@ class Hall:
         tx.event("counter_signed_out", counter=counter, clerk=clerk)
         return {"counter": self.counter_view(c)}
 
-    @_command(Param("counter", int), Param("reason", str), Param("session", str, False))
     def pause(self, tx: _Tx, counter: int, reason: str, session: str | None = None) -> dict[str, Any]:
         """Pause an open counter with a configured reason. Refused with a ticket in progress."""
         if reason not in {p.code for p in self.config.pause_reasons}:
@@ -1458,7 +1415,6 @@ class Hall:
         tx.event("counter_paused", counter=counter, clerk=c.clerk, reason=reason)
         return {"counter": self.counter_view(c)}
 
-    @_command(Param("counter", int), Param("session", str, False))
     def resume(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Resume a paused counter."""
         c = self._counter(tx, counter, session)
@@ -1472,7 +1428,6 @@ class Hall:
 
     # ------------------------------------------------------------------ commands: calling
 
-    @_command(Param("counter", int), Param("session", str, False))
     def call_next(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Call the next ticket at ``counter`` by the calling rules (see :meth:`_pick`).
 
@@ -1488,8 +1443,6 @@ class Hall:
             raise HallError("QUEUE_EMPTY")
         return self._call(tx, c, tx.ticket(pick.id), None)
 
-    @_command(Param("counter", int), Param("ticket", TicketRef), Param("reason", str, empty="REASON_REQUIRED"),
-              Param("session", str, False))
     def call_ticket(self, tx: _Tx, counter: int, ticket: str | int, reason: str,
                     session: str | None = None) -> dict[str, Any]:
         """Call one specific waiting ticket out of order; a reason is required and recorded.
@@ -1511,7 +1464,6 @@ class Hall:
             raise HallError("NOT_SERVED_HERE", ticket=t.label, counter=counter)
         return self._call(tx, c, t, reason.strip())
 
-    @_command(Param("counter", int), Param("session", str, False))
     def recall(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Call the counter's called ticket again.
 
@@ -1533,7 +1485,6 @@ class Hall:
         tx.event("ticket_called", ticket=t, counter=counter, clerk=c.clerk, kind="recall")
         return {"ticket": self.ticket_view(t, tx=tx), "no_show": False}
 
-    @_command(Param("counter", int), Param("session", str, False))
     def no_show(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Mark the counter's called ticket a no-show (the citizen did not come)."""
         c = self._open_counter(tx, counter, session)
@@ -1544,7 +1495,6 @@ class Hall:
         tx.event("ticket_no_show", ticket=t, counter=counter, clerk=c.clerk, reason="clerk")
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command(Param("ticket", TicketRef), Param("counter", int, False))
     def reinstate(self, tx: _Tx, ticket: str | int, counter: int | None = None) -> dict[str, Any]:
         """Put a no-show back in its queue within ``noshow_grace_minutes`` of missing its call.
 
@@ -1571,7 +1521,6 @@ class Hall:
                  position=self.config.calling.noshow_reinstate)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command(Param("counter", int), Param("session", str, False))
     def start(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """The citizen has arrived: the counter's called ticket is now being served."""
         c = self._open_counter(tx, counter, session)
@@ -1586,7 +1535,6 @@ class Hall:
         tx.event("ticket_serving", ticket=t, counter=counter, clerk=c.clerk)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command(Param("counter", int), Param("session", str, False))
     def finish(self, tx: _Tx, counter: int, session: str | None = None) -> dict[str, Any]:
         """Finish serving the counter's ticket; its service time feeds the wait estimate."""
         c = self._counter(tx, counter, session)
@@ -1605,8 +1553,6 @@ class Hall:
         tx.event("ticket_finished", ticket=t, counter=counter, clerk=c.clerk)
         return {"ticket": self.ticket_view(t, tx=tx)}
 
-    @_command(Param("counter", int), Param("service", str, False), Param("to_counter", int, False),
-              Param("note", str, False), Param("session", str, False))
     def transfer(self, tx: _Tx, counter: int, service: str | None = None, to_counter: int | None = None,
                  note: str | None = None, session: str | None = None) -> dict[str, Any]:
         """Send the counter's called or serving ticket to another service and/or counter.
@@ -1732,9 +1678,6 @@ class Hall:
                      rating=r.id, level=level, label=r.label, due_day=case.due_day.isoformat(), is_default=is_default)
         return out
 
-    @_command(Param("level", int), Param("ticket", TicketRef, False), Param("visit", int, False),
-              Param("counter", int, False), Param("indicators", str, False), Param("reason", str, False),
-              Param("channel", str, False))
     def rate(self, tx: _Tx, level: int, ticket: str | int | None = None, visit: int | None = None,
              counter: int | None = None, indicators: str | None = None, reason: str | None = None,
              channel: str | None = None) -> dict[str, Any]:
@@ -1788,7 +1731,6 @@ class Hall:
                 out.append(r)
         return out
 
-    @_command()
     def default_ratings(self, tx: _Tx) -> dict[str, Any]:
         """Give every visit whose rating window closed unrated the hall's ``rating.default_level``, marked
         ``is_default`` (channel ``default``) everywhere; nothing when the hall sets no default (the
@@ -1823,7 +1765,6 @@ class Hall:
         tx.change.cases[case] = c
         return c
 
-    @_command(Param("case", int), Param("note", str), Param("by", str, False))
     def case_callback(self, tx: _Tx, case: int, note: str, by: str | None = None) -> dict[str, Any]:
         """Record the call back (回访) to the citizen of an open case: what was said (required). A second
         call back replaces the note and time. Event ``case_updated``."""
@@ -1833,7 +1774,6 @@ class Hall:
                  by=by)
         return {"case": self.case_view(c, tx.day)}
 
-    @_command(Param("case", int), Param("finding", str), Param("rectification", str), Param("by", str, False))
     def case_close(self, tx: _Tx, case: int, finding: str, rectification: str,
                    by: str | None = None) -> dict[str, Any]:
         """Close an open case with the finding (核实情况) and the rectification (整改措施), both required;
@@ -1918,62 +1858,8 @@ def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-_KIND_NAMES: dict[type, tuple[str, str]] = {
-    int: ("an integer", "整数"),
-    str: ("a string", "字符串"),
-    bool: ("true or false", "true 或 false"),
-    TicketRef: ("a ticket id (integer) or label (string)", "号票编号（整数）或号票号（字符串）"),
-}
-MAX_TEXT = 500  # characters in any string argument
-
-
-def _kind_ok(kind: type, value: Any) -> bool:
-    if kind is TicketRef:
-        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-    if kind is int:  # JSON true is not 1, and "3" is not 3
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _bad_argument(name: str, en: str, zh: str) -> HallError:
-    return HallError("BAD_REQUEST", argument=name, detail=f"{name} {en}", detail_zh=f"参数 {name} {zh}")
-
-
-def check_args(params: tuple[Param, ...], args: Any) -> dict[str, Any]:
-    """Check a command's arguments against its declared parameters, exactly (see :class:`Param`);
-    ignore unknown ones. Refused with BAD_REQUEST naming the argument, in Chinese and English."""
-    if not isinstance(args, dict):
-        raise HallError("BAD_REQUEST", detail="arguments must be an object", detail_zh="参数必须是一个对象")
-    out: dict[str, Any] = {}
-    for p in params:
-        value = args.get(p.name)
-        if value is None:
-            if p.required:
-                raise _bad_argument(p.name, "is missing", "缺失")
-            continue
-        if not _kind_ok(p.kind, value):
-            en, zh = _KIND_NAMES[p.kind]
-            raise _bad_argument(p.name, f"must be {en}", f"应为{zh}")
-        if isinstance(value, str):
-            if len(value) > MAX_TEXT:
-                raise _bad_argument(p.name, f"is too long (at most {MAX_TEXT} characters)",
-                                    f"过长（最多 {MAX_TEXT} 个字符）")
-            value = clean_text(value)
-            if not value:
-                if not p.required:
-                    continue
-                if p.empty != "BAD_REQUEST":
-                    raise HallError(p.empty, argument=p.name)
-                raise _bad_argument(p.name, "must not be empty", "不能为空")
-        out[p.name] = value
-    return out
-
-
-COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
-    name: getattr(Hall, name)
-    for name in ("take_ticket", "void_ticket", "cancel_ticket", "sign_in", "sign_out", "pause", "resume",
-                 "call_next", "call_ticket", "recall", "no_show", "reinstate", "start", "finish", "transfer",
-                 "check_in", "lapse_remote", "printer_fault", "printer_ok", "reprint_ticket", "reprint_done", "rate",
-                 "default_ratings", "case_callback", "case_close", "alert_ack",
-                 "unlock_clerk")
-}
+# The wire names of the hall's commands (queuehall/commands.py, the one schema) -> the methods carrying them
+# out; a method whose signature names ``client`` gets the sending client's id.
+COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {name: getattr(Hall, name) for name in hall_commands()}
+_PARAMS = {name: SCHEMA[name].params for name in COMMANDS}
+_TAKES_CLIENT = frozenset(name for name, fn in COMMANDS.items() if "client" in inspect.signature(fn).parameters)

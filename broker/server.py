@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 
 import zmq
 from queuehall.broker.alerts import AlertMonitor
-from queuehall.broker.engine import COMMANDS, Hall, Param, check_args
+from queuehall.broker.engine import COMMANDS, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
 
+from queuehall.commands import COMMANDS as SCHEMA
+from queuehall.commands import Param, check_args, commands_for
 from queuehall.errors import HallError
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
@@ -64,40 +66,21 @@ MAX_DEVICES = 512  # presence entries at most: past it the one heard from least 
 SNAPSHOT_REUSE_SECONDS = 1.0  # a snapshot serves every asker of the same state for this long
 GROUP_MAX = 256  # requests committed together at most (one transaction, one fsync)
 REPORT_PREPARE_DAYS = 7  # when a business day ends, the report facts of the days before it (docs/reports.md)
-BROKER_COMMANDS = ("hello", "ping", "snapshot")
 EVENTS_PAGE = 1000  # journaled events one ``events`` request returns at most
-# The arguments of the broker's own commands and queries (docs/protocol.md); a ping may say what a hello says.
-BROKER_PARAMS: dict[str, tuple[Param, ...]] = {
-    "hello": (Param("role", str), Param("name", str), Param("counter", int, False)),
-    "ping": (Param("role", str, False), Param("name", str, False), Param("counter", int, False)),
-    "ticket_by_token": (Param("token", str),),
-    "events": (Param("after", int), Param("limit", int, False)),
-    "cases": (),
-    "alerts": (),
-}
-# Questions the broker answers from the hall without changing it, and who may ask them.
-QUERIES: dict[str, frozenset[str]] = {
-    "ticket_by_token": frozenset({"web", "admin"}),  # the web gateway's ticket pages (docs/web.md)
-    # The journal (it names clerks), for the web gateway's webhooks (docs/web.md), displays and admins.
-    "events": frozenset({"web", "display", "admin"}),
-    "cases": frozenset({"admin"}),  # the open 差评 cases (docs/evaluation.md)
-    "alerts": frozenset({"web", "admin"}),  # the active alerts, for the supervision page (docs/supervision.md)
-}
+# Derived from the one command schema (queuehall/commands.py: names, parameters, roles): the broker's own
+# requests (any role), the questions it answers from the hall without changing it and who may ask them, the
+# arguments of both, and the commands each role may send.
+BROKER_COMMANDS = tuple(name for name, c in SCHEMA.items() if c.kind == "link")
+BROKER_PARAMS: dict[str, tuple[Param, ...]] = {name: c.params for name, c in SCHEMA.items()
+                                               if c.kind in ("link", "query") and name != "snapshot"}
+QUERIES: dict[str, frozenset[str]] = {name: c.roles for name, c in SCHEMA.items() if c.kind == "query"}
+# The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see _authorise) and
+# their check-in, and the counter actions of integration boxes, for any counter. A counter's own screen is its
+# evaluator (评价器), as is a hardware evaluator box with a display key of that counter (role display); the
+# clerk's own terminal (role counter) may not rate its own visits.
 ROLE_COMMANDS: dict[str, frozenset[str]] = {
-    "kiosk": frozenset({"take_ticket", "void_ticket", "check_in", "printer_fault", "printer_ok", "reprint_ticket",
-                        "reprint_done"}),
-    # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see
-    # _authorise) and their check-in, and the counter actions of integration boxes, for any counter.
-    "web": frozenset({"take_ticket", "check_in", "call_next", "recall", "no_show", "start", "finish", "rate",
-                      "alert_ack"}),
-    "counter": frozenset({"sign_in", "sign_out", "pause", "resume", "call_next", "call_ticket", "recall",
-                          "no_show", "start", "finish", "transfer", "reinstate", "cancel_ticket",
-                          "reprint_ticket"}),
-    # A counter's own screen is its evaluator (评价器), as is a hardware evaluator box with a display key of
-    # that counter; the clerk's own terminal (role counter) may not rate its own visits.
-    "display": frozenset({"rate"}),
-    "admin": frozenset(COMMANDS),
-}
+    role: frozenset(name for name in commands_for(role) if name in COMMANDS) for role in ROLES}
+_SNAPSHOT_ROLE = (Param("role", str, False),)
 
 
 class _AllowList:
@@ -400,7 +383,7 @@ class Broker:
             self._seen(device, client, role, counter, req)
             staff = self._staff_view(role, device)
             if req.type == "snapshot" and "role" in req.args:  # a Link says what it is: a public one sees less
-                said = check_args((Param("role", str, False),), req.args).get("role")
+                said = check_args(_SNAPSHOT_ROLE, req.args).get("role")
                 staff = staff and (said is None or said in STAFF_ROLES)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client, staff))

@@ -12,6 +12,7 @@ matplotlib) is built only when one of them is named, or for ``--help``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -187,6 +188,62 @@ def _register_parts(sub: Any) -> None:
     _register_optional(sub)
 
 
+def _register_commands(sub: Any) -> None:
+    """A subcommand for every command of the schema that names one (queuehall/commands.py): its
+    required parameters positional, the optional ones ``--options``, as the schema says."""
+    from queuehall.commands import CLI_GROUPS, COMMANDS
+
+    groups: dict[str, Any] = {}
+    for c in COMMANDS.values():
+        if c.cli is None:
+            continue
+        group, _, name = c.cli.rpartition(" ")
+        if group:
+            if group not in groups:
+                p = sub.add_parser(group, help=CLI_GROUPS[group])
+                groups[group] = p.add_subparsers(dest=f"{group}_cmd", required=True)
+            p = groups[group].add_parser(name, help=c.cli_help or c.doc)
+        else:
+            p = sub.add_parser(name, help=c.cli_help or c.doc)
+        positional: list[tuple[int, int, str, dict[str, Any]]] = []
+        options: list[tuple[str, dict[str, Any]]] = []
+        for i, param in enumerate(c.params):
+            if param.cli is False:
+                continue
+            kw: dict[str, Any] = dict(param.cli) if isinstance(param.cli, dict) else {}
+            flag = kw.pop("flag", "" if param.required else "--" + param.name.replace("_", "-"))
+            position = kw.pop("position", i)
+            if param.doc and "help" not in kw:
+                kw["help"] = param.doc
+            if param.kind is bool:
+                kw.setdefault("action", "store_true")
+            elif param.kind is int and "action" not in kw:
+                kw.setdefault("type", int)
+            if flag:
+                if param.kind is not bool:
+                    kw.setdefault("default", None)
+                options.append((flag, {"dest": param.name, **kw}))
+            else:
+                positional.append((position, i, param.name, kw))
+        for _position, _i, name_, kw in sorted(positional, key=lambda s: (s[0], s[1])):
+            p.add_argument(name_, **kw)
+        for flag, kw in options:
+            p.add_argument(flag, **kw)
+        _client_args(p)
+        names = [param.name for param in c.params if param.cli is not False]
+        p.set_defaults(func=_command(c.name, functools.partial(_wire_args, names=names)),
+                       **({} if group else {"wire": c.name}))
+
+
+def _wire_args(args: argparse.Namespace, *, names: list[str]) -> dict[str, Any]:
+    """The arguments a subcommand sends: a list an ``append`` option collected as one comma-separated string."""
+    out = {}
+    for name in names:
+        value = getattr(args, name)
+        out[name] = ",".join(value) if isinstance(value, list) else value
+    return out
+
+
 def _register_scripting(sub: Any) -> None:
     """The subcommands a script or a call button runs against the broker, and ``keys``."""
     from queuehall.protocol import ROLES
@@ -207,76 +264,7 @@ def _register_scripting(sub: Any) -> None:
     k.add_argument("dir")
     p.set_defaults(func=_keys)
 
-    def command(name: str, wire: str, help_: str, params: list[tuple[str, dict[str, Any]]],
-                build: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
-        p = sub.add_parser(name, help=help_)
-        for flag, kw in params:
-            p.add_argument(flag, **kw)
-        _client_args(p)
-        p.set_defaults(func=_command(wire, build), wire=wire)
-
-    counter = ("counter", {"type": int, "help": "counter (window) number"})
-    session = ("--session", {"default": None, "help": "the counter's session id from sign-in"})
-    command("take", "take_ticket", "take a ticket", [("service", {"help": "service code"}),
-            ("--priority", {"default": None, "help": "priority class (green channel)"})],
-            lambda a: {"service": a.service, "priority": a.priority})
-    command("signin", "sign_in", "sign a clerk in at a counter",
-            [counter, ("clerk", {}), ("pin", {}), ("--takeover", {"action": "store_true"})],
-            lambda a: {"counter": a.counter, "clerk": a.clerk, "pin": a.pin, "takeover": a.takeover})
-    for name, wire, help_ in (("call", "call_next", "call the next ticket"), ("recall", "recall", "call again"),
-                              ("noshow", "no_show", "mark the called ticket a no-show"),
-                              ("start", "start", "start serving the called ticket"),
-                              ("finish", "finish", "finish serving"), ("resume", "resume", "resume a counter"),
-                              ("signout", "sign_out", "close a counter")):
-        command(name, wire, help_, [counter, session], lambda a: {"counter": a.counter, "session": a.session})
-    command("pause", "pause", "pause a counter with a reason", [counter, ("reason", {}), session],
-            lambda a: {"counter": a.counter, "reason": a.reason, "session": a.session})
-    command("callticket", "call_ticket", "call a specific ticket out of order (reason recorded)",
-            [counter, ("ticket", {}), ("reason", {}), session],
-            lambda a: {"counter": a.counter, "ticket": a.ticket, "reason": a.reason, "session": a.session})
-    command("transfer", "transfer", "transfer the counter's ticket to a service and/or counter",
-            [counter, ("--service", {"default": None}), ("--to-counter", {"type": int, "default": None}),
-             ("--note", {"default": None}), session],
-            lambda a: {"counter": a.counter, "service": a.service, "to_counter": a.to_counter, "note": a.note,
-                       "session": a.session})
-    command("reinstate", "reinstate", "put a no-show back in the queue", [("ticket", {})],
-            lambda a: {"ticket": a.ticket})
-    command("cancel", "cancel_ticket", "cancel a ticket", [("ticket", {}), ("reason", {})],
-            lambda a: {"ticket": a.ticket, "reason": a.reason})
-    command("checkin", "check_in", "check a remote ticket in (its holder has arrived)", [("ticket", {})],
-            lambda a: {"ticket": a.ticket})
-    command("rate", "rate", "rate the counter's last finished visit, 5 非常满意 … 1 非常不满意 (evaluator box)",
-            [counter, ("level", {"type": int, "help": "5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意"}),
-             ("--ticket", {"default": None, "help": "rate this ticket's last finished visit instead"}),
-             ("--indicator", {"action": "append", "default": None,
-                              "choices": ["efficiency", "level", "attitude", "overall"],
-                              "help": "an indicator the citizen was unhappy with (low levels); may be repeated"}),
-             ("--reason", {"default": None}),
-             ("--channel", {"default": "evaluator_box", "choices": ["evaluator_box", "counter_screen", "cli"]})],
-            lambda a: {"counter": a.counter, "level": a.level, "ticket": a.ticket,
-                       "indicators": ",".join(a.indicator) if a.indicator else None,
-                       "reason": a.reason, "channel": a.channel})
-    p = sub.add_parser("cases", help="差评 follow-up cases: list, record the call back, close")
-    cs = p.add_subparsers(dest="cases_cmd", required=True)
-    c = cs.add_parser("list", help="the open cases (overdue marked)")
-    _client_args(c)
-    c.set_defaults(func=_command("cases", lambda a: {}))
-    c = cs.add_parser("callback", help="record the call back (回访) to the citizen")
-    c.add_argument("case", type=int)
-    c.add_argument("note", help="what the citizen said")
-    c.add_argument("--by", default=None, help="who called (manager)")
-    _client_args(c)
-    c.set_defaults(func=_command("case_callback", lambda a: {"case": a.case, "note": a.note, "by": a.by}))
-    c = cs.add_parser("close", help="close a case with the finding and the rectification")
-    c.add_argument("case", type=int)
-    c.add_argument("finding", help="核实情况")
-    c.add_argument("rectification", help="整改措施")
-    c.add_argument("--by", default=None)
-    _client_args(c)
-    c.set_defaults(func=_command("case_close", lambda a: {"case": a.case, "finding": a.finding,
-                                                          "rectification": a.rectification, "by": a.by}))
-    command("unlockclerk", "unlock_clerk", "lift a clerk's sign-in lock (admin; see also: queuehall clerks)",
-            [("clerk", {})], lambda a: {"clerk": a.clerk})
+    _register_commands(sub)
 
     p = sub.add_parser("status", help="the whole hall state as JSON")
     _client_args(p)

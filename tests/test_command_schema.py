@@ -1,7 +1,7 @@
-"""The commands are declared once: each engine command's typed parameters (``@_command(Param …)`` in
-broker/engine.py, the broker's own in ``BROKER_PARAMS``). Everything that names commands is checked against that
-declaration: the command table of docs/protocol.md (what a vendor builds from), the roles that may send them,
-the command line and the counter's actions.
+"""The commands are declared once, in the command schema (queuehall/commands.py): each command's name, typed
+parameters, roles and doc. Everything that names commands is checked against it: the engine's methods, the
+broker's authorisation, the command table of docs/protocol.md (what a vendor builds from) and its table of
+roles (generated), the command line and the counter's actions.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 from queuehall.broker import server
-from queuehall.broker.engine import COMMANDS, Param
+from queuehall.broker.engine import COMMANDS, Hall
+
+from queuehall import commands
+from queuehall.commands import COMMANDS as SCHEMA
+from queuehall.commands import Param
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def declared() -> dict[str, tuple[Param, ...]]:
     """Every command and query, with its parameters as declared."""
-    out = {name: tuple(getattr(fn, "params", ())) for name, fn in COMMANDS.items()}
-    out.update(server.BROKER_PARAMS)
-    for name in (*server.BROKER_COMMANDS, *server.QUERIES):
-        out.setdefault(name, ())
-    return out
+    return {name: c.params for name, c in SCHEMA.items()}
 
 
 def documented() -> dict[str, dict[str, bool]]:
@@ -60,8 +60,8 @@ def test_the_protocol_document_lists_every_command_with_its_declared_arguments()
 
 def test_roles_the_command_line_and_the_counter_name_only_declared_commands() -> None:
     known = set(declared())
-    for role, commands in server.ROLE_COMMANDS.items():
-        assert commands <= known, f"role {role} may send unknown commands {commands - known}"
+    for role, allowed in server.ROLE_COMMANDS.items():
+        assert allowed <= known, f"role {role} may send unknown commands {allowed - known}"
     from queuehall.counter.model import ACTIONS
 
     assert set(ACTIONS) <= known
@@ -83,3 +83,85 @@ def test_a_drifted_document_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     assert drifted != text
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: drifted)
     assert documented()["call_next"] == {"counter": True}
+
+
+def test_the_engine_carries_out_exactly_the_schemas_hall_commands() -> None:
+    assert set(COMMANDS) == {name for name, c in SCHEMA.items() if c.kind == "hall"}
+    for name, c in SCHEMA.items():
+        assert c.kind in ("hall", "query", "link"), name
+        assert c.roles and c.roles <= set(commands.ALL_ROLES), name
+        assert c.doc, name
+        if c.kind == "hall":
+            assert callable(getattr(Hall, name, None)), f"{name}: no Hall.{name}"
+            assert "admin" in c.roles, f"{name}: an administrator may send every command"
+
+
+def test_the_broker_authorises_by_the_schemas_roles() -> None:
+    from queuehall.protocol import ROLES
+
+    assert set(ROLES) == set(commands.ALL_ROLES)
+    for role in ROLES:
+        want = {name for name, c in SCHEMA.items() if role in c.roles and c.kind == "hall"}
+        assert server.ROLE_COMMANDS[role] == want, role
+    assert {name: c.roles for name, c in SCHEMA.items() if c.kind == "query"} == server.QUERIES
+    assert set(server.BROKER_COMMANDS) == {name for name, c in SCHEMA.items() if c.kind == "link"}
+
+
+def roles_block(text: str) -> str:
+    begin, end = "<!-- roles table: generated from queuehall/commands.py -->\n", "<!-- end of roles table -->"
+    return text[text.index(begin) + len(begin):text.index(end)]
+
+
+def test_the_protocol_documents_table_of_roles_is_the_schemas() -> None:
+    """docs/protocol.md's table of who may send what is generated: ``python -m queuehall.commands`` prints it."""
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert roles_block(text) == commands.roles_table(), "regenerate it: python -m queuehall.commands"
+
+
+def test_the_argument_types_the_protocol_documents_are_the_schemas() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    table = text.split("| argument | type |", 1)[1].split("\n\n", 1)[0]
+    documented: dict[str, str] = {}
+    for line in table.splitlines()[2:]:
+        names, kind = (c.strip() for c in line.strip("|").split("|"))
+        for name in re.findall(r"`([a-z_]+)`", names):
+            # "integer (a ticket's id) or string (its label)" is a ticket reference.
+            documented[name] = "integer or string" if "or string" in kind else kind.split(" (")[0]
+    for name, c in SCHEMA.items():
+        for p in c.params:
+            assert documented.get(p.name) == commands.KIND_WORDS[p.kind], (name, p.name, documented.get(p.name))
+
+
+def test_a_command_line_subcommand_sends_the_schemas_arguments() -> None:
+    import argparse
+
+    from queuehall.cli import _register_scripting
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    _register_scripting(sub)
+    args = parser.parse_args(["rate", "2", "1", "--indicator", "attitude", "--indicator", "level"])
+    assert args.wire == "rate" and (args.counter, args.level, args.indicators) == (2, 1, ["attitude", "level"])
+    from queuehall.cli import _wire_args
+
+    sent = _wire_args(args, names=[p.name for p in SCHEMA["rate"].params if p.cli is not False])
+    assert sent["indicators"] == "attitude,level" and sent["channel"] == "evaluator_box"
+    assert set(sent) == {"level", "ticket", "counter", "indicators", "reason", "channel"}
+    # Every command the schema gives a subcommand is on the command line, sending that command.
+    named = {c.cli: name for name, c in SCHEMA.items() if c.cli and " " not in c.cli}
+    for cli_name, wire in named.items():
+        assert sub.choices[cli_name].get_default("wire") == wire
+
+
+def test_the_schema_is_cheap_to_import() -> None:
+    """The command line's lean path imports it on every press of a call button: no dataclasses, no inspect,
+    nothing but the core's own modules (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; before = set(sys.modules); import queuehall.commands; "
+            "print(sorted(m for m in set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = eval(out)  # a printed list of module names
+    assert not {m for m in loaded if m.split(".")[0] in ("dataclasses", "inspect", "zmq", "sqlalchemy", "PySide6")}
+    assert set(loaded) <= {"queuehall", "queuehall.commands"}, loaded

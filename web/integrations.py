@@ -34,12 +34,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from queuehall.commands import COMMANDS as SCHEMA
+from queuehall.commands import json_schema
+
 log = logging.getLogger("queuehall.web.integrations")
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces
-# REST verb -> broker command, for the counter of the token's scope.
-COUNTER_ACTIONS = {"call-next": "call_next", "recall": "recall", "no-show": "no_show", "start": "start",
-                   "finish": "finish"}
+# REST verb -> broker command, for the counter of the token's scope: from the command schema, every command the
+# web gateway may send that acts on a counter and nothing else (call-next, recall, no-show, start, finish).
+COUNTER_ACTIONS = {name.replace("_", "-"): name for name, c in SCHEMA.items()
+                   if "web" in c.roles and [p.name for p in c.params] == ["counter", "session"]}
 
 
 @dataclass
@@ -226,6 +230,13 @@ _WIRE_TICKET = {"type": "object", "description": "A ticket in the protocol's for
                                "checked_in": {"type": "boolean"}}}
 
 
+def _take_body() -> dict[str, Any]:
+    """take_ticket's arguments from the command schema, without the channel (the gateway's are remote)."""
+    schema = json_schema("take_ticket")
+    del schema["properties"]["channel"]
+    return schema
+
+
 def document(doc: dict[str, Any]) -> None:
     """Add the write side's operations and the token security scheme to the OpenAPI document."""
     doc["components"].setdefault("securitySchemes", {})["apiToken"] = {
@@ -235,9 +246,7 @@ def document(doc: dict[str, Any]) -> None:
     openapi.add(doc, "/api/v1/tickets", "post", {
         "summary": "Take a remote ticket (WeChat mini program, 一网通办); scope kiosk", "operationId": "takeTicket",
         "security": _AUTH, "parameters": [_IDEMPOTENCY],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["service"], "properties": {
-                "service": {"type": "string"}, "priority": {"type": "string"}}}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _take_body()}}},
         "responses": {
             "201": {"description": "The ticket; check in at the kiosk by arrive_by or it lapses",
                     "content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -259,6 +268,7 @@ def document(doc: dict[str, Any]) -> None:
     for verb, command in COUNTER_ACTIONS.items():
         openapi.add(doc, f"/api/v1/counters/{{number}}/{verb}", "post", {
             "summary": f"Counter action {command} for counter {{number}} (an integration box); scope counter:N",
+            "description": f"{SCHEMA[command].doc} (the broker command {command}, docs/protocol.md).",
             "operationId": "counter" + "".join(w.capitalize() for w in verb.split("-")),
             "security": _AUTH, "parameters": [
                 {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}, _IDEMPOTENCY],
