@@ -10,6 +10,8 @@ import signal
 import sys
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, clean_public_base_url, load_config
@@ -30,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the web gateway's public address for ticket QR codes (instead of hall.public_base_url)")
     p.add_argument("--sim-start", default=None, help="simulated clock start, local time 'YYYY-MM-DDTHH:MM'")
     p.add_argument("--sim-speed", type=float, default=1.0, help="simulated clock speed (with --sim-start)")
+    p.add_argument("--standby", action="store_true",
+                   help="one of a primary/standby pair on one PostgreSQL database: serve only while holding the "
+                        "hall's lease, answer BROKER_STANDBY otherwise (docs/standby.md)")
     p.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
                    help="SQLite durability: FULL survives power loss, NORMAL only process crashes")
 
@@ -81,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         faulthandler.enable()
     clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
     store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)
+    if args.standby:
+        return _run_standby(args, config, clock, store)
     hall = load_hall(config, clock, store)
     broker = Broker(hall, host=args.host, port=args.port, keys_dir=None if args.insecure else args.keys)
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
@@ -90,4 +97,56 @@ def run(args: argparse.Namespace) -> int:
           f"{args.port + 2})", flush=True)
     broker.serve_forever()
     store.close()
+    return 0
+
+
+def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any) -> int:
+    """``--standby``: bind the ports at once and answer BROKER_STANDBY until this broker takes the hall's
+    lease; then load the hall from the database and serve it until the lease is lost (then be the standby
+    again) or the broker is stopped (then give the lease up, so the other broker takes over at once)."""
+    import threading
+
+    import zmq
+    from queuehall.broker.lease import Lease, default_holder
+    from queuehall.broker.server import Broker, bind_sockets, wait_for_lease
+    from queuehall.broker.storage import load_hall
+
+    from queuehall.errors import HallError
+
+    if store.engine.dialect.name != "postgresql":
+        err = HallError("STANDBY_NEEDS_POSTGRESQL")
+        print(f"queuehall broker: {err.code}: {err.message_zh} / {err.message_en}", file=sys.stderr)
+        store.close()
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lease = Lease(store.engine, getattr(config, "hall_id", None) or "main", holder=default_holder(args.port))
+    store.on_writer, store.fence = lease.prepare_writer, lease.fence
+    keys_dir = None if args.insecure else Path(args.keys)
+    socks = bind_sockets(zmq.Context.instance(), args.host, args.port, keys_dir)
+    print(f"queuehall broker (standby pair, hall {lease.hall}) ready on {args.host}:{args.port} (events "
+          f"{args.port + 1}, staff events {args.port + 2})", flush=True)
+    log = logging.getLogger("queuehall.broker")
+    try:
+        while wait_for_lease(socks, lease, stop):
+            try:
+                hall = load_hall(config, clock, store)
+            except Exception:  # the database failed under us: give the lease back and wait again
+                log.exception("could not load the hall after taking the lease")
+                lease.release()
+                continue
+            broker = Broker(hall, host=args.host, port=args.port, keys_dir=keys_dir, lease=lease, sockets=socks)
+            broker.stop_event = stop
+            broker.bind()
+            print(f"queuehall broker serving hall {lease.hall} (lease epoch {lease.epoch})", flush=True)
+            broker.serve_forever()
+            if not broker.stepped_down:
+                break
+            print("queuehall broker: lease lost, standing by", flush=True)
+    finally:
+        lease.release()
+        lease.close()
+        socks.close()
+        store.close()
     return 0

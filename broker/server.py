@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ import zmq
 from queuehall.broker.alerts import AlertMonitor
 from queuehall.broker.engine import COMMANDS, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
+from queuehall.broker.lease import RENEW_SECONDS, TRY_SECONDS, Lease, LeaseLost
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
 
 from queuehall.commands import COMMANDS as SCHEMA
@@ -127,7 +129,8 @@ class Broker:
     dirty_misses: ClassVar[list[str]] = []
 
     def __init__(self, hall: Hall, *, host: str = "127.0.0.1", port: int = 5555,
-                 keys_dir: str | Path | None = None, context: zmq.Context | None = None) -> None:
+                 keys_dir: str | Path | None = None, context: zmq.Context | None = None,
+                 lease: Lease | None = None, sockets: BrokerSockets | None = None) -> None:
         self.hall = hall
         self.host = host
         self.port = port
@@ -150,6 +153,11 @@ class Broker:
         self.pub: zmq.Socket | None = None
         self.staff_pub: zmq.Socket | None = None
         self.stop_event = threading.Event()
+        # One of a primary/standby pair (docs/standby.md): serve only while holding the hall's lease.
+        self.lease = lease
+        self._sockets = sockets
+        self.stepped_down = False  # the lease was lost: serve_forever returns, every request is refused
+        self._next_renewal = 0.0
         self.largest_group = 0  # most commands committed in one transaction so far
         self._snapshot_cache: dict[str, Any] = {}  # see _encoded_snapshot
         self._day = hall.hours.business_day(hall.clock.now())
@@ -169,41 +177,20 @@ class Broker:
     # ------------------------------------------------------------------ sockets
 
     def bind(self) -> None:
-        """Bind both sockets (and start the ZAP authenticator when keys are used)."""
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.pub = self.ctx.socket(zmq.PUB)
-        self.staff_pub = self.ctx.socket(zmq.PUB)
-        for s in (self.router, self.pub, self.staff_pub):
-            s.linger = 0
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 2)
-        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting device replaces its old pipe
-        # A subscriber that stops reading loses messages (and resyncs when it wakes), never blocks us;
-        # at a few kB per event this bounds what one stuck display can make us hold to some 40 MB.
-        self.pub.setsockopt(zmq.SNDHWM, 10_000)
-        self.staff_pub.setsockopt(zmq.SNDHWM, 10_000)
-        if self.keys_dir is not None:
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self._allow = _AllowList(self.keys_dir)
-            self._auth = ThreadAuthenticator(self.ctx)
-            self._auth.start()
-            self._auth.configure_curve_callback(domain="*", credentials_provider=self._allow)
-            self._auth.configure_curve_callback(domain=STAFF_DOMAIN, credentials_provider=self._allow)
-            self.staff_pub.zap_domain = STAFF_DOMAIN.encode()
-            public, secret = broker_keys(self.keys_dir)
-            for s in (self.router, self.pub, self.staff_pub):
-                s.curve_server = True
-                s.curve_publickey = public
-                s.curve_secretkey = secret
-        self.router.bind(f"tcp://{self.host}:{self.port}")
-        self.pub.bind(f"tcp://{self.host}:{self.port + 1}")
-        self.staff_pub.bind(f"tcp://{self.host}:{self.port + 2}")
+        """Bind the three sockets (and start the ZAP authenticator when keys are used), or take over
+        those a standby bound (:func:`bind_sockets`), which then outlive this broker."""
+        socks = self._sockets if self._sockets is not None else bind_sockets(
+            self.ctx, self.host, self.port, self.keys_dir)
+        self.router, self.pub, self.staff_pub = socks.router, socks.pub, socks.staff_pub
+        self._auth, self._allow = socks.auth, socks.allow
         log.info("broker %s serving on %s:%d (events %d), %s", self.epoch, self.host, self.port,
                  self.port + 1, "CurveZMQ" if self.keys_dir else "WITHOUT encryption")
 
     def close(self) -> None:
         if self.report_prepare is not None:  # its connection must not outlive the broker's database
             self.report_prepare.join(30)
+        if self._sockets is not None:
+            return  # a standby's sockets: they answer BROKER_STANDBY once this broker stepped down
         for s in (self.router, self.pub, self.staff_pub):
             if s is not None:
                 s.close(0)
@@ -221,6 +208,8 @@ class Broker:
         started = next_beat = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                if not self._holds_lease():
+                    break
                 timeout = max(0.0, next_beat - time.monotonic())
                 if poller.poll(round(min(timeout, 0.2) * 1000)):
                     # Drain what is queued (commands are handled strictly in arrival order), but
@@ -234,7 +223,14 @@ class Broker:
                                 break
                         if not batch:
                             break
+                        if not self._holds_lease():  # paused past the lease: answer nothing from memory
+                            for frames in batch:
+                                if len(frames) == 2:
+                                    self.router.send_multipart([frames[0].bytes, standby_reply(frames[1].bytes)])
+                            break
                         self._on_batch(batch)
+                        if self.stepped_down:
+                            break
                 if time.monotonic() >= next_beat:
                     try:
                         self._tick()
@@ -281,6 +277,35 @@ class Broker:
             out.append((ident, reply, reply.type.removesuffix("_reply") in COMMANDS))
         self._end_group(out)
 
+    def _holds_lease(self) -> bool:
+        """Whether this broker may serve now: always without a lease; with one, while the lease is valid
+        on the local clock, renewed every RENEW_SECONDS (a renewal that finds the lease taken over, or a
+        lease run out without an answer from the database, makes the broker step down)."""
+        lease = self.lease
+        if lease is None:
+            return True
+        if self.stepped_down:
+            return False
+        now = time.monotonic()
+        if now >= self._next_renewal or not lease.valid():
+            renewed = lease.renew()
+            self._next_renewal = now + RENEW_SECONDS
+            if renewed is False or not lease.valid():
+                log.critical("the lease is %s: stepping down", "taken over" if renewed is False else "out")
+                self._step_down()
+                return False
+        return True
+
+    def _step_down(self) -> None:
+        """Stop serving: nothing more is written or answered from memory (serve_forever returns)."""
+        self.stepped_down = True
+        if self.lease is not None:
+            self.lease.lose()
+        self._pending.clear()
+        group = getattr(self.hall.journal, "_group", None)
+        if group is not None:
+            self.hall.journal._group = None  # type: ignore[attr-defined]  # a Store: what it collected is void
+
     def _begin_group(self) -> None:
         if hasattr(self.hall.journal, "begin_group"):
             self.hall.journal.begin_group()
@@ -294,6 +319,14 @@ class Broker:
                 written = journal.flush_group()
                 self.largest_group = max(self.largest_group, written)
             except Exception as exc:
+                if self.lease is not None and (isinstance(exc, LeaseLost) or self.lease.renew() is False):
+                    # Fenced off: none of it is stored, and the clients try the serving broker with the same ids.
+                    log.critical("lost the lease: %d commands not stored; stepping down", len(out))
+                    self._step_down()
+                    for ident, rep, _changed in out:
+                        self.router.send_multipart([ident, encode_reply(error_reply(
+                            rep.type.removesuffix("_reply"), rep.re, HallError("BROKER_STANDBY")))])
+                    return
                 failed = HallError("STORAGE", detail=str(exc)[:200], detail_zh=getattr(exc, "zh", str(exc)[:200]))
                 out = [(ident, error_reply(rep.type.removesuffix("_reply"), rep.re, failed)
                         if changed and rep.ok else rep, changed) for ident, rep, changed in out]
@@ -320,7 +353,7 @@ class Broker:
         """Run the alert rules (broker/alerts.py) on the hall as it is now; record and publish what changed
         (``alert_raised``/``alert_cleared``, journaled by the engine's ``alert`` command). After every
         group of commands and every heartbeat, so an alert follows its condition within a beat."""
-        if not self.hall.config.alerts.enabled:
+        if not self.hall.config.alerts.enabled or self.stepped_down:
             return
         try:
             raised, cleared = self.alerts.check(self.hall, self.devices, self.hall.clock.now())
@@ -377,6 +410,8 @@ class Broker:
             log.exception("undecodable request")
             return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
         try:
+            if self.stepped_down:
+                raise HallError("BROKER_STANDBY")
             role, counter, client, device = self._identify(req, user_key)
             if req.type in BROKER_PARAMS:
                 req.args = check_args(BROKER_PARAMS[req.type], req.args)
@@ -850,6 +885,94 @@ class Broker:
         thread = threading.Thread(target=prepare, name="queuehall-report-prepare", daemon=True)
         thread.start()
         self.report_prepare = thread  # only once started: another thread may join it at once
+
+
+@dataclass
+class BrokerSockets:
+    """A broker's bound sockets: commands (ROUTER), public and staff events (PUB), and the CurveZMQ
+    authenticator with its allow-list (None without keys)."""
+
+    router: zmq.Socket
+    pub: zmq.Socket
+    staff_pub: zmq.Socket
+    auth: Any = None
+    allow: _AllowList | None = None
+
+    def close(self) -> None:
+        for s in (self.router, self.pub, self.staff_pub):
+            s.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+
+
+def bind_sockets(ctx: zmq.Context, host: str, port: int, keys_dir: Path | None) -> BrokerSockets:
+    """Bind the broker's sockets on ``port`` (commands), ``port + 1`` (public events) and ``port + 2`` (staff
+    events); with a keys directory as a CurveZMQ server whose ZAP handler admits only allowed keys."""
+    router = ctx.socket(zmq.ROUTER)
+    pub = ctx.socket(zmq.PUB)
+    staff_pub = ctx.socket(zmq.PUB)
+    for s in (router, pub, staff_pub):
+        s.linger = 0
+    router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 2)
+    router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting device replaces its old pipe
+    # A subscriber that stops reading loses messages (and resyncs when it wakes), never blocks us;
+    # at a few kB per event this bounds what one stuck display can make us hold to some 40 MB.
+    pub.setsockopt(zmq.SNDHWM, 10_000)
+    staff_pub.setsockopt(zmq.SNDHWM, 10_000)
+    socks = BrokerSockets(router, pub, staff_pub)
+    if keys_dir is not None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        socks.allow = _AllowList(keys_dir)
+        socks.auth = ThreadAuthenticator(ctx)
+        socks.auth.start()
+        socks.auth.configure_curve_callback(domain="*", credentials_provider=socks.allow)
+        socks.auth.configure_curve_callback(domain=STAFF_DOMAIN, credentials_provider=socks.allow)
+        staff_pub.zap_domain = STAFF_DOMAIN.encode()
+        public, secret = broker_keys(keys_dir)
+        for s in (router, pub, staff_pub):
+            s.curve_server = True
+            s.curve_publickey = public
+            s.curve_secretkey = secret
+    router.bind(f"tcp://{host}:{port}")
+    pub.bind(f"tcp://{host}:{port + 1}")
+    staff_pub.bind(f"tcp://{host}:{port + 2}")
+    return socks
+
+
+def standby_reply(frame: bytes) -> bytes:
+    """The answer of a broker that is not serving to any request: BROKER_STANDBY, so the client moves on
+    to the next broker address (queuehall/client.py) and sends the same request id there."""
+    try:
+        req = decode_request(frame)
+        type_, rid = req.type, req.id
+    except Exception:  # answered all the same: the client only needs to hear that this one is not serving
+        type_, rid = "", request_id_of(frame)
+    return encode_reply(error_reply(type_, rid, HallError("BROKER_STANDBY")))
+
+
+def wait_for_lease(socks: BrokerSockets, lease: Lease, stop: threading.Event) -> bool:
+    """Be the standby: answer every request BROKER_STANDBY and publish nothing, trying to take the hall's
+    lease every TRY_SECONDS. True once it is taken (the caller loads the hall and serves), False on stop."""
+    poller = zmq.Poller()
+    poller.register(socks.router, zmq.POLLIN)
+    next_try = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= next_try:
+            if lease.try_acquire():
+                return True
+            next_try = now + TRY_SECONDS
+        if poller.poll(round(max(0.0, min(next_try - time.monotonic(), 0.2)) * 1000)):
+            while True:
+                try:
+                    frames = socks.router.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if len(frames) == 2:
+                    socks.router.send_multipart([frames[0], standby_reply(frames[1])])
+    return False
 
 
 class _TicketIndex:

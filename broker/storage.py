@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
@@ -243,6 +244,17 @@ clerk_pins = Table(
     Column("changed_at", DateTime, nullable=False),
     Column("changed_by", String(64), nullable=False),
     Column("change", String(16), nullable=False),
+)
+
+# Which of a hall's brokers serves it (docs/standby.md, migration 0008): the lease and its fencing token,
+# written and checked by broker/lease.py only; times on the database's clock.
+broker_lease = Table(
+    "broker_lease", metadata,
+    Column("hall", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
 )
 
 _TICKET_COLS = [c.name for c in tickets.columns]
@@ -539,6 +551,11 @@ class Store:
         self._checkpointer: _Checkpointer | None = None
         self._group: list[list[tuple[Any, list[dict[str, Any]]]]] | None = None
         self.files = sqlite_files(engine)
+        # A standby pair's hooks (broker/lease.py, docs/standby.md): ``on_writer(connection)`` prepares each new
+        # journal connection, ``fence(cursor)`` runs first in every journal transaction and raises if this
+        # broker no longer holds the hall's lease, so nothing it writes after losing it can commit.
+        self.on_writer: Callable[[Any], None] | None = None
+        self.fence: Callable[[Any], None] | None = None
 
     def unwritable(self) -> StorageUnwritable | None:
         """Why the database cannot be written now, or None (see :func:`unwritable`). Nothing may
@@ -629,10 +646,19 @@ class Store:
                 self._writer.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
                 if self._checkpointer is None:
                     self._checkpointer = _Checkpointer(self.engine)
+            if self.on_writer is not None:
+                try:
+                    self.on_writer(self._writer)
+                except BaseException:
+                    self._writer.invalidate()
+                    self._writer = None
+                    raise
         raw = self._writer
         try:
             cursor = raw.cursor()
             try:
+                if self.fence is not None:
+                    self.fence(cursor)
                 for stmt, rows in batches:
                     stmt.run(cursor, rows)
             finally:

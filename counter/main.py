@@ -13,7 +13,8 @@ def register(subparsers: Any) -> None:
     """Add the ``counter`` subcommand to the ``queuehall`` CLI."""
     p = subparsers.add_parser("counter", help="the clerk's counter terminal (窗口叫号终端)")
     p.add_argument("--counter", type=int, required=True, help="this terminal's counter (window) number")
-    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--broker", default=None,
+                   help="HOST:PORT of the broker, or a:5555,b:5555 for a primary/standby pair ($QUEUEHALL_BROKER)")
     p.add_argument("--key", default=None, help="this device's .key_secret file (CurveZMQ)")
     p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
     p.add_argument("--windowed", action="store_true", help="run in a window instead of full screen")

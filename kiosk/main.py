@@ -128,8 +128,8 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
         try:
             parse_endpoint(str(opts.broker))
         except ValueError:
-            raise _bad(f"叫号服务器地址“{opts.broker}”无效，应为 主机:端口",
-                       f"broker address {opts.broker!r} is invalid: expected HOST:PORT",
+            raise _bad(f"叫号服务器地址“{opts.broker}”无效，应为 主机:端口（多个以逗号分隔）",
+                       f"broker address {opts.broker!r} is invalid: expected HOST:PORT (several separated by commas)",
                        "KIOSK_BAD_BROKER") from None
     opts.key = pick("key")
     opts.server_key = pick("server_key")
@@ -222,7 +222,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The kiosk's command-line options (each also readable from the environment, see docs/kiosk.md)."""
     p.add_argument("--config", default=None, help="kiosk config file, TOML with [kiosk] and [printer] "
                    "($QUEUEHALL_KIOSK_CONFIG)")
-    p.add_argument("--broker", default=None, help="HOST:PORT of the broker ($QUEUEHALL_BROKER)")
+    p.add_argument("--broker", default=None,
+                   help="HOST:PORT of the broker, or a:5555,b:5555 for a primary/standby pair ($QUEUEHALL_BROKER)")
     p.add_argument("--key", default=None, help="this kiosk's .key_secret file for CurveZMQ ($QUEUEHALL_KEY)")
     p.add_argument("--server-key", dest="server_key", default=None,
                    help="the broker's public key file ($QUEUEHALL_SERVER_KEY)")
@@ -298,11 +299,11 @@ def run(args: argparse.Namespace) -> int:
     from queuehall.kiosk.printing import PrinterConfig, PrinterError
     from queuehall.kiosk.window import KioskWindow, PrintService, setup_app_font, warm_up_fonts
 
-    from queuehall.client import Security, parse_endpoint
+    from queuehall.client import Security, parse_endpoints
     from queuehall.qtlink import QtLink
 
     try:
-        host, port = parse_endpoint(opts.broker)
+        brokers = ",".join(f"{h}:{p}" for h, p in parse_endpoints(opts.broker))
         printer_config = PrinterConfig.from_dict(opts.printer) if opts.printer else None
     except PrinterError as err:
         print(f"queuehall kiosk: {err.code}: {err.en} / {err.zh}", file=sys.stderr)
@@ -328,11 +329,11 @@ def run(args: argparse.Namespace) -> int:
     journal = KioskJournal(journal_path(Path(opts.state_dir) if opts.state_dir else default_state_dir(), opts.name),
                            opts.name)
     log.info("journal %s, client id %s", journal.path, journal.client_id)
-    link = QtLink(f"{host}:{port}", role="kiosk", name=opts.name, security=security,
+    link = QtLink(brokers, role="kiosk", name=opts.name, security=security,
                   request_timeout=opts.request_timeout, client_id=journal.client_id)
     printer = PrintService(printer_config)
     window = KioskWindow(link, printer, KioskModel(settings=opts.settings), printer_spec=opts.printer_spec,
-                         broker_label=f"{host}:{port}" + (" (CurveZMQ)" if security else ""), journal=journal,
+                         broker_label=brokers + (" (CurveZMQ)" if security else ""), journal=journal,
                          name=opts.name)
     window.ready.connect(lambda: log.info("kiosk ready in %.0f ms", (time.monotonic() - _T0) * 1000))
 
@@ -357,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
         app.setOverrideCursor(Qt.CursorShape.BlankCursor)  # a touch screen: no mouse pointer
         window.showFullScreen()
     window.start()
-    log.info("kiosk %s: broker %s:%d, printer %s", opts.name, host, port, opts.printer_spec or "none")
+    log.info("kiosk %s: broker %s, printer %s", opts.name, brokers, opts.printer_spec or "none")
     try:
         code = app.exec()
     finally:

@@ -27,7 +27,8 @@ def _print(obj: Any) -> None:
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--broker", default=None,
+                   help="HOST:PORT of the broker, or a:5555,b:5555 for a primary/standby pair ($QUEUEHALL_BROKER)")
     p.add_argument("--key", default=None, help="this device's .key_secret file (CurveZMQ)")
     p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each attempt")

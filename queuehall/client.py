@@ -50,6 +50,8 @@ SNAPSHOT_TIMEOUT = 15.0  # a snapshot is asked for once and awaited this long be
 PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
 RETRY_SECONDS = 1.0  # a request unanswered this long is sent again (same id) until its time-out
 RECENT_CALLS = 30
+STANDBY_CODE = "BROKER_STANDBY"  # the reply of a broker that is not serving (docs/standby.md)
+STANDBY_PAUSE = 0.1  # after every broker listed said BROKER_STANDBY, wait this long before asking again
 
 
 class BrokerUnavailable(Exception):
@@ -105,13 +107,27 @@ class Security:
         sock.curve_serverkey = self.server_key
 
 
-def parse_endpoint(value: str | None) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``$QUEUEHALL_BROKER``, default ``127.0.0.1:5555``) -> (host, command port)."""
+def parse_endpoints(value: str | None) -> list[tuple[str, int]]:
+    """``HOST:PORT[,HOST:PORT...]`` (or ``$QUEUEHALL_BROKER``, default ``127.0.0.1:5555``) -> every broker's
+    (host, command port), in the order given: a primary/standby pair lists both (docs/standby.md)."""
     value = value or os.environ.get(ENV_BROKER) or "127.0.0.1:5555"
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"broker address {value!r}: expected HOST:PORT")
-    return host, int(port)
+    out = []
+    for part in value.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not port.isdigit() or not host or not 0 < int(port) < 65534:
+            raise ValueError(f"broker address {value!r}: expected HOST:PORT (several separated by commas)")
+        out.append((host, int(port)))
+    return out
+
+
+def parse_endpoint(value: str | None) -> tuple[str, int]:
+    """The first broker of :func:`parse_endpoints` (all of them are checked)."""
+    return parse_endpoints(value)[0]
+
+
+def _standby(rep: Reply) -> bool:
+    """Whether ``rep`` says its broker is a standby not serving now (try the next address)."""
+    return not rep.ok and (rep.error or {}).get("code") == STANDBY_CODE
 
 
 def _readable(sock: zmq.Socket) -> bool:
@@ -134,7 +150,8 @@ class BrokerClient:
     def __init__(self, endpoint: str | None = None, *, client_id: str | None = None,
                  security: Security | None = None, timeout: float = 2.0, retries: int = 2,
                  context: zmq.Context | None = None) -> None:
-        self.host, self.port = parse_endpoint(endpoint)
+        self.endpoints = parse_endpoints(endpoint)
+        self._current = 0  # the broker last found serving
         self.client_id = client_id or f"c-{uuid.uuid4().hex[:12]}"
         self.security = security
         self.timeout = timeout
@@ -142,11 +159,24 @@ class BrokerClient:
         self.ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
 
+    @property
+    def host(self) -> str:
+        return self.endpoints[self._current][0]
+
+    @property
+    def port(self) -> int:
+        return self.endpoints[self._current][1]
+
     def _connect(self) -> zmq.Socket:
         if self._sock is None:
             self._sock = _socket(self.ctx, zmq.DEALER, self.security)
             self._sock.connect(f"tcp://{self.host}:{self.port}")
         return self._sock
+
+    def _next_broker(self) -> None:
+        """Close the socket and move to the next address listed (the same one if only one is)."""
+        self.close()
+        self._current = (self._current + 1) % len(self.endpoints)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -154,10 +184,20 @@ class BrokerClient:
             self._sock = None
 
     def send(self, req: Request) -> Reply:
-        """Send ``req`` (retrying with the same id) and return the broker's reply."""
+        """Send ``req`` (retrying with the same id) and return the broker's reply.
+
+        With several broker addresses, a broker that does not answer within the timeout or answers
+        BROKER_STANDBY is left for the next one, with the same request id: a command the old primary
+        stored before it died is answered by the new one with its first reply, not done twice. Each
+        address gets ``retries + 1`` time-outs at most; standby answers are retried for as long."""
         req.client = req.client or self.client_id
         frame = encode_request(req)
-        for attempt in range(self.retries + 1):
+        standby: Reply | None = None
+        said_standby = 0  # brokers in a row that answered BROKER_STANDBY
+        attempts = (self.retries + 1) * len(self.endpoints)  # time-outs and unsendable tries allowed
+        patience = time.monotonic() + self.timeout * attempts  # how long standby answers are retried
+        attempt = 0
+        while attempt < attempts and (standby is None or time.monotonic() < patience):
             sock = self._connect()
             try:
                 # Never blocks: a DEALER whose only connection was already cut (a refused CurveZMQ
@@ -165,22 +205,39 @@ class BrokerClient:
                 sock.send(frame, zmq.NOBLOCK)
             except zmq.Again:
                 log.info("no connection to send %s on (attempt %d), reconnecting", req.type, attempt + 1)
-                self.close()
+                attempt += 1
+                self._next_broker()
                 continue
             deadline = time.monotonic() + self.timeout
+            rep: Reply | None = None
             while (left := deadline - time.monotonic()) > 0:
                 if not sock.poll(round(left * 1000), zmq.POLLIN):
                     break
                 try:
-                    rep = decode_reply(sock.recv())
+                    got = decode_reply(sock.recv())
                 except ProtocolError:
                     continue
-                if rep.re == req.id:
-                    return rep
+                if got.re == req.id:
+                    rep = got
+                    break
                 # A late reply to an earlier request: ignore it.
-            log.info("no reply to %s (attempt %d), reconnecting", req.type, attempt + 1)
-            self.close()  # Lazy Pirate: a fresh socket, the same request id
-        raise BrokerUnavailable(f"broker {self.host}:{self.port} did not answer {req.type}")
+            if rep is not None and not _standby(rep):
+                return rep
+            if rep is None:
+                log.info("no reply to %s from %s:%d (attempt %d), trying %s", req.type, self.host, self.port,
+                         attempt + 1, "the next broker" if len(self.endpoints) > 1 else "again")
+                attempt += 1
+                said_standby = 0
+            else:
+                standby, said_standby = rep, said_standby + 1
+                if said_standby >= len(self.endpoints):  # every one is a standby for now: a takeover is under way
+                    time.sleep(STANDBY_PAUSE)
+                    said_standby = 0
+            self._next_broker()  # Lazy Pirate: a fresh socket, the same request id
+        if standby is not None:
+            return standby
+        names = ", ".join(f"{h}:{p}" for h, p in self.endpoints)
+        raise BrokerUnavailable(f"broker {names} did not answer {req.type}")
 
     def request(self, type_: str, **args: Any) -> dict[str, Any]:
         """Run a command; return its result or raise :class:`CommandRefused` / :class:`BrokerUnavailable`."""
@@ -296,7 +353,8 @@ class Link:
                  counter: int | None = None, security: Security | None = None,
                  client_id: str | None = None, request_timeout: float = 3.0,
                  context: zmq.Context | None = None) -> None:
-        self.host, self.port = parse_endpoint(endpoint)
+        self.endpoints = parse_endpoints(endpoint)
+        self._current = 0  # the broker this link talks to now (it moves on when that one fails)
         self.role, self.name, self.counter = role, name or role, counter
         self.security = security
         self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:10]}"
@@ -319,6 +377,14 @@ class Link:
         self._wake_addr = f"inproc://queuehall-link-{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
         self._resubscribe = threading.Event()
+
+    @property
+    def host(self) -> str:
+        return self.endpoints[self._current][0]
+
+    @property
+    def port(self) -> int:
+        return self.endpoints[self._current][1]
 
     @property
     def hall_clock(self) -> HallClock:
@@ -443,10 +509,16 @@ class Link:
                 while not self._outbox.empty():
                     self._send(self._outbox.get(), pending)
                 # The ZeroMQ descriptors are edge-triggered: always drain completely.
+                standby = False
                 while _readable(self._dealer):
                     try:
                         rep = decode_reply(self._dealer.recv())
                     except ProtocolError:
+                        continue
+                    if _standby(rep):
+                        # Not the serving broker (any more): the request stays pending and goes, with the
+                        # same id, to the next broker listed, which this link moves to now.
+                        standby = standby or rep.re in pending
                         continue
                     if pending.pop(rep.re, None) is None:
                         continue  # a duplicate answer to a retried request
@@ -526,6 +598,9 @@ class Link:
                     elif now - last > RETRY_SECONDS and rid != snap_id:
                         self._dealer.send(encode_request(req))  # retry with the same id
                         pending[rid] = (req, first, now)
+                if standby:
+                    log.info("broker %s:%d is a standby now: trying the next one", self.host, self.port)
+                    last_heard = min(last_heard, now - DEAD_AFTER - backoff - 0.001)
                 if self.alive and now - last_heard > DEAD_AFTER:
                     self.alive = False
                     self.mirror.synced = False
@@ -533,11 +608,14 @@ class Link:
                     held.clear()
                     self.on_connection(False)
                 if not self.alive and now - last_heard > DEAD_AFTER + backoff:
-                    # A fresh pair of sockets: the broker may have restarted on the same address.
+                    # A fresh pair of sockets: the broker may have restarted on the same address, or the
+                    # next one listed may have taken over (a standby pair); the backoff grows once a round.
                     self._close()
+                    self._current = (self._current + 1) % len(self.endpoints)
                     self._open()
                     last_heard = now - DEAD_AFTER
-                    backoff = min(backoff * 2, 5.0)
+                    if self._current == 0:
+                        backoff = min(backoff * 2, 5.0)
                     internal.add(self._send(self._hello(), pending))
                     for rid, (req, first, _last) in list(pending.items()):
                         self._dealer.send(encode_request(req))

@@ -95,6 +95,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Records are kept {days} days; nothing after {before} may be deleted",
     ),
     "STORAGE": ("数据保存失败：{detail}", "Could not save: {detail}"),
+    # primary and standby brokers (docs/standby.md)
+    "BROKER_STANDBY": (
+        "此叫号服务器为备用服务器，当前不提供服务，请连接正在服务的服务器",
+        "This broker is a standby and is not serving now; use the serving broker",
+    ),
+    "STANDBY_NEEDS_POSTGRESQL": (
+        "主备叫号服务器须共用 PostgreSQL 数据库（--db postgresql+psycopg://…），SQLite 不支持备用服务器",
+        "A primary/standby pair of brokers shares a PostgreSQL database (--db postgresql+psycopg://...); "
+        "SQLite has no standby",
+    ),
     # warnings (carried in the status reply and events, never a refusal)
     "CALENDAR_NO_OFFICIAL_DATA": (
         "节假日安排数据只到 {last_day}：{first_day} 起没有国务院办公厅{year}年节假日安排，"

@@ -44,7 +44,8 @@ def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--broker", default=None, help="HOST:PORT of the broker (or $QUEUEHALL_BROKER)")
+    p.add_argument("--broker", default=None,
+                   help="HOST:PORT of the broker, or a:5555,b:5555 for a primary/standby pair ($QUEUEHALL_BROKER)")
     p.add_argument("--key", default=None, help="the gateway's .key_secret file (a key of role web)")
     p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve HTTP on (default %(default)s)")
