@@ -155,6 +155,15 @@ BENCHMARKS: list[Benchmark] = [
                     "second. The kill -9 figures: the gateway (`queuehall web`) is killed with SIGKILL while "
                     "draining a backlog, more events are made while it is dead, and it is restarted: the outbox "
                     "delivers what it held and the broker's journal gives the rest (docs/web.md, webhooks)."),
+    Benchmark("takeover", "takeover_bench.py", ("--rounds", "6"), ("--rounds", "2", "--settle", "2"),
+              "Standby broker: kill -9 of the serving broker → every client served by the standby", generic_rows,
+              notes="Two `queuehall broker --standby` processes on one PostgreSQL database (the throwaway server "
+                    "of scripts/pg.sh, on the same two shared vCPUs), 8 kiosks taking a ticket every 0.5 s each "
+                    "and 4 wall displays, all given both addresses; the serving broker is killed with SIGKILL, "
+                    "restarted as the standby, and the next round kills the other. A takeover is the lease running "
+                    "out (2 s after the last renewal, by the database's clock), the standby's next try (0.25 s) "
+                    "and its loading of the hall; a display moves on after 3 s without a heartbeat, a kiosk after "
+                    "its 1 s request time-out (docs/standby.md)."),
 ]
 
 

@@ -232,6 +232,8 @@ class Broker:
                         if self.stepped_down:
                             break
                 if time.monotonic() >= next_beat:
+                    if not self._holds_lease():  # woken from a pause: no heartbeat, no write of a lost lease
+                        break
                     try:
                         self._tick()
                     except Exception:  # logged; the next beat tries again

@@ -189,7 +189,9 @@ class BrokerClient:
         With several broker addresses, a broker that does not answer within the timeout or answers
         BROKER_STANDBY is left for the next one, with the same request id: a command the old primary
         stored before it died is answered by the new one with its first reply, not done twice. Each
-        address gets ``retries + 1`` time-outs at most; standby answers are retried for as long."""
+        address gets ``retries + 1`` time-outs at most; standby answers (a takeover under way) are retried for
+        as long, and returned if no broker listed serves by then. A single address's standby answer is
+        returned at once."""
         req.client = req.client or self.client_id
         frame = encode_request(req)
         standby: Reply | None = None
@@ -221,8 +223,8 @@ class BrokerClient:
                     rep = got
                     break
                 # A late reply to an earlier request: ignore it.
-            if rep is not None and not _standby(rep):
-                return rep
+            if rep is not None and (not _standby(rep) or len(self.endpoints) == 1):
+                return rep  # (a lone broker's standby answer too: there is no other to try)
             if rep is None:
                 log.info("no reply to %s from %s:%d (attempt %d), trying %s", req.type, self.host, self.port,
                          attempt + 1, "the next broker" if len(self.endpoints) > 1 else "again")

@@ -227,10 +227,11 @@ def test_a_paused_primary_cannot_write_after_the_standby_took_over_and_steps_dow
     a, b = pair
     both = BrokerClient(f"{a.endpoint},{b.endpoint}", client_id="kiosk-1", timeout=1.0, retries=4)
     first = both.request("take_ticket", service="passport")["ticket"]
+    only_a = BrokerClient(a.endpoint, client_id="kiosk-2", timeout=30.0, retries=0)
+    only_a.request("ping")  # a device connected to the primary before it was paused
     a.proc.send_signal(signal.SIGSTOP)
     # A take sent to the paused primary alone waits in its socket until it wakes.
     late: list[Any] = []
-    only_a = BrokerClient(a.endpoint, client_id="kiosk-2", timeout=30.0, retries=0)
     sender = threading.Thread(target=lambda: late.append(only_a.send(
         Request(type="take_ticket", args={"service": "passport"}, client="kiosk-2"))))
     sender.start()
