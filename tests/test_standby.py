@@ -23,6 +23,10 @@ import pytest
 from queuehall.broker.config import DEFAULT_CONFIG, load_config
 from queuehall.broker.lease import IDLE_IN_TRANSACTION_MS, Lease, LeaseLost
 from queuehall.broker.storage import open_store
+from queuehall.display.announcer import ManualClock as AnnouncerClock
+from queuehall.display.announcer import RecordingSink
+from queuehall.display.model import DisplayModel, DisplayOptions
+from queuehall.display.voice import load_pack
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -127,8 +131,18 @@ def test_kill_9_of_the_serving_broker_during_takes_and_calls_loses_nothing(
     both = f"{a.endpoint},{b.endpoint}"
     display_calls: list[dict[str, Any]] = []
     display = Link(both, role="display", name="wall")
-    display.on_event = lambda msg: display_calls.append(msg["event"]) if msg["event"]["type"] == "ticket_called" \
-        else None
+    # The wall display's own rules (display/model.py), fed from the link's thread as the Qt window would be.
+    clock = AnnouncerClock(1_800_000_000.0)
+    wall = DisplayModel(DisplayOptions(min_display_seconds=0), pack=load_pack(), sink=RecordingSink(clock),
+                        clock=clock, hall_clock=display.hall_clock)
+
+    def on_event(msg: dict[str, Any]) -> None:
+        if msg["event"]["type"] == "ticket_called":
+            display_calls.append(msg["event"])
+        wall.handle_event(msg)
+
+    display.on_event = on_event
+    display.on_state = lambda mirror: wall.handle_state(mirror.state)
     display.start()
     kiosk = BrokerClient(both, client_id="kiosk-1", timeout=1.0, retries=4)
     counter = BrokerClient(both, client_id="counter-1", timeout=1.0, retries=4)
@@ -214,8 +228,42 @@ def test_kill_9_of_the_serving_broker_during_takes_and_calls_loses_nothing(
     shown = {e["ticket"]["id"] for e in display.mirror.state.get("recent_calls", [])}
     assert {t["id"] for t in called[-10:]} <= shown | {tid for tid, _seq in announced}
     display.stop()
+    # The display's announcements: none twice, across the takeover and the resynchronisation.
+    spoken = [card.ticket_id for card in wall.announced]
+    assert spoken and len(spoken) == len(set(spoken)), "the wall display announced a call twice"
+    assert set(spoken) <= {t["id"] for t in called}
     kiosk.close()
     counter.close()
+
+
+@PG
+def test_clients_listing_the_standby_first_move_to_the_serving_broker(
+        pair: tuple[StandbyBroker, StandbyBroker]) -> None:
+    a, b = pair
+    standby_first = f"{b.endpoint},{a.endpoint}"
+    with pytest.raises(CommandRefused) as refused:  # the standby alone says what it is, in both languages
+        BrokerClient(b.endpoint, timeout=2.0, retries=0).request("take_ticket", service="passport")
+    assert refused.value.code == "BROKER_STANDBY" and "备用" in refused.value.message_zh
+    client = BrokerClient(standby_first, timeout=2.0)
+    ticket = client.request("take_ticket", service="passport")["ticket"]
+    assert client.port == a.port
+    link = Link(standby_first, role="display", name="wall")
+    states: list[Any] = []
+    link.on_state = states.append
+    link.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not (link.mirror.synced and link.port == a.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert link.mirror.synced and link.port == a.port
+        assert str(ticket["id"]) in link.mirror.state["tickets"]
+    finally:
+        link.stop()
+    out = subprocess.run([sys.executable, "-m", "queuehall.cli", "take", "passport", "--broker", standby_first],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"label"' in out.stdout
+    client.close()
 
 
 # ---------------------------------------------------------------------------------------------- SIGSTOP
@@ -274,6 +322,7 @@ def _expire(url: str) -> None:
 @PG
 def test_a_write_of_a_broker_that_lost_its_lease_is_fenced_off_inside_the_transaction(db_url: str) -> None:
     from queuehall.broker.storage import load_hall
+
     from tests.hall_factory import TUESDAY, local
 
     config = load_config(DEFAULT_CONFIG)
