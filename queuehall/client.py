@@ -251,8 +251,8 @@ class BrokerClient:
 
 def wait_until_answering(endpoint: str, *, security: Security | None = None, timeout: float = 30.0,
                          give_up: Callable[[], bool] = lambda: False) -> bool:
-    """Ping the broker at ``endpoint`` until it answers (True); False after ``timeout`` seconds or once
-    ``give_up()`` is true (checked about twice a second).
+    """Ping the broker at ``endpoint`` until it answers (True; a standby's BROKER_STANDBY is no answer); False
+    after ``timeout`` seconds or once ``give_up()`` is true (checked about twice a second).
 
     Uses a ZeroMQ context of its own and ends it before returning, so no ZeroMQ I/O thread is left
     running: a caller that forks afterwards (``queuehall demo`` starting its screens) forks a
@@ -268,6 +268,10 @@ def wait_until_answering(endpoint: str, *, security: Security | None = None, tim
                 return True
             except BrokerUnavailable:
                 continue
+            except CommandRefused as err:  # a standby (docs/standby.md): up, but not serving yet
+                if err.code != STANDBY_CODE:
+                    raise
+                time.sleep(STANDBY_PAUSE)
         return False
     finally:
         client.close()

@@ -30,25 +30,34 @@ from queuehall.display.voice import load_pack
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused, Link, parse_endpoints
+from queuehall.client import (
+    BrokerClient,
+    BrokerUnavailable,
+    CommandRefused,
+    Link,
+    parse_endpoints,
+    wait_until_answering,
+)
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
 from queuehall.protocol import Request
-from tests.broker_fixtures import ROOT, SIM_START, free_port_pair
+from tests.broker_fixtures import ROOT, SIM_START, free_port_pair, keys_dir_fixture, security
 from tests.hall_factory import install_pins, pin_of
 
 PG = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+keys_dir_fixture = keys_dir_fixture  # the fixture keys_dir: a broker key pair and device keys
 
 
 class StandbyBroker:
     """``queuehall broker --standby`` on a PostgreSQL database, as a child process, its output collected."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, keys_dir: Path | None = None) -> None:
         self.url, self.name = url, name
         self.port = free_port_pair()
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        cmd = [sys.executable, "-m", "queuehall.cli", "broker", "--insecure", "--standby", "--port", str(self.port),
+        keys = ["--keys", str(keys_dir)] if keys_dir is not None else ["--insecure"]
+        cmd = [sys.executable, "-m", "queuehall.cli", "broker", *keys, "--standby", "--port", str(self.port),
                "--config", str(DEFAULT_CONFIG), "--db", url, "--sim-start", SIM_START]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -244,6 +253,9 @@ def test_clients_listing_the_standby_first_move_to_the_serving_broker(
     with pytest.raises(CommandRefused) as refused:  # the standby alone says what it is, in both languages
         BrokerClient(b.endpoint, timeout=2.0, retries=0).request("take_ticket", service="passport")
     assert refused.value.code == "BROKER_STANDBY" and "备用" in refused.value.message_zh
+    # Waiting for a broker to answer: a standby is up but does not answer; the pair does.
+    assert not wait_until_answering(b.endpoint, timeout=1.0)
+    assert wait_until_answering(standby_first, timeout=10.0)
     client = BrokerClient(standby_first, timeout=2.0)
     ticket = client.request("take_ticket", service="passport")["ticket"]
     assert client.port == a.port
@@ -264,6 +276,47 @@ def test_clients_listing_the_standby_first_move_to_the_serving_broker(
     assert out.returncode == 0, out.stderr
     assert '"label"' in out.stdout
     client.close()
+
+
+@PG
+def test_a_take_the_old_primary_acknowledged_is_not_issued_again_by_the_new_one(db_url: str, keys_dir: Path) -> None:
+    """With CurveZMQ keys (both brokers share the keys directory): a kiosk's take, acknowledged by the primary,
+    sent again with the same request id after the primary died (its reply was lost, say), is answered by the
+    standby with the first reply from the database: the same ticket, no second number."""
+    store = open_store(db_url)
+    install_pins(store, load_config(DEFAULT_CONFIG))
+    store.close()
+    a = StandbyBroker(db_url, "A", keys_dir)
+    made = [a]
+    try:
+        a.wait_for("serving hall")
+        b = StandbyBroker(db_url, "B", keys_dir)
+        made.append(b)
+        b.wait_for("ready on")
+        both = f"{a.endpoint},{b.endpoint}"
+        kiosk = BrokerClient(both, client_id="kiosk-1", security=security(keys_dir, "kiosk-1"), timeout=1.0,
+                             retries=5)
+        take = Request(type="take_ticket", args={"service": "passport"}, client="kiosk-1")
+        first = kiosk.send(take)
+        assert first.ok and kiosk.port == a.port
+        a.proc.kill()
+        a.proc.wait(10)
+        again = kiosk.send(take)  # the same request id, now to the standby once it took over
+        assert again.ok and kiosk.port == b.port, again
+        assert again.result == first.result
+        other = kiosk.request("take_ticket", service="passport")["ticket"]  # a new request: the next number
+        assert other["label"] != first.result["ticket"]["label"]
+        labels = sorted(r.label for r in rows(db_url, "SELECT label FROM tickets"))
+        assert labels == sorted([first.result["ticket"]["label"], other["label"]])
+        # A wrong key is refused by the new primary as by the old one.
+        with pytest.raises(CommandRefused) as refused:
+            BrokerClient(b.endpoint, security=security(keys_dir, "kiosk-1"), timeout=2.0, retries=0).request(
+                "call_next", counter=1)
+        assert refused.value.code == "FORBIDDEN"
+        kiosk.close()
+    finally:
+        for p in made:
+            p.close()
 
 
 # ---------------------------------------------------------------------------------------------- SIGSTOP
