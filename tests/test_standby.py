@@ -415,6 +415,61 @@ def test_a_write_of_a_broker_that_lost_its_lease_is_fenced_off_inside_the_transa
 
 
 @PG
+def test_a_serving_broker_whose_lease_was_taken_between_two_renewals_stores_nothing_and_steps_down(
+        db_url: str) -> None:
+    """The broker's own path (broker/server.py): a group of commands fenced off in the database is answered
+    BROKER_STANDBY (so the clients retry elsewhere with the same ids), and the broker stops serving."""
+    import zmq
+    from queuehall.broker.server import Broker
+    from queuehall.broker.storage import load_hall
+
+    from queuehall.protocol import decode_reply, encode_request
+    from tests.hall_factory import TUESDAY, local
+
+    store, other = open_store(db_url), open_store(db_url)
+    lease_a = Lease(store.engine, "main", holder="a")
+    lease_b = Lease(other.engine, "main", holder="b")
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.linger = 0
+    broker = None
+    try:
+        assert lease_a.try_acquire()
+        store.on_writer, store.fence = lease_a.prepare_writer, lease_a.fence
+        broker = Broker(load_hall(load_config(DEFAULT_CONFIG), ManualClock(local(TUESDAY, 9, 5)), store),
+                        port=free_port_pair(), lease=lease_a, context=ctx)
+        broker.bind()
+        assert broker.router is not None
+        dealer.connect(f"tcp://127.0.0.1:{broker.port}")
+
+        def roundtrip(type_: str, **args: Any) -> Any:
+            dealer.send(encode_request(Request(type=type_, args=args, client="kiosk-1")))
+            assert broker is not None and broker.router is not None and broker.router.poll(5000)
+            broker._on_batch([broker.router.recv_multipart(copy=False)])
+            assert dealer.poll(5000)
+            return decode_reply(dealer.recv())
+
+        first = roundtrip("take_ticket", service="passport")
+        assert first.ok
+        _expire(db_url)
+        assert lease_b.try_acquire()  # taken over before the serving broker's next renewal
+        refused = roundtrip("take_ticket", service="passport")
+        assert not refused.ok and refused.error["code"] == "BROKER_STANDBY", refused
+        assert broker.stepped_down and lease_a.epoch is None
+        assert roundtrip("ping").error["code"] == "BROKER_STANDBY"  # nothing more is answered from memory
+        assert [r.label for r in rows(db_url, "SELECT label FROM tickets")] == [first.result["ticket"]["label"]]
+    finally:
+        if broker is not None:
+            broker.close()
+        dealer.close(0)
+        ctx.term()
+        for x in (lease_a, lease_b):
+            x.close()
+        store.close()
+        other.close()
+
+
+@PG
 def test_a_broker_stopped_inside_a_transaction_cannot_block_the_takeover(db_url: str) -> None:
     """Its lock on the lease row ends with its session: PostgreSQL ends a session idle in a transaction."""
     store = open_store(db_url)
