@@ -470,6 +470,24 @@ def test_a_serving_broker_whose_lease_was_taken_between_two_renewals_stores_noth
 
 
 @PG
+def test_each_hall_on_a_shared_database_has_its_own_lease(db_url: str) -> None:
+    store = open_store(db_url)
+    leases = [Lease(store.engine, hall, holder=f"{hall}-{n}") for hall in ("dongcheng", "haidian") for n in (1, 2)]
+    try:
+        first, second = [lease.try_acquire() for lease in leases[::2]], [lease.try_acquire() for lease in leases[1::2]]
+        assert first == [True, True] and second == [False, False]  # one serving broker per hall, not per database
+        assert all(lease.renew() for lease in leases[::2])
+        leases[0].release()  # a clean stop in one hall: its standby takes over at once, the other hall is untouched
+        assert leases[1].try_acquire() and not leases[3].try_acquire()
+        assert leases[0].holder_now() == {"holder": "dongcheng-2", "epoch": 2, "live": True,
+                                          "seconds_left": pytest.approx(leases[0].seconds, abs=1.0)}
+    finally:
+        for lease in leases:
+            lease.close()
+        store.close()
+
+
+@PG
 def test_a_broker_stopped_inside_a_transaction_cannot_block_the_takeover(db_url: str) -> None:
     """Its lock on the lease row ends with its session: PostgreSQL ends a session idle in a transaction."""
     store = open_store(db_url)
