@@ -29,7 +29,7 @@ import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, HallConfig, load_config
+from queuehall.broker.config import DEFAULT_CONFIG, DEFAULT_HALL_ID, HALL_ID_RE, ConfigError, HallConfig, load_config
 
 from queuehall.errors import HallError
 from queuehall.pins import DEFAULT_COST, Cost, hash_pin, valid_pin
@@ -82,7 +82,7 @@ def main(args: argparse.Namespace, *, cost: Cost | None = None) -> int:
             if args.clerks_cmd == "set-pin":
                 result = _set_pin(config, args, cost)
             elif args.clerks_cmd == "list":
-                result = {"clerks": list_clerks(config, _store(args.db))}
+                result = {"clerks": list_clerks(config, _store(args.db, config))}
             else:
                 result = _unlock(config, args)
     except _Usage as err:
@@ -106,12 +106,15 @@ def _config(path: str | None) -> HallConfig:
         raise _Usage(f"configuration error: {err}", "配置文件有误") from None
 
 
-def _store(url: str | None) -> Any:
-    """The database, created and migrated if needed (PINs may be set before the broker first runs)."""
+def _store(url: str | None, config: HallConfig | None = None, hall: str | None = None) -> Any:
+    """The database, created and migrated if needed (PINs may be set before the broker first runs), for the
+    records of ``config``'s hall (or of ``hall``; a hall's clerks and PINs are its own: docs/city.md)."""
     from queuehall.broker.storage import open_store
 
     try:
-        return open_store(url)
+        if config is not None:
+            return open_store(url, hall=config.hall_id, hall_given=config.hall_id_given)
+        return open_store(url, hall=hall or DEFAULT_HALL_ID, hall_given=hall is not None)
     except Exception as err:  # a bad URL, an unreachable server: say so, no traceback
         raise _Usage(f"cannot open the database: {err}", "无法打开数据库") from None
 
@@ -147,7 +150,7 @@ def read_new_pin(clerk: str, from_stdin: bool) -> str:
 def _set_pin(config: HallConfig, args: argparse.Namespace, cost: Cost) -> dict[str, Any]:
     _known(config, args.clerk)
     pin = read_new_pin(args.clerk, args.stdin)
-    store = _store(args.db)
+    store = _store(args.db, config)
     try:
         store.set_pin_hash(args.clerk, hash_pin(pin, cost), by=_who())
     finally:
@@ -157,7 +160,7 @@ def _set_pin(config: HallConfig, args: argparse.Namespace, cost: Cost) -> dict[s
 
 def _unlock(config: HallConfig, args: argparse.Namespace) -> dict[str, Any]:
     _known(config, args.clerk)
-    store = _store(args.db)
+    store = _store(args.db, config)
     try:
         lock = _lock_state(store.clerk_locks().get(args.clerk), store.pin_records().get(args.clerk))
         if not store.unlock_clerk(args.clerk, by=_who()):
@@ -225,7 +228,10 @@ def import_pins(path: str, url: str | None, *, replace: bool = False, cost: Cost
             raise _Usage(f"{path}: clerk[{i}]: the id must be a string and the PIN a quoted string of 4-12 digits",
                          f"{path}：clerk[{i}]：工号须为字符串，密码须为带引号的4–12位数字")
         found.append((clerk, pin))
-    store = _store(url)
+    hall = data.get("hall", {}).get("id") if isinstance(data.get("hall"), dict) else None
+    if hall is not None and not (isinstance(hall, str) and HALL_ID_RE.fullmatch(hall)):
+        raise _Usage(f"{path}: hall.id must be a short ASCII slug", f"{path}：hall.id 须为简短的英文标识")
+    store = _store(url, hall=hall)
     imported, kept = [], []
     try:
         existing = store.pin_records()

@@ -29,6 +29,12 @@ from queuehall.errors import QueuehallError
 # The default hall ships as package data of queuehall.config (installed or editable alike).
 DEFAULT_CONFIG = Path(str(resources.files("queuehall.config").joinpath("hall.toml")))
 
+#: The hall id of a configuration without ``[hall] id``: a single hall alone in its database (the SQLite
+#: default). A database shared by several halls needs every hall's own id (docs/city.md).
+DEFAULT_HALL_ID = "main"
+#: A hall id: a short ASCII slug (lower-case letters, digits, ``-``), starting with a letter.
+HALL_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -208,6 +214,10 @@ class HallConfig:
     alerts: AlertRules = field(default_factory=AlertRules)
     source: str = ""
     sign_in: SignIn = SignIn()
+    # Every record in the database belongs to this hall ([hall] id; docs/city.md). hall_id_given: the file
+    # named it (a database shared with other halls refuses a hall that did not).
+    hall_id: str = DEFAULT_HALL_ID
+    hall_id_given: bool = False
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -354,10 +364,11 @@ class _Parser:
     def parse(self, data: dict[str, Any]) -> HallConfig:
         top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
         hall = _Table(self, top.get("hall"), "hall",
-                      ("name", "timezone", "number_width", "retention_days", "ticket_footer",
+                      ("id", "name", "timezone", "number_width", "retention_days", "ticket_footer",
                        "display_notice", "public_base_url", "remote_quota", "remote_arrival_minutes",
                        "help_counter"),
                       "a table [hall]")
+        hall_id = self.hall_id(hall)
         name = hall.text("name")
         timezone = self.timezone(hall)
         number_width = hall.integer("number_width", 3, 2, 5)
@@ -417,8 +428,20 @@ class _Parser:
             clerks=clerks, pause_reasons=pause_reasons, public_base_url=public_base_url,
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
             help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
-            sign_in=sign_in,
+            sign_in=sign_in, hall_id=hall_id or DEFAULT_HALL_ID, hall_id_given=hall_id is not None,
         )
+
+    def hall_id(self, hall: _Table) -> str | None:
+        """``hall.id``: a short ASCII slug (None when not given: the single-hall default)."""
+        if not hall.has("id"):
+            return None
+        v = hall.string("id")
+        if not HALL_ID_RE.fullmatch(v):
+            self.fail("hall.id", "CONFIG_BAD_HALL_ID",
+                      f"{v!r} must be a short ASCII slug: lower-case letters, digits and '-', starting with a "
+                      "letter, at most 32 characters (e.g. 'dongcheng')",
+                      "大厅编号须为简短的英文标识：小写字母、数字和“-”，以字母开头，不超过32个字符（如 dongcheng）")
+        return v
 
     def public_base_url(self, hall: _Table) -> str:
         """``hall.public_base_url``: an absolute http(s) URL without query or fragment; the trailing
@@ -891,7 +914,8 @@ def _text(t: Text) -> dict[str, str]:
 
 
 def _to_dict(cfg: HallConfig) -> dict[str, Any]:
-    hall: dict[str, Any] = {"name": _text(cfg.name), "timezone": cfg.timezone,
+    hall: dict[str, Any] = {"id": cfg.hall_id} if cfg.hall_id_given else {}
+    hall |= {"name": _text(cfg.name), "timezone": cfg.timezone,
                             "number_width": cfg.number_width, "retention_days": cfg.retention_days}
     # Empty optional texts are the "not given" default; writing them out would not parse back.
     if cfg.ticket_footer.zh or cfg.ticket_footer.en:

@@ -825,7 +825,7 @@ class Hall:
             "business_day": self.hours.business_day(now).isoformat(),
             "timezone": self.config.timezone,
             "calendar": self.hours.calendar_status(self.hours.business_day(now)),
-            "hall": {"name_zh": self.config.name.zh, "name_en": self.config.name.en,
+            "hall": {"id": self.config.hall_id, "name_zh": self.config.name.zh, "name_en": self.config.name.en,
                      "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
                      "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,

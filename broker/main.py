@@ -79,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: SQLAlchemy alone takes most of a second, and every ``queuehall take`` builds
     # this subcommand's parser.
     from queuehall.broker.server import Broker
-    from queuehall.broker.storage import load_hall, open_store
+    from queuehall.broker.storage import HallIdRequired, load_hall, open_hall_store
 
     # A fatal signal the broker could not prevent (SIGSEGV, SIGBUS ...) still leaves a traceback in the log.
     with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr is no file (a test's capture)
         faulthandler.enable()
     clock = make_clock(args.sim_start, args.sim_speed, config.timezone)
-    store = open_store(args.db, sqlite_synchronous=args.sqlite_synchronous)
+    try:
+        store = open_hall_store(args.db, config, sqlite_synchronous=args.sqlite_synchronous)
+    except HallIdRequired as err:
+        print(f"queuehall broker: {args.config}: {err.message_zh} / {err.message_en}", file=sys.stderr)
+        return 2
     if args.standby:
         return _run_standby(args, config, clock, store)
     hall = load_hall(config, clock, store)

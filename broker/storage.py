@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
 
+from queuehall.broker.config import DEFAULT_HALL_ID
 from queuehall.broker.model import (
     ACTIVE,
     CASE_OPEN,
@@ -62,14 +63,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from queuehall.errors import QueuehallError
 from queuehall.protocol import json_text
 
 log = logging.getLogger("queuehall.storage")
 
 metadata = MetaData()
 
+#: The column every hall's record carries (migration 0009, docs/city.md): brokers of several halls share one
+#: database, each reading and writing only its own hall's rows. It leads every primary key and index, so a
+#: hall's rows are one range of each, and ids, numbers and sequence numbers count per hall.
+HALL_ID = "hall_id"
+
+
+def _hall() -> Column[str]:
+    return Column(HALL_ID, String(32), primary_key=True)
+
+
 tickets = Table(
     "tickets", metadata,
+    _hall(),
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("business_day", Date, nullable=False),
     Column("service", String(32), nullable=False),
@@ -87,20 +100,22 @@ tickets = Table(
     Column("issued_by", String(64)),
     Column("status_at", DateTime),
     Column("token", String(64)),  # the ticket page's secret (migration 0005); NULL for older tickets
-    UniqueConstraint("business_day", "service", "number", name="uq_ticket_number"),
+    UniqueConstraint(HALL_ID, "business_day", "service", "number", name="uq_ticket_number"),
     # Loading the open tickets and today's no-shows is a range scan on (status, status_at),
     # not a walk over every no-show ever recorded (migration 0002).
-    Index("ix_tickets_status_at", "status", "status_at"),
-    Index("ix_tickets_day_status", "business_day", "status"),  # reports: a period's tickets by status
-    Index("ix_tickets_token", "token", unique=True),  # a ticket page finds its ticket by token
+    Index("ix_tickets_status_at", HALL_ID, "status", "status_at"),
+    Index("ix_tickets_day_status", HALL_ID, "business_day", "status"),  # reports: a period's tickets by status
+    # A ticket page finds its ticket by token; tokens are unguessable secrets, unique across halls.
+    Index("ix_tickets_token", "token", unique=True),
 )
 
 visits = Table(
     "visits", metadata,
+    _hall(),
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("ticket_id", Integer, nullable=False, index=True),
+    Column("ticket_id", Integer, nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("business_day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False),
     Column("service", String(32), nullable=False),
     Column("entered_at", DateTime, nullable=False),
     Column("target_counter", Integer),
@@ -115,24 +130,29 @@ visits = Table(
     Column("clerk", String(32)),
     Column("post", String(1)),
     Column("out_of_order", Text),
+    Index("ix_visits_ticket_id", HALL_ID, "ticket_id"),
+    Index("ix_visits_business_day", HALL_ID, "business_day"),
 )
 
 events = Table(
     "events", metadata,
+    _hall(),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("at", DateTime, nullable=False),
-    Column("business_day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False),
     Column("type", String(32), nullable=False),
     Column("ticket_id", Integer),
     Column("service", String(32)),
     Column("counter", Integer),
     Column("clerk", String(32)),
     Column("data", Text, nullable=False),
-    Index("ix_events_type_seq", "type", "seq"),
+    Index("ix_events_type_seq", HALL_ID, "type", "seq"),
+    Index("ix_events_business_day", HALL_ID, "business_day"),
 )
 
 counter_state = Table(
     "counter_state", metadata,
+    _hall(),
     Column("number", Integer, primary_key=True, autoincrement=False),
     Column("state", String(16), nullable=False),
     Column("clerk", String(32)),
@@ -145,16 +165,19 @@ counter_state = Table(
 
 hall_state = Table(
     "hall_state", metadata,
+    _hall(),
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
 requests = Table(
     "requests", metadata,
+    _hall(),
     Column("client", String(64), primary_key=True),
     Column("request_id", String(64), primary_key=True),
-    Column("at", DateTime, nullable=False, index=True),
+    Column("at", DateTime, nullable=False),
     Column("reply", Text, nullable=False),
+    Index("ix_requests_at", HALL_ID, "at"),
 )
 
 # The reports' per-visit facts of closed business days (docs/reports.md "How it reads the database"):
@@ -164,6 +187,7 @@ requests = Table(
 # depends on the configuration (targets, time zone, departments) or on when the report runs.
 report_facts = Table(
     "report_facts", metadata,
+    _hall(),
     Column("business_day", Date, primary_key=True),
     Column("visit_id", Integer, primary_key=True, autoincrement=False),
     Column("ticket_id", Integer, nullable=False),
@@ -188,11 +212,12 @@ report_facts = Table(
 # service, counter, clerk and post copied so reports and the province's export read one table.
 ratings = Table(
     "ratings", metadata,
+    _hall(),
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("visit_id", Integer, nullable=False, unique=True),
+    Column("visit_id", Integer, nullable=False),
     Column("ticket_id", Integer, nullable=False),
     Column("label", String(16), nullable=False),
-    Column("business_day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False),
     Column("service", String(32), nullable=False),
     Column("counter", Integer),
     Column("clerk", String(32)),
@@ -204,29 +229,34 @@ ratings = Table(
     Column("is_default", Boolean, nullable=False),
     Column("rated_at", DateTime, nullable=False),
     Column("visit_ended_at", DateTime, nullable=False),
+    UniqueConstraint(HALL_ID, "visit_id", name="uq_ratings_visit"),
+    Index("ix_ratings_business_day", HALL_ID, "business_day"),
 )
 
 # The follow-up of each 差评 (回访, finding, rectification), due by due_day.
 cases = Table(
     "cases", metadata,
+    _hall(),
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("rating_id", Integer, nullable=False),
     Column("visit_id", Integer, nullable=False),
     Column("label", String(16), nullable=False),
-    Column("business_day", Date, nullable=False, index=True),
+    Column("business_day", Date, nullable=False),
     Column("service", String(32), nullable=False),
     Column("counter", Integer),
     Column("clerk", String(32)),
     Column("level", Integer, nullable=False),
     Column("opened_at", DateTime, nullable=False),
     Column("due_day", Date, nullable=False),
-    Column("status", String(16), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
     Column("callback_at", DateTime),
     Column("callback_note", Text, nullable=False),
     Column("finding", Text, nullable=False),
     Column("rectification", Text, nullable=False),
     Column("closed_at", DateTime),
     Column("closed_by", String(64)),
+    Index("ix_cases_business_day", HALL_ID, "business_day"),
+    Index("ix_cases_status", HALL_ID, "status"),
 )
 
 #: hall_state key of the hall's retention period, written by the broker at start (Store.record_retention).
@@ -238,6 +268,7 @@ RETENTION_KEY = "retention_days"
 # engine counted under an earlier generation no longer applies. The last change is recorded with it.
 clerk_pins = Table(
     "clerk_pins", metadata,
+    _hall(),
     Column("clerk", String(32), primary_key=True),
     Column("pin_hash", String(255), nullable=False),
     Column("generation", Integer, nullable=False),
@@ -246,7 +277,7 @@ clerk_pins = Table(
     Column("change", String(16), nullable=False),
 )
 
-# Which of a hall's brokers serves it (docs/standby.md, migration 0008): the lease and its fencing token,
+# Which of a hall's brokers serves it (docs/standby.md, migration 0009): the lease and its fencing token,
 # written and checked by broker/lease.py only; times on the database's clock.
 broker_lease = Table(
     "broker_lease", metadata,
@@ -257,11 +288,28 @@ broker_lease = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False),
 )
 
-_TICKET_COLS = [c.name for c in tickets.columns]
-_VISIT_COLS = [c.name for c in visits.columns]
-_COUNTER_COLS = [c.name for c in counter_state.columns]
-_RATING_COLS = [c.name for c in ratings.columns]
-_CASE_COLS = [c.name for c in cases.columns]
+# The halls whose records the database holds (migration 0009): each broker registers its hall at start
+# (Store.register_hall), the central reports name halls from here (docs/city.md).
+halls = Table(
+    "halls", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name_zh", Text, nullable=False),
+    Column("name_en", Text, nullable=False),
+    Column("registered_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+)
+
+
+def _cols(table: Table) -> list[str]:
+    """The columns of ``table`` the engine's objects carry (all but the hall id, which the store adds)."""
+    return [c.name for c in table.columns if c.name != HALL_ID]
+
+
+_TICKET_COLS = _cols(tickets)
+_VISIT_COLS = _cols(visits)
+_COUNTER_COLS = _cols(counter_state)
+_RATING_COLS = _cols(ratings)
+_CASE_COLS = _cols(cases)
 
 
 def default_url() -> str:
@@ -357,12 +405,14 @@ def current_revision(engine: Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the latest schema with Alembic.
+def migrate(engine: Engine, hall: str = DEFAULT_HALL_ID, revision: str = "head") -> None:
+    """Bring the database to the latest schema (or ``revision``) with Alembic.
 
+    ``hall``: the hall the records of a single-hall database belong to, when migration 0009 gives every
+    record its hall id (the hall of the configuration that first opens it at that revision).
     A database already at the newest revision is left alone without loading Alembic (a third
     of a second, paid on every broker restart while the screens wait)."""
-    if current_revision(engine) == head_revision():
+    if revision == "head" and current_revision(engine) == head_revision():
         return
     from alembic import command
     from alembic.config import Config
@@ -371,7 +421,21 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        cfg.attributes["hall_id"] = hall
+        command.upgrade(cfg, revision)
+
+
+class HallIdRequired(QueuehallError):
+    """A hall without ``[hall] id`` opened a database that other halls share (docs/city.md)."""
+
+    def __init__(self, hall: str, others: list[str]) -> None:
+        listing = ", ".join(others)
+        super().__init__(
+            "HALL_ID_REQUIRED",
+            f"此数据库已由多个大厅共用（{listing}），请在 hall.toml 的 [hall] 中设置本大厅的 id，例如 id = \"dongcheng\"",
+            f"this database is shared by several halls ({listing}); set this hall's id in hall.toml, "
+            f"[hall] id = \"...\" (e.g. \"dongcheng\")",
+            {"hall": hall, "halls": others})
 
 
 def _db(at: datetime | None) -> datetime | None:
@@ -413,11 +477,9 @@ def _objs(cls: type, result: Any) -> list[Any]:
     return out
 
 
-def _obj(cls: type, row: Any) -> Any:
-    data = dict(row._mapping)
-    for c in _TIME_COLS.intersection(data):
-        data[c] = _py(data[c])
-    return cls(**data)
+def _select(table: Table) -> Any:
+    """SELECT of ``table``'s columns but the hall id (the engine's objects have none)."""
+    return select(*(c for c in table.columns if c.name != HALL_ID))
 
 
 class _Statement:
@@ -459,9 +521,9 @@ class _Statements:
     """The journal's statements for one dialect: inserts, updates by key and upserts."""
 
     def __init__(self, dialect: Any) -> None:
-        self.insert_ticket = _Statement(insert(tickets), dialect, _TICKET_COLS)
+        self.insert_ticket = _Statement(insert(tickets), dialect, [HALL_ID, *_TICKET_COLS])
         self.update_ticket = _Statement(_update_by(tickets, "id", _TICKET_COLS), dialect, identity=("_key",))
-        self.insert_visit = _Statement(insert(visits), dialect, _VISIT_COLS)
+        self.insert_visit = _Statement(insert(visits), dialect, [HALL_ID, *_VISIT_COLS])
         self.update_visit = _Statement(_update_by(visits, "id", _VISIT_COLS), dialect, identity=("_key",))
         self.insert_event = _Statement(insert(events), dialect, [c.name for c in events.columns])
         # A request id seen again after its reply left memory (older than the reload horizon)
@@ -469,8 +531,8 @@ class _Statements:
         self.upsert_request = _upsert(requests, ["client", "request_id"], dialect)
         self.upsert_counter = _upsert(counter_state, ["number"], dialect)
         self.upsert_state = _upsert(hall_state, ["key"], dialect)
-        self.insert_rating = _Statement(insert(ratings), dialect, _RATING_COLS)
-        self.insert_case = _Statement(insert(cases), dialect, _CASE_COLS)
+        self.insert_rating = _Statement(insert(ratings), dialect, [HALL_ID, *_RATING_COLS])
+        self.insert_case = _Statement(insert(cases), dialect, [HALL_ID, *_CASE_COLS])
         self.update_case = _Statement(_update_by(cases, "id", _CASE_COLS), dialect, identity=("_key",))
 
 
@@ -486,8 +548,10 @@ def _statements(dialect: Any) -> _Statements:
 
 
 def _upsert(table: Table, keys: list[str], dialect: Any) -> list[_Statement]:
-    """Statements that write rows whether or not their key exists (ON CONFLICT where supported)."""
+    """Statements that write rows whether or not their key exists (ON CONFLICT where supported); ``keys``
+    within the hall (the hall id is part of every key)."""
     cols = [c.name for c in table.columns]
+    keys = [HALL_ID, *keys]
     if dialect.name in ("sqlite", "postgresql"):
         from sqlalchemy.dialects import postgresql, sqlite
 
@@ -541,8 +605,10 @@ class _Checkpointer:
 class Store:
     """The journal the engine commits to, and the loader it rebuilds from."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, hall: str = DEFAULT_HALL_ID) -> None:
         self.engine = engine
+        #: The hall whose records this store reads and writes (docs/city.md); no other hall's row is touched.
+        self.hall = hall
         self._sql = _statements(engine.dialect)
         # The journal's own connection, kept between commits: checking one out of the pool
         # (and resetting it on return) cost more than a whole SQLite commit. Commits come
@@ -634,6 +700,9 @@ class Store:
                    "at": _db(change.events[0].at if change.events else datetime.now(UTC)),
                    "reply": json_text(reply)}
             batches += [(stmt, [row]) for stmt in sql.upsert_request]
+        for _stmt, rows in batches:
+            for r in rows:
+                r[HALL_ID] = r["_hall"] = self.hall
         return batches
 
     def _write(self, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
@@ -692,42 +761,49 @@ class Store:
         keeps them."""
         since = _db(no_shows_since if no_shows_since is not None
                     else now - timedelta(minutes=noshow_grace_minutes))
-        live = (tickets.c.status.in_(sorted(ACTIVE))) | (
-            (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= since))
+        h = self.hall
+        live = (tickets.c.hall_id == h) & ((tickets.c.status.in_(sorted(ACTIVE))) | (
+            (tickets.c.status == NO_SHOW) & (tickets.c.status_at >= since)))
         with self.engine.connect() as conn:
-            open_tickets = _objs(Ticket, conn.execute(select(tickets).where(live).order_by(tickets.c.id)))
+            open_tickets = _objs(Ticket, conn.execute(_select(tickets).where(live).order_by(tickets.c.id)))
             open_visits = _objs(Visit, conn.execute(
-                select(visits).join(tickets, tickets.c.visit_id == visits.c.id).where(live)
+                _select(visits).join(tickets, (tickets.c.hall_id == visits.c.hall_id)
+                                     & (tickets.c.visit_id == visits.c.id)).where(live)
                 .order_by(visits.c.id)))
-            counters = [_obj(CounterState, r) for r in conn.execute(select(counter_state))]
+            counters = _objs(CounterState, conn.execute(_select(counter_state).where(counter_state.c.hall_id == h)
+                                                        .order_by(counter_state.c.number)))
             state = {r.key: json.loads(r.value) for r in conn.execute(
-                select(hall_state).where(hall_state.c.key != RETENTION_KEY))}
+                select(hall_state).where((hall_state.c.hall_id == h) & (hall_state.c.key != RETENTION_KEY)))}
             numbers = {(business_day, r.service): r.n for r in conn.execute(
                 select(tickets.c.service, func.max(tickets.c.number).label("n"))
-                .where(tickets.c.business_day == business_day).group_by(tickets.c.service))}
-            last_ticket = conn.execute(select(func.max(tickets.c.id))).scalar() or 0
-            last_visit = conn.execute(select(func.max(visits.c.id))).scalar() or 0
-            last_seq = conn.execute(select(func.max(events.c.seq))).scalar() or 0
+                .where((tickets.c.hall_id == h) & (tickets.c.business_day == business_day))
+                .group_by(tickets.c.service))}
+            last_ticket = conn.execute(select(func.max(tickets.c.id)).where(tickets.c.hall_id == h)).scalar() or 0
+            last_visit = conn.execute(select(func.max(visits.c.id)).where(visits.c.hall_id == h)).scalar() or 0
+            last_seq = conn.execute(select(func.max(events.c.seq)).where(events.c.hall_id == h)).scalar() or 0
             # Replies stay JSON text until a retry asks for one: a busy hall stores tens of thousands a
             # day, and decoding them all was most of a restart's loading.
             reqs = {(r.client, r.request_id): r.reply for r in conn.execute(
                 select(requests.c.client, requests.c.request_id, requests.c.reply)
-                .where(requests.c.at >= _db(now - request_horizon)))}
-            calls = conn.execute(select(events).where(events.c.type == "ticket_called")
+                .where((requests.c.hall_id == h) & (requests.c.at >= _db(now - request_horizon))))}
+            calls = conn.execute(select(events).where((events.c.hall_id == h) & (events.c.type == "ticket_called"))
                                  .order_by(events.c.seq.desc()).limit(30)).all()
-            open_cases = _objs(Case, conn.execute(select(cases).where(cases.c.status == CASE_OPEN)
+            open_cases = _objs(Case, conn.execute(_select(cases).where((cases.c.hall_id == h)
+                                                                       & (cases.c.status == CASE_OPEN))
                                                   .order_by(cases.c.id)))
-            last_rating = conn.execute(select(func.max(ratings.c.id))).scalar() or 0
-            last_case = conn.execute(select(func.max(cases.c.id))).scalar() or 0
+            last_rating = conn.execute(select(func.max(ratings.c.id)).where(ratings.c.hall_id == h)).scalar() or 0
+            last_case = conn.execute(select(func.max(cases.c.id)).where(cases.c.hall_id == h)).scalar() or 0
             ratable = []
             if ratable_since is not None:
                 for r in conn.execute(
                         select(visits.c.id, visits.c.ticket_id, tickets.c.label, visits.c.business_day,
                                visits.c.service, visits.c.counter, visits.c.clerk, visits.c.post, visits.c.ended_at,
                                ratings.c.level)
-                        .join(tickets, tickets.c.id == visits.c.ticket_id)
-                        .outerjoin(ratings, ratings.c.visit_id == visits.c.id)
-                        .where((visits.c.outcome == FINISHED) & (visits.c.ended_at >= _db(ratable_since)))
+                        .join(tickets, (tickets.c.hall_id == visits.c.hall_id) & (tickets.c.id == visits.c.ticket_id))
+                        .outerjoin(ratings, (ratings.c.hall_id == visits.c.hall_id)
+                                   & (ratings.c.visit_id == visits.c.id))
+                        .where((visits.c.hall_id == h) & (visits.c.outcome == FINISHED)
+                               & (visits.c.ended_at >= _db(ratable_since)))
                         .order_by(visits.c.ended_at, visits.c.id)):
                     ratable.append(Ratable(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _py(r[8]), r[9]))
         recent = [Event(seq=r.seq, at=_py(r.at), business_day=r.business_day, type=r.type,
@@ -747,10 +823,12 @@ class Store:
         For the pages of tickets that left the engine's memory (finished, cancelled, ...): the
         broker answers ``ticket_by_token`` from memory first (docs/web.md)."""
         with self.engine.connect() as conn:
-            found = _objs(Ticket, conn.execute(select(tickets).where(tickets.c.token == token)))
+            found = _objs(Ticket, conn.execute(_select(tickets).where((tickets.c.hall_id == self.hall)
+                                                                      & (tickets.c.token == token))))
             if not found:
                 return None
-            visit = _objs(Visit, conn.execute(select(visits).where(visits.c.id == found[0].visit_id)))
+            visit = _objs(Visit, conn.execute(_select(visits).where((visits.c.hall_id == self.hall)
+                                                                    & (visits.c.id == found[0].visit_id))))
         return found[0], (visit[0] if visit else None)
 
     # ------------------------------------------------------------------ clerks' PINs
@@ -759,7 +837,7 @@ class Store:
         """The clerk's PIN hash and generation, read now (the engine asks at each sign-in)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(clerk_pins.c.pin_hash, clerk_pins.c.generation)
-                               .where(clerk_pins.c.clerk == clerk)).first()
+                               .where((clerk_pins.c.hall_id == self.hall) & (clerk_pins.c.clerk == clerk))).first()
         return PinRecord(clerk, row.pin_hash, row.generation) if row is not None else None
 
     def set_pin_hash(self, clerk: str, pin_hash: str, *, by: str, change: str = "set") -> None:
@@ -772,37 +850,63 @@ class Store:
 
     def _pin_change(self, clerk: str, by: str, change: str, pin_hash: str | None) -> bool:
         values = {"changed_at": _db(datetime.now(UTC)), "changed_by": by[:64], "change": change}
+        mine = (clerk_pins.c.hall_id == self.hall) & (clerk_pins.c.clerk == clerk)
         with self.engine.begin() as conn:
-            gen = conn.execute(select(clerk_pins.c.generation).where(clerk_pins.c.clerk == clerk)).scalar()
+            gen = conn.execute(select(clerk_pins.c.generation).where(mine)).scalar()
             if gen is None:
                 if pin_hash is None:
                     return False
-                conn.execute(insert(clerk_pins).values(clerk=clerk, pin_hash=pin_hash, generation=1, **values))
+                conn.execute(insert(clerk_pins).values(hall_id=self.hall, clerk=clerk, pin_hash=pin_hash,
+                                                       generation=1, **values))
             else:
                 if pin_hash is not None:
                     values["pin_hash"] = pin_hash
-                conn.execute(update(clerk_pins).where(clerk_pins.c.clerk == clerk)
-                             .values(generation=clerk_pins.c.generation + 1, **values))
+                conn.execute(update(clerk_pins).where(mine).values(generation=clerk_pins.c.generation + 1, **values))
         return True
 
     def pin_records(self) -> dict[str, dict[str, Any]]:
         """Every clerk with a PIN: ``{"generation", "changed_at", "changed_by", "change"}`` (no hash)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(clerk_pins.c.clerk, clerk_pins.c.generation, clerk_pins.c.changed_at,
-                                       clerk_pins.c.changed_by, clerk_pins.c.change))
+                                       clerk_pins.c.changed_by, clerk_pins.c.change)
+                                .where(clerk_pins.c.hall_id == self.hall))
             return {r.clerk: {"generation": r.generation, "changed_at": _py(r.changed_at),
                               "changed_by": r.changed_by, "change": r.change} for r in rows}
 
     def clerk_locks(self) -> dict[str, dict[str, Any]]:
         """The engine's count of wrong PINs and locks as last committed (hall state ``clerk_locks``)."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(hall_state.c.value).where(hall_state.c.key == "clerk_locks")).scalar()
+            value = conn.execute(select(hall_state.c.value).where((hall_state.c.hall_id == self.hall)
+                                                                  & (hall_state.c.key == "clerk_locks"))).scalar()
         return json.loads(value) if value else {}
+
+    # ------------------------------------------------------------------ halls
+
+    def halls(self) -> list[str]:
+        """The ids of every hall with records in the database (registered or not), sorted."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            found.update(conn.execute(select(halls.c.id)).scalars())
+            for table in (tickets, counter_state, clerk_pins):
+                found.update(conn.execute(select(table.c.hall_id).distinct()).scalars())
+        return sorted(found)
+
+    def register_hall(self, name_zh: str, name_en: str, now: datetime | None = None) -> None:
+        """Record this hall (its names, when its broker started) in ``halls``; the central reports read it."""
+        at = _db(now or datetime.now(UTC))
+        with self.engine.begin() as conn:
+            if conn.execute(select(halls.c.id).where(halls.c.id == self.hall)).first() is None:
+                conn.execute(insert(halls).values(id=self.hall, name_zh=name_zh, name_en=name_en, registered_at=at,
+                                                  started_at=at))
+            else:
+                conn.execute(update(halls).where(halls.c.id == self.hall)
+                             .values(name_zh=name_zh, name_en=name_en, started_at=at))
 
     def events_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored events after ``seq`` (the audit log), oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(events).where(events.c.seq > seq).order_by(events.c.seq).limit(limit))
+            rows = conn.execute(select(events).where((events.c.hall_id == self.hall) & (events.c.seq > seq))
+                                .order_by(events.c.seq).limit(limit))
             return [{"seq": r.seq, "at": _py(r.at).isoformat(), "type": r.type, "ticket_id": r.ticket_id,
                      "service": r.service, "counter": r.counter, "clerk": r.clerk, "data": json.loads(r.data)}
                     for r in rows]
@@ -815,13 +919,16 @@ class Store:
         if self.stored_retention() == days:
             return  # the usual restart: nothing to write (and no fsync while the screens wait)
         with self.engine.begin() as conn:
-            conn.execute(delete(hall_state).where(hall_state.c.key == RETENTION_KEY))
-            conn.execute(insert(hall_state).values(key=RETENTION_KEY, value=json.dumps({"days": int(days)})))
+            conn.execute(delete(hall_state).where((hall_state.c.hall_id == self.hall)
+                                                  & (hall_state.c.key == RETENTION_KEY)))
+            conn.execute(insert(hall_state).values(hall_id=self.hall, key=RETENTION_KEY,
+                                                   value=json.dumps({"days": int(days)})))
 
     def stored_retention(self) -> int | None:
         """The retention period the hall's broker last recorded (None: no broker has started on it)."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(hall_state.c.value).where(hall_state.c.key == RETENTION_KEY)).scalar()
+            value = conn.execute(select(hall_state.c.value).where((hall_state.c.hall_id == self.hall)
+                                                                  & (hall_state.c.key == RETENTION_KEY))).scalar()
         return int(json.loads(value)["days"]) if value is not None else None
 
     def effective_retention(self, retention_days: int) -> int:
@@ -842,29 +949,34 @@ class Store:
         limit = today - timedelta(days=retention_days)
         if before > limit:
             raise HallError("RETENTION", days=retention_days, before=limit.isoformat())
+        h = self.hall  # only this hall's records: other halls keep theirs, whatever their periods (docs/city.md)
         with self.engine.begin() as conn:
-            closed = ~tickets.c.status.in_(sorted(ACTIVE))
+            closed = (tickets.c.hall_id == h) & ~tickets.c.status.in_(sorted(ACTIVE))
             old_ids = select(tickets.c.id).where((tickets.c.business_day < before) & closed)
             # The reports' facts go with their visits (the same tickets), so none outlives its visit.
-            conn.execute(delete(report_facts).where(report_facts.c.ticket_id.in_(old_ids)))
+            conn.execute(delete(report_facts).where((report_facts.c.hall_id == h)
+                                                    & report_facts.c.ticket_id.in_(old_ids)))
             # Ratings and closed cases go with their tickets; an open case stays until it is closed.
-            conn.execute(delete(ratings).where(ratings.c.ticket_id.in_(old_ids) & ratings.c.id.not_in(
-                select(cases.c.rating_id).where(cases.c.status == CASE_OPEN))))
-            conn.execute(delete(cases).where((cases.c.status != CASE_OPEN) & cases.c.visit_id.in_(
-                select(visits.c.id).where(visits.c.ticket_id.in_(old_ids)))))
-            n_visits = conn.execute(delete(visits).where(visits.c.ticket_id.in_(old_ids))).rowcount
+            conn.execute(delete(ratings).where(
+                (ratings.c.hall_id == h) & ratings.c.ticket_id.in_(old_ids) & ratings.c.id.not_in(
+                    select(cases.c.rating_id).where((cases.c.hall_id == h) & (cases.c.status == CASE_OPEN)))))
+            conn.execute(delete(cases).where(
+                (cases.c.hall_id == h) & (cases.c.status != CASE_OPEN) & cases.c.visit_id.in_(
+                    select(visits.c.id).where((visits.c.hall_id == h) & visits.c.ticket_id.in_(old_ids)))))
+            n_visits = conn.execute(delete(visits).where((visits.c.hall_id == h)
+                                                         & visits.c.ticket_id.in_(old_ids))).rowcount
             n_tickets = conn.execute(delete(tickets).where((tickets.c.business_day < before) & closed)).rowcount
-            still_open = select(tickets.c.id).where(tickets.c.status.in_(sorted(ACTIVE)))
+            still_open = select(tickets.c.id).where((tickets.c.hall_id == h) & tickets.c.status.in_(sorted(ACTIVE)))
             n_events = conn.execute(delete(events).where(
-                (events.c.business_day < before)
+                (events.c.hall_id == h) & (events.c.business_day < before)
                 & (events.c.ticket_id.is_(None) | events.c.ticket_id.not_in(still_open)))).rowcount
             n_req = conn.execute(delete(requests).where(
-                requests.c.at < datetime.combine(before, datetime.min.time()))).rowcount
+                (requests.c.hall_id == h) & (requests.c.at < datetime.combine(before, datetime.min.time())))).rowcount
         return {"tickets": n_tickets, "visits": n_visits, "events": n_events, "requests": n_req}
 
 
 def _update_by(table: Table, key: str, cols: list[str]) -> Any:
-    return (update(table).where(table.c[key] == bindparam("_key"))
+    return (update(table).where((table.c[HALL_ID] == bindparam("_hall")) & (table.c[key] == bindparam("_key")))
             .values({c: bindparam(c) for c in cols if c != key}))
 
 
@@ -893,11 +1005,30 @@ def _keyed(row: dict[str, Any], key: str) -> dict[str, Any]:
     return out
 
 
-def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL") -> Store:
-    """Open (and migrate) the database at ``url`` (default: SQLite in the data directory)."""
+def open_store(url: str | None = None, *, sqlite_synchronous: str = "FULL", hall: str = DEFAULT_HALL_ID,
+               hall_given: bool = False) -> Store:
+    """Open (and migrate) the database at ``url`` (default: SQLite in the data directory) for ``hall``'s records.
+
+    ``hall_given``: the hall's configuration named its id. A hall that did not (the single-hall default id)
+    is refused with :class:`HallIdRequired` when the database already holds another hall's records."""
     engine = make_engine(url or default_url(), sqlite_synchronous=sqlite_synchronous)
-    migrate(engine)
-    return Store(engine)
+    try:
+        migrate(engine, hall)
+        store = Store(engine, hall)
+        if not hall_given:
+            others = [h for h in store.halls() if h != hall]
+            if others:
+                raise HallIdRequired(hall, sorted({hall, *others}))
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def open_hall_store(url: str | None, config: Any, *, sqlite_synchronous: str = "FULL") -> Store:
+    """:func:`open_store` for the hall of ``config`` (a :class:`~broker.config.HallConfig`)."""
+    return open_store(url, sqlite_synchronous=sqlite_synchronous, hall=config.hall_id,
+                      hall_given=config.hall_id_given)
 
 
 def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None) -> Any:
@@ -914,11 +1045,14 @@ def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None
     stored = store.load(now, hours.business_day(now), noshow_grace_minutes=config.calling.noshow_grace_minutes,
                         no_shows_since=no_show_load_horizon(hours, now),
                         ratable_since=now - timedelta(minutes=config.rating.window_minutes) - RATING_HORIZON)
+    if store.hall != config.hall_id:
+        raise ValueError(f"the store is hall {store.hall!r}'s, the configuration hall {config.hall_id!r}'s")
     try:
         store.record_retention(config.retention_days)
+        store.register_hall(config.name.zh, config.name.en, now)
     except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command
-        log.warning("could not record the retention period (%s days) in the database", config.retention_days,
-                    exc_info=True)
+        log.warning("could not record the retention period (%s days) or the hall in the database",
+                    config.retention_days, exc_info=True)
     hall = Hall(config, clock, store, stored=stored, token_source=token_source, pins=store)
     from queuehall.errors import HallError
 

@@ -148,7 +148,8 @@ class BrokerThread:
         _fresh_sqlite(self.db_url)
         # NORMAL: no fsync per command. Durability is tested on a real process with the default
         # (FULL) in test_broker's kill -9 test; here it would only slow every command down.
-        self.store = open_store(self.db_url, sqlite_synchronous="NORMAL")
+        self.store = open_store(self.db_url, sqlite_synchronous="NORMAL", hall=self.config.hall_id,
+                                hall_given=self.config.hall_id_given)
         install_pins(self.store, self.config)
         hall = load_hall(self.config, self.clock, self.store)
         self._ctx = zmq.Context()
@@ -273,7 +274,7 @@ class BrokerProcess:
         except ConfigError:  # a test of a broker refusing its configuration
             pass
         else:
-            store = open_store(sqlite_url(self.db_path))
+            store = open_store(sqlite_url(self.db_path), hall=config.hall_id, hall_given=config.hall_id_given)
             install_pins(store, config)
             store.close()
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -178,7 +178,7 @@ def test_opening_twice_is_a_no_op(db_url: str) -> None:
     first.close()
     second = open_store(db_url, sqlite_synchronous=SYNC)  # migrating an up-to-date database changes nothing
     try:
-        assert dump(second)["tickets"][0][4] == "A001"
+        assert dump(second)["tickets"][0][5] == "A001"
     finally:
         second.close()
 
@@ -338,7 +338,7 @@ def test_a_request_id_older_than_the_reload_horizon_runs_again(store: Store, reo
     assert (again["ticket"]["label"], again["ticket"]["business_day"]) == ("A001", friday.isoformat())
     assert again != first
     assert reopen(hall).execute("take_ticket", {"service": "P"}, client="kiosk-1", request_id="boot-1") == again
-    assert [r[1] for r in dump(store)["requests"]] == ["boot-1"]  # the stored reply was replaced
+    assert [r[2] for r in dump(store)["requests"]] == ["boot-1"]  # the stored reply was replaced
 
 
 def test_no_shows_are_kept_for_the_day_and_reloaded_the_same(store: Store, reopen: Any) -> None:
@@ -399,7 +399,7 @@ def test_the_unique_constraint_rejects_a_duplicate_number(store: Store) -> None:
     at = clock.now().replace(tzinfo=None)  # naive UTC, as stored
     with store.engine.begin() as conn:
         conn.execute(insert(storage.tickets).values(
-            id=1000, business_day=TUESDAY, service="P", number=2, label="A002", issued_at=at, status="waiting",
+            hall_id="main", id=1000, business_day=TUESDAY, service="P", number=2, label="A002", issued_at=at, status="waiting",
             queue_service="P", queue_key=at, visit_id=1000, recalls=0))
     before, rows, replies = memory(hall), dump(store), dict(hall.requests)
     err = refused(hall, "STORAGE", "take_ticket", {"service": "P"}, client="kiosk-1", request_id="r-dup")
@@ -612,14 +612,14 @@ def test_purge_respects_retention_and_deletes_only_old_closed_records(store: Sto
     # A001 (2 visits), A002, A003, A004 (unserved at close) and their events; today's ticket stays.
     assert counts == {"tickets": 4, "visits": 5, "events": old_events(rows, old), "requests": 4}
     after = dump(store)
-    assert [r[4] for r in after["tickets"]] == ["A001"]
-    assert {r[1] for r in after["visits"]} == {5}
-    assert all(r[2] >= limit for r in after["events"])
-    assert [r[1] for r in after["requests"]] == ["new-0"]
+    assert [r[5] for r in after["tickets"]] == ["A001"]
+    assert {r[2] for r in after["visits"]} == {5}
+    assert all(r[3] >= limit for r in after["events"])
+    assert [r[2] for r in after["requests"]] == ["new-0"]
     assert store.purge(limit, retention_days=190, today=TUESDAY) == dict.fromkeys(counts, 0)
     # A restart sees the same hall, except for the purged calls in the displays' history.
     again, kept = memory(reopen(hall)), memory(hall)
-    remaining = {r[0] for r in after["events"]}
+    remaining = {r[1] for r in after["events"]}
     kept["recent_calls"] = [e for e in kept["recent_calls"] if e.seq in remaining]
     kept["snapshot"]["recent_calls"] = [c for c in kept["snapshot"]["recent_calls"] if c["seq"] in remaining]
     assert len(kept["recent_calls"]) == 1 and again == kept
@@ -633,7 +633,7 @@ def refused_purge(store: Store, before: date, days: int) -> HallError:
 
 
 def old_events(rows: dict[str, list[tuple[Any, ...]]], day: date) -> int:
-    return sum(1 for r in rows["events"] if r[2] == day)
+    return sum(1 for r in rows["events"] if r[3] == day)
 
 
 def test_the_journal_counts_match_the_engine(store: Store) -> None:
