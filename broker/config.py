@@ -218,6 +218,8 @@ class HallConfig:
     # named it (a database shared with other halls refuses a hall that did not).
     hall_id: str = DEFAULT_HALL_ID
     hall_id_given: bool = False
+    # Where the hall is (a city's wait page and reports show it); empty when not given.
+    address: Text = Text("", "")
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -286,11 +288,54 @@ _MISSING: Any = object()  # sentinel: "no default, the key is required"
 def load_config(path: str | Path = DEFAULT_CONFIG) -> HallConfig:
     """Read and validate a hall configuration file (TOML, UTF-8; a BOM is tolerated).
 
-    Returns a fully checked :class:`HallConfig` whose ``source`` is ``str(path)``.
+    A file may start from another with ``extends = "shared.toml"`` (a path relative to the file;
+    see :func:`read_toml`): what the parts of a city share is written once (docs/configuration.md,
+    "Shared parts"). Returns a fully checked :class:`HallConfig` whose ``source`` is ``str(path)``.
     Raises :class:`ConfigError` for an unreadable file, invalid TOML, or any problem
     :func:`parse_config` finds; nothing else escapes.
     """
+    return parse_config(read_toml(path), str(Path(path)))
+
+
+#: How many files deep ``extends`` may go (a hall, its city's shared parts, a province's...).
+MAX_EXTENDS = 8
+
+
+def read_toml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The decoded TOML of ``path`` with its ``extends`` chain applied (``extends`` itself removed).
+
+    ``extends = "FILE"`` (relative to the file naming it) makes FILE the starting point: the file's
+    own tables are merged into FILE's key by key, recursively, and any other value (a string, a
+    number, an array, an array of tables such as ``[[service]]``) replaces FILE's value whole.
+    FILE may extend another file in turn; a loop or a chain deeper than :data:`MAX_EXTENDS` is
+    refused (``CONFIG_EXTENDS``), as is a FILE that cannot be read (``CONFIG_UNREADABLE``, naming it).
+    """
     p = Path(path)
+    data = _read_one(p)
+    if "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise ConfigError(p, "extends", _bilingual(f"is {_kind(base_name)}; expected the path of a TOML file",
+                                                   "须为另一个 TOML 文件的路径"), "CONFIG_EXTENDS")
+    base = (p.parent / base_name).resolve()
+    chain = (*_seen, p.resolve())
+    if base in chain or len(chain) > MAX_EXTENDS:
+        names = " -> ".join(str(x) for x in (*chain, base))
+        raise ConfigError(p, "extends", _bilingual(f"the files extend each other in a loop or too deeply: {names}",
+                                                   f"配置文件循环引用或层数过多（最多{MAX_EXTENDS}层）"),
+                          "CONFIG_EXTENDS")
+    return _merge_tables(read_toml(base, chain), data)
+
+
+def _merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge_tables(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_one(p: Path) -> dict[str, Any]:
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -309,7 +354,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> HallConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(p, "(toml)", _bilingual(f"not valid TOML: {exc}", "TOML语法错误"),
                           "CONFIG_SYNTAX") from exc
-    return parse_config(data, str(p))
+    return data
 
 
 def parse_config(data: dict[str, Any], source: str) -> HallConfig:
@@ -364,12 +409,13 @@ class _Parser:
     def parse(self, data: dict[str, Any]) -> HallConfig:
         top = _Table(self, data, "", TOP_LEVEL_KEYS, "a TOML document")
         hall = _Table(self, top.get("hall"), "hall",
-                      ("id", "name", "timezone", "number_width", "retention_days", "ticket_footer",
+                      ("id", "name", "address", "timezone", "number_width", "retention_days", "ticket_footer",
                        "display_notice", "public_base_url", "remote_quota", "remote_arrival_minutes",
                        "help_counter"),
                       "a table [hall]")
         hall_id = self.hall_id(hall)
         name = hall.text("name")
+        address = hall.text("address", Text("", ""))
         timezone = self.timezone(hall)
         number_width = hall.integer("number_width", 3, 2, 5)
         retention_days = hall.integer("retention_days", 366, 0)
@@ -429,6 +475,7 @@ class _Parser:
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
             help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
             sign_in=sign_in, hall_id=hall_id or DEFAULT_HALL_ID, hall_id_given=hall_id is not None,
+            address=address,
         )
 
     def hall_id(self, hall: _Table) -> str | None:
@@ -915,7 +962,10 @@ def _text(t: Text) -> dict[str, str]:
 
 def _to_dict(cfg: HallConfig) -> dict[str, Any]:
     hall: dict[str, Any] = {"id": cfg.hall_id} if cfg.hall_id_given else {}
-    hall |= {"name": _text(cfg.name), "timezone": cfg.timezone,
+    hall |= {"name": _text(cfg.name)}
+    if cfg.address.zh or cfg.address.en:
+        hall["address"] = _text(cfg.address)
+    hall |= {"timezone": cfg.timezone,
                             "number_width": cfg.number_width, "retention_days": cfg.retention_days}
     # Empty optional texts are the "not given" default; writing them out would not parse back.
     if cfg.ticket_footer.zh or cfg.ticket_footer.en:
