@@ -21,11 +21,11 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from queuehall.broker.config import HallConfig
+from queuehall.broker.config import DEFAULT_HALL_ID, HallConfig
 from queuehall.broker.hours import OpeningHours
 from queuehall.broker.model import CASE_OPEN, GOOD_LEVELS, RATING_LEVELS
 from queuehall.broker.storage import cases, events, ratings, visits
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, true
 
 DIMENSIONS = ("clerk", "counter", "service", "day")
 
@@ -48,14 +48,24 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def satisfaction(engine: Engine, config: HallConfig, start: date, end: date, today: date) -> dict[str, Any]:
+def _hall(table: Any, config: HallConfig, hall: Any) -> Any:
+    """The condition on ``table`` for ``hall``'s records (``...``: ``config``'s hall; None: every hall)."""
+    hall = config.hall_id if hall is ... else hall
+    return table.c.hall_id == hall if hall is not None else true()
+
+
+def satisfaction(engine: Engine, config: HallConfig, start: date, end: date, today: date,
+                 hall: Any = ...) -> dict[str, Any]:
     """The satisfaction figures of ratings of business days ``start``..``end`` (see the module docstring);
-    ``today`` decides which open cases are overdue."""
+    ``today`` decides which open cases are overdue. ``hall``: whose ratings (default ``config``'s hall;
+    None: every hall's, a city's)."""
     by: dict[str, dict[Any, dict[str, Any]]] = {d: defaultdict(_new) for d in DIMENSIONS}
     total = _new()
     with engine.connect() as conn:
-        rows = conn.execute(select(ratings).where(ratings.c.business_day.between(start, end))).all()
-        case_rows = conn.execute(select(cases).where(cases.c.business_day.between(start, end))).all()
+        rows = conn.execute(select(ratings).where(_hall(ratings, config, hall),
+                                                  ratings.c.business_day.between(start, end))).all()
+        case_rows = conn.execute(select(cases).where(_hall(cases, config, hall),
+                                                     cases.c.business_day.between(start, end))).all()
     for r in rows:
         keys = {"clerk": r.clerk, "counter": r.counter, "service": r.service, "day": r.business_day.isoformat()}
         for acc in (total, *(by[d][keys[d]] for d in DIMENSIONS)):
@@ -81,33 +91,37 @@ def satisfaction(engine: Engine, config: HallConfig, start: date, end: date, tod
     return out
 
 
-def _alert_rows(engine: Engine, start: date, end: date) -> list[tuple[date, str, dict[str, Any]]]:
+def _alert_rows(engine: Engine, start: date, end: date, hall: str | None) -> list[tuple[date, str, dict[str, Any]]]:
+    mine = events.c.hall_id == hall if hall is not None else true()
     with engine.connect() as conn:
         rows = conn.execute(select(events.c.business_day, events.c.data)
-                            .where((events.c.type == "alert_raised") & events.c.business_day.between(start, end))
+                            .where(mine, (events.c.type == "alert_raised") & events.c.business_day.between(start, end))
                             .order_by(events.c.seq)).all()
     return [(r.business_day, str(json.loads(r.data).get("rule")), json.loads(r.data).get("details") or {})
             for r in rows]
 
 
-def alerts_per_day(engine: Engine, start: date, end: date) -> list[dict[str, Any]]:
-    """Alerts raised per business day and rule: ``[{day, rule, raised}]``."""
+def alerts_per_day(engine: Engine, start: date, end: date, hall: str | None = DEFAULT_HALL_ID) -> list[dict[str, Any]]:
+    """Alerts raised per business day and rule: ``[{day, rule, raised}]`` (``hall``'s; None: every hall's)."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for day, rule, _details in _alert_rows(engine, start, end):
+    for day, rule, _details in _alert_rows(engine, start, end, hall):
         counts[(day.isoformat(), rule)] += 1
     return [{"day": d, "rule": r, "raised": n} for (d, r), n in sorted(counts.items())]
 
 
-def assessment(engine: Engine, config: HallConfig, start: date, end: date, today: date) -> list[dict[str, Any]]:
+def assessment(engine: Engine, config: HallConfig, start: date, end: date, today: date,
+               hall: Any = ...) -> list[dict[str, Any]]:
     """The clerk assessment table (考核评比), one row per clerk who served or was rated in the period:
     ``finished``, ``service_avg_min`` (serving → end of finished visits), ``no_show_share`` (of visits
     called), ``rated``, ``good_rate``, ``level_avg``, ``cases``, ``callback_rate``, ``alerts`` (alerts naming
     the clerk, or their counter while they were the one last rated there)."""
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"called": 0, "finished": 0, "no_show": 0,
                                                            "service_s": 0.0, "timed": 0, "alerts": 0})
+    hall = config.hall_id if hall is ... else hall
     with engine.connect() as conn:
         for v in conn.execute(select(visits.c.clerk, visits.c.outcome, visits.c.serving_at, visits.c.ended_at)
-                              .where(visits.c.business_day.between(start, end) & visits.c.clerk.is_not(None))):
+                              .where(_hall(visits, config, hall),
+                                     visits.c.business_day.between(start, end) & visits.c.clerk.is_not(None))):
             acc = rows[v.clerk]
             acc["called"] += 1
             if v.outcome == "finished":
@@ -117,9 +131,9 @@ def assessment(engine: Engine, config: HallConfig, start: date, end: date, today
                     acc["timed"] += 1
             elif v.outcome == "no_show":
                 acc["no_show"] += 1
-    sat = {r["clerk"]: r for r in satisfaction(engine, config, start, end, today)["by_clerk"]}
+    sat = {r["clerk"]: r for r in satisfaction(engine, config, start, end, today, hall=hall)["by_clerk"]}
     clerk_of_counter = {c.number: c.clerk_a for c in config.counters}
-    for _day, _rule, details in _alert_rows(engine, start, end):
+    for _day, _rule, details in _alert_rows(engine, start, end, hall):
         clerk = details.get("clerk") or (clerk_of_counter.get(details["counter"]) if details.get("counter") else None)
         if clerk:
             rows[clerk]["alerts"] += 1
@@ -137,10 +151,12 @@ def assessment(engine: Engine, config: HallConfig, start: date, end: date, today
     return out
 
 
-def export_day(engine: Engine, day: date) -> list[dict[str, Any]]:
-    """The ratings of business day ``day`` as records (docs/evaluation.md "Record format"), in rating order."""
+def export_day(engine: Engine, day: date, hall: str = DEFAULT_HALL_ID) -> list[dict[str, Any]]:
+    """The ratings of business day ``day`` in ``hall`` as records (docs/evaluation.md "Record format"), in
+    rating order."""
     with engine.connect() as conn:
-        rows = conn.execute(select(ratings).where(ratings.c.business_day == day).order_by(ratings.c.id)).all()
+        rows = conn.execute(select(ratings).where(ratings.c.hall_id == hall, ratings.c.business_day == day)
+                            .order_by(ratings.c.id)).all()
     out = []
     for r in rows:
         zh, en = RATING_LEVELS[r.level]
@@ -173,11 +189,11 @@ def _export_main(args: Any) -> int:
 
     try:
         day, _ = parse_period(args.day, None, None)
-        engine, _config = _open(args.db, args.config)
+        engine, config = _open(args.db, args.config)
     except ReportError as err:
         return _fail("ratings export", err)
     try:
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in export_day(engine, day))
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in export_day(engine, day, config.hall_id))
     finally:
         engine.dispose()
     if args.out:

@@ -432,7 +432,8 @@ class HallIdRequired(QueuehallError):
         listing = ", ".join(others)
         super().__init__(
             "HALL_ID_REQUIRED",
-            f"此数据库已由多个大厅共用（{listing}），请在 hall.toml 的 [hall] 中设置本大厅的 id，例如 id = \"dongcheng\"",
+            f"此数据库已由多个大厅共用（{listing}），请在 hall.toml 的 [hall] 中设置本大厅的 id，"
+            "例如 id = \"dongcheng\"",
             f"this database is shared by several halls ({listing}); set this hall's id in hall.toml, "
             f"[hall] id = \"...\" (e.g. \"dongcheng\")",
             {"hall": hall, "halls": others})

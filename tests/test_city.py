@@ -388,9 +388,138 @@ def test_the_ids_of_halls_count_apart_on_one_database(db_url: str) -> None:
         assert got == [(h, i) for h in ("dongcheng", "xicheng") for i in (1, 2, 3)]
         assert Tally(r.hall_id for r in rows(stores[0], storage.events)) == {"dongcheng": 3, "xicheng": 3}
         # The database refuses a row that would collide within a hall (the key leads with the hall id).
-        with pytest.raises(Exception, match="(?i)unique|duplicate"), stores[0].engine.begin() as conn:
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"), stores[0].engine.begin() as conn:
             conn.execute(insert(storage.events).values(hall_id="xicheng", seq=1, at=datetime(2026, 1, 1),
                                                        business_day=TUESDAY, type="x", data="{}"))
     finally:
         for s in stores:
             s.close()
+
+
+# ---------------------------------------------------------------------------- reports per hall and for the city
+
+
+def drive(h: Hall, clock: ManualClock, takes: int, service_minutes: int) -> None:
+    """A morning: ``takes`` tickets, two counters serving them ``service_minutes`` each, a 差评 and a 好评."""
+    for n, clerk in ((1, "c1a"), (2, "c2a")):
+        h.execute("sign_in", {"counter": n, "clerk": clerk, "pin": PIN})
+    for i in range(takes):
+        h.execute("take_ticket", {"service": "PH"[i % 2]})
+        clock.advance(minutes=1)
+    for i in range(takes):
+        counter = 1 if i % 3 else 2
+        try:
+            h.execute("call_next", {"counter": counter})
+        except Exception:
+            continue
+        h.execute("start", {"counter": counter})
+        clock.advance(minutes=service_minutes)
+        done = h.execute("finish", {"counter": counter})["ticket"]["label"]
+        if i < 2:
+            h.execute("rate", {"level": 5 if i == 0 else 1, "ticket": done})
+
+
+def two_halls(db_url: str) -> tuple[dict[str, Any], datetime]:
+    """Halls dongcheng (busy, slow) and xicheng (quiet, quick) on one database; their stores."""
+    stores = {}
+    for h, takes, minutes in (("dongcheng", 12, 9), ("xicheng", 6, 3)):
+        s = stores[h] = open_store(db_url, hall=h, hall_given=True)
+        install_pins(s, hall(h))
+        clock = ManualClock(local(TUESDAY, 9))
+        drive(load_hall(hall(h), clock, s), clock, takes, minutes)
+    return stores, local(TUESDAY, 16)
+
+
+def test_a_halls_report_on_a_shared_database_equals_its_report_alone(tmp_path: Path, db_url: str) -> None:
+    from queuehall.broker.reports import ReportBuilder
+
+    stores, now = two_halls(db_url)
+    try:
+        for h, takes, minutes in (("dongcheng", 12, 9), ("xicheng", 6, 3)):
+            alone = open_store(f"sqlite:///{tmp_path / f'{h}-alone.db'}")
+            install_pins(alone, small_config())
+            clock = ManualClock(local(TUESDAY, 9))
+            drive(load_hall(small_config(), clock, alone), clock, takes, minutes)
+            want = ReportBuilder(alone.engine, small_config()).build(TUESDAY, TUESDAY, "service", now).to_dict()
+            got = ReportBuilder(stores[h].engine, hall(h)).build(TUESDAY, TUESDAY, "service", now).to_dict()
+            assert got == want, h
+            assert got["tickets"]["issued"] == takes
+            for group in ("counter", "clerk", "day", "hour"):
+                assert (ReportBuilder(stores[h].engine, hall(h)).build(TUESDAY, TUESDAY, group, now).to_dict()
+                        == ReportBuilder(alone.engine, small_config()).build(TUESDAY, TUESDAY, group, now).to_dict())
+            alone.close()
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+def test_the_city_report_puts_the_halls_side_by_side_with_the_total_and_rankings(db_url: str) -> None:
+    from queuehall.broker.reports import ReportBuilder
+    from queuehall.broker.reports.city import build_city, city_csv, city_table
+
+    stores, now = two_halls(db_url)
+    engine = stores["dongcheng"].engine
+    try:
+        configs = {h: hall(h) for h in stores}
+        rep = build_city(engine, configs, hall("dongcheng"), TUESDAY, TUESDAY, now)
+        assert [r["hall"] for r in rep.halls] == ["dongcheng", "xicheng"]
+        for row in rep.halls:  # every figure is the hall's own report's
+            own = ReportBuilder(engine, configs[row["hall"]]).build(TUESDAY, TUESDAY, "service", now)
+            assert rep.reports[row["hall"]].to_dict() == own.to_dict()
+            assert (row["issued"], row["wait_avg_min"], row["same_day_rate"]) == (
+                own.tickets["issued"], own.total["wait_avg_min"], own.completion["same_day_rate"])
+            assert row["rated"] == 2 and row["good_rate"] == 0.5
+        city, (d, x) = rep.city, rep.halls
+        assert city["issued"] == d["issued"] + x["issued"] == 18
+        assert city["served"] == d["served"] + x["served"] and city["visits"] == d["visits"] + x["visits"]
+        assert city["sla_counted"] == d["sla_counted"] + x["sla_counted"] and city["rated"] == 4
+        both = (d["wait_avg_min"] * d["sla_counted"] + x["wait_avg_min"] * x["sla_counted"]) / city["sla_counted"]
+        assert city["wait_avg_min"] == pytest.approx(both, abs=0.02)
+        assert min(d["wait_max_min"], x["wait_max_min"]) <= city["wait_median_min"] <= max(
+            d["wait_max_min"], x["wait_max_min"])
+        # The quiet, quick hall waits less: it leads the wait rankings; the ratings tie (1 and 1).
+        assert [r["hall"] for r in rep.rankings["wait_avg"]] == ["xicheng", "dongcheng"]
+        assert rep.rankings["wait_avg"][0]["rank"] == 1 and rep.rankings["wait_avg"][1]["rank"] == 2
+        assert [r["rank"] for r in rep.rankings["satisfaction"]] == [1, 1]
+        text = city_table(rep)
+        assert "dongcheng" in text and "xicheng" in text and "全市" in text and "排名" in text
+        lines = city_csv(rep).splitlines()
+        assert len(lines) == 4 and lines[-1].startswith("all,全市合计")
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+def test_queuehall_report_hall_all_on_the_city_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             db_url: str) -> None:
+    import json
+
+    from queuehall.broker.config import load_config
+
+    from queuehall.cli import main
+
+    city_dir = broker_fixtures.ROOT / "config" / "beijing-exit-entry"
+    for h, takes in (("haidian", 5), ("xuanwu", 3)):
+        cfg = load_config(city_dir / f"{h}.toml")
+        s = open_store(db_url, hall=h, hall_given=True)
+        install_pins(s, cfg)
+        clock = ManualClock(local(TUESDAY, 9))
+        hh = load_hall(cfg, clock, s)
+        for _ in range(takes):
+            hh.execute("take_ticket", {"service": "passport"})
+        s.close()
+    base = ["report", "--db", db_url, "--config-dir", str(city_dir), "--day", TUESDAY.isoformat()]
+    assert main([*base, "--hall", "all", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(h["hall"], h["issued"]) for h in out["halls"]] == [("haidian", 5), ("xuanwu", 3)]
+    assert out["halls"][0]["name_zh"] == "北京市公安局海淀分局出入境接待大厅"
+    assert out["city"]["issued"] == 8 and set(out["rankings"]) == {"wait_avg", "wait_p90", "within_target",
+                                                                   "same_day", "satisfaction"}
+    assert main([*base, "--hall", "all"]) == 0
+    assert "haidian" in capsys.readouterr().out
+    assert main([*base, "--hall", "xuanwu", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tickets"]["issued"] == 3
+    assert main([*base, "--hall", "chaoyang"]) == 2
+    assert "REPORT_UNKNOWN_HALL" in capsys.readouterr().err
+    assert main([*base, "--hall", "all", "--format", "xlsx", "--out", str(tmp_path / "x.xlsx")]) == 2
+    assert "REPORT_CITY_FORMAT" in capsys.readouterr().err

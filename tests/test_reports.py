@@ -479,7 +479,7 @@ def _naive(d: datetime | None) -> datetime | None:
     return d.astimezone(UTC).replace(tzinfo=None) if d is not None else None
 
 
-def insert_history(engine: Engine, h: History, with_plan: bool = True) -> None:
+def insert_history(engine: Engine, h: History, with_plan: bool = True, hall: str = "main") -> None:
     """Write the history (and the counter plan's events) with Core executemany, shaped like the engine's."""
     ticket_rows, visit_rows = [], []
     for t in h.tickets:
@@ -500,6 +500,8 @@ def insert_history(engine: Engine, h: History, with_plan: bool = True) -> None:
         event_rows.append({"seq": seq, "at": _naive(at(day, hh, mm)), "business_day": day, "type": type_,
                            "ticket_id": None, "service": None, "counter": counter, "clerk": clerk,
                            "data": json.dumps(data)})
+    for r in (*ticket_rows, *visit_rows, *event_rows):
+        r["hall_id"] = hall
     with engine.begin() as conn:
         conn.execute(insert(storage.tickets), ticket_rows)
         conn.execute(insert(storage.visits), visit_rows)
@@ -1215,7 +1217,7 @@ def test_purge_keeps_the_retention_period_and_says_what_it_deleted(
     insert_history(engine, h, with_plan=False)
     with engine.begin() as conn:
         conn.execute(insert(storage.events), [
-            {"seq": i, "at": _naive(at(d, 9)), "business_day": d, "type": "ticket_issued",
+            {"hall_id": "main", "seq": i, "at": _naive(at(d, 9)), "business_day": d, "type": "ticket_issued",
              "ticket_id": None, "service": None, "counter": None, "clerk": None, "data": "{}"}
             for i, d in enumerate((old, old, recent), 1)])
     db = ["--db", db_file_url(engine), "--config", config_path]

@@ -399,7 +399,8 @@ def test_the_unique_constraint_rejects_a_duplicate_number(store: Store) -> None:
     at = clock.now().replace(tzinfo=None)  # naive UTC, as stored
     with store.engine.begin() as conn:
         conn.execute(insert(storage.tickets).values(
-            hall_id="main", id=1000, business_day=TUESDAY, service="P", number=2, label="A002", issued_at=at, status="waiting",
+            hall_id="main", id=1000, business_day=TUESDAY, service="P", number=2, label="A002", issued_at=at,
+            status="waiting",
             queue_service="P", queue_key=at, visit_id=1000, recalls=0))
     before, rows, replies = memory(hall), dump(store), dict(hall.requests)
     err = refused(hall, "STORAGE", "take_ticket", {"service": "P"}, client="kiosk-1", request_id="r-dup")

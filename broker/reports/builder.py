@@ -48,7 +48,7 @@ class ReportBuilder(VisitFigures, CounterFigures):
         not stored yet; docs/reports.md "How it reads the database") and a TEMP table; with
         ``parallel``, reads on a second connection in a second thread at the same time.
         """
-        if group not in GROUPS:
+        if group not in GROUPS and not (group == "hall" and self.hall is None):
             raise ReportError("REPORT_BAD_GROUP", group=group, choices=", ".join(GROUPS))
         if end < start:
             raise ReportError("REPORT_BAD_PERIOD", detail=f"{end.isoformat()} is before {start.isoformat()}")
@@ -79,14 +79,25 @@ class ReportBuilder(VisitFigures, CounterFigures):
         if "ratings" in self._tables():
             from queuehall.broker import satisfaction as sat
 
-            extra = {"satisfaction": sat.satisfaction(self.engine, self.config, start, end, as_of),
-                     "assessment": sat.assessment(self.engine, self.config, start, end, as_of),
-                     "alerts": sat.alerts_per_day(self.engine, start, end)}
+            extra = {"satisfaction": sat.satisfaction(self.engine, self.config, start, end, as_of, hall=self.hall),
+                     "assessment": [] if self.hall is None else sat.assessment(self.engine, self.config, start, end,
+                                                                               as_of, hall=self.hall),
+                     "alerts": sat.alerts_per_day(self.engine, start, end, hall=self.hall)}
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
                       {"group": "all", **_row(total, pct.get(None, {}))}, rows, counters, clerks, hourly, heat,
                       **extra, notes=["Percentiles are nearest-rank.",
                              "Matters with a promised completion time are completed in the back office after "
                              "the ticket; queuehall records their acceptance and due date, not their completion."])
+
+    def hall_names(self) -> dict[str, dict[str, str | None]]:
+        """The names of the database's halls as their brokers registered them (docs/city.md)."""
+        from queuehall.broker.storage import halls
+
+        if "halls" not in self._tables():
+            return {}
+        with self.engine.connect() as conn:
+            return {r.id: {"name_zh": r.name_zh, "name_en": r.name_en}
+                    for r in conn.execute(select(halls.c.id, halls.c.name_zh, halls.c.name_en))}
 
     def _tables(self) -> set[str]:
         """The database's tables (a database older than migration 0006 has no ratings)."""
@@ -105,9 +116,11 @@ class ReportBuilder(VisitFigures, CounterFigures):
     def _side(self, conn: Any, f: Any, start: date, end: date, now: datetime) -> tuple[Any, Any, Any, Any]:
         """Counter time, clerks, per hour and busy hours: the figures that do not depend on the grouping,
         which :meth:`build` computes on a second connection at the same time as the others."""
+        hourly, heat = self._hourly(conn, f)
+        if self.hall is None:  # a city: each hall's counters and clerks are its own (its own report)
+            return [], [], hourly, heat
         called = self._called(conn, f)
         counters = self._counter_time(conn, f, called, start, end, now)
-        hourly, heat = self._hourly(conn, f)
         return counters, self._clerks(called), hourly, heat
 
     def _side_apart(self, start: date, end: date, now: datetime, plan: FactDays) -> tuple[Any, Any, Any, Any]:
@@ -115,7 +128,7 @@ class ReportBuilder(VisitFigures, CounterFigures):
         other thread). It stores nothing: it reads the facts the other connection stored (``plan``), and
         computes the others itself, the same way (the same visits and ``now``)."""
         helper = ReportBuilder(self.engine, self.config, materialize=self.materialize,
-                               stored_facts=self.stored_facts, parallel=False)
+                               stored_facts=self.stored_facts, parallel=False, city=self.hall is None)
         with self.engine.connect() as conn, helper._facts(conn, start, end, now, write=False, plan=plan) as f:
             return helper._side(conn, f, start, end, now)
 
@@ -130,6 +143,8 @@ class ReportBuilder(VisitFigures, CounterFigures):
                 thing = self.config.counter(int(key))
             elif group == "clerk":
                 thing = self.config.clerk(str(key))
+            elif group == "hall":
+                return self.hall_names().get(str(key), {"name_zh": None, "name_en": None})
         if thing is None:
             return {"name_zh": None, "name_en": None}
         return {"name_zh": thing.name.zh, "name_en": thing.name.en}

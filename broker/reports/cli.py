@@ -37,6 +37,12 @@ def register(sub: Any) -> None:
     p.add_argument("--group", default="service", help=f"rows by: {', '.join(GROUPS)} (default service)")
     p.add_argument("--format", default="table", choices=FORMATS)
     p.add_argument("--out", default=None, help="output file (csv, json, xlsx) or folder (png); default stdout")
+    p.add_argument("--hall", default=None,
+                   help="a hall of a shared database by its id, or 'all': every hall side by side, the city total "
+                        "and rankings (docs/city.md); default the hall of --config")
+    p.add_argument("--config-dir", default=None,
+                   help="the city's configuration folder (one file per hall, e.g. config/beijing-exit-entry): "
+                        "each hall is reported with its own file")
     p.add_argument("--prepare", action="store_true",
                    help="only store the report facts of the closed business days (run nightly; with --day or "
                         "--from/--to just those days); prints JSON")
@@ -105,6 +111,49 @@ def _open(db: str | None, config: str | None) -> tuple[Engine, HallConfig]:
     return engine, cfg
 
 
+def city_configs(folder: str | None) -> dict[str, HallConfig]:
+    """Every hall configuration in ``folder`` by hall id: the ``*.toml`` files naming a ``[hall] id`` (after
+    ``extends``; a shared file without one is skipped). :class:`ReportError` REPORT_CONFIG for a broken one."""
+    from pathlib import Path
+
+    from queuehall.broker.config import ConfigError, load_config, read_toml
+
+    out: dict[str, HallConfig] = {}
+    if not folder:
+        return out
+    files = sorted(Path(folder).glob("*.toml"))
+    if not Path(folder).is_dir() or not files:
+        raise ReportError("REPORT_CONFIG", detail=f"{folder}: no hall configuration files (*.toml) there")
+    try:
+        for path in files:
+            hall = read_toml(path).get("hall")
+            if not (isinstance(hall, dict) and "id" in hall):
+                continue
+            cfg = load_config(path)
+            if cfg.hall_id in out:
+                raise ReportError("REPORT_CONFIG",
+                                  detail=f"{path}: hall id {cfg.hall_id!r} is also {out[cfg.hall_id].source}")
+            out[cfg.hall_id] = cfg
+    except ConfigError as err:
+        raise ReportError("REPORT_CONFIG", detail=str(err)) from None
+    return out
+
+
+def _for_hall(config: HallConfig, configs: dict[str, HallConfig], hall: str | None, engine: Engine) -> HallConfig:
+    """The configuration to report ``hall`` with (its own file in --config-dir, else --config under its id);
+    REPORT_UNKNOWN_HALL for a hall the database has no record of."""
+    from dataclasses import replace
+
+    from queuehall.broker.storage import Store
+
+    if hall is None:
+        return config
+    known = Store(engine).halls()
+    if hall not in known:
+        raise ReportError("REPORT_UNKNOWN_HALL", hall=hall, halls=", ".join(known) or "—")
+    return configs.get(hall) or replace(config, hall_id=hall, hall_id_given=True)
+
+
 def _fail(command: str, err: ReportError) -> int:
     import sys
 
@@ -122,7 +171,20 @@ def _report_main(args: Any) -> int:
             raise ReportError("REPORT_BAD_GROUP", group=args.group, choices=", ".join(GROUPS))
         if args.format == "xlsx" and not args.out:
             raise ReportError("REPORT_NEEDS_OUT", format="xlsx")
-        engine, config = _open(args.db, args.config)
+        configs = city_configs(getattr(args, "config_dir", None))
+        engine, config = _open(args.db, args.config if args.config or not configs else
+                               next(iter(configs.values())).source)
+        hall = getattr(args, "hall", None)
+        if hall == "all":
+            if args.format not in ("table", "csv", "json"):
+                engine.dispose()
+                raise ReportError("REPORT_CITY_FORMAT", format=args.format)
+            return _city_main(args, engine, config, configs, start, end)
+        try:
+            config = _for_hall(config, configs, hall, engine)
+        except ReportError:
+            engine.dispose()
+            raise
     except ReportError as err:
         return _fail("report", err)
     try:
@@ -144,6 +206,26 @@ def _report_main(args: Any) -> int:
     return 0
 
 
+def _city_main(args: Any, engine: Engine, config: HallConfig, configs: dict[str, HallConfig],
+               start: date, end: date) -> int:
+    """``queuehall report --hall all``: every hall side by side, the city total and the rankings."""
+    from queuehall.broker.reports.city import build_city, city_csv, city_table
+
+    try:
+        rep = build_city(engine, configs, config, start, end)
+    except ReportError as err:
+        return _fail("report", err)
+    finally:
+        engine.dispose()
+    if args.format == "table":
+        _write(args.out, city_table(rep))
+    elif args.format == "csv":
+        _write(args.out, city_csv(rep))
+    else:
+        _write(args.out, json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+    return 0
+
+
 def _prepare_main(args: Any) -> int:
     """``queuehall report --prepare``: 0 stored (JSON: the days stored now, how many were already, the days
     not final yet), 2 bad arguments or a database where nothing can be stored (message on stderr)."""
@@ -151,11 +233,25 @@ def _prepare_main(args: Any) -> int:
         start = end = None
         if args.day or args.start or args.end:
             start, end = parse_period(args.day, args.start, args.end)
-        engine, config = _open(args.db, args.config)
+        configs = city_configs(getattr(args, "config_dir", None))
+        engine, config = _open(args.db, args.config if args.config or not configs else
+                               next(iter(configs.values())).source)
+        hall = getattr(args, "hall", None)
+        from queuehall.broker.storage import Store
+
+        try:
+            targets = ([_for_hall(config, configs, h, engine) for h in Store(engine).halls()] if hall == "all"
+                       else [_for_hall(config, configs, hall, engine)])
+        except ReportError:
+            engine.dispose()
+            raise
     except ReportError as err:
         return _fail("report", err)
     try:
-        done = ReportBuilder(engine, config).prepare(start, end)
+        done: dict[str, Any] = {}
+        for cfg in targets:  # each hall's facts, with its own hours (which days are final)
+            one = ReportBuilder(engine, cfg).prepare(start, end)
+            done = one if len(targets) == 1 else {**done, cfg.hall_id: one}
     except ReportError as err:
         return _fail("report", err)
     finally:
@@ -190,7 +286,7 @@ def _purge_main(args: Any) -> int:
     except ReportError as err:
         return _fail("purge", err)
     today = datetime.now(UTC).astimezone(ZoneInfo(config.timezone)).date()
-    store = Store(engine)
+    store = Store(engine, config.hall_id)
     try:
         # The longer of --config's period and the one the hall's broker recorded in the database.
         days = store.effective_retention(config.retention_days)

@@ -40,6 +40,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.exc import DBAPIError
@@ -50,7 +51,7 @@ class FactReader:
     """The state of one report run and its facts: the base of :class:`ReportBuilder`'s parts."""
 
     def __init__(self, engine: Engine, config: HallConfig, *, materialize: bool | None = None,
-                 stored_facts: bool = True, parallel: bool = True) -> None:
+                 stored_facts: bool = True, parallel: bool = True, city: bool = False) -> None:
         """``materialize``: put the facts computed on the fly in a TEMP table (default: where the
         database allows it) or compute them in every query (what a read-only PostgreSQL replica needs).
         ``stored_facts``: read (and fill) report_facts for the final business days of the period
@@ -58,9 +59,15 @@ class FactReader:
         ``parallel``: compute the counter, clerk and per-hour figures on a second connection in a
         second thread while the others are computed (docs/reports.md "How it reads the database");
         False: one after the other on one connection. An in-memory SQLite database has one
-        connection only and is always read sequentially."""
+        connection only and is always read sequentially.
+        ``city``: every hall of the database together (docs/city.md), under ``config``'s services and time
+        zone, instead of the records of ``config``'s hall alone; such a report reads the facts the halls'
+        own reports and ``--prepare`` stored but stores none, and has no counter or clerk figures (the
+        halls' counters and clerks are their own)."""
         self.engine = engine
         self.config = config
+        #: The hall whose records are read (None: every hall, ``city``).
+        self.hall: str | None = None if city else config.hall_id
         self.materialize = materialize
         self.stored_facts = stored_facts
         url = engine.url
@@ -82,7 +89,8 @@ class FactReader:
         and "Counter time" for one visit. ``now`` ends the wait of a visit still waiting."""
         v = visits.c
         inner = select(
-            v.business_day, v.id.label("visit_id"), v.ticket_id, v.seq, v.service, v.counter, v.clerk, v.post,
+            v.hall_id, v.business_day, v.id.label("visit_id"), v.ticket_id, v.seq, v.service, v.counter, v.clerk,
+            v.post,
             v.outcome, _Ms(v.entered_at).label("je"), _Ms(v.first_called_at).label("jf"),
             case((v.outcome == "no_show", _Ms(v.last_called_at))).label("jl"),
             _Ms(v.serving_at).label("js"), _Ms(v.ended_at).label("jn"),
@@ -96,7 +104,8 @@ class FactReader:
         uncalled = and_(j.c.jf.is_(None), or_(j.c.outcome.is_(None), j.c.outcome.in_(["cancelled", "closed_unserved"])))
         now_ms = literal(unix_ms(now), BigInteger())
         return select(
-            j.c.business_day, j.c.visit_id, j.c.ticket_id, j.c.seq, j.c.service, j.c.counter, j.c.clerk, j.c.post,
+            j.c.hall_id, j.c.business_day, j.c.visit_id, j.c.ticket_id, j.c.seq, j.c.service, j.c.counter,
+            j.c.clerk, j.c.post,
             j.c.outcome, j.c.je.label("entered_ms"), j.c.jn.label("ended_ms"),
             case((j.c.jf.isnot(None), func.coalesce(j.c.jn, j.c.jc))).label("active_ms"),
             # "Wait time": to the first call, a no-show's to its last; NULL if never called.
@@ -106,6 +115,10 @@ class FactReader:
             (j.c.jn - j.c.jf).label("busy_ms"),  # first call to end (counter busy)
             case((uncalled, func.coalesce(j.c.jn, now_ms) - j.c.je)).label("elapsed_ms"),
         )
+
+    def mine(self, table: Any) -> ColumnElement[bool]:
+        """The condition on ``table`` (a table or the facts) for the records this report reads: its hall's."""
+        return table.c.hall_id == self.hall if self.hall is not None else true()
 
     def _is_readonly(self, conn: Any) -> bool:
         """A PostgreSQL hot standby (read-only replica) can neither create tables nor fill report_facts."""
@@ -126,10 +139,15 @@ class FactReader:
             days.live = None
             return days
         as_of = self.hours.business_day(now)
-        stored = dict(conn.execute(select(rf.business_day, func.count()).where(rf.business_day.between(start, end))
+        # A city report reads whole days stored (by every hall) and computes the others; each hall's own
+        # reports and --prepare store its facts.
+        write = write and self.hall is not None
+        stored = dict(conn.execute(select(rf.business_day, func.count())
+                                   .where(self.mine(report_facts), rf.business_day.between(start, end))
                                    .group_by(rf.business_day)).all())
         days.visits = dict(conn.execute(select(v.business_day, func.count())
-                                        .where(v.business_day.between(start, end)).group_by(v.business_day)).all())
+                                        .where(self.mine(visits), v.business_day.between(start, end))
+                                        .group_by(v.business_day)).all())
         days.stored = sorted(d for d, n in stored.items() if days.visits.get(d) == n)
         stale = days.stale = sorted(d for d, n in stored.items() if days.visits.get(d) != n)
         days.live = sorted(d for d in days.visits if d not in days.stored)
@@ -145,7 +163,7 @@ class FactReader:
         try:
             for d in stale:  # a transaction each: on SQLite the broker's commits wait for it
                 with conn.begin():
-                    conn.execute(delete(report_facts).where(rf.business_day == d))
+                    conn.execute(delete(report_facts).where(self.mine(report_facts), rf.business_day == d))
         except DBAPIError as err:  # e.g. a read-only SQLite file: everything is computed on the fly
             conn.rollback()
             days.skipped = _first_line(err)
@@ -188,7 +206,8 @@ class FactReader:
                     # One run stores at a time (reports still read): a plain INSERT of the days no other run
                     # stored meanwhile costs half an INSERT ... ON CONFLICT (0.4 s against 0.8 s a month).
                     conn.exec_driver_sql("LOCK TABLE report_facts IN SHARE ROW EXCLUSIVE MODE")
-                    there = set(conn.execute(select(rf.business_day).where(rf.business_day.in_(final))
+                    there = set(conn.execute(select(rf.business_day)
+                                             .where(self.mine(report_facts), rf.business_day.in_(final))
                                              .distinct()).scalars())
                     if [d for d in final if d not in there]:
                         copy([d for d in final if d not in there])
@@ -213,7 +232,8 @@ class FactReader:
                 conn.rollback()
             days.skipped = _first_line(err)
             return
-        stored = dict(conn.execute(select(rf.business_day, func.count()).where(rf.business_day.in_(final))
+        stored = dict(conn.execute(select(rf.business_day, func.count())
+                                   .where(self.mine(report_facts), rf.business_day.in_(final))
                                    .group_by(rf.business_day)).all())
         days.prepared = [d for d in final if stored.get(d) == days.visits.get(d)]
 
@@ -235,12 +255,14 @@ class FactReader:
         does nightly, so that no report has to. A month at a time. Returns the days stored now, how many
         were stored before and the days with visits that are not final yet. :class:`ReportError`
         REPORT_DATABASE when nothing can be stored (no report_facts table, a read-only database)."""
+        if self.hall is None:
+            raise ReportError("REPORT_DATABASE", detail="facts are prepared hall by hall (--hall ID)")
         now = now or datetime.now(UTC)
         last = self.hours.business_day(now) - timedelta(days=1)
         end = min(end or last, last)
         if start is None:
             with self.engine.connect() as conn:
-                first = conn.execute(select(func.min(visits.c.business_day))).scalar()
+                first = conn.execute(select(func.min(visits.c.business_day)).where(self.mine(visits))).scalar()
             start = _as_date(first) if first is not None else end
         out: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "prepared": [], "already": 0,
                                "not_final": []}
@@ -276,14 +298,14 @@ class FactReader:
         if days.stored:
             # A range of the primary key (an index scan on PostgreSQL, however long the history), without
             # the days computed on the fly: stale ones, and those this run is storing now.
-            stored: ColumnElement[bool] = rf.business_day.between(start, end)
+            stored: ColumnElement[bool] = and_(self.mine(report_facts), rf.business_day.between(start, end))
             if days.stale or days.live:
                 stored = and_(stored, rf.business_day.not_in(sorted({*days.stale, *(days.live or ())})))
             parts.append(select(*(rf[c] for c in FACT_COLUMNS)).where(stored))
         temp = False
         if days.live is None or days.live or not parts:
             v = visits.c
-            live = and_(v.business_day >= start, v.business_day <= end)
+            live = and_(self.mine(visits), v.business_day >= start, v.business_day <= end)
             if days.stored:
                 live = and_(live, v.business_day.not_in(days.stored))
             q = self.facts_select(live, now)
@@ -335,6 +357,8 @@ class FactReader:
         """The expression over the facts ``f`` a visit is grouped by (docs/reports.md "Groupings")."""
         if group in ("service", "counter", "clerk"):
             return f.c[group]
+        if group == "hall":  # a city report (docs/city.md)
+            return f.c.hall_id
         if group == "day":
             return f.c.business_day
         if group == "hour":

@@ -116,11 +116,12 @@ class VisitFigures(FactReader):
         # Grouped by (day, status), the order of ix_tickets_day_status: no sort on SQLite.
         for _day, status, n in conn.execute(
                 select(tickets.c.business_day, tickets.c.status, func.count())
-                .where(tickets.c.business_day.between(start, end))
+                .where(self.mine(tickets), tickets.c.business_day.between(start, end))
                 .group_by(tickets.c.business_day, tickets.c.status)):
             by_status[status] = by_status.get(status, 0) + n
-        transferred = conn.execute(select(func.count(func.distinct(f.c.ticket_id)))
-                                   .where(f.c.outcome == "transferred")).scalar() or 0
+        # A ticket is (hall, id): a city report counts several halls' tickets.
+        moved = select(f.c.hall_id, f.c.ticket_id).where(f.c.outcome == "transferred").distinct().subquery()
+        transferred = conn.execute(select(func.count()).select_from(moved)).scalar() or 0
         return {"issued": sum(by_status.values()), "served": by_status.get("finished", 0),
                 "no_show": by_status.get("no_show", 0), "cancelled": by_status.get("cancelled", 0),
                 "voided": by_status.get("voided", 0), "open": sum(by_status.get(s, 0) for s in OPEN_STATUSES),
@@ -130,7 +131,7 @@ class VisitFigures(FactReader):
                     as_of: date) -> dict[str, Any]:
         """docs/reports.md "Same-day completion" and "Promised completion"."""
         promised = {s.code: s.promised_days for s in self.config.services if s.promised_days > 0}
-        period = and_(tickets.c.business_day >= start, tickets.c.business_day <= end)
+        period = and_(self.mine(tickets), tickets.c.business_day >= start, tickets.c.business_day <= end)
         accepted = 0
         past_due = 0
         if promised:
@@ -157,7 +158,7 @@ class VisitFigures(FactReader):
             per_ticket = (select(func.max(case((f.c.seq == 1, f.c.business_day))).label("day"),
                                  func.max(days).label("days"))
                           .where(or_(f.c.seq > 1, f.c.outcome.in_(["transferred", "no_show"])))
-                          .group_by(f.c.ticket_id)
+                          .group_by(f.c.hall_id, f.c.ticket_id)
                           .having(and_(func.max(case((f.c.seq == 1, 1), else_=0)) == 1,
                                        func.max(case((f.c.outcome == "finished", 1), else_=0)) == 1,
                                        func.max(days) > 0)).subquery())

@@ -19,6 +19,7 @@ Create Date: 2026-12-07
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -96,8 +97,8 @@ def _rekey(conn: sa.Connection, table: str, pk: list[str], uniques: dict[str, li
     else:
         # PostgreSQL: in place; the new column's constant default is stored once, not written into every row.
         for uc in insp.get_unique_constraints(table):
-            op.drop_constraint(uc["name"], table, type_="unique")
-        op.drop_constraint(insp.get_pk_constraint(table)["name"], table, type_="primary")
+            op.drop_constraint(str(uc["name"]), table, type_="unique")
+        op.drop_constraint(str(insp.get_pk_constraint(table)["name"]), table, type_="primary")
         if hall is not None:
             op.add_column(table, sa.Column(HALL, sa.String(32), nullable=False, server_default=hall))
             op.alter_column(table, HALL, server_default=None)
@@ -121,7 +122,7 @@ def _copy_sqlite(conn: sa.Connection, table: str, pk: list[str], uniques: dict[s
     new = f"_new_{table}"
     cols = [sa.Column(HALL, sa.String(32), nullable=False)] if hall is not None else []
     cols += [sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in old]
-    args: list[sa.SchemaItem] = [*cols, sa.PrimaryKeyConstraint(*pk)]
+    args: list[Any] = [*cols, sa.PrimaryKeyConstraint(*pk)]
     args += [sa.UniqueConstraint(*c, name=n) for n, c in uniques.items()]
     kw = {"sqlite_with_rowid": False} if table == "report_facts" else {}
     op.create_table(new, *args, **kw)
