@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 from queuehall.broker import storage  # noqa: E402
-from queuehall.broker.config import Counter, HallConfig, Text  # noqa: E402
+from queuehall.broker.config import DEFAULT_HALL_ID, Counter, HallConfig, Text  # noqa: E402
 from queuehall.broker.engine import Hall  # noqa: E402
 from queuehall.broker.model import CALLED, FINISHED, NO_SHOW, TRANSFERRED, WAITING  # noqa: E402
 from sqlalchemy import Engine, insert, text  # noqa: E402
@@ -192,7 +192,7 @@ def load_history(engine: Engine, n_visits: int, n_open: int, today: date, *, chu
         with engine.begin() as conn:
             for table, rows in ((storage.tickets, t_rows), (storage.visits, v_rows), (storage.events, e_rows)):
                 if rows:
-                    conn.execute(insert(table), rows)
+                    conn.execute(insert(table), [{"hall_id": DEFAULT_HALL_ID, **r} for r in rows])
                     counts[table.name] += len(rows)
                     rows.clear()
 
@@ -266,7 +266,8 @@ def load_history(engine: Engine, n_visits: int, n_open: int, today: date, *, chu
     flush(force=True)
     with engine.begin() as conn:
         conn.execute(insert(storage.counter_state), [
-            {"number": n, "state": "open", "clerk": clerk, "post": "A", "session": f"s{n}", "pause_reason": None,
+            {"hall_id": DEFAULT_HALL_ID, "number": n, "state": "open", "clerk": clerk, "post": "A",
+             "session": f"s{n}", "pause_reason": None,
              "ticket_id": called.get(n),
              "since": _naive_utc(today, 0)}
             for n, clerk in ((1, "c1a"), (2, "c2a"))])

@@ -89,6 +89,7 @@ class Loader:
 
     def __init__(self, config: HallConfig, visits_target: int, seed: int = 2026) -> None:
         self.cfg = config
+        self.hall = config.hall_id  # the rows' hall (docs/city.md)
         self.tz = ZoneInfo(config.timezone)
         self.hours = OpeningHours(config.hours, config.timezone)
         self.rng = random.Random(seed)
@@ -106,6 +107,8 @@ class Loader:
         t0 = time.perf_counter()
         for day in self.days:
             tickets, visits, events = self.day(day)
+            for r in (*tickets, *visits, *events):
+                r["hall_id"] = self.hall
             with engine.begin() as conn:
                 conn.execute(insert(storage.tickets), tickets)
                 conn.execute(insert(storage.visits), visits)
@@ -258,7 +261,8 @@ def prepare(url: str, config: HallConfig, visits: int, reload: bool) -> tuple[En
         try:
             with engine.connect() as conn:
                 row = conn.execute(select(storage.hall_state.c.value)
-                                   .where(storage.hall_state.c.key == "report_bench")).scalar()
+                                   .where(storage.hall_state.c.key == "report_bench",
+                                          storage.hall_state.c.hall_id == config.hall_id)).scalar()
             if row is not None and json.loads(row)["marker"] == marker:
                 storage.migrate(engine)  # a newer schema (e.g. an index) applies to the kept data
                 return engine, {**json.loads(row)["counts"], "loaded_by_earlier_run": True}
@@ -270,7 +274,7 @@ def prepare(url: str, config: HallConfig, visits: int, reload: bool) -> tuple[En
     storage.migrate(engine)
     counts = Loader(config, visits).load(engine)
     with engine.begin() as conn:
-        conn.execute(insert(storage.hall_state), [{"key": "report_bench",
+        conn.execute(insert(storage.hall_state), [{"hall_id": config.hall_id, "key": "report_bench",
                                                    "value": json.dumps({"marker": marker, "counts": counts})}])
     if engine.dialect.name == "postgresql":  # what autovacuum would have done by the next morning
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
