@@ -889,7 +889,13 @@ class Store:
         with self.engine.connect() as conn:
             found.update(conn.execute(select(halls.c.id)).scalars())
             for table in (tickets, counter_state, clerk_pins):
-                found.update(conn.execute(select(table.c.hall_id).distinct()).scalars())
+                # One index seek per hall (the hall id leads the key), not a scan of every row as DISTINCT
+                # would be on PostgreSQL: this runs at every start of a broker without an id.
+                col = table.c.hall_id
+                at = conn.execute(select(func.min(col))).scalar()
+                while at is not None:
+                    found.add(at)
+                    at = conn.execute(select(func.min(col)).where(col > at)).scalar()
         return sorted(found)
 
     def register_hall(self, name_zh: str, name_en: str, now: datetime | None = None) -> None:
