@@ -70,15 +70,26 @@ def _ge(value: Any, limit: float) -> bool | None:
 
 def cli_rows(d: dict[str, Any]) -> list[Row]:
     ratio = d.get("ratio_p50")
-    return [
-        ("`queuehall call N` p50 (ms)", _get(d, "queuehall_call_ms", "p50"), "", None),
+    target = d.get("target_ratio_p50", 2.5)
+    env = d.get("target_environment", "development")
+    rows: list[Row] = [
+        (f"`queuehall call N` p50 (ms), {env}", _get(d, "queuehall_call_ms", "p50"), "", None),
         ("`python -c pass` p50 (ms), same run", _get(d, "python_c_pass_ms", "p50"), "", None),
-        ("ratio of the p50s", ratio, f"≤ {d.get('target_ratio_p50', 2.5)}",
-         _le(ratio, d.get("target_ratio_p50", 2.5))),
+        ("ratio of the p50s", ratio, f"≤ {target}", _le(ratio, target)),
         ("CPU time: `queuehall call N` p50 (ms)", _get(d, "queuehall_call_cpu_ms", "p50"), "", None),
         ("CPU time: `python -c pass` p50 (ms)", _get(d, "python_c_pass_cpu_ms", "p50"), "", None),
         ("ratio of the CPU p50s", d.get("cpu_ratio_p50"), "", None),
     ]
+    if "python_import_zmq_ms" in d:
+        rows.append(("floor: `python -c 'import zmq'` p50 (ms), CPU p50 (ms), ratio of the p50s",
+                     f"{_get(d, 'python_import_zmq_ms', 'p50')}, {_get(d, 'python_import_zmq_cpu_ms', 'p50')}, "
+                     f"{d.get('import_zmq_ratio_p50')}", "", None))
+    for name, fig in (d.get("environments") or {}).items():
+        if name != env:
+            rows.append((f"{name}: press, `python -c pass` p50 (ms); ratio; CPU ratio",
+                         f"{_get(fig, 'queuehall_call_ms', 'p50')}, {_get(fig, 'python_c_pass_ms', 'p50')}; "
+                         f"{fig.get('ratio_p50')}; {fig.get('cpu_ratio_p50')}", "", None))
+    return rows
 
 
 def soak_rows(d: dict[str, Any]) -> list[Row]:
@@ -231,7 +242,8 @@ def render(records: dict[str, dict[str, Any]]) -> str:
         lines.append(f"Run: commit `{rec['commit']}`, {rec['date']}, {rec['seconds']} s"
                      + (" (quick run)" if rec.get("quick") else "")
                      + (f"; machine: {machine.get('nproc')} × {machine.get('cpu')}, Python {machine.get('python')},"
-                        f" load average at start {machine.get('loadavg_at_start')}" if machine else "") + ".")
+                        f" load average at start {machine.get('loadavg_at_start')}" if machine else "")
+                     + (f", at end {machine['loadavg_at_end']}" if machine.get("loadavg_at_end") else "") + ".")
         lines.append("")
         if b.notes:
             lines += [b.notes, ""]

@@ -4,20 +4,26 @@ Scripting commands (``take``, ``call``, ``status``, ``watch`` …) print JSON an
 with: 0 success, 1 refused by the broker (the JSON carries the error code), 2 usage
 error, 3 broker unreachable. docs/cli.md documents them.
 
-A scripting command is what a hardware call button runs on every press, so it loads only the protocol and the
-client library: the parser for the other parts (broker, screens, demo, reports, which bring SQLAlchemy, Qt and
-matplotlib) is built only when one of them is named, or for ``--help``.
+A scripting command is what a hardware call button runs on every press, so it loads only the protocol, the
+command schema and the request client (queuehall.rpc, zmq): the parser for the other parts (broker, screens, demo,
+reports, which bring SQLAlchemy, Qt and matplotlib) is built only when one of them is named, or for ``--help``;
+a command named first builds only its own parser; a one-request process encodes with the standard library's json
+(orjson's import would cost more than the command) and sets up no logging, threads or clock
+(bench/cli_bench.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -37,7 +43,7 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 def _security(args: argparse.Namespace) -> Any:
     """The device's CurveZMQ keys from ``--key``/``--server-key``; ValueError when unusable
     (reported as a usage error, exit 2)."""
-    from queuehall.client import Security
+    from queuehall.rpc import Security
 
     return Security.from_options(args.key, args.server_key)
 
@@ -45,10 +51,11 @@ def _security(args: argparse.Namespace) -> Any:
 def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]],
              shape: Callable[[dict[str, Any]], Any] = lambda result: result) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
-        from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused
+        from queuehall.rpc import BrokerClient, BrokerUnavailable, CommandRefused
 
         try:
-            client = BrokerClient(args.broker, security=_security(args), timeout=args.timeout)
+            # One request, one reply: orjson's import would cost more than the whole command (queuehall.protocol).
+            client = BrokerClient(args.broker, security=_security(args), timeout=args.timeout, standard_json=True)
         except ValueError as err:
             print(f"queuehall: {err}", file=sys.stderr)
             return EXIT_USAGE
@@ -170,13 +177,38 @@ def _keys(args: argparse.Namespace) -> int:
 def build_parser(scripting_only: bool = False) -> argparse.ArgumentParser:
     """The whole command line, or with ``scripting_only`` just the subcommands that talk to a running broker
     (and ``keys``), which need neither the broker's code nor any screen's."""
+    return _parser(scripting_only)[0]
+
+
+def _parser(scripting_only: bool, only: str | None = None) -> tuple[argparse.ArgumentParser, frozenset[str]]:
+    """:func:`build_parser`'s parser and the names of its subcommands; with ``only``, of the scripting
+    subcommands only that one is built (when it is one of them)."""
     parser = argparse.ArgumentParser(prog="queuehall", description="Queue tickets, counters and wall displays "
                                      "for service halls (办事大厅排队叫号)")
     sub = parser.add_subparsers(dest="command", required=True)
-    _register_scripting(sub)
+    _register_scripting(sub if only is None else _Only(sub, only))
     if not scripting_only:
         _register_parts(sub)
-    return parser
+    return parser, frozenset(sub.choices)
+
+
+class _Only:
+    """The subparsers of a command line that runs one scripting subcommand, given as its first word: only that
+    subcommand's parser is built. argparse builds some thirty parsers for all of them, which took longer than the
+    rest of a call button's press but for the interpreter and zmq (docs/benchmarks.md, the call button)."""
+
+    def __init__(self, sub: Any, name: str) -> None:
+        self.sub, self.name = sub, name
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self.sub.add_parser(name, **kwargs) if name == self.name else _Unbuilt()
+
+
+class _Unbuilt:
+    """Stands for a parser that is not built: takes every argument and builds nothing."""
+
+    def __getattr__(self, _: str) -> Callable[..., _Unbuilt]:
+        return lambda *args, **kwargs: self
 
 
 def _register_parts(sub: Any) -> None:
@@ -295,27 +327,38 @@ def _register_optional(sub: Any) -> None:
             register(sub)
 
 
-def scripting_commands() -> frozenset[str]:
-    """Names of the subcommands served by the lean parser."""
-    probe = argparse.ArgumentParser(add_help=False)
-    sub = probe.add_subparsers()
-    _register_scripting(sub)
-    return frozenset(sub.choices)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; returns its exit code (argparse exits 2 itself on bad usage)."""
+    """Run one subcommand; returns its exit code (argparse exits 2 itself on bad usage).
+
+    Run as the program (``argv`` None), a command that sends one request (all the scripting subcommands but
+    ``watch`` and ``keys``) runs without the cycle collector and ends with ``os._exit`` once its output is
+    flushed: its garbage is a few objects, and the interpreter's teardown of zmq's and the other modules cost
+    about a tenth of a call button's press while freeing nothing the operating system does not."""
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     # The subcommand is the first word: no option of the top-level parser takes a value.
     named = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(scripting_only=named in scripting_commands())
+    # A call button's press (``queuehall call 3 ...``) builds the parser of its own subcommand only; a word
+    # before the subcommand (``-h``) gets the lean parser, and any other part the whole command line.
+    parser, lean = _parser(scripting_only=True, only=named if argv[:1] == [named] else None)
+    if named not in lean:
+        parser = build_parser()
+    one_request = as_program and named in lean and named not in ("watch", "keys")
+    if one_request:
+        gc.disable()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if one_request:
+            sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``queuehall status | head``): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        code = EXIT_OK
+    if one_request:
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

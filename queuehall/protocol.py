@@ -10,19 +10,24 @@ jupyter_client's ``Session``). Every message is one UTF-8 JSON object:
 
 Unknown fields are ignored; unknown request types are answered with UNKNOWN_COMMAND.
 Pure Python: no zmq import here.
+
+Import time matters here: a hardware call button runs ``queuehall call N`` as a whole process on every press
+(docs/cli.md), and that process loads this module. So it imports only what every user needs: orjson (which
+itself imports dataclasses, inspect, uuid, enum and json) is loaded on the first encode or decode, the error
+table only for an error reply, and the messages are plain classes rather than dataclasses. A process that sends
+one command and exits encodes its request and decodes the reply with ``standard_json=True`` and never loads
+orjson at all.
 """
 
 from __future__ import annotations
 
+import os
+import time
 import unicodedata
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from queuehall.errors import HallError
+if TYPE_CHECKING:
+    from queuehall.errors import HallError
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024  # requests only: replies and publications (a snapshot) may be larger
@@ -75,53 +80,109 @@ class ProtocolError(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time to the millisecond, ``2026-12-08T01:30:00.123Z``."""
+    now = time.time()
+    seconds = int(now)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((now - seconds) * 1000):03d}Z"
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A fresh message id: 32 random hexadecimal digits (128 bits, as a version-4 UUID's hex has 122)."""
+    return os.urandom(16).hex()
 
 
-@dataclass
 class Request:
-    type: str
-    args: dict[str, Any] = field(default_factory=dict)
-    client: str = ""
-    id: str = field(default_factory=new_id)
-    time: str = field(default_factory=now_iso)
-    v: int = VERSION
+    """A command: ``type``, its ``args``, the sending ``client`` and the request ``id`` a retry reuses.
+
+    A plain class with the fields of the envelope (docs/protocol.md), compared field by field."""
+
+    FIELDS = ("type", "args", "client", "id", "time", "v")  # the envelope's, in its order
+    __slots__ = FIELDS
+
+    def __init__(self, type: str, args: dict[str, Any] | None = None, client: str = "", id: str | None = None,
+                 time: str | None = None, v: int = VERSION) -> None:
+        self.type = type
+        self.args = {} if args is None else args
+        self.client = client
+        self.id = new_id() if id is None else id
+        self.time = now_iso() if time is None else time
+        self.v = v
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Request and all(getattr(self, f) == getattr(other, f) for f in Request.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
+
+    def __repr__(self) -> str:
+        return "Request(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in Request.FIELDS) + ")"
 
 
-@dataclass
 class Reply:
-    type: str
-    re: str
-    status: str  # "ok" | "error"
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    id: str = field(default_factory=new_id)
-    time: str = field(default_factory=now_iso)
-    v: int = VERSION
+    """The broker's answer to a request ``re``: ``status`` ``ok`` with a ``result``, or ``error`` with an error."""
+
+    FIELDS = ("type", "re", "status", "result", "error", "id", "time", "v")
+    __slots__ = FIELDS
+
+    def __init__(self, type: str, re: str, status: str, result: dict[str, Any] | None = None,
+                 error: dict[str, Any] | None = None, id: str | None = None, time: str | None = None,
+                 v: int = VERSION) -> None:
+        self.type = type
+        self.re = re
+        self.status = status  # "ok" | "error"
+        self.result = result
+        self.error = error
+        self.id = new_id() if id is None else id
+        self.time = now_iso() if time is None else time
+        self.v = v
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Reply and all(getattr(self, f) == getattr(other, f) for f in Reply.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Reply(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in Reply.FIELDS) + ")"
+
 
 # orjson: the broker encodes every reply and event and every screen decodes them; the standard
 # library took a fifth of the broker's time per command. Datetimes go through ``str`` as with
-# ``json.dumps(default=str)``; integer keys become strings as json does.
-_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+# ``json.dumps(default=str)``; integer keys become strings as json does. Loaded on first use (see above).
+_orjson: Any = None
 
 
-def _dump(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=str, option=_DUMP_OPTIONS)
+def _fast() -> Any:
+    global _orjson
+    if _orjson is None:
+        import orjson
+
+        _orjson = orjson
+    return _orjson
+
+
+# ``standard_json=True`` (encode_request, decode_reply): the standard library's json instead of orjson, for a
+# process that sends one command and exits (``queuehall call N``, docs/cli.md), where orjson's import costs more
+# than the whole command. The bytes are the same for the command line's requests (strings, integers, booleans:
+# compact, UTF-8 unescaped; a float may be spelled otherwise, 1e-07 for 1e-7, and reads back the same), and both
+# read the broker's replies alike (tests/test_client.py).
+
+
+def _dump(obj: Any, standard_json: bool = False) -> bytes:
+    if standard_json:
+        import json
+
+        return json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    orjson = _fast()
+    return orjson.dumps(obj, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
 
 
 def preencoded(obj: Any) -> Any:
     """``obj`` encoded once, to go unchanged into many messages (a reply's ``result``): the broker
     sends the same snapshot to every screen that asks for it after a restart."""
-    return orjson.Fragment(_dump(obj))
+    return _fast().Fragment(_dump(obj))
 
 
 def json_text(obj: Any) -> str:
@@ -129,11 +190,16 @@ def json_text(obj: Any) -> str:
     return _dump(obj).decode("utf-8")
 
 
-def _load(frame: bytes, limit: int | None = None) -> dict[str, Any]:
+def _load(frame: bytes, limit: int | None = None, standard_json: bool = False) -> dict[str, Any]:
     if limit is not None and len(frame) > limit:
         raise ProtocolError("MESSAGE_TOO_LARGE", f"{len(frame)} bytes > {limit}")
     try:
-        obj = orjson.loads(frame)
+        if standard_json:
+            import json
+
+            obj = json.loads(frame)
+        else:
+            obj = _fast().loads(frame)
     # ValueError covers bad UTF-8, bad JSON, lone surrogates and nesting deeper than 1024 (orjson
     # reads integers beyond 64 bits as floats). Nothing may escape: one frame must not kill the broker.
     except (ValueError, RecursionError) as exc:
@@ -143,9 +209,9 @@ def _load(frame: bytes, limit: int | None = None) -> dict[str, Any]:
     return obj
 
 
-def encode_request(req: Request) -> bytes:
+def encode_request(req: Request, *, standard_json: bool = False) -> bytes:
     return _dump({"v": req.v, "id": req.id, "type": req.type, "client": req.client, "time": req.time,
-                  "args": req.args})
+                  "args": req.args}, standard_json)
 
 
 def decode_request(frame: bytes) -> Request:
@@ -171,7 +237,7 @@ def decode_request(frame: bytes) -> Request:
 def request_id_of(frame: bytes) -> str:
     """Best-effort id of a frame that failed to parse, so the error reply can be matched."""
     try:
-        rid = orjson.loads(frame).get("id")
+        rid = _fast().loads(frame).get("id")
         return rid if isinstance(rid, str) and len(rid) <= 64 else ""
     except Exception:
         return ""
@@ -182,6 +248,8 @@ def ok_reply(req_type: str, re: str, result: dict[str, Any]) -> Reply:
 
 
 def error_reply(req_type: str, re: str, err: HallError | ProtocolError) -> Reply:
+    from queuehall.errors import HallError
+
     if isinstance(err, ProtocolError):
         err = HallError(err.code, detail=err.detail, version=err.detail, command=req_type)
     return Reply(type=f"{req_type or 'unknown'}_reply", re=re, status="error", error=err.to_dict())
@@ -197,8 +265,8 @@ def encode_reply(rep: Reply) -> bytes:
     return _dump(body)
 
 
-def decode_reply(frame: bytes) -> Reply:
-    obj = _load(frame)
+def decode_reply(frame: bytes, *, standard_json: bool = False) -> Reply:
+    obj = _load(frame, standard_json=standard_json)
     status = obj.get("status")
     if status not in ("ok", "error") or not isinstance(obj.get("re"), str):
         raise ProtocolError("BAD_REQUEST", "a reply needs status ok|error and re")

@@ -246,17 +246,28 @@ def test_status_with_a_display_key(start_broker: Callable[..., BrokerThread], ke
 
 HEAVY = ("sqlalchemy", "PySide6", "matplotlib", "escpos", "alembic", "openpyxl", "queuehall.broker",
          "queuehall.kiosk", "queuehall.counter", "queuehall.display")
+# What a press also goes without (issue 21, docs/benchmarks.md): orjson imports dataclasses, inspect, uuid; the
+# screens' client library brings threads, queues, logging and the clock; zmq.auth logging, datetime and glob.
+NOT_FOR_ONE_REQUEST = ("orjson", "dataclasses", "inspect", "uuid", "datetime", "logging", "queue",
+                       "queuehall.client", "queuehall.clock", "queuehall.errors", "zmq.auth")
 
 
-def test_a_scripting_command_loads_only_the_protocol_and_the_client(hall: BrokerThread) -> None:
+def test_a_scripting_command_loads_only_the_protocol_and_the_client(hall: BrokerThread,
+                                                                      start_broker: Callable[..., BrokerThread],
+                                                                      keys_dir: Path) -> None:
     """A call button runs ``queuehall call N`` on every press: no SQLAlchemy, Qt or matplotlib in that process
-    (they made each press 0.4 s). ``queuehall --help`` still lists every part."""
+    (they made each press 0.4 s), nor the other modules a one-request process does not need, keyed or not.
+    ``queuehall --help`` still lists every part."""
+    unwanted = HEAVY + NOT_FOR_ONE_REQUEST
     probe = ("import sys\nfrom queuehall.cli import main\ncode = main(sys.argv[1:])\n"
-             f"heavy = sorted(m for m in sys.modules if m.startswith({HEAVY!r}))\n"
+             f"heavy = sorted(m for m in sys.modules for u in {unwanted!r} if m == u or m.startswith(u + '.'))\n"
              "print(code, heavy, file=sys.stderr)\n")
-    for argv in (["take", "passport"], ["call", "1"], ["status"]):
-        done = subprocess.run([sys.executable, "-c", probe, *argv, "--broker", hall.endpoint],
-                              capture_output=True, text=True, timeout=60, cwd="/")
+    keyed = start_broker(keys_dir=keys_dir)
+    sec = ["--key", f"{keys_dir}/secret/counter-1.key_secret", "--server-key", f"{keys_dir}/broker.key"]
+    for argv in (["take", "passport", "--broker", hall.endpoint], ["call", "1", "--broker", hall.endpoint],
+                 ["status", "--broker", hall.endpoint], ["call", "1", "--broker", keyed.endpoint, *sec]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60,
+                              cwd="/")
         code, _, heavy = done.stderr.strip().splitlines()[-1].partition(" ")
         assert heavy == "[]", (argv, done.stderr)
         assert code in ("0", "1"), done.stderr  # a reply from the broker, refused or not
@@ -264,3 +275,46 @@ def test_a_scripting_command_loads_only_the_protocol_and_the_client(hall: Broker
                             timeout=60, cwd="/")
     for part in ("broker", "kiosk", "counter", "display", "demo", "report", "take", "call"):
         assert part in helped.stdout
+
+
+def test_a_press_run_as_the_program_prints_everything_and_exits_with_its_code(hall: BrokerThread) -> None:
+    """Run as the program, a one-request command ends through ``os._exit`` after flushing its output: the JSON
+    is whole (a long ``status`` too) and the exit codes are those of docs/cli.md."""
+
+    def program(*argv: str) -> tuple[int, Any]:
+        done = subprocess.run([sys.executable, "-m", "queuehall.cli", *argv], capture_output=True, text=True,
+                              timeout=60, cwd="/")
+        return done.returncode, json.loads(done.stdout)
+
+    for _ in range(40):
+        assert program("take", "passport", "--broker", hall.endpoint)[0] == EXIT_OK
+    code, out = program("status", "--broker", hall.endpoint)
+    assert code == EXIT_OK and sum(len(s["tickets"]) for s in out["result"]["services"]) == 40
+    code, out = program("call", "7", "--broker", hall.endpoint)
+    assert (code, out["status"]) == (EXIT_REFUSED, "error")
+    code, out = program("call", "1", "--broker", f"127.0.0.1:{free_port_pair()}", "--timeout", "0.2")
+    assert (code, out["status"]) == (EXIT_UNREACHABLE, "unreachable")
+    bad = subprocess.run([sys.executable, "-m", "queuehall.cli", "call", "one"], capture_output=True, text=True,
+                         timeout=60, cwd="/")
+    assert bad.returncode == EXIT_USAGE and "invalid int value" in bad.stderr
+
+
+def test_certificates_are_read_as_zmq_auth_reads_them(keys_dir: Path, tmp_path: Path) -> None:
+    """The command line reads key files itself (zmq.auth's imports cost a keyed press milliseconds): the same
+    keys from every file ``queuehall keys`` writes, the same errors for a missing file or one without a key."""
+    import zmq.auth
+
+    from queuehall.rpc import load_certificate
+
+    files = [*keys_dir.glob("*.key"), *keys_dir.glob("*.key_secret"), *(keys_dir / "secret").glob("*")]
+    assert len(files) >= 6
+    for f in files:
+        assert load_certificate(str(f)) == zmq.auth.load_certificate(f), f
+    (tmp_path / "quoted").write_text("# comment\ncurve\n    public-key = '0123'\n    secret-key = \"4567\"\n")
+    (tmp_path / "no-key").write_text("metadata\n    role = \"counter\"\n")
+    assert load_certificate(str(tmp_path / "quoted")) == zmq.auth.load_certificate(tmp_path / "quoted")
+    for name, error in (("no-key", ValueError), ("missing", OSError)):
+        with pytest.raises(error):
+            zmq.auth.load_certificate(tmp_path / name)
+        with pytest.raises(error):
+            load_certificate(str(tmp_path / name))

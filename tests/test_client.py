@@ -25,9 +25,14 @@ from queuehall.client import (
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
     Reply,
+    Request,
     decode_publication,
+    decode_reply,
     decode_request,
     encode_reply,
+    encode_request,
+    new_id,
+    now_iso,
     ok_reply,
 )
 from tests import broker_fixtures
@@ -204,7 +209,10 @@ def test_a_timeout_retries_on_a_fresh_socket_with_the_same_id() -> None:
     assert {req.client for _, req in r.received} == {c.client_id}
 
 
-def test_late_replies_and_garbage_are_skipped() -> None:
+@pytest.mark.parametrize("standard_json", [False, True])
+def test_late_replies_and_garbage_are_skipped(standard_json: bool) -> None:
+    """Alike with orjson and with the standard library's json (the command line's one-request client)."""
+
     def script(n: int, req: Any) -> list[bytes]:
         late = encode_reply(ok_reply(req.type, "an-earlier-request", {"late": True}))
         error = {"code": "QUEUE_EMPTY", "message_zh": "当前没有等候的号", "message_en": "Nobody is waiting",
@@ -213,7 +221,7 @@ def test_late_replies_and_garbage_are_skipped() -> None:
         return [b"not json", b'{"status": "maybe"}', late, encode_reply(refused)]
 
     r = Responder(script)
-    c = BrokerClient(f"127.0.0.1:{r.port}", timeout=2.0, retries=0)
+    c = BrokerClient(f"127.0.0.1:{r.port}", timeout=2.0, retries=0, standard_json=standard_json)
     try:
         with pytest.raises(CommandRefused) as err:
             c.request("call_next", counter=1)
@@ -237,6 +245,52 @@ def test_no_answer_at_all_is_broker_unavailable() -> None:
         c.close()
         r.close()
     assert len(r.received) == 3
+
+
+# ---------------------------------------------------------------------------------------------- messages
+
+
+def test_a_request_is_the_same_bytes_with_the_standard_librarys_json() -> None:
+    """The command line encodes its one request with json, everything else with orjson: for the command line's
+    arguments (strings, integers, booleans) the broker sees the same bytes; a float may be spelled otherwise
+    (1e-07, 1e-7) and reads back the same."""
+    for args in ({"service": "passport"}, {"counter": 3, "session": None, "takeover": True, "level": -1},
+                 {"reason": "午休 \"外出\"\n\t\u200b\x01 / \\ 😀", "ticket": "A001", "pin": "0042"},
+                 {"nested": {"list": [1, 12345678901234, None, False, "é"]}, "empty": {}}):
+        req = Request(type="take_ticket", args=args, client="c-1")
+        fast, light = encode_request(req), encode_request(req, standard_json=True)
+        assert fast == light, (fast, light)
+        assert decode_request(light) == req
+    req = Request(type="x", args={"floats": [2.5, 1e-7, 1e16, 0.1]}, client="c-1")
+    assert decode_request(encode_request(req, standard_json=True)) == decode_request(encode_request(req)) == req
+
+
+def test_a_reply_reads_the_same_with_the_standard_librarys_json() -> None:
+    error = {"code": "QUEUE_EMPTY", "message_zh": "当前没有等候的号", "message_en": "Nobody is waiting", "details": {}}
+    for rep in (ok_reply("call_next", "r1", {"ticket": {"id": 7, "label": "A007", "wait_s": 1.25, "note": None}}),
+                Reply(type="call_next_reply", re="r2", status="error", error=error)):
+        frame = encode_reply(rep)
+        assert decode_reply(frame) == decode_reply(frame, standard_json=True) == rep
+
+
+def test_messages_are_plain_classes_compared_by_value() -> None:
+    req = Request(type="ping")
+    assert req.args == {} and req.client == "" and req.v == 1 and len(req.id) == 32 and req.time.endswith("Z")
+    same = Request(**{f: getattr(req, f) for f in Request.FIELDS})
+    assert same == req and same is not req and Request(type="ping") != req
+    assert repr(req).startswith("Request(type='ping', args={}, client='', id=")
+    rep = ok_reply("ping", req.id, {})
+    assert rep.ok and rep.type == "ping_reply" and Reply(**{f: getattr(rep, f) for f in Reply.FIELDS}) == rep
+    assert not Reply(type="x_reply", re="r", status="error", error={}).ok
+    with pytest.raises(TypeError):
+        hash(req)
+    assert len({new_id() for _ in range(1000)}) == 1000 and all(c in "0123456789abcdef" for c in new_id())
+    # now_iso: the UTC time to the millisecond, as datetime's isoformat wrote it.
+    from datetime import UTC, datetime
+
+    stamp = now_iso()
+    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert len(stamp) == 24 and abs((datetime.now(UTC) - parsed).total_seconds()) < 5
 
 
 # ---------------------------------------------------------------------------------------------- Link
