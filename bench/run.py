@@ -121,6 +121,21 @@ def broker_rows(d: dict[str, Any]) -> list[Row]:
             cps = _get(fig, "commands_per_second")
             if cps is not None:
                 rows.append((f"{db}, {phase}: commands/s", cps, "", None))
+            legs = _get(fig, "call_to_display_ms", "legs")
+            if phase.startswith("paced") and isinstance(legs, dict):
+                # Where call -> display goes (p50 / p99): to the broker, the broker's own time, to the displays.
+                rows.append((f"{db}, {phase}: legs p50 / p99 (ms): counter → broker, broker, broker → display",
+                             " · ".join(f"{_get(legs, k, 'p50')} / {_get(legs, k, 'p99')}"
+                                        for k in ("to_broker", "broker", "to_display")), "", None))
+                parts = _get(fig, "broker_call_ms", "parts") or {}
+                rows.append((f"{db}, {phase}: the broker's own time p50 / p99 (ms): handling, commit, replies "
+                             "and publication",
+                             " · ".join(f"{_get(parts, k, 'p50')} / {_get(parts, k, 'p99')}"
+                                        for k in ("handle", "commit", "reply_and_publish")), "", None))
+        fsync = run.get("fsync_4k")
+        if isinstance(fsync, dict):
+            rows.append((f"{db}: the disk's 4 KiB append + fsync p50 / p99 (ms), same run",
+                         f"{fsync.get('p50_ms')} / {fsync.get('p99_ms')}", "", None))
         worst = _get(run, "targets", "worst_restart_kill_to_all_clients_s")
         rows.append((f"{db}: slowest restart, kill → every client served (s)", worst, "≤ 2",
                      _get(run, "targets", "all_clients_resynced_le_2s_after_kill")))
