@@ -125,7 +125,7 @@ def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    lease = Lease(store.engine, getattr(config, "hall_id", None) or "main", holder=default_holder(args.port))
+    lease = Lease(store.engine, config.hall_id, holder=default_holder(args.port))  # one lease per hall
     store.on_writer, store.fence = lease.prepare_writer, lease.fence
     keys_dir = None if args.insecure else Path(args.keys)
     socks = bind_sockets(zmq.Context.instance(), args.host, args.port, keys_dir)

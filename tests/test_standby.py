@@ -249,6 +249,10 @@ def test_kill_9_of_the_serving_broker_during_takes_and_calls_loses_nothing(
 def test_clients_listing_the_standby_first_move_to_the_serving_broker(
         pair: tuple[StandbyBroker, StandbyBroker]) -> None:
     a, b = pair
+    # The lease is the hall's, by its id in hall.toml, and names the serving broker.
+    assert [(r.hall, r.epoch) for r in rows(b.url, "SELECT hall, epoch FROM broker_lease")] == [
+        (load_config(DEFAULT_CONFIG).hall_id, 1)]
+    assert a.said("serving hall main (lease epoch 1)") and not b.said("serving hall")
     standby_first = f"{b.endpoint},{a.endpoint}"
     with pytest.raises(CommandRefused) as refused:  # the standby alone says what it is, in both languages
         BrokerClient(b.endpoint, timeout=2.0, retries=0).request("take_ticket", service="passport")
