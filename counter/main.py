@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         window.resize(1366, 820)
         window.show()
     else:
-        window.showFullScreen()
+        from queuehall.qtscreen import show_full_screen
+
+        show_full_screen(window, on_top=False)  # the clerk's PC: the whole screen, other programs may come above
     window.start()
     return int(app.exec())

@@ -115,6 +115,7 @@ QPushButton:focus { border: 3px solid #f0b400; }
 QPushButton:pressed { background: #d6e2ef; }
 QPushButton:disabled { color: #a5afbb; background: #e9edf1; border-color: #d5dbe2; }
 QPushButton#action { min-height: 76px; font-size: 20px; font-weight: bold; color: white; border: none; }
+QPushButton#action[compact="true"] { min-height: 60px; font-size: 18px; }
 QPushButton#action:focus { border: 4px solid #f0b400; }
 QPushButton#action[tone="green"] { background: #1f8a4c; }
 QPushButton#action[tone="blue"] { background: #1d5a99; }
@@ -585,10 +586,12 @@ class CounterWindow(QWidget):
         self.link = link
         self.model = model
         self.dialog: _Dialog | None = None
-        self.setMinimumSize(1200, 760)
+        self.compact: bool | None = None  # a short screen (1366×768): one row of actions, denser lists
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(0)
+        # The window takes the screen's size (a counter PC's 1366×768 included): no minimum from the layouts.
+        root.setSizeConstraint(QVBoxLayout.SizeConstraint.SetNoConstraint)
         root.addWidget(self._build_header())
         self.stack = QStackedWidget()
         self.signin = SignInPage(model)
@@ -727,19 +730,45 @@ class CounterWindow(QWidget):
         self.calendar_warning.setObjectName("calendarWarning")
         self.calendar_warning.setWordWrap(True)
         outer.addWidget(self.calendar_warning)
-        bar = QGridLayout()
-        bar.setSpacing(8)
+        self.bar = QGridLayout()
+        self.bar.setSpacing(8)
         self.buttons: dict[str, QPushButton] = {}
-        for i, action in enumerate(a for a in ACTIONS if a != "sign_out"):
+        for action in ACTIONS:
+            if action == "sign_out":
+                continue
             b = QPushButton()
             b.setObjectName("action")
             b.setProperty("tone", TONES[action])
             b.clicked.connect(lambda _=False, a=action: self.trigger(a))
-            bar.addWidget(b, i // 5, i % 5)
             self.buttons[action] = b
         self.buttons["sign_out"] = self.sign_out_button
-        outer.addLayout(bar)
+        outer.addLayout(self.bar)
+        self._set_compact(False)
         return work
+
+    def _set_compact(self, compact: bool) -> None:
+        """Lay the work page out for a short screen (under 900 lines: the actions in one row, denser queue
+        rows) or a tall one (two rows of five actions)."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        actions = [a for a in self.buttons if a != "sign_out"]
+        for b in self.buttons.values():
+            self.bar.removeWidget(b)
+        per_row = len(actions) if compact else 5
+        for i, action in enumerate(actions):
+            self.bar.addWidget(self.buttons[action], i // per_row, i % per_row)
+        for b in self.buttons.values():
+            _restyle(b, compact="true" if compact else "false")
+        self.waiting.verticalHeader().setDefaultSectionSize(34 if compact else 40)
+        self.no_show_list.setFixedHeight(76 if compact else 92)
+        self.figures_scope.setVisible(not compact)  # the figures' footnote: room for the queue instead
+        self.refresh_calendar_warning()
+
+    def resizeEvent(self, event: Any) -> None:
+        """Qt resize hook: a short screen gets the compact layout."""
+        super().resizeEvent(event)
+        self._set_compact(self.height() < 900)
 
     def _build_printer_panel(self) -> QFrame:
         """The help counter's panel: the kiosks' printer faults and unprinted numbers, and reprints."""
@@ -1021,8 +1050,14 @@ class CounterWindow(QWidget):
         _show_message(self.message, m.message, m.lang)
         self.offline.setText(m.offline_text())
         self.offline.setVisible(not m.connected)
-        warning = m.calendar_warning_text()
-        self.calendar_warning.setText(warning)
+        self.refresh_calendar_warning()
+
+    def refresh_calendar_warning(self) -> None:
+        """The calendar banner: both languages, or on a short screen only the clerk's (it is staff's notice)."""
+        if not hasattr(self, "calendar_warning"):
+            return
+        warning = self.model.calendar_warning_text()
+        self.calendar_warning.setText(warning.split("\n")[0] if self.compact else warning)
         self.calendar_warning.setVisible(bool(warning))
 
     def _draw_ticket(self) -> None:

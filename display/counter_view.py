@@ -310,15 +310,22 @@ class CounterScreen(Painted):
         p.fillRect(QRectF(r.x(), r.y(), r.width(), 3), ACCENT)
         h = r.height()
         pad = h * 0.3
-        services = ""
+        names: list[str] = []
         if card is not None and card.services_zh:
-            zh = "、".join(card.services_zh)
-            en = ", ".join(card.services_en)
-            first, _second = pair(zh, en, v.lang)
-            label = "业务：" if v.lang == "zh" else "Services: "
-            services = label + first
+            names = list(card.services_zh if v.lang == "zh" else card.services_en)
+        sep = "、" if v.lang == "zh" else ", "
+        label = "业务：" if v.lang == "zh" else "Services: "
         left = QRectF(r.x() + pad, r.y(), r.width() * 0.62, h)
-        self.text(p, left, services, h * 0.36, TEXT, min_px=10)
+        services = label + sep.join(names) if names else ""
+        if len(names) > 1 and self.fit_px(services, left.width(), h, h * 0.36) < 12:
+            # A narrow screen: the services on two lines rather than cut.
+            half = (len(names) + 1) // 2
+            lines = (label + sep.join(names[:half]) + sep.strip(), sep.join(names[half:]))
+            for i, line in enumerate(lines):
+                self.text(p, QRectF(left.x(), r.y() + h * (0.08 + 0.44 * i), left.width(), h * 0.42), line,
+                          h * 0.3, TEXT, min_px=10)
+        else:
+            self.text(p, left, services, h * 0.36, TEXT, min_px=10)
         conn = v.connection
         dot = {"online": QColor("#35c46a"), "offline": STALE_RED, "connecting": QColor("#e0a800")}[conn.state]
         right = QRectF(r.x() + r.width() * 0.66, r.y(), r.width() * 0.34 - pad, h)

@@ -48,6 +48,7 @@ class EvaluatorPanel(QFrame):
 
     def __init__(self, model: EvaluatorModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setProperty("layoutOverlay", True)  # the counter screen's overlay, on purpose over it
         self.model = model
         self.setObjectName("evaluator")
         self.setStyleSheet(_STYLE)

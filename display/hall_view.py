@@ -299,8 +299,8 @@ class HistoryPanel(Painted):
     def paint(self, p: QPainter, r: QRectF) -> None:
         """Paint this panel's current data into ``r``."""
         self.panel(p, r)
-        pad = 14.0
-        head = min(48.0, r.height() * 0.13)
+        pad = 14.0 * self.scale
+        head = min(48.0 * self.scale, r.height() * 0.13)
         self.title(
             p,
             QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head),
@@ -316,7 +316,7 @@ class HistoryPanel(Painted):
                 p,
                 body,
                 f"{a}  {b}",
-                min(30.0, body.height() * 0.2),
+                min(30.0 * self.scale, body.height() * 0.2),
                 MUTED,
                 align=Qt.AlignmentFlag.AlignCenter,
             )
@@ -384,13 +384,13 @@ class TransfersPanel(Painted):
             return
         n = len(self.notes)
         pad = 10.0
-        tag_w = min(150.0, r.width() * 0.2)
+        tag_w = min(150.0 * self.scale, r.width() * 0.2)
         a, b = pair("转办", "Transfers", self.lang)
         self.text(
             p,
             QRectF(r.x() + pad, r.y(), tag_w, r.height() * 0.55),
             a,
-            min(26.0, r.height() * 0.3),
+            min(26.0 * self.scale, r.height() * 0.3),
             ACCENT,
             bold=True,
         )
@@ -398,7 +398,7 @@ class TransfersPanel(Painted):
             p,
             QRectF(r.x() + pad, r.y() + r.height() * 0.45, tag_w, r.height() * 0.4),
             b,
-            min(18.0, r.height() * 0.2),
+            min(18.0 * self.scale, r.height() * 0.2),
             MUTED,
         )
         body = QRectF(r.x() + pad + tag_w, r.y() + 4, r.width() - tag_w - 2 * pad, r.height() - 8)
@@ -410,7 +410,7 @@ class TransfersPanel(Painted):
                 p,
                 QRectF(line.x(), line.y(), line.width(), lh * 0.58),
                 first,
-                min(26.0, lh * 0.46),
+                min(26.0 * self.scale, lh * 0.46),
                 TEXT,
                 bold=True,
                 min_px=10,
@@ -419,7 +419,7 @@ class TransfersPanel(Painted):
                 p,
                 QRectF(line.x(), line.y() + lh * 0.54, line.width(), lh * 0.42),
                 second,
-                min(19.0, lh * 0.32),
+                min(19.0 * self.scale, lh * 0.32),
                 MUTED,
                 min_px=9,
             )
@@ -455,8 +455,8 @@ class CountersPanel(Painted):
     def paint(self, p: QPainter, r: QRectF) -> None:
         """Paint this panel's current data into ``r``."""
         self.panel(p, r)
-        pad = 14.0
-        head = min(48.0, max(36.0, r.height() * 0.1))
+        pad = 14.0 * self.scale
+        head = min(48.0 * self.scale, max(36.0 * self.scale, r.height() * 0.1))
         self.title(
             p,
             QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() - pad * 2.8, head),
@@ -483,7 +483,7 @@ class CountersPanel(Painted):
         p.setBrush(QColor("#0b2140") if dim else PANEL_ALT)
         p.drawRoundedRect(c, 10, 10)
         h = c.height()
-        pad = min(12.0, c.width() * 0.05)
+        pad = min(12.0 * self.scale, c.width() * 0.05)
         head = QRectF(c.x() + pad, c.y() + h * 0.04, c.width() - 2 * pad, h * 0.26)
         zh, en = f"{card.number} 号窗口", f"Counter {card.number}"
         first, second = pair(zh, en, self.lang)
@@ -496,15 +496,19 @@ class CountersPanel(Painted):
             bold=True,
         )
         fw = self.text_width(first, px, True) + 8
-        self.text(
-            p,
-            QRectF(head.x() + fw, head.y(), head.width() - fw, head.height()),
-            second,
-            px * 0.72,
-            MUTED,
-            align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            min_px=9,
-        )
+        rest = head.width() - fw
+        # The other language beside the number when it fits at a readable size; on a small card the number
+        # speaks for itself (the panel's title is in both languages).
+        if self.text_width(second, max(10, round(px * 0.6))) <= rest:
+            self.text(
+                p,
+                QRectF(head.x() + fw, head.y(), rest, head.height()),
+                second,
+                px * 0.72,
+                MUTED,
+                align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                min_px=9,
+            )
         mid = QRectF(c.x() + pad, c.y() + h * 0.29, c.width() - 2 * pad, h * 0.36)
         centre = Qt.AlignmentFlag.AlignCenter
         if card.ticket_label:
@@ -570,6 +574,7 @@ class ServicesPanel(Painted):
         super().__init__(parent)
         self.rows: tuple[ServiceRow, ...] = ()
         self.columns = 2
+        self.name_share, self.count_share = self.NAME, self.COUNT
 
     def set_data(self, rows: Sequence[ServiceRow], columns: int, lang: str) -> None:
         """Take new data to show; repaints only when something shown changed."""
@@ -581,8 +586,8 @@ class ServicesPanel(Painted):
     def paint(self, p: QPainter, r: QRectF) -> None:
         """Paint this panel's current data into ``r``."""
         self.panel(p, r)
-        pad = 14.0
-        head = min(44.0, r.height() * 0.1)
+        pad = 14.0 * self.scale
+        head = min(44.0 * self.scale, r.height() * 0.1)
         total = sum(s.waiting for s in self.rows)
         self.title(
             p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() * 0.6, head), "等候情况", "Waiting"
@@ -605,12 +610,16 @@ class ServicesPanel(Painted):
         cols = max(1, self.columns)
         per_col = math.ceil(len(self.rows) / cols)
         colw = body.width() / cols
-        header_h = min(38.0, body.height() / (per_col + 1) * 0.8)
+        header_h = min(38.0 * self.scale, body.height() / (per_col + 1) * 0.8)
         rh = (body.height() - header_h) / per_col
         for col in range(cols):
             x = body.x() + col * colw
             hd = QRectF(x + 6, body.y(), colw - 12, header_h)
             for (first, second), x0, x1, align in self._columns(hd):
+                if header_h * 0.3 < 10:  # too short for two lines: the screen's language, readable
+                    self.text(p, QRectF(x0, hd.y(), x1 - x0, hd.height()), first, header_h * 0.62, MUTED,
+                              bold=True, align=align, min_px=9)
+                    continue
                 self.text(
                     p,
                     QRectF(x0, hd.y(), x1 - x0, hd.height() * 0.55),
@@ -642,7 +651,7 @@ class ServicesPanel(Painted):
     def _columns(self, r: QRectF) -> list[tuple[tuple[str, str], float, float, Qt.AlignmentFlag]]:
         left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        w, n, c = r.width(), self.NAME, self.COUNT
+        w, n, c = r.width(), self.name_share, self.count_share
         return [
             (pair("业务", "Service", self.lang), r.x(), r.x() + w * n, left),
             (pair("等候人数", "Waiting", self.lang), r.x() + w * (n - 0.04), r.x() + w * (n + c), right),
@@ -655,12 +664,13 @@ class ServicesPanel(Painted):
         top, h = cell.y(), cell.height()
         self.text(p, QRectF(cell.x(), top + h * 0.04, cell.width(), h * 0.54), lines[0], px * first_scale, fg,
                   bold=True, align=align, min_px=min_px)
-        self.text(p, QRectF(cell.x(), top + h * 0.56, cell.width(), h * 0.4), lines[1], min(px * 0.66, 15.0),
+        self.text(p, QRectF(cell.x(), top + h * 0.56, cell.width(), h * 0.4), lines[1],
+                  min(px * 0.66, 15.0 * self.scale),
                   MUTED, align=align, min_px=9)
 
     def _row(self, p: QPainter, r: QRectF, row: ServiceRow) -> None:
         w, h = r.width(), r.height()
-        n, c = self.NAME, self.COUNT
+        n, c = self.name_share, self.count_share
         left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         fg = TEXT if row.issuing else MUTED
@@ -668,8 +678,8 @@ class ServicesPanel(Painted):
         s1, s2 = pair(row.status_zh, row.status_en, self.lang)
         name = QRectF(r.x(), r.y(), w * n - 8, h)
         est = QRectF(r.x() + w * (n + c + 0.02), r.y(), w * (1 - n - c - 0.02), h)
-        two_lines = h >= 40
-        px = min(h * (0.42 if two_lines else 0.56), 26.0)
+        two_lines = h >= 40 * self.scale
+        px = min(h * (0.42 if two_lines else 0.56), 26.0 * self.scale)
         if two_lines:  # the other language on its own line under each
             self._two_lines(p, name, (first, second), px, fg, left, min_px=10)
             self._two_lines(p, est, (s1, s2), px, fg, right, min_px=9, first_scale=0.9)
@@ -681,7 +691,7 @@ class ServicesPanel(Painted):
             p,
             count,
             str(row.waiting),
-            min(h * 0.6, 32.0),
+            min(h * 0.6, 32.0 * self.scale),
             ACCENT if row.issuing else MUTED,
             bold=True,
             align=right,
@@ -742,6 +752,7 @@ class StaleOverlay(Painted):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setProperty("layoutOverlay", True)  # drawn over the panels on purpose
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.connection = Connection("connecting", False)
 
@@ -759,7 +770,7 @@ class StaleOverlay(Painted):
         """Paint this panel's current data into ``r``."""
         conn = self.connection
         p.fillRect(r, QColor(7, 26, 51, 150))  # dim everything: these figures are not current
-        bh = min(110.0, r.height() * 0.16)
+        bh = min(110.0 * self.scale, r.height() * 0.16)
         banner = QRectF(r.x() + r.width() * 0.1, r.y() + r.height() * 0.04, r.width() * 0.8, bh)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(STALE_RED if conn.state != "connecting" else QColor("#8a6d00"))
@@ -874,51 +885,65 @@ class HallScreen(QWidget):
             return
         n_transfers = len(self.view.transfers) if self.view else 0
         has_transfers = n_transfers > 0
+        # Pads, caps and type grow with the screen's smaller side (1.0 = 1080 lines; a 4K wall is 2.0).
+        scale = max(0.6, min(w, h) / 1080)
+        for panel in self.panels:
+            panel.scale = scale
+        small = scale < 0.8  # a 32" TV at 1366×768: fewer, larger recent calls; more room for the counters
+        narrow = w < h * 1.5  # a 5:4 screen (1280×1024): the queues in one column, the counters taller
+        # Long English service names need the room on a small or narrow screen: a wider name column.
+        self.services.name_share, self.services.count_share = (0.7, 0.1) if small or narrow else \
+            (ServicesPanel.NAME, ServicesPanel.COUNT)
         gap = max(8.0, min(w, h) * 0.012)
-        transfer_h = 16.0 + 56.0 * n_transfers
+        transfer_h = (16.0 + 56.0 * n_transfers) * scale
         if self.landscape:
-            header_h, footer_h = h * 0.09, h * 0.058
+            header_h, footer_h = (h * 0.08, h * 0.05) if narrow else (h * 0.09, h * 0.058)
             self._set(self.header, 0, 0, w, header_h)
             self._set(self.marquee, 0, h - footer_h, w, footer_h)
             top, bottom = header_h + gap, h - footer_h - gap
-            left_w = w * 0.4
+            left_w = w * (0.34 if narrow else 0.36 if small else 0.4)
             x0, x1 = gap * 1.5, gap * 1.5 + left_w + gap
             right_w = w - x1 - gap * 1.5
             body_h = bottom - top
-            now_h = body_h * 0.5
+            now_h = body_h * (0.46 if small else 0.5)
             self._set(self.now, x0, top, left_w, now_h)
             y = top + now_h + gap
             if has_transfers:
                 self._set(self.transfers, x0, y, left_w, transfer_h)
                 y += transfer_h + gap
             self._set(self.history, x0, y, left_w, bottom - y)
-            counters_h = body_h * 0.37
+            counters_h = body_h * (0.46 if small else 0.42 if narrow else 0.37)
             self._set(self.counters, x1, top, right_w, counters_h)
             self._set(self.services, x1, top + counters_h + gap, right_w, body_h - counters_h - gap)
         else:
             header_h, footer_h = h * 0.06, h * 0.036
+            shares = (0.22, 0.16, 0.22)
             self._set(self.header, 0, 0, w, header_h)
             self._set(self.marquee, 0, h - footer_h, w, footer_h)
             top, bottom = header_h + gap, h - footer_h - gap
             x0, cw = gap * 1.5, w - gap * 3
             body_h = bottom - top
-            now_h = body_h * 0.22
+            now_h = body_h * shares[0]
             self._set(self.now, x0, top, cw, now_h)
             y = top + now_h + gap
             if has_transfers:
                 self._set(self.transfers, x0, y, cw, transfer_h)
                 y += transfer_h + gap
-            hist_h = body_h * 0.16
+            hist_h = body_h * shares[1]
             self._set(self.history, x0, y, cw, hist_h)
             y += hist_h + gap
-            counters_h = body_h * 0.22
+            counters_h = body_h * shares[2]
             self._set(self.counters, x0, y, cw, counters_h)
             y += counters_h + gap
             self._set(self.services, x0, y, cw, bottom - y)
         self._service_columns = 2
         self.transfers.setVisible(has_transfers)
-        cols = 2
+        cols = 1 if narrow and self.landscape else 2  # a 5:4 screen's narrow left column: one call a row
         rows = max(1, math.ceil(self.history_size / cols))
+        if small:
+            rows = min(rows, 3)
+        elif narrow and self.landscape:
+            rows = min(rows, 5)
         self._history_shape = (rows, cols)
         self.overlay.setGeometry(
             0, int(self.header.height()), int(w), int(h - self.header.height() - self.marquee.height())

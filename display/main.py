@@ -147,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
         window.resize(1280, 720) if options.counter is None else window.resize(1024, 400)
         window.show()
     else:
+        from queuehall.qtscreen import show_full_screen
+
         window.setCursor(Qt.CursorShape.BlankCursor)  # a wall screen: no mouse pointer over the calls
-        window.showFullScreen()
+        show_full_screen(window, on_top=True)
     window.start()
     return int(app.exec())

@@ -51,7 +51,9 @@ class Painted(QWidget):
         super().__init__(parent)
         self.drawn: list[str] = []
         self.elided: list[str] = []
+        self.sizes: list[tuple[str, int]] = []  # (string, pixel size) of everything the last paint drew
         self.lang = "zh"
+        self.scale = 1.0  # the screen's size against 1080 lines (set by the screen's layout): caps and pads grow
         self._family = cjk_family()
         self._metrics: dict[tuple[int, bool], QFontMetricsF] = {}
 
@@ -112,6 +114,7 @@ class Painted(QWidget):
         p.setPen(color)
         p.drawText(rect, int(align), shown)
         self.drawn.append(shown)
+        self.sizes.append((shown, size))
         return size
 
     def text_width(self, s: str, px: int, bold: bool = False) -> float:
@@ -125,6 +128,7 @@ class Painted(QWidget):
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
         self.drawn = []
         self.elided = []
+        self.sizes = []
         try:
             self.paint(p, QRectF(self.rect()))
         finally:

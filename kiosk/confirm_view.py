@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 from queuehall.kiosk.model import FAREWELL, NUMBER_KEPT, PRINT_FAILED, Bi, KioskModel
-from queuehall.kiosk.widgets import make_button, make_label
+from queuehall.kiosk.widgets import make_button, make_label, min_size
 
 
 class ConfirmationPage(QWidget):
@@ -35,7 +35,7 @@ class ConfirmationPage(QWidget):
         row = QHBoxLayout()
         row.addStretch(1)
         self.done = make_button("back")
-        self.done.setMinimumSize(420, 96)
+        min_size(self.done, 420, 96)
         self.done.clicked.connect(self.done_tapped)
         row.addWidget(self.done)
         row.addStretch(1)
@@ -98,7 +98,7 @@ class PrintFailedPage(QWidget):
         row = QHBoxLayout()
         row.addStretch(1)
         self.button = make_button("back")
-        self.button.setMinimumSize(420, 96)
+        min_size(self.button, 420, 96)
         self.button.clicked.connect(self.button_tapped)
         row.addWidget(self.button)
         row.addStretch(1)
@@ -164,7 +164,7 @@ class NoticePage(QWidget):
         brow = QHBoxLayout()
         brow.addStretch(1)
         self.button = make_button("back")
-        self.button.setMinimumSize(420, 96)
+        min_size(self.button, 420, 96)
         self.button.clicked.connect(self.button_tapped)
         brow.addWidget(self.button)
         brow.addStretch(1)

@@ -301,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
 
     from queuehall.client import Security, parse_endpoints
     from queuehall.qtlink import QtLink
+    from queuehall.qtscreen import show_full_screen
 
     try:
         brokers = ",".join(f"{h}:{p}" for h, p in parse_endpoints(opts.broker))
@@ -354,9 +355,8 @@ def run(args: argparse.Namespace) -> int:
         window.resize(1280, 720)
         window.show()
     else:
-        window.setWindowFlags(Qt.WindowType.FramelessWindowHint | Qt.WindowType.WindowStaysOnTopHint)
         app.setOverrideCursor(Qt.CursorShape.BlankCursor)  # a touch screen: no mouse pointer
-        window.showFullScreen()
+        show_full_screen(window, on_top=True)  # the whole screen, on top, with or without a window manager
     window.start()
     log.info("kiosk %s: broker %s, printer %s", opts.name, brokers, opts.printer_spec or "none")
     try:

@@ -504,6 +504,7 @@ class KioskModel:
     message: Message | None = None
     blocked: bool = False  # a print failed: no tickets until the printer reports ready
     settings_open: bool = False
+    large_text: bool = False  # 适老化: larger type and high contrast, one tap on the start screen, reset when idle
     unlocked: bool = False
     pin_failures: int = 0
     locked_until: datetime | None = None
@@ -744,6 +745,10 @@ class KioskModel:
         """Switch the screen language (中文 / English)."""
         self.language = check_language(lang)
 
+    def toggle_large_text(self) -> None:
+        """The large-text, high-contrast mode (大字模式) on or off; the next citizen starts without it."""
+        self.large_text = not self.large_text
+
     def select_department(self, code: str) -> None:
         if code in {d.code for d in self.departments()}:
             self.department = code
@@ -798,10 +803,10 @@ class KioskModel:
     @property
     def clean(self) -> bool:
         """Whether the next citizen would find the kiosk as at a fresh start: the default language,
-        the first department, nothing chosen."""
+        the first department, nothing chosen, normal type."""
         return (self.language == self.settings.language and self.department == self.default_department()
                 and self.selected is None and self.priority is None and self.phase == Phase.START
-                and not self.settings_open)
+                and not self.settings_open and not self.large_text)
 
     def timeout_ms(self, screen: Screen | None = None) -> int | None:
         """How long ``screen`` (default: the one shown) may stay untouched before :meth:`on_timeout`.
@@ -833,6 +838,7 @@ class KioskModel:
             self.close_settings()
         self.back_to_start(reset_language=True)
         self.department = self.default_department()
+        self.large_text = False
 
     # ------------------------------------------------------------------ outcomes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QButtonGroup,
     QFrame,
     QGridLayout,
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from queuehall.kiosk.model import Bi, KioskModel, ServiceCard
-from queuehall.kiosk.widgets import clear_layout, make_button, make_label, touch_scroll
+from queuehall.kiosk.widgets import apply_scale, clear_layout, make_button, make_label, min_size, touch_scroll
 
 
 class DetailsPage(QWidget):
@@ -27,7 +28,8 @@ class DetailsPage(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        lay = QHBoxLayout(self)
+        # Landscape: materials left, the service and the buttons right. Portrait: stacked (set_portrait).
+        self.lay = lay = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
         lay.setContentsMargins(48, 30, 48, 34)
         lay.setSpacing(36)
         # Left: materials.
@@ -74,10 +76,10 @@ class DetailsPage(QWidget):
         right.addLayout(self.prio_grid)
         right.addStretch(1)
         self.confirm = make_button("confirm")
-        self.confirm.setMinimumHeight(130)
+        min_size(self.confirm, 0, 130)
         self.confirm.clicked.connect(self._confirm_clicked)
         self.back = make_button("back")
-        self.back.setMinimumHeight(96)
+        min_size(self.back, 0, 96)
         self.back.clicked.connect(self.back_tapped)
         right.addWidget(self.confirm)
         right.addWidget(self.back)
@@ -86,6 +88,15 @@ class DetailsPage(QWidget):
         self.prio_group.setExclusive(True)
         self.prio_buttons: dict[str | None, QPushButton] = {}
         self._shown: tuple[str | None, str, tuple[str, ...]] | None = None
+        self.portrait = False
+        self.u = 1.0
+
+    def set_portrait(self, portrait: bool) -> None:
+        """Re-flow for a standing (portrait) screen: the materials above, the service and buttons below."""
+        self.portrait = portrait
+        self.lay.setDirection(QBoxLayout.Direction.TopToBottom if portrait else QBoxLayout.Direction.LeftToRight)
+        self.lay.setStretch(0, 50 if portrait else 56)
+        self.lay.setStretch(1, 50 if portrait else 44)
 
     def _confirm_clicked(self) -> None:
         # Disable at once, before anything else runs: a second tap in the same instant finds it off.
@@ -150,6 +161,9 @@ class DetailsPage(QWidget):
                 self.materials.addWidget(item)
                 item.show()
             self.materials.addStretch(1)
+            inner = self.materials_scroll.widget()
+            if inner is not None:
+                apply_scale(inner, self.u)
             self.materials_scroll.verticalScrollBar().setValue(0)
             self._build_priority(model, card, lang)
             self._shown = key
@@ -179,7 +193,8 @@ class DetailsPage(QWidget):
         for i, (code, text) in enumerate(choices):
             b = make_button("prioButton", text)
             b.setCheckable(True)
-            b.setMinimumHeight(78)
+            min_size(b, 0, 78)
+            apply_scale(b, self.u)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             b.clicked.connect(lambda _=False, c=code: self.priority_chosen.emit(c))
             self.prio_group.addButton(b)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from queuehall.kiosk.model import Bi, KioskModel
-from queuehall.kiosk.widgets import make_button, make_label
+from queuehall.kiosk.widgets import fixed_width, make_button, make_label, min_size
 
 
 class PinPage(QWidget):
@@ -34,7 +34,7 @@ class PinPage(QWidget):
         self.title = make_label("title", align=center)
         lay.addWidget(self.title)
         self.display = make_label("pinDisplay", wrap=False, align=center)
-        self.display.setFixedWidth(560)
+        fixed_width(self.display, 560)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.display)
@@ -59,7 +59,7 @@ class PinPage(QWidget):
         crow = QHBoxLayout()
         crow.addStretch(1)
         self.cancel = make_button("back")
-        self.cancel.setMinimumSize(360, 90)
+        min_size(self.cancel, 360, 90)
         self.cancel.clicked.connect(self._cancel)
         crow.addWidget(self.cancel)
         crow.addStretch(1)
@@ -105,16 +105,16 @@ class SettingsPage(QWidget):
     def __init__(self) -> None:
         super().__init__()
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(60, 26, 60, 34)
-        lay.setSpacing(14)
+        lay.setContentsMargins(60, 18, 60, 24)
+        lay.setSpacing(10)
         self.title = make_label("title")
         lay.addWidget(self.title)
         card = QFrame()
         card.setObjectName("card")
         grid = QGridLayout(card)
-        grid.setContentsMargins(36, 26, 36, 26)
+        grid.setContentsMargins(36, 18, 36, 18)
         grid.setHorizontalSpacing(24)
-        grid.setVerticalSpacing(16)
+        grid.setVerticalSpacing(8)
         self.labels: dict[str, QLabel] = {}
 
         def row(r: int, key: str) -> None:
@@ -147,17 +147,20 @@ class SettingsPage(QWidget):
             self.paper_group.addButton(b)
             self.paper[mm] = b
             prow.addWidget(b)
+        prow.addStretch(1)
+        grid.addLayout(prow, 3, 1, 1, 3)
+        row(4, "mode")
         self.mode_group = QButtonGroup(self)
         self.mode: dict[str, QPushButton] = {}
-        prow.addSpacing(30)
+        mrow = QHBoxLayout()
         for m in ("raster", "text"):
             b = make_button("setButton")
             b.setCheckable(True)
             self.mode_group.addButton(b)
             self.mode[m] = b
-            prow.addWidget(b)
-        prow.addStretch(1)
-        grid.addLayout(prow, 3, 1, 1, 3)
+            mrow.addWidget(b)
+        mrow.addStretch(1)
+        grid.addLayout(mrow, 4, 1, 1, 3)
         arow = QHBoxLayout()
         self.apply = make_button("setButton")
         self.apply.clicked.connect(self._apply)
@@ -166,10 +169,10 @@ class SettingsPage(QWidget):
         arow.addWidget(self.apply)
         arow.addWidget(self.test)
         arow.addStretch(1)
-        grid.addLayout(arow, 4, 1, 1, 3)
+        grid.addLayout(arow, 5, 1, 1, 3)
         self.result = make_label("setValue")
-        grid.addWidget(self.result, 5, 1, 1, 3)
-        row(6, "language")
+        grid.addWidget(self.result, 6, 1, 1, 3)
+        row(7, "language")
         lrow = QHBoxLayout()
         self.lang_group = QButtonGroup(self)
         self.langs: dict[str, QPushButton] = {}
@@ -180,24 +183,26 @@ class SettingsPage(QWidget):
             self.lang_group.addButton(b)
             self.langs[code] = b
             lrow.addWidget(b)
-        lrow.addSpacing(60)
-        # Reprint a ticket at this kiosk (on the language row: the page must fit a 1080-line screen).
-        self.labels["reprint"] = make_label("setLabel", wrap=False)
-        lrow.addWidget(self.labels["reprint"])
+        lrow.addStretch(1)
+        grid.addLayout(lrow, 7, 1, 1, 3)
+        # Reprint a ticket at this kiosk.
+        row(8, "reprint")
+        rrow = QHBoxLayout()
         self.reprint_ticket = QLineEdit()
         self.reprint_ticket.setObjectName("setEdit")
         self.reprint_ticket.setPlaceholderText("A012")
         self.reprint_ticket.setMaxLength(12)
         self.reprint_button = make_button("setButton")
         self.reprint_button.clicked.connect(lambda: self.reprint.emit(self.reprint_ticket.text().strip()))
-        lrow.addWidget(self.reprint_ticket, 1)
-        lrow.addWidget(self.reprint_button)
-        grid.addLayout(lrow, 6, 1, 1, 3)
+        rrow.addWidget(self.reprint_ticket, 1)
+        rrow.addWidget(self.reprint_button)
+        grid.addLayout(rrow, 8, 1, 1, 3)
         grid.setColumnStretch(1, 1)
-        lay.addWidget(card, 1)
+        lay.addWidget(card)
+        lay.addStretch(1)  # a tall (portrait) screen: the rows stay together, the room goes below
         brow = QHBoxLayout()
         self.back = make_button("back")
-        self.back.setMinimumHeight(90)
+        min_size(self.back, 0, 90)
         self.back.clicked.connect(self.back_tapped)
         self.quit = make_button("danger")
         self.quit.clicked.connect(self.quit_tapped)
@@ -220,7 +225,8 @@ class SettingsPage(QWidget):
     def refresh(self, model: KioskModel, broker: str) -> None:
         lang = model.language
         t = {"broker": Bi("叫号服务器", "Ticket server"), "status": Bi("打印机状态", "Printer status"),
-             "printer": Bi("打印机", "Printer"), "paper": Bi("纸宽 / 方式", "Paper / mode"),
+             "printer": Bi("打印机", "Printer"), "paper": Bi("纸宽", "Paper width"),
+             "mode": Bi("打印方式", "Print mode"),
              "language": Bi("默认语言", "Default language"), "reprint": Bi("补打号票", "Reprint a ticket")}
         for key, text in t.items():
             self.labels[key].setText(text(lang))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QButtonGroup,
     QFrame,
     QGridLayout,
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from queuehall.kiosk.model import CHOOSE, Bi, KioskModel, ServiceCard
-from queuehall.kiosk.widgets import clear_layout, make_label, set_flag
+from queuehall.kiosk.widgets import apply_scale, clear_layout, make_label, set_flag
 
 
 class DeptButton(QPushButton):
@@ -80,7 +81,7 @@ class ServiceTile(QPushButton):
 
 
 class StartPage(QWidget):
-    """The greeting, departments on the left, the chosen department's services on the right."""
+    """The greeting, the departments and the chosen department's services (side by side, or stacked in portrait)."""
 
     department_tapped = Signal(str)
     service_tapped = Signal(str)
@@ -90,24 +91,26 @@ class StartPage(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(48, 26, 48, 30)
         lay.setSpacing(6)
-        self.greeting = make_label("greeting", wrap=False)
-        self.choose = make_label("choose", wrap=False)
+        self.greeting = make_label("greeting")
+        self.choose = make_label("choose")
         lay.addWidget(self.greeting)
         lay.addWidget(self.choose)
         lay.addSpacing(14)
-        body = QHBoxLayout()
-        body.setSpacing(30)
-        self.depts = QVBoxLayout()
+        # Landscape: departments on the left, services on the right. Portrait: departments in two columns
+        # above, services below, one per row (set_portrait).
+        self.body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.body.setSpacing(30)
+        self.depts = QGridLayout()
         self.depts.setSpacing(12)
         dept_box = QWidget()
         dept_box.setLayout(self.depts)
-        body.addWidget(dept_box, 30)
+        self.body.addWidget(dept_box, 30)
         self.grid = QGridLayout()
         self.grid.setSpacing(22)
         grid_box = QWidget()
         grid_box.setLayout(self.grid)
-        body.addWidget(grid_box, 70)
-        lay.addLayout(body, 1)
+        self.body.addWidget(grid_box, 70)
+        lay.addLayout(self.body, 1)
         lay.addSpacing(16)
         self.notice = make_label("notice")
         lay.addWidget(self.notice)
@@ -117,6 +120,48 @@ class StartPage(QWidget):
         self.tiles: dict[str, ServiceTile] = {}
         self._dept_codes: list[str] = []
         self._tile_codes: list[str] = []
+        self.portrait = False
+        self.u = 1.0
+
+    def set_portrait(self, portrait: bool) -> None:
+        """Re-flow for a standing (portrait) screen or a landscape one."""
+        if portrait == self.portrait:
+            return
+        self.portrait = portrait
+        self.body.setDirection(QBoxLayout.Direction.TopToBottom if portrait else QBoxLayout.Direction.LeftToRight)
+        self.body.setStretch(0, 34 if portrait else 30)
+        self.body.setStretch(1, 66 if portrait else 70)
+        self._place_departments()
+        self._place_tiles()
+
+    def _place_departments(self) -> None:
+        for b in self.dept_buttons.values():
+            self.depts.removeWidget(b)
+        columns = 2 if self.portrait else 1
+        for i, code in enumerate(self._dept_codes):
+            self.depts.addWidget(self.dept_buttons[code], i // columns, i % columns)
+            self.dept_buttons[code].show()
+        # At least eight (landscape) or four (portrait) equal rows: a short list does not become giant buttons.
+        rows = max(8 // columns, -(-len(self._dept_codes) // columns))
+        for r in range(max(rows, self.depts.rowCount())):
+            self.depts.setRowStretch(r, 1 if r < rows else 0)
+        for c in range(2):
+            self.depts.setColumnStretch(c, 1 if c < columns else 0)
+
+    def _place_tiles(self) -> None:
+        for t in self.tiles.values():
+            self.grid.removeWidget(t)
+        # Portrait: one service per row, as wide as the screen (two columns when there are many).
+        columns = 1 if self.portrait and len(self._tile_codes) <= 6 else 2
+        for i, code in enumerate(self._tile_codes):
+            self.grid.addWidget(self.tiles[code], i // columns, i % columns)
+            self.tiles[code].show()
+        # At least three (landscape) or five (portrait) equal rows: one or two services stay tile-sized.
+        rows = max(5 if self.portrait else 3, -(-len(self._tile_codes) // columns))
+        for r in range(max(rows, self.grid.rowCount())):
+            self.grid.setRowStretch(r, 1 if r < rows else 0)
+        for c in range(2):
+            self.grid.setColumnStretch(c, 1 if c < columns else 0)
 
     def refresh(self, model: KioskModel) -> None:
         lang = model.language
@@ -135,12 +180,10 @@ class StartPage(QWidget):
                 b = DeptButton(d.code)
                 b.clicked.connect(lambda _=False, c=d.code: self.department_tapped.emit(c))
                 self.group.addButton(b)
-                self.depts.addWidget(b, 1)
-                b.show()
+                apply_scale(b, self.u)
                 self.dept_buttons[d.code] = b
-            if len(depts) < 8:
-                self.depts.addStretch(8 - len(depts))
             self._dept_codes = codes
+            self._place_departments()
         for d in depts:
             b = self.dept_buttons[d.code]
             b.name.setText(d.name(lang))
@@ -155,19 +198,13 @@ class StartPage(QWidget):
         if tile_codes != self._tile_codes:
             clear_layout(self.grid)
             self.tiles.clear()
-            for i, c in enumerate(cards):
+            for c in cards:
                 t = ServiceTile(c.code)
                 t.clicked.connect(lambda _=False, code=c.code: self.service_tapped.emit(code))
-                self.grid.addWidget(t, i // 2, i % 2)
-                t.show()
+                apply_scale(t, self.u)
                 self.tiles[c.code] = t
-            # At least three equal rows, so one or two services do not become giant buttons.
-            rows = max(3, (len(cards) + 1) // 2)
-            for r in range(rows):
-                self.grid.setRowStretch(r, 1)
-            self.grid.setColumnStretch(0, 1)
-            self.grid.setColumnStretch(1, 1)
             self._tile_codes = tile_codes
+            self._place_tiles()
         for c in cards:
             self.tiles[c.code].show_card(c, lang)
 

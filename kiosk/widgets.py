@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -10,9 +11,11 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QScrollArea,
     QScroller,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -40,8 +43,8 @@ def make_button(name: str, text: str = "") -> QPushButton:
     return b
 
 
-def set_flag(widget: QWidget, name: str, value: bool) -> None:
-    """Set a boolean style property (``#x[name="true"]`` in the stylesheet) and re-apply the style."""
+def set_flag(widget: QWidget, name: str, value: bool | str) -> None:
+    """Set a style property (``#x[name="true"]`` in the stylesheet) and re-apply the style."""
     if widget.property(name) != value:
         widget.setProperty(name, value)
         widget.style().unpolish(widget)
@@ -75,6 +78,7 @@ class Header(QFrame):
 
     settings_gesture = Signal()
     language_tapped = Signal()
+    large_text_tapped = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -98,10 +102,31 @@ class Header(QFrame):
         clock.addWidget(self.date)
         lay.addLayout(clock)
         lay.addSpacing(28)
+        # 适老化: large type and high contrast, one tap away (the idle timeout turns it off again).
+        self.large = make_button("largeButton")
+        self.large.setCheckable(True)
+        self.large.clicked.connect(self.large_text_tapped)
+        lay.addWidget(self.large)
+        lay.addSpacing(16)
         self.lang = make_button("langButton")
         self.lang.clicked.connect(self.language_tapped)
         lay.addWidget(self.lang)
         self._taps: list[float] = []
+
+    def fit_name(self) -> None:
+        """A long hall name (in English, or on a narrow portrait screen) takes the smaller size."""
+        for label in (self.hall, self.hall_en):
+            for level in ("", "long", "longer", "longest"):  # e.g. 40, 30, 24, 20 px at 1920×1080
+                set_flag(label, "fit", level)
+                lay = self.layout()
+                if lay is not None:
+                    lay.activate()  # the widths as laid out now (the buttons beside may have grown)
+                if label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width():
+                    break
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fit_name()
 
     def _tap(self) -> None:
         now = time.monotonic()
@@ -115,6 +140,7 @@ class Header(QFrame):
         first, second = name.pick(model.language)
         self.hall.setText(first)
         self.hall_en.setText(second)
+        self.fit_name()
         now = model.now_local()
         self.clock.setText(now.strftime("%H:%M"))
         wd = "一二三四五六日"[now.weekday()]
@@ -123,4 +149,80 @@ class Header(QFrame):
         # Offer the *other* language, written in that language, so both kinds of reader find it.
         self.lang.setText("English" if model.language == "zh" else "中文")
         self.lang.setVisible(show_language)
+        self.large.setText("大字" if model.language == "zh" else "Large text")
+        self.large.setChecked(model.large_text)
+        self.large.setVisible(show_language)
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Scale: every margin, spacing and minimum size is written for a 1920×1080 screen and scaled with the type
+
+
+def min_size(widget: QWidget, width: int = 0, height: int = 0) -> None:
+    """Give ``widget`` a minimum size in 1920×1080 pixels, scaled by :func:`apply_scale`."""
+    widget.setProperty("baseMin", (width, height))
+    widget.setMinimumSize(width, height)
+
+
+def fixed_width(widget: QWidget, width: int) -> None:
+    """Give ``widget`` a fixed width in 1920×1080 pixels, scaled by :func:`apply_scale`."""
+    widget.setProperty("baseFixedWidth", width)
+    widget.setFixedWidth(width)
+
+
+def _scaled(n: int, u: float) -> int:
+    return round(n * u) if n > 0 else n
+
+
+def _scale_layout(layout: QLayout, u: float) -> None:
+    base = layout.property("baseMetrics")
+    if base is None:  # first seen: what the page's code asked for at 1920×1080
+        m = layout.contentsMargins()
+        spacers = []
+        for i in range(layout.count()):
+            item = layout.itemAt(i)
+            spacer = item.spacerItem() if item is not None else None
+            if (spacer is not None and spacer.sizePolicy().horizontalPolicy() == QSizePolicy.Policy.Fixed) \
+                    or (spacer is not None and spacer.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Fixed):
+                hint = spacer.sizeHint()
+                spacers.append((i, hint.width(), hint.height(), spacer.sizePolicy().horizontalPolicy(),
+                                spacer.sizePolicy().verticalPolicy()))
+        if isinstance(layout, QGridLayout):
+            spacing = (layout.horizontalSpacing(), layout.verticalSpacing())
+        else:
+            spacing = (layout.spacing(), layout.spacing())
+        base = ((m.left(), m.top(), m.right(), m.bottom()), spacing, spacers)
+        layout.setProperty("baseMetrics", base)
+    (left, top, right, bottom), (hs, vs), spacers = base
+    layout.setContentsMargins(_scaled(left, u), _scaled(top, u), _scaled(right, u), _scaled(bottom, u))
+    if isinstance(layout, QGridLayout):
+        layout.setHorizontalSpacing(_scaled(hs, u))
+        layout.setVerticalSpacing(_scaled(vs, u))
+    else:
+        layout.setSpacing(_scaled(hs, u))
+    for i, w, h, hp, vp in spacers:
+        item = layout.itemAt(i)
+        spacer = item.spacerItem() if item is not None else None
+        if spacer is not None:
+            spacer.changeSize(_scaled(w, u), _scaled(h, u), hp, vp)
+    layout.invalidate()
+
+
+def apply_scale(root: QWidget, u: float) -> None:
+    """Scale ``root``'s layouts (margins, spacing, fixed spacers) and the sizes set by :func:`min_size` and
+    :func:`fixed_width` to ``u`` (1.0 = a 1920×1080 screen). Widgets made later are scaled when this runs on
+    them (their page calls it for each new one)."""
+    layouts = root.findChildren(QLayout)
+    own = root.layout()
+    if own is not None and own not in layouts:
+        layouts.append(own)
+    for layout in layouts:
+        _scale_layout(layout, u)
+    for widget in [root, *root.findChildren(QWidget)]:
+        base = widget.property("baseMin")
+        if base is not None:
+            widget.setMinimumSize(_scaled(base[0], u), _scaled(base[1], u))
+        fixed = widget.property("baseFixedWidth")
+        if fixed is not None:
+            widget.setFixedWidth(_scaled(fixed, u))

@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeyEvent
-from PySide6.QtWidgets import QApplication, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLayout, QStackedWidget, QVBoxLayout, QWidget
 from queuehall.kiosk.confirm_view import ConfirmationPage, NoticePage, PrintFailedPage
 from queuehall.kiosk.controller import KioskController
 from queuehall.kiosk.journal import KioskJournal
@@ -33,7 +33,7 @@ from queuehall.kiosk.staff_view import PinPage, SettingsPage
 from queuehall.kiosk.start_view import StartPage
 from queuehall.kiosk.style import setup_app_font, stylesheet
 from queuehall.kiosk.ticket import TicketError
-from queuehall.kiosk.widgets import Header
+from queuehall.kiosk.widgets import Header, apply_scale
 
 from queuehall.qtfonts import cjk_family
 
@@ -92,6 +92,8 @@ class KioskWindow(QWidget):
         font.setPixelSize(24)
         self.setFont(font)
         self._scale = 0.0
+        self._portrait = False
+        self._large = False
         self._build()
         self._wire()
 
@@ -101,6 +103,9 @@ class KioskWindow(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
+        # The window is the screen's size, whatever its pages would like: they are scaled to fit it (rescale),
+        # and the layout check in the tests proves they do at every supported size.
+        lay.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.header = Header()
         lay.addWidget(self.header)
         self.stack = QStackedWidget()
@@ -140,6 +145,7 @@ class KioskWindow(QWidget):
         self.link.replied.connect(c.on_reply)
         self.printer.done.connect(c.on_job)
         self.header.language_tapped.connect(self._toggle_language)
+        self.header.large_text_tapped.connect(lambda: self._do(self.model.toggle_large_text))
         self.header.settings_gesture.connect(self._open_settings)
         self.start_page.department_tapped.connect(lambda c: self._do(self.model.select_department, c))
         self.start_page.service_tapped.connect(lambda c: self._do(self.model.tap_service, c))
@@ -210,12 +216,29 @@ class KioskWindow(QWidget):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
-        u = min(self.width() / 1920, self.height() / 1080)
+        self.rescale()
+
+    def rescale(self, force: bool = False) -> None:
+        """Scale type, margins and buttons to the screen and re-flow the pages for its orientation.
+
+        The scale follows the screen's smaller dimension (1.0 = 1920×1080 landscape or 1080×1920 portrait),
+        limited by the larger one, so a portrait kiosk gets the same type as a landscape one of that width.
+        """
+        w, h = self.width(), self.height()
+        u = min(min(w, h) / 1080, max(w, h) / 1920)
         u = max(0.45, min(u, 2.0))
-        if abs(u - self._scale) > 0.01:
-            self._scale = u
-            self.setStyleSheet(stylesheet(u, self.family))
+        portrait = h > w
+        large = self.model.large_text
+        if force or abs(u - self._scale) > 0.01 or portrait != self._portrait or large != self._large:
+            self._scale, self._portrait, self._large = u, portrait, large
+            self.setStyleSheet(stylesheet(u, self.family, large))
             self.header.setFixedHeight(round(118 * u))
+            # Large type takes its room from the gaps: margins and spacing shrink as the type grows.
+            gaps = u * (0.75 if large else 1.0)
+            for page in (self.start_page, self.details_page):
+                page.u = gaps
+                page.set_portrait(portrait)
+            apply_scale(self, gaps)
 
     # ------------------------------------------------------------------ inputs
 
@@ -334,6 +357,8 @@ class KioskWindow(QWidget):
     def redraw(self) -> None:
         """Show the model's screen and refresh its texts."""
         m = self.model
+        if m.large_text != self._large:
+            self.rescale()
         screen = m.screen
         lang = m.language
         delay = self._timer_for(screen)

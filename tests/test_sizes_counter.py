@@ -1,0 +1,66 @@
+"""The counter window at the sizes halls buy (issue 15): 1920×1080, 1366×768 and 1280×1024.
+
+Each state a clerk sees (signed out, a queue waiting, a ticket being served with its checklist, the broker
+gone) is laid out at each size in both languages with the default hall and checked with
+:func:`tests.layout_check.layout_problems`; screenshots go to tests/artifacts/sizes/. At 1366×768 the queue
+shows at least five rows.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from queuehall.broker.config import HallConfig
+
+from queuehall.client import BrokerClient
+from queuehall.clock import ManualClock
+from tests.broker_fixtures import BrokerThread
+from tests.layout_check import check, tag
+from tests.test_counter_gui import clock, hall, kiosk, settle, sign_in, take, terminal  # noqa: F401  (fixtures)
+
+COUNTER_SIZES = [(1920, 1080), (1366, 768), (1280, 1024)]
+
+
+def visible_rows(table: Any) -> int:
+    """How many whole rows of a table its viewport shows."""
+    return table.viewport().height() // max(1, table.verticalHeader().defaultSectionSize())
+
+
+@pytest.mark.parametrize("size", COUNTER_SIZES, ids=tag)
+def test_counter_fits_every_size_in_both_languages(qtbot: Any, hall: BrokerThread, kiosk: BrokerClient,  # noqa: F811
+                                                   clock: ManualClock, terminal: Any,  # noqa: F811
+                                                   size: tuple[int, int]) -> None:
+    problems: list[str] = []
+    config: HallConfig = hall.config
+    for lang in ("zh", "en"):
+        t = f"counter-{tag(size)}-{lang}"
+        term = terminal(counter=1 if lang == "zh" else 2, lang=lang)
+        w = term.window
+        w.resize(*size)
+        assert (w.width(), w.height()) == size
+        problems += check(qtbot, w, size, f"{t}-signed-out")
+        clerk = next(c for c in config.counters if c.number == term.model.counter).clerk_a
+        sign_in(qtbot, term, clerk)
+        services = next(c for c in config.counters if c.number == term.model.counter).services
+        for i in range(8):
+            take(kiosk, clock, services[i % len(services)], 1)
+        qtbot.waitUntil(lambda term=term: len(term.model.waiting_list()) >= 8, timeout=5000)
+        w.refresh()
+        problems += check(qtbot, w, size, f"{t}-waiting")
+        if size == (1366, 768):
+            assert visible_rows(w.waiting) >= 5, f"{t}: the queue shows {visible_rows(w.waiting)} rows"
+        w.trigger("call_next")
+        settle(qtbot, term)
+        w.trigger("start")
+        settle(qtbot, term)
+        problems += check(qtbot, w, size, f"{t}-serving")
+        term.model.on_connection(False)
+        w.refresh()
+        problems += check(qtbot, w, size, f"{t}-disconnected")
+        term.link.stop()
+    assert problems == [], "\n".join(problems)
