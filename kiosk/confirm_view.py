@@ -24,10 +24,12 @@ class ConfirmationPage(QWidget):
         self.line = make_label("confirmLine", align=center)
         self.line_sub = make_label("confirmSub", align=center)
         self.service = make_label("confirmSub", align=center)
+        self.where = make_label("confirmWhere", align=center)  # which counters serve it (issue 15)
+        self.where_sub = make_label("confirmSub", align=center)
         self.farewell = make_label("farewell", align=center)
         self.countdown = make_label("countdown", align=center)
         lay.addStretch(1)
-        for w in (self.caption, self.number, self.line, self.line_sub, self.service):
+        for w in (self.caption, self.number, self.line, self.line_sub, self.service, self.where, self.where_sub):
             lay.addWidget(w)
         lay.addSpacing(24)
         lay.addWidget(self.farewell)
@@ -58,6 +60,13 @@ class ConfirmationPage(QWidget):
         if prio:
             svc += " · " + Bi("绿色通道", "Priority")(lang) + " " + model.priority_name(str(prio))(lang)
         self.service.setText(svc)
+        code = str(model.issued.ticket.get("service") or "") if model.issued else ""
+        where = model.where_to_go(code)
+        a, b = where.pick(lang) if where else ("", "")
+        self.where.setText(a)
+        self.where_sub.setText(b)
+        self.where.setVisible(bool(a))
+        self.where_sub.setVisible(bool(b))
         self.farewell.setText(FAREWELL(lang))
         self.done.setText(Bi("完成", "Done")(lang))
         self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页",

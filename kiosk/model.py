@@ -675,6 +675,22 @@ class KioskModel:
         return any(isinstance(c, Mapping) and code in (c.get("services") or []) and c.get("state") != "closed"
                    for c in counters.values())
 
+    def where_to_go(self, code: str) -> Bi | None:
+        """Where ticket-holders of ``code`` are served (the confirmation says it): the counters that serve it,
+        those open first; None when the state lists no counter for it."""
+        counters = self.state.get("counters")
+        if not isinstance(counters, Mapping):
+            return None
+        serving = [c for c in counters.values() if isinstance(c, Mapping) and code in (c.get("services") or [])]
+        if not serving:
+            return None
+        open_ = sorted(int(c["number"]) for c in serving if c.get("state") != "closed")
+        numbers = open_ or sorted(int(c["number"]) for c in serving)
+        zh = "、".join(str(n) for n in numbers)
+        en = ", ".join(str(n) for n in numbers)
+        plural = "s" if len(numbers) > 1 else ""
+        return Bi(f"请留意叫号，到 {zh} 号窗口办理", f"When called, go to counter{plural} {en}")
+
     def wait_estimate(self, waiting: int, minutes: int, staffed: bool | None,
                       session_end: datetime | None) -> tuple[Bi, Bi | None]:
         """The estimate as shown, and a warning to go with it (or None).
@@ -952,6 +968,9 @@ class KioskModel:
             materials = tuple((str(m.get("zh", "")), str(m.get("en", "")))
                               for m in svc.get("materials") or [])
         promised = svc.get("promised_days")
+        description = svc.get("description") or {}
+        zh_note = str(description.get("zh") or "") if isinstance(description, dict) else ""
+        en_note = str(description.get("en") or "") if isinstance(description, dict) else ""
         return {
             "hall_name": (name.zh, name.en),
             "label": str(t.get("label", "")),
@@ -968,6 +987,11 @@ class KioskModel:
             "footer_zh": str(hall.get("footer_zh") or ""),
             "footer_en": str(hall.get("footer_en") or ""),
             "language": self.language,
+            # The service's 办理须知 (fees, eligibility) when short enough for a ticket; the screen shows it always.
+            "description_zh": zh_note if len(zh_note) <= TICKET_DESCRIPTION_MAX else "",
+            "description_en": en_note if len(zh_note) <= TICKET_DESCRIPTION_MAX else "",
+            # 适老化: the citizen who chose large text gets a large-print ticket.
+            "large_print": self.large_text,
         }
 
     def confirmation(self) -> tuple[str, Bi, Bi] | None:
@@ -1021,6 +1045,9 @@ class KioskModel:
         """Settings: the language the kiosk returns to after each citizen."""
         self.settings.language = check_language(lang)
         self.language = lang
+
+
+TICKET_DESCRIPTION_MAX = 60  # characters of Chinese: a longer 办理须知 stays on the screen only
 
 
 def qr_payload(ticket: Mapping[str, Any], url: str | None = None) -> str:

@@ -378,12 +378,19 @@ def _encode_text(p: Escpos, c: TicketContent, dots: int) -> None:
     out += [_size(1, 1), bold_off]
     if service[1].strip() and service[1] != service[0]:
         para(service[1])
+    note = c.pair(c.description_zh, c.description_en)[0].strip()
+    if note:  # fees, eligibility (办理须知), when short
+        out.append(left)
+        para(note)
+        out.append(center)
     out.append(rule)
-    out.append(bold_on)
+    # 适老化 large print: the lines a citizen reads again (ahead, wait, materials) in double height.
+    tall = _size(1, 2) if c.large_print else b""
+    out += [bold_on, tall]
     for zh, en in ((c.ahead_zh, c.ahead_en), (c.wait_zh, c.wait_en)):
         first, second = c.pair(zh, en)
         para(f"{first} / {second}")
-    out.append(bold_off)
+    out += [_size(1, 1), bold_off]
     issued = c.pair("取号时间", "Issued")
     para(f"{issued[0]} {issued[1]} {c.issued_local}")
     if c.promised_zh is not None and c.promised_en is not None:
@@ -395,9 +402,11 @@ def _encode_text(p: Escpos, c: TicketContent, dots: int) -> None:
         heading = c.pair("请备齐以下材料", "Please bring")
         para(f"{heading[0]} {heading[1]}:")
         out.append(bold_off)
+        out.append(tall)
         for i, (zh, en) in enumerate(c.materials, start=1):
             prefix = f"{i}. "
             para(prefix + c.pair(zh, en)[0], indent=len(prefix))
+        out.append(_size(1, 1))
     out.append(rule)
     p._raw(b"".join(out))
     p.set(align="center")  # native QR cannot be centred by qr() itself (docs/stack-check.md §4)

@@ -95,9 +95,10 @@ def stylesheet(u: float, family: str, large: bool = False) -> str:
              font-size: {fs(32)}px; font-weight: bold; padding: {px(14)}px; }}
     #back:pressed {{ background: #dcebfb; }}
     #caption {{ font-size: {fs(40)}px; color: #4a5a6e; }}
-    #bigNumber {{ font-family: "{number_family()}"; font-size: {fs(250)}px; font-weight: bold;
+    #bigNumber {{ font-family: "{number_family()}"; font-size: {px(250)}px; font-weight: bold;
                   color: #c4121a; }}
     #confirmLine {{ font-size: {fs(38)}px; font-weight: bold; color: #10243d; }}
+    #confirmWhere {{ font-size: {fs(34)}px; font-weight: bold; color: #0a3d7a; }}
     #confirmSub {{ font-size: {fs(26)}px; color: #5b6b80; }}
     #failedTitle {{ font-size: {fs(56)}px; font-weight: bold; color: #c4121a; }}
     #goHelp {{ font-size: {fs(44)}px; font-weight: bold; color: #0a3d7a; }}

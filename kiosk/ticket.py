@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import qrcode
@@ -94,6 +94,9 @@ class TicketContent:
     footer_zh: str = ""
     footer_en: str = ""
     language: str = "zh"
+    description_zh: str = ""
+    description_en: str = ""
+    large_print: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.hall_name, tuple) and len(self.hall_name) == 2
@@ -127,6 +130,10 @@ class TicketContent:
                 for m in self.materials)):
             raise _invalid("材料清单必须是（中文，英文）二元组的元组",
                            "materials must be a tuple of (zh, en) string pairs")
+        if not isinstance(self.description_zh, str) or not isinstance(self.description_en, str):
+            raise _invalid("办理须知必须是字符串", "description_zh and description_en must be strings")
+        if not isinstance(self.large_print, bool):
+            raise _invalid("大字号票须为 true 或 false", "large_print must be true or false")
         if self.language not in LANGUAGES:
             raise _invalid(f"语言只能是 zh 或 en：{self.language!r}",
                            f"language must be 'zh' or 'en': {self.language!r}")
@@ -446,6 +453,12 @@ def render_ticket(content: TicketContent, paper_mm: int = 80, dots: int | None =
     sizes = _SIZES[paper_mm]
     if not 256 <= width <= 1024:
         raise _invalid(f"打印宽度超出范围（256–1024 点）：{width}", f"dot width out of range 256-1024: {width}")
+    if content.large_print:  # 适老化: every line but the number and the QR code ×1.4 (it already is large)
+        sizes = replace(sizes, hall=round(sizes.hall * 1.3), hall2=round(sizes.hall2 * 1.3),
+                        caption=round(sizes.caption * 1.4), service=round(sizes.service * 1.3),
+                        service2=round(sizes.service2 * 1.4), info=round(sizes.info * 1.4),
+                        info2=round(sizes.info2 * 1.4), body=round(sizes.body * 1.4),
+                        small=round(sizes.small * 1.4))
     sheet = _Sheet(width, sizes, cjk_font_family())
     c = content
     s = sizes
@@ -466,6 +479,10 @@ def render_ticket(content: TicketContent, paper_mm: int = 80, dots: int | None =
         sheet.space(s.gap)
     service = c.pair(c.service_name_zh, c.service_name_en)
     sheet.pair(service[0], service[1], s.service, s.service2, bold=True)
+    note = c.pair(c.description_zh, c.description_en)[0].strip()
+    if note:  # fees, eligibility (办理须知): in the ticket's language, when the hall's text is short
+        sheet.space(s.gap / 2)
+        sheet.text(note, s.small, align=Qt.AlignmentFlag.AlignLeft)
     sheet.rule(dashed=True)
     for zh, en in ((c.ahead_zh, c.ahead_en), (c.wait_zh, c.wait_en)):
         first, second = c.pair(zh, en)

@@ -209,10 +209,11 @@ def _scale_layout(layout: QLayout, u: float) -> None:
     layout.invalidate()
 
 
-def apply_scale(root: QWidget, u: float) -> None:
+def apply_scale(root: QWidget, u: float, sizes: float | None = None) -> None:
     """Scale ``root``'s layouts (margins, spacing, fixed spacers) and the sizes set by :func:`min_size` and
-    :func:`fixed_width` to ``u`` (1.0 = a 1920×1080 screen). Widgets made later are scaled when this runs on
-    them (their page calls it for each new one)."""
+    :func:`fixed_width` to ``u`` (1.0 = a 1920×1080 screen; ``sizes``, when given, scales those sizes
+    instead). Widgets made later are scaled when this runs on them (their page calls it for each new one)."""
+    size_u = u if sizes is None else sizes
     layouts = root.findChildren(QLayout)
     own = root.layout()
     if own is not None and own not in layouts:
@@ -222,7 +223,7 @@ def apply_scale(root: QWidget, u: float) -> None:
     for widget in [root, *root.findChildren(QWidget)]:
         base = widget.property("baseMin")
         if base is not None:
-            widget.setMinimumSize(_scaled(base[0], u), _scaled(base[1], u))
+            widget.setMinimumSize(_scaled(base[0], size_u), _scaled(base[1], size_u))
         fixed = widget.property("baseFixedWidth")
         if fixed is not None:
-            widget.setFixedWidth(_scaled(fixed, u))
+            widget.setFixedWidth(_scaled(fixed, size_u))

@@ -238,7 +238,7 @@ class KioskWindow(QWidget):
             for page in (self.start_page, self.details_page):
                 page.u = gaps
                 page.set_portrait(portrait)
-            apply_scale(self, gaps)
+            apply_scale(self, gaps, sizes=u)  # buttons keep their size: large type needs it
 
     # ------------------------------------------------------------------ inputs
 
