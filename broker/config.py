@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from queuehall.broker.alerts import AlertRules
 
 from queuehall.errors import QueuehallError
+from queuehall.text import Bi
 
 # The default hall ships as package data of queuehall.config (installed or editable alike).
 DEFAULT_CONFIG = Path(str(resources.files("queuehall.config").joinpath("hall.toml")))
@@ -54,12 +55,8 @@ class ConfigError(QueuehallError, ValueError):
                          text=f"{self.file}: {key}: {problem}")
 
 
-@dataclass(frozen=True)
-class Text:
-    """A user-facing text in both languages."""
-
-    zh: str
-    en: str
+# A user-facing text in both languages: the one bilingual type of queuehall (queuehall/text.py).
+Text = Bi
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from queuehall.clock import Clock
+from queuehall.connection import LinkStatus
 from queuehall.errors import HallError
+from queuehall.text import Bi
 
 # Every action the clerk can take; the window binds one button and one shortcut to each.
 ACTIONS = ("call_next", "recall", "no_show", "start", "finish", "transfer", "pause", "resume",
@@ -44,9 +46,9 @@ LANGUAGE_SHORTCUT = "F12"
 # Phases of the counter as this terminal sees it.
 SIGNED_OUT, IDLE, CALLED, SERVING, PAUSED = "signed_out", "idle", "called", "serving", "paused"
 
-# (Chinese, English) for every string the counter screen shows. Messages with {fields}
-# are filled by :meth:`CounterModel.text`.
-TEXT: dict[str, tuple[str, str]] = {
+# Every string the counter screen shows, in both languages (queuehall/text.py's Bi, written here as its
+# (Chinese, English) pairs). Messages with {fields} are filled by :meth:`CounterModel.text`.
+TEXT: dict[str, Bi] = {key: Bi(*pair) for key, pair in {
     "call_next": ("叫下一位", "Call next"),
     "recall": ("重呼", "Recall"),
     "no_show": ("过号", "No-show"),
@@ -74,8 +76,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "pending_reinstate": ("正在恢复过号…", "Reinstating…"),
     "pending_sign_out": ("正在签退…", "Signing out…"),
     "pending_sign_in": ("正在签到…", "Signing in…"),
-    "connected": ("● 已连接", "● Connected"),
-    "disconnected": ("● 连接中断，正在重连…", "● Disconnected, reconnecting…"),
+    "online": ("● 已连接", "● Connected"),
+    "offline": ("● 连接中断，正在重连…", "● Disconnected, reconnecting…"),
     "connecting": ("● 正在连接…", "● Connecting…"),
     "offline_banner": ("与叫号服务器的连接已中断，正在自动重连；恢复前不能叫号，屏幕显示的是断开前的状态",
                        "Lost the connection to the broker, reconnecting; no calls until it is back. "
@@ -211,7 +213,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "recalls_left": ("还可重呼 {left} 次", "{left} recall(s) left"),
     "recall_last": ("已达重呼上限：再重呼即过号", "Recall limit reached: another recall is a no-show"),
     "paused_for": ("已暂停 {minutes} 分钟（自 {since} 起）", "Paused for {minutes} min (since {since})"),
-}
+}.items()}
 
 
 def fill(template: str, values: dict[str, Any]) -> str:
@@ -313,8 +315,8 @@ class CounterModel:
         self.clock = clock
         self.lang = lang
         self.state: dict[str, Any] = {}
-        self.connected = False
-        self.ever_connected = False
+        # The broker connection, as every screen models it (queuehall/connection.py).
+        self.link_status = LinkStatus()
         self.session: str | None = None
         self.clerk: str | None = None
         self.post: str | None = None
@@ -580,10 +582,8 @@ class CounterModel:
         return self.text("signed_in_as", name=name or self.clerk, clerk=self.clerk, post=self.post or "?")
 
     def connection_text(self) -> str:
-        """The connection indicator's text (connecting, connected or disconnected)."""
-        if self.connected:
-            return self.text("connected")
-        return self.text("disconnected" if self.ever_connected else "connecting")
+        """The connection indicator's text: connecting (no hall state yet), online or offline."""
+        return self.text(self.link_status.state)
 
     def calendar_warning_text(self) -> str:
         """The banner a signed-in clerk sees while the broker's official holiday data does not cover today
@@ -931,13 +931,17 @@ class CounterModel:
 
     def on_connection(self, up: bool) -> None:
         """The broker became reachable (``True``) or went silent."""
-        self.connected = up
-        if up:
-            self.ever_connected = True
+        self.link_status.on_connection(up)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker answers now."""
+        return self.link_status.connected
 
     def on_state(self, state: dict[str, Any]) -> None:
         """A new copy of the hall state (after a snapshot or an event)."""
         self.state = state
+        self.link_status.on_state()
         tz = state.get("timezone")
         if tz:
             with contextlib.suppress(KeyError, ValueError):  # an unknown zone: keep the previous one

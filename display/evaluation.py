@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from queuehall.text import EMPTY, Bi
+
 IDLE, LEVELS, DETAILS, SENDING, DONE = "idle", "levels", "details", "sending", "done"
 DEFAULT_SECONDS = 30.0  # the five buttons stay this long after a finish (and after each touch)
 DONE_SECONDS = 4.0  # the thanks (or the refusal) stays this long
@@ -55,7 +57,7 @@ class EvaluatorModel:
     level: int | None = None
     indicators: list[str] = field(default_factory=list)
     reason: str = ""
-    message: tuple[str, str] = ("", "")
+    message: Bi = EMPTY
     request_id: str | None = None
     deadline: float = 0.0
 
@@ -81,7 +83,7 @@ class EvaluatorModel:
             self.reset()
             return True
         if kind == "visit_rated" and ev.get("ticket_id") == self.ticket_id and self.state in (LEVELS, DETAILS):
-            self._done(("已收到您的评价，谢谢！", "Your rating was received. Thank you!"))
+            self._done(Bi("已收到您的评价，谢谢！", "Your rating was received. Thank you!"))
             return True
         return False
 
@@ -91,12 +93,13 @@ class EvaluatorModel:
             return False
         self.request_id = None
         if reply.get("status") == "ok":
-            self._done(("感谢您的评价！", "Thank you for your rating!"))
+            self._done(Bi("感谢您的评价！", "Thank you for your rating!"))
         elif reply.get("status") == "error":
             err = reply.get("error") or {}
-            self._done((str(err.get("message_zh", "评价未能提交")), str(err.get("message_en", "Not sent"))))
+            self._done(Bi(str(err.get("message_zh", "评价未能提交")), str(err.get("message_en", "Not sent"))))
         else:  # the broker did not answer: the same request id may be sent again
-            self._done(("暂时无法提交评价，请稍后在手机上评价", "Could not send the rating; please rate on your phone"))
+            self._done(Bi("暂时无法提交评价，请稍后在手机上评价",
+                          "Could not send the rating; please rate on your phone"))
         return True
 
     # -- from the citizen --------------------------------------------------------------------------
@@ -163,14 +166,14 @@ class EvaluatorModel:
 
     def reset(self) -> None:
         self.state, self.ticket_id, self.label, self.level = IDLE, None, "", None
-        self.indicators, self.reason, self.message, self.request_id = [], "", ("", ""), None
+        self.indicators, self.reason, self.message, self.request_id = [], "", EMPTY, None
 
     def _start(self, ticket_id: int, label: str) -> None:
         self.reset()
         self.state, self.ticket_id, self.label = LEVELS, ticket_id, label
         self._touch()
 
-    def _done(self, message: tuple[str, str]) -> None:
+    def _done(self, message: Bi) -> None:
         self.state, self.message = DONE, message
         self.deadline = self.clock() + DONE_SECONDS
 

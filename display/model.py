@@ -50,6 +50,8 @@ from queuehall.display.announcer import (
 from queuehall.display.voice import MAX_REPEAT, VoiceError, VoicePack
 
 from queuehall.clock import HallClock  # re-exported: the display's tests and window import it from here
+from queuehall.connection import LABELS as CONNECTION_LABELS
+from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
 
 log = logging.getLogger(__name__)
@@ -339,12 +341,12 @@ class Connection:
     @property
     def label_zh(self) -> str:
         """The indicator's word in Chinese."""
-        return {"online": "已连接", "offline": "连接中断", "connecting": "正在连接"}[self.state]
+        return CONNECTION_LABELS[self.state].zh
 
     @property
     def label_en(self) -> str:
         """The indicator's word in English."""
-        return {"online": "Online", "offline": "Offline", "connecting": "Connecting"}[self.state]
+        return CONNECTION_LABELS[self.state].en
 
 
 @dataclass(frozen=True)
@@ -453,10 +455,8 @@ class DisplayModel:
         self.hall_clock: Callable[[], datetime] = hall_clock if hall_clock is not None else HallClock()
         self.state: dict[str, Any] = {}
         self.version = 0  # bumped on every visible change: the window repaints when it moves
-        self.connected: bool | None = None  # None: never heard from the broker
-        self._need_sync = True
-        self._synced_once = False
-        self._lost_at: datetime | None = None
+        # The broker connection, as every screen models it (queuehall/connection.py); a loss is timed on the hall clock.
+        self.link_status = LinkStatus(clock=lambda: self.hall_clock())
         self._cards: dict[tuple[str, str, int], CallCard] = {}
         self._known: set[tuple[str, str, int]] = set()
         self.history: deque[CallCard] = deque(maxlen=MAX_HISTORY)  # highlighted calls, newest first
@@ -499,11 +499,9 @@ class DisplayModel:
         self.state = state
         if state.get("now") != previous_now and isinstance(self.hall_clock, HallClock):
             self.hall_clock.observe(state.get("now"))  # a fresh snapshot says what time the hall has
-        self._need_sync = False
-        self._synced_once = True
         # A snapshot or an event just arrived, so the broker is there (the link may report its first
         # heartbeat only after the snapshot).
-        self.connected = True
+        self.link_status.on_state()
         for ev in state.get("recent_calls") or []:
             if isinstance(ev, dict):
                 self._take_call(ev, live=False)
@@ -531,13 +529,13 @@ class DisplayModel:
 
     def set_connected(self, up: bool) -> None:
         """The broker was found alive (True) or silent for too long (False)."""
-        if up == self.connected:
-            return
-        self.connected = up
-        if not up:
-            self._need_sync = True  # whatever we show is from before the loss until a new snapshot
-            self._lost_at = self.hall_clock()
-        self._bump()
+        if self.link_status.on_connection(up):
+            self._bump()
+
+    @property
+    def connected(self) -> bool | None:
+        """Whether the broker answers (None: never heard from)."""
+        return self.link_status.up
 
     def tick(self, now: float | None = None) -> None:
         """Move the announcement queue on (call this often, e.g. every 100 ms)."""
@@ -672,13 +670,11 @@ class DisplayModel:
 
     def connection(self) -> Connection:
         """The connection indicator and whether what is shown is stale."""
-        if not self._synced_once:
-            return Connection("connecting", stale=False)
-        stale = self.connected is False or self._need_sync
+        status = self.link_status
         since = ""
-        if stale and self._lost_at is not None:
-            since = self._lost_at.astimezone(self.timezone()).strftime("%H:%M")
-        return Connection("online" if self.connected else "offline", stale=stale, since_local=since)
+        if status.stale and status.lost_at is not None:
+            since = status.lost_at.astimezone(self.timezone()).strftime("%H:%M")
+        return Connection(status.state, stale=status.stale, since_local=since)
 
     def _pause_reason(self, code: str | None) -> tuple[str, str]:
         if not code:

@@ -29,8 +29,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
 from queuehall.pins import parse_hash, verify_pin
+from queuehall.text import EMPTY, Bi  # the one bilingual text type (re-exported: the kiosk views import it from here)
 
 LANGUAGES = ("zh", "en")
 PIN_MAX_FAILURES = 5
@@ -218,21 +220,6 @@ class KioskSettings:
 # Texts
 
 
-@dataclass(frozen=True)
-class Bi:
-    """A text in both languages; ``pick(lang)`` gives ``(primary, secondary)``."""
-
-    zh: str
-    en: str
-
-    def pick(self, lang: str) -> tuple[str, str]:
-        """``(text in lang, text in the other language)``."""
-        return (self.zh, self.en) if lang == "zh" else (self.en, self.zh)
-
-    def __call__(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
-
-
 GREETING = Bi("您好，欢迎光临！", "Welcome!")
 CHOOSE = Bi("请选择您要办理的业务", "Please choose the service you need")
 UNAVAILABLE = Bi("服务器暂时没有响应，未能取号，请稍后再试",
@@ -371,7 +358,7 @@ class PrinterHealth:
     """The printer as the kiosk judges it. ``code`` None = ready; ``staff`` = fixable on the spot."""
 
     code: str | None
-    message: Bi = Bi("", "")  # the printer module's own words: technical, for staff
+    message: Bi = EMPTY  # the printer module's own words: technical, for staff
     near_end: bool = False
 
     @property
@@ -493,7 +480,8 @@ class KioskModel:
     settings: KioskSettings = field(default_factory=KioskSettings)
     clock: Callable[[], datetime] = field(default=system_now)
     state: dict[str, Any] = field(default_factory=dict)
-    connected: bool = False
+    # The broker connection, as every screen models it (queuehall/connection.py).
+    link_status: LinkStatus = field(default_factory=LinkStatus)
     printer: PrinterHealth = UNKNOWN_PRINTER
     language: str = ""
     phase: Phase = Phase.START
@@ -517,7 +505,7 @@ class KioskModel:
     def on_state(self, state: Mapping[str, Any]) -> None:
         """A new hall state from the broker (which also proves the broker is alive)."""
         self.state = dict(state)
-        self.connected = True
+        self.link_status.on_state()
         if self.department not in {d.code for d in self.departments()}:
             deps = self.departments()
             self.department = deps[0].code if deps else None
@@ -526,7 +514,12 @@ class KioskModel:
 
     def on_connection(self, up: bool) -> None:
         """The broker link came up or went silent."""
-        self.connected = up
+        self.link_status.on_connection(up)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker answers now."""
+        return self.link_status.connected
 
     def on_printer_status(self, health: PrinterHealth) -> None:
         """A status report from the printer; a ready printer lifts the block after a failed print."""
@@ -963,16 +956,15 @@ class KioskModel:
         at = parse_utc(t.get("issued_at")) or self.clock()
         prio = t.get("priority")
         pname = self.priority_name(str(prio)) if prio else None
-        materials: tuple[tuple[str, str], ...] = ()
+        materials: tuple[Bi, ...] = ()
         if self.settings.print_materials:
-            materials = tuple((str(m.get("zh", "")), str(m.get("en", "")))
-                              for m in svc.get("materials") or [])
+            materials = tuple(Bi(str(m.get("zh", "")), str(m.get("en", ""))) for m in svc.get("materials") or [])
         promised = svc.get("promised_days")
         description = svc.get("description") or {}
         zh_note = str(description.get("zh") or "") if isinstance(description, dict) else ""
         en_note = str(description.get("en") or "") if isinstance(description, dict) else ""
         return {
-            "hall_name": (name.zh, name.en),
+            "hall_name": name,
             "label": str(t.get("label", "")),
             "service_name_zh": str(t.get("service_name_zh") or svc.get("name_zh") or ""),
             "service_name_en": str(t.get("service_name_en") or svc.get("name_en") or ""),

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import qrcode
 import qrcode.constants
@@ -39,6 +40,7 @@ from PySide6.QtGui import (
 
 from queuehall.errors import QueuehallError
 from queuehall.qtfonts import installed_cjk_family
+from queuehall.text import Bi
 
 #: Printable dots across the paper at 203 dpi (80 mm paper prints 72 mm, 58 mm paper prints 48 mm).
 PAPER_DOTS: dict[int, int] = {80: 576, 58: 384}
@@ -67,19 +69,27 @@ def _invalid(zh: str, en: str) -> TicketError:
     return TicketError("TICKET_INVALID", zh, en)
 
 
+
+def _bi(value: Any) -> Any:
+    """A ``(zh, en)`` pair of strings as a :class:`Bi`; anything else as it is (the checks refuse it)."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(s, str) for s in value):
+        return Bi(*value)
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class TicketContent:
     """Everything printed on one ticket.
 
-    ``hall_name`` is ``(zh, en)``. ``materials`` is a tuple of ``(zh, en)`` pairs, printed (in the
-    primary language) only when non-empty. ``promised_days`` is the promised completion time in
-    working days (0 = done on the spot, None = not printed). ``qr_payload`` is the ticket's identity
+    ``hall_name`` is a :class:`~queuehall.text.Bi` (a ``(zh, en)`` pair is taken as one). ``materials`` is a
+    tuple of them, printed (in the primary language) only when non-empty. ``promised_days`` is the promised
+    completion time in working days (0 = done on the spot, None = not printed). ``qr_payload`` is the ticket's identity
     (e.g. ``"queuehall:ticket:<id>:A012:2026-11-28"``). ``language`` ("zh" or "en") is the primary
     language: it comes first and larger; the hall name, number, service and the "ahead / wait" lines
     are always printed in both languages. Invalid values raise :class:`TicketError` (TICKET_INVALID).
     """
 
-    hall_name: tuple[str, str]
+    hall_name: Bi | tuple[str, str]
     label: str
     service_name_zh: str
     service_name_en: str
@@ -89,7 +99,7 @@ class TicketContent:
     qr_payload: str
     priority_name_zh: str | None = None
     priority_name_en: str | None = None
-    materials: tuple[tuple[str, str], ...] = ()
+    materials: tuple[Bi | tuple[str, str], ...] = ()
     promised_days: int | None = None
     footer_zh: str = ""
     footer_en: str = ""
@@ -99,8 +109,12 @@ class TicketContent:
     large_print: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.hall_name, tuple) and len(self.hall_name) == 2
-                and all(isinstance(s, str) for s in self.hall_name) and self.hall_name[0].strip()):
+        # Texts are the one bilingual type (queuehall/text.py); a (zh, en) pair of strings is taken as one.
+        object.__setattr__(self, "hall_name", _bi(self.hall_name))
+        object.__setattr__(self, "materials", tuple(_bi(m) for m in self.materials)
+                           if isinstance(self.materials, tuple) else self.materials)
+        if not (isinstance(self.hall_name, Bi) and isinstance(self.hall_name.zh, str)
+                and isinstance(self.hall_name.en, str) and self.hall_name.zh.strip()):
             raise _invalid("大厅名称必须是（中文，英文）二元组且中文不能为空",
                            "hall_name must be a (zh, en) pair with a non-empty Chinese name")
         if not isinstance(self.label, str) or not self.label.strip() or not self.label.isprintable():
@@ -126,8 +140,7 @@ class TicketContent:
         if not isinstance(self.qr_payload, str) or not self.qr_payload:
             raise _invalid("二维码内容不能为空", "qr_payload must not be empty")
         if not (isinstance(self.materials, tuple) and all(
-                isinstance(m, tuple) and len(m) == 2 and all(isinstance(s, str) for s in m)
-                for m in self.materials)):
+                isinstance(m, Bi) and isinstance(m.zh, str) and isinstance(m.en, str) for m in self.materials)):
             raise _invalid("材料清单必须是（中文，英文）二元组的元组",
                            "materials must be a tuple of (zh, en) string pairs")
         if not isinstance(self.description_zh, str) or not isinstance(self.description_en, str):

@@ -7,7 +7,10 @@ protocol document (docs/protocol.md) reproduces it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the type only: the lean command line loads errors without dataclasses
+    from queuehall.text import Bi
 
 # code -> (Chinese, English). Messages may contain {placeholders} filled from details.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -174,6 +177,13 @@ class QueuehallError(Exception):
     @property
     def en(self) -> str:
         return self.message_en
+
+    @property
+    def message(self) -> Bi:
+        """Both messages as the one bilingual text type (what a screen shows)."""
+        from queuehall.text import Bi
+
+        return Bi(self.message_zh, self.message_en)
 
     def to_dict(self) -> dict[str, Any]:
         return {
