@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from queuehall.broker.alerts import AlertRules
 
 from queuehall.errors import QueuehallError
-from queuehall.text import Bi
+from queuehall.text import EMPTY, Bi
 
 # The default hall ships as package data of queuehall.config (installed or editable alike).
 DEFAULT_CONFIG = Path(str(resources.files("queuehall.config").joinpath("hall.toml")))
@@ -216,7 +216,7 @@ class HallConfig:
     hall_id: str = DEFAULT_HALL_ID
     hall_id_given: bool = False
     # Where the hall is (a city's wait page and reports show it); empty when not given.
-    address: Text = Text("", "")
+    address: Text = EMPTY
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
