@@ -192,6 +192,15 @@ BENCHMARKS: list[Benchmark] = [
                     "one pair of runs) and refreshing the pages 100 per turn of the event loop, the event's own "
                     "ticket first (the called ticket's page p99 477 → 25 ms, all pages' p50 247 → 98 ms in the "
                     "next run)."),
+    Benchmark("appointments", "appointments_bench.py", ("--bookings", "400", "--rounds", "30"),
+              ("--bookings", "60", "--rounds", "5"),
+              "Appointments: booking and check-in at the broker, a day's slots of 30 services", generic_rows,
+              notes="Round trips from one client on loopback to `queuehall broker` in its own process (SQLite, "
+                    "`synchronous=FULL`: each reply waits for its fsync), on the shared 2-core machine while other "
+                    "jobs ran (the load average is in the stored result). A booking with a contact includes the "
+                    "contact's scrypt hash (n=2^10, r=4: about 1 ms alone on this machine; 2^11 with r=8 took 12 ms "
+                    "at best, so it was lowered; broker/appointments.py). The slots are computed by the engine alone "
+                    "(no transport): 30 services × 26 quarter-hour slots, from an empty calendar cache."),
     Benchmark("webhooks", "webhook_bench.py", (),
               ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
               "Webhooks and remote tickets through the web gateway", generic_rows,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -92,6 +93,10 @@ class Service:
     # Remote tickets (WeChat mini program, 一网通办; docs/web.md): None = the hall's [hall] value.
     remote_quota: int | None = None  # remote tickets per business day; 0 = not offered remotely
     remote_arrival_minutes: int | None = None  # a remote ticket not checked in by issue + this lapses
+    # Appointments (预约; docs/calling-rules.md): None = the hall's [appointments] value.
+    appointments: bool | None = None  # whether this service takes bookings
+    slot_minutes: int | None = None  # length of one booking slot
+    slot_capacity: int | None = None  # citizens one slot takes, walk-in share included
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,21 @@ class SignIn:
 
 
 @dataclass(frozen=True)
+class Appointments:
+    """Booked visits (预约), hall-wide; a service may set its own ``appointments``, ``slot_minutes`` and
+    ``slot_capacity`` (docs/configuration.md ``[appointments]``, docs/calling-rules.md "Appointments")."""
+
+    enabled: bool = False  # services take bookings unless they say otherwise
+    slot_minutes: int = 30
+    slot_capacity: int = 4  # citizens one slot of one service takes (bookings and walk-ins together)
+    walkin_share: float = 0.5  # the share of every slot kept for walk-ins: bookable = floor(capacity * (1 - share))
+    checkin_before_minutes: int = 15  # check-in opens this long before the slot starts ...
+    checkin_after_minutes: int = 10  # ... and is on time until this long after; later: a normal ticket (late)
+    book_ahead_days: int = 14  # slots up to this many days ahead may be booked
+    streak: int = 2  # at most this many appointment tickets called in a row while a walk-in waits
+
+
+@dataclass(frozen=True)
 class HallConfig:
     name: Text
     timezone: str
@@ -217,6 +237,7 @@ class HallConfig:
     hall_id_given: bool = False
     # Where the hall is (a city's wait page and reports show it); empty when not given.
     address: Text = EMPTY
+    appointments: Appointments = Appointments()
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -227,6 +248,15 @@ class HallConfig:
         minutes = (service.remote_arrival_minutes if service.remote_arrival_minutes is not None
                    else self.remote_arrival_minutes)
         return quota, minutes
+
+    def booking_rules(self, service: Service) -> tuple[bool, int, int]:
+        """(takes bookings, slot minutes, bookable places per slot) for ``service``: its own settings, else
+        the hall's ``[appointments]``; the places are the slot's capacity less the walk-in share."""
+        a = self.appointments
+        offered = service.appointments if service.appointments is not None else a.enabled
+        minutes = service.slot_minutes or a.slot_minutes
+        capacity = service.slot_capacity if service.slot_capacity is not None else a.slot_capacity
+        return offered, minutes, math.floor(capacity * (1 - a.walkin_share) + 1e-9)
 
     def counter(self, number: int) -> Counter | None:
         return next((c for c in self.counters if c.number == number), None)
@@ -272,7 +302,7 @@ class HallConfig:
 MIN_RETENTION_DAYS = 183
 NOSHOW_REINSTATE = ("front", "back")
 TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
-                  "pause_reason", "rating", "alerts", "sign_in")
+                  "pause_reason", "rating", "alerts", "sign_in", "appointments")
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
@@ -431,6 +461,7 @@ class _Parser:
         rating = self.rating(top.get("rating", {}))
         alerts = self.alerts(top.get("alerts", {}))
         sign_in = self.sign_in(top.get("sign_in", {}))
+        appointments = self.appointments(top.get("appointments", {}))
         hours = self.hours(top.get("hours"))
 
         departments = tuple(Department(t.code("code"), t.text("name"))
@@ -472,7 +503,7 @@ class _Parser:
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
             help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
             sign_in=sign_in, hall_id=hall_id or DEFAULT_HALL_ID, hall_id_given=hall_id is not None,
-            address=address,
+            address=address, appointments=appointments,
         )
 
     def hall_id(self, hall: _Table) -> str | None:
@@ -561,6 +592,25 @@ class _Parser:
     def sign_in(self, value: object) -> SignIn:
         t = _Table(self, value, "sign_in", ("lock_after", "lock_minutes"), "a table [sign_in]")
         return SignIn(t.integer("lock_after", 5, 1, 100), t.integer("lock_minutes", 15, 1, _MINUTES_PER_DAY))
+
+    def appointments(self, value: object) -> Appointments:
+        t = _Table(self, value, "appointments", ("enabled", "slot_minutes", "slot_capacity", "walkin_share",
+                                                 "checkin_before_minutes", "checkin_after_minutes",
+                                                 "book_ahead_days", "streak"), "a table [appointments]")
+        share = t.get("walkin_share", 0.5)
+        if t.has("walkin_share"):
+            t._typed("walkin_share", isinstance(share, int | float) and not isinstance(share, bool), "a number",
+                     "须为数字")
+            if not 0 <= share <= 1:
+                self.fail("appointments.walkin_share", "CONFIG_OUT_OF_RANGE",
+                          f"is {share}; expected a share from 0 to 1 (0.5: half of every slot kept for walk-ins)",
+                          "须为0到1之间的比例（0.5即每个时段留一半给现场取号）")
+        return Appointments(enabled=t.boolean("enabled", False), slot_minutes=t.integer("slot_minutes", 30, 5, 240),
+                            slot_capacity=t.integer("slot_capacity", 4, 1, 1000), walkin_share=float(share),
+                            checkin_before_minutes=t.integer("checkin_before_minutes", 15, 0, 240),
+                            checkin_after_minutes=t.integer("checkin_after_minutes", 10, 0, 240),
+                            book_ahead_days=t.integer("book_ahead_days", 14, 0, 366),
+                            streak=t.integer("streak", 2, 1, 20))
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",
@@ -732,8 +782,12 @@ class _Parser:
         description = t.text("description", None)
         remote_quota = t.integer("remote_quota", None, 0, 10**5)
         remote_arrival = t.integer("remote_arrival_minutes", None, 1, _MINUTES_PER_DAY)
+        appointments = t.boolean("appointments", None)
+        slot_minutes = t.integer("slot_minutes", None, 5, 240)
+        slot_capacity = t.integer("slot_capacity", None, 1, 1000)
         return Service(code, prefix, name, department, materials, promised_days, target_wait, daily_cap,
-                       cutoff, classes, avg, description, remote_quota, remote_arrival)
+                       cutoff, classes, avg, description, remote_quota, remote_arrival, appointments, slot_minutes,
+                       slot_capacity)
 
     def clerk(self, t: _Table) -> Clerk:
         clerk_id = t.code("id")
@@ -930,7 +984,7 @@ class _Table:
 
 _SERVICE_KEYS = ("code", "prefix", "name", "department", "materials", "promised_days", "target_wait_minutes",
                  "daily_cap", "cutoff_minutes", "priority_classes", "avg_service_minutes", "description",
-                 "remote_quota", "remote_arrival_minutes")
+                 "remote_quota", "remote_arrival_minutes", "appointments", "slot_minutes", "slot_capacity")
 _COUNTER_KEYS = ("number", "name", "services", "weights", "clerk_a", "clerk_b")
 
 
@@ -1000,6 +1054,9 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
             out["remote_quota"] = s.remote_quota
         if s.remote_arrival_minutes is not None:
             out["remote_arrival_minutes"] = s.remote_arrival_minutes
+        for key in ("appointments", "slot_minutes", "slot_capacity"):
+            if getattr(s, key) is not None:
+                out[key] = getattr(s, key)
         return out
 
     def counter(k: Counter) -> dict[str, Any]:
@@ -1024,5 +1081,6 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         "counter": [counter(k) for k in cfg.counters],
         "clerk": [{"id": k.id, "name": _text(k.name)} for k in cfg.clerks],
         "sign_in": {"lock_after": cfg.sign_in.lock_after, "lock_minutes": cfg.sign_in.lock_minutes},
+        "appointments": dataclasses.asdict(cfg.appointments),
         "pause_reason": [{"code": r.code, "name": _text(r.name)} for r in cfg.pause_reasons],
     }

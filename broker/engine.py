@@ -25,15 +25,29 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Protocol
 
+from queuehall.broker.appointments import (
+    SlotPlan,
+    code_problem,
+    contact_matches,
+    hash_contact,
+    mask_contact,
+    new_code,
+    normalise_code,
+    normalise_contact,
+)
 from queuehall.broker.config import Counter, HallConfig, Service
 from queuehall.broker.hours import OPEN, OpeningHours
 from queuehall.broker.model import (
     ACTIVE,
+    BOOKED,
+    BOOKING_CANCELLED,
+    BOOKING_NO_SHOW,
     CALLED,
     CANCELLED,
     CASE_CLOSED,
     CASE_OPEN,
     CHANNEL_DEFAULT,
+    CHECKED_IN,
     CLOSED_UNSERVED,
     COUNTER_CLOSED,
     COUNTER_OPEN,
@@ -48,6 +62,7 @@ from queuehall.broker.model import (
     TRANSFERRED,
     VOIDED,
     WAITING,
+    Booking,
     Case,
     Change,
     CounterState,
@@ -69,6 +84,7 @@ from queuehall.pins import verify_pin
 RECENT_CALLS = 30  # calls kept for the displays' history
 _EWMA = 0.2  # weight of the newest service time in the estimate
 _STATE_STREAK = "streak"
+_STATE_APPT_STREAK = "appointment_streak"  # service -> appointment tickets called in a row while a walk-in waited
 _STATE_WRR = "wrr"
 _STATE_AVG = "avg_service_s"
 # Remote tickets (docs/web.md): {"day": business day, "issued": {service: n}, "tickets": {id: {label, arrive_by,
@@ -178,6 +194,15 @@ class _Tx:
         self.change.tickets[t.id] = t
         self.change.new_tickets.add(t.id)
 
+    def booking(self, code: str) -> Booking:
+        if code not in self.change.bookings:
+            self.change.bookings[code] = copy.copy(self.hall.booking_records[code])
+        return self.change.bookings[code]
+
+    def add_booking(self, b: Booking) -> None:
+        self.change.bookings[b.code] = b
+        self.change.new_bookings.add(b.code)
+
     def add_visit(self, v: Visit) -> None:
         self.change.visits[v.id] = v
         self.change.new_visits.add(v.id)
@@ -260,6 +285,13 @@ class Hall:
         # The last business day closed (:meth:`close_day_if_due`); None: no close recorded yet.
         self.closed_through: date | None = None
         self._next_close: datetime | None = None  # no close is due before this instant
+        # Appointments (预约): the bookings of business days not yet closed (and of the last one closed), the
+        # places taken per (service, slot start), the slots of each day, and where codes' random parts come from
+        # (None: the CSPRNG; a test injects a function).
+        self.booking_records: dict[str, Booking] = {}
+        self._booked: dict[tuple[str, datetime], int] = {}
+        self.slot_plan = SlotPlan(self.hours)
+        self.code_source: Callable[[], str] | None = None
         if stored is not None:
             self._restore(stored)
 
@@ -294,6 +326,11 @@ class Hall:
         self.cases = {c.id: c for c in stored.open_cases}
         self.last_rating_id = stored.last_rating_id
         self.last_case_id = stored.last_case_id
+        for b in stored.bookings:
+            self.booking_records[b.code] = b
+            if b.state in (BOOKED, CHECKED_IN):
+                key = (b.service, b.slot_at)
+                self._booked[key] = self._booked.get(key, 0) + 1
 
     # ------------------------------------------------------------------ dispatch
 
@@ -330,6 +367,15 @@ class Hall:
             tx.change.request = (key[0], key[1], reply)
         self._commit(tx.change)
         return reply
+
+    def query(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Answer one of the hall's questions (``slots``, ``bookings``: kind ``query`` in queuehall/commands.py)
+        from its state, changing nothing and journaling nothing; raise :class:`HallError` when refused."""
+        if name not in HALL_QUERIES:
+            raise HallError("UNKNOWN_COMMAND", command=str(name))
+        self.close_day_if_due()  # the answer is about a day that is closed when it should be
+        kwargs = check_args(SCHEMA[name].params, args if args is not None else {})
+        return getattr(self, name)(_Tx(self), **kwargs)
 
     def _commit(self, change: Change) -> None:
         """Journal ``change`` and install it; STORAGE (and nothing changed) if the journal refused."""
@@ -370,6 +416,13 @@ class Hall:
         self.last_visit_id = max([self.last_visit_id, *change.new_visits])
         if change.events:
             self.last_event_seq = change.events[-1].seq
+        for b in change.bookings.values():
+            before = self.booking_records.get(b.code)
+            for rec, step in ((before, -1), (b, 1)):
+                if rec is not None and rec.state in (BOOKED, CHECKED_IN):
+                    place = (rec.service, rec.slot_at)
+                    self._booked[place] = self._booked.get(place, 0) + step
+            self.booking_records[b.code] = b
         if change.request is not None:
             self.requests[(change.request[0], change.request[1])] = change.request[2]
         self._install_ratings(change)
@@ -554,6 +607,7 @@ class Hall:
         days = {self._day_of(t) for t in self.tickets.values() if t.status in ACTIVE or t.status == NO_SHOW}
         days.update(self.hours.business_day(c.since) for c in self.counters.values()
                     if c.state != COUNTER_CLOSED and c.since is not None)
+        days.update(b.slot_day for b in self.booking_records.values() if b.state == BOOKED)
         return days
 
     def _close_day(self, day: date) -> None:
@@ -583,12 +637,19 @@ class Hall:
                 COUNTER_CLOSED, None, None, None, None, None, tx.now)
             signed_out.append(c.number)
             tx.event("counter_signed_out", counter=c.number, clerk=clerk, reason="day_closed")
-        for key in (_STATE_STREAK, _STATE_WRR):  # the calling rules' memory of the day
+        missed = sorted((b for b in self.booking_records.values() if b.state == BOOKED and b.slot_day <= day),
+                        key=lambda b: (b.slot_at, b.code))
+        for old_b in missed:  # 预约未到: booked, never checked in
+            b = tx.booking(old_b.code)
+            b.state, b.ended_at = BOOKING_NO_SHOW, tx.now
+            tx.event("booking_no_show", service=b.service, booking=self.booking_event(b))
+        for key in (_STATE_STREAK, _STATE_WRR, _STATE_APPT_STREAK):  # the calling rules' memory of the day
             if self.state.get(key):
                 tx.change.state[key] = {}
         tx.change.state[_STATE_DAY_CLOSE] = {"day": day.isoformat(), "at": _iso(tx.now)}
         tx.event("day_closed", day=day.isoformat(), closed_at=_iso(tx.now), unserved=len(tickets),
-                 counters=signed_out, no_shows=[str(i) for i in no_shows])
+                 counters=signed_out, no_shows=[str(i) for i in no_shows],
+                 booking_no_shows=len(missed))
         try:
             self.journal.commit(tx.change)
         except HallError:
@@ -601,6 +662,10 @@ class Hall:
             self.visits.pop(t.visit_id, None)
             if t.token:
                 self._by_token.pop(t.token, None)
+        for code in [c for c, b in self.booking_records.items() if b.slot_day < day]:  # the closed day's stay a day
+            del self.booking_records[code]
+        for place in [p for p in self._booked if self.hours.business_day(p[1]) < day]:
+            del self._booked[place]
         self.closed_through = day
 
     # ------------------------------------------------------------------ lookups
@@ -679,6 +744,18 @@ class Hall:
                 pool[tid] = t
         return list(pool.values())
 
+    def _walk_in_waits(self, tx: _Tx, service: str) -> bool:
+        """Whether a walk-in (any ticket but an appointment whose slot has started) waits in ``service``'s
+        queue, this command's changes included."""
+        changed = tx.change.tickets
+
+        def walk_in(t: Ticket) -> bool:
+            return t.slot_at is None or t.slot_at > tx.now
+
+        if any(t.status == WAITING and t.queue_service == service and walk_in(t) for t in changed.values()):
+            return True
+        return any(walk_in(t) for tid, t in self._queues.get(service, {}).items() if tid not in changed)
+
     def _normal_waits(self, tx: _Tx, service: str) -> bool:
         """Whether a normal (not priority) ticket waits in ``service``'s queue, this command included."""
         changed = tx.change.tickets
@@ -720,7 +797,36 @@ class Hall:
         if remote is not None:  # only remote tickets carry these (docs/protocol.md)
             view.update(channel="remote", arrive_by=remote["arrive_by"],
                         checked_in=remote["checked_in_at"] is not None)
+        if t.booking is not None:  # only appointment tickets carry these (never the code: a screen shows them)
+            view.update(appointment=True, slot=self._local_slot(t.slot_at))
         return view
+
+    def _local_slot(self, at: datetime | None) -> str | None:
+        """A slot's start as the contract writes it: hall local time, ``YYYY-MM-DDTHH:MM``."""
+        return at.astimezone(self.hours.tz).strftime("%Y-%m-%dT%H:%M") if at is not None else None
+
+    def hall_identity(self) -> str:
+        """What ties a booking code to this hall: its ``[hall] id`` when hall.toml names one (docs/city.md), else
+        its name (every hall without an id is ``main`` in the database, so the id alone would not tell two
+        such halls apart)."""
+        return self.config.hall_id if self.config.hall_id_given else self.config.name.zh
+
+    def booking_event(self, b: Booking) -> dict[str, Any]:
+        """A booking as its events carry it, published to every screen: never the code (which checks in and
+        cancels) nor the contact."""
+        return {"service": b.service, "slot": self._local_slot(b.slot_at), "slot_end": self._local_slot(b.slot_end),
+                "state": b.state, "late": b.late, "ticket": b.ticket_label}
+
+    def booking_view(self, b: Booking) -> dict[str, Any]:
+        """A booking on the wire (docs/protocol.md "Booking"), in replies only: with its code and the masked
+        contact, never the contact's hash."""
+        s = self.services.get(b.service)
+        return {"code": b.code, "hall": b.hall, "service": b.service,
+                "service_name": {"zh": s.name.zh, "en": s.name.en} if s else None,
+                "slot": self._local_slot(b.slot_at), "slot_end": self._local_slot(b.slot_end), "state": b.state,
+                "qr": f"queuehall:booking:{b.code}",
+                "contact_masked": b.contact_masked, "ticket": b.ticket_label,
+                "checked_in_at": _iso(b.checked_in_at), "late": b.late, "booked_at": _iso(b.booked_at)}
 
     def queue(self, service: str) -> list[Ticket]:
         """Waiting tickets of one service queue, in FIFO order (priority not applied)."""
@@ -858,7 +964,10 @@ class Hall:
            ``over_wait_minutes``, the longest-waiting of them is called.
         3. Service: the counter's first service (in configured order) that has
            eligible tickets; with weights, smooth weighted round robin among them.
-        4. Class: within the service, the oldest priority ticket unless
+        4a. Appointments: within the service, an appointment ticket whose slot has started (checked in on
+           time) is called first, earliest slot first, unless ``appointments.streak`` of them were just
+           called in a row while a walk-in waited; then a walk-in's turn (4b, 5).
+        4b. Class: among walk-ins, the oldest priority ticket unless
            ``priority_streak`` priority tickets were just called in a row while a
            normal ticket waited; then the oldest normal ticket.
         5. FIFO: oldest queue position first (transfers keep their issue time).
@@ -893,6 +1002,14 @@ class Hall:
         else:
             service = present[0]
         tickets = tickets_of(service)
+        due = [t for t in tickets if t.slot_at is not None and t.slot_at <= tx.now]
+        if due:
+            walk_ins = len(due) < len(tickets)
+            if not walk_ins or self.state.get(_STATE_APPT_STREAK, {}).get(service, 0) < \
+                    self.config.appointments.streak:
+                tx.rule = "appointment"
+                return min(due, key=lambda t: (t.slot_at, t.queue_key, t.id))
+            tickets = [t for t in tickets if t.slot_at is None or t.slot_at > tx.now]
         # Only the first of each class is called: no need to sort the queue.
         prio = min((t for t in tickets if t.priority), key=_fifo, default=None)
         normal = min((t for t in tickets if not t.priority), key=_fifo, default=None)
@@ -945,6 +1062,12 @@ class Hall:
         return (v or self.visits[t.visit_id]).entered_at
 
     def _note_call(self, tx: _Tx, t: Ticket) -> None:
+        if t.slot_at is not None and t.slot_at <= tx.now:  # an appointment's call: the priority streak stays
+            appt = tx.state(_STATE_APPT_STREAK)
+            appt[t.queue_service] = appt.get(t.queue_service, 0) + 1 if self._walk_in_waits(tx, t.queue_service) else 0
+            return
+        if self.state.get(_STATE_APPT_STREAK, {}).get(t.queue_service):  # a walk-in's turn ends the streak
+            tx.state(_STATE_APPT_STREAK)[t.queue_service] = 0
         streaks = tx.state(_STATE_STREAK)
         # Only priority calls made while a normal ticket of the queue waits count towards the streak.
         normal_waits = bool(t.priority) and self._normal_waits(tx, t.queue_service)
@@ -999,17 +1122,7 @@ class Hall:
                 raise HallError("UNKNOWN_PRIORITY", priority=priority)
             if priority not in s.priority_classes:
                 raise HallError("PRIORITY_NOT_ALLOWED", service=service, priority=priority)
-        window = self.hours.issue_window(tx.now, s.cutoff_minutes)
-        next_open = self._local_str(window.next_open)
-        if window.state != OPEN:
-            code = {"break": "HALL_BREAK", "past_cutoff": "PAST_CUTOFF"}.get(window.state, "HALL_CLOSED")
-            raise HallError(code, next_open=next_open, service=service)
-        number = self.numbers.get((tx.day, s.code), 0) + 1
-        if s.daily_cap and number > s.daily_cap:
-            nxt = self.hours.next_issue_start(
-                datetime.combine(tx.day + timedelta(days=1), datetime.min.time(), tzinfo=self.hours.tz),
-                s.cutoff_minutes)
-            raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=service)
+        self._check_issuing(tx, s)
         remote = None
         if channel == "remote":
             quota, minutes = self.config.remote_rules(s)
@@ -1019,21 +1132,51 @@ class Hall:
             if remote["issued"].get(s.code, 0) >= quota:
                 raise HallError("REMOTE_QUOTA_REACHED", service=service, quota=quota)
             remote["issued"][s.code] = remote["issued"].get(s.code, 0) + 1
-        # Everyone waiting is ahead of a normal ticket; only green-channel tickets are ahead of one.
+        ticket, ahead = self._new_ticket(tx, s, priority, client)
+        if remote is not None:
+            remote["tickets"][str(ticket.id)] = {"label": ticket.label, "arrive_by": _iso(tx.now + timedelta(
+                minutes=minutes)), "checked_in_at": None, "lapsed": False}
+        return self._issued(tx, ticket, ahead)
+
+    def _check_issuing(self, tx: _Tx, s: Service) -> None:
+        """Refuse a ticket of ``s`` now: outside opening hours, in a break, past the cut-off or the daily cap."""
+        window = self.hours.issue_window(tx.now, s.cutoff_minutes)
+        next_open = self._local_str(window.next_open)
+        if window.state != OPEN:
+            code = {"break": "HALL_BREAK", "past_cutoff": "PAST_CUTOFF"}.get(window.state, "HALL_CLOSED")
+            raise HallError(code, next_open=next_open, service=s.code)
+        number = self.numbers.get((tx.day, s.code), 0) + 1
+        if s.daily_cap and number > s.daily_cap:
+            nxt = self.hours.next_issue_start(
+                datetime.combine(tx.day + timedelta(days=1), datetime.min.time(), tzinfo=self.hours.tz),
+                s.cutoff_minutes)
+            raise HallError("DAILY_CAP_REACHED", next_open=self._local_str(nxt), service=s.code)
+
+    def _new_ticket(self, tx: _Tx, s: Service, priority: str | None, client: str | None,
+                    booking: Booking | None = None) -> tuple[Ticket, int]:
+        """Add the next ticket of ``s`` (an appointment ticket of ``booking`` when given) and its first visit
+        to the change; returns it and how many are ahead of it."""
+        number = self.numbers.get((tx.day, s.code), 0) + 1
         queue = self._queues.get(s.code, {})
-        ahead = sum(1 for t in queue.values() if t.priority) if priority else len(queue)
+        if booking is not None:  # appointment tickets of earlier slots are ahead of one
+            ahead = sum(1 for t in queue.values() if t.slot_at is not None and t.slot_at <= booking.slot_at)
+        else:  # everyone waiting is ahead of a normal ticket; only green-channel tickets are ahead of one
+            ahead = sum(1 for t in queue.values() if t.priority) if priority else len(queue)
         ticket = Ticket(
             id=self.last_ticket_id + 1, business_day=tx.day, service=s.code, number=number,
             label=f"{s.prefix}{number:0{self.config.number_width}d}", priority=priority or None,
             issued_at=tx.now, status=WAITING, queue_service=s.code, queue_key=tx.now,
-            visit_id=tx.new_visit_id(), issued_by=client, status_at=tx.now, token=self.token_source())
+            visit_id=tx.new_visit_id(), issued_by=client, status_at=tx.now, token=self.token_source(),
+            booking=booking.code if booking is not None else None,
+            slot_at=booking.slot_at if booking is not None else None)
         tx.add_visit(Visit(id=ticket.visit_id, ticket_id=ticket.id, seq=1, business_day=tx.day,
                            service=s.code, entered_at=tx.now))
         tx.add_ticket(ticket)
-        if remote is not None:
-            remote["tickets"][str(ticket.id)] = {"label": ticket.label, "arrive_by": _iso(tx.now + timedelta(
-                minutes=minutes)), "checked_in_at": None, "lapsed": False}
-        wait = self.estimated_wait_minutes(s.code, ahead)
+        return ticket, ahead
+
+    def _issued(self, tx: _Tx, ticket: Ticket, ahead: int) -> dict[str, Any]:
+        """The ``ticket_issued`` event and the issuing reply of a ticket just added."""
+        wait = self.estimated_wait_minutes(ticket.service, ahead)
         ev = tx.event("ticket_issued", ticket=ticket, ahead=ahead, estimated_wait_minutes=wait)
         return {"ticket": ev.data["ticket"], "ahead": ahead, "estimated_wait_minutes": wait,
                 "token": ticket.token, "url": self.ticket_url(ticket)}
@@ -1113,6 +1256,176 @@ class Hall:
             tx.event("ticket_cancelled", ticket=t, reason="remote_lapsed")
             lapsed.append(t.label)
         return {"lapsed": lapsed}
+
+    # ------------------------------------------------------------------ commands: appointments (预约)
+
+    def _bookable_service(self, service: str) -> tuple[Service, int, int]:
+        """The service, its slot minutes and bookable places per slot; BOOKING_NOT_OFFERED when it takes none."""
+        s = self._service(service)
+        offered, minutes, places = self.config.booking_rules(s)
+        if not offered:
+            raise HallError("BOOKING_NOT_OFFERED", service=service)
+        return s, minutes, places
+
+    def _day_arg(self, text: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise HallError("BAD_REQUEST", argument="date", detail="date must be YYYY-MM-DD",
+                            detail_zh="参数 date 应为 YYYY-MM-DD 格式的日期") from None
+
+    def slots(self, tx: _Tx, service: str, date: str | None = None) -> dict[str, Any]:
+        """The booking slots of ``service`` on business day ``date`` (``YYYY-MM-DD``; default today), from the
+        hall's opening hours and calendar (none on a holiday or closed day, none across the lunch break): each
+        with ``start`` and ``end`` (hall local time ``YYYY-MM-DDTHH:MM``), ``capacity`` (bookable places: the
+        slot's capacity less the walk-in share), ``booked``, ``free`` and ``bookable`` (not started, within
+        ``book_ahead_days``). BOOKING_NOT_OFFERED for a service that takes no bookings. A query (:meth:`query`):
+        nothing is journaled."""
+        _s, minutes, places = self._bookable_service(service)
+        day = self._day_arg(date) if date is not None else tx.day
+        last = tx.day + timedelta(days=self.config.appointments.book_ahead_days)
+        out = []
+        ahead = day <= last
+        for (start, _end), (shown, shown_end) in zip(self.slot_plan.starts(minutes, day),
+                                                     self.slot_plan.shown(minutes, day), strict=True):
+            n = self._booked.get((service, start), 0)
+            out.append({"start": shown, "end": shown_end, "capacity": places, "booked": n,
+                        "free": max(0, places - n), "bookable": ahead and start > tx.now})
+        return {"service": service, "date": day.isoformat(), "slots": out}
+
+    def book(self, tx: _Tx, service: str, slot: str, contact: str | None = None,
+             client: str | None = None) -> dict[str, Any]:
+        """Book a place in a slot of ``service``: ``slot`` is the slot's start in hall local time
+        (``YYYY-MM-DDTHH:MM``). ``contact`` (optional): the citizen's mobile or ID number, kept only masked and
+        as a salted hash (BAD_CONTACT when it is neither).
+
+        Refused: a service taking no bookings (BOOKING_NOT_OFFERED); a time with no opening hours: a holiday,
+        a closed day, the lunch break, before opening or after closing (SLOT_CLOSED); an open time that is no
+        slot's start (SLOT_UNKNOWN); a slot already started (SLOT_PAST) or more than ``book_ahead_days`` ahead
+        (SLOT_TOO_FAR); a slot whose bookable places are taken (SLOT_FULL). Replies with the booking and its
+        code (10 characters; the QR carries ``queuehall:booking:<code>``). Event ``booking_made``."""
+        s, minutes, places = self._bookable_service(service)
+        try:
+            local = datetime.strptime(slot.strip(), "%Y-%m-%dT%H:%M").replace(tzinfo=self.hours.tz)
+        except ValueError:
+            raise HallError("BAD_REQUEST", argument="slot", detail="slot must be YYYY-MM-DDTHH:MM (hall local time)",
+                            detail_zh="参数 slot 应为 YYYY-MM-DDTHH:MM（大厅当地时间）") from None
+        start = local.astimezone(UTC)
+        day = local.date()
+        shown = local.strftime("%Y-%m-%d %H:%M")
+        found = self.slot_plan.find(minutes, day, start)
+        if found is None:
+            code = "SLOT_CLOSED" if self.slot_plan.why_not(minutes, day, start) == "closed" else "SLOT_UNKNOWN"
+            raise HallError(code, slot=shown, service=service, minutes=minutes)
+        if start <= tx.now:
+            raise HallError("SLOT_PAST", slot=shown)
+        days = self.config.appointments.book_ahead_days
+        if day > tx.day + timedelta(days=days):
+            raise HallError("SLOT_TOO_FAR", slot=shown, days=days)
+        taken = self._booked.get((service, start), 0) + sum(
+            1 for b in tx.change.bookings.values() if b.service == service and b.slot_at == start)
+        if taken >= places:
+            raise HallError("SLOT_FULL", slot=shown, service=service)
+        masked = hashed = None
+        if contact is not None:
+            clean = normalise_contact(contact)
+            if clean is None:
+                raise HallError("BAD_CONTACT")
+            masked, hashed = mask_contact(clean), hash_contact(clean)
+        hall = self.hall_identity()
+        code = new_code(hall, self.code_source() if self.code_source else None)
+        while code in self.booking_records or code in tx.change.bookings:  # 31**8 codes: a repeat is very rare
+            code = new_code(hall)
+        b = Booking(code=code, hall=hall, service=s.code, slot_day=day, slot_at=start, slot_end=found[1],
+                    state=BOOKED, booked_at=tx.now, booked_by=client, contact_masked=masked, contact_hash=hashed)
+        tx.add_booking(b)
+        tx.event("booking_made", service=s.code, booking=self.booking_event(b))
+        return {"booking": self.booking_view(b)}
+
+    def _find_booking(self, tx: _Tx, code: str) -> Booking:
+        """The booking a typed or scanned code names: BOOKING_CODE_INVALID for a code typed wrong (length,
+        alphabet or check character), BOOKING_WRONG_HALL for another hall's code, BOOKING_NOT_FOUND for one
+        this hall does not hold (never booked, or of a day closed before yesterday)."""
+        clean = normalise_code(code)
+        problem = code_problem(clean, self.hall_identity())
+        if problem == "invalid":
+            raise HallError("BOOKING_CODE_INVALID", booking=clean[:16])
+        if problem == "other_hall":
+            raise HallError("BOOKING_WRONG_HALL", booking=clean)
+        if clean not in self.booking_records:
+            raise HallError("BOOKING_NOT_FOUND", booking=clean)
+        return tx.booking(clean)
+
+    def unbook(self, tx: _Tx, code: str) -> dict[str, Any]:
+        """Cancel a booking (its place is free again). Only a booking not yet checked in
+        (BOOKING_ALREADY_CHECKED_IN), not cancelled (BOOKING_CANCELLED), of a slot not yet over
+        (BOOKING_WRONG_DAY for a booking recorded as a no-show). Event ``booking_cancelled``."""
+        b = self._find_booking(tx, code)
+        self._booking_open(b)
+        b.state, b.ended_at = BOOKING_CANCELLED, tx.now
+        tx.event("booking_cancelled", service=b.service, booking=self.booking_event(b))
+        return {"booking": self.booking_view(b)}
+
+    def _booking_open(self, b: Booking) -> None:
+        if b.state == CHECKED_IN:
+            raise HallError("BOOKING_ALREADY_CHECKED_IN", booking=b.code, ticket=b.ticket_label or "—")
+        if b.state == BOOKING_CANCELLED:
+            raise HallError("BOOKING_CANCELLED", booking=b.code)
+        if b.state == BOOKING_NO_SHOW:
+            raise HallError("BOOKING_WRONG_DAY", booking=b.code, slot=self._local_str(b.slot_at))
+
+    def checkin(self, tx: _Tx, code: str, contact: str | None = None, client: str | None = None) -> dict[str, Any]:
+        """The citizen with a booking has arrived (the kiosk's keypad or barcode scanner, or the web gateway):
+        issue their ticket. ``code`` is the booking code as typed (any case, spaces and dashes ignored) or the
+        QR's ``queuehall:booking:<code>``; ``contact``, when given and the booking has one, must match it.
+
+        Within the check-in window (``checkin_before_minutes`` before the slot's start to
+        ``checkin_after_minutes`` after) the ticket is an *appointment ticket* (``appointment: true``), called
+        ahead of walk-ins from its slot's start (docs/calling-rules.md "Appointments"); it is issued whatever
+        the issuing hours, cut-off and cap (the place was booked). Later the citizen gets a normal ticket
+        under the walk-in rules (``late: true``). Refused, with no ticket: a code typed wrong
+        (BOOKING_CODE_INVALID), another hall's code (BOOKING_WRONG_HALL), an unknown one (BOOKING_NOT_FOUND),
+        a booking checked in already (BOOKING_ALREADY_CHECKED_IN) or cancelled (BOOKING_CANCELLED), one of
+        another day (BOOKING_WRONG_DAY), before the window opens (BOOKING_TOO_EARLY), a contact that does not
+        match (BOOKING_CONTACT_MISMATCH). Events ``booking_checked_in`` and ``ticket_issued``."""
+        b = self._find_booking(tx, code)
+        self._booking_open(b)
+        if b.slot_day != tx.day:
+            raise HallError("BOOKING_WRONG_DAY", booking=b.code, slot=self._local_str(b.slot_at))
+        if contact is not None and b.contact_hash is not None:
+            clean = normalise_contact(contact)
+            if clean is None or not contact_matches(clean, b.contact_hash):
+                raise HallError("BOOKING_CONTACT_MISMATCH", booking=b.code)
+        rules = self.config.appointments
+        opens = b.slot_at - timedelta(minutes=rules.checkin_before_minutes)
+        if tx.now < opens:
+            raise HallError("BOOKING_TOO_EARLY", booking=b.code, opens=self._local_str(opens)[-5:],
+                            slot=self._local_str(b.slot_at))
+        late = tx.now > b.slot_at + timedelta(minutes=rules.checkin_after_minutes)
+        s = self._service(b.service)
+        if late:
+            self._check_issuing(tx, s)
+            ticket, ahead = self._new_ticket(tx, s, None, client)
+        else:
+            ticket, ahead = self._new_ticket(tx, s, None, client, booking=b)
+        b.state, b.checked_in_at, b.late = CHECKED_IN, tx.now, late
+        b.ticket_id, b.ticket_label = ticket.id, ticket.label
+        reply = self._issued(tx, ticket, ahead)
+        tx.event("booking_checked_in", ticket=ticket, booking=self.booking_event(b), late=late)
+        reply.update(booking=self.booking_view(b), late=late)
+        return reply
+
+    def bookings(self, tx: _Tx, date: str | None = None, service: str | None = None) -> dict[str, Any]:
+        """The bookings of business day ``date`` (``YYYY-MM-DD``; default today; of ``service`` only when
+        given), by slot: the admin's list of the day. The hall holds the days not yet closed and the last one
+        closed; older days are in the reports. A query (:meth:`query`): nothing is journaled."""
+        day = self._day_arg(date) if date is not None else tx.day
+        if service is not None:
+            self._service(service)
+        found = sorted((b for b in self.booking_records.values()
+                        if b.slot_day == day and (service is None or b.service == service)),
+                       key=lambda b: (b.slot_at, b.service, b.booked_at, b.code))
+        return {"date": day.isoformat(), "bookings": [self.booking_view(b) for b in found]}
 
     def void_ticket(self, tx: _Tx, ticket: str | int, reason: str, client: str | None = None) -> dict[str, Any]:
         """Withdraw a waiting ticket whose printing failed, so counters skip it.
@@ -1862,4 +2175,6 @@ def _parse_iso(text: str) -> datetime:
 # out; a method whose signature names ``client`` gets the sending client's id.
 COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {name: getattr(Hall, name) for name in hall_commands()}
 _PARAMS = {name: SCHEMA[name].params for name in COMMANDS}
+# The questions the hall answers from its state (:meth:`Hall.query`; the broker's ``query`` kind).
+HALL_QUERIES = frozenset({"slots", "bookings"})
 _TAKES_CLIENT = frozenset(name for name, fn in COMMANDS.items() if "client" in inspect.signature(fn).parameters)

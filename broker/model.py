@@ -83,6 +83,10 @@ class Ticket:
     status_at: datetime | None = None
     # The ticket page's secret (docs/web.md): unguessable, never sent on the event channel.
     token: str | None = None
+    # An appointment ticket (预约; checked in on time): its booking's code and slot start, which the calling
+    # rule orders appointment tickets by (docs/calling-rules.md "Appointments"). None for every other ticket.
+    booking: str | None = None
+    slot_at: datetime | None = None
 
 
 @dataclass
@@ -181,6 +185,40 @@ class Case:
     closed_by: str | None = None
 
 
+# Booking states (预约).
+BOOKED = "booked"
+CHECKED_IN = "checked_in"
+BOOKING_CANCELLED = "cancelled"
+BOOKING_NO_SHOW = "no_show"  # never checked in: recorded at its day's close
+BOOKING_STATES = (BOOKED, CHECKED_IN, BOOKING_CANCELLED, BOOKING_NO_SHOW)
+
+
+@dataclass
+class Booking:
+    """One booked visit (预约) of one service in one slot; ``code`` is its unguessable key.
+
+    The contact, when given, is kept only masked (for display) and as a salted scrypt hash (to match at
+    check-in); both are purged with the hall's records (broker/appointments.py).
+    """
+
+    code: str
+    hall: str
+    service: str
+    slot_day: date  # the business day of the slot
+    slot_at: datetime  # the slot's start (UTC)
+    slot_end: datetime
+    state: str
+    booked_at: datetime
+    booked_by: str | None = None
+    contact_masked: str | None = None
+    contact_hash: str | None = None
+    ticket_id: int | None = None
+    ticket_label: str | None = None
+    checked_in_at: datetime | None = None
+    late: bool = False  # checked in after the window: its ticket is a normal one
+    ended_at: datetime | None = None  # cancelled or recorded a no-show
+
+
 @dataclass
 class Event:
     """One change in the hall, in the order the engine decided it."""
@@ -211,6 +249,8 @@ class Change:
     ratings: list[Rating] = field(default_factory=list)
     cases: dict[int, Case] = field(default_factory=dict)
     new_cases: set[int] = field(default_factory=set)
+    bookings: dict[str, Booking] = field(default_factory=dict)
+    new_bookings: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -241,6 +281,7 @@ class Stored:
     ratable: list[Ratable] = field(default_factory=list)  # finished visits within the rating horizon
     last_rating_id: int = 0
     last_case_id: int = 0
+    bookings: list[Booking] = field(default_factory=list)  # those of business days not yet closed (and the last)
 
 
 def plain(obj: Any) -> dict[str, Any]:

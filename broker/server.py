@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import zmq
 from queuehall.broker.alerts import AlertMonitor
-from queuehall.broker.engine import COMMANDS, Hall
+from queuehall.broker.engine import COMMANDS, HALL_QUERIES, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.lease import RENEW_SECONDS, TRY_SECONDS, Lease, LeaseLost
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
@@ -521,6 +521,8 @@ class Broker:
             return {"cases": self.hall.open_cases()}
         if req.type == "alerts":
             return {"alerts": [dict(v, key=k) for k, v in self.hall.active_alerts().items()]}
+        if req.type in HALL_QUERIES:  # slots, bookings: the hall answers from its state
+            return self.hall.query(req.type, req.args)
         token = req.args.get("token")
         if not isinstance(token, str) or not 16 <= len(token) <= 64:
             raise HallError("UNKNOWN_TOKEN")

@@ -24,9 +24,11 @@ from typing import Any, overload
 from queuehall.broker.config import DEFAULT_HALL_ID
 from queuehall.broker.model import (
     ACTIVE,
+    BOOKED,
     CASE_OPEN,
     FINISHED,
     NO_SHOW,
+    Booking,
     Case,
     Change,
     CounterState,
@@ -100,6 +102,9 @@ tickets = Table(
     Column("issued_by", String(64)),
     Column("status_at", DateTime),
     Column("token", String(64)),  # the ticket page's secret (migration 0005); NULL for older tickets
+    # An appointment ticket's booking code and slot start (migration 0010); NULL for every other ticket.
+    Column("booking", String(16)),
+    Column("slot_at", DateTime),
     UniqueConstraint(HALL_ID, "business_day", "service", "number", name="uq_ticket_number"),
     # Loading the open tickets and today's no-shows is a range scan on (status, status_at),
     # not a walk over every no-show ever recorded (migration 0002).
@@ -311,6 +316,33 @@ _COUNTER_COLS = _cols(counter_state)
 _RATING_COLS = _cols(ratings)
 _CASE_COLS = _cols(cases)
 
+# Appointments (预约, migration 0010): one row per booking, keyed by its hall and its code. The contact only masked
+# and as a salted scrypt hash (broker/appointments.py); the row goes with the hall's retention (Store.purge).
+bookings = Table(
+    "bookings", metadata,
+    _hall(),
+    Column("code", String(16), primary_key=True),
+    Column("hall", String(128), nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("slot_day", Date, nullable=False),
+    Column("slot_at", DateTime, nullable=False),
+    Column("slot_end", DateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("booked_at", DateTime, nullable=False),
+    Column("booked_by", String(64)),
+    Column("contact_masked", String(32)),
+    Column("contact_hash", String(255)),
+    Column("ticket_id", Integer),
+    Column("ticket_label", String(16)),
+    Column("checked_in_at", DateTime),
+    Column("late", Boolean, nullable=False),
+    Column("ended_at", DateTime),
+    Index("ix_bookings_day_service", HALL_ID, "slot_day", "service"),
+    Index("ix_bookings_state_day", HALL_ID, "state", "slot_day"),
+)
+
+_BOOKING_COLS = _cols(bookings)
+
 
 def default_url() -> str:
     """SQLite in the per-user data directory (``$QUEUEHALL_DATA`` or XDG data home)."""
@@ -453,7 +485,7 @@ def _py(at: datetime | None) -> datetime | None:
 
 _TIME_COLS = {"issued_at", "queue_key", "status_at", "entered_at", "first_called_at", "last_called_at",
               "serving_at", "ended_at", "since", "at", "rated_at", "visit_ended_at", "opened_at", "callback_at",
-              "closed_at"}
+              "closed_at", "slot_at", "slot_end", "booked_at", "checked_in_at"}
 
 
 def _row(obj: Any, cols: list[str]) -> dict[str, Any]:
@@ -535,6 +567,8 @@ class _Statements:
         self.insert_rating = _Statement(insert(ratings), dialect, [HALL_ID, *_RATING_COLS])
         self.insert_case = _Statement(insert(cases), dialect, [HALL_ID, *_CASE_COLS])
         self.update_case = _Statement(_update_by(cases, "id", _CASE_COLS), dialect, identity=("_key",))
+        self.insert_booking = _Statement(insert(bookings), dialect, [HALL_ID, *_BOOKING_COLS])
+        self.update_booking = _Statement(_update_by(bookings, "code", _BOOKING_COLS), dialect, identity=("_key",))
 
 
 _STATEMENTS: dict[tuple[str, str, str], _Statements] = {}
@@ -691,6 +725,13 @@ class Store:
                 (sql.update_case, [_keyed(_row(c, _CASE_COLS), "id")
                                    for i, c in change.cases.items() if i not in change.new_cases]),
             ]
+        if change.bookings:
+            batches += [
+                (sql.insert_booking, [_row(b, _BOOKING_COLS) for k, b in change.bookings.items()
+                                      if k in change.new_bookings]),
+                (sql.update_booking, [_keyed(_row(b, _BOOKING_COLS), "code") for k, b in change.bookings.items()
+                                      if k not in change.new_bookings]),
+            ]
         counter_rows = [_row(c, _COUNTER_COLS) for c in change.counters.values()]
         state_rows = [{"key": k, "value": json_text(v)} for k, v in change.state.items()]
         batches += [(stmt, counter_rows) for stmt in sql.upsert_counter]
@@ -792,6 +833,11 @@ class Store:
             open_cases = _objs(Case, conn.execute(_select(cases).where((cases.c.hall_id == h)
                                                                        & (cases.c.status == CASE_OPEN))
                                                   .order_by(cases.c.id)))
+            # Bookings of today and later, yesterday's (a code of the day before is told "wrong day"), and any
+            # older one still booked (its day's close records it a no-show).
+            held = _objs(Booking, conn.execute(_select(bookings).where((bookings.c.hall_id == h) & (
+                (bookings.c.slot_day >= business_day - timedelta(days=1)) | (bookings.c.state == BOOKED)))
+                .order_by(bookings.c.slot_at, bookings.c.code)))
             last_rating = conn.execute(select(func.max(ratings.c.id)).where(ratings.c.hall_id == h)).scalar() or 0
             last_case = conn.execute(select(func.max(cases.c.id)).where(cases.c.hall_id == h)).scalar() or 0
             ratable = []
@@ -816,7 +862,7 @@ class Store:
             counters=counters, state=state, numbers=numbers,
             last_ticket_id=last_ticket, last_visit_id=last_visit, last_event_seq=last_seq,
             requests=reqs, recent_calls=recent, open_cases=open_cases, ratable=ratable,
-            last_rating_id=last_rating, last_case_id=last_case)
+            last_rating_id=last_rating, last_case_id=last_case, bookings=held)
 
     def ticket_by_token(self, token: str) -> tuple[Ticket, Visit | None] | None:
         """The stored ticket whose page token is ``token``, with its current (last) visit, or None.
@@ -979,7 +1025,12 @@ class Store:
                 & (events.c.ticket_id.is_(None) | events.c.ticket_id.not_in(still_open)))).rowcount
             n_req = conn.execute(delete(requests).where(
                 (requests.c.hall_id == h) & (requests.c.at < datetime.combine(before, datetime.min.time())))).rowcount
-        return {"tickets": n_tickets, "visits": n_visits, "events": n_events, "requests": n_req}
+            # Bookings (and the contact they may carry, masked and hashed) of slots before ``before``; one
+            # still booked is left to its day's close, which records it a no-show.
+            n_book = conn.execute(delete(bookings).where(
+                (bookings.c.hall_id == h) & (bookings.c.slot_day < before) & (bookings.c.state != BOOKED))).rowcount
+        return {"tickets": n_tickets, "visits": n_visits, "events": n_events, "requests": n_req,
+                "bookings": n_book}
 
 
 def _update_by(table: Table, key: str, cols: list[str]) -> Any:

@@ -984,6 +984,8 @@ class KioskModel:
             "description_en": en_note if len(zh_note) <= TICKET_DESCRIPTION_MAX else "",
             # 适老化: the citizen who chose large text gets a large-print ticket.
             "large_print": self.large_text,
+            # An appointment ticket (预约) is marked as such, with its slot's start (docs/protocol.md).
+            "appointment_slot": str(t.get("slot") or "")[11:16] or None if t.get("appointment") else None,
         }
 
     def confirmation(self) -> tuple[str, Bi, Bi] | None:

@@ -372,6 +372,13 @@ def _encode_text(p: Escpos, c: TicketContent, dots: int) -> None:
         out.append(bold_off)
         para(second)
         out.append(GS + b"B\x00")
+    if c.appointment_mark is not None:
+        first, second = c.pair(*c.appointment_mark)
+        out += [GS + b"B\x01", bold_on]
+        para(first)
+        out.append(bold_off)
+        para(second)
+        out.append(GS + b"B\x00")
     service = c.pair(c.service_name_zh, c.service_name_en)
     out += [bold_on, _size(1, 2)]
     para(service[0])

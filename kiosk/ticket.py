@@ -107,6 +107,9 @@ class TicketContent:
     description_zh: str = ""
     description_en: str = ""
     large_print: bool = False
+    # An appointment ticket (预约, a booking checked in on time): its slot's start as printed, e.g. "10:00".
+    # The ticket then carries a visible 预约 / Appointment mark; None for every other ticket.
+    appointment_slot: str | None = None
 
     def __post_init__(self) -> None:
         # Texts are the one bilingual type (queuehall/text.py); a (zh, en) pair of strings is taken as one.
@@ -147,9 +150,19 @@ class TicketContent:
             raise _invalid("办理须知必须是字符串", "description_zh and description_en must be strings")
         if not isinstance(self.large_print, bool):
             raise _invalid("大字号票须为 true 或 false", "large_print must be true or false")
+        if self.appointment_slot is not None and (not isinstance(self.appointment_slot, str)
+                                                  or not self.appointment_slot.strip()):
+            raise _invalid("预约时段不能为空", "appointment_slot must be a non-empty string or None")
         if self.language not in LANGUAGES:
             raise _invalid(f"语言只能是 zh 或 en：{self.language!r}",
                            f"language must be 'zh' or 'en': {self.language!r}")
+
+    @property
+    def appointment_mark(self) -> tuple[str, str] | None:
+        """(zh, en) of the appointment mark (``预约 · 10:00`` / ``Appointment · 10:00``), or None."""
+        if self.appointment_slot is None:
+            return None
+        return f"预约 · {self.appointment_slot}", f"Appointment · {self.appointment_slot}"
 
     def pair(self, zh: str, en: str) -> tuple[str, str]:
         """Return ``(primary, secondary)`` of a Chinese/English pair in this ticket's language order."""
@@ -488,6 +501,10 @@ def render_ticket(content: TicketContent, paper_mm: int = 80, dots: int | None =
         zh = f"绿色通道 · {c.priority_name_zh or c.priority_name_en}"
         en = f"Priority · {c.priority_name_en or c.priority_name_zh}"
         first, second = c.pair(zh, en)
+        sheet.text([(first, True), ("\u2028", False), (second, False)], s.body, inverted=True)
+        sheet.space(s.gap)
+    if c.appointment_mark is not None:  # the same white-on-black badge: the counter sees it at a glance
+        first, second = c.pair(*c.appointment_mark)
         sheet.text([(first, True), ("\u2028", False), (second, False)], s.body, inverted=True)
         sheet.space(s.gap)
     service = c.pair(c.service_name_zh, c.service_name_en)

@@ -35,7 +35,8 @@ VALID: dict[str, Any] = {"counter": 1, "to_counter": 2, "ticket": "A001", "servi
                          "after": 0, "limit": 10,
                          "code": "PAPER_OUT", "kiosk": "kiosk-1",
                          "level": 5, "visit": 1, "case": 1, "indicators": "attitude", "finding": "f",
-                         "rectification": "r", "by": "m", "key": "k"}
+                         "rectification": "r", "by": "m", "key": "k", "date": "2026-11-25",
+                         "slot": "2026-11-25T10:00", "contact": "13812345678"}
 # Values of the wrong JSON type, by the type the argument must have.
 WRONG: dict[type, list[Any]] = {
     int: ["3", " 1 ", "", True, False, 3.5, [1], {"n": 1}],

@@ -1237,7 +1237,7 @@ def test_purge_keeps_the_retention_period_and_says_what_it_deleted(
     rc, out, _ = run_cli(capsys, "purge", *db, "--before", limit.isoformat())
     result = json.loads(out)
     assert rc == 0 and result["status"] == "ok" and result["before"] == limit.isoformat()
-    assert result["deleted"] == {"tickets": 1, "visits": 2, "events": 2, "requests": 0}
+    assert result["deleted"] == {"tickets": 1, "visits": 2, "events": 2, "requests": 0, "bookings": 0}
     with engine.connect() as conn:
         left = conn.execute(select(storage.tickets.c.business_day, storage.tickets.c.status)
                             .order_by(storage.tickets.c.id)).all()
@@ -1247,7 +1247,8 @@ def test_purge_keeps_the_retention_period_and_says_what_it_deleted(
     assert visits_left == 2 and events_left == [recent]
     # Nothing older is left: a second purge deletes nothing and says so.
     rc, out, _ = run_cli(capsys, "purge", *db, "--before", limit.isoformat())
-    assert rc == 0 and json.loads(out)["deleted"] == {"tickets": 0, "visits": 0, "events": 0, "requests": 0}
+    assert rc == 0 and json.loads(out)["deleted"] == {"tickets": 0, "visits": 0, "events": 0, "requests": 0,
+                                                      "bookings": 0}
 
 
 def test_purge_honours_the_halls_longer_retention_recorded_by_its_broker(

@@ -611,7 +611,7 @@ def test_purge_respects_retention_and_deletes_only_old_closed_records(store: Sto
 
     counts = store.purge(limit, retention_days=cfg.retention_days, today=TUESDAY)
     # A001 (2 visits), A002, A003, A004 (unserved at close) and their events; today's ticket stays.
-    assert counts == {"tickets": 4, "visits": 5, "events": old_events(rows, old), "requests": 4}
+    assert counts == {"tickets": 4, "visits": 5, "events": old_events(rows, old), "requests": 4, "bookings": 0}
     after = dump(store)
     assert [r[5] for r in after["tickets"]] == ["A001"]
     assert {r[2] for r in after["visits"]} == {5}

@@ -604,3 +604,25 @@ def test_decoder_command_line(tmp_path: Path) -> None:
     ticket.write_bytes(b"\x1b@\x1d(k\x10\x00")  # GS ( k that promises 16 bytes and stops
     assert main([str(ticket), str(tmp_path / "bad.png")]) == 1
     assert not (tmp_path / "bad.png").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Appointments (预约)
+
+
+def test_an_appointment_ticket_is_marked_in_raster_and_text() -> None:
+    """A booking checked in on time prints with a visible 预约 / Appointment badge and the slot's start, like the
+    green channel's; every other ticket has none."""
+    plain = make_content(priority_name_zh=None, priority_name_en=None)
+    booked = make_content(priority_name_zh=None, priority_name_en=None, appointment_slot="10:00")
+    assert plain.appointment_mark is None
+    assert booked.appointment_mark == ("预约 · 10:00", "Appointment · 10:00")
+    raster = qimage_to_pil(render_ticket(booked, 80))
+    assert raster.height > qimage_to_pil(render_ticket(plain, 80)).height  # the badge's lines
+    raster.save(ARTIFACTS / "raster-80mm-appointment.png")
+    decoded = decode(encode_ticket(booked, "text", 80))
+    assert "预约 · 10:00" in decoded.texts and "Appointment · 10:00" in decoded.texts
+    assert not any("预约" in t for t in decode(encode_ticket(plain, "text", 80)).texts)
+    decoded_to_png(encode_ticket(booked, "raster", 80), ARTIFACTS / "raster-80mm-appointment-decoded.png")
+    with pytest.raises(TicketError):
+        make_content(appointment_slot=" ")

@@ -52,6 +52,8 @@ EVENT_TYPES = (
     # the manager's alerts (docs/supervision.md)
     "alert_raised", "alert_cleared", "alert_acknowledged",
     "sign_in_refused", "clerk_locked", "clerk_unlocked",
+    # appointments (预约; docs/calling-rules.md): never the booking's code or contact
+    "booking_made", "booking_cancelled", "booking_checked_in", "booking_no_show",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
 

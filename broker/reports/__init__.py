@@ -18,6 +18,7 @@ The parts, bottom up (each imports only those above it):
 * ``facts``    — :class:`~queuehall.broker.reports.facts.FactReader`: the facts of a period, stored or live
 * ``figures``  — visit and ticket figures, percentiles, same-day and promised completion
 * ``counters`` — counter time, clerks, per hour and busy hours
+* ``appointments`` — the appointment (预约) figures: bookings, check-in rate, punctuality, waits
 * ``builder``  — :class:`ReportBuilder`: the whole report of a period
 * ``render``   — the terminal table, CSV and Excel
 * ``charts``   — PNG charts (matplotlib)

@@ -83,6 +83,10 @@ class ReportBuilder(VisitFigures, CounterFigures):
                      "assessment": [] if self.hall is None else sat.assessment(self.engine, self.config, start, end,
                                                                                as_of, hall=self.hall),
                      "alerts": sat.alerts_per_day(self.engine, start, end, hall=self.hall)}
+        if "bookings" in self._tables():
+            from queuehall.broker.reports.appointments import appointments
+
+            extra["appointments"] = appointments(self.engine, start, end, hall=self.hall)
         return Report(start, end, group, self.config.timezone, now, ticket_figures, completion,
                       {"group": "all", **_row(total, pct.get(None, {}))}, rows, counters, clerks, hourly, heat,
                       **extra, notes=["Percentiles are nearest-rank.",

@@ -16,6 +16,7 @@ from queuehall.broker.reports.common import (
     ReportError,
 )
 from queuehall.broker.reports.render import (
+    appointments_csv,
     to_csv,
     to_table,
     to_xlsx,
@@ -43,6 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config-dir", default=None,
                    help="the city's configuration folder (one file per hall, e.g. config/beijing-exit-entry): "
                         "each hall is reported with its own file")
+    p.add_argument("--appointments", action="store_true",
+                   help="with --format csv: the appointment (预约) figures instead of the grouped rows")
     p.add_argument("--prepare", action="store_true",
                    help="only store the report facts of the closed business days (run nightly; with --day or "
                         "--from/--to just those days); prints JSON")
@@ -192,7 +195,7 @@ def _report_main(args: Any) -> int:
         if args.format == "table":
             _write(args.out, to_table(rep))
         elif args.format == "csv":
-            _write(args.out, to_csv(rep))
+            _write(args.out, appointments_csv(rep) if args.appointments else to_csv(rep))
         elif args.format == "json":
             _write(args.out, json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
         elif args.format == "xlsx":

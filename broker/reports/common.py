@@ -71,6 +71,9 @@ class Report:
     satisfaction: dict[str, Any] = field(default_factory=dict)
     assessment: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # Appointments (预约, broker/reports/appointments.py): bookings per service and day, waits of appointment and
+    # walk-in tickets. Empty for a period without bookings.
+    appointments: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data (the ``--format json`` output)."""
@@ -79,7 +82,8 @@ class Report:
                 "group": self.group, "tickets": self.tickets, "completion": self.completion,
                 "total": self.total, "rows": self.rows, "counters": self.counters, "clerks": self.clerks,
                 "hourly": self.hourly, "heatmap": self.heatmap, "notes": self.notes,
-                "satisfaction": self.satisfaction, "assessment": self.assessment, "alerts": self.alerts}
+                "satisfaction": self.satisfaction, "assessment": self.assessment, "alerts": self.alerts,
+                "appointments": self.appointments}
 
 
 @dataclass

@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+from queuehall.broker.reports.appointments import BOOKING_COLUMNS, WAIT_COLUMNS
 from queuehall.broker.reports.common import (
     SAME_DAY_TARGET,
     Report,
@@ -79,6 +80,7 @@ def to_table(rep: Report) -> str:
                        [[x["clerk"], x["name_zh"], x["post"] or "—", str(x["called"]), str(x["served"]),
                          str(x["finished"]), str(x["no_show"]), _cell(x["service_avg_min"])] for x in rep.clerks], 3)
     lines += _satisfaction_table(rep)
+    lines += _appointments_table(rep)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -110,6 +112,41 @@ def _satisfaction_table(rep: Report) -> list[str]:
         lines += ["", "alerts 告警 per day and rule"]
         lines += _grid(["day", "rule", "raised"], [[a["day"], a["rule"], str(a["raised"])] for a in rep.alerts], 2)
     return lines
+
+
+def _appointments_table(rep: Report) -> list[str]:
+    """The appointment sections of the text report (docs/reports.md "Appointments")."""
+    a = rep.appointments
+    if not a:
+        return []
+    lines = ["", "预约 appointments: bookings per service and day"]
+    lines += _grid(["day", "service", "booked", "cancelled", "on time", "late", "no-show", "open", "check-in",
+                    "punctual", "early avg"],
+                   [[r["day"], r["service"], *(str(r[k]) for k in BOOKING_COLUMNS[2:8]), _pct(r["checkin_rate"]),
+                     _pct(r["punctuality"]), _cell(r["arrival_early_avg_min"])] for r in a["by_service_day"]], 2)
+    lines += ["", "预约 waits (min): appointment against walk-in tickets"]
+    lines += _grid(["service", "kind", "tickets", "called", "wait avg", "median", "p90", "from slot"],
+                   [[r["service"], r["kind"], str(r["tickets"]), str(r["called"]), _cell(r["wait_avg_min"]),
+                     _cell(r["wait_median_min"]), _cell(r["wait_p90_min"]), _cell(r["from_slot_avg_min"])]
+                    for r in a["waits"]], 2)
+    return lines
+
+
+def appointments_csv(rep: Report) -> str:
+    """The appointment figures as CSV (``queuehall report --appointments --format csv``): the bookings per
+    service and day, a blank line, then the waits of appointment and walk-in tickets; each with a header."""
+    buf = io.StringIO()
+    sections: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = [
+        (BOOKING_COLUMNS, rep.appointments.get("by_service_day", [])),
+        (WAIT_COLUMNS, rep.appointments.get("waits", []))]
+    for cols, rows in sections:
+        if buf.tell():
+            buf.write("\n")
+        w = csv.DictWriter(buf, fieldnames=list(cols), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return buf.getvalue()
 
 
 def _cell(v: Any) -> str:
@@ -174,4 +211,11 @@ def to_xlsx(rep: Report, path: str) -> None:
         sheet.append(["day", "rule", "raised"])
         for a in rep.alerts:
             sheet.append([a["day"], a["rule"], a["raised"]])
+    for title, heads, rows in (("appointments", BOOKING_COLUMNS, rep.appointments.get("by_service_day")),
+                               ("appointment waits", WAIT_COLUMNS, rep.appointments.get("waits"))):
+        if rows:  # 预约 (docs/reports.md "Appointments")
+            sheet = wb.create_sheet(title)
+            sheet.append(list(heads))
+            for r in rows:
+                sheet.append([r.get(c) for c in heads])
     wb.save(path)

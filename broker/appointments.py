@@ -1,0 +1,193 @@
+"""Appointments (预约): booking slots, booking codes and the contact a booking may carry.
+
+Pure Python (the engine's layer): no sockets, no Qt, no SQL. The hall's rules for bookings (book, unbook,
+check in, the calling rule, the day close) are commands of :class:`queuehall.broker.engine.Hall`; this
+module holds what they are built from. docs/calling-rules.md "Appointments" is the specification.
+
+**Slots.** A service that takes bookings has slots of ``slot_minutes`` laid from the start of each opening
+period of a business day (the hall's hours and calendar, :mod:`queuehall.broker.hours`: sessions, the lunch
+break between them, holidays and make-up working days), each wholly inside its period; a slot that would run
+past the period's end is not offered. Each slot takes ``slot_capacity`` citizens, of whom the ``walkin_share``
+is kept for walk-ins: ``floor(capacity * (1 - share))`` places are bookable.
+
+**Codes.** A booking code is 10 characters from a 31-letter alphabet without look-alikes (no 0/O, 1/I/L):
+8 random characters from the operating system's CSPRNG (31**8, about 40 bits), one *hall tag* derived from the
+hall's identity and the random part, and one *check character* over the nine before it (a weighted sum modulo
+31, a prime: every single mistyped character and every swap of two neighbours is caught). So a code typed wrong
+is told apart from a code of another hall (right check, wrong tag) and from one that simply is not booked.
+
+**Contact.** A booking may carry the citizen's phone or ID number for the hall's own check at check-in. Only
+a masked form (``138****5678``, ``110***********1234``) for display and a salted scrypt hash for matching are
+kept; both are purged with the hall's records (``retention_days``). See :func:`hash_contact` for why scrypt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from queuehall.broker.hours import OpeningHours
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # 31 characters: no 0/O, 1/I/L
+CODE_RANDOM = 8
+CODE_LENGTH = CODE_RANDOM + 2
+QR_PREFIX = "queuehall:booking:"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+_BASE = len(ALPHABET)
+
+# scrypt for the contact hash: n=2**10, r=4, p=1 (512 KiB, about 1 ms on the 2-core test machine; 2**11 with r=8
+# took 12 ms at best there, past the 5 ms a booking may take at the broker: bench/appointments_bench.py). Far
+# cheaper than the PINs' 2**14, because booking is a public operation on the broker's one thread; the salt is per
+# booking, so every record is attacked on its own.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**10, 4, 1
+_PHONE = re.compile(r"1[3-9][0-9]{9}")  # a mainland mobile number (11 digits)
+_ID = re.compile(r"[0-9]{17}[0-9X]")  # a resident identity card number (18 characters)
+
+
+def _check_char(body: str) -> str:
+    """The check character of ``body``: weights 1, 2, 3 ... modulo 31 (a prime, so a single substitution or an
+    adjacent swap always changes it)."""
+    return ALPHABET[sum((i + 1) * _INDEX[c] for i, c in enumerate(body)) % _BASE]
+
+
+def _hall_tag(hall: str, random_part: str) -> str:
+    """One character tying a code to its hall: derived from the hall's identity and the random part."""
+    digest = hashlib.sha256(f"{hall}\x00{random_part}".encode()).digest()
+    return ALPHABET[int.from_bytes(digest[:4], "big") % _BASE]
+
+
+def new_code(hall: str, random_part: str | None = None) -> str:
+    """A fresh booking code of ``hall`` (``random_part``: 8 alphabet characters a test injects)."""
+    body = random_part if random_part is not None else "".join(secrets.choice(ALPHABET) for _ in range(CODE_RANDOM))
+    body += _hall_tag(hall, body)
+    return body + _check_char(body)
+
+
+def normalise_code(text: str) -> str:
+    """A typed or scanned code as stored: the ``queuehall:booking:`` prefix, spaces and dashes dropped, upper
+    case; no check (see :func:`code_problem`)."""
+    s = text.strip()
+    if s.lower().startswith(QR_PREFIX):
+        s = s[len(QR_PREFIX):]
+    return re.sub(r"[\s\-_]", "", s).upper()
+
+
+def code_problem(code: str, hall: str) -> str | None:
+    """Why ``code`` (normalised) cannot be a booking of ``hall``: ``"invalid"`` (wrong length, a character
+    outside the alphabet, or a wrong check character: typed wrong), ``"other_hall"`` (a well-formed code whose
+    hall tag is another hall's), or None."""
+    if len(code) != CODE_LENGTH or any(c not in _INDEX for c in code):
+        return "invalid"
+    if _check_char(code[:-1]) != code[-1]:
+        return "invalid"
+    if _hall_tag(hall, code[:CODE_RANDOM]) != code[CODE_RANDOM]:
+        return "other_hall"
+    return None
+
+
+def normalise_contact(text: str) -> str | None:
+    """A phone number (11 digits, ``+86``/spaces/dashes dropped) or an ID number (18 characters, upper-case
+    X), or None when it is neither."""
+    s = re.sub(r"[\s\-()]", "", text).upper()
+    if s.startswith("+86"):
+        s = s[3:]
+    if _PHONE.fullmatch(s) or _ID.fullmatch(s):
+        return s
+    return None
+
+
+def mask_contact(contact: str) -> str:
+    """What is shown of a normalised contact: ``138****5678`` for a phone, first 3 and last 4 of an ID."""
+    if len(contact) == 11:
+        return f"{contact[:3]}****{contact[-4:]}"
+    return f"{contact[:3]}{'*' * (len(contact) - 7)}{contact[-4:]}"
+
+
+def hash_contact(contact: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$hash`` of a normalised contact, with a fresh 16-byte salt per booking.
+
+    Why scrypt with a per-record salt rather than an HMAC under a hall secret: matching is only ever against
+    one booking (its check-in), so no lookup index is needed; there is no extra secret to keep beside the
+    database, back up and never lose (a lost HMAC key would make every stored hash useless, one leaked with
+    the database would let all of them be tried at SHA-256 speed); and each record must be attacked on its own
+    at scrypt's cost. Honest limit: the masked form shows 7 of a phone's 11 digits, so someone holding the
+    database can recover a phone number from its hash with 10,000 tries (about 10 s at this cost); an ID
+    number's 11 hidden characters cost far more. What protects contacts is keeping only these two forms, the
+    database's access control and the purge with the hall's retention.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(contact.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def contact_matches(contact: str, stored: str) -> bool:
+    """Whether a normalised contact is the one hashed in ``stored`` (constant-time comparison)."""
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(contact.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One booking slot of one service: its start and end (UTC) and the bookable places."""
+
+    start: datetime
+    end: datetime
+    capacity: int
+
+
+class SlotPlan:
+    """The slots of each (service's slot length, business day), computed once per day from the hall's hours.
+
+    Pure and cached: the calendar of a day never changes while the hall runs.
+    """
+
+    def __init__(self, hours: OpeningHours) -> None:
+        self.hours = hours
+        self._starts: dict[tuple[int, date], tuple[tuple[datetime, datetime], ...]] = {}
+        self._shown: dict[tuple[int, date], tuple[tuple[str, str], ...]] = {}
+
+    def starts(self, minutes: int, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """(start, end) in UTC of every slot of ``minutes`` on business day ``day``, in order."""
+        key = (minutes, day)
+        found = self._starts.get(key)
+        if found is None:
+            step = timedelta(minutes=minutes)
+            out, shown = [], []
+            for p in self.hours.periods_on(day):
+                at = datetime.combine(day, p.start)  # the hall's wall clock: no DST in the hall's day
+                end = datetime.combine(day, p.end)
+                while at + step <= end:
+                    nxt = at + step
+                    out.append((at.replace(tzinfo=self.hours.tz).astimezone(UTC),
+                                nxt.replace(tzinfo=self.hours.tz).astimezone(UTC)))
+                    shown.append((at.strftime("%Y-%m-%dT%H:%M"), nxt.strftime("%Y-%m-%dT%H:%M")))
+                    at = nxt
+            found = self._starts[key] = tuple(out)
+            self._shown[key] = tuple(shown)
+        return found
+
+    def shown(self, minutes: int, day: date) -> tuple[tuple[str, str], ...]:
+        """:meth:`starts` as the wire shows them: hall local time ``YYYY-MM-DDTHH:MM`` (computed with them)."""
+        self.starts(minutes, day)
+        return self._shown[(minutes, day)]
+
+    def find(self, minutes: int, day: date, start: datetime) -> tuple[datetime, datetime] | None:
+        """The slot of ``minutes`` on ``day`` starting at ``start`` (UTC), or None."""
+        return next((s for s in self.starts(minutes, day) if s[0] == start), None)
+
+    def why_not(self, minutes: int, day: date, start: datetime) -> str:
+        """Why ``start`` is no slot on ``day``: ``"closed"`` (no opening hours then: a holiday, a closed day,
+        the lunch break, before opening or after closing) or ``"unknown"`` (open, but not a slot's start)."""
+        local = start.astimezone(self.hours.tz)
+        for p in self.hours.periods_on(day):
+            if p.start <= local.time() < p.end:
+                return "unknown"
+        return "closed"
