@@ -113,3 +113,19 @@ def test_no_wait_is_never_promised_where_no_counter_is_open() -> None:
     assert card is not None and card.staffed and card.wait.zh == "无需等候"
     card = _model().card("P")  # a state without counters: not guessed
     assert card is not None and card.staffed is None and card.wait.zh == "无需等候"
+
+
+def test_an_appointment_ticket_is_printed_with_its_mark() -> None:
+    """A ticket with ``appointment: true`` (a booking checked in on time) prints the 预约 badge with its slot's
+    start; every other ticket, a late check-in's included, prints none."""
+    from queuehall.kiosk.model import Issued
+    from queuehall.kiosk.ticket import TicketContent
+
+    m = _model()
+    base = {"id": 1, "label": "A001", "service": "P", "issued_at": "2026-11-24T01:50:00Z", "priority": None}
+    booked = m.ticket_fields(Issued(ticket=dict(base, appointment=True, slot="2026-11-24T10:00"), ahead=0,
+                                    wait_minutes=0, fields={}))
+    assert booked["appointment_slot"] == "10:00"
+    assert TicketContent(**booked).appointment_mark == ("预约 · 10:00", "Appointment · 10:00")
+    plain = m.ticket_fields(Issued(ticket=base, ahead=0, wait_minutes=0, fields={}))
+    assert plain["appointment_slot"] is None and TicketContent(**plain).appointment_mark is None
