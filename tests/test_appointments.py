@@ -658,3 +658,34 @@ def test_the_report_counts_bookings_check_ins_punctuality_and_waits(db_url: str)
     assert second.splitlines()[0].startswith("service,kind,tickets,called,wait_avg_min")
     assert "2026-11-24,P,5,1,2,1,1,0,0.75," in head
     assert rep.to_dict()["appointments"] == a
+
+
+def test_two_halls_on_one_database_keep_their_bookings_apart(db_url: str) -> None:
+    """Two halls (ids dongcheng and xicheng, docs/city.md) on one database: each loads only its own bookings and
+    places, and a code of one checked in at the other is BOOKING_WRONG_HALL, issuing nothing."""
+    halls = {}
+    for hall_id, zh in (("dongcheng", "东城大厅"), ("xicheng", "西城大厅")):
+        cfg = replace(appt_config(), hall_id=hall_id, hall_id_given=True, name=replace(appt_config().name, zh=zh))
+        store = open_store(db_url, hall=hall_id, hall_given=True)
+        install_pins(store, cfg)
+        halls[hall_id] = (cfg, store, load_hall(cfg, ManualClock(local(TUESDAY, 9, 0).astimezone(UTC)), store))
+    try:
+        east, west = halls["dongcheng"][2], halls["xicheng"][2]
+        part = next(r for r in (c * 8 for c in ALPHABET)
+                    if new_code("dongcheng", r)[8] != new_code("xicheng", r)[8])
+        east.code_source = lambda: part
+        code = east.execute("book", {"service": "P", "slot": "2026-11-24T10:00"})["booking"]["code"]
+        west.code_source = lambda: part  # the same random part: the same code but for the hall tag
+        west_code = west.execute("book", {"service": "P", "slot": "2026-11-24T10:00"})["booking"]["code"]
+        assert west_code[:8] == code[:8] and west_code != code
+        cfg_w, store_w, _ = halls["xicheng"]
+        again = load_hall(cfg_w, ManualClock(local(TUESDAY, 9, 50).astimezone(UTC)), store_w)
+        assert list(again.booking_records) == [west_code]
+        assert again.query("slots", {"service": "P"})["slots"][3]["booked"] == 1
+        with pytest.raises(HallError) as info:
+            again.execute("checkin", {"code": code})
+        assert info.value.code == "BOOKING_WRONG_HALL" and not again.tickets
+        assert again.execute("checkin", {"code": west_code})["ticket"]["appointment"] is True
+    finally:
+        for _cfg, store, _hall in halls.values():
+            store.close()
