@@ -283,6 +283,11 @@ def _register_commands(sub: Any) -> None:
         names = [param.name for param in c.params if param.cli is not False]
         p.set_defaults(func=_command(c.name, functools.partial(_wire_args, names=names)),
                        **({} if group else {"wire": c.name}))
+        if c.name == "check_in":
+            # ``checkin`` checks a booking in (预约签到: a 10-character code or the QR's queuehall:booking:CODE)
+            # and, as before, a remote ticket (a label or an id): one word for the kiosk's two check-ins.
+            p.add_argument("--contact", default=None, help="a booking's mobile or ID number, to match it")
+            p.set_defaults(func=_checkin)
 
 
 def _wire_args(args: argparse.Namespace, *, names: list[str]) -> dict[str, Any]:
@@ -315,11 +320,6 @@ def _register_scripting(sub: Any) -> None:
     p.set_defaults(func=_keys)
 
     _register_commands(sub)
-    # ``checkin`` checks a booking in (预约签到: a 10-character code or the QR's queuehall:booking:CODE) and, as
-    # before, a remote ticket (a label or an id): one word for the kiosk's two check-ins.
-    p = sub.choices["checkin"]
-    p.add_argument("--contact", default=None, help="a booking's mobile or ID number, to match it")
-    p.set_defaults(func=_checkin)
 
     p = sub.add_parser("status", help="the whole hall state as JSON")
     _client_args(p)
