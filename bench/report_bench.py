@@ -96,6 +96,10 @@ class Loader:
         self.days = [d for d in _days(FIRST_DAY, LAST_DAY) if self.hours.periods_on(d)]
         self.per_day = max(1, round(visits_target / len(self.days) / (1 + TRANSFERS_PER_TICKET)))
         self.services = {s.code: s for s in config.services}
+        # The shares of config/hall.toml's services; another hall's (a city's: bench/city_bench.py) take their
+        # share where named there, 5 otherwise.
+        self.share = (SERVICE_SHARE if set(SERVICE_SHARE) <= set(self.services)
+                      else {c: SERVICE_SHARE.get(c, 5) for c in self.services if c != FEE_SERVICE})
         self.serving: dict[str, list[int]] = {}
         for c in config.counters:
             for s in c.services:
@@ -155,7 +159,7 @@ class Loader:
         numbers: dict[str, int] = {}
         hours = list(HOUR_SHAPE)
         for _ in range(self.per_day):
-            service = rng.choices(list(SERVICE_SHARE), weights=list(SERVICE_SHARE.values()))[0]
+            service = rng.choices(list(self.share), weights=list(self.share.values()))[0]
             hour = rng.choices(hours, weights=list(HOUR_SHAPE.values()))[0]
             issued = hour * 60 + (30 + rng.random() * 30 if hour == 8 else rng.random() * 60)
             numbers[service] = numbers.get(service, 0) + 1
@@ -182,7 +186,7 @@ class Loader:
             kind = "cancel_waiting"
         elif r2 < 0.072:
             kind = "voided"
-        elif service in ("passport", "hk_macao") and r < 0.35:
+        elif service in ("passport", "hk_macao") and r < 0.35 and FEE_SERVICE in self.services:
             plan = [service, FEE_SERVICE, service]  # to the fee window and back
         last_visit = 0
         for i, svc in enumerate(plan):

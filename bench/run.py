@@ -201,6 +201,13 @@ BENCHMARKS: list[Benchmark] = [
                     "contact's scrypt hash (n=2^10, r=4: about 1 ms alone on this machine; 2^11 with r=8 took 12 ms "
                     "at best, so it was lowered; broker/appointments.py). The slots are computed by the engine alone "
                     "(no transport): 30 services × 26 quarter-hour slots, from an empty calendar cache."),
+    Benchmark("city", "city_bench.py", (), ("--quick",),
+              "A city on one PostgreSQL: 18 brokers, and the monthly city report", generic_rows,
+              notes="Eighteen broker processes (the halls of config/beijing-exit-entry), eighteen client processes "
+                    "and PostgreSQL (fsync and synchronous_commit on: every acknowledged command is on disk) on "
+                    "the same two shared vCPUs, so the saturation figures measure this machine, not the "
+                    "database. The report is measured at the issue's scale for the reported month only (each "
+                    "hall's May of a 1M-visit history; the other months are not loaded: bench/city_bench.py)."),
     Benchmark("webhooks", "webhook_bench.py", (),
               ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
               "Webhooks and remote tickets through the web gateway", generic_rows,
@@ -253,6 +260,8 @@ def _commit() -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, int):

@@ -9,7 +9,8 @@
 #
 # State lives in $QUEUEHALL_PG_DIR (default /tmp/queuehall-pg): data/, sock/, server.log, url.
 # As root the server runs as the "postgres" user (runuser); otherwise as the calling user.
-# Durability is switched off (fsync etc.): the data is thrown away anyway and tests run faster.
+# Durability is switched off (fsync etc.): the data is thrown away anyway and tests run faster
+# (QUEUEHALL_PG_DURABLE=1 keeps it on, for benchmarks of durable commits).
 set -euo pipefail
 
 STATE_DIR=$(realpath -m -- "${QUEUEHALL_PG_DIR:-/tmp/queuehall-pg}")
@@ -74,12 +75,14 @@ start() {
   as_owner "$BINDIR/initdb" -D "$DATA_DIR" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
     >"$STATE_DIR/initdb.log" 2>&1 || { cat "$STATE_DIR/initdb.log" >&2; die "initdb failed"; }
 
-  local port attempt
+  local port attempt durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  # QUEUEHALL_PG_DURABLE=1 (benchmarks of durable commits, bench/city_bench.py): PostgreSQL's own defaults.
+  if [ "${QUEUEHALL_PG_DURABLE:-}" = 1 ]; then durability=""; fi
   # The port is free when we pick it but another process may grab it first, so retry a few times.
   for attempt in 1 2 3; do
     port=$(free_port)
     if as_owner "$BINDIR/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t 30 \
-        -o "-p $port -k $SOCK_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-p $port -k $SOCK_DIR -c listen_addresses=127.0.0.1 $durability" \
         start >/dev/null; then
       echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres" >"$URL_FILE"
       cat "$URL_FILE"
