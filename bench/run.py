@@ -208,6 +208,11 @@ BENCHMARKS: list[Benchmark] = [
                     "the same two shared vCPUs, so the saturation figures measure this machine, not the "
                     "database. The report is measured at the issue's scale for the reported month only (each "
                     "hall's May of a 1M-visit history; the other months are not loaded: bench/city_bench.py)."),
+    Benchmark("alerts", "alerts_bench.py", ("--events", "3000"), ("--events", "300"),
+              "The manager's alert rules: broker time per event at the hall's peak", generic_rows,
+              notes="200 counters, 30 queues, 900 people waiting, 60 devices and 20 open 差评 cases; the rules "
+                    "(broker/alerts.py) are timed after each event of the peak mix, in the broker's process "
+                    "(docs/supervision.md)."),
     Benchmark("webhooks", "webhook_bench.py", (),
               ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
               "Webhooks and remote tickets through the web gateway", generic_rows,

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import resource
 import signal
 import socket
@@ -35,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine
@@ -75,12 +78,22 @@ def broker_main(port: int, db_url: str, public_url: str, counters: int) -> None:
 
     config = replace(hall_config(counters, "hall"), public_base_url=public_url)
     store = open_store(db_url, sqlite_synchronous="NORMAL")
+    from queuehall.simulation import install_demo_pins
+
+    install_demo_pins(store, config, {c.id: PIN for c in config.clerks})  # PINs live in the database
     hall = load_hall(config, SimulatedClock(sim_start(time.time()), 1.0), store)
     broker = Broker(hall, host="127.0.0.1", port=port)
     broker.bind()
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
     broker.serve_forever()
     store.close()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def rss_kb(pid: int) -> int:
@@ -97,35 +110,58 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-class Page:
-    """One phone: an SSE stream read line by line; the time of each ``data:`` message."""
+class Page(asyncio.Protocol):
+    """One phone: an SSE stream (as the ticket page asks for it, ``?patch=1``: the whole state once, then
+    ``event: patch`` frames with the fields that changed), parsed as its bytes arrive; the time each
+    message arrived and the page's state after it.
 
-    __slots__ = ("label", "last", "messages", "reader", "token", "writer")
+    A protocol rather than a stream reader with a task per page: the 2,000 phones share the gateway's two
+    cores in this benchmark, so they are kept as cheap as they can be (their cost is counted in the
+    latencies measured, unlike real phones')."""
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.messages: list[tuple[float, dict[str, Any]]] = []
         self.last: dict[str, Any] | None = None
         self.label = ""
+        self.tail = b""
+        self.patch = False
+        self.transport: asyncio.Transport | None = None
+        self.lost = asyncio.get_running_loop().create_future()
 
     async def open(self, port: int) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-        self.writer.write(f"GET /api/v1/tickets/{self.token}/events HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
-        await self.writer.drain()
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: self, "127.0.0.1", port)
 
-    async def read(self) -> None:
-        try:
-            while True:
-                line = await self.reader.readline()
-                if not line:
-                    return
-                if line.startswith(b"data: "):
-                    now = time.perf_counter()
-                    self.last = json.loads(line[6:])
-                    self.label = self.last["label"]
-                    self.messages.append((now, self.last))
-        except (ConnectionError, asyncio.CancelledError):
-            return
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(f"GET /api/v1/tickets/{self.token}/events?patch=1 HTTP/1.1\r\nHost: bench\r\n\r\n"
+                        .encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        lines = (self.tail + data).split(b"\n")
+        self.tail = lines.pop()  # an unfinished line waits for the rest
+        for line in lines:  # chunked transfer: the chunk sizes are lines of their own, ignored here
+            if line.startswith(b"data: "):
+                state = orjson.loads(line[6:])
+                if self.patch and self.last is not None:
+                    state = {**self.last, **state}
+                self.last = state
+                self.label = state["label"]
+                self.messages.append((now, state))
+                self.patch = False
+            elif line.startswith(b"event: patch"):
+                self.patch = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 async def http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -183,7 +219,6 @@ async def bench(args: argparse.Namespace, web_port: int, broker_addr: str, web_p
     t0 = time.perf_counter()
     for i in range(0, len(pages), 200):
         await asyncio.gather(*(p.open(web_port) for p in pages[i:i + 200]))
-    readers = [loop.create_task(p.read()) for p in pages]
     deadline = time.perf_counter() + 60
     while sum(1 for p in pages if p.messages) < len(pages) and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
@@ -197,6 +232,7 @@ async def bench(args: argparse.Namespace, web_port: int, broker_addr: str, web_p
     latencies: list[float] = []
     called_latencies: list[float] = []
     per_call_pages: list[int] = []
+    gw_cpu0, me_cpu0 = cpu_seconds(web_pid), os.times()
     for _ in range(args.calls):
         marks = {id(p): len(p.messages) for p in pages}
         sent = time.perf_counter()
@@ -214,12 +250,15 @@ async def bench(args: argparse.Namespace, web_port: int, broker_addr: str, web_p
         await loop.run_in_executor(None, lambda: client.request("start", counter=1, session=session))
         await loop.run_in_executor(None, lambda: client.request("finish", counter=1, session=session))
         await asyncio.sleep(args.settle)
+    gw_cpu1, me_cpu1 = cpu_seconds(web_pid), os.times()
+    # CPU per call (call_next, start, finish: three rounds of page updates, of which the call's is measured).
+    cpu = {"gateway_user_ms": round((gw_cpu1[0] - gw_cpu0[0]) * 1000 / args.calls, 1),
+           "gateway_system_ms": round((gw_cpu1[1] - gw_cpu0[1]) * 1000 / args.calls, 1),
+           "phones_ms": round((me_cpu1.user + me_cpu1.system - me_cpu0.user - me_cpu0.system) * 1000 / args.calls, 1)}
     rest = await rest_reads(web_port, tokens[args.calls:], args.clients, args.seconds)
-    still_open = sum(1 for t in readers if not t.done())
+    still_open = sum(1 for p in pages if not p.lost.done())
     for p in pages:
-        p.writer.close()
-    for t in readers:
-        t.cancel()
+        p.close()
     client.close()
     return {
         "pages": args.pages, "pages_opened": opened, "open_seconds": round(open_s, 2),
@@ -233,6 +272,7 @@ async def bench(args: argparse.Namespace, web_port: int, broker_addr: str, web_p
             "called_page_p99_ms": round(pct(called_latencies, 0.99) * 1000, 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
         },
+        "cpu_per_call": cpu,
         "gateway_rss_mb": {"before_pages": round(rss_before / 1024, 1), "pages_open": round(rss_open / 1024, 1)},
         "gateway_kb_per_open_page": round((rss_open - rss_before) / max(1, opened), 1),
         "rest_reads": rest,
@@ -248,6 +288,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--counters", type=int, default=12)
+    ap.add_argument("--profile", metavar="PATH", help="run the gateway under cProfile, its statistics written to PATH")
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
@@ -259,7 +300,8 @@ def main() -> int:
     broker = ctx.Process(target=broker_main, args=(bport, f"sqlite:///{tmp / 'hall.db'}", public, args.counters),
                          daemon=True)
     broker.start()
-    web = subprocess.Popen([sys.executable, "-m", "queuehall.cli", "web", "--broker", f"127.0.0.1:{bport}",
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    web = subprocess.Popen([sys.executable, *profile, "-m", "queuehall.cli", "web", "--broker", f"127.0.0.1:{bport}",
                             "--listen", f"127.0.0.1:{wport}", "--max-streams", str(args.pages + 100),
                             "--log-level", "warning", "--state", str(tmp / "web-state.db"), "--no-webhooks",
                             # All the phones are this one address here: the gateway's capacity is measured,
@@ -280,8 +322,9 @@ def main() -> int:
             time.sleep(0.2)
         result = asyncio.run(bench(args, wport, f"127.0.0.1:{bport}", web.pid))
     finally:
-        web.terminate()
-        web.wait(10)
+        # uvicorn re-raises the signal after its shutdown: SIGINT lets cProfile write its statistics first.
+        web.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        web.wait(30)
         broker.terminate()
         broker.join(10)
     c2p, rest = result["call_to_page"], result["rest_reads"]
@@ -294,6 +337,9 @@ def main() -> int:
          "met": c2p["p99_ms"] <= 250},
         {"figure": "call → the called ticket's own page p99 (ms)", "value": c2p["called_page_p99_ms"], "target": "",
          "met": None},
+        {"figure": "gateway CPU per call, user + system (ms; call, start and finish each update the pages)",
+         "value": round(result["cpu_per_call"]["gateway_user_ms"] + result["cpu_per_call"]["gateway_system_ms"], 1),
+         "target": "", "met": None},
         {"figure": "gateway memory per open page (KB of RSS)", "value": result["gateway_kb_per_open_page"],
          "target": "", "met": None},
         {"figure": f"REST reads/s ({rest['clients']} keep-alive clients, pages open)", "value": rest["per_second"],

@@ -276,6 +276,44 @@ def test_the_stream_sends_the_state_then_each_change(hall: Any, start_gateway: A
     assert "办理完毕" in gw.get(f"/t/{mine['token']}").text
 
 
+def test_patch_streams_send_the_state_once_then_only_what_changed(hall: Any, start_gateway: Any) -> None:
+    """``?patch=1`` (the ticket page's stream): the whole state, then ``event: patch`` frames with only the
+    fields that changed; merged, they give exactly the state the plain stream and the API give. A change
+    that does not touch a page (another service's queue) sends it nothing."""
+    gw: Gateway = start_gateway(hall)
+    sign_in(hall)
+    first = take(hall)
+    mine = take(hall)
+    frames: list[tuple[str, dict[str, Any]]] = []
+    with httpx.stream("GET", f"{gw.url}/api/v1/tickets/{mine['token']}/events?patch=1", timeout=5) as r:
+        kind = "message"
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                frames.append((kind, orjson.loads(line[6:])))
+                kind = "message"
+                if len(frames) == 1:
+                    take(hall, "FEE")  # another service's queue: nothing for this page
+                    counter(hall, "call_next")  # A001 called: I am next
+                elif frames[-1][1].get("status") == "called":
+                    break
+                elif len(frames) == 2:
+                    counter(hall, "start")
+                    counter(hall, "finish")
+                    counter(hall, "call_next")  # now me
+    assert frames[0][0] == "message" and frames[0][1]["ahead"] == 1 and "materials" in frames[0][1]
+    assert all(kind == "patch" for kind, _ in frames[1:])
+    # The first change: only my place and its words, not the ticket's unchanged fields.
+    assert frames[1][1]["ahead"] == 0 and "label" not in frames[1][1] and "materials" not in frames[1][1]
+    state: dict[str, Any] = {}
+    for _, data in frames:
+        state.update(data)
+    api = gw.get(f"/api/v1/tickets/{mine['token']}").json()["ticket"]
+    assert state == api and state["headline"] == {"zh": "请到 1 号窗口", "en": "Please go to window 1"}
+    assert first["token"] not in json.dumps(frames)
+
+
 def test_a_page_opened_after_the_visit_and_after_a_gateway_restart(hall: Any, start_gateway: Any) -> None:
     sign_in(hall)
     t = take(hall)

@@ -109,9 +109,11 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 class EventStream:
     """``text/event-stream`` of one ticket's page states (Server-Sent Events).
 
-    Sends the current state at once, then each new one; a comment line every ``keepalive`` seconds
-    of silence. A phone that does not take a write within ``write_timeout`` is disconnected (its
-    browser reconnects when it wakes up); other pages never wait for it."""
+    Sends the current state at once, then each new one (the board writes them: :class:`Stream`); a
+    comment line after ``keepalive`` seconds of silence. A phone that does not take a write within
+    ``write_timeout`` is disconnected (its browser reconnects when it wakes up); other pages never wait
+    for it. The states go straight to the server's own ``send`` (:class:`Gateway` keeps it in the scope),
+    past the middleware, which has nothing to do on a stream's body."""
 
     def __init__(self, board: TicketBoard, stream: Stream, settings: WebSettings) -> None:
         self.board = board
@@ -128,28 +130,28 @@ class EventStream:
 
         watcher = asyncio.ensure_future(watch())
         try:
-            await self._send(send, {"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-                (b"x-accel-buffering", b"no")]})
-            await self._body(send, b"retry: 3000\n\n")
-            while not stream.closed:
-                data = await stream.next(self.settings.keepalive_seconds)
-                if stream.closed:
-                    break
-                await self._body(send, b": keepalive\n\n" if data is None else b"data: " + data + b"\n\n")
+            async with asyncio.timeout(self.settings.write_timeout):
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                    (b"x-accel-buffering", b"no")]})
+            stream.attach(scope.get(RAW_SEND, send), self.settings.write_timeout, b"retry: 3000\n\n")
+            await stream.wait_closed()
         except (TimeoutError, OSError) as exc:
             log.info("closed a stream that does not take writes: %r", exc)
         finally:
-            stream.close()
             self.board.unsubscribe(stream)
             watcher.cancel()
 
-    async def _body(self, send: Send, chunk: bytes) -> None:
-        await self._send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def _send(self, send: Send, msg: Message) -> None:
-        async with asyncio.timeout(self.settings.write_timeout):
-            await send(msg)
+RAW_SEND = "queuehall.send"  # the scope's key for the server's own ``send`` (:class:`Gateway`)
+
+
+class Gateway(Starlette):
+    """The Starlette application, keeping the server's ``send`` in the scope for the event streams."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 class _Static:
@@ -181,7 +183,7 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
     run after the hub started and before it stops. ``app.state`` holds ``hub``, ``board`` (ticket
     pages), ``settings`` and ``openapi`` (the document served at /api/v1/openapi.json)."""
     settings = settings or WebSettings()
-    board = TicketBoard(hub)
+    board = TicketBoard(hub, settings.keepalive_seconds)
     static = _Static()
 
     def hall_name() -> dict[str, str]:
@@ -247,7 +249,8 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
         tid = await ticket_id(request.path_params["token"])
         if board.open_streams >= settings.max_streams:
             raise ApiError("UNAVAILABLE", detail="too many open pages", headers={"retry-after": "10"})
-        return EventStream(board, board.subscribe(tid), settings)
+        # ?patch=1 (the ticket page): after the first state, only the fields that changed (docs/web.md).
+        return EventStream(board, board.subscribe(tid, request.query_params.get("patch") == "1"), settings)
 
     async def api_openapi(request: Request) -> Response:
         return _json(request.app.state.openapi, headers={"cache-control": "public, max-age=300"})
@@ -318,7 +321,7 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
         Route("/api/v1/tickets/{token}/events", api_ticket_events),
         *rating_routes(hub, board),  # 好差评 from the phone page (docs/evaluation.md)
     ]
-    app = Starlette(
+    app = Gateway(
         routes=[*own, *routes],
         middleware=[Middleware(_Headers), Middleware(BodyLimit, limit=settings.max_body_bytes), *middleware],
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},

@@ -15,12 +15,15 @@ import asyncio
 import logging
 import re
 import time
+import types
 from collections import OrderedDict
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import orjson
 from queuehall.web.hub import Hub, Refused
-from queuehall.web.views import ACTIVE, NO_SHOW, page_state, queue_positions
+from queuehall.web.views import ACTIVE, CALLED, NO_SHOW, SERVING, WAITING, page_state, queue_positions
+from starlette.types import Send
 
 from queuehall.client import StateMirror
 
@@ -33,54 +36,124 @@ ENDED_KEPT = 50_000  # ended tickets' last views kept for their pages
 FANOUT_SLICE = 100  # pages refreshed per turn of the event loop (writes of the first go out meanwhile)
 
 
+KEEPALIVE = b": keepalive\n\n"
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], blocker: Any) -> Generator[Any, Any, None]:
+    """Finish, inside a task, a coroutine that was started by hand and stopped at ``blocker`` (what it
+    yielded to the event loop): everything the task sends or throws in is passed on to it."""
+    while True:
+        try:
+            sent = yield blocker
+        except BaseException as exc:  # the task's cancellation (a write time-out) goes on into it
+            try:
+                blocker = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                blocker = coro.send(sent)
+            except StopIteration:
+                return
+
+
 class Stream:
-    """One open page's subscription: the newest state not yet sent, and a way to wait for it."""
+    """One open page: writes its frames straight to its connection, holding at most one unsent state.
 
-    __slots__ = ("_waiter", "closed", "pending", "sent", "tid")
+    The fan-out calls the connection's ASGI ``send`` itself and drives it by hand: a write the socket
+    takes at once (the usual case) costs no task switch, no future and no timer. Only a write the server
+    cannot take (the phone stopped reading, its buffers are full) continues in a task of its own, with
+    ``write_timeout``; meanwhile later states replace each other in :attr:`pending` (the newest, whole),
+    so a stuck phone costs one state and never delays the others.
 
-    def __init__(self, tid: int) -> None:
+    ``patches``: after the first (whole) state, changes are sent as ``event: patch`` frames carrying only
+    the fields that changed (the ticket page asks for them, ``?patch=1``; docs/web.md)."""
+
+    __slots__ = ("_done", "_send", "_task", "busy", "closed", "patches", "pending", "tid", "write_timeout",
+                 "wrote")
+
+    def __init__(self, tid: int, patches: bool = False) -> None:
         self.tid = tid
-        self.pending: bytes | None = None
-        self.sent: bytes | None = None
+        self.patches = patches
+        self.pending: bytes | None = None  # a whole state not yet written (before attach, or while blocked)
         self.closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self.busy = False  # a write is under way in a task (the connection did not take it at once)
+        self.wrote = False  # written since the last keep-alive round
+        self.write_timeout = 20.0
+        self._send: Send | None = None
+        self._task: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
 
-    def offer(self, data: bytes) -> None:
-        """Make ``data`` the next state to send (replacing one not yet sent)."""
-        if data == (self.pending if self.pending is not None else self.sent):
+    def attach(self, send: Send, write_timeout: float, preamble: bytes = b"") -> None:
+        """The response has started: write ``preamble`` and the state waiting, from now on every state."""
+        self._send = send
+        self.write_timeout = write_timeout
+        self._done = asyncio.get_running_loop().create_future()
+        data, self.pending = preamble + (self.pending or b""), None
+        if data:
+            self._write(data)
+
+    def offer(self, full: bytes, patch: bytes | None = None) -> None:
+        """A new state: ``full`` the whole ``data:`` frame, ``patch`` the frame of what changed (if known)."""
+        if self.closed:
             return
-        self.pending = data
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self._send is None or self.busy:
+            self.pending = full  # replaces an unsent one: a patch on top of a lost one would be wrong
+            return
+        self._write(patch if patch is not None and self.patches else full)
+
+    def keepalive(self) -> None:
+        """A comment line, unless something was written since the last call (proxies close silent streams)."""
+        if not self.wrote and self._send is not None and not self.busy and not self.closed:
+            self._write(KEEPALIVE)
+        self.wrote = False
+
+    def _write(self, frame: bytes) -> None:
+        assert self._send is not None
+        self.wrote = True
+        coro = self._send({"type": "http.response.body", "body": frame, "more_body": True})
+        try:
+            blocker = coro.send(None)
+        except StopIteration:
+            return  # taken at once
+        except Exception as exc:  # the connection failed under us
+            log.info("a stream's write failed: %r", exc)
+            self.close()
+            return
+        self.busy = True
+        self._task = asyncio.ensure_future(self._finish(coro, blocker))
+
+    async def _finish(self, coro: Coroutine[Any, Any, Any], blocker: Any) -> None:
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await _resume(coro, blocker)
+                while self.pending is not None and not self.closed and self._send is not None:
+                    frame, self.pending = self.pending, None
+                    await self._send({"type": "http.response.body", "body": frame, "more_body": True})
+        except (TimeoutError, OSError) as exc:
+            log.info("closed a stream that does not take writes: %r", exc)
+            self.close()
+        finally:
+            self.busy = False
 
     def close(self) -> None:
         self.closed = True
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
 
-    async def next(self, timeout: float) -> bytes | None:
-        """The next state to send, or None after ``timeout`` seconds without one (or when closed)."""
-        if self.pending is None and not self.closed:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):  # no task per wait, unlike wait_for on 3.11
-                    await self._waiter
-            except TimeoutError:
-                pass
-            finally:
-                self._waiter = None
-        data, self.pending = self.pending, None
-        if data is not None:
-            self.sent = data
-        return data
+    async def wait_closed(self) -> None:
+        if self._done is not None and not self.closed:
+            await self._done
 
 
 class TicketBoard:
     """Token lookups, page states and the streams of open pages; lives on the event loop."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, keepalive_seconds: float = 15.0) -> None:
         self.hub = hub
         self.tokens: OrderedDict[str, int] = OrderedDict()  # token -> ticket id, most recent last
         self.unknown: dict[str, float] = {}  # token -> monotonic time until which it stays unknown
@@ -91,6 +164,11 @@ class TicketBoard:
         self.streams: dict[int, set[Stream]] = {}
         self._inflight: dict[str, asyncio.Future[int | None]] = {}
         self._positions: dict[str, dict[int, int]] = {}  # queue -> ticket id -> ahead (this change)
+        # Open pages' tickets: (the inputs of their state, the state, its whole ``data:`` frame).
+        self.pages: dict[int, tuple[tuple[Any, ...], dict[str, Any], bytes]] = {}
+        self.keepalive_seconds = keepalive_seconds
+        self._keepalive: asyncio.Task[None] | None = None
+        self._open = 0  # open streams, counted (asked on every new page)
         hub.listeners.append(self._on_change)
 
     # -- tokens
@@ -171,19 +249,56 @@ class TicketBoard:
             return live
         return self.ended.get(tid) or self.fresh.get(tid)
 
+    def _ahead(self, tid: int, view: dict[str, Any]) -> int | None:
+        if view.get("status") != WAITING:
+            return None
+        queue = str(view.get("queue_service"))
+        positions = self._positions.get(queue)
+        if positions is None:  # once per queue and change, shared by all its pages
+            positions = self._positions[queue] = queue_positions(self.hub.mirror.state, queue)
+        return positions.get(tid)
+
     def state(self, tid: int) -> dict[str, Any] | None:
         """Ticket ``tid``'s page state (:func:`~queuehall.web.views.page_state`), or None if unknown."""
         view = self.view(tid)
         if view is None:
             return None
-        ahead = None
-        if view.get("status") == "waiting":
-            queue = str(view.get("queue_service"))
-            positions = self._positions.get(queue)
-            if positions is None:
-                positions = self._positions[queue] = queue_positions(self.hub.mirror.state, queue)
-            ahead = positions.get(tid)
-        return page_state(view, self.hub.mirror.state, ahead=ahead, connected=self.hub.ready)
+        return page_state(view, self.hub.mirror.state, ahead=self._ahead(tid, view), connected=self.hub.ready)
+
+    def _inputs(self, tid: int, view: dict[str, Any]) -> tuple[Any, ...]:
+        """Everything a page state is computed from. The mirror replaces a ticket, service or counter
+        record whenever it changes (never edits one), so an unchanged tuple means an unchanged page,
+        found without computing it (most pages of most events)."""
+        st = self.hub.mirror.state
+        status = view.get("status")
+        counter = None
+        if status in (CALLED, SERVING, NO_SHOW):
+            counter = (st.get("counters") or {}).get(str(view.get("counter")))
+        hall = st.get("hall") or {}  # edited in place by the mirror: compared by value
+        queue = view.get("queue_service") or view.get("service")
+        return (view, self._ahead(tid, view), (st.get("services") or {}).get(str(queue)), counter,
+                hall.get("name_zh"), hall.get("name_en"), st.get("timezone"), self.hub.ready)
+
+    def frames(self, tid: int) -> tuple[bytes, bytes | None] | None:
+        """Ticket ``tid``'s page, encoded once for all its open pages: ``(whole, patch)`` when it changed
+        since the last call (``patch`` None for the first), None when it did not (or is unknown)."""
+        view = self.view(tid)
+        if view is None:
+            return None
+        inputs = self._inputs(tid, view)
+        old = self.pages.get(tid)
+        if old is not None and old[0] == inputs:
+            return None
+        st = page_state(view, self.hub.mirror.state, ahead=inputs[1], connected=self.hub.ready)
+        diff: dict[str, Any] | None = None
+        if old is not None:
+            diff = {k: v for k, v in st.items() if old[1].get(k) != v}
+            if not diff:
+                self.pages[tid] = (inputs, old[1], old[2])
+                return None
+        full = b"data: " + orjson.dumps(st) + b"\n\n"
+        self.pages[tid] = (inputs, st, full)
+        return full, None if diff is None else b"event: patch\ndata: " + orjson.dumps(diff) + b"\n\n"
 
     def encoded(self, tid: int) -> bytes | None:
         st = self.state(tid)
@@ -191,25 +306,40 @@ class TicketBoard:
 
     # -- streams
 
-    def subscribe(self, tid: int) -> Stream:
-        stream = Stream(tid)
+    def subscribe(self, tid: int, patches: bool = False) -> Stream:
+        stream = Stream(tid, patches)
         self.streams.setdefault(tid, set()).add(stream)
-        data = self.encoded(tid)
-        if data is not None:
-            stream.offer(data)
+        self._open += 1
+        self.frames(tid)
+        page = self.pages.get(tid)
+        if page is not None:
+            stream.offer(page[2])
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.get_running_loop().create_task(self._keepalives())
         return stream
 
     def unsubscribe(self, stream: Stream) -> None:
+        stream.close()
         subs = self.streams.get(stream.tid)
-        if subs is not None:
+        if subs is not None and stream in subs:
             subs.discard(stream)
+            self._open -= 1
             if not subs:
                 del self.streams[stream.tid]
                 self.seen.pop(stream.tid, None)
+                self.pages.pop(stream.tid, None)
+
+    async def _keepalives(self) -> None:
+        """A comment line on every stream silent for a round (one timer for all, not one per page)."""
+        while self.streams:
+            await asyncio.sleep(self.keepalive_seconds)
+            for subs in list(self.streams.values()):
+                for stream in list(subs):
+                    stream.keepalive()
 
     @property
     def open_streams(self) -> int:
-        return sum(len(s) for s in self.streams.values())
+        return self._open
 
     def _on_change(self, mirror: StateMirror, msg: dict[str, Any] | None) -> None:
         """After each change of the mirror: note ended tickets, then refresh the pages it touched."""
@@ -262,12 +392,19 @@ class TicketBoard:
         self._refresh(first + rest)
 
     def _refresh(self, tids: list[int]) -> None:
-        """Send the current state to the open pages of ``tids``, ``FANOUT_SLICE`` tickets per loop turn."""
+        """Send the pages of ``tids`` what changed, ``FANOUT_SLICE`` tickets per turn of the event loop.
+
+        Per ticket, the page is computed and encoded once (:meth:`frames`) for all its open pages, and
+        not at all when nothing it depends on changed; per open page, one write of bytes made before."""
+        streams = self.streams
         for tid in tids[:FANOUT_SLICE]:
-            subs = self.streams.get(tid)
-            data = self.encoded(tid) if subs else None
-            if data is not None:
-                for stream in list(subs or ()):
-                    stream.offer(data)
+            subs = streams.get(tid)
+            if not subs:
+                continue
+            got = self.frames(tid)
+            if got is not None:
+                full, patch = got
+                for stream in list(subs):
+                    stream.offer(full, patch)
         if len(tids) > FANOUT_SLICE:
             asyncio.get_running_loop().call_soon(self._refresh, tids[FANOUT_SLICE:])

@@ -49,11 +49,21 @@
     };
   }
   if (!window.EventSource) return;
-  var es = new EventSource("/api/v1/tickets/" + encodeURIComponent(token) + "/events"), lost = null;
+  // patch=1: the whole state first, then only the fields that changed ("patch" events).
+  var es = new EventSource("/api/v1/tickets/" + encodeURIComponent(token) + "/events?patch=1"), lost = null;
   es.onmessage = function (e) {
     clearTimeout(lost); lost = null;
     try { update(JSON.parse(e.data)); } catch (err) { /* a bad message: wait for the next */ }
   };
+  es.addEventListener("patch", function (e) {
+    clearTimeout(lost); lost = null;
+    try {
+      var p = JSON.parse(e.data), s = {}, k;
+      for (k in last) s[k] = last[k];
+      for (k in p) s[k] = p[k];
+      update(s);
+    } catch (err) { /* a bad message: wait for the next */ }
+  });
   es.addEventListener("gone", function () { es.close(); location.reload(); });
   es.onerror = function () {
     // The gateway itself is out of reach: say so after a moment; EventSource reconnects by itself.
