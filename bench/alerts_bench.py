@@ -28,7 +28,7 @@ from queuehall.broker.engine import Hall
 from queuehall.broker.model import Case
 
 from queuehall.clock import ManualClock
-from tests.hall_factory import TUESDAY, local, service, small_config
+from tests.hall_factory import TUESDAY, local, memory_pins, service, small_config
 
 TARGET_US = 1000.0  # under 1 ms per event (issue 17)
 
@@ -38,10 +38,10 @@ def build() -> tuple[Hall, ManualClock, dict[str, dict[str, object]]]:
     counters = tuple(Counter(n, Text(f"{n}号窗口", f"Counter {n}"),
                              (services[n % 30].code, services[(n + 7) % 30].code),
                              clerk_a=f"a{n}", clerk_b=f"b{n}") for n in range(1, 201))
-    clerks = tuple(Clerk(f"{p}{n}", Text(f"职员{p}{n}", f"Clerk {p}{n}"), "1234") for n in range(1, 201) for p in "ab")
+    clerks = tuple(Clerk(f"{p}{n}", Text(f"职员{p}{n}", f"Clerk {p}{n}")) for n in range(1, 201) for p in "ab")
     cfg = replace(small_config(), services=services, counters=counters, clerks=clerks)
     clock = ManualClock(local(TUESDAY, 9, 0))
-    hall = Hall(cfg, clock)
+    hall = Hall(cfg, clock, pins=memory_pins(cfg, {c.id: "1234" for c in clerks}))  # PINs as hashes
     for n in range(1, 181):
         hall.execute("sign_in", {"counter": n, "clerk": f"a{n}", "pin": "1234"})
     for n in range(1, 11):

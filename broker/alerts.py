@@ -30,6 +30,7 @@ RULES: dict[str, tuple[str, str]] = {
     "bad_rating": ("收到差评，尚未回访", "A 差评 was received and not yet called back"),
     "case_overdue": ("差评整改超期", "A 差评 case is past its due day"),
     "calendar": ("节假日安排缺少官方数据", "The calendar has no official data"),
+    "promise_at_risk": ("承诺时限：即办件今日排队办不完", "An on-the-spot service's queue runs past the session's end"),
 }
 WATCHED_ROLES = ("kiosk", "display")  # devices whose absence is alerted (counters sign in; scripts come and go)
 
@@ -38,8 +39,9 @@ WATCHED_ROLES = ("kiosk", "display")  # devices whose absence is alerted (counte
 class AlertRules:
     """``[alerts]`` of hall.toml (docs/configuration.md): which rules run and their thresholds."""
 
-    # Off unless hall.toml says ``[alerts] enabled = true``: the alert events join every screen's stream.
-    enabled: bool = False
+    # On unless hall.toml says ``[alerts] enabled = false``: the manager's supervision page and the webhooks
+    # need them, and a hall should not have to discover a switch to be told of a broken promise.
+    enabled: bool = True
     wait_over_target: bool = True
     paused_minutes: int = 15  # 0 = the counter_paused rule is off
     no_open_counter: bool = True
@@ -49,6 +51,7 @@ class AlertRules:
     bad_rating: bool = True
     case_overdue: bool = True
     calendar: bool = True
+    promise_at_risk: bool = True
 
 
 class HallLike(Protocol):
@@ -65,6 +68,8 @@ class HallLike(Protocol):
 
     def longest_waiting_since(self, service: str) -> datetime | None: ...
 
+    def estimated_wait_minutes(self, service: str, ahead: int) -> int: ...
+
 
 def conditions(hall: HallLike, devices: dict[str, dict[str, Any]], now: datetime,
                rules: AlertRules, calendar_warning: str | None = None) -> dict[str, dict[str, Any]]:
@@ -75,10 +80,21 @@ def conditions(hall: HallLike, devices: dict[str, dict[str, Any]], now: datetime
     for n, c in hall.counters.items():
         if c.state != "closed":
             open_services.update(hall.counter_config[n].services)
+    session_end: datetime | None = None
+    if rules.promise_at_risk:  # the end of the opening period now under way (None outside one)
+        session_end = hall.hours.issue_window(now, 0).session_end
     for s in hall.config.services:
         waiting = len(hall._queues.get(s.code, ()))
         if not waiting:
             continue
+        if session_end is not None and s.promised_days == 0:
+            # 承诺时限 of an on-the-spot matter (即办件, promised_days = 0): done today. When the queue's
+            # estimated time to clear runs past the session's end, the last in it will not be served today.
+            minutes = hall.estimated_wait_minutes(s.code, waiting)
+            if now + timedelta(minutes=minutes) > session_end:
+                out[f"promise_at_risk:{s.code}"] = {
+                    "rule": "promise_at_risk", "service": s.code, "waiting": waiting,
+                    "clear_minutes": minutes, "session_ends": session_end.isoformat()}
         if rules.no_open_counter and s.code not in open_services:
             out[f"no_open_counter:{s.code}"] = {"rule": "no_open_counter", "service": s.code, "waiting": waiting}
         if rules.wait_over_target and s.target_wait_minutes:

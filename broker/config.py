@@ -584,10 +584,10 @@ class _Parser:
 
     def alerts(self, value: object) -> AlertRules:
         flags = ("enabled", "wait_over_target", "no_open_counter", "counter_unstaffed", "device_offline",
-                 "printer_fault", "bad_rating", "case_overdue", "calendar")
+                 "printer_fault", "bad_rating", "case_overdue", "calendar", "promise_at_risk")
         t = _Table(self, value, "alerts", (*flags, "paused_minutes"), "a table [alerts]")
         return AlertRules(paused_minutes=t.integer("paused_minutes", 15, 0, _MINUTES_PER_DAY),
-                          **{f: t.boolean(f, f != "enabled") for f in flags})
+                          **{f: t.boolean(f, True) for f in flags})
 
     def sign_in(self, value: object) -> SignIn:
         t = _Table(self, value, "sign_in", ("lock_after", "lock_minutes"), "a table [sign_in]")

@@ -523,6 +523,8 @@ class Broker:
             return {"alerts": [dict(v, key=k) for k, v in self.hall.active_alerts().items()]}
         if req.type in HALL_QUERIES:  # slots, bookings: the hall answers from its state
             return self.hall.query(req.type, req.args)
+        if req.type == "today":
+            return self.today_figures()
         token = req.args.get("token")
         if not isinstance(token, str) or not 16 <= len(token) <= 64:
             raise HallError("UNKNOWN_TOKEN")
@@ -537,6 +539,18 @@ class Broker:
             raise HallError("UNKNOWN_TOKEN")
         stored, visit = found
         return {"ticket": hall.ticket_view(stored, visit=visit), "epoch": self.epoch, "seq": self.seq}
+
+    def today_figures(self) -> dict[str, Any]:
+        """``today``: the business day's completion and satisfaction so far from the database
+        (:meth:`~queuehall.broker.storage.Store.day_figures`); ``{"business_day", "available": false}`` when
+        the broker keeps no database."""
+        hall = self.hall
+        day = hall.hours.business_day(hall.clock.now())
+        figures = getattr(hall.journal, "day_figures", None)
+        if figures is None:
+            return {"business_day": day.isoformat(), "available": False}
+        promised = [s.code for s in hall.config.services if s.promised_days]
+        return {**figures(day, promised), "available": True}
 
     def journal_events(self, after: Any, limit: Any = EVENTS_PAGE) -> dict[str, Any]:
         """``events``: the journaled events after ``journal_seq`` ``after``, oldest first, at most ``limit``

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
@@ -26,6 +26,7 @@ from queuehall.broker.model import (
     ACTIVE,
     BOOKED,
     CASE_OPEN,
+    CLOSED_UNSERVED,
     FINISHED,
     NO_SHOW,
     Booking,
@@ -877,6 +878,41 @@ class Store:
             visit = _objs(Visit, conn.execute(_select(visits).where((visits.c.hall_id == self.hall)
                                                                     & (visits.c.id == found[0].visit_id))))
         return found[0], (visit[0] if visit else None)
+
+    def day_figures(self, day: date, promised_services: Iterable[str]) -> dict[str, Any]:
+        """Today's completion and satisfaction so far, for the supervision page (docs/supervision.md): a few
+        indexed counts over one business day (the reports' definitions, docs/reports.md and evaluation.md).
+
+        ``served`` tickets finished, ``closed_unserved``, ``same_day_completed`` (served, with no served
+        visit of a promised service, ``promised_services``), ``same_day_rate`` = completed / (served +
+        closed_unserved) or None; ``rated``, ``levels`` {"5": n, ...}, ``defaults``, ``good_rate``
+        (levels 3-5 / rated) or None."""
+        promised = list(promised_services)
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(select(tickets.c.status, func.count()).where(
+                (tickets.c.business_day == day) & tickets.c.status.in_((FINISHED, CLOSED_UNSERVED)))
+                .group_by(tickets.c.status)).all())
+            accepted = 0
+            if promised:
+                accepted = conn.execute(select(func.count(func.distinct(visits.c.ticket_id)))
+                                        .select_from(visits.join(tickets, tickets.c.id == visits.c.ticket_id))
+                                        .where((tickets.c.business_day == day) & (tickets.c.status == FINISHED)
+                                               & visits.c.serving_at.is_not(None)
+                                               & visits.c.service.in_(promised))).scalar() or 0
+            levels = {str(lv): n for lv, n in conn.execute(
+                select(ratings.c.level, func.count()).where(ratings.c.business_day == day)
+                .group_by(ratings.c.level)).all()}
+            defaults = conn.execute(select(func.count()).where(
+                (ratings.c.business_day == day) & ratings.c.is_default)).scalar() or 0
+        served, unserved = int(counts.get(FINISHED, 0)), int(counts.get(CLOSED_UNSERVED, 0))
+        rated = sum(levels.values())
+        good = sum(n for lv, n in levels.items() if int(lv) >= 3)
+        return {"business_day": day.isoformat(), "served": served, "closed_unserved": unserved,
+                "same_day_completed": served - int(accepted),
+                "same_day_rate": round((served - int(accepted)) / (served + unserved), 4) if served + unserved
+                else None,
+                "rated": rated, "levels": {str(lv): levels.get(str(lv), 0) for lv in (5, 4, 3, 2, 1)},
+                "defaults": int(defaults), "good_rate": round(good / rated, 4) if rated else None}
 
     # ------------------------------------------------------------------ clerks' PINs
 

@@ -130,6 +130,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("bookings", "query", ("web", "admin"), "the bookings of a day, by slot (admin)",
             Param("date", str, False, doc="YYYY-MM-DD (default: the hall's today)"),
             Param("service", str, False, doc="only this service"), cli="bookings"),
+    Command("today", "query", ("web", "admin"), "today's completion and satisfaction so far (the supervision page)"),
     # -- tickets
     Command("take_ticket", "hall", ("kiosk", "web", "admin"), "take a ticket",
             Param("service", str, doc="service code"),

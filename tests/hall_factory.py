@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from queuehall.broker.alerts import AlertRules
 from queuehall.broker.config import (
     Calling,
     Clerk,
@@ -65,7 +66,10 @@ def service(code: str, prefix: str, **kw) -> Service:
 
 
 def small_config(**kw) -> HallConfig:
-    """Services P (A), H (B) and FEE (F); counters 1 (P, H), 2 (H), 9 (FEE)."""
+    """Services P (A), H (B) and FEE (F); counters 1 (P, H), 2 (H), 9 (FEE).
+
+    The alert rules are off here (a hall's default is on): tests of other things see only their own events;
+    the rules' tests switch them on (``alerts=AlertRules(...)``)."""
     cfg = HallConfig(
         name=Text("测试大厅", "Test hall"), timezone="Asia/Shanghai", number_width=3, retention_days=190,
         ticket_footer=Text("请留意叫号", "Please listen for your number"),
@@ -85,5 +89,6 @@ def small_config(**kw) -> HallConfig:
                      for i in ("c1a", "c1b", "c2a", "c2b", "c9a", "c9b")),
         pause_reasons=(PauseReason("break", Text("休息", "Break")),
                        PauseReason("supervisor", Text("请示领导", "Consulting a supervisor"))),
+        alerts=AlertRules(enabled=False),
     )
     return replace(cfg, **kw)

@@ -51,6 +51,34 @@ def test_wait_over_target_and_no_open_counter() -> None:
     assert b.events[-1].type == "alert_cleared"
 
 
+def test_an_on_the_spot_queue_that_runs_past_the_sessions_end() -> None:
+    """承诺时限: a 即办件 (promised_days = 0) queue whose estimated time to clear runs past the end of the
+    opening period now under way; a service with a promised completion time (P, 5 days) is not alerted."""
+    cfg = small_config()
+    cfg = replace(cfg, services=tuple(replace(s, promised_days=0, avg_service_minutes=5) if s.code == "FEE" else s
+                                      for s in cfg.services))
+    b = Bench(cfg, start=(10, 30))  # the morning ends at 11:30: one hour left
+    m = AlertMonitor(RULES)
+    b.open(9)  # the fee counter, alone on FEE
+    b.open(1)
+    for _ in range(12):
+        b.take("FEE")
+        b.take("P")
+    assert b.hall.estimated_wait_minutes("FEE", 12) == 60
+    assert check(b, m) == (set(), set())  # 60 min: done by 11:30 exactly
+    b.take("FEE")
+    raised, _ = check(b, m)
+    assert raised == {"promise_at_risk:FEE"}
+    details = m.active["promise_at_risk:FEE"]
+    assert details["waiting"] == 13 and details["clear_minutes"] == 65
+    assert details["session_ends"].startswith("2026-11-24T03:30")  # 11:30 in Beijing, UTC
+    b.call(9)
+    assert check(b, m) == (set(), {"promise_at_risk:FEE"})
+    b.take("FEE")  # 65 min again: held, unless the rule is off
+    assert "promise_at_risk:FEE" in conditions(b.hall, {}, b.clock.now(), RULES)
+    assert "promise_at_risk:FEE" not in conditions(b.hall, {}, b.clock.now(), replace(RULES, promise_at_risk=False))
+
+
 def test_a_long_pause_and_a_ticket_for_a_closed_counter() -> None:
     b = Bench()
     m = AlertMonitor(replace(RULES, paused_minutes=10))

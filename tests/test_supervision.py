@@ -109,6 +109,62 @@ def test_the_api_needs_a_manager(site: tuple[BrokerThread, Site]) -> None:
     assert r.status_code == 400  # a form (what another site could post) is not accepted
 
 
+def test_todays_completion_satisfaction_and_time_to_clear(start_broker: Any, tmp_path: Path) -> None:
+    """Today's figures come from the broker's database (its ``today`` query): served, same-day completion
+    (an on-the-spot FEE visit counts, a promised P matter does not), ratings and 好评率; each queue's time
+    to clear against the session's end (11:30), and the 承诺时限 alert of the on-the-spot queue."""
+    from dataclasses import replace
+
+    cfg = small_config(alerts=AlertRules(enabled=True, calendar=False))
+    cfg = replace(cfg, services=tuple(replace(x, promised_days=0, avg_service_minutes=5) if x.code == "FEE" else x
+                                      for x in cfg.services))
+    bt = start_broker(cfg)
+    s = Site(bt, tmp_path / "web-state.db")
+    s.managers.add("zhangsan", "s3cret-pass")
+    c = BrokerClient(bt.endpoint, timeout=3.0)
+    try:
+        r = httpx.post(s.url + "/supervision/login", data={"name": "zhangsan", "password": "s3cret-pass"})
+        jar = {"qh_manager": r.cookies["qh_manager"]}
+
+        def state() -> dict[str, Any]:
+            return httpx.get(s.url + "/supervision/api/state", cookies=jar).json()
+
+        c.request("sign_in", counter=1, clerk="c1a", pin="1234")
+        c.request("sign_in", counter=9, clerk="c9a", pin="1234")
+        c.request("take_ticket", service="P")
+        c.request("take_ticket", service="FEE")
+        for n, level in ((1, 5), (9, 2)):
+            for step in ("call_next", "start", "finish"):
+                c.request(step, counter=n)
+            c.request("rate", counter=n, level=level, channel="cli")
+        wait_until(lambda: state()["figures"]["rated"] == 2, 5, "today's figures")
+        f = state()["figures"]
+        assert f["served"] == 2 and f["same_day_completed"] == 1 and f["same_day_rate"] == 0.5
+        assert f["good_rate"] == 0.5 and f["levels"] == {"5": 1, "4": 0, "3": 0, "2": 1, "1": 0}
+        from datetime import datetime, timedelta
+
+        def fee() -> dict[str, Any]:
+            return next(q for q in state()["queues"] if q["code"] == "FEE")
+
+        seen = []
+        for n in range(1, 200):  # the queue grows until it runs past the session's end (11:30)
+            c.request("take_ticket", service="FEE")
+            wait_until(lambda n=n: fee()["waiting"] == n)
+            q = fee()
+            clear_at = datetime.fromisoformat(q["clear_at"])
+            assert clear_at == datetime.fromisoformat(state()["now"]) + timedelta(minutes=q["estimated_clear_minutes"])
+            assert q["session_ends"].startswith("2026-11-24T03:30")
+            assert q["clears_after_session_end"] == (clear_at > datetime.fromisoformat(q["session_ends"]))
+            seen.append(q["clears_after_session_end"])
+            if seen[-1]:
+                break
+        assert seen[0] is False and seen[-1] is True
+        wait_until(lambda: any(a["key"] == "promise_at_risk:FEE" for a in state()["alerts"]), 3, "the alert")
+    finally:
+        c.close()
+        s.stop()
+
+
 def test_an_alert_appears_within_a_second_and_is_acknowledged(site: tuple[BrokerThread, Site], shots: Path) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -22,8 +22,8 @@ import html
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,7 +42,7 @@ SESSION_HOURS = 12
 PUSH_INTERVAL = 0.2  # seconds between two pushes at most (a busy hall changes many times a second)
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~50 ms per check: fine for a login, slow for a thief
 MIN_PASSWORD = 8
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
 n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL)"""
 
@@ -177,6 +177,46 @@ class AlertBoard:
         return self.version
 
 
+TODAY_EVENTS = frozenset({"ticket_finished", "ticket_closed_unserved", "day_closed", "visit_rated"})
+TODAY_INTERVAL = 2.0  # seconds between two asks of the broker's ``today`` at most
+
+
+class TodayBoard:
+    """Today's completion and satisfaction (the broker's ``today`` query, from its database): asked after
+    every (re)synchronisation and after the events that change them (a finish, a rating, the day's close),
+    at most every ``TODAY_INTERVAL`` seconds."""
+
+    def __init__(self, hub: Hub, bump: Callable[[], None]) -> None:
+        self.hub = hub
+        self.figures: dict[str, Any] = {}
+        self._bump = bump
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        hub.listeners.append(self._on_change)
+
+    def _on_change(self, mirror: StateMirror, msg: dict[str, Any] | None) -> None:
+        if msg is not None:
+            ev = msg["event"] if isinstance(msg.get("event"), dict) else msg
+            if ev.get("type") not in TODAY_EVENTS:
+                return
+        if not self.hub.ready:
+            return
+        if self._task is not None and not self._task.done():
+            self._again = True  # asked once more when the one under way is done
+            return
+        self._task = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        while True:
+            self._again = False
+            with contextlib.suppress(BrokerDown, Refused):
+                self.figures = await self.hub.request("today")
+                self._bump()
+            await asyncio.sleep(TODAY_INTERVAL)
+            if not self._again:
+                return
+
+
 def _minutes_since(iso: Any, now: datetime) -> int | None:
     if not isinstance(iso, str) or not iso:
         return None
@@ -187,8 +227,19 @@ def _minutes_since(iso: Any, now: datetime) -> int | None:
     return max(0, int((now - at).total_seconds() // 60))
 
 
-def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connected: bool) -> dict[str, Any]:
-    """What the supervision page shows (docs/supervision.md "The page"), from the gateway's mirror."""
+def _at(iso: Any) -> datetime | None:
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connected: bool,
+              today: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the supervision page shows (docs/supervision.md "The page"), from the gateway's mirror and
+    ``today``, the broker's ``today`` figures (completion and satisfaction so far)."""
     now = datetime.now(UTC)
     if isinstance(state.get("now"), str):
         with contextlib.suppress(ValueError):
@@ -200,7 +251,9 @@ def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connecte
         counters.append({"number": c.get("number"), "name": c.get("name_zh"), "state": c.get("state"),
                          "clerk": c.get("clerk_name_zh") or c.get("clerk"), "post": c.get("post"),
                          "pause_reason": c.get("pause_reason"), "ticket": t.get("label"),
-                         "ticket_status": t.get("status")})
+                         "ticket_status": t.get("status"),
+                         # How long it has been in its state (paused, or open and idle with no ticket).
+                         "minutes_in_state": _minutes_since(c.get("since"), now)})
     longest: dict[str, str] = {}
     for t in tickets.values():
         if t.get("status") == "waiting" and not t.get("target_counter"):
@@ -213,16 +266,29 @@ def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connecte
         s = services.get(code) or {}
         waited = _minutes_since(longest.get(code), now)
         target = s.get("target_wait_minutes") or 0
+        clear = int(s.get("estimated_wait_minutes") or 0)
+        ends = _at(s.get("session_ends"))
+        clear_at = now + timedelta(minutes=clear) if s.get("waiting") else None
         queues.append({"code": code, "name": s.get("name_zh"), "waiting": int(s.get("waiting") or 0),
                        "longest_wait_minutes": waited, "target_wait_minutes": target,
                        "over_target": bool(target and waited is not None and waited > target),
-                       "estimated_clear_minutes": s.get("estimated_wait_minutes")})
+                       "estimated_clear_minutes": s.get("estimated_wait_minutes"),
+                       # The queue's estimated time to clear against the end of the session (issuing hours).
+                       "clear_at": clear_at.isoformat() if clear_at else None,
+                       "session_ends": s.get("session_ends"),
+                       "clears_after_session_end": bool(clear_at and ends and clear_at > ends),
+                       "promised_days": s.get("promised_days")})
     devices = [{"name": d.get("name"), "role": d.get("role"), "counter": d.get("counter")}
                for d in (state.get("devices") or {}).values() if not d.get("online")]
+    today = today or {}
     figures = {"issued": sum(int(s.get("issued_today") or 0) for s in services.values()),
                "waiting": sum(int(s.get("waiting") or 0) for s in services.values()),
                "counters_open": sum(1 for c in counters if c["state"] == "open"),
-               "counters_paused": sum(1 for c in counters if c["state"] == "paused")}
+               "counters_paused": sum(1 for c in counters if c["state"] == "paused"),
+               # From the broker's database (its ``today`` query; None until known, or without a database).
+               "served": today.get("served"), "same_day_rate": today.get("same_day_rate"),
+               "same_day_completed": today.get("same_day_completed"), "rated": today.get("rated"),
+               "good_rate": today.get("good_rate"), "levels": today.get("levels")}
     return {"connected": connected, "now": now.isoformat(),
             "timezone": state.get("timezone") or "Asia/Shanghai", "counters": counters, "queues": queues,
             "devices_offline": devices, "figures": figures,
@@ -270,6 +336,7 @@ def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False
     """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``."""
     sessions = Sessions()
     board = AlertBoard(hub)
+    today = TodayBoard(hub, board.bump)
 
     def who(request: Request) -> str | None:
         return sessions.who(request.cookies.get(COOKIE))
@@ -310,7 +377,7 @@ def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False
         return HTMLResponse(supervision_page(name), headers={"cache-control": "no-store"})
 
     def view() -> dict[str, Any]:
-        return hall_view(hub.mirror.state, board.alerts, hub.ready)
+        return hall_view(hub.mirror.state, board.alerts, hub.ready, today.figures)
 
     async def state(request: Request) -> Response:
         need(request)

@@ -8,7 +8,8 @@
   var RULES = {wait_over_target: "等候超时 Wait over target", counter_paused: "暂停过长 Paused too long",
     no_open_counter: "无开放窗口 No open counter", counter_unstaffed: "窗口无人 Counter unstaffed",
     device_offline: "设备离线 Device offline", printer_fault: "打印故障 Printer fault",
-    bad_rating: "差评未回访 差评 not called back", case_overdue: "差评超期 Case overdue", calendar: "日历无官方数据 Calendar"};
+    bad_rating: "差评未回访 差评 not called back", case_overdue: "差评超期 Case overdue", calendar: "日历无官方数据 Calendar",
+    promise_at_risk: "即办件今日办不完 On-the-spot queue past session end"};
   function subject(a) {
     var d = a.details || {};
     return [d.service, d.counter != null ? d.counter + "号窗口" : null, d.device, d.case != null ? "工单 " + d.case : null, d.label]
@@ -18,6 +19,11 @@
     if (!iso) return "";
     try { return new Date(iso).toLocaleString("zh-CN", {timeZone: tz, hour12: false}); } catch (e) { return iso; }
   }
+  function hm(iso, tz) {  // HH:MM on the hall's clock
+    if (!iso) return null;
+    try { return new Date(iso).toLocaleTimeString("zh-CN", {timeZone: tz, hour12: false, hour: "2-digit", minute: "2-digit"}); } catch (e) { return iso; }
+  }
+  function pct(x) { return x == null ? "—" : (Math.round(x * 1000) / 10) + "%"; }
   function ack(key) {
     var note = window.prompt("处理说明 Note", "");
     if (!note) return;
@@ -36,19 +42,31 @@
       r.insertCell().appendChild(b);
     });
     if (!v.alerts.length) { var r0 = body.insertRow(); cell(r0, "无告警 No alerts", "none"); }
-    var f = v.figures; $("figures").textContent = "取号 issued " + f.issued + " · 等候 waiting " + f.waiting +
-      " · 开放窗口 open " + f.counters_open + " · 暂停 paused " + f.counters_paused;
-    var q = $("queues"); q.innerHTML = ""; head(q, ["业务 Service", "等候 Waiting", "最长等候 Longest (min)", "目标 Target", "预计清空 Clear (min)"]);
+    var f = v.figures, fig = $("figures"); fig.innerHTML = "";
+    [["取号 Issued", f.issued], ["办结 Served", f.served], ["等候 Waiting", f.waiting],
+     ["当天办结率 Same-day completion", pct(f.same_day_rate), f.same_day_rate != null && f.same_day_rate < 0.8],
+     ["好评率 Satisfaction", f.rated ? pct(f.good_rate) + " (" + f.rated + " 评价 rated)" : "—", f.good_rate != null && f.good_rate < 0.9],
+     ["开放窗口 Open", f.counters_open], ["暂停 Paused", f.counters_paused]].forEach(function (x) {
+      var d = document.createElement("div"); d.className = "fig" + (x[2] ? " low" : "");
+      var b = document.createElement("b"); b.textContent = x[1] == null ? "—" : String(x[1]);
+      var l = document.createElement("span"); l.textContent = x[0];
+      d.appendChild(b); d.appendChild(l); fig.appendChild(d);
+    });
+    var q = $("queues"); q.innerHTML = ""; head(q, ["业务 Service", "等候 Waiting", "最长等候 Longest (min)", "目标 Target",
+      "预计清空 Clear (min)", "清空时间 Clear at", "下班 Session ends"]);
     var qb = q.createTBody();
     v.queues.forEach(function (s) {
-      var r = qb.insertRow(); if (s.over_target) r.className = "over";
+      var r = qb.insertRow(); r.className = (s.over_target ? "over" : "") + (s.clears_after_session_end ? " late" : "");
+      r.setAttribute("data-code", s.code);
       cell(r, s.name); cell(r, s.waiting); cell(r, s.longest_wait_minutes); cell(r, s.target_wait_minutes); cell(r, s.estimated_clear_minutes);
+      cell(r, hm(s.clear_at, v.timezone), s.clears_after_session_end ? "late" : ""); cell(r, hm(s.session_ends, v.timezone));
     });
-    var c = $("counters"); c.innerHTML = ""; head(c, ["窗口 Counter", "状态 State", "工作人员 Clerk", "岗 Post", "当前 Ticket"]);
+    var c = $("counters"); c.innerHTML = ""; head(c, ["窗口 Counter", "状态 State", "时长 For (min)", "工作人员 Clerk", "岗 Post", "当前 Ticket"]);
     var cb = c.createTBody();
     v.counters.forEach(function (k) {
       var r = cb.insertRow(); r.className = "st-" + k.state;
       cell(r, k.name || k.number); cell(r, k.state + (k.pause_reason ? " (" + k.pause_reason + ")" : ""));
+      cell(r, k.state === "closed" || (k.state === "open" && k.ticket) ? null : k.minutes_in_state);
       cell(r, k.clerk); cell(r, k.post); cell(r, k.ticket);
     });
     var d = $("devices"); d.innerHTML = "";
