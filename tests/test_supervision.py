@@ -109,6 +109,41 @@ def test_the_api_needs_a_manager(site: tuple[BrokerThread, Site]) -> None:
     assert r.status_code == 400  # a form (what another site could post) is not accepted
 
 
+def test_a_session_outlives_a_gateway_restart_and_is_kept_hashed(site: tuple[BrokerThread, Site],
+                                                                  tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    from queuehall.web.supervision import Sessions
+
+    bt, s = site
+    r = httpx.post(s.url + "/supervision/login", data={"name": "zhangsan", "password": "s3cret-pass"})
+    sid = r.cookies["qh_manager"]
+    assert httpx.get(s.url + "/supervision/api/state", cookies={"qh_manager": sid}).status_code == 200
+    s.stop()  # the gateway restarts on the same state file
+    again = Site(bt, tmp_path / "web-state.db")
+    try:
+        assert httpx.get(again.url + "/supervision/api/state", cookies={"qh_manager": sid}).status_code == 200
+        rows = sqlite3.connect(tmp_path / "web-state.db").execute("SELECT id_hash, name FROM manager_sessions").fetchall()
+        assert rows == [(hashlib.sha256(sid.encode()).hexdigest(), "zhangsan")]  # only its hash is kept
+        assert sid not in (tmp_path / "web-state.db").read_bytes().decode("latin-1")
+        # Signing out ends it for good; so does removing the account.
+        httpx.post(again.url + "/supervision/logout", cookies={"qh_manager": sid})
+        assert httpx.get(again.url + "/supervision/api/state", cookies={"qh_manager": sid}).status_code == 401
+        sid2 = httpx.post(again.url + "/supervision/login",
+                          data={"name": "zhangsan", "password": "s3cret-pass"}).cookies["qh_manager"]
+        assert again.managers.remove("zhangsan")
+        assert httpx.get(again.url + "/supervision/api/state", cookies={"qh_manager": sid2}).status_code == 401
+    finally:
+        again.stop()
+    # Expiry is on the wall clock, so it holds across restarts too.
+    conn = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+    ManagerStore(conn).add("lisi", "an0ther-pass")
+    short = Sessions(conn, hours=-1)  # already expired when made
+    assert short.who(short.start("lisi")) is None
+    assert Sessions(conn).who(Sessions(conn).start("lisi")) == "lisi"
+
+
 def test_todays_completion_satisfaction_and_time_to_clear(start_broker: Any, tmp_path: Path) -> None:
     """Today's figures come from the broker's database (its ``today`` query): served, same-day completion
     (an on-the-spot FEE visit counts, a promised P matter does not), ratings and 好评率; each queue's time

@@ -7,9 +7,10 @@ its target; devices offline; today's figures; and the alerts of the broker (brok
 raised and cleared, each with an acknowledge button (the broker's ``alert_ack``, with the manager's note).
 
 Sessions: 256 random bits in a cookie ``qh_manager`` (HttpOnly, SameSite=Strict, Path=/supervision, Secure
-when the gateway's public address is https), held in memory for ``SESSION_HOURS``; a gateway restart signs
-everyone out. The state goes to the page over Server-Sent Events (``/supervision/api/stream``): the whole
-view on every change of the hall, at most every ``PUSH_INTERVAL`` seconds.
+when the gateway's public address is https), kept in the state file as a SHA-256 with their expiry
+(``SESSION_HOURS``), so a gateway restart signs nobody out. The state goes to the page over Server-Sent
+Events (``/supervision/api/stream``): the whole view on every change of the hall, at most every
+``PUSH_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ MIN_PASSWORD = 8
 ASSET_VERSION = "2"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
 n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL)"""
+_SESSIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS manager_sessions (id_hash TEXT PRIMARY KEY, name TEXT NOT NULL,
+expires REAL NOT NULL, created TEXT NOT NULL)"""
 
 
 class ManagerError(ValueError):
@@ -91,6 +94,9 @@ class ManagerStore:
         return [r[0] for r in self.conn.execute("SELECT name FROM managers ORDER BY name")]
 
     def remove(self, name: str) -> bool:
+        """Remove the account ``name`` and end its sessions."""
+        self.conn.execute(_SESSIONS_SCHEMA)
+        self.conn.execute("DELETE FROM manager_sessions WHERE name = ?", (name,))
         return self.conn.execute("DELETE FROM managers WHERE name = ?", (name,)).rowcount > 0
 
     def verify(self, name: str, password: str) -> bool:
@@ -102,28 +108,48 @@ class ManagerStore:
 
 
 class Sessions:
-    """Signed-in managers: random session ids in memory, with their expiry (monotonic clock)."""
+    """Signed-in managers, in the gateway's state file so a restart signs nobody out.
 
-    def __init__(self, hours: float = SESSION_HOURS) -> None:
+    The cookie holds 256 random bits; the file keeps only their SHA-256 (a stolen file opens no
+    session: the bits cannot be guessed, so a fast hash is enough, as for API tokens, docs/web.md) with
+    the manager's name and the expiry on the wall clock (Unix seconds: it must hold across restarts).
+    Expired rows are dropped when met and at every sign-in; removing an account ends its sessions."""
+
+    def __init__(self, conn: sqlite3.Connection, hours: float = SESSION_HOURS) -> None:
         self.ttl = hours * 3600
-        self._by_id: dict[str, tuple[str, float]] = {}
+        self.conn = conn
+        conn.execute(_SESSIONS_SCHEMA)
+
+    @staticmethod
+    def _key(sid: str) -> str:
+        return hashlib.sha256(sid.encode("utf-8", "replace")).hexdigest()
 
     def start(self, name: str) -> str:
         sid = secrets.token_urlsafe(32)
-        self._by_id[sid] = (name, time.monotonic() + self.ttl)
+        now = time.time()
+        self.conn.execute("DELETE FROM manager_sessions WHERE expires < ?", (now,))
+        self.conn.execute("INSERT INTO manager_sessions VALUES (?, ?, ?, ?)",
+                          (self._key(sid), name, now + self.ttl, datetime.now(UTC).isoformat(timespec="seconds")))
         return sid
 
     def who(self, sid: str | None) -> str | None:
-        found = self._by_id.get(sid or "")
-        if found is None:
+        if not sid:
             return None
-        if found[1] < time.monotonic():
-            del self._by_id[sid or ""]
+        key = self._key(sid)
+        row = self.conn.execute("SELECT name, expires FROM manager_sessions WHERE id_hash = ?", (key,)).fetchone()
+        if row is None:
             return None
-        return found[0]
+        if row[1] < time.time():
+            self.conn.execute("DELETE FROM manager_sessions WHERE id_hash = ?", (key,))
+            return None
+        # The account may have been removed since (``queuehall web-manager remove``).
+        if self.conn.execute("SELECT 1 FROM managers WHERE name = ?", (row[0],)).fetchone() is None:
+            return None
+        return str(row[0])
 
     def end(self, sid: str | None) -> None:
-        self._by_id.pop(sid or "", None)
+        if sid:
+            self.conn.execute("DELETE FROM manager_sessions WHERE id_hash = ?", (self._key(sid),))
 
 
 class AlertBoard:
@@ -334,7 +360,7 @@ def supervision_page(name: str) -> str:
 
 def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False) -> list[BaseRoute]:
     """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``."""
-    sessions = Sessions()
+    sessions = Sessions(managers.conn)
     board = AlertBoard(hub)
     today = TodayBoard(hub, board.bump)
 
