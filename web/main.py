@@ -29,9 +29,21 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _security(args: argparse.Namespace) -> Security | None:
-    """The gateway's CurveZMQ keys from ``--key``/``--server-key`` (ValueError when unusable)."""
-    return Security.from_options(args.key, args.server_key)
+def _brokers(args: argparse.Namespace) -> tuple[list[tuple[str | None, str | None]], list[Security | None]]:
+    """The ``--broker`` options as (hall key or None, HOST:PORT) — one (None, None) for $QUEUEHALL_BROKER —
+    and each one's CurveZMQ keys from ``--key``/``--server-key`` (ValueError when unusable)."""
+    from queuehall.web.city import parse_broker
+
+    halls: list[tuple[str | None, str | None]] = [parse_broker(b) for b in args.broker or []] or [(None, None)]
+    keys = [k for k in halls if k[0] is not None]
+    if len({k for k, _ in keys}) != len(keys):
+        raise ValueError("--broker: each hall's name may be given once")
+    server_keys = args.server_key or [None]
+    if len(server_keys) == 1:
+        server_keys = server_keys * len(halls)
+    if len(server_keys) != len(halls):
+        raise ValueError(f"--server-key: give one for every broker, or one per --broker ({len(halls)})")
+    return halls, [Security.from_options(args.key, sk) for sk in server_keys]
 
 
 def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub:
@@ -44,10 +56,14 @@ def make_hub(broker: str | None, security: Any = None, name: str = "web") -> Hub
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--broker", default=None,
-                   help="HOST:PORT of the broker, or a:5555,b:5555 for a primary/standby pair ($QUEUEHALL_BROKER)")
+    p.add_argument("--broker", action="append", default=None, metavar="[HALL=]HOST:PORT",
+                   help="the broker (or $QUEUEHALL_BROKER), or a:5555,b:5555 for a primary/standby pair; repeat it "
+                        "for a city gateway: one per hall, the first serving the ticket pages and the API, every "
+                        "one on the city page /city (docs/web.md)")
     p.add_argument("--key", default=None, help="the gateway's .key_secret file (a key of role web)")
-    p.add_argument("--server-key", default=None, help="the broker's public key file (broker.key)")
+    p.add_argument("--server-key", action="append", default=None,
+                   help="the broker's public key file (broker.key); once for every broker, or once per --broker "
+                        "in the same order")
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve HTTP on (default %(default)s)")
     p.add_argument("--public-url", default="",
                    help="the address phones reach this gateway at (default: the hall's public_base_url)")
@@ -69,26 +85,38 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from queuehall.web import integrations
     from queuehall.web.app import WebSettings, create_app
+    from queuehall.web.city import CityBoard, city_parts
     from queuehall.web.ratelimit import Limit, RateLimits
     from queuehall.web.state import state_path
 
     try:
         host, port = parse_listen(args.listen)
-        security = _security(args)
-        hub = make_hub(args.broker, security, args.name)
+        halls, securities = _brokers(args)
+        security = securities[0]
+        main_key, main_broker = halls[0]
+        hub = make_hub(main_broker, security, args.name)
+        city = [(main_key or main_broker or "hall", hub)]
+        for i, ((key, addr), sec) in enumerate(zip(halls[1:], securities[1:], strict=True), start=2):
+            city.append((key or addr or f"hall-{i}", make_hub(addr, sec, f"{args.name}-{key or i}")))
         limits = RateLimits(per_token=Limit.parse(args.limit_token), per_address=Limit.parse(args.limit_address))
     except ValueError as err:
         print(f"queuehall web: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     extra = integrations.IntegrationSettings(state=state_path(args.state), limits=limits,
-                                             webhooks=not args.no_webhooks, broker=args.broker, security=security)
+                                             webhooks=not args.no_webhooks, broker=main_broker, security=security)
     from queuehall.web.supervision import ManagerStore, supervision_routes
 
     parts = integrations.parts(extra)
     # The manager's supervision page (docs/supervision.md), its accounts in the same state file.
     parts["routes"] = [*parts["routes"], *supervision_routes(hub, ManagerStore(state_path(args.state)),
                                                              secure=args.public_url.startswith("https://"))]
+    # The city page (docs/web.md): every hall this gateway connects to, live.
+    board = CityBoard(city)
+    more = city_parts(board)
+    parts["routes"] = [*parts["routes"], *more["routes"]]
+    parts["on_startup"] = [*parts.get("on_startup", ()), *more["on_startup"]]
+    parts["on_shutdown"] = [*more["on_shutdown"], *parts.get("on_shutdown", ())]
     app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams), **parts)
     integrations.document(app.state.openapi)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
