@@ -213,6 +213,13 @@ BENCHMARKS: list[Benchmark] = [
               notes="200 counters, 30 queues, 900 people waiting, 60 devices and 20 open 差评 cases; the rules "
                     "(broker/alerts.py) are timed after each event of the peak mix, in the broker's process "
                     "(docs/supervision.md)."),
+    Benchmark("city_page", "city_page_bench.py", ("--halls", "18", "--pages", "200", "--changes", "40"),
+              ("--halls", "4", "--pages", "20", "--changes", "5"),
+              "The city page: 18 halls, one broker each, one gateway, open city pages", generic_rows,
+              notes="Twenty processes on the same two vCPUs: 18 brokers (the default hall under each district's "
+                    "name, SQLite), the gateway (`queuehall web` with 18 `--broker HALL=HOST:PORT`) and the "
+                    "pages (this benchmark: SSE streams of /api/v1/city/events parsed as they arrive). A ticket is "
+                    "taken at a random hall; the time is until each page shows that hall's new waiting count."),
     Benchmark("webhooks", "webhook_bench.py", (),
               ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
               "Webhooks and remote tickets through the web gateway", generic_rows,
