@@ -889,7 +889,7 @@ class Store:
         (levels 3-5 / rated) or None."""
         promised = list(promised_services)
         with self.engine.connect() as conn:
-            counts = dict(conn.execute(select(tickets.c.status, func.count()).where(
+            counts: dict[str, int] = dict(conn.execute(select(tickets.c.status, func.count()).where(
                 (tickets.c.business_day == day) & tickets.c.status.in_((FINISHED, CLOSED_UNSERVED)))
                 .group_by(tickets.c.status)).all())
             accepted = 0

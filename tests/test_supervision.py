@@ -124,7 +124,8 @@ def test_a_session_outlives_a_gateway_restart_and_is_kept_hashed(site: tuple[Bro
     again = Site(bt, tmp_path / "web-state.db")
     try:
         assert httpx.get(again.url + "/supervision/api/state", cookies={"qh_manager": sid}).status_code == 200
-        rows = sqlite3.connect(tmp_path / "web-state.db").execute("SELECT id_hash, name FROM manager_sessions").fetchall()
+        rows = sqlite3.connect(tmp_path / "web-state.db").execute(
+            "SELECT id_hash, name FROM manager_sessions").fetchall()
         assert rows == [(hashlib.sha256(sid.encode()).hexdigest(), "zhangsan")]  # only its hash is kept
         assert sid not in (tmp_path / "web-state.db").read_bytes().decode("latin-1")
         # Signing out ends it for good; so does removing the account.

@@ -101,7 +101,13 @@ class CityBoard:
         self._keepalive: asyncio.Task[None] | None = None
         self._started: list[Hub] = []  # the hubs this board started (not the gateway's own)
         for i, (_key, hub) in enumerate(halls):
-            hub.listeners.append(lambda _mirror, _msg, i=i: self._changed(i))
+            hub.listeners.append(self._listener(i))
+
+    def _listener(self, i: int) -> Callable[[Any, Any], None]:
+        def changed(_mirror: Any, _msg: Any) -> None:
+            self._changed(i)
+
+        return changed
 
     def _changed(self, i: int) -> None:
         self._dirty.add(i)

@@ -17,7 +17,7 @@ import re
 import time
 import types
 from collections import OrderedDict
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 import orjson
@@ -113,6 +113,10 @@ class Stream:
         assert self._send is not None
         self.wrote = True
         coro = self._send({"type": "http.response.body", "body": frame, "more_body": True})
+        if not isinstance(coro, Coroutine):  # an ASGI send is a coroutine function; anything else: await it
+            self.busy = True
+            self._task = asyncio.ensure_future(self._finish_awaitable(coro))
+            return
         try:
             blocker = coro.send(None)
         except StopIteration:
@@ -136,6 +140,12 @@ class Stream:
             self.close()
         finally:
             self.busy = False
+
+    async def _finish_awaitable(self, aw: Awaitable[None]) -> None:
+        async def first() -> None:
+            await aw
+
+        await self._finish(first(), None)
 
     def close(self) -> None:
         self.closed = True
