@@ -72,6 +72,24 @@ def test_satisfaction_assessment_and_alerts_in_the_report(db_url: str, tmp_path:
 
         wb = load_workbook(tmp_path / "r.xlsx")
         assert {"satisfaction by clerk", "assessment", "alerts"} <= set(wb.sheetnames)
+        # The CSV carries each row's satisfaction (sat_* columns) where the grouping has it, and the total.
+        import csv
+        import io
+
+        from queuehall.broker.reports import to_csv
+
+        for group, key in (("clerk", "c1a"), ("service", None), ("counter", "1")):
+            grouped = ReportBuilder(store.engine, cfg).build(TUESDAY, TUESDAY, group=group, now=clock.now())
+            lines = list(csv.DictReader(io.StringIO(to_csv(grouped))))
+            assert lines[-1]["group"] == "all" and lines[-1]["sat_rated"] == "5" and lines[-1]["sat_good_rate"] == "0.6"
+            by = {r["group"]: r for r in lines[:-1]}
+            want = {str(r[group]): r for r in grouped.satisfaction[f"by_{group}"]}
+            assert want and all(by[k]["sat_rated"] == str(v["rated"]) for k, v in want.items())
+            if key is not None:
+                assert by[key]["sat_cases"] == str(want[key]["cases"])
+        by_hour = list(csv.DictReader(io.StringIO(to_csv(ReportBuilder(store.engine, cfg).build(
+            TUESDAY, TUESDAY, group="hour", now=clock.now())))))
+        assert by_hour[0]["sat_rated"] == "" and by_hour[-1]["sat_rated"] == "5"  # hours: only the total
         # Overdue: the report as of a month later.
         later = ReportBuilder(store.engine, cfg).build(TUESDAY, TUESDAY, now=datetime(2027, 1, 20, tzinfo=UTC))
         assert later.satisfaction["total"]["cases_overdue"] == 2

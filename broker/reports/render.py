@@ -157,13 +157,35 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.1f}%"
 
 
+# 好差评 columns of the CSV (docs/reports.md "Formats"): the row's ratings, when the grouping is one the
+# satisfaction figures are kept by (service, counter, clerk, day) and for the ``all`` row; empty otherwise.
+SATISFACTION_COLUMNS = ("rated", "level_5", "level_4", "level_3", "level_2", "level_1", "defaults", "good_rate",
+                        "level_avg", "cases", "cases_open", "cases_overdue", "callback_rate")
+
+
+def _satisfaction_of(rep: Report, row: dict[str, Any], last: bool) -> dict[str, Any]:
+    if last:
+        found = rep.satisfaction.get("total")
+    else:
+        by = {str(r.get(rep.group)): r for r in rep.satisfaction.get(f"by_{rep.group}") or []}
+        found = by.get(str(row.get("group")))
+        if found is None and f"by_{rep.group}" in rep.satisfaction:
+            found = {c: 0 for c in SATISFACTION_COLUMNS if c not in ("good_rate", "level_avg", "callback_rate")}
+    if not found:
+        return {}
+    return {f"sat_{c}": found.get(c) for c in SATISFACTION_COLUMNS}
+
+
 def to_csv(rep: Report) -> str:
-    """The grouped rows and a last ``all`` row as CSV (UTF-8, header line, times in minutes)."""
+    """The grouped rows and a last ``all`` row as CSV (UTF-8, header line, times in minutes), with the rows'
+    satisfaction (``sat_*`` columns, empty where the grouping has none: department, hour)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(ROW_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    columns = [*ROW_COLUMNS, *(f"sat_{c}" for c in SATISFACTION_COLUMNS)]
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for r in [*rep.rows, rep.total]:
-        w.writerow(r)
+    rows = [*rep.rows, rep.total]
+    for i, r in enumerate(rows):
+        w.writerow({**r, **_satisfaction_of(rep, r, i == len(rows) - 1)})
     return buf.getvalue()
 
 
