@@ -4,6 +4,9 @@ screen after a timeout. The state lives in :class:`~queuehall.display.evaluation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
@@ -160,9 +163,10 @@ class EvaluatorPanel(QFrame):
                   self.submit_button):
             b.setFont(big)
             b.setMinimumHeight(int(h * 0.22))
-        # The five levels share the width: the words' font is the largest at which every line fits its button.
-        level_font = _fitted(big, [line for b in self.level_buttons.values() for line in b.text().split("\n")],
-                             max(60, self.width() / 5 - 40))
+        # The five levels share the width: the words' font is the largest at which the Chinese and each English
+        # word fit a button; an English line too long at that size goes onto two lines (Very / dissatisfied),
+        # instead of the whole label shrinking to the longest English line (it was unreadably small at 1024x600).
+        level_font = _fitted_wrapped(big, self.level_buttons, max(60, self.width() / 5 - 28))
         for b in self.level_buttons.values():
             b.setMinimumHeight(int(h * 0.5))
             b.setFont(level_font)
@@ -194,13 +198,30 @@ class EvaluatorPanel(QFrame):
         page = self.pages.currentWidget()
         out = [self.title.text(), self.countdown.text()]
         if page is not None:
-            out += [w.text() for w in page.findChildren(QPushButton) + page.findChildren(QLabel)]
+            # A button's words as one line each (its English may be shown on two lines).
+            out += [w.property("words") or w.text() for w in page.findChildren(QPushButton) + page.findChildren(QLabel)]
         return out
 
     def resizeEvent(self, event: object) -> None:
         """Qt resize hook: the fonts follow the panel's height."""
         super().resizeEvent(event)  # type: ignore[arg-type]
         self.sync()
+
+
+def _fitted_wrapped(font: QFont, buttons: Mapping[Any, QPushButton], width: float) -> QFont:
+    """The font for ``buttons`` labelled "中文\nEnglish words": fitted to the Chinese lines and the English
+    words; each button's English then takes one line if it fits at that size, else one word per line."""
+    labels = [b.property("words") or b.text() for b in buttons.values()]
+    for b, label in zip(buttons.values(), labels, strict=True):
+        b.setProperty("words", label)  # the one-line label, kept: the text below may be wrapped
+    zh_and_words = [w for label in labels for i, line in enumerate(label.split("\n"))
+                    for w in ([line] if i == 0 else line.split())]
+    fitted = _fitted(font, zh_and_words, width)
+    metrics = QFontMetrics(fitted)
+    for b, label in zip(buttons.values(), labels, strict=True):
+        zh, _, en = label.partition("\n")
+        b.setText(label if metrics.horizontalAdvance(en) <= width else zh + "\n" + "\n".join(en.split()))
+    return fitted
 
 
 def _fitted(font: QFont, lines: list[str], width: float) -> QFont:

@@ -104,6 +104,14 @@ def test_a_high_level_is_sent_at_once_and_thanked(counter3: Counter3, shots: Pat
                   "非常不满意\nVery dissatisfied"):
         assert words in texts
     assert any(label in t for t in texts) and "30 秒后返回  back in 30 s" in texts
+    # Readable at 1024x600: the words are sized to the Chinese and the English words, not to the longest
+    # English line (18 px before); a long English label goes onto two lines, and every line fits its button.
+    from PySide6.QtGui import QFontMetrics
+
+    for b in c.panel.level_buttons.values():
+        assert b.font().pixelSize() >= 24, b.font().pixelSize()
+        assert all(QFontMetrics(b.font()).horizontalAdvance(line) <= b.width() - 16 for line in b.text().split("\n"))
+    assert c.panel.level_buttons[1].text() == "非常不满意\nVery\ndissatisfied"
     assert c.window.grab().save(str(shots / "counter-evaluator-levels.png"))
     c.click(c.panel.level_buttons[4])
     c.qtbot.waitUntil(lambda: c.model.state == DONE, timeout=5000)

@@ -174,6 +174,8 @@ class TicketBoard:
         self.streams: dict[int, set[Stream]] = {}
         self._inflight: dict[str, asyncio.Future[int | None]] = {}
         self._positions: dict[str, dict[int, int]] = {}  # queue -> ticket id -> ahead (this change)
+        self._services: dict[str, dict[str, Any]] = {}  # code -> the record its pages were last computed from
+        self._services_seen: set[str] = set()  # codes compared by value in this change
         # Open pages' tickets: (the inputs of their state, the state, its whole ``data:`` frame).
         self.pages: dict[int, tuple[tuple[Any, ...], dict[str, Any], bytes]] = {}
         self.keepalive_seconds = keepalive_seconds
@@ -285,9 +287,23 @@ class TicketBoard:
         if status in (CALLED, SERVING, NO_SHOW):
             counter = (st.get("counters") or {}).get(str(view.get("counter")))
         hall = st.get("hall") or {}  # edited in place by the mirror: compared by value
-        queue = view.get("queue_service") or view.get("service")
-        return (view, self._ahead(tid, view), (st.get("services") or {}).get(str(queue)), counter,
+        queue = str(view.get("queue_service") or view.get("service"))
+        return (view, self._ahead(tid, view), self._service(queue), counter,
                 hall.get("name_zh"), hall.get("name_en"), st.get("timezone"), self.hub.ready)
+
+    def _service(self, code: str) -> dict[str, Any] | None:
+        """The service record, as the same object while its values stay the same: most events publish their
+        services again unchanged (a start, a sign-in), and its pages then compare equal by identity. Compared
+        by value once per queue and event, not once per page."""
+        svc: dict[str, Any] | None = (self.hub.mirror.state.get("services") or {}).get(code)
+        if svc is None:
+            return None
+        if code not in self._services_seen:
+            self._services_seen.add(code)
+            same = self._services.get(code)
+            if same is None or (same is not svc and same != svc):
+                self._services[code] = svc
+        return self._services.get(code, svc)
 
     def frames(self, tid: int) -> tuple[bytes, bytes | None] | None:
         """Ticket ``tid``'s page, encoded once for all its open pages: ``(whole, patch)`` when it changed
@@ -354,6 +370,7 @@ class TicketBoard:
     def _on_change(self, mirror: StateMirror, msg: dict[str, Any] | None) -> None:
         """After each change of the mirror: note ended tickets, then refresh the pages it touched."""
         self._positions.clear()
+        self._services_seen.clear()
         tickets = mirror.state.get("tickets") or {}
         ev = (msg or {}).get("event") or {}
         day = (ev.get("ticket") or {}).get("business_day") if isinstance(ev.get("ticket"), dict) else None
