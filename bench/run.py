@@ -220,6 +220,12 @@ BENCHMARKS: list[Benchmark] = [
                     "name, SQLite), the gateway (`queuehall web` with 18 `--broker HALL=HOST:PORT`) and the "
                     "pages (this benchmark: SSE streams of /api/v1/city/events parsed as they arrive). A ticket is "
                     "taken at a random hall; the time is until each page shows that hall's new waiting count."),
+    Benchmark("supervision", "supervision_bench.py", ("--changes", "30"), ("--changes", "5"),
+              "The supervision page: 200 counters and 30 queues in headless Chromium", generic_rows,
+              notes="Three processes and a browser on the same two vCPUs: the broker (30 queues, 200 counters, 180 "
+                    "signed in, 300 people waiting), the gateway and Debian's Chromium (Playwright) signed in on "
+                    "/supervision at 1920x1080. A ticket is taken for a random queue; the time is until the page "
+                    "shows that queue's new count (Playwright's round trip included)."),
     Benchmark("webhooks", "webhook_bench.py", (),
               ("--backlog", "300", "--live", "20", "--while-down", "100", "--takes", "100", "--concurrency", "4"),
               "Webhooks and remote tickets through the web gateway", generic_rows,
