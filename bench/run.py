@@ -183,15 +183,19 @@ BENCHMARKS: list[Benchmark] = [
               ("--pages", "200", "--calls", "3", "--seconds", "2"),
               "The web gateway: 2,000 open ticket pages, call → page, memory per page, REST reads", generic_rows,
               notes="Three processes on the same two vCPUs: the broker, the gateway (`queuehall web`, uvicorn "
-                    "with httptools) and the phones (this benchmark, raw asyncio sockets, one SSE stream per "
-                    "waiting ticket, all in the queue the counter calls, so every call changes every page: the "
-                    "worst case). The machine was shared with other jobs (load average 4-9): three runs within "
-                    "ten minutes gave call → page p99 of 316 ms (10 calls), 1,867 ms and 1,122 ms (20 calls), and"
-                    " REST reads of 6,211, 1,869 and 3,942/s, so the p99 target is not shown to be met here. What"
-                    " changed the figures: httptools under uvicorn (p99 926 → 635 ms, reads 2,765 → 3,490/s in "
-                    "one pair of runs) and refreshing the pages 100 per turn of the event loop, the event's own "
-                    "ticket first (the called ticket's page p99 477 → 25 ms, all pages' p50 247 → 98 ms in the "
-                    "next run)."),
+                    "with httptools) and the phones (this benchmark: one SSE stream per waiting ticket as the ticket "
+                    "page asks for it, `?patch=1`, parsed as its bytes arrive), all in the queue the counter calls, so "
+                    "every call changes every page: the worst case. Issue 16's rework (docs/web.md, How it works): "
+                    "a page's state is computed once per ticket and only when its inputs changed, encoded once, and "
+                    "written to each connection by the fan-out itself (no task, future or timer per page); before it,"
+                    " call → page p99 was 1,122 ms (p50 182 ms) at load average 4.5-8.6, after it 384-413 ms (p50 "
+                    "94-102 ms) at load average 4.4-9.8, with this run's machine three to five times oversubscribed "
+                    "by other jobs. Where the rest goes: the gateway's CPU per call is about 150 ms for three rounds "
+                    "of updates (call, start, finish; the call's own round about 50 ms for 2,000 pages, 25 µs a "
+                    "page, of which about 7 µs is the kernel's send), the phones' about 75 ms; with the two vCPUs "
+                    "shared by 8-10 runnable jobs the gateway gets a fifth of them, so the last page of a round is "
+                    "written 250-400 ms after the call. On an unshared machine the round's CPU (about 50 ms) bounds "
+                    "the p99; the target is not shown to be met here."),
     Benchmark("appointments", "appointments_bench.py", ("--bookings", "400", "--rounds", "30"),
               ("--bookings", "60", "--rounds", "5"),
               "Appointments: booking and check-in at the broker, a day's slots of 30 services", generic_rows,
