@@ -58,6 +58,24 @@ def test_broker_options() -> None:
             parse_broker(bad)
 
 
+def test_the_gateways_broker_list() -> None:
+    """``queuehall web --broker`` repeated: halls with their keys, server keys once or one per broker."""
+    import argparse
+
+    from queuehall.web.main import _brokers, add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    halls, sec = _brokers(p.parse_args(["--broker", "a=127.0.0.1:1", "--broker", "127.0.0.1:2,127.0.0.1:5"]))
+    assert halls == [("a", "127.0.0.1:1"), (None, "127.0.0.1:2,127.0.0.1:5")] and sec == [None, None]
+    assert _brokers(p.parse_args([])) == ([(None, None)], [None])
+    for bad, why in ((["--broker", "a=h:1", "--broker", "a=h:2"], "once"),
+                     (["--broker", "h:1", "--broker", "h:2", "--server-key", "x", "--server-key", "y",
+                       "--server-key", "z"], "--server-key")):
+        with pytest.raises(ValueError, match=why):
+            _brokers(p.parse_args(bad))
+
+
 def test_every_hall_live_and_only_the_changed_hall_is_sent(start_broker: Any, start_gateway: Any) -> None:
     brokers, gw, board = city(start_broker, start_gateway)
     halls = gw.get("/api/v1/city").json()["halls"]
