@@ -932,6 +932,8 @@ class Hall:
             "timezone": self.config.timezone,
             "calendar": self.hours.calendar_status(self.hours.business_day(now)),
             "hall": {"id": self.config.hall_id, "name_zh": self.config.name.zh, "name_en": self.config.name.en,
+                     # [hall] address, for the city page of the web gateway (docs/web.md)
+                     "address_zh": self.config.address.zh or None, "address_en": self.config.address.en or None,
                      "public_base_url": self.config.public_base_url or None,
                      "notice_zh": self.config.display_notice.zh, "notice_en": self.config.display_notice.en,
                      "footer_zh": self.config.ticket_footer.zh, "footer_en": self.config.ticket_footer.en,

@@ -888,22 +888,24 @@ class Store:
         closed_unserved) or None; ``rated``, ``levels`` {"5": n, ...}, ``defaults``, ``good_rate``
         (levels 3-5 / rated) or None."""
         promised = list(promised_services)
+        h = self.hall  # only this hall's records (docs/city.md)
         with self.engine.connect() as conn:
             counts: dict[str, int] = dict(conn.execute(select(tickets.c.status, func.count()).where(
-                (tickets.c.business_day == day) & tickets.c.status.in_((FINISHED, CLOSED_UNSERVED)))
-                .group_by(tickets.c.status)).all())
+                (tickets.c.hall_id == h) & (tickets.c.business_day == day)
+                & tickets.c.status.in_((FINISHED, CLOSED_UNSERVED))).group_by(tickets.c.status)).all())
             accepted = 0
             if promised:
-                accepted = conn.execute(select(func.count(func.distinct(visits.c.ticket_id)))
-                                        .select_from(visits.join(tickets, tickets.c.id == visits.c.ticket_id))
-                                        .where((tickets.c.business_day == day) & (tickets.c.status == FINISHED)
-                                               & visits.c.serving_at.is_not(None)
-                                               & visits.c.service.in_(promised))).scalar() or 0
+                accepted = conn.execute(
+                    select(func.count(func.distinct(visits.c.ticket_id)))
+                    .select_from(visits.join(tickets, (tickets.c.hall_id == visits.c.hall_id)
+                                             & (tickets.c.id == visits.c.ticket_id)))
+                    .where((tickets.c.hall_id == h) & (tickets.c.business_day == day)
+                           & (tickets.c.status == FINISHED) & visits.c.serving_at.is_not(None)
+                           & visits.c.service.in_(promised))).scalar() or 0
+            mine = (ratings.c.hall_id == h) & (ratings.c.business_day == day)
             levels = {str(lv): n for lv, n in conn.execute(
-                select(ratings.c.level, func.count()).where(ratings.c.business_day == day)
-                .group_by(ratings.c.level)).all()}
-            defaults = conn.execute(select(func.count()).where(
-                (ratings.c.business_day == day) & ratings.c.is_default)).scalar() or 0
+                select(ratings.c.level, func.count()).where(mine).group_by(ratings.c.level)).all()}
+            defaults = conn.execute(select(func.count()).where(mine & ratings.c.is_default)).scalar() or 0
         served, unserved = int(counts.get(FINISHED, 0)), int(counts.get(CLOSED_UNSERVED, 0))
         rated = sum(levels.values())
         good = sum(n for lv, n in levels.items() if int(lv) >= 3)

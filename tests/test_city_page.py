@@ -34,7 +34,9 @@ NAMES = (("dongcheng", "东城出入境接待大厅", "Dongcheng exit-entry hall
 
 
 def city(start_broker: Any, start_gateway: Any, stopped: int | None = None) -> tuple[list[Any], Gateway, CityBoard]:
-    brokers = [start_broker(replace(small_config(), name=Text(zh, en))) for _key, zh, en in NAMES]
+    brokers = [start_broker(replace(small_config(), name=Text(zh, en), hall_id=key, hall_id_given=True,
+                                    address=Text(f"{zh[:2]}区某路1号", f"1 Some Road, {en.split()[0]}")))
+               for key, zh, en in NAMES]
     board = CityBoard([(key, Hub(Link(b.endpoint, role="web", name=f"city-{key}", client_id=f"city-{key}")))
                        for (key, _zh, _en), b in zip(NAMES, brokers, strict=True)])
     gw = start_gateway(brokers[0], parts=city_parts(board))
@@ -84,8 +86,9 @@ def test_every_hall_live_and_only_the_changed_hall_is_sent(start_broker: Any, st
     assert all(h["open"] and h["waiting"] == 0 and [s["code"] for s in h["services"]] == ["P", "H", "FEE"]
                for h in halls)
     # The hall's own id once its broker gives one (hall.toml [hall] id), else the gateway's name for it.
-    own_ids = [hub.mirror.state["hall"].get("id") for _key, hub in board.halls]
-    assert [h["id"] for h in halls] == [own or h["key"] for own, h in zip(own_ids, halls, strict=True)]
+    # The hall's own id and address from its broker (hall.toml [hall] id, address).
+    assert [h["id"] for h in halls] == ["dongcheng", "haidian", "xicheng"]
+    assert halls[1]["address"] == {"zh": "海淀区某路1号", "en": "1 Some Road, Haidian"}
     page = gw.get("/city")
     assert page.status_code == 200 and "海淀出入境接待大厅" in page.text and "Haidian exit-entry hall" in page.text
     with httpx.stream("GET", f"{gw.url}/api/v1/city/events", timeout=5) as r:

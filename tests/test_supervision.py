@@ -243,3 +243,33 @@ def test_an_alert_appears_within_a_second_and_is_acknowledged(site: tuple[Broker
             browser.close()
     finally:
         c.close()
+
+
+def test_todays_figures_count_only_the_halls_own_records(db_url: str) -> None:
+    """Two halls on one database (docs/city.md): each broker's ``today`` counts its own hall's tickets and
+    ratings only."""
+    from dataclasses import replace
+
+    from queuehall.broker.storage import load_hall, open_store
+
+    from queuehall.clock import ManualClock
+    from tests.hall_factory import TUESDAY, install_pins, local
+
+    figures = {}
+    for hall_id, served in (("dongcheng", 2), ("xicheng", 1)):
+        cfg = replace(small_config(), hall_id=hall_id, hall_id_given=True)
+        store = open_store(db_url, hall=hall_id, hall_given=True)
+        try:
+            install_pins(store, cfg)
+            h = load_hall(cfg, ManualClock(local(TUESDAY, 9)), store)
+            h.execute("sign_in", {"counter": 1, "clerk": "c1a", "pin": "1234"})
+            for _ in range(served):
+                h.execute("take_ticket", {"service": "P"})
+                for step in ("call_next", "start", "finish"):
+                    h.execute(step, {"counter": 1})
+                h.execute("rate", {"counter": 1, "level": 5, "channel": "cli"})
+            figures[hall_id] = store.day_figures(TUESDAY, ["P"])
+        finally:
+            store.close()
+    assert (figures["dongcheng"]["served"], figures["dongcheng"]["rated"]) == (2, 2)
+    assert (figures["xicheng"]["served"], figures["xicheng"]["rated"]) == (1, 1)

@@ -231,7 +231,9 @@ def city_page(city: dict[str, Any]) -> str:
         cards.append(
             f'<section class="hall st-{state[0]}" data-key="{_e(h["key"])}"><h2>{_e(h["name"]["zh"])}'
             f'<span class="en">{_e(h["name"]["en"])}</span></h2>'
-            f'<p class="state">{state[1]} <span class="en">{state[2]}</span> · 等候 {h["waiting"]} 人</p>'
+            + (f'<p class="addr">{_e(h["address"]["zh"])}<span class="en">{_e(h["address"]["en"])}</span></p>'
+               if h.get("address") else "")
+            + f'<p class="state">{state[1]} <span class="en">{state[2]}</span> · 等候 {h["waiting"]} 人</p>'
             f'<table><tbody>{rows}</tbody></table></section>')
     body = "".join(cards) or '<p>没有大厅 <span class="en">No halls</span></p>'
     return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
