@@ -79,7 +79,7 @@ def test_the_gateways_broker_list() -> None:
 
 
 def test_every_hall_live_and_only_the_changed_hall_is_sent(start_broker: Any, start_gateway: Any) -> None:
-    brokers, gw, board = city(start_broker, start_gateway)
+    brokers, gw, _board = city(start_broker, start_gateway)
     halls = gw.get("/api/v1/city").json()["halls"]
     assert [h["key"] for h in halls] == ["dongcheng", "haidian", "xicheng"]
     assert [h["name"]["zh"] for h in halls] == [zh for _k, zh, _e in NAMES]
