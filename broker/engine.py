@@ -940,7 +940,9 @@ class Hall:
                      "open": self.hours.is_open(now), "help_counter": self.config.help_counter,
                      # The recall that would make a no-show is warned about at the counter.
                      "max_recalls": self.config.calling.max_recalls,
-                     "noshow_grace_minutes": self.config.calling.noshow_grace_minutes},
+                     "noshow_grace_minutes": self.config.calling.noshow_grace_minutes,
+                     # Where a reinstated no-show goes (front or back): the counter's dialog says it.
+                     "noshow_reinstate": self.config.calling.noshow_reinstate},
             "departments": [{"code": d.code, "name_zh": d.name.zh, "name_en": d.name.en}
                             for d in self.config.departments],
             "priority_classes": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}

@@ -166,6 +166,10 @@ TEXT: dict[str, Bi] = {key: Bi(*pair) for key, pair in {
     "transfer_note": ("备注（下一窗口和大屏可见）", "Note (the next clerk and the display see it)"),
     "transfer_need_target": ("请选择要转到的业务或窗口", "Choose a service or a counter"),
     "counter_closed_mark": ("未开放", "closed"),
+    "no_open_counter_mark": ("暂无窗口办理", "no counter open"),
+    "reinstate_front": ("{label} 将回到「{service}」队列，排在原来的位置（最前面）",
+                        "{label} goes back into the {service} queue, at its old place (the front)"),
+    "reinstate_back": ("{label} 将回到「{service}」队列的末尾", "{label} goes back to the end of the {service} queue"),
     "pause_title": ("暂停原因", "Pause reason"),
     "call_ticket_title": ("指定叫号", "Call a specific ticket"),
     "call_ticket_reason": ("原因（必填，将被记录）", "Reason (required, recorded)"),
@@ -602,6 +606,20 @@ class CounterModel:
     def counters(self) -> list[dict[str, Any]]:
         """Every counter's public record, by number."""
         return sorted((self.state.get("counters") or {}).values(), key=lambda c: c["number"])
+
+    def service_staffed(self, code: str) -> bool:
+        """Whether a counter that is not closed serves ``code`` (a transfer there is called soon)."""
+        return any(code in (c.get("services") or []) and c.get("state") != "closed" for c in self.counters())
+
+    def reinstate_where(self, label: str) -> str:
+        """Where the no-show ``label`` goes when reinstated: its queue, at the front or the back (the hall's
+        ``noshow_reinstate``); empty when no such no-show is listed."""
+        ticket = next((t for t in self.no_shows() if t.get("label") == label), None)
+        if ticket is None:
+            return ""
+        position = (self.state.get("hall") or {}).get("noshow_reinstate", "front")
+        key = "reinstate_back" if position == "back" else "reinstate_front"
+        return self.text(key, label=label, service=self.service_name(ticket.get("queue_service")))
 
     def services_in_order(self) -> list[dict[str, Any]]:
         """Every service's summary in configured order."""

@@ -247,7 +247,7 @@ class ConfirmDialog(_Dialog):
 class TransferDialog(_Dialog):
     """Choose a service and/or a counter and write a note the next clerk and the display see."""
 
-    def __init__(self, model: CounterModel, parent: QWidget) -> None:
+    def __init__(self, model: CounterModel, parent: QWidget, note: str = "") -> None:
         t = model.current_ticket() or {}
         super().__init__(model, model.text("transfer_title", ticket=t.get("label", "")), parent)
         self.resize(900, 640)
@@ -259,7 +259,10 @@ class TransferDialog(_Dialog):
         any_item.setData(Qt.ItemDataRole.UserRole, None)
         self.services.addItem(any_item)
         for s in model.services_in_order():
-            item = QListWidgetItem(f"{s['prefix']}  {model.pick(s.get('name_zh'), s.get('name_en'))}")
+            text = f"{s['prefix']}  {model.pick(s.get('name_zh'), s.get('name_en'))}"
+            if not model.service_staffed(str(s["code"])):  # the ticket would wait for a counter to open
+                text += f"  ({model.text('no_open_counter_mark')})"
+            item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, s["code"])
             self.services.addItem(item)
         self.services.setCurrentRow(0)
@@ -285,6 +288,7 @@ class TransferDialog(_Dialog):
         self.body.addLayout(lists, 1)
         self.body.addWidget(QLabel(model.text("transfer_note")))
         self.note = QLineEdit()
+        self.note.setText(note)  # what the clerk typed before a refusal is not lost
         self.body.addWidget(self.note)
         self.services.currentRowChanged.connect(lambda _row: self.update_ok())
         self.counters.currentRowChanged.connect(lambda _row: self.update_ok())
@@ -408,10 +412,19 @@ class ReinstateDialog(_Dialog):
         if self.tickets.currentItem() is None and self.tickets.count():
             self.tickets.setCurrentRow(0)
         self.body.addWidget(self.tickets, 1)
-        self.tickets.currentItemChanged.connect(lambda *_a: self.update_ok())
+        self.where = QLabel()  # where the chosen ticket goes back to (its queue, front or back)
+        self.where.setObjectName("info")
+        self.where.setWordWrap(True)
+        self.body.addWidget(self.where)
+        self.tickets.currentItemChanged.connect(lambda *_a: self._show_where())
+        self._show_where()
         self.tickets.itemActivated.connect(lambda _i: self._confirm())
         self.finish_layout()
         self.tickets.setFocus()
+
+    def _show_where(self) -> None:
+        self.where.setText(self.model.reinstate_where(self.label()))
+        self.update_ok()
 
     def label(self) -> str:
         """The chosen no-show's label (empty when none is chosen)."""
@@ -622,6 +635,7 @@ class CounterWindow(QWidget):
             app.focusChanged.connect(lambda _old, new: self.signin.focus_changed(new))
         self._ticket_key: tuple[int, str] | None = None
         self._signing_in = False
+        self._transfer_note: tuple[str, str] = ("", "")  # (ticket, note) of the last transfer sent
         self.refresh()
 
     # ------------------------------------------------------------------ building
@@ -969,8 +983,17 @@ class CounterWindow(QWidget):
         m = self.model
         dialog: _Dialog
         if action == "transfer":
-            dialog = TransferDialog(m, self)
-            dialog.accepted.connect(lambda: self._run(lambda: m.transfer(*dialog.target())))
+            label = str((m.current_ticket() or {}).get("label", ""))
+            kept = self._transfer_note[1] if self._transfer_note[0] == label else ""
+            transfer = TransferDialog(m, self, note=kept)
+
+            def send() -> None:
+                # Kept while the ticket is still here: a refused transfer is retyped from this note.
+                self._transfer_note = (label, transfer.target()[2])
+                self._run(lambda: m.transfer(*transfer.target()))
+
+            transfer.accepted.connect(send)
+            dialog = transfer
         elif action == "pause":
             dialog = PauseDialog(m, self)
             dialog.accepted.connect(lambda: self._run(lambda: m.pause(dialog.reason or "")))

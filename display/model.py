@@ -505,8 +505,28 @@ class DisplayModel:
         for ev in state.get("recent_calls") or []:
             if isinstance(ev, dict):
                 self._take_call(ev, live=False)
+        self._transfers_from_snapshot(state)
         self._drop_settled_transfers()
         self._bump()
+
+    def _transfers_from_snapshot(self, state: dict[str, Any]) -> None:
+        """Rebuild the transfer strip from the tickets after a (re)start: a waiting ticket queued for another
+        service than it was issued for, or for one counter, entered that queue by a transfer. Notes the screen
+        already has (from the live event) are kept as they are."""
+        services = state.get("services") or {}
+        for key, t in (state.get("tickets") or {}).items():
+            if not isinstance(t, dict) or t.get("status") != "waiting":
+                continue
+            tid = t.get("id") if isinstance(t.get("id"), int) else None
+            moved = t.get("queue_service") != t.get("service") or isinstance(t.get("target_counter"), int)
+            if tid is None or tid in self._transfers or not moved:
+                continue
+            svc = services.get(t.get("queue_service")) or {}
+            target = t.get("target_counter")
+            self._transfers[tid] = TransferNote(
+                tid, str(t.get("label", key)), target if isinstance(target, int) and not isinstance(target, bool)
+                else None, str(svc.get("name_zh") or t.get("service_name_zh") or ""),
+                str(svc.get("name_en") or t.get("service_name_en") or ""), parse_time(t.get("entered_at")))
 
     def handle_event(self, msg: dict[str, Any]) -> None:
         """Take one published event message (``{"event": {...}, "seq", ...}``); announces calls, transfers."""

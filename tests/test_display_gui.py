@@ -734,3 +734,19 @@ def test_model_judges_lateness_by_when_the_link_received_the_event(pack: VoicePa
     model.handle_event({"event": _called(2, "A002", 2, 2, an_hour_ago), "received_monotonic": 200.0})
     assert [c.label for c in model.announced] == ["A001"] and len(sink.played) == 1
     assert model.current is not None and model.current.label == "A002" and not model.current.live
+
+
+def test_the_transfer_strip_survives_a_restart_of_the_display(
+        hall: Hall, screens: Callable[..., Screen]) -> None:
+    # Issue 15: a display (re)started after a transfer knew nothing of it until the ticket was called.
+    hall.sign_in(1)
+    hall.sign_in(11)  # the fee window is open
+    label = hall.take("passport")[0]
+    assert hall.call(1) == label
+    hall.do("start", counter=1)
+    hall.do("transfer", counter=1, service="unified_fees")
+    s = screens(hall.bt.endpoint, size=(1920, 1080), muted=True, min_display_seconds=0)
+    s.synced()
+    notes = s.model.hall_view().transfers
+    assert [n.label for n in notes] == [label] and notes[0].to_service_zh == "统一收费"
+    s.shows(f"{label} 转至 统一收费，请留意叫号")
