@@ -201,7 +201,10 @@ BENCHMARKS: list[Benchmark] = [
               "Appointments: booking and check-in at the broker, a day's slots of 30 services", generic_rows,
               notes="Round trips from one client on loopback to `queuehall broker` in its own process (SQLite, "
                     "`synchronous=FULL`: each reply waits for its fsync), on the shared 2-core machine while other "
-                    "jobs ran (the load average is in the stored result). A booking with a contact includes the "
+                    "jobs ran (load averages above). The fsync of 4 KiB measured in the same run is the floor under "
+                    "every durable reply: where its p99 alone passes 5 ms, no durable booking can meet the target "
+                    "here, and the NORMAL and engine-alone rows show where the rest goes. A booking with a contact "
+                    "includes the "
                     "contact's scrypt hash (n=2^10, r=4: about 1 ms alone on this machine; 2^11 with r=8 took 12 ms "
                     "at best, so it was lowered; broker/appointments.py). The slots are computed by the engine alone "
                     "(no transport): 30 services × 26 quarter-hour slots, from an empty calendar cache."),
