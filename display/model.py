@@ -53,6 +53,7 @@ from queuehall.clock import HallClock  # re-exported: the display's tests and wi
 from queuehall.connection import LABELS as CONNECTION_LABELS
 from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
+from queuehall.payloads import TicketCalled, TicketTransferred, decode_call, decode_event, wire_time
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +179,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time from the wire (``…Z`` or an offset) as an aware UTC datetime; None if unusable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else None
+parse_time = wire_time  # an ISO time from the wire as aware UTC, or None (queuehall/payloads.py)
 
 
 # ---------------------------------------------------------------------------------------- views
@@ -395,38 +388,6 @@ class CounterView:
 # ---------------------------------------------------------------------------------------- model
 
 
-def _event_call(ev: dict[str, Any]) -> tuple[int | None, str, int, str, int, str, str] | None:
-    """(ticket id, label, counter, kind, call count, service zh, en) of a ticket_called payload, or None."""
-    ticket = ev.get("ticket")
-    counter = ev.get("counter")
-    if not isinstance(ticket, dict) or isinstance(counter, bool) or not isinstance(counter, int):
-        return None
-    label = ticket.get("label")
-    if not isinstance(label, str) or not label:
-        return None
-    tid = ticket.get("id") if isinstance(ticket.get("id"), int) else None
-    kind = str(ev["kind"]) if ev.get("kind") in ("call", "recall") else "call"
-    calls = ticket.get("calls")
-    calls = calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1 else 1
-    return (
-        tid,
-        label,
-        counter,
-        kind,
-        calls,
-        str(ticket.get("service_name_zh") or ""),
-        str(ticket.get("service_name_en") or ""),
-    )
-
-
-def _event_id(ev: dict[str, Any], tid: int | None, label: str) -> str:
-    # The broker's journal sequence number identifies one event for good (it survives a broker
-    # restart and is the same in the snapshot's recent_calls); a ticket's call count alone does not,
-    # because a transferred ticket starts counting again in its new queue.
-    seq = ev.get("journal_seq")
-    return f"{tid if tid is not None else label}#{seq if seq is not None else ev.get('at')}"
-
-
 class DisplayModel:
     """The display's state and rules; see the module docstring.
 
@@ -503,8 +464,9 @@ class DisplayModel:
         # heartbeat only after the snapshot).
         self.link_status.on_state()
         for ev in state.get("recent_calls") or []:
-            if isinstance(ev, dict):
-                self._take_call(ev, live=False)
+            call = decode_call(ev) if isinstance(ev, dict) else None
+            if call is not None:
+                self._take_call(call, live=False)
         self._transfers_from_snapshot(state)
         self._drop_settled_transfers()
         self._bump()
@@ -529,22 +491,24 @@ class DisplayModel:
                 str(svc.get("name_en") or t.get("service_name_en") or ""), parse_time(t.get("entered_at")))
 
     def handle_event(self, msg: dict[str, Any]) -> None:
-        """Take one published event message (``{"event": {...}, "seq", ...}``); announces calls, transfers."""
+        """Take one published event message (``{"event": {...}, "seq", ...}``); announces calls, transfers.
+
+        The client library decoded the event's typed payload (``msg["payload"]``, queuehall/payloads.py); a
+        message without one (a test's, a tool's) is decoded here the same way."""
         ev = msg.get("event")
         if not isinstance(ev, dict):
             return
-        typ = ev.get("type")
+        payload = msg["payload"] if "payload" in msg else decode_event(ev)
         received = msg.get("received_monotonic")
-        if typ == "ticket_called":
-            fresh = self._fresh(ev, received)
-            self._take_call(ev, live=fresh)
-            info = _event_call(ev)
-            if info is not None and info[0] is not None:
-                self._transfers.pop(info[0], None)
-                if self.options.counter is not None and info[2] == self.options.counter and fresh:
+        if isinstance(payload, TicketCalled):
+            fresh = self._fresh(payload.at, received)
+            self._take_call(payload, live=fresh)
+            if payload.ticket_id is not None:
+                self._transfers.pop(payload.ticket_id, None)
+                if self.options.counter is not None and payload.counter == self.options.counter and fresh:
                     self._flash_until = self.clock() + self.options.highlight_seconds
-        elif typ == "ticket_transferred":
-            self._take_transfer(ev, received)
+        elif isinstance(payload, TicketTransferred):
+            self._take_transfer(payload, received)
         self._bump()
 
     def set_connected(self, up: bool) -> None:
@@ -574,45 +538,34 @@ class DisplayModel:
 
     # ------------------------------------------------------------------ calls
 
-    def _fresh(self, ev: dict[str, Any], received: object = None) -> bool:
+    def _fresh(self, at: datetime | None, received: object = None) -> bool:
         if isinstance(received, int | float) and not isinstance(received, bool):
             age = self.monotonic() - float(received)  # how long it waited in this process
         else:
-            at = parse_time(ev.get("at"))
             if at is None:
                 return True
             age = (self.hall_clock() - at).total_seconds()
         if age > self.options.max_age_seconds:
-            log.info("call at %s handled %.0f s late: shown, not announced", ev.get("at"), age)
+            log.info("call at %s handled %.0f s late: shown, not announced", at, age)
             return False
         return True
 
-    def _take_call(self, ev: dict[str, Any], *, live: bool) -> None:
-        info = _event_call(ev)
-        if info is None:
-            return
-        tid, label, counter, kind, calls, szh, sen = info
-        call = Call(id=_event_id(ev, tid, label), label=label, counter=counter, kind=kind, call_count=calls)
-        at = parse_time(ev.get("at"))
-        self._enqueue(call, CallCard(call.key, tid, label, counter, kind, szh, sen, at, live))
+    def _take_call(self, called: TicketCalled, *, live: bool) -> None:
+        call = Call(id=called.event_id, label=called.label, counter=called.counter, kind=called.kind,
+                    call_count=called.calls)
+        self._enqueue(call, CallCard(call.key, called.ticket_id, called.label, called.counter, called.kind,
+                                     called.service.zh, called.service.en, called.at, live))
 
-    def _take_transfer(self, ev: dict[str, Any], received: object = None) -> None:
-        ticket = ev.get("ticket")
-        if not isinstance(ticket, dict) or not isinstance(ticket.get("label"), str):
-            return
-        tid = ticket.get("id") if isinstance(ticket.get("id"), int) else None
-        label = ticket["label"]
-        to_counter = ev.get("to_counter")
-        to_counter = to_counter if isinstance(to_counter, int) and not isinstance(to_counter, bool) else None
-        service = (self.state.get("services") or {}).get(ev.get("to_service")) or {}
-        szh = str(service.get("name_zh") or ticket.get("service_name_zh") or ev.get("to_service") or "")
-        sen = str(service.get("name_en") or ticket.get("service_name_en") or ev.get("to_service") or "")
-        at = parse_time(ev.get("at"))
+    def _take_transfer(self, moved: TicketTransferred, received: object = None) -> None:
+        tid, label, to_counter, at = moved.ticket_id, moved.label, moved.to_counter, moved.at
+        service = (self.state.get("services") or {}).get(moved.to_service) or {}
+        szh = str(service.get("name_zh") or moved.service.zh or moved.to_service or "")
+        sen = str(service.get("name_en") or moved.service.en or moved.to_service or "")
         if tid is not None:
             self._transfers[tid] = TransferNote(tid, label, to_counter, szh, sen, at)
         if to_counter is not None:
-            fresh = self._fresh(ev, received)
-            call = Call(id=_event_id(ev, tid, label), label=label, counter=to_counter, kind="transfer")
+            fresh = self._fresh(at, received)
+            call = Call(id=moved.event_id, label=label, counter=to_counter, kind="transfer")
             self._enqueue(call, CallCard(call.key, tid, label, to_counter, "transfer", szh, sen, at, fresh))
             if self.options.counter is not None and to_counter == self.options.counter and fresh:
                 self._flash_until = self.clock() + self.options.highlight_seconds

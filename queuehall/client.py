@@ -146,6 +146,10 @@ class StateMirror:
             calls = self.state.setdefault("recent_calls", [])
             calls.append(ev)
             del calls[:-RECENT_CALLS]
+        # The typed payload of a call or transfer, decoded once here for every screen (queuehall/payloads.py).
+        from queuehall.payloads import decode_event
+
+        msg["payload"] = decode_event(ev)
         return "applied"
 
     # Convenience views for the GUIs.

@@ -1,0 +1,120 @@
+"""Typed payloads of the published events the screens act on, decoded once from the wire.
+
+The broker publishes events as JSON objects (docs/protocol.md "Events"). A screen that acts on a call or a
+transfer needs a handful of their fields, checked: the client library (:class:`~queuehall.client.Link`) decodes
+each published event once with :func:`decode_event` and hands the typed payload over with the message
+(``msg["payload"]``); a snapshot's ``recent_calls`` are decoded with :func:`decode_call`. An event whose fields
+are unusable (a missing label, a counter that is not an integer) decodes to None: screens skip it.
+
+Pure Python (core layer): no sockets, no Qt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from queuehall.text import Bi
+
+CALL_KINDS = ("call", "recall")
+
+
+def wire_time(value: object) -> datetime | None:
+    """An ISO 8601 time from the wire (``…Z`` or an offset) as an aware UTC datetime; None if unusable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
+
+
+def _int(value: object) -> int | None:
+    """An integer of the wire (never a boolean), or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _event_id(ev: dict[str, Any], ticket_id: int | None, label: str) -> str:
+    # The broker's journal sequence number identifies one event for good (it survives a broker restart and is the
+    # same in the snapshot's recent_calls); a ticket's call count alone does not, because a transferred ticket
+    # starts counting again in its new queue.
+    seq = ev.get("journal_seq")
+    return f"{ticket_id if ticket_id is not None else label}#{seq if seq is not None else ev.get('at')}"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCalled:
+    """A ``ticket_called`` event: ``kind`` is ``call`` or ``recall``; ``calls`` the ticket's call count (≥ 1);
+    ``service`` the ticket's service name; ``event_id`` identifies this one call for good."""
+
+    ticket_id: int | None
+    label: str
+    counter: int
+    kind: str
+    calls: int
+    service: Bi
+    at: datetime | None
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTransferred:
+    """A ``ticket_transferred`` event: to another service (``to_service``) and/or a counter (``to_counter``);
+    ``service`` is the ticket's service name as the event carries it."""
+
+    ticket_id: int | None
+    label: str
+    to_counter: int | None
+    to_service: str | None
+    service: Bi
+    at: datetime | None
+    event_id: str
+
+
+def decode_call(ev: dict[str, Any]) -> TicketCalled | None:
+    """A ``ticket_called`` event's payload, or None when it names no ticket label or no counter."""
+    ticket = ev.get("ticket")
+    counter = _int(ev.get("counter"))
+    if not isinstance(ticket, dict) or counter is None:
+        return None
+    label = ticket.get("label")
+    if not isinstance(label, str) or not label:
+        return None
+    tid = _int(ticket.get("id"))
+    calls = _int(ticket.get("calls"))
+    return TicketCalled(
+        ticket_id=tid, label=label, counter=counter,
+        kind=str(ev["kind"]) if ev.get("kind") in CALL_KINDS else "call",
+        calls=calls if calls is not None and calls >= 1 else 1,
+        service=Bi(str(ticket.get("service_name_zh") or ""), str(ticket.get("service_name_en") or "")),
+        at=wire_time(ev.get("at")), event_id=_event_id(ev, tid, label))
+
+
+def decode_transfer(ev: dict[str, Any]) -> TicketTransferred | None:
+    """A ``ticket_transferred`` event's payload, or None when it names no ticket label."""
+    ticket = ev.get("ticket")
+    if not isinstance(ticket, dict) or not isinstance(ticket.get("label"), str):
+        return None
+    tid = _int(ticket.get("id"))
+    label = ticket["label"]
+    to_service = ev.get("to_service")
+    return TicketTransferred(
+        ticket_id=tid, label=label, to_counter=_int(ev.get("to_counter")),
+        to_service=to_service if isinstance(to_service, str) else None,
+        service=Bi(str(ticket.get("service_name_zh") or ""), str(ticket.get("service_name_en") or "")),
+        at=wire_time(ev.get("at")), event_id=_event_id(ev, tid, label))
+
+
+DECODERS: dict[str, Callable[[dict[str, Any]], TicketCalled | TicketTransferred | None]] = {
+    "ticket_called": decode_call, "ticket_transferred": decode_transfer}
+
+
+def decode_event(ev: object) -> TicketCalled | TicketTransferred | None:
+    """The typed payload of a published event a screen acts on; None for other events and unusable ones."""
+    if not isinstance(ev, dict):
+        return None
+    decoder = DECODERS.get(str(ev.get("type")))
+    return decoder(ev) if decoder is not None else None
