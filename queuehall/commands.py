@@ -14,14 +14,18 @@ derived from :data:`COMMANDS`:
   table of roles (:func:`roles_table`, generated) against this module.
 
 This module is part of the core: pure Python, imported by the command line's lean path on every press of
-a call button, so it is plain classes and literals (no dataclasses, no ``inspect``) and imports only
-what it uses when it uses it.
+a call button, so it is plain classes and literals (no dataclasses, no ``inspect``) and imports nothing
+beyond the wire module (queuehall/protocol.py) until an argument is refused.
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing itself is not loaded: the lean command line does not need it
+from typing import TYPE_CHECKING
+
+# The wire module (already loaded by the command line's request client): strings are cleaned as it says.
+from queuehall.protocol import clean_text
+
+if TYPE_CHECKING:
     from typing import Any
 
 # Every role a device key can have (docs/protocol.md "Keys"); queuehall.protocol.ROLES is the same tuple.
@@ -252,8 +256,6 @@ def _bad_argument(name: str, en: str, zh: str) -> Exception:
 def check_args(params: tuple[Param, ...], args: Any) -> dict[str, Any]:
     """Check a command's arguments against its declared parameters, exactly (see :class:`Param`);
     ignore unknown ones. Refused with BAD_REQUEST naming the argument, in Chinese and English."""
-    from queuehall.protocol import clean_text
-
     if not isinstance(args, dict):
         from queuehall.errors import HallError
 
