@@ -689,3 +689,28 @@ def test_two_halls_on_one_database_keep_their_bookings_apart(db_url: str) -> Non
     finally:
         for _cfg, store, _hall in halls.values():
             store.close()
+
+
+def test_queuehall_report_prints_the_appointment_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`queuehall report --appointments --format csv` and the table, from a database the default hall wrote."""
+    from queuehall.cli import main
+
+    cfg = load_config(broker_fixtures.DEFAULT_CONFIG)
+    url = f"sqlite:///{tmp_path / 'hall.db'}"
+    store = open_store(url)
+    try:
+        install_pins(store, cfg)
+        clock = ManualClock(local(TUESDAY, 9).astimezone(UTC))
+        hall = load_hall(cfg, clock, store)
+        codes = [hall.execute("book", {"service": "passport", "slot": "2026-11-24T10:00"})["booking"]["code"]
+                 for _ in range(2)]
+        clock.set(local(TUESDAY, 9, 50).astimezone(UTC))
+        hall.execute("checkin", {"code": codes[0]})
+    finally:
+        store.close()
+    db = ["--db", url, "--config", str(broker_fixtures.DEFAULT_CONFIG), "--day", "2026-11-24"]
+    assert main(["report", *db, "--appointments", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-11-24,passport,2,0,1,0,0,1,0.5," in out and "passport,appointment,1,0," in out
+    assert main(["report", *db]) == 0
+    assert "预约 appointments" in capsys.readouterr().out
