@@ -1120,6 +1120,27 @@ def targets(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def compile_bytecode() -> str:
+    """Write the queuehall package's bytecode (``__pycache__``) before the brokers start, as installing it does.
+
+    A hall's broker runs from an installed package, which pip byte-compiles once; this checkout may run with
+    PYTHONDONTWRITEBYTECODE=1 (the development machines do), and then every restarted broker compiled the
+    whole package from source again: about a tenth of a second of CPU at each restart that a hall does not
+    pay (docs/benchmarks-history.md, Broker restart, 2026-12-07). Returns what was done, for the JSON."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("queuehall")
+    roots = sorted({Path(p) for p in (spec.submodule_search_locations or [])} if spec else set())
+    # The editable install maps queuehall.broker, .kiosk, ... to the folders at the repository's top.
+    top = Path(__file__).resolve().parent.parent
+    dirs = [d for d in [*roots, *(top / n for n in ("broker", "config", "kiosk", "counter", "display", "web"))]
+            if d.is_dir() and os.access(d, os.W_OK)]
+    ok = all(compileall.compile_dir(str(d), quiet=1, workers=1) for d in dirs)
+    return f"compiled before the run ({len(dirs)} folders{'' if ok else ', some files failed'})" if dirs else \
+        "not compiled (package folders not writable)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its results as JSON on stdout; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -1183,8 +1204,9 @@ def main(argv: list[str] | None = None) -> int:
     from queuehall.broker.config import load_config
 
     services = [s.code for s in load_config().services]
+    bytecode = compile_bytecode()
     result: dict[str, Any] = {
-        "benchmark": "broker", "machine": machine(), "code": code_version(),
+        "benchmark": "broker", "machine": machine(), "code": code_version(), "bytecode": bytecode,
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
         "setup": {
             "counters": args.counters, "counter_services": args.counter_services,

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,12 +57,45 @@ def library_year(year: int) -> _LibraryYear:
     and make-up working days included); for any other year only the statutory holidays, with no
     in-lieu days (the library's own "observed" days are its estimate, not the notice).
     """
-    import holidays
-    from holidays.countries.china import ChinaStaticHolidays
-
-    official = year in getattr(ChinaStaticHolidays, "special_public_holidays", {})
-    cal = holidays.China(years=year, observed=official)
+    china = _china_module()
+    official = year in getattr(china.ChinaStaticHolidays, "special_public_holidays", {})
+    cal = china.China(years=year, observed=official)
     return _LibraryYear(frozenset(cal), frozenset(cal.weekend_workdays) if official else frozenset(), official)
+
+
+def _china_module() -> Any:
+    """The holiday library's China module, without the library's list of every country.
+
+    ``import holidays.countries.china`` first runs ``holidays/countries/__init__.py``, which imports
+    all of the library's 250 countries: a fifth of a second (more on a busy machine) that a restarted
+    broker paid before it could bind, while every screen waited (docs/benchmarks-history.md, Broker
+    restart). The China module needs only the library's core, so it is loaded from its file under its
+    own name; anything unexpected (another layout in a later version) falls back to the plain import."""
+    import importlib.util
+    import sys
+
+    name = "holidays.countries.china"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        import holidays
+
+        spec = importlib.util.spec_from_file_location(name, Path(holidays.__file__).parent / "countries" / "china.py")
+        if spec is None or spec.loader is None:
+            raise ImportError(name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # as the plain import would: ``holidays.countries`` later finds it there
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    except Exception:
+        log.debug("loading the holiday library's China module from its file failed", exc_info=True)
+        import importlib
+
+        return importlib.import_module(name)
 
 
 def _library_holiday(day: date) -> bool:
