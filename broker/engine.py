@@ -99,6 +99,8 @@ _STATE_ALERTS = "alerts"
 # survives a restart.
 _STATE_LOCKS = "clerk_locks"
 _MAX_REQUESTS = 200_000  # replies remembered for retries (a busy hall's few days)
+# The reply recorded for a refused request whose refusal was committed (a wrong PIN): {_REFUSED: {"code", "details"}}.
+_REFUSED = "__refused__"
 _STATE_DAY_CLOSE = "day_close"  # the last business day closed: {"day": ISO date, "at": ISO instant}
 TOKEN_BYTES = 16  # a ticket token carries 128 random bits
 _STATE_PRINTERS = "printers"  # kiosk client id -> its printer-fault alert and reprint orders
@@ -339,13 +341,18 @@ class Hall:
         """Run one command and return its reply; raise :class:`HallError` when refused.
 
         A command carrying ``client`` and ``request_id`` that was already accepted
-        returns the original reply without running again (retries are safe).
+        returns the original reply without running again (retries are safe). So does one
+        whose refusal was recorded (a wrong PIN, counted toward the clerk's lock): its retry
+        raises the same refusal again instead of counting a second wrong PIN.
         """
         key = (client, request_id) if client and request_id else None
         if key is not None and key in self.requests:
             reply = self.requests[key]
             if isinstance(reply, str):
                 reply = self.requests[key] = json.loads(reply)
+            refused = reply.get(_REFUSED) if isinstance(reply, dict) else None
+            if isinstance(refused, dict):
+                raise HallError(refused["code"], **refused.get("details", {}))
             return reply
         self.close_day_if_due()  # a command never acts on a day that should be closed
         if not isinstance(command, str):  # an unhashable name would crash the lookup below
@@ -359,9 +366,12 @@ class Hall:
             kwargs["client"] = client
         try:
             reply = fn(self, tx, **kwargs)
-        except HallError:
+        except HallError as err:
             if tx.keep_refused:  # only the refusal's record: its events and state, nothing else
-                self._commit(Change(events=tx.change.events, state=tx.change.state))
+                # With the refusal as the request's reply, in the same transaction: a retry of the request
+                # (same id) gets it again and is not counted again (docs/protocol.md, retries).
+                request = (key[0], key[1], {_REFUSED: {"code": err.code, "details": err.details}}) if key else None
+                self._commit(Change(events=tx.change.events, state=tx.change.state, request=request))
             raise
         if key is not None:
             tx.change.request = (key[0], key[1], reply)

@@ -127,6 +127,56 @@ def test_the_right_pin_clears_the_count_and_a_lapsed_lock_counts_afresh() -> Non
     assert d.hall.clerk_locks()["c1a"]["failures"] == 1
 
 
+def test_a_wrong_pin_retried_with_the_same_request_id_counts_once() -> None:
+    """A retry (same client and request id: a Link resends after a second without a reply) is answered with
+    the stored refusal; it is not a second wrong PIN (issue 14's leftover)."""
+    d = Desk()
+
+    def attempt(request_id: str, pin: str = "9999") -> HallError:
+        with pytest.raises(HallError) as info:
+            d.hall.execute("sign_in", {"counter": 1, "clerk": "c1a", "pin": pin}, client="counter-1",
+                           request_id=request_id)
+        return info.value
+
+    first = attempt("r1")
+    n = len(d.events)
+    for _ in range(5):  # the retries of one request
+        again = attempt("r1")
+        assert (again.code, again.details, again.message_zh) == (first.code, first.details, first.message_zh)
+    assert len(d.events) == n and d.hall.clerk_locks()["c1a"]["failures"] == 1
+    # Even with the right PIN: a request id names one request, answered once (docs/protocol.md).
+    assert attempt("r1", PIN).code == "BAD_PIN"
+    for i in range(2, 5):
+        assert attempt(f"r{i}").code == "BAD_PIN"  # new requests do count
+    assert d.hall.clerk_locks()["c1a"]["failures"] == 4
+    locked = attempt("r5")
+    assert locked.code == "CLERK_LOCKED" and locked.details == {"clerk": "c1a", "minutes": 15}
+    d.clock.advance(minutes=3)
+    assert attempt("r5").details == {"clerk": "c1a", "minutes": 15}  # the stored reply, as sent
+    assert [e.type for e in d.events].count("sign_in_refused") == 5
+    assert d.sign_in(PIN, clerk="c2a", counter=2)["counter"]["clerk"] == "c2a"
+
+
+def test_a_retried_wrong_pin_is_answered_from_the_database_after_a_restart(db_url: str) -> None:
+    cfg = small_config()
+    clock = ManualClock(local(TUESDAY, 9))
+    store = open_store(db_url)
+    args = {"counter": 1, "clerk": "c1a", "pin": "9999"}
+    try:
+        store.set_pin_hash("c1a", hash_pin(PIN, TEST_COST), by="test")
+        hall = load_hall(cfg, clock, store)
+        with pytest.raises(HallError) as first:
+            hall.execute("sign_in", args, client="counter-1", request_id="r1")
+        hall = load_hall(cfg, clock, store)  # a restarted broker: the retry reaches it
+        with pytest.raises(HallError) as again:
+            hall.execute("sign_in", args, client="counter-1", request_id="r1")
+        assert (again.value.code, again.value.details) == (first.value.code, first.value.details) == ("BAD_PIN", {})
+        assert hall.clerk_locks()["c1a"]["failures"] == 1
+        assert [e["type"] for e in store.events_since(0)] == ["sign_in_refused"]
+    finally:
+        store.close()
+
+
 def test_wrong_pins_at_any_counter_count_for_the_clerk_and_the_limits_come_from_the_config() -> None:
     from queuehall.broker.config import SignIn
 
