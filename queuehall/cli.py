@@ -23,7 +23,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -48,19 +48,24 @@ def _security(args: argparse.Namespace) -> Any:
     return Security.from_options(args.key, args.server_key)
 
 
+class UsageError(Exception):
+    """A subcommand's arguments cannot be used (exit 2, the message on standard error)."""
+
+
 def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]],
              shape: Callable[[dict[str, Any]], Any] = lambda result: result) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
         from queuehall.rpc import BrokerClient, BrokerUnavailable, CommandRefused
 
         try:
+            wire = build(args)  # first: a secret is asked for before anything is sent
             # One request, one reply: orjson's import would cost more than the whole command (queuehall.protocol).
             client = BrokerClient(args.broker, security=_security(args), timeout=args.timeout, standard_json=True)
-        except ValueError as err:
+        except (ValueError, UsageError) as err:
             print(f"queuehall: {err}", file=sys.stderr)
             return EXIT_USAGE
         try:
-            _print({"status": "ok", "result": shape(client.request(name, **build(args)))})
+            _print({"status": "ok", "result": shape(client.request(name, **wire))})
             return EXIT_OK
         except CommandRefused as err:
             _print({"status": "error", "error": err.error})
@@ -257,10 +262,20 @@ def _register_commands(sub: Any) -> None:
             p = sub.add_parser(name, help=c.cli_help or c.doc)
         positional: list[tuple[int, int, str, dict[str, Any]]] = []
         options: list[tuple[str, dict[str, Any]]] = []
+        secret_names: list[str] = []
         for i, param in enumerate(c.params):
             if param.cli is False:
                 continue
             kw: dict[str, Any] = dict(param.cli) if isinstance(param.cli, dict) else {}
+            if kw.pop("secret", False):
+                # Asked for, never an argument; one given where the old usage had it is refused (_wire_args).
+                secret_names.append(param.name)
+                options.append((f"--{param.name.replace('_', '-')}-stdin",
+                                {"dest": f"{param.name}_stdin", "action": "store_true",
+                                 "help": f"read the {param.name.upper()} from one line of standard input "
+                                         "(default: asked for without echo on the terminal)"}))
+                positional.append((i, i, param.name, {"nargs": "?", "default": None, "help": argparse.SUPPRESS}))
+                continue
             flag = kw.pop("flag", "" if param.required else "--" + param.name.replace("_", "-"))
             position = kw.pop("position", i)
             if param.doc and "help" not in kw:
@@ -281,7 +296,7 @@ def _register_commands(sub: Any) -> None:
             p.add_argument(flag, **kw)
         _client_args(p)
         names = [param.name for param in c.params if param.cli is not False]
-        p.set_defaults(func=_command(c.name, functools.partial(_wire_args, names=names)),
+        p.set_defaults(func=_command(c.name, functools.partial(_wire_args, names=names, secrets=secret_names)),
                        **({} if group else {"wire": c.name}))
         if c.name == "check_in":
             # ``checkin`` checks a booking in (预约签到: a 10-character code or the QR's queuehall:booking:CODE)
@@ -290,13 +305,44 @@ def _register_commands(sub: Any) -> None:
             p.set_defaults(func=_checkin)
 
 
-def _wire_args(args: argparse.Namespace, *, names: list[str]) -> dict[str, Any]:
-    """The arguments a subcommand sends: a list an ``append`` option collected as one comma-separated string."""
+def _wire_args(args: argparse.Namespace, *, names: list[str], secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """The arguments a subcommand sends: a list an ``append`` option collected as one comma-separated string;
+    a secret (``secrets``) read by :func:`_read_secret`, or UsageError when one was given on the command line."""
     out = {}
     for name in names:
         value = getattr(args, name)
+        if name in secrets:
+            if value is not None:
+                raise UsageError(
+                    f"a {name.upper()} on the command line is visible to every user of this machine (ps) and stays "
+                    f"in the shell's history, so it is refused: leave it out to be asked for it without echo, or "
+                    f"give --{name.replace('_', '-')}-stdin and one line on standard input / 密码不能写在命令行上"
+                    f"（其他用户可用 ps 看到，且留在命令历史中）：省略它，程序会提示输入（不回显），"
+                    f"或用 --{name.replace('_', '-')}-stdin 从标准输入读一行")
+            value = _read_secret(name, getattr(args, f"{name}_stdin", False))
         out[name] = ",".join(value) if isinstance(value, list) else value
     return out
+
+
+def _read_secret(name: str, from_stdin: bool) -> str:
+    """A secret from one line of standard input (``from_stdin``) or asked for without echo on the terminal."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        # getpass would fall back to reading standard input with echo, with only a warning.
+        raise UsageError(f"no terminal to ask for the {name.upper()} on: give --{name.replace('_', '-')}-stdin "
+                         f"and one line on standard input / 没有终端可提示输入密码：请用 "
+                         f"--{name.replace('_', '-')}-stdin 从标准输入读一行")
+    else:
+        import getpass
+
+        try:
+            value = getpass.getpass(f"密码 / {name.upper()}: ")
+        except (EOFError, KeyboardInterrupt):
+            raise UsageError(f"no {name.upper()} given / 未输入密码") from None
+    if not value:
+        raise UsageError(f"an empty {name.upper()} / 密码为空")
+    return value
 
 
 def _register_scripting(sub: Any) -> None:

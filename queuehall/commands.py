@@ -48,7 +48,9 @@ class Param:
     command line takes it: ``None`` (the default: required ones positional, optional ones ``--name``),
     ``False`` (not offered), or argparse keywords, with ``"flag"`` naming the option or ``""`` for a
     positional one, and ``"position"`` its place among the positional ones (default: its index among the params);
-    a list an ``"append"`` option collects is sent as one comma-separated string.
+    a list an ``"append"`` option collects is sent as one comma-separated string. ``{"secret": True}``: a
+    secret (a PIN), never taken from the command line, where ``ps`` and the shell's history show it: the
+    command line asks for it without echo, or reads one line of standard input with ``--NAME-stdin``.
     """
 
     __slots__ = ("cli", "doc", "empty", "kind", "name", "required")
@@ -160,7 +162,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("cancel_ticket", "hall", _COUNTER_ROLES, "cancel a ticket", _TICKET, _REASON, cli="cancel"),
     # -- counters
     Command("sign_in", "hall", _COUNTER_ROLES, "sign a clerk in at a counter",
-            _COUNTER, Param("clerk", str), Param("pin", str), Param("takeover", bool, False), cli="signin"),
+            _COUNTER, Param("clerk", str), Param("pin", str, cli={"secret": True}), Param("takeover", bool, False),
+            cli="signin"),
     Command("unlock_clerk", "hall", ("admin",), "lift a clerk's sign-in lock", Param("clerk", str),
             cli="unlockclerk", cli_help="lift a clerk's sign-in lock (admin; see also: queuehall clerks)"),
     _counter_action("sign_out", "close a counter", "signout", _COUNTER_ROLES),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -26,12 +27,18 @@ manual_clock_fixture = broker_fixtures.manual_clock_fixture
 start_broker_fixture = broker_fixtures.start_broker_fixture
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
-    """Run ``queuehall ARGV`` in-process: (exit code, the JSON printed, standard error)."""
+def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None) -> tuple[int, Any, str]:
+    """Run ``queuehall ARGV`` in-process: (exit code, the JSON printed, standard error); ``stdin``: what
+    standard input holds (a PIN for ``--pin-stdin``)."""
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
     try:
         code = main(list(argv))
     except SystemExit as exc:  # argparse's own usage errors
         code = int(exc.code or 0)
+    finally:
+        sys.stdin = saved
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip() else None, err
 
@@ -40,6 +47,43 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
 def hall(start_broker: Callable[..., BrokerThread], hall_config: Any) -> BrokerThread:
     """The default hall (config/hall.toml), open: Tuesday 09:00."""
     return start_broker(hall_config)
+
+
+def test_signin_never_takes_the_pin_from_the_command_line(hall: BrokerThread, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PIN in the arguments shows in ``ps`` and the shell's history (issue 14's leftover): refused before
+    anything is sent; the PIN comes from a prompt without echo, or one line of standard input."""
+    b = ("--broker", hall.endpoint)
+    code, out, err = run(capsys, "signin", "1", "c01a", "4821", *b)
+    assert code == EXIT_USAGE and out is None
+    assert "--pin-stdin" in err and "ps" in err and "命令行" in err and "4821" not in err
+    # No terminal to ask on, and no --pin-stdin: refused rather than read with echo.
+    code, out, err = run(capsys, "signin", "1", "c01a", *b, stdin="4821\n")
+    assert code == EXIT_USAGE and "--pin-stdin" in err
+    code, _, err = run(capsys, "signin", "1", "c01a", "--pin-stdin", *b, stdin="\n")
+    assert code == EXIT_USAGE and "empty" in err
+    assert hall.broker is not None
+    engine = hall.broker.hall
+    assert engine.counters[1].state == "closed" and engine.clerk_locks() == {}  # nothing reached the broker
+    # At a terminal: asked for without echo (getpass), never on the command line.
+    asked: list[str] = []
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": asked.append(prompt) or "4821")
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    code, out, _ = run(capsys, "signin", "1", "c01a", *b)
+    assert code == EXIT_OK and out["result"]["counter"]["clerk"] == "c01a" and asked == ["密码 / PIN: "]
+    monkeypatch.undo()
+    # The help offers --pin-stdin and no PIN argument.
+    with pytest.raises(SystemExit):
+        main(["signin", "--help"])
+    usage = capsys.readouterr().out
+    positional = usage.split("positional arguments:")[1].split("options:")[0]
+    assert "--pin-stdin" in usage and "counter" in positional and "clerk" in positional
+    assert "pin" not in positional.lower() and "pin" not in usage.split("\n\n")[0].replace("--pin-stdin", "")
 
 
 def test_take_call_start_finish_with_json_and_exit_codes(hall: BrokerThread,
@@ -56,9 +100,9 @@ def test_take_call_start_finish_with_json_and_exit_codes(hall: BrokerThread,
     assert out["error"]["code"] == "COUNTER_CLOSED"
     assert out["error"]["message_zh"] == "1 号窗口未签到" and out["error"]["details"] == {"counter": 1}
 
-    code, out, _ = run(capsys, "signin", "1", "c01a", "0000", *b)
+    code, out, _ = run(capsys, "signin", "1", "c01a", "--pin-stdin", *b, stdin="0000\n")
     assert (code, out["error"]["code"]) == (EXIT_REFUSED, "BAD_PIN")
-    code, out, _ = run(capsys, "signin", "1", "c01a", "4821", *b)
+    code, out, _ = run(capsys, "signin", "1", "c01a", "--pin-stdin", *b, stdin="4821\n")
     assert code == EXIT_OK
     session = out["result"]["session"]
     code, out, _ = run(capsys, "call", "1", "--session", session, *b)

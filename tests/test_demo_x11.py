@@ -206,11 +206,11 @@ def screenshot(display: str, path: Path) -> Image.Image:
     return image
 
 
-def admin_cli(state: dict[str, object], *argv: str) -> dict[str, object]:
+def admin_cli(state: dict[str, object], *argv: str, stdin: str = "") -> dict[str, object]:
     """Run ``queuehall ARGV`` against the demo's broker with the demo's admin key; its JSON reply."""
     proc = subprocess.run([sys.executable, "-m", "queuehall.cli", *argv, "--broker", str(state["broker"]),
                            "--key", str(state["admin_key"]), "--server-key", str(state["server_key"])],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+                          input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
 
@@ -252,7 +252,7 @@ def test_every_window_starts_a_ticket_is_called_and_sigterm_ends_every_process(
     clerk = config.clerk(config.counter(1).clerk_a)  # type: ignore[union-attr]
     assert clerk is not None
     ticket = admin_cli(state, "take", "passport")["result"]["ticket"]  # type: ignore[index]
-    admin_cli(state, "signin", "1", clerk.id, DEMO_PINS[clerk.id])
+    admin_cli(state, "signin", "1", clerk.id, "--pin-stdin", stdin=DEMO_PINS[clerk.id] + "\n")
     called = admin_cli(state, "call", "1")["result"]
     assert called["ticket"]["label"] == ticket["label"]  # type: ignore[index]
     status = admin_cli(state, "status")

@@ -42,7 +42,7 @@ def test_the_evaluator_box_rates_and_cases_are_followed_up(start_broker: Callabl
     b = ("--broker", bt.endpoint)
     code, out, _ = run(capsys, "rate", "1", "5", *b)
     assert (code, out["error"]["code"]) == (EXIT_REFUSED, "NOTHING_TO_RATE")
-    assert run(capsys, "signin", "1", "c1a", "1234", *b)[0] == EXIT_OK
+    assert run(capsys, "signin", "1", "c1a", "--pin-stdin", *b, stdin="1234\n")[0] == EXIT_OK
     label = serve(capsys, b)
     code, out, _ = run(capsys, "rate", "1", "2", "--indicator", "attitude", "--reason", "不耐烦", *b)
     assert code == EXIT_OK
@@ -72,7 +72,7 @@ def test_who_may_rate(start_broker: Callable[..., BrokerThread], keys_dir: Path,
         return ("--broker", bt.endpoint, "--key", f"{keys_dir}/secret/{name}.key_secret",
                 "--server-key", f"{keys_dir}/broker.key")
 
-    assert run(capsys, "signin", "1", "c1a", "1234", *as_("counter-1"))[0] == EXIT_OK
+    assert run(capsys, "signin", "1", "c1a", "--pin-stdin", *as_("counter-1"), stdin="1234\n")[0] == EXIT_OK
     assert run(capsys, "take", "P", *as_("kiosk-1"))[0] == EXIT_OK
     for cmd in ("call", "start", "finish"):
         assert run(capsys, cmd, "1", *as_("counter-1"))[0] == EXIT_OK
@@ -95,7 +95,7 @@ def test_the_broker_gives_the_halls_default_when_the_window_closes(start_broker:
     cfg = replace(small_config(), rating=RatingRules(window_minutes=5, default_level=4))
     bt = start_broker(cfg)
     b = ("--broker", bt.endpoint)
-    assert run(capsys, "signin", "1", "c1a", "1234", *b)[0] == EXIT_OK
+    assert run(capsys, "signin", "1", "c1a", "--pin-stdin", *b, stdin="1234\n")[0] == EXIT_OK
     label = serve(capsys, b)
     manual_clock.advance(minutes=6)
     assert bt.store is not None
