@@ -591,10 +591,15 @@ def _upsert(table: Table, keys: list[str], dialect: Any) -> list[_Statement]:
     if dialect.name in ("sqlite", "postgresql"):
         # Only this dialect's module: importing the PostgreSQL dialect (and its asyncpg driver module) cost an
         # SQLite broker a sixth of a second on every restart while the screens waited.
+        dialect_insert: Any
         if dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            dialect_insert = sqlite_insert
         else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            dialect_insert = postgresql_insert
         ins = dialect_insert(table)
         stmt = ins.on_conflict_do_update(index_elements=keys,
                                          set_={c: ins.excluded[c] for c in cols if c not in keys})
