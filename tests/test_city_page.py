@@ -89,6 +89,12 @@ def test_every_hall_live_and_only_the_changed_hall_is_sent(start_broker: Any, st
     # The hall's own id and address from its broker (hall.toml [hall] id, address).
     assert [h["id"] for h in halls] == ["dongcheng", "haidian", "xicheng"]
     assert halls[1]["address"] == {"zh": "海淀区某路1号", "en": "1 Some Road, Haidian"}
+    from queuehall.web.city import document
+
+    doc = gw.app.state.openapi
+    document(doc)  # as queuehall web does
+    assert {"/api/v1/city", "/api/v1/city/events"} <= set(doc["paths"]) and "CityHall" in doc["components"]["schemas"]
+    assert set(halls[0]) == set(doc["components"]["schemas"]["CityHall"]["properties"])  # every field documented
     page = gw.get("/city")
     assert page.status_code == 200 and "海淀出入境接待大厅" in page.text and "Haidian exit-entry hall" in page.text
     with httpx.stream("GET", f"{gw.url}/api/v1/city/events", timeout=5) as r:

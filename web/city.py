@@ -247,6 +247,35 @@ def city_page(city: dict[str, Any]) -> str:
             f'<div id="halls">{body}</div></main></body></html>')
 
 
+_BI = {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+CITY_HALL_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
+    "key": {"type": "string", "description": "the gateway's name for the hall (--broker KEY=...)"},
+    "id": {"type": "string", "description": "the hall's own id (hall.toml [hall] id), else key"},
+    "name": _BI, "address": {"oneOf": [_BI, {"type": "null"}]},
+    "connected": {"type": "boolean"}, "known": {"type": "boolean"}, "open": {"type": "boolean"},
+    "next_open": {"type": ["string", "null"], "format": "date-time"}, "timezone": {"type": ["string", "null"]},
+    "waiting": {"type": "integer"}, "counters_open": {"type": "integer"},
+    "services": {"type": "array", "items": {"type": "object", "properties": {
+        "code": {"type": "string"}, "name": _BI, "waiting": {"type": "integer"},
+        "estimated_wait_minutes": {"type": "integer"}, "issue_state": {"type": ["string", "null"]},
+        "next_open": {"type": ["string", "null"], "format": "date-time"}}}}}}
+
+
+def document(doc: dict[str, Any]) -> None:
+    """Add the city page's two operations to the gateway's OpenAPI document (``app.state.openapi``)."""
+    from queuehall.web import openapi
+
+    halls = {"type": "array", "items": openapi._ref("CityHall")}
+    openapi.add(doc, "/api/v1/city", "get", {
+        "summary": "Every hall this gateway connects to: open or closed, people waiting and waits per service",
+        "operationId": "getCity", "responses": {"200": openapi._ok("The halls, in --broker order", "halls", halls)}},
+        {"CityHall": CITY_HALL_SCHEMA})
+    openapi.add(doc, "/api/v1/city/events", "get", {
+        "summary": "The city view live (Server-Sent Events): the whole view, then `event: halls` with the halls "
+                   "that changed", "operationId": "cityEvents",
+        "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}})
+
+
 def city_parts(board: CityBoard) -> dict[str, Any]:
     """The city page's routes and start/stop hooks, for :func:`queuehall.web.app.create_app`."""
     from queuehall.web.errors import ApiError

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from queuehall.web import integrations
     from queuehall.web.app import WebSettings, create_app
     from queuehall.web.city import CityBoard, city_parts
+    from queuehall.web.city import document as city_document
     from queuehall.web.ratelimit import Limit, RateLimits
     from queuehall.web.state import state_path
 
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     parts["on_shutdown"] = [*more["on_shutdown"], *parts.get("on_shutdown", ())]
     app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams), **parts)
     integrations.document(app.state.openapi)
+    city_document(app.state.openapi)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on",
                             # Open pages never end by themselves: on shutdown they are cut after 2 s.
