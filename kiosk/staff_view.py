@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -89,6 +91,66 @@ class PinPage(QWidget):
         self.keys["clear"].setText(Bi("清除", "Clear")(lang))
         self.keys["ok"].setText(Bi("确定", "OK")(lang))
         self.cancel.setText(Bi("取消", "Cancel")(lang))
+
+
+class TicketPad(QFrame):
+    """An on-screen keypad for a ticket number (letters and digits): the staff settings work by touch."""
+
+    done = Signal(str)
+    touched = Signal()
+
+    KEYS = ("ABCDEFGHI", "JKLMNOPQR", "STUVWXYZ", "1234567890")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""  # the number typed so far
+        self.setObjectName("card")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(36, 18, 36, 18)
+        lay.setSpacing(8)
+        self.display = make_label("pinDisplay", wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
+        self.display.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        lay.addWidget(self.display)
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        self.keys: dict[str, QPushButton] = {}
+        for r, row in enumerate(self.KEYS):
+            for c, key in enumerate(row):
+                b = make_button("padKey", key)
+                b.clicked.connect(lambda _=False, k=key: self._key(k))
+                grid.addWidget(b, r, c)
+                self.keys[key] = b
+        self.keys["delete"] = make_button("padKey", "⌫")
+        self.keys["delete"].clicked.connect(lambda: self._key("delete"))
+        grid.addWidget(self.keys["delete"], 2, 8)
+        lay.addLayout(grid)
+        actions = QHBoxLayout()
+        self.keys["clear"] = make_button("setButton")
+        self.keys["clear"].clicked.connect(lambda: self._key("clear"))
+        self.keys["ok"] = make_button("setButton")
+        self.keys["ok"].clicked.connect(lambda: self.done.emit(self.text))
+        actions.addWidget(self.keys["clear"])
+        actions.addStretch(1)
+        actions.addWidget(self.keys["ok"])
+        lay.addLayout(actions)
+
+    def set_text(self, text: str) -> None:
+        self.text = text.strip().upper()[:12]
+        self.display.setText(self.text)
+
+    def _key(self, key: str) -> None:
+        self.touched.emit()
+        if key == "clear":
+            self.text = ""
+        elif key == "delete":
+            self.text = self.text[:-1]
+        elif len(self.text) < 12:
+            self.text += key
+        self.display.setText(self.text)
+
+    def refresh(self, lang: str) -> None:
+        self.keys["clear"].setText(Bi("清除", "Clear")(lang))
+        self.keys["ok"].setText(Bi("完成", "Done")(lang))
 
 
 class SettingsPage(QWidget):
@@ -194,11 +256,21 @@ class SettingsPage(QWidget):
         self.reprint_ticket.setMaxLength(12)
         self.reprint_button = make_button("setButton")
         self.reprint_button.clicked.connect(lambda: self.reprint.emit(self.reprint_ticket.text().strip()))
+        # A touch screen has no keyboard: the number is typed on an on-screen keypad (issue 15).
+        self.pad_button = make_button("setButton")
+        self.pad_button.clicked.connect(self.open_pad)
         rrow.addWidget(self.reprint_ticket, 1)
+        rrow.addWidget(self.pad_button)
         rrow.addWidget(self.reprint_button)
         grid.addLayout(rrow, 8, 1, 1, 3)
         grid.setColumnStretch(1, 1)
-        lay.addWidget(card)
+        # The card, or the keypad in its place while a number is typed.
+        self.body = QStackedWidget()
+        self.body.addWidget(card)
+        self.pad = TicketPad()
+        self.pad.done.connect(self._pad_done)
+        self.body.addWidget(self.pad)
+        lay.addWidget(self.body)
         lay.addStretch(1)  # a tall (portrait) screen: the rows stay together, the room goes below
         brow = QHBoxLayout()
         self.back = make_button("back")
@@ -210,6 +282,15 @@ class SettingsPage(QWidget):
         brow.addStretch(1)
         brow.addWidget(self.quit, 1)
         lay.addLayout(brow)
+
+    def open_pad(self) -> None:
+        """Show the keypad in place of the settings card, starting from the number typed so far."""
+        self.pad.set_text(self.reprint_ticket.text())
+        self.body.setCurrentWidget(self.pad)
+
+    def _pad_done(self, text: str) -> None:
+        self.reprint_ticket.setText(text)
+        self.body.setCurrentIndex(0)
 
     def _apply(self) -> None:
         paper = 58 if self.paper[58].isChecked() else 80
@@ -242,6 +323,8 @@ class SettingsPage(QWidget):
         self.apply.setText(Bi("应用打印机设置", "Apply printer settings")(lang))
         self.test.setText(Bi("测试打印", "Test print")(lang))
         self.reprint_button.setText(Bi("补打", "Reprint")(lang))
+        self.pad_button.setText(Bi("键盘", "Keypad")(lang))
+        self.pad.refresh(lang)
         for code, b in self.langs.items():
             b.setChecked(code == model.settings.language)
         self.back.setText(Bi("返回取号界面", "Back to the kiosk")(lang))

@@ -122,6 +122,9 @@ def stylesheet(u: float, family: str, large: bool = False) -> str:
     #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
                font-size: {fs(46)}px; font-weight: bold; min-width: {px(150)}px; min-height: {px(104)}px; }}
     #pinKey:pressed {{ background: #dcebfb; }}
+    #padKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(12)}px;
+               font-size: {fs(32)}px; font-weight: bold; min-height: {px(60)}px; }}
+    #padKey:pressed {{ background: #dcebfb; }}
     #pinMessage {{ font-size: {fs(28)}px; color: #b3261e; font-weight: bold; }}
     #setLabel {{ font-size: {fs(26)}px; font-weight: bold; color: #0a3d7a; background: transparent; }}
     #setValue {{ font-size: {fs(24)}px; background: transparent; }}

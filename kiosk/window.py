@@ -172,6 +172,7 @@ class KioskWindow(QWidget):
         self.details_page.materials_scroll.viewport().installEventFilter(self)
         self.pin_page.touched.connect(self._touched)
         sp.spec.textEdited.connect(self._touched)
+        sp.pad.touched.connect(self._touched)
 
     def start(self) -> None:
         """Start the printer worker, the broker link and the timers, and draw the first screen."""

@@ -76,6 +76,15 @@ def kiosk_pages(qtbot: Any, w: KioskWindow, size: tuple[int, int], lang: str, mo
     click(qtbot, w.pin_page.keys["ok"])
     wait_screen(qtbot, w, Screen.SETTINGS)
     problems += check(qtbot, w, size, f"{t}-settings")
+    # The reprint number by touch: the on-screen keypad in place of the card.
+    page = w.settings_page
+    click(qtbot, page.pad_button)
+    for key in "A001":
+        click(qtbot, page.pad.keys[key])
+    problems += check(qtbot, w, size, f"{t}-settings-keypad")
+    click(qtbot, page.pad.keys["ok"])
+    assert page.reprint_ticket.text() == "A001" and page.body.currentIndex() == 0
+    page.reprint_ticket.clear()
     click(qtbot, w.settings_page.back)
     wait_screen(qtbot, w, Screen.START)
     return problems
