@@ -647,7 +647,10 @@ def display_process(name: str, endpoint: str, stop: Any, q: Any) -> None:
             if tid is not None and tid not in received:
                 received[int(tid)] = t
                 if measure_bytes and len(call_bytes) < 200:
-                    call_bytes.append(len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()))
+                    # As the broker sent it: without the decoded payload the client library adds (not JSON; a
+                    # TypeError here ended this display's link thread, which then never resynchronised).
+                    wire = {k: v for k, v in msg.items() if k != "payload"}
+                    call_bytes.append(len(json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()))
 
     link.on_event = on_event
     watch_sync(link, name, q)
