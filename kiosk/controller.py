@@ -40,12 +40,15 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from queuehall.kiosk.journal import KioskJournal
 from queuehall.kiosk.model import (
     NO_PRINTER_HEALTH,
     Action,
+    CheckIn,
+    CheckInTicket,
     CheckPrinter,
     Issued,
     KioskModel,
@@ -58,6 +61,7 @@ from queuehall.kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
 from queuehall.kiosk.ticket import TicketContent, TicketError
 
 log = logging.getLogger("queuehall.kiosk")
+CHECKIN_KEPT = timedelta(hours=12)  # a check-in whose reply was lost waits this long for its citizen's next try
 
 Reply = Mapping[str, Any]  # {"status": "ok", "result"} | {"status": "error", "error"} | {"status": "unavailable"}
 
@@ -275,6 +279,10 @@ class KioskController:
             self._jobs[self.printer.print_ticket(action.fields)] = self._print_done
         elif isinstance(action, ReportFault):
             self._report_fault(action)
+        elif isinstance(action, CheckIn):
+            self._checkin(action)
+        elif isinstance(action, CheckInTicket):
+            self._checkin_ticket(action)
 
     def _precheck_done(self, outcome: Any) -> None:
         self._run(self.model.on_precheck(health_of(outcome, self.model.settings.near_end_blocks)))
@@ -323,6 +331,85 @@ class KioskController:
             self.journal.drop(self._current)
             self._current = None
         self._run(action)
+
+    # ------------------------------------------------------------------ check-in (bookings and remote tickets)
+
+    def open_checkin(self) -> None:
+        """The start page's "预约签到 / Appointment check-in" button."""
+        self.model.open_checkin()
+        self.on_change()
+
+    def type_code(self, key: str) -> None:
+        """A key of the check-in keypad (a letter, "back" or "clear")."""
+        self.model.type_code(key)
+        self.on_change()
+
+    def submit_code(self) -> None:
+        """The keypad's "签到 / Check in"."""
+        self._run(self.model.submit_code())
+        self.on_change()
+
+    def scan(self, text: str) -> None:
+        """A barcode scanner read ``text`` (kiosk.checkin.ScanDetector found it among the keys)."""
+        log.info("scanned %d characters", len(text))  # never the payload: a page token is a secret
+        self._run(self.model.scan(text))
+        self.on_change()
+
+    def _checkin(self, action: CheckIn) -> None:
+        """``checkin {code}``, journalled like a ticket request: a kiosk that stops before the reply asks again
+        under the same id when it restarts, and prints the ticket. A check-in whose reply was lost while the
+        citizen waited is asked again under the same id when the same code is entered again, so its ticket
+        is printed then (the broker answers a repeated id with the original reply, never a second ticket)."""
+        rid = next((r for r, e in self.journal.pending.items()
+                    if e.get("kind") == "checkin" and e.get("code") == action.code and e["stage"] == "requested"),
+                   None) or uuid.uuid4().hex
+        self.journal.put(rid, {"stage": "requested", "kind": "checkin", "code": action.code,
+                               "at": self.model.clock().isoformat()})
+        self._current = rid
+        self._request(self._checkin_done, "checkin", request_id=rid, code=action.code)
+
+    def _checkin_done(self, reply: Reply) -> None:
+        rid = self._current or ""
+        status = reply.get("status")
+        if status == "ok":
+            result = reply.get("result") or {}
+            log.info("checked in booking, ticket %s%s", (result.get("ticket") or {}).get("label"),
+                     " (late: a normal ticket)" if result.get("late") else "")
+        else:
+            log.warning("checkin: %s", (reply.get("error") or {}).get("code") or status)
+        action = self.model.on_checkin_reply(reply)
+        if isinstance(action, PrintTicket) and self.model.issued is not None:
+            self.journal.put(rid, _issued_entry(self.model.issued))
+        elif status == "unavailable":
+            # Kept, with told_no_ticket: settle() leaves it for the citizen's next try with the same code.
+            self.journal.put(rid, dict(self.journal.pending.get(rid) or {}, told_no_ticket=True))
+            self._current = None
+        else:
+            self.journal.drop(rid)
+            self._current = None
+        self._run(action)
+
+    def _checkin_ticket(self, action: CheckInTicket) -> None:
+        """A remote ticket's holder arrived: find the ticket by its page token when that is all the QR code
+        held (``ticket_by_token``), then ``check_in`` it. Nothing is printed: the phone holds the ticket."""
+        def checked(reply: Reply) -> None:
+            if reply.get("status") == "ok":
+                log.info("checked in remote ticket %s", ((reply.get("result") or {}).get("ticket") or {}).get("label"))
+            else:
+                log.warning("check_in: %s", (reply.get("error") or {}).get("code") or reply.get("status"))
+            self.model.on_ticket_checkin_reply(reply)
+
+        def found(reply: Reply) -> None:
+            ticket = (reply.get("result") or {}).get("ticket") or {}
+            if reply.get("status") != "ok" or ticket.get("id") is None:
+                checked(reply)
+                return
+            self._request(checked, "check_in", ticket=str(ticket["id"]))
+
+        if action.id is not None:
+            self._request(checked, "check_in", ticket=str(action.id))
+        else:
+            self._request(found, "ticket_by_token", token=action.token)
 
     # ------------------------------------------------------------------ printer faults
 
@@ -378,7 +465,14 @@ class KioskController:
             if rid in self._requests or rid == self._current:
                 continue  # on its way
             stage = entry["stage"]
-            if stage == "requested":
+            if stage == "requested" and entry.get("kind") == "checkin":
+                if entry.get("told_no_ticket"):
+                    if _older_than(entry.get("at"), self.model.clock(), CHECKIN_KEPT):
+                        self.journal.drop(rid)  # its citizen did not try again: the booking's day is over
+                else:
+                    self._request(functools.partial(self._retake_done, rid), "checkin", request_id=rid,
+                                  code=entry["code"])
+            elif stage == "requested":
                 self._request(functools.partial(self._retake_done, rid), "take_ticket", request_id=rid,
                               service=entry["service"], priority=entry.get("priority"))
             elif stage == "issued":
@@ -408,9 +502,11 @@ class KioskController:
         # The kiosk stopped before it learnt the number: print it now (or report it if the printer fails).
         log.warning("recovered %s, issued before the kiosk stopped and never printed", ticket.get("label"))
         url = result.get("url")
+        booking = result.get("booking")
         issued = Issued(ticket=dict(ticket), ahead=int(result.get("ahead") or 0),
                         wait_minutes=int(result.get("estimated_wait_minutes") or 0), fields={},
-                        url=url if isinstance(url, str) and url else None)
+                        url=url if isinstance(url, str) and url else None,
+                        booking=dict(booking) if isinstance(booking, dict) else None, late=bool(result.get("late")))
         self.journal.put(rid, _issued_entry(issued))
         self._recover_print(rid, self.journal.pending[rid])
 
@@ -428,7 +524,8 @@ class KioskController:
             self._send_fault(rid)
             return
         issued = Issued(ticket=dict(ticket), ahead=int(entry.get("ahead") or 0),
-                        wait_minutes=int(entry.get("wait_minutes") or 0), fields={}, url=entry.get("url"))
+                        wait_minutes=int(entry.get("wait_minutes") or 0), fields={}, url=entry.get("url"),
+                        booking=entry.get("booking"), late=bool(entry.get("late")))
         issued.fields = m.ticket_fields(issued)
         self._current = rid
         self._run(m.recover(issued))
@@ -534,7 +631,17 @@ class KioskController:
         self.settle()
 
 
+def _older_than(at: Any, now: datetime, age: timedelta) -> bool:
+    try:
+        return now - datetime.fromisoformat(str(at)) > age
+    except (TypeError, ValueError):
+        return True
+
+
 def _issued_entry(issued: Issued) -> dict[str, Any]:
     # The ticket's printed fields are rebuilt from these when it is recovered (JSON has no tuples).
-    return {"stage": "issued", "ticket": issued.ticket, "ahead": issued.ahead, "wait_minutes": issued.wait_minutes,
-            "url": issued.url}
+    entry = {"stage": "issued", "ticket": issued.ticket, "ahead": issued.ahead, "wait_minutes": issued.wait_minutes,
+             "url": issued.url}
+    if issued.booking is not None:  # printed again with its appointment mark
+        entry.update(booking=issued.booking, late=issued.late)
+    return entry

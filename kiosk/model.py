@@ -57,6 +57,9 @@ class Screen(StrEnum):
     PRINT_FAILED = "print_failed"
     PIN = "pin"
     SETTINGS = "settings"
+    CHECKIN = "checkin"  # the booking-code keypad, and "checking you in…" (kiosk/checkin_view.py)
+    CHECKED_IN = "checked_in"  # a booking or remote ticket checked in
+    CHECKIN_REFUSED = "checkin_refused"  # a check-in refused, with what to do
 
 
 class Phase(StrEnum):
@@ -70,9 +73,17 @@ class Phase(StrEnum):
     CONFIRMATION = "confirmation"
     MESSAGE = "message"  # the broker refused or did not answer
     PRINT_FAILED = "print_failed"
+    CHECKIN = "checkin"  # the keypad is open
+    CHECKIN_PRINTER = "checkin_printer"  # asking the printer before checking a booking in
+    CHECKIN_SENT = "checkin_sent"  # checkin / ticket_by_token / check_in sent, no reply yet
+    CHECKED_IN = "checked_in"  # a remote ticket checked in (nothing printed: the phone holds the ticket)
+    CHECKIN_REFUSED = "checkin_refused"
 
 
-BUSY_PHASES = frozenset({Phase.CHECKING, Phase.REQUESTING, Phase.PRINTING})
+BUSY_PHASES = frozenset({Phase.CHECKING, Phase.REQUESTING, Phase.PRINTING, Phase.CHECKIN_PRINTER,
+                         Phase.CHECKIN_SENT})
+CHECKIN_PHASES = frozenset({Phase.CHECKIN, Phase.CHECKIN_PRINTER, Phase.CHECKIN_SENT, Phase.CHECKED_IN,
+                            Phase.CHECKIN_REFUSED})
 
 
 class KioskConfigError(QueuehallError, ValueError):
@@ -435,7 +446,23 @@ class ReportFault:
     code: str
 
 
-Action = CheckPrinter | TakeTicket | PrintTicket | ReportFault
+@dataclass(frozen=True)
+class CheckIn:
+    """Send ``checkin {code}`` (a booking), then call :meth:`KioskModel.on_checkin_reply` with the reply."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class CheckInTicket:
+    """Check a remote ticket in: ``ticket_by_token {token}`` first when only the page token is known, then
+    ``check_in {ticket: id}``; then call :meth:`KioskModel.on_ticket_checkin_reply` with the reply."""
+
+    token: str | None
+    id: int | None
+
+
+Action = CheckPrinter | TakeTicket | PrintTicket | ReportFault | CheckIn | CheckInTicket
 
 
 @dataclass
@@ -449,6 +476,8 @@ class Issued:
     attempts: int = 0
     error: tuple[str, Bi] | None = None  # (code, the printer's message) of the last failure
     url: str | None = None  # the ticket page's address from the take reply (docs/web.md), for the QR code
+    booking: dict[str, Any] | None = None  # the booking this ticket was printed for (check-in), else None
+    late: bool = False  # checked in too late for the appointment: a normal ticket
 
 
 @dataclass
@@ -496,6 +525,9 @@ class KioskModel:
     unlocked: bool = False
     pin_failures: int = 0
     locked_until: datetime | None = None
+    code_entry: str = ""  # the booking code typed on the check-in keypad so far
+    checkin_hint: Bi | None = None  # the keypad's note ("a code has 8 characters")
+    checked_in: dict[str, Any] | None = None  # a remote ticket checked in: {"ticket": …}
 
     def __post_init__(self) -> None:
         self.language = self.language or self.settings.language
@@ -540,11 +572,14 @@ class KioskModel:
         if self.settings_open:
             return Screen.SETTINGS if self.unlocked else Screen.PIN
         if self.busy:
-            return Screen.DETAILS
+            return Screen.CHECKIN if self.checking_in else Screen.DETAILS
         if self.phase == Phase.CONFIRMATION:
-            return Screen.CONFIRMATION
+            return Screen.CHECKED_IN if self.issued is not None and self.issued.booking is not None \
+                else Screen.CONFIRMATION
         if self.phase == Phase.PRINT_FAILED:
             return Screen.PRINT_FAILED
+        if self.phase == Phase.CHECKED_IN:
+            return Screen.CHECKED_IN
         if not self.connected or not self.state.get("services"):
             return Screen.OUT_OF_SERVICE
         if not self.printer.ready and not self.printer.staff:
@@ -553,6 +588,10 @@ class KioskModel:
             return Screen.ASK_STAFF
         if self.phase == Phase.MESSAGE:
             return Screen.MESSAGE
+        if self.phase == Phase.CHECKIN_REFUSED:
+            return Screen.CHECKIN_REFUSED
+        if self.phase == Phase.CHECKIN:
+            return Screen.CHECKIN  # bookings are checked in also while no service issues walk-in tickets
         if self.closed_info() is not None:
             return Screen.CLOSED
         if self.phase == Phase.DETAILS:
@@ -799,6 +838,9 @@ class KioskModel:
         self.selected = None
         self.priority = None
         self.message = None
+        self.code_entry = ""
+        self.checkin_hint = None
+        self.checked_in = None
         if reset_language:
             self.language = self.settings.language
 
@@ -831,10 +873,11 @@ class KioskModel:
         s = self.settings
         screen = screen or self.screen
         held = {Screen.CONFIRMATION: s.return_ms, Screen.MESSAGE: s.message_ms,
-                Screen.PRINT_FAILED: s.print_failed_ms}
+                Screen.PRINT_FAILED: s.print_failed_ms, Screen.CHECKED_IN: s.return_ms,
+                Screen.CHECKIN_REFUSED: s.message_ms}
         if screen in held:
             return held[screen]
-        if screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS):
+        if screen in (Screen.DETAILS, Screen.PIN, Screen.SETTINGS, Screen.CHECKIN):
             return s.idle_ms
         return None if self.clean else s.idle_ms
 
@@ -855,6 +898,13 @@ class KioskModel:
         """The printer's answer before issuing: TakeTicket when ready; otherwise the citizen sees the
         ask-staff or out-of-service screen and nothing is issued."""
         self.on_printer_status(health)
+        if self.phase == Phase.CHECKIN_PRINTER:
+            if not health.ready or self.blocked:
+                self.phase = Phase.START
+                self.back_to_start()  # the ask-staff / out-of-service page says why; the booking stays booked
+                return None
+            self.phase = Phase.CHECKIN_SENT
+            return CheckIn(self.code_entry)
         if self.phase != Phase.CHECKING:
             return None
         if not health.ready or self.blocked:
@@ -998,6 +1048,165 @@ class KioskModel:
         line = Bi(f"您的号码 {label} · 前面还有 {ahead} 人 · 预计等候 {wait} 分钟",
                   f"Your number {label} · {ahead} ahead of you · about {wait} min")
         return label, line, Bi(str(t.get("service_name_zh", "")), str(t.get("service_name_en", "")))
+
+    # ------------------------------------------------------------------ check-in (docs/kiosk.md, "Check-in")
+
+    @property
+    def checking_in(self) -> bool:
+        """Whether the citizen's step is a check-in (the keypad, a check-in on its way, or its outcome)."""
+        return self.phase in CHECKIN_PHASES or (self.phase in (Phase.PRINTING, Phase.CONFIRMATION)
+                                                and self.issued is not None and self.issued.booking is not None)
+
+    def open_checkin(self) -> bool:
+        """The start page's "预约签到 / Appointment check-in" button: show the keypad (False while busy or on a
+        page that has no such button)."""
+        if self.busy or self.screen not in (Screen.START, Screen.CLOSED, Screen.CHECKIN_REFUSED):
+            return False
+        self.back_to_start()
+        self.phase = Phase.CHECKIN
+        return True
+
+    def type_code(self, key: str) -> None:
+        """A key of the keypad: a letter of the booking alphabet, ``"back"`` or ``"clear"``."""
+        from queuehall.kiosk.checkin import BOOKING_ALPHABET, BOOKING_CODE_LENGTH
+
+        if self.phase != Phase.CHECKIN:
+            return
+        self.checkin_hint = None
+        if key == "back":
+            self.code_entry = self.code_entry[:-1]
+        elif key == "clear":
+            self.code_entry = ""
+        elif len(key) == 1 and key.upper() in BOOKING_ALPHABET and len(self.code_entry) < BOOKING_CODE_LENGTH:
+            self.code_entry += key.upper()
+
+    def submit_code(self) -> Action | None:
+        """The keypad's "签到 / Check in": CheckPrinter for a whole code (then :meth:`on_precheck` sends it);
+        None, with a hint, for a short one."""
+        from queuehall.kiosk.checkin import BOOKING_CODE_LENGTH, CHECKIN_SHORT
+
+        if self.phase != Phase.CHECKIN or self.screen != Screen.CHECKIN:
+            return None
+        if len(self.code_entry) != BOOKING_CODE_LENGTH:
+            self.checkin_hint = CHECKIN_SHORT
+            return None
+        self.phase = Phase.CHECKIN_PRINTER
+        return CheckPrinter()
+
+    def scan(self, text: str) -> Action | None:
+        """A barcode scanner read ``text`` (any page a citizen sees; ignored while a ticket is in flight, on
+        the staff pages and while the kiosk is out of service or waits for staff). A booking goes through
+        the printer check like a ticket; a remote ticket is checked in at once; anything else is refused
+        as not recognised."""
+        from queuehall.kiosk.checkin import BookingScan, TicketScan, parse_scan
+
+        if self.busy or self.settings_open or self.screen in (Screen.OUT_OF_SERVICE, Screen.ASK_STAFF,
+                                                              Screen.PRINT_FAILED):
+            return None
+        target = parse_scan(text)
+        self.back_to_start()
+        if isinstance(target, BookingScan):
+            self.code_entry = target.code
+            self.phase = Phase.CHECKIN_PRINTER
+            return CheckPrinter()
+        if isinstance(target, TicketScan):
+            self.phase = Phase.CHECKIN_SENT
+            return CheckInTicket(target.token, target.id)
+        self._refuse("NOT_RECOGNISED", {})
+        return None
+
+    def _refuse(self, code: str, details: Mapping[str, Any], message: Bi | None = None) -> None:
+        from queuehall.kiosk.checkin import refusal
+
+        title, body = refusal(code, dict(details), self.help_place(), message)
+        self.message = Message(title, body, code)
+        self.phase = Phase.CHECKIN_REFUSED
+
+    def _refuse_reply(self, reply: Mapping[str, Any]) -> None:
+        if reply.get("status") == "error":
+            err = reply.get("error") or {}
+            self._refuse(str(err.get("code") or ""), err.get("details") or {},
+                         Bi(str(err.get("message_zh") or ""), str(err.get("message_en") or "")))
+        else:
+            self._refuse("UNAVAILABLE", {})
+
+    def on_checkin_reply(self, reply: Mapping[str, Any]) -> Action | None:
+        """The broker's reply to ``checkin``: PrintTicket (the ticket marked as an appointment, or a normal
+        one when late) on success; a refusal saying what to do otherwise."""
+        if self.phase != Phase.CHECKIN_SENT:
+            return None
+        if reply.get("status") != "ok":
+            self._refuse_reply(reply)
+            return None
+        result = reply.get("result") or {}
+        ticket = dict(result.get("ticket") or {})
+        url = result.get("url")
+        issued = Issued(ticket=ticket, ahead=int(result.get("ahead") or 0),
+                        wait_minutes=int(result.get("estimated_wait_minutes") or 0), fields={},
+                        url=url if isinstance(url, str) and url else None,
+                        booking=dict(result.get("booking") or {}), late=bool(result.get("late")))
+        issued.fields = self.ticket_fields(issued)
+        self.issued = issued
+        self.phase = Phase.PRINTING
+        issued.attempts = 1
+        return PrintTicket(issued.fields, 1)
+
+    def on_ticket_checkin_reply(self, reply: Mapping[str, Any]) -> None:
+        """The broker's reply to ``check_in`` (or to the ``ticket_by_token`` before it, when that failed)."""
+        if self.phase != Phase.CHECKIN_SENT:
+            return
+        if reply.get("status") != "ok":
+            self._refuse_reply(reply)
+            return
+        self.checked_in = {"ticket": dict((reply.get("result") or {}).get("ticket") or {})}
+        self.phase = Phase.CHECKED_IN
+
+    def slot_text(self, booking: Mapping[str, Any]) -> Bi:
+        """The booked time as the citizen reads it: "10:00", or "12月8日 10:00" on another day."""
+        slot = str(booking.get("slot") or "")
+        try:
+            at = datetime.fromisoformat(slot)
+        except ValueError:
+            return Bi(slot, slot)
+        hm = at.strftime("%H:%M")
+        if at.date() == self.now_local().date():
+            return Bi(hm, hm)
+        return Bi(f"{at.month}月{at.day}日 {hm}", f"{_WEEKDAYS_EN[at.weekday()]} {at.day} {_MONTHS_EN[at.month - 1]} "
+                                                  f"{hm}")
+
+    def checked_in_info(self) -> tuple[str, Bi, Bi, bool] | None:
+        """The check-in page: (the number, the headline, what to do next, late), or None.
+
+        A booking on time: "您预约的 10:00 普通护照申请"; late: said plainly that the ticket is now a normal one;
+        a remote ticket: "签到成功"."""
+        if self.phase == Phase.CHECKED_IN and self.checked_in is not None:
+            t = self.checked_in["ticket"]
+            label = str(t.get("label", ""))
+            svc = Bi(str(t.get("service_name_zh") or t.get("service") or ""),
+                     str(t.get("service_name_en") or t.get("service") or ""))
+            return (label, Bi(f"签到成功：{svc.zh}", f"Checked in: {svc.en}"),
+                    Bi("请留意叫号，叫到您的号码时请到相应窗口办理。",
+                       "Please watch for your number and go to the counter shown when it is called."), False)
+        issued = self.issued
+        if issued is None or issued.booking is None or self.phase not in (Phase.PRINTING, Phase.CONFIRMATION):
+            return None
+        b = issued.booking
+        label = str(issued.ticket.get("label", ""))
+        raw_name = b.get("service_name")
+        name: Mapping[str, Any] = raw_name if isinstance(raw_name, Mapping) else {}
+        svc = Bi(str(name.get("zh") or issued.ticket.get("service_name_zh") or b.get("service") or ""),
+                 str(name.get("en") or issued.ticket.get("service_name_en") or b.get("service") or ""))
+        when = self.slot_text(b)
+        if issued.late:
+            return (label, Bi(f"您预约的 {when.zh} {svc.zh}：已过预约签到时间",
+                              f"Your {when.en} appointment: {svc.en}. You are past its check-in time"),
+                    Bi(f"您的号码 {label} 现按普通号排队，前面还有 {issued.ahead} 人，请留意叫号。",
+                       f"Your number {label} is now a normal ticket, in the queue with everyone else "
+                       f"({issued.ahead} ahead of you). Please watch for your number."), True)
+        return (label, Bi(f"您预约的 {when.zh} {svc.zh}", f"Your {when.en} appointment: {svc.en}"),
+                Bi(f"签到成功，号码 {label} 将按预约时间优先叫号，请留意叫号。",
+                   f"You are checked in: number {label} is called at your appointment time. Please watch for "
+                   "your number."), False)
 
     # ------------------------------------------------------------------ staff settings
 

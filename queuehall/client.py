@@ -64,6 +64,89 @@ PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be seve
 RETRY_SECONDS = 1.0  # a request unanswered this long is sent again (same id) until its time-out
 RECENT_CALLS = 30
 
+    # -- appointments (预约; docs/protocol.md, "Bookings"): each raises CommandRefused with the broker's code
+
+    def slots(self, service: str, date: str) -> list[Slot]:
+        """The appointment slots of ``service`` on ``date`` (``YYYY-MM-DD``, hall-local)."""
+        return [Slot.from_dict(s) for s in self.request("slots", service=service, date=date).get("slots") or []]
+
+    def book(self, service: str, slot: str, contact: str | None = None) -> Booking:
+        """Book ``slot`` (``YYYY-MM-DDTHH:MM``, hall-local) of ``service``; ``contact`` (a phone or ID number)
+        is optional, kept masked and hashed by the broker."""
+        return Booking.from_dict(self.request("book", service=service, slot=slot, contact=contact)["booking"])
+
+    def unbook(self, code: str) -> Booking:
+        """Cancel the booking ``code``; the answer is the booking, cancelled."""
+        return Booking.from_dict(self.request("unbook", code=code)["booking"])
+
+    def checkin(self, code: str) -> CheckedIn:
+        """Check the booking ``code`` in (kiosk, web, admin): its ticket is issued."""
+        result = self.request("checkin", code=code)
+        return CheckedIn(Booking.from_dict(result["booking"]), dict(result.get("ticket") or {}),
+                         bool(result.get("late")))
+
+    def bookings(self, date: str, service: str | None = None) -> list[Booking]:
+        """The bookings of ``date`` (``YYYY-MM-DD``), of one service or all."""
+        return [Booking.from_dict(b) for b in self.request("bookings", date=date, service=service).get("bookings")
+                or []]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One appointment slot of a service (docs/protocol.md ``slots``): hall-local start and end
+    (``YYYY-MM-DDTHH:MM``), capacity, bookings taken and places left."""
+
+    start: str
+    end: str
+    capacity: int
+    booked: int
+    free: int
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Slot:
+        return cls(start=str(d["start"]), end=str(d["end"]), capacity=int(d.get("capacity") or 0),
+                   booked=int(d.get("booked") or 0), free=int(d.get("free") or 0))
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A booking (预约) as the broker describes it (docs/protocol.md, "Bookings"). ``raw`` keeps the whole
+    record, fields added later included."""
+
+    code: str
+    service: str
+    slot: str
+    state: str
+    qr: str
+    slot_end: str = ""
+    service_name_zh: str = ""
+    service_name_en: str = ""
+    hall: str = ""
+    contact_masked: str | None = None
+    ticket: str | None = None
+    checked_in_at: str | None = None
+    raw: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Booking:
+        name = d.get("service_name") if isinstance(d.get("service_name"), dict) else {}
+        return cls(code=str(d["code"]), service=str(d.get("service") or ""), slot=str(d.get("slot") or ""),
+                   state=str(d.get("state") or ""), qr=str(d.get("qr") or f"queuehall:booking:{d['code']}"),
+                   slot_end=str(d.get("slot_end") or ""), service_name_zh=str(name.get("zh") or ""),
+                   service_name_en=str(name.get("en") or ""), hall=str(d.get("hall") or ""),
+                   contact_masked=d.get("contact_masked"), ticket=d.get("ticket"),
+                   checked_in_at=d.get("checked_in_at"), raw=dict(d))
+
+
+@dataclass(frozen=True)
+class CheckedIn:
+    """The answer to ``checkin``: the booking (now checked in), its ticket, and whether the citizen came too
+    late for the appointment (then the ticket is a normal walk-in ticket)."""
+
+    booking: Booking
+    ticket: dict[str, Any]
+    late: bool
+
 
 def wait_until_answering(endpoint: str, *, security: Security | None = None, timeout: float = 30.0,
                          give_up: Callable[[], bool] = lambda: False) -> bool:

@@ -122,7 +122,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     # The snapshot's two arguments are checked by the broker itself (docs/protocol.md "Snapshot").
     Command("snapshot", "link", ALL_ROLES, "the whole hall state (all tickets, none, or one counter's)"),
     # -- questions answered from the hall without changing it
-    Command("ticket_by_token", "query", ("web", "admin"), "a ticket's public view by its page token",
+    # The kiosk asks too: a remote ticket's page address scanned at check-in (docs/kiosk.md "Check-in").
+    Command("ticket_by_token", "query", ("web", "kiosk", "admin"), "a ticket's public view by its page token",
             Param("token", str)),
     Command("events", "query", ("web", "display", "admin"), "the journaled events after a journal_seq",
             Param("after", int), Param("limit", int, False)),

@@ -1,0 +1,352 @@
+"""Check-in at the kiosk without Qt (issue 19, and issue 16's remote tickets): the scanner's keystrokes told
+from anything else, what a scanned text asks for, the model's flow from keypad or scan to the printed
+appointment ticket, every refusal in both languages with what to do, and remote tickets checked in by
+their QR code through a real broker, link and printer worker (kiosk.controller)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from queuehall.kiosk.checkin import (
+    BOOKING_ALPHABET,
+    BookingScan,
+    ScanDetector,
+    TicketScan,
+    UnknownScan,
+    is_booking_code,
+    normalize_code,
+    parse_scan,
+)
+from queuehall.kiosk.model import (
+    CheckIn,
+    CheckInTicket,
+    CheckPrinter,
+    KioskModel,
+    KioskSettings,
+    Phase,
+    PrinterHealth,
+    PrintTicket,
+    Screen,
+)
+from queuehall.kiosk.ticket import TicketContent
+
+from queuehall.client import BrokerClient, CommandRefused
+from queuehall.clock import ManualClock
+from tests import broker_fixtures
+from tests.broker_fixtures import BrokerThread, security
+from tests.hall_factory import TUESDAY, local
+from tests.test_kiosk_controller import Kiosk, file_printer
+from tests.test_remote_tickets import remote_config
+
+start_broker_fixture = broker_fixtures.start_broker_fixture
+manual_clock_fixture = broker_fixtures.manual_clock_fixture
+keys_dir_fixture = broker_fixtures.keys_dir_fixture
+
+NOW = datetime(2026, 12, 8, 1, 50, tzinfo=UTC)  # 09:50 in the hall, a Tuesday
+SETTINGS = KioskSettings(return_ms=400, message_ms=500, print_failed_ms=600, idle_ms=60_000, status_ms=60_000)
+
+
+# ---------------------------------------------------------------------------------------- the scanner's keys
+
+
+def type_burst(d: ScanDetector, text: str, start: float, gap: float) -> float:
+    at = start
+    for ch in text:
+        d.key(ch, at)
+        at += gap
+    return at
+
+
+def test_a_fast_burst_ending_with_enter_is_a_scan() -> None:
+    d = ScanDetector()
+    at = type_burst(d, "queuehall:booking:K7M3Q9XP", 100.0, 0.008)
+    assert d.enter(at) == "queuehall:booking:K7M3Q9XP"
+    assert d.pending == ""  # and it is forgotten
+
+
+def test_slow_typing_short_bursts_and_a_late_enter_are_not_scans() -> None:
+    d = ScanDetector()
+    at = type_burst(d, "K7M3Q9XP", 0.0, 0.25)  # a person at a keyboard
+    assert d.enter(at) is None
+    at = type_burst(d, "K7M", 10.0, 0.005)  # too short
+    assert d.enter(at) is None
+    at = type_burst(d, "K7M3Q9XP", 20.0, 0.005)
+    assert d.enter(at + 1.0) is None  # Enter long after the burst: not the scanner's
+    # a pause in the middle starts the burst again: only the fast tail counts
+    d.key("x", 30.0)
+    at = type_burst(d, "K7M3Q9XP", 31.0, 0.005)
+    assert d.enter(at) == "K7M3Q9XP"
+
+
+def test_what_a_scan_asks_for() -> None:
+    assert parse_scan("queuehall:booking:K7M3Q9XP") == BookingScan("K7M3Q9XP")
+    assert parse_scan("QUEUEHALL:BOOKING:k7m3-q9xp") == BookingScan("K7M3Q9XP")
+    assert parse_scan("https://queue.example.gov.cn/b/K7M3Q9XP") == BookingScan("K7M3Q9XP")
+    assert parse_scan("k7m3 q9xp") == BookingScan("K7M3Q9XP")  # a code typed or printed as a barcode
+    token = "Zm9vYmFyYmF6cXV4MTIzNA"
+    assert parse_scan(f"https://queue.example.gov.cn/t/{token}") == TicketScan(token=token)
+    assert parse_scan("queuehall:ticket:20:A005:2026-12-08") == TicketScan(id=20, label="A005", day="2026-12-08")
+    for other in ("6901234567892", "https://example.com/t/short", "https://example.com/x/K7M3Q9XP",
+                  "queuehall:ticket:x:A005:2026", "WIFI:S:hall;T:WPA;P:secret;;", ""):
+        assert isinstance(parse_scan(other), UnknownScan), other
+    assert normalize_code(" k7m3-q9xp ") == "K7M3Q9XP"
+    assert is_booking_code("K7M3Q9XP") and not is_booking_code("K7M3Q9X0") and not is_booking_code("K7M3Q9X")
+    assert not set("01OIL") & set(BOOKING_ALPHABET)
+
+
+# ---------------------------------------------------------------------------------------- the model's flow
+
+
+def _state() -> dict[str, Any]:
+    svc = {"code": "passport", "name_zh": "普通护照申请", "name_en": "Passport application", "department": "a",
+           "waiting": 3, "estimated_wait_minutes": 9, "issue_state": "open", "next_open": None, "materials": [],
+           "promised_days": 0, "priority_classes": []}
+    return {"timezone": "Asia/Shanghai", "services": {"passport": svc}, "service_order": ["passport"],
+            "departments": [{"code": "a", "name_zh": "出入境", "name_en": "Exit-Entry"}],
+            "hall": {"name_zh": "测试大厅", "name_en": "Test Hall", "help_counter": 12},
+            "counters": {"12": {"number": 12, "name_zh": "12号窗口（咨询投诉）", "name_en": "Counter 12 (help desk)",
+                                "services": [], "state": "open"}}}
+
+
+def _model(clock: ManualClock | None = None) -> KioskModel:
+    m = KioskModel(settings=SETTINGS, clock=(clock or ManualClock(NOW)).now)
+    m.on_state(_state())
+    m.on_printer_status(PrinterHealth(None))
+    return m
+
+
+BOOKING = {"code": "K7M3Q9XP", "hall": "test", "service": "passport",
+           "service_name": {"zh": "普通护照申请", "en": "Passport application"}, "slot": "2026-12-08T10:00",
+           "slot_end": "2026-12-08T10:30", "state": "checked_in", "qr": "queuehall:booking:K7M3Q9XP",
+           "contact_masked": None, "ticket": "A012", "checked_in_at": "2026-12-08T01:50:00Z"}
+
+
+def _checkin_reply(late: bool = False) -> dict[str, Any]:
+    ticket = {"id": 12, "label": "A012", "service": "passport", "service_name_zh": "普通护照申请",
+              "service_name_en": "Passport application", "issued_at": "2026-12-08T01:50:00Z",
+              "business_day": "2026-12-08", "appointment": not late}
+    return {"status": "ok", "result": {"booking": BOOKING, "ticket": ticket, "late": late, "ahead": 2,
+                                       "estimated_wait_minutes": 6}}
+
+
+def test_the_keypad_takes_the_alphabet_only_and_eight_letters() -> None:
+    m = _model()
+    assert m.open_checkin() and m.screen == Screen.CHECKIN
+    for key in "K7M3Q9X0OIL1":  # 0, O, I, L, 1 are not on the keypad
+        m.type_code(key)
+    assert m.code_entry == "K7M3Q9X"
+    assert m.submit_code() is None and m.checkin_hint is not None  # seven letters: said so
+    assert "8" in m.checkin_hint.zh and "8" in m.checkin_hint.en
+    m.type_code("P")
+    m.type_code("Z")  # a ninth letter is not taken
+    assert m.code_entry == "K7M3Q9XP" and m.checkin_hint is None
+    m.type_code("back")
+    assert m.code_entry == "K7M3Q9X"
+    m.type_code("clear")
+    assert m.code_entry == ""
+    assert m.timeout_ms() == SETTINGS.idle_ms  # the keypad times out back to the start like other pages
+    m.type_code("K")
+    m.on_timeout()
+    assert m.screen == Screen.START and m.code_entry == ""
+
+
+def test_a_booking_on_time_prints_a_ticket_marked_as_an_appointment() -> None:
+    m = _model()
+    m.open_checkin()
+    for key in "K7M3Q9XP":
+        m.type_code(key)
+    assert isinstance(m.submit_code(), CheckPrinter)
+    assert m.busy and m.screen == Screen.CHECKIN
+    assert m.submit_code() is None  # a double tap sends nothing more
+    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XP")
+    action = m.on_checkin_reply(_checkin_reply())
+    assert isinstance(action, PrintTicket)
+    assert action.fields["appointment_zh"] == "预约 10:00" and action.fields["appointment_en"] == "Appointment 10:00"
+    TicketContent(**action.fields)  # a valid ticket
+    assert m.screen == Screen.CHECKIN  # printing
+    assert m.on_print_result(None) is None
+    assert m.screen == Screen.CHECKED_IN
+    label, headline, next_step, late = m.checked_in_info() or ("", None, None, True)
+    assert label == "A012" and not late
+    assert headline is not None and headline.zh == "您预约的 10:00 普通护照申请"
+    assert headline.en == "Your 10:00 appointment: Passport application"
+    assert next_step is not None and "A012" in next_step.zh and "A012" in next_step.en
+    assert m.timeout_ms() == SETTINGS.return_ms
+    m.on_timeout()
+    assert m.screen == Screen.START and m.clean
+
+
+def test_a_late_arrival_is_told_plainly_it_is_now_a_normal_ticket() -> None:
+    m = _model()
+    assert isinstance(m.scan("queuehall:booking:K7M3Q9XP"), CheckPrinter)
+    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XP")
+    action = m.on_checkin_reply(_checkin_reply(late=True))
+    assert isinstance(action, PrintTicket) and "appointment_zh" not in action.fields  # a normal ticket
+    m.on_print_result(None)
+    label, headline, next_step, late = m.checked_in_info() or ("", None, None, False)
+    assert late and headline is not None and next_step is not None
+    assert "已过预约签到时间" in headline.zh and "past its check-in time" in headline.en
+    assert "普通号" in next_step.zh and "normal ticket" in next_step.en
+
+
+REFUSALS = ["BOOKING_NOT_FOUND", "BOOKING_WRONG_DAY", "BOOKING_WRONG_HALL", "BOOKING_ALREADY_CHECKED_IN",
+            "BOOKING_CANCELLED", "UNAVAILABLE", "SOMETHING_NEW"]
+
+
+@pytest.mark.parametrize("code", REFUSALS)
+def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str) -> None:
+    m = _model()
+    m.scan("K7M3Q9XP")
+    m.on_precheck(PrinterHealth(None))
+    reply: dict[str, Any] = {"status": "unavailable"} if code == "UNAVAILABLE" else {
+        "status": "error", "error": {"code": code, "message_zh": "新的拒绝理由", "message_en": "A new reason",
+                                     "details": {"slot": "2026-12-09T10:00"}}}
+    assert m.on_checkin_reply(reply) is None  # nothing to print
+    assert m.screen == Screen.CHECKIN_REFUSED and m.issued is None
+    msg = m.message
+    assert msg is not None and msg.code == code
+    for text in (msg.title.zh, msg.body.zh):
+        assert text and any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    assert msg.title.en and msg.body.en.isascii()
+    assert "12号窗口（咨询投诉）" in msg.body.zh and "Counter 12 (help desk)" in msg.body.en  # where to ask
+    if code == "BOOKING_WRONG_DAY":
+        assert "2026-12-09T10:00" in msg.body.zh
+    if code == "SOMETHING_NEW":
+        assert "新的拒绝理由" in msg.body.zh and "A new reason" in msg.body.en
+    assert m.timeout_ms() == SETTINGS.message_ms
+    assert m.open_checkin() and m.screen == Screen.CHECKIN  # "try again" from the refusal
+
+
+def test_scans_on_any_citizen_page_but_never_while_busy_on_staff_pages_or_out_of_service() -> None:
+    m = _model()
+    assert m.tap_service("passport") and m.screen == Screen.DETAILS
+    assert isinstance(m.scan("queuehall:booking:K7M3Q9XP"), CheckPrinter)  # from the details page
+    assert m.scan("queuehall:booking:AAAAAAAA") is None  # busy: ignored
+    m.on_precheck(PrinterHealth("PAPER_OUT"))  # the printer cannot print: nothing is checked in
+    assert m.screen == Screen.ASK_STAFF
+    assert m.scan("queuehall:booking:K7M3Q9XP") is None
+    m.on_printer_status(PrinterHealth(None))
+    m.open_settings()
+    assert m.scan("queuehall:booking:K7M3Q9XP") is None
+    m.close_settings()
+    m.on_connection(False)
+    assert m.screen == Screen.OUT_OF_SERVICE and m.scan("queuehall:booking:K7M3Q9XP") is None
+    m.on_connection(True)
+    assert m.scan("6901234567892") is None  # a product's barcode: refused as not recognised
+    assert m.screen == Screen.CHECKIN_REFUSED and m.message is not None and m.message.code == "NOT_RECOGNISED"
+    action = m.scan("https://queue.example.gov.cn/t/Zm9vYmFyYmF6cXV4MTIzNA")  # from the refusal page
+    assert action == CheckInTicket("Zm9vYmFyYmF6cXV4MTIzNA", None) and m.screen == Screen.CHECKIN
+
+
+def test_a_booking_of_another_day_reads_with_its_date() -> None:
+    m = _model()
+    assert m.slot_text({"slot": "2026-12-08T10:00"}).zh == "10:00"
+    other = m.slot_text({"slot": "2026-12-09T14:30"})
+    assert other.zh == "12月9日 14:30" and other.en == "Wed 9 Dec 14:30"
+
+
+# ---------------------------------------------------------------------------------------- remote tickets, for real
+
+
+@pytest.fixture
+def remote_hall(start_broker: Callable[..., BrokerThread], manual_clock: ManualClock) -> BrokerThread:
+    manual_clock.set(local(TUESDAY, 9))
+    return start_broker(remote_config(public_base_url="https://queue.example.gov.cn"))
+
+
+@pytest.fixture
+def kiosk(remote_hall: BrokerThread, manual_clock: ManualClock, tmp_path: Path) -> Iterator[Kiosk]:
+    k = Kiosk(remote_hall.endpoint, file_printer(tmp_path / "tickets"), tmp_path / "state" / "kiosk.json",
+              manual_clock).start()
+    yield k
+    k.stop()
+
+
+def _take_remote(hall: BrokerThread) -> dict[str, Any]:
+    c = BrokerClient(hall.endpoint)
+    try:
+        return c.request("take_ticket", service="P", channel="remote")
+    finally:
+        c.close()
+
+
+def test_a_remote_ticket_is_checked_in_by_scanning_its_page_address(kiosk: Kiosk, remote_hall: BrokerThread,
+                                                                    tmp_path: Path) -> None:
+    taken = _take_remote(remote_hall)
+    assert taken["url"].startswith("https://queue.example.gov.cn/t/")
+    kiosk.ready()
+    kiosk.c.scan(taken["url"])
+    kiosk.pump(lambda: kiosk.model.screen == Screen.CHECKED_IN, what="the check-in")
+    label, headline, _next, _late = kiosk.model.checked_in_info() or ("", None, None, True)
+    assert label == taken["ticket"]["label"] and headline is not None and "签到成功" in headline.zh
+    assert not (tmp_path / "tickets").exists() or not any((tmp_path / "tickets").iterdir())  # nothing printed
+    c = BrokerClient(remote_hall.endpoint)
+    try:
+        view = c.request("ticket_by_token", token=taken["token"])["ticket"]
+        assert view["checked_in"] is True
+    finally:
+        c.close()
+    # The same QR code again: refused, said so in both languages.
+    kiosk.model.on_timeout()
+    kiosk.c.scan(taken["url"])
+    kiosk.pump(lambda: kiosk.model.screen == Screen.CHECKIN_REFUSED, what="the second check-in")
+    assert kiosk.model.message is not None and kiosk.model.message.code == "ALREADY_CHECKED_IN"
+
+
+def test_remote_ticket_refusals_at_the_kiosk(kiosk: Kiosk, remote_hall: BrokerThread) -> None:
+    kiosk.ready()
+    kiosk.c.scan("https://queue.example.gov.cn/t/AAAAAAAAAAAAAAAAAAAAAA")  # nobody's token
+    kiosk.pump(lambda: kiosk.model.screen == Screen.CHECKIN_REFUSED, what="the refusal")
+    assert kiosk.model.message is not None and kiosk.model.message.code == "UNKNOWN_TOKEN"
+    c = BrokerClient(remote_hall.endpoint)
+    try:
+        walk_in = c.request("take_ticket", service="P")["ticket"]
+    finally:
+        c.close()
+    kiosk.model.on_timeout()
+    kiosk.c.scan(f"queuehall:ticket:{walk_in['id']}:{walk_in['label']}:{walk_in['business_day']}")
+    kiosk.pump(lambda: kiosk.model.message is not None and kiosk.model.message.code == "NOT_REMOTE",
+               what="a kiosk ticket scanned")
+    assert kiosk.model.screen == Screen.CHECKIN_REFUSED and kiosk.model.phase == Phase.CHECKIN_REFUSED
+    assert "无需签到" in kiosk.model.message.title.zh
+
+
+def test_a_kiosk_may_find_a_ticket_by_its_token_and_a_display_may_not(
+        start_broker: Callable[..., BrokerThread], keys_dir: Path) -> None:
+    b = start_broker(remote_config(), keys_dir=keys_dir)
+    admin = BrokerClient(b.endpoint, security=security(keys_dir, "manager"))
+    kiosk = BrokerClient(b.endpoint, security=security(keys_dir, "kiosk-1"))
+    wall = BrokerClient(b.endpoint, security=security(keys_dir, "wall-1"))
+    try:
+        token = admin.request("take_ticket", service="P", channel="remote")["token"]
+        assert kiosk.request("ticket_by_token", token=token)["ticket"]["channel"] == "remote"
+        with pytest.raises(CommandRefused) as err:
+            wall.request("ticket_by_token", token=token)
+        assert err.value.code == "FORBIDDEN"
+    finally:
+        for x in (admin, kiosk, wall):
+            x.close()
+
+
+def test_the_appointment_ticket_is_marked_in_both_print_modes() -> None:
+    from queuehall.kiosk.printing import encode_ticket
+    from queuehall.tools.escpos_decode import decode, decoded_to_png
+
+    m = _model()
+    m.scan("queuehall:booking:K7M3Q9XP")
+    m.on_precheck(PrinterHealth(None))
+    action = m.on_checkin_reply(_checkin_reply())
+    assert isinstance(action, PrintTicket)
+    content = TicketContent(**action.fields)
+    text = decode(encode_ticket(content, "text", 80))
+    assert "预约 10:00" in text.texts and "Appointment 10:00" in text.texts
+    raster = encode_ticket(content, "raster", 80)
+    out = Path(__file__).parent / "artifacts" / "tickets"
+    out.mkdir(parents=True, exist_ok=True)
+    decoded_to_png(raster, out / "appointment-ticket.png")
+    late = TicketContent(**{k: v for k, v in action.fields.items() if not k.startswith("appointment_")})
+    assert "预约 10:00" not in decode(encode_ticket(late, "text", 80)).texts
