@@ -4,7 +4,7 @@ Two kinds of citizen check in at the kiosk (docs/kiosk.md, "Check-in"):
 
 * the holder of a **booking** (预约, docs/protocol.md ``checkin``): by the booking's QR code
   (``queuehall:booking:<CODE>``, or the booking page's address ``{public_base_url}/b/<CODE>``) or by
-  typing the 8-character code on the kiosk's keypad;
+  typing its 10-character code on the kiosk's keypad;
 * the holder of a **remote ticket** (线上取号, ``check_in``): by the ticket's QR code, the ticket page's
   address ``{public_base_url}/t/<token>`` or the ticket's identity ``queuehall:ticket:<id>:<label>:<day>``.
 
@@ -26,10 +26,11 @@ from urllib.parse import unquote, urlsplit
 
 from queuehall.kiosk.model import Bi
 
-# The booking code's alphabet: digits and capitals without 0/O, 1/I/L (easy to misread or mistype);
-# apptcore's engine draws codes from the same letters (docs/protocol.md, "Bookings").
+# The booking code's alphabet and length: digits and capitals without 0/O, 1/I/L (easy to misread or mistype),
+# 8 random characters, the hall's tag and a check character. The same as broker/appointments.py (a screen may
+# not import the broker: tests/test_kiosk_checkin.py checks they agree).
 BOOKING_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-BOOKING_CODE_LENGTH = 8
+BOOKING_CODE_LENGTH = 10
 SCAN_MAX_GAP = 0.060  # seconds between two keys of one scan (scanners type a key every 2-20 ms)
 SCAN_MIN_LENGTH = 6  # shorter fast bursts are not scans (no payload we know is this short)
 SCAN_MAX_LENGTH = 512  # a longer burst is dropped as it grows: nothing we read is this long
@@ -46,7 +47,7 @@ def normalize_code(text: str) -> str:
 
 
 def is_booking_code(text: str) -> bool:
-    """Whether ``text`` (normalised) is a well-formed booking code: 8 letters of :data:`BOOKING_ALPHABET`."""
+    """Whether ``text`` (normalised) is a well-formed booking code: 10 letters of :data:`BOOKING_ALPHABET`."""
     code = normalize_code(text)
     return len(code) == BOOKING_CODE_LENGTH and all(ch in BOOKING_ALPHABET for ch in code)
 
@@ -82,8 +83,8 @@ def parse_scan(text: str) -> Scan:
     """What a scanned (or typed) text asks for.
 
     ``queuehall:booking:<CODE>``, an address whose path ends ``/b/<CODE>`` and a bare code are bookings
-    (the code normalised; one that is not 8 letters of the alphabet is still passed on, for the broker
-    to refuse as ``BOOKING_NOT_FOUND``). ``queuehall:ticket:<id>:<label>:<day>`` and an address ending
+    (the code normalised; after the prefix, one that is not 10 letters of the alphabet is still passed on,
+    for the broker to refuse as ``BOOKING_CODE_INVALID``). ``queuehall:ticket:<id>:<label>:<day>`` and an address ending
     ``/t/<token>`` are tickets. Anything else is :class:`UnknownScan`.
     """
     raw = (text or "").strip()
@@ -152,11 +153,11 @@ class ScanDetector:
 # Texts: every refusal says what happened and what to do.
 
 CHECKIN_TITLE = Bi("预约签到", "Appointment check-in")
-CHECKIN_PROMPT = Bi("请扫描预约二维码，或输入 8 位预约码", "Scan your booking's QR code, or type your 8-character "
+CHECKIN_PROMPT = Bi("请扫描预约二维码，或输入 10 位预约码", "Scan your booking's QR code, or type your 10-character "
                     "booking code")
 CHECKIN_WORKING = Bi("正在签到……", "Checking you in…")
 CHECKIN_PRINTING = Bi("正在打印号票……", "Printing your ticket…")
-CHECKIN_SHORT = Bi("预约码为 8 位，请输入完整", "A booking code has 8 characters: please type all of them")
+CHECKIN_SHORT = Bi("预约码为 10 位，请输入完整", "A booking code has 10 characters: please type all of them")
 NOT_RECOGNISED = Bi("无法识别此二维码", "This code is not recognised")
 
 
@@ -172,6 +173,14 @@ def refusal(code: str, details: dict[str, Any] | None, help_place: Bi, message: 
         "BOOKING_NOT_FOUND": (Bi("没有找到此预约", "Booking not found"),
                               Bi("请核对预约码后重新输入（预约码不含数字 0、1 和字母 O、I、L）。",
                                  "Please check the code and type it again (codes never use 0, 1, O, I or L).")),
+        "BOOKING_CODE_INVALID": (Bi("预约码有误", "This booking code is not right"),
+                                 Bi("请核对预约码后重新输入（预约码不含数字 0、1 和字母 O、I、L）。",
+                                    "Please check the code and type it again (codes never use 0, 1, O, I or L).")),
+        "BOOKING_TOO_EARLY": (Bi("还未到签到时间", "Too early to check in"),
+                              Bi(f"您预约的是 {slot[-5:]}，请于 {d.get('opens')} 后再来签到。" if d.get("opens") else
+                                 "请在预约时间前不久再来签到。",
+                                 f"Your appointment is at {slot[-5:]}: please check in from {d.get('opens')}."
+                                 if d.get("opens") else "Please check in shortly before your appointment.")),
         "BOOKING_WRONG_DAY": (Bi("不是今天的预约", "This booking is not for today"),
                               Bi(f"您的预约时间是 {slot}，请在预约当天来签到；今天办理请取号排队。" if slot else
                                  "请在预约当天来签到；今天办理请取号排队。",

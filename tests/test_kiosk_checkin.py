@@ -63,38 +63,38 @@ def type_burst(d: ScanDetector, text: str, start: float, gap: float) -> float:
 
 def test_a_fast_burst_ending_with_enter_is_a_scan() -> None:
     d = ScanDetector()
-    at = type_burst(d, "queuehall:booking:K7M3Q9XP", 100.0, 0.008)
-    assert d.enter(at) == "queuehall:booking:K7M3Q9XP"
+    at = type_burst(d, "queuehall:booking:K7M3Q9XPAB", 100.0, 0.008)
+    assert d.enter(at) == "queuehall:booking:K7M3Q9XPAB"
     assert d.pending == ""  # and it is forgotten
 
 
 def test_slow_typing_short_bursts_and_a_late_enter_are_not_scans() -> None:
     d = ScanDetector()
-    at = type_burst(d, "K7M3Q9XP", 0.0, 0.25)  # a person at a keyboard
+    at = type_burst(d, "K7M3Q9XPAB", 0.0, 0.25)  # a person at a keyboard
     assert d.enter(at) is None
     at = type_burst(d, "K7M", 10.0, 0.005)  # too short
     assert d.enter(at) is None
-    at = type_burst(d, "K7M3Q9XP", 20.0, 0.005)
+    at = type_burst(d, "K7M3Q9XPAB", 20.0, 0.005)
     assert d.enter(at + 1.0) is None  # Enter long after the burst: not the scanner's
     # a pause in the middle starts the burst again: only the fast tail counts
     d.key("x", 30.0)
-    at = type_burst(d, "K7M3Q9XP", 31.0, 0.005)
-    assert d.enter(at) == "K7M3Q9XP"
+    at = type_burst(d, "K7M3Q9XPAB", 31.0, 0.005)
+    assert d.enter(at) == "K7M3Q9XPAB"
 
 
 def test_what_a_scan_asks_for() -> None:
-    assert parse_scan("queuehall:booking:K7M3Q9XP") == BookingScan("K7M3Q9XP")
-    assert parse_scan("QUEUEHALL:BOOKING:k7m3-q9xp") == BookingScan("K7M3Q9XP")
-    assert parse_scan("https://queue.example.gov.cn/b/K7M3Q9XP") == BookingScan("K7M3Q9XP")
-    assert parse_scan("k7m3 q9xp") == BookingScan("K7M3Q9XP")  # a code typed or printed as a barcode
+    assert parse_scan("queuehall:booking:K7M3Q9XPAB") == BookingScan("K7M3Q9XPAB")
+    assert parse_scan("QUEUEHALL:BOOKING:k7m3-q9xp-ab") == BookingScan("K7M3Q9XPAB")
+    assert parse_scan("https://queue.example.gov.cn/b/K7M3Q9XPAB") == BookingScan("K7M3Q9XPAB")
+    assert parse_scan("k7m3 q9xp ab") == BookingScan("K7M3Q9XPAB")  # a code typed or printed as a barcode
     token = "Zm9vYmFyYmF6cXV4MTIzNA"
     assert parse_scan(f"https://queue.example.gov.cn/t/{token}") == TicketScan(token=token)
     assert parse_scan("queuehall:ticket:20:A005:2026-12-08") == TicketScan(id=20, label="A005", day="2026-12-08")
-    for other in ("6901234567892", "https://example.com/t/short", "https://example.com/x/K7M3Q9XP",
+    for other in ("6901234567892", "https://example.com/t/short", "https://example.com/x/K7M3Q9XPAB",
                   "queuehall:ticket:x:A005:2026", "WIFI:S:hall;T:WPA;P:secret;;", ""):
         assert isinstance(parse_scan(other), UnknownScan), other
-    assert normalize_code(" k7m3-q9xp ") == "K7M3Q9XP"
-    assert is_booking_code("K7M3Q9XP") and not is_booking_code("K7M3Q9X0") and not is_booking_code("K7M3Q9X")
+    assert normalize_code(" k7m3-q9xp-ab ") == "K7M3Q9XPAB"
+    assert is_booking_code("K7M3Q9XPAB") and not is_booking_code("K7M3Q9XPA0") and not is_booking_code("K7M3Q9XPA")
     assert not set("01OIL") & set(BOOKING_ALPHABET)
 
 
@@ -119,9 +119,9 @@ def _model(clock: ManualClock | None = None) -> KioskModel:
     return m
 
 
-BOOKING = {"code": "K7M3Q9XP", "hall": "test", "service": "passport",
+BOOKING = {"code": "K7M3Q9XPAB", "hall": "test", "service": "passport",
            "service_name": {"zh": "普通护照申请", "en": "Passport application"}, "slot": "2026-12-08T10:00",
-           "slot_end": "2026-12-08T10:30", "state": "checked_in", "qr": "queuehall:booking:K7M3Q9XP",
+           "slot_end": "2026-12-08T10:30", "state": "checked_in", "qr": "queuehall:booking:K7M3Q9XPAB",
            "contact_masked": None, "ticket": "A012", "checked_in_at": "2026-12-08T01:50:00Z"}
 
 
@@ -136,16 +136,16 @@ def _checkin_reply(late: bool = False) -> dict[str, Any]:
 def test_the_keypad_takes_the_alphabet_only_and_eight_letters() -> None:
     m = _model()
     assert m.open_checkin() and m.screen == Screen.CHECKIN
-    for key in "K7M3Q9X0OIL1":  # 0, O, I, L, 1 are not on the keypad
+    for key in "K7M3Q9XPA0OIL1":  # 0, O, I, L, 1 are not on the keypad
         m.type_code(key)
-    assert m.code_entry == "K7M3Q9X"
-    assert m.submit_code() is None and m.checkin_hint is not None  # seven letters: said so
-    assert "8" in m.checkin_hint.zh and "8" in m.checkin_hint.en
-    m.type_code("P")
-    m.type_code("Z")  # a ninth letter is not taken
-    assert m.code_entry == "K7M3Q9XP" and m.checkin_hint is None
+    assert m.code_entry == "K7M3Q9XPA"
+    assert m.submit_code() is None and m.checkin_hint is not None  # nine letters: said so
+    assert "10" in m.checkin_hint.zh and "10" in m.checkin_hint.en
+    m.type_code("B")
+    m.type_code("Z")  # an eleventh letter is not taken
+    assert m.code_entry == "K7M3Q9XPAB" and m.checkin_hint is None
     m.type_code("back")
-    assert m.code_entry == "K7M3Q9X"
+    assert m.code_entry == "K7M3Q9XPA"
     m.type_code("clear")
     assert m.code_entry == ""
     assert m.timeout_ms() == SETTINGS.idle_ms  # the keypad times out back to the start like other pages
@@ -157,12 +157,12 @@ def test_the_keypad_takes_the_alphabet_only_and_eight_letters() -> None:
 def test_a_booking_on_time_prints_a_ticket_marked_as_an_appointment() -> None:
     m = _model()
     m.open_checkin()
-    for key in "K7M3Q9XP":
+    for key in "K7M3Q9XPAB":
         m.type_code(key)
     assert isinstance(m.submit_code(), CheckPrinter)
     assert m.busy and m.screen == Screen.CHECKIN
     assert m.submit_code() is None  # a double tap sends nothing more
-    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XP")
+    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XPAB")
     action = m.on_checkin_reply(_checkin_reply())
     assert isinstance(action, PrintTicket)
     assert action.fields["appointment_zh"] == "预约 10:00" and action.fields["appointment_en"] == "Appointment 10:00"
@@ -182,29 +182,30 @@ def test_a_booking_on_time_prints_a_ticket_marked_as_an_appointment() -> None:
 
 def test_a_late_arrival_is_told_plainly_it_is_now_a_normal_ticket() -> None:
     m = _model()
-    assert isinstance(m.scan("queuehall:booking:K7M3Q9XP"), CheckPrinter)
-    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XP")
+    assert isinstance(m.scan("queuehall:booking:K7M3Q9XPAB"), CheckPrinter)
+    assert m.on_precheck(PrinterHealth(None)) == CheckIn("K7M3Q9XPAB")
     action = m.on_checkin_reply(_checkin_reply(late=True))
     assert isinstance(action, PrintTicket) and "appointment_zh" not in action.fields  # a normal ticket
     m.on_print_result(None)
     label, headline, next_step, late = m.checked_in_info() or ("", None, None, False)
-    assert late and headline is not None and next_step is not None
+    assert label == "A012" and late and headline is not None and next_step is not None
     assert "已过预约签到时间" in headline.zh and "past its check-in time" in headline.en
     assert "普通号" in next_step.zh and "normal ticket" in next_step.en
 
 
-REFUSALS = ["BOOKING_NOT_FOUND", "BOOKING_WRONG_DAY", "BOOKING_WRONG_HALL", "BOOKING_ALREADY_CHECKED_IN",
+REFUSALS = ["BOOKING_NOT_FOUND", "BOOKING_CODE_INVALID", "BOOKING_TOO_EARLY", "BOOKING_WRONG_DAY",
+            "BOOKING_WRONG_HALL", "BOOKING_ALREADY_CHECKED_IN",
             "BOOKING_CANCELLED", "UNAVAILABLE", "SOMETHING_NEW"]
 
 
 @pytest.mark.parametrize("code", REFUSALS)
 def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str) -> None:
     m = _model()
-    m.scan("K7M3Q9XP")
+    m.scan("K7M3Q9XPAB")
     m.on_precheck(PrinterHealth(None))
     reply: dict[str, Any] = {"status": "unavailable"} if code == "UNAVAILABLE" else {
         "status": "error", "error": {"code": code, "message_zh": "新的拒绝理由", "message_en": "A new reason",
-                                     "details": {"slot": "2026-12-09T10:00"}}}
+                                     "details": {"slot": "2026-12-09T10:00", "opens": "09:45"}}}
     assert m.on_checkin_reply(reply) is None  # nothing to print
     assert m.screen == Screen.CHECKIN_REFUSED and m.issued is None
     msg = m.message
@@ -215,6 +216,8 @@ def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str
     assert "12号窗口（咨询投诉）" in msg.body.zh and "Counter 12 (help desk)" in msg.body.en  # where to ask
     if code == "BOOKING_WRONG_DAY":
         assert "2026-12-09T10:00" in msg.body.zh
+    if code == "BOOKING_TOO_EARLY":
+        assert "09:45" in msg.body.zh and "09:45" in msg.body.en
     if code == "SOMETHING_NEW":
         assert "新的拒绝理由" in msg.body.zh and "A new reason" in msg.body.en
     assert m.timeout_ms() == SETTINGS.message_ms
@@ -224,17 +227,17 @@ def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str
 def test_scans_on_any_citizen_page_but_never_while_busy_on_staff_pages_or_out_of_service() -> None:
     m = _model()
     assert m.tap_service("passport") and m.screen == Screen.DETAILS
-    assert isinstance(m.scan("queuehall:booking:K7M3Q9XP"), CheckPrinter)  # from the details page
+    assert isinstance(m.scan("queuehall:booking:K7M3Q9XPAB"), CheckPrinter)  # from the details page
     assert m.scan("queuehall:booking:AAAAAAAA") is None  # busy: ignored
     m.on_precheck(PrinterHealth("PAPER_OUT"))  # the printer cannot print: nothing is checked in
     assert m.screen == Screen.ASK_STAFF
-    assert m.scan("queuehall:booking:K7M3Q9XP") is None
+    assert m.scan("queuehall:booking:K7M3Q9XPAB") is None
     m.on_printer_status(PrinterHealth(None))
     m.open_settings()
-    assert m.scan("queuehall:booking:K7M3Q9XP") is None
+    assert m.scan("queuehall:booking:K7M3Q9XPAB") is None
     m.close_settings()
     m.on_connection(False)
-    assert m.screen == Screen.OUT_OF_SERVICE and m.scan("queuehall:booking:K7M3Q9XP") is None
+    assert m.screen == Screen.OUT_OF_SERVICE and m.scan("queuehall:booking:K7M3Q9XPAB") is None
     m.on_connection(True)
     assert m.scan("6901234567892") is None  # a product's barcode: refused as not recognised
     assert m.screen == Screen.CHECKIN_REFUSED and m.message is not None and m.message.code == "NOT_RECOGNISED"
@@ -337,7 +340,7 @@ def test_the_appointment_ticket_is_marked_in_both_print_modes() -> None:
     from queuehall.tools.escpos_decode import decode, decoded_to_png
 
     m = _model()
-    m.scan("queuehall:booking:K7M3Q9XP")
+    m.scan("queuehall:booking:K7M3Q9XPAB")
     m.on_precheck(PrinterHealth(None))
     action = m.on_checkin_reply(_checkin_reply())
     assert isinstance(action, PrintTicket)
