@@ -26,6 +26,8 @@ HTTP_STATUS: dict[str, int] = {
     "UNKNOWN_SERVICE": 404,
     "UNKNOWN_COUNTER": 404,
     "UNKNOWN_PRIORITY": 404,
+    "BOOKING_NOT_FOUND": 404,
+    "BOOKING_CODE_INVALID": 404,  # a code typed wrong is no booking (and says nothing about real ones)
     "METHOD_NOT_ALLOWED": 405,
     "MESSAGE_TOO_LARGE": 413,
     "UNKNOWN_COMMAND": 501,

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from queuehall.web import openapi
 from queuehall.web.apitokens import TokenInfo, TokenStore, allows
+from queuehall.web.bookings import booking_routes
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub, Refused
 from queuehall.web.ratelimit import RateLimiter, RateLimitMiddleware, RateLimits
@@ -186,6 +187,7 @@ def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = 
         Route("/api/v1/tickets", api.take_ticket, methods=["POST"]),
         Route("/api/v1/tickets/{token}/check-in", api.check_in, methods=["POST"]),
         Route("/api/v1/counters/{number:int}/{action}", api.counter_action, methods=["POST"]),
+        *booking_routes(api),  # appointments (预约): web/bookings.py
     ]
     starts: list[Callable[[], Awaitable[None]]] = []
     stops: list[Callable[[], Awaitable[None]]] = []
@@ -204,7 +206,9 @@ def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = 
 
         starts.append(start)
         stops.append(stop)
-    return {"routes": routes, "middleware": [Middleware(RateLimitMiddleware, limiter=limiter)],
+    # Booking pages are limited like the API: their codes must not be tried by the thousand.
+    return {"routes": routes, "middleware": [Middleware(RateLimitMiddleware, limiter=limiter),
+                                             Middleware(RateLimitMiddleware, limiter=limiter, prefix="/b/")],
             "on_startup": starts, "on_shutdown": stops}
 
 
@@ -265,6 +269,9 @@ def document(doc: dict[str, Any]) -> None:
         "responses": {"200": openapi._ok("The ticket, checked in", "ticket", ref("WireTicket")),
                       "404": openapi._error("UNKNOWN_TOKEN"),
                       "409": openapi._error("NOT_REMOTE, ALREADY_CHECKED_IN, REMOTE_LAPSED, NOT_WAITING"), **_COMMON}})
+    from queuehall.web import bookings
+
+    bookings.document(doc, _AUTH, _IDEMPOTENCY, _COMMON)
     for verb, command in COUNTER_ACTIONS.items():
         openapi.add(doc, f"/api/v1/counters/{{number}}/{verb}", "post", {
             "summary": f"Counter action {command} for counter {{number}} (an integration box); scope counter:N",
