@@ -22,6 +22,8 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeyEvent
 from PySide6.QtWidgets import QApplication, QLayout, QStackedWidget, QVBoxLayout, QWidget
+from queuehall.kiosk.checkin import CHECKIN_TITLE
+from queuehall.kiosk.checkin_view import CheckinScreens
 from queuehall.kiosk.confirm_view import ConfirmationPage, NoticePage, PrintFailedPage
 from queuehall.kiosk.controller import KioskController
 from queuehall.kiosk.journal import KioskJournal
@@ -127,6 +129,12 @@ class KioskWindow(QWidget):
             Screen.PRINT_FAILED: self.failed_page, Screen.MESSAGE: self.message_page,
             Screen.PIN: self.pin_page, Screen.SETTINGS: self.settings_page,
         }
+        # Check-in (预约签到, remote tickets): its pages, the start page's entry and the barcode scanner.
+        self.checkin = CheckinScreens(self.controller, self._touched)
+        self.pages.update(self.checkin.pages())
+        start_lay = self.start_page.layout()
+        assert start_lay is not None
+        start_lay.addWidget(self.checkin.button, 0, Qt.AlignmentFlag.AlignHCenter)
         for page in self.pages.values():
             self.stack.addWidget(page)
         self.flow_timer = QTimer(self)
@@ -154,6 +162,7 @@ class KioskWindow(QWidget):
         self.details_page.back_tapped.connect(lambda: self._do(self.model.back_to_start))
         self.confirm_page.done_tapped.connect(lambda: self._do(self.model.back_to_start, reset_language=True))
         self.message_page.button_tapped.connect(lambda: self._do(self.model.back_to_start))
+        self.closed_page.button_tapped.connect(lambda: self._do(self.model.open_checkin))  # bookings still check in
         self.failed_page.button_tapped.connect(
             lambda: self._do(self.model.back_to_start, reset_language=True))
         self.pin_page.submitted.connect(self._pin)
@@ -202,6 +211,7 @@ class KioskWindow(QWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         # Keys a child did not use end here: Esc, Ctrl+Q, F-keys… are all swallowed, nothing leaves the
         # kiosk by keyboard (Alt+F4 arrives as a close event, which closeEvent refuses).
+        self.checkin.key(event)  # a barcode scanner types here too: the check-in recognises its reads
         event.accept()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -211,7 +221,8 @@ class KioskWindow(QWidget):
 
     def _touched(self, *_: Any) -> None:
         """The person at the screen is still busy: restart the idle countdown of the current page."""
-        if self.model.screen not in (Screen.CONFIRMATION, Screen.MESSAGE, Screen.PRINT_FAILED) \
+        if self.model.screen not in (Screen.CONFIRMATION, Screen.MESSAGE, Screen.PRINT_FAILED, Screen.CHECKED_IN,
+                                     Screen.CHECKIN_REFUSED) \
                 and self.flow_timer.isActive():
             self.flow_timer.start()
 
@@ -233,6 +244,7 @@ class KioskWindow(QWidget):
         if force or abs(u - self._scale) > 0.01 or portrait != self._portrait or large != self._large:
             self._scale, self._portrait, self._large = u, portrait, large
             self.setStyleSheet(stylesheet(u, self.family, large))
+            self.checkin.scale(u)
             self.header.setFixedHeight(round(118 * u))
             # Large type takes its room from the gaps: margins and spacing shrink as the type grows.
             gaps = u * (0.75 if large else 1.0)
@@ -387,7 +399,7 @@ class KioskWindow(QWidget):
                 reason, when = info
                 body = Bi(f"下次取号时间：{when.zh}", f"Tickets again from {when.en}") if when else \
                     Bi("请留意大厅公告", "Please see the hall notices")
-                self.closed_page.show_notice(lang, reason, body)
+                self.closed_page.show_notice(lang, reason, body, button=CHECKIN_TITLE)
         elif screen == Screen.OUT_OF_SERVICE:
             reason, detail = m.out_of_service_reason()
             if detail.startswith("BROKER_"):
@@ -406,6 +418,8 @@ class KioskWindow(QWidget):
             self.pin_page.refresh(lang)
         elif screen == Screen.SETTINGS:
             self.settings_page.refresh(m, self.broker_label)
+        left = max(0, math.ceil(self._deadline - time.monotonic())) if self.flow_timer.isActive() else 0
+        self.checkin.refresh(screen, left)
         self.stack.setCurrentWidget(self.pages[screen])
         if screen != self._last_screen:
             self._last_screen = screen

@@ -1,0 +1,398 @@
+"""The kiosk's check-in pages (docs/kiosk.md, "Check-in"): the booking-code keypad, the checked-in page and
+the refusal, thin widgets over :class:`~queuehall.kiosk.model.KioskModel` (the rules are in kiosk/checkin.py
+and the model). The window routes the scanner's keys; these pages only draw and forward taps.
+
+Each page carries its own style (:func:`checkin_style`), applied at the window's scale, so it never
+touches the window's stylesheet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from queuehall.kiosk.checkin import (
+    BOOKING_ALPHABET,
+    BOOKING_CODE_LENGTH,
+    CHECKIN_PRINTING,
+    CHECKIN_PROMPT,
+    CHECKIN_TITLE,
+    CHECKIN_WORKING,
+    ScanDetector,
+)
+from queuehall.kiosk.model import Bi, KioskModel, Phase, Screen
+
+KEYPAD_COLUMNS = 8
+BACK = Bi("返回首页", "Back to start")
+
+
+def checkin_style(u: float) -> str:
+    """The check-in pages' look at scale ``u`` (1.0 = a 1920×1080 screen)."""
+
+    def px(n: float) -> int:
+        return max(8, round(n * u))
+
+    return f"""
+    #ciTitle {{ font-size: {px(48)}px; font-weight: bold; color: #0a3d7a; }}
+    #ciSub {{ font-size: {px(24)}px; color: #5b6b80; }}
+    #ciCode {{ font-size: {px(64)}px; font-weight: bold; letter-spacing: {px(6)}px; color: #10243d;
+               background: white; border: {px(3)}px solid #1666c5; border-radius: {px(16)}px;
+               padding: {px(4)}px {px(16)}px; min-height: {px(84)}px; }}
+    #ciHint {{ font-size: {px(26)}px; color: #b3261e; font-weight: bold; }}
+    #ciKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
+              font-size: {px(44)}px; font-weight: bold; color: #10243d;
+              min-width: {px(110)}px; min-height: {px(72)}px; }}
+    #ciKey:pressed {{ background: #dcebfb; }}
+    #ciKey:disabled {{ color: #a3acb8; }}
+    #ciEdit {{ background: #eef3f9; border: {px(2)}px solid #9fb4cc; border-radius: {px(16)}px;
+               font-size: {px(28)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; }}
+    #ciEdit:pressed {{ background: #dcebfb; }}
+    #ciGo {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
+             font-size: {px(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px; }}
+    #ciGo:pressed {{ background: #085c2f; }}
+    #ciGo:disabled {{ background: #9bb5a6; color: #eef5f0; }}
+    #ciBack {{ background: white; color: #0a3d7a; border: {px(3)}px solid #1666c5; border-radius: {px(20)}px;
+               font-size: {px(30)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
+               min-width: {px(360)}px; }}
+    #ciBack:pressed {{ background: #dcebfb; }}
+    #ciHead {{ font-size: {px(46)}px; font-weight: bold; color: #0b7a3e; }}
+    #ciHead[late="true"] {{ color: #b34700; }}
+    #ciHeadSub {{ font-size: {px(28)}px; color: #4a5a6e; }}
+    #ciCaption {{ font-size: {px(34)}px; color: #4a5a6e; }}
+    #ciNumber {{ font-size: {px(180)}px; font-weight: bold; color: #c4121a; }}
+    #ciLine {{ font-size: {px(34)}px; font-weight: bold; color: #10243d; }}
+    #ciLineSub {{ font-size: {px(24)}px; color: #5b6b80; }}
+    #ciCountdown {{ font-size: {px(22)}px; color: #6b7684; }}
+    #ciBadge {{ font-size: {px(100)}px; font-weight: bold; color: white; background: #b34700;
+                border-radius: {px(70)}px; min-width: {px(140)}px; max-width: {px(140)}px;
+                min-height: {px(140)}px; max-height: {px(140)}px; }}
+    #ciRefTitle {{ font-size: {px(56)}px; font-weight: bold; color: #b34700; }}
+    #ciRefTitleSub {{ font-size: {px(30)}px; color: #4a5a6e; }}
+    #ciRefBody {{ font-size: {px(34)}px; color: #1d2733; }}
+    #ciRefBodySub {{ font-size: {px(24)}px; color: #5b6b80; }}
+    #ciStart {{ background: #0a3d7a; color: white; border: none; border-radius: {px(18)}px;
+                font-size: {px(30)}px; font-weight: bold; padding: {px(12)}px {px(26)}px; }}
+    #ciStart:pressed {{ background: #1666c5; }}
+    """
+
+
+def _label(name: str, *, center: bool = True) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    align = Qt.AlignmentFlag.AlignHCenter if center else Qt.AlignmentFlag.AlignLeft
+    label.setAlignment(align | Qt.AlignmentFlag.AlignVCenter)
+    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    return label
+
+
+def _button(name: str, text: str = "") -> QPushButton:
+    b = QPushButton(text)
+    b.setObjectName(name)
+    b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys go to the window (the barcode scanner), never to a button
+    b.setCursor(Qt.CursorShape.PointingHandCursor)
+    return b
+
+
+def _pair(first: QLabel, second: QLabel, text: Bi, lang: str) -> None:
+    a, b = text.pick(lang)
+    first.setText(a)
+    second.setText(b)
+    second.setVisible(bool(b) and b != a)
+
+
+def spaced(code: str) -> str:
+    """The code in groups of four, as printed on the booking page: ``K7M3 Q9XP AB``."""
+    return " ".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+class CheckinButton(QPushButton):
+    """The start page's "预约签到 / Appointment check-in" entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("ciStart")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def refresh(self, lang: str) -> None:
+        a, b = CHECKIN_TITLE.pick(lang)
+        self.setText(f"{a}  ·  {b}")
+
+
+class CheckinPage(QWidget):
+    """The keypad: the code typed so far, the booking alphabet in large keys, 退格 / 清除, 签到 and 返回首页.
+    While the check-in is on its way it says so and takes no keys."""
+
+    key_tapped = Signal(str)
+    submit_tapped = Signal()
+    back_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(48, 14, 48, 16)
+        lay.setSpacing(8)
+        self.title = _label("ciTitle")
+        self.title.setWordWrap(False)
+        self.title_sub = _label("ciSub")
+        self.title_sub.setWordWrap(False)
+        head = QHBoxLayout()
+        head.addStretch(1)
+        head.addWidget(self.title)
+        head.addSpacing(16)
+        head.addWidget(self.title_sub, 0, Qt.AlignmentFlag.AlignBottom)
+        head.addStretch(1)
+        lay.addLayout(head)
+        self.prompt = _label("ciSub")
+        self.code = _label("ciCode")
+        self.code.setWordWrap(False)
+        self.hint = _label("ciHint")
+        for w in (self.prompt, self.code, self.hint):
+            lay.addWidget(w)
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        self.keys: dict[str, QPushButton] = {}
+        for i, ch in enumerate(BOOKING_ALPHABET):
+            b = _button("ciKey", ch)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+            b.clicked.connect(lambda _=False, c=ch: self.key_tapped.emit(c))
+            self.keys[ch] = b
+            grid.addWidget(b, i // KEYPAD_COLUMNS, i % KEYPAD_COLUMNS)
+        self.back_key = _button("ciEdit")
+        self.back_key.clicked.connect(lambda: self.key_tapped.emit("back"))
+        self.clear_key = _button("ciEdit")
+        self.clear_key.clicked.connect(lambda: self.key_tapped.emit("clear"))
+        for b in (self.back_key, self.clear_key):
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        last = len(BOOKING_ALPHABET)  # 31 keys: the 32nd place and a row more hold the editing keys
+        grid.addWidget(self.back_key, last // KEYPAD_COLUMNS, last % KEYPAD_COLUMNS)
+        grid.addWidget(self.clear_key, last // KEYPAD_COLUMNS + 1, 0, 1, 2)
+        self.go = _button("ciGo")
+        self.go.clicked.connect(self.submit_tapped)
+        grid.addWidget(self.go, last // KEYPAD_COLUMNS + 1, 2, 1, KEYPAD_COLUMNS - 2)
+        lay.addLayout(grid, 1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.back = _button("ciBack")
+        self.back.clicked.connect(self.back_tapped)
+        row.addWidget(self.back)
+        row.addStretch(1)
+        lay.addLayout(row)
+
+    def refresh(self, model: KioskModel) -> None:
+        lang = model.language
+        _pair(self.title, self.title_sub, CHECKIN_TITLE, lang)
+        working = model.busy
+        if working:
+            text = CHECKIN_PRINTING if model.phase == Phase.PRINTING else CHECKIN_WORKING
+            self.prompt.setText(f"{text.zh}  {text.en}" if lang == "zh" else f"{text.en}  {text.zh}")
+        else:
+            a, b = CHECKIN_PROMPT.pick(lang)
+            self.prompt.setText(f"{a}\n{b}")
+        entry = model.code_entry
+        shown = spaced(entry + "_" * (BOOKING_CODE_LENGTH - len(entry))) if not working or entry else ""
+        self.code.setText(shown)
+        hint = model.checkin_hint
+        self.hint.setText(f"{hint.pick(lang)[0]}  {hint.pick(lang)[1]}" if hint else "")
+        self.hint.setVisible(hint is not None)
+        full = len(entry) >= BOOKING_CODE_LENGTH
+        for b in self.keys.values():
+            b.setEnabled(not working and not full)
+        self.back_key.setText(Bi("退格 Del", "Del 退格")(lang))
+        self.clear_key.setText(Bi("清除 Clear", "Clear 清除")(lang))
+        self.back_key.setEnabled(not working and bool(entry))
+        self.clear_key.setEnabled(not working and bool(entry))
+        self.go.setText(Bi("签到  Check in", "Check in  签到")(lang))
+        self.go.setEnabled(not working)
+        self.back.setText(BACK(lang))
+        self.back.setEnabled(not working)
+
+
+class CheckedInPage(QWidget):
+    """A booking or remote ticket checked in: the headline ("您预约的 10:00 普通护照申请"), the number very large
+    and what to do next, in both languages; late arrivals are told plainly it is a normal ticket now."""
+
+    done_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(60, 24, 60, 30)
+        lay.setSpacing(6)
+        self.head = _label("ciHead")
+        self.head_sub = _label("ciHeadSub")
+        self.caption = _label("ciCaption")
+        self.number = _label("ciNumber")
+        self.number.setWordWrap(False)
+        self.line = _label("ciLine")
+        self.line_sub = _label("ciLineSub")
+        self.countdown = _label("ciCountdown")
+        lay.addStretch(1)
+        for w in (self.head, self.head_sub):
+            lay.addWidget(w)
+        lay.addSpacing(12)
+        for w in (self.caption, self.number, self.line, self.line_sub):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.done = _button("ciBack")
+        self.done.setMinimumWidth(380)
+        self.done.clicked.connect(self.done_tapped)
+        row.addWidget(self.done)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.countdown)
+
+    def refresh(self, model: KioskModel, seconds_left: int) -> None:
+        info = model.checked_in_info()
+        if info is None:
+            return
+        label, head, next_step, late = info
+        lang = model.language
+        _pair(self.head, self.head_sub, head, lang)
+        if self.head.property("late") != late:
+            self.head.setProperty("late", late)
+            self.head.style().unpolish(self.head)
+            self.head.style().polish(self.head)
+        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        self.number.setText(label)
+        _pair(self.line, self.line_sub, next_step, lang)
+        self.done.setText(Bi("完成", "Done")(lang))
+        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang))
+
+
+class CheckinRefusedPage(QWidget):
+    """A check-in refused: what happened and what to do, in both languages; "重新输入" back to the keypad."""
+
+    retry_tapped = Signal()
+    back_tapped = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(100, 30, 100, 40)
+        lay.setSpacing(12)
+        lay.addStretch(1)
+        badge_row = QHBoxLayout()
+        badge_row.addStretch(1)
+        badge = _label("ciBadge")
+        badge.setText("!")
+        badge_row.addWidget(badge)
+        badge_row.addStretch(1)
+        lay.addLayout(badge_row)
+        self.title = _label("ciRefTitle")
+        self.title_sub = _label("ciRefTitleSub")
+        self.body = _label("ciRefBody")
+        self.body_sub = _label("ciRefBodySub")
+        self.code = _label("ciCountdown")
+        for w in (self.title, self.title_sub):
+            lay.addWidget(w)
+        lay.addSpacing(16)
+        for w in (self.body, self.body_sub):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.retry = _button("ciGo")
+        self.retry.clicked.connect(self.retry_tapped)
+        self.back = _button("ciBack")
+        self.back.clicked.connect(self.back_tapped)
+        row.addWidget(self.retry)
+        row.addSpacing(24)
+        row.addWidget(self.back)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.code)
+
+    def refresh(self, model: KioskModel, seconds_left: int) -> None:
+        msg = model.message
+        if msg is None:
+            return
+        lang = model.language
+        _pair(self.title, self.title_sub, msg.title, lang)
+        _pair(self.body, self.body_sub, msg.body, lang)
+        self.retry.setText(Bi("重新输入", "Try again")(lang))
+        self.back.setText(BACK(lang))
+        left = Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang)
+        self.code.setText(f"{left} · {msg.code}" if msg.code else left)
+
+
+class CheckinScreens:
+    """Everything the kiosk window needs for check-in, in one place, so the window only calls it:
+
+    * :meth:`pages`: the three pages by screen, for the window's page stack;
+    * :attr:`button`: the start page's entry (the window puts it on the start page);
+    * :meth:`key`: every key the window receives, for the barcode scanner (:class:`ScanDetector`);
+    * :meth:`refresh`, :meth:`scale`: drawing.
+
+    ``controller`` carries out what a tap or a scan asks (:class:`~queuehall.kiosk.controller.KioskController`),
+    ``touched`` restarts the window's idle countdown. ``clock`` gives the keys' arrival times (seconds)."""
+
+    def __init__(self, controller: Any, touched: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.controller = controller
+        self.model: KioskModel = controller.model
+        self.touched = touched
+        self.clock = clock
+        self.detector = ScanDetector()
+        self.keypad = CheckinPage()
+        self.done = CheckedInPage()
+        self.refused = CheckinRefusedPage()
+        self.button = CheckinButton()
+        c = controller
+        self.button.clicked.connect(lambda: self._tap(c.open_checkin))
+        self.keypad.key_tapped.connect(lambda k: self._tap(c.type_code, k))
+        self.keypad.submit_tapped.connect(lambda: self._tap(c.submit_code))
+        self.keypad.back_tapped.connect(lambda: self._tap(self._back))
+        self.done.done_tapped.connect(lambda: self._tap(self._back, True))
+        self.refused.retry_tapped.connect(lambda: self._tap(c.open_checkin))
+        self.refused.back_tapped.connect(lambda: self._tap(self._back))
+
+    def pages(self) -> dict[Screen, QWidget]:
+        return {Screen.CHECKIN: self.keypad, Screen.CHECKED_IN: self.done, Screen.CHECKIN_REFUSED: self.refused}
+
+    def _back(self, reset_language: bool = False) -> None:
+        self.model.back_to_start(reset_language=reset_language)
+        self.controller.on_change()
+
+    def _tap(self, fn: Callable[..., None], *args: Any) -> None:
+        fn(*args)
+        self.touched()
+
+    def key(self, event: QKeyEvent) -> bool:
+        """A key the window received: True when it ended a scan (which was then carried out). Keys are never
+        taps; a staff page's text fields take their keys before the window sees them."""
+        at = self.clock()
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            text = self.detector.enter(at)
+            if text is None:
+                return False
+            self.controller.scan(text)
+            self.touched()
+            return True
+        ch = event.text()
+        if len(ch) == 1 and ch.isprintable():
+            self.detector.key(ch, at)
+        return False
+
+    def scale(self, u: float) -> None:
+        style = checkin_style(u)
+        for w in (self.keypad, self.done, self.refused, self.button):
+            w.setStyleSheet(style)
+
+    def refresh(self, screen: Screen, seconds_left: int) -> None:
+        """Redraw the page shown (and the start page's button, in the present language)."""
+        m = self.model
+        self.button.refresh(m.language)
+        if screen == Screen.CHECKIN:
+            self.keypad.refresh(m)
+        elif screen == Screen.CHECKED_IN:
+            self.done.refresh(m, seconds_left)
+        elif screen == Screen.CHECKIN_REFUSED:
+            self.refused.refresh(m, seconds_left)

@@ -1,0 +1,164 @@
+"""Check-in through the kiosk's real widgets (pytest-qt, offscreen) against a real broker on loopback and a file
+printer: a USB barcode scanner's keystrokes (QTest.keyClicks, fast, ending with Enter) on any page, the
+booking keypad, the checked-in page and the refusals. Screenshots go to tests/artifacts/kiosk/checkin-*.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from queuehall.broker.config import load_config
+from queuehall.broker.server import Broker
+from queuehall.broker.storage import load_hall, open_store
+from queuehall.kiosk.model import Screen
+from queuehall.kiosk.window import KioskWindow
+
+from queuehall.clock import ManualClock
+from tests.hall_factory import install_pins
+from tests.test_kiosk_gui import (
+    TUESDAY_9,
+    RunningBroker,
+    _free_port_pair,
+    click,
+    make_kiosk,
+    printed,
+    shot,
+    wait_screen,
+)
+from tests.test_kiosk_gui import (
+    _screenshots_written as _screenshots_written,  # the screenshots are written before the module ends
+)
+from tests.test_kiosk_gui import empty_db as empty_db
+
+PUBLIC = "https://queue.example.gov.cn"
+
+
+@pytest.fixture
+def hall(tmp_path: Path, empty_db: Path) -> Iterator[RunningBroker]:
+    """The default hall with a public address for its ticket pages (so remote tickets' QR codes hold it)."""
+    clock = ManualClock(TUESDAY_9)
+    shutil.copy(empty_db, tmp_path / "h.db")
+    store = open_store(f"sqlite:///{tmp_path}/h.db")
+    config = replace(load_config(), public_base_url=PUBLIC)
+    install_pins(store, config)
+    hall = load_hall(config, clock, store)
+    port = _free_port_pair()
+    broker = Broker(hall, host="127.0.0.1", port=port)
+    broker.bind()
+    thread = threading.Thread(target=broker.serve_forever, name="test-broker", daemon=True)
+    thread.start()
+    running = RunningBroker(broker, clock, port, thread)
+    yield running
+    running.stop()
+    store.close()
+
+
+@pytest.fixture
+def kiosk(qtbot: Any, hall: RunningBroker, tmp_path: Path) -> Iterator[KioskWindow]:
+    (tmp_path / "printer").mkdir()
+    w = make_kiosk(qtbot, hall, tmp_path / "printer" / "tickets.bin")
+    wait_screen(qtbot, w, Screen.START)
+    yield w
+    w.shutdown()
+
+
+def scan(target: Any, text: str) -> None:
+    """What a USB scanner in keyboard mode does: the read typed fast, then Enter."""
+    QTest.keyClicks(target, text)
+    QTest.keyClick(target, Qt.Key.Key_Return)
+
+
+def test_a_remote_ticket_is_checked_in_by_the_scanner_on_the_start_page(qtbot: Any, hall: RunningBroker,
+                                                                        kiosk: KioskWindow, tmp_path: Path) -> None:
+    taken = hall.request("take_ticket", service="passport", channel="remote")
+    assert taken["url"].startswith(f"{PUBLIC}/t/")
+    assert kiosk.checkin.button.isVisible() and "预约签到" in kiosk.checkin.button.text()
+    shot(kiosk, "checkin-00-start-with-entry")
+    scan(kiosk, taken["url"])
+    wait_screen(qtbot, kiosk, Screen.CHECKED_IN)
+    page = kiosk.checkin.done
+    assert page.number.text() == taken["ticket"]["label"]
+    assert "签到成功" in page.head.text() and "Checked in" in page.head_sub.text()
+    shot(kiosk, "checkin-01-remote-ticket-checked-in")
+    assert printed(tmp_path / "printer" / "tickets.bin") == b""  # the phone holds the ticket
+    assert hall.request("ticket_by_token", token=taken["token"])["ticket"]["checked_in"] is True
+    click(qtbot, page.done)
+    wait_screen(qtbot, kiosk, Screen.START)
+
+
+def test_a_scan_is_recognised_on_any_page_and_its_keys_are_never_taps(qtbot: Any, hall: RunningBroker,
+                                                                      kiosk: KioskWindow) -> None:
+    taken = hall.request("take_ticket", service="passport", channel="remote")
+    click(qtbot, kiosk.start_page.dept_buttons["exit_entry"])
+    click(qtbot, kiosk.start_page.tiles["passport"])
+    wait_screen(qtbot, kiosk, Screen.DETAILS)
+    # The keys reach the page's button first (as they would the focused widget), which leaves them to the window.
+    scan(kiosk.details_page.confirm, taken["url"])
+    wait_screen(qtbot, kiosk, Screen.CHECKED_IN)
+    assert kiosk.checkin.done.number.text() == taken["ticket"]["label"]
+    labels = [t["label"] for t in hall.tickets()]
+    assert labels == [taken["ticket"]["label"]]  # no ticket taken by the scan's Enter on the details page
+
+
+def test_slow_typing_is_not_a_scan(qtbot: Any, hall: RunningBroker, kiosk: KioskWindow) -> None:
+    taken = hall.request("take_ticket", service="passport", channel="remote")
+    now = [100.0]
+
+    def slow() -> float:  # a person at a keyboard: a quarter of a second between keys
+        now[0] += 0.25
+        return now[0]
+
+    kiosk.checkin.clock = slow
+    scan(kiosk, taken["url"])
+    qtbot.wait(200)
+    assert kiosk.model.screen == Screen.START
+    assert hall.request("ticket_by_token", token=taken["token"])["ticket"]["checked_in"] is False
+
+
+def test_refusals_are_shown_in_both_languages_and_time_out(qtbot: Any, hall: RunningBroker,
+                                                           kiosk: KioskWindow) -> None:
+    scan(kiosk, "6901234567892")  # a product's barcode
+    wait_screen(qtbot, kiosk, Screen.CHECKIN_REFUSED)
+    page = kiosk.checkin.refused
+    assert page.title.text() == "无法识别此二维码" and page.title_sub.text() == "This code is not recognised"
+    assert "12号窗口" in page.body.text() and "Window 12" in page.body_sub.text()
+    shot(kiosk, "checkin-02-refused-not-recognised")
+    walk_in = hall.request("take_ticket", service="passport")["ticket"]
+    scan(kiosk, f"queuehall:ticket:{walk_in['id']}:{walk_in['label']}:{walk_in['business_day']}")
+    qtbot.waitUntil(lambda: kiosk.model.message is not None and kiosk.model.message.code == "NOT_REMOTE",
+                    timeout=5000)
+    wait_screen(qtbot, kiosk, Screen.CHECKIN_REFUSED)
+    assert page.title.text() == "这张号票无需签到"
+    shot(kiosk, "checkin-03-refused-not-remote")
+    wait_screen(qtbot, kiosk, Screen.START, timeout=3000)  # message_ms later, back to the start by itself
+
+
+def test_the_keypad_takes_the_booking_alphabet(qtbot: Any, kiosk: KioskWindow) -> None:
+    click(qtbot, kiosk.checkin.button)
+    wait_screen(qtbot, kiosk, Screen.CHECKIN)
+    page = kiosk.checkin.keypad
+    assert set(page.keys) == set("23456789ABCDEFGHJKMNPQRSTUVWXYZ")
+    for ch in "K7M3Q9":
+        click(qtbot, page.keys[ch])
+    assert page.code.text() == "K7M3 Q9__ __"
+    click(qtbot, page.back_key)
+    assert kiosk.model.code_entry == "K7M3Q"
+    click(qtbot, page.go)  # too short: said so, nothing sent
+    assert kiosk.model.screen == Screen.CHECKIN and "10" in page.hint.text()
+    shot(kiosk, "checkin-04-keypad")
+    kiosk.model.set_language("en")
+    kiosk.redraw()
+    shot(kiosk, "checkin-05-keypad-en")
+    click(qtbot, page.back)
+    wait_screen(qtbot, kiosk, Screen.START)
