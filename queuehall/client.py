@@ -129,7 +129,8 @@ class Booking:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Booking:
-        name = d.get("service_name") if isinstance(d.get("service_name"), dict) else {}
+        raw = d.get("service_name")
+        name: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return cls(code=str(d["code"]), service=str(d.get("service") or ""), slot=str(d.get("slot") or ""),
                    state=str(d.get("state") or ""), qr=str(d.get("qr") or f"queuehall:booking:{d['code']}"),
                    slot_end=str(d.get("slot_end") or ""), service_name_zh=str(name.get("zh") or ""),
