@@ -333,3 +333,162 @@ def test_a_kiosk_may_find_a_ticket_by_its_token_and_a_display_may_not(
     finally:
         for x in (admin, kiosk, wall):
             x.close()
+
+
+# ---------------------------------------------------------------------------------------- bookings, for real
+
+
+@pytest.fixture
+def booking_hall(start_broker: Callable[..., BrokerThread], manual_clock: ManualClock) -> BrokerThread:
+    from queuehall.broker.config import load_config
+
+    manual_clock.set(local(TUESDAY, 9))
+    return start_broker(load_config())  # the default hall: passports take bookings
+
+
+@pytest.fixture
+def booking_kiosk(booking_hall: BrokerThread, manual_clock: ManualClock, tmp_path: Path) -> Iterator[Kiosk]:
+    k = Kiosk(booking_hall.endpoint, file_printer(tmp_path / "tickets"), tmp_path / "state" / "kiosk.json",
+              manual_clock).start()
+    yield k
+    k.stop()
+
+
+def _book(hall: BrokerThread, slot: str = "2026-11-24T10:00") -> Any:
+    c = BrokerClient(hall.endpoint)
+    try:
+        return c.book("passport", slot, contact="13812345678")
+    finally:
+        c.close()
+
+
+def _printed(tmp_path: Path) -> list[str]:
+    from queuehall.tools.escpos_decode import decode
+
+    files = sorted((tmp_path / "tickets").glob("*")) if (tmp_path / "tickets").is_dir() else []
+    return [t for f in files for t in decode(f.read_bytes()).texts]
+
+
+def test_the_booking_alphabet_and_length_are_the_brokers() -> None:
+    from queuehall.broker import appointments
+    from queuehall.kiosk import checkin
+
+    assert checkin.BOOKING_ALPHABET == appointments.ALPHABET
+    assert checkin.BOOKING_CODE_LENGTH == appointments.CODE_LENGTH
+
+
+def test_the_client_library_books_lists_cancels_and_checks_in(booking_hall: BrokerThread,
+                                                              manual_clock: ManualClock) -> None:
+    c = BrokerClient(booking_hall.endpoint)
+    try:
+        slots = c.slots("passport", "2026-11-24")
+        assert slots and all(s.start.startswith("2026-11-24T") and s.free <= s.capacity for s in slots)
+        first = next(s for s in slots if s.start == "2026-11-24T10:00")
+        b = c.book("passport", first.start, contact="13812345678")
+        assert b.state == "booked" and b.slot == first.start and b.contact_masked == "138****5678"
+        assert b.qr == f"queuehall:booking:{b.code}" and b.service_name_zh == "普通护照申请"
+        assert next(s for s in c.slots("passport", "2026-11-24") if s.start == first.start).free == first.free - 1
+        other = c.book("passport", "2026-11-24T10:30")
+        assert c.unbook(other.code).state == "cancelled"
+        assert [x.code for x in c.bookings("2026-11-24", "passport") if x.state == "booked"] == [b.code]
+        manual_clock.set(local(TUESDAY, 9, 50))
+        done = c.checkin(b.code)
+        assert not done.late and done.booking.state == "checked_in" and done.ticket["appointment"] is True
+        with pytest.raises(CommandRefused) as refused:
+            c.checkin(b.code)
+        assert refused.value.code == "BOOKING_ALREADY_CHECKED_IN"
+    finally:
+        c.close()
+
+
+def test_a_booking_scanned_at_the_kiosk_prints_its_appointment_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
+                                                                      manual_clock: ManualClock,
+                                                                      tmp_path: Path) -> None:
+    b = _book(booking_hall)
+    manual_clock.set(local(TUESDAY, 9, 50))
+    booking_kiosk.ready()
+    booking_kiosk.c.scan(b.qr)
+    booking_kiosk.pump(lambda: booking_kiosk.model.screen == Screen.CHECKED_IN, what="the check-in")
+    label, headline, _next, late = booking_kiosk.model.checked_in_info() or ("", None, None, True)
+    assert not late and headline is not None and headline.zh == "您预约的 10:00 普通护照申请"
+    booking_kiosk.pump(lambda: any("预约" in t for t in _printed(tmp_path)), what="the printed ticket")
+    texts = _printed(tmp_path)
+    assert any("预约" in t and "10:00" in t for t in texts) and label in texts
+    assert booking_kiosk.journal.pending == {}  # settled: printed
+
+
+def test_the_keypad_checks_a_late_booking_in_as_a_normal_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
+                                                                manual_clock: ManualClock, tmp_path: Path) -> None:
+    b = _book(booking_hall)
+    manual_clock.set(local(TUESDAY, 10, 25))  # past 10:10, the end of the check-in window
+    booking_kiosk.ready()
+    booking_kiosk.c.open_checkin()
+    for ch in b.code.lower():
+        booking_kiosk.c.type_code(ch)
+    booking_kiosk.c.submit_code()
+    booking_kiosk.pump(lambda: booking_kiosk.model.screen == Screen.CHECKED_IN, what="the check-in")
+    _label, headline, next_step, late = booking_kiosk.model.checked_in_info() or ("", None, None, False)
+    assert late and headline is not None and next_step is not None and "普通号" in next_step.zh
+    booking_kiosk.pump(lambda: bool(_printed(tmp_path)), what="the printed ticket")
+    assert not any("预约" in t for t in _printed(tmp_path))  # a normal ticket: no appointment mark
+
+
+def test_booking_refusals_at_the_kiosk_issue_no_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
+                                                       manual_clock: ManualClock, tmp_path: Path) -> None:
+    tomorrow = _book(booking_hall, "2026-11-25T10:00")
+    cancelled = _book(booking_hall, "2026-11-24T10:30")
+    c = BrokerClient(booking_hall.endpoint)
+    try:
+        c.unbook(cancelled.code)
+    finally:
+        c.close()
+    manual_clock.set(local(TUESDAY, 10, 20))
+    booking_kiosk.ready()
+    typo = cancelled.code[:-1] + ("2" if cancelled.code[-1] != "2" else "3")
+    for text, code in ((tomorrow.qr, "BOOKING_WRONG_DAY"), (cancelled.code, "BOOKING_CANCELLED"),
+                       (typo, "BOOKING_CODE_INVALID")):
+        booking_kiosk.model.on_timeout()
+        booking_kiosk.c.scan(text)
+        booking_kiosk.pump(lambda: booking_kiosk.model.screen == Screen.CHECKIN_REFUSED, what=code)
+        msg = booking_kiosk.model.message
+        assert msg is not None and msg.code == code and msg.title.zh and msg.title.en
+    assert _printed(tmp_path) == []
+    c = BrokerClient(booking_hall.endpoint)
+    try:
+        assert c.request("snapshot")["state"]["tickets"] == {}  # no ticket issued by any refusal
+    finally:
+        c.close()
+
+
+def test_a_lost_checkin_reply_is_asked_again_under_its_id_and_printed_once(booking_kiosk: Kiosk,
+                                                                          booking_hall: BrokerThread,
+                                                                          manual_clock: ManualClock,
+                                                                          tmp_path: Path) -> None:
+    b = _book(booking_hall)
+    manual_clock.set(local(TUESDAY, 9, 55))
+    booking_kiosk.ready()
+    real = booking_kiosk.link.on_reply
+    lost: list[str] = []
+
+    def lose_first(rid: str, rep: Any) -> None:  # the broker checked in, but its reply never reached the kiosk
+        if not lost:
+            lost.append(rid)
+            booking_kiosk.events.put(("reply", rid, {"status": "unavailable"}))
+            return
+        real(rid, rep)
+
+    booking_kiosk.link.on_reply = lose_first
+    booking_kiosk.c.scan(b.qr)
+    booking_kiosk.pump(lambda: booking_kiosk.model.screen == Screen.CHECKIN_REFUSED, what="the lost reply")
+    assert booking_kiosk.model.message is not None and booking_kiosk.model.message.code == "UNAVAILABLE"
+    assert [e["code"] for e in booking_kiosk.journal.pending.values()] == [b.code]
+    booking_kiosk.model.on_timeout()
+    booking_kiosk.c.scan(b.qr)  # the citizen tries again: the same request id, the original ticket
+    booking_kiosk.pump(lambda: booking_kiosk.model.screen == Screen.CHECKED_IN, what="the second try")
+    booking_kiosk.pump(lambda: bool(_printed(tmp_path)), what="the printed ticket")
+    c = BrokerClient(booking_hall.endpoint)
+    try:
+        assert len(c.request("snapshot")["state"]["tickets"]) == 1  # one ticket, not two
+    finally:
+        c.close()
+    assert booking_kiosk.journal.pending == {}
