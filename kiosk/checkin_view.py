@@ -201,8 +201,8 @@ class CheckinPage(QWidget):
         self.hint.setText(f"{hint.pick(lang)[0]}  {hint.pick(lang)[1]}" if hint else "")
         self.hint.setVisible(hint is not None)
         full = len(entry) >= BOOKING_CODE_LENGTH
-        for b in self.keys.values():
-            b.setEnabled(not working and not full)
+        for key in self.keys.values():
+            key.setEnabled(not working and not full)
         self.back_key.setText(Bi("退格 Del", "Del 退格")(lang))
         self.clear_key.setText(Bi("清除 Clear", "Clear 清除")(lang))
         self.back_key.setEnabled(not working and bool(entry))

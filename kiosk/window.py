@@ -133,7 +133,7 @@ class KioskWindow(QWidget):
         self.checkin = CheckinScreens(self.controller, self._touched)
         self.pages.update(self.checkin.pages())
         start_lay = self.start_page.layout()
-        assert start_lay is not None
+        assert isinstance(start_lay, QVBoxLayout)
         start_lay.addWidget(self.checkin.button, 0, Qt.AlignmentFlag.AlignHCenter)
         for page in self.pages.values():
             self.stack.addWidget(page)
