@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -45,7 +46,6 @@ from queuehall.rpc import (  # noqa: F401  (part of this module's interface)
     ENV_BROKER,
     STANDBY_CODE,
     STANDBY_PAUSE,
-    BrokerClient,
     BrokerUnavailable,
     CommandRefused,
     Security,
@@ -55,6 +55,7 @@ from queuehall.rpc import (  # noqa: F401  (part of this module's interface)
     parse_endpoint,
     parse_endpoints,
 )
+from queuehall.rpc import BrokerClient as RpcClient
 
 log = logging.getLogger("queuehall.client")
 
@@ -63,33 +64,6 @@ SNAPSHOT_TIMEOUT = 15.0  # a snapshot is asked for once and awaited this long be
 PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
 RETRY_SECONDS = 1.0  # a request unanswered this long is sent again (same id) until its time-out
 RECENT_CALLS = 30
-
-    # -- appointments (预约; docs/protocol.md, "Bookings"): each raises CommandRefused with the broker's code
-
-    def slots(self, service: str, date: str) -> list[Slot]:
-        """The appointment slots of ``service`` on ``date`` (``YYYY-MM-DD``, hall-local)."""
-        return [Slot.from_dict(s) for s in self.request("slots", service=service, date=date).get("slots") or []]
-
-    def book(self, service: str, slot: str, contact: str | None = None) -> Booking:
-        """Book ``slot`` (``YYYY-MM-DDTHH:MM``, hall-local) of ``service``; ``contact`` (a phone or ID number)
-        is optional, kept masked and hashed by the broker."""
-        return Booking.from_dict(self.request("book", service=service, slot=slot, contact=contact)["booking"])
-
-    def unbook(self, code: str) -> Booking:
-        """Cancel the booking ``code``; the answer is the booking, cancelled."""
-        return Booking.from_dict(self.request("unbook", code=code)["booking"])
-
-    def checkin(self, code: str) -> CheckedIn:
-        """Check the booking ``code`` in (kiosk, web, admin): its ticket is issued."""
-        result = self.request("checkin", code=code)
-        return CheckedIn(Booking.from_dict(result["booking"]), dict(result.get("ticket") or {}),
-                         bool(result.get("late")))
-
-    def bookings(self, date: str, service: str | None = None) -> list[Booking]:
-        """The bookings of ``date`` (``YYYY-MM-DD``), of one service or all."""
-        return [Booking.from_dict(b) for b in self.request("bookings", date=date, service=service).get("bookings")
-                or []]
-
 
 @dataclass(frozen=True)
 class Slot:
@@ -147,6 +121,37 @@ class CheckedIn:
     booking: Booking
     ticket: dict[str, Any]
     late: bool
+
+
+class BrokerClient(RpcClient):
+    """:class:`queuehall.rpc.BrokerClient` (blocking request/reply with timeouts and retries) with the appointment
+    requests as methods returning decoded records. The call button imports queuehall.rpc alone and does without."""
+
+    # -- appointments (预约; docs/protocol.md, "Bookings"): each raises CommandRefused with the broker's code
+
+    def slots(self, service: str, date: str) -> list[Slot]:
+        """The appointment slots of ``service`` on ``date`` (``YYYY-MM-DD``, hall-local)."""
+        return [Slot.from_dict(s) for s in self.request("slots", service=service, date=date).get("slots") or []]
+
+    def book(self, service: str, slot: str, contact: str | None = None) -> Booking:
+        """Book ``slot`` (``YYYY-MM-DDTHH:MM``, hall-local) of ``service``; ``contact`` (a phone or ID number)
+        is optional, kept masked and hashed by the broker."""
+        return Booking.from_dict(self.request("book", service=service, slot=slot, contact=contact)["booking"])
+
+    def unbook(self, code: str) -> Booking:
+        """Cancel the booking ``code``; the answer is the booking, cancelled."""
+        return Booking.from_dict(self.request("unbook", code=code)["booking"])
+
+    def checkin(self, code: str) -> CheckedIn:
+        """Check the booking ``code`` in (kiosk, web, admin): its ticket is issued."""
+        result = self.request("checkin", code=code)
+        return CheckedIn(Booking.from_dict(result["booking"]), dict(result.get("ticket") or {}),
+                         bool(result.get("late")))
+
+    def bookings(self, date: str, service: str | None = None) -> list[Booking]:
+        """The bookings of ``date`` (``YYYY-MM-DD``), of one service or all."""
+        return [Booking.from_dict(b) for b in self.request("bookings", date=date, service=service).get("bookings")
+                or []]
 
 
 def wait_until_answering(endpoint: str, *, security: Security | None = None, timeout: float = 30.0,
