@@ -45,11 +45,11 @@ def checkin_style(u: float) -> str:
     #ciHint {{ font-size: {px(26)}px; color: #b3261e; font-weight: bold; }}
     #ciKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
               font-size: {px(44)}px; font-weight: bold; color: #10243d;
-              min-width: {px(110)}px; min-height: {px(72)}px; }}
+              min-width: {px(60)}px; min-height: {px(72)}px; padding: 0px; }}
     #ciKey:pressed {{ background: #dcebfb; }}
     #ciKey:disabled {{ color: #a3acb8; }}
     #ciEdit {{ background: #eef3f9; border: {px(2)}px solid #9fb4cc; border-radius: {px(16)}px;
-               font-size: {px(28)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; }}
+               font-size: {px(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; padding: 0px; }}
     #ciEdit:pressed {{ background: #dcebfb; }}
     #ciGo {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
              font-size: {px(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px; }}
@@ -74,8 +74,8 @@ def checkin_style(u: float) -> str:
     #ciRefTitleSub {{ font-size: {px(30)}px; color: #4a5a6e; }}
     #ciRefBody {{ font-size: {px(34)}px; color: #1d2733; }}
     #ciRefBodySub {{ font-size: {px(24)}px; color: #5b6b80; }}
-    #ciStart {{ background: #0a3d7a; color: white; border: none; border-radius: {px(18)}px;
-                font-size: {px(30)}px; font-weight: bold; padding: {px(12)}px {px(26)}px; }}
+    #ciStart {{ background: #0a3d7a; color: white; border: none; border-radius: {px(14)}px;
+                font-size: {px(26)}px; font-weight: bold; padding: {px(8)}px {px(22)}px; }}
     #ciStart:pressed {{ background: #1666c5; }}
     """
 

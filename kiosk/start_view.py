@@ -113,7 +113,11 @@ class StartPage(QWidget):
         lay.addLayout(self.body, 1)
         lay.addSpacing(16)
         self.notice = make_label("notice")
-        lay.addWidget(self.notice)
+        # The hall's notice, and beside it the entries other flows add (add_action: 预约签到), on one row.
+        self.footer = QHBoxLayout()
+        self.footer.setSpacing(16)
+        self.footer.addWidget(self.notice, 1)
+        lay.addLayout(self.footer)
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
         self.dept_buttons: dict[str, DeptButton] = {}
@@ -122,6 +126,10 @@ class StartPage(QWidget):
         self._tile_codes: list[str] = []
         self.portrait = False
         self.u = 1.0
+
+    def add_action(self, widget: QWidget) -> None:
+        """Put ``widget`` (a button of another flow, e.g. check-in) on the notice's row, at its right."""
+        self.footer.addWidget(widget, 0, Qt.AlignmentFlag.AlignVCenter)
 
     def set_portrait(self, portrait: bool) -> None:
         """Re-flow for a standing (portrait) screen or a landscape one."""

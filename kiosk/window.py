@@ -132,9 +132,7 @@ class KioskWindow(QWidget):
         # Check-in (预约签到, remote tickets): its pages, the start page's entry and the barcode scanner.
         self.checkin = CheckinScreens(self.controller, self._touched)
         self.pages.update(self.checkin.pages())
-        start_lay = self.start_page.layout()
-        assert isinstance(start_lay, QVBoxLayout)
-        start_lay.addWidget(self.checkin.button, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.start_page.add_action(self.checkin.button)
         for page in self.pages.values():
             self.stack.addWidget(page)
         self.flow_timer = QTimer(self)

@@ -162,3 +162,41 @@ def test_the_keypad_takes_the_booking_alphabet(qtbot: Any, kiosk: KioskWindow) -
     shot(kiosk, "checkin-05-keypad-en")
     click(qtbot, page.back)
     wait_screen(qtbot, kiosk, Screen.START)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (1280, 1024), (1080, 1920)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: RunningBroker, kiosk: KioskWindow,
+                                                             size: tuple[int, int]) -> None:
+    from tests.layout_check import check, tag
+
+    kiosk.resize(*size)
+    taken = hall.request("take_ticket", service="passport", channel="remote")
+    problems: list[str] = []
+    for lang in ("zh", "en"):
+        t = f"kiosk-{tag(size)}-{lang}-checkin"
+        kiosk.model.set_language(lang)
+        kiosk.redraw()
+        problems += check(qtbot, kiosk, size, f"{t}-start")
+        click(qtbot, kiosk.checkin.button)
+        wait_screen(qtbot, kiosk, Screen.CHECKIN)
+        for ch in "K7M3Q":
+            click(qtbot, kiosk.checkin.keypad.keys[ch])
+        click(qtbot, kiosk.checkin.keypad.go)  # too short: the hint shows too
+        problems += check(qtbot, kiosk, size, f"{t}-keypad")
+        scan(kiosk, "6901234567892")
+        wait_screen(qtbot, kiosk, Screen.CHECKIN_REFUSED)
+        problems += check(qtbot, kiosk, size, f"{t}-refused")
+        if lang == "zh":
+            scan(kiosk, taken["url"])
+            wait_screen(qtbot, kiosk, Screen.CHECKED_IN)
+        else:  # the same page for an English reader (its ticket is checked in already: shown from the model)
+            kiosk.model.checked_in = {"ticket": taken["ticket"]}
+            kiosk.model.phase = kiosk.model.phase.__class__.CHECKED_IN
+            kiosk.redraw()
+            wait_screen(qtbot, kiosk, Screen.CHECKED_IN)
+        problems += check(qtbot, kiosk, size, f"{t}-checked-in")
+        kiosk.model.on_timeout()
+        kiosk.redraw()
+        wait_screen(qtbot, kiosk, Screen.START)
+    assert problems == [], "\n".join(problems)
