@@ -43,7 +43,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
 CHROMIUM = "/usr/bin/chromium"
 PAGE_LIMIT_BYTES = 60 * 1024
 TZ = ZoneInfo("Asia/Shanghai")
-DAY = TUESDAY.date().isoformat()
+DAY = TUESDAY.isoformat()
 
 
 class Web:
