@@ -52,7 +52,8 @@ def checkin_style(u: float) -> str:
                font-size: {px(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; padding: 0px; }}
     #ciEdit:pressed {{ background: #dcebfb; }}
     #ciGo {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
-             font-size: {px(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px; }}
+             font-size: {px(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
+             min-width: {px(300)}px; }}
     #ciGo:pressed {{ background: #085c2f; }}
     #ciGo:disabled {{ background: #9bb5a6; color: #eef5f0; }}
     #ciBack {{ background: white; color: #0a3d7a; border: {px(3)}px solid #1666c5; border-radius: {px(20)}px;

@@ -200,3 +200,27 @@ def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: R
         kiosk.redraw()
         wait_screen(qtbot, kiosk, Screen.START)
     assert problems == [], "\n".join(problems)
+def test_a_booking_of_another_day_is_refused_and_a_late_one_typed_on_the_keypad_is_a_normal_ticket(
+        qtbot: Any, hall: RunningBroker, kiosk: KioskWindow, tmp_path: Path) -> None:
+    tomorrow = hall.request("book", service="passport", slot="2026-11-25T10:00")["booking"]
+    today = hall.request("book", service="passport", slot="2026-11-24T10:00")["booking"]
+    scan(kiosk, tomorrow["qr"])
+    wait_screen(qtbot, kiosk, Screen.CHECKIN_REFUSED)
+    page = kiosk.checkin.refused
+    assert page.title.text() == "不是今天的预约" and page.title_sub.text() == "This booking is not for today"
+    assert "2026-11-25" in page.body.text() or "11-25" in page.body.text()
+    shot(kiosk, "checkin-07-refused-wrong-day")
+    hall.clock.set(TUESDAY_9.replace(hour=10, minute=25))  # past 10:10, the end of the 10:00 slot's check-in window
+    click(qtbot, page.retry)
+    wait_screen(qtbot, kiosk, Screen.CHECKIN)
+    for ch in today["code"]:
+        click(qtbot, kiosk.checkin.keypad.keys[ch])
+    assert kiosk.checkin.keypad.code.text().replace(" ", "") == today["code"]
+    click(qtbot, kiosk.checkin.keypad.go)
+    wait_screen(qtbot, kiosk, Screen.CHECKED_IN, timeout=8000)
+    done = kiosk.checkin.done
+    assert "已过预约签到时间" in done.head.text() and "普通号" in done.line.text()
+    assert "normal ticket" in done.line_sub.text()
+    shot(kiosk, "checkin-08-late-normal-ticket")
+    printer = tmp_path / "printer" / "tickets.bin"
+    qtbot.waitUntil(lambda: bool(printed(printer)), timeout=5000)
