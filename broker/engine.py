@@ -1441,6 +1441,12 @@ class Hall:
                        key=lambda b: (b.slot_at, b.service, b.booked_at, b.code))
         return {"date": day.isoformat(), "bookings": [self.booking_view(b) for b in found]}
 
+    def booking(self, tx: _Tx, code: str) -> dict[str, Any]:
+        """One booking by its code, as typed or scanned, found as :meth:`checkin` finds it (BOOKING_CODE_INVALID,
+        BOOKING_WRONG_HALL, BOOKING_NOT_FOUND otherwise): the web gateway's booking page and
+        ``GET /api/v1/bookings/{code}`` (docs/web.md). A query (:meth:`query`): nothing is journaled."""
+        return {"booking": self.booking_view(self._find_booking(tx, code))}
+
     def void_ticket(self, tx: _Tx, ticket: str | int, reason: str, client: str | None = None) -> dict[str, Any]:
         """Withdraw a waiting ticket whose printing failed, so counters skip it.
 
@@ -2190,5 +2196,5 @@ def _parse_iso(text: str) -> datetime:
 COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {name: getattr(Hall, name) for name in hall_commands()}
 _PARAMS = {name: SCHEMA[name].params for name in COMMANDS}
 # The questions the hall answers from its state (:meth:`Hall.query`; the broker's ``query`` kind).
-HALL_QUERIES = frozenset({"slots", "bookings"})
+HALL_QUERIES = frozenset({"slots", "bookings", "booking"})
 _TAKES_CLIENT = frozenset(name for name, fn in COMMANDS.items() if "client" in inspect.signature(fn).parameters)

@@ -138,6 +138,9 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             Param("date", str, False, doc="YYYY-MM-DD (default: the hall's today)"),
             Param("service", str, False, doc="only this service"), cli="bookings"),
     Command("today", "query", ("web", "admin"), "today's completion and satisfaction so far (the supervision page)"),
+    # The web gateway's booking page /b/{code} and GET /api/v1/bookings/{code} (docs/web.md "Bookings").
+    Command("booking", "query", ("web", "admin"), "one booking by its code (as typed or scanned)",
+            Param("code", str, doc="the booking code")),
     # -- tickets
     Command("take_ticket", "hall", ("kiosk", "web", "admin"), "take a ticket",
             Param("service", str, doc="service code"),
