@@ -49,12 +49,6 @@ keys_dir_fixture = broker_fixtures.keys_dir_fixture
 NOW = datetime(2026, 12, 8, 1, 50, tzinfo=UTC)  # 09:50 in the hall, a Tuesday
 SETTINGS = KioskSettings(return_ms=400, message_ms=500, print_failed_ms=600, idle_ms=60_000, status_ms=60_000)
 
-# The appointment tests need the broker's booking commands and the query booking (apptcore's engine, then this
-# branch's query): skipped until queuehall/commands.py declares them.
-from queuehall.commands import COMMANDS as _SCHEMA  # noqa: E402
-
-needs_bookings = pytest.mark.skipif("booking" not in _SCHEMA, reason="the broker's booking commands are not here yet")
-
 
 # ---------------------------------------------------------------------------------------- the scanner's keys
 
@@ -160,7 +154,6 @@ def test_the_keypad_takes_the_alphabet_only_and_eight_letters() -> None:
     assert m.screen == Screen.START and m.code_entry == ""
 
 
-@needs_bookings
 def test_a_booking_on_time_prints_a_ticket_marked_as_an_appointment() -> None:
     m = _model()
     m.open_checkin()
@@ -187,7 +180,6 @@ def test_a_booking_on_time_prints_a_ticket_marked_as_an_appointment() -> None:
     assert m.screen == Screen.START and m.clean
 
 
-@needs_bookings
 def test_a_late_arrival_is_told_plainly_it_is_now_a_normal_ticket() -> None:
     m = _model()
     assert isinstance(m.scan("queuehall:booking:K7M3Q9XPAB"), CheckPrinter)
@@ -377,7 +369,6 @@ def _printed(tmp_path: Path) -> list[str]:
     return decode(path.read_bytes()).texts if path.is_file() else []
 
 
-@needs_bookings
 def test_the_booking_alphabet_and_length_are_the_brokers() -> None:
     from queuehall.broker import appointments
     from queuehall.kiosk import checkin
@@ -386,7 +377,6 @@ def test_the_booking_alphabet_and_length_are_the_brokers() -> None:
     assert checkin.BOOKING_CODE_LENGTH == appointments.CODE_LENGTH
 
 
-@needs_bookings
 def test_the_client_library_books_lists_cancels_and_checks_in(booking_hall: BrokerThread,
                                                               manual_clock: ManualClock) -> None:
     c = BrokerClient(booking_hall.endpoint)
@@ -411,7 +401,6 @@ def test_the_client_library_books_lists_cancels_and_checks_in(booking_hall: Brok
         c.close()
 
 
-@needs_bookings
 def test_a_booking_scanned_at_the_kiosk_prints_its_appointment_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
                                                                       manual_clock: ManualClock,
                                                                       tmp_path: Path) -> None:
@@ -428,7 +417,6 @@ def test_a_booking_scanned_at_the_kiosk_prints_its_appointment_ticket(booking_ki
     assert booking_kiosk.journal.pending == {}  # settled: printed
 
 
-@needs_bookings
 def test_the_keypad_checks_a_late_booking_in_as_a_normal_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
                                                                 manual_clock: ManualClock, tmp_path: Path) -> None:
     b = _book(booking_hall)
@@ -445,7 +433,6 @@ def test_the_keypad_checks_a_late_booking_in_as_a_normal_ticket(booking_kiosk: K
     assert not any("预约" in t for t in _printed(tmp_path))  # a normal ticket: no appointment mark
 
 
-@needs_bookings
 def test_booking_refusals_at_the_kiosk_issue_no_ticket(booking_kiosk: Kiosk, booking_hall: BrokerThread,
                                                        manual_clock: ManualClock, tmp_path: Path) -> None:
     tomorrow = _book(booking_hall, "2026-11-25T10:00")
@@ -473,7 +460,6 @@ def test_booking_refusals_at_the_kiosk_issue_no_ticket(booking_kiosk: Kiosk, boo
         c.close()
 
 
-@needs_bookings
 def test_a_lost_checkin_reply_is_asked_again_under_its_id_and_printed_once(booking_kiosk: Kiosk,
                                                                           booking_hall: BrokerThread,
                                                                           manual_clock: ManualClock,

@@ -43,12 +43,6 @@ from tests.test_kiosk_gui import empty_db as empty_db
 
 PUBLIC = "https://queue.example.gov.cn"
 
-# The appointment tests need the broker's booking commands and the query booking (apptcore's engine, then this
-# branch's query): skipped until queuehall/commands.py declares them.
-from queuehall.commands import COMMANDS as _SCHEMA  # noqa: E402
-
-needs_bookings = pytest.mark.skipif("booking" not in _SCHEMA, reason="the broker's booking commands are not here yet")
-
 
 @pytest.fixture
 def hall(tmp_path: Path, empty_db: Path) -> Iterator[RunningBroker]:
@@ -206,7 +200,6 @@ def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: R
         kiosk.redraw()
         wait_screen(qtbot, kiosk, Screen.START)
     assert problems == [], "\n".join(problems)
-@needs_bookings
 def test_a_booking_of_another_day_is_refused_and_a_late_one_typed_on_the_keypad_is_a_normal_ticket(
         qtbot: Any, hall: RunningBroker, kiosk: KioskWindow, tmp_path: Path) -> None:
     tomorrow = hall.request("book", service="passport", slot="2026-11-25T10:00")["booking"]

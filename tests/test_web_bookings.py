@@ -45,12 +45,6 @@ PAGE_LIMIT_BYTES = 60 * 1024
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = TUESDAY.isoformat()
 
-# The appointment tests need the broker's booking commands and the query booking (apptcore's engine, then this
-# branch's query): skipped until queuehall/commands.py declares them.
-from queuehall.commands import COMMANDS as _SCHEMA  # noqa: E402
-
-needs_bookings = pytest.mark.skipif("booking" not in _SCHEMA, reason="the broker's booking commands are not here yet")
-
 
 class Web:
     """A broker of the default hall, a gateway with the integrations, and one API token per scope."""
@@ -93,7 +87,6 @@ def err(r: httpx.Response) -> str:
     return str(body["error"]["code"])
 
 
-@needs_bookings
 def test_book_look_up_list_cancel_and_check_in_over_rest(web: Web) -> None:
     slot = web.free_slot()
     r = web.call("POST", "/api/v1/bookings", "kiosk", key="order-1",
@@ -158,7 +151,6 @@ def test_the_page_helpers() -> None:
     assert svg.startswith("<svg") and "<script" not in svg and len(svg) < 6000
 
 
-@needs_bookings
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_the_booking_page_on_a_phone_and_its_qr_code_at_the_kiosk(web: Web, qtbot: Any, tmp_path: Path) -> None:
     zxingcpp = pytest.importorskip("zxingcpp")
