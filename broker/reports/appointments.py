@@ -52,14 +52,22 @@ def _utc(at: datetime | None) -> datetime | None:
     return None if at is None else at.replace(tzinfo=UTC)
 
 
-def appointments(engine: Engine, start: date, end: date, hall: str | None = None) -> dict[str, Any]:
+def appointments(engine: Engine, start: date, end: date, hall: str | None = None, *,
+                 look_first: bool = True) -> dict[str, Any]:
     """The appointment figures of business days ``start``..``end`` (see the module docstring) of ``hall`` (its
     id; None: every hall of the database, a city's); ``{}`` when the period has neither bookings nor
-    appointment tickets."""
+    appointment tickets. ``look_first``: find that out before reading the period's first visits (False:
+    read them anyway, the same ``{}``; tests/test_city_fast.py compares the two)."""
     mine_b = bookings.c.hall_id == hall if hall is not None else true()
     mine_t = tickets.c.hall_id == hall if hall is not None else true()
     with engine.connect() as conn:
         rows = conn.execute(select(bookings).where(mine_b & bookings.c.slot_day.between(start, end))).all()
+        if look_first and not rows and conn.execute(select(tickets.c.id).where(
+                mine_t & tickets.c.business_day.between(start, end) & tickets.c.booking.is_not(None)).limit(1)
+                ).first() is None:
+            # No appointment in the period: nothing to report, and no reason to read every first visit of
+            # the period into Python (a city's month: millions of rows, seconds; docs/reports.md "A city's report").
+            return {}
         first_visits = conn.execute(
             select(tickets.c.service, tickets.c.booking, tickets.c.slot_at, visits.c.entered_at,
                    visits.c.first_called_at)

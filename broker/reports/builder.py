@@ -73,7 +73,8 @@ class ReportBuilder(VisitFigures, CounterFigures):
                     counters, clerks, hourly, heat = self._side(conn, f, start, end, now)
             if side is not None:
                 counters, clerks, hourly, heat = side.result()
-        rows = [{"group": _key(k), **self._label(group, k), **_row(v, pct.get(("g", k), {}))}
+        names = self.hall_names() if group == "hall" else {}  # read once, not once per hall
+        rows = [{"group": _key(k), **self._label(group, k, names), **_row(v, pct.get(("g", k), {}))}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
         extra: dict[str, Any] = {}
         if "ratings" in self._tables():
@@ -136,7 +137,8 @@ class ReportBuilder(VisitFigures, CounterFigures):
         with self.engine.connect() as conn, helper._facts(conn, start, end, now, write=False, plan=plan) as f:
             return helper._side(conn, f, start, end, now)
 
-    def _label(self, group: str, key: Any) -> dict[str, str | None]:
+    def _label(self, group: str, key: Any, hall_names: dict[str, dict[str, str | None]] | None = None
+               ) -> dict[str, str | None]:
         thing: Any = None
         if key is not None:
             if group == "service":
@@ -148,7 +150,8 @@ class ReportBuilder(VisitFigures, CounterFigures):
             elif group == "clerk":
                 thing = self.config.clerk(str(key))
             elif group == "hall":
-                return self.hall_names().get(str(key), {"name_zh": None, "name_en": None})
+                return (self.hall_names() if hall_names is None else hall_names).get(
+                    str(key), {"name_zh": None, "name_en": None})
         if thing is None:
             return {"name_zh": None, "name_en": None}
         return {"name_zh": thing.name.zh, "name_en": thing.name.en}
