@@ -282,6 +282,7 @@ class Link:
             "none" if role == "kiosk" else {"counter": counter} if role == "counter" and counter is not None else "all")
         self.alive = False
         self.resyncs = 0  # snapshots loaded (first sync included): for diagnostics and tests
+        self.callback_errors = 0  # callbacks that raised (logged; the link carried on)
         self.on_event: Callable[[dict[str, Any]], None] = lambda msg: None
         self.on_state: Callable[[StateMirror], None] = lambda m: None
         self.on_connection: Callable[[bool], None] = lambda up: None
@@ -449,13 +450,13 @@ class Link:
                             if not self.alive:
                                 self.alive = True
                                 backoff = 0.25
-                                self.on_connection(True)
+                                self._notify(self.on_connection, True)
                             # Clone: events newer than the snapshot that arrived before it are
                             # applied now instead of being lost (which would force another resync).
                             for msg in held:
                                 if self.mirror.apply(msg) == "applied":
-                                    self.on_event(msg)
-                            self.on_state(self.mirror)
+                                    self._notify(self.on_event, msg)
+                            self._notify(self.on_state, self.mirror)
                         elif not rep.ok and self.snapshot_tickets != "all":
                             # A counter the broker does not know (UNKNOWN_COUNTER): the whole state rather
                             # than none, so the screen can show why its clerk cannot sign in.
@@ -471,7 +472,7 @@ class Link:
                             snap_id = self._send(self._snapshot_request(), pending)
                             internal.add(snap_id)
                     else:
-                        self.on_reply(rep.re, rep)
+                        self._notify(self.on_reply, rep.re, rep)
                 while _readable(self._sub):
                     try:
                         _topic, msg = decode_publication(self._sub.recv_multipart())
@@ -481,15 +482,15 @@ class Link:
                     if not self.alive:
                         self.alive = True
                         backoff = 0.25
-                        self.on_connection(True)
+                        self._notify(self.on_connection, True)
                     if snap_id is not None:
                         if msg.get("type") == "event":
                             held.append(msg)
                         continue
                     outcome = self.mirror.apply(msg)
                     if outcome == "applied":
-                        self.on_event(msg)
-                        self.on_state(self.mirror)
+                        self._notify(self.on_event, msg)
+                        self._notify(self.on_state, self.mirror)
                     elif outcome == "resync" and snap_id is None:
                         # We subscribed first, so this snapshot is newer than anything queued.
                         snap_id = self._send(self._snapshot_request(), pending)
@@ -509,7 +510,7 @@ class Link:
                         if rid in internal:
                             internal.discard(rid)
                         else:
-                            self.on_reply(rid, None)
+                            self._notify(self.on_reply, rid, None)
                     elif now - last > RETRY_SECONDS and rid != snap_id:
                         self._dealer.send(encode_request(req))  # retry with the same id
                         pending[rid] = (req, first, now)
@@ -521,7 +522,7 @@ class Link:
                     self.mirror.synced = False
                     snap_id = None
                     held.clear()
-                    self.on_connection(False)
+                    self._notify(self.on_connection, False)
                 if not self.alive and now - last_heard > DEAD_AFTER + backoff:
                     # A fresh pair of sockets: the broker may have restarted on the same address, or the
                     # next one listed may have taken over (a standby pair); the backoff grows once a round.
@@ -547,6 +548,20 @@ class Link:
             self._close()
             self._poller.unregister(self._wake_rx)
             self._wake_rx.close(0)
+
+    def _notify(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run one of the screen's callbacks; an exception in it is logged, never allowed to end the link.
+
+        A screen's callback that raised used to end the link's thread: the screen then froze on its last
+        state, showing a live hall, without a word. Now the error is logged (with its traceback) and the
+        link keeps its sockets, heartbeat and mirror going.
+        """
+        try:
+            callback(*args)
+        except Exception:
+            self.callback_errors += 1
+            log.exception("a %s callback of link %s raised; the link carries on", getattr(callback, "__name__", "?"),
+                          self.client_id)
 
     def _send(self, req: Request, pending: dict[str, tuple[Request, float, float]]) -> str:
         now = time.monotonic()

@@ -330,6 +330,40 @@ def test_link_reports_the_broker_dead_within_3_s_and_resyncs_after_a_restart(
         link.stop()
 
 
+def test_a_screen_callback_that_raises_does_not_end_the_link(start_broker: Callable[..., BrokerThread],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in a screen's callback is logged; the link keeps its mirror, events and replies going
+    (it used to end the link's thread, and the screen froze on its last state)."""
+    bt = start_broker()
+    events: list[int] = []
+
+    def on_event(msg: dict[str, Any]) -> None:
+        events.append(msg["seq"])
+        raise RuntimeError("a screen's bug")
+
+    def on_state(mirror: Any) -> None:
+        raise ValueError("another screen's bug")
+
+    link = Link(bt.endpoint, role="display", request_timeout=2.0)
+    link.on_event, link.on_state = on_event, on_state
+    link.start()
+    c = BrokerClient(bt.endpoint, timeout=2.0, retries=2)
+    try:
+        wait_until(lambda: link.mirror.synced, what="first snapshot")
+        c.request("take_ticket", service="P")
+        wait_until(lambda: len(link.mirror.waiting()) == 1, what="the first event applied")
+        c.request("take_ticket", service="P")
+        c.request("take_ticket", service="P")
+        # Later events still arrive and are applied: the thread outlived the exceptions.
+        wait_until(lambda: len(link.mirror.waiting()) == 3, what="later events applied")
+        assert link._thread is not None and link._thread.is_alive()
+        assert len(events) >= 3 and link.callback_errors >= 6
+        assert "a screen's bug" in caplog.text and "the link carries on" in caplog.text
+    finally:
+        c.close()
+        link.stop()
+
+
 def test_link_requests_get_their_reply_or_none(start_broker: Callable[..., BrokerThread]) -> None:
     bt = start_broker()
     replies: dict[str, Reply | None] = {}
