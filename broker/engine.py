@@ -23,7 +23,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from queuehall.broker.appointments import (
     SlotPlan,
@@ -225,11 +225,14 @@ class _Tx:
         return ev
 
 
+# Checks run at every "call next" with the hall, the command's transaction, the counter and the candidates the queue
+# index found (services, the oldest eligible ticket, the tickets of a service). A hall runs none; the tests register
+# one that finds them again the slow way and compares (tests/publication_checks.py).
+PICK_CHECKS: list[Callable[..., None]] = []
+
+
 class Hall:
     """The authoritative state of one service hall."""
-
-    # The tests switch this on: "call next" then also finds its candidates the slow way and compares.
-    verify_pick: ClassVar[bool] = False
 
     def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
                  stored: Stored | None = None, token_source: Callable[[], str] | None = None,
@@ -990,11 +993,8 @@ class Hall:
         # The command's own changes are not in the queue index: then look at every eligible ticket.
         found, oldest, tickets_of = (self._candidates_changed(tx, counter) if tx.change.tickets
                                      else self._candidates(counter))
-        if self.verify_pick:
-            slow = self._candidates_changed(tx, counter)
-            if (set(found), oldest and oldest.id) != (set(slow[0]), slow[1] and slow[1].id) or any(
-                    {t.id for t in tickets_of(c)} != {t.id for t in slow[2](c)} for c in slow[0]):
-                raise AssertionError(f"the queue index disagrees with the tickets at counter {counter}")
+        for check in PICK_CHECKS:
+            check(self, tx, counter, found, oldest, tickets_of)
         if not found:
             return None
         rules = self.config.calling

@@ -99,13 +99,12 @@ def artifacts_dir() -> Path:
 def _broker_checks_dirty_marks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every in-process broker of the tests checks, at each publication, that the engine marked
     every service and counter whose record changed (the broker publishes only those)."""
-    from queuehall.broker import server
-    from queuehall.broker.engine import Hall
+    from queuehall.broker import engine, server
 
-    from tests.publication_checks import dirty_mark_check
+    from tests.publication_checks import dirty_mark_check, index_check
 
     misses: list[str] = []
-    monkeypatch.setattr(Hall, "verify_pick", True)  # and halls check their queue index at each call
+    monkeypatch.setattr(engine, "PICK_CHECKS", [index_check])  # and halls check their queue index at each call
     monkeypatch.setattr(server, "PUBLICATION_CHECKS", [dirty_mark_check(misses)])
     yield
     assert not misses, f"changed but not marked dirty, so not published: {sorted(set(misses))}"

@@ -1,6 +1,7 @@
-"""The tests' check on every publication of an in-process broker (registered by tests/conftest.py in
-``queuehall.broker.server.PUBLICATION_CHECKS``): the engine marked every service and counter whose record changed,
-since the broker rebuilds and publishes only those."""
+"""The tests' checks on the broker and the engine, registered by tests/conftest.py: on every publication of an
+in-process broker (``queuehall.broker.server.PUBLICATION_CHECKS``), the engine marked every service and counter whose
+record changed, since the broker rebuilds and publishes only those; at every "call next"
+(``queuehall.broker.engine.PICK_CHECKS``), the queue index found the candidates the slow way finds."""
 
 from __future__ import annotations
 
@@ -31,3 +32,11 @@ def dirty_mark_check(misses: list[str]) -> Callable[[Any, datetime, dict[str, An
                 misses.append(f"counter {n}")
 
     return check
+
+
+def index_check(hall: Any, tx: Any, counter: int, found: Any, oldest: Any, tickets_of: Any) -> None:
+    """A pick check: the candidates the queue index found at ``counter`` are those found from every ticket."""
+    slow = hall._candidates_changed(tx, counter)
+    if (set(found), oldest and oldest.id) != (set(slow[0]), slow[1] and slow[1].id) or any(
+            {t.id for t in tickets_of(c)} != {t.id for t in slow[2](c)} for c in slow[0]):
+        raise AssertionError(f"the queue index disagrees with the tickets at counter {counter}")
