@@ -223,3 +223,15 @@ def test_the_booking_page_on_a_phone_and_its_qr_code_at_the_kiosk(web: Web, qtbo
         kiosk_shot(kiosk, "checkin-06-booking-from-phone")
     finally:
         kiosk.shutdown()
+
+
+def test_booking_pages_are_rate_limited_per_address(tmp_path: Path, start_broker: Callable[..., BrokerThread],
+                                                    start_gateway: Callable[..., Gateway]) -> None:
+    from queuehall.web.ratelimit import Limit, RateLimits
+
+    broker = start_broker(load_config())
+    limits = RateLimits(per_token=Limit(1000, 1000), per_address=Limit(0.01, 3))
+    gw = start_gateway(broker, parts=gateway_parts(tmp_path / "web.db", limits))
+    codes = [gw.get("/b/23456789AB").status_code for _ in range(4)]
+    assert codes == [404, 404, 404, 429]  # codes cannot be tried by the thousand
+    assert gw.get("/").status_code == 200  # the hall's page is not limited
