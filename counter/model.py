@@ -20,6 +20,7 @@ Times come from an injected :class:`~queuehall.clock.Clock`: in the application 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -607,6 +608,16 @@ class CounterModel:
         """Every counter's public record, by number."""
         return sorted((self.state.get("counters") or {}).values(), key=lambda c: c["number"])
 
+    def _named(self, text: str, lang: str) -> str:
+        """A broker message with the service codes it quotes (业务“eia_approval”…) spoken as names, as a clerk
+        says them (业务“建设项目环境影响评价审批”…)."""
+        for svc in (self.state.get("services") or {}).values():
+            code = str(svc.get("code") or "")
+            name = str(svc.get("name_zh" if lang == "zh" else "name_en") or "")
+            if code and name:
+                text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(code)}(?![A-Za-z0-9_])", name, text)
+        return text
+
     def service_staffed(self, code: str) -> bool:
         """Whether a counter that is not closed serves ``code`` (a transfer there is called soon)."""
         return any(code in (c.get("services") or []) and c.get("state") != "closed" for c in self.counters())
@@ -1035,7 +1046,7 @@ class CounterModel:
     def _refused(self, action: str, err: dict[str, Any]) -> None:
         code = str(err.get("code", "UNKNOWN"))
         zh, en = str(err.get("message_zh") or code), str(err.get("message_en") or code)
-        self.message = Message("error", zh, en, code)
+        self.message = Message("error", self._named(zh, "zh"), self._named(en, "en"), code)
         if action == "sign_in":
             self._own_signin_events = 0
             self.offer_takeover = code == "COUNTER_OCCUPIED"

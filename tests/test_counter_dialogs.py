@@ -54,6 +54,9 @@ def test_transfer_marks_services_without_an_open_counter_and_keeps_the_note_when
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "SERVICE_CLOSED" in w.message.text(), timeout=5000)
     assert m.phase() == "serving"
+    # The refusal names the service as the clerk knows it, not by its code.
+    assert m.message is not None and "建设项目环境影响评价审批" in m.message.zh and "eia_approval" not in m.message.zh
+    assert "eia_approval" not in m.message.en, m.message.en
     press(qtbot, term, Qt.Key.Key_F6)  # the clerk tries another service: the note is still there
     qtbot.waitUntil(lambda: isinstance(w.dialog, TransferDialog), timeout=2000)
     again = w.dialog
