@@ -25,6 +25,7 @@ from queuehall.kiosk.checkin import (
     ScanDetector,
 )
 from queuehall.kiosk.model import Bi, KioskModel, Phase, Screen
+from queuehall.kiosk.widgets import make_button, make_label, set_flag
 
 KEYPAD_COLUMNS = 8
 BACK = Bi("返回首页", "Back to start")
@@ -81,22 +82,8 @@ def checkin_style(u: float) -> str:
     """
 
 
-def _label(name: str, *, center: bool = True) -> QLabel:
-    label = QLabel()
-    label.setObjectName(name)
-    label.setWordWrap(True)
-    align = Qt.AlignmentFlag.AlignHCenter if center else Qt.AlignmentFlag.AlignLeft
-    label.setAlignment(align | Qt.AlignmentFlag.AlignVCenter)
-    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-    return label
-
-
-def _button(name: str, text: str = "") -> QPushButton:
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys go to the window (the barcode scanner), never to a button
-    b.setCursor(Qt.CursorShape.PointingHandCursor)
-    return b
+def _label(name: str) -> QLabel:
+    return make_label(name, align=Qt.AlignmentFlag.AlignHCenter)
 
 
 def _pair(first: QLabel, second: QLabel, text: Bi, lang: str) -> None:
@@ -159,27 +146,27 @@ class CheckinPage(QWidget):
         grid.setSpacing(8)
         self.keys: dict[str, QPushButton] = {}
         for i, ch in enumerate(BOOKING_ALPHABET):
-            b = _button("ciKey", ch)
+            b = make_button("ciKey", ch)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             b.clicked.connect(lambda _=False, c=ch: self.key_tapped.emit(c))
             self.keys[ch] = b
             grid.addWidget(b, i // KEYPAD_COLUMNS, i % KEYPAD_COLUMNS)
-        self.back_key = _button("ciEdit")
+        self.back_key = make_button("ciEdit")
         self.back_key.clicked.connect(lambda: self.key_tapped.emit("back"))
-        self.clear_key = _button("ciEdit")
+        self.clear_key = make_button("ciEdit")
         self.clear_key.clicked.connect(lambda: self.key_tapped.emit("clear"))
         for b in (self.back_key, self.clear_key):
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         last = len(BOOKING_ALPHABET)  # 31 keys: the 32nd place and a row more hold the editing keys
         grid.addWidget(self.back_key, last // KEYPAD_COLUMNS, last % KEYPAD_COLUMNS)
         grid.addWidget(self.clear_key, last // KEYPAD_COLUMNS + 1, 0, 1, 2)
-        self.go = _button("ciGo")
+        self.go = make_button("ciGo")
         self.go.clicked.connect(self.submit_tapped)
         grid.addWidget(self.go, last // KEYPAD_COLUMNS + 1, 2, 1, KEYPAD_COLUMNS - 2)
         lay.addLayout(grid, 1)
         row = QHBoxLayout()
         row.addStretch(1)
-        self.back = _button("ciBack")
+        self.back = make_button("ciBack")
         self.back.clicked.connect(self.back_tapped)
         row.addWidget(self.back)
         row.addStretch(1)
@@ -242,7 +229,7 @@ class CheckedInPage(QWidget):
         lay.addStretch(1)
         row = QHBoxLayout()
         row.addStretch(1)
-        self.done = _button("ciBack")
+        self.done = make_button("ciBack")
         self.done.setMinimumWidth(380)
         self.done.clicked.connect(self.done_tapped)
         row.addWidget(self.done)
@@ -257,10 +244,7 @@ class CheckedInPage(QWidget):
         label, head, next_step, late = info
         lang = model.language
         _pair(self.head, self.head_sub, head, lang)
-        if self.head.property("late") != late:
-            self.head.setProperty("late", late)
-            self.head.style().unpolish(self.head)
-            self.head.style().polish(self.head)
+        set_flag(self.head, "late", late)
         self.caption.setText(Bi("您的号码", "Your number")(lang))
         self.number.setText(label)
         _pair(self.line, self.line_sub, next_step, lang)
@@ -300,9 +284,9 @@ class CheckinRefusedPage(QWidget):
         lay.addStretch(1)
         row = QHBoxLayout()
         row.addStretch(1)
-        self.retry = _button("ciGo")
+        self.retry = make_button("ciGo")
         self.retry.clicked.connect(self.retry_tapped)
-        self.back = _button("ciBack")
+        self.back = make_button("ciBack")
         self.back.clicked.connect(self.back_tapped)
         row.addWidget(self.retry)
         row.addSpacing(24)
