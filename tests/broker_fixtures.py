@@ -84,11 +84,23 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel's ports for outgoing connections start: a port checked free above it can be taken
+    by any connect() (PostgreSQL, ZeroMQ, Chromium) before the broker binds it ("address already in use")."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_EPHEMERAL_LOW = max(_ephemeral_low(), 24000)
+
+
 def free_port_pair() -> int:
     """A port N such that N, N+1 and N+2 are free on 127.0.0.1 (commands, public and staff events)."""
     rng = random.SystemRandom()
     for _ in range(200):
-        port = rng.randrange(20000, 60000, 2)
+        port = rng.randrange(20000, _EPHEMERAL_LOW - 3, 2)
         if _port_free(port) and _port_free(port + 1) and _port_free(port + 2):
             return port
     raise RuntimeError("no free pair of ports")
