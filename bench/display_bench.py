@@ -3,7 +3,7 @@
 A real broker runs as a child process (``queuehall broker --insecure`` on loopback, a fresh
 SQLite file, a simulated clock on an open Tuesday morning), so the figures and the memory are
 the display's own. This process is the display: a 1920x1080 hall screen (offscreen Qt), the
-real :class:`~display.qt_audio.QtAudioSink` (QMediaPlayer), a :class:`~queuehall.qtlink.QtLink`.
+real :class:`~voice.qt_audio.QtAudioSink` (QMediaPlayer), a :class:`~queuehall.qtlink.QtLink`.
 A worker thread plays the clerks: for each call it notes the time, sends ``call_next`` and
 waits until the display reports both events below, then stops the announcement so the next
 call does not queue behind it.
@@ -51,8 +51,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from queuehall.broker.config import load_config  # noqa: E402
 from queuehall.broker.storage import open_store  # noqa: E402
 from queuehall.display.model import DisplayOptions, parse_size  # noqa: E402
-from queuehall.display.qt_audio import QtAudioSink  # noqa: E402
 from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font  # noqa: E402
+from queuehall.voice.qt_audio import QtAudioSink  # noqa: E402
 
 from queuehall.client import BrokerClient  # noqa: E402
 from queuehall.demo import free_port  # noqa: E402

@@ -8,16 +8,16 @@ from __future__ import annotations
 import time
 
 from PySide6.QtWidgets import QApplication
-from queuehall.display.announcer import AudioSink, ManualClock, RecordingSink
 from queuehall.display.model import DisplayOptions
 from queuehall.display.window import DisplayWindow
+from queuehall.voice.sink import AudioSink, ManualClock, RecordingSink
 
 from queuehall.client import Security
 from queuehall.qtlink import QtLink
 
 
 class DemoDisplayWindow(DisplayWindow):
-    """A hall screen whose announcer runs on a :class:`~display.announcer.ManualClock` that
+    """A hall screen whose announcer runs on a :class:`~voice.sink.ManualClock` that
     :meth:`demo_tick` drives (no 100 ms timer): made by :meth:`for_demo`."""
 
     demo_clock: ManualClock

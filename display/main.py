@@ -58,14 +58,14 @@ def register(subparsers: Any) -> None:
     v = subparsers.add_parser("voices", help="voice packs for the announcements (语音包)")
     vs = v.add_subparsers(dest="voices_cmd", required=True)
     b = vs.add_parser("build", help="generate the default voice pack with espeak-ng")
-    b.add_argument("--out", default=None, help="output folder (default: display/voices/default)")
+    b.add_argument("--out", default=None, help="output folder (default: voice/voices/default)")
     b.add_argument("--rate", type=int, default=None, help="sample rate in Hz (default 16000)")
     b.set_defaults(func=run_voices_build)
 
 
 def run_voices_build(args: argparse.Namespace) -> int:
-    """``queuehall voices build``: hands over to :func:`display.voice.main_build`; returns its exit code."""
-    from queuehall.display.voice import main_build
+    """``queuehall voices build``: hands over to :func:`voice.pack.main_build`; returns its exit code."""
+    from queuehall.voice.pack import main_build
 
     argv: list[str] = []
     if args.out:
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
-    from queuehall.display.voice import VoiceError, load_pack
     from queuehall.display.window import DisplayWindow, apply_app_font
+    from queuehall.voice.pack import VoiceError, load_pack
 
     from queuehall.qtlink import QtLink
 

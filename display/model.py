@@ -5,7 +5,7 @@ change, ``handle_event`` for each published event, ``set_connected`` for the hea
 answers :meth:`DisplayModel.hall_view` / :meth:`DisplayModel.counter_view` with plain frozen
 dataclasses the widgets paint. The announcement queue (:class:`display.announcer.Announcer`)
 lives here too, so tests drive the whole display logic with a manual clock and a
-:class:`~display.announcer.RecordingSink`, without widgets.
+:class:`~voice.sink.RecordingSink`, without widgets.
 
 Rules it implements (docs/display.md):
 
@@ -44,10 +44,10 @@ from queuehall.display.announcer import (
     DEFAULT_MAX_AGE_SECONDS,
     DEFAULT_MIN_DISPLAY_SECONDS,
     Announcer,
-    AudioSink,
     Call,
 )
-from queuehall.display.voice import MAX_REPEAT, VoiceError, VoicePack
+from queuehall.voice.pack import MAX_REPEAT, VoiceError, VoicePack
+from queuehall.voice.sink import AudioSink
 
 from queuehall.clock import HallClock  # re-exported: the display's tests and window import it from here
 from queuehall.connection import LABELS as CONNECTION_LABELS
@@ -393,7 +393,7 @@ class DisplayModel:
 
     ``pack`` + ``sink`` + ``clock`` feed the :class:`Announcer` (the hall screen only; a counter
     screen is silent and needs none of them). ``clock`` returns seconds (``time.time`` in
-    production, a :class:`display.announcer.ManualClock` in tests and the headless demo).
+    production, a :class:`voice.sink.ManualClock` in tests and the headless demo).
     ``hall_clock`` returns the hall's aware time (default: a :class:`HallClock` fed by
     :meth:`handle_state` and the window's heartbeat hook). ``volume``: a sink with ``set_volume``
     (QtAudioSink) gets it as the device volume; otherwise it is rendered into the WAV.

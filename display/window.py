@@ -8,7 +8,7 @@ every string to its box and records in ``elided`` anything it had to cut), :mod:
 :class:`DisplayWindow` wires a :class:`queuehall.qtlink.QtLink` (role ``display``: it only
 listens, it never sends a state-changing command) to :class:`display.model.DisplayModel`, drives
 the announcement queue from a 100 ms timer and repaints what changed. For tests it takes any
-:class:`~display.announcer.AudioSink` (e.g. a :class:`~display.announcer.RecordingSink`, which
+:class:`~voice.sink.AudioSink` (e.g. a :class:`~voice.sink.RecordingSink`, which
 keeps every announcement's WAV bytes), an injectable clock for the announcer and a hall clock;
 the headless demo's manual-clock variant is :mod:`display.demo_display`.
 """
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QResizeEvent
 from PySide6.QtWidgets import QWidget
-from queuehall.display.announcer import AudioSink, RecordingSink
 from queuehall.display.counter_view import CounterScreen
 from queuehall.display.hall_view import HallScreen
 from queuehall.display.model import DisplayModel, DisplayOptions, HallClock
 from queuehall.display.painting import Painted, apply_app_font
-from queuehall.display.voice import VoicePack, load_pack
+from queuehall.voice.pack import VoicePack, load_pack
+from queuehall.voice.sink import AudioSink, RecordingSink
 
 from queuehall.client import StateMirror
 from queuehall.qtlink import QtLink
@@ -102,7 +102,7 @@ class DisplayWindow(QWidget):
 
     ``link``: a QtLink (role ``display``) or None (the owner then feeds :meth:`on_state`,
     :meth:`on_event` and :meth:`on_connection` itself). ``sink``: where announcements play
-    (default: :class:`display.qt_audio.QtAudioSink`; a RecordingSink keeps each WAV in
+    (default: :class:`voice.qt_audio.QtAudioSink`; a RecordingSink keeps each WAV in
     ``sink.played``). ``clock``: seconds for the announcer (default ``time.time``).
     ``hall_clock``: the hall's aware time (default: the broker's heartbeat time via
     :class:`HeartbeatMirror`, else system time). ``pack``: the voice pack (default: shipped).
@@ -133,7 +133,7 @@ class DisplayWindow(QWidget):
         self.hall_clock = hall_clock if hall_clock is not None else broker_clock
         if self.options.counter is None:
             if sink is None:
-                from queuehall.display.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
+                from queuehall.voice.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
 
                 sink = QtAudioSink(self)
             pack = pack or load_pack()

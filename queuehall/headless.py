@@ -379,8 +379,8 @@ class _Screens:
 # The display's construction lives apart so the demo degrades clearly if it changes.
 
 def _make_display(screens: _Screens) -> Any:
-    from queuehall.display.announcer import RecordingSink
     from queuehall.display.demo_display import DemoDisplayWindow
+    from queuehall.voice.sink import RecordingSink
 
     sink = RecordingSink(auto_finish=True)
     screens.sink = sink

@@ -1,4 +1,4 @@
-"""The announcement queue (display/announcer.py) on a manual clock, and QtAudioSink (display/qt_audio.py)."""
+"""The announcement queue (display/announcer.py) on a manual clock, and QtAudioSink (voice/qt_audio.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pytestqt.qtbot import QtBot
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from queuehall.display.announcer import Announcer, AudioSink, Call, ManualClock, RecordingSink
-from queuehall.display.voice import VoiceError, VoicePack, duration, load_pack, render_announcement, write_wav
+from queuehall.display.announcer import Announcer, Call
+from queuehall.voice.pack import VoiceError, VoicePack, duration, load_pack, render_announcement, write_wav
+from queuehall.voice.sink import AudioSink, ManualClock, RecordingSink
 
 T0 = 1_700_000_000.0  # a wall-clock time, like time.time()
 STEP = 0.05
@@ -263,7 +264,7 @@ def _short_wav(seconds: float = 0.3, rate: int = 16000) -> bytes:
 
 
 def test_qt_audio_sink_plays_and_reports_the_end(qtbot: QtBot) -> None:
-    from queuehall.display.qt_audio import QtAudioSink
+    from queuehall.voice.qt_audio import QtAudioSink
 
     sink = QtAudioSink(volume=0.8)
     finished: list[str] = []
@@ -275,7 +276,7 @@ def test_qt_audio_sink_plays_and_reports_the_end(qtbot: QtBot) -> None:
 
 
 def test_qt_audio_sink_stop_and_bad_media(qtbot: QtBot, caplog: pytest.LogCaptureFixture) -> None:
-    from queuehall.display.qt_audio import QtAudioSink
+    from queuehall.voice.qt_audio import QtAudioSink
 
     sink = QtAudioSink()
     finished: list[str] = []
@@ -283,7 +284,7 @@ def test_qt_audio_sink_stop_and_bad_media(qtbot: QtBot, caplog: pytest.LogCaptur
     sink.stop()
     sink.play(_short_wav(), lambda: finished.append("second"))
     qtbot.waitUntil(lambda: finished == ["second"], timeout=5000)
-    with caplog.at_level(logging.WARNING, logger="queuehall.display.qt_audio"):
+    with caplog.at_level(logging.WARNING, logger="queuehall.voice.qt_audio"):
         sink.play(b"RIFF" + b"\x00" * 64, lambda: finished.append("garbage"))
         qtbot.waitUntil(lambda: finished == ["second", "garbage"], timeout=5000)
     assert "announcement" in caplog.text  # logged, not raised

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from PIL import Image
-from queuehall.display.voice import rms
+from queuehall.voice.pack import rms
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from queuehall.display.announcer import ManualClock, RecordingSink
 from queuehall.display.model import DisplayModel, DisplayOptions
-from queuehall.display.voice import VoicePack, load_pack
+from queuehall.voice.pack import VoicePack, load_pack
+from queuehall.voice.sink import ManualClock, RecordingSink
 
 HALL_NOW = datetime(2026, 11, 24, 1, 14, tzinfo=UTC)  # 09:14 in the hall
 

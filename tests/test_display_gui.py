@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pytestqt.qtbot import QtBot
 from queuehall.broker.config import HallConfig
-from queuehall.display.announcer import ManualClock as SecondsClock
-from queuehall.display.announcer import RecordingSink
 from queuehall.display.demo_display import DemoDisplayWindow
 from queuehall.display.model import DisplayError, DisplayModel, DisplayOptions, HallClock, parse_size
-from queuehall.display.voice import VoicePack, duration, load_pack, render_announcement, rms
 from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font
+from queuehall.voice.pack import VoicePack, duration, load_pack, render_announcement, rms
+from queuehall.voice.sink import ManualClock as SecondsClock
+from queuehall.voice.sink import RecordingSink
 
 from queuehall.client import BrokerClient
 from queuehall.qtlink import QtLink
@@ -441,7 +441,7 @@ def test_demo_window_plays_every_queued_call_on_its_own_clock(
 
 
 def test_default_sink_plays_with_qtmultimedia(hall: Hall, qtbot: QtBot) -> None:
-    from queuehall.display.qt_audio import QtAudioSink
+    from queuehall.voice.qt_audio import QtAudioSink
 
     link = QtLink(hall.bt.endpoint, role="display", name="wall-audio")
     window = DisplayWindow(link, DisplayOptions(volume=0.5))
@@ -706,7 +706,7 @@ def test_cli_refuses_bad_options_before_opening_a_window(
         assert en.strip() and not any("\u4e00" <= ch <= "\u9fff" for ch in en), err
     assert main(["display", "--broker", "no-port"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
-    # `queuehall voices build` hands over to display.voice.main_build (an out-of-range rate stops it early).
+    # `queuehall voices build` hands over to voice.pack.main_build (an out-of-range rate stops it early).
     assert main(["voices", "build", "--out", str(tmp_path / "pack"), "--rate", "5"]) == 2
     assert "VOICE_BAD_OPTION" in capsys.readouterr().err
     assert not (tmp_path / "pack").exists()

@@ -8,10 +8,10 @@ import pytest
 from queuehall.broker.config import ConfigError
 from queuehall.broker.reports import ReportError
 from queuehall.display.model import DisplayError
-from queuehall.display.voice import VoiceError
 from queuehall.kiosk.model import KioskConfigError
 from queuehall.kiosk.printing import PrinterError
 from queuehall.kiosk.ticket import TicketError
+from queuehall.voice.pack import VoiceError
 
 from queuehall.errors import HallError, QueuehallError
 

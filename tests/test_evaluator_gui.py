@@ -16,10 +16,10 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from queuehall.broker.config import HallConfig
 from queuehall.broker.storage import cases, ratings
-from queuehall.display.announcer import ManualClock as SecondsClock
 from queuehall.display.evaluation import DETAILS, DONE, IDLE, LEVELS, EvaluatorModel
 from queuehall.display.model import DisplayError, DisplayOptions
 from queuehall.display.window import DisplayWindow, apply_app_font
+from queuehall.voice.sink import ManualClock as SecondsClock
 from sqlalchemy import select
 
 from queuehall.client import BrokerClient

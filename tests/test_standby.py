@@ -23,10 +23,10 @@ import pytest
 from queuehall.broker.config import DEFAULT_CONFIG, load_config
 from queuehall.broker.lease import IDLE_IN_TRANSACTION_MS, Lease, LeaseLost
 from queuehall.broker.storage import open_store
-from queuehall.display.announcer import ManualClock as AnnouncerClock
-from queuehall.display.announcer import RecordingSink
 from queuehall.display.model import DisplayModel, DisplayOptions
-from queuehall.display.voice import load_pack
+from queuehall.voice.pack import load_pack
+from queuehall.voice.sink import ManualClock as AnnouncerClock
+from queuehall.voice.sink import RecordingSink
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 

@@ -1,4 +1,4 @@
-"""Voice packs and announcement rendering (display/voice.py), on the real shipped pack."""
+"""Voice packs and announcement rendering (voice/pack.py), on the real shipped pack."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from array import array
 from pathlib import Path
 
 import pytest
-from queuehall.display.voice import (
+from queuehall.voice.pack import (
     CHIME_KEY,
     DEFAULT_PACK_DIR,
     VoiceError,
@@ -150,6 +150,29 @@ def test_default_pack_loads_with_every_clip(pack: VoicePack) -> None:
     assert CHIME_KEY in pack.clips
     total = sum(f.stat().st_size for f in DEFAULT_PACK_DIR.rglob("*") if f.is_file())
     assert total < 1.7 * 1024 * 1024
+
+
+def test_the_pack_ships_as_package_data_read_through_importlib_resources() -> None:
+    """The pack is package data of queuehall.voice: every file is matched by pyproject.toml's package-data
+    globs (so a wheel carries it), and load_pack() reads it through importlib.resources."""
+    import fnmatch
+    import tomllib
+    from importlib import resources
+
+    from queuehall.voice.pack import default_pack
+
+    root = Path(__file__).resolve().parent.parent
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert setuptools["package-dir"]["queuehall.voice"] == "voice"
+    globs = setuptools["package-data"]["queuehall.voice"]
+    package = root / "voice"
+    shipped = [f.relative_to(package).as_posix() for f in (package / "voices").rglob("*") if f.is_file()]
+    assert shipped and all(any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/") for g in globs)
+                           for rel in shipped), shipped
+    pack_dir = default_pack()
+    assert pack_dir == resources.files("queuehall.voice") / "voices" / "default"
+    assert (pack_dir / "pack.json").is_file()
+    assert load_pack() is load_pack() and load_pack().path == pack_dir
 
 
 def test_phrases_replace_word_runs(pack: VoicePack) -> None:

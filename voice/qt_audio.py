@@ -1,4 +1,4 @@
-"""Play announcement WAVs through QtMultimedia: the real :class:`display.announcer.AudioSink`.
+"""Play announcement WAVs through QtMultimedia: the real :class:`voice.sink.AudioSink`.
 
 QMediaPlayer decodes the WAV from an in-memory QBuffer (no temp files) and plays it
 asynchronously, so the GUI thread never blocks. ``on_finished`` runs when the player reaches
