@@ -8,7 +8,16 @@
    reply, perf_counter_ns) is a sample. Target: p99 ≤ 5 ms for each. The same again with
    ``--sqlite-synchronous NORMAL`` (WAL without an fsync per commit: durable across a broker crash, not a power
    cut), and the engine alone in process without a database, to show where the time goes.
-2. **Slots.** A hall of 30 services that all take bookings (15-minute slots, the default hours) built afresh for
+
+   **Where the time goes.** Around each round trip the client reads the broker's main thread's
+   ``/proc/PID/task/PID/schedstat`` (Linux): the CPU time it ran and the time it was runnable but waiting for a
+   CPU (the machine's other jobs). So each sample splits into the broker's CPU, the broker's wait for a CPU,
+   and the rest (the disk's fsync, loopback and ZeroMQ's I/O threads, the client). Reported: the broker's CPU
+   per command (median) and, over the slowest 1 % of round trips, the mean of each part.
+3. **The cycle collector.** The same broker's hall loaded in this process from the database the broker left
+   (about the heap a broker has after its start): the time of a full collection (``gc.collect()``), and again
+   after ``settle_heap`` (``gc.freeze``), which ``queuehall broker`` runs once the hall is loaded.
+4. **Slots.** A hall of 30 services that all take bookings (15-minute slots, the default hours) built afresh for
    each of ``--rounds`` rounds; the time for ``slots`` of all 30 services for one day, computed from nothing
    (the hall's calendar and slot caches empty; the holiday library loaded, as the broker does at start), and
    again once computed. Target: ≤ 50 ms.
@@ -58,6 +67,68 @@ def _stats(samples: list[float]) -> dict[str, float]:
             "max": round(max(samples), 3), "mean": round(statistics.fmean(samples), 3), "n": len(samples)}
 
 
+class _Schedstat:
+    """The broker's main thread's CPU time and run-queue wait (ns) from /proc (Linux; zeros elsewhere)."""
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self._f: Any = open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii")  # noqa: SIM115
+        except OSError:
+            self._f = None
+
+    def read(self) -> tuple[int, int]:
+        if self._f is None:
+            return 0, 0
+        self._f.seek(0)
+        cpu, wait, _ = self._f.read().split()
+        return int(cpu), int(wait)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+
+
+def _split(samples: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """(round trip, broker CPU, broker's wait for a CPU) per sample, in ms: the broker's CPU per command
+    (median) and the slowest 1 % of round trips split into its parts (means)."""
+    slow = sorted(samples)[-max(1, len(samples) // 100):]
+    n = len(slow)
+    wall, cpu, wait = (sum(x[i] for x in slow) / n for i in range(3))
+    return {"broker_cpu_p50": round(statistics.median(x[1] for x in samples), 3),
+            "slowest_1pct": {"n": n, "round_trip": round(wall, 3), "broker_cpu": round(cpu, 3),
+                             "broker_waiting_for_cpu": round(wait, 3),
+                             "rest_disk_transport_client": round(wall - cpu - wait, 3)}}
+
+
+def _heap(db: str, cfg: Path) -> dict[str, float]:
+    """A full collection's time over a heap holding the hall the broker left in ``db``, before and after
+    ``settle_heap`` (broker/main.py)."""
+    import gc
+
+    from queuehall.broker import server  # noqa: F401  # the broker's modules, as in its process
+    from queuehall.broker.config import load_config
+    from queuehall.broker.main import make_clock, settle_heap
+    from queuehall.broker.storage import load_hall, open_store
+
+    config = load_config(cfg)
+    store = open_store(db, hall=config.hall_id, hall_given=config.hall_id_given)
+    try:
+        hall = load_hall(config, make_clock("2026-11-24T10:00", 1.0, config.timezone), store)
+        objects = len(gc.get_objects())
+        t0 = time.perf_counter_ns()
+        gc.collect()
+        before = (time.perf_counter_ns() - t0) / 1e6
+        settle_heap()
+        t0 = time.perf_counter_ns()
+        gc.collect()
+        after = (time.perf_counter_ns() - t0) / 1e6
+        gc.unfreeze()
+        del hall
+    finally:
+        store.close()
+    return {"objects": objects, "full_collection_ms": round(before, 3), "after_freeze_ms": round(after, 3)}
+
+
 def at_the_broker(bookings: int, synchronous: str = "FULL") -> dict[str, Any]:
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
     for old, new in (("slot_capacity = 4 ", "slot_capacity = 1000 "), ("walkin_share = 0.5 ", "walkin_share = 0.0 "),
@@ -73,30 +144,40 @@ def at_the_broker(bookings: int, synchronous: str = "FULL") -> dict[str, Any]:
                                  "--config", str(cfg), "--db", db, "--sim-start", "2026-11-24T09:40",
                                  "--sqlite-synchronous", synchronous],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                env=dict(os.environ, PYTHONUNBUFFERED="1", QUEUEHALL_DATA=tmp))
         try:
             endpoint = f"127.0.0.1:{port}"
             if not wait_until_answering(endpoint, timeout=60, give_up=lambda: proc.poll() is not None):
                 raise SystemExit("the broker did not start")
             client = BrokerClient(endpoint, timeout=5.0)
+            sched = _Schedstat(proc.pid)
             try:
                 for _ in range(20):  # warm up: the statements compiled, the connection open
                     client.request("slots", service="passport")
                 book_ms: list[float] = []
                 book_contact_ms: list[float] = []
+                book_split: list[tuple[float, float, float]] = []
                 codes = []
                 for i in range(bookings):
                     contact = f"138{i:08d}" if i % 2 else None
+                    c0, w0 = sched.read()
                     t0 = time.perf_counter_ns()
                     got = client.request("book", service="passport", slot="2026-11-24T10:00", contact=contact)
                     ms = (time.perf_counter_ns() - t0) / 1e6
+                    c1, w1 = sched.read()
                     (book_contact_ms if contact else book_ms).append(ms)
+                    book_split.append((ms, (c1 - c0) / 1e6, (w1 - w0) / 1e6))
                     codes.append(got["booking"]["code"])
                 checkin_ms: list[float] = []
+                checkin_split: list[tuple[float, float, float]] = []
                 for code in codes:
+                    c0, w0 = sched.read()
                     t0 = time.perf_counter_ns()
                     got = client.request("checkin", code=code)
-                    checkin_ms.append((time.perf_counter_ns() - t0) / 1e6)
+                    ms = (time.perf_counter_ns() - t0) / 1e6
+                    c1, w1 = sched.read()
+                    checkin_ms.append(ms)
+                    checkin_split.append((ms, (c1 - c0) / 1e6, (w1 - w0) / 1e6))
                     assert got["ticket"].get("appointment") is True, got
                 slots_ms = []
                 for _ in range(50):
@@ -104,14 +185,17 @@ def at_the_broker(bookings: int, synchronous: str = "FULL") -> dict[str, Any]:
                     client.request("slots", service="passport")
                     slots_ms.append((time.perf_counter_ns() - t0) / 1e6)
             finally:
+                sched.close()
                 client.close()
         finally:
             proc.terminate()
             proc.wait(10)
+        heap = _heap(db, cfg) if synchronous == "FULL" else None
     every_book = book_ms + book_contact_ms
     return {"book_ms": _stats(every_book), "book_without_contact_ms": _stats(book_ms),
             "book_with_contact_ms": _stats(book_contact_ms), "checkin_ms": _stats(checkin_ms),
-            "slots_round_trip_ms": _stats(slots_ms)}
+            "slots_round_trip_ms": _stats(slots_ms), "book_split": _split(book_split),
+            "checkin_split": _split(checkin_split), "heap": heap}
 
 
 def engine_only(bookings: int) -> dict[str, Any]:
@@ -188,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
          "target": f"≤ {TARGET_MS:g}", "met": broker["book_ms"]["p99"] <= TARGET_MS},
         {"figure": "book, without a contact, p99 (ms)", "value": broker["book_without_contact_ms"]["p99"],
          "target": f"≤ {TARGET_MS:g}", "met": broker["book_without_contact_ms"]["p99"] <= TARGET_MS},
-        {"figure": "book, with a contact (its scrypt hash), p99 (ms)",
+        {"figure": "book, with a contact (its keyed hash), p99 (ms)",
          "value": broker["book_with_contact_ms"]["p99"], "target": f"≤ {TARGET_MS:g}",
          "met": broker["book_with_contact_ms"]["p99"] <= TARGET_MS},
         {"figure": "checkin at the broker, round trip p99 (ms)", "value": broker["checkin_ms"]["p99"],
@@ -200,12 +284,25 @@ def main(argv: list[str] | None = None) -> int:
          "met": max(normal["book_ms"]["p99"], normal["checkin_ms"]["p99"]) <= TARGET_MS},
         {"figure": "the engine alone (no database, no transport): book / checkin p99 (ms)",
          "value": f"{engine['book_ms']['p99']} / {engine['checkin_ms']['p99']}", "target": "", "met": None},
+        {"figure": "broker's own CPU per command, median: book / checkin (ms)",
+         "value": f"{broker['book_split']['broker_cpu_p50']} / {broker['checkin_split']['broker_cpu_p50']}",
+         "target": "", "met": None},
+        *({"figure": f"slowest 1 % of {name} round trips (mean ms): broker CPU + broker waiting for a CPU + rest "
+                     "(fsync, transport, client) = round trip",
+           "value": f"{sp['broker_cpu']} + {sp['broker_waiting_for_cpu']} + {sp['rest_disk_transport_client']} "
+                    f"= {sp['round_trip']}", "target": "", "met": None}
+          for name, sp in (("book", broker["book_split"]["slowest_1pct"]),
+                           ("checkin", broker["checkin_split"]["slowest_1pct"]))),
+        {"figure": f"a full collection of the broker's heap ({broker['heap']['objects']:,} objects) / after "
+                   "gc.freeze at its start (ms)",
+         "value": f"{broker['heap']['full_collection_ms']} / {broker['heap']['after_freeze_ms']}", "target": "",
+         "met": None},
         {"figure": "a day's slots of 30 services, computed, p99 (ms)", "value": slots["computed_ms"]["p99"],
          "target": f"≤ {SLOTS_TARGET_MS:g}", "met": slots["computed_ms"]["p99"] <= SLOTS_TARGET_MS},
         {"figure": "the same, computed, median (ms)", "value": slots["computed_ms"]["p50"],
          "target": f"≤ {SLOTS_TARGET_MS:g}", "met": slots["computed_ms"]["p50"] <= SLOTS_TARGET_MS},
         {"figure": "the same, cached, median (ms)", "value": slots["cached_ms"]["p50"], "target": "", "met": None},
-        {"figure": "the engine alone: book (half with a contact's scrypt) / checkin median (ms)",
+        {"figure": "the engine alone: book (half with a contact) / checkin median (ms)",
          "value": f"{engine['book_ms']['p50']} / {engine['checkin_ms']['p50']}", "target": "", "met": None},
     ]
     out = {"benchmark": "appointments", "bookings": args.bookings, "broker": broker, "broker_normal": normal,

@@ -224,11 +224,19 @@ BENCHMARKS: list[Benchmark] = [
                     "`synchronous=FULL`: each reply waits for its fsync), on the shared 2-core machine while other "
                     "jobs ran (load averages above). The fsync of 4 KiB measured in the same run is the floor under "
                     "every durable reply: where its p99 alone passes 5 ms, no durable booking can meet the target "
-                    "here, and the NORMAL and engine-alone rows show where the rest goes. A booking with a contact "
-                    "includes the "
-                    "contact's scrypt hash (n=2^10, r=4: about 1 ms alone on this machine; 2^11 with r=8 took 12 ms "
-                    "at best, so it was lowered; broker/appointments.py). The slots are computed by the engine alone "
-                    "(no transport): 30 services × 26 quarter-hour slots, from an empty calendar cache."),
+                    "here. Each round trip is split with the broker's /proc schedstat into the broker's CPU, its "
+                    "wait for a CPU while other jobs ran, and the rest (fsync, loopback and ZeroMQ's I/O threads, "
+                    "the client): on this machine the tail is the wait for a CPU and the disk, not the broker's own "
+                    "work (about 1 ms a command). What was changed for the target, measured: the contact's hash is "
+                    "an HMAC under the hall's contact key instead of scrypt (1.1 ms of the broker's thread in every "
+                    "booking with a contact, the largest part of its own time; why that is also the right hash for "
+                    "a phone or ID number: docs/calling-rules.md, \"Durability and privacy\"), and the broker "
+                    "freezes its heap after loading the hall (gc.freeze: the cycle collector's full pass over a "
+                    "started broker took the time in the heap row, paid by one request). Still the same: one "
+                    "transaction and one fsync per command (a book writes its event, its booking and its request "
+                    "reply; a check-in its ticket, visit, two events, the booking and the reply; no SELECT), "
+                    "the reply sent before publishing. The slots are computed by the engine alone (no transport): "
+                    "30 services × 26 quarter-hour slots, from an empty calendar cache."),
     Benchmark("city", "city_bench.py", (), ("--quick",),
               "A city on one PostgreSQL: 18 brokers, and the monthly city report", generic_rows,
               notes="Eighteen broker processes (the halls of config/beijing-exit-entry), eighteen client processes "

@@ -17,8 +17,9 @@ hall's identity and the random part, and one *check character* over the nine bef
 is told apart from a code of another hall (right check, wrong tag) and from one that simply is not booked.
 
 **Contact.** A booking may carry the citizen's phone or ID number for the hall's own check at check-in. Only
-a masked form (``138****5678``, ``110***********1234``) for display and a salted scrypt hash for matching are
-kept; both are purged with the hall's records (``retention_days``). See :func:`hash_contact` for why scrypt.
+a masked form (``138****5678``, ``110***********1234``) for display and a salted keyed hash (HMAC-SHA-256 under
+the hall's contact key, kept outside the database) for matching are kept; both are purged with the hall's records
+(``retention_days``). See :func:`hash_contact` for why a keyed hash and not scrypt.
 """
 
 from __future__ import annotations
@@ -39,11 +40,8 @@ QR_PREFIX = "queuehall:booking:"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 _BASE = len(ALPHABET)
 
-# scrypt for the contact hash: n=2**10, r=4, p=1 (512 KiB, about 1 ms on the 2-core test machine; 2**11 with r=8
-# took 12 ms at best there, past the 5 ms a booking may take at the broker: bench/appointments_bench.py). Far
-# cheaper than the PINs' 2**14, because booking is a public operation on the broker's one thread; the salt is per
-# booking, so every record is attacked on its own.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**10, 4, 1
+CONTACT_KEY_BYTES = 32  # the hall's contact key (the HMAC's pepper): 256 random bits, kept outside the database
+_HMAC = "hmac-sha256"
 _PHONE = re.compile(r"1[3-9][0-9]{9}")  # a mainland mobile number (11 digits)
 _ID = re.compile(r"[0-9]{17}[0-9X]")  # a resident identity card number (18 characters)
 
@@ -107,31 +105,60 @@ def mask_contact(contact: str) -> str:
     return f"{contact[:3]}{'*' * (len(contact) - 7)}{contact[-4:]}"
 
 
-def hash_contact(contact: str, salt: bytes | None = None) -> str:
-    """``scrypt$n$r$p$salt$hash`` of a normalised contact, with a fresh 16-byte salt per booking.
+def new_contact_key() -> bytes:
+    """A fresh contact key (the broker keeps it in a file beside its keys: ``queuehall broker --contact-key``)."""
+    return secrets.token_bytes(CONTACT_KEY_BYTES)
 
-    Why scrypt with a per-record salt rather than an HMAC under a hall secret: matching is only ever against
-    one booking (its check-in), so no lookup index is needed; there is no extra secret to keep beside the
-    database, back up and never lose (a lost HMAC key would make every stored hash useless, one leaked with
-    the database would let all of them be tried at SHA-256 speed); and each record must be attacked on its own
-    at scrypt's cost. Honest limit: the masked form shows 7 of a phone's 11 digits, so someone holding the
-    database can recover a phone number from its hash with 10,000 tries (about 10 s at this cost); an ID
-    number's 11 hidden characters cost far more. What protects contacts is keeping only these two forms, the
-    database's access control and the purge with the hall's retention.
+
+def contact_key_id(key: bytes) -> str:
+    """A short public name of ``key`` (8 hex digits), stored with each hash: a hash made under another key (a
+    key replaced or lost) is told apart from a contact that does not match."""
+    return hashlib.sha256(b"queuehall contact key\x00" + key).hexdigest()[:8]
+
+
+def hash_contact(contact: str, key: bytes, salt: bytes | None = None) -> str:
+    """``hmac-sha256$keyid$salt$hash`` of a normalised contact: HMAC-SHA-256 under the hall's contact ``key``
+    (a secret kept outside the database) of a fresh 16-byte salt and the contact.
+
+    Why a keyed hash and not a slow salted one (scrypt, which this was until the booking's speed target was
+    measured, bench/appointments_bench.py): a phone or ID number is no secret the citizen chose but a short,
+    structured identifier. The masked form shows 7 of a phone's 11 digits, so 10,000 guesses find a phone
+    number from any unkeyed hash, however slow (scrypt at 1 ms: 10 s), and an ID number's hidden characters
+    (region, birth date, sequence) are some 10**7 to 10**8 guesses: hours at scrypt's cost, not a protection.
+    A keyed hash cannot be tested at all by whoever holds only the database or a backup of it (the usual
+    leak); whoever also holds the key recovers a phone number at once, as they nearly would with scrypt. And it
+    takes microseconds instead of the millisecond scrypt took on the broker's one thread, in every booking
+    with a contact (the largest part of a booking's own time). The salt keeps two bookings of one citizen
+    unlinkable in the database. Losing the key loses nothing but the contact check of the bookings not yet
+    checked in (:func:`contact_check`); the key is never in the database, the logs or a reply.
     """
     salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(contact.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+    digest = hmac.new(key, salt + b"\x00" + contact.encode(), hashlib.sha256).hexdigest()
+    return f"{_HMAC}${contact_key_id(key)}${salt.hex()}${digest}"
 
 
-def contact_matches(contact: str, stored: str) -> bool:
-    """Whether a normalised contact is the one hashed in ``stored`` (constant-time comparison)."""
+def contact_check(contact: str, stored: str, key: bytes) -> str:
+    """Whether a normalised contact is the one hashed in ``stored``: ``"match"``, ``"mismatch"``, or
+    ``"unknown_key"`` (hashed under another contact key: it cannot be checked). Hashes of earlier versions
+    (``scrypt$n$r$p$salt$hash``) are still checked. Constant-time comparison."""
     try:
-        _, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(contact.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+        if stored.startswith(_HMAC + "$"):
+            _, kid, salt, digest = stored.split("$")
+            if not hmac.compare_digest(kid, contact_key_id(key)):
+                return "unknown_key"
+            got = hmac.new(key, bytes.fromhex(salt) + b"\x00" + contact.encode(), hashlib.sha256).hexdigest()
+        else:
+            _, n, r, p, salt, digest = stored.split("$")
+            got = hashlib.scrypt(contact.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                                 dklen=32).hex()
     except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got.hex(), digest)
+        return "mismatch"
+    return "match" if hmac.compare_digest(got, digest) else "mismatch"
+
+
+def contact_matches(contact: str, stored: str, key: bytes) -> bool:
+    """Whether a normalised contact is the one hashed in ``stored`` under ``key`` (see :func:`contact_check`)."""
+    return contact_check(contact, stored, key) == "match"
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ from typing import Any, Protocol
 from queuehall.broker.appointments import (
     SlotPlan,
     code_problem,
-    contact_matches,
+    contact_check,
     hash_contact,
     mask_contact,
     new_code,
+    new_contact_key,
     normalise_code,
     normalise_contact,
 )
@@ -236,8 +237,11 @@ class Hall:
 
     def __init__(self, config: HallConfig, clock: Clock, journal: Journal | None = None,
                  stored: Stored | None = None, token_source: Callable[[], str] | None = None,
-                 pins: PinSource | None = None) -> None:
+                 pins: PinSource | None = None, contact_key: bytes | None = None) -> None:
         self.config = config
+        # The key of the bookings' contact hashes (broker/appointments.py hash_contact): the broker's, read from
+        # its file outside the database (broker/main.py); a fresh one for a hall that is not a broker's.
+        self.contact_key: bytes = contact_key if contact_key is not None else new_contact_key()
         self.clock = clock
         # Where ticket tokens come from: the CSPRNG, or a deterministic source a test injects.
         self.token_source: Callable[[], str] = token_source or new_token
@@ -1345,7 +1349,7 @@ class Hall:
             clean = normalise_contact(contact)
             if clean is None:
                 raise HallError("BAD_CONTACT")
-            masked, hashed = mask_contact(clean), hash_contact(clean)
+            masked, hashed = mask_contact(clean), hash_contact(clean, self.contact_key)
         hall = self.hall_identity()
         code = new_code(hall, self.code_source() if self.code_source else None)
         while code in self.booking_records or code in tx.change.bookings:  # 31**8 codes: a repeat is very rare
@@ -1401,14 +1405,18 @@ class Hall:
         (BOOKING_CODE_INVALID), another hall's code (BOOKING_WRONG_HALL), an unknown one (BOOKING_NOT_FOUND),
         a booking checked in already (BOOKING_ALREADY_CHECKED_IN) or cancelled (BOOKING_CANCELLED), one of
         another day (BOOKING_WRONG_DAY), before the window opens (BOOKING_TOO_EARLY), a contact that does not
-        match (BOOKING_CONTACT_MISMATCH). Events ``booking_checked_in`` and ``ticket_issued``."""
+        match (BOOKING_CONTACT_MISMATCH) or cannot be checked (BOOKING_CONTACT_UNCHECKABLE: hashed under another
+        contact key; check in without the contact). Events ``booking_checked_in`` and ``ticket_issued``."""
         b = self._find_booking(tx, code)
         self._booking_open(b)
         if b.slot_day != tx.day:
             raise HallError("BOOKING_WRONG_DAY", booking=b.code, slot=self._local_str(b.slot_at))
         if contact is not None and b.contact_hash is not None:
             clean = normalise_contact(contact)
-            if clean is None or not contact_matches(clean, b.contact_hash):
+            checked = "mismatch" if clean is None else contact_check(clean, b.contact_hash, self.contact_key)
+            if checked == "unknown_key":
+                raise HallError("BOOKING_CONTACT_UNCHECKABLE", booking=b.code)
+            if checked != "match":
                 raise HallError("BOOKING_CONTACT_MISMATCH", booking=b.code)
         rules = self.config.appointments
         opens = b.slot_at - timedelta(minutes=rules.checkin_before_minutes)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import faulthandler
+import gc
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -17,6 +19,8 @@ from zoneinfo import ZoneInfo
 from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, clean_public_base_url, load_config
 
 from queuehall.clock import Clock, SimulatedClock, SystemClock
+
+CONTACT_KEY_FILE = "contact.key"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +41,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "hall's lease, answer BROKER_STANDBY otherwise (docs/standby.md)")
     p.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
                    help="SQLite durability: FULL survives power loss, NORMAL only process crashes")
+    p.add_argument("--contact-key", default=None,
+                   help="file of the key the bookings' contact hashes are made with, kept outside the database "
+                        "(created if missing; default: contact.key in the --keys directory, else in the data "
+                        "directory); a standby pair must share it")
+
+
+def contact_key_path(args: argparse.Namespace) -> Path:
+    """Where the broker's contact key is: ``--contact-key``, else ``contact.key`` in the keys directory (copied
+    with the broker's own keys to a standby: docs/standby.md), else in the data directory (``$QUEUEHALL_DATA``)."""
+    if args.contact_key:
+        return Path(args.contact_key)
+    if args.keys:
+        return Path(args.keys) / CONTACT_KEY_FILE
+    from queuehall.broker.storage import data_dir
+
+    return data_dir() / CONTACT_KEY_FILE
+
+
+def load_contact_key(path: Path) -> bytes:
+    """The hall's contact key from ``path`` (64 hex digits), made and written there (mode 0600) when the file
+    does not exist yet. Created under a temporary name and linked into place, so two brokers starting at once
+    end with the same key. Raises :class:`ValueError` with what is wrong (unreadable, not a key)."""
+    from queuehall.broker.appointments import CONTACT_KEY_BYTES, new_contact_key
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(new_contact_key().hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another broker made it first: use theirs
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the contact key: {err}") from None
+    if len(key) != CONTACT_KEY_BYTES:
+        raise ValueError(f"{path}: a contact key is {CONTACT_KEY_BYTES * 2} hex digits")
+    return key
+
+
+def settle_heap() -> None:
+    """Collect what the start left behind, then move every object alive now (the modules, the hall as loaded)
+    out of the cycle collector's reach (``gc.freeze``). Why: the collector's occasional full pass walks every
+    object there is; at a broker's start that is some 80,000 objects and 20 ms on the 2-core test machine, paid
+    by whichever request triggered it (bench/appointments_bench.py measures it). Frozen objects are never
+    scanned again (freed as usual when their count drops); the full passes then walk only what the hall has made
+    since, so they stay short. Called again (a standby taking the lease again), it first thaws what it froze, so
+    the hall it replaced is collected."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def make_clock(sim_start: str | None, sim_speed: float, timezone: str) -> Clock:
@@ -90,9 +151,16 @@ def run(args: argparse.Namespace) -> int:
     except HallIdRequired as err:
         print(f"queuehall broker: {args.config}: {err.message_zh} / {err.message_en}", file=sys.stderr)
         return 2
+    try:
+        contact_key = load_contact_key(contact_key_path(args))
+    except (ValueError, OSError) as err:
+        print(f"queuehall broker: {err}", file=sys.stderr)
+        store.close()
+        return 2
     if args.standby:
-        return _run_standby(args, config, clock, store)
-    hall = load_hall(config, clock, store)
+        return _run_standby(args, config, clock, store, contact_key)
+    hall = load_hall(config, clock, store, contact_key=contact_key)
+    settle_heap()
     broker = Broker(hall, host=args.host, port=args.port, keys_dir=None if args.insecure else args.keys)
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: broker.stop_event.set())
@@ -104,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any) -> int:
+def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any, contact_key: bytes) -> int:
     """``--standby``: bind the ports at once and answer BROKER_STANDBY until this broker takes the hall's
     lease; then load the hall from the database and serve it until the lease is lost (then be the standby
     again) or the broker is stopped (then give the lease up, so the other broker takes over at once)."""
@@ -135,7 +203,7 @@ def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any
     try:
         while wait_for_lease(socks, lease, stop):
             try:
-                hall = load_hall(config, clock, store)
+                hall = load_hall(config, clock, store, contact_key=contact_key)
             except Exception:  # the database failed under us: give the lease back and wait again
                 log.exception("could not load the hall after taking the lease")
                 lease.release()
@@ -143,6 +211,7 @@ def _run_standby(args: argparse.Namespace, config: Any, clock: Clock, store: Any
             broker = Broker(hall, host=args.host, port=args.port, keys_dir=keys_dir, lease=lease, sockets=socks)
             broker.stop_event = stop
             broker.bind()
+            settle_heap()
             print(f"queuehall broker serving hall {lease.hall} (lease epoch {lease.epoch})", flush=True)
             broker.serve_forever()
             if not broker.stepped_down:

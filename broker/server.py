@@ -398,7 +398,8 @@ class Broker:
         from queuehall.broker.storage import load_hall
 
         old = self.hall
-        self.hall = load_hall(old.config, old.clock, old.journal)  # type: ignore[arg-type]  # a Store
+        self.hall = load_hall(old.config, old.clock, old.journal,  # type: ignore[arg-type]  # a Store
+                              contact_key=old.contact_key)
         self.hall.listeners = old.listeners
         self._pending.clear()
         self._last_counters = self._counter_views()  # the screens resync from snapshots of the new epoch

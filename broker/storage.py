@@ -345,12 +345,17 @@ bookings = Table(
 _BOOKING_COLS = _cols(bookings)
 
 
+def data_dir() -> Path:
+    """The per-user data directory (``$QUEUEHALL_DATA`` or XDG data home), made if missing."""
+    base = Path(os.environ.get("QUEUEHALL_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "queuehall"))
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
 def default_url() -> str:
-    """SQLite in the per-user data directory (``$QUEUEHALL_DATA`` or XDG data home)."""
-    base = os.environ.get("QUEUEHALL_DATA") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "queuehall")
-    Path(base).mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{os.path.join(base, 'hall.db')}"
+    """SQLite in the per-user data directory (:func:`data_dir`)."""
+    return f"sqlite:///{data_dir() / 'hall.db'}"
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -1135,9 +1140,10 @@ def open_hall_store(url: str | None, config: Any, *, sqlite_synchronous: str = "
                       hall_given=config.hall_id_given)
 
 
-def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None) -> Any:
+def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None,
+              contact_key: bytes | None = None) -> Any:
     """A :class:`broker.engine.Hall` rebuilt from ``store`` and journaling to it (``token_source``: see
-    :class:`~broker.engine.Hall`).
+    :class:`~broker.engine.Hall`; ``contact_key``: the key of the bookings' contact hashes, the broker's file's).
 
     Business days whose closing time passed while nothing ran (a broker stopped overnight)
     are closed at once, as the running broker would have closed them (docs/calling-rules.md)."""
@@ -1157,7 +1163,8 @@ def load_hall(config: Any, clock: Any, store: Store, *, token_source: Any = None
     except SQLAlchemyError:  # an unwritable database: the broker reports that on the first command
         log.warning("could not record the retention period (%s days) or the hall in the database",
                     config.retention_days, exc_info=True)
-    hall = Hall(config, clock, store, stored=stored, token_source=token_source, pins=store)
+    hall = Hall(config, clock, store, stored=stored, token_source=token_source, pins=store,
+                contact_key=contact_key)
     from queuehall.errors import HallError
 
     try:

@@ -153,6 +153,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "BOOKING_TOO_EARLY": ("预约 {booking} 的时段为 {slot}，请于 {opens} 起签到",
                           "Booking {booking} is for {slot}; check-in opens at {opens}"),
     "BOOKING_CONTACT_MISMATCH": ("联系方式与预约 {booking} 不符", "The contact does not match booking {booking}"),
+    "BOOKING_CONTACT_UNCHECKABLE": ("预约 {booking} 的联系方式无法核对（大厅的联系方式密钥已更换），请核验证件后不带联系方式签到",
+                                    "The contact of booking {booking} cannot be checked (the hall's contact key was "
+                                    "replaced): check the citizen's ID and check in without the contact"),
     # 好差评 (docs/evaluation.md)
     "BAD_LEVEL": ("评价等级须为 1–5（5 非常满意 … 1 非常不满意）：{level}",
                   "A rating level is 1-5 (5 very satisfied ... 1 very dissatisfied): {level}"),

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import pytest
 import zmq
 from queuehall.broker import keys
+from queuehall.broker.appointments import new_contact_key
 from queuehall.broker.config import DEFAULT_CONFIG, ConfigError, HallConfig, load_config
 from queuehall.broker.server import Broker
 from queuehall.broker.storage import Store, load_hall, open_store
@@ -146,6 +147,7 @@ class BrokerThread:
         self._ctx: zmq.Context | None = None
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.contact_key = new_contact_key()  # the broker's key file: the same across its restarts
 
     @property
     def endpoint(self) -> str:
@@ -163,7 +165,7 @@ class BrokerThread:
         self.store = open_store(self.db_url, sqlite_synchronous="NORMAL", hall=self.config.hall_id,
                                 hall_given=self.config.hall_id_given)
         install_pins(self.store, self.config)
-        hall = load_hall(self.config, self.clock, self.store)
+        hall = load_hall(self.config, self.clock, self.store, contact_key=self.contact_key)
         self._ctx = zmq.Context()
         self.broker = Broker(hall, host="127.0.0.1", port=self.port, keys_dir=self.keys_dir, context=self._ctx)
         self.broker.bind()
@@ -289,7 +291,8 @@ class BrokerProcess:
             store = open_store(sqlite_url(self.db_path), hall=config.hall_id, hall_given=config.hall_id_given)
             install_pins(store, config)
             store.close()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The broker's data directory (its contact key: broker/main.py) beside the test's database.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", QUEUEHALL_DATA=str(self.db_path.parent / "data"))
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()

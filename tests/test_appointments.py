@@ -8,6 +8,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,10 +21,12 @@ from queuehall.broker import storage
 from queuehall.broker.appointments import (
     ALPHABET,
     code_problem,
+    contact_check,
     contact_matches,
     hash_contact,
     mask_contact,
     new_code,
+    new_contact_key,
     normalise_code,
     normalise_contact,
 )
@@ -134,11 +137,26 @@ def test_a_contact_is_kept_masked_and_hashed_only() -> None:
     assert normalise_contact("12345") is None and normalise_contact("010-12345678") is None
     assert mask_contact("13812345678") == "138****5678"
     assert mask_contact("11010519491231002X") == "110***********002X"
-    stored = hash_contact("13812345678")
-    assert stored.startswith("scrypt$") and "13812345678" not in stored
-    assert stored != hash_contact("13812345678")  # a salt of its own per booking
-    assert contact_matches("13812345678", stored) and not contact_matches("13812345679", stored)
-    assert not contact_matches("13812345678", "not a hash")
+    key = new_contact_key()
+    stored = hash_contact("13812345678", key)
+    assert stored.startswith("hmac-sha256$") and "13812345678" not in stored and key.hex() not in stored
+    assert stored != hash_contact("13812345678", key)  # a salt of its own per booking: two bookings unlinkable
+    assert contact_matches("13812345678", stored, key) and not contact_matches("13812345679", stored, key)
+    assert not contact_matches("13812345678", "not a hash", key)
+    # Under another key (the hall's key file replaced or lost) the contact cannot be checked: said so, not a
+    # mismatch; and whoever holds the database without the key cannot test a guess against it.
+    other = new_contact_key()
+    assert contact_check("13812345678", stored, other) == "unknown_key"
+    assert contact_check("13812345678", stored, key) == "match"
+    assert contact_check("13812345679", stored, key) == "mismatch"
+
+
+def test_a_contact_hashed_with_scrypt_by_an_earlier_version_is_still_checked() -> None:
+    salt = bytes(range(16))
+    digest = hashlib.scrypt(b"13812345678", salt=salt, n=2**4, r=4, p=1, dklen=32).hex()
+    stored = f"scrypt${2**4}$4$1${salt.hex()}${digest}"
+    assert contact_check("13812345678", stored, new_contact_key()) == "match"
+    assert contact_check("13812345679", stored, new_contact_key()) == "mismatch"
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -224,9 +242,9 @@ def test_a_booking_reply_carries_code_qr_and_masked_contact_and_events_carry_nei
     ev = b.events[-1]
     assert ev.type == "booking_made" and ev.service == "P"
     text = repr(ev.data)
-    assert booking["code"] not in text and "5678" not in text and "scrypt" not in text
-    assert "scrypt" not in repr(booking)
-    assert b.hall.booking_records[booking["code"]].contact_hash.startswith("scrypt$")
+    assert booking["code"] not in text and "5678" not in text and "hmac" not in text
+    assert "hmac" not in repr(booking)
+    assert b.hall.booking_records[booking["code"]].contact_hash.startswith("hmac-sha256$")
 
 
 # ---------------------------------------------------------------------------- check-in
@@ -440,7 +458,7 @@ def test_over_the_wire_durable_and_idempotent(start_broker: Callable[..., Broker
         row = conn.execute(select(storage.bookings).where(storage.bookings.c.code == code)).one()
         ticket = conn.execute(select(storage.tickets.c.booking, storage.tickets.c.slot_at)).one()
     assert row.state == "checked_in" and row.contact_masked == "138****5678"
-    assert row.contact_hash.startswith("scrypt$") and "13812345678" not in repr(tuple(row))
+    assert row.contact_hash.startswith("hmac-sha256$") and "13812345678" not in repr(tuple(row))
     assert ticket.booking == code and ticket.slot_at == datetime(2026, 11, 24, 2, 0)
 
 
@@ -487,8 +505,43 @@ def test_a_booking_acknowledged_survives_kill_9(broker_process: Callable[..., An
         slot = next(s for s in c.request("slots", service="passport", date="2026-11-24")["slots"]
                     if s["start"] == "2026-11-24T10:30")
         assert slot["booked"] == 1
+        # The contact key is the broker's file, not the process's: after the restart the contact is still
+        # checked (a wrong one is a mismatch, not "cannot be checked"); the key is nowhere in the database.
+        with pytest.raises(CommandRefused) as info:
+            c.request("checkin", code=booking["booking"]["code"], contact="11010519491231003X")
+        assert info.value.error["code"] == "BOOKING_CONTACT_MISMATCH"
     finally:
         c.close()
+    key = (tmp_path / "data" / "contact.key").read_text().strip()
+    assert len(key) == 64 and key.encode() not in db.read_bytes()
+    assert (tmp_path / "data" / "contact.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_contact_key_file_is_made_once_and_a_bad_one_refused(tmp_path: Path) -> None:
+    from queuehall.broker.main import load_contact_key
+
+    path = tmp_path / "keys" / "contact.key"
+    key = load_contact_key(path)
+    assert len(key) == 32 and load_contact_key(path) == key and path.stat().st_mode & 0o777 == 0o600
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    path.write_text("not hex\n")
+    with pytest.raises(ValueError, match="cannot read the contact key"):
+        load_contact_key(path)
+    path.write_text("ab" * 16 + "\n")
+    with pytest.raises(ValueError, match="64 hex digits"):
+        load_contact_key(path)
+
+
+def test_a_contact_hashed_under_another_key_cannot_be_checked_and_is_said_so() -> None:
+    """The hall's contact key replaced (its file lost): a booking's contact can no longer be checked. The
+    check-in with the contact is refused with BOOKING_CONTACT_UNCHECKABLE (not a mismatch), no ticket; without
+    the contact it goes through."""
+    b = Bench(local(TUESDAY, 9, 50).astimezone(UTC))
+    code = b.do("book", service="P", slot="2026-11-24T10:00", contact="13812345678")["booking"]["code"]
+    b.hall.contact_key = new_contact_key()
+    err = b.refused("BOOKING_CONTACT_UNCHECKABLE", "checkin", code=code, contact="13812345678")
+    assert "无法核对" in err.message_zh and "cannot be checked" in err.message_en
+    assert b.do("checkin", code=code)["ticket"]["appointment"] is True
 
 
 def test_purge_deletes_old_bookings_and_their_contacts(db_url: str) -> None:

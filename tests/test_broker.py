@@ -971,3 +971,32 @@ def test_when_a_business_day_ends_the_broker_stores_its_report_facts(
         assert [(str(d), n) for d, n in stored] == [("2026-11-24", 3)]
     finally:
         c.close()
+
+
+def test_settle_heap_freezes_what_lives_at_the_start_and_thaws_it_when_called_again() -> None:
+    """``queuehall broker`` runs ``settle_heap`` once the hall is loaded: what is alive then (the modules, the
+    hall) is frozen out of the cycle collector's full passes (docs/benchmarks.md: a full pass over a started
+    broker's heap against one after the freeze). A second call (a standby taking the lease again) thaws first,
+    so a frozen hall that became garbage since is collected, not kept for ever."""
+    import gc
+    import weakref
+
+    from queuehall.broker.main import settle_heap
+
+    class Node:
+        pass
+
+    try:
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]  # only the cycle collector frees it
+        alive = weakref.ref(cycle)
+        settle_heap()
+        assert gc.get_freeze_count() > 0 and gc.get_count()[2] == 0
+        del cycle
+        gc.collect()
+        assert alive() is not None  # frozen: not even a full pass looks at it
+        settle_heap()
+        assert alive() is None  # thawed, collected, and what lives now frozen instead
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
