@@ -17,7 +17,9 @@ Scopes (docs/web.md):
 * ``read``: the public reads (hall status, services, a ticket's status by its token);
 * ``kiosk``: remote ticket taking (WeChat mini program, 一网通办) and check-in, plus ``read``;
 * ``counter:N``: the counter actions of counter N (an integration box at window N), plus ``read``;
-* ``admin``: everything, any counter.
+* ``admin``: everything, any counter;
+* ``hall:NAME`` (with any of the above): only at that hall of a city gateway (its ``--broker NAME=`` or its own
+  id); a token with no ``hall:`` scope is valid at every hall of its gateway. Several may be given.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from queuehall.web.state import connect
 TOKEN_RE = re.compile(r"qh_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
 PLAIN_SCOPES = ("read", "kiosk", "admin")
 _COUNTER_SCOPE = re.compile(r"counter:([1-9][0-9]{0,5})")
+_HALL_SCOPE = re.compile(r"hall:([A-Za-z0-9._-]{1,64})")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -57,11 +60,26 @@ class TokenError(ValueError):
 
 
 def parse_scope(text: str) -> str:
-    """A scope as given on the command line, checked: ``read``, ``kiosk``, ``admin`` or ``counter:N``."""
+    """A scope as given on the command line, checked: ``read``, ``kiosk``, ``admin``, ``counter:N`` or
+    ``hall:NAME`` (the hall's name kept as written)."""
+    if _HALL_SCOPE.fullmatch(text.strip()):
+        return text.strip()
     s = text.strip().lower()
     if s in PLAIN_SCOPES or _COUNTER_SCOPE.fullmatch(s):
         return s
-    raise TokenError(f"unknown scope {text!r}: expected read, kiosk, admin or counter:N (N a counter number)")
+    raise TokenError(f"unknown scope {text!r}: expected read, kiosk, admin, counter:N (N a counter number) "
+                     "or hall:NAME")
+
+
+def token_halls(scopes: tuple[str, ...]) -> set[str]:
+    """The halls named by a token's ``hall:NAME`` scopes (empty: every hall of the gateway)."""
+    return {s.split(":", 1)[1] for s in scopes if s.startswith("hall:")}
+
+
+def allows_hall(scopes: tuple[str, ...], names: set[str]) -> bool:
+    """Whether a token with ``scopes`` is valid at the hall that answers to ``names`` (its key and id)."""
+    halls = token_halls(scopes)
+    return not halls or bool(halls & names)
 
 
 def allows(scopes: tuple[str, ...], need: str, counter: int | None = None) -> bool:

@@ -216,7 +216,8 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
                                 headers=NO_STORE)
         state = board.state(tid)
         assert state is not None
-        return HTMLResponse(pages.ticket_page(token, state), headers=NO_STORE)
+        # On a city gateway the hall's prefix /h/<hall> (web/halls.py) is the root path: the page's script uses it.
+        return HTMLResponse(pages.ticket_page(token, state, request.scope.get("root_path", "")), headers=NO_STORE)
 
     # -- the public API
 

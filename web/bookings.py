@@ -30,11 +30,12 @@ import qrcode
 import qrcode.constants
 from queuehall.web import openapi
 from queuehall.web.errors import ApiError
+from queuehall.web.halls import ROOT
 from queuehall.web.hub import BrokerDown, Hub, Refused
 from queuehall.web.pages import _document, _e, _pair, message_page, unreachable_page
 from queuehall.web.views import bi
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -241,7 +242,15 @@ class BookingApi:
         except BrokerDown:
             return HTMLResponse(unreachable_page(hall if hub.mirror.synced else None), status_code=503,
                                 headers=headers)
-        except Refused:
+        except Refused as err:
+            # A city gateway (web/halls.py) sends a code of another of its halls there: the code's hall tag says
+            # another hall's (WRONG_HALL), or it is one character that may match this hall too (NOT_FOUND).
+            locate = getattr(request.app.state, "locate_booking", None)
+            if err.code in ("BOOKING_WRONG_HALL", "BOOKING_NOT_FOUND") and locate is not None:
+                where = await locate(code)
+                if where is not None:
+                    return RedirectResponse(f"{request.scope.get(ROOT, '')}{where}/b/{code}", status_code=307,
+                                            headers=headers)
             return HTMLResponse(message_page(
                 bi("没有找到此预约", "Booking not found"),
                 bi("请核对预约码（不含数字 0、1 和字母 O、I、L）。预约可能已属于其他大厅或已过期。",

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 from queuehall.web import openapi
-from queuehall.web.apitokens import TokenInfo, TokenStore, allows
+from queuehall.web.apitokens import TokenInfo, TokenStore, allows, allows_hall
 from queuehall.web.bookings import booking_routes
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub, Refused
@@ -56,6 +56,9 @@ class IntegrationSettings:
     webhooks: bool = True  # run the webhook deliveries in the gateway
     broker: str | None = None  # for the webhook service's own connection
     security: Any = None
+    # The names of the hall this application serves (a city gateway, web/halls.py): tokens with ``hall:``
+    # scopes are valid only there. None: a gateway of one hall, where ``hall:`` scopes are not checked.
+    hall: Callable[[], set[str]] | None = None
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -66,8 +69,9 @@ def _json(obj: Any, status: int = 200) -> Response:
 class Integrations:
     """The handlers, with the token store and the commands in flight (by request id)."""
 
-    def __init__(self, tokens: TokenStore) -> None:
+    def __init__(self, tokens: TokenStore, hall: Callable[[], set[str]] | None = None) -> None:
         self.tokens = tokens
+        self.hall = hall
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # -- checks
@@ -80,6 +84,8 @@ class Integrations:
         info = self.tokens.verify(presented) if scheme.lower() == "bearer" else None
         if info is None:
             raise ApiError("UNAUTHORIZED", 401, headers={"www-authenticate": 'Bearer realm="queuehall"'})
+        if self.hall is not None and not allows_hall(info.scopes, self.hall()):
+            raise ApiError("TOKEN_SCOPE", 403, detail="it is a token of another hall")
         if not allows(info.scopes, need, counter):
             scope = f"counter:{counter}" if need == "counter" else need
             raise ApiError("TOKEN_SCOPE", 403, detail=f"it needs the scope {scope}")
@@ -178,11 +184,14 @@ class Integrations:
         return _json(out)
 
 
-def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = None) -> dict[str, Any]:
-    """``create_app`` keyword arguments: routes, the rate-limit middleware and the webhook service's hooks."""
+def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = None,
+          limiter: RateLimiter | None = None) -> dict[str, Any]:
+    """``create_app`` keyword arguments: routes, the rate-limit middleware and the webhook service's hooks.
+    ``limiter``: buckets shared with other halls' applications (a city gateway), else new ones."""
     tokens = TokenStore(settings.state)
-    api = Integrations(tokens)
-    limiter = RateLimiter(settings.limits, clock) if clock is not None else RateLimiter(settings.limits)
+    api = Integrations(tokens, settings.hall)
+    if limiter is None:
+        limiter = RateLimiter(settings.limits, clock) if clock is not None else RateLimiter(settings.limits)
     routes: list[BaseRoute] = [
         Route("/api/v1/tickets", api.take_ticket, methods=["POST"]),
         Route("/api/v1/tickets/{token}/check-in", api.check_in, methods=["POST"]),

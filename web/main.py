@@ -83,10 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
-    from queuehall.web import integrations
-    from queuehall.web.app import WebSettings, create_app
-    from queuehall.web.city import CityBoard, city_parts
-    from queuehall.web.city import document as city_document
+    from queuehall.web import halls as city_halls
     from queuehall.web.ratelimit import Limit, RateLimits
     from queuehall.web.state import state_path
 
@@ -104,23 +101,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"queuehall web: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    extra = integrations.IntegrationSettings(state=state_path(args.state), limits=limits,
-                                             webhooks=not args.no_webhooks, broker=main_broker, security=security)
-    from queuehall.web.supervision import ManagerStore, supervision_routes
-
-    parts = integrations.parts(extra)
-    # The manager's supervision page (docs/supervision.md), its accounts in the same state file.
-    parts["routes"] = [*parts["routes"], *supervision_routes(hub, ManagerStore(state_path(args.state)),
-                                                             secure=args.public_url.startswith("https://"))]
-    # The city page (docs/web.md): every hall this gateway connects to, live.
-    board = CityBoard(city)
-    more = city_parts(board)
-    parts["routes"] = [*parts["routes"], *more["routes"]]
-    parts["on_startup"] = [*parts.get("on_startup", ()), *more["on_startup"]]
-    parts["on_shutdown"] = [*more["on_shutdown"], *parts.get("on_shutdown", ())]
-    app = create_app(hub, WebSettings(public_url=args.public_url, max_streams=args.max_streams), **parts)
-    integrations.document(app.state.openapi)
-    city_document(app.state.openapi)
+    # Every hall's ticket pages, REST API, bookings and supervision, under /h/<hall> (the first one's also
+    # without the prefix), and the city page (docs/web.md).
+    app = city_halls.build(city, state=state_path(args.state), public_url=args.public_url,
+                           max_streams=args.max_streams, limits=limits, webhooks=not args.no_webhooks,
+                           broker=main_broker, security=security)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on",
                             # Open pages never end by themselves: on shutdown they are cut after 2 s.

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-ASSET_VERSION = "2"  # bumped when static files change, so phones do not keep an old copy
+ASSET_VERSION = "3"  # bumped when static files change, so phones do not keep an old copy
 
 
 def _e(value: Any) -> str:
@@ -36,14 +36,16 @@ def _document(title: str, body: str, *, hall: dict[str, str] | None = None, scri
             f'</head><body>{header}<main>{body}</main></body></html>')
 
 
-def ticket_page(token: str, state: dict[str, Any]) -> str:
-    """The page of one ticket in ``state`` (:func:`queuehall.web.views.page_state`)."""
+def ticket_page(token: str, state: dict[str, Any], base: str = "") -> str:
+    """The page of one ticket in ``state`` (:func:`queuehall.web.views.page_state`); ``base``: the hall's
+    address prefix on a city gateway (``/h/<hall>``, web/halls.py), where its script and form go."""
     materials = "".join(f'<li>{_e(m["zh"])}<span class="en">{_e(m["en"])}</span></li>' for m in state["materials"])
     hidden = "" if state["active"] and state["materials"] else " hidden"
     issued = str(state.get("issued_at") or "")[:10]
     body = (
         # The state rides along for the script (JSON in an attribute, escaped like any other value).
-        f'<div id="app" data-token="{_e(token)}" data-state="{_e(orjson.dumps(state).decode())}">'
+        f'<div id="app" data-token="{_e(token)}" data-base="{_e(base)}" '
+        f'data-state="{_e(orjson.dumps(state).decode())}">'
         '<div class="banner" role="alert">大厅叫号系统暂时无法连接，正在重试；您的排队位置不受影响。'
         '<span class="en">The hall cannot be reached right now; retrying. Your place in the queue is kept.</span>'
         '</div>'
@@ -57,18 +59,18 @@ def ticket_page(token: str, state: dict[str, Any]) -> str:
         '<span class="en">Chime when I am called</span></button>'
         f'<section id="materials" class="card"{hidden}><h2>请备齐以下材料 <span class="en">Please bring</span></h2>'
         f'<ol>{materials}</ol></section>'
-        f'{_rating_form(token) if state["status"] == "finished" else ""}'
+        f'{_rating_form(token, base) if state["status"] == "finished" else ""}'
         f'<p class="meta">{_e(issued)} · 本页自动更新，无需刷新<span class="en">This page updates by itself</span></p>'
         '</div>'
     )
     return _document(f'{state["label"]} · {state["headline"]["zh"]}', body, hall=state["hall"], script=True)
 
 
-def _rating_form(token: str) -> str:
+def _rating_form(token: str, base: str = "") -> str:
     """好差评 after the visit (docs/evaluation.md): the form of queuehall.web.rating."""
     from queuehall.web.rating import rating_form
 
-    return rating_form(token)
+    return rating_form(token, base)
 
 
 def message_page(title: dict[str, str], detail: dict[str, str], hall: dict[str, str] | None = None) -> str:

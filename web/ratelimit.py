@@ -161,13 +161,16 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):  # a hall's prefix /h/<hall> (web/halls.py) is not part of the route
+            path = path[len(root):]
+        if scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
         presented = bearer(scope.get("headers") or [])
-        if presented is None and scope.get("method") == "GET" and scope["path"].endswith("/events"):
+        if presented is None and scope.get("method") == "GET" and path.endswith("/events"):
             await self.app(scope, receive, send)
             return
         wait = self.limiter.check(address, public_id(presented) if presented else None)

@@ -38,8 +38,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def rating_form(token: str) -> str:
-    """The rating form a finished ticket's page shows (plain HTML: works without scripts)."""
+def rating_form(token: str, base: str = "") -> str:
+    """The rating form a finished ticket's page shows (plain HTML: works without scripts); ``base``: the hall's
+    address prefix on a city gateway (web/halls.py)."""
     levels = "".join(
         f'<label class="lv lv{n}"><input type="radio" name="level" value="{n}" required>'
         f'{zh}<span class="en">{en}</span></label>' for n, zh, en in LEVELS)
@@ -47,7 +48,7 @@ def rating_form(token: str) -> str:
         f'<label><input type="checkbox" name="indicators" value="{code}">{zh}<span class="en">{en}</span></label>'
         for code, zh, en in INDICATORS)
     return (
-        f'<section id="rating" class="card"><form method="post" action="/t/{_e(token)}/rate">'
+        f'<section id="rating" class="card"><form method="post" action="{_e(base)}/t/{_e(token)}/rate">'
         '<h2>请您对本次服务进行评价 <span class="en">Please rate our service</span></h2>'
         f'<fieldset class="levels">{levels}</fieldset>'
         '<fieldset class="indicators"><legend>不满意的方面（选择“不满意”“非常不满意”时填写）'

@@ -43,7 +43,7 @@ SESSION_HOURS = 12
 PUSH_INTERVAL = 0.2  # seconds between two pushes at most (a busy hall changes many times a second)
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~50 ms per check: fine for a login, slow for a thief
 MIN_PASSWORD = 8
-ASSET_VERSION = "2"
+ASSET_VERSION = "3"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
 n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL)"""
 _SESSIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS manager_sessions (id_hash TEXT PRIMARY KEY, name TEXT NOT NULL,
@@ -325,37 +325,41 @@ def _e(v: Any) -> str:
     return html.escape(str(v), quote=True)
 
 
-def _page(title: str, body: str, script: bool = False) -> str:
-    js = f'<script src="/supervision/static/supervision.js?v={ASSET_VERSION}" defer></script>' if script else ""
+def _page(title: str, body: str, script: bool = False, base: str = "") -> str:
+    js = (f'<script src="{_e(base)}/supervision/static/supervision.js?v={ASSET_VERSION}" defer></script>'
+          if script else "")
     return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
             f'<title>{_e(title)}</title>'
-            f'<link rel="stylesheet" href="/supervision/static/supervision.css?v={ASSET_VERSION}">'
+            f'<link rel="stylesheet" href="{_e(base)}/supervision/static/supervision.css?v={ASSET_VERSION}">'
             f'{js}</head><body>{body}</body></html>')
 
 
-def login_page(error: str = "") -> str:
+def login_page(error: str = "", base: str = "") -> str:
+    """The sign-in form; ``base``: the hall's address prefix on a city gateway (``/h/<hall>``, web/halls.py)."""
     err = f'<p class="err" role="alert">{_e(error)}</p>' if error else ""
     return _page("电子监察登录 Supervision sign-in", (
         '<main class="login"><h1>电子监察 <span class="en">Supervision</span></h1>' + err +
-        '<form method="post" action="/supervision/login">'
+        f'<form method="post" action="{_e(base)}/supervision/login">'
         '<label>账号 <span class="en">Name</span><input name="name" autocomplete="username" required></label>'
         '<label>密码 <span class="en">Password</span><input name="password" type="password" '
         'autocomplete="current-password" required></label>'
-        '<button type="submit">登录 <span class="en">Sign in</span></button></form></main>'))
+        '<button type="submit">登录 <span class="en">Sign in</span></button></form></main>'), base=base)
 
 
-def supervision_page(name: str) -> str:
+def supervision_page(name: str, base: str = "") -> str:
     return _page("电子监察 Supervision", (
         f'<header><h1>电子监察 <span class="en">Supervision</span></h1><p>{_e(name)} · '
-        '<form method="post" action="/supervision/logout" class="inline"><button>退出 Sign out</button></form>'
+        f'<form method="post" action="{_e(base)}/supervision/logout" class="inline">'
+        '<button>退出 Sign out</button></form>'
         '<span id="conn"></span></p></header>'
-        '<main id="sup"><section><h2>告警 <span class="en">Alerts</span></h2><table id="alerts"></table></section>'
+        f'<main id="sup" data-base="{_e(base)}/supervision">'
+        '<section><h2>告警 <span class="en">Alerts</span></h2><table id="alerts"></table></section>'
         '<section><h2>今日 <span class="en">Today</span></h2><div id="figures"></div></section>'
         '<section><h2>队列 <span class="en">Queues</span></h2><table id="queues"></table></section>'
         '<section><h2>窗口 <span class="en">Counters</span></h2><table id="counters"></table></section>'
         '<section><h2>离线设备 <span class="en">Devices offline</span></h2><ul id="devices"></ul></section>'
-        '</main>'), script=True)
+        '</main>'), script=True, base=base)
 
 
 def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False) -> list[BaseRoute]:
@@ -373,8 +377,13 @@ def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False
             raise ApiError("UNAUTHORIZED", 401)
         return name
 
+    def base(request: Request) -> str:
+        """The hall's address prefix on a city gateway (web/halls.py), "" on a gateway of one hall: the
+        cookie is the prefix's, so a sign-in holds for that hall's page."""
+        return str(request.scope.get("root_path", ""))
+
     async def login_form(request: Request) -> Response:
-        return HTMLResponse(login_page(), headers={"cache-control": "no-store"})
+        return HTMLResponse(login_page(base=base(request)), headers={"cache-control": "no-store"})
 
     async def login(request: Request) -> Response:
         body = await request.body()
@@ -383,24 +392,24 @@ def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False
         password = (form.get("password") or [""])[0]
         ok = await asyncio.get_running_loop().run_in_executor(None, managers.verify, name, password)
         if not ok:
-            return HTMLResponse(login_page("账号或密码错误 / Wrong name or password"), status_code=401,
+            return HTMLResponse(login_page("账号或密码错误 / Wrong name or password", base(request)), status_code=401,
                                 headers={"cache-control": "no-store"})
-        resp = RedirectResponse("/supervision", status_code=303)
-        resp.set_cookie(COOKIE, sessions.start(name), max_age=int(sessions.ttl), path="/supervision",
+        resp = RedirectResponse(f"{base(request)}/supervision", status_code=303)
+        resp.set_cookie(COOKIE, sessions.start(name), max_age=int(sessions.ttl), path=f"{base(request)}/supervision",
                         httponly=True, samesite="strict", secure=secure)
         return resp
 
     async def logout(request: Request) -> Response:
         sessions.end(request.cookies.get(COOKIE))
-        resp = RedirectResponse("/supervision/login", status_code=303)
-        resp.delete_cookie(COOKIE, path="/supervision")
+        resp = RedirectResponse(f"{base(request)}/supervision/login", status_code=303)
+        resp.delete_cookie(COOKIE, path=f"{base(request)}/supervision")
         return resp
 
     async def page(request: Request) -> Response:
         name = who(request)
         if name is None:
-            return RedirectResponse("/supervision/login", status_code=303)
-        return HTMLResponse(supervision_page(name), headers={"cache-control": "no-store"})
+            return RedirectResponse(f"{base(request)}/supervision/login", status_code=303)
+        return HTMLResponse(supervision_page(name, base(request)), headers={"cache-control": "no-store"})
 
     def view() -> dict[str, Any]:
         return hall_view(hub.mirror.state, board.alerts, hub.ready, today.figures)

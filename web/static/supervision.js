@@ -3,6 +3,8 @@
 "use strict";
 (function () {
   function $(id) { return document.getElementById(id); }
+  // The page's own address prefix (a hall of a city gateway: /h/<hall>/supervision).
+  var base = ($("sup") && $("sup").getAttribute("data-base")) || "/supervision";
   function cell(row, text, cls) { var td = row.insertCell(); td.textContent = text == null ? "—" : String(text); if (cls) td.className = cls; return td; }
   function head(table, names) { var r = table.createTHead().insertRow(); names.forEach(function (n) { var th = document.createElement("th"); th.textContent = n; r.appendChild(th); }); }
   var RULES = {wait_over_target: "等候超时 Wait over target", counter_paused: "暂停过长 Paused too long",
@@ -27,7 +29,7 @@
   function ack(key) {
     var note = window.prompt("处理说明 Note", "");
     if (!note) return;
-    fetch("/supervision/api/ack", {method: "POST", headers: {"content-type": "application/json"}, credentials: "same-origin",
+    fetch(base + "/api/ack", {method: "POST", headers: {"content-type": "application/json"}, credentials: "same-origin",
       body: JSON.stringify({key: key, note: note})});
   }
   function render(v) {
@@ -72,6 +74,6 @@
     var d = $("devices"); d.innerHTML = "";
     v.devices_offline.forEach(function (x) { var li = document.createElement("li"); li.textContent = x.name + " (" + x.role + ")"; d.appendChild(li); });
   }
-  var es = new EventSource("/supervision/api/stream");
+  var es = new EventSource(base + "/api/stream");
   es.onmessage = function (e) { try { render(JSON.parse(e.data)); } catch (err) { /* wait for the next */ } };
 })();

@@ -50,7 +50,7 @@
   }
   if (!window.EventSource) return;
   // patch=1: the whole state first, then only the fields that changed ("patch" events).
-  var es = new EventSource("/api/v1/tickets/" + encodeURIComponent(token) + "/events?patch=1"), lost = null;
+  var es = new EventSource((app.getAttribute("data-base") || "") + "/api/v1/tickets/" + encodeURIComponent(token) + "/events?patch=1"), lost = null;
   es.onmessage = function (e) {
     clearTimeout(lost); lost = null;
     try { update(JSON.parse(e.data)); } catch (err) { /* a bad message: wait for the next */ }
