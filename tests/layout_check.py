@@ -9,6 +9,10 @@ problem (an empty list when the screen is fine):
 * **cut**: a label or button whose text does not fit its box (its font's advance width against the contents
   rectangle; a word-wrapping label's height for its width against its height), or a painted display panel
   that had to elide a string (``Painted.elided``) or draw one below ``min_px`` pixels;
+* **cell**: a cell of an item view (QTableView/QTableWidget, QListView/QListWidget) whose text the view elides
+  (measured as the style draws it: the text rectangle the style leaves in the cell, wrapped when the view
+  wraps, against the cell's height), whose text runs past the view's right edge (a clerk would have to scroll
+  sideways), or a header section narrower than its title;
 * **overlap**: two visible siblings whose rectangles intersect (a widget marked with the dynamic property
   ``layoutOverlay`` — a full-screen overlay such as the display's stale banner — is left out);
 * **window**: the window is not the size it was asked to be (a minimum size larger than the screen).
@@ -23,16 +27,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QPoint, QRect, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QAbstractItemView,
     QAbstractScrollArea,
     QApplication,
+    QHeaderView,
     QLabel,
+    QListView,
     QPushButton,
     QStyle,
     QStyleOptionButton,
+    QStyleOptionViewItem,
+    QTableView,
     QWidget,
 )
 
@@ -121,6 +130,93 @@ def _painted_problems(widget: QWidget) -> list[str]:
     return problems
 
 
+def _cell_text(view: QAbstractItemView, index: QModelIndex) -> str:
+    value = index.data(Qt.ItemDataRole.DisplayRole)
+    return "" if value is None else str(value)
+
+
+def _cell_problem(view: QAbstractItemView, index: QModelIndex) -> str | None:
+    """Whether the style elides the text of the cell at ``index`` (as QCommonStyle's item painting does)."""
+    text = _cell_text(view, index)
+    if not text:
+        return None
+    opt = QStyleOptionViewItem()
+    view.initViewItemOption(opt)
+    view.itemDelegateForIndex(index).initStyleOption(opt, index)  # type: ignore[attr-defined]
+    opt.rect = view.visualRect(index)
+    style = view.style()
+    box = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, view)
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1
+    width = box.width() - 2 * margin
+    fm = QFontMetrics(opt.font)
+    where = f"{type(view).__name__}#{view.objectName() or '-'} cell ({index.row()},{index.column()}) '{text[:40]}'"
+    if opt.features & QStyleOptionViewItem.ViewItemFeature.WrapText:
+        flags = Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere
+        need = fm.boundingRect(QRect(0, 0, max(1, width), 100000), flags, text).height()
+        if need > box.height() + SLACK:
+            return f"cell: {where} needs {need} px of height at {width} px wide, has {box.height()}"
+        longest = max((fm.horizontalAdvance(word) for word in _UNBREAKABLE.findall(text)), default=0)
+        if longest > width + SLACK:
+            return f"cell: {where} has a word {longest} px wide in {width} px (broken mid-word)"
+    else:
+        need = _text_width(fm, text)
+        if need > width + SLACK:
+            return f"cell: {where} is {need} px wide in {width} px (elided)"
+        if fm.height() * (text.count("\n") + 1) > box.height() + SLACK + 2:
+            return f"cell: {where} is {fm.height() * (text.count(chr(10)) + 1)} px high in {box.height()} px"
+    right = view.viewport().width()
+    if opt.rect.right() >= right + SLACK:  # hidden past the edge, or behind a sideways scroll: either way unseen
+        return f"cell: {where} runs to x={opt.rect.right()} past the view's edge at {right}"
+    return None
+
+
+def _header_problems(header: QHeaderView) -> list[str]:
+    problems: list[str] = []
+    model = header.model()
+    if model is None or header.isHidden():
+        return problems
+    for visual in range(header.count()):
+        logical = header.logicalIndex(visual)
+        if header.isSectionHidden(logical):
+            continue
+        text = model.headerData(logical, header.orientation(), Qt.ItemDataRole.DisplayRole)
+        if not text:
+            continue
+        need = header.sectionSizeFromContents(logical)  # the style's size for the title (padding included)
+        have = header.sectionSize(logical)
+        size = need.width() if header.orientation() == Qt.Orientation.Horizontal else need.height()
+        if size > have + SLACK:
+            problems.append(f"cell: header section {logical} '{text}' needs {size} px, has {have}")
+    return problems
+
+
+def _view_problems(view: QAbstractItemView) -> list[str]:
+    """Every cell of a table or list view (all rows: the clerk scrolls to them) and its header sections."""
+    model = view.model()
+    if model is None:
+        return []
+    problems: list[str] = []
+    root = view.rootIndex()
+    for row in range(model.rowCount(root)):
+        if isinstance(view, QTableView) and view.isRowHidden(row):
+            continue
+        if isinstance(view, QListView) and view.isRowHidden(row):
+            continue
+        columns = range(view.horizontalHeader().count()) if isinstance(view, QTableView) else \
+            [view.modelColumn()] if isinstance(view, QListView) else [0]
+        for column in columns:
+            if isinstance(view, QTableView) and view.isColumnHidden(column):
+                continue
+            problem = _cell_problem(view, model.index(row, column, root))
+            if problem:
+                problems.append(problem)
+    if isinstance(view, QTableView):
+        for header in (view.horizontalHeader(), view.verticalHeader()):
+            if header.isVisibleTo(view):
+                problems += _header_problems(header)
+    return problems
+
+
 def _shown(widget: QWidget, top: QWidget) -> bool:
     return widget.isVisibleTo(top) and widget.width() > 0 and widget.height() > 0
 
@@ -154,6 +250,8 @@ def layout_problems(top: QWidget, size: tuple[int, int] | None = None) -> list[s
             problem = None
         if problem:
             problems.append(problem)
+        if isinstance(widget, QTableView | QListView):
+            problems += _view_problems(widget)
         problems += _painted_problems(widget)
     problems += _overlaps(top)
     if getattr(top, "elided", None) is not None:
