@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,8 +27,12 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListView,
     QListWidget,
     QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QPushButton,
     QStackedWidget,
     QTableWidget,
@@ -164,6 +168,25 @@ def _restyle(w: QWidget, **props: Any) -> None:
     if changed:
         w.style().unpolish(w)
         w.style().polish(w)
+
+
+class _WrappedItems(QStyledItemDelegate):
+    """Item heights for a word-wrapping list: the text wrapped at the width the style really leaves it (the
+    view's width less the check box and the stylesheet's padding). Qt's own size hint wraps at the whole
+    item's width, so a checklist line that needs three lines gets two and its end is cut to "…"."""
+
+    def __init__(self, view: QListWidget) -> None:
+        super().__init__(view)
+        self.view = view
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        width = self.view.viewport().width()
+        opt.rect = QRect(0, 0, width, 10_000)
+        text = self.view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, self.view)
+        opt.rect = QRect(0, 0, text.width(), 10_000)  # the style wraps at option.rect's width
+        return QSize(width, super().sizeHint(opt, index).height())
 
 
 def _card(title: QLabel | None = None) -> tuple[QFrame, QVBoxLayout]:
@@ -699,6 +722,7 @@ class CounterWindow(QWidget):
         self.message.setWordWrap(True)
         left.addWidget(self.message)
         top.addLayout(left, 3)
+        self.top_row = top
         side = QVBoxLayout()
         side.setSpacing(10)
         self.waiting_title = QLabel()
@@ -708,7 +732,13 @@ class CounterWindow(QWidget):
         self.waiting.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.waiting.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.waiting.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.waiting.verticalHeader().setDefaultSectionSize(40)
+        # A long service name (or a note) wraps onto a second line of its row rather than being cut to "…":
+        # the clerk reads it whole. Rows are as tall as their text, at least one line's row.
+        self.waiting.setWordWrap(True)
+        self.waiting.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.waiting.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.waiting.verticalHeader().setMinimumSectionSize(40)
+        self.waiting.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.waiting.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -774,7 +804,7 @@ class CounterWindow(QWidget):
             self.bar.addWidget(self.buttons[action], i // per_row, i % per_row)
         for b in self.buttons.values():
             _restyle(b, compact="true" if compact else "false")
-        self.waiting.verticalHeader().setDefaultSectionSize(34 if compact else 40)
+        self.waiting.verticalHeader().setMinimumSectionSize(34 if compact else 40)
         self.no_show_list.setFixedHeight(76 if compact else 92)
         self.figures_scope.setVisible(not compact)  # the figures' footnote: room for the queue instead
         self.refresh_calendar_warning()
@@ -783,6 +813,11 @@ class CounterWindow(QWidget):
         """Qt resize hook: a short screen gets the compact layout."""
         super().resizeEvent(event)
         self._set_compact(self.height() < 900)
+        # On a short screen under 1600 px wide the queue gets half the width (not two fifths), so a long English service name
+        # ("Hong Kong/Macao travel permit and endorsements") stays on one line and five rows show at 1366×768.
+        half = bool(self.compact) and self.width() < 1600
+        self.top_row.setStretch(0, 1 if half else 3)
+        self.top_row.setStretch(1, 1 if half else 2)
 
     def _build_printer_panel(self) -> QFrame:
         """The help counter's panel: the kiosks' printer faults and unprinted numbers, and reprints."""
@@ -882,6 +917,10 @@ class CounterWindow(QWidget):
         self.materials.setObjectName("materials")
         self.materials.setWordWrap(True)
         self.materials.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Re-lay the items out when the list's width changes (a scroll bar appears, the window resizes): with
+        # the default Fixed mode a wrapped item keeps the height of its first width and its last line is cut.
+        self.materials.setResizeMode(QListView.ResizeMode.Adjust)
+        self.materials.setItemDelegate(_WrappedItems(self.materials))
         lay.addWidget(self.materials, 1)
         self.promised_label = QLabel()
         self.promised_label.setObjectName("promised")

@@ -27,8 +27,11 @@ COUNTER_SIZES = [(1920, 1080), (1366, 768), (1280, 1024)]
 
 
 def visible_rows(table: Any) -> int:
-    """How many whole rows of a table its viewport shows."""
-    return table.viewport().height() // max(1, table.verticalHeader().defaultSectionSize())
+    """How many whole rows of a table its viewport shows from the top (rows may differ in height)."""
+    height = table.viewport().height()
+    return sum(1 for row in range(table.rowCount())
+               if table.rowViewportPosition(row) >= 0
+               and table.rowViewportPosition(row) + table.rowHeight(row) <= height)
 
 
 @pytest.mark.parametrize("size", COUNTER_SIZES, ids=tag)
