@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
+    QStackedWidget,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
-    QPushButton,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -189,6 +189,44 @@ class _WrappedItems(QStyledItemDelegate):
         return QSize(width, super().sizeHint(opt, index).height())
 
 
+class _WrappedLabel(QLabel):
+    """A word-wrapping label that keeps the height its text needs at its width: a layout squeezed by a banner
+    shrinks the scrollable lists below it, not the second line of a service name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+
+    def _keep_height(self) -> None:
+        need = self.heightForWidth(self.width()) if self.text() else 0
+        if need != self.minimumHeight():
+            self.setMinimumHeight(need)
+
+    def setText(self, text: str) -> None:
+        """QLabel.setText, then the minimum height for the new text."""
+        super().setText(text)
+        self._keep_height()
+
+    def resizeEvent(self, event: Any) -> None:
+        """Qt resize hook: a new width needs a new height."""
+        super().resizeEvent(event)
+        self._keep_height()
+
+
+def _wrapping_list() -> QListWidget:
+    """A list whose lines wrap to its width: a long service name, note or checklist line is read whole,
+    never cut to "…" nor hidden past the right edge behind a sideways scroll."""
+    view = QListWidget()
+    view.setWordWrap(True)
+    view.setTextElideMode(Qt.TextElideMode.ElideNone)
+    view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    # Re-lay the items out when the list's width changes (a scroll bar appears, the window resizes): with the
+    # default Fixed mode a wrapped item keeps the height of its first width and its last line is cut.
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setItemDelegate(_WrappedItems(view))
+    return view
+
+
 def _card(title: QLabel | None = None) -> tuple[QFrame, QVBoxLayout]:
     frame = QFrame()
     frame.setObjectName("card")
@@ -277,7 +315,7 @@ class TransferDialog(_Dialog):
         lists = QHBoxLayout()
         col = QVBoxLayout()
         col.addWidget(QLabel(model.text("transfer_to_service")))
-        self.services = QListWidget()
+        self.services = _wrapping_list()
         any_item = QListWidgetItem(model.text("transfer_any"))
         any_item.setData(Qt.ItemDataRole.UserRole, None)
         self.services.addItem(any_item)
@@ -293,7 +331,7 @@ class TransferDialog(_Dialog):
         lists.addLayout(col, 1)
         col = QVBoxLayout()
         col.addWidget(QLabel(model.text("transfer_to_counter")))
-        self.counters = QListWidget()
+        self.counters = _wrapping_list()
         any_item = QListWidgetItem(model.text("transfer_any"))
         any_item.setData(Qt.ItemDataRole.UserRole, None)
         self.counters.addItem(any_item)
@@ -377,7 +415,7 @@ class CallTicketDialog(_Dialog):
     def __init__(self, model: CounterModel, parent: QWidget, preselect: int | None = None) -> None:
         super().__init__(model, model.text("call_ticket_title"), parent)
         self.resize(720, 620)
-        self.tickets = QListWidget()
+        self.tickets = _wrapping_list()
         for row in model.waiting_list():
             service = row.service_zh if model.lang == "zh" else row.service_en
             item = QListWidgetItem(f"{row.label}   {service}   "
@@ -424,7 +462,7 @@ class ReinstateDialog(_Dialog):
     def __init__(self, model: CounterModel, parent: QWidget, preselect: int | None = None) -> None:
         super().__init__(model, model.text("reinstate_title"), parent)
         self.resize(620, 460)
-        self.tickets = QListWidget()
+        self.tickets = _wrapping_list()
         for t in model.no_shows():
             called = _clock_time(model, t.get("called_at"))
             item = QListWidgetItem(f"{t['label']}   {model.service_name(t['queue_service'])}   {called}")
@@ -748,7 +786,7 @@ class CounterWindow(QWidget):
         side.addWidget(card, 1)
         self.no_show_title = QLabel()
         card, lay = _card(self.no_show_title)
-        self.no_show_list = QListWidget()
+        self.no_show_list = _wrapping_list()
         self.no_show_list.setFixedHeight(92)
         self.no_show_list.itemActivated.connect(lambda _i: self.trigger("reinstate"))
         lay.addWidget(self.no_show_list)
@@ -813,8 +851,8 @@ class CounterWindow(QWidget):
         """Qt resize hook: a short screen gets the compact layout."""
         super().resizeEvent(event)
         self._set_compact(self.height() < 900)
-        # On a short screen under 1600 px wide the queue gets half the width (not two fifths), so a long English service name
-        # ("Hong Kong/Macao travel permit and endorsements") stays on one line and five rows show at 1366×768.
+        # On a short screen under 1600 px wide the queue gets half the width (not two fifths), so a long English
+        # service name ("Hong Kong/Macao travel permit and endorsements") stays on one line: five rows at 1366×768.
         half = bool(self.compact) and self.width() < 1600
         self.top_row.setStretch(0, 1 if half else 3)
         self.top_row.setStretch(1, 1 if half else 2)
@@ -894,9 +932,8 @@ class CounterWindow(QWidget):
         self.ticket_label.setObjectName("ticket")
         row.addWidget(self.ticket_label)
         col = QVBoxLayout()  # no stretch here: the row must not grow, or the ticket drifts down
-        self.service_label = QLabel()
+        self.service_label = _WrappedLabel()
         self.service_label.setObjectName("service")
-        self.service_label.setWordWrap(True)
         self.info_label = QLabel()
         self.info_label.setObjectName("info")
         self.info_label.setWordWrap(True)
@@ -913,14 +950,8 @@ class CounterWindow(QWidget):
         self.materials_title = QLabel()
         self.materials_title.setObjectName("cardTitle")
         lay.addWidget(self.materials_title)
-        self.materials = QListWidget()
+        self.materials = _wrapping_list()
         self.materials.setObjectName("materials")
-        self.materials.setWordWrap(True)
-        self.materials.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        # Re-lay the items out when the list's width changes (a scroll bar appears, the window resizes): with
-        # the default Fixed mode a wrapped item keeps the height of its first width and its last line is cut.
-        self.materials.setResizeMode(QListView.ResizeMode.Adjust)
-        self.materials.setItemDelegate(_WrappedItems(self.materials))
         lay.addWidget(self.materials, 1)
         self.promised_label = QLabel()
         self.promised_label.setObjectName("promised")
