@@ -25,60 +25,76 @@ from queuehall.kiosk.checkin import (
     ScanDetector,
 )
 from queuehall.kiosk.model import Bi, KioskModel, Phase, Screen
+from queuehall.kiosk.style import LARGE_TEXT
 from queuehall.kiosk.widgets import make_button, make_label, set_flag
 
 KEYPAD_COLUMNS = 8
 BACK = Bi("返回首页", "Back to start")
 
 
-def checkin_style(u: float) -> str:
-    """The check-in pages' look at scale ``u`` (1.0 = a 1920×1080 screen)."""
+def checkin_style(u: float, large: bool = False) -> str:
+    """The check-in pages' look at scale ``u`` (1.0 = a 1920×1080 screen); ``large``: the kiosk's large-text,
+    high-contrast mode (适老化: type ×``LARGE_TEXT``, black on white, thick dark borders), as on its other pages."""
 
     def px(n: float) -> int:
         return max(8, round(n * u))
 
+    def fs(n: float) -> int:  # a font size
+        return px(n * LARGE_TEXT) if large else px(n)
+
     return f"""
-    #ciTitle {{ font-size: {px(48)}px; font-weight: bold; color: #0a3d7a; }}
-    #ciSub {{ font-size: {px(24)}px; color: #5b6b80; }}
-    #ciCode {{ font-size: {px(64)}px; font-weight: bold; letter-spacing: {px(6)}px; color: #10243d;
+    #ciTitle {{ font-size: {fs(48)}px; font-weight: bold; color: #0a3d7a; }}
+    #ciSub {{ font-size: {fs(24)}px; color: #5b6b80; }}
+    #ciCode {{ font-size: {fs(64)}px; font-weight: bold; letter-spacing: {px(6)}px; color: #10243d;
                background: white; border: {px(3)}px solid #1666c5; border-radius: {px(16)}px;
-               padding: {px(4)}px {px(16)}px; min-height: {px(84)}px; }}
-    #ciHint {{ font-size: {px(26)}px; color: #b3261e; font-weight: bold; }}
+               padding: {px(4)}px {px(16)}px; min-height: {max(px(84), fs(76))}px; }}
+    #ciHint {{ font-size: {fs(26)}px; color: #b3261e; font-weight: bold; }}
     #ciKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px;
-              font-size: {px(44)}px; font-weight: bold; color: #10243d;
+              font-size: {fs(44)}px; font-weight: bold; color: #10243d;
               min-width: {px(60)}px; min-height: {px(72)}px; padding: 0px; }}
     #ciKey:pressed {{ background: #dcebfb; }}
     #ciKey:disabled {{ color: #a3acb8; }}
     #ciEdit {{ background: #eef3f9; border: {px(2)}px solid #9fb4cc; border-radius: {px(16)}px;
-               font-size: {px(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; padding: 0px; }}
+               font-size: {fs(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; padding: 0px; }}
     #ciEdit:pressed {{ background: #dcebfb; }}
     #ciGo {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
-             font-size: {px(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
+             font-size: {fs(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
              min-width: {px(300)}px; }}
     #ciGo:pressed {{ background: #085c2f; }}
     #ciGo:disabled {{ background: #9bb5a6; color: #eef5f0; }}
     #ciBack {{ background: white; color: #0a3d7a; border: {px(3)}px solid #1666c5; border-radius: {px(20)}px;
-               font-size: {px(30)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
+               font-size: {fs(30)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
                min-width: {px(360)}px; }}
     #ciBack:pressed {{ background: #dcebfb; }}
-    #ciHead {{ font-size: {px(46)}px; font-weight: bold; color: #0b7a3e; }}
+    #ciHead {{ font-size: {fs(46)}px; font-weight: bold; color: #0b7a3e; }}
     #ciHead[late="true"] {{ color: #b34700; }}
-    #ciHeadSub {{ font-size: {px(28)}px; color: #4a5a6e; }}
-    #ciCaption {{ font-size: {px(34)}px; color: #4a5a6e; }}
-    #ciNumber {{ font-size: {px(180)}px; font-weight: bold; color: #c4121a; }}
-    #ciLine {{ font-size: {px(34)}px; font-weight: bold; color: #10243d; }}
-    #ciLineSub {{ font-size: {px(24)}px; color: #5b6b80; }}
-    #ciCountdown {{ font-size: {px(22)}px; color: #6b7684; }}
-    #ciBadge {{ font-size: {px(100)}px; font-weight: bold; color: white; background: #b34700;
-                border-radius: {px(70)}px; min-width: {px(140)}px; max-width: {px(140)}px;
-                min-height: {px(140)}px; max-height: {px(140)}px; }}
-    #ciRefTitle {{ font-size: {px(56)}px; font-weight: bold; color: #b34700; }}
-    #ciRefTitleSub {{ font-size: {px(30)}px; color: #4a5a6e; }}
-    #ciRefBody {{ font-size: {px(34)}px; color: #1d2733; }}
-    #ciRefBodySub {{ font-size: {px(24)}px; color: #5b6b80; }}
+    #ciHeadSub {{ font-size: {fs(28)}px; color: #4a5a6e; }}
+    #ciCaption {{ font-size: {fs(34)}px; color: #4a5a6e; }}
+    #ciNumber {{ font-size: {fs(180)}px; font-weight: bold; color: #c4121a; }}
+    #ciLine {{ font-size: {fs(34)}px; font-weight: bold; color: #10243d; }}
+    #ciLineSub {{ font-size: {fs(24)}px; color: #5b6b80; }}
+    #ciCountdown {{ font-size: {fs(22)}px; color: #6b7684; }}
+    #ciBadge {{ font-size: {fs(100)}px; font-weight: bold; color: white; background: #b34700;
+                border-radius: {fs(70)}px; min-width: {fs(140)}px; max-width: {fs(140)}px;
+                min-height: {fs(140)}px; max-height: {fs(140)}px; }}
+    #ciRefTitle {{ font-size: {fs(56)}px; font-weight: bold; color: #b34700; }}
+    #ciRefTitleSub {{ font-size: {fs(30)}px; color: #4a5a6e; }}
+    #ciRefBody {{ font-size: {fs(34)}px; color: #1d2733; }}
+    #ciRefBodySub {{ font-size: {fs(24)}px; color: #5b6b80; }}
     #ciStart {{ background: #0a3d7a; color: white; border: none; border-radius: {px(14)}px;
-                font-size: {px(26)}px; font-weight: bold; padding: {px(8)}px {px(22)}px; }}
+                font-size: {fs(26)}px; font-weight: bold; padding: {px(8)}px {px(22)}px; }}
     #ciStart:pressed {{ background: #1666c5; }}
+    """ + (_high_contrast(px) if large else "")
+
+
+def _high_contrast(px: Callable[[float], int]) -> str:
+    """The large-text mode's overrides: no pale greys, dark thick borders (kiosk.style.high_contrast's rules)."""
+    return f"""
+    #ciSub, #ciHeadSub, #ciCaption, #ciLineSub, #ciCountdown, #ciRefTitleSub, #ciRefBodySub {{ color: #000000; }}
+    #ciTitle, #ciLine, #ciRefBody {{ color: #000000; }}
+    #ciKey, #ciEdit {{ border: {px(4)}px solid #000000; color: #000000; }}
+    #ciKey:disabled, #ciEdit:disabled {{ color: #6b6b6b; }}
+    #ciCode, #ciBack {{ border: {px(4)}px solid #000000; color: #000000; }}
     """
 
 
@@ -366,8 +382,9 @@ class CheckinScreens:
             self.detector.key(ch, at)
         return False
 
-    def scale(self, u: float) -> None:
-        style = checkin_style(u)
+    def scale(self, u: float, large: bool = False) -> None:
+        """Restyle the pages for scale ``u`` and the large-text mode (``large``)."""
+        style = checkin_style(u, large)
         for w in (self.keypad, self.done, self.refused, self.button):
             w.setStyleSheet(style)
 

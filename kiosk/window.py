@@ -242,7 +242,7 @@ class KioskWindow(QWidget):
         if force or abs(u - self._scale) > 0.01 or portrait != self._portrait or large != self._large:
             self._scale, self._portrait, self._large = u, portrait, large
             self.setStyleSheet(stylesheet(u, self.family, large))
-            self.checkin.scale(u)
+            self.checkin.scale(u, large)
             self.header.setFixedHeight(round(118 * u))
             # Large type takes its room from the gaps: margins and spacing shrink as the type grows.
             gaps = u * (0.75 if large else 1.0)

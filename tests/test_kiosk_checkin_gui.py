@@ -164,22 +164,32 @@ def test_the_keypad_takes_the_booking_alphabet(qtbot: Any, kiosk: KioskWindow) -
     wait_screen(qtbot, kiosk, Screen.START)
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["normal", "large"])
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (1280, 1024), (1080, 1920)],
                          ids=lambda s: f"{s[0]}x{s[1]}")
 def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: RunningBroker, kiosk: KioskWindow,
-                                                             size: tuple[int, int]) -> None:
+                                                             size: tuple[int, int], large: bool) -> None:
+    """Every check-in page at every kiosk size in both languages, in normal type and in the large-text,
+    high-contrast mode (适老化), whose type is larger on these pages too."""
     from tests.layout_check import check, tag
 
     kiosk.resize(*size)
     taken = hall.request("take_ticket", service="passport", channel="remote")
     problems: list[str] = []
     for lang in ("zh", "en"):
-        t = f"kiosk-{tag(size)}-{lang}-checkin"
+        t = f"kiosk-{tag(size)}-{lang}-checkin" + ("-large" if large else "")
         kiosk.model.set_language(lang)
         kiosk.redraw()
+        normal = kiosk.checkin.keypad.title.fontInfo().pixelSize()
+        if large:
+            click(qtbot, kiosk.header.large)  # the citizen's one tap on the start screen
+            assert kiosk.model.large_text
         problems += check(qtbot, kiosk, size, f"{t}-start")
         click(qtbot, kiosk.checkin.button)
         wait_screen(qtbot, kiosk, Screen.CHECKIN)
+        if large:  # the check-in pages follow the mode: larger type, black on white
+            title = kiosk.checkin.keypad.title.fontInfo().pixelSize()
+            assert title >= normal * 1.25, f"{t}: the check-in title is {title} px in large text, {normal} px normally"
         for ch in "K7M3Q":
             click(qtbot, kiosk.checkin.keypad.keys[ch])
         click(qtbot, kiosk.checkin.keypad.go)  # too short: the hint shows too
@@ -196,10 +206,13 @@ def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: R
             kiosk.redraw()
             wait_screen(qtbot, kiosk, Screen.CHECKED_IN)
         problems += check(qtbot, kiosk, size, f"{t}-checked-in")
-        kiosk.model.on_timeout()
+        kiosk.model.on_timeout()  # ends the large-text mode too: the next citizen starts afresh
         kiosk.redraw()
         wait_screen(qtbot, kiosk, Screen.START)
+        assert not kiosk.model.large_text
     assert problems == [], "\n".join(problems)
+
+
 def test_a_booking_of_another_day_is_refused_and_a_late_one_typed_on_the_keypad_is_a_normal_ticket(
         qtbot: Any, hall: RunningBroker, kiosk: KioskWindow, tmp_path: Path) -> None:
     tomorrow = hall.request("book", service="passport", slot="2026-11-25T10:00")["booking"]
