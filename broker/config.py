@@ -97,6 +97,13 @@ class Service:
     appointments: bool | None = None  # whether this service takes bookings
     slot_minutes: int | None = None  # length of one booking slot
     slot_capacity: int | None = None  # citizens one slot takes, walk-in share included
+    # What the service is in the hall's routine, beyond a matter citizens queue for: "fee" = the hall's fee
+    # payment (统一收费: the 收费窗口 designated by the finance bureau collects the fees of every matter);
+    # None = an ordinary service. The counter's transfer dialog lists fee services and their windows first.
+    role: str | None = None
+
+
+SERVICE_ROLES = ("fee",)
 
 
 @dataclass(frozen=True)
@@ -785,9 +792,14 @@ class _Parser:
         appointments = t.boolean("appointments", None)
         slot_minutes = t.integer("slot_minutes", None, 5, 240)
         slot_capacity = t.integer("slot_capacity", None, 1, 1000)
+        role = t.string("role", None)
+        if role is not None and role not in SERVICE_ROLES:
+            self.fail(t.key("role"), "CONFIG_BAD_CHOICE",
+                      f"is {role!r}; expected \"fee\" (the hall's fee payment, 统一收费) or no role at all",
+                      "取值须为 fee（统一收费窗口办理的缴费）或不写")
         return Service(code, prefix, name, department, materials, promised_days, target_wait, daily_cap,
                        cutoff, classes, avg, description, remote_quota, remote_arrival, appointments, slot_minutes,
-                       slot_capacity)
+                       slot_capacity, role)
 
     def clerk(self, t: _Table) -> Clerk:
         clerk_id = t.code("id")
@@ -984,7 +996,7 @@ class _Table:
 
 _SERVICE_KEYS = ("code", "prefix", "name", "department", "materials", "promised_days", "target_wait_minutes",
                  "daily_cap", "cutoff_minutes", "priority_classes", "avg_service_minutes", "description",
-                 "remote_quota", "remote_arrival_minutes", "appointments", "slot_minutes", "slot_capacity")
+                 "remote_quota", "remote_arrival_minutes", "appointments", "slot_minutes", "slot_capacity", "role")
 _COUNTER_KEYS = ("number", "name", "services", "weights", "clerk_a", "clerk_b")
 
 
@@ -1054,7 +1066,7 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
             out["remote_quota"] = s.remote_quota
         if s.remote_arrival_minutes is not None:
             out["remote_arrival_minutes"] = s.remote_arrival_minutes
-        for key in ("appointments", "slot_minutes", "slot_capacity"):
+        for key in ("appointments", "slot_minutes", "slot_capacity", "role"):
             if getattr(s, key) is not None:
                 out[key] = getattr(s, key)
         return out

@@ -914,6 +914,7 @@ class Hall:
             "session_ends": _iso(window.session_end) if window.session_end else None,
             # hall.toml's description (fees, eligibility): part of the 一次性告知 on the kiosk's service page.
             "description": {"zh": s.description.zh, "en": s.description.en} if s.description else None,
+            "role": s.role,  # "fee": the hall's fee payment (统一收费), listed first when a clerk transfers
         }
         if with_tickets:
             out["tickets"] = [self.ticket_view(t) for t in self.queue(s.code)]

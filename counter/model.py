@@ -168,6 +168,7 @@ TEXT: dict[str, Bi] = {key: Bi(*pair) for key, pair in {
     "transfer_need_target": ("请选择要转到的业务或窗口", "Choose a service or a counter"),
     "counter_closed_mark": ("未开放", "closed"),
     "no_open_counter_mark": ("暂无窗口办理", "no counter open"),
+    "fee_mark": ("缴费", "fees"),
     "reinstate_front": ("{label} 将回到「{service}」队列，排在原来的位置（最前面）",
                         "{label} goes back into the {service} queue, at its old place (the front)"),
     "reinstate_back": ("{label} 将回到「{service}」队列的末尾", "{label} goes back to the end of the {service} queue"),
@@ -617,6 +618,24 @@ class CounterModel:
             if code and name:
                 text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(code)}(?![A-Za-z0-9_])", name, text)
         return text
+
+    def fee_services(self) -> list[str]:
+        """The codes of the hall's fee services (``role = "fee"`` in hall.toml: 统一收费), in configured order."""
+        return [str(s["code"]) for s in self.services_in_order() if s.get("role") == "fee"]
+
+    def transfer_services(self) -> list[dict[str, Any]]:
+        """The services a ticket can be transferred to, the fee services first (a clerk most often sends a
+        citizen to pay), then the others in configured order."""
+        services = self.services_in_order()
+        return [s for s in services if s.get("role") == "fee"] + [s for s in services if s.get("role") != "fee"]
+
+    def transfer_counters(self) -> list[dict[str, Any]]:
+        """The counters a ticket can be transferred to: the fee windows (those serving a fee service) first,
+        then the others by number."""
+        fees = set(self.fee_services())
+        counters = self.counters()
+        first = [c for c in counters if fees & set(c.get("services") or [])]
+        return first + [c for c in counters if c not in first]
 
     def service_staffed(self, code: str) -> bool:
         """Whether a counter that is not closed serves ``code`` (a transfer there is called soon)."""

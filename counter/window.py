@@ -319,8 +319,11 @@ class TransferDialog(_Dialog):
         any_item = QListWidgetItem(model.text("transfer_any"))
         any_item.setData(Qt.ItemDataRole.UserRole, None)
         self.services.addItem(any_item)
-        for s in model.services_in_order():
+        fee_mark = f"  · {model.text('fee_mark')}"
+        for s in model.transfer_services():  # the fee services first
             text = f"{s['prefix']}  {model.pick(s.get('name_zh'), s.get('name_en'))}"
+            if s.get("role") == "fee":
+                text += fee_mark
             if not model.service_staffed(str(s["code"])):  # the ticket would wait for a counter to open
                 text += f"  ({model.text('no_open_counter_mark')})"
             item = QListWidgetItem(text)
@@ -335,8 +338,11 @@ class TransferDialog(_Dialog):
         any_item = QListWidgetItem(model.text("transfer_any"))
         any_item.setData(Qt.ItemDataRole.UserRole, None)
         self.counters.addItem(any_item)
-        for c in model.counters():
+        fees = set(model.fee_services())
+        for c in model.transfer_counters():  # the fee windows first
             name = model.pick(c.get("name_zh"), c.get("name_en"))
+            if fees & set(c.get("services") or []):
+                name += fee_mark
             closed = c.get("state") == "closed" and c["number"] != model.counter
             item = QListWidgetItem(f"{name}  ({model.text('counter_closed_mark')})" if closed else name)
             item.setData(Qt.ItemDataRole.UserRole, c["number"])

@@ -823,3 +823,24 @@ def test_help_counter_must_be_a_counter(value: Any, fragment: str, code: str) ->
     d["hall"]["help_counter"] = value
     err = fails(d, "hall.help_counter", fragment, code)
     assert " / " in err.problem and any("\u4e00" <= ch <= "\u9fff" for ch in err.problem)  # both languages
+
+
+# ---------------------------------------------------------------------------------------------
+# A service's role: the hall's fee payment (统一收费), listed first when a clerk transfers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_service_role_fee_is_optional_checked_and_round_trips(hall: HallConfig) -> None:
+    assert all(s.role is None for s in parse_config(minimal(), SRC).services)
+    d = minimal()
+    d["service"][1]["role"] = "fee"
+    cfg = parse_config(d, SRC)
+    assert [s.role for s in cfg.services] == [None, "fee"]
+    assert [s.role for s in parse_config(cfg.to_dict(), SRC).services] == [None, "fee"]
+    # The shipped hall: 统一收费 at window 11 (the seed's 收费窗口 designated by the finance bureau).
+    assert [s.code for s in hall.services if s.role == "fee"] == ["unified_fees"]
+    d["service"][1]["role"] = "cashier"
+    err = fails(d, "service[2].role", 'is \'cashier\'; expected "fee"', "CONFIG_BAD_CHOICE")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in err.problem)  # both languages
+    d["service"][1]["role"] = 1
+    fails(d, "service[2].role", "expected", "CONFIG_WRONG_TYPE")

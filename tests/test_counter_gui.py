@@ -25,7 +25,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from queuehall.broker.config import DEFAULT_CONFIG, HallConfig, load_config
 from queuehall.counter.model import CounterModel
-from queuehall.counter.window import ConfirmDialog, CounterWindow
+from queuehall.counter.window import ConfirmDialog, CounterWindow, TransferDialog
 
 import queuehall.client as client_mod
 from queuehall.client import BrokerClient
@@ -835,3 +835,36 @@ def test_when_the_day_closes_the_terminal_is_signed_out_and_says_why(
     clock.set(datetime(2026, 11, 25, 8, 30, tzinfo=TZ))
     sign_in(qtbot, term, "c04a")
     assert current_label(term) is None
+
+
+def test_the_transfer_dialog_lists_the_fee_service_and_the_fee_window_first(
+        qtbot: Any, terminal: Callable[..., Terminal], kiosk: BrokerClient, clock: ManualClock) -> None:
+    # Issue 15: a clerk most often sends a citizen to pay (统一收费). hall.toml marks that service with
+    # role = "fee"; the dialog puts it, and the windows that serve it (11), first after "(any)", marked.
+    kiosk.request("sign_in", counter=11, clerk="c11a", pin=pin_of("c11a"))  # the fee window is open
+    take(kiosk, clock, "move_in", 3)
+    term = terminal(4)
+    w, m = term.window, term.model
+    sign_in(qtbot, term, "c04a")
+    for key, phase in ((Qt.Key.Key_F1, "called"), (Qt.Key.Key_F4, "serving")):
+        press(qtbot, term, key)
+        qtbot.waitUntil(lambda p=phase: m.phase() == p, timeout=5000)
+        settle(qtbot, term)
+    press(qtbot, term, Qt.Key.Key_F6)
+    qtbot.waitUntil(lambda: isinstance(w.dialog, TransferDialog), timeout=2000)
+    dialog = w.dialog
+    assert isinstance(dialog, TransferDialog)
+    role = Qt.ItemDataRole.UserRole
+    services = [dialog.services.item(i).data(role) for i in range(dialog.services.count())]
+    configured = [s.code for s in hall_config().services]
+    assert services == [None, "unified_fees", *[c for c in configured if c != "unified_fees"]]
+    assert dialog.services.item(1).text().startswith("U  统一收费  · 缴费")
+    counters = [dialog.counters.item(i).data(role) for i in range(dialog.counters.count())]
+    assert counters == [None, 11, *[c.number for c in hall_config().counters if c.number != 11]]
+    assert dialog.counters.item(1).text().startswith("11号窗口（统一收费）  · 缴费")
+    assert dialog.services.currentRow() == 0 and dialog.counters.currentRow() == 0  # nothing chosen for the clerk
+    shot(dialog, "transfer-fee-first.png")
+    dialog.choose_service("unified_fees")
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: m.guidance is not None, timeout=5000)
+    assert w.guidance_zh.text().endswith("办理统一收费")
