@@ -188,6 +188,14 @@ class Rating:
 
 
 @dataclass(frozen=True)
+class KioskRules:
+    """The hall's kiosks (docs/configuration.md ``[kiosk]``): spoken guidance (适老化 语音引导)."""
+
+    voice_guidance: bool = True  # a short spoken prompt at each step; staff may still mute one kiosk
+    large_text_voice: bool = False  # with voice_guidance off: the large-text mode turns the guidance on
+
+
+@dataclass(frozen=True)
 class SignIn:
     """Clerk sign-in: ``lock_after`` wrong PINs in a row lock the clerk for ``lock_minutes``."""
 
@@ -245,6 +253,7 @@ class HallConfig:
     # Where the hall is (a city's wait page and reports show it); empty when not given.
     address: Text = EMPTY
     appointments: Appointments = Appointments()
+    kiosk: KioskRules = KioskRules()
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -309,7 +318,7 @@ class HallConfig:
 MIN_RETENTION_DAYS = 183
 NOSHOW_REINSTATE = ("front", "back")
 TOP_LEVEL_KEYS = ("hall", "calling", "hours", "department", "priority", "service", "counter", "clerk",
-                  "pause_reason", "rating", "alerts", "sign_in", "appointments")
+                  "pause_reason", "rating", "alerts", "sign_in", "appointments", "kiosk")
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}")
@@ -468,6 +477,7 @@ class _Parser:
         rating = self.rating(top.get("rating", {}))
         alerts = self.alerts(top.get("alerts", {}))
         sign_in = self.sign_in(top.get("sign_in", {}))
+        kiosk = self.kiosk(top.get("kiosk", {}))
         appointments = self.appointments(top.get("appointments", {}))
         hours = self.hours(top.get("hours"))
 
@@ -510,7 +520,7 @@ class _Parser:
             remote_quota=remote_quota, remote_arrival_minutes=remote_arrival,
             help_counter=help_counter, rating=rating, alerts=alerts, source=self.source,
             sign_in=sign_in, hall_id=hall_id or DEFAULT_HALL_ID, hall_id_given=hall_id is not None,
-            address=address, appointments=appointments,
+            address=address, appointments=appointments, kiosk=kiosk,
         )
 
     def hall_id(self, hall: _Table) -> str | None:
@@ -599,6 +609,11 @@ class _Parser:
     def sign_in(self, value: object) -> SignIn:
         t = _Table(self, value, "sign_in", ("lock_after", "lock_minutes"), "a table [sign_in]")
         return SignIn(t.integer("lock_after", 5, 1, 100), t.integer("lock_minutes", 15, 1, _MINUTES_PER_DAY))
+
+    def kiosk(self, value: object) -> KioskRules:
+        t = _Table(self, value, "kiosk", ("voice_guidance", "large_text_voice"), "a table [kiosk]")
+        return KioskRules(voice_guidance=t.boolean("voice_guidance", True),
+                          large_text_voice=t.boolean("large_text_voice", False))
 
     def appointments(self, value: object) -> Appointments:
         t = _Table(self, value, "appointments", ("enabled", "slot_minutes", "slot_capacity", "walkin_share",
@@ -1094,5 +1109,6 @@ def _to_dict(cfg: HallConfig) -> dict[str, Any]:
         "clerk": [{"id": k.id, "name": _text(k.name)} for k in cfg.clerks],
         "sign_in": {"lock_after": cfg.sign_in.lock_after, "lock_minutes": cfg.sign_in.lock_minutes},
         "appointments": dataclasses.asdict(cfg.appointments),
+        "kiosk": dataclasses.asdict(cfg.kiosk),
         "pause_reason": [{"code": r.code, "name": _text(r.name)} for r in cfg.pause_reasons],
     }

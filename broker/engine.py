@@ -960,7 +960,10 @@ class Hall:
                      "max_recalls": self.config.calling.max_recalls,
                      "noshow_grace_minutes": self.config.calling.noshow_grace_minutes,
                      # Where a reinstated no-show goes (front or back): the counter's dialog says it.
-                     "noshow_reinstate": self.config.calling.noshow_reinstate},
+                     "noshow_reinstate": self.config.calling.noshow_reinstate,
+                     # [kiosk]: the kiosks' spoken guidance (docs/kiosk.md, "Spoken guidance").
+                     "kiosk": {"voice_guidance": self.config.kiosk.voice_guidance,
+                               "large_text_voice": self.config.kiosk.large_text_voice}},
             "departments": [{"code": d.code, "name_zh": d.name.zh, "name_en": d.name.en}
                             for d in self.config.departments],
             "priority_classes": [{"code": p.code, "name_zh": p.name.zh, "name_en": p.name.en}

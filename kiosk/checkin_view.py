@@ -363,8 +363,8 @@ class CheckinScreens:
         self.controller.on_change()
 
     def _tap(self, fn: Callable[..., None], *args: Any) -> None:
+        self.touched()  # first: the page the tap opens knows someone is there (its spoken prompt plays)
         fn(*args)
-        self.touched()
 
     def key(self, event: QKeyEvent) -> bool:
         """A key the window received: True when it ended a scan (which was then carried out). Keys are never
@@ -374,8 +374,8 @@ class CheckinScreens:
             text = self.detector.enter(at)
             if text is None:
                 return False
-            self.controller.scan(text)
             self.touched()
+            self.controller.scan(text)
             return True
         ch = event.text()
         if len(ch) == 1 and ch.isprintable():

@@ -47,7 +47,7 @@ ENV = {
 # [kiosk] keys of the config file -> what they set.
 _KIOSK_KEYS = {"broker", "key", "server_key", "name", "printer", "print_mode", "paper", "windowed", "pin_hash",
                "language", "pin", "return_seconds", "message_seconds", "print_failed_seconds", "idle_seconds",
-               "status_seconds", "print_materials", "near_end_blocks", "request_timeout", "state_dir"}
+               "status_seconds", "print_materials", "near_end_blocks", "request_timeout", "state_dir", "voice_pack"}
 _SECONDS = {"return_seconds": "return_ms", "message_seconds": "message_ms",
             "print_failed_seconds": "print_failed_ms", "idle_seconds": "idle_ms",
             "status_seconds": "status_ms"}
@@ -67,6 +67,7 @@ class KioskOptions:
     request_timeout: float = 3.0
     state_dir: str | None = None  # where the journal lives (None: kiosk.journal.default_state_dir())
     settings: KioskSettings = field(default_factory=KioskSettings)
+    voice_pack: str | None = None  # the spoken guidance's voice pack folder (None: the shipped pack)
     pin_is_default: bool = True  # no staff PIN set: the settings cannot be opened
 
 
@@ -140,6 +141,10 @@ def resolve_options(args: argparse.Namespace, environ: dict[str, str] | None = N
     if state_dir is not None and (not isinstance(state_dir, str) or not state_dir.strip()):
         raise _bad("state_dir 须为目录路径", "state_dir must be a directory path")
     opts.state_dir = state_dir
+    voice_pack = kiosk.get("voice_pack")
+    if voice_pack is not None and (not isinstance(voice_pack, str) or not voice_pack.strip()):
+        raise _bad("[kiosk] voice_pack 须为语音包目录路径", "[kiosk] voice_pack must be a voice pack folder")
+    opts.voice_pack = voice_pack
     if not isinstance(kiosk.get("windowed", False), bool):
         raise _bad("[kiosk] windowed 须为 true 或 false", "[kiosk] windowed must be true or false")
     opts.windowed = bool(args.windowed or kiosk.get("windowed", False))
@@ -335,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     printer = PrintService(printer_config)
     window = KioskWindow(link, printer, KioskModel(settings=opts.settings), printer_spec=opts.printer_spec,
                          broker_label=brokers + (" (CurveZMQ)" if security else ""), journal=journal,
-                         name=opts.name)
+                         name=opts.name, voice_pack=opts.voice_pack)
     window.ready.connect(lambda: log.info("kiosk ready in %.0f ms", (time.monotonic() - _T0) * 1000))
 
     def terminate(*_: Any) -> None:

@@ -211,6 +211,8 @@ class KioskSettings:
     status_ms: int = 5_000
     print_materials: bool = True
     near_end_blocks: bool = True
+    # Staff muted the spoken guidance (the settings' switch): silence, whatever the hall's [kiosk] says.
+    voice_muted: bool = False
 
     def __post_init__(self) -> None:
         if self.pin_hash:
@@ -707,17 +709,22 @@ class KioskModel:
         return any(isinstance(c, Mapping) and code in (c.get("services") or []) and c.get("state") != "closed"
                    for c in counters.values())
 
+    def serving_counters(self, code: str) -> list[int]:
+        """The numbers of the counters that serve ``code``: the open ones, or all of them when none is open
+        (the confirmation shows them and the voice reads them); [] when the state lists none."""
+        counters = self.state.get("counters")
+        if not isinstance(counters, Mapping):
+            return []
+        serving = [c for c in counters.values() if isinstance(c, Mapping) and code in (c.get("services") or [])]
+        open_ = sorted(int(c["number"]) for c in serving if c.get("state") != "closed")
+        return open_ or sorted(int(c["number"]) for c in serving)
+
     def where_to_go(self, code: str) -> Bi | None:
         """Where ticket-holders of ``code`` are served (the confirmation says it): the counters that serve it,
         those open first; None when the state lists no counter for it."""
-        counters = self.state.get("counters")
-        if not isinstance(counters, Mapping):
+        numbers = self.serving_counters(code)
+        if not numbers:
             return None
-        serving = [c for c in counters.values() if isinstance(c, Mapping) and code in (c.get("services") or [])]
-        if not serving:
-            return None
-        open_ = sorted(int(c["number"]) for c in serving if c.get("state") != "closed")
-        numbers = open_ or sorted(int(c["number"]) for c in serving)
         zh = "、".join(str(n) for n in numbers)
         en = ", ".join(str(n) for n in numbers)
         plural = "s" if len(numbers) > 1 else ""
@@ -1243,6 +1250,23 @@ class KioskModel:
         """Back from the PIN pad or settings to the citizen's screens."""
         self.settings_open = False
         self.unlocked = False
+
+    @property
+    def voice_on(self) -> bool:
+        """Whether the kiosk speaks its guidance now: the hall's ``[kiosk] voice_guidance`` (on unless the hall
+        turns it off), or the large-text mode where the hall sets ``large_text_voice``; never while staff have
+        muted it in the settings."""
+        if self.settings.voice_muted:
+            return False
+        hall = self.state.get("hall")
+        rules = hall.get("kiosk") if isinstance(hall, Mapping) else None
+        rules = rules if isinstance(rules, Mapping) else {}
+        return bool(rules.get("voice_guidance", True)) or (self.large_text and bool(rules.get("large_text_voice")))
+
+    def set_voice_muted(self, muted: bool) -> None:
+        """Settings: mute or unmute the spoken guidance (kept for every citizen after, like the default
+        language)."""
+        self.settings.voice_muted = bool(muted)
 
     def set_default_language(self, lang: str) -> None:
         """Settings: the language the kiosk returns to after each citizen."""

@@ -1,4 +1,5 @@
-"""The kiosk's staff pages: the PIN pad and the settings (printer, default language, reprint, quit)."""
+"""The kiosk's staff pages: the PIN pad and the settings (printer, default language, voice, reprint, quit), with
+on-screen keyboards for the printer and the ticket number (a kiosk has no physical keyboard)."""
 
 from __future__ import annotations
 
@@ -93,36 +94,58 @@ class PinPage(QWidget):
         self.cancel.setText(Bi("取消", "Cancel")(lang))
 
 
-class TicketPad(QFrame):
-    """An on-screen keypad for a ticket number (letters and digits): the staff settings work by touch."""
+class TextPad(QFrame):
+    """An on-screen keyboard in place of a physical one: the staff settings work by touch (issue 15).
+
+    ``rows`` are the keys, one string per row; ``prefixes`` are whole words typed by one key (the printer
+    forms ``network:`` …); ``shift`` adds a key that switches the letters between lower and upper case.
+    ``done(text)`` is emitted by 完成 / Done; every key emits ``touched`` (the idle countdown restarts).
+    """
 
     done = Signal(str)
     touched = Signal()
 
-    KEYS = ("ABCDEFGHI", "JKLMNOPQR", "STUVWXYZ", "1234567890")
-
-    def __init__(self) -> None:
+    def __init__(self, rows: tuple[str, ...], *, max_length: int, upper: bool = True, shift: bool = False,
+                 prefixes: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.text = ""  # the number typed so far
+        self.text = ""  # typed so far
+        self.max_length = max_length
+        self.upper = upper  # letters upper case (and keys shown so)
         self.setObjectName("card")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(36, 18, 36, 18)
         lay.setSpacing(8)
         self.display = make_label("pinDisplay", wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
-        self.display.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.display.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         lay.addWidget(self.display)
+        self.keys: dict[str, QPushButton] = {}
+        if prefixes:
+            prow = QHBoxLayout()
+            for word in prefixes:
+                b = make_button("padKey", word)
+                b.clicked.connect(lambda _=False, w=word: self._key(w))
+                prow.addWidget(b)
+                self.keys[word] = b
+            lay.addLayout(prow)
         grid = QGridLayout()
         grid.setSpacing(8)
-        self.keys: dict[str, QPushButton] = {}
-        for r, row in enumerate(self.KEYS):
+        for r, row in enumerate(rows):
             for c, key in enumerate(row):
                 b = make_button("padKey", key)
                 b.clicked.connect(lambda _=False, k=key: self._key(k))
                 grid.addWidget(b, r, c)
                 self.keys[key] = b
+        width = max(len(row) for row in rows)
         self.keys["delete"] = make_button("padKey", "⌫")
         self.keys["delete"].clicked.connect(lambda: self._key("delete"))
-        grid.addWidget(self.keys["delete"], 2, 8)
+        # ⌫ fills the end of the lowest row that is shorter than the widest.
+        r = next((i for i in range(len(rows) - 1, -1, -1) if len(rows[i]) < width), len(rows) - 1)
+        grid.addWidget(self.keys["delete"], r, len(rows[r]), 1, max(1, width - len(rows[r])))
+        if shift:
+            self.keys["shift"] = make_button("padKey", "⇧")
+            self.keys["shift"].setCheckable(True)
+            self.keys["shift"].clicked.connect(lambda: self._key("shift"))
+            grid.addWidget(self.keys["shift"], len(rows) - 2, len(rows[-2]), 1, max(1, width - len(rows[-2])))
         lay.addLayout(grid)
         actions = QHBoxLayout()
         self.keys["clear"] = make_button("setButton")
@@ -133,10 +156,18 @@ class TicketPad(QFrame):
         actions.addStretch(1)
         actions.addWidget(self.keys["ok"])
         lay.addLayout(actions)
+        self._show_case()
 
     def set_text(self, text: str) -> None:
-        self.text = text.strip().upper()[:12]
+        """Start from ``text`` (what the field holds)."""
+        text = text.strip()
+        self.text = (text.upper() if self.upper and "shift" not in self.keys else text)[:self.max_length]
         self.display.setText(self.text)
+
+    def _show_case(self) -> None:
+        for key, b in self.keys.items():
+            if len(key) == 1 and key.isalpha():
+                b.setText(key.upper() if self.upper else key.lower())
 
     def _key(self, key: str) -> None:
         self.touched.emit()
@@ -144,22 +175,48 @@ class TicketPad(QFrame):
             self.text = ""
         elif key == "delete":
             self.text = self.text[:-1]
-        elif len(self.text) < 12:
-            self.text += key
-        self.display.setText(self.text)
+        elif key == "shift":
+            self.upper = not self.upper
+            self._show_case()
+        elif len(self.text) + len(key) <= self.max_length:
+            self.text += key.upper() if self.upper and len(key) == 1 else key
+        # The end of a long printer address stays in view.
+        self.display.setText(self.text if len(self.text) <= 28 else "…" + self.text[-27:])
 
     def refresh(self, lang: str) -> None:
         self.keys["clear"].setText(Bi("清除", "Clear")(lang))
         self.keys["ok"].setText(Bi("完成", "Done")(lang))
 
 
+class TicketPad(TextPad):
+    """The keypad for a ticket number (letters and digits, at most 12)."""
+
+    KEYS = ("ABCDEFGHI", "JKLMNOPQR", "STUVWXYZ", "1234567890")
+
+    def __init__(self) -> None:
+        super().__init__(self.KEYS, max_length=12)
+
+
+class PrinterPad(TextPad):
+    """The keyboard for the printer field: the forms as whole words (``network:`` …), digits, letters in
+    either case (``serial:/dev/ttyUSB0``, ``cups:TM-T88``) and the signs printer addresses use."""
+
+    KEYS = ("1234567890", "qwertyuiop", "asdfghjkl:", "zxcvbnm/._", "-@[]")
+    FORMS = ("network:", "usb:", "serial:/dev/", "file:", "cups:")
+
+    def __init__(self) -> None:
+        super().__init__(self.KEYS, max_length=200, upper=False, shift=True, prefixes=self.FORMS)
+
+
 class SettingsPage(QWidget):
-    """Staff settings: printer (spec, paper, mode, status, test print), default language, leave, quit."""
+    """Staff settings: printer (spec, paper, mode, status, test print), default language, spoken guidance on or
+    muted, reprint, leave, quit."""
 
     apply_printer = Signal(str, int, str)
     test_print = Signal()
     refresh_status = Signal()
     default_language = Signal(str)
+    voice_muted = Signal(bool)
     reprint = Signal(str)
     back_tapped = Signal()
     quit_tapped = Signal()
@@ -198,7 +255,12 @@ class SettingsPage(QWidget):
         self.spec.setObjectName("setEdit")
         self.spec.setPlaceholderText("file:/path | network:host[:9100] | usb:VID:PID | serial:/dev/ttyUSB0 | "
                                      "cups:name")
-        grid.addWidget(self.spec, 2, 1, 1, 3)
+        self.spec_pad_button = make_button("setButton")  # no keyboard at a kiosk: typed on the screen
+        self.spec_pad_button.clicked.connect(self.open_spec_pad)
+        srow = QHBoxLayout()
+        srow.addWidget(self.spec, 1)
+        srow.addWidget(self.spec_pad_button)
+        grid.addLayout(srow, 2, 1, 1, 3)
         row(3, "paper")
         self.paper_group = QButtonGroup(self)
         self.paper: dict[int, QPushButton] = {}
@@ -246,6 +308,11 @@ class SettingsPage(QWidget):
             self.langs[code] = b
             lrow.addWidget(b)
         lrow.addStretch(1)
+        # The spoken guidance (语音引导): checked = on; unchecking mutes this kiosk for every citizen after.
+        self.voice = make_button("setButton")
+        self.voice.setCheckable(True)
+        self.voice.clicked.connect(lambda on: self.voice_muted.emit(not on))
+        lrow.addWidget(self.voice)
         grid.addLayout(lrow, 7, 1, 1, 3)
         # Reprint a ticket at this kiosk.
         row(8, "reprint")
@@ -270,6 +337,9 @@ class SettingsPage(QWidget):
         self.pad = TicketPad()
         self.pad.done.connect(self._pad_done)
         self.body.addWidget(self.pad)
+        self.spec_pad = PrinterPad()
+        self.spec_pad.done.connect(self._spec_pad_done)
+        self.body.addWidget(self.spec_pad)
         lay.addWidget(self.body)
         lay.addStretch(1)  # a tall (portrait) screen: the rows stay together, the room goes below
         brow = QHBoxLayout()
@@ -287,6 +357,15 @@ class SettingsPage(QWidget):
         """Show the keypad in place of the settings card, starting from the number typed so far."""
         self.pad.set_text(self.reprint_ticket.text())
         self.body.setCurrentWidget(self.pad)
+
+    def open_spec_pad(self) -> None:
+        """Show the printer keyboard in place of the settings card, starting from the field's text."""
+        self.spec_pad.set_text(self.spec.text())
+        self.body.setCurrentWidget(self.spec_pad)
+
+    def _spec_pad_done(self, text: str) -> None:
+        self.spec.setText(text)
+        self.body.setCurrentIndex(0)
 
     def _pad_done(self, text: str) -> None:
         self.reprint_ticket.setText(text)
@@ -324,9 +403,15 @@ class SettingsPage(QWidget):
         self.test.setText(Bi("测试打印", "Test print")(lang))
         self.reprint_button.setText(Bi("补打", "Reprint")(lang))
         self.pad_button.setText(Bi("键盘", "Keypad")(lang))
+        self.spec_pad_button.setText(Bi("键盘", "Keypad")(lang))
         self.pad.refresh(lang)
+        self.spec_pad.refresh(lang)
         for code, b in self.langs.items():
             b.setChecked(code == model.settings.language)
+        muted = model.settings.voice_muted
+        self.voice.setChecked(not muted)
+        self.voice.setText((Bi("语音引导：已静音", "Spoken guidance: muted") if muted
+                            else Bi("语音引导：开", "Spoken guidance: on"))(lang))
         self.back.setText(Bi("返回取号界面", "Back to the kiosk")(lang))
         self.quit.setText(Bi("退出程序", "Quit kiosk")(lang))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from queuehall.kiosk.checkin import CHECKIN_TITLE
 from queuehall.kiosk.checkin_view import CheckinScreens
 from queuehall.kiosk.confirm_view import ConfirmationPage, NoticePage, PrintFailedPage
 from queuehall.kiosk.controller import KioskController
+from queuehall.kiosk.guide import VoiceGuide, still_there
 from queuehall.kiosk.journal import KioskJournal
 from queuehall.kiosk.model import ASK_STAFF, OUT_OF_SERVICE, Bi, KioskModel, Phase, Screen, system_now
 from queuehall.kiosk.print_service import PrintService, warm_up_fonts
@@ -36,10 +38,14 @@ from queuehall.kiosk.start_view import StartPage
 from queuehall.kiosk.style import setup_app_font, stylesheet
 from queuehall.kiosk.ticket import TicketError
 from queuehall.kiosk.widgets import Header, apply_scale
+from queuehall.voice.pack import VoiceError, VoicePack, load_pack
+from queuehall.voice.sink import AudioSink
 
 from queuehall.qtfonts import cjk_family
 
 log = logging.getLogger("queuehall.kiosk")
+
+STILL_THERE_MS = 15_000  # "touch the screen to continue" this long before an idle page returns to the start
 
 __all__ = ["KioskWindow", "PrintService", "setup_app_font", "warm_up_fonts"]
 
@@ -52,15 +58,21 @@ class KioskWindow(QWidget):
     hold the timer delays, injectable for tests). ``printer_spec`` is shown and edited in the
     settings. Signals for observers (tests, logs): ``screen_changed(str)``, ``phase_changed(str)``,
     ``ready()`` once the first hall state and printer status are in.
+
+    Spoken guidance (:mod:`kiosk.guide`): ``audio`` is where prompts are played (default: a
+    :class:`~voice.qt_audio.QtAudioSink`, made once the window has started); ``voice_pack`` the pack, or
+    its folder (default: the shipped pack), loaded off the GUI thread at :meth:`start`.
     """
 
     screen_changed = Signal(str)
     phase_changed = Signal(str)
     ready = Signal()
+    _pack_loaded = Signal(object)  # from the loading thread: a VoicePack, or the VoiceError
 
     def __init__(self, link: Any, printer: PrintService, model: KioskModel, *, printer_spec: str = "",
                  broker_label: str = "", quit_app: Callable[[], None] | None = None,
-                 journal: KioskJournal | None = None, name: str = "kiosk") -> None:
+                 journal: KioskJournal | None = None, name: str = "kiosk", audio: AudioSink | None = None,
+                 voice_pack: VoicePack | str | None = None) -> None:
         super().__init__()
         self.link = link
         self.printer = printer
@@ -80,6 +92,9 @@ class KioskWindow(QWidget):
                       client_id, journal.client_id)
         # Everything but drawing and timers: issuing, printing, faults, reprints, recovery (Qt-free).
         self.controller = KioskController(model, link, printer, journal, name=name, on_change=self.redraw)
+        self.guide = VoiceGuide(audio, voice_pack if isinstance(voice_pack, VoicePack) else None)
+        self._voice_pack_path = voice_pack if isinstance(voice_pack, str) else None
+        self._last_touch: float | None = None  # monotonic time of the last tap: someone is at the kiosk
         self._last_screen: Screen | None = None
         self._timer_key: tuple[Screen, Phase | None, bool] | None = None  # what the flow timer was armed for
         self._last_phase = model.phase
@@ -138,6 +153,10 @@ class KioskWindow(QWidget):
         self.flow_timer = QTimer(self)
         self.flow_timer.setSingleShot(True)
         self.flow_timer.timeout.connect(self._flow_timeout)
+        # "如需继续，请触摸屏幕": said STILL_THERE_MS before an idle page gives up on its citizen.
+        self.still_timer = QTimer(self)
+        self.still_timer.setSingleShot(True)
+        self.still_timer.timeout.connect(self._still_there)
         self.status_timer = QTimer(self)
         self.status_timer.timeout.connect(self._poll)
         self.tick_timer = QTimer(self)
@@ -164,14 +183,16 @@ class KioskWindow(QWidget):
         self.failed_page.button_tapped.connect(
             lambda: self._do(self.model.back_to_start, reset_language=True))
         self.pin_page.submitted.connect(self._pin)
-        self.pin_page.cancelled.connect(lambda: self._do(self.model.close_settings))
+        self.pin_page.cancelled.connect(self._close_settings)
         sp = self.settings_page
         sp.apply_printer.connect(self._apply_printer)
         sp.test_print.connect(self._test_print)
         sp.refresh_status.connect(self._poll)
         sp.reprint.connect(self._staff_reprint)
         sp.default_language.connect(lambda c: self._do(self.model.set_default_language, c))
-        sp.back_tapped.connect(lambda: self._do(self.model.close_settings))
+        sp.voice_muted.connect(lambda muted: self._do(self.model.set_voice_muted, muted))
+        self._pack_loaded.connect(self._on_pack)
+        sp.back_tapped.connect(self._close_settings)
         sp.quit_tapped.connect(self._quit)
         # Scrolling the materials list is "still reading": it restarts the idle countdown. (Only this
         # viewport is watched: an application-wide Python event filter would cost the interpreter lock
@@ -180,6 +201,7 @@ class KioskWindow(QWidget):
         self.pin_page.touched.connect(self._touched)
         sp.spec.textEdited.connect(self._touched)
         sp.pad.touched.connect(self._touched)
+        sp.spec_pad.touched.connect(self._touched)
 
     def start(self) -> None:
         """Start the printer worker, the broker link and the timers, and draw the first screen."""
@@ -189,11 +211,36 @@ class KioskWindow(QWidget):
         self.tick_timer.start()
         self._poll()
         self.redraw()
+        if self.guide.pack is None:
+            # ~0.2 s of reading WAVs: off the GUI thread, so the first screen is not held up.
+            threading.Thread(target=self._load_pack, name="kiosk-voice-pack", daemon=True).start()
+        if self.guide.sink is None:
+            QTimer.singleShot(0, self, self._make_audio)  # QtMultimedia's set-up after the first paint
+
+    def _load_pack(self) -> None:
+        try:
+            self._pack_loaded.emit(load_pack(self._voice_pack_path))
+        except VoiceError as err:
+            self._pack_loaded.emit(err)
+
+    def _on_pack(self, pack: object) -> None:
+        if isinstance(pack, VoicePack):
+            self.guide.set_pack(pack)
+        else:
+            log.error("语音包无法加载，取号机没有语音引导 / no spoken guidance: the voice pack cannot be loaded: %s",
+                      pack)
+
+    def _make_audio(self) -> None:
+        if self.guide.sink is None:
+            from queuehall.voice.qt_audio import QtAudioSink  # QtMultimedia only where sound is played
+
+            self.guide.sink = QtAudioSink(self)
 
     def shutdown(self) -> None:
         """Stop timers, the link and the printer worker (for tests and a clean exit)."""
-        for t in (self.flow_timer, self.status_timer, self.tick_timer):
+        for t in (self.flow_timer, self.still_timer, self.status_timer, self.tick_timer):
             t.stop()
+        self.guide.stop()
         self.link.stop()
         self.printer.stop()
         self.allow_close = True
@@ -219,10 +266,18 @@ class KioskWindow(QWidget):
 
     def _touched(self, *_: Any) -> None:
         """The person at the screen is still busy: restart the idle countdown of the current page."""
+        self._last_touch = time.monotonic()
         if self.model.screen not in (Screen.CONFIRMATION, Screen.MESSAGE, Screen.PRINT_FAILED, Screen.CHECKED_IN,
                                      Screen.CHECKIN_REFUSED) \
                 and self.flow_timer.isActive():
             self.flow_timer.start()
+            self._arm_still_there(self.flow_timer.interval())
+
+    @property
+    def someone_there(self) -> bool:
+        """Whether the screen was touched within the idle time: spoken guidance is for a person, not the hall."""
+        return self._last_touch is not None and \
+            time.monotonic() - self._last_touch < self.model.settings.idle_ms / 1000
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
@@ -254,6 +309,7 @@ class KioskWindow(QWidget):
     # ------------------------------------------------------------------ inputs
 
     def _do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        self._last_touch = time.monotonic()
         fn(*args, **kw)
         self._touched()
         self.redraw()
@@ -265,6 +321,7 @@ class KioskWindow(QWidget):
 
     def confirm(self) -> None:
         """The citizen tapped "take a ticket" (double taps are ignored by the model)."""
+        self._last_touch = time.monotonic()
         self.controller.confirm()
 
     def _poll(self) -> None:
@@ -275,6 +332,10 @@ class KioskWindow(QWidget):
 
     def _open_settings(self) -> None:
         self._do(self.model.open_settings)
+
+    def _close_settings(self) -> None:
+        self.guide.hush()  # staff leaving the settings: the start page is not announced to them
+        self._do(self.model.close_settings)
 
     def _pin(self, pin: str) -> None:
         ok, message = self.model.enter_pin(pin)
@@ -357,7 +418,20 @@ class KioskWindow(QWidget):
     def _flow_timeout(self) -> None:
         self.model.on_timeout()  # whoever comes next starts clean, in the default language
         self._timer_key = None
+        self.guide.hush()  # the citizen has gone: the start page is not announced to an empty hall
         self.redraw()
+
+    def _arm_still_there(self, delay: int) -> None:
+        if self.model.screen in (Screen.DETAILS, Screen.CHECKIN) and not self.model.busy \
+                and delay > 2 * STILL_THERE_MS:
+            self.still_timer.start(delay - STILL_THERE_MS)
+        else:
+            self.still_timer.stop()
+
+    def _still_there(self) -> None:
+        """An idle details page or keypad: ask aloud whether the citizen is still there, before giving up."""
+        if self.model.voice_on and self.model.screen in (Screen.DETAILS, Screen.CHECKIN) and not self.model.busy:
+            self.guide.say(still_there(self.model))
 
     def _tick(self) -> None:
         self.redraw()
@@ -380,8 +454,10 @@ class KioskWindow(QWidget):
             self._timer_key = key
             if delay is None:
                 self.flow_timer.stop()
+                self.still_timer.stop()
             else:
                 self.flow_timer.start(delay)
+                self._arm_still_there(delay)
                 self._deadline = time.monotonic() + delay / 1000
         self.header.refresh(m, show_language=screen not in (Screen.PIN, Screen.SETTINGS))
         if screen == Screen.START:
@@ -425,6 +501,8 @@ class KioskWindow(QWidget):
         if m.phase != self._last_phase:
             self._last_phase = m.phase
             self.phase_changed.emit(str(m.phase))
+        # The step's spoken prompt (a new step only; it stops the one before).
+        self.guide.follow(m, present=self.someone_there, enabled=m.voice_on)
         if not self._was_ready and m.state and m.printer.code != "PRINTER_UNKNOWN":
             self._was_ready = True
             self.ready.emit()

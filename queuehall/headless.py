@@ -226,8 +226,11 @@ class _Screens:
         model = KioskModel(settings=settings, clock=self.clock.now)
         printer = PrintService(PrinterConfig(backend="file", path=str(self.out / "printer"), mode="raster",
                                              paper_mm=80))
+        from queuehall.voice.sink import RecordingSink
+
+        # No sound from a headless demo: the kiosk's spoken guidance goes to a recorder.
         self.kiosk = KioskWindow(link, printer, model, printer_spec=f"file:{self.out / 'printer'}",
-                                 broker_label=self.endpoint)
+                                 broker_label=self.endpoint, audio=RecordingSink())
         self.kiosk.resize(1920, 1080)
         self.kiosk.show()
         self.kiosk.start()

@@ -50,6 +50,8 @@ from queuehall.kiosk.model import (
 from queuehall.kiosk.printing import SENTINEL_NEAR_END, SENTINEL_PAPER_OUT, PrinterConfig
 from queuehall.kiosk.window import KioskWindow, PrintService
 from queuehall.tools.escpos_decode import decode
+from queuehall.voice.pack import load_pack
+from queuehall.voice.sink import RecordingSink
 
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
@@ -153,8 +155,12 @@ FAST = KioskSettings(return_ms=400, message_ms=400, print_failed_ms=400, idle_ms
                      pin_hash=STAFF_PIN_HASH)
 
 
+_RECORD: Any = object()  # make_kiosk's default audio: a RecordingSink (the kiosk's real output is QtAudioSink)
+
+
 def make_kiosk(qtbot: Any, hall: RunningBroker, printer_path: Path, *, mode: str = "raster", paper: int = 80,
-               settings: KioskSettings | None = None, request_timeout: float = 2.0) -> KioskWindow:
+               settings: KioskSettings | None = None, request_timeout: float = 2.0, audio: Any = _RECORD,
+               voice_pack: Any = None) -> KioskWindow:
     if not isinstance(QCoreApplication.instance(), QApplication):
         pytest.fail("the process has a QGuiApplication, not a QApplication: widgets cannot be made "
                     "(something created it before this module was collected)")
@@ -162,8 +168,10 @@ def make_kiosk(qtbot: Any, hall: RunningBroker, printer_path: Path, *, mode: str
     config = PrinterConfig(backend="file", path=str(printer_path), mode=mode, paper_mm=paper)
     s = settings or KioskSettings(**vars(FAST))
     model = KioskModel(settings=s, clock=hall.clock.now)
+    # Spoken guidance goes to a recording sink (no sound in the tests); None: the real QtAudioSink.
     window = KioskWindow(link, PrintService(config), model, printer_spec=f"file:{printer_path}",
-                         broker_label=hall.endpoint)
+                         broker_label=hall.endpoint, audio=RecordingSink() if audio is _RECORD else audio,
+                         voice_pack=voice_pack if voice_pack is not None else load_pack())
     qtbot.addWidget(window)
     window.resize(1920, 1080)
     window.show()

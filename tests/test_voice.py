@@ -23,6 +23,7 @@ from queuehall.voice.pack import (
     english_number_words,
     load_pack,
     main_build,
+    prompt_keys,
     read_wav,
     render_announcement,
     required_keys,
@@ -140,16 +141,21 @@ def test_default_pack_loads_with_every_clip(pack: VoicePack) -> None:
     assert set(pack.languages) == {"zh", "en"}
     assert pack.missing_keys() == []
     assert set(required_keys()) <= set(pack.clips)
+    prompts = set(prompt_keys())
     for key, rel in meta["clips"].items():
         rate, samples = read_wav((DEFAULT_PACK_DIR / rel).read_bytes())
         assert rate == pack.sample_rate, key
-        assert 0.1 < len(samples) / rate < 2.0, key  # trimmed: no long silences
+        # Trimmed: no long silences. The kiosk's prompts are sentences, the call clips words.
+        assert 0.1 < len(samples) / rate < (6.0 if key in prompts else 2.0), key
         assert pack.clips[key] == samples
     for phrase, parts in pack.phrases.items():
         assert phrase in pack.clips and all(p in pack.clips for p in parts)
     assert CHIME_KEY in pack.clips
-    total = sum(f.stat().st_size for f in DEFAULT_PACK_DIR.rglob("*") if f.is_file())
-    assert total < 1.7 * 1024 * 1024
+    sizes = {rel: (DEFAULT_PACK_DIR / rel).stat().st_size for rel in meta["clips"].values()}
+    calls = sum(size for key, rel in meta["clips"].items() if key not in prompts for size in [sizes[rel]])
+    assert calls < 1.7 * 1024 * 1024  # the display's clips, as before the kiosk's prompts were added
+    assert sum(sizes.values()) < 5 * 1024 * 1024
+    assert pack.missing_prompts() == [] and len(prompts) == 49
 
 
 def test_the_pack_ships_as_package_data_read_through_importlib_resources() -> None:
@@ -341,10 +347,11 @@ def test_build_reports_a_missing_engine(tmp_path: Path) -> None:
 def test_build_pack_with_espeak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "built"
     assert main_build(["--out", str(out)]) == 0
-    assert "105 clips" in capsys.readouterr().out
+    assert "154 clips" in capsys.readouterr().out  # 105 for the calls, 49 kiosk prompts
     built = VoicePack.load(out)
     shipped = load_pack()
     assert set(built.clips) == set(shipped.clips)
+    assert built.missing_prompts() == []
     assert built.missing_keys() == []
     assert rms(render_announcement(built, "A012", 3)) > 0.05
     meta = json.loads((out / "pack.json").read_text(encoding="utf-8"))

@@ -203,6 +203,29 @@ def english_number_words(n: int) -> list[str]:
     return words
 
 
+def ticket_keys(label: str, lang: str) -> list[str]:
+    """Return the clip keys that read ticket ``label`` character by character in ``lang``.
+
+    Digits are read as digits, never as a number: ``A012`` is A 零 一 二 / "A zero one two". Raises
+    ``VoiceError`` for a bad label (VOICE_BAD_LABEL) or language.
+    """
+    text = normalize_label(label)
+    _check_language(lang)
+    if lang == "zh":
+        return [f"zh:{ZH_DIGITS[int(c)]}" if c.isdigit() else f"zh:{c}" for c in text]
+    return [f"en:{EN_ONES[int(c)]}" if c.isdigit() else f"en:{c}" for c in text]
+
+
+def counter_keys(counter: int, lang: str) -> list[str]:
+    """Return the clip keys that read counter number ``counter`` (1–999) as a number in ``lang``:
+    12 is 十二 / "twelve". Raises ``VoiceError`` (VOICE_BAD_COUNTER, VOICE_BAD_LANGUAGE)."""
+    _check_counter(counter)
+    _check_language(lang)
+    if lang == "zh":
+        return [f"zh:{c}" for c in chinese_numeral(counter)]
+    return [f"en:{w}" for w in english_number_words(counter)]
+
+
 def compose_call(label: str, counter: int, lang: str) -> list[str]:
     """Return the clip keys that announce ticket ``label`` going to ``counter`` in ``lang``.
 
@@ -210,15 +233,10 @@ def compose_call(label: str, counter: int, lang: str) -> list[str]:
     read as a number. ``zh``: 请 A 零 一 二 号 到 三 号 窗口 办理. ``en``: Number A zero one two,
     please go to counter three. Raises ``VoiceError`` for a bad label, counter or language.
     """
-    text = normalize_label(label)
-    _check_counter(counter)
-    _check_language(lang)
+    ticket = ticket_keys(label, lang)
+    number = counter_keys(counter, lang)
     if lang == "zh":
-        ticket = [f"zh:{ZH_DIGITS[int(c)]}" if c.isdigit() else f"zh:{c}" for c in text]
-        number = [f"zh:{c}" for c in chinese_numeral(counter)]
         return ["zh:请", *ticket, "zh:号", "zh:到", *number, "zh:号", "zh:窗口", "zh:办理"]
-    ticket = [f"en:{EN_ONES[int(c)]}" if c.isdigit() else f"en:{c}" for c in text]
-    number = [f"en:{w}" for w in english_number_words(counter)]
     return ["en:number", *ticket, "en:please go to", "en:counter", *number]
 
 
@@ -229,6 +247,16 @@ def required_keys(languages: Iterable[str] = LANGUAGES) -> list[str]:
         _check_language(lang)
         keys += [spec.key for spec in _word_specs() if spec.key.startswith(f"{lang}:")]
     return keys
+
+
+def prompt_keys(languages: Iterable[str] = LANGUAGES) -> list[str]:
+    """Return the keys of the kiosk's spoken-guidance prompts (docs/voice.md "Kiosk prompts") for ``languages``.
+
+    Prompts are whole sentences (``"zh:请取走号票"``, ``"en:please take your ticket"``), recorded in one
+    breath each; the kiosk joins them with ticket and counter numbers read from the word clips.
+    """
+    langs = [_check_language(lang) for lang in languages]
+    return [spec.key for spec in _prompt_specs() if spec.key.split(":", 1)[0] in langs]
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,6 +498,13 @@ class VoicePack:
         """Return the keys :func:`compose_call` may need for ``languages`` that this pack lacks."""
         return [k for k in required_keys(languages or self.languages) if k not in self.clips]
 
+    def missing_prompts(self, languages: Iterable[str] | None = None) -> list[str]:
+        """Return the kiosk prompt keys (:func:`prompt_keys`) for ``languages`` that this pack lacks.
+
+        A pack made for a wall display only may lack them all: the kiosk then stays silent and logs it.
+        """
+        return [k for k in prompt_keys(languages or self.languages) if k not in self.clips]
+
     def clip(self, key: str) -> array:
         """Return the samples of clip ``key``; raises ``VoiceError("VOICE_CLIP_MISSING")`` if absent."""
         try:
@@ -592,6 +627,43 @@ def render_announcement(
     return write_wav(out, rate)
 
 
+PAUSE = ","  # in a prompt's keys: a short pause, where a comma falls
+
+
+def render_prompt(pack: VoicePack, keys: Sequence[str], *, volume: float = 1.0) -> bytes:
+    """Return one WAV saying the clips ``keys`` in order (a kiosk prompt), without a chime.
+
+    ``keys`` are clip keys of one language, and :data:`PAUSE` for a comma's pause. Word runs the pack
+    records as phrases are replaced by them. ``volume`` (0.0–1.0) scales the samples. Raises
+    ``VoiceError``: VOICE_CLIP_MISSING for a clip the pack lacks, VOICE_BAD_OPTION for an empty prompt or
+    a bad volume.
+    """
+    if not isinstance(volume, int | float) or not 0.0 <= volume <= 1.0:
+        raise VoiceError(
+            "VOICE_BAD_OPTION",
+            f"音量 {volume!r} 无效（应为 0.0–1.0）。",
+            f"Volume {volume!r} is invalid (must be 0.0–1.0).",
+        )
+    if not any(k != PAUSE for k in keys):
+        raise VoiceError("VOICE_BAD_OPTION", "提示语为空。", "The prompt is empty.")
+    rate = pack.sample_rate
+    out = _silence(LEAD_IN_MS, rate)
+    run: list[str] = []
+    for key in [*keys, PAUSE]:
+        if key != PAUSE:
+            run.append(key)
+            continue
+        if run:
+            if len(out) > round(rate * LEAD_IN_MS / 1000):
+                out.extend(_silence(GAP_PAUSE_MS, rate))
+            _splice(pack, run, out)
+            run = []
+    out.extend(_silence(TAIL_MS, rate))
+    if volume != 1.0:
+        out = array("h", (int(s * volume) for s in out))
+    return write_wav(out, rate)
+
+
 # --------------------------------------------------------------------------------------------
 # Building the default pack with espeak-ng
 # --------------------------------------------------------------------------------------------
@@ -650,6 +722,75 @@ def _phrase_specs() -> list[tuple[ClipSpec, tuple[str, ...]]]:
         for key, file, parts in _EN_PHRASES
     ]
     return out
+
+
+# The kiosk's spoken guidance (适老化): whole sentences, each recorded in one breath, keyed by what is said.
+# (key text, file stem, tone-numbered pinyin: espeak-ng applies the third-tone sandhi itself).
+_ZH_PROMPTS = (
+    ("您好，欢迎光临", "welcome", "nin2 hao3, huan1 ying2 guang1 lin2"),
+    ("请选择您要办理的业务", "choose-service", "qing3 xuan3 ze2 nin2 yao4 ban4 li3 de5 ye4 wu4"),
+    ("请核对所需材料，然后点击确认取号", "check-materials",
+     "qing3 he2 dui4 suo3 xu1 cai2 liao4, ran2 hou4 dian3 ji1 que4 ren4 qu3 hao4"),
+    ("正在为您打印号票，请稍候", "printing", "zheng4 zai4 wei4 nin2 da3 yin4 hao4 piao4, qing3 shao1 hou4"),
+    ("请取走号票", "take-ticket", "qing3 qu3 zou3 hao4 piao4"),
+    ("您的号码是", "your-number-is", "nin2 de5 hao4 ma3 shi4"),
+    ("请留意叫号", "watch-for-number", "qing3 liu2 yi4 jiao4 hao4"),
+    ("号票未能打印", "not-printed", "hao4 piao4 wei4 neng2 da3 yin4"),
+    ("您的号码已保留", "number-kept", "nin2 de5 hao4 ma3 yi3 bao3 liu2"),
+    ("请联系工作人员", "ask-staff", "qing3 lian2 xi4 gong1 zuo4 ren2 yuan2"),
+    ("未能取号", "no-ticket", "wei4 neng2 qu3 hao4"),
+    ("请查看屏幕上的说明", "read-screen", "qing3 cha2 kan4 ping2 mu4 shang4 de5 shuo1 ming2"),
+    ("号票打印纸已用完", "paper-out", "hao4 piao4 da3 yin4 zhi3 yi3 yong4 wan2"),
+    ("号票打印机的纸仓盖未合上", "cover-open", "hao4 piao4 da3 yin4 ji1 de5 zhi3 cang1 gai4 wei4 he2 shang4"),
+    ("暂停取号", "tickets-paused", "zan4 ting2 qu3 hao4"),
+    ("暂停服务", "out-of-service", "zan4 ting2 fu2 wu4"),
+    ("现在不能取号", "closed", "xian4 zai4 bu4 neng2 qu3 hao4"),
+    ("请扫描预约二维码，或输入预约码", "checkin-keypad",
+     "qing3 sao3 miao2 yu4 yue1 er4 wei2 ma3, huo4 shu1 ru4 yu4 yue1 ma3"),
+    ("正在签到，请稍候", "checking-in", "zheng4 zai4 qian1 dao4, qing3 shao1 hou4"),
+    ("签到成功", "checked-in", "qian1 dao4 cheng2 gong1"),
+    ("已过预约签到时间，现按普通号排队", "checked-in-late",
+     "yi3 guo4 yu4 yue1 qian1 dao4 shi2 jian1, xian4 an4 pu3 tong1 hao4 pai2 dui4"),
+    ("签到未成功", "checkin-refused", "qian1 dao4 wei4 cheng2 gong1"),
+    ("如需继续，请触摸屏幕", "still-there", "ru2 xu1 ji4 xu4, qing3 chu4 mo1 ping2 mu4"),
+)
+# (key text, file stem, the text espeak-ng reads when it differs from the key).
+_EN_PROMPTS = (
+    ("welcome", "welcome", None),
+    ("please choose the service you need", "choose-service", None),
+    ("please check the documents you need, then tap take a ticket", "check-materials",
+     "Please check the documents you need, then tap: Take a ticket."),
+    ("printing your ticket, please wait", "printing", None),
+    ("please take your ticket", "take-ticket", None),
+    ("your number is", "your-number-is", None),
+    ("please watch for your number", "watch-for-number", None),
+    ("when called, go to counter", "go-to-counter", None),
+    ("when called, go to counters", "go-to-counters", None),
+    ("and", "and", None),
+    ("your ticket could not be printed", "not-printed", None),
+    ("your number is kept", "number-kept", None),
+    ("please ask staff", "ask-staff", "please ask the staff"),
+    ("no ticket was issued", "no-ticket", None),
+    ("please read the screen", "read-screen", None),
+    ("the ticket printer is out of paper", "paper-out", None),
+    ("the ticket printer's cover is open", "cover-open", None),
+    ("tickets are paused", "tickets-paused", None),
+    ("out of service", "out-of-service", None),
+    ("no tickets right now", "closed", None),
+    ("please scan your booking's QR code, or type your booking code", "checkin-keypad",
+     "Please scan your booking's Q R code, or type your booking code."),
+    ("checking you in, please wait", "checking-in", None),
+    ("you are checked in", "checked-in", None),
+    ("you are past your check-in time, so your ticket is now a normal one", "checked-in-late", None),
+    ("check-in did not succeed", "checkin-refused", None),
+    ("touch the screen to continue", "still-there", None),
+)
+
+
+def _prompt_specs() -> list[ClipSpec]:
+    specs = [ClipSpec(f"zh:{key}", f"zh/prompt-{file}.wav", ZH_VOICE, text) for key, file, text in _ZH_PROMPTS]
+    specs += [ClipSpec(f"en:{key}", f"en/prompt-{file}.wav", EN_VOICE, text or key) for key, file, text in _EN_PROMPTS]
+    return specs
 
 
 def _find_engine(engine: str) -> str:
@@ -763,7 +904,7 @@ def build_default_pack(
     version = _run_engine([exe, "--version"], "--version").stdout.decode("utf-8", "replace")
     version = version.split("Data at:")[0].strip()  # drop the data path: the manifest must not depend on the host
     phrase_specs = _phrase_specs()
-    specs = [*_word_specs(), *(s for s, _ in phrase_specs)]
+    specs = [*_word_specs(), *(s for s, _ in phrase_specs), *_prompt_specs()]
     # ~160 short subprocesses: run them a few at a time (the work is all in the child processes).
     workers = min(8, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
