@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from queuehall.voice.qt_audio import QtAudioSink  # noqa: E402
 
 from queuehall.client import BrokerClient  # noqa: E402
 from queuehall.demo import free_port  # noqa: E402
+from queuehall.protocol import parse_time  # noqa: E402
 from queuehall.qtlink import QtLink  # noqa: E402
 from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
 
@@ -178,8 +178,9 @@ def run(app: QApplication, endpoint: str, config: Any, calls: int, size: tuple[i
     def on_event(msg: dict[str, Any]) -> None:
         ev = msg.get("event") or {}
         if ev.get("type") == "ticket_called":
-            at = datetime.fromisoformat(str(msg["time"]).replace("Z", "+00:00"))
-            published.setdefault(ev["ticket"]["label"], at.timestamp())
+            at = parse_time(msg["time"])
+            if at is not None:
+                published.setdefault(ev["ticket"]["label"], at.timestamp())
 
     link.event.connect(on_event)
     now_paint = screen.now.paint

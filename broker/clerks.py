@@ -33,6 +33,7 @@ from queuehall.broker.config import DEFAULT_CONFIG, DEFAULT_HALL_ID, HALL_ID_RE,
 
 from queuehall.errors import HallError
 from queuehall.pins import DEFAULT_COST, Cost, hash_pin, valid_pin
+from queuehall.protocol import parse_time
 
 ENV_CONFIG = "QUEUEHALL_CONFIG"
 
@@ -177,7 +178,8 @@ def _lock_state(lock: dict[str, Any] | None, record: dict[str, Any] | None,
     if lock is None or record is None or lock.get("generation") != record["generation"]:
         return {"failures": 0, "locked": False, "locked_until": None}
     until: str | None = lock.get("locked_until")
-    locked = until is not None and now < datetime.fromisoformat(until)
+    at = parse_time(until)
+    locked = at is not None and now < at
     return {"failures": 0 if until and not locked else lock.get("failures", 0), "locked": locked,
             "locked_until": until if locked else None}
 

@@ -81,6 +81,7 @@ from queuehall.commands import COMMANDS as SCHEMA
 from queuehall.commands import check_args, hall_commands
 from queuehall.errors import HallError
 from queuehall.pins import verify_pin
+from queuehall.protocol import format_time, parse_time
 
 RECENT_CALLS = 30  # calls kept for the displays' history
 _EWMA = 0.2  # weight of the newest service time in the estimate
@@ -1688,7 +1689,7 @@ class Hall:
         if lock is not None and lock.get("generation") != record.generation:
             lock = None  # an administrator set a new PIN or unlocked the clerk since
         if lock is not None and lock.get("locked_until"):
-            until = datetime.fromisoformat(lock["locked_until"])
+            until = _parse_iso(lock["locked_until"])
             if tx.now < until:
                 raise HallError("CLERK_LOCKED", clerk=clerk, minutes=_minutes_left(tx.now, until))
             lock = None  # the lock is over: a fresh count
@@ -1720,7 +1721,7 @@ class Hall:
             raise HallError("UNKNOWN_CLERK", clerk=clerk)
         lock = self.state.get(_STATE_LOCKS, {}).get(clerk)
         was_locked = bool(lock and lock.get("locked_until")
-                          and tx.now < datetime.fromisoformat(lock["locked_until"]))
+                          and tx.now < _parse_iso(lock["locked_until"]))
         if lock is not None:
             del tx.state(_STATE_LOCKS)[clerk]
         tx.event("clerk_unlocked", clerk=clerk, by=client, was_locked=was_locked)
@@ -2195,12 +2196,15 @@ def _iso(at: datetime | None) -> str | None:
     if text is None:
         if len(_ISO) > 4096:
             _ISO.clear()
-        text = _ISO[at] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        text = _ISO[at] = format_time(at)
     return text
 
 
 def _parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    at = parse_time(text)
+    if at is None:
+        raise ValueError(f"not a wire time: {text!r}")
+    return at
 
 
 # The wire names of the hall's commands (queuehall/commands.py, the one schema) -> the methods carrying them

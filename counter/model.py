@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from queuehall.clock import Clock
 from queuehall.connection import LinkStatus
 from queuehall.errors import HallError
+from queuehall.protocol import parse_time
 from queuehall.text import Bi
 
 # Every action the clerk can take; the window binds one button and one shortcut to each.
@@ -281,16 +282,6 @@ class Figures:
         if not self.service_seconds:
             return None
         return sum(self.service_seconds) / len(self.service_seconds) / 60
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO-8601 time from the wire (``…Z``) as an aware datetime, or None."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def parse_day(value: object) -> date | None:

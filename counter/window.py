@@ -50,6 +50,7 @@ from queuehall.counter.model import (
     Message,
 )
 
+from queuehall.protocol import parse_time
 from queuehall.qtfonts import cjk_family
 
 # Actions that first ask for details in a dialog.
@@ -504,8 +505,6 @@ class ReinstateDialog(_Dialog):
 
 
 def _clock_time(model: CounterModel, iso: str | None) -> str:
-    from queuehall.counter.model import parse_time
-
     t = parse_time(iso)
     return t.astimezone(model._tz).strftime("%H:%M") if t else ""
 

@@ -53,7 +53,8 @@ from queuehall.clock import HallClock  # re-exported: the display's tests and wi
 from queuehall.connection import LABELS as CONNECTION_LABELS
 from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
-from queuehall.payloads import TicketCalled, TicketTransferred, decode_call, decode_event, wire_time
+from queuehall.payloads import TicketCalled, TicketTransferred, decode_call, decode_event
+from queuehall.protocol import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-parse_time = wire_time  # an ISO time from the wire as aware UTC, or None (queuehall/payloads.py)
 
 
 # ---------------------------------------------------------------------------------------- views

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
 from queuehall.pins import parse_hash, verify_pin
+from queuehall.protocol import parse_time
 from queuehall.text import EMPTY, Bi  # the one bilingual text type (re-exported: the kiosk views import it from here)
 
 LANGUAGES = ("zh", "en")
@@ -287,17 +288,6 @@ def timezone_of(state: Mapping[str, Any]) -> ZoneInfo:
         return ZoneInfo(str(state.get("timezone") or "Asia/Shanghai"))
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("Asia/Shanghai")
-
-
-def parse_utc(value: str | None) -> datetime | None:
-    """Parse the broker's UTC ISO time (``2026-11-24T05:30:00Z``); None for None or garbage."""
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def local_when(at: datetime, now: datetime, tz: ZoneInfo) -> Bi:
@@ -680,7 +670,7 @@ class KioskModel:
         reason: Bi | None = None
         if issue_state != "open":
             base = _STATE_REASONS.get(issue_state, Bi("暂停取号", "Not issuing now"))
-            at = parse_utc(s.get("next_open"))
+            at = parse_time(s.get("next_open"))
             if at is not None:
                 when = local_when(at, self.clock(), timezone_of(self.state))
                 reason = Bi(f"{base.zh}，{when.zh} 起取号", f"{base.en}; tickets from {when.en}")
@@ -691,7 +681,7 @@ class KioskModel:
         description = Bi(str(desc.get("zh") or ""), str(desc.get("en") or "")) if desc and desc.get("zh") else None
         waiting, minutes = int(s.get("waiting") or 0), int(s.get("estimated_wait_minutes") or 0)
         staffed = self._staffed(str(s["code"]))
-        wait, note = self.wait_estimate(waiting, minutes, staffed, parse_utc(s.get("session_ends")))
+        wait, note = self.wait_estimate(waiting, minutes, staffed, parse_time(s.get("session_ends")))
         return ServiceCard(
             description=description, wait=wait, wait_note=note, staffed=staffed,
             code=str(s["code"]), name=Bi(str(s.get("name_zh", s["code"])), str(s.get("name_en", s["code"]))),
@@ -789,7 +779,7 @@ class KioskModel:
             reason = Bi("今日已停止取号", "No more tickets today")
         else:
             reason = Bi("现在是非办公时间", "The hall is closed now")
-        times = [t for t in (parse_utc(s.get("next_open")) for s in services.values()) if t is not None]
+        times = [t for t in (parse_time(s.get("next_open")) for s in services.values()) if t is not None]
         if not times:
             return reason, None
         return reason, local_when(min(times), self.clock(), timezone_of(self.state))
@@ -1010,7 +1000,7 @@ class KioskModel:
         svc = services.get(str(t.get("service"))) or {}
         hall = self.state.get("hall") or {}
         name = self.hall_name()
-        at = parse_utc(t.get("issued_at")) or self.clock()
+        at = parse_time(t.get("issued_at")) or self.clock()
         prio = t.get("priority")
         pname = self.priority_name(str(prio)) if prio else None
         materials: tuple[Bi, ...] = ()

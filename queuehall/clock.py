@@ -96,10 +96,9 @@ class HallClock:
         """Take ``now`` (aware datetime or ISO string, ``…Z``) as the hall time at this instant; junk is ignored."""
         at: datetime | None
         if isinstance(now, str):
-            try:
-                at = datetime.fromisoformat(now.replace("Z", "+00:00"))
-            except ValueError:
-                return
+            from queuehall.protocol import parse_time  # the wire's one parser (core, as this module)
+
+            at = parse_time(now)
         else:
             at = now if isinstance(now, datetime) else None
         if at is None or at.tzinfo is None:

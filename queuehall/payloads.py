@@ -13,23 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from queuehall.protocol import parse_time
 from queuehall.text import Bi
 
 CALL_KINDS = ("call", "recall")
-
-
-def wire_time(value: object) -> datetime | None:
-    """An ISO 8601 time from the wire (``…Z`` or an offset) as an aware UTC datetime; None if unusable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def _int(value: object) -> int | None:
@@ -90,7 +80,7 @@ def decode_call(ev: dict[str, Any]) -> TicketCalled | None:
         kind=str(ev["kind"]) if ev.get("kind") in CALL_KINDS else "call",
         calls=calls if calls is not None and calls >= 1 else 1,
         service=Bi(str(ticket.get("service_name_zh") or ""), str(ticket.get("service_name_en") or "")),
-        at=wire_time(ev.get("at")), event_id=_event_id(ev, tid, label))
+        at=parse_time(ev.get("at")), event_id=_event_id(ev, tid, label))
 
 
 def decode_transfer(ev: dict[str, Any]) -> TicketTransferred | None:
@@ -105,7 +95,7 @@ def decode_transfer(ev: dict[str, Any]) -> TicketTransferred | None:
         ticket_id=tid, label=label, to_counter=_int(ev.get("to_counter")),
         to_service=to_service if isinstance(to_service, str) else None,
         service=Bi(str(ticket.get("service_name_zh") or ""), str(ticket.get("service_name_en") or "")),
-        at=wire_time(ev.get("at")), event_id=_event_id(ev, tid, label))
+        at=parse_time(ev.get("at")), event_id=_event_id(ev, tid, label))
 
 
 DECODERS: dict[str, Callable[[dict[str, Any]], TicketCalled | TicketTransferred | None]] = {

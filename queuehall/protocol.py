@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 import unicodedata
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,6 +85,27 @@ def now_iso() -> str:
     now = time.time()
     seconds = int(now)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((now - seconds) * 1000):03d}Z"
+
+
+def format_time(at: datetime) -> str:
+    """A time as the wire carries it: ISO 8601 in UTC with ``Z`` (``2026-11-24T01:02:03Z``; microseconds when
+    there are any). A naive ``at`` is taken as UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A time from the wire (``…Z`` or an offset, as :func:`format_time` and :func:`now_iso` write it) as an
+    aware UTC datetime; None for anything else (None, not a string, empty, garbage). The wire carries UTC only,
+    so a time without an offset is read as UTC. The one parser of wire times for every part of queuehall."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def new_id() -> str:

@@ -37,6 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from queuehall.client import StateMirror
+from queuehall.protocol import parse_time
 
 COOKIE = "qh_manager"
 SESSION_HOURS = 12
@@ -244,32 +245,15 @@ class TodayBoard:
 
 
 def _minutes_since(iso: Any, now: datetime) -> int | None:
-    if not isinstance(iso, str) or not iso:
-        return None
-    try:
-        at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return max(0, int((now - at).total_seconds() // 60))
-
-
-def _at(iso: Any) -> datetime | None:
-    if not isinstance(iso, str) or not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    at = parse_time(iso)
+    return None if at is None else max(0, int((now - at).total_seconds() // 60))
 
 
 def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connected: bool,
               today: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the supervision page shows (docs/supervision.md "The page"), from the gateway's mirror and
     ``today``, the broker's ``today`` figures (completion and satisfaction so far)."""
-    now = datetime.now(UTC)
-    if isinstance(state.get("now"), str):
-        with contextlib.suppress(ValueError):
-            now = datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00"))
+    now = parse_time(state.get("now")) or datetime.now(UTC)
     tickets = state.get("tickets") or {}
     counters = []
     for _key, c in sorted((state.get("counters") or {}).items(), key=lambda kv: int(kv[0])):
@@ -293,7 +277,7 @@ def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connecte
         waited = _minutes_since(longest.get(code), now)
         target = s.get("target_wait_minutes") or 0
         clear = int(s.get("estimated_wait_minutes") or 0)
-        ends = _at(s.get("session_ends"))
+        ends = parse_time(s.get("session_ends"))
         clear_at = now + timedelta(minutes=clear) if s.get("waiting") else None
         queues.append({"code": code, "name": s.get("name_zh"), "waiting": int(s.get("waiting") or 0),
                        "longest_wait_minutes": waited, "target_wait_minutes": target,

@@ -8,9 +8,10 @@ every field.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from queuehall.protocol import parse_time
 
 WAITING, CALLED, SERVING, NO_SHOW = "waiting", "called", "serving", "no_show"
 ACTIVE = frozenset({WAITING, CALLED, SERVING})
@@ -156,8 +157,11 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
 
 def _local_time(iso: Any, timezone: str) -> str:
     """``HH:MM`` in the hall's time zone of a UTC ISO time (``?`` when it cannot be read)."""
+    at = parse_time(iso)
+    if at is None:
+        return "?"
     try:
-        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+        return at.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
     except (ValueError, KeyError):
         return "?"
 
