@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from queuehall.clock import Clock
 from queuehall.connection import LinkStatus
 from queuehall.errors import HallError
+from queuehall.payloads import EPOCH, Ticket, decode_ticket
 from queuehall.protocol import parse_time
 from queuehall.text import Bi
 
@@ -284,16 +285,6 @@ class Figures:
         return sum(self.service_seconds) / len(self.service_seconds) / 60
 
 
-def parse_day(value: object) -> date | None:
-    """An ISO date from the wire (``2026-10-09``), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 class CounterModel:
     """The state and rules of one counter terminal (see the module docstring).
 
@@ -325,7 +316,7 @@ class CounterModel:
         self._confirmed = False  # the mirror has shown this counter open under our clerk
         self._own_signin_events = 0  # counter_signed_in events that are our own sign-in
         self._serving_since: dict[int, datetime] = {}
-        self._first_call: dict[tuple[int, str], datetime] = {}
+        self._first_call: dict[tuple[int | None, datetime | None], datetime] = {}
         self._came_from: dict[int, int] = {}
         self._figures: dict[tuple[str, str], Figures] = {}
 
@@ -402,15 +393,17 @@ class CounterModel:
         zh, en = s.get("name_zh") or code or "", s.get("name_en") or code or ""
         return zh if (lang or self.lang) == "zh" else en
 
-    def current_ticket(self) -> dict[str, Any] | None:
+    def current_ticket(self) -> Ticket | None:
         """The ticket called or being served at this counter (freshest copy in the mirror)."""
         rec = self.counter_record()
         t = rec.get("ticket")
         if not t:
             return None
         fresh = (self.state.get("tickets") or {}).get(str(t["id"]))
-        t = fresh or t
-        return t if t.get("status") in ("called", "serving") and t.get("counter") == self.counter else None
+        ticket = decode_ticket(fresh or t)
+        if ticket is None:
+            return None
+        return ticket if ticket.status in ("called", "serving") and ticket.counter == self.counter else None
 
     def phase(self) -> str:
         """``signed_out``, ``paused``, ``called``, ``serving`` or ``idle`` for this terminal."""
@@ -421,7 +414,7 @@ class CounterModel:
             return PAUSED
         t = self.current_ticket()
         if t is not None:
-            return SERVING if t["status"] == "serving" else CALLED
+            return SERVING if t.status == "serving" else CALLED
         return IDLE
 
     def idle_hint(self) -> str:
@@ -470,20 +463,19 @@ class CounterModel:
         """Today's date in the hall's time zone."""
         return self.now().astimezone(self._tz).date()
 
-    def _minutes_since(self, at: str | None, until: datetime | None = None) -> int:
-        t = parse_time(at)
-        if t is None:
+    def _minutes_since(self, at: datetime | None, until: datetime | None = None) -> int:
+        if at is None:
             return 0
-        return max(0, int(((until or self.now()) - t).total_seconds() // 60))
+        return max(0, int(((until or self.now()) - at).total_seconds() // 60))
 
-    def waited_minutes(self, t: dict[str, Any]) -> int:
+    def waited_minutes(self, t: Ticket) -> int:
         """How long the ticket waited in this queue before its first call here."""
-        first = self._first_call.get((t["id"], t.get("entered_at") or ""))
-        return self._minutes_since(t.get("entered_at"), first or parse_time(t.get("called_at")) or self.now())
+        first = self._first_call.get((t.id, t.entered_at))
+        return self._minutes_since(t.entered_at, first or t.called_at or self.now())
 
-    def serving_minutes(self, t: dict[str, Any]) -> int | None:
+    def serving_minutes(self, t: Ticket) -> int | None:
         """Minutes since the ticket's Start as seen by this terminal; None if it did not see it."""
-        since = self._serving_since.get(t["id"])
+        since = self._serving_since.get(t.id) if t.id is not None else None
         if since is None:
             return None
         return max(0, int((self.now() - since).total_seconds() // 60))
@@ -492,29 +484,30 @@ class CounterModel:
         """The counter that transferred this ticket here, when this terminal saw it happen."""
         return self._came_from.get(ticket_id)
 
-    def eligible(self, t: dict[str, Any]) -> bool:
+    def eligible(self, t: Ticket) -> bool:
         """Whether this counter may call the waiting ticket (the engine's rule 1)."""
-        target = t.get("target_counter")
-        return target == self.counter or (target is None and t.get("queue_service") in self.my_services())
+        target = t.target_counter
+        return target == self.counter or (target is None and t.queue_service in self.my_services())
+
+    def tickets(self, status: str) -> list[Ticket]:
+        """The mirror's tickets in ``status`` (records that are no tickets are left out)."""
+        return [t for t in map(decode_ticket, (self.state.get("tickets") or {}).values())
+                if t is not None and t.id is not None and t.status == status]
 
     def waiting_list(self) -> list[WaitingRow]:
         """Waiting tickets this counter may call, oldest first, with their wait so far."""
-        tickets = [t for t in (self.state.get("tickets") or {}).values()
-                   if t.get("status") == "waiting" and self.eligible(t)]
-        tickets.sort(key=lambda t: (t.get("queued_at") or t.get("entered_at") or "", t["id"]))
-        return [WaitingRow(t["id"], t["label"], self.service_name(t["queue_service"], "zh"),
-                           self.service_name(t["queue_service"], "en"),
-                           self._minutes_since(t.get("entered_at")), t.get("priority"),
-                           t.get("target_counter"), t.get("note") or "")
+        tickets = sorted((t for t in self.tickets("waiting") if self.eligible(t)), key=lambda t: t.queue_order)
+        return [WaitingRow(t.id or 0, t.label, self.service_name(t.queue_service, "zh"),
+                           self.service_name(t.queue_service, "en"), self._minutes_since(t.entered_at), t.priority,
+                           t.target_counter, t.note)
                 for t in tickets]
 
-    def no_shows(self) -> list[dict[str, Any]]:
+    def no_shows(self) -> list[Ticket]:
         """Today's no-shows missed at this counter or of its services, latest first."""
         today = self.state.get("business_day")
-        out = [t for t in (self.state.get("tickets") or {}).values()
-               if t.get("status") == "no_show" and (today is None or t.get("business_day") == today)
-               and (t.get("counter") == self.counter or t.get("queue_service") in self.my_services())]
-        out.sort(key=lambda t: (t.get("called_at") or "", t["id"]), reverse=True)
+        out = [t for t in self.tickets("no_show") if (today is None or t.business_day == today)
+               and (t.counter == self.counter or t.queue_service in self.my_services())]
+        out.sort(key=lambda t: (t.called_at or EPOCH, t.id or 0), reverse=True)
         return out
 
     def materials(self) -> list[tuple[str, str]]:
@@ -522,7 +515,7 @@ class CounterModel:
         t = self.current_ticket()
         if t is None:
             return []
-        materials = self.service(t["queue_service"]).get("materials") or []
+        materials = self.service(t.queue_service).get("materials") or []
         return [(m.get("zh", ""), m.get("en", "")) for m in materials]
 
     def promised(self) -> tuple[date | None, int] | None:
@@ -535,10 +528,10 @@ class CounterModel:
         t = self.current_ticket()
         if t is None:
             return None
-        days = t.get("promised_days")
-        if not isinstance(days, int) or isinstance(days, bool):
-            days = int(self.service(t["queue_service"]).get("promised_days") or 0)
-        return parse_day(t.get("promised_date")), days
+        days = t.promised_days
+        if days is None:
+            days = int(self.service(t.queue_service).get("promised_days") or 0)
+        return t.promised_date, days
 
     def promised_text(self) -> str:
         """The promised completion line for the current ticket (empty without one)."""
@@ -635,12 +628,12 @@ class CounterModel:
     def reinstate_where(self, label: str) -> str:
         """Where the no-show ``label`` goes when reinstated: its queue, at the front or the back (the hall's
         ``noshow_reinstate``); empty when no such no-show is listed."""
-        ticket = next((t for t in self.no_shows() if t.get("label") == label), None)
+        ticket = next((t for t in self.no_shows() if t.label == label), None)
         if ticket is None:
             return ""
         position = (self.state.get("hall") or {}).get("noshow_reinstate", "front")
         key = "reinstate_back" if position == "back" else "reinstate_front"
-        return self.text(key, label=label, service=self.service_name(ticket.get("queue_service")))
+        return self.text(key, label=label, service=self.service_name(ticket.queue_service))
 
     def services_in_order(self) -> list[dict[str, Any]]:
         """Every service's summary in configured order."""
@@ -692,7 +685,7 @@ class CounterModel:
         if p == PAUSED and action not in ("resume", "sign_out"):
             err = HallError("COUNTER_PAUSED", counter=self.counter)
         elif t is not None and action in ("pause", "call_next", "call_ticket", "sign_out"):
-            err = HallError("COUNTER_BUSY", counter=self.counter, ticket=t["label"])
+            err = HallError("COUNTER_BUSY", counter=self.counter, ticket=t.label)
         elif action in ("call_next", "call_ticket"):
             err = HallError("QUEUE_EMPTY")
         elif action == "finish":
@@ -700,7 +693,7 @@ class CounterModel:
         elif action == "resume":
             err = HallError("COUNTER_NOT_PAUSED", counter=self.counter)
         elif action == "start" and p == SERVING and t is not None:
-            err = HallError("ALREADY_SERVING", ticket=t["label"])
+            err = HallError("ALREADY_SERVING", ticket=t.label)
         else:
             err = HallError("NOTHING_CALLED", counter=self.counter)
         return Message("error", err.message_zh, err.message_en, err.code)
@@ -755,8 +748,7 @@ class CounterModel:
     def recalls_done(self) -> int:
         """Recalls of the current ticket in its present visit (its calls here less the first)."""
         t = self.current_ticket()
-        calls = t.get("calls") if t else None
-        return max(0, calls - 1) if isinstance(calls, int) and not isinstance(calls, bool) else 0
+        return max(0, t.calls - 1) if t else 0
 
     def recall_makes_no_show(self) -> bool:
         """Whether pressing 重呼 now would mark the called ticket a no-show (the recall limit)."""
@@ -787,10 +779,10 @@ class CounterModel:
             return None
         if action == "recall" and not self.recall_makes_no_show():
             return None
-        code = t.get("priority")
+        code = t.priority
         names = self._priority_names(code) if code else ("", "")
-        values = {"ticket": t.get("label", ""), "recalls": self.recalls_done(), "max": self.max_recalls(),
-                  "calls": t.get("calls") or 1, "grace": self._grace_minutes(),
+        values = {"ticket": t.label, "recalls": self.recalls_done(), "max": self.max_recalls(),
+                  "calls": t.calls or 1, "grace": self._grace_minutes(),
                   "priority": fill(TEXT["priority_mark"][0], {"name": names[0]}) if code else "",
                   "priority_en": fill(TEXT["priority_mark"][1], {"name": names[1]}) if code else ""}
         return self._msg("warning", "confirm_recall_limit" if action == "recall" else "confirm_no_show", **values)
@@ -822,7 +814,7 @@ class CounterModel:
         rec = self.counter_record()
         if rec.get("state") != "paused" or parse_time(rec.get("since")) is None:
             return None
-        return self._minutes_since(rec.get("since"))
+        return self._minutes_since(parse_time(rec.get("since")))
 
     def paused_text(self) -> str:
         """``已暂停 12 分钟（自 10:02 起）`` while paused, else ""."""
@@ -986,9 +978,8 @@ class CounterModel:
             with contextlib.suppress(KeyError, ValueError):  # an unknown zone: keep the previous one
                 self._tz = ZoneInfo(tz)
         t = self.current_ticket()
-        if t is not None and t.get("called_at"):
-            key = (t["id"], t.get("entered_at") or "")
-            self._first_call.setdefault(key, parse_time(t["called_at"]) or self.now())
+        if t is not None and t.called_at is not None:
+            self._first_call.setdefault((t.id, t.entered_at), t.called_at)
         if not self.signed_in or any(a == "sign_in" for a, _ in self.pending.values()):
             return
         rec = self.counter_record()

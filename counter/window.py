@@ -12,6 +12,7 @@ Dialogs (transfer, pause, call a specific ticket, reinstate) are opened with
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QTimer, Signal
@@ -50,7 +51,6 @@ from queuehall.counter.model import (
     Message,
 )
 
-from queuehall.protocol import parse_time
 from queuehall.qtfonts import cjk_family
 
 # Actions that first ask for details in a dialog.
@@ -310,8 +310,8 @@ class TransferDialog(_Dialog):
     """Choose a service and/or a counter and write a note the next clerk and the display see."""
 
     def __init__(self, model: CounterModel, parent: QWidget, note: str = "") -> None:
-        t = model.current_ticket() or {}
-        super().__init__(model, model.text("transfer_title", ticket=t.get("label", "")), parent)
+        t = model.current_ticket()
+        super().__init__(model, model.text("transfer_title", ticket=t.label if t else ""), parent)
         self.resize(900, 640)
         lists = QHBoxLayout()
         col = QVBoxLayout()
@@ -471,11 +471,11 @@ class ReinstateDialog(_Dialog):
         self.resize(620, 460)
         self.tickets = _wrapping_list()
         for t in model.no_shows():
-            called = _clock_time(model, t.get("called_at"))
-            item = QListWidgetItem(f"{t['label']}   {model.service_name(t['queue_service'])}   {called}")
-            item.setData(Qt.ItemDataRole.UserRole, t["label"])
+            called = _clock_time(model, t.called_at)
+            item = QListWidgetItem(f"{t.label}   {model.service_name(t.queue_service)}   {called}")
+            item.setData(Qt.ItemDataRole.UserRole, t.label)
             self.tickets.addItem(item)
-            if t["id"] == preselect:
+            if t.id == preselect:
                 self.tickets.setCurrentItem(item)
         if self.tickets.currentItem() is None and self.tickets.count():
             self.tickets.setCurrentRow(0)
@@ -504,9 +504,8 @@ class ReinstateDialog(_Dialog):
         return bool(self.label())
 
 
-def _clock_time(model: CounterModel, iso: str | None) -> str:
-    t = parse_time(iso)
-    return t.astimezone(model._tz).strftime("%H:%M") if t else ""
+def _clock_time(model: CounterModel, at: datetime | None) -> str:
+    return at.astimezone(model._tz).strftime("%H:%M") if at else ""
 
 
 class SignInPage(QWidget):
@@ -699,7 +698,7 @@ class CounterWindow(QWidget):
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.focusChanged.connect(lambda _old, new: self.signin.focus_changed(new))
-        self._ticket_key: tuple[int, str] | None = None
+        self._ticket_key: tuple[int | None, datetime | None] | None = None
         self._signing_in = False
         self._transfer_note: tuple[str, str] = ("", "")  # (ticket, note) of the last transfer sent
         self.refresh()
@@ -1058,7 +1057,8 @@ class CounterWindow(QWidget):
         m = self.model
         dialog: _Dialog
         if action == "transfer":
-            label = str((m.current_ticket() or {}).get("label", ""))
+            current = m.current_ticket()
+            label = current.label if current else ""
             kept = self._transfer_note[1] if self._transfer_note[0] == label else ""
             transfer = TransferDialog(m, self, note=kept)
 
@@ -1181,29 +1181,29 @@ class CounterWindow(QWidget):
             return
         self.hint_label.hide()
         _restyle(self.ticket_label, empty="false")
-        self.ticket_label.setText(t["label"])
-        self.service_label.setText(m.service_name(t["queue_service"]))
+        self.ticket_label.setText(t.label)
+        self.service_label.setText(m.service_name(t.queue_service))
         info = [m.text("waited", minutes=m.waited_minutes(t))]
         if phase == CALLED:
-            info.append(m.text("calls", calls=t.get("calls", 1)))
+            info.append(m.text("calls", calls=t.calls))
             if m.recall_hint():
                 info.append(m.recall_hint())
         if phase == SERVING:
             minutes = m.serving_minutes(t)
             if minutes is not None:
                 info.append(m.text("serving_for", minutes=minutes))
-        if t.get("priority"):
-            info.append(m.text("priority", name=m.priority_name(t["priority"])))
+        if t.priority:
+            info.append(m.text("priority", name=m.priority_name(t.priority)))
         self.info_label.setText("  ·  ".join(info))
         notes = []
-        source = m.came_from(t["id"])
+        source = m.came_from(t.id) if t.id is not None else None
         if source is not None and source != m.counter:
             notes.append(m.text("from_counter", counter=source))
-        if t.get("note"):
-            notes.append(m.text("note", note=t["note"]))
+        if t.note:
+            notes.append(m.text("note", note=t.note))
         self.note_label.setText("  ".join(notes))
         self.note_label.setVisible(bool(notes))
-        key = (t["id"], t.get("entered_at") or "")
+        key = (t.id, t.entered_at)
         if key != self._ticket_key:  # a new ticket: a fresh checklist (ticks survive redraws)
             self._ticket_key = key
             self.materials.clear()
@@ -1255,9 +1255,9 @@ class CounterWindow(QWidget):
         keep = self.selected_no_show()
         self.no_show_list.clear()
         for t in m.no_shows():
-            item = QListWidgetItem(f"{t['label']}   {m.service_name(t['queue_service'])}   "
-                                   f"{m.text('col_called')} {_clock_time(m, t.get('called_at'))}")
-            item.setData(Qt.ItemDataRole.UserRole, t["id"])
+            item = QListWidgetItem(f"{t.label}   {m.service_name(t.queue_service)}   "
+                                   f"{m.text('col_called')} {_clock_time(m, t.called_at)}")
+            item.setData(Qt.ItemDataRole.UserRole, t.id)
             self.no_show_list.addItem(item)
-            if t["id"] == keep:
+            if t.id == keep:
                 self.no_show_list.setCurrentItem(item)

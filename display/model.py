@@ -53,8 +53,7 @@ from queuehall.clock import HallClock  # re-exported: the display's tests and wi
 from queuehall.connection import LABELS as CONNECTION_LABELS
 from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
-from queuehall.payloads import TicketCalled, TicketTransferred, decode_call, decode_event
-from queuehall.protocol import parse_time
+from queuehall.payloads import TicketCalled, TicketTransferred, decode_call, decode_event, decode_ticket
 
 log = logging.getLogger(__name__)
 
@@ -476,19 +475,16 @@ class DisplayModel:
         service than it was issued for, or for one counter, entered that queue by a transfer. Notes the screen
         already has (from the live event) are kept as they are."""
         services = state.get("services") or {}
-        for key, t in (state.get("tickets") or {}).items():
-            if not isinstance(t, dict) or t.get("status") != "waiting":
+        for t in map(decode_ticket, (state.get("tickets") or {}).values()):
+            if t is None or t.status != "waiting":
                 continue
-            tid = t.get("id") if isinstance(t.get("id"), int) else None
-            moved = t.get("queue_service") != t.get("service") or isinstance(t.get("target_counter"), int)
-            if tid is None or tid in self._transfers or not moved:
+            moved = t.queue_service != t.service or t.target_counter is not None
+            if t.id is None or t.id in self._transfers or not moved:
                 continue
-            svc = services.get(t.get("queue_service")) or {}
-            target = t.get("target_counter")
-            self._transfers[tid] = TransferNote(
-                tid, str(t.get("label", key)), target if isinstance(target, int) and not isinstance(target, bool)
-                else None, str(svc.get("name_zh") or t.get("service_name_zh") or ""),
-                str(svc.get("name_en") or t.get("service_name_en") or ""), parse_time(t.get("entered_at")))
+            svc = services.get(t.queue_service) or {}
+            self._transfers[t.id] = TransferNote(
+                t.id, t.label, t.target_counter, str(svc.get("name_zh") or t.service_name.zh),
+                str(svc.get("name_en") or t.service_name.en), t.entered_at)
 
     def handle_event(self, msg: dict[str, Any]) -> None:
         """Take one published event message (``{"event": {...}, "seq", ...}``); announces calls, transfers.
@@ -603,9 +599,9 @@ class DisplayModel:
         tickets = self.state.get("tickets") or {}
         now = self.hall_clock()
         for tid, note in list(self._transfers.items()):
-            t = tickets.get(str(tid))
+            t = decode_ticket(tickets.get(str(tid)))
             old = note.at is not None and (now - note.at).total_seconds() > TRANSFER_NOTE_MINUTES * 60
-            if t is None or t.get("status") != "waiting" or old:
+            if t is None or t.status != "waiting" or old:
                 del self._transfers[tid]
 
     def _bump(self) -> None:
@@ -668,17 +664,17 @@ class DisplayModel:
         if not isinstance(number, int):
             return None
         services = self.state.get("services") or {}
-        ticket = c.get("ticket") if isinstance(c.get("ticket"), dict) else None
+        ticket = decode_ticket(c.get("ticket"))
         state = c.get("state")
         rzh, ren = self._pause_reason(c.get("pause_reason"))
-        label = ticket.get("label") if ticket else None
+        label = ticket.label if ticket else None
         if state == "closed":
             phase, szh, sen = "closed", "暂停办理", "Closed"
         elif state == "paused":
             phase, szh, sen = "paused", "暂停服务", "Paused"  # the reason is in pause_reason_zh/en
-        elif ticket and ticket.get("status") == "serving":
+        elif ticket and ticket.status == "serving":
             phase, szh, sen = "serving", "正在办理", "Serving"
-        elif ticket and ticket.get("status") == "called":
+        elif ticket and ticket.status == "called":
             phase, szh, sen = "called", "请到窗口", "Please come"
         else:
             phase, szh, sen = "idle", "等待叫号", "Ready"
@@ -689,8 +685,8 @@ class DisplayModel:
             name_en=str(c.get("name_en") or f"Counter {number}"),
             phase=phase,
             ticket_label=label if phase in ("called", "serving") or (phase == "paused" and label) else None,
-            ticket_service_zh=str(ticket.get("service_name_zh") or "") if ticket else "",
-            ticket_service_en=str(ticket.get("service_name_en") or "") if ticket else "",
+            ticket_service_zh=ticket.service_name.zh if ticket else "",
+            ticket_service_en=ticket.service_name.en if ticket else "",
             clerk_name_zh=str(c.get("clerk_name_zh") or ""),
             clerk_name_en=str(c.get("clerk_name_en") or ""),
             post=c.get("post") if isinstance(c.get("post"), str) else None,
@@ -748,22 +744,24 @@ class DisplayModel:
         tickets = self.state.get("tickets")
         outcome, mzh, men = "", "", ""
         if card.ticket_id is not None and isinstance(tickets, dict):
-            t = tickets.get(str(card.ticket_id))
-            status = t.get("status") if isinstance(t, dict) else None
-            if t is None:
+            record = tickets.get(str(card.ticket_id))
+            t = decode_ticket(record)
+            status = t.status if t is not None else None
+            if record is None:
                 outcome = "finished"
+            elif t is None:
+                pass  # not a ticket record: the card stands as it was
             elif status == "no_show":
                 outcome = "no_show"
-            elif status == "waiting" and card.kind == "transfer" and t.get("target_counter") == card.counter:
+            elif status == "waiting" and card.kind == "transfer" and t.target_counter == card.counter:
                 pass  # sent to this counter and not called there yet: the citizen goes there now
-            elif status == "waiting" or (status in ("called", "serving") and t.get("counter") != card.counter):
+            elif status == "waiting" or (status in ("called", "serving") and t.counter != card.counter):
                 outcome = "moved"
-                target = t.get("target_counter") if status == "waiting" else t.get("counter")
-                if isinstance(target, int) and not isinstance(target, bool):
+                target = t.target_counter if status == "waiting" else t.counter
+                if target is not None:
                     mzh, men = f"{target} 号窗口", f"Counter {target}"
                 else:
-                    mzh = str(t.get("service_name_zh") or "")
-                    men = str(t.get("service_name_en") or "")
+                    mzh, men = t.service_name
         if (outcome, mzh, men, at) == (card.outcome, card.moved_zh, card.moved_en, card.time_local):
             return card
         return replace(card, outcome=outcome, moved_zh=mzh, moved_en=men, time_local=at)

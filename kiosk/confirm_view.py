@@ -55,12 +55,12 @@ class ConfirmationPage(QWidget):
         first, second = line.pick(lang)
         self.line.setText(first)
         self.line_sub.setText(second)
-        prio = model.issued.ticket.get("priority") if model.issued else None
+        prio = model.issued.record.priority if model.issued else None
         svc = service(lang)
         if prio:
             svc += " · " + Bi("绿色通道", "Priority")(lang) + " " + model.priority_name(str(prio))(lang)
         self.service.setText(svc)
-        code = str(model.issued.ticket.get("service") or "") if model.issued else ""
+        code = model.issued.record.service if model.issued else ""
         where = model.where_to_go(code)
         a, b = where.pick(lang) if where else ("", "")
         self.where.setText(a)

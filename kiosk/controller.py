@@ -60,6 +60,8 @@ from queuehall.kiosk.model import (
 from queuehall.kiosk.printing import PrinterConfig, PrinterError, TicketPrinter
 from queuehall.kiosk.ticket import TicketContent, TicketError
 
+from queuehall.payloads import NO_TICKET, decode_ticket
+
 log = logging.getLogger("queuehall.kiosk")
 CHECKIN_KEPT = timedelta(hours=12)  # a check-in whose reply was lost waits this long for its citizen's next try
 
@@ -299,8 +301,8 @@ class KioskController:
         rid = self._current or ""
         status = reply.get("status")
         if status == "ok":
-            t = (reply.get("result") or {}).get("ticket") or {}
-            log.info("issued %s (%s)", t.get("label"), t.get("service"))
+            t = decode_ticket((reply.get("result") or {}).get("ticket")) or NO_TICKET
+            log.info("issued %s (%s)", t.label, t.service)
         else:
             log.warning("take_ticket: %s", reply.get("error") or status)
         action = self.model.on_take_reply(reply)
@@ -400,11 +402,11 @@ class KioskController:
             self.model.on_ticket_checkin_reply(reply)
 
         def found(reply: Reply) -> None:
-            ticket = (reply.get("result") or {}).get("ticket") or {}
-            if reply.get("status") != "ok" or ticket.get("id") is None:
+            ticket = decode_ticket((reply.get("result") or {}).get("ticket"))
+            if reply.get("status") != "ok" or ticket is None or ticket.id is None:
                 checked(reply)
                 return
-            self._request(checked, "check_in", ticket=str(ticket["id"]))
+            self._request(checked, "check_in", ticket=str(ticket.id))
 
         if action.id is not None:
             self._request(checked, "check_in", ticket=str(action.id))

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from queuehall.connection import LinkStatus
 from queuehall.errors import QueuehallError
+from queuehall.payloads import NO_TICKET, Ticket, decode_ticket
 from queuehall.pins import parse_hash, verify_pin
 from queuehall.protocol import parse_time
 from queuehall.text import EMPTY, Bi  # the one bilingual text type (re-exported: the kiosk views import it from here)
@@ -471,6 +472,11 @@ class Issued:
     booking: dict[str, Any] | None = None  # the booking this ticket was printed for (check-in), else None
     late: bool = False  # checked in too late for the appointment: a normal ticket
 
+    @property
+    def record(self) -> Ticket:
+        """``ticket`` (the record as the broker sent it, which the kiosk's journal keeps) decoded."""
+        return decode_ticket(self.ticket) or NO_TICKET
+
 
 @dataclass
 class Message:
@@ -631,7 +637,7 @@ class KioskModel:
         if self.issued is None:
             return None
         place = self.help_place()
-        return (str(self.issued.ticket.get("label", "")),
+        return (self.issued.record.label,
                 Bi(f"请到{place.zh}补打号票", f"Please go to {place.en} for a printed ticket"))
 
     def hall_name(self) -> Bi:
@@ -963,8 +969,7 @@ class KioskModel:
         if code in STAFF_CODES or code.startswith("PRINTER_"):
             # Until the printer says otherwise, believe the failure (the next status poll may clear it).
             self.printer = PrinterHealth.from_error(code, zh, en)
-        return ReportFault(ticket=str(issued.ticket.get("id")), label=str(issued.ticket.get("label", "")),
-                           code=code)
+        return ReportFault(ticket=str(issued.record.id), label=issued.record.label, code=code)
 
     def recover(self, issued: Issued) -> PrintTicket | None:
         """Print a ticket issued before the kiosk stopped (its journal said so): shown like a citizen's own
@@ -973,8 +978,8 @@ class KioskModel:
         if self.busy or self.settings_open:
             return None
         self.issued = issued
-        self.selected = str(issued.ticket.get("service") or "") or None
-        self.priority = issued.ticket.get("priority")
+        self.selected = issued.record.service or None
+        self.priority = issued.record.priority
         self.phase = Phase.PRINTING
         issued.attempts = 1
         return PrintTicket(issued.fields, 1)
@@ -995,14 +1000,13 @@ class KioskModel:
 
     def ticket_fields(self, issued: Issued) -> dict[str, Any]:
         """Keyword arguments for ``kiosk.ticket.TicketContent`` describing ``issued``."""
-        t = issued.ticket
+        t = issued.record
         services = self.state.get("services") or {}
-        svc = services.get(str(t.get("service"))) or {}
+        svc = services.get(t.service) or {}
         hall = self.state.get("hall") or {}
         name = self.hall_name()
-        at = parse_time(t.get("issued_at")) or self.clock()
-        prio = t.get("priority")
-        pname = self.priority_name(str(prio)) if prio else None
+        at = t.issued_at or self.clock()
+        pname = self.priority_name(t.priority) if t.priority else None
         materials: tuple[Bi, ...] = ()
         if self.settings.print_materials:
             materials = tuple(Bi(str(m.get("zh", "")), str(m.get("en", ""))) for m in svc.get("materials") or [])
@@ -1012,9 +1016,9 @@ class KioskModel:
         en_note = str(description.get("en") or "") if isinstance(description, dict) else ""
         return {
             "hall_name": name,
-            "label": str(t.get("label", "")),
-            "service_name_zh": str(t.get("service_name_zh") or svc.get("name_zh") or ""),
-            "service_name_en": str(t.get("service_name_en") or svc.get("name_en") or ""),
+            "label": t.label,
+            "service_name_zh": t.service_name.zh or str(svc.get("name_zh") or ""),
+            "service_name_en": t.service_name.en or str(svc.get("name_en") or ""),
             "ahead": issued.ahead,
             "estimated_wait_minutes": issued.wait_minutes,
             "issued_local": at.astimezone(timezone_of(self.state)).strftime("%Y-%m-%d %H:%M"),
@@ -1032,19 +1036,19 @@ class KioskModel:
             # 适老化: the citizen who chose large text gets a large-print ticket.
             "large_print": self.large_text,
             # An appointment ticket (预约) is marked as such, with its slot's start (docs/protocol.md).
-            "appointment_slot": str(t.get("slot") or "")[11:16] or None if t.get("appointment") else None,
+            "appointment_slot": t.slot[11:16] or None if t.appointment else None,
         }
 
     def confirmation(self) -> tuple[str, Bi, Bi] | None:
         """(label, the "您的号码 A012 · 前面还有 5 人 · 预计等候 15 分钟" line, service name), or None."""
         if self.issued is None:
             return None
-        t = self.issued.ticket
-        label = str(t.get("label", ""))
+        t = self.issued.record
+        label = t.label
         ahead, wait = self.issued.ahead, self.issued.wait_minutes
         line = Bi(f"您的号码 {label} · 前面还有 {ahead} 人 · 预计等候 {wait} 分钟",
                   f"Your number {label} · {ahead} ahead of you · about {wait} min")
-        return label, line, Bi(str(t.get("service_name_zh", "")), str(t.get("service_name_en", "")))
+        return label, line, t.service_name
 
     # ------------------------------------------------------------------ check-in (docs/kiosk.md, "Check-in")
 
@@ -1177,10 +1181,9 @@ class KioskModel:
         A booking on time: "您预约的 10:00 普通护照申请"; late: said plainly that the ticket is now a normal one;
         a remote ticket: "签到成功"."""
         if self.phase == Phase.CHECKED_IN and self.checked_in is not None:
-            t = self.checked_in["ticket"]
-            label = str(t.get("label", ""))
-            svc = Bi(str(t.get("service_name_zh") or t.get("service") or ""),
-                     str(t.get("service_name_en") or t.get("service") or ""))
+            t = decode_ticket(self.checked_in["ticket"]) or NO_TICKET
+            label = t.label
+            svc = Bi(t.service_name.zh or t.service, t.service_name.en or t.service)
             return (label, Bi(f"签到成功：{svc.zh}", f"Checked in: {svc.en}"),
                     Bi("请留意叫号，叫到您的号码时请到相应窗口办理。",
                        "Please watch for your number and go to the counter shown when it is called."), False)
@@ -1188,11 +1191,12 @@ class KioskModel:
         if issued is None or issued.booking is None or self.phase not in (Phase.PRINTING, Phase.CONFIRMATION):
             return None
         b = issued.booking
-        label = str(issued.ticket.get("label", ""))
+        t = issued.record
+        label = t.label
         raw_name = b.get("service_name")
         name: Mapping[str, Any] = raw_name if isinstance(raw_name, Mapping) else {}
-        svc = Bi(str(name.get("zh") or issued.ticket.get("service_name_zh") or b.get("service") or ""),
-                 str(name.get("en") or issued.ticket.get("service_name_en") or b.get("service") or ""))
+        svc = Bi(str(name.get("zh") or t.service_name.zh or b.get("service") or ""),
+                 str(name.get("en") or t.service_name.en or b.get("service") or ""))
         when = self.slot_text(b)
         if issued.late:
             return (label, Bi(f"您预约的 {when.zh} {svc.zh}：已过预约签到时间",
@@ -1267,13 +1271,13 @@ class KioskModel:
 TICKET_DESCRIPTION_MAX = 60  # characters of Chinese: a longer 办理须知 stays on the screen only
 
 
-def qr_payload(ticket: Mapping[str, Any], url: str | None = None) -> str:
+def qr_payload(ticket: Ticket, url: str | None = None) -> str:
     """The QR code's content: the ticket page's address ``{public_base_url}/t/{token}`` when the hall has
     a web gateway (the take reply's ``url``), else the ticket's identity,
     ``queuehall:ticket:<id>:<label>:<business day>``."""
     if url:
         return url
-    return f"queuehall:ticket:{ticket.get('id')}:{ticket.get('label')}:{ticket.get('business_day')}"
+    return f"queuehall:ticket:{ticket.id}:{ticket.label}:{ticket.business_day}"
 
 
 def split_lines(items: Sequence[Bi], lang: str) -> list[str]:

@@ -165,7 +165,7 @@ def broker_ticket(hall: BrokerThread, label: str) -> Any:
 
 def current_label(term: Terminal) -> str | None:
     t = term.model.current_ticket()
-    return t["label"] if t else None
+    return t.label if t else None
 
 
 def texts(term: Terminal) -> str:

@@ -655,7 +655,7 @@ def test_model_announces_live_calls_only_and_shows_old_ones(pack: VoicePack) -> 
             }
         }
     )
-    model.handle_state({"tickets": {"4": {"id": 4, "status": "waiting"}}, "recent_calls": old})
+    model.handle_state({"tickets": {"4": {"id": 4, "label": "A004", "status": "waiting"}}, "recent_calls": old})
     assert [n.label for n in model.hall_view().transfers] == ["A004"] and len(sink.played) == 2
     model.handle_event({"event": _called(4, "A004", 11, 11, hall_now)})
     assert len(sink.played) == 3 and model.hall_view().transfers == ()

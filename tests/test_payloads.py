@@ -53,3 +53,45 @@ def test_the_mirror_decodes_each_applied_event_once_for_the_screens() -> None:
     assert msg["payload"] == decode_call(called())
     stale = {"type": "event", "epoch": "e1", "seq": 2, "event": called()}
     assert mirror.apply(stale) == "old" and "payload" not in stale
+
+
+TICKET = {"id": 17, "label": "A012", "business_day": "2026-11-24", "service": "passport", "queue_service": "fee",
+          "service_name_zh": "统一收费", "service_name_en": "Fees", "priority": None, "status": "called",
+          "issued_at": "2026-11-24T01:02:03Z", "entered_at": "2026-11-24T01:30:00Z",
+          "called_at": "2026-11-24T01:40:00Z", "calls": 2, "counter": 11, "target_counter": None, "note": "",
+          "queued_at": "2026-11-24T01:02:03Z", "promised_days": 15, "promised_date": "2026-12-15"}
+
+
+def test_a_ticket_record_decodes_once_to_its_typed_ticket() -> None:
+    from datetime import date
+
+    from queuehall.payloads import Ticket, decode_ticket
+
+    t = decode_ticket(TICKET)
+    assert t == Ticket(id=17, label="A012", status="called", business_day="2026-11-24", service="passport",
+                       queue_service="fee", service_name=Bi("统一收费", "Fees"), priority=None,
+                       issued_at=datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC),
+                       entered_at=datetime(2026, 11, 24, 1, 30, tzinfo=UTC),
+                       called_at=datetime(2026, 11, 24, 1, 40, tzinfo=UTC),
+                       queued_at=datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC), calls=2, counter=11,
+                       target_counter=None, note="", promised_days=15, promised_date=date(2026, 12, 15))
+    assert t is not None and t.record is TICKET and t.queue_order == (t.queued_at, 17)
+    remote = decode_ticket({**TICKET, "channel": "remote", "arrive_by": "2026-11-24T03:00:00Z", "checked_in": True,
+                            "appointment": True, "slot": "2026-11-24T10:00", "priority": "elderly"})
+    assert remote is not None and (remote.channel, remote.arrive_by, remote.checked_in, remote.appointment,
+                                   remote.slot, remote.priority) == (
+        "remote", datetime(2026, 11, 24, 3, tzinfo=UTC), True, True, "2026-11-24T10:00", "elderly")
+
+
+def test_a_ticket_field_of_the_wrong_type_reads_as_empty_and_no_label_is_no_ticket() -> None:
+    from queuehall.payloads import decode_ticket
+
+    odd = decode_ticket({"label": "B1", "id": True, "calls": "3", "counter": 2.0, "target_counter": False,
+                         "issued_at": "soon", "promised_days": None, "promised_date": "15 Dec", "note": 7,
+                         "checked_in": "yes", "priority": "", "service_name_zh": None})
+    assert odd is not None
+    assert (odd.id, odd.calls, odd.counter, odd.target_counter, odd.issued_at, odd.promised_days,
+            odd.promised_date, odd.note, odd.checked_in, odd.priority, odd.service_name, odd.status) == (
+        None, 0, None, None, None, None, None, "", False, None, Bi("", ""), "")
+    for bad in (None, "A012", ["A012"], {"id": 3}, {"label": ""}, {"label": 12}):
+        assert decode_ticket(bad) is None, bad

@@ -236,7 +236,10 @@ def _config_dict(cfg: Any) -> dict[str, Any]:
 def test_kiosk_prints_the_page_url_in_the_qr_code() -> None:
     from queuehall.kiosk.model import qr_payload
 
-    t = {"id": 5, "label": "A005", "business_day": "2026-11-24"}
+    from queuehall.payloads import decode_ticket
+
+    t = decode_ticket({"id": 5, "label": "A005", "business_day": "2026-11-24"})
+    assert t is not None
     assert qr_payload(t) == "queuehall:ticket:5:A005:2026-11-24"  # no gateway: as before
     assert qr_payload(t, f"{BASE}/t/abc") == f"{BASE}/t/abc"
 

@@ -37,6 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from queuehall.client import StateMirror
+from queuehall.payloads import decode_ticket
 from queuehall.protocol import parse_time
 
 COOKIE = "qh_manager"
@@ -244,8 +245,7 @@ class TodayBoard:
                 return
 
 
-def _minutes_since(iso: Any, now: datetime) -> int | None:
-    at = parse_time(iso)
+def _minutes_since(at: datetime | None, now: datetime) -> int | None:
     return None if at is None else max(0, int((now - at).total_seconds() // 60))
 
 
@@ -257,18 +257,18 @@ def hall_view(state: dict[str, Any], alerts: dict[str, dict[str, Any]], connecte
     tickets = state.get("tickets") or {}
     counters = []
     for _key, c in sorted((state.get("counters") or {}).items(), key=lambda kv: int(kv[0])):
-        t = c.get("ticket") or {}
+        t = decode_ticket(c.get("ticket"))
         counters.append({"number": c.get("number"), "name": c.get("name_zh"), "state": c.get("state"),
                          "clerk": c.get("clerk_name_zh") or c.get("clerk"), "post": c.get("post"),
-                         "pause_reason": c.get("pause_reason"), "ticket": t.get("label"),
-                         "ticket_status": t.get("status"),
+                         "pause_reason": c.get("pause_reason"), "ticket": t.label if t else None,
+                         "ticket_status": t.status if t else None,
                          # How long it has been in its state (paused, or open and idle with no ticket).
-                         "minutes_in_state": _minutes_since(c.get("since"), now)})
-    longest: dict[str, str] = {}
-    for t in tickets.values():
-        if t.get("status") == "waiting" and not t.get("target_counter"):
-            q, entered = str(t.get("queue_service")), str(t.get("entered_at") or "")
-            if entered and (q not in longest or entered < longest[q]):
+                         "minutes_in_state": _minutes_since(parse_time(c.get("since")), now)})
+    longest: dict[str, datetime] = {}
+    for t in map(decode_ticket, tickets.values()):
+        if t is not None and t.status == "waiting" and not t.target_counter:
+            q, entered = t.queue_service, t.entered_at
+            if entered is not None and (q not in longest or entered < longest[q]):
                 longest[q] = entered
     services = state.get("services") or {}
     queues = []

@@ -11,6 +11,7 @@ import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from queuehall.payloads import NO_TICKET, decode_ticket
 from queuehall.protocol import parse_time
 
 WAITING, CALLED, SERVING, NO_SHOW = "waiting", "called", "serving", "no_show"
@@ -71,19 +72,22 @@ def queue_positions(state: dict[str, Any], service: str) -> dict[int, int]:
     priority streak), a priority ticket only the priority tickets before it. It is an estimate, as
     the take reply's ``ahead`` is: counters may call out of order or serve several queues.
     """
-    queue = sorted((t for t in (state.get("tickets") or {}).values()
-                    if t.get("status") == WAITING and t.get("queue_service") == service),
-                   key=lambda t: (t.get("queued_at") or t.get("entered_at") or "", int(t["id"])))
-    priority_total = sum(1 for t in queue if t.get("priority"))
+    # The two fields picked out of every record cheaply, then only this queue's tickets decoded.
+    records = (r for r in (state.get("tickets") or {}).values()
+               if r.get("status") == WAITING and r.get("queue_service") == service)
+    queue = sorted((t for t in map(decode_ticket, records) if t is not None and t.id is not None),
+                   key=lambda t: t.queue_order)
+    priority_total = sum(1 for t in queue if t.priority)
     out: dict[int, int] = {}
     priority_before = 0
     for i, t in enumerate(queue):
-        if t.get("priority"):
-            out[int(t["id"])] = priority_before
+        tid = t.id or 0
+        if t.priority:
+            out[tid] = priority_before
             priority_before += 1
         else:
             # Everyone before it, plus the priority tickets that came after it.
-            out[int(t["id"])] = i + (priority_total - priority_before)
+            out[tid] = i + (priority_total - priority_before)
     return out
 
 
@@ -104,12 +108,13 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
 
     ``view`` is the broker's public ticket view (live from the mirror, or as it was when it ended);
     ``ahead`` its place from :func:`queue_positions` while it waits."""
-    status = str(view.get("status") or "")
-    queue_service = str(view.get("queue_service") or view.get("service") or "")
+    t = decode_ticket(view) or NO_TICKET
+    status = t.status
+    queue_service = t.queue_service or t.service
     services = state.get("services") or {}
     service = services.get(queue_service) or {}
     hall = state.get("hall") or {}
-    counter_no = view.get("counter")
+    counter_no = t.counter
     counter = None
     if counter_no is not None and status in (CALLED, SERVING, NO_SHOW):
         c = (state.get("counters") or {}).get(str(counter_no)) or {}
@@ -117,37 +122,36 @@ def page_state(view: dict[str, Any], state: dict[str, Any], *, ahead: int | None
                                                       c.get("name_en") or f"Counter {counter_no}")}
     waiting = status == WAITING
     place = ahead if waiting and ahead is not None else None
-    transferred = bool(view.get("service") and view.get("service") != queue_service) \
-        or view.get("target_counter") is not None
+    transferred = bool(t.service and t.service != queue_service) or t.target_counter is not None
     minutes = estimate_minutes(service, place) if place is not None else None
-    headline, detail = texts(status, label=str(view.get("label") or ""), ahead=place, minutes=minutes,
-                             counter=counter_no, transferred=transferred,
-                             service=bi(view.get("service_name_zh"), view.get("service_name_en")))
+    headline, detail = texts(status, label=t.label, ahead=place, minutes=minutes,
+                             counter=counter_no, transferred=transferred, service=t.service_name.to_dict())
     check_in_by = None
-    if view.get("channel") == "remote" and not view.get("checked_in") and status == WAITING:
+    wire = t.record  # times are passed on as the broker wrote them
+    if t.channel == "remote" and not t.checked_in and status == WAITING:
         # A remote ticket lapses unless its holder checks in at a kiosk by then (docs/web.md, remote tickets).
-        check_in_by = view.get("arrive_by")
+        check_in_by = wire.get("arrive_by")
         at = _local_time(check_in_by, str(state.get("timezone") or "Asia/Shanghai"))
         detail = bi(f"请于 {at} 前到大厅签到，逾期作废。{detail['zh']}",
                     f"Check in at the hall by {at}, or the ticket lapses. {detail['en']}")
     return {
-        "label": view.get("label"),
+        "label": t.label,
         "status": status,
         "active": status in ACTIVE,
-        "service": {"code": queue_service, **bi(view.get("service_name_zh") or service.get("name_zh"),
-                                                view.get("service_name_en") or service.get("name_en"))},
+        "service": {"code": queue_service, **bi(t.service_name.zh or service.get("name_zh"),
+                                                t.service_name.en or service.get("name_en"))},
         # Sent on from the service it was issued for, or to one counter: it waits again, keeping its place.
         "transferred": transferred,
-        "priority": bool(view.get("priority")),
+        "priority": bool(t.priority),
         "ahead": place,
         "estimated_wait_minutes": minutes,
         "headline": headline,
         "detail": detail,
         "counter": counter,
-        "calls": int(view.get("calls") or 0),
-        "called_at": view.get("called_at") if status in (CALLED, SERVING) else None,
-        "issued_at": view.get("issued_at"),
-        "business_day": view.get("business_day"),
+        "calls": t.calls,
+        "called_at": wire.get("called_at") if status in (CALLED, SERVING) else None,
+        "issued_at": wire.get("issued_at"),
+        "business_day": t.business_day or None,
         "materials": [bi(m.get("zh"), m.get("en")) for m in service.get("materials") or []],
         "hall": bi(hall.get("name_zh"), hall.get("name_en")),
         "connected": connected,
