@@ -20,17 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-RULES: dict[str, tuple[str, str]] = {
-    "wait_over_target": ("等候超时：最长等候已超过目标", "A wait is over its target"),
-    "counter_paused": ("窗口暂停时间过长", "A counter has been paused too long"),
-    "no_open_counter": ("有人等候但没有开放窗口", "People are waiting and no counter serves them"),
-    "counter_unstaffed": ("有号指定到未签到的窗口", "Tickets wait for a counter nobody is signed in at"),
-    "device_offline": ("设备离线", "A device is offline"),
-    "printer_fault": ("取号机打印故障", "A kiosk's printer has a fault"),
-    "bad_rating": ("收到差评，尚未回访", "A 差评 was received and not yet called back"),
-    "case_overdue": ("差评整改超期", "A 差评 case is past its due day"),
-    "calendar": ("节假日安排缺少官方数据", "The calendar has no official data"),
-    "promise_at_risk": ("承诺时限：即办件今日排队办不完", "An on-the-spot service's queue runs past the session's end"),
+from queuehall.text import Bi
+
+# Every rule's title (the alert catalogue), in both languages.
+RULES: dict[str, Bi] = {
+    "wait_over_target": Bi("等候超时：最长等候已超过目标", "A wait is over its target"),
+    "counter_paused": Bi("窗口暂停时间过长", "A counter has been paused too long"),
+    "no_open_counter": Bi("有人等候但没有开放窗口", "People are waiting and no counter serves them"),
+    "counter_unstaffed": Bi("有号指定到未签到的窗口", "Tickets wait for a counter nobody is signed in at"),
+    "device_offline": Bi("设备离线", "A device is offline"),
+    "printer_fault": Bi("取号机打印故障", "A kiosk's printer has a fault"),
+    "bad_rating": Bi("收到差评，尚未回访", "A 差评 was received and not yet called back"),
+    "case_overdue": Bi("差评整改超期", "A 差评 case is past its due day"),
+    "calendar": Bi("节假日安排缺少官方数据", "The calendar has no official data"),
+    "promise_at_risk": Bi("承诺时限：即办件今日排队办不完",
+                          "An on-the-spot service's queue runs past the session's end"),
 }
 WATCHED_ROLES = ("kiosk", "display")  # devices whose absence is alerted (counters sign in; scripts come and go)
 

@@ -54,11 +54,8 @@ from queuehall.broker.model import (
     COUNTER_OPEN,
     COUNTER_PAUSED,
     FINISHED,
-    LOW_LEVELS,
     NO_SHOW,
     RATING_CHANNELS,
-    RATING_INDICATORS,
-    RATING_LEVELS,
     SERVING,
     TRANSFERRED,
     VOIDED,
@@ -82,6 +79,7 @@ from queuehall.commands import check_args, hall_commands
 from queuehall.errors import HallError
 from queuehall.pins import verify_pin
 from queuehall.protocol import format_time, parse_time
+from queuehall.ratings import LOW_LEVELS, RATING_INDICATORS, RATING_LEVELS
 
 RECENT_CALLS = 30  # calls kept for the displays' history
 _EWMA = 0.2  # weight of the newest service time in the estimate
@@ -2164,10 +2162,10 @@ def _printer_record(printers: dict[str, Any], kiosk: str, name: str | None) -> d
 
 def rating_view(r: Rating) -> dict[str, Any]:
     """A rating on the wire and in the province's export (docs/evaluation.md, "Record format")."""
-    zh, en = RATING_LEVELS[r.level]
+    level = RATING_LEVELS[r.level]
     return {"id": r.id, "visit_id": r.visit_id, "ticket_id": r.ticket_id, "label": r.label,
             "business_day": r.business_day.isoformat(), "service": r.service, "counter": r.counter,
-            "clerk": r.clerk, "post": r.post, "level": r.level, "level_zh": zh, "level_en": en,
+            "clerk": r.clerk, "post": r.post, "level": r.level, "level_zh": level.zh, "level_en": level.en,
             "indicators": list(r.indicators), "reason": r.reason, "channel": r.channel, "is_default": r.is_default,
             "rated_at": _iso(r.rated_at), "visit_ended_at": _iso(r.visit_ended_at)}
 

@@ -101,22 +101,6 @@ class CounterState:
     since: datetime | None = None
 
 
-# 好差评 (docs/evaluation.md): the five official levels, best first, and the offline indicators a low rating names.
-RATING_LEVELS: dict[int, tuple[str, str]] = {
-    5: ("非常满意", "Very satisfied"),
-    4: ("满意", "Satisfied"),
-    3: ("基本满意", "Fairly satisfied"),
-    2: ("不满意", "Dissatisfied"),
-    1: ("非常不满意", "Very dissatisfied"),
-}
-LOW_LEVELS = frozenset({1, 2})  # 差评: each opens a follow-up case
-GOOD_LEVELS = frozenset({3, 4, 5})  # 好评 in the 好评率 (docs/evaluation.md)
-RATING_INDICATORS: dict[str, tuple[str, str]] = {
-    "efficiency": ("服务效率", "Service efficiency"),
-    "level": ("服务水平", "Service level"),
-    "attitude": ("服务态度", "Service attitude"),
-    "overall": ("整体满意度", "Overall satisfaction"),
-}
 RATING_CHANNELS = ("counter_screen", "phone", "evaluator_box", "cli")
 CHANNEL_DEFAULT = "default"  # the hall's default after the window (never given by a caller)
 CASE_OPEN = "open"

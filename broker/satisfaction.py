@@ -23,9 +23,11 @@ from typing import Any
 
 from queuehall.broker.config import DEFAULT_HALL_ID, HallConfig
 from queuehall.broker.hours import OpeningHours
-from queuehall.broker.model import CASE_OPEN, GOOD_LEVELS, RATING_LEVELS
+from queuehall.broker.model import CASE_OPEN
 from queuehall.broker.storage import cases, events, ratings, visits
 from sqlalchemy import Engine, func, select, true
+
+from queuehall.ratings import GOOD_LEVELS, RATING_LEVELS
 
 DIMENSIONS = ("clerk", "counter", "service", "day")
 
@@ -84,7 +86,7 @@ def satisfaction(engine: Engine, config: HallConfig, start: date, end: date, tod
             acc["cases_overdue"] += int(c.status == CASE_OPEN and today > c.due_day)
             acc["called_back"] += int(c.callback_at is not None)
             acc["closed_on_time"] += int(closed_day is not None and closed_day <= c.due_day)
-    out: dict[str, Any] = {"levels": {str(n): {"zh": zh, "en": en} for n, (zh, en) in RATING_LEVELS.items()},
+    out: dict[str, Any] = {"levels": {str(n): level.to_dict() for n, level in RATING_LEVELS.items()},
                            "total": _finish(total)}
     for d in DIMENSIONS:
         out[f"by_{d}"] = [{d: k, **_finish(v)} for k, v in sorted(by[d].items(), key=lambda kv: str(kv[0]))]
@@ -187,10 +189,10 @@ def export_day(engine: Engine, day: date, hall: str = DEFAULT_HALL_ID) -> list[d
                             .order_by(ratings.c.id)).all()
     out = []
     for r in rows:
-        zh, en = RATING_LEVELS[r.level]
+        level = RATING_LEVELS[r.level]
         out.append({"id": r.id, "visit_id": r.visit_id, "ticket_id": r.ticket_id, "label": r.label,
                     "business_day": r.business_day.isoformat(), "service": r.service, "counter": r.counter,
-                    "clerk": r.clerk, "post": r.post, "level": r.level, "level_zh": zh, "level_en": en,
+                    "clerk": r.clerk, "post": r.post, "level": r.level, "level_zh": level.zh, "level_en": level.en,
                     "indicators": json.loads(r.indicators), "reason": r.reason, "channel": r.channel,
                     "is_default": bool(r.is_default), "rated_at": _iso(r.rated_at),
                     "visit_ended_at": _iso(r.visit_ended_at)})

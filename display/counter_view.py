@@ -17,8 +17,9 @@ from queuehall.display.painting import (
     STALE_RED,
     TEXT,
     Painted,
-    pair,
 )
+
+from queuehall.text import Bi
 
 
 class CounterScreen(Painted):
@@ -86,7 +87,7 @@ class CounterScreen(Painted):
                 bold=True,
                 align=centre,
             )
-            a, b = pair("号窗口", f"Counter {v.number}", v.lang)
+            a, b = Bi("号窗口", f"Counter {v.number}").pick(v.lang)
             self.text(
                 p,
                 QRectF(
@@ -116,7 +117,7 @@ class CounterScreen(Painted):
             bold=True,
             align=centre,
         )
-        a, b = pair("号窗口", f"Counter {v.number}", v.lang)
+        a, b = Bi("号窗口", f"Counter {v.number}").pick(v.lang)
         self.text(
             p,
             QRectF(r.x(), r.y() + r.height() * 0.6, r.width(), r.height() * 0.18),
@@ -146,7 +147,7 @@ class CounterScreen(Painted):
         inner = r.adjusted(pad, pad * 0.6, -pad, -pad * 0.6)
         ih = inner.height()
         if card is None:
-            a, b = pair("本窗口暂无信息", "No information for this counter yet", v.lang)
+            a, b = Bi("本窗口暂无信息", "No information for this counter yet").pick(v.lang)
             self.text(
                 p,
                 QRectF(inner.x(), inner.y() + ih * 0.3, inner.width(), ih * 0.22),
@@ -170,7 +171,7 @@ class CounterScreen(Painted):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(DARK_TEXT if flash else chip_colour)
         p.drawRoundedRect(chip, chip.height() / 2, chip.height() / 2)
-        label = "  ".join(pair(card.status_zh, card.status_en, v.lang))
+        label = "  ".join(Bi(card.status_zh, card.status_en).pick(v.lang))
         chip_fg = FLASH if flash else (DARK_TEXT if phase == "called" else TEXT)
         self.text(
             p,
@@ -194,7 +195,7 @@ class CounterScreen(Painted):
                 bold=True,
                 align=centre,
             )
-            svc = "  ·  ".join(x for x in pair(card.ticket_service_zh, card.ticket_service_en, v.lang) if x)
+            svc = "  ·  ".join(x for x in Bi(card.ticket_service_zh, card.ticket_service_en).pick(v.lang) if x)
             self.text(
                 p,
                 QRectF(body.x(), body.y() + body.height() * 0.74, body.width(), body.height() * 0.24),
@@ -206,16 +207,15 @@ class CounterScreen(Painted):
             )
             return
         if phase == "paused":  # the headline is why, the chip already says "paused"
-            a, b = pair(card.pause_reason_zh or "暂停服务", card.pause_reason_en or "Paused", v.lang)
-            c, d = pair("请稍候，或到其他窗口办理", "Please wait, or go to another counter", v.lang)
+            a, b = Bi(card.pause_reason_zh or "暂停服务", card.pause_reason_en or "Paused").pick(v.lang)
+            c, d = Bi("请稍候，或到其他窗口办理", "Please wait, or go to another counter").pick(v.lang)
         elif phase == "closed":
-            a, b = pair("本窗口暂未开放", "This counter is not open", v.lang)
-            c, d = pair("请到其他窗口办理", "Please go to another counter", v.lang)
+            a, b = Bi("本窗口暂未开放", "This counter is not open").pick(v.lang)
+            c, d = Bi("请到其他窗口办理", "Please go to another counter").pick(v.lang)
         else:
-            a, b = pair("请留意叫号", "Please listen for your number", v.lang)
-            c, d = pair(
-                "叫到您的号码时请到本窗口办理", "Come to this counter when your number is called", v.lang
-            )
+            a, b = Bi("请留意叫号", "Please listen for your number").pick(v.lang)
+            c, d = Bi(
+                "叫到您的号码时请到本窗口办理", "Come to this counter when your number is called").pick(v.lang)
         self.text(
             p,
             QRectF(body.x(), body.y() + body.height() * 0.04, body.width(), body.height() * 0.36),
@@ -258,7 +258,7 @@ class CounterScreen(Painted):
         pad = min(r.width(), r.height()) * 0.06
         inner = r.adjusted(pad, pad, -pad, -pad)
         ih = inner.height()
-        a, b = pair("当前值班", "On duty", v.lang)
+        a, b = Bi("当前值班", "On duty").pick(v.lang)
         self.text(
             p,
             QRectF(inner.x(), inner.y(), inner.width(), ih * 0.16),
@@ -277,7 +277,7 @@ class CounterScreen(Painted):
                 align=centre,
             )
             return
-        n1, n2 = pair(card.clerk_name_zh, card.clerk_name_en, v.lang)
+        n1, n2 = Bi(card.clerk_name_zh, card.clerk_name_en).pick(v.lang)
         self.text(
             p,
             QRectF(inner.x(), inner.y() + ih * 0.18, inner.width(), ih * 0.34),
@@ -296,7 +296,7 @@ class CounterScreen(Painted):
             align=centre,
         )
         if card.post:
-            post = "  ·  ".join(pair(f"{card.post}岗", f"Post {card.post}", v.lang))
+            post = "  ·  ".join(Bi(f"{card.post}岗", f"Post {card.post}").pick(v.lang))
             chip = QRectF(
                 inner.x() + inner.width() * 0.2, inner.y() + ih * 0.74, inner.width() * 0.6, ih * 0.2
             )
@@ -346,7 +346,7 @@ class CounterScreen(Painted):
         p.setBrush(dot)
         p.drawEllipse(QRectF(cx, r.center().y() - d / 2, d, d))
         if conn.stale or conn.state != "online":
-            a, b = pair(conn.label_zh, conn.label_en, v.lang)
+            a, b = Bi(conn.label_zh, conn.label_en).pick(v.lang)
             warn = QRectF(right.x(), r.y(), cx - right.x() - d * 0.6, h)
             self.text(
                 p,

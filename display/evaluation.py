@@ -16,27 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from queuehall.ratings import LOW_LEVELS
 from queuehall.text import EMPTY, Bi
 
 IDLE, LEVELS, DETAILS, SENDING, DONE = "idle", "levels", "details", "sending", "done"
 DEFAULT_SECONDS = 30.0  # the five buttons stay this long after a finish (and after each touch)
 DONE_SECONDS = 4.0  # the thanks (or the refusal) stays this long
 
-# (level, 中文, English), best first: the five official levels (queuehall.broker.model.RATING_LEVELS).
-LEVELS_SHOWN: tuple[tuple[int, str, str], ...] = (
-    (5, "非常满意", "Very satisfied"),
-    (4, "满意", "Satisfied"),
-    (3, "基本满意", "Fairly satisfied"),
-    (2, "不满意", "Dissatisfied"),
-    (1, "非常不满意", "Very dissatisfied"),
-)
-LOW = (1, 2)
-INDICATORS_SHOWN: tuple[tuple[str, str, str], ...] = (
-    ("efficiency", "服务效率", "Efficiency"),
-    ("level", "服务水平", "Competence"),
-    ("attitude", "服务态度", "Attitude"),
-    ("overall", "整体满意度", "Overall"),
-)
+# The five official levels (best first) and the indicators of a low rating: the one catalogue (queuehall/ratings.py).
+LOW = LOW_LEVELS
 
 
 @dataclass

@@ -24,12 +24,12 @@ from queuehall.display.evaluation import (
     DETAILS,
     DONE,
     IDLE,
-    INDICATORS_SHOWN,
     LEVELS,
-    LEVELS_SHOWN,
     SENDING,
     EvaluatorModel,
 )
+
+from queuehall.ratings import RATING_INDICATORS, RATING_LEVELS
 
 # Green (best) to red (worst): the colours every Chinese evaluator uses.
 LEVEL_COLOURS = {5: "#1e8e3e", 4: "#4caf50", 3: "#8a9a1b", 2: "#e0781f", 1: "#d93025"}
@@ -73,8 +73,8 @@ class EvaluatorPanel(QFrame):
         row = QHBoxLayout(levels)
         row.setSpacing(14)
         self.level_buttons: dict[int, QPushButton] = {}
-        for level, zh, en in LEVELS_SHOWN:
-            b = QPushButton(f"{zh}\n{en}")
+        for level, name in RATING_LEVELS.items():
+            b = QPushButton(f"{name.zh}\n{name.en}")
             b.setStyleSheet(f"background: {LEVEL_COLOURS[level]};")
             b.clicked.connect(lambda _=False, lv=level: self._choose(lv))
             row.addWidget(b, 1)
@@ -88,8 +88,8 @@ class EvaluatorPanel(QFrame):
         self.ask.setAlignment(Qt.AlignmentFlag.AlignCenter)
         grid.addWidget(self.ask, 0, 0, 1, 4)
         self.indicator_buttons: dict[str, QPushButton] = {}
-        for i, (code, zh, en) in enumerate(INDICATORS_SHOWN):
-            b = QPushButton(f"{zh}\n{en}")
+        for i, (code, name) in enumerate(RATING_INDICATORS.items()):
+            b = QPushButton(f"{name.zh}\n{name.en}")
             b.setObjectName("indicator")
             b.setCheckable(True)
             b.clicked.connect(lambda _=False, c=code: self._toggle(c))

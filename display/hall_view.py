@@ -24,8 +24,9 @@ from queuehall.display.painting import (
     STALE_RED,
     TEXT,
     Painted,
-    pair,
 )
+
+from queuehall.text import Bi
 
 MARQUEE_MS = 33
 MARQUEE_PX_PER_S = 90.0
@@ -53,14 +54,14 @@ class HeaderBar(Painted):
         p.fillRect(QRectF(r.x(), r.bottom() - 3, r.width(), 3), ACCENT)
         h, w = r.height(), r.width()
         pad = h * 0.14
-        first, second = pair(*self.name, self.lang)
+        first, second = Bi(*self.name).pick(self.lang)
         left = QRectF(pad * 1.5, pad * 0.6, w * 0.5, h * 0.52)
         self.text(p, left, first, h * 0.42, TEXT, bold=True)
         self.text(p, QRectF(left.x(), left.bottom(), left.width(), h * 0.3), second, h * 0.22, MUTED)
         # Connection pill, far right, small: staff notice it, citizens need not.
         conn = self.connection
         dot = {"online": QColor("#35c46a"), "offline": STALE_RED, "connecting": QColor("#e0a800")}[conn.state]
-        label = "  ".join(pair(conn.label_zh, conn.label_en, self.lang))
+        label = "  ".join(Bi(conn.label_zh, conn.label_en).pick(self.lang))
         pill_w = min(w * 0.13, max(h * 2.2, self.text_width(label, int(h * 0.17)) + h * 0.6))
         pill = QRectF(r.right() - pad - pill_w, h * 0.34, pill_w, h * 0.32)
         p.setPen(Qt.PenStyle.NoPen)
@@ -90,7 +91,7 @@ class HeaderBar(Painted):
             align=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
         )
         dw = min(w * 0.2, h * 3.6)
-        d1, d2 = pair(self.clock.date_zh, self.clock.date_en, self.lang)
+        d1, d2 = Bi(self.clock.date_zh, self.clock.date_en).pick(self.lang)
         dx = right - tw - pad - dw
         ar = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         self.text(p, QRectF(dx, h * 0.14, dw, h * 0.38), d1, h * 0.26, TEXT, align=ar)
@@ -125,7 +126,7 @@ class NowCallingPanel(Painted):
         inner = r.adjusted(pad, pad * 0.6, -pad, -pad * 0.6)
         iw, ih = inner.width(), inner.height()
         title = QRectF(inner.x(), inner.y(), iw * 0.7, ih * 0.12)
-        first, second = pair("正在叫号", "Now calling", self.lang)
+        first, second = Bi("正在叫号", "Now calling").pick(self.lang)
         px = self.text(p, title, first, ih * 0.09, fg, bold=True)
         tw = self.text_width(first, px, True) + px * 0.5
         self.text(
@@ -137,8 +138,8 @@ class NowCallingPanel(Painted):
             fg, sub, num = MUTED, MUTED, MUTED
         if call is not None and (call.kind_zh or settled):
             badge = "  ".join(
-                pair(call.outcome_zh, call.outcome_en, self.lang) if settled
-                else pair(call.kind_zh, call.kind_en, self.lang))
+                Bi(call.outcome_zh, call.outcome_en).pick(self.lang) if settled
+                else Bi(call.kind_zh, call.kind_en).pick(self.lang))
             bw = iw * 0.28
             br = QRectF(inner.right() - bw, inner.y() + ih * 0.01, bw, ih * 0.1)
             p.setPen(Qt.PenStyle.NoPen)
@@ -154,7 +155,7 @@ class NowCallingPanel(Painted):
                 align=Qt.AlignmentFlag.AlignCenter,
             )
         if call is None:
-            a, b = pair("欢迎光临", "Welcome", self.lang)
+            a, b = Bi("欢迎光临", "Welcome").pick(self.lang)
             self.text(
                 p,
                 QRectF(inner.x(), inner.y() + ih * 0.22, iw, ih * 0.3),
@@ -172,9 +173,8 @@ class NowCallingPanel(Painted):
                 sub,
                 align=Qt.AlignmentFlag.AlignCenter,
             )
-            c, d = pair(
-                "请留意屏幕和语音叫号", "Please watch the screen and listen for your number", self.lang
-            )
+            c, d = Bi(
+                "请留意屏幕和语音叫号", "Please watch the screen and listen for your number").pick(self.lang)
             self.text(
                 p,
                 QRectF(inner.x(), inner.y() + ih * 0.72, iw, ih * 0.12),
@@ -207,7 +207,7 @@ class NowCallingPanel(Painted):
         )
         arrow = QRectF(big.x() + label_w, big.y(), big.width() * 0.1, big.height())
         if settled:  # what became of it in place of the counter: 已过号 / No-show
-            oz, oe = pair(call.outcome_zh, call.outcome_en, self.lang)
+            oz, oe = Bi(call.outcome_zh, call.outcome_en).pick(self.lang)
             self.text(p, QRectF(arrow.x(), big.y(), big.right() - arrow.x(), big.height() * 0.6), oz,
                       big.height() * 0.3, TEXT, bold=True, align=centre)
             self.text(p, QRectF(arrow.x(), big.y() + big.height() * 0.6, big.right() - arrow.x(),
@@ -230,7 +230,7 @@ class NowCallingPanel(Painted):
             bold=True,
             align=centre,
         )
-        cz, ce = pair("号窗口", "Counter", self.lang)
+        cz, ce = Bi("号窗口", "Counter").pick(self.lang)
         self.text(
             p,
             QRectF(cx, big.y() + big.height() * 0.7, cw, big.height() * 0.18),
@@ -252,7 +252,7 @@ class NowCallingPanel(Painted):
     def _lines(self, p: QPainter, inner: QRectF, call: CallCard, fg: QColor, sub: QColor) -> None:
         centre = Qt.AlignmentFlag.AlignCenter
         iw, ih = inner.width(), inner.height()
-        s1, s2 = pair(call.text_zh, call.text_en, self.lang)
+        s1, s2 = Bi(call.text_zh, call.text_en).pick(self.lang)
         self.text(
             p,
             QRectF(inner.x(), inner.y() + ih * 0.6, iw, ih * 0.15),
@@ -265,9 +265,9 @@ class NowCallingPanel(Painted):
         self.text(
             p, QRectF(inner.x(), inner.y() + ih * 0.75, iw, ih * 0.11), s2, ih * 0.085, sub, align=centre
         )
-        svc = "  ·  ".join(x for x in pair(call.service_zh, call.service_en, self.lang) if x)
+        svc = "  ·  ".join(x for x in Bi(call.service_zh, call.service_en).pick(self.lang) if x)
         if self.pending:
-            more = "  ".join(pair(f"另有 {self.pending} 位待叫", f"{self.pending} more coming", self.lang))
+            more = "  ".join(Bi(f"另有 {self.pending} 位待叫", f"{self.pending} more coming").pick(self.lang))
             svc = f"{svc}    {more}" if svc else more
         self.text(
             p,
@@ -311,7 +311,7 @@ class HistoryPanel(Painted):
             r.x() + pad, r.y() + head + pad * 0.8, r.width() - 2 * pad, r.height() - head - pad * 1.8
         )
         if not self.calls:
-            a, b = pair("暂无叫号记录", "No calls yet", self.lang)
+            a, b = Bi("暂无叫号记录", "No calls yet").pick(self.lang)
             self.text(
                 p,
                 body,
@@ -333,7 +333,7 @@ class HistoryPanel(Painted):
 
     def _cell(self, p: QPainter, cell: QRectF, call: CallCard) -> None:
         zh, en = f"→ {call.counter} 号窗口", f"Counter {call.counter}"
-        first, second = pair(zh, en, self.lang)
+        first, second = Bi(zh, en).pick(self.lang)
         if call.settled:  # 已过号 / 已转走 / 已办结 instead of the recall badge
             first = f"{first} · {call.outcome_zh if self.lang == 'zh' else call.outcome_en}"
         elif call.kind != "call":
@@ -385,7 +385,7 @@ class TransfersPanel(Painted):
         n = len(self.notes)
         pad = 10.0
         tag_w = min(150.0 * self.scale, r.width() * 0.2)
-        a, b = pair("转办", "Transfers", self.lang)
+        a, b = Bi("转办", "Transfers").pick(self.lang)
         self.text(
             p,
             QRectF(r.x() + pad, r.y(), tag_w, r.height() * 0.55),
@@ -405,7 +405,7 @@ class TransfersPanel(Painted):
         lh = body.height() / n
         for i, note in enumerate(self.notes):
             line = QRectF(body.x(), body.y() + i * lh, body.width(), lh)
-            first, second = pair(note.text_zh, note.text_en, self.lang)
+            first, second = Bi(note.text_zh, note.text_en).pick(self.lang)
             self.text(
                 p,
                 QRectF(line.x(), line.y(), line.width(), lh * 0.58),
@@ -486,7 +486,7 @@ class CountersPanel(Painted):
         pad = min(12.0 * self.scale, c.width() * 0.05)
         head = QRectF(c.x() + pad, c.y() + h * 0.04, c.width() - 2 * pad, h * 0.26)
         zh, en = f"{card.number} 号窗口", f"Counter {card.number}"
-        first, second = pair(zh, en, self.lang)
+        first, second = Bi(zh, en).pick(self.lang)
         px = self.text(
             p,
             QRectF(head.x(), head.y(), head.width() * 0.6, head.height()),
@@ -514,7 +514,7 @@ class CountersPanel(Painted):
         if card.ticket_label:
             self.text(p, mid, card.ticket_label, mid.height() * 0.95, ACCENT, bold=True, align=centre)
         elif card.phase == "paused" and card.pause_reason_zh:
-            r1, r2 = pair(card.pause_reason_zh, card.pause_reason_en, self.lang)
+            r1, r2 = Bi(card.pause_reason_zh, card.pause_reason_en).pick(self.lang)
             self.text(
                 p,
                 QRectF(mid.x(), mid.y(), mid.width(), mid.height() * 0.6),
@@ -540,7 +540,7 @@ class CountersPanel(Painted):
         p.setBrush(colour)
         p.drawRoundedRect(chip, min(chip.height() / 2, 14), min(chip.height() / 2, 14))
         fg = DARK_TEXT if card.phase == "called" else TEXT
-        first, second = pair(card.status_zh, card.status_en, self.lang)
+        first, second = Bi(card.status_zh, card.status_en).pick(self.lang)
         inner = chip.adjusted(chip.height() * 0.4, 0, -chip.height() * 0.4, 0)
         label = f"{first}  {second}"
         if self.fit_px(label, inner.width(), inner.height(), chip.height() * 0.62, True) >= 13:
@@ -592,7 +592,7 @@ class ServicesPanel(Painted):
         self.title(
             p, QRectF(r.x() + pad * 1.4, r.y() + pad * 0.5, r.width() * 0.6, head), "等候情况", "Waiting"
         )
-        a, b = pair(f"共 {total} 人等候", f"{total} waiting in all", self.lang)
+        a, b = Bi(f"共 {total} 人等候", f"{total} waiting in all").pick(self.lang)
         self.text(
             p,
             QRectF(r.x() + r.width() * 0.5, r.y() + pad * 0.5, r.width() * 0.5 - pad * 1.4, head),
@@ -653,9 +653,9 @@ class ServicesPanel(Painted):
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         w, n, c = r.width(), self.name_share, self.count_share
         return [
-            (pair("业务", "Service", self.lang), r.x(), r.x() + w * n, left),
-            (pair("等候人数", "Waiting", self.lang), r.x() + w * (n - 0.04), r.x() + w * (n + c), right),
-            (pair("预计等候", "Est. wait", self.lang), r.x() + w * (n + c + 0.02), r.right(), right),
+            (Bi("业务", "Service").pick(self.lang), r.x(), r.x() + w * n, left),
+            (Bi("等候人数", "Waiting").pick(self.lang), r.x() + w * (n - 0.04), r.x() + w * (n + c), right),
+            (Bi("预计等候", "Est. wait").pick(self.lang), r.x() + w * (n + c + 0.02), r.right(), right),
         ]
 
     def _two_lines(self, p: QPainter, cell: QRectF, lines: tuple[str, str], px: float, fg: QColor,
@@ -674,8 +674,8 @@ class ServicesPanel(Painted):
         left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         fg = TEXT if row.issuing else MUTED
-        first, second = pair(row.name_zh, row.name_en, self.lang)
-        s1, s2 = pair(row.status_zh, row.status_en, self.lang)
+        first, second = Bi(row.name_zh, row.name_en).pick(self.lang)
+        s1, s2 = Bi(row.status_zh, row.status_en).pick(self.lang)
         name = QRectF(r.x(), r.y(), w * n - 8, h)
         est = QRectF(r.x() + w * (n + c + 0.02), r.y(), w * (1 - n - c - 0.02), h)
         two_lines = h >= 40 * self.scale
@@ -711,7 +711,7 @@ class Marquee(Painted):
 
     def set_data(self, zh: str, en: str, lang: str) -> None:
         """Take new data to show; repaints only when something shown changed."""
-        first, second = pair(zh, en, lang)
+        first, second = Bi(zh, en).pick(lang)
         message = "        ".join(x for x in (first, second) if x)
         if message != self.message or lang != self.lang:
             self.message, self.lang = message, lang
@@ -782,7 +782,7 @@ class StaleOverlay(Painted):
             since_en = f"; showing information from {conn.since_local}" if conn.since_local else ""
             zh = f"⚠ 与叫号服务器的连接中断，正在重新连接{since_zh}"
             en = f"Connection to the queue server lost, reconnecting{since_en}"
-        first, second = pair(zh, en, self.lang)
+        first, second = Bi(zh, en).pick(self.lang)
         inner = banner.adjusted(24, 8, -24, -8)
         self.text(
             p,

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 from queuehall.qtfonts import cjk_family, set_app_font
+from queuehall.text import Bi
 
 # Signage colours: light text on deep blue reads across a hall; ticket numbers in amber.
 BG = QColor("#071a33")
@@ -34,11 +35,6 @@ STALE_RED = QColor("#c62828")
 def apply_app_font(app: QApplication) -> None:
     """Make the CJK family the application font, so every widget renders Chinese."""
     set_app_font(app, 18)
-
-
-def pair(zh: str, en: str, lang: str) -> tuple[str, str]:
-    """(first, second) in the display's language order; both are always shown."""
-    return (en, zh) if lang == "en" else (zh, en)
 
 
 # ------------------------------------------------------------------------------------- painting
@@ -146,7 +142,7 @@ class Painted(QWidget):
 
     def title(self, p: QPainter, r: QRectF, zh: str, en: str) -> None:
         """A panel title: the first language bold, the second smaller after it."""
-        first, second = pair(zh, en, self.lang)
+        first, second = Bi(zh, en).pick(self.lang)
         px = self.fit_px(first, r.width() * 0.6, r.height(), r.height() * 0.62, True)
         self.text(p, r, first, px, TEXT, bold=True)
         w = self.text_width(first, px, True) + px * 0.6

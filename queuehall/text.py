@@ -76,3 +76,8 @@ class Bi:
 
 
 EMPTY = Bi("", "")
+
+# The JSON Schema of a Bi's wire form (``to_dict``), for the documents that describe it (the web gateway's OpenAPI
+# document and its city hall schema).
+JSON_SCHEMA: dict[str, Any] = {"type": "object", "required": ["zh", "en"],
+                               "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}

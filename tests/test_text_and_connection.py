@@ -70,3 +70,29 @@ def test_the_three_screens_share_the_model_and_its_vocabulary() -> None:
         assert not model.connected and model.link_status.state == OFFLINE
     assert counter.connection_text() == TEXT["offline"][0]
     assert Connection(OFFLINE, stale=True).label_en == "Offline"
+
+
+def test_the_alert_and_rating_catalogues_are_bi_and_there_is_one_rating_catalogue() -> None:
+    import re
+    from dataclasses import fields
+
+    from queuehall.broker import engine, satisfaction
+    from queuehall.broker.alerts import RULES, AlertRules
+    from queuehall.display import evaluation
+    from queuehall.web.openapi import _BI as OPENAPI_BI
+    from queuehall.web.rating import rating_form
+
+    from queuehall import text
+    from queuehall.ratings import LOW_LEVELS, RATING_INDICATORS, RATING_LEVELS
+
+    rules = {f.name for f in fields(AlertRules)} - {"enabled", "paused_minutes"} | {"counter_paused"}
+    assert set(RULES) == rules and all(isinstance(t, Bi) and t.zh and t.en for t in RULES.values())
+    assert all(isinstance(t, Bi) for t in (*RATING_LEVELS.values(), *RATING_INDICATORS.values()))
+    # The broker checks and records, the evaluator screen and the web form offer: the same catalogue.
+    assert engine.RATING_LEVELS is RATING_LEVELS and engine.RATING_INDICATORS is RATING_INDICATORS
+    assert satisfaction.RATING_LEVELS is RATING_LEVELS and evaluation.LOW == LOW_LEVELS
+    form = rating_form("tok")
+    assert [int(v) for v in re.findall(r'name="level" value="(\d)"', form)] == list(RATING_LEVELS)
+    assert re.findall(r'name="indicators" value="(\w+)"', form) == list(RATING_INDICATORS)
+    assert all(f"{b.zh}<span class=\"en\">{b.en}</span>" in form for b in RATING_INDICATORS.values())
+    assert OPENAPI_BI is text.JSON_SCHEMA and set(text.JSON_SCHEMA["required"]) == set(EMPTY.to_dict())

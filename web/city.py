@@ -29,6 +29,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from queuehall.text import JSON_SCHEMA as BI_SCHEMA
+
 FLUSH_SECONDS = 0.05  # a hall's changes within this long are sent together (a call is several events)
 MAX_CITY_STREAMS = 20_000
 
@@ -247,7 +249,7 @@ def city_page(city: dict[str, Any]) -> str:
             f'<div id="halls">{body}</div></main></body></html>')
 
 
-_BI = {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+_BI = BI_SCHEMA  # queuehall.text.Bi on the wire
 CITY_HALL_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "key": {"type": "string", "description": "the gateway's name for the hall (--broker KEY=...)"},
     "id": {"type": "string", "description": "the hall's own id (hall.toml [hall] id), else key"},

@@ -10,9 +10,9 @@ import copy
 from typing import Any
 
 from queuehall.errors import CATALOGUE
+from queuehall.text import JSON_SCHEMA as BI_SCHEMA
 
-_BI = {"type": "object", "required": ["zh", "en"],
-       "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+_BI = BI_SCHEMA  # queuehall.text.Bi on the wire
 
 
 def _ref(name: str) -> dict[str, str]:

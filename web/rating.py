@@ -26,10 +26,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-LEVELS = ((5, "非常满意", "Very satisfied"), (4, "满意", "Satisfied"), (3, "基本满意", "Fairly satisfied"),
-          (2, "不满意", "Dissatisfied"), (1, "非常不满意", "Very dissatisfied"))
-INDICATORS = (("efficiency", "服务效率", "Efficiency"), ("level", "服务水平", "Competence"),
-              ("attitude", "服务态度", "Attitude"), ("overall", "整体满意度", "Overall"))
+from queuehall.ratings import RATING_INDICATORS, RATING_LEVELS
+
 MAX_FORM_BYTES = 4096
 NO_STORE = {"cache-control": "no-store"}
 
@@ -43,10 +41,10 @@ def rating_form(token: str, base: str = "") -> str:
     address prefix on a city gateway (web/halls.py)."""
     levels = "".join(
         f'<label class="lv lv{n}"><input type="radio" name="level" value="{n}" required>'
-        f'{zh}<span class="en">{en}</span></label>' for n, zh, en in LEVELS)
+        f'{name.zh}<span class="en">{name.en}</span></label>' for n, name in RATING_LEVELS.items())
     indicators = "".join(
-        f'<label><input type="checkbox" name="indicators" value="{code}">{zh}<span class="en">{en}</span></label>'
-        for code, zh, en in INDICATORS)
+        f'<label><input type="checkbox" name="indicators" value="{code}">{name.zh}<span class="en">{name.en}</span>'
+        '</label>' for code, name in RATING_INDICATORS.items())
     return (
         f'<section id="rating" class="card"><form method="post" action="{_e(base)}/t/{_e(token)}/rate">'
         '<h2>请您对本次服务进行评价 <span class="en">Please rate our service</span></h2>'

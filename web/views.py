@@ -13,13 +13,15 @@ from zoneinfo import ZoneInfo
 
 from queuehall.payloads import NO_TICKET, decode_ticket
 from queuehall.protocol import parse_time
+from queuehall.text import Bi
 
 WAITING, CALLED, SERVING, NO_SHOW = "waiting", "called", "serving", "no_show"
 ACTIVE = frozenset({WAITING, CALLED, SERVING})
 
 
 def bi(zh: Any, en: Any) -> dict[str, str]:
-    return {"zh": str(zh or ""), "en": str(en or "")}
+    """The wire form of the :class:`~queuehall.text.Bi` of ``zh`` and ``en`` (None or a missing name: empty)."""
+    return Bi(str(zh or ""), str(en or "")).to_dict()
 
 
 def hall_view(state: dict[str, Any], *, connected: bool) -> dict[str, Any]:
