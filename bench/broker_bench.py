@@ -88,7 +88,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,9 +97,13 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 import zmq  # noqa: E402
+from queuehall.broker.probe import BrokerProbe  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused, Link, StateMirror  # noqa: E402
 from queuehall.demo import free_port  # noqa: E402
+
+if TYPE_CHECKING:
+    from queuehall.broker.model import Event
 
 # Light imports only above: every client process imports this module (spawn), and 40 processes each
 # importing SQLAlchemy would take the first ten seconds of the run. The broker's modules are imported
@@ -233,13 +237,70 @@ def hall_config(n_counters: int, layout: str = "all") -> Any:
     return parse_config(data, "broker_bench")
 
 
+class BenchProbe(BrokerProbe):
+    """What the benchmark's broker reports of its work (queuehall.broker.server.BrokerProbe, the public hook).
+
+    ``parts``: cumulative per part of the serve loop, ``[calls, seconds, max seconds]``: ``batch``, ``handle``,
+    ``commit`` (``commit_idle``: a batch of pings wrote nothing), ``publish`` (``publish_idle``: nothing to
+    publish). ``spans``: for each call published, (when its event left, ms from the start of handling its batch,
+    of which handling and commit, the ticket called): the broker's own share of call -> display; a request's
+    wait in the socket while the previous batch ran is not in it. Snapshots built and answered go to ``built``,
+    which a thread of the benchmark's sends on."""
+
+    def __init__(self, built: queue.SimpleQueue[tuple[float, ...]]) -> None:
+        self.built = built
+        self.parts: dict[str, list[float]] = {}
+        self.spans: list[tuple[float, float, float, float, int]] = []
+        self.answered = 0  # snapshot requests answered
+        self._began = 0.0
+        self._answered_before = 0
+        self._handle = self._commit = 0.0  # of the present batch
+
+    def _add(self, part: str, seconds: float) -> None:
+        acc = self.parts.setdefault(part, [0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += seconds
+        acc[2] = max(acc[2], seconds)
+
+    def batch_started(self, at: float) -> None:
+        self._began, self._handle, self._commit = at, 0.0, 0.0
+        self._answered_before = self.answered
+
+    def batch_done(self, at: float) -> None:
+        self._add("batch", at - self._began)
+        if self.answered != self._answered_before:  # the batch's replies have left: the snapshots were answered
+            self.built.put((-1.0, at, self.answered))
+
+    def request_handled(self, seconds: float) -> None:
+        self._add("handle", seconds)
+        self._handle += seconds
+
+    def group_committed(self, seconds: float, commands: int) -> None:
+        self._add("commit" if commands else "commit_idle", seconds)
+        self._commit += seconds
+
+    def events_published(self, seconds: float, events: list[Event]) -> None:
+        self._add("publish" if events else "publish_idle", seconds)
+        calls = [ev.ticket_id for ev in events if ev.type == "ticket_called"]
+        if calls:
+            t = time.monotonic()
+            total = (t - self._began) * 1000
+            self.spans.extend([(t, total, self._handle * 1000, self._commit * 1000, tid) for tid in calls])
+
+    def snapshot_built(self, started: float, seconds: float) -> None:
+        self.built.put((started, seconds))
+
+    def snapshot_answered(self) -> None:
+        self.answered += 1
+
+
 def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: str, waiting: int,
                    origin_wall: float, q: Any, profile_path: str | None) -> None:
     """Run one broker until SIGTERM (or SIGKILL). Reports ``("bound", gen, epoch, t_bound, info)``.
 
     Generation 0 first issues ``waiting`` tickets through the engine (durably, as kiosks would) so
-    the counters find a queue. The broker is instrumented from outside (its methods wrapped on the
-    instance, no change to broker code): each snapshot it builds is reported as it happens, and on
+    the counters find a queue. The broker reports its work through its public probe (``Broker.probe``,
+    queuehall/broker/probe.py; :class:`BenchProbe`): each snapshot it builds is reported as it happens, and on
     SIGUSR2 it reports the cumulative time of its batches, request handling, commits and
     publications. With ``profile_path`` the serve loop runs under cProfile and the statistics are
     written when the process gets SIGUSR1 (the parent sends it before the kill).
@@ -265,12 +326,12 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
         hall.execute("take_ticket", {"service": codes[i % len(codes)]}, client="prefill", request_id=f"p{i}")
     open_tickets = len(hall.tickets)
     broker = Broker(hall, host="127.0.0.1", port=port)
-    snapshot = broker._snapshot_parts
 
-    # Instrumentation only: how many snapshots the Links made this broker build, and their cost. Sent
-    # from a thread of its own: a multiprocessing put in the serve loop cost it up to 37 ms each.
+    # Instrumentation only, through the broker's public probe (BrokerProbe): how many snapshots the Links made
+    # this broker build and their cost, and where the serve loop's time goes (no profiler: that would slow it
+    # down). Snapshots are sent from a thread of its own: a multiprocessing put in the serve loop cost it up
+    # to 37 ms each.
     built: queue.SimpleQueue[tuple[float, ...]] = queue.SimpleQueue()
-    answered = [0]  # snapshot requests this broker has answered
 
     def send_built() -> None:
         while True:
@@ -281,93 +342,11 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
                 q.put(("snapshot", gen, item[0], item[1]))
 
     threading.Thread(target=send_built, daemon=True).start()
-
-    def timed_snapshot() -> Any:
-        t0 = time.monotonic()
-        out = snapshot()
-        built.put((t0, time.monotonic() - t0))
-        return out
-
-    broker._snapshot_parts = timed_snapshot  # type: ignore[method-assign]
-    encoded_snapshot = broker._encoded_snapshot
-
-    def counted_snapshot(*a: Any) -> Any:
-        answered[0] += 1
-        return encoded_snapshot(*a)
-
-    broker._encoded_snapshot = counted_snapshot  # type: ignore[method-assign]
-    # Instrumentation only: where the serve loop's time goes (no profiler: that would slow it down).
-    # Cumulative per part: [calls, seconds, max seconds]; sent to the parent on SIGUSR2.
-    parts: dict[str, list[float]] = {}
-
-    def timed(part: str, fn: Any, idle: Any = None) -> Any:
-        """``fn`` timed under ``part``; under ``part_idle`` when ``idle(result)`` says it had nothing to do."""
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            result = None
-            try:
-                result = fn(*a, **kw)
-                return result
-            finally:
-                d = time.perf_counter() - t0
-                acc = parts.setdefault(part + ("_idle" if idle is not None and idle(result) else ""), [0, 0.0, 0.0])
-                acc[0] += 1
-                acc[1] += d
-                acc[2] = max(acc[2], d)
-        return wrapper
-
-    journal = hall.journal
-    batch = "_on_batch" if hasattr(broker, "_on_batch") else "_on_frames"  # with or without group commit
-    commit = "flush_group" if hasattr(journal, "flush_group") else "commit"
-    # For each call published: (when its event left, ms from the start of handling its batch). The
-    # broker's own share of call -> display; a request's wait in the socket while the previous batch
-    # ran is not in it.
-    # Each span also splits that time into the batch's handling, its commit, and the rest (replies
-    # and publication), all in ms, and names the ticket called.
-    spans: list[tuple[float, float, float, float, int]] = []
-    batch_began = [0.0]
-    in_batch = {"handle": 0.0, "commit": 0.0}
-    run_batch = getattr(broker, batch)
-
-    def began_batch(*a: Any) -> Any:
-        batch_began[0] = time.monotonic()
-        in_batch["handle"] = in_batch["commit"] = 0.0
-        before = answered[0]
-        try:
-            return run_batch(*a)
-        finally:
-            if answered[0] != before:  # the batch's replies have left: when the snapshots were answered
-                built.put((-1.0, time.monotonic(), answered[0]))
-
-    def adding(part: str, fn: Any) -> Any:
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            t0 = time.monotonic()
-            try:
-                return fn(*a, **kw)
-            finally:
-                in_batch[part] += time.monotonic() - t0
-        return wrapper
-
-    setattr(broker, batch, timed("batch", began_batch))
-    broker.handle = timed("handle", adding("handle", broker.handle))  # type: ignore[method-assign]
-    flush = broker._flush
-
-    def publish() -> bool:
-        busy = bool(broker._pending)  # a batch of pings and snapshots publishes nothing
-        calls = [ev.ticket_id for ev in broker._pending if ev.type == "ticket_called"]
-        flush()
-        if calls:
-            t = time.monotonic()
-            total = (t - batch_began[0]) * 1000
-            spans.extend([(t, total, in_batch["handle"] * 1000, in_batch["commit"] * 1000, tid) for tid in calls])
-        return busy
-
-    broker._flush = timed("publish", publish, idle=lambda busy: not busy)  # type: ignore[method-assign]
-    # flush_group returns how many commands it wrote (0: a batch of pings); commit() returns None.
-    setattr(journal, commit, timed("commit", adding("commit", getattr(journal, commit)), idle=lambda n: n == 0))
+    probe = BenchProbe(built)
+    broker.probe = probe
     def report(*_: Any) -> None:
-        q.put(("parts", gen, {k: list(v) for k, v in parts.items()}))
-        q.put(("spans", gen, list(spans)))
+        q.put(("parts", gen, {k: list(v) for k, v in probe.parts.items()}))
+        q.put(("spans", gen, list(probe.spans)))
 
     signal.signal(signal.SIGUSR2, report)
     signal.signal(signal.SIGTERM, lambda *_: broker.stop_event.set())

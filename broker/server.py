@@ -33,6 +33,7 @@ from queuehall.broker.engine import COMMANDS, HALL_QUERIES, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.lease import RENEW_SECONDS, TRY_SECONDS, Lease, LeaseLost
 from queuehall.broker.model import ACTIVE, NO_SHOW, Event
+from queuehall.broker.probe import BrokerProbe
 
 from queuehall.commands import COMMANDS as SCHEMA
 from queuehall.commands import Param, check_args, commands_for
@@ -177,6 +178,8 @@ class Broker:
         hall.listeners.append(self._pending.append)
         self.alerts = AlertMonitor(hall.config.alerts,
                                    {k: v["details"] for k, v in hall.active_alerts().items()})
+        # Set before serving to have the broker report its work (benchmarks; see BrokerProbe).
+        self.probe: BrokerProbe | None = None
 
     # ------------------------------------------------------------------ sockets
 
@@ -264,6 +267,9 @@ class Broker:
         published, or a mirror would apply those events twice.
         """
         assert self.router is not None
+        probe = self.probe
+        if probe is not None:
+            probe.batch_started(time.monotonic())
         self._check_storage()
         self._close_days()  # published before any command of the new day is answered
         out: list[tuple[bytes, Any, bool]] = []
@@ -279,9 +285,16 @@ class Broker:
                 self._begin_group()
             user = body.get("User-Id") if self.keys_dir is not None else None
             user = None if user is None else str(user)  # a str for "User-Id" (Frame.get is typed str | int)
-            reply = self.handle(body.bytes, user)
+            if probe is None:
+                reply = self.handle(body.bytes, user)
+            else:
+                t0 = time.monotonic()
+                reply = self.handle(body.bytes, user)
+                probe.request_handled(time.monotonic() - t0)
             out.append((ident, reply, reply.type.removesuffix("_reply") in COMMANDS))
         self._end_group(out)
+        if probe is not None:
+            probe.batch_done(time.monotonic())
 
     def _holds_lease(self) -> bool:
         """Whether this broker may serve now: always without a lease; with one, while the lease is valid
@@ -322,7 +335,10 @@ class Broker:
         journal = self.hall.journal
         if hasattr(journal, "flush_group"):
             try:
+                t0 = time.monotonic()
                 written = journal.flush_group()
+                if self.probe is not None:
+                    self.probe.group_committed(time.monotonic() - t0, written)
                 self.largest_group = max(self.largest_group, written)
             except Exception as exc:
                 if self.lease is not None and (isinstance(exc, LeaseLost) or self.lease.renew() is False):
@@ -604,6 +620,14 @@ class Broker:
 
     def _snapshot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The snapshot's state without its tickets, and every ticket view by id."""
+        started = time.monotonic()
+        try:
+            return self._build_snapshot_parts()
+        finally:
+            if self.probe is not None:
+                self.probe.snapshot_built(started, time.monotonic() - started)
+
+    def _build_snapshot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         snap = self.hall.snapshot()
         tickets: dict[str, Any] = {}
         for s in snap["services"]:
@@ -631,6 +655,8 @@ class Broker:
         is built and encoded once per (epoch, seq) and view (staff or public), each ticket too, and
         reused for a second; a scope then only picks ticket encodings (2-8 ms to encode 1,000
         tickets, times every asker)."""
+        if self.probe is not None:
+            self.probe.snapshot_answered()
         now = time.monotonic()
         cache = self._snapshot_cache
         if cache.get("at") != (self.epoch, self.seq) or now - cache["t"] > SNAPSHOT_REUSE_SECONDS:
@@ -718,6 +744,15 @@ class Broker:
 
     def _flush(self) -> None:
         """Publish the engine events of the last command with the records they changed."""
+        if self.probe is None:
+            self._publish_pending()
+            return
+        t0 = time.monotonic()
+        events = list(self._pending)
+        self._publish_pending()
+        self.probe.events_published(time.monotonic() - t0, events)
+
+    def _publish_pending(self) -> None:
         if not self._pending:
             return
         events, self._pending[:] = list(self._pending), []

@@ -13,9 +13,12 @@ import pytest
 import zmq
 from queuehall.broker.alerts import AlertRules
 from queuehall.broker.config import load_config
+from queuehall.broker.model import Event
+from queuehall.broker.probe import BrokerProbe
 from queuehall.broker.server import Broker
 from queuehall.broker.storage import load_hall, open_store
 
+from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from queuehall.protocol import Request, decode_reply, encode_request
 from queuehall.simulation import DEMO_PINS
@@ -132,3 +135,69 @@ def test_a_snapshot_never_shows_what_was_not_yet_published(running: tuple[Broker
         assert [c["ticket"]["label"] for c in snap["state"]["recent_calls"]] == ["C001"]
     finally:
         s.close(0)
+
+
+class RecordingProbe(BrokerProbe):
+    """Keeps what the broker reports through its public hook."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.snapshot_batch_done = threading.Event()  # the batch that answered a snapshot has ended
+
+    def batch_started(self, at: float) -> None:
+        self.calls.append(("batch_started", at))
+
+    def batch_done(self, at: float) -> None:
+        self.calls.append(("batch_done", at))
+        if self.of("snapshot_answered"):
+            self.snapshot_batch_done.set()
+
+    def request_handled(self, seconds: float) -> None:
+        self.calls.append(("request_handled", seconds))
+
+    def group_committed(self, seconds: float, commands: int) -> None:
+        self.calls.append(("group_committed", commands))
+
+    def events_published(self, seconds: float, events: list[Event]) -> None:
+        self.calls.append(("events_published", [ev.type for ev in events]))
+
+    def snapshot_built(self, started: float, seconds: float) -> None:
+        self.calls.append(("snapshot_built", seconds))
+
+    def snapshot_answered(self) -> None:
+        self.calls.append(("snapshot_answered", None))
+
+    def of(self, kind: str) -> list[object]:
+        return [v for k, v in self.calls if k == kind]
+
+
+def test_the_broker_reports_its_work_to_a_probe(running: tuple[Broker, str]) -> None:
+    """Benchmarks measure the broker through its public probe (bench/broker_bench.py), not by patching it."""
+    broker, _url = running
+    probe = RecordingProbe()
+    broker.probe = probe
+    assert all(r["ok"] for r in _burst(broker.port, 30, "kiosk-p"))
+    client = BrokerClient(f"127.0.0.1:{broker.port}", timeout=10.0)
+    try:
+        assert client.request("snapshot")["state"]["tickets"]
+    finally:
+        client.close()
+    assert probe.snapshot_batch_done.wait(10)  # the reply leaves before its batch ends
+    broker.probe = None
+    kinds = [k for k, _ in probe.calls]
+    assert kinds.count("batch_started") == kinds.count("batch_done") >= 2
+    assert kinds.index("batch_started") < kinds.index("request_handled") < kinds.index("batch_done")
+    assert len(probe.of("request_handled")) >= 31 and all(isinstance(s, float) and s >= 0
+                                                         for s in probe.of("request_handled"))
+    assert sum(int(str(n)) for n in probe.of("group_committed")) == 30  # each ticket written once
+    published = [t for types in probe.of("events_published") for t in (types if isinstance(types, list) else [])]
+    assert published.count("ticket_issued") == 30
+    assert probe.of("snapshot_answered") == [None] and len(probe.of("snapshot_built")) == 1
+
+
+def test_benches_use_the_brokers_public_api_only() -> None:
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "bench"
+    private = re.compile(r"\b(broker|journal)\._[a-z]|setattr\(\s*(broker|journal)\b")
+    assert [p.name for p in sorted(root.glob("*.py")) if private.search(p.read_text(encoding="utf-8"))] == []
