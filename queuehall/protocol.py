@@ -24,10 +24,11 @@ from __future__ import annotations
 import os
 import time
 import unicodedata
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from queuehall.errors import HallError
 
 VERSION = 1
@@ -90,6 +91,8 @@ def now_iso() -> str:
 def format_time(at: datetime) -> str:
     """A time as the wire carries it: ISO 8601 in UTC with ``Z`` (``2026-11-24T01:02:03Z``; microseconds when
     there are any). A naive ``at`` is taken as UTC."""
+    from datetime import UTC  # here, not at the top: a one-shot `queuehall call` never loads datetime
+
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -101,6 +104,8 @@ def parse_time(value: object) -> datetime | None:
     so a time without an offset is read as UTC. The one parser of wire times for every part of queuehall."""
     if not isinstance(value, str) or not value:
         return None
+    from datetime import UTC, datetime
+
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
