@@ -216,6 +216,7 @@ class Appointments:
     checkin_after_minutes: int = 10  # ... and is on time until this long after; later: a normal ticket (late)
     book_ahead_days: int = 14  # slots up to this many days ahead may be booked
     streak: int = 2  # at most this many appointment tickets called in a row while a walk-in waits
+    wrong_codes_per_minute: int = 10  # a device giving this many wrong booking codes in a minute waits (guessing)
 
 
 @dataclass(frozen=True)
@@ -618,7 +619,8 @@ class _Parser:
     def appointments(self, value: object) -> Appointments:
         t = _Table(self, value, "appointments", ("enabled", "slot_minutes", "slot_capacity", "walkin_share",
                                                  "checkin_before_minutes", "checkin_after_minutes",
-                                                 "book_ahead_days", "streak"), "a table [appointments]")
+                                                 "book_ahead_days", "streak", "wrong_codes_per_minute"),
+                   "a table [appointments]")
         share = t.get("walkin_share", 0.5)
         if t.has("walkin_share"):
             t._typed("walkin_share", isinstance(share, int | float) and not isinstance(share, bool), "a number",
@@ -632,7 +634,8 @@ class _Parser:
                             checkin_before_minutes=t.integer("checkin_before_minutes", 15, 0, 240),
                             checkin_after_minutes=t.integer("checkin_after_minutes", 10, 0, 240),
                             book_ahead_days=t.integer("book_ahead_days", 14, 0, 366),
-                            streak=t.integer("streak", 2, 1, 20))
+                            streak=t.integer("streak", 2, 1, 20),
+                            wrong_codes_per_minute=t.integer("wrong_codes_per_minute", 10, 1, 1000))
 
     def hours(self, value: object) -> Hours:
         t = _Table(self, value, "hours",

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from queuehall.broker.appointments import (
+    QR_PREFIX,
     SlotPlan,
     code_problem,
     contact_check,
@@ -833,6 +834,14 @@ class Hall:
         return {"service": b.service, "slot": self._local_slot(b.slot_at), "slot_end": self._local_slot(b.slot_end),
                 "state": b.state, "late": b.late, "ticket": b.ticket_label}
 
+    def booking_qr(self, code: str) -> str:
+        """What a booking's QR code carries: its page on the web gateway, ``{public_base_url}/b/{code}``, when
+        the hall's public address is known (a phone's camera opens it; the kiosk's scanner reads the code from
+        it), else ``queuehall:booking:{code}`` (the kiosk's scanner only). The kiosk and :meth:`checkin` take
+        both."""
+        base = self.config.public_base_url
+        return f"{base}/b/{code}" if base else f"{QR_PREFIX}{code}"
+
     def booking_view(self, b: Booking) -> dict[str, Any]:
         """A booking on the wire (docs/protocol.md "Booking"), in replies only: with its code and the masked
         contact, never the contact's hash."""
@@ -840,7 +849,7 @@ class Hall:
         return {"code": b.code, "hall": b.hall, "service": b.service,
                 "service_name": {"zh": s.name.zh, "en": s.name.en} if s else None,
                 "slot": self._local_slot(b.slot_at), "slot_end": self._local_slot(b.slot_end), "state": b.state,
-                "qr": f"queuehall:booking:{b.code}",
+                "qr": self.booking_qr(b.code),
                 "contact_masked": b.contact_masked, "ticket": b.ticket_label,
                 "checked_in_at": _iso(b.checked_in_at), "late": b.late, "booked_at": _iso(b.booked_at)}
 

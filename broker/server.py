@@ -29,6 +29,7 @@ from typing import Any
 
 import zmq
 from queuehall.broker.alerts import AlertMonitor
+from queuehall.broker.appointments import WRONG_CODE_ERRORS, WrongCodes
 from queuehall.broker.engine import COMMANDS, HALL_QUERIES, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.lease import RENEW_SECONDS, TRY_SECONDS, Lease, LeaseLost
@@ -78,6 +79,8 @@ BROKER_COMMANDS = tuple(name for name, c in SCHEMA.items() if c.kind == "link")
 BROKER_PARAMS: dict[str, tuple[Param, ...]] = {name: c.params for name, c in SCHEMA.items()
                                                if c.kind in ("link", "query") and name != "snapshot"}
 QUERIES: dict[str, frozenset[str]] = {name: c.roles for name, c in SCHEMA.items() if c.kind == "query"}
+# What names a booking by its code: a device giving too many wrong codes is stopped (WrongCodes).
+CODE_COMMANDS = frozenset({"checkin", "unbook", "booking"})
 # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see _authorise) and
 # their check-in, and the counter actions of integration boxes, for any counter. A counter's own screen is its
 # evaluator (评价器), as is a hardware evaluator box with a display key of that counter (role display); the
@@ -164,6 +167,8 @@ class Broker:
         self.stepped_down = False  # the lease was lost: serve_forever returns, every request is refused
         self._next_renewal = 0.0
         self.largest_group = 0  # most commands committed in one transaction so far
+        # Wrong booking codes per device in the last minute (broker/appointments.py WrongCodes).
+        self.wrong_codes = WrongCodes(hall.config.appointments.wrong_codes_per_minute)
         self._snapshot_cache: dict[str, Any] = {}  # see _encoded_snapshot
         self._day = hall.hours.business_day(hall.clock.now())
         # The calendar's state as last published; None: not yet (the first heartbeat publishes a warning).
@@ -432,6 +437,7 @@ class Broker:
         except Exception as exc:  # whatever a frame holds, the hall keeps running
             log.exception("undecodable request")
             return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
+        device: str | None = None
         try:
             if self.stepped_down:
                 raise HallError("BROKER_STANDBY")
@@ -443,6 +449,11 @@ class Broker:
             if req.type == "snapshot" and "role" in req.args:  # a Link says what it is: a public one sees less
                 said = check_args(_SNAPSHOT_ROLE, req.args).get("role")
                 staff = staff and (said is None or said in STAFF_ROLES)
+            if req.type in CODE_COMMANDS and (client, req.id) not in self.hall.requests:  # a retry is no guess
+                wait = self.wrong_codes.wait_seconds(device, self.hall.clock.now())
+                if wait:
+                    raise HallError("BOOKING_CODE_LIMIT", retry_after=wait,
+                                    per_minute=self.wrong_codes.per_minute)
             if req.type in BROKER_COMMANDS:
                 return ok_reply(req.type, req.id, self._broker_command(req, client, staff))
             if req.type in QUERIES:
@@ -459,6 +470,8 @@ class Broker:
             result = self.hall.execute(req.type, req.args, client=client, request_id=req.id)
             return ok_reply(req.type, req.id, result if staff else _public_result(result))
         except HallError as err:
+            if device is not None and req.type in CODE_COMMANDS and err.code in WRONG_CODE_ERRORS:
+                self.wrong_codes.wrong(device, self.hall.clock.now())
             return error_reply(req.type, req.id, err)
         except Exception as exc:  # a bug must not take the hall down: answer and log it
             log.exception("internal error on %s", req.type)

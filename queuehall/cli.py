@@ -82,11 +82,13 @@ def _command(name: str, build: Callable[[argparse.Namespace], dict[str, Any]],
 
 def is_booking_code(text: str) -> bool:
     """Whether ``text`` is a booking code (10 letters and digits, spaces and dashes aside, or the QR's
-    ``queuehall:booking:CODE``) rather than a ticket (a label such as A012 or an id): ``queuehall checkin``
-    checks either in."""
+    ``queuehall:booking:CODE`` or booking page address ``…/b/CODE``) rather than a ticket (a label such as A012
+    or an id): ``queuehall checkin`` checks either in."""
     s = text.strip()
     if s.lower().startswith("queuehall:booking:"):
         return True
+    if s.lower().startswith(("http://", "https://")):  # the booking page's address, when the QR carries it
+        return "/b/" in s
     s = "".join(c for c in s if c not in " -_")
     return len(s) == 10 and s.isascii() and s.isalnum()
 

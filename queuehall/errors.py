@@ -152,6 +152,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                           "Booking {booking} is for {slot}, not today; please check in on the day you booked"),
     "BOOKING_TOO_EARLY": ("预约 {booking} 的时段为 {slot}，请于 {opens} 起签到",
                           "Booking {booking} is for {slot}; check-in opens at {opens}"),
+    "BOOKING_CODE_LIMIT": ("此设备一分钟内输错预约码已达 {per_minute} 次，请 {retry_after} 秒后再试；如有疑问请到咨询台",
+                           "{per_minute} wrong booking codes from this device within a minute: please try again "
+                           "in {retry_after} s, or ask at the help desk"),
     "BOOKING_CONTACT_MISMATCH": ("联系方式与预约 {booking} 不符", "The contact does not match booking {booking}"),
     "BOOKING_CONTACT_UNCHECKABLE": ("预约 {booking} 的联系方式无法核对（大厅的联系方式密钥已更换），请核验证件后不带联系方式签到",
                                     "The contact of booking {booking} cannot be checked (the hall's contact key was "

@@ -20,6 +20,7 @@ import pytest
 from queuehall.broker import storage
 from queuehall.broker.appointments import (
     ALPHABET,
+    WrongCodes,
     code_problem,
     contact_check,
     contact_matches,
@@ -245,6 +246,22 @@ def test_a_booking_reply_carries_code_qr_and_masked_contact_and_events_carry_nei
     assert booking["code"] not in text and "5678" not in text and "hmac" not in text
     assert "hmac" not in repr(booking)
     assert b.hall.booking_records[booking["code"]].contact_hash.startswith("hmac-sha256$")
+
+
+def test_the_qr_carries_the_booking_page_when_the_public_address_is_known_and_checkin_takes_both() -> None:
+    """Issue 19: a phone's camera opens what the QR carries, so with the hall's public address known it is the
+    booking's page (/b/CODE); the kiosk's scanner, ``checkin``, ``unbook`` and ``booking`` take it as they take
+    ``queuehall:booking:CODE``."""
+    b = Bench(local(TUESDAY, 9, 50).astimezone(UTC), replace(appt_config(), public_base_url="https://q.example.cn"))
+    first = b.do("book", service="P", slot="2026-11-24T10:00")["booking"]
+    second = b.do("book", service="P", slot="2026-11-24T10:00")["booking"]
+    assert first["qr"] == f"https://q.example.cn/b/{first['code']}"
+    assert normalise_code(first["qr"]) == first["code"] == normalise_code(f"queuehall:booking:{first['code']}")
+    assert normalise_code(f"http://10.0.0.5:8080/hall/b/{first['code'].lower()}") == first["code"]
+    assert b.do("booking", code=first["qr"])["booking"]["code"] == first["code"]
+    assert b.do("checkin", code=first["qr"])["ticket"]["appointment"] is True
+    assert b.do("checkin", code=f"queuehall:booking:{second['code']}")["ticket"]["appointment"] is True
+    b.refused("BOOKING_CODE_INVALID", "checkin", code="https://q.example.cn/t/" + first["code"])  # not a booking
 
 
 # ---------------------------------------------------------------------------- check-in
@@ -767,3 +784,75 @@ def test_queuehall_report_prints_the_appointment_figures(tmp_path: Path, capsys:
     assert "2026-11-24,passport,2,0,1,0,0,1,0.5," in out and "passport,appointment,1,0," in out
     assert main(["report", *db]) == 0
     assert "预约 appointments" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- guessing codes
+
+
+def test_a_device_giving_too_many_wrong_codes_waits_a_minute_and_others_do_not(
+        start_broker: Callable[..., BrokerThread], manual_clock: ManualClock) -> None:
+    """Issue 19: booking codes are about 40 random bits, and the broker also stops guessing them. A device
+    (here: client ids, the broker runs without keys) that gave ``wrong_codes_per_minute`` wrong codes within a
+    minute (typed wrong, another hall's, or not booked; through ``checkin``, ``unbook`` or ``booking``) is
+    refused every code with BOOKING_CODE_LIMIT, bilingual, saying when to try again, and nothing is looked
+    up or changed; another device is not affected; a minute after its first wrong code it may try again.
+    On the injected clock."""
+    manual_clock.set(local(TUESDAY, 9, 50).astimezone(UTC))
+    bt = start_broker(appt_config(wrong_codes_per_minute=3))
+    c = BrokerClient(bt.endpoint)
+    try:
+        real = c.request("book", service="P", slot="2026-11-24T10:00")["booking"]["code"]
+        other = c.request("book", service="P", slot="2026-11-24T10:00")["booking"]["code"]
+
+        def ask(client: str, rid: str, command: str = "checkin", code: str = real) -> Any:
+            return c.send(Request(type=command, args={"code": code}, client=client, id=rid))
+
+        typo = real[:3] + ("2" if real[3] != "2" else "3") + real[4:]
+        unbooked = new_code(bt.broker.hall.hall_identity()) if bt.broker else ""
+        got = [ask("kiosk-1", "g1", "checkin", typo), ask("kiosk-1", "g2", "booking", unbooked),
+               ask("kiosk-1", "g3", "unbook", unbooked)]
+        assert [r.error["code"] for r in got] == ["BOOKING_CODE_INVALID", "BOOKING_NOT_FOUND", "BOOKING_NOT_FOUND"]
+        manual_clock.set((local(TUESDAY, 9, 50) + timedelta(seconds=20)).astimezone(UTC))
+        limited = ask("kiosk-1", "g4")  # the right code now: refused all the same, and nothing checked in
+        assert not limited.ok and limited.error["code"] == "BOOKING_CODE_LIMIT"
+        assert limited.error["details"]["retry_after"] == 40
+        assert "40 秒后" in limited.error["message_zh"] and "in 40 s" in limited.error["message_en"]
+        assert not ask("kiosk-1", "g5", "booking").ok  # every command naming a code
+        assert c.request("snapshot")["state"]["tickets"] == {}
+        assert [b["state"] for b in c.request("bookings", date="2026-11-24")["bookings"]] == ["booked", "booked"]
+        other_kiosk = ask("kiosk-2", "k1", "checkin", other)  # another device checks in as usual
+        assert other_kiosk.ok and other_kiosk.result["ticket"]["appointment"] is True
+        assert ask("kiosk-2", "k1", "checkin", other).ok  # ... and its retry is answered with the same reply
+        manual_clock.set(local(TUESDAY, 9, 51).astimezone(UTC))  # a minute after the first wrong code
+        done = ask("kiosk-1", "g6")
+        assert done.ok and done.result["ticket"]["appointment"] is True
+    finally:
+        c.close()
+
+
+def test_wrong_codes_are_counted_per_device_in_a_sliding_minute() -> None:
+    guard = WrongCodes(2)
+    t0 = local(TUESDAY, 9).astimezone(UTC)
+    assert guard.wait_seconds("k", t0) == 0
+    guard.wrong("k", t0)
+    assert guard.wait_seconds("k", t0 + timedelta(seconds=5)) == 0
+    guard.wrong("k", t0 + timedelta(seconds=30))
+    assert guard.wait_seconds("k", t0 + timedelta(seconds=30)) == 30
+    assert guard.wait_seconds("other", t0 + timedelta(seconds=30)) == 0
+    assert guard.wait_seconds("k", t0 + timedelta(seconds=59, milliseconds=500)) == 1
+    assert guard.wait_seconds("k", t0 + timedelta(seconds=60)) == 0  # the first is a minute old
+    guard.wrong("k", t0 + timedelta(seconds=61))
+    assert guard.wait_seconds("k", t0 + timedelta(seconds=62)) == 28  # the one at 30 s and the one at 61 s
+    assert guard.wait_seconds("k", t0 + timedelta(minutes=3)) == 0 and "k" not in guard._wrong
+
+
+def test_the_wrong_code_limit_is_configured_and_checked() -> None:
+    cfg = load_config(broker_fixtures.DEFAULT_CONFIG)
+    assert cfg.appointments.wrong_codes_per_minute == 10
+    data = cfg.to_dict()
+    data["appointments"]["wrong_codes_per_minute"] = 5
+    assert parse_config(data, "five").appointments.wrong_codes_per_minute == 5
+    data["appointments"]["wrong_codes_per_minute"] = 0
+    with pytest.raises(Exception) as info:
+        parse_config(data, "bad")
+    assert "appointments.wrong_codes_per_minute" in str(info.value)

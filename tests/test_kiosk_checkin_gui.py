@@ -237,3 +237,23 @@ def test_a_booking_of_another_day_is_refused_and_a_late_one_typed_on_the_keypad_
     shot(kiosk, "checkin-08-late-normal-ticket")
     printer = tmp_path / "printer" / "tickets.bin"
     qtbot.waitUntil(lambda: bool(printed(printer)), timeout=5000)
+
+
+def test_the_scanner_checks_a_booking_in_from_either_qr_form(qtbot: Any, hall: RunningBroker,
+                                                             kiosk: KioskWindow) -> None:
+    """Issue 19: with the hall's public address known, a booking's QR carries its page (/b/CODE) so a phone's
+    camera opens it; a QR printed or shown before (``queuehall:booking:CODE``) still works. Both typed by the
+    scanner (fast keystrokes, then Enter) on the start page check the citizen in."""
+    page_qr = hall.request("book", service="passport", slot="2026-11-24T10:00")["booking"]
+    older = hall.request("book", service="passport", slot="2026-11-24T10:00")["booking"]
+    assert page_qr["qr"] == f"{PUBLIC}/b/{page_qr['code']}"
+    hall.clock.set(TUESDAY_9.replace(hour=9, minute=50))
+    for text, booking in ((page_qr["qr"], page_qr), (f"queuehall:booking:{older['code']}", older)):
+        wait_screen(qtbot, kiosk, Screen.START)
+        scan(kiosk, text)
+        wait_screen(qtbot, kiosk, Screen.CHECKED_IN, timeout=8000)
+        assert kiosk.checkin.done.head.text() == "您预约的 10:00 普通护照申请"
+        label = kiosk.checkin.done.number.text()
+        got = hall.request("booking", code=booking["code"])["booking"]
+        assert got["state"] == "checked_in" and got["ticket"] == label
+        click(qtbot, kiosk.checkin.done.done)

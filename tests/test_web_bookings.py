@@ -94,7 +94,8 @@ def test_book_look_up_list_cancel_and_check_in_over_rest(web: Web) -> None:
     assert r.status_code == 201, r.text
     booking = r.json()["booking"]
     code = booking["code"]
-    assert booking["state"] == "booked" and booking["slot"] == slot and booking["qr"] == f"queuehall:booking:{code}"
+    assert booking["state"] == "booked" and booking["slot"] == slot
+    assert booking["qr"] == f"{web.gateway.url}/b/{code}"  # the page: a phone's camera opens it
     assert booking["contact_masked"] == "138****5678" and "13812345678" not in r.text
     assert r.json()["url"] == f"{web.gateway.url}/b/{code}"
     again = web.call("POST", "/api/v1/bookings", "kiosk", key="order-1",
@@ -191,7 +192,7 @@ def test_the_booking_page_on_a_phone_and_its_qr_code_at_the_kiosk(web: Web, qtbo
             assert not outside, outside
             (ARTIFACTS / "booking-page-size.txt").write_text(f"{total} bytes: {sizes}\n", encoding="utf-8")
             found = [b.text for b in zxingcpp.read_barcodes(Image.open(shot).convert("L"))]
-            assert found == [f"queuehall:booking:{code}"], found
+            assert found == [url] == [f"{base}/b/{code}"], found  # the page's address, the kiosk reads it too
             missing = phone.new_page()
             response = missing.goto(f"{base}/b/23456789AB")
             assert response is not None and response.status == 404

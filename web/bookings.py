@@ -64,6 +64,15 @@ def booking_url(request: Request, code: str) -> str:
     return f"{base}/b/{code}"
 
 
+def with_page_qr(request: Request, booking: dict[str, Any]) -> dict[str, Any]:
+    """``booking`` with ``qr`` set to its page's address under the gateway's public address (``--public-url``)
+    when the gateway has one, so a phone's camera opens the page; else as the broker made it (its own
+    ``public_base_url``'s page, or ``queuehall:booking:CODE``). The kiosk's scanner reads either."""
+    if getattr(request.app.state.settings, "public_url", "") and booking.get("code"):
+        return {**booking, "qr": booking_url(request, str(booking["code"]))}
+    return booking
+
+
 def qr_svg(text: str, size: int = 220) -> str:
     """``text`` as a QR code (error correction M, the quiet zone included) in one inline SVG path: a few hundred
     bytes, drawn sharp at any size, no image file and no script (the page's CSP allows neither from elsewhere)."""
@@ -189,7 +198,7 @@ class BookingApi:
         rid = self.api.request_id(request, token, "book")
         result = await self.api.command(request.app.state.hub, "book", rid, service=service, slot=slot,
                                         contact=contact)
-        booking = result["booking"]
+        booking = with_page_qr(request, result["booking"])
         return _json({"booking": booking, "url": booking_url(request, str(booking["code"]))}, status=201)
 
     async def get(self, request: Request) -> Response:
@@ -197,7 +206,7 @@ class BookingApi:
         self.api.authorise(request, "kiosk")
         code = self._code(request)
         result = await self.api.command(request.app.state.hub, "booking", None, code=code)
-        booking = result["booking"]
+        booking = with_page_qr(request, result["booking"])
         return _json({"booking": booking, "url": booking_url(request, str(booking["code"]))})
 
     async def unbook(self, request: Request) -> Response:
@@ -258,7 +267,7 @@ class BookingApi:
                    "an old one."), hall if hub.mirror.synced else None), status_code=404, headers=headers)
         svc = (state.get("services") or {}).get(str(booking.get("service"))) or {}
         materials = [bi(m.get("zh"), m.get("en")) for m in svc.get("materials") or [] if isinstance(m, dict)]
-        return HTMLResponse(booking_page(booking, hall, materials), headers=headers)
+        return HTMLResponse(booking_page(with_page_qr(request, booking), hall, materials), headers=headers)
 
 
 def booking_routes(api: Any) -> list[BaseRoute]:
@@ -286,7 +295,9 @@ _BOOKING = {"type": "object", "description": "A booking (docs/protocol.md, \"Boo
                 "slot": {"type": "string", "description": "the slot's start, YYYY-MM-DDTHH:MM in the hall's time"},
                 "slot_end": {"type": "string"},
                 "state": {"type": "string", "enum": ["booked", "checked_in", "cancelled", "no_show"]},
-                "qr": {"type": "string", "description": "the QR code's content: queuehall:booking:<code>"},
+                "qr": {"type": "string", "description": "the QR code's content: the booking page's address "
+                       "(…/b/<code>) when the hall's public address is known, else queuehall:booking:<code>; "
+                       "the kiosk's scanner reads both"},
                 "contact_masked": {"type": ["string", "null"], "description": "e.g. 138****5678"},
                 "ticket": {"type": ["string", "null"], "description": "the ticket's number once checked in"},
                 "checked_in_at": {"type": ["string", "null"], "format": "date-time"}}}

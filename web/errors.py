@@ -30,6 +30,7 @@ HTTP_STATUS: dict[str, int] = {
     "BOOKING_CODE_INVALID": 404,  # a code typed wrong is no booking (and says nothing about real ones)
     "METHOD_NOT_ALLOWED": 405,
     "MESSAGE_TOO_LARGE": 413,
+    "BOOKING_CODE_LIMIT": 429,  # the broker's brake on guessing codes, for the gateway as one device
     "UNKNOWN_COMMAND": 501,
     "STORAGE": 503,
     "UNAVAILABLE": 503,
@@ -57,6 +58,9 @@ class ApiError(Exception):
                      "message_en": str(error.get("message_en", "")), "details": error.get("details") or {}}
         err.status = HTTP_STATUS.get(code, 409)
         err.extra, err.headers = {}, None
+        wait = err.error["details"].get("retry_after") if isinstance(err.error["details"], dict) else None
+        if err.status == 429 and isinstance(wait, int):
+            err.headers = {"retry-after": str(wait)}
         Exception.__init__(err, code)
         return err
 
