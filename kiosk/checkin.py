@@ -199,6 +199,10 @@ def refusal(code: str, details: dict[str, Any] | None, help_place: Bi, message: 
                                           "watch for your number. Lost it? Ask at the help desk for a reprint.")),
         "BOOKING_CANCELLED": (Bi("此预约已取消", "This booking was cancelled"),
                               Bi("请重新预约，或取号排队办理。", "Please book again, or take a ticket and wait.")),
+        "BOOKING_CODE_LIMIT": (Bi("输错次数过多", "Too many wrong codes"),
+                               Bi(f"本机一分钟内输错预约码次数过多，请 {d.get('retry_after') or 60} 秒后再试。",
+                                  f"Too many wrong booking codes on this kiosk within a minute: please try again "
+                                  f"in {d.get('retry_after') or 60} s.")),
         "BOOKING_NO_SHOW": (Bi("此预约已过期", "This booking has expired"),
                             Bi("请重新预约，或取号排队办理。", "Please book again, or take a ticket and wait.")),
         "NOT_REMOTE": (Bi("这张号票无需签到", "This ticket needs no check-in"),

@@ -195,7 +195,7 @@ def test_a_late_arrival_is_told_plainly_it_is_now_a_normal_ticket() -> None:
 
 REFUSALS = ["BOOKING_NOT_FOUND", "BOOKING_CODE_INVALID", "BOOKING_TOO_EARLY", "BOOKING_WRONG_DAY",
             "BOOKING_WRONG_HALL", "BOOKING_ALREADY_CHECKED_IN",
-            "BOOKING_CANCELLED", "UNAVAILABLE", "SOMETHING_NEW"]
+            "BOOKING_CANCELLED", "BOOKING_CODE_LIMIT", "UNAVAILABLE", "SOMETHING_NEW"]
 
 
 @pytest.mark.parametrize("code", REFUSALS)
@@ -205,7 +205,7 @@ def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str
     m.on_precheck(PrinterHealth(None))
     reply: dict[str, Any] = {"status": "unavailable"} if code == "UNAVAILABLE" else {
         "status": "error", "error": {"code": code, "message_zh": "新的拒绝理由", "message_en": "A new reason",
-                                     "details": {"slot": "2026-12-09T10:00", "opens": "09:45"}}}
+                                     "details": {"slot": "2026-12-09T10:00", "opens": "09:45", "retry_after": 37}}}
     assert m.on_checkin_reply(reply) is None  # nothing to print
     assert m.screen == Screen.CHECKIN_REFUSED and m.issued is None
     msg = m.message
@@ -218,6 +218,8 @@ def test_every_refusal_is_bilingual_says_what_to_do_and_prints_nothing(code: str
         assert "2026-12-09T10:00" in msg.body.zh
     if code == "BOOKING_TOO_EARLY":
         assert "09:45" in msg.body.zh and "09:45" in msg.body.en
+    if code == "BOOKING_CODE_LIMIT":  # the broker's brake on guessing codes: when to try again
+        assert "37 秒后" in msg.body.zh and "in 37 s" in msg.body.en
     if code == "SOMETHING_NEW":
         assert "新的拒绝理由" in msg.body.zh and "A new reason" in msg.body.en
     assert m.timeout_ms() == SETTINGS.message_ms
