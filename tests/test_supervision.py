@@ -75,7 +75,9 @@ def test_manager_accounts_are_scrypt_hashes(tmp_path: Path, capsys: pytest.Captu
     store = ManagerStore(tmp_path / "s.db")
     store.add("li", "long-enough")
     assert store.verify("li", "long-enough") and not store.verify("li", "wrong-one") and not store.verify("x", "y")
-    salt, digest = store.conn.execute("SELECT salt, hash FROM managers").fetchone()
+    found = store.hash_of("li")
+    assert found is not None
+    salt, digest = found
     assert len(salt) == 16 and len(digest) == 32 and b"long-enough" not in digest
     for name, pw in (("li", "long-enough"), ("bad name", "long-enough"), ("wang", "short")):
         with pytest.raises(ManagerError):

@@ -29,30 +29,20 @@ import hmac
 import re
 import secrets
 import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from queuehall.web.state import connect
+from queuehall.web.state import StateDB, api_tokens, open_state
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 TOKEN_RE = re.compile(r"qh_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
 PLAIN_SCOPES = ("read", "kiosk", "admin")
 _COUNTER_SCOPE = re.compile(r"counter:([1-9][0-9]{0,5})")
 _HALL_SCOPE = re.compile(r"hall:([A-Za-z0-9._-]{1,64})")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    salt BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-"""
 
 
 class TokenError(ValueError):
@@ -142,15 +132,14 @@ def public_id(presented: str) -> str | None:
 
 
 class TokenStore:
-    """API tokens in the gateway's state file. Safe to share between threads."""
+    """API tokens in the gateway's state (web/state.py: a SQLite file or a shared PostgreSQL database). Safe
+    to share between threads; several gateways on one database see each other's tokens at once."""
 
-    def __init__(self, path: str | Path | sqlite3.Connection) -> None:
-        self.conn = path if isinstance(path, sqlite3.Connection) else connect(path)
-        self.conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, path: str | Path | sqlite3.Connection | StateDB) -> None:
+        self.db = open_state(path)
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.close()
 
     def create(self, name: str, scopes: list[str]) -> tuple[str, TokenInfo]:
         """Make a token; return the whole token (shown once, never stored) and its record."""
@@ -162,59 +151,59 @@ class TokenStore:
             raise TokenError("a token needs at least one --scope")
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        with self._lock:
-            for _ in range(20):  # 32-bit ids: a clash is rare, and retried
-                tid = secrets.token_hex(4)
-                try:
-                    self.conn.execute("INSERT INTO api_tokens (id, name, scopes, salt, hash, created_at) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)",
-                                      (tid, name, " ".join(checked), salt, _hash(salt, secret), _now()))
-                    break
-                except sqlite3.IntegrityError:
-                    continue
-            else:  # pragma: no cover - 20 clashes in a row cannot happen in practice
-                raise TokenError("could not find a free token id")
+        for _ in range(20):  # 32-bit ids: a clash is rare, and retried
+            tid = secrets.token_hex(4)
+            try:
+                with self.db.write() as conn:
+                    conn.execute(api_tokens.insert().values(id=tid, name=name, scopes=" ".join(checked), salt=salt,
+                                                            hash=_hash(salt, secret), created_at=_now()))
+                break
+            except IntegrityError:
+                continue
+        else:  # pragma: no cover - 20 clashes in a row cannot happen in practice
+            raise TokenError("could not find a free token id")
         info = self.get(tid)
         assert info is not None
         return f"qh_{tid}_{secret}", info
 
+    _COLUMNS = (api_tokens.c.id, api_tokens.c.name, api_tokens.c.scopes, api_tokens.c.created_at,
+                api_tokens.c.revoked_at)
+
     def get(self, tid: str) -> TokenInfo | None:
-        with self._lock:
-            row = self.conn.execute("SELECT id, name, scopes, created_at, revoked_at FROM api_tokens WHERE id = ?",
-                                    (tid,)).fetchone()
-        return _info(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(select(*self._COLUMNS).where(api_tokens.c.id == tid)).first()
+        return _info(tuple(row)) if row else None
 
     def list(self, *, include_revoked: bool = True) -> list[TokenInfo]:
-        with self._lock:
-            rows = self.conn.execute("SELECT id, name, scopes, created_at, revoked_at FROM api_tokens "
-                                     "ORDER BY created_at, id").fetchall()
-        return [t for t in map(_info, rows) if include_revoked or t.active]
+        with self.db.read() as conn:
+            rows = conn.execute(select(*self._COLUMNS).order_by(api_tokens.c.created_at, api_tokens.c.id)).all()
+        return [t for t in (_info(tuple(r)) for r in rows) if include_revoked or t.active]
 
     def revoke(self, ref: str) -> TokenInfo:
         """Revoke the token with this id (or whole token, or unique name); takes effect on the next request."""
         ref = ref.strip()
         tid = public_id(ref) or ref
-        with self._lock:
-            row = self.conn.execute("SELECT id FROM api_tokens WHERE id = ?", (tid,)).fetchone()
-            if row is None:
-                rows = self.conn.execute("SELECT id FROM api_tokens WHERE name = ? AND revoked_at IS NULL",
-                                         (ref,)).fetchall()
+        with self.db.write() as conn:
+            found = conn.execute(select(api_tokens.c.id).where(api_tokens.c.id == tid)).first()
+            if found is None:
+                rows = conn.execute(select(api_tokens.c.id).where(api_tokens.c.name == ref,
+                                                                  api_tokens.c.revoked_at.is_(None))).all()
                 if len(rows) > 1:
                     raise TokenError(f"{len(rows)} active tokens are named {ref!r}; revoke by id")
-                row = rows[0] if rows else None
-            if row is None:
+                found = rows[0] if rows else None
+            if found is None:
                 raise TokenError(f"no token {ref!r}")
-            self.conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                              (_now(), row[0]))
-        info = self.get(row[0])
+            conn.execute(update(api_tokens).where(api_tokens.c.id == found[0], api_tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=_now()))
+        info = self.get(found[0])
         assert info is not None
         return info
 
     def verify(self, presented: str | None) -> TokenInfo | None:
         """The active token ``presented`` is (``qh_<id>_<secret>``), or None for anything else.
 
-        Read from the file on every call, so a token revoked by the CLI (another process) is refused
-        from the next request on.
+        Read from the state on every call, so a token revoked by the CLI (another process, or another
+        gateway on the same database) is refused from the next request on.
         """
         if not presented:
             return None
@@ -222,9 +211,9 @@ class TokenStore:
         if m is None:
             return None
         tid, secret = m.groups()
-        with self._lock:
-            row = self.conn.execute("SELECT id, name, scopes, created_at, revoked_at, salt, hash FROM api_tokens "
-                                    "WHERE id = ?", (tid,)).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute(select(*self._COLUMNS, api_tokens.c.salt, api_tokens.c.hash)
+                               .where(api_tokens.c.id == tid)).first()
         if row is None or row[4] is not None or not hmac.compare_digest(_hash(row[5], secret), row[6]):
             return None
-        return _info(row[:5])
+        return _info(tuple(row[:5]))

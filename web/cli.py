@@ -22,7 +22,8 @@ def _print(obj: Any) -> None:
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", default=None,
-                   help="the gateway's state file (default $QUEUEHALL_WEB_STATE or ./web-state.db)")
+                   help="the gateway's state: a file, or a postgresql:// URL (default $QUEUEHALL_WEB_STATE or "
+                        "./web-state.db)")
 
 
 def _tokens(args: argparse.Namespace) -> int:

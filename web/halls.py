@@ -173,14 +173,15 @@ async def _no_such_hall(scope: Scope, send: Send, path: str) -> None:
 
 def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max_streams: int = 20_000,
           limits: Any = None, webhooks: bool = True, broker: str | None = None, security: Any = None,
-          clock: Callable[[], float] | None = None) -> HallRouter:
+          clock: Callable[[], float] | None = None, owner: str | None = None) -> HallRouter:
     """The gateway of ``queuehall web``: for each (key, hub) of ``halls`` the whole single-hall application
     (ticket pages, REST API, bookings, supervision), the first one also unprefixed with the city page.
 
     ``state``: the gateway's state (a path or URL, web/state.py) for API tokens, managers and webhooks;
     ``limits``: the REST rate limits, one set of buckets for the whole gateway; ``webhooks``: deliver the
     first hall's webhooks from this gateway (``broker``/``security``: that hall's broker, for the service's
-    own connection)."""
+    own connection); ``owner``: this gateway in the webhook outbox's claims (unique among the gateways
+    sharing one state)."""
     from queuehall.web import integrations
     from queuehall.web.app import WebSettings, create_app
     from queuehall.web.city import CityBoard, city_parts
@@ -197,7 +198,7 @@ def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max
     for i, (key, hub) in enumerate(halls):
         hall = HallApp(key, hub, None)
         extra = integrations.IntegrationSettings(state=state, limits=limits, webhooks=webhooks and i == 0,
-                                                 broker=broker, security=security, hall=hall.names)
+                                                 broker=broker, security=security, hall=hall.names, owner=owner)
         parts = integrations.parts(extra, limiter=limiter)
         # The manager's supervision page (docs/supervision.md), the accounts in the gateway's state.
         parts["routes"] = [*parts["routes"], *supervision_routes(hub, managers, secure=base.startswith("https://"))]

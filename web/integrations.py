@@ -59,6 +59,7 @@ class IntegrationSettings:
     # The names of the hall this application serves (a city gateway, web/halls.py): tokens with ``hall:``
     # scopes are valid only there. None: a gateway of one hall, where ``hall:`` scopes are not checked.
     hall: Callable[[], set[str]] | None = None
+    owner: str | None = None  # this gateway in the webhook outbox's claims (web/outbox.py), unique per gateway
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -204,7 +205,7 @@ def parts(settings: IntegrationSettings, *, clock: Callable[[], float] | None = 
         from queuehall.web.outbox import Outbox
         from queuehall.web.webhooks import WebhookService
 
-        outbox = Outbox(settings.state)
+        outbox = Outbox(settings.state, owner=settings.owner)
         service = WebhookService(outbox, settings.broker, security=settings.security)
 
         async def start() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="open ticket pages at most (default %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--state", default=None,
-                   help="the gateway's state file: API tokens, webhooks "
-                        "(default $QUEUEHALL_WEB_STATE or ./web-state.db)")
+                   help="the gateway's state (API tokens, managers, webhooks): a file, or a postgresql:// URL "
+                        "shared by several gateways (default $QUEUEHALL_WEB_STATE or ./web-state.db)")
     p.add_argument("--limit-token", default="20/40", metavar="RATE/BURST",
                    help="REST requests per second per API token, and the burst (default %(default)s)")
     p.add_argument("--limit-address", default="50/100", metavar="RATE/BURST",
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     # without the prefix), and the city page (docs/web.md).
     app = city_halls.build(city, state=state_path(args.state), public_url=args.public_url,
                            max_streams=args.max_streams, limits=limits, webhooks=not args.no_webhooks,
-                           broker=main_broker, security=security)
+                           broker=main_broker, security=security,
+                           # unique among gateways sharing a state, the same after a restart (web/outbox.py)
+                           owner=f"{socket.gethostname()}:{args.name}")
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on",
                             # Open pages never end by themselves: on shutdown they are cut after 2 s.

@@ -19,8 +19,8 @@ def register(sub: Any) -> None:
             m.add_argument("name")
         if name == "add":
             m.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-        m.add_argument("--state", default=None, help="the gateway's state file (default $QUEUEHALL_WEB_STATE or "
-                                                     "./web-state.db)")
+        m.add_argument("--state", default=None, help="the gateway's state: a file or a postgresql:// URL "
+                                                     "(default $QUEUEHALL_WEB_STATE or ./web-state.db)")
     p.set_defaults(func=_main)
 
 

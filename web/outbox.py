@@ -1,4 +1,5 @@
-"""The webhook outbox: subscribers, their deliveries and the broker event cursor, in the gateway's state file.
+"""The webhook outbox: subscribers, their deliveries and the broker event cursor, in the gateway's state (a
+SQLite file, or a PostgreSQL database shared by several gateways: web/state.py).
 
 Durability is the point of this module. The gateway reads the broker's journaled events (those
 with a ``journal_seq``) in order and, in **one transaction**, writes a delivery for each subscriber
@@ -16,14 +17,20 @@ invented: the missing range is written as a *gap* record and logged (``web-hook 
 Deliveries of one subscriber go out in the order they were enqueued (``seq``); the worker sends
 a subscriber's next delivery only after the previous one succeeded, so a failing receiver holds
 up only its own queue.
+
+Several gateways on one shared state (two machines behind a load balancer, each running the
+webhooks) enqueue each event once (the cursor is checked and moved under its row's lock) and send
+each delivery once: a gateway *claims* the head of a subscriber's line before sending it, for
+:data:`CLAIM_SECONDS`, and the others leave a claimed delivery alone. A gateway that dies while
+sending leaves a claim that runs out; another then sends it again (at least once, as after any crash).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -34,7 +41,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from queuehall.web.state import connect
+from queuehall.web.state import (
+    StateDB,
+    open_state,
+    webhook_cursor,
+    webhook_deliveries,
+    webhook_gaps,
+    webhook_subscribers,
+)
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger("queuehall.web.outbox")
 
@@ -56,45 +72,11 @@ EVENT_TYPES = (
     "booking_made", "booking_cancelled", "booking_checked_in", "booking_no_show",
 )
 KEEP_DELIVERED_SECONDS = 7 * 86400  # delivered rows are kept a week for `web-hook list` and support
+CLAIM_SECONDS = 30.0  # a delivery claimed by a gateway is left to it this long (an attempt's time-out is 10 s)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_subscribers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    url TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    events TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    removed_at TEXT
-);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    subscriber INTEGER NOT NULL REFERENCES webhook_subscribers(id),
-    journal_seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    body BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL DEFAULT 0,
-    last_status INTEGER,
-    last_error TEXT,
-    delivered_at REAL
-);
-CREATE INDEX IF NOT EXISTS ix_webhook_pending ON webhook_deliveries (subscriber, seq) WHERE delivered_at IS NULL;
-CREATE INDEX IF NOT EXISTS ix_webhook_delivered ON webhook_deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS webhook_cursor (
-    name TEXT PRIMARY KEY,
-    journal_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS webhook_gaps (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    first_seq INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    detected_at TEXT NOT NULL
-);
-"""
+CURSOR = "broker"  # the cursor's row (one broker's journal per state: the gateway's first hall)
+ANY: Any = object()  # enqueue without checking the cursor (tests, the CLI)
+_subs, _dels, _cursor, _gaps = webhook_subscribers, webhook_deliveries, webhook_cursor, webhook_gaps
 
 
 class OutboxError(ValueError):
@@ -134,6 +116,8 @@ class Delivery:
     body: bytes
     attempts: int
     next_at: float
+    claimed_by: str | None = None  # the gateway sending it now (Outbox.claim), until claimed_until
+    claimed_until: float | None = None
 
 
 def check_url(url: str) -> str:
@@ -152,16 +136,25 @@ def check_events(events: Iterable[str]) -> tuple[str, ...]:
 
 
 class Outbox:
-    """The outbox in the state file; every method is one short transaction, safe from any thread."""
+    """The outbox in the gateway's state (web/state.py); every method is one short transaction, safe from any
+    thread, and from several gateways on one shared database:
 
-    def __init__(self, path: str | Path | sqlite3.Connection, clock: Any = time.time) -> None:
-        self.conn = path if isinstance(path, sqlite3.Connection) else connect(path)
-        self.conn.executescript(_SCHEMA)
+    * :meth:`enqueue` with ``after`` (what the feed does) writes only if the cursor is still ``after``, under a
+      lock of the cursor's row, so two gateways following the same broker enqueue each event once;
+    * :meth:`claim` takes a subscriber's head of line for one gateway until a deadline, so one gateway
+      sends it and the others leave it (a claim of a gateway that died runs out, and another sends it)."""
+
+    def __init__(self, path: str | Path | sqlite3.Connection | StateDB, clock: Any = time.time,
+                 owner: str | None = None) -> None:
+        self.db = open_state(path)
         self.clock = clock
-        self._lock = threading.Lock()
+        # This gateway in the claims it makes: the same after a restart (it takes back at once what it was
+        # sending when it died); two gateways on one machine must be told apart (``queuehall web`` adds
+        # its --name).
+        self.owner = owner or socket.gethostname()
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.close()
 
     # ------------------------------------------------------------------ subscribers
 
@@ -173,26 +166,26 @@ class Outbox:
         if secret is not None and len(secret) < 16:
             raise OutboxError("a webhook secret must have at least 16 characters")
         secret = secret or "whsec_" + secrets.token_urlsafe(32)
-        with self._lock:
-            cur = self.conn.execute(
-                "INSERT INTO webhook_subscribers (name, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)",
-                (name or urlsplit(url).hostname or url, url, secret, " ".join(kinds), _now_iso()))
-            sid = int(cur.lastrowid or 0)
-        sub = self.subscriber(sid)
+        with self.db.write() as conn:
+            sid = conn.execute(_subs.insert().values(
+                name=name or urlsplit(url).hostname or url, url=url, secret=secret, events=" ".join(kinds),
+                created_at=_now_iso()).returning(_subs.c.id)).scalar_one()
+        sub = self.subscriber(int(sid))
         assert sub is not None
         return sub
 
+    _SUB = (_subs.c.id, _subs.c.name, _subs.c.url, _subs.c.secret, _subs.c.events, _subs.c.created_at,
+            _subs.c.removed_at)
+
     def subscriber(self, sid: int) -> Subscriber | None:
-        with self._lock:
-            row = self.conn.execute("SELECT id, name, url, secret, events, created_at, removed_at "
-                                    "FROM webhook_subscribers WHERE id = ?", (sid,)).fetchone()
-        return _subscriber(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(select(*self._SUB).where(_subs.c.id == sid)).first()
+        return _subscriber(tuple(row)) if row else None
 
     def subscribers(self, *, include_removed: bool = False) -> list[Subscriber]:
-        with self._lock:
-            rows = self.conn.execute("SELECT id, name, url, secret, events, created_at, removed_at "
-                                     "FROM webhook_subscribers ORDER BY id").fetchall()
-        return [s for s in map(_subscriber, rows) if include_removed or s.removed_at is None]
+        with self.db.read() as conn:
+            rows = conn.execute(select(*self._SUB).order_by(_subs.c.id)).all()
+        return [s for s in (_subscriber(tuple(r)) for r in rows) if include_removed or s.removed_at is None]
 
     def remove_subscriber(self, ref: str) -> Subscriber:
         """Remove a subscriber by id or name; its undelivered deliveries are dropped with it."""
@@ -203,29 +196,22 @@ class Outbox:
         if len(found) > 1:
             raise OutboxError(f"{len(found)} subscribers are named {ref!r}; remove by id")
         sid = found[0].id
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self.conn.execute("UPDATE webhook_subscribers SET removed_at = ? WHERE id = ?", (_now_iso(), sid))
-                self.conn.execute("DELETE FROM webhook_deliveries WHERE subscriber = ? AND delivered_at IS NULL",
-                                  (sid,))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+        with self.db.write() as conn:
+            conn.execute(update(_subs).where(_subs.c.id == sid).values(removed_at=_now_iso()))
+            conn.execute(delete(_dels).where(_dels.c.subscriber == sid, _dels.c.delivered_at.is_(None)))
         sub = self.subscriber(sid)
         assert sub is not None
         return sub
 
     def stats(self, sid: int) -> dict[str, Any]:
         """Pending and delivered counts of one subscriber, and its oldest pending delivery's trouble."""
-        with self._lock:
-            pending, delivered = self.conn.execute(
-                "SELECT SUM(delivered_at IS NULL), SUM(delivered_at IS NOT NULL) FROM webhook_deliveries "
-                "WHERE subscriber = ?", (sid,)).fetchone()
-            head = self.conn.execute(
-                "SELECT attempts, last_status, last_error, next_at FROM webhook_deliveries "
-                "WHERE subscriber = ? AND delivered_at IS NULL ORDER BY seq LIMIT 1", (sid,)).fetchone()
+        pending_q = func.count().filter(_dels.c.delivered_at.is_(None))
+        delivered_q = func.count().filter(_dels.c.delivered_at.isnot(None))
+        with self.db.read() as conn:
+            pending, delivered = conn.execute(select(pending_q, delivered_q).where(_dels.c.subscriber == sid)).one()
+            head = conn.execute(select(_dels.c.attempts, _dels.c.last_status, _dels.c.last_error, _dels.c.next_at)
+                                .where(_dels.c.subscriber == sid, _dels.c.delivered_at.is_(None))
+                                .order_by(_dels.c.seq).limit(1)).first()
         out: dict[str, Any] = {"pending": int(pending or 0), "delivered": int(delivered or 0)}
         if head is not None and head[0]:
             out["head"] = {"attempts": head[0], "last_status": head[1], "last_error": head[2],
@@ -236,16 +222,20 @@ class Outbox:
 
     def cursor(self) -> int | None:
         """The last broker ``journal_seq`` enqueued (None before the gateway first met a broker)."""
-        with self._lock:
-            row = self.conn.execute("SELECT journal_seq FROM webhook_cursor WHERE name = 'broker'").fetchone()
-        return int(row[0]) if row else None
+        with self.db.read() as conn:
+            value = conn.execute(select(_cursor.c.journal_seq).where(_cursor.c.name == CURSOR)).scalar()
+        return None if value is None else int(value)
 
     def enqueue(self, events: list[dict[str, Any]], cursor: int | None = None,
-                gap: tuple[int, int, str] | None = None) -> int:
+                gap: tuple[int, int, str] | None = None, *, after: Any = ANY) -> int | None:
         """Write a delivery of each event for every subscriber that wants it, and move the cursor to
         ``cursor`` (default: the last event's ``journal_seq``), in one transaction. ``gap`` =
         (first, last, reason) records journal numbers that will never be delivered in the same
-        transaction. Returns the number of deliveries written."""
+        transaction. Returns the number of deliveries written.
+
+        ``after``: the cursor the caller's events follow (None: no cursor yet). When the cursor is no longer
+        that — another gateway on the same state enqueued them meanwhile — nothing is written and None is
+        returned (the caller reads the cursor again). The cursor's row is locked for the check."""
         subs = self.subscribers()
         now = self.clock()
         rows = []
@@ -256,58 +246,84 @@ class Outbox:
                     did = uuid.uuid4().hex
                     body = orjson.dumps({"id": did, "type": etype, "journal_seq": jseq,
                                          "created_at": _now_iso(), "event": ev})
-                    rows.append((did, s.id, jseq, etype, body, now, now))
+                    rows.append({"id": did, "subscriber": s.id, "journal_seq": jseq, "type": etype, "body": body,
+                                 "created_at": now, "next_at": now})
         to = cursor if cursor is not None else (int(events[-1]["journal_seq"]) if events else None)
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+        try:
+            with self.db.write() as conn:
+                have = conn.execute(select(_cursor.c.journal_seq).where(_cursor.c.name == CURSOR)
+                                    .with_for_update()).scalar()
+                if after is not ANY and (None if have is None else int(have)) != after:
+                    return None
                 if rows:
-                    self.conn.executemany("INSERT INTO webhook_deliveries (id, subscriber, journal_seq, type, body, "
-                                          "created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    conn.execute(_dels.insert(), rows)
                 if gap is not None:
-                    self.conn.execute("INSERT INTO webhook_gaps (first_seq, last_seq, reason, detected_at) "
-                                      "VALUES (?, ?, ?, ?)", (gap[0], gap[1], gap[2], _now_iso()))
+                    conn.execute(_gaps.insert().values(first_seq=gap[0], last_seq=gap[1], reason=gap[2],
+                                                       detected_at=_now_iso()))
                 if to is not None:
-                    self.conn.execute("INSERT INTO webhook_cursor (name, journal_seq) VALUES ('broker', ?) "
-                                      "ON CONFLICT (name) DO UPDATE SET journal_seq = excluded.journal_seq", (to,))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                    if have is None:  # a plain insert: two gateways making the first cursor at once clash
+                        conn.execute(_cursor.insert().values(name=CURSOR, journal_seq=to))
+                    else:
+                        conn.execute(update(_cursor).where(_cursor.c.name == CURSOR).values(journal_seq=to))
+        except IntegrityError:
+            if after is ANY:
                 raise
+            return None  # another gateway made the cursor first
         return len(rows)
 
     def gaps(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self.conn.execute("SELECT first_seq, last_seq, reason, detected_at FROM webhook_gaps "
-                                     "ORDER BY id").fetchall()
+        with self.db.read() as conn:
+            rows = conn.execute(select(_gaps.c.first_seq, _gaps.c.last_seq, _gaps.c.reason, _gaps.c.detected_at)
+                                .order_by(_gaps.c.id)).all()
         return [{"first_seq": r[0], "last_seq": r[1], "reason": r[2], "detected_at": r[3]} for r in rows]
 
     # ------------------------------------------------------------------ deliveries
 
+    _DEL = (_dels.c.seq, _dels.c.id, _dels.c.subscriber, _dels.c.journal_seq, _dels.c.type, _dels.c.body,
+            _dels.c.attempts, _dels.c.next_at)
+
     def next_pending(self, sid: int) -> Delivery | None:
         """The subscriber's oldest undelivered delivery (its head of line), or None."""
-        with self._lock:
-            row = self.conn.execute(
-                "SELECT seq, id, subscriber, journal_seq, type, body, attempts, next_at FROM webhook_deliveries "
-                "WHERE subscriber = ? AND delivered_at IS NULL ORDER BY seq LIMIT 1", (sid,)).fetchone()
-        return Delivery(*row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(select(*self._DEL, _dels.c.claimed_by, _dels.c.claimed_until)
+                               .where(_dels.c.subscriber == sid, _dels.c.delivered_at.is_(None))
+                               .order_by(_dels.c.seq).limit(1)).first()
+        if row is None:
+            return None
+        r = tuple(row)
+        return Delivery(seq=r[0], id=r[1], subscriber=r[2], journal_seq=r[3], type=r[4], body=bytes(r[5]),
+                        attempts=r[6], next_at=r[7], claimed_by=r[8], claimed_until=r[9])
+
+    def claim(self, delivery_id: str, until: float) -> bool:
+        """Take delivery ``delivery_id`` for this gateway until ``until`` (the clock's seconds): True when it is
+        this gateway's to send now. False when it was delivered meanwhile, or another gateway holds a claim
+        that has not run out (it is sending it). One conditional UPDATE: the database's row lock makes two
+        gateways' claims of the same row one after the other, and the second sees the first's."""
+        now = self.clock()
+        free = or_(_dels.c.claimed_until.is_(None), _dels.c.claimed_until < now, _dels.c.claimed_by == self.owner)
+        with self.db.write() as conn:
+            done = conn.execute(update(_dels).where(_dels.c.id == delivery_id, _dels.c.delivered_at.is_(None), free)
+                                .values(claimed_by=self.owner, claimed_until=until)).rowcount
+        return bool(done)
 
     def mark_delivered(self, delivery_id: str, status: int) -> None:
-        with self._lock:
-            self.conn.execute("UPDATE webhook_deliveries SET delivered_at = ?, attempts = attempts + 1, "
-                              "last_status = ?, last_error = NULL WHERE id = ?", (self.clock(), status, delivery_id))
+        with self.db.write() as conn:
+            conn.execute(update(_dels).where(_dels.c.id == delivery_id).values(
+                delivered_at=self.clock(), attempts=_dels.c.attempts + 1, last_status=status, last_error=None,
+                claimed_until=None))  # claimed_by stays: the gateway that delivered it
 
     def mark_failed(self, delivery_id: str, next_at: float, status: int | None, error: str) -> None:
-        with self._lock:
-            self.conn.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, next_at = ?, last_status = ?, "
-                              "last_error = ? WHERE id = ?", (next_at, status, error[:500], delivery_id))
+        with self.db.write() as conn:
+            conn.execute(update(_dels).where(_dels.c.id == delivery_id).values(
+                attempts=_dels.c.attempts + 1, next_at=next_at, last_status=status, last_error=error[:500],
+                claimed_by=None, claimed_until=None))
 
     def prune(self, keep_seconds: float = KEEP_DELIVERED_SECONDS) -> int:
         """Delete deliveries delivered more than ``keep_seconds`` ago; returns how many."""
-        with self._lock:
-            cur = self.conn.execute("DELETE FROM webhook_deliveries WHERE delivered_at IS NOT NULL "
-                                    "AND delivered_at < ?", (self.clock() - keep_seconds,))
-        return int(cur.rowcount or 0)
+        with self.db.write() as conn:
+            n = conn.execute(delete(_dels).where(_dels.c.delivered_at.isnot(None),
+                                                 _dels.c.delivered_at < self.clock() - keep_seconds)).rowcount
+        return int(n or 0)
 
 
 def _subscriber(row: tuple[Any, ...]) -> Subscriber:

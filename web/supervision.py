@@ -32,6 +32,9 @@ from urllib.parse import parse_qs
 import orjson
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub, Refused
+from queuehall.web.state import StateDB, manager_sessions, managers, open_state
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -46,10 +49,6 @@ PUSH_INTERVAL = 0.2  # seconds between two pushes at most (a busy hall changes m
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~50 ms per check: fine for a login, slow for a thief
 MIN_PASSWORD = 8
 ASSET_VERSION = "3"
-_SCHEMA = """CREATE TABLE IF NOT EXISTS managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
-n INTEGER NOT NULL, r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL)"""
-_SESSIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS manager_sessions (id_hash TEXT PRIMARY KEY, name TEXT NOT NULL,
-expires REAL NOT NULL, created TEXT NOT NULL)"""
 
 
 class ManagerError(ValueError):
@@ -61,19 +60,14 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 class ManagerStore:
-    """Manager accounts in the gateway's state file (queuehall.web.state): name, salt and scrypt hash."""
+    """Manager accounts in the gateway's state (queuehall.web.state: a SQLite file, or a PostgreSQL database
+    shared by several gateways): name, salt and scrypt hash."""
 
-    def __init__(self, path: str | Path | sqlite3.Connection) -> None:
-        if isinstance(path, sqlite3.Connection):
-            self.conn = path
-        else:
-            from queuehall.web.state import connect
-
-            self.conn = connect(path)
-        self.conn.execute(_SCHEMA)
+    def __init__(self, path: str | Path | sqlite3.Connection | StateDB) -> None:
+        self.db = open_state(path)
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.close()
 
     def add(self, name: str, password: str) -> None:
         """Create the account ``name``; ManagerError for a bad name, a password under 8 characters, a
@@ -86,41 +80,56 @@ class ManagerStore:
         salt = secrets.token_bytes(16)
         digest = _scrypt(password, salt, SCRYPT["n"], SCRYPT["r"], SCRYPT["p"])
         try:
-            self.conn.execute("INSERT INTO managers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (name, salt, digest, SCRYPT["n"], SCRYPT["r"], SCRYPT["p"],
-                               datetime.now(UTC).isoformat(timespec="seconds")))
-        except sqlite3.IntegrityError:
+            with self.db.write() as conn:
+                conn.execute(managers.insert().values(name=name, salt=salt, hash=digest, n=SCRYPT["n"],
+                                                      r=SCRYPT["r"], p=SCRYPT["p"],
+                                                      created=datetime.now(UTC).isoformat(timespec="seconds")))
+        except IntegrityError:
             raise ManagerError(f"manager {name!r} exists already") from None
 
     def names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM managers ORDER BY name")]
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute(select(managers.c.name).order_by(managers.c.name))]
 
     def remove(self, name: str) -> bool:
         """Remove the account ``name`` and end its sessions."""
-        self.conn.execute(_SESSIONS_SCHEMA)
-        self.conn.execute("DELETE FROM manager_sessions WHERE name = ?", (name,))
-        return self.conn.execute("DELETE FROM managers WHERE name = ?", (name,)).rowcount > 0
+        with self.db.write() as conn:
+            conn.execute(delete(manager_sessions).where(manager_sessions.c.name == name))
+            return conn.execute(delete(managers).where(managers.c.name == name)).rowcount > 0
+
+    def hash_of(self, name: str) -> tuple[bytes, bytes] | None:
+        """The account's salt and scrypt hash (what the state keeps of a password), or None."""
+        with self.db.read() as conn:
+            row = conn.execute(select(managers.c.salt, managers.c.hash).where(managers.c.name == name)).first()
+        return (bytes(row[0]), bytes(row[1])) if row else None
 
     def verify(self, name: str, password: str) -> bool:
         """Whether ``password`` is ``name``'s; an unknown name costs the same scrypt (no timing oracle)."""
-        row = self.conn.execute("SELECT salt, hash, n, r, p FROM managers WHERE name = ?", (name,)).fetchone()
+        with self.db.read() as conn:
+            found = conn.execute(select(managers.c.salt, managers.c.hash, managers.c.n, managers.c.r, managers.c.p)
+                                 .where(managers.c.name == name)).first()
+        row = tuple(found) if found else None
         salt, digest, n, r, p = row if row else (b"\0" * 16, b"", SCRYPT["n"], SCRYPT["r"], SCRYPT["p"])
-        got = _scrypt(password, salt, n, r, p)
-        return row is not None and hmac.compare_digest(got, digest)
+        got = _scrypt(password, bytes(salt), n, r, p)
+        return row is not None and hmac.compare_digest(got, bytes(digest))
 
 
 class Sessions:
-    """Signed-in managers, in the gateway's state file so a restart signs nobody out.
+    """Signed-in managers, in the gateway's state so a restart signs nobody out (and, on a shared PostgreSQL
+    state, a manager signed in at one gateway is signed in at every gateway behind the load balancer).
 
-    The cookie holds 256 random bits; the file keeps only their SHA-256 (a stolen file opens no
+    The cookie holds 256 random bits; the state keeps only their SHA-256 (a stolen file opens no
     session: the bits cannot be guessed, so a fast hash is enough, as for API tokens, docs/web.md) with
     the manager's name and the expiry on the wall clock (Unix seconds: it must hold across restarts).
     Expired rows are dropped when met and at every sign-in; removing an account ends its sessions."""
 
-    def __init__(self, conn: sqlite3.Connection, hours: float = SESSION_HOURS) -> None:
+    def __init__(self, state: str | Path | sqlite3.Connection | StateDB | ManagerStore,
+                 hours: float = SESSION_HOURS) -> None:
         self.ttl = hours * 3600
-        self.conn = conn
-        conn.execute(_SESSIONS_SCHEMA)
+        self.db = open_state(state.db if isinstance(state, ManagerStore) else state)
+
+    def close(self) -> None:
+        self.db.close()
 
     @staticmethod
     def _key(sid: str) -> str:
@@ -129,29 +138,34 @@ class Sessions:
     def start(self, name: str) -> str:
         sid = secrets.token_urlsafe(32)
         now = time.time()
-        self.conn.execute("DELETE FROM manager_sessions WHERE expires < ?", (now,))
-        self.conn.execute("INSERT INTO manager_sessions VALUES (?, ?, ?, ?)",
-                          (self._key(sid), name, now + self.ttl, datetime.now(UTC).isoformat(timespec="seconds")))
+        with self.db.write() as conn:
+            conn.execute(delete(manager_sessions).where(manager_sessions.c.expires < now))
+            conn.execute(manager_sessions.insert().values(id_hash=self._key(sid), name=name, expires=now + self.ttl,
+                                                          created=datetime.now(UTC).isoformat(timespec="seconds")))
         return sid
 
     def who(self, sid: str | None) -> str | None:
         if not sid:
             return None
         key = self._key(sid)
-        row = self.conn.execute("SELECT name, expires FROM manager_sessions WHERE id_hash = ?", (key,)).fetchone()
+        with self.db.read() as conn:
+            # The account may have been removed since (``queuehall web-manager remove``): joined.
+            row = conn.execute(select(manager_sessions.c.name, manager_sessions.c.expires, managers.c.name)
+                               .select_from(manager_sessions.outerjoin(
+                                   managers, managers.c.name == manager_sessions.c.name))
+                               .where(manager_sessions.c.id_hash == key)).first()
         if row is None:
             return None
         if row[1] < time.time():
-            self.conn.execute("DELETE FROM manager_sessions WHERE id_hash = ?", (key,))
+            with self.db.write() as conn:
+                conn.execute(delete(manager_sessions).where(manager_sessions.c.id_hash == key))
             return None
-        # The account may have been removed since (``queuehall web-manager remove``).
-        if self.conn.execute("SELECT 1 FROM managers WHERE name = ?", (row[0],)).fetchone() is None:
-            return None
-        return str(row[0])
+        return None if row[2] is None else str(row[0])
 
     def end(self, sid: str | None) -> None:
         if sid:
-            self.conn.execute("DELETE FROM manager_sessions WHERE id_hash = ?", (self._key(sid),))
+            with self.db.write() as conn:
+                conn.execute(delete(manager_sessions).where(manager_sessions.c.id_hash == self._key(sid)))
 
 
 class AlertBoard:
@@ -348,7 +362,7 @@ def supervision_page(name: str, base: str = "") -> str:
 
 def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False) -> list[BaseRoute]:
     """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``."""
-    sessions = Sessions(managers.conn)
+    sessions = Sessions(managers)
     board = AlertBoard(hub)
     today = TodayBoard(hub, board.bump)
 

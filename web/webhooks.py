@@ -40,7 +40,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from queuehall.web.outbox import Delivery, Outbox, Subscriber
+from queuehall.web.outbox import CLAIM_SECONDS, Delivery, Outbox, Subscriber
 
 log = logging.getLogger("queuehall.web.webhooks")
 
@@ -188,12 +188,19 @@ class DeliveryWorker:
             wake.clear()
             d = await asyncio.to_thread(self.outbox.next_pending, sub.id)
             wait = 1.0 if d is None else d.next_at - self.clock()
+            if d is not None and d.claimed_until is not None and d.claimed_by != self.outbox.owner:
+                wait = max(wait, min(d.claimed_until - self.clock(), 1.0))  # another gateway is sending it
             if wait > 0:
                 # Woken early by new deliveries (which cannot overtake a waiting head: they queue behind it).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), min(wait, 1.0))
                 continue
             assert d is not None
+            # Another gateway on the same state may be sending it: it is this one's only once claimed.
+            if not await asyncio.to_thread(self.outbox.claim, d.id, self.clock() + CLAIM_SECONDS):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+                continue
             try:
                 await self.attempt(sub, d)
             except asyncio.CancelledError:
@@ -257,9 +264,11 @@ class EventFeed:
         (subscribers get what happens from now on, not the hall's whole history)."""
         cur = self.outbox.cursor()
         if cur is None:
-            cur = int(self.fetch(0, 0)["last_seq"])
-            self.outbox.enqueue([], cursor=cur)
-            log.info("webhooks start at the broker's journal_seq %d", cur)
+            first = int(self.fetch(0, 0)["last_seq"])
+            if self.outbox.enqueue([], cursor=first, after=None) is not None:
+                log.info("webhooks start at the broker's journal_seq %d", first)
+            cur = self.outbox.cursor()  # ours, or another gateway's that started first
+            assert cur is not None
         return cur
 
     def live(self, event: dict[str, Any]) -> None:
@@ -271,13 +280,13 @@ class EventFeed:
         if jseq <= cur:
             return
         if jseq == cur + 1:
-            self._enqueue([event])
+            self._enqueue([event], after=cur)  # not enqueued: another gateway on the same state did
             return
         self.catch_up()  # we missed some: the journal has them (and this one)
         cur = self.start()
         if jseq > cur:  # the journal did not have it yet (cannot happen with the broker's group commit)
             self._enqueue([event], gap=(cur + 1, jseq - 1, "missing from the broker's journal")
-                          if jseq > cur + 1 else None)
+                          if jseq > cur + 1 else None, after=cur)
 
     def catch_up(self) -> int:
         """Enqueue everything the broker's journal has after the cursor; returns the events enqueued."""
@@ -292,30 +301,41 @@ class EventFeed:
                 # A new database, or one restored from an older backup: its numbers are not ours.
                 reason = (f"the broker's journal is at {last}, behind this gateway's {cur} (a new or restored "
                           f"database); continuing after {last}")
+                if self.outbox.enqueue([], cursor=last, gap=(last + 1, cur, reason), after=cur) is None:
+                    cur = self.start()  # another gateway on the same state moved the cursor: again from it
+                    continue
                 self._gap(last + 1, cur, reason)
-                self.outbox.enqueue([], cursor=last, gap=(last + 1, cur, reason))
                 return total
             if not events:
                 if last > cur:  # the broker has newer events it cannot give us
                     reason = ("the broker keeps no journal" if not page.get("journal", True)
                               else "no longer in the broker's journal")
+                    if self.outbox.enqueue([], cursor=last, gap=(cur + 1, last, reason), after=cur) is None:
+                        cur = self.start()
+                        continue
                     self._gap(cur + 1, last, reason)
-                    self.outbox.enqueue([], cursor=last, gap=(cur + 1, last, reason))
                 return total
             first = int(events[0]["journal_seq"])
             gap = None
             if first > cur + 1:
                 gap = (cur + 1, first - 1, "no longer in the broker's journal (purged)")
+            if not self._enqueue(events, gap=gap, after=cur):
+                cur = self.start()  # another gateway on the same state enqueued them: go on from its cursor
+                continue
+            if gap is not None:
                 self._gap(*gap)
-            self._enqueue(events, gap=gap)
             total += len(events)
             cur = int(events[-1]["journal_seq"])
             if cur >= last:
                 return total
 
-    def _enqueue(self, events: list[dict[str, Any]], gap: tuple[int, int, str] | None = None) -> None:
-        if self.outbox.enqueue(events, gap=gap):
+    def _enqueue(self, events: list[dict[str, Any]], gap: tuple[int, int, str] | None = None, *,
+                 after: int) -> bool:
+        """Enqueue ``events`` following cursor ``after``; False when another gateway moved the cursor first."""
+        written = self.outbox.enqueue(events, gap=gap, after=after)
+        if written:
             self.on_enqueued()
+        return written is not None
 
     @staticmethod
     def _gap(first: int, last: int, reason: str) -> None:
