@@ -62,22 +62,31 @@ def contact_key_path(args: argparse.Namespace) -> Path:
 def load_contact_key(path: Path) -> bytes:
     """The hall's contact key from ``path`` (64 hex digits), made and written there (mode 0600) when the file
     does not exist yet. Created under a temporary name and linked into place, so two brokers starting at once
-    end with the same key. Raises :class:`ValueError` with what is wrong (unreadable, not a key)."""
+    end with the same key. Raises :class:`ValueError` with what is wrong (cannot be made, unreadable, not a key)
+    and what to do."""
     from queuehall.broker.appointments import CONTACT_KEY_BYTES, new_contact_key
 
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(new_contact_key().hex() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            with contextlib.suppress(FileExistsError):  # another broker made it first: use theirs
-                os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(new_contact_key().hex() + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # another broker made it first: use theirs
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as err:
+            raise ValueError(f"{path}: cannot make the contact key ({err}); make its directory writable for the "
+                             "broker, or give --contact-key FILE in a place it can write (docs/calling-rules.md, "
+                             "Durability and privacy)") from None
+        logging.getLogger("queuehall.broker").warning(
+            "made a new contact key (the key of the bookings' contact hashes) in %s: a standby broker needs a copy "
+            "of it; keep it out of the database's backups", path)
     try:
         key = bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (OSError, UnicodeDecodeError, ValueError) as err:

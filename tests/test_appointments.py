@@ -547,6 +547,9 @@ def test_the_contact_key_file_is_made_once_and_a_bad_one_refused(tmp_path: Path)
     path.write_text("ab" * 16 + "\n")
     with pytest.raises(ValueError, match="64 hex digits"):
         load_contact_key(path)
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot make the contact key .*--contact-key FILE"):
+        load_contact_key(tmp_path / "a file" / "contact.key")  # its directory cannot be made
 
 
 def test_a_contact_hashed_under_another_key_cannot_be_checked_and_is_said_so() -> None:
