@@ -593,14 +593,31 @@ class CounterModel:
         """Every counter's public record, by number."""
         return sorted((self.state.get("counters") or {}).values(), key=lambda c: c["number"])
 
+    def clerk_names(self, lang: str) -> dict[str, str]:
+        """Every clerk id the broker's records name (the counters' A and B posts, the clerks signed in), with
+        the clerk's name in ``lang``."""
+        names: dict[str, str] = {}
+        key = "name_zh" if lang == "zh" else "name_en"
+        for c in self.counters():
+            for entry in (c.get("posts") or {}).values():
+                if isinstance(entry, dict) and entry.get("clerk") and entry.get(key):
+                    names[str(entry["clerk"])] = str(entry[key])
+            if c.get("clerk") and c.get(f"clerk_{key}"):
+                names[str(c["clerk"])] = str(c[f"clerk_{key}"])
+        return names
+
     def _named(self, text: str, lang: str) -> str:
         """A broker message with the service codes it quotes (业务“eia_approval”…) spoken as names, as a clerk
-        says them (业务“建设项目环境影响评价审批”…)."""
+        says them (业务“建设项目环境影响评价审批”…), and the clerks it quotes by id named too, the id kept for
+        the sign-in (4 号窗口已由 赵婷（c04a）签到)."""
         for svc in (self.state.get("services") or {}).values():
             code = str(svc.get("code") or "")
             name = str(svc.get("name_zh" if lang == "zh" else "name_en") or "")
             if code and name:
                 text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(code)}(?![A-Za-z0-9_])", name, text)
+        for clerk, name in self.clerk_names(lang).items():
+            named = f"{name}（{clerk}）" if lang == "zh" else f"{name} ({clerk})"
+            text = re.sub(rf"(?<![A-Za-z0-9_（(]){re.escape(clerk)}(?![A-Za-z0-9_）)])", named, text)
         return text
 
     def fee_services(self) -> list[str]:

@@ -633,7 +633,9 @@ def test_second_terminal_is_refused_then_takes_over_and_the_first_is_signed_out(
     page.pin.setText(pin_of("c04b"))
     qtbot.mouseClick(page.sign_in_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "COUNTER_OCCUPIED" in page.message.text(), timeout=5000)
-    assert "4 号窗口已由 c04a 签到" in page.message.text() and page.takeover_button.isVisible()
+    # The clerk on duty is named, with the id (issue 15: clerks are named by name).
+    assert "4 号窗口已由 赵婷（c04a） 签到" in page.message.text() and page.takeover_button.isVisible()
+    assert "Counter 4 is already signed in by Zhao Ting (c04a)" in page.message.text()
     assert not second.model.signed_in and first.model.signed_in
     shot(second.window, "11-counter-occupied.png")
 
