@@ -228,14 +228,19 @@ class SlotPlan:
         return "closed"
 
 
-# What a guess at a booking code gets: a code typed wrong, another hall's, or one this hall does not hold.
-WRONG_CODE_ERRORS = frozenset({"BOOKING_CODE_INVALID", "BOOKING_WRONG_HALL", "BOOKING_NOT_FOUND"})
+# What a guess at a booking code gets when it could have been one: a well-formed code of this hall (check
+# character and hall tag right, as anyone who read this file can make them) that names no booking. A code typed
+# wrong (BOOKING_CODE_INVALID) or another hall's (BOOKING_WRONG_HALL) is refused before any lookup and tells
+# nothing about the bookings held, so it is not counted: a citizen's typos at the kiosk, or a city gateway asking
+# every hall where a code belongs (web/halls.py), must not stop a device.
+WRONG_CODE_ERRORS = frozenset({"BOOKING_NOT_FOUND"})
 WRONG_CODES_WINDOW = timedelta(minutes=1)
 
 
 class WrongCodes:
-    """The brake on guessing booking codes: the wrong codes each device (a kiosk, the web gateway, a command
-    line client) gave in the last minute (docs/calling-rules.md "Appointments", "Guessing codes").
+    """The brake on guessing booking codes: the wrong codes (:data:`WRONG_CODE_ERRORS`) each device (a kiosk,
+    the web gateway, a command line client) gave in the last minute (docs/calling-rules.md "Appointments",
+    "Guessing codes").
 
     A device that gave ``per_minute`` wrong codes within a minute is refused every code (``BOOKING_CODE_LIMIT``,
     nothing looked up) until the first of them is a minute old. Kept in memory by the broker: a restart

@@ -27,6 +27,7 @@ from queuehall.tools.escpos_decode import decode
 from queuehall.web.bookings import qr_svg, slot_text, spaced
 from queuehall.web.integrations import document
 
+from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from tests import broker_fixtures, web_fixtures
 from tests.broker_fixtures import BrokerThread
@@ -236,3 +237,36 @@ def test_booking_pages_are_rate_limited_per_address(tmp_path: Path, start_broker
     codes = [gw.get("/b/23456789AB").status_code for _ in range(4)]
     assert codes == [404, 404, 404, 429]  # codes cannot be tried by the thousand
     assert gw.get("/").status_code == 200  # the hall's page is not limited
+
+
+def test_codes_tried_through_the_gateway_from_many_addresses_meet_the_brokers_brake(
+        tmp_path: Path, start_broker: Callable[..., BrokerThread], start_gateway: Callable[..., Gateway],
+        manual_clock: ManualClock) -> None:
+    """The gateway is one device to the broker: wrong codes from any address count together
+    (``appointments.wrong_codes_per_minute``), so guesses spread over many addresses are stopped too: the page
+    and the API answer 429 with Retry-After, bilingual; a minute later (the injected clock) codes work again."""
+    from queuehall.broker.appointments import new_code
+    from queuehall.web.ratelimit import Limit, RateLimits
+
+    manual_clock.set(local(TUESDAY, 9))
+    cfg = load_config()
+    broker = start_broker(replace(cfg, appointments=replace(cfg.appointments, wrong_codes_per_minute=2)))
+    limits = RateLimits(per_token=Limit(1000, 1000), per_address=Limit(1000, 1000))  # as if from many addresses
+    tokens = make_tokens(tmp_path / "web.db")
+    gw = start_gateway(broker, parts=gateway_parts(tmp_path / "web.db", limits))
+    assert broker.broker is not None
+    c = BrokerClient(broker.endpoint)
+    try:
+        code = c.book("passport", "2026-11-24T10:00").code
+    finally:
+        c.close()
+    guesses = [new_code(broker.broker.hall.hall_identity()) for _ in range(2)]  # well formed, never booked
+    assert [gw.get(f"/b/{g}").status_code for g in guesses] == [404, 404]
+    page = gw.get(f"/b/{code}")  # a real code, now refused all the same
+    assert page.status_code == 429 and int(page.headers["retry-after"]) == 60
+    assert "请稍后再试" in page.text and "Please try again later" in page.text and code not in page.text
+    api = httpx.get(f"{gw.url}/api/v1/bookings/{code}", headers={"Authorization": f"Bearer {tokens['kiosk']}"},
+                    timeout=10)
+    assert api.status_code == 429 and int(api.headers["retry-after"]) == 60 and err(api) == "BOOKING_CODE_LIMIT"
+    manual_clock.set(local(TUESDAY, 9, 1))
+    assert gw.get(f"/b/{code}").status_code == 200

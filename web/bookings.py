@@ -252,6 +252,13 @@ class BookingApi:
             return HTMLResponse(unreachable_page(hall if hub.mirror.synced else None), status_code=503,
                                 headers=headers)
         except Refused as err:
+            if err.code == "BOOKING_CODE_LIMIT":  # the broker's brake on guessing codes: the gateway is one device
+                wait = str((err.error.get("details") or {}).get("retry_after") or 60)
+                return HTMLResponse(message_page(
+                    bi("请稍后再试", "Please try again later"),
+                    bi(f"查询预约码的次数过多，请 {wait} 秒后再试。",
+                       f"Too many booking codes were tried: please try again in {wait} s."),
+                    hall if hub.mirror.synced else None), status_code=429, headers={**headers, "retry-after": wait})
             # A city gateway (web/halls.py) sends a code of another of its halls there: the code's hall tag says
             # another hall's (WRONG_HALL), or it is one character that may match this hall too (NOT_FOUND).
             locate = getattr(request.app.state, "locate_booking", None)
