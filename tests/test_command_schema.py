@@ -29,7 +29,7 @@ def documented() -> dict[str, dict[str, bool]]:
     """The command table of docs/protocol.md: command -> {argument: required}."""
     text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     table = text[text.index("| type | args | result |"):]
-    table = table[:table.index("\n\n")]
+    table = table[:table.index("\n<!-- end: commands -->")]
     rows: dict[str, dict[str, bool]] = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -108,19 +108,55 @@ def test_the_broker_authorises_by_the_schemas_roles() -> None:
 
 
 def roles_block(text: str) -> str:
-    begin, end = "<!-- roles table: generated from queuehall/commands.py -->\n", "<!-- end of roles table -->"
+    begin = "<!-- generated: roles (python -m queuehall.tools.protocol_doc --write) -->\n"
+    end = "<!-- end: roles -->"
     return text[text.index(begin) + len(begin):text.index(end)]
 
 
 def test_the_protocol_documents_table_of_roles_is_the_schemas() -> None:
-    """docs/protocol.md's table of who may send what is generated: ``python -m queuehall.commands`` prints it."""
+    """docs/protocol.md's table of who may send what is generated (``python -m queuehall.commands`` prints it too)."""
     text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
-    assert roles_block(text) == commands.roles_table(), "regenerate it: python -m queuehall.commands"
+    assert roles_block(text) == commands.roles_table(), "regenerate it: python -m queuehall.tools.protocol_doc --write"
+
+
+def test_the_generated_tables_of_the_documents_are_up_to_date() -> None:
+    """docs/protocol.md's tables of argument types, commands, roles and error codes, and docs/cli.md's table of
+    scripting subcommands, are what the command schema and the error catalogue say now."""
+    from queuehall.tools import protocol_doc
+
+    stale = protocol_doc.stale(ROOT)
+    assert not stale, f"{', '.join(stale)}: stale generated tables; run {protocol_doc.COMMAND}"
+    assert protocol_doc.main(["--root", str(ROOT)]) == 0
+
+
+def test_a_new_argument_makes_the_documents_stale_until_regenerated(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding an argument to the schema is one edit: the tool then rewrites only its regions of both documents."""
+    from queuehall.tools import protocol_doc
+
+    for rel in protocol_doc.TABLES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((ROOT / rel).read_text(encoding="utf-8"), encoding="utf-8")
+    take = SCHEMA["take_ticket"]
+    monkeypatch.setattr(take, "params", (*take.params, Param("language", str, False, doc="the ticket's language",
+                                                             choices=("zh", "en"))))
+    assert protocol_doc.stale(tmp_path) == ["docs/protocol.md", "docs/cli.md"]
+    assert protocol_doc.main(["--root", str(tmp_path)]) == 1
+    before = (tmp_path / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert protocol_doc.main(["--root", str(tmp_path), "--write"]) == 0 and protocol_doc.stale(tmp_path) == []
+    after = (tmp_path / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert "`language`? (one of `zh`, `en`)" in after and "`language`" not in before
+    # Only the generated regions changed: the hand-written text around them is kept.
+    def hand_written(text: str) -> str:
+        return re.sub(r"<!-- generated: .*?<!-- end: [a-z ]+ -->", "", text, flags=re.S)
+
+    assert hand_written(after) == hand_written(before) and "`language`" in after.split("| argument | type |")[1][:600]
+    assert "[--language LANGUAGE]" in (tmp_path / "docs" / "cli.md").read_text(encoding="utf-8")
 
 
 def test_the_argument_types_the_protocol_documents_are_the_schemas() -> None:
     text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
-    table = text.split("| argument | type |", 1)[1].split("\n\n", 1)[0]
+    table = text.split("| argument | type |", 1)[1].split("\n<!--", 1)[0]
     documented: dict[str, str] = {}
     for line in table.splitlines()[2:]:
         names, kind = (c.strip() for c in line.strip("|").split("|"))
@@ -166,3 +202,91 @@ def test_the_schema_is_cheap_to_import() -> None:
     assert not {m for m in loaded if m.split(".")[0] in ("dataclasses", "inspect", "zmq", "sqlalchemy", "PySide6")}
     assert {m for m in loaded if m.startswith("queuehall")} <= {"queuehall", "queuehall.commands",
                                                                 "queuehall.protocol"}, loaded
+
+
+# ---------------------------------------------------------------------------------------------- refusals and values
+
+
+def _codes_raised() -> dict[str, set[str]]:
+    """Per function of the broker's hall modules, the catalogue codes it raises, directly or through the
+    functions it calls (by name: an over-approximation, which is what a list of possible refusals needs)."""
+    import ast
+
+    from queuehall.errors import CATALOGUE
+
+    bodies: dict[str, list[ast.AST]] = {}
+    for module in ("engine", "appointments", "satisfaction", "alerts", "model", "hours"):
+        tree = ast.parse((ROOT / "broker" / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                bodies.setdefault(node.name, []).append(node)
+    direct: dict[str, tuple[set[str], set[str]]] = {}
+    for name, nodes in bodies.items():
+        codes, calls = set(), set()
+        for node in nodes:
+            for n in ast.walk(node):
+                if isinstance(n, ast.Call):
+                    fn = n.func
+                    callee = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", None)
+                    if callee:
+                        calls.add(callee)
+                    if callee and callee.endswith("Error") and n.args and isinstance(n.args[0], ast.Constant) \
+                            and n.args[0].value in CATALOGUE:
+                        codes.add(n.args[0].value)
+        direct[name] = (codes, calls)
+    done: dict[str, set[str]] = {}
+
+    def raised(name: str, path: tuple[str, ...]) -> set[str]:
+        if name in done:
+            return done[name]
+        if name in path or name not in direct:
+            return set()
+        codes, calls = direct[name]
+        out = set(codes)
+        for callee in calls:
+            out |= raised(callee, (*path, name))
+        done[name] = out
+        return out
+
+    return {name: raised(name, ()) for name in direct}
+
+
+# Codes the engine's code can reach by name but a command cannot be refused with (why in each case).
+NEVER = {
+    "sign_in": {"SESSION_ENDED"},  # _counter() is given no session: a sign-in ends the other one instead
+    "reinstate": {"SESSION_ENDED"},  # no session argument
+    "reprint_ticket": {"SESSION_ENDED"},  # no session argument
+    "call_next": {"CALENDAR_NO_OFFICIAL_DATA"},  # a warning on the calendar, never a refusal
+}
+
+
+def test_every_refusal_a_hall_command_can_give_is_declared_in_the_schema() -> None:
+    """The schema's ``errors`` (docs/protocol.md's errors column, the OpenAPI document's error answers) list
+    every catalogue code the engine's method for the command can raise, through the helpers it calls."""
+    from queuehall.errors import CATALOGUE
+
+    raised = _codes_raised()
+    problems = []
+    for name, c in SCHEMA.items():
+        assert set(c.errors) <= set(CATALOGUE), (name, set(c.errors) - set(CATALOGUE))
+        assert len(set(c.errors)) == len(c.errors), f"{name}: a code listed twice"
+        if c.kind != "hall":
+            continue
+        missing = raised[name] - set(c.errors) - set(commands.COMMON_ERRORS) - {"STORAGE"} - NEVER.get(name, set())
+        if missing:
+            problems.append(f"{name}: may be refused {sorted(missing)}, not declared")
+    assert not problems, "\n".join(problems)
+    assert "NOTHING_CALLED" in raised["recall"] and "COUNTER_PAUSED" in raised["call_next"]  # the walk works
+
+
+def test_the_values_the_schema_names_are_the_ones_the_hall_takes() -> None:
+    from queuehall.broker import engine, model
+
+    params = {(name, p.name): p for name, c in SCHEMA.items() for p in c.params}
+    assert params["take_ticket", "channel"].choices == engine.CHANNELS
+    assert set(params["rate", "level"].choices or ()) == set(model.RATING_LEVELS)
+    assert params["rate", "channel"].choices == model.RATING_CHANNELS
+    assert params["rate", "indicators"].choices == tuple(model.RATING_INDICATORS)
+    assert params["rate", "indicators"].separator == ","
+    # The command line offers a subset of the rating channels (never "phone": that is the ticket page's).
+    assert set(params["rate", "channel"].cli["choices"]) < set(model.RATING_CHANNELS)  # type: ignore[index]

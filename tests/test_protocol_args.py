@@ -51,7 +51,7 @@ REASONS = {"void_ticket", "cancel_ticket", "call_ticket"}  # a free-text reason:
 
 def documented_commands() -> dict[str, list[tuple[str, bool]]]:
     """docs/protocol.md's command table: type -> [(argument, required)]."""
-    table = DOC.split("| type | args |", 1)[1].split("\n\n", 1)[0]
+    table = DOC.split("| type | args |", 1)[1].split("\n<!-- end", 1)[0]  # a generated table (its markers)
     out: dict[str, list[tuple[str, bool]]] = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -62,7 +62,7 @@ def documented_commands() -> dict[str, list[tuple[str, bool]]]:
 
 def documented_types() -> dict[str, type | None]:
     """docs/protocol.md's argument table: argument -> its kind (None: the snapshot's ``tickets``)."""
-    table = DOC.split("| argument | type |", 1)[1].split("\n\n", 1)[0]
+    table = DOC.split("| argument | type |", 1)[1].split("\n<!-- end", 1)[0]
     out: dict[str, type | None] = {}
     for line in table.splitlines()[2:]:
         names, kind = (c.strip() for c in line.strip("|").split("|"))
