@@ -9,7 +9,9 @@ derived from :data:`COMMANDS`:
 * the broker (broker/server.py) authorises by ``roles`` and checks the arguments of its own requests
   (``kind`` ``"link"`` and ``"query"``) the same way;
 * the command line (queuehall/cli.py) builds its scripting subcommands from ``cli`` and ``params``;
-* the web gateway describes a command's arguments in its OpenAPI document with :func:`json_schema`;
+* the web gateway derives its REST endpoints for the commands it may send and their OpenAPI document
+  (web/rest.py): what they take (:func:`json_schema`), the token scope (:func:`web_scope`) and their error
+  answers (``errors``);
 * docs/protocol.md's tables of argument types, commands (arguments, result, refusals), roles and error
   codes, and docs/cli.md's table of subcommands, are generated from it (tools/protocol_doc.py:
   ``python -m queuehall.tools.protocol_doc --write``); tests/test_command_schema.py fails while one is stale.

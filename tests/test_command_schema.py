@@ -140,7 +140,7 @@ def test_a_new_argument_makes_the_documents_stale_until_regenerated(tmp_path: Pa
     take = SCHEMA["take_ticket"]
     monkeypatch.setattr(take, "params", (*take.params, Param("language", str, False, doc="the ticket's language",
                                                              choices=("zh", "en"))))
-    assert protocol_doc.stale(tmp_path) == ["docs/protocol.md", "docs/cli.md"]
+    assert protocol_doc.stale(tmp_path) == ["docs/protocol.md", "docs/cli.md", "docs/web.md"]  # REST: its body
     assert protocol_doc.main(["--root", str(tmp_path)]) == 1
     before = (tmp_path / "docs" / "protocol.md").read_text(encoding="utf-8")
     assert protocol_doc.main(["--root", str(tmp_path), "--write"]) == 0 and protocol_doc.stale(tmp_path) == []
@@ -152,6 +152,7 @@ def test_a_new_argument_makes_the_documents_stale_until_regenerated(tmp_path: Pa
 
     assert hand_written(after) == hand_written(before) and "`language`" in after.split("| argument | type |")[1][:600]
     assert "[--language LANGUAGE]" in (tmp_path / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert "body: `service`, `priority`?, `language`?" in (tmp_path / "docs" / "web.md").read_text(encoding="utf-8")
 
 
 def test_the_argument_types_the_protocol_documents_are_the_schemas() -> None:

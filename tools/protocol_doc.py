@@ -1,6 +1,7 @@
-"""The tables of docs/protocol.md and docs/cli.md that the command schema (queuehall/commands.py) and the error
-catalogue (queuehall/errors.py) say, generated: ``python -m queuehall.tools.protocol_doc --write`` rewrites them,
-``--check`` (the default) exits 1 naming the stale ones. tests/test_command_schema.py fails while one is stale.
+"""The tables of docs/protocol.md, docs/cli.md and docs/web.md that the command schema (queuehall/commands.py),
+the error catalogue (queuehall/errors.py) and the REST endpoints derived from them (web/rest.py) say, generated:
+``python -m queuehall.tools.protocol_doc --write`` rewrites them; without ``--write`` it exits 1 naming the
+stale files. tests/test_command_schema.py fails while one is stale.
 
 Each table sits between two marker comments, ``<!-- generated: NAME … -->`` and ``<!-- end: NAME -->``; the
 text around them is written by hand and left alone.
@@ -130,11 +131,38 @@ def cli_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def rest_table() -> str:
+    """docs/web.md: the REST endpoints that send a broker command (web/rest.py), as the schema makes them."""
+    from queuehall.web.errors import HTTP_STATUS
+    from queuehall.web.rest import ENDPOINTS, SCOPE_WORDS
+
+    lines = ["| request | broker command | token | takes | refusals (HTTP status: codes) |", "|---|---|---|---|---|"]
+    for ep in ENDPOINTS:
+        params = ep.params()
+        where = "query" if ep.method == "GET" else "body"
+        takes = ", ".join(f"`{p.name}`{'' if p.required else '?'}" for p in params)
+        takes = f"{where}: {takes}" if takes else "—"
+        if ep.fixed:
+            takes += "; sets " + ", ".join(f"`{k}: {v!r}`".replace("'", '"') for k, v in ep.fixed.items())
+        by_status: dict[int, list[str]] = {}
+        for code in COMMANDS[ep.command].errors:
+            by_status.setdefault(HTTP_STATUS.get(code, 409), []).append(f"`{code}`")
+        for value in ep.path_values.values():
+            for code in getattr(value, "errors", ()):
+                by_status.setdefault(HTTP_STATUS.get(code, 409), []).append(f"`{code}`")
+        refusals = "; ".join(f"{status} {', '.join(dict.fromkeys(codes))}"
+                             for status, codes in sorted(by_status.items())) or "—"
+        lines.append(f"| `{ep.method} {ep.path}` | `{ep.command}` | {SCOPE_WORDS[ep.scope]} | {_cell(takes)} | "
+                     f"{_cell(refusals)} |")
+    return "\n".join(lines) + "\n"
+
+
 # file -> table name -> generator
 TABLES: dict[str, dict[str, Callable[[], str]]] = {
     "docs/protocol.md": {"argument types": types_table, "commands": commands_table, "roles": roles_table,
                          "error catalogue": errors_table},
     "docs/cli.md": {"scripting commands": cli_table},
+    "docs/web.md": {"rest endpoints": rest_table},
 }
 
 
@@ -143,9 +171,10 @@ def render(text: str, tables: dict[str, Callable[[], str]], path: str = "") -> s
     for name, make in tables.items():
         begin, end = BEGIN.format(name=name, command=COMMAND), END.format(name=name)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-        if not pattern.search(text):
+        found = pattern.search(text)
+        if found is None:
             raise ValueError(f"{path}: no region {begin.strip()} … {end}")
-        text = pattern.sub(lambda _m, b=begin, e=end, m=make: b + m() + e, text, count=1)
+        text = text[:found.start()] + begin + make() + end + text[found.end():]
     return text
 
 

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the REST API v1, served at ``/api/v1/openapi.json``.
 
-Written by hand, in one place: every endpoint of the gateway adds its entry here (``PATHS``, or
-:func:`add` at start-up for parts that plug in). docs/web.md describes the same API in prose.
+The read side's endpoints that serve the gateway's mirror are written here by hand (``PATHS``); every endpoint
+that sends a broker command is generated from the command schema (web/rest.py: its arguments, token scope and
+error answers), and parts that plug in add theirs at start-up (:func:`add`). docs/web.md describes the same API
+in prose.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ def document(public_url: str = "") -> dict[str, Any]:
     }
     if public_url:
         doc["servers"] = [{"url": public_url.rstrip("/")}]
+    from queuehall.web import rest  # after this module: the endpoints every gateway has, from the command schema
+
+    rest.document(doc, rest.ON_THE_PAGE, rate_limited=False)
     return doc
 
 

@@ -6,24 +6,24 @@ Two ways in, both by the page's token (the token is the citizen's proof of holdi
 
 * ``POST /t/{token}/rate``: the page's own form (``application/x-www-form-urlencoded``, no script
   needed); answers with a page that thanks, or says why the rating was refused;
-* ``POST /api/v1/tickets/{token}/rating``: JSON ``{"level", "indicators"?, "reason"?}`` for apps;
+* ``POST /api/v1/tickets/{token}/rating``: JSON ``{"level", "indicators"?, "reason"?}`` for apps, derived
+  from the ``rate`` command's schema (web/rest.py: its types exactly, ``indicators`` a list);
   answers ``{"rating": {...}}`` (level, indicators, channel, rated_at) or the broker's error (409).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from queuehall.web import pages
+from queuehall.web import pages, rest
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub, Refused
 from queuehall.web.tickets import TicketBoard
 from queuehall.web.views import bi
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from queuehall.ratings import RATING_INDICATORS, RATING_LEVELS
@@ -94,21 +94,6 @@ def rating_routes(hub: Hub, board: TicketBoard) -> list[BaseRoute]:
         # The phone learns its own rating back, not the clerk or the counter's internal numbers.
         return {k: r.get(k) for k in ("label", "level", "level_zh", "level_en", "indicators", "channel", "rated_at")}
 
-    async def api_rating(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise ApiError("MESSAGE_TOO_LARGE")
-        try:
-            import orjson
-
-            data = orjson.loads(body or b"{}")
-        except ValueError:
-            raise ApiError("BAD_REQUEST", detail="the body must be JSON") from None
-        if not isinstance(data, dict):
-            raise ApiError("BAD_REQUEST", detail="the body must be a JSON object")
-        args = _args(data.get("level"), data.get("indicators") or [], data.get("reason") or "")
-        return JSONResponse({"rating": await rate(request.path_params["token"], args)}, headers=NO_STORE)
-
     async def form_rating(request: Request) -> Response:
         body = await request.body()
         h = hub.mirror.state.get("hall") or {}
@@ -129,6 +114,5 @@ def rating_routes(hub: Hub, board: TicketBoard) -> list[BaseRoute]:
                                                bi(f"您的评价：{r['level_zh']}", f"Your rating: {r['level_en']}"),
                                                hall), headers=NO_STORE)
 
-    handlers: list[tuple[str, Callable[[Request], Awaitable[Response]]]] = [
-        ("/t/{token}/rate", form_rating), ("/api/v1/tickets/{token}/rating", api_rating)]
-    return [Route(path, fn, methods=["POST"]) for path, fn in handlers]
+    # The JSON endpoint for apps is derived from the command schema like every other (web/rest.py).
+    return [Route("/t/{token}/rate", form_rating, methods=["POST"]), *rest.routes(rest.ON_THE_PAGE, None)]
