@@ -281,13 +281,13 @@ def test_every_refusal_a_hall_command_can_give_is_declared_in_the_schema() -> No
 
 
 def test_the_values_the_schema_names_are_the_ones_the_hall_takes() -> None:
-    from queuehall.broker import engine, model
+    from queuehall.broker import engine  # what the engine checks them against
 
     params = {(name, p.name): p for name, c in SCHEMA.items() for p in c.params}
     assert params["take_ticket", "channel"].choices == engine.CHANNELS
-    assert set(params["rate", "level"].choices or ()) == set(model.RATING_LEVELS)
-    assert params["rate", "channel"].choices == model.RATING_CHANNELS
-    assert params["rate", "indicators"].choices == tuple(model.RATING_INDICATORS)
+    assert set(params["rate", "level"].choices or ()) == set(engine.RATING_LEVELS)
+    assert params["rate", "channel"].choices == engine.RATING_CHANNELS
+    assert params["rate", "indicators"].choices == tuple(engine.RATING_INDICATORS)
     assert params["rate", "indicators"].separator == ","
     # The command line offers a subset of the rating channels (never "phone": that is the ticket page's).
-    assert set(params["rate", "channel"].cli["choices"]) < set(model.RATING_CHANNELS)  # type: ignore[index]
+    assert set(params["rate", "channel"].cli["choices"]) < set(engine.RATING_CHANNELS)  # type: ignore[index]
