@@ -106,7 +106,7 @@ class TextPad(QFrame):
     touched = Signal()
 
     def __init__(self, rows: tuple[str, ...], *, max_length: int, upper: bool = True, shift: bool = False,
-                 prefixes: tuple[str, ...] = ()) -> None:
+                 prefixes: tuple[str, ...] = (), display: str = "pinDisplay") -> None:
         super().__init__()
         self.text = ""  # typed so far
         self.max_length = max_length
@@ -115,7 +115,7 @@ class TextPad(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(36, 18, 36, 18)
         lay.setSpacing(8)
-        self.display = make_label("pinDisplay", wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
+        self.display = make_label(display, wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
         self.display.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         lay.addWidget(self.display)
         self.keys: dict[str, QPushButton] = {}
@@ -205,7 +205,9 @@ class PrinterPad(TextPad):
     FORMS = ("network:", "usb:", "serial:/dev/", "file:", "cups:")
 
     def __init__(self) -> None:
-        super().__init__(self.KEYS, max_length=200, upper=False, shift=True, prefixes=self.FORMS)
+        # A printer address is long: plain type, no letter-spacing (the ticket pad spaces its few characters).
+        super().__init__(self.KEYS, max_length=200, upper=False, shift=True, prefixes=self.FORMS,
+                         display="padDisplay")
 
 
 class SettingsPage(QWidget):

@@ -119,6 +119,8 @@ def stylesheet(u: float, family: str, large: bool = False) -> str:
     #pinDisplay {{ font-size: {fs(60)}px; letter-spacing: {px(16)}px; background: white;
                    border: {px(2)}px solid #c9d6e6; border-radius: {px(16)}px; padding: {px(10)}px;
                    min-height: {px(90)}px; }}
+    #padDisplay {{ font-size: {fs(36)}px; background: white; border: {px(2)}px solid #c9d6e6;
+                   border-radius: {px(16)}px; padding: {px(10)}px; min-height: {px(70)}px; }}
     #pinKey {{ background: white; border: {px(2)}px solid #c9d6e6; border-radius: {px(18)}px;
                font-size: {fs(46)}px; font-weight: bold; min-width: {px(150)}px; min-height: {px(104)}px; }}
     #pinKey:pressed {{ background: #dcebfb; }}

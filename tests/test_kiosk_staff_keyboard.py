@@ -15,6 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from queuehall.kiosk.model import Screen, parse_printer_spec
 from queuehall.kiosk.window import KioskWindow
 
+from tests.layout_check import check, tag
 from tests.test_kiosk_gui import (  # noqa: F401  (fixtures)
     RunningBroker,
     _screenshots_written,
@@ -43,7 +44,33 @@ def type_on(qtbot: Any, pad: Any, *keys: str) -> None:
         click(qtbot, pad.keys[key])
 
 
-@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+KIOSK_SIZES = [(1920, 1080), (1366, 768), (1280, 1024), (1080, 1920)]  # docs/kiosk.md, tests/test_sizes_kiosk.py
+
+
+@pytest.mark.parametrize("size", KIOSK_SIZES, ids=tag)
+def test_the_printer_keyboard_fits_every_size_in_both_languages(
+        qtbot: Any, hall: RunningBroker, kiosk_factory: Any, size: tuple[int, int]) -> None:  # noqa: F811
+    """The layout check (tests/layout_check.py): every key inside the window, no text cut, no overlaps;
+    screenshots in tests/artifacts/sizes/kiosk-<size>-<lang>-settings-printer-keyboard.png."""
+    w = kiosk_factory(mode="text")
+    w.resize(*size)
+    open_settings(qtbot, w)
+    page = w.settings_page
+    problems: list[str] = []
+    for lang in ("zh", "en"):
+        w.model.set_language(lang)
+        w.redraw()
+        problems += check(qtbot, w, size, f"kiosk-{tag(size)}-{lang}-settings")
+        click(qtbot, page.spec_pad_button)
+        type_on(qtbot, page.spec_pad, "clear", "network:", "1", "9", "2", ".", "1", "6", "8", ".", "1", "0", ".",
+                "5", "0")
+        problems += check(qtbot, w, size, f"kiosk-{tag(size)}-{lang}-settings-printer-keyboard")
+        click(qtbot, page.spec_pad.keys["ok"])
+        assert page.spec.text() == "network:192.168.10.50"
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)], ids=tag)
 def test_the_printer_is_set_by_touch(qtbot: Any, hall: RunningBroker, kiosk_factory: Any,  # noqa: F811
                                      size: tuple[int, int]) -> None:
     w = kiosk_factory(mode="text")
