@@ -186,6 +186,8 @@ class VoiceGuide:
         self._hushed = False
         self._enabled = False
         self._present = False
+        self._touches = 0
+        self._owed = False  # the step was passed silently (the end of a visit, idle): say it at the next touch
         self._cache: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
         self._warned: set[str] = set()
 
@@ -216,14 +218,16 @@ class VoiceGuide:
             if self.sink is not None:
                 self.sink.stop()
 
-    def follow(self, model: KioskModel, *, present: bool, enabled: bool) -> Prompt | None:
+    def follow(self, model: KioskModel, *, present: bool, enabled: bool, touches: int = 0) -> Prompt | None:
         """Say the prompt of the step ``model`` shows, if it is a new step (a redraw of the same step says
         nothing). A new step stops the old prompt. Nothing is said when ``enabled`` is False (guidance off
         or muted), when nobody is ``present`` or right after :meth:`hush`, nor the start page that follows the
         end of a visit (the ticket taken). Guidance turned on (unmuted, or by the large-text mode), and the
-        first touch of a citizen who has come up to the kiosk, say the step shown. Returns the prompt started."""
+        first touch of a citizen who has come up to the kiosk, say the step shown; so does the next touch
+        (``touches``, a count of taps, has grown) on a start page passed silently. Returns the prompt started."""
         prompt = prompt_for(model)
         step = (prompt.name, prompt.lang, prompt.keys) if prompt is not None else None
+        touched, self._touches = touches != self._touches, touches
         if (enabled and not self._enabled) or (present and not self._present):
             self._step = None  # just turned on, or a citizen has just come up to the kiosk: say where we are
         self._enabled = enabled
@@ -231,13 +235,18 @@ class VoiceGuide:
         if step == self._step:
             if not enabled:
                 self.stop()  # muted mid-prompt: silence now
+            elif self._owed and touched and present and prompt is not None:
+                self._owed = False  # the next citizen's first tap on the start page left after the last one
+                return prompt if self.say(prompt) else None
             return None
         ended = self._step is not None and self._step[0] in _ENDINGS and step is not None and step[0] == "start"
         self._step = step
         hushed, self._hushed = self._hushed, False
         if prompt is None or not enabled or not present or hushed or ended:
+            self._owed = prompt is not None and (hushed or ended)
             self.stop()
             return None
+        self._owed = False
         return prompt if self.say(prompt) else None
 
     def say(self, prompt: Prompt) -> bool:

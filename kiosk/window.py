@@ -95,6 +95,7 @@ class KioskWindow(QWidget):
         self.guide = VoiceGuide(audio, voice_pack if isinstance(voice_pack, VoicePack) else None)
         self._voice_pack_path = voice_pack if isinstance(voice_pack, str) else None
         self._last_touch: float | None = None  # monotonic time of the last tap: someone is at the kiosk
+        self._touches = 0  # taps so far (the guide greets the next citizen's first tap on a silent start page)
         self._last_screen: Screen | None = None
         self._timer_key: tuple[Screen, Phase | None, bool] | None = None  # what the flow timer was armed for
         self._last_phase = model.phase
@@ -267,6 +268,7 @@ class KioskWindow(QWidget):
     def _touched(self, *_: Any) -> None:
         """The person at the screen is still busy: restart the idle countdown of the current page."""
         self._last_touch = time.monotonic()
+        self._touches += 1
         if self.model.screen not in (Screen.CONFIRMATION, Screen.MESSAGE, Screen.PRINT_FAILED, Screen.CHECKED_IN,
                                      Screen.CHECKIN_REFUSED) \
                 and self.flow_timer.isActive():
@@ -310,6 +312,7 @@ class KioskWindow(QWidget):
 
     def _do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         self._last_touch = time.monotonic()
+        self._touches += 1
         fn(*args, **kw)
         self._touched()
         self.redraw()
@@ -322,6 +325,7 @@ class KioskWindow(QWidget):
     def confirm(self) -> None:
         """The citizen tapped "take a ticket" (double taps are ignored by the model)."""
         self._last_touch = time.monotonic()
+        self._touches += 1
         self.controller.confirm()
 
     def _poll(self) -> None:
@@ -502,7 +506,7 @@ class KioskWindow(QWidget):
             self._last_phase = m.phase
             self.phase_changed.emit(str(m.phase))
         # The step's spoken prompt (a new step only; it stops the one before).
-        self.guide.follow(m, present=self.someone_there, enabled=m.voice_on)
+        self.guide.follow(m, present=self.someone_there, enabled=m.voice_on, touches=self._touches)
         if not self._was_ready and m.state and m.printer.code != "PRINTER_UNKNOWN":
             self._was_ready = True
             self.ready.emit()

@@ -10,7 +10,8 @@ counters press their buttons, the other counters are driven over the protocol.
 It leaves in DIR: ``screens/`` (kiosk, counters and display at several moments),
 ``tickets/`` (every printed ticket decoded back from its ESC/POS bytes to PNG),
 ``announcements/`` (the first announcements as WAV) and ``announcements.jsonl`` (all
-of them), ``events.jsonl`` (the broker's event log), ``summary.txt`` and
+of them), ``kiosk-voice/`` and ``kiosk-voice.jsonl`` (the kiosk's spoken guidance: the first prompts as WAV,
+and every prompt with its step and language), ``events.jsonl`` (the broker's event log), ``summary.txt`` and
 ``summary.json`` (wait and service times per service), ``hall.db``.
 """
 
@@ -32,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 GUI_COUNTERS = (1, 11)
 SAVED_WAVS = 12  # each announcement is ~10 s of audio; the rest are listed in announcements.jsonl
+SAVED_PROMPTS = 8  # the kiosk's first prompts as WAV (one citizen's visit); all are in kiosk-voice.jsonl
 
 
 class _Spinner:
@@ -73,7 +75,7 @@ def run_headless(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    for sub in ("screens", "tickets", "announcements", "printer"):
+    for sub in ("screens", "tickets", "announcements", "kiosk-voice", "printer"):
         (out / sub).mkdir(parents=True)
     # The printed tickets' QR codes lead to this demo's web gateway (docs/web.md).
     web_port = free_port()
@@ -377,6 +379,7 @@ class _Screens:
 
     def write_announcements(self) -> None:
         _write_announcements(self)
+        _write_prompts(self.out, self.kiosk)
 
 
 # The display's construction lives apart so the demo degrades clearly if it changes.
@@ -403,6 +406,21 @@ def _tick_display(screens: _Screens) -> None:
 def _stop_display(screens: _Screens) -> None:
     if screens.display is not None:
         screens.display.shutdown()
+
+
+def _write_prompts(out: Path, kiosk: Any) -> None:
+    """The kiosk's spoken guidance, as its recording sink kept it (one WAV per prompt, in order)."""
+    prompts, clips = kiosk.guide.played, getattr(kiosk.guide.sink, "played", [])
+    with open(out / "kiosk-voice.jsonl", "w", encoding="utf-8") as f:
+        for i, (prompt, clip) in enumerate(zip(prompts, clips, strict=False)):
+            meta: dict[str, Any] = {"n": i + 1, "step": prompt.name, "lang": prompt.lang,
+                                    "said": " ".join(k.split(":", 1)[-1] for k in prompt.keys),
+                                    "seconds": round(clip.duration, 2), "cut_off": clip.cut_off}
+            if i < SAVED_PROMPTS:
+                name = f"{i + 1:03d}-{prompt.name}-{prompt.lang}.wav"
+                (out / "kiosk-voice" / name).write_bytes(clip.wav)
+                meta["file"] = f"kiosk-voice/{name}"
+            f.write(json.dumps(meta, ensure_ascii=False) + "\n")
 
 
 def _write_announcements(screens: _Screens) -> None:

@@ -47,6 +47,14 @@ def test_short_headless_demo_leaves_evidence(tmp_path: Path) -> None:
     said = [json.loads(line) for line in (out / "announcements.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(said) >= len(wavs) and all(not a["cut_off"] for a in said)
     assert said[0]["text_zh"].startswith("请 ")
+    # The kiosk's spoken guidance as each simulated citizen tapped through: audible, in order, ending in
+    # "take your ticket" with the number.
+    prompts = [json.loads(line) for line in (out / "kiosk-voice.jsonl").read_text(encoding="utf-8").splitlines()]
+    steps = [p["step"] for p in prompts]
+    assert steps[:2] == ["start", "details"] and steps.count("confirmation") >= issued - 1, steps[:12]
+    assert any(p["said"].startswith("请取走号票 , 您的号码是") for p in prompts)
+    voice = sorted((out / "kiosk-voice").glob("*.wav"))
+    assert voice and all(rms(w.read_bytes()) > 0.02 for w in voice)
 
     # The broker's event log covers the morning, numbered without gaps.
     events = [json.loads(line) for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -251,9 +251,11 @@ def test_taking_a_ticket_is_guided_step_by_step_in_the_language_on_screen(
     out = Path(__file__).resolve().parent / "artifacts" / "voice"
     out.mkdir(parents=True, exist_ok=True)
     (out / "kiosk-confirmation-en.wav").write_bytes(sink.played[-1].wav)  # to listen to
-    click(qtbot, w.confirm_page.done)  # the citizen leaves: the start page is not announced to the next one
+    click(qtbot, w.confirm_page.done)  # the citizen leaves: the start page is not announced as they go
     wait_screen(qtbot, w, Screen.START)
     assert said(w)[-1] == ("confirmation", "en") and sink.playing is None
+    click(qtbot, w.start_page.dept_buttons["household"])  # the next citizen's first tap: welcome, in Chinese
+    assert said(w)[-1] == ("start", "zh")
 
 
 def test_check_in_steps_and_a_refusal_are_guided(qtbot: Any, hall: RunningBroker, tmp_path: Path,  # noqa: F811
@@ -352,6 +354,8 @@ def test_idle_pages_ask_if_someone_is_still_there(qtbot: Any, hall: RunningBroke
     w._flow_timeout()  # nobody touched: back to the start, in silence
     assert w.model.screen == Screen.START and said(w)[-1] == ("still_there", "zh")
     assert not w.guide.playing
+    click(qtbot, w.start_page.dept_buttons["household"])  # someone new: the start page is said at their tap
+    assert said(w)[-1] == ("start", "zh") and w.guide.playing
 
 
 def test_the_kiosk_works_without_an_audio_device(qtbot: Any, hall: RunningBroker, tmp_path: Path,  # noqa: F811
