@@ -191,6 +191,9 @@ class StateDB:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
         self._writer = engine.execution_options(write=True)
+        # Reads on PostgreSQL in autocommit: one round trip per statement, without BEGIN and ROLLBACK (a token is
+        # checked on every API request, a session on every supervision request).
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if not self.sqlite else engine
         self.create()
 
     @property
@@ -210,8 +213,8 @@ class StateDB:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reads (a transaction that is rolled back at the end)."""
-        with self.engine.connect() as conn:
+        """A connection for reads (on SQLite a transaction rolled back at the end, on PostgreSQL autocommit)."""
+        with self._reader.connect() as conn:
             yield conn
 
     @contextlib.contextmanager
