@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from queuehall.clock import HallClock
 from queuehall.protocol import (
@@ -60,6 +61,10 @@ from queuehall.rpc import BrokerClient as RpcClient
 log = logging.getLogger("queuehall.client")
 
 DEAD_AFTER = 3.0  # seconds without any publication (heartbeats come every second)
+# A standby pair: after the serving broker's connection dropped, the link moves to the other address at once and
+# reports the hall lost only if no broker serves within this long (the standby's takeover after a crash: the
+# lease, 2 s, runs out and it takes it within a quarter second; docs/standby.md "When a connection drops").
+STANDBY_GRACE = 3.0
 SNAPSHOT_TIMEOUT = 15.0  # a snapshot is asked for once and awaited this long before asking again
 PING_SECONDS = 1.0  # presence pings; the broker's PRESENCE_TIMEOUT must be several of these
 RETRY_SECONDS = 1.0  # a request unanswered this long is sent again (same id) until its time-out
@@ -364,6 +369,11 @@ class Link:
 
     def _open(self) -> None:
         self._dealer = _socket(self.ctx, zmq.DEALER, self.security)
+        # The socket monitor tells the moment the broker's connection drops (its process ended: the kernel
+        # closed its sockets), instead of waiting DEAD_AFTER for its silence. A machine that lost its power
+        # or its network sends nothing: for it the silence still decides.
+        self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._poller.register(self._monitor, zmq.POLLIN)
         self._dealer.connect(f"tcp://{self.host}:{self.port}")
         self._poller.register(self._dealer, zmq.POLLIN)
         self._open_sub()
@@ -380,9 +390,23 @@ class Link:
         self._sub.close(0)
 
     def _close(self) -> None:
+        self._poller.unregister(self._monitor)
+        self._dealer.disable_monitor()
+        self._monitor.close(0)
         self._poller.unregister(self._dealer)
         self._dealer.close(0)
         self._close_sub()
+
+    def _disconnected(self) -> bool:
+        """Whether the monitor reported the broker's connection dropped (its queue read to the end)."""
+        dropped = False
+        while _readable(self._monitor):
+            try:
+                event = recv_monitor_message(self._monitor)
+            except zmq.ZMQError:
+                break
+            dropped = dropped or event.get("event") == zmq.EVENT_DISCONNECTED
+        return dropped
 
     def _hello(self, type_: str = "hello") -> Request:
         # The ping says the same as the hello, so a broker that restarted between two hellos
@@ -407,6 +431,7 @@ class Link:
         snap_id: str | None = None
         held: list[dict[str, Any]] = []  # events that arrived while the snapshot was on its way
         last_heard = time.monotonic()
+        report_by: float | None = None  # a pair's broker dropped: the loss is reported then, unless one serves
         backoff = 0.25
         next_ping = 0.0
         internal.add(self._send(self._hello(), pending))
@@ -436,6 +461,7 @@ class Link:
                         # same id, to the next broker listed, which this link moves to now.
                         standby = standby or rep.re in pending
                         continue
+                    report_by = None  # a broker that serves answered: the hall is there
                     if pending.pop(rep.re, None) is None:
                         continue  # a duplicate answer to a retried request
                     if rep.re == snap_id:
@@ -479,6 +505,7 @@ class Link:
                     except ProtocolError:
                         continue
                     last_heard = now
+                    report_by = None
                     if not self.alive:
                         self.alive = True
                         backoff = 0.25
@@ -514,9 +541,36 @@ class Link:
                     elif now - last > RETRY_SECONDS and rid != snap_id:
                         self._dealer.send(encode_request(req))  # retry with the same id
                         pending[rid] = (req, first, now)
-                if standby:
+                move_on = False
+                if self._disconnected() and self.alive:
+                    if len(self.endpoints) == 1:
+                        # The hall's only broker is gone: say so now (docs/standby.md "When a connection drops").
+                        log.info("broker %s:%d dropped the connection", self.host, self.port)
+                        last_heard = min(last_heard, now - DEAD_AFTER - 0.001)
+                    elif report_by is None:
+                        # One broker of a pair is gone, not the hall: the other may serve (or take over) at once.
+                        log.info("broker %s:%d dropped the connection: trying the next one", self.host, self.port)
+                        report_by = now + STANDBY_GRACE
+                        move_on = True
+                if standby and report_by is not None and now < report_by:
+                    # Moved here because the other one dropped: this one is taking over (its requests are sent
+                    # again every RETRY_SECONDS, answered once it serves). Going back would find nobody.
+                    log.info("broker %s:%d stands by yet: waiting for its takeover", self.host, self.port)
+                elif standby:
                     log.info("broker %s:%d is a standby now: trying the next one", self.host, self.port)
                     last_heard = min(last_heard, now - DEAD_AFTER - backoff - 0.001)
+                if move_on:
+                    self._close()
+                    self._current = (self._current + 1) % len(self.endpoints)
+                    self._open()
+                    last_heard = now
+                    internal.add(self._send(self._hello(), pending))
+                    for rid, (req, first, _last) in list(pending.items()):
+                        self._dealer.send(encode_request(req))
+                        pending[rid] = (req, first, now)
+                if report_by is not None and now >= report_by:
+                    report_by = None
+                    last_heard = min(last_heard, now - DEAD_AFTER - 0.001)
                 if self.alive and now - last_heard > DEAD_AFTER:
                     self.alive = False
                     self.mirror.synced = False
@@ -539,6 +593,8 @@ class Link:
                 # Sleep until a message comes or the next thing falls due (a ping, a retry, a request's
                 # time-out, the dead-broker check): an idle screen wakes a few times a second, not ten.
                 due = [next_ping, last_heard + DEAD_AFTER + (0.0 if self.alive else backoff)]
+                if report_by is not None:
+                    due.append(report_by)
                 for rid, (_req, first, last) in pending.items():
                     due.append(first + (SNAPSHOT_TIMEOUT if rid == snap_id else self.request_timeout))
                     if rid != snap_id:

@@ -309,11 +309,13 @@ def test_link_reports_the_broker_dead_within_3_s_and_resyncs_after_a_restart(
         c.request("take_ticket", service="P")
         tap.wait(lambda t: len(t.state.get("tickets", {})) == 1, what="A001 on the mirror")
 
+        stopping = time.monotonic()
         bt.stop()
-        stopped = time.monotonic()
         tap.wait(lambda t: not t.connection[-1][0], timeout=6, what="the link to report the broker dead")
-        dead_after = tap.connection[-1][1] - stopped
-        assert 2.5 < dead_after < 4.0, dead_after
+        # At once: its sockets closed, the link's monitor saw the connection drop (it used to wait DEAD_AFTER,
+        # 3 s, of silence; tests/test_link_disconnect.py kills a broker process with the silence set to 60 s).
+        dead_after = tap.connection[-1][1] - stopping
+        assert 0 <= dead_after < 4.0, dead_after
         assert link.alive is False and link.mirror.synced is False
 
         bt.start()  # same ports and database, a new epoch
