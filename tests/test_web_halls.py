@@ -9,6 +9,9 @@ as before. Haidian's ticket page is opened in Debian's headless Chromium and fol
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,6 +29,7 @@ from queuehall.web.hub import Hub
 from queuehall.web.ratelimit import Limit, RateLimits
 from queuehall.web.supervision import ManagerStore
 
+from queuehall.cli import main
 from queuehall.client import BrokerClient, Link
 from queuehall.simulation import DEMO_PINS
 from tests import broker_fixtures
@@ -234,7 +238,8 @@ def test_rest_writes_bookings_and_tokens_per_hall(city: City) -> None:
     assert gw.get("/api/v1/services/passport").json()["service"]["waiting"] == 0
 
 
-def test_supervision_per_hall(city: City) -> None:
+def test_supervision_per_hall(city: City, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     gw, haidian = city.gw, city.brokers[1]
     managers = ManagerStore(city.state)
     managers.add("zhang", "correct horse battery")
@@ -257,6 +262,19 @@ def test_supervision_per_hall(city: City) -> None:
     with httpx.Client(base_url=gw.url, timeout=10) as other:
         other.post("/supervision/login", data={"name": "zhang", "password": "correct horse battery"})
         assert sum(q["waiting"] for q in other.get("/supervision/api/state").json()["queues"]) == 0
+    # A manager of Haidian only (queuehall web-manager add --hall haidian): Haidian's page, no other hall's.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("haidian-manager\n"))
+    assert main(["web-manager", "add", "li", "--hall", "haidian", "--password-stdin", "--state", str(city.state)]) == 0
+    assert main(["web-manager", "list", "--halls", "--state", str(city.state)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == [{"name": "li", "halls": ["haidian"]},
+                                                                   {"name": "zhang", "halls": None}]
+    for where, allowed in (("/h/haidian", True), ("", False), ("/h/xicheng", False)):
+        with httpx.Client(base_url=gw.url, timeout=10) as li:
+            r = li.post(f"{where}/supervision/login", data={"name": "li", "password": "haidian-manager"})
+            assert r.status_code == (303 if allowed else 403), (where, r.status_code)
+            if not allowed:
+                assert "此账号不能查看本大厅" in r.text and "This account is not for this hall" in r.text
+                assert li.get(f"{where}/supervision/api/state").status_code == 401
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")

@@ -82,6 +82,9 @@ def test_an_old_state_file_gets_the_new_columns(tmp_path: Path) -> None:
             type TEXT NOT NULL, body BLOB NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
             next_at REAL NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT, delivered_at REAL);
         CREATE TABLE webhook_cursor (name TEXT PRIMARY KEY, journal_seq INTEGER NOT NULL);
+        CREATE TABLE managers (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, n INTEGER NOT NULL,
+            r INTEGER NOT NULL, p INTEGER NOT NULL, created TEXT NOT NULL);
+        INSERT INTO managers VALUES ('old', x'00', x'00', 16384, 8, 1, '2026-12-01T00:00:00+00:00');
         INSERT INTO webhook_subscribers VALUES (1, 'case', 'http://127.0.0.1:9/x', 'whsec_0123456789abcdef', '*',
             '2026-12-01T00:00:00Z', NULL);
         INSERT INTO webhook_deliveries (id, subscriber, journal_seq, type, body, created_at)
@@ -94,6 +97,11 @@ def test_an_old_state_file_gets_the_new_columns(tmp_path: Path) -> None:
     assert d is not None and d.id == "d1" and d.claimed_by is None and ob.cursor() == 7
     assert ob.claim("d1", 130.0)
     ob.close()
+    managers = ManagerStore(path)
+    assert managers.halls_of("old") is None  # an account of before: every hall, as it was
+    managers.add("wang", "long-enough", ["haidian"])
+    assert managers.accounts() == [{"name": "old", "halls": None}, {"name": "wang", "halls": ["haidian"]}]
+    managers.close()
 
 
 def test_two_gateways_claim_a_delivery_once(db_url: str) -> None:

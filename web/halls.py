@@ -201,7 +201,8 @@ def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max
                                                  broker=broker, security=security, hall=hall.names, owner=owner)
         parts = integrations.parts(extra, limiter=limiter)
         # The manager's supervision page (docs/supervision.md), the accounts in the gateway's state.
-        parts["routes"] = [*parts["routes"], *supervision_routes(hub, managers, secure=base.startswith("https://"))]
+        parts["routes"] = [*parts["routes"], *supervision_routes(hub, managers, secure=base.startswith("https://"),
+                                                                 hall=hall.names)]
         if i == 0:  # the city page (docs/web.md): every hall this gateway connects to, live
             more = city_parts(board)
             parts["routes"] = [*parts["routes"], *more["routes"]]

@@ -17,8 +17,12 @@ def register(sub: Any) -> None:
         m = ms.add_parser(name, help=help_)
         if name != "list":
             m.add_argument("name")
+        if name == "list":
+            m.add_argument("--halls", action="store_true", help="each account with the halls it may supervise")
         if name == "add":
             m.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+            m.add_argument("--hall", action="append", default=None, metavar="HALL",
+                           help="a hall of a city gateway this manager may supervise (repeatable; default: all)")
         m.add_argument("--state", default=None, help="the gateway's state: a file or a postgresql:// URL "
                                                      "(default $QUEUEHALL_WEB_STATE or ./web-state.db)")
     p.set_defaults(func=_main)
@@ -32,10 +36,11 @@ def _main(args: Any) -> int:
     try:
         if args.manager_cmd == "add":
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
-            store.add(args.name, password)
-            print(json.dumps({"added": args.name}))
+            store.add(args.name, password, args.hall)
+            print(json.dumps({"added": args.name, "halls": sorted(args.hall) if args.hall else None}))
         elif args.manager_cmd == "list":
-            print(json.dumps(store.names()))
+            # The names; with --halls each account with the halls it may supervise (null: every hall).
+            print(json.dumps(store.accounts() if args.halls else store.names(), ensure_ascii=False))
         elif not store.remove(args.name):
             print(f"queuehall web-manager: no manager {args.name!r}", file=sys.stderr)
             return 2

@@ -79,6 +79,8 @@ managers = Table(
     Column("r", Integer, nullable=False),
     Column("p", Integer, nullable=False),
     Column("created", Text, nullable=False),
+    # The halls of a city gateway this manager may supervise (names, space-separated); NULL: every hall.
+    Column("halls", Text),
 )
 manager_sessions = Table(
     "manager_sessions", metadata,
@@ -141,6 +143,7 @@ webhook_gaps = Table(
 # Columns later versions added to tables an older state file already has: added when it is opened.
 ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "webhook_deliveries": [("claimed_by", "TEXT"), ("claimed_until", "FLOAT")],
+    "managers": [("halls", "TEXT")],
 }
 
 

@@ -69,10 +69,14 @@ class ManagerStore:
     def close(self) -> None:
         self.db.close()
 
-    def add(self, name: str, password: str) -> None:
+    def add(self, name: str, password: str, halls: list[str] | None = None) -> None:
         """Create the account ``name``; ManagerError for a bad name, a password under 8 characters, a
-        name taken."""
+        name taken, a bad hall name. ``halls``: the halls of a city gateway it may supervise (none: all)."""
         name = name.strip()
+        chosen = sorted({h.strip() for h in halls or [] if h.strip()})
+        bad = [h for h in chosen if len(h) > 64 or not all(c.isalnum() or c in "._-" for c in h)]
+        if bad:
+            raise ManagerError(f"hall name {bad[0]!r}: letters, digits, '.', '_', '-'")
         if not name or len(name) > 40 or not all(c.isalnum() or c in "._-" for c in name):
             raise ManagerError(f"manager name {name!r}: letters, digits, '.', '_', '-' (at most 40)")
         if len(password) < MIN_PASSWORD:
@@ -83,9 +87,22 @@ class ManagerStore:
             with self.db.write() as conn:
                 conn.execute(managers.insert().values(name=name, salt=salt, hash=digest, n=SCRYPT["n"],
                                                       r=SCRYPT["r"], p=SCRYPT["p"],
-                                                      created=datetime.now(UTC).isoformat(timespec="seconds")))
+                                                      created=datetime.now(UTC).isoformat(timespec="seconds"),
+                                                      halls=" ".join(chosen) or None))
         except IntegrityError:
             raise ManagerError(f"manager {name!r} exists already") from None
+
+    def halls_of(self, name: str) -> set[str] | None:
+        """The halls account ``name`` may supervise; None: every hall of the gateway (or no such account)."""
+        with self.db.read() as conn:
+            value = conn.execute(select(managers.c.halls).where(managers.c.name == name)).scalar()
+        return set(value.split()) if value else None
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Every account: its name and its halls (null: every hall)."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(managers.c.name, managers.c.halls).order_by(managers.c.name)).all()
+        return [{"name": r[0], "halls": r[1].split() if r[1] else None} for r in rows]
 
     def names(self) -> list[str]:
         with self.db.read() as conn:
@@ -360,14 +377,24 @@ def supervision_page(name: str, base: str = "") -> str:
         '</main>'), script=True, base=base)
 
 
-def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False) -> list[BaseRoute]:
-    """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``."""
+def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False,
+                       hall: Callable[[], set[str]] | None = None) -> list[BaseRoute]:
+    """The supervision page's routes, for :func:`queuehall.web.app.create_app`'s ``routes``. ``hall``: the names
+    of the hall this page is of, on a city gateway (web/halls.py): an account limited to other halls is refused."""
     sessions = Sessions(managers)
     board = AlertBoard(hub)
     today = TodayBoard(hub, board.bump)
 
+    def may(name: str) -> bool:
+        """Whether account ``name`` may supervise this hall (an account limited to halls: one of them)."""
+        if hall is None:
+            return True
+        allowed = managers.halls_of(name)
+        return allowed is None or bool(allowed & hall())
+
     def who(request: Request) -> str | None:
-        return sessions.who(request.cookies.get(COOKIE))
+        name = sessions.who(request.cookies.get(COOKIE))
+        return name if name is not None and may(name) else None
 
     def need(request: Request) -> str:
         name = who(request)
@@ -392,6 +419,9 @@ def supervision_routes(hub: Hub, managers: ManagerStore, *, secure: bool = False
         if not ok:
             return HTMLResponse(login_page("账号或密码错误 / Wrong name or password", base(request)), status_code=401,
                                 headers={"cache-control": "no-store"})
+        if not may(name):
+            return HTMLResponse(login_page("此账号不能查看本大厅 / This account is not for this hall", base(request)),
+                                status_code=403, headers={"cache-control": "no-store"})
         resp = RedirectResponse(f"{base(request)}/supervision", status_code=303)
         resp.set_cookie(COOKIE, sessions.start(name), max_age=int(sessions.ttl), path=f"{base(request)}/supervision",
                         httponly=True, samesite="strict", secure=secure)
