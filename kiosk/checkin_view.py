@@ -29,6 +29,9 @@ from queuehall.kiosk.style import LARGE_TEXT
 from queuehall.kiosk.widgets import make_button, make_label, set_flag
 
 KEYPAD_COLUMNS = 8
+# A key is at most this much taller than wide: on a portrait screen (1080×1920) the keys would otherwise
+# stretch into tall empty tiles; the height left over goes above and below the keypad block instead.
+KEY_ASPECT = 1.1
 BACK = Bi("返回首页", "Back to start")
 
 
@@ -55,7 +58,8 @@ def checkin_style(u: float, large: bool = False) -> str:
     #ciKey:pressed {{ background: #dcebfb; }}
     #ciKey:disabled {{ color: #a3acb8; }}
     #ciEdit {{ background: #eef3f9; border: {px(2)}px solid #9fb4cc; border-radius: {px(16)}px;
-               font-size: {fs(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px; padding: 0px; }}
+               font-size: {fs(24)}px; font-weight: bold; color: #0a3d7a; min-height: {px(72)}px;
+               padding: 0px {px(10)}px; }}
     #ciEdit:pressed {{ background: #dcebfb; }}
     #ciGo {{ background: #0b7a3e; color: white; border: none; border-radius: {px(20)}px;
              font-size: {fs(40)}px; font-weight: bold; padding: {px(10)}px {px(28)}px; min-height: {px(72)}px;
@@ -75,7 +79,7 @@ def checkin_style(u: float, large: bool = False) -> str:
     #ciLineSub {{ font-size: {fs(24)}px; color: #5b6b80; }}
     #ciCountdown {{ font-size: {fs(22)}px; color: #6b7684; }}
     #ciBadge {{ font-size: {fs(100)}px; font-weight: bold; color: white; background: #b34700;
-                border-radius: {fs(70)}px; min-width: {fs(140)}px; max-width: {fs(140)}px;
+                border-radius: {fs(140) // 2}px; min-width: {fs(140)}px; max-width: {fs(140)}px;
                 min-height: {fs(140)}px; max-height: {fs(140)}px; }}
     #ciRefTitle {{ font-size: {fs(56)}px; font-weight: bold; color: #b34700; }}
     #ciRefTitleSub {{ font-size: {fs(30)}px; color: #4a5a6e; }}
@@ -130,7 +134,12 @@ class CheckinButton(QPushButton):
 
 class CheckinPage(QWidget):
     """The keypad: the code typed so far, the booking alphabet in large keys, 退格 / 清除, 签到 and 返回首页.
-    While the check-in is on its way it says so and takes no keys."""
+    While the check-in is on its way it says so and takes no keys.
+
+    The keys fill the room there is, but are never taller than ``KEY_ASPECT`` × their width (nor shorter than
+    their touch minimum, the style's ``min-height``): on a portrait screen the prompt, code and keypad stay
+    one block, centred in the height, and "签到 Check in" is as tall as a key. Where a key is narrower than
+    tall (portrait), 退格 / Del goes on two lines so it keeps its padding in large text."""
 
     key_tapped = Signal(str)
     submit_tapped = Signal()
@@ -138,7 +147,7 @@ class CheckinPage(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        lay = QVBoxLayout(self)
+        lay = self.column = QVBoxLayout(self)
         lay.setContentsMargins(48, 14, 48, 16)
         lay.setSpacing(8)
         self.title = _label("ciTitle")
@@ -152,6 +161,7 @@ class CheckinPage(QWidget):
         head.addWidget(self.title_sub, 0, Qt.AlignmentFlag.AlignBottom)
         head.addStretch(1)
         lay.addLayout(head)
+        lay.addStretch(0)  # Expanding spacers: they take only what the keypad's capped keys leave over
         self.prompt = _label("ciSub")
         self.code = _label("ciCode")
         self.code.setWordWrap(False)
@@ -178,8 +188,11 @@ class CheckinPage(QWidget):
         grid.addWidget(self.clear_key, last // KEYPAD_COLUMNS + 1, 0, 1, 2)
         self.go = make_button("ciGo")
         self.go.clicked.connect(self.submit_tapped)
+        self.go.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)  # as tall as its row
         grid.addWidget(self.go, last // KEYPAD_COLUMNS + 1, 2, 1, KEYPAD_COLUMNS - 2)
+        self.grid = grid
         lay.addLayout(grid, 1)
+        lay.addStretch(0)
         row = QHBoxLayout()
         row.addStretch(1)
         self.back = make_button("ciBack")
@@ -187,6 +200,37 @@ class CheckinPage(QWidget):
         row.addWidget(self.back)
         row.addStretch(1)
         lay.addLayout(row)
+        self._lang = "zh"
+        self._stacked = False  # 退格 / Del on two lines (narrow keys)
+
+    def key_cap(self) -> int:
+        """The tallest a key may be at the page's present width: ``KEY_ASPECT`` × a key's width, and never
+        below the keys' touch minimum (their style's ``min-height``)."""
+        margins = self.column.contentsMargins()
+        spacing = self.grid.horizontalSpacing()
+        width = (self.width() - margins.left() - margins.right() - spacing * (KEYPAD_COLUMNS - 1)) / KEYPAD_COLUMNS
+        floor = max(b.minimumSizeHint().height() for b in (*self.keys.values(), self.back_key, self.clear_key))
+        return max(floor, round(KEY_ASPECT * width))
+
+    def fit_keys(self) -> None:
+        """Cap the keys' height for the page's present size and re-letter 退格 / Del for the keys' shape."""
+        cap = self.key_cap()
+        for b in (*self.keys.values(), self.back_key, self.clear_key, self.go):
+            if b.maximumHeight() != cap:
+                b.setMaximumHeight(cap)
+        stacked = self.height() > self.width()
+        if stacked != self._stacked:
+            self._stacked = stacked
+            self._edit_texts()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fit_keys()
+
+    def _edit_texts(self) -> None:
+        gap = "\n" if self._stacked else " "
+        self.back_key.setText(Bi(f"退格{gap}Del", f"Del{gap}退格")(self._lang))
+        self.clear_key.setText(Bi("清除 Clear", "Clear 清除")(self._lang))  # two keys wide: one line fits
 
     def refresh(self, model: KioskModel) -> None:
         lang = model.language
@@ -207,8 +251,8 @@ class CheckinPage(QWidget):
         full = len(entry) >= BOOKING_CODE_LENGTH
         for key in self.keys.values():
             key.setEnabled(not working and not full)
-        self.back_key.setText(Bi("退格 Del", "Del 退格")(lang))
-        self.clear_key.setText(Bi("清除 Clear", "Clear 清除")(lang))
+        self._lang = lang
+        self._edit_texts()
         self.back_key.setEnabled(not working and bool(entry))
         self.clear_key.setEnabled(not working and bool(entry))
         self.go.setText(Bi("签到  Check in", "Check in  签到")(lang))
@@ -387,6 +431,7 @@ class CheckinScreens:
         style = checkin_style(u, large)
         for w in (self.keypad, self.done, self.refused, self.button):
             w.setStyleSheet(style)
+        self.keypad.fit_keys()  # the keys' touch minimum follows the type
 
     def refresh(self, screen: Screen, seconds_left: int) -> None:
         """Redraw the page shown (and the start page's button, in the present language)."""

@@ -164,6 +164,28 @@ def test_the_keypad_takes_the_booking_alphabet(qtbot: Any, kiosk: KioskWindow) -
     wait_screen(qtbot, kiosk, Screen.START)
 
 
+def keypad_shape(page: Any, portrait: bool, name: str) -> list[str]:
+    """Issue 15: on a portrait kiosk the keys are not tall empty tiles. Every key (letters, 退格, 清除) is at
+    most 1.3 × as tall as it is wide there, "签到 Check in" is at least as tall as a key, and the two-word keys
+    keep room either side of their text (not touching their borders in large text)."""
+    problems: list[str] = []
+    letters = list(page.keys.values())
+    tallest = max(b.height() for b in letters)
+    if portrait:
+        for b in (*letters, page.back_key):
+            if b.height() > 1.3 * b.width():
+                problems.append(f"{name}: key {b.text()!r} is {b.width()}x{b.height()} (taller than 1.3 × wide)")
+    if page.go.height() < tallest - 1:  # the grid shares odd pixels between its rows
+        problems.append(f"{name}: 签到 is {page.go.height()} px high, a key {tallest} px")
+    for b in (page.back_key, page.clear_key):
+        fm = b.fontMetrics()
+        text = max((fm.horizontalAdvance(line) for line in b.text().split("\n")), default=0)
+        room = (b.width() - text) / 2
+        if room < 0.08 * b.width():
+            problems.append(f"{name}: {b.text()!r} leaves {room:.0f} px either side in a {b.width()} px key")
+    return problems
+
+
 @pytest.mark.parametrize("large", [False, True], ids=["normal", "large"])
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (1280, 1024), (1080, 1920)],
                          ids=lambda s: f"{s[0]}x{s[1]}")
@@ -194,6 +216,7 @@ def test_the_check_in_pages_fit_every_size_in_both_languages(qtbot: Any, hall: R
             click(qtbot, kiosk.checkin.keypad.keys[ch])
         click(qtbot, kiosk.checkin.keypad.go)  # too short: the hint shows too
         problems += check(qtbot, kiosk, size, f"{t}-keypad")
+        problems += keypad_shape(kiosk.checkin.keypad, portrait=size[1] > size[0], name=f"{t}-keypad")
         scan(kiosk, "6901234567892")
         wait_screen(qtbot, kiosk, Screen.CHECKIN_REFUSED)
         problems += check(qtbot, kiosk, size, f"{t}-refused")
