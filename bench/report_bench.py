@@ -303,12 +303,12 @@ def timed_statements(engine: Engine) -> list[tuple[float, str]]:
 
 def _clear_facts(engine: Engine, first: date | None = None, last: date | None = None) -> None:
     """Delete the stored report facts (of ``first``..``last``, or all): the next report starts cold."""
-    rf = storage.report_facts
     with engine.begin() as conn:
-        q = delete(rf)
-        if first is not None:
-            q = q.where(rf.c.business_day.between(first, last or first))
-        conn.execute(q)
+        for rf in (storage.report_facts, storage.report_days, storage.report_day_times):  # and the days added up
+            q = delete(rf)
+            if first is not None:
+                q = q.where(rf.c.business_day.between(first, last or first))
+            conn.execute(q)
 
 
 def _load() -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from queuehall.broker.config import DEFAULT_HALL_ID, HallConfig
@@ -133,34 +133,46 @@ def _assessment_pg(conn: Any, mine: Any, rows: dict[str, dict[str, Any]]) -> Non
 
 
 def assessment(engine: Engine, config: HallConfig, start: date, end: date, today: date,
-               hall: Any = ..., in_sql: bool | None = None) -> list[dict[str, Any]]:
+               hall: Any = ..., in_sql: bool | None = None,
+               visit_counts: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The clerk assessment table (考核评比), one row per clerk who served or was rated in the period:
     ``finished``, ``service_avg_min`` (serving → end of finished visits), ``no_show_share`` (of visits
     called), ``rated``, ``good_rate``, ``level_avg``, ``cases``, ``callback_rate``, ``alerts`` (alerts naming
     the clerk, or their counter while they were the one last rated there).
 
     ``in_sql``: the visits added up by the database (None: on PostgreSQL, :func:`_assessment_pg`) or read
-    row by row (SQLite, whose timestamps are text: the same figures, tests/test_city_fast.py)."""
+    row by row (SQLite, whose timestamps are text: the same figures, tests/test_city_fast.py).
+    ``visit_counts``: those per-clerk figures (``called``, ``finished``, ``no_show``, ``timed``, ``service_s``)
+    already added up from the report days (broker/reports/daily.py): the visits are not read."""
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"called": 0, "finished": 0, "no_show": 0,
                                                            "service_s": 0.0, "timed": 0, "alerts": 0})
     hall = config.hall_id if hall is ... else hall
     mine = _hall(visits, config, hall) & visits.c.business_day.between(start, end) & visits.c.clerk.is_not(None)
-    with engine.connect() as conn:
-        if in_sql is None:
-            in_sql = conn.dialect.name == "postgresql"
-        if in_sql:
-            _assessment_pg(conn, mine, rows)
-        for v in [] if in_sql else conn.execute(
-                select(visits.c.clerk, visits.c.outcome, visits.c.serving_at, visits.c.ended_at).where(mine)):
-            acc = rows[v.clerk]
-            acc["called"] += 1
-            if v.outcome == "finished":
-                acc["finished"] += 1
-                if v.serving_at is not None and v.ended_at is not None:
-                    acc["service_s"] += (v.ended_at - v.serving_at).total_seconds()
-                    acc["timed"] += 1
-            elif v.outcome == "no_show":
-                acc["no_show"] += 1
+    if visit_counts is not None:
+        for who, counts in visit_counts.items():
+            rows[who].update(counts)
+    else:
+        with engine.connect() as conn:
+            if in_sql is None:
+                in_sql = conn.dialect.name == "postgresql"
+            if in_sql:
+                _assessment_pg(conn, mine, rows)
+            step = timedelta(microseconds=1)
+            for v in [] if in_sql else conn.execute(
+                    select(visits.c.clerk, visits.c.outcome, visits.c.serving_at, visits.c.ended_at).where(mine)):
+                acc = rows[v.clerk]
+                acc["called"] += 1
+                if v.outcome == "finished":
+                    acc["finished"] += 1
+                    if v.serving_at is not None and v.ended_at is not None:
+                        # Whole microseconds, added up exactly as PostgreSQL's numeric sum does.
+                        acc["service_us"] = acc.get("service_us", 0) + (v.ended_at - v.serving_at) // step
+                        acc["timed"] += 1
+                elif v.outcome == "no_show":
+                    acc["no_show"] += 1
+            for acc in rows.values():
+                if "service_us" in acc:
+                    acc["service_s"] = acc.pop("service_us") / 1_000_000
     sat = {r["clerk"]: r for r in satisfaction(engine, config, start, end, today, hall=hall)["by_clerk"]}
     clerk_of_counter = {c.number: c.clerk_a for c in config.counters}
     for _day, _rule, details in _alert_rows(engine, start, end, hall):

@@ -214,6 +214,37 @@ report_facts = Table(
     sqlite_with_rowid=False,  # a period is one range of the primary key, read in order
 )
 
+# A hall's business day of facts added up (docs/reports.md "How it reads the database", migration 0011): written
+# with the day's facts, so a month's report (and a city's) adds up about 31 rows per kind instead of reading every
+# visit. ``report_days``: the day's counts and sums as JSON, by kind (``service``: the visit figures of a service;
+# ``counter``: of a counter, clerk and post; ``tickets``: tickets by final status and queue; ``hour``: arrivals and
+# ends per UTC quarter hour; ``went_on``: tickets served after their first visit; ``day``: the day's visit count).
+report_days = Table(
+    "report_days", metadata,
+    _hall(),
+    Column("business_day", Date, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("data", Text, nullable=False),
+)
+
+# The day's waits and service times per service and minute (the first whole minute at or above the time, so a
+# target of T minutes is met up to minute T): how many, and the values themselves (ms, comma-separated, sorted),
+# so a nearest-rank percentile finds its minute in the counts and its exact value in that minute's values.
+report_day_times = Table(
+    "report_day_times", metadata,
+    _hall(),
+    Column("business_day", Date, primary_key=True),
+    Column("service", String(32), primary_key=True),
+    Column("minute", Integer, primary_key=True, autoincrement=False),
+    Column("waits", Integer, nullable=False),  # visits whose wait (wait_ms) ends in this minute
+    Column("services", Integer, nullable=False),  # served visits whose service time ends in this minute
+    Column("first_waits", Integer, nullable=False),  # called visits whose wait to the first call ...
+    Column("elapsed", Integer, nullable=False),  # never-called visits whose time waited ...
+    Column("wait_values", Text),
+    Column("service_values", Text),
+)
+
 # 好差评 (docs/evaluation.md, migration 0006): one rating per visit (the unique visit_id), with the visit's
 # service, counter, clerk and post copied so reports and the province's export read one table.
 ratings = Table(
@@ -1060,6 +1091,9 @@ class Store:
             # The reports' facts go with their visits (the same tickets), so none outlives its visit.
             conn.execute(delete(report_facts).where((report_facts.c.hall_id == h)
                                                     & report_facts.c.ticket_id.in_(old_ids)))
+            # The days added up (report_days) go with the days purged; a day that kept records is added up again.
+            for table in (report_days, report_day_times):
+                conn.execute(delete(table).where((table.c.hall_id == h) & (table.c.business_day < before)))
             # Ratings and closed cases go with their tickets; an open case stays until it is closed.
             conn.execute(delete(ratings).where(
                 (ratings.c.hall_id == h) & ratings.c.ticket_id.in_(old_ids) & ratings.c.id.not_in(

@@ -79,18 +79,21 @@ def visits_per_day(engine: Engine) -> dict[date, int]:
 def report(engine: Engine, config: HallConfig, start: date, end: date, now: datetime,
            groups: tuple[str, ...] = GROUPS) -> tuple[FactDays, dict[str, Report]]:
     """Reports with stored facts for ``groups``, each checked equal to the one computed on the fly; and where
-    the first of them took its facts from."""
+    the first of them took its facts from (``parallel``: whether one of them, a grouping read from the facts
+    rather than from report days, read on a second connection)."""
     reps: dict[str, Report] = {}
     first: FactDays | None = None
+    parallel = False
     for g in groups:
         b = ReportBuilder(engine, config)
         reps[g] = b.build(start, end, g, now=now)
         first = first or b.fact_days
+        parallel = parallel or b.fact_days.parallel
     live = ReportBuilder(engine, config, stored_facts=False)
     for g, rep in reps.items():
         assert rep.to_dict() == live.build(start, end, g, now=now).to_dict(), g
     assert first is not None
-    return first, reps
+    return replace(first, parallel=parallel), reps
 
 
 def test_only_final_days_are_stored(engine: Engine, config: HallConfig) -> None:

@@ -934,7 +934,8 @@ def stored_days(engine: Engine) -> dict[date, int]:
 
 def clear_facts(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(delete(storage.report_facts))
+        for table in (storage.report_facts, storage.report_days, storage.report_day_times):
+            conn.execute(delete(table))  # the stored days too: the next report starts cold
 
 
 def visits_on(h: History, day: date) -> int:

@@ -15,15 +15,15 @@ from queuehall.broker.reports.common import (
     _key,
     _sort,
 )
-from queuehall.broker.reports.counters import CounterFigures
-from queuehall.broker.reports.figures import VisitFigures, _row
+from queuehall.broker.reports.days import DayFigures
+from queuehall.broker.reports.figures import _row
 from sqlalchemy import (
     inspect,
     select,
 )
 
 
-class ReportBuilder(VisitFigures, CounterFigures):
+class ReportBuilder(DayFigures):
     """Computes a :class:`Report` for one period from a database."""
 
     def wait_samples(self, start: date, end: date, now: datetime | None = None) -> dict[str, list[float]]:
@@ -53,6 +53,8 @@ class ReportBuilder(VisitFigures, CounterFigures):
         if end < start:
             raise ReportError("REPORT_BAD_PERIOD", detail=f"{end.isoformat()} is before {start.isoformat()}")
         now = now or datetime.now(UTC)
+        if self.uses_days(start, end, group):
+            return ReportBuilder.build_together([(self, group)], start, end, now)[0]
         as_of = self.hours.business_day(now)
         with ThreadPoolExecutor(1, thread_name_prefix="report") if self.parallel else nullcontext() as pool:
             side = None
@@ -73,18 +75,32 @@ class ReportBuilder(VisitFigures, CounterFigures):
                     counters, clerks, hourly, heat = self._side(conn, f, start, end, now)
             if side is not None:
                 counters, clerks, hourly, heat = side.result()
-        names = self.hall_names() if group == "hall" else {}  # read once, not once per hall
-        rows = [{"group": _key(k), **self._label(group, k, names), **_row(v, pct.get(("g", k), {}))}
+        return self._assemble(start, end, group, now, ticket_figures, completion, grouped, total, pct,
+                              (counters, clerks, hourly, heat))
+
+    def _assemble(self, start: date, end: date, group: str, now: datetime, ticket_figures: dict[str, Any],
+                  completion: dict[str, Any], grouped: dict[Any, dict[str, Any]], total: dict[str, Any],
+                  pct: dict[Any, dict[str, Any]], side: tuple[Any, Any, Any, Any],
+                  visit_counts: dict[str, dict[str, Any]] | None = None, tables: set[str] | None = None,
+                  names: dict[str, dict[str, str | None]] | None = None) -> Report:
+        """The :class:`Report` of the figures computed, with the 好差评 and appointment figures of the period
+        (``visit_counts``: the clerk assessment's visit figures, already added up)."""
+        as_of = self.hours.business_day(now)
+        counters, clerks, hourly, heat = side
+        tables = self._tables() if tables is None else tables
+        if group == "hall" and names is None:
+            names = self.hall_names()  # read once, not once per hall
+        rows = [{"group": _key(k), **self._label(group, k, names or {}), **_row(v, pct.get(("g", k), {}))}
                 for k, v in sorted(grouped.items(), key=lambda kv: _sort(kv[0]))]
         extra: dict[str, Any] = {}
-        if "ratings" in self._tables():
+        if "ratings" in tables:
             from queuehall.broker import satisfaction as sat
 
             extra = {"satisfaction": sat.satisfaction(self.engine, self.config, start, end, as_of, hall=self.hall),
-                     "assessment": [] if self.hall is None else sat.assessment(self.engine, self.config, start, end,
-                                                                               as_of, hall=self.hall),
+                     "assessment": [] if self.hall is None else sat.assessment(
+                         self.engine, self.config, start, end, as_of, hall=self.hall, visit_counts=visit_counts),
                      "alerts": sat.alerts_per_day(self.engine, start, end, hall=self.hall)}
-        if "bookings" in self._tables():
+        if "bookings" in tables:
             from queuehall.broker.reports.appointments import appointments
 
             extra["appointments"] = appointments(self.engine, start, end, hall=self.hall)
@@ -93,6 +109,50 @@ class ReportBuilder(VisitFigures, CounterFigures):
                       **extra, notes=["Percentiles are nearest-rank.",
                              "Matters with a promised completion time are completed in the back office after "
                              "the ticket; queuehall records their acceptance and due date, not their completion."])
+
+    @staticmethod
+    def build_together(jobs: list[tuple[ReportBuilder, str]], start: date, end: date, now: datetime,
+                       workers: int = 1) -> list[Report]:
+        """The reports of several builders on one database (each with its grouping), read from report days
+        (docs/reports.md "Report days"): the halls' days are read once for all (one query per table, not one per
+        hall), the days not stored yet are added up (a hall's report stores its final ones; ``workers`` halls at
+        a time, each on a connection of its own), then each report's figures come off the rows. Every builder
+        must use report days for its grouping (:meth:`uses_days`)."""
+        from queuehall.broker.reports.daily import DayData
+        from queuehall.broker.storage import Store
+
+        engine = jobs[0][0].engine
+        halls = {b.hall for b, _g in jobs if b.hall is not None}
+        if any(b.hall is None for b, _g in jobs):
+            halls |= set(Store(engine).halls())
+        with engine.connect() as conn:
+            data = DayData.read(conn, sorted(halls), start, end)
+        # The halls first: they store their days, which a city's report then finds stored.
+        first = [b for b, _g in jobs if b.hall is not None]
+        if workers > 1 and len(first) > 1 and all(b.parallel for b in first):
+            with ThreadPoolExecutor(workers, thread_name_prefix="report-days") as pool:
+                filled = list(pool.map(lambda b: b.fill_days(data, start, end, now), first))
+        else:
+            filled = [b.fill_days(data, start, end, now) for b in first]
+        for got in filled:
+            if got is not None:
+                data.add(*got)
+        for b, _g in jobs:
+            if b.hall is None:
+                got = b.fill_days(data, start, end, now)
+                if got is not None:
+                    data.add(*got)
+        tables = jobs[0][0]._tables()
+        names = jobs[0][0].hall_names() if any(g == "hall" for _b, g in jobs) else None
+        out = []
+        with engine.connect() as conn:
+            data.read_times(conn)
+            for b, group in jobs:
+                fig = b.day_figures(conn, data, start, end, group, now)
+                out.append(b._assemble(start, end, group, now, fig["ticket_figures"], fig["completion"],
+                                       fig["grouped"], fig["total"], fig["pct"], fig["side"],
+                                       visit_counts=fig["visit_counts"], tables=tables, names=names))
+        return out
 
     def hall_names(self) -> dict[str, dict[str, str | None]]:
         """The names of the database's halls as their brokers registered them (docs/city.md)."""

@@ -85,7 +85,8 @@ def _rank(halls: list[dict[str, Any]], key: str, higher: bool) -> list[dict[str,
 
 
 def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig, start: date, end: date,
-               now: datetime | None = None, halls: list[str] | None = None, workers: int = 2) -> CityReport:
+               now: datetime | None = None, halls: list[str] | None = None, workers: int = 2,
+               daily: bool = True) -> CityReport:
     """The city's report for business days ``start``..``end``.
 
     ``halls``: the halls to report (default: every hall with records in the database, see
@@ -93,7 +94,9 @@ def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig,
     reported under ``base`` (its services and rules) with its own id. The city total uses ``base``.
     ``workers``: how many of the reports (the halls' and the total) are computed at the same time, each on
     connections of its own: the database works on one per core (2: 1.6 times as fast on this project's two
-    shared cores, docs/reports.md "A city's report"); 1 on an in-memory SQLite database (one connection)."""
+    shared cores, docs/reports.md "A city's report"); 1 on an in-memory SQLite database (one connection).
+    ``daily``: read the figures from report days (docs/reports.md "Report days"; False: every report from the
+    facts, as before them)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from queuehall.broker.storage import Store
@@ -108,17 +111,25 @@ def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig,
         workers = 1
     rows: list[dict[str, Any]] = []
     reports: dict[str, Report] = {}
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="city") as pool:
-        # The total first: the longest, it runs beside the halls' reports.
-        total_job = pool.submit(ReportBuilder(engine, base, city=True).build, start, end, "hall", now)
-        jobs = {h: pool.submit(ReportBuilder(engine, cfg).build, start, end, "service", now)
-                for h, cfg in hall_configs.items()}
-        for h, cfg in hall_configs.items():
-            rep = reports[h] = jobs[h].result()
-            name = ({"name_zh": cfg.name.zh, "name_en": cfg.name.en} if h in configs
-                    else registered.get(h, {"name_zh": h, "name_en": h}))
-            rows.append({"hall": h, **name, **_summary(rep)})
-        total = total_job.result()
+    builders = {h: ReportBuilder(engine, cfg, daily=daily) for h, cfg in hall_configs.items()}
+    whole = ReportBuilder(engine, base, city=True, daily=daily)
+    if whole.uses_days(start, end, "hall") and all(b.uses_days(start, end, "service") for b in builders.values()):
+        # Report days (docs/reports.md "Report days"): every hall's days read at once, its report and the total
+        # added up from them; ``workers`` halls add up their days not stored yet at a time.
+        *done, total = ReportBuilder.build_together([*((b, "service") for b in builders.values()), (whole, "hall")],
+                                                    start, end, now, workers=workers)
+        reports = dict(zip(builders, done, strict=True))
+    else:
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="city") as pool:
+            # The total first: the longest, it runs beside the halls' reports.
+            total_job = pool.submit(whole.build, start, end, "hall", now)
+            jobs = {h: pool.submit(b.build, start, end, "service", now) for h, b in builders.items()}
+            reports = {h: jobs[h].result() for h in builders}
+            total = total_job.result()
+    for h, cfg in hall_configs.items():
+        name = ({"name_zh": cfg.name.zh, "name_en": cfg.name.en} if h in configs
+                else registered.get(h, {"name_zh": h, "name_en": h}))
+        rows.append({"hall": h, **name, **_summary(reports[h])})
     city = {"hall": "all", "name_zh": "全市合计", "name_en": "City total", "halls": len(ids), **_summary(total)}
     rankings = {name: _rank(rows, key, higher) for name, (key, higher, _h) in RANKINGS.items()}
     return CityReport(start, end, base.timezone, now, rows, city, rankings, reports)

@@ -93,9 +93,11 @@ class CounterFigures(FactReader):
             .where(f.c.first_wait_ms.isnot(None))
             .group_by(f.c.counter, f.c.clerk, f.c.post)).all()
 
-    def _counter_time(self, conn: Any, f: Any, called: list[Any], start: date, end: date, now: datetime
-                      ) -> list[dict[str, Any]]:
-        """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter."""
+    def _counter_time(self, conn: Any, f: Any, called: list[Any], start: date, end: date, now: datetime,
+                      last_ends: dict[tuple[int, date], int] | None = None) -> list[dict[str, Any]]:
+        """docs/reports.md "Counter time": open, paused by reason, busy, serving and idle, per counter.
+        ``last_ends``: the end of each counter's last called visit per day (:meth:`_last_activity`), already known
+        (the report days); otherwise read from the facts ``f``."""
         kinds = events.c.type.in_(_COUNTER_EVENTS)
         # Times as Unix ms, parsed by the database; the payload only for a pause (its reason).
         cols = (events.c.seq, events.c.counter, events.c.type, _Ms(events.c.at),
@@ -149,7 +151,8 @@ class CounterFigures(FactReader):
             close(counter, now_ms, False)
         # The end of a counter's last visit of a day matters only for a state that outlasts its day (a
         # counter left on overnight): one query reads just those days.
-        found = self._last_activity(conn, f, {(p[0], p[3]) for p in parts if p[6] is not None})
+        found = (self._last_activity(conn, f, {(p[0], p[3]) for p in parts if p[6] is not None}) if last_ends is None
+                 else last_ends)
         acc: dict[int, dict[str, Any]] = {c: {"open_s": 0.0, "paused_s": {}} for c in seen}
         for counter, kind, reason, d, begin, stop, closing in parts:
             if closing is not None:

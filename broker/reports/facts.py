@@ -51,7 +51,7 @@ class FactReader:
     """The state of one report run and its facts: the base of :class:`ReportBuilder`'s parts."""
 
     def __init__(self, engine: Engine, config: HallConfig, *, materialize: bool | None = None,
-                 stored_facts: bool = True, parallel: bool = True, city: bool = False) -> None:
+                 stored_facts: bool = True, parallel: bool = True, city: bool = False, daily: bool = True) -> None:
         """``materialize``: put the facts computed on the fly in a TEMP table (default: where the
         database allows it) or compute them in every query (what a read-only PostgreSQL replica needs).
         ``stored_facts``: read (and fill) report_facts for the final business days of the period
@@ -63,13 +63,17 @@ class FactReader:
         ``city``: every hall of the database together (docs/city.md), under ``config``'s services and time
         zone, instead of the records of ``config``'s hall alone; such a report reads the facts the halls'
         own reports and ``--prepare`` stored but stores none, and has no counter or clerk figures (the
-        halls' counters and clerks are their own)."""
+        halls' counters and clerks are their own).
+        ``daily``: read the groupings by service, department and hall from report days (broker/reports/daily.py,
+        docs/reports.md "Report days"); False computes them from the facts, as the other groupings."""
         self.engine = engine
         self.config = config
         #: The hall whose records are read (None: every hall, ``city``).
         self.hall: str | None = None if city else config.hall_id
         self.materialize = materialize
         self.stored_facts = stored_facts
+        self.daily = daily
+        self._has_days: bool | None = None
         url = engine.url
         self.parallel = parallel and not (url.get_backend_name() == "sqlite" and (
             url.database in (None, "", ":memory:") or "mode=memory" in str(url)))
@@ -277,8 +281,21 @@ class FactReader:
             out["prepared"] += [d.isoformat() for d in days.prepared]
             out["already"] += len(days.stored)
             out["not_final"] += [d.isoformat() for d in days.live if d not in days.prepared]
+            self._prepare_days(chunk, stop, now)
             chunk = stop + timedelta(days=1)
         return out
+
+    def _prepare_days(self, start: date, end: date, now: datetime) -> None:
+        """Add up and store the final days of the period that have no report day yet (broker/reports/daily.py),
+        as a report grouped by service would."""
+        from queuehall.broker.reports.daily import DayData
+
+        days: Any = self  # every builder is a DayFigures (reports/days.py, which imports this module)
+        if not days.uses_days(start, end, "service"):
+            return
+        with self.engine.connect() as conn:
+            data = DayData.read(conn, [self.hall], start, end)
+        days.fill_days(data, start, end, now)
 
     @contextmanager
     def _facts(self, conn: Any, start: date, end: date, now: datetime, *, write: bool = True,
