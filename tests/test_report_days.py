@@ -185,3 +185,52 @@ def test_report_days_follow_the_visits_changed_after_they_were_added_up(city: tu
     purged, slow = both(engine, configs)
     same(purged, slow)
     assert 0 < purged.reports[HALLS[0]].tickets["issued"] < fast.reports[HALLS[0]].tickets["issued"]
+
+
+def test_queuehall_report_hall_all_writes_a_workbook_charts_and_each_halls_counters(
+        city: tuple[Engine, dict[str, Any]], tmp_path: Any, capsys: pytest.CaptureFixture[str],
+        artifacts_dir: Any) -> None:
+    """``--hall all`` in every format: the workbook read back holds the JSON's figures (halls, rankings, each
+    hall's rows, counters and clerks), the charts are drawn, and the text has each hall's counters and clerks."""
+    import json
+
+    from openpyxl import load_workbook
+
+    from queuehall.cli import main
+
+    engine, _configs = city
+    url = engine.url.render_as_string(hide_password=False)
+    base = ["report", "--db", url, "--config-dir", str(CITY), "--hall", "all", "--from", START.isoformat(),
+            "--to", END.isoformat()]
+    assert main([*base, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    book = tmp_path / "city.xlsx"
+    assert main([*base, "--format", "xlsx", "--out", str(book)]) == 0
+    wb = load_workbook(book, read_only=True)
+    assert wb.sheetnames == ["halls", "rankings", "by service", "counters", "clerks"]
+    rows = [list(r) for r in wb["halls"].iter_rows(values_only=True)]
+    assert rows[0] == list(out["city"]) and [r[0] for r in rows[1:]] == [*(h["hall"] for h in out["halls"]), "all"]
+    for got, want in zip(rows[1:], [*out["halls"], out["city"]], strict=True):
+        assert got == [want.get(k) for k in rows[0]]  # a hall has no "halls" count
+    ranks = list(wb["rankings"].iter_rows(values_only=True))[1:]
+    assert ranks == [(name, r["rank"], r["hall"], r["name_zh"], r["value"])
+                     for name, ranked in out["rankings"].items() for r in ranked]
+    for sheet, part in (("counters", "counters"), ("clerks", "clerks"), ("by service", "rows")):
+        got_rows = list(wb[sheet].iter_rows(values_only=True))[1:]
+        want = [(h, x) for h, rep in out["reports"].items()
+                for x in (rep[part] + ([rep["total"]] if part == "rows" else []))]
+        assert len(got_rows) == len(want) > 10 and [r[0] for r in got_rows] == [h for h, _x in want]
+    counters = list(wb["counters"].iter_rows(values_only=True))
+    first = out["reports"][counters[1][0]]["counters"][0]
+    assert counters[1][1:4] == (first["counter"], first["name_zh"], first["open_min"])
+    charts = artifacts_dir / f"city_report_charts_{engine.dialect.name}"  # look at them
+    assert main([*base, "--format", "png", "--out", str(charts)]) == 0
+    drawn = sorted(p.name for p in charts.iterdir())
+    assert drawn == ["halls_wait.png", "heatmap.png", "per_hour.png"]
+    assert all((charts / p).stat().st_size > 10_000 for p in drawn)
+    capsys.readouterr()
+    assert main(base) == 0
+    text = capsys.readouterr().out
+    for h in HALLS:
+        name = out["halls"][[x["hall"] for x in out["halls"]].index(h)]["name_zh"]
+        assert f"counters 窗口 (min) — {name} ({h})" in text and f"clerks 工作人员 — {name} ({h})" in text

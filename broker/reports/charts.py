@@ -23,10 +23,53 @@ def charts(rep: Report, engine: Engine, config: HallConfig, out_dir: str) -> lis
     from matplotlib.figure import Figure  # not pyplot: no global state, no GUI backend, safe in any thread
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with rc_context(_fonts(font_manager)):
+        return _draw(rep, engine, config, Path(out_dir), Figure)
+
+
+def _fonts(font_manager: Any) -> Any:
     cjk = [f.name for f in font_manager.fontManager.ttflist
            if any(k in f.name for k in ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK", "Source Han"))]
-    with rc_context({"font.family": [cjk[0], "DejaVu Sans"]} if cjk else {}):
-        return _draw(rep, engine, config, Path(out_dir), Figure)
+    return {"font.family": [cjk[0], "DejaVu Sans"]} if cjk else {}
+
+
+def city_charts(halls: list[dict[str, Any]], total: Report, out_dir: str) -> list[str]:
+    """A city's PNG charts in ``out_dir``: the halls' waits side by side (average and 90th percentile, with the
+    share called within the target), and the city total's arrivals and served per hour and busy hours. Returns
+    the paths written."""
+    from pathlib import Path
+
+    from matplotlib import font_manager, rc_context
+    from matplotlib.figure import Figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with rc_context(_fonts(font_manager)):
+        have = [h for h in halls if h["wait_avg_min"] is not None][::-1]  # the first hall on top
+        if have:
+            fig = Figure(figsize=(11, 0.45 * len(have) + 2))
+            ax = fig.subplots()
+            at = list(range(len(have)))
+            ax.barh([i + 0.2 for i in at], [h["wait_avg_min"] for h in have], height=0.4, label="平均等候 average")
+            ax.barh([i - 0.2 for i in at], [h["wait_p90_min"] or 0 for h in have], height=0.4,
+                    label="90%等候不超过 90th percentile")
+            ax.set_yticks(at, [f"{h['name_zh'] or h['hall']} ({_share(h['sla_share'])} 按时)" for h in have])
+            ax.set_xlabel("等候时间（分钟） wait (min)")
+            ax.set_title(f"各大厅等候时间 Waits by hall {total.start} – {total.end}")
+            longest = max(max(h["wait_avg_min"], h["wait_p90_min"] or 0) for h in have)
+            ax.set_xlim(0, longest * 1.45 or 1)  # room on the right for the legend
+            ax.legend(loc="upper right")
+            ax.grid(axis="x", alpha=0.3)
+            fig.tight_layout()
+            paths.append(str(out / "halls_wait.png"))
+            fig.savefig(paths[-1], dpi=100)
+        paths += _hours(total, out, Figure)
+    return paths
+
+
+def _share(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.0f}%"
 
 
 def _draw(rep: Report, engine: Engine, config: HallConfig, out: Any, figure: Any) -> list[str]:
@@ -50,6 +93,12 @@ def _draw(rep: Report, engine: Engine, config: HallConfig, out: Any, figure: Any
         fig.tight_layout()
         paths.append(str(out / "wait_by_service.png"))
         fig.savefig(paths[-1], dpi=100)
+    return paths + _hours(rep, out, figure)
+
+
+def _hours(rep: Report, out: Any, figure: Any) -> list[str]:
+    """The per-hour and busy-hours charts of ``rep``."""
+    paths = []
     if rep.hourly:
         fig = figure(figsize=(10, 4))
         ax = fig.subplots()

@@ -20,7 +20,15 @@ from typing import Any
 from queuehall.broker.config import HallConfig
 from queuehall.broker.reports.builder import ReportBuilder
 from queuehall.broker.reports.common import Report, ReportError
-from queuehall.broker.reports.render import _cell, _grid, _pct
+from queuehall.broker.reports.render import (
+    CLERK_COLUMNS,
+    COUNTER_COLUMNS,
+    ROW_COLUMNS,
+    _cell,
+    _grid,
+    _pct,
+    counter_tables,
+)
 from sqlalchemy import Engine
 
 #: The rankings: name -> (the hall's figure, higher is better, heading).
@@ -45,6 +53,7 @@ class CityReport:
     city: dict[str, Any]
     rankings: dict[str, list[dict[str, Any]]]
     reports: dict[str, Report] = field(default_factory=dict)
+    total: Report | None = None  # the city total's own report (per hour, busy hours: the charts)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--format json`` output: the side-by-side figures, the total, the rankings and each hall's
@@ -132,7 +141,7 @@ def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig,
         rows.append({"hall": h, **name, **_summary(reports[h])})
     city = {"hall": "all", "name_zh": "全市合计", "name_en": "City total", "halls": len(ids), **_summary(total)}
     rankings = {name: _rank(rows, key, higher) for name, (key, higher, _h) in RANKINGS.items()}
-    return CityReport(start, end, base.timezone, now, rows, city, rankings, reports)
+    return CityReport(start, end, base.timezone, now, rows, city, rankings, reports, total)
 
 
 _COLUMNS = (("hall", "hall 大厅"), ("issued", "issued"), ("served", "served"), ("no_show", "no-show"),
@@ -161,7 +170,11 @@ def city_table(rep: CityReport) -> str:
                        [[str(r["rank"]), r["hall"], r["name_zh"] or "—",
                          _pct(r["value"]) if name in ("within_target", "same_day", "satisfaction")
                          else _cell(r["value"])] for r in ranked], 3)
-    return "\n".join(lines) + "\n"
+    for h in rep.halls:  # each hall's counters and clerks (its own: a city has none of its own)
+        found = rep.reports.get(h["hall"])
+        if found is not None:
+            lines += counter_tables(found, f" — {h['name_zh'] or h['hall']} ({h['hall']})")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def city_csv(rep: CityReport) -> str:
@@ -173,3 +186,35 @@ def city_csv(rep: CityReport) -> str:
     for r in [*rep.halls, rep.city]:
         w.writerow(["" if r.get(k) is None else r.get(k) for k in keys])
     return out.getvalue()
+
+
+def city_xlsx(rep: CityReport, path: str) -> None:
+    """An Excel workbook of the city's report: sheets ``halls`` (one row per hall and the city total, the CSV's
+    columns), ``rankings``, and every hall's ``by service`` rows, ``counters`` and ``clerks`` with a ``hall``
+    column first."""
+    import json
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "halls"
+    keys = list(rep.city)
+    ws.append(keys)
+    for r in [*rep.halls, rep.city]:
+        ws.append([r.get(k) for k in keys])
+    ranks = wb.create_sheet("rankings")
+    ranks.append(["ranking", "rank", "hall", "name_zh", "value"])
+    for name, ranked in rep.rankings.items():
+        for r in ranked:
+            ranks.append([name, r["rank"], r["hall"], r["name_zh"], r["value"]])
+    for title, columns, part in (("by service", ROW_COLUMNS, "rows"), ("counters", COUNTER_COLUMNS, "counters"),
+                                 ("clerks", CLERK_COLUMNS, "clerks")):
+        sheet = wb.create_sheet(title)
+        sheet.append(["hall", *columns])
+        for h, one in rep.reports.items():
+            items = [*one.rows, one.total] if part == "rows" else getattr(one, part)
+            for x in items:
+                sheet.append([h, *(json.dumps(x[c], ensure_ascii=False) if isinstance(x.get(c), dict) else x.get(c)
+                                   for c in columns)])
+    wb.save(path)

@@ -179,9 +179,6 @@ def _report_main(args: Any) -> int:
                                next(iter(configs.values())).source)
         hall = getattr(args, "hall", None)
         if hall == "all":
-            if args.format not in ("table", "csv", "json"):
-                engine.dispose()
-                raise ReportError("REPORT_CITY_FORMAT", format=args.format)
             return _city_main(args, engine, config, configs, start, end)
         try:
             config = _for_hall(config, configs, hall, engine)
@@ -212,7 +209,8 @@ def _report_main(args: Any) -> int:
 def _city_main(args: Any, engine: Engine, config: HallConfig, configs: dict[str, HallConfig],
                start: date, end: date) -> int:
     """``queuehall report --hall all``: every hall side by side, the city total and the rankings."""
-    from queuehall.broker.reports.city import build_city, city_csv, city_table
+    from queuehall.broker.reports.charts import city_charts
+    from queuehall.broker.reports.city import build_city, city_csv, city_table, city_xlsx
 
     try:
         rep = build_city(engine, configs, config, start, end)
@@ -224,8 +222,15 @@ def _city_main(args: Any, engine: Engine, config: HallConfig, configs: dict[str,
         _write(args.out, city_table(rep))
     elif args.format == "csv":
         _write(args.out, city_csv(rep))
-    else:
+    elif args.format == "json":
         _write(args.out, json.dumps(rep.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+    elif args.format == "xlsx":
+        city_xlsx(rep, args.out)
+        print(args.out)
+    else:
+        assert rep.total is not None
+        for p in city_charts(rep.halls, rep.total, args.out or "report-charts"):
+            print(p)
     return 0
 
 

@@ -29,8 +29,6 @@ ERRORS: dict[str, tuple[str, str]] = {
     "REPORT_CONFIG": ("配置文件有误：{detail}", "Bad hall configuration: {detail}"),
     "REPORT_UNKNOWN_HALL": ("数据库中没有大厅“{hall}”的记录（现有：{halls}）",
                             "No records of hall {hall!r} in this database (halls: {halls})"),
-    "REPORT_CITY_FORMAT": ("全市报表只支持 table、csv、json 格式；单个大厅请用 --hall 大厅编号",
-                           "A city report is written as table, csv or json; use --hall ID for one hall's {format}"),
 }
 
 

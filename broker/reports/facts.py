@@ -291,7 +291,7 @@ class FactReader:
         from queuehall.broker.reports.daily import DayData
 
         days: Any = self  # every builder is a DayFigures (reports/days.py, which imports this module)
-        if not days.uses_days(start, end, "service"):
+        if self.hall is None or not days.uses_days(start, end, "service"):
             return
         with self.engine.connect() as conn:
             data = DayData.read(conn, [self.hall], start, end)

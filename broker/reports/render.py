@@ -67,21 +67,29 @@ def to_table(rep: Report) -> str:
     body = [[_cell(r.get(k)) if k != "sla_share" else _pct(r.get(k)) for k in _TABLE_COLUMNS]
             for r in [*rep.rows, rep.total]]
     lines += _grid(list(_TABLE_HEADINGS), body, 2)
+    lines += counter_tables(rep)
+    lines += _satisfaction_table(rep)
+    lines += _appointments_table(rep)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def counter_tables(rep: Report, title: str = "") -> list[str]:
+    """The counters (times in minutes) and clerks tables of the text report (``title`` after each heading: a
+    city's report prints them per hall)."""
+    lines: list[str] = []
     if rep.counters:
-        lines += ["", "counters 窗口 (min)"]
+        lines += ["", f"counters 窗口 (min){title}"]
         lines += _grid(["counter", "name", "open", "busy", "serving", "idle", "paused", "paused by reason"],
                        [[str(x["counter"]), x["name_zh"] or "—", _cell(x["open_min"]), _cell(x["busy_min"]),
                          _cell(x["serving_min"]), _cell(x["idle_min"]), _cell(x["paused_min"]),
                          ", ".join(f"{k} {_cell(v)}" for k, v in x["paused_by_reason_min"].items()) or "—"]
                         for x in rep.counters], 2)
     if rep.clerks:
-        lines += ["", "clerks 工作人员"]
+        lines += ["", f"clerks 工作人员{title}"]
         lines += _grid(["clerk", "name", "post", "called", "served", "finished", "no-show", "svc avg"],
                        [[x["clerk"], x["name_zh"], x["post"] or "—", str(x["called"]), str(x["served"]),
                          str(x["finished"]), str(x["no_show"]), _cell(x["service_avg_min"])] for x in rep.clerks], 3)
-    lines += _satisfaction_table(rep)
-    lines += _appointments_table(rep)
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return lines
 
 
 def _satisfaction_table(rep: Report) -> list[str]:
