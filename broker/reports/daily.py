@@ -236,6 +236,7 @@ class DayData:
     times: dict[str, dict[tuple[str, int], list[int]]] = field(default_factory=dict)
     live_values: dict[tuple[str, str, int], tuple[list[int], list[int]]] = field(default_factory=dict)
     tallied: set[tuple[str, date]] = field(default_factory=set)
+    invalid: set[tuple[str, date]] = field(default_factory=set)  # stored, but their visit count no longer holds
 
     @classmethod
     def read(cls, conn: Any, halls: list[str], start: date, end: date) -> DayData:
@@ -255,7 +256,8 @@ class DayData:
         for (h, d), rows in found.items():
             day_row = next((json.loads(data) for kind, _k, data in rows if kind == "day"), None)
             if day_row is None or day_row["visits"] != out.visits.get(h, {}).get(d):
-                continue  # visits added or deleted since it was added up (or a purge): added up again
+                out.invalid.add((h, d))  # visits added or deleted since it was added up: added up again
+                continue
             out.stored.setdefault(h, set()).add(d)
             out.rows.setdefault(h, []).extend((d, kind, key, _load(kind, data)) for kind, key, data in rows)
         return out
@@ -295,7 +297,7 @@ class DayData:
                     func.sum(t.elapsed))
              .where(t.hall_id.in_(self.halls), t.business_day.between(self.start, self.end))
              .group_by(t.hall_id, t.service, t.minute))
-        if len(pairs) < sum(len(d) for d in self.visits.values()) or self.tallied:
+        if self.invalid or self.tallied:  # only the days that hold (usually all: no condition)
             q = q.where(tuple_(t.hall_id, t.business_day).in_(pairs))
         for h, s, m, *n in conn.execute(q):
             acc = self.times.setdefault(h, {}).setdefault((s, m), [0, 0, 0, 0])
