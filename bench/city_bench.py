@@ -18,8 +18,11 @@ and ``synchronous_commit`` switched back on: every acknowledged command is on di
   transfers, counter events) and copied in SQL to the other halls under their ids. Only the month is
   loaded: the report reads the period's rows through indexes led by the hall id and the business day, and
   18 × 1M visits with their events (about 80 million rows) do not fit this machine's disk and time. Timed
-  *cold* (no facts stored: the halls' reports compute and store them) and *warm* (after ``--prepare --hall
-  all``, the nightly run), with the warm time split into the halls' reports and the city total.
+  *cold* (no facts stored: the halls' reports compute and store them and their report days, docs/reports.md
+  "Report days"), one hall at a time and two at a time (``workers``), and *warm* (after ``--prepare --hall
+  all``, the nightly run), with the warm time measured apart for the halls' own reports and the city total,
+  and the same warm report from the facts (``daily=False``: report days not read), checked equal.
+  ``--skip-brokers`` runs this part alone (registered in bench/run.py as ``city_report``).
 
 Scale: this machine has two shared cores. Eighteen brokers, eighteen clients and PostgreSQL share them,
 so ``saturation`` measures the machine, not the database.
@@ -304,6 +307,13 @@ def report_part(url: str, n_halls: int, visits: int) -> dict[str, Any]:
     base = configs[ids[0]]
     now = report_bench.datetime(2026, 6, 1, 12, tzinfo=report_bench.UTC)
     timings: dict[str, Any] = {}
+    # Cold, one hall at a time: nothing stored (each hall's report stores its facts and report days); then again
+    # cold with two halls at a time (the default, ``workers=2``), which is kept.
+    t = time.perf_counter()
+    rep = build_city(engine, configs, base, start, end, now, workers=1)
+    city_table(rep)
+    timings["cold_one_at_a_time_s"] = round(time.perf_counter() - t, 2)
+    report_bench._clear_facts(engine)
     t = time.perf_counter()
     rep = build_city(engine, configs, base, start, end, now)
     city_table(rep)
@@ -331,6 +341,15 @@ def report_part(url: str, n_halls: int, visits: int) -> dict[str, Any]:
     timings["warm_best_s"] = min(warm)
     timings["warm_parts"] = parts
     assert again.city == rep.city, "a warm city report differs from the cold one"
+    # The same report from the facts (report days not read: the code before them), in the same minutes.
+    t = time.perf_counter()
+    facts = build_city(engine, configs, base, start, end, now, daily=False)
+    city_table(facts)
+    timings["warm_from_facts_s"] = round(time.perf_counter() - t, 2)
+    assert facts.to_dict() == again.to_dict(), "the report from report days differs from the one from the facts"
+    with engine.connect() as conn:
+        timings["report_days_rows"] = {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+                                       for t in (storage.report_days, storage.report_day_times)}
     engine.dispose()
     return {"halls": len(configs), "history_visits_per_hall": visits, "month": [start.isoformat(), end.isoformat()],
             "month_visits": month_visits, "month_visits_per_hall": month_visits // len(configs),
@@ -353,6 +372,8 @@ def main() -> int:
     ap.add_argument("--visits", type=int, default=ISSUE_VISITS,
                     help="visits in each hall's six-month history (its month of May is loaded)")
     ap.add_argument("--skip-report", action="store_true")
+    ap.add_argument("--skip-brokers", action="store_true",
+                    help="only the city's monthly report (registered in bench/run.py as city_report)")
     ap.add_argument("--drive", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.drive:
@@ -366,16 +387,19 @@ def main() -> int:
     try:
         if admin is None:
             admin, pg_env = start_pg()
-        brokers_url = fresh_database(admin, "queuehall_city_brokers")
-        out["postgresql"] = settings(brokers_url)
-        out["brokers"] = brokers_part(brokers_url, args.halls, args.seconds, args.rate)
+        if not args.skip_brokers:
+            brokers_url = fresh_database(admin, "queuehall_city_brokers")
+            out["postgresql"] = settings(brokers_url)
+            out["brokers"] = brokers_part(brokers_url, args.halls, args.seconds, args.rate)
+        else:
+            out["postgresql"] = settings(admin)
         if not args.skip_report:
             out["report"] = report_part(fresh_database(admin, "queuehall_city_report"), args.halls, args.visits)
     finally:
         if pg_env is not None:
             stop_pg(pg_env)
-    b, r = out["brokers"], out.get("report") or {}
-    summary = [
+    b, r = out.get("brokers"), out.get("report") or {}
+    summary = [] if b is None else [
         {"figure": f"{b['halls']} brokers at {args.rate} cycles/s each (4 commands a cycle): durable commands/s",
          "value": b["phases"]["peak"]["durable_commands_per_second"], "target": "", "met": None},
         {"figure": f"{b['halls']} brokers at {args.rate} cycles/s each: reply p99 (ms)",
@@ -395,11 +419,17 @@ def main() -> int:
              "target": f"≤ {REPORT_TARGET_S:g}",
              "met": (r["warm_best_s"] <= REPORT_TARGET_S
                      if r["halls"] == 18 and r["history_visits_per_hall"] >= ISSUE_VISITS else None)},
-            {"figure": "of which the halls' own reports / the city total (s)",
+            {"figure": "measured apart: the halls' own reports one after another / the city total alone (s)",
              "value": f"{r['warm_parts']['halls_reports_s']} / {r['warm_parts']['city_total_s']}", "target": "",
              "met": None},
-            {"figure": "the same report, cold (the halls' reports store the month's facts first) (s)",
-             "value": r["cold_s"], "target": "", "met": None},
+            {"figure": "the same report from the facts, report days not read (the code before them) (s)",
+             "value": r["warm_from_facts_s"], "target": "", "met": None},
+            {"figure": "the same report, cold (the halls' reports store the month's facts and report days first), "
+                       "two halls at a time / one at a time (s)",
+             "value": f"{r['cold_s']} / {r['cold_one_at_a_time_s']}", "target": "", "met": None},
+            {"figure": "report days stored: rows of report_days / report_day_times",
+             "value": f"{r['report_days_rows']['report_days']:,} / {r['report_days_rows']['report_day_times']:,}",
+             "target": "", "met": None},
         ]
     out["summary"] = summary
     print(json.dumps(out, ensure_ascii=False, indent=2))

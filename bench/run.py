@@ -245,6 +245,13 @@ BENCHMARKS: list[Benchmark] = [
                     "the same two shared vCPUs, so the saturation figures measure this machine, not the "
                     "database. The report is measured at the issue's scale for the reported month only (each "
                     "hall's May of a 1M-visit history; the other months are not loaded: bench/city_bench.py)."),
+    Benchmark("city_report", "city_bench.py", ("--skip-brokers",), ("--quick", "--skip-brokers"),
+              "The city's monthly report on its own: 18 halls × 1M visits, from report days", generic_rows,
+              notes="The report part of the benchmark above, run alone (`--skip-brokers`) at the issue's scale: "
+                    "each hall's May of a 1M-visit history (the other months are not loaded), PostgreSQL on the "
+                    "same two shared vCPUs. Warm: every day's facts and report days stored (after `--prepare`); "
+                    "the report from the facts (report days not read) is timed in the same minutes, and the two "
+                    "reports are checked equal."),
     Benchmark("alerts", "alerts_bench.py", ("--events", "3000"), ("--events", "300"),
               "The manager's alert rules: broker time per event at the hall's peak", generic_rows,
               notes="200 counters, 30 queues, 900 people waiting, 60 devices and 20 open 差评 cases; the rules "

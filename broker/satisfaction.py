@@ -93,7 +93,8 @@ def satisfaction(engine: Engine, config: HallConfig, start: date, end: date, tod
     return out
 
 
-def _alert_rows(engine: Engine, start: date, end: date, hall: str | None) -> list[tuple[date, str, dict[str, Any]]]:
+def alert_rows(engine: Engine, start: date, end: date, hall: str | None) -> list[tuple[date, str, dict[str, Any]]]:
+    """The alerts raised in the period: (business day, rule, details), in order (``hall``'s; None: every hall's)."""
     mine = events.c.hall_id == hall if hall is not None else true()
     with engine.connect() as conn:
         rows = conn.execute(select(events.c.business_day, events.c.data)
@@ -103,10 +104,12 @@ def _alert_rows(engine: Engine, start: date, end: date, hall: str | None) -> lis
             for r in rows]
 
 
-def alerts_per_day(engine: Engine, start: date, end: date, hall: str | None = DEFAULT_HALL_ID) -> list[dict[str, Any]]:
-    """Alerts raised per business day and rule: ``[{day, rule, raised}]`` (``hall``'s; None: every hall's)."""
+def alerts_per_day(engine: Engine, start: date, end: date, hall: str | None = DEFAULT_HALL_ID,
+                   alerts: list[tuple[date, str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Alerts raised per business day and rule: ``[{day, rule, raised}]`` (``hall``'s; None: every hall's;
+    ``alerts``: its :func:`alert_rows`, already read)."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for day, rule, _details in _alert_rows(engine, start, end, hall):
+    for day, rule, _details in (alerts if alerts is not None else alert_rows(engine, start, end, hall)):
         counts[(day.isoformat(), rule)] += 1
     return [{"day": d, "rule": r, "raised": n} for (d, r), n in sorted(counts.items())]
 
@@ -134,7 +137,9 @@ def _assessment_pg(conn: Any, mine: Any, rows: dict[str, dict[str, Any]]) -> Non
 
 def assessment(engine: Engine, config: HallConfig, start: date, end: date, today: date,
                hall: Any = ..., in_sql: bool | None = None,
-               visit_counts: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+               visit_counts: dict[str, dict[str, Any]] | None = None,
+               rated: dict[str, Any] | None = None,
+               alerts: list[tuple[date, str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The clerk assessment table (考核评比), one row per clerk who served or was rated in the period:
     ``finished``, ``service_avg_min`` (serving → end of finished visits), ``no_show_share`` (of visits
     called), ``rated``, ``good_rate``, ``level_avg``, ``cases``, ``callback_rate``, ``alerts`` (alerts naming
@@ -143,7 +148,9 @@ def assessment(engine: Engine, config: HallConfig, start: date, end: date, today
     ``in_sql``: the visits added up by the database (None: on PostgreSQL, :func:`_assessment_pg`) or read
     row by row (SQLite, whose timestamps are text: the same figures, tests/test_city_fast.py).
     ``visit_counts``: those per-clerk figures (``called``, ``finished``, ``no_show``, ``timed``, ``service_s``)
-    already added up from the report days (broker/reports/daily.py): the visits are not read."""
+    already added up from the report days (broker/reports/daily.py): the visits are not read. ``rated``: the
+    period's :func:`satisfaction` figures of the hall, and ``alerts`` its :func:`alert_rows`, if the caller has
+    them."""
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"called": 0, "finished": 0, "no_show": 0,
                                                            "service_s": 0.0, "timed": 0, "alerts": 0})
     hall = config.hall_id if hall is ... else hall
@@ -173,9 +180,9 @@ def assessment(engine: Engine, config: HallConfig, start: date, end: date, today
             for acc in rows.values():
                 if "service_us" in acc:
                     acc["service_s"] = acc.pop("service_us") / 1_000_000
-    sat = {r["clerk"]: r for r in satisfaction(engine, config, start, end, today, hall=hall)["by_clerk"]}
+    sat = {r["clerk"]: r for r in (rated or satisfaction(engine, config, start, end, today, hall=hall))["by_clerk"]}
     clerk_of_counter = {c.number: c.clerk_a for c in config.counters}
-    for _day, _rule, details in _alert_rows(engine, start, end, hall):
+    for _day, _rule, details in (alerts if alerts is not None else alert_rows(engine, start, end, hall)):
         clerk = details.get("clerk") or (clerk_of_counter.get(details["counter"]) if details.get("counter") else None)
         if clerk:
             rows[clerk]["alerts"] += 1

@@ -64,6 +64,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import SQLAlchemyError
 
 from queuehall.errors import QueuehallError
@@ -113,6 +114,9 @@ tickets = Table(
     Index("ix_tickets_day_status", HALL_ID, "business_day", "status"),  # reports: a period's tickets by status
     # A ticket page finds its ticket by token; tokens are unguessable secrets, unique across halls.
     Index("ix_tickets_token", "token", unique=True),
+    # Reports: whether a period has appointment tickets at all (migration 0011), without reading its tickets.
+    Index("ix_tickets_booking_day", HALL_ID, "business_day", postgresql_where=sql_text("booking IS NOT NULL"),
+          sqlite_where=sql_text("booking IS NOT NULL")),
 )
 
 visits = Table(

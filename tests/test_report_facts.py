@@ -243,6 +243,7 @@ def test_a_day_stored_meanwhile_by_another_run_is_stored_once(engine: Engine, co
     assert plan.todo == [D1]
     ReportBuilder(engine, config).prepare(D1, D1, now=now)  # meanwhile another run stores it
     monkeypatch.setattr(late, "_plan", lambda *args, **kw: plan)
-    rep = late.build(D1, D1, "service", now=now)
+    rep = late.build(D1, D1, "counter", now=now)  # a grouping read from the facts (not from report days)
     assert late.fact_days.prepared == [D1] and stored_days(engine) == visits_per_day(engine)
-    assert rep.to_dict() == ReportBuilder(engine, config, stored_facts=False).build(D1, D1, now=now).to_dict()
+    assert rep.to_dict() == ReportBuilder(engine, config, stored_facts=False).build(D1, D1, "counter",
+                                                                                    now=now).to_dict()

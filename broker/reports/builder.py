@@ -96,10 +96,13 @@ class ReportBuilder(DayFigures):
         if "ratings" in tables:
             from queuehall.broker import satisfaction as sat
 
-            extra = {"satisfaction": sat.satisfaction(self.engine, self.config, start, end, as_of, hall=self.hall),
+            rated = sat.satisfaction(self.engine, self.config, start, end, as_of, hall=self.hall)
+            raised = sat.alert_rows(self.engine, start, end, self.hall)
+            extra = {"satisfaction": rated,
                      "assessment": [] if self.hall is None else sat.assessment(
-                         self.engine, self.config, start, end, as_of, hall=self.hall, visit_counts=visit_counts),
-                     "alerts": sat.alerts_per_day(self.engine, start, end, hall=self.hall)}
+                         self.engine, self.config, start, end, as_of, hall=self.hall, visit_counts=visit_counts,
+                         rated=rated, alerts=raised),
+                     "alerts": sat.alerts_per_day(self.engine, start, end, hall=self.hall, alerts=raised)}
         if "bookings" in tables:
             from queuehall.broker.reports.appointments import appointments
 
@@ -112,21 +115,22 @@ class ReportBuilder(DayFigures):
 
     @staticmethod
     def build_together(jobs: list[tuple[ReportBuilder, str]], start: date, end: date, now: datetime,
-                       workers: int = 1) -> list[Report]:
+                       workers: int = 1, halls: list[str] | None = None) -> list[Report]:
         """The reports of several builders on one database (each with its grouping), read from report days
         (docs/reports.md "Report days"): the halls' days are read once for all (one query per table, not one per
         hall), the days not stored yet are added up (a hall's report stores its final ones; ``workers`` halls at
         a time, each on a connection of its own), then each report's figures come off the rows. Every builder
-        must use report days for its grouping (:meth:`uses_days`)."""
+        must use report days for its grouping (:meth:`uses_days`). ``halls``: the database's halls, for a city's
+        report (default: read them)."""
         from queuehall.broker.reports.daily import DayData
         from queuehall.broker.storage import Store
 
         engine = jobs[0][0].engine
-        halls = {b.hall for b, _g in jobs if b.hall is not None}
+        every = {b.hall for b, _g in jobs if b.hall is not None}
         if any(b.hall is None for b, _g in jobs):
-            halls |= set(Store(engine).halls())
+            every |= set(Store(engine).halls() if halls is None else halls)
         with engine.connect() as conn:
-            data = DayData.read(conn, sorted(halls), start, end)
+            data = DayData.read(conn, sorted(every), start, end)
         # The halls first: they store their days, which a city's report then finds stored.
         first = [b for b, _g in jobs if b.hall is not None]
         if workers > 1 and len(first) > 1 and all(b.parallel for b in first):
@@ -144,14 +148,17 @@ class ReportBuilder(DayFigures):
                     data.add(*got)
         tables = jobs[0][0]._tables()
         names = jobs[0][0].hall_names() if any(g == "hall" for _b, g in jobs) else None
-        out = []
         with engine.connect() as conn:
             data.read_times(conn)
-            for b, group in jobs:
-                fig = b.day_figures(conn, data, start, end, group, now)
-                out.append(b._assemble(start, end, group, now, fig["ticket_figures"], fig["completion"],
-                                       fig["grouped"], fig["total"], fig["pct"], fig["side"],
-                                       visit_counts=fig["visit_counts"], tables=tables, names=names))
+            figs = [b.day_figures(conn, data, start, end, group, now) for b, group in jobs]
+            # The values of every percentile's minute, of every report: one query.
+            values = data.values(conn, set().union(*(fig["wanted"] for fig in figs)))
+        out = []
+        for (b, group), fig in zip(jobs, figs, strict=True):
+            pct = b.percentile_values(fig["picks"], fig["members"], values)
+            out.append(b._assemble(start, end, group, now, fig["ticket_figures"], fig["completion"], fig["grouped"],
+                                   fig["total"], pct, fig["side"], visit_counts=fig["visit_counts"], tables=tables,
+                                   names=names))
         return out
 
     def hall_names(self) -> dict[str, dict[str, str | None]]:

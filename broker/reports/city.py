@@ -126,7 +126,7 @@ def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig,
         # Report days (docs/reports.md "Report days"): every hall's days read at once, its report and the total
         # added up from them; ``workers`` halls add up their days not stored yet at a time.
         *done, total = ReportBuilder.build_together([*((b, "service") for b in builders.values()), (whole, "hall")],
-                                                    start, end, now, workers=workers)
+                                                    start, end, now, workers=workers, halls=ids)
         reports = dict(zip(builders, done, strict=True))
     else:
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="city") as pool:

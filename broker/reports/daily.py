@@ -33,9 +33,27 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from queuehall.broker.reports.common import _as_date
-from queuehall.broker.reports.sql import offset_segments, unix_ms
+from queuehall.broker.reports.sql import _count, offset_segments, unix_ms
 from queuehall.broker.storage import report_day_times, report_days, tickets, visits
-from sqlalchemy import BigInteger, and_, cast, func, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    distinct,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    values,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 
 MINUTE_MS = 60_000
@@ -88,7 +106,6 @@ class Tally:
     days: dict[tuple[str, date, str, str], Any] = field(default_factory=dict)
     times: dict[tuple[str, date, str, int], list[Any]] = field(default_factory=dict)
     _went_on: dict[tuple[str, date, int], list[Any]] = field(default_factory=dict)
-    _moved: dict[tuple[str, date], set[int]] = field(default_factory=dict)
 
     def _row(self, hall: str, day: date, kind: str, key: str, make: Any) -> Any:
         k = (hall, day, kind, key)
@@ -96,69 +113,14 @@ class Tally:
             self.days[k] = make()
         return self.days[k]
 
-    def _time(self, hall: str, day: date, service: str, ms: int) -> list[Any]:
-        k = (hall, day, service, minute_of(ms))
-        if k not in self.times:
-            self.times[k] = [0, 0, 0, 0, [], []]
-        return self.times[k]
-
-    def fact(self, f: Any) -> None:
-        """Add one visit's facts (a row of report_facts), as the SQL of figures.py and counters.py counts them."""
-        hall, day = f.hall_id, _as_date(f.business_day)
-        s = self._row(hall, day, "service", f.service, _new_service)
-        s["visits"] += 1
-        s["issued"] += f.seq == 1
-        s["called"] += f.first_wait_ms is not None
-        s["served"] += f.service_ms is not None
-        for k, o in _OUTCOMES:
-            s[k] += f.outcome == o
-        s["open"] += f.outcome is None
-        s["first_finished"] += f.seq == 1 and f.outcome == "finished" and f.service_ms is not None
-        if f.wait_ms is not None:
-            s["wait_sum"] += f.wait_ms
-            s["wait_n"] += 1
-            s["wait_max"] = f.wait_ms if s["wait_max"] is None else max(s["wait_max"], f.wait_ms)
-            t = self._time(hall, day, f.service, f.wait_ms)
-            t[0] += 1
-            t[4].append(f.wait_ms)
+    def visit(self, f: Any) -> None:
+        """Note one visit of a ticket that went on after a visit (``seq > 1``, transferred or a no-show), for
+        "Promised completion": its ticket is counted by the services it was served in (:meth:`finish`)."""
+        w = self._went_on.setdefault((f.hall_id, _as_date(f.business_day), f.ticket_id), [False, False, set()])
+        w[0] = w[0] or f.seq == 1
+        w[1] = w[1] or f.outcome == "finished"
         if f.service_ms is not None:
-            s["service_sum"] += f.service_ms
-            s["service_n"] += 1
-            t = self._time(hall, day, f.service, f.service_ms)
-            t[1] += 1
-            t[5].append(f.service_ms)
-        if f.first_wait_ms is not None:
-            self._time(hall, day, f.service, f.first_wait_ms)[2] += 1
-        if f.elapsed_ms is not None:
-            self._time(hall, day, f.service, f.elapsed_ms)[3] += 1
-        d = self._row(hall, day, "day", "", lambda: {"visits": 0, "transferred": 0})
-        d["visits"] += 1
-        if f.outcome == "transferred":
-            self._moved.setdefault((hall, day), set()).add(f.ticket_id)
-        if f.first_wait_ms is not None:  # "Counter time" and "Clerks": the called visits
-            c = self._row(hall, day, "counter", json.dumps([f.counter, f.clerk, f.post]),
-                          lambda: {**dict.fromkeys(COUNTER_FIGURES, 0), "last": None})
-            c["called"] += 1
-            c["served"] += f.service_ms is not None
-            c["finished"] += f.outcome == "finished"
-            c["no_show"] += f.outcome == "no_show"
-            c["busy"] += f.busy_ms or 0
-            c["serving"] += f.service_ms or 0
-            if f.active_ms is not None and f.counter is not None:
-                c["last"] = f.active_ms if c["last"] is None else max(c["last"], f.active_ms)
-        h = self._row(hall, day, "hour", "", lambda: {"i": {}, "f": {}})
-        if f.seq == 1:
-            q = f.entered_ms // QUARTER_MS
-            h["i"][q] = h["i"].get(q, 0) + 1
-        if f.outcome == "finished":
-            q = None if f.ended_ms is None else f.ended_ms // QUARTER_MS
-            h["f"][q] = h["f"].get(q, 0) + 1
-        if f.seq > 1 or f.outcome in ("transferred", "no_show"):  # "Promised completion": went on after a visit
-            w = self._went_on.setdefault((hall, day, f.ticket_id), [False, False, set()])
-            w[0] = w[0] or f.seq == 1
-            w[1] = w[1] or f.outcome == "finished"
-            if f.service_ms is not None:
-                w[2].add(f.service)
+            w[2].add(f.service)
 
     def ticket(self, hall: str, day: date, queue_service: str, status: str, n: int) -> None:
         """Add ``n`` tickets of ``day`` with this queue and final status ("Ticket figures")."""
@@ -176,14 +138,11 @@ class Tally:
 
     def finish(self) -> None:
         """Turn the per-ticket notes into day rows (call once, after the last fact)."""
-        for (hall, day), moved in self._moved.items():
-            self.days[(hall, day, "day", "")]["transferred"] = len(moved)
         for (hall, day, _ticket), (first, finished, services) in self._went_on.items():
             if first and finished:
                 w = self._row(hall, day, "went_on", "", dict)
                 key = json.dumps(sorted(services))
                 w[key] = w.get(key, 0) + 1
-        self._moved.clear()
         self._went_on.clear()
 
     def pairs(self) -> set[tuple[str, date]]:
@@ -314,14 +273,85 @@ class DayData:
         stored = {(h, d) for h, d in self._stored_pairs()}
         if wanted and stored:
             t = report_day_times.c
-            for h, d, s, m, w, sv in conn.execute(
-                    select(t.hall_id, t.business_day, t.service, t.minute, t.wait_values, t.service_values)
-                    .where(tuple_(t.hall_id, t.service, t.minute).in_(sorted(wanted)),
-                           t.business_day.between(self.start, self.end))):
+            cols = (t.hall_id, t.business_day, t.service, t.minute, t.wait_values, t.service_values)
+            period = and_(t.hall_id.in_(sorted({h for h, _s, _m in wanted})),
+                          t.business_day.between(self.start, self.end))
+            if conn.dialect.name == "postgresql":  # a hash join on the list (an IN list of rows is an OR chain)
+                w = values(column("h", String), column("s", String), column("m", Integer),
+                           name="wanted").data(sorted(wanted))
+                q = select(*cols).join(w, and_(t.hall_id == w.c.h, t.service == w.c.s, t.minute == w.c.m))
+            else:
+                q = select(*cols).where(tuple_(t.hall_id, t.service, t.minute).in_(sorted(wanted)))
+            for h, d, s, m, w_text, sv in conn.execute(q.where(period)):
                 if (h, _as_date(d)) in stored:
-                    out[(h, s, m)][0].extend(_parse(w))
+                    out[(h, s, m)][0].extend(_parse(w_text))
                     out[(h, s, m)][1].extend(_parse(sv))
         return out
+
+
+def _minute(ms: Any) -> Any:
+    """:func:`minute_of` in SQL (integer division, ``//``, truncates toward zero on both databases: for a time
+    above zero, add 59,999 first)."""
+    # Constants written into the statement: a GROUP BY over the expression must see the very same text.
+    zero, below, minute = (literal_column(str(n), BigInteger()) for n in (0, MINUTE_MS - 1, MINUTE_MS))
+    return case((ms > zero, (ms + below) // minute), else_=ms // minute)
+
+
+def tally_facts(conn: Any, tally: Tally, f: Any, where: Any) -> None:
+    """Add up the facts ``f`` (rows of report_facts, a table or a subquery) matching ``where`` into ``tally``,
+    by the database: the same counts and sums as the SQL of figures.py and counters.py, per hall and day (and
+    service, minute, counter, clerk, post or quarter hour). Only the visits of tickets that went on after a
+    visit are read one by one (:meth:`Tally.visit`)."""
+    c = f.c
+    key = (c.hall_id, c.business_day)
+    outcomes = [_count(c.outcome == o) for _k, o in _OUTCOMES]
+    for h, d, service, *n in conn.execute(
+            select(*key, c.service, func.count(), _count(c.seq == 1), func.count(c.first_wait_ms),
+                   func.count(c.service_ms), *outcomes, _count(c.outcome.is_(None)), func.sum(c.wait_ms),
+                   func.count(c.wait_ms), func.max(c.wait_ms), func.sum(c.service_ms), func.count(c.service_ms),
+                   _count(and_(c.seq == 1, c.outcome == "finished", c.service_ms.isnot(None))))
+            .where(where).group_by(*key, c.service)):
+        row = dict(zip(("visits", "issued", "called", "served", *(k for k, _o in _OUTCOMES), "open", "wait_sum",
+                        "wait_n", "wait_max", "service_sum", "service_n", "first_finished"), n, strict=True))
+        row = {k: (v if k == "wait_max" else int(v or 0)) for k, v in row.items()}
+        tally.days[(h, _as_date(d), "service", service)] = row
+    for h, d, visits_n, moved in conn.execute(
+            select(*key, func.count(), func.count(distinct(case((c.outcome == "transferred", c.ticket_id)))))
+            .where(where).group_by(*key)):
+        tally.days[(h, _as_date(d), "day", "")] = {"visits": int(visits_n), "transferred": int(moved)}
+    pg = conn.dialect.name == "postgresql"
+    for i, (col, with_values) in enumerate(((c.wait_ms, True), (c.service_ms, True), (c.first_wait_ms, False),
+                                            (c.elapsed_ms, False))):
+        m = _minute(col)
+        values: Any = ((func.string_agg(cast(col, Text), aggregate_order_by(literal(","), col)) if pg
+                        else func.group_concat(col)) if with_values else literal(None))
+        for h, d, service, minute, n, text in conn.execute(
+                select(*key, c.service, m, func.count(), values).where(and_(where, col.isnot(None)))
+                .group_by(*key, c.service, m)):
+            t = tally.times.setdefault((h, _as_date(d), service, int(minute)), [0, 0, 0, 0, [], []])
+            t[i] = int(n)
+            if with_values:
+                t[4 + i] = _parse(text)  # sorted when written
+    for h, d, counter, clerk, post, *n in conn.execute(
+            select(*key, c.counter, c.clerk, c.post, func.count(), func.count(c.service_ms),
+                   _count(c.outcome == "finished"), _count(c.outcome == "no_show"), func.sum(c.busy_ms),
+                   func.sum(c.service_ms), func.max(case((c.counter.isnot(None), c.active_ms))))
+            .where(and_(where, c.first_wait_ms.isnot(None))).group_by(*key, c.counter, c.clerk, c.post)):
+        row = tally._row(h, _as_date(d), "counter", json.dumps([counter, clerk, post]),
+                         lambda: {**dict.fromkeys(COUNTER_FIGURES, 0), "last": None})
+        for k, v in zip(("called", "served", "finished", "no_show", "busy", "serving"), n, strict=False):
+            row[k] = int(v or 0)
+        row["last"] = None if n[6] is None else int(n[6])
+    quarter_ms = literal_column(str(QUARTER_MS), BigInteger())
+    for kind, q, cond in (("i", c.entered_ms // quarter_ms, c.seq == 1),
+                          ("f", c.ended_ms // quarter_ms, c.outcome == "finished")):
+        for h, d, quarter, n in conn.execute(select(*key, q, func.count()).where(and_(where, cond))
+                                             .group_by(*key, q)):
+            hours = tally._row(h, _as_date(d), "hour", "", lambda: {"i": {}, "f": {}})
+            hours[kind][None if quarter is None else int(quarter)] = int(n)
+    for r in conn.execute(select(c.hall_id, c.business_day, c.ticket_id, c.seq, c.outcome, c.service, c.service_ms)
+                          .where(and_(where, or_(c.seq > 1, c.outcome.in_(["transferred", "no_show"]))))):
+        tally.visit(r)
 
 
 def tally_tickets(conn: Any, tally: Tally, where: Any) -> None:

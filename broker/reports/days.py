@@ -14,7 +14,6 @@ from queuehall.broker.reports.common import (
     SAME_DAY_TARGET,
     FactDays,
     ReportError,
-    _as_date,
 )
 from queuehall.broker.reports.counters import CounterFigures
 from queuehall.broker.reports.daily import (
@@ -24,13 +23,14 @@ from queuehall.broker.reports.daily import (
     local_of_quarter,
     quarters_exact,
     tally_assessment,
+    tally_facts,
     tally_tickets,
     write_days,
 )
 from queuehall.broker.reports.figures import VisitFigures
-from queuehall.broker.reports.sql import FACT_COLUMNS, offset_segments, unix_ms
+from queuehall.broker.reports.sql import offset_segments, unix_ms
 from queuehall.broker.storage import tickets, visits
-from sqlalchemy import and_, inspect, select
+from sqlalchemy import and_, inspect, tuple_
 
 _VISIT_SUMS = ("visits", "issued", "called", "served", "finished", "no_show", "transferred_out", "cancelled", "voided",
                "closed_unserved", "open", "wait_sum", "wait_n", "service_sum", "service_n")
@@ -84,9 +84,9 @@ class DayFigures(VisitFigures, CounterFigures):
         days = sorted({d for _h, d in wanted})
         with self.engine.connect() as conn:
             with self._facts(conn, start, end, now, write=write) as f:
-                for r in conn.execute(select(*(f.c[c] for c in FACT_COLUMNS)).where(f.c.business_day.in_(days))):
-                    if (r.hall_id, _as_date(r.business_day)) in wanted:
-                        tally.fact(r)
+                which = (f.c.business_day.in_(days) if self.hall is not None
+                         else tuple_(f.c.hall_id, f.c.business_day).in_(sorted(wanted)))
+                tally_facts(conn, tally, f, which)
                 final = {*self.fact_days.stored, *self.fact_days.prepared}
             tally_tickets(conn, tally, and_(self.mine(tickets), tickets.c.business_day.in_(days)))
             tally_assessment(conn, tally, and_(self.mine(visits), visits.c.business_day.in_(days)))
@@ -197,7 +197,7 @@ class DayFigures(VisitFigures, CounterFigures):
                         acc["sla_counted"] += t[3] if m > target else 0
                 if target is not None:  # called visits count, met or not
                     acc["sla_counted"] += called_of[(h, s)]
-        pct = self._day_percentiles(conn, data, members, hist)
+        picks, wanted = self._percentile_picks(members, hist)
         total: dict[str, Any] = {k: sum(int(r[k]) for r in grouped.values())
                                  for k in (*_VISIT_SUMS, "sla_within", "sla_counted")}
         total["wait_max"] = max((r["wait_max"] for r in grouped.values() if r["wait_max"] is not None), default=None)
@@ -234,14 +234,16 @@ class DayFigures(VisitFigures, CounterFigures):
                                 "timed": a["timed"], "service_s": a["service_us"] / 1_000_000}
                             for k, a in assessed.items()}
         return {"ticket_figures": ticket_figures, "completion": completion, "grouped": grouped, "total": total,
-                "pct": pct, "side": (counters, clerks, hourly, heatmap), "visit_counts": visit_counts}
+                "picks": picks, "members": members, "wanted": wanted, "side": (counters, clerks, hourly, heatmap),
+                "visit_counts": visit_counts}
 
     @staticmethod
-    def _day_percentiles(conn: Any, data: DayData, members: dict[Any, set[tuple[str, str]]],
-                         hist: dict[Any, tuple[dict[int, int], dict[int, int]]]) -> dict[Any, dict[str, Any]]:
+    def _percentile_picks(members: dict[Any, set[tuple[str, str]]],
+                          hist: dict[Any, tuple[dict[int, int], dict[int, int]]]
+                          ) -> tuple[dict[tuple[Any, str], tuple[int, int, int] | None], set[tuple[str, str, int]]]:
         """Nearest-rank median and 90th percentile of the wait and 90th percentile of the service time per group
-        (key ``("g", group)``) and of all (None): the minute of the rank from the counts, the exact value from
-        that minute's stored values (one query for every group)."""
+        (and of all: group None): the minute that holds each rank, from the counts, and the rank within it; and
+        the (hall, service, minute) whose stored values give the exact values (:meth:`percentile_values`)."""
         everyone = set().union(*members.values()) if members else set()
         picks: dict[tuple[Any, str], tuple[int, int, int] | None] = {}
         for g, (w, s) in hist.items():
@@ -250,7 +252,15 @@ class DayFigures(VisitFigures, CounterFigures):
                 picks[(g, name)] = None if found is None else (*found, i)
         wanted = {(h, s, p[0]) for (g, _n), p in picks.items() if p is not None
                   for h, s in (members[g] if g is not None else everyone)}
-        values = data.values(conn, wanted)
+        return picks, wanted
+
+    @staticmethod
+    def percentile_values(picks: dict[tuple[Any, str], tuple[int, int, int] | None],
+                          members: dict[Any, set[tuple[str, str]]],
+                          values: dict[tuple[str, str, int], tuple[list[int], list[int]]]) -> dict[Any, dict[str, Any]]:
+        """The percentiles of :meth:`_percentile_picks` from the values of their minutes: key ``("g", group)``
+        per group, None for all (as :meth:`VisitFigures._visit_figures` gives them)."""
+        everyone = set().union(*members.values()) if members else set()
         out: dict[Any, dict[str, Any]] = {}
         for (g, name), p in picks.items():
             value = None
