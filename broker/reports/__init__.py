@@ -6,7 +6,9 @@ that computes it names the section it implements. Change one, change the other.
 
 Every figure is an aggregate over per-visit *facts* (:meth:`ReportBuilder.facts_select`):
 those of closed business days are stored in ``report_facts`` once and read back, the rest
-are computed for each report (docs/reports.md "How it reads the database"). Percentiles are
+are computed for each report (docs/reports.md "How it reads the database"); the groupings by service,
+department and hall read the final days added up instead (report days, docs/reports.md "Report days"; the same
+figures, tests/test_report_days.py). Percentiles are
 nearest-rank (the value at rank ⌈p·n⌉ of the sorted sample): ``percentile_disc`` on
 PostgreSQL; on SQLite, which sorts slowly, the values are sorted in Python. tests/test_reports.py
 checks every figure on both databases against plain Python, with and without stored facts.
@@ -18,6 +20,8 @@ The parts, bottom up (each imports only those above it):
 * ``facts``    — :class:`~queuehall.broker.reports.facts.FactReader`: the facts of a period, stored or live
 * ``figures``  — visit and ticket figures, percentiles, same-day and promised completion
 * ``counters`` — counter time, clerks, per hour and busy hours
+* ``daily``    — report days: each hall's final business days of facts added up (report_days, report_day_times)
+* ``days``     — the figures of the groupings by service, department and hall read from report days
 * ``appointments`` — the appointment (预约) figures: bookings, check-in rate, punctuality, waits
 * ``builder``  — :class:`ReportBuilder`: the whole report of a period
 * ``render``   — the terminal table, CSV and Excel

@@ -94,16 +94,17 @@ def _rank(halls: list[dict[str, Any]], key: str, higher: bool) -> list[dict[str,
 
 
 def build_city(engine: Engine, configs: dict[str, HallConfig], base: HallConfig, start: date, end: date,
-               now: datetime | None = None, halls: list[str] | None = None, workers: int = 2,
+               now: datetime | None = None, halls: list[str] | None = None, workers: int = 1,
                daily: bool = True) -> CityReport:
     """The city's report for business days ``start``..``end``.
 
     ``halls``: the halls to report (default: every hall with records in the database, see
     :meth:`broker.storage.Store.halls`). ``configs``: hall id -> its configuration; a hall without one is
     reported under ``base`` (its services and rules) with its own id. The city total uses ``base``.
-    ``workers``: how many of the reports (the halls' and the total) are computed at the same time, each on
-    connections of its own: the database works on one per core (2: 1.6 times as fast on this project's two
-    shared cores, docs/reports.md "A city's report"); 1 on an in-memory SQLite database (one connection).
+    ``workers``: how many halls add up their days not stored yet at a time (each on connections of its own; from
+    the facts, ``daily=False``: how many reports are computed at a time). 1 by default: measured at the issue's
+    scale on this project's two shared cores, two at a time gained nothing (a cold city report 122 s against
+    124 s, docs/reports.md "A city's report"); the warm report reads report days on one connection anyway.
     ``daily``: read the figures from report days (docs/reports.md "Report days"; False: every report from the
     facts, as before them)."""
     from concurrent.futures import ThreadPoolExecutor
