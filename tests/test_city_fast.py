@@ -52,14 +52,14 @@ def city_month(db_url: str) -> Iterator[tuple[Engine, dict[str, Any]]]:
 
 
 def both_paths(engine: Engine, d: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    """The city report by the fast path (two reports at a time), then by the row-by-row one, one report after
-    another (the code before issue 18's work)."""
+    """The city report by the fast path (report days), then by the row-by-row one from the facts, one report
+    after another (the code before issue 18's work)."""
     args = (engine, d["configs"], d["configs"][HALLS[0]], d["start"], d["end"], d["now"])
     fast = build_city(*args)
     with monkeypatch.context() as m:
         m.setattr(satisfaction, "assessment", partial(satisfaction.assessment, in_sql=False))
         m.setattr(appointments_module, "appointments", partial(appointments_module.appointments, look_first=False))
-        slow = build_city(*args, workers=1)
+        slow = build_city(*args, workers=1, daily=False)
     return fast, slow
 
 
