@@ -244,7 +244,9 @@ BENCHMARKS: list[Benchmark] = [
                     "and PostgreSQL (fsync and synchronous_commit on: every acknowledged command is on disk) on "
                     "the same two shared vCPUs, so the saturation figures measure this machine, not the "
                     "database. The report is measured at the issue's scale for the reported month only (each "
-                    "hall's May of a 1M-visit history; the other months are not loaded: bench/city_bench.py)."),
+                    "hall's May of a 1M-visit history; the other months are not loaded: bench/city_bench.py). "
+                    "The report rows below are from this benchmark's last full run; the report after report "
+                    "days (docs/reports.md) was measured alone: next section."),
     Benchmark("city_report", "city_bench.py", ("--skip-brokers",), ("--quick", "--skip-brokers"),
               "The city's monthly report on its own: 18 halls × 1M visits, from report days", generic_rows,
               notes="The report part of the benchmark above, run alone (`--skip-brokers`) at the issue's scale: "
