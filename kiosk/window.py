@@ -45,6 +45,7 @@ from queuehall.qtfonts import cjk_family
 
 log = logging.getLogger("queuehall.kiosk")
 
+WAIT_PROMPT_MS = 800  # "正在为您打印号票，请稍候" only when printing (or a check-in) takes longer than this
 STILL_THERE_MS = 15_000  # "touch the screen to continue" this long before an idle page returns to the start
 
 __all__ = ["KioskWindow", "PrintService", "setup_app_font", "warm_up_fonts"]
@@ -158,6 +159,9 @@ class KioskWindow(QWidget):
         self.still_timer = QTimer(self)
         self.still_timer.setSingleShot(True)
         self.still_timer.timeout.connect(self._still_there)
+        self.wait_timer = QTimer(self)
+        self.wait_timer.setSingleShot(True)
+        self.wait_timer.timeout.connect(lambda: self.guide.say_deferred(self.model))
         self.status_timer = QTimer(self)
         self.status_timer.timeout.connect(self._poll)
         self.tick_timer = QTimer(self)
@@ -239,7 +243,7 @@ class KioskWindow(QWidget):
 
     def shutdown(self) -> None:
         """Stop timers, the link and the printer worker (for tests and a clean exit)."""
-        for t in (self.flow_timer, self.still_timer, self.status_timer, self.tick_timer):
+        for t in (self.flow_timer, self.still_timer, self.wait_timer, self.status_timer, self.tick_timer):
             t.stop()
         self.guide.stop()
         self.link.stop()
@@ -507,6 +511,8 @@ class KioskWindow(QWidget):
             self.phase_changed.emit(str(m.phase))
         # The step's spoken prompt (a new step only; it stops the one before).
         self.guide.follow(m, present=self.someone_there, enabled=m.voice_on, touches=self._touches)
+        if self.guide.deferred is not None and not self.wait_timer.isActive():
+            self.wait_timer.start(WAIT_PROMPT_MS)
         if not self._was_ready and m.state and m.printer.code != "PRINTER_UNKNOWN":
             self._was_ready = True
             self.ready.emit()
