@@ -24,9 +24,9 @@ from queuehall.kiosk.checkin import (
     CHECKIN_WORKING,
     ScanDetector,
 )
-from queuehall.kiosk.model import Bi, KioskModel, Phase, Screen
+from queuehall.kiosk.model import DONE, YOUR_NUMBER, Bi, KioskModel, Phase, Screen, back_countdown
 from queuehall.kiosk.style import LARGE_TEXT
-from queuehall.kiosk.widgets import make_button, make_label, set_flag
+from queuehall.kiosk.widgets import centred_row, make_button, make_label, set_flag, set_pair
 
 KEYPAD_COLUMNS = 8
 # A key is at most this much taller than wide: on a portrait screen (1080×1920) the keys would otherwise
@@ -104,13 +104,6 @@ def _high_contrast(px: Callable[[float], int]) -> str:
 
 def _label(name: str) -> QLabel:
     return make_label(name, align=Qt.AlignmentFlag.AlignHCenter)
-
-
-def _pair(first: QLabel, second: QLabel, text: Bi, lang: str) -> None:
-    a, b = text.pick(lang)
-    first.setText(a)
-    second.setText(b)
-    second.setVisible(bool(b) and b != a)
 
 
 def spaced(code: str) -> str:
@@ -193,13 +186,9 @@ class CheckinPage(QWidget):
         self.grid = grid
         lay.addLayout(grid, 1)
         lay.addStretch(0)
-        row = QHBoxLayout()
-        row.addStretch(1)
         self.back = make_button("ciBack")
         self.back.clicked.connect(self.back_tapped)
-        row.addWidget(self.back)
-        row.addStretch(1)
-        lay.addLayout(row)
+        centred_row(lay, self.back)
         self._lang = "zh"
         self._stacked = False  # 退格 / Del on two lines (narrow keys)
 
@@ -234,7 +223,7 @@ class CheckinPage(QWidget):
 
     def refresh(self, model: KioskModel) -> None:
         lang = model.language
-        _pair(self.title, self.title_sub, CHECKIN_TITLE, lang)
+        set_pair(self.title, self.title_sub, CHECKIN_TITLE, lang, hide_repeat=True)
         working = model.busy
         if working:
             text = CHECKIN_PRINTING if model.phase == Phase.PRINTING else CHECKIN_WORKING
@@ -287,14 +276,10 @@ class CheckedInPage(QWidget):
         for w in (self.caption, self.number, self.line, self.line_sub):
             lay.addWidget(w)
         lay.addStretch(1)
-        row = QHBoxLayout()
-        row.addStretch(1)
         self.done = make_button("ciBack")
         self.done.setMinimumWidth(380)
         self.done.clicked.connect(self.done_tapped)
-        row.addWidget(self.done)
-        row.addStretch(1)
-        lay.addLayout(row)
+        centred_row(lay, self.done)
         lay.addWidget(self.countdown)
 
     def refresh(self, model: KioskModel, seconds_left: int) -> None:
@@ -303,13 +288,13 @@ class CheckedInPage(QWidget):
             return
         label, head, next_step, late = info
         lang = model.language
-        _pair(self.head, self.head_sub, head, lang)
+        set_pair(self.head, self.head_sub, head, lang, hide_repeat=True)
         set_flag(self.head, "late", late)
-        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        self.caption.setText(YOUR_NUMBER(lang))
         self.number.setText(label)
-        _pair(self.line, self.line_sub, next_step, lang)
-        self.done.setText(Bi("完成", "Done")(lang))
-        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang))
+        set_pair(self.line, self.line_sub, next_step, lang, hide_repeat=True)
+        self.done.setText(DONE(lang))
+        self.countdown.setText(back_countdown(seconds_left)(lang))
 
 
 class CheckinRefusedPage(QWidget):
@@ -324,13 +309,9 @@ class CheckinRefusedPage(QWidget):
         lay.setContentsMargins(100, 30, 100, 40)
         lay.setSpacing(12)
         lay.addStretch(1)
-        badge_row = QHBoxLayout()
-        badge_row.addStretch(1)
         badge = _label("ciBadge")
         badge.setText("!")
-        badge_row.addWidget(badge)
-        badge_row.addStretch(1)
-        lay.addLayout(badge_row)
+        centred_row(lay, badge)
         self.title = _label("ciRefTitle")
         self.title_sub = _label("ciRefTitleSub")
         self.body = _label("ciRefBody")
@@ -342,17 +323,11 @@ class CheckinRefusedPage(QWidget):
         for w in (self.body, self.body_sub):
             lay.addWidget(w)
         lay.addStretch(1)
-        row = QHBoxLayout()
-        row.addStretch(1)
         self.retry = make_button("ciGo")
         self.retry.clicked.connect(self.retry_tapped)
         self.back = make_button("ciBack")
         self.back.clicked.connect(self.back_tapped)
-        row.addWidget(self.retry)
-        row.addSpacing(24)
-        row.addWidget(self.back)
-        row.addStretch(1)
-        lay.addLayout(row)
+        centred_row(lay, self.retry, self.back, gap=24)
         lay.addWidget(self.code)
 
     def refresh(self, model: KioskModel, seconds_left: int) -> None:
@@ -360,11 +335,11 @@ class CheckinRefusedPage(QWidget):
         if msg is None:
             return
         lang = model.language
-        _pair(self.title, self.title_sub, msg.title, lang)
-        _pair(self.body, self.body_sub, msg.body, lang)
+        set_pair(self.title, self.title_sub, msg.title, lang, hide_repeat=True)
+        set_pair(self.body, self.body_sub, msg.body, lang, hide_repeat=True)
         self.retry.setText(Bi("重新输入", "Try again")(lang))
         self.back.setText(BACK(lang))
-        left = Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")(lang)
+        left = back_countdown(seconds_left)(lang)
         self.code.setText(f"{left} · {msg.code}" if msg.code else left)
 
 

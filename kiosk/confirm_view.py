@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
-from queuehall.kiosk.model import FAREWELL, NUMBER_KEPT, PRINT_FAILED, Bi, KioskModel
-from queuehall.kiosk.widgets import make_button, make_label, min_size
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from queuehall.kiosk.model import (
+    DONE,
+    FAREWELL,
+    NUMBER_KEPT,
+    PRINT_FAILED,
+    YOUR_NUMBER,
+    Bi,
+    KioskModel,
+    back_countdown,
+)
+from queuehall.kiosk.widgets import big_button, centred_row, make_label, set_pair
 
 
 class ConfirmationPage(QWidget):
@@ -34,14 +43,8 @@ class ConfirmationPage(QWidget):
         lay.addSpacing(24)
         lay.addWidget(self.farewell)
         lay.addStretch(1)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.done = make_button("back")
-        min_size(self.done, 420, 96)
-        self.done.clicked.connect(self.done_tapped)
-        row.addWidget(self.done)
-        row.addStretch(1)
-        lay.addLayout(row)
+        self.done = big_button("back", self.done_tapped)
+        centred_row(lay, self.done)
         lay.addWidget(self.countdown)
 
     def refresh(self, model: KioskModel, seconds_left: int) -> None:
@@ -50,11 +53,9 @@ class ConfirmationPage(QWidget):
             return
         label, line, service = info
         lang = model.language
-        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        self.caption.setText(YOUR_NUMBER(lang))
         self.number.setText(label)
-        first, second = line.pick(lang)
-        self.line.setText(first)
-        self.line_sub.setText(second)
+        set_pair(self.line, self.line_sub, line, lang)
         prio = model.issued.record.priority if model.issued else None
         svc = service(lang)
         if prio:
@@ -68,9 +69,8 @@ class ConfirmationPage(QWidget):
         self.where.setVisible(bool(a))
         self.where_sub.setVisible(bool(b))
         self.farewell.setText(FAREWELL(lang))
-        self.done.setText(Bi("完成", "Done")(lang))
-        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页",
-                                  f"Back to the start in {seconds_left} s")(lang))
+        self.done.setText(DONE(lang))
+        self.countdown.setText(back_countdown(seconds_left)(lang))
 
 
 class PrintFailedPage(QWidget):
@@ -104,14 +104,8 @@ class PrintFailedPage(QWidget):
         lay.addWidget(self.go)
         lay.addWidget(self.go_sub)
         lay.addStretch(1)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.button = make_button("back")
-        min_size(self.button, 420, 96)
-        self.button.clicked.connect(self.button_tapped)
-        row.addWidget(self.button)
-        row.addStretch(1)
-        lay.addLayout(row)
+        self.button = big_button("back", self.button_tapped)
+        centred_row(lay, self.button)
         lay.addWidget(self.countdown)
 
     def refresh(self, model: KioskModel, seconds_left: int) -> None:
@@ -120,20 +114,13 @@ class PrintFailedPage(QWidget):
             return
         label, go = info
         lang = model.language
-        a, b = PRINT_FAILED.pick(lang)
-        self.title.setText(a)
-        self.title_sub.setText(b)
-        self.caption.setText(Bi("您的号码", "Your number")(lang))
+        set_pair(self.title, self.title_sub, PRINT_FAILED, lang)
+        self.caption.setText(YOUR_NUMBER(lang))
         self.number.setText(label)
-        a, b = NUMBER_KEPT.pick(lang)
-        self.kept.setText(a)
-        self.kept_sub.setText(b)
-        a, b = go.pick(lang)
-        self.go.setText(a)
-        self.go_sub.setText(b)
+        set_pair(self.kept, self.kept_sub, NUMBER_KEPT, lang)
+        set_pair(self.go, self.go_sub, go, lang)
         self.button.setText(Bi("好的", "OK")(lang))
-        self.countdown.setText(Bi(f"{seconds_left} 秒后自动返回首页",
-                                  f"Back to the start in {seconds_left} s")(lang))
+        self.countdown.setText(back_countdown(seconds_left)(lang))
 
 
 class NoticePage(QWidget):
@@ -150,11 +137,7 @@ class NoticePage(QWidget):
         lay.addStretch(1)
         self.badge = make_label("badge", badge, wrap=False, align=Qt.AlignmentFlag.AlignHCenter)
         self.badge.setStyleSheet(f"background: {color};")
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.badge)
-        row.addStretch(1)
-        lay.addLayout(row)
+        centred_row(lay, self.badge)
         lay.addSpacing(16)
         self.title = make_label("noticeTitle", align=center)
         self.title.setStyleSheet(f"color: {color};")
@@ -170,14 +153,8 @@ class NoticePage(QWidget):
         for w in (self.body, self.body_sub, self.extra, self.extra_sub):
             lay.addWidget(w)
         lay.addStretch(1)
-        brow = QHBoxLayout()
-        brow.addStretch(1)
-        self.button = make_button("back")
-        min_size(self.button, 420, 96)
-        self.button.clicked.connect(self.button_tapped)
-        brow.addWidget(self.button)
-        brow.addStretch(1)
-        lay.addLayout(brow)
+        self.button = big_button("back", self.button_tapped)
+        centred_row(lay, self.button)
         lay.addWidget(self.detail)
 
     def show_notice(self, lang: str, title: Bi, body: Bi, extra: Bi | str = "", button: Bi | None = None,
@@ -187,13 +164,8 @@ class NoticePage(QWidget):
         an exception's text)."""
         self.detail.setText(detail)
         self.detail.setVisible(bool(detail))
-        a, b = title.pick(lang)
-        self.title.setText(a)
-        self.title_sub.setText(b)
-        a, b = body.pick(lang)
-        self.body.setText(a)
-        self.body_sub.setText(b)
-        self.body_sub.setVisible(bool(b) and b != a)
+        set_pair(self.title, self.title_sub, title, lang)
+        set_pair(self.body, self.body_sub, body, lang, hide_repeat=True)
         a, b = extra.pick(lang) if isinstance(extra, Bi) else (extra, "")
         self.extra.setText(a)
         self.extra.setVisible(bool(a))

@@ -128,11 +128,11 @@ def prompt_for(model: KioskModel) -> Prompt | None:
     if screen == Screen.DETAILS:
         return p("printing", "printing") if model.busy else p("details", "details")
     if screen == Screen.CONFIRMATION and model.issued is not None:
-        t = model.issued.ticket
-        where = _where(model.serving_counters(str(t.get("service") or "")), lang)
-        return p("confirmation", "take", PAUSE, _number(str(t.get("label", "")), lang), PAUSE, where)
+        t = model.issued.record
+        where = _where(model.serving_counters(t.service), lang)
+        return p("confirmation", "take", PAUSE, _number(t.label, lang), PAUSE, where)
     if screen == Screen.PRINT_FAILED and model.issued is not None:
-        label = str(model.issued.ticket.get("label", ""))
+        label = model.issued.record.label
         return p("print_failed", "not_printed", PAUSE, "kept", PAUSE, _number(label, lang), PAUSE, "staff")
     if screen == Screen.MESSAGE:
         return p("no_ticket", "no_ticket", PAUSE, "read")

@@ -240,6 +240,14 @@ CHOOSE = Bi("请选择您要办理的业务", "Please choose the service you nee
 UNAVAILABLE = Bi("服务器暂时没有响应，未能取号，请稍后再试",
                  "The ticket server did not answer, so no ticket was issued. Please try again.")
 PRINT_FAILED = Bi("号票未能打印", "Your ticket could not be printed")
+YOUR_NUMBER = Bi("您的号码", "Your number")  # above the big number (confirmation, print failure, check-in)
+DONE = Bi("完成", "Done")
+
+
+def back_countdown(seconds_left: int) -> Bi:
+    """The line under a page that returns to the start page by itself."""
+    return Bi(f"{seconds_left} 秒后自动返回首页", f"Back to the start in {seconds_left} s")
+
 NUMBER_KEPT = Bi("您的号码已保留，排队顺序不变。请记下或拍下号码。",
                  "Your number is kept, with your place in the queue. Please write it down or take a photo.")
 ASK_STAFF = Bi("请联系工作人员", "Please ask staff")

@@ -7,6 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from queuehall.kiosk.model import KioskModel
+from queuehall.kiosk.model import Bi, KioskModel
 
 SETTINGS_TAPS = 5  # taps on the hall name …
 SETTINGS_TAP_WINDOW = 3.0  # … within this many seconds open the PIN pad
@@ -41,6 +42,37 @@ def make_button(name: str, text: str = "") -> QPushButton:
     b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     b.setCursor(Qt.CursorShape.PointingHandCursor)
     return b
+
+
+def centred_row(layout: QBoxLayout, *widgets: QWidget, gap: int = 0) -> QHBoxLayout:
+    """Add a row to ``layout`` with ``widgets`` side by side in its middle (``gap`` pixels between them)."""
+    row = QHBoxLayout()
+    row.addStretch(1)
+    for i, w in enumerate(widgets):
+        if i and gap:
+            row.addSpacing(gap)
+        row.addWidget(w)
+    row.addStretch(1)
+    layout.addLayout(row)
+    return row
+
+
+def big_button(name: str, tapped: Any) -> QPushButton:
+    """A page's large button at the foot of the page (420 × 96 at least) that emits or calls ``tapped``."""
+    b = make_button(name)
+    min_size(b, 420, 96)
+    b.clicked.connect(tapped)
+    return b
+
+
+def set_pair(first: QLabel, second: QLabel, text: Bi, lang: str, *, hide_repeat: bool = False) -> None:
+    """``text`` in the screen's language on ``first`` and in the other on ``second``; with ``hide_repeat``
+    ``second`` is hidden when it is empty or says the same as ``first``."""
+    a, b = text.pick(lang)
+    first.setText(a)
+    second.setText(b)
+    if hide_repeat:
+        second.setVisible(bool(b) and b != a)
 
 
 def set_flag(widget: QWidget, name: str, value: bool | str) -> None:
