@@ -50,7 +50,7 @@ from queuehall.broker.engine import Hall
 
 from queuehall.client import BrokerClient, wait_until_answering
 from queuehall.clock import ManualClock
-from queuehall.demo import free_port
+from queuehall.demo import die_with_parent, free_port
 from tests.hall_factory import TUESDAY, local, service, small_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,8 @@ def at_the_broker(bookings: int, synchronous: str = "FULL") -> dict[str, Any]:
                                  "--config", str(cfg), "--db", db, "--sim-start", "2026-11-24T09:40",
                                  "--sqlite-synchronous", synchronous],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1", QUEUEHALL_DATA=tmp))
+                                env=dict(os.environ, PYTHONUNBUFFERED="1", QUEUEHALL_DATA=tmp),
+                                preexec_fn=die_with_parent())
         try:
             endpoint = f"127.0.0.1:{port}"
             if not wait_until_answering(endpoint, timeout=60, give_up=lambda: proc.poll() is not None):

@@ -100,7 +100,7 @@ import zmq  # noqa: E402
 from queuehall.broker.probe import BrokerProbe  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused, Link, StateMirror  # noqa: E402
-from queuehall.demo import free_port  # noqa: E402
+from queuehall.demo import die_with_parent, free_port  # noqa: E402
 
 if TYPE_CHECKING:
     from queuehall.broker.model import Event
@@ -120,11 +120,6 @@ SATURATION = "saturation"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def free_port_pair() -> int:
-    """A port N with N and N+1 free on 127.0.0.1 (commands and events)."""
-    return free_port()
 
 
 def sleep_until(t: float) -> None:
@@ -305,6 +300,7 @@ def broker_process(gen: int, port: int, db_url: str, n_counters: int, layout: st
     publications. With ``profile_path`` the serve loop runs under cProfile and the statistics are
     written when the process gets SIGUSR1 (the parent sends it before the kill).
     """
+    die_with_parent(os.getppid())()  # ends with the benchmark, even one killed outright
     t_enter = time.monotonic()
     import logging
 
@@ -819,7 +815,7 @@ def run_scenario(args: argparse.Namespace, db_url: str, services: list[str]) -> 
     sched = ctx.Array("d", 2 * len(phases), lock=False)  # start and end of each phase (monotonic)
     gates = [ctx.Event() for _ in phases]  # phase i may start (its times are in sched)
     restarted = [ctx.Event() for _ in range(args.restarts)]  # broker generation i + 1 was killed
-    port = free_port_pair()
+    port = free_port()
     endpoint = f"127.0.0.1:{port}"
     origin_wall = time.time()
     t_setup = time.monotonic()

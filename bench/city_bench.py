@@ -51,6 +51,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 
+from queuehall.demo import die_with_parent  # noqa: E402
+
 CITY = ROOT / "config" / "beijing-exit-entry"
 SIM_START = "2026-11-24T09:30"  # a Tuesday morning: every hall of the city is open
 PIN = "2468"
@@ -189,7 +191,7 @@ def brokers_part(url: str, n_halls: int, seconds: float, rate: float) -> dict[st
             procs[h] = subprocess.Popen(
                 [sys.executable, "-m", "queuehall.cli", "broker", "--insecure", "--port", str(port),
                  "--config", configs[h].source, "--db", url, "--sim-start", SIM_START],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent())
 
         for h in configs:
             launch(h)
@@ -216,7 +218,8 @@ def brokers_part(url: str, n_halls: int, seconds: float, rate: float) -> dict[st
         for phase, r in (("peak", rate), ("saturation", 0.0)):
             drivers = {h: subprocess.Popen(
                 [sys.executable, str(Path(__file__)), "--drive", f"127.0.0.1:{ports[h]}", "--seconds", str(seconds),
-                 "--rate", str(r)], cwd=ROOT, stdout=subprocess.PIPE, text=True) for h in configs}
+                 "--rate", str(r)], cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
+                for h in configs}
             results = {h: json.loads(d.communicate()[0]) for h, d in drivers.items()}
             lat = [x for res in results.values() for x in res["latencies_ms"]]
             for h, res in results.items():

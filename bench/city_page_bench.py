@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import random
 import resource
 import signal
@@ -34,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine
 from web_bench import cpu_seconds, pct
 
+from queuehall.demo import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "passport"  # the default hall's 护照 service
 DISTRICTS = ("dongcheng", "xicheng", "chaoyang", "haidian", "fengtai", "shijingshan", "mentougou", "fangshan",
@@ -43,6 +46,7 @@ DISTRICTS = ("dongcheng", "xicheng", "chaoyang", "haidian", "fengtai", "shijings
 
 def broker_main(port: int, db_url: str, key: str) -> None:
     """One hall's broker (a child process): the default hall named after its district, a simulated 09:00."""
+    die_with_parent(os.getppid())()  # ends with the benchmark, even one killed outright
     import logging
 
     logging.basicConfig(level=logging.ERROR)
@@ -178,7 +182,7 @@ def main() -> int:
                             *[a for key, addr in brokers for a in ("--broker", f"{key}={addr}")],
                             "--listen", f"127.0.0.1:{wport}", "--log-level", "warning",
                             "--state", str(tmp / "web-state.db"), "--no-webhooks"], cwd=ROOT,
-                           stdout=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, preexec_fn=die_with_parent())
     try:
         import httpx
 

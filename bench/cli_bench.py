@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import benchlib  # noqa: E402  (bench/benchlib.py, beside this script)
 
 from queuehall.client import BrokerClient, CommandRefused  # noqa: E402
-from queuehall.demo import free_port  # noqa: E402  (the broker binds P, P+1 and P+2)
+from queuehall.demo import die_with_parent, free_port  # noqa: E402
 
 TARGET_RATIO = 2.5
 COUNTER = 1
@@ -134,7 +134,8 @@ def main() -> None:
         broker = subprocess.Popen(
             [sys.executable, "-m", "queuehall.cli", "broker", "--db", f"sqlite:///{tmp}/hall.db", "--port", str(port),
              "--sim-start", "2026-12-08T09:30", "--insecure"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "broker.log"), "w"))  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "broker.log"), "w"),  # noqa: SIM115
+            preexec_fn=die_with_parent())
         client = BrokerClient(endpoint, timeout=2.0)
         # Per environment: the press's and the bare interpreter's wall and CPU times.
         times: dict[str, dict[str, list[float]]] = {

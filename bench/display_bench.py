@@ -54,7 +54,7 @@ from queuehall.display.window import DisplayWindow, HallScreen, apply_app_font  
 from queuehall.voice.qt_audio import QtAudioSink  # noqa: E402
 
 from queuehall.client import BrokerClient  # noqa: E402
-from queuehall.demo import free_port  # noqa: E402
+from queuehall.demo import die_with_parent, free_port  # noqa: E402
 from queuehall.protocol import parse_time  # noqa: E402
 from queuehall.qtlink import QtLink  # noqa: E402
 from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
@@ -65,14 +65,9 @@ COUNTERS = (1, 2, 3, 4, 5, 7, 8, 9)
 GAP_SECONDS = 0.5
 
 
-def free_port_pair() -> int:
-    """A port N with N and N+1 free on 127.0.0.1 (commands and events)."""
-    return free_port()
-
-
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     """``queuehall broker`` in a child process; returns it and its HOST:PORT once it is ready."""
-    port = free_port_pair()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -89,7 +84,8 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     store = open_store(f"sqlite:///{tmp / 'hall.db'}")  # the clerks' PINs, as `queuehall clerks set-pin` sets them
     install_demo_pins(store, load_config())
     store.close()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=die_with_parent())
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     for line in proc.stdout:

@@ -48,6 +48,7 @@ from queuehall.broker.storage import load_hall, open_store  # noqa: E402
 from queuehall.kiosk.model import KioskModel, KioskSettings, Screen  # noqa: E402
 
 from queuehall.clock import ManualClock  # noqa: E402
+from queuehall.demo import die_with_parent  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 TAP_TARGET_MS = 150
@@ -189,9 +190,9 @@ def serve() -> int:
     clock = ManualClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))  # a Tuesday morning: the hall is open
     store = open_store(f"sqlite:///{tmp}/hall.db")
     hall = load_hall(load_config(), clock, store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from queuehall.demo import free_port
+
+    port = free_port()  # the broker binds P, P+1 and P+2
     broker = Broker(hall, host="127.0.0.1", port=port)
     broker.bind()
     thread = threading.Thread(target=broker.serve_forever, name="bench-broker", daemon=True)
@@ -335,7 +336,8 @@ def bench_start(endpoint: str, printer_port: int, runs: int) -> dict[str, Any]:
             [sys.executable, "-m", "queuehall.kiosk.main", "--windowed", "--broker", endpoint,
              "--printer", f"network:127.0.0.1:{printer_port}", "--name", "bench-start",
              "--state-dir", tempfile.mkdtemp(prefix="kiosk-bench-state-")],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=die_with_parent())
         assert proc.stderr is not None
         try:
             for line in proc.stderr:
@@ -381,7 +383,7 @@ def main() -> int:
     info = machine()
     app = QApplication.instance() or QApplication([])
     helper = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=die_with_parent())
     try:
         printer = RemotePrinter(helper)
         endpoint = f"127.0.0.1:{printer.broker_port}"

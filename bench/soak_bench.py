@@ -46,7 +46,7 @@ from queuehall.broker.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from queuehall.broker.storage import open_store  # noqa: E402
 
 from queuehall.client import BrokerClient, BrokerUnavailable, CommandRefused  # noqa: E402
-from queuehall.demo import free_port  # noqa: E402  (the broker binds P, P+1 and P+2)
+from queuehall.demo import die_with_parent, free_port  # noqa: E402
 from queuehall.simulation import DEMO_PINS, install_demo_pins  # noqa: E402
 
 GROWTH_TARGET_MB_PER_1000 = 10.0
@@ -79,7 +79,8 @@ def slope_per_1000(points: list[tuple[int, float]]) -> float | None:
 
 
 def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env,
+                            preexec_fn=die_with_parent())
 
 
 def wait_ready(endpoint: str, broker: subprocess.Popen[bytes], log: Path) -> BrokerClient:

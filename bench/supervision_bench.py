@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import random
 import signal
 import subprocess
@@ -28,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine
 from broker_bench import PIN
 from web_bench import cpu_seconds, pct
+
+from queuehall.demo import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -59,6 +62,7 @@ def hall(n_counters: int, n_services: int) -> Any:
 
 
 def broker_main(port: int, db_url: str, counters: int, services: int) -> None:
+    die_with_parent(os.getppid())()  # ends with the benchmark, even one killed outright
     import logging
 
     logging.basicConfig(level=logging.ERROR)
@@ -103,7 +107,8 @@ def main() -> int:
     broker.start()
     web = subprocess.Popen([sys.executable, "-m", "queuehall.cli", "web", "--broker", f"127.0.0.1:{bport}",
                             "--listen", f"127.0.0.1:{wport}", "--log-level", "warning",
-                            "--state", str(tmp / "web-state.db"), "--no-webhooks"], cwd=ROOT, stdout=subprocess.DEVNULL)
+                            "--state", str(tmp / "web-state.db"), "--no-webhooks"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           preexec_fn=die_with_parent())
     url = f"http://127.0.0.1:{wport}"
     latencies: list[float] = []
     try:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from queuehall.client import DEAD_AFTER, BrokerClient, BrokerUnavailable, CommandRefused, Link  # noqa: E402
-from queuehall.demo import free_port  # noqa: E402
+from queuehall.demo import die_with_parent, free_port  # noqa: E402
 
 SIM_START = "2026-11-24T09:00"  # an open Tuesday morning
 SERVICES = ("document_pickup", "passport", "hk_macao")
@@ -60,7 +60,8 @@ class Broker:
         cmd = [sys.executable, "-m", "queuehall.cli", "broker", "--insecure", "--standby", "--port", str(port),
                "--config", str(DEFAULT_CONFIG), "--db", url, "--sim-start", SIM_START]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=die_with_parent())
         threading.Thread(target=self._read, daemon=True).start()
 
     @property

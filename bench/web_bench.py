@@ -28,7 +28,6 @@ import multiprocessing as mp
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,28 +42,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine
 from broker_bench import PIN
 
+from queuehall.demo import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 
 def free_port(pair: bool = False) -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not pair:
-            return port
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
+    """The broker's three ports (``pair``) or one for the web gateway: queuehall.demo.free_port, the one finder."""
+    from queuehall.demo import free_port as ports
+
+    return ports(3 if pair else 1)
 
 
 def broker_main(port: int, db_url: str, public_url: str, counters: int) -> None:
     """The broker of the benchmark (a child process): the default hall, no caps, a simulated 09:00."""
+    die_with_parent(os.getppid())()  # ends with the benchmark, even one killed outright
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -306,7 +299,8 @@ def main() -> int:
                             "--log-level", "warning", "--state", str(tmp / "web-state.db"), "--no-webhooks",
                             # All the phones are this one address here: the gateway's capacity is measured,
                             # not its per-address rate limit (docs/web.md, rate limits).
-                            "--limit-address", "1000000/1000000"], cwd=ROOT, stdout=subprocess.DEVNULL)
+                            "--limit-address", "1000000/1000000"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           preexec_fn=die_with_parent())
     try:
         import httpx
 

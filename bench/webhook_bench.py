@@ -30,7 +30,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,21 +46,18 @@ from benchlib import machine
 from queuehall.broker.config import DEFAULT_CONFIG
 
 from queuehall.client import BrokerClient
+from queuehall.demo import die_with_parent
 
 CLERK, PIN = "c01a", "4821"  # the default hall's clerk of counter 1
 FQM = {"issues_per_s": 50, "p50_ms": 19}
 
 
 def free_port(pair: bool = False) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not pair:
-            return port
-        from queuehall.demo import free_port as broker_ports
+    """The broker's three ports (``pair``: P, P+1 and P+2, the staff event stream) or one for a web server:
+    queuehall.demo.free_port, the one finder."""
+    from queuehall.demo import free_port as ports
 
-        return broker_ports()  # the broker binds P, P+1 and P+2 (the staff event stream)
+    return ports(3 if pair else 1)
 
 
 def receiver_main(port: int, out: str) -> None:
@@ -139,7 +135,8 @@ class Bench:
         self.config = config
 
     def spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(self.tmp / log, "ab"))  # noqa: SIM115
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(self.tmp / log, "ab"),  # noqa: SIM115
+                             preexec_fn=die_with_parent())
         self.procs.append(p)
         return p
 

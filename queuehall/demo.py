@@ -54,25 +54,43 @@ def main(args: argparse.Namespace) -> int:
     return run_interactive(args)
 
 
-def free_port() -> int:
-    """A free TCP port P on 127.0.0.1 whose neighbours P+1 and P+2 (the event sockets) are free too."""
+def _port_free(port: int) -> bool:
     import socket
 
-    for _ in range(100):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        if port >= 65535:
-            continue
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZeroMQ binds
         try:
-            with socket.socket() as b:
-                b.bind(("127.0.0.1", port + 1))
-                with socket.socket() as c:
-                    c.bind(("127.0.0.1", port + 2))
-            return port
+            s.bind(("127.0.0.1", port))
         except OSError:
-            continue
-    raise RuntimeError("no free port pair found")
+            return False
+    return True
+
+
+def _ephemeral_low() -> int:
+    """Where the kernel's ports for outgoing connections start (Linux: /proc; else Linux's default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(count: int = 3) -> int:
+    """A port P on 127.0.0.1 with P … P+count-1 free: a broker binds P (commands), P+1 and P+2 (the public and
+    the staff events); ``count=1`` for one port (a web server). The one port finder of the demo, the tests and
+    the benchmarks.
+
+    Picked at random below the kernel's range for outgoing connections: a port above it that was checked free
+    can be taken by any connect() (PostgreSQL, ZeroMQ, a browser) before the broker binds it ("address already
+    in use"), and parallel test runs would pick the kernel's same next port."""
+    import random
+
+    rng = random.SystemRandom()
+    top = max(_ephemeral_low(), 24000) - count
+    for _ in range(200):
+        port = rng.randrange(20000, top, 2)
+        if all(_port_free(port + i) for i in range(count)):
+            return port
+    raise RuntimeError(f"no {count} free ports in a row")
 
 
 def demo_start(config: Any) -> str | None:
@@ -97,6 +115,35 @@ BROKER_START_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent(parent: int | None = None) -> Callable[[], None]:
+    """What makes a child process end with the process that started it, so that no broker or screen outlives a
+    demo, a test or a benchmark that was killed outright (``kill -9``): on Linux ``PR_SET_PDEATHSIG`` = SIGTERM,
+    elsewhere nothing.
+
+    ``subprocess.Popen(..., preexec_fn=die_with_parent())`` runs it in the child between fork and exec (prctl is
+    looked up here, in the parent: the child may only call it there); a multiprocessing child calls
+    ``die_with_parent(os.getppid())()`` first thing. A child whose parent (``parent``; by default the process
+    calling this) is already gone exits at once.
+    """
+    prctl: Any = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+    expected = os.getpid() if parent is None else parent
+
+    def arm() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != expected:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
+
+
 class Children:
     """The demo's child processes, so that none outlives the demo.
 
@@ -110,22 +157,7 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._parent = os.getpid()
-        self._prctl: Any = None
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            try:  # looked up here, in the parent: the child may only call it between fork and exec
-                self._prctl = ctypes.CDLL(None, use_errno=True).prctl
-            except (OSError, AttributeError):
-                self._prctl = None
-
-    def _in_child(self) -> None:
-        """Runs in the child between fork and exec: die with the demo."""
-        if self._prctl is not None:
-            self._prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != self._parent:  # the demo died before prctl took effect
-            os._exit(1)
+        self._in_child = die_with_parent()  # runs in the child between fork and exec: die with the demo
 
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         kw: dict[str, Any] = {}

@@ -20,10 +20,8 @@ import copy
 import json
 import os
 import queue
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,7 @@ from queuehall.broker.storage import Store, load_hall, open_store
 
 from queuehall.client import BrokerClient, Link, Security, StateMirror
 from queuehall.clock import Clock, ManualClock
+from queuehall.demo import free_port
 from queuehall.protocol import STAFF_ROLES
 from tests.hall_factory import TUESDAY, install_pins, local, small_config
 
@@ -75,36 +74,10 @@ def wait_until(condition: Callable[[], T], timeout: float = 5.0, what: str = "co
         pause.wait(0.002)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZeroMQ binds
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ephemeral_low() -> int:
-    """Where the kernel's ports for outgoing connections start: a port checked free above it can be taken
-    by any connect() (PostgreSQL, ZeroMQ, Chromium) before the broker binds it ("address already in use")."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-_EPHEMERAL_LOW = max(_ephemeral_low(), 24000)
-
-
 def free_port_pair() -> int:
-    """A port N such that N, N+1 and N+2 are free on 127.0.0.1 (commands, public and staff events)."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, _EPHEMERAL_LOW - 3, 2)
-        if _port_free(port) and _port_free(port + 1) and _port_free(port + 2):
-            return port
-    raise RuntimeError("no free pair of ports")
+    """A port N such that N, N+1 and N+2 are free on 127.0.0.1 (commands, public and staff events):
+    queuehall.demo.free_port, the one finder."""
+    return free_port()
 
 
 def sqlite_url(path: Path) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -76,21 +75,9 @@ TUESDAY_9 = datetime(2026, 11, 24, 9, 0, tzinfo=TZ)
 
 def _free_port_pair() -> int:
     """A port N with N, N+1 and N+2 free (the broker binds all three)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-                with socket.socket() as s3:
-                    s3.bind(("127.0.0.1", port + 2))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
+    from queuehall.demo import free_port
+
+    return free_port()
 
 
 @dataclass

@@ -3,7 +3,6 @@ connected to a real broker (tests/broker_fixtures.py) by a real Link of role ``w
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +15,13 @@ from queuehall.web.app import WebSettings, create_app
 from queuehall.web.hub import Hub
 
 from queuehall.client import Link, Security
+from queuehall.demo import free_port as demo_free_port
 from tests.broker_fixtures import BrokerThread, wait_until
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """One free port for a web server (queuehall.demo.free_port, the one finder)."""
+    return demo_free_port(1)
 
 
 class Gateway:
