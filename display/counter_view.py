@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QWidget
@@ -74,67 +76,28 @@ class CounterScreen(Painted):
         self._clerk(p, clerk_r, card, v)
         self._footer(p, QRectF(0, h - footer_h, w, footer_h), card, v)
 
+    def _rows(self, p: QPainter, box: QRectF, *rows: tuple[Any, ...],
+              align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignCenter) -> None:
+        """Lines of text one under another in ``box``, each row ``(top, height, text, px, colour)`` and, if given,
+        ``bold`` and the smallest size in pixels: top, height and px are fractions of the box's height."""
+        x, y, w, h = box.x(), box.y(), box.width(), box.height()
+        for top, height, s, px, colour, *more in rows:
+            bold = bool(more[0]) if more else False
+            min_px = float(more[1]) if len(more) > 1 else 12
+            self.text(p, QRectF(x, y + h * top, w, h * height), s, h * px, colour, bold=bold, align=align,
+                      min_px=min_px)
+
     def _number(self, p: QPainter, r: QRectF, v: CounterView) -> None:
         self.panel(p, r, QColor("#0f3d6e"), 16)
-        centre = Qt.AlignmentFlag.AlignCenter
-        if r.width() > r.height():  # stacked layout: number and words side by side
-            self.text(
-                p,
-                QRectF(r.x(), r.y(), r.width() * 0.4, r.height()),
-                str(v.number),
-                r.height() * 0.8,
-                ACCENT,
-                bold=True,
-                align=centre,
-            )
-            a, b = Bi("号窗口", f"Counter {v.number}").pick(v.lang)
-            self.text(
-                p,
-                QRectF(
-                    r.x() + r.width() * 0.4, r.y() + r.height() * 0.12, r.width() * 0.56, r.height() * 0.46
-                ),
-                a,
-                r.height() * 0.34,
-                TEXT,
-                bold=True,
-            )
-            self.text(
-                p,
-                QRectF(
-                    r.x() + r.width() * 0.4, r.y() + r.height() * 0.56, r.width() * 0.56, r.height() * 0.3
-                ),
-                b,
-                r.height() * 0.2,
-                MUTED,
-            )
-            return
-        self.text(
-            p,
-            QRectF(r.x(), r.y() + r.height() * 0.06, r.width(), r.height() * 0.56),
-            str(v.number),
-            r.height() * 0.5,
-            ACCENT,
-            bold=True,
-            align=centre,
-        )
         a, b = Bi("号窗口", f"Counter {v.number}").pick(v.lang)
-        self.text(
-            p,
-            QRectF(r.x(), r.y() + r.height() * 0.6, r.width(), r.height() * 0.18),
-            a,
-            r.height() * 0.13,
-            TEXT,
-            bold=True,
-            align=centre,
-        )
-        self.text(
-            p,
-            QRectF(r.x(), r.y() + r.height() * 0.77, r.width(), r.height() * 0.14),
-            b,
-            r.height() * 0.09,
-            MUTED,
-            align=centre,
-        )
+        if r.width() > r.height():  # stacked layout: number and words side by side
+            self._rows(p, QRectF(r.x(), r.y(), r.width() * 0.4, r.height()), (0, 1, str(v.number), 0.8, ACCENT, True))
+            words = QRectF(r.x() + r.width() * 0.4, r.y(), r.width() * 0.56, r.height())
+            self._rows(p, words, (0.12, 0.46, a, 0.34, TEXT, True), (0.56, 0.3, b, 0.2, MUTED),
+                       align=Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            return
+        self._rows(p, r, (0.06, 0.56, str(v.number), 0.5, ACCENT, True), (0.6, 0.18, a, 0.13, TEXT, True),
+                   (0.77, 0.14, b, 0.09, MUTED))
 
     def _ticket(self, p: QPainter, r: QRectF, card: CounterCard | None, v: CounterView) -> None:
         phase = card.phase if card else "closed"
@@ -148,23 +111,7 @@ class CounterScreen(Painted):
         ih = inner.height()
         if card is None:
             a, b = Bi("本窗口暂无信息", "No information for this counter yet").pick(v.lang)
-            self.text(
-                p,
-                QRectF(inner.x(), inner.y() + ih * 0.3, inner.width(), ih * 0.22),
-                a,
-                ih * 0.16,
-                fg,
-                bold=True,
-                align=centre,
-            )
-            self.text(
-                p,
-                QRectF(inner.x(), inner.y() + ih * 0.54, inner.width(), ih * 0.16),
-                b,
-                ih * 0.1,
-                sub,
-                align=centre,
-            )
+            self._rows(p, inner, (0.3, 0.22, a, 0.16, fg, True), (0.54, 0.16, b, 0.1, sub))
             return
         chip_colour = PHASE_COLOURS.get(phase, PHASE_COLOURS["closed"])
         chip = QRectF(inner.x() + inner.width() * 0.15, inner.y(), inner.width() * 0.7, ih * 0.2)
@@ -186,25 +133,9 @@ class CounterScreen(Painted):
             inner.x(), chip.bottom() + ih * 0.04, inner.width(), inner.bottom() - chip.bottom() - ih * 0.04
         )
         if card.ticket_label and phase in ("called", "serving"):
-            self.text(
-                p,
-                QRectF(body.x(), body.y(), body.width(), body.height() * 0.72),
-                card.ticket_label,
-                body.height() * 0.66,
-                DARK_TEXT if flash else ACCENT,
-                bold=True,
-                align=centre,
-            )
             svc = "  ·  ".join(x for x in Bi(card.ticket_service_zh, card.ticket_service_en).pick(v.lang) if x)
-            self.text(
-                p,
-                QRectF(body.x(), body.y() + body.height() * 0.74, body.width(), body.height() * 0.24),
-                svc,
-                body.height() * 0.12,
-                sub,
-                align=centre,
-                min_px=10,
-            )
+            self._rows(p, body, (0, 0.72, card.ticket_label, 0.66, DARK_TEXT if flash else ACCENT, True),
+                       (0.74, 0.24, svc, 0.12, sub, False, 10))
             return
         if phase == "paused":  # the headline is why, the chip already says "paused"
             a, b = Bi(card.pause_reason_zh or "暂停服务", card.pause_reason_en or "Paused").pick(v.lang)
@@ -216,41 +147,8 @@ class CounterScreen(Painted):
             a, b = Bi("请留意叫号", "Please listen for your number").pick(v.lang)
             c, d = Bi(
                 "叫到您的号码时请到本窗口办理", "Come to this counter when your number is called").pick(v.lang)
-        self.text(
-            p,
-            QRectF(body.x(), body.y() + body.height() * 0.04, body.width(), body.height() * 0.36),
-            a,
-            body.height() * 0.3,
-            ACCENT if phase == "paused" and not flash else fg,
-            bold=True,
-            align=centre,
-        )
-        self.text(
-            p,
-            QRectF(body.x(), body.y() + body.height() * 0.4, body.width(), body.height() * 0.2),
-            b,
-            body.height() * 0.15,
-            sub,
-            align=centre,
-        )
-        self.text(
-            p,
-            QRectF(body.x(), body.y() + body.height() * 0.66, body.width(), body.height() * 0.17),
-            c,
-            body.height() * 0.12,
-            fg,
-            align=centre,
-            min_px=10,
-        )
-        self.text(
-            p,
-            QRectF(body.x(), body.y() + body.height() * 0.83, body.width(), body.height() * 0.15),
-            d,
-            body.height() * 0.09,
-            sub,
-            align=centre,
-            min_px=9,
-        )
+        self._rows(p, body, (0.04, 0.36, a, 0.3, ACCENT if phase == "paused" and not flash else fg, True),
+                   (0.4, 0.2, b, 0.15, sub), (0.66, 0.17, c, 0.12, fg, False, 10), (0.83, 0.15, d, 0.09, sub, False, 9))
 
     def _clerk(self, p: QPainter, r: QRectF, card: CounterCard | None, v: CounterView) -> None:
         self.panel(p, r, PANEL, 16)
@@ -259,42 +157,12 @@ class CounterScreen(Painted):
         inner = r.adjusted(pad, pad, -pad, -pad)
         ih = inner.height()
         a, b = Bi("当前值班", "On duty").pick(v.lang)
-        self.text(
-            p,
-            QRectF(inner.x(), inner.y(), inner.width(), ih * 0.16),
-            f"{a}  {b}",
-            ih * 0.11,
-            MUTED,
-            align=centre,
-        )
+        self._rows(p, inner, (0, 0.16, f"{a}  {b}", 0.11, MUTED))
         if card is None or card.phase == "closed" or not (card.clerk_name_zh or card.clerk_name_en):
-            self.text(
-                p,
-                QRectF(inner.x(), inner.y() + ih * 0.25, inner.width(), ih * 0.4),
-                "—",
-                ih * 0.3,
-                MUTED,
-                align=centre,
-            )
+            self._rows(p, inner, (0.25, 0.4, "—", 0.3, MUTED))
             return
         n1, n2 = Bi(card.clerk_name_zh, card.clerk_name_en).pick(v.lang)
-        self.text(
-            p,
-            QRectF(inner.x(), inner.y() + ih * 0.18, inner.width(), ih * 0.34),
-            n1,
-            ih * 0.28,
-            TEXT,
-            bold=True,
-            align=centre,
-        )
-        self.text(
-            p,
-            QRectF(inner.x(), inner.y() + ih * 0.52, inner.width(), ih * 0.16),
-            n2,
-            ih * 0.13,
-            MUTED,
-            align=centre,
-        )
+        self._rows(p, inner, (0.18, 0.34, n1, 0.28, TEXT, True), (0.52, 0.16, n2, 0.13, MUTED))
         if card.post:
             post = "  ·  ".join(Bi(f"{card.post}岗", f"Post {card.post}").pick(v.lang))
             chip = QRectF(
