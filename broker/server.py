@@ -29,7 +29,6 @@ from typing import Any
 
 import zmq
 from queuehall.broker.alerts import AlertMonitor
-from queuehall.broker.appointments import WRONG_CODE_ERRORS, WrongCodes
 from queuehall.broker.engine import COMMANDS, HALL_QUERIES, Hall
 from queuehall.broker.keys import Device, broker_keys, list_devices
 from queuehall.broker.lease import RENEW_SECONDS, TRY_SECONDS, Lease, LeaseLost
@@ -39,6 +38,7 @@ from queuehall.broker.probe import BrokerProbe
 from queuehall.commands import COMMANDS as SCHEMA
 from queuehall.commands import Param, check_args, commands_for
 from queuehall.errors import HallError
+from queuehall.guesses import CODE_COMMANDS, WRONG_CODE_ERRORS, WrongCodes
 from queuehall.protocol import (
     MAX_MESSAGE_BYTES,
     ROLES,
@@ -79,8 +79,6 @@ BROKER_COMMANDS = tuple(name for name, c in SCHEMA.items() if c.kind == "link")
 BROKER_PARAMS: dict[str, tuple[Param, ...]] = {name: c.params for name, c in SCHEMA.items()
                                                if c.kind in ("link", "query") and name != "snapshot"}
 QUERIES: dict[str, frozenset[str]] = {name: c.roles for name, c in SCHEMA.items() if c.kind == "query"}
-# What names a booking by its code: a device giving too many wrong codes is stopped (WrongCodes).
-CODE_COMMANDS = frozenset({"checkin", "unbook", "booking"})
 # The web gateway (docs/web.md) checks its API tokens' scopes itself: remote tickets only (see _authorise) and
 # their check-in, and the counter actions of integration boxes, for any counter. A counter's own screen is its
 # evaluator (评价器), as is a hardware evaluator box with a display key of that counter (role display); the
@@ -438,6 +436,7 @@ class Broker:
             log.exception("undecodable request")
             return error_reply("", "", ProtocolError("BAD_REQUEST", type(exc).__name__))
         device: str | None = None
+        braked = False
         try:
             if self.stepped_down:
                 raise HallError("BROKER_STANDBY")
@@ -449,7 +448,10 @@ class Broker:
             if req.type == "snapshot" and "role" in req.args:  # a Link says what it is: a public one sees less
                 said = check_args(_SNAPSHOT_ROLE, req.args).get("role")
                 staff = staff and (said is None or said in STAFF_ROLES)
-            if req.type in CODE_COMMANDS and (client, req.id) not in self.hall.requests:  # a retry is no guess
+            # The web gateway stands for every citizen on the internet: it brakes each one's address itself
+            # (queuehall/guesses.py), so one guesser there does not stop everyone's booking pages.
+            braked = req.type in CODE_COMMANDS and role != "web"
+            if braked and (client, req.id) not in self.hall.requests:  # a retry is no guess
                 wait = self.wrong_codes.wait_seconds(device, self.hall.clock.now())
                 if wait:
                     raise HallError("BOOKING_CODE_LIMIT", retry_after=wait,
@@ -470,7 +472,7 @@ class Broker:
             result = self.hall.execute(req.type, req.args, client=client, request_id=req.id)
             return ok_reply(req.type, req.id, result if staff else _public_result(result))
         except HallError as err:
-            if device is not None and req.type in CODE_COMMANDS and err.code in WRONG_CODE_ERRORS:
+            if device is not None and braked and err.code in WRONG_CODE_ERRORS:
                 self.wrong_codes.wrong(device, self.hall.clock.now())
             return error_reply(req.type, req.id, err)
         except Exception as exc:  # a bug must not take the hall down: answer and log it

@@ -20,7 +20,6 @@ import pytest
 from queuehall.broker import storage
 from queuehall.broker.appointments import (
     ALPHABET,
-    WrongCodes,
     code_problem,
     contact_check,
     contact_matches,
@@ -40,6 +39,7 @@ from sqlalchemy import select
 from queuehall.client import BrokerClient, CommandRefused
 from queuehall.clock import ManualClock
 from queuehall.errors import HallError
+from queuehall.guesses import WrongCodes
 from queuehall.protocol import Request
 from tests import broker_fixtures
 from tests.broker_fixtures import BrokerThread

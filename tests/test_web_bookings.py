@@ -21,6 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
+from queuehall.broker import keys
 from queuehall.broker.config import load_config
 from queuehall.kiosk.model import Screen
 from queuehall.tools.escpos_decode import decode
@@ -30,7 +31,7 @@ from queuehall.web.integrations import document
 from queuehall.client import BrokerClient
 from queuehall.clock import ManualClock
 from tests import broker_fixtures, web_fixtures
-from tests.broker_fixtures import BrokerThread
+from tests.broker_fixtures import BrokerThread, security
 from tests.hall_factory import TUESDAY, local
 from tests.test_web_api import gateway_parts, make_tokens
 from tests.web_fixtures import Gateway, free_port
@@ -38,6 +39,7 @@ from tests.web_fixtures import Gateway, free_port
 _APP = QCoreApplication.instance() or QApplication([])
 start_broker_fixture = broker_fixtures.start_broker_fixture
 manual_clock_fixture = broker_fixtures.manual_clock_fixture
+keys_dir_fixture = broker_fixtures.keys_dir_fixture
 start_gateway_fixture = web_fixtures.start_gateway_fixture
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
@@ -239,34 +241,64 @@ def test_booking_pages_are_rate_limited_per_address(tmp_path: Path, start_broker
     assert gw.get("/").status_code == 200  # the hall's page is not limited
 
 
-def test_codes_tried_through_the_gateway_from_many_addresses_meet_the_brokers_brake(
+def test_the_gateway_brakes_wrong_codes_per_address_and_the_broker_does_not_brake_the_gateway(
         tmp_path: Path, start_broker: Callable[..., BrokerThread], start_gateway: Callable[..., Gateway],
-        manual_clock: ManualClock) -> None:
-    """The gateway is one device to the broker: wrong codes from any address count together
-    (``appointments.wrong_codes_per_minute``), so guesses spread over many addresses are stopped too: the page
-    and the API answer 429 with Retry-After, bilingual; a minute later (the injected clock) codes work again."""
+        manual_clock: ManualClock, keys_dir: Path) -> None:
+    """The gateway is one device to the broker but stands for every citizen: it brakes each client address
+    itself (queuehall/guesses.py) and the broker does not brake it. An address that gave ``N`` wrong codes
+    within a minute is refused every code, page and API (429, Retry-After, bilingual); another address is not
+    (with the broker braking the gateway as one device, as before, one guesser stopped everyone's pages); a
+    minute later (the injected clock) the first address may try again. Here N = 2 at the gateway and the broker."""
     from queuehall.broker.appointments import new_code
+    from queuehall.web.app import WebSettings
     from queuehall.web.ratelimit import Limit, RateLimits
+
+    from queuehall.guesses import WrongCodes
 
     manual_clock.set(local(TUESDAY, 9))
     cfg = load_config()
-    broker = start_broker(replace(cfg, appointments=replace(cfg.appointments, wrong_codes_per_minute=2)))
-    limits = RateLimits(per_token=Limit(1000, 1000), per_address=Limit(1000, 1000))  # as if from many addresses
+    keys.add_device(keys_dir, "web-1", "web")  # the broker knows the gateway by its key (role web)
+    broker = start_broker(replace(cfg, appointments=replace(cfg.appointments, wrong_codes_per_minute=2)),
+                          keys_dir=keys_dir)
+    limits = RateLimits(per_token=Limit(1000, 1000), per_address=Limit(1000, 1000))
     tokens = make_tokens(tmp_path / "web.db")
-    gw = start_gateway(broker, parts=gateway_parts(tmp_path / "web.db", limits))
+    port = free_port()
+    settings = WebSettings(public_url=f"http://127.0.0.1:{port}", clock=manual_clock, code_brake=WrongCodes(2))
+    gw = start_gateway(broker, port=port, settings=settings, parts=gateway_parts(tmp_path / "web.db", limits),
+                       security=security(keys_dir, "web-1"))
     assert broker.broker is not None
-    c = BrokerClient(broker.endpoint)
+    c = BrokerClient(broker.endpoint, security=security(keys_dir, "manager"))
     try:
         code = c.book("passport", "2026-11-24T10:00").code
     finally:
         c.close()
-    guesses = [new_code(broker.broker.hall.hall_identity()) for _ in range(2)]  # well formed, never booked
-    assert [gw.get(f"/b/{g}").status_code for g in guesses] == [404, 404]
-    page = gw.get(f"/b/{code}")  # a real code, now refused all the same
-    assert page.status_code == 429 and int(page.headers["retry-after"]) == 60
-    assert "请稍后再试" in page.text and "Please try again later" in page.text and code not in page.text
-    api = httpx.get(f"{gw.url}/api/v1/bookings/{code}", headers={"Authorization": f"Bearer {tokens['kiosk']}"},
-                    timeout=10)
-    assert api.status_code == 429 and int(api.headers["retry-after"]) == 60 and err(api) == "BOOKING_CODE_LIMIT"
-    manual_clock.set(local(TUESDAY, 9, 1))
-    assert gw.get(f"/b/{code}").status_code == 200
+    other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10)  # another citizen
+    kiosk = {"Authorization": f"Bearer {tokens['kiosk']}"}
+    try:
+        guesses = [new_code(broker.broker.hall.hall_identity()) for _ in range(2)]  # well formed, never booked
+        assert [gw.get(f"/b/{g}").status_code for g in guesses] == [404, 404]
+        page = gw.get(f"/b/{code}")  # a real code, now refused all the same to this address
+        assert page.status_code == 429 and int(page.headers["retry-after"]) == 60
+        assert "请稍后再试" in page.text and "Please try again later" in page.text and code not in page.text
+        api = httpx.get(f"{gw.url}/api/v1/bookings/{code}", headers=kiosk, timeout=10)
+        assert api.status_code == 429 and int(api.headers["retry-after"]) == 60 and err(api) == "BOOKING_CODE_LIMIT"
+        assert api.json()["error"]["message_zh"] and api.json()["error"]["message_en"]
+        # Another address: served, though the gateway gave the broker as many wrong codes as it allows a device.
+        assert other.get(f"{gw.url}/b/{code}").status_code == 200
+        assert other.get(f"{gw.url}/api/v1/bookings/{code}", headers=kiosk).status_code == 200
+        assert other.get(f"{gw.url}/b/{guesses[0]}").status_code == 404  # its first wrong code: not braked yet
+        manual_clock.set(local(TUESDAY, 9, 1))
+        assert gw.get(f"/b/{code}").status_code == 200
+    finally:
+        other.close()
+
+
+def test_a_gateway_that_gives_too_few_wrong_codes_is_refused_at_start() -> None:
+    """``queuehall web --wrong-codes 0`` would refuse every code: refused with a message, exit status 2."""
+    import argparse
+
+    from queuehall.web.main import add_arguments, run
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert run(p.parse_args(["--broker", "127.0.0.1:5555", "--wrong-codes", "0"])) == 2

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -31,6 +31,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from queuehall.clock import Clock, SystemClock
+from queuehall.guesses import DEFAULT_WRONG_CODES_PER_MINUTE, WrongCodes
 
 log = logging.getLogger("queuehall.web")
 
@@ -52,6 +55,11 @@ class WebSettings:
     max_streams: int = 20_000  # open ticket pages at most; more are refused (503 UNAVAILABLE)
     keepalive_seconds: float = 15.0  # a comment line on an idle stream (proxies close silent connections)
     write_timeout: float = 20.0  # a stream whose phone has not taken a write for this long is closed
+    # Wrong booking codes per client address and minute (queuehall/guesses.py): the broker brakes devices, and
+    # this gateway is one device standing for every citizen, so it brakes each citizen's address itself. One
+    # brake may be shared by the halls of a city gateway (web/halls.py).
+    code_brake: WrongCodes = field(default_factory=lambda: WrongCodes(DEFAULT_WRONG_CODES_PER_MINUTE))
+    clock: Clock = field(default_factory=SystemClock)  # the brake's minute (tests inject theirs)
 
 
 class BodyLimit:

@@ -137,15 +137,20 @@ async def page(request: Request) -> Response:
     hall = bi((state.get("hall") or {}).get("name_zh"), (state.get("hall") or {}).get("name_en"))
     headers = {"cache-control": "no-store"}
     code = request.path_params["code"]
+    asked = False
     try:
         if not CODE_RE.fullmatch(code):
             raise Refused({"code": "BOOKING_NOT_FOUND"})
+        limit = rest.code_limit(request)
+        if limit is not None:
+            raise Refused(limit)
+        asked = True  # a code the broker was asked about: a wrong one counts against the address
         booking = (await hub.request("booking", code=code))["booking"]
     except BrokerDown:
         return HTMLResponse(unreachable_page(hall if hub.mirror.synced else None), status_code=503,
                             headers=headers)
     except Refused as err:
-        if err.code == "BOOKING_CODE_LIMIT":  # the broker's brake on guessing codes: the gateway is one device
+        if err.code == "BOOKING_CODE_LIMIT":  # the brake on guessing codes, per address (queuehall/guesses.py)
             wait = str((err.error.get("details") or {}).get("retry_after") or 60)
             return HTMLResponse(message_page(
                 bi("请稍后再试", "Please try again later"),
@@ -160,6 +165,8 @@ async def page(request: Request) -> Response:
             if where is not None:
                 return RedirectResponse(f"{request.scope.get(ROOT, '')}{where}/b/{code}", status_code=307,
                                         headers=headers)
+        if asked:
+            rest.count_code(request, err.code)
         return HTMLResponse(message_page(
             bi("没有找到此预约", "Booking not found"),
             bi("请核对预约码（不含数字 0、1 和字母 O、I、L）。预约可能已属于其他大厅或已过期。",

@@ -30,7 +30,7 @@ HTTP_STATUS: dict[str, int] = {
     "BOOKING_CODE_INVALID": 404,  # a code typed wrong is no booking (and says nothing about real ones)
     "METHOD_NOT_ALLOWED": 405,
     "MESSAGE_TOO_LARGE": 413,
-    "BOOKING_CODE_LIMIT": 429,  # the broker's brake on guessing codes, for the gateway as one device
+    "BOOKING_CODE_LIMIT": 429,  # the brake on guessing codes (the broker's per device, the gateway's per address)
     "UNKNOWN_COMMAND": 501,
     "STORAGE": 503,
     "UNAVAILABLE": 503,

@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 from queuehall.web.hub import Hub
 
+from queuehall.guesses import DEFAULT_WRONG_CODES_PER_MINUTE, WrongCodes
+
 log = logging.getLogger("queuehall.web.halls")
 
 PREFIX = "/h/"
@@ -173,7 +175,8 @@ async def _no_such_hall(scope: Scope, send: Send, path: str) -> None:
 
 def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max_streams: int = 20_000,
           limits: Any = None, webhooks: bool = True, broker: str | None = None, security: Any = None,
-          clock: Callable[[], float] | None = None, owner: str | None = None) -> HallRouter:
+          clock: Callable[[], float] | None = None, owner: str | None = None,
+          wrong_codes: int = DEFAULT_WRONG_CODES_PER_MINUTE) -> HallRouter:
     """The gateway of ``queuehall web``: for each (key, hub) of ``halls`` the whole single-hall application
     (ticket pages, REST API, bookings, supervision), the first one also unprefixed with the city page.
 
@@ -181,7 +184,7 @@ def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max
     ``limits``: the REST rate limits, one set of buckets for the whole gateway; ``webhooks``: deliver the
     first hall's webhooks from this gateway (``broker``/``security``: that hall's broker, for the service's
     own connection); ``owner``: this gateway in the webhook outbox's claims (unique among the gateways
-    sharing one state)."""
+    sharing one state); ``wrong_codes``: the wrong booking codes a client address may give in a minute."""
     from queuehall.web import integrations
     from queuehall.web.app import WebSettings, create_app
     from queuehall.web.city import CityBoard, city_parts
@@ -192,6 +195,7 @@ def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max
     limits = limits or RateLimits()
     limiter = RateLimiter(limits, clock) if clock is not None else RateLimiter(limits)
     managers = ManagerStore(state)
+    brake = WrongCodes(wrong_codes)  # wrong booking codes per address, all halls together (queuehall/guesses.py)
     base = public_url.rstrip("/")
     apps: list[HallApp] = []
     board = CityBoard(list(halls))
@@ -209,7 +213,8 @@ def build(halls: list[tuple[str, Hub]], *, state: Any, public_url: str = "", max
             parts["on_startup"] = [*parts.get("on_startup", ()), *more["on_startup"]]
             parts["on_shutdown"] = [*more["on_shutdown"], *parts.get("on_shutdown", ())]
         own_url = base if i == 0 or not base else hall_prefix(base, key)
-        app = create_app(hub, WebSettings(public_url=own_url, max_streams=max_streams), **parts)
+        settings = WebSettings(public_url=own_url, max_streams=max_streams, code_brake=brake)
+        app = create_app(hub, settings, **parts)
         integrations.document(app.state.openapi)
         city_document(app.state.openapi)
         document(app.state.openapi, base, [k for k, _h in halls], key)

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from queuehall.client import Link, Security
+from queuehall.guesses import DEFAULT_WRONG_CODES_PER_MINUTE
 
 if TYPE_CHECKING:  # the web application (Starlette) is imported only when the gateway runs
     from queuehall.web.hub import Hub
@@ -79,6 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="REST requests per second per API token, and the burst (default %(default)s)")
     p.add_argument("--limit-address", default="50/100", metavar="RATE/BURST",
                    help="REST requests per second per client address, and the burst (default %(default)s)")
+    p.add_argument("--wrong-codes", type=int, default=DEFAULT_WRONG_CODES_PER_MINUTE, metavar="N",
+                   help="wrong booking codes a client address may give in a minute before it waits (default "
+                        "%(default)s; docs/calling-rules.md)")
     p.add_argument("--no-webhooks", action="store_true", help="do not deliver webhooks from this gateway")
 
 
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         for i, ((key, addr), sec) in enumerate(zip(halls[1:], securities[1:], strict=True), start=2):
             city.append((key or addr or f"hall-{i}", make_hub(addr, sec, f"{args.name}-{key or i}")))
         limits = RateLimits(per_token=Limit.parse(args.limit_token), per_address=Limit.parse(args.limit_address))
+        if args.wrong_codes < 1:
+            raise ValueError(f"--wrong-codes must be at least 1 (至少为 1), not {args.wrong_codes}")
     except ValueError as err:
         print(f"queuehall web: {err}", file=sys.stderr)
         return 2
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                            max_streams=args.max_streams, limits=limits, webhooks=not args.no_webhooks,
                            broker=main_broker, security=security,
                            # unique among gateways sharing a state, the same after a restart (web/outbox.py)
-                           owner=f"{socket.gethostname()}:{args.name}")
+                           owner=f"{socket.gethostname()}:{args.name}", wrong_codes=args.wrong_codes)
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
                             backlog=4096, timeout_keep_alive=30, lifespan="on",
                             # Open pages never end by themselves: on shutdown they are cut after 2 s.

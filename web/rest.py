@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Route
 
 from queuehall.commands import COMMANDS, Param, check_args, param_schema, web_scope
 from queuehall.errors import HallError
+from queuehall.guesses import CODE_COMMANDS, WRONG_CODE_ERRORS
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -147,6 +148,29 @@ def _date(value: Any) -> Any:
         except ValueError:
             raise ApiError("BAD_REQUEST", detail=f"date is not a calendar date: {value}") from None
     return value
+
+
+def _address(request: Request) -> str:
+    client = request.client
+    return client.host if client else "unknown"
+
+
+def code_limit(request: Request) -> dict[str, Any] | None:
+    """The ``BOOKING_CODE_LIMIT`` refusal (the broker's error object) when the request's client address gave
+    too many wrong booking codes within the last minute (the gateway's brake, ``WebSettings.code_brake``), else
+    None. The broker does not brake the gateway, which stands for every citizen (queuehall/guesses.py)."""
+    settings = request.app.state.settings
+    wait = settings.code_brake.wait_seconds(_address(request), settings.clock.now())
+    if not wait:
+        return None
+    return HallError("BOOKING_CODE_LIMIT", retry_after=wait, per_minute=settings.code_brake.per_minute).to_dict()
+
+
+def count_code(request: Request, refused: str) -> None:
+    """Count a booking code refused with ``refused`` against the request's address, if it was a wrong guess."""
+    if refused in WRONG_CODE_ERRORS:
+        settings = request.app.state.settings
+        settings.code_brake.wrong(_address(request), settings.clock.now())
 
 
 async def _booking_code(request: Request, code: str) -> str:
@@ -448,7 +472,16 @@ def handler(ep: Endpoint, tokens: Authoriser | None, run: Run = run_command) -> 
         rid = None
         if token is not None and command.kind == "hall":
             rid = request_id(request, token.id, ep.idempotency_operation(args))
-        result = await run(request.app.state.hub, ep.command, rid, args)
+        braked = ep.command in CODE_COMMANDS
+        limit = code_limit(request) if braked else None
+        if limit is not None:
+            raise ApiError.from_error(limit)
+        try:
+            result = await run(request.app.state.hub, ep.command, rid, args)
+        except ApiError as err:
+            if braked:
+                count_code(request, str(err.error["code"]))
+            raise
         out = ep.reply(request, result) if ep.reply is not None else result
         return Response(orjson.dumps(out), status_code=ep.status, media_type="application/json",
                         headers={"cache-control": "no-store"})
