@@ -287,8 +287,9 @@ BENCHMARKS: list[Benchmark] = [
                     "and 4 wall displays, all given both addresses; the serving broker is killed with SIGKILL, "
                     "restarted as the standby, and the next round kills the other. A takeover is the lease running "
                     "out (2 s after the last renewal, by the database's clock), the standby's next try (0.25 s) "
-                    "and its loading of the hall; a display moves on after 3 s without a heartbeat, a kiosk after "
-                    "its 1 s request time-out (docs/standby.md)."),
+                    "and its loading of the hall; a client moves to the other address as soon as its connection to "
+                    "the killed broker drops (the ZeroMQ socket monitor), and reports the hall lost only if none "
+                    "serves within 3 s (docs/standby.md, \"When a connection drops\")."),
 ]
 
 
