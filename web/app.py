@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import orjson
 from queuehall.web import openapi, pages
 from queuehall.web.errors import ApiError
-from queuehall.web.hub import BrokerDown, Hub
+from queuehall.web.hub import Hub
 from queuehall.web.rating import rating_routes
 from queuehall.web.tickets import Stream, TicketBoard
 from queuehall.web.views import bi, hall_view, service_view, services_view
@@ -95,18 +95,6 @@ def _too_large(limit: int, length: bytes) -> Response:
     if not length.isdigit():
         return ApiError("BAD_REQUEST", detail="Content-Length is not a number").response()
     return ApiError("MESSAGE_TOO_LARGE", extra={"limit_bytes": limit}).response()
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request's body as a JSON object, or BAD_REQUEST (400) saying why not (size: :class:`BodyLimit`)."""
-    body = await request.body()
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError("BAD_REQUEST", detail=f"the body is not JSON: {str(exc)[:120]}") from None
-    if not isinstance(obj, dict):
-        raise ApiError("BAD_REQUEST", detail="the body must be a JSON object")
-    return obj
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -203,14 +191,7 @@ def create_app(hub: Hub, settings: WebSettings | None = None, *, routes: Sequenc
         if not hub.ready:
             raise ApiError("UNREACHABLE")
 
-    async def ticket_id(token: str) -> int:
-        try:
-            tid = await board.resolve(token)
-        except BrokerDown:
-            raise ApiError("UNREACHABLE") from None
-        if tid is None or board.view(tid) is None:
-            raise ApiError("UNKNOWN_TOKEN")
-        return tid
+    ticket_id = board.ticket_of
 
     # -- pages
 

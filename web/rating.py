@@ -78,12 +78,7 @@ def rating_routes(hub: Hub, board: TicketBoard) -> list[BaseRoute]:
     """The phone page's rating routes (added to the gateway's own by :func:`queuehall.web.app.create_app`)."""
 
     async def rate(token: str, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            tid = await board.resolve(token)
-        except BrokerDown:
-            raise ApiError("UNREACHABLE") from None
-        if tid is None or board.view(tid) is None:
-            raise ApiError("UNKNOWN_TOKEN")
+        tid = await board.ticket_of(token)
         try:
             result = await hub.request("rate", ticket=str(tid), **args)
         except BrokerDown:

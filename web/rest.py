@@ -181,14 +181,7 @@ async def _booking_code(request: Request, code: str) -> str:
 
 async def _ticket_of_token(request: Request, token: str) -> str:
     """The ticket a page token names, as the broker's ``ticket`` argument; UNKNOWN_TOKEN for none of today."""
-    board = request.app.state.board
-    try:
-        tid = await board.resolve(token)
-    except BrokerDown:
-        raise ApiError("UNREACHABLE") from None
-    if tid is None or board.view(tid) is None:
-        raise ApiError("UNKNOWN_TOKEN")
-    return str(tid)
+    return str(await request.app.state.board.ticket_of(token))
 
 
 _TOKEN_SCHEMA = {"type": "string", "pattern": TOKEN_RE.pattern}

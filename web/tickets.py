@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 import orjson
-from queuehall.web.hub import Hub, Refused
+from queuehall.web.errors import ApiError
+from queuehall.web.hub import BrokerDown, Hub, Refused
 from queuehall.web.views import ACTIVE, CALLED, NO_SHOW, SERVING, WAITING, page_state, queue_positions
 from starlette.types import Send
 
@@ -184,6 +185,17 @@ class TicketBoard:
         hub.listeners.append(self._on_change)
 
     # -- tokens
+
+    async def ticket_of(self, token: str) -> int:
+        """The ticket id of ``token`` for a request: ``UNKNOWN_TOKEN`` (404) when no ticket of today has it,
+        ``UNREACHABLE`` (503) when the broker must be asked and cannot be."""
+        try:
+            tid = await self.resolve(token)
+        except BrokerDown:
+            raise ApiError("UNREACHABLE") from None
+        if tid is None or self.view(tid) is None:
+            raise ApiError("UNKNOWN_TOKEN")
+        return tid
 
     async def resolve(self, token: str) -> int | None:
         """The ticket id of ``token``, or None when no ticket of today has it.
