@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageStat
 
 from tests.test_demo_x11 import screenshot
 
@@ -111,6 +111,15 @@ class Xvfb:
         self.proc.wait(10)
 
 
+def covered_again(now: Image.Image, before: Image.Image, box: tuple[int, int, int, int]) -> bool:
+    """Whether ``box`` shows the program again, as in ``before``, not the window mapped over it. Not pixel for
+    pixel: at 3840x2160 the title's antialiased glyphs under the box came back a little different after being
+    uncovered (mean difference 0.08 of 255, only in the glyphs: the test failed so, once in three runs, with the
+    display on top). xlogo's white square differs from the dark header by about 200 of 255 on average."""
+    diff = ImageStat.Stat(ImageChops.difference(now.crop(box).convert("RGB"), before.crop(box).convert("RGB")))
+    return max(diff.mean) < 12
+
+
 @pytest.fixture
 def xserver(request: pytest.FixtureRequest) -> Iterator[Xvfb]:
     if (tool := _missing_tool()) is not None:
@@ -159,7 +168,7 @@ def test_full_screen_without_a_window_manager(program: str, xserver: Xvfb, tmp_p
             deadline = time.monotonic() + ON_TOP_TIMEOUT
             while True:
                 now = screenshot(xserver.display, tmp_path / "now.png")
-                if ImageChops.difference(now.crop(box), before.crop(box)).getbbox() is None:
+                if covered_again(now, before, box):
                     break
                 assert time.monotonic() < deadline, "another window stayed over the full-screen window"
                 time.sleep(0.3)
