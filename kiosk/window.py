@@ -223,10 +223,17 @@ class KioskWindow(QWidget):
             QTimer.singleShot(0, self, self._make_audio)  # QtMultimedia's set-up after the first paint
 
     def _load_pack(self) -> None:
+        loaded: object
         try:
-            self._pack_loaded.emit(load_pack(self._voice_pack_path))
+            loaded = load_pack(self._voice_pack_path)
         except VoiceError as err:
-            self._pack_loaded.emit(err)
+            loaded = err
+        try:
+            self._pack_loaded.emit(loaded)
+        except RuntimeError:
+            # The window was deleted while the pack loaded (the kiosk closed or Ctrl-C within its first
+            # fraction of a second): there is no one to give it to, and a traceback on the way out helps nobody.
+            log.debug("the kiosk closed before its voice pack loaded")
 
     def _on_pack(self, pack: object) -> None:
         if isinstance(pack, VoicePack):
