@@ -9,7 +9,6 @@ add their endpoints to the OpenAPI document (``app.state.openapi``, web/openapi.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,7 +21,7 @@ from queuehall.web import openapi, pages
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import Hub
 from queuehall.web.rating import rating_routes
-from queuehall.web.tickets import Stream, TicketBoard
+from queuehall.web.tickets import RAW_SEND, Stream, TicketBoard, serve_stream
 from queuehall.web.views import bi, hall_view, service_view, services_view
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -117,29 +116,10 @@ class EventStream:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = self.stream
-
-        async def watch() -> None:  # the only reader of ``receive``: the phone went away
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            stream.close()
-
-        watcher = asyncio.ensure_future(watch())
         try:
-            async with asyncio.timeout(self.settings.write_timeout):
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no")]})
-            stream.attach(scope.get(RAW_SEND, send), self.settings.write_timeout, b"retry: 3000\n\n")
-            await stream.wait_closed()
-        except (TimeoutError, OSError) as exc:
-            log.info("closed a stream that does not take writes: %r", exc)
+            await serve_stream(self.stream, scope, receive, send, self.settings.write_timeout)
         finally:
-            self.board.unsubscribe(stream)
-            watcher.cancel()
-
-
-RAW_SEND = "queuehall.send"  # the scope's key for the server's own ``send`` (:class:`Gateway`)
+            self.board.unsubscribe(self.stream)
 
 
 class Gateway(Starlette):

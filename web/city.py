@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from queuehall.web.hub import Hub
 from queuehall.web.pages import ASSET_VERSION, _e
-from queuehall.web.tickets import Stream
+from queuehall.web.tickets import Stream, serve_stream
 from queuehall.web.views import bi
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -191,28 +191,11 @@ class _CityStream:
         self.board = board
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from queuehall.web.app import RAW_SEND
-
         stream = self.board.subscribe()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            stream.close()
-
-        watcher = asyncio.ensure_future(watch())
         try:
-            async with asyncio.timeout(self.board.write_timeout):
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no")]})
-            stream.attach(scope.get(RAW_SEND, send), self.board.write_timeout, b"retry: 3000\n\n")
-            await stream.wait_closed()
-        except (TimeoutError, OSError):
-            pass
+            await serve_stream(stream, scope, receive, send, self.board.write_timeout)
         finally:
             self.board.unsubscribe(stream)
-            watcher.cancel()
 
 
 def _minutes(v: int) -> str:

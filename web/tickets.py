@@ -24,11 +24,13 @@ import orjson
 from queuehall.web.errors import ApiError
 from queuehall.web.hub import BrokerDown, Hub, Refused
 from queuehall.web.views import ACTIVE, CALLED, NO_SHOW, SERVING, WAITING, page_state, queue_positions
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from queuehall.client import StateMirror
 
 log = logging.getLogger("queuehall.web.tickets")
+
+RAW_SEND = "queuehall.send"  # the scope's key for the server's own ``send`` (web/app.py ``Gateway``)
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 TOKEN_CACHE = 200_000  # tokens remembered (a busy hall issues a few thousand tickets a day)
@@ -447,3 +449,28 @@ class TicketBoard:
                     stream.offer(full, patch)
         if len(tids) > FANOUT_SLICE:
             asyncio.get_running_loop().call_soon(self._refresh, tids[FANOUT_SLICE:])
+
+
+async def serve_stream(stream: Stream, scope: Scope, receive: Receive, send: Send, write_timeout: float) -> None:
+    """Answer the request with ``stream`` (``text/event-stream``) until it is closed or the client goes away.
+
+    The only reader of ``receive`` (the client went away: the stream is closed); a client that does not take
+    the headers or a write within ``write_timeout`` is dropped. The caller unsubscribes ``stream`` afterwards.
+    """
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stream.close()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        async with asyncio.timeout(write_timeout):
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no")]})
+        stream.attach(scope.get(RAW_SEND, send), write_timeout, b"retry: 3000\n\n")
+        await stream.wait_closed()
+    except (TimeoutError, OSError) as exc:
+        log.info("closed a stream that does not take writes: %r", exc)
+    finally:
+        watcher.cancel()
